@@ -1,0 +1,40 @@
+/* err: error kinds and a message buffer shared by every engine module.
+ * Fallible functions return 0 or a negative ERR_* kind and fill an optional
+ * struct err. The mapping from kind to HTTP status lives in server/reply.c only. */
+#ifndef INFERD_ERR_H
+#define INFERD_ERR_H
+
+enum err_kind {
+    ERR_OK = 0,
+    ERR_INPUT = -1,       /* malformed input (400) */
+    ERR_NOT_FOUND = -2,   /* unknown model, file or name (404) */
+    ERR_TOO_LARGE = -3,   /* over a size limit (413) */
+    ERR_INVALID = -4,     /* invalid parameter or value (422) */
+    ERR_BUSY = -5,        /* queue full (429) */
+    ERR_UNAVAILABLE = -6, /* not ready or draining (503) */
+    ERR_TIMEOUT = -7,     /* deadline passed (504) */
+    ERR_INTERNAL = -8,    /* a bug or an unexpected system failure (500) */
+    ERR_NOMEM = -9,       /* allocation failed (500) */
+    ERR_FORMAT = -10,     /* a model or tokenizer file is malformed */
+    ERR_IO = -11,         /* a file could not be read */
+};
+
+#define ERR_MSG_SIZE 256
+
+struct err {
+    int kind;
+    char msg[ERR_MSG_SIZE];
+};
+
+/* Sets e (when not NULL) and returns kind, so that failing is one line:
+ *     return err_set(e, ERR_FORMAT, "%s: missing field '%s'", path, name); */
+int err_set(struct err *e, int kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prefixes the existing message with more context ("file: " + old message). */
+int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A short name for a kind, e.g. "invalid" for ERR_INVALID. */
+const char *err_kind_name(int kind);
+
+#endif

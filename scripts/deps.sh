@@ -1,0 +1,19 @@
+#!/bin/sh
+# deps.sh: installs the Debian 12 packages inferd needs, only those missing.
+# Runs apt-get as root, or through sudo when available.
+set -eu
+PKGS="gcc make meson ninja-build pkg-config xz-utils ca-certificates
+libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev
+libdnnl-dev check libsubunit-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,101 @@
+/* support: see support.h. */
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef INFERD_SOURCE_DIR
+#define INFERD_SOURCE_DIR "."
+#endif
+#ifndef INFERD_BUILD_DIR
+#define INFERD_BUILD_DIR "build"
+#endif
+
+const char *fixture_dir(const char *archive)
+{
+    static char dirs[8][512];
+    static char names[8][128];
+    static int n;
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], archive) == 0)
+            return dirs[i];
+    if (n == 8) {
+        fprintf(stderr, "fixture_dir: too many archives\n");
+        abort();
+    }
+    char *dir = dirs[n];
+    snprintf(dir, sizeof dirs[0], "%s/test-fixtures/%s", INFERD_BUILD_DIR, archive);
+    char *dot = strstr(dir + strlen(INFERD_BUILD_DIR), ".tar");
+    if (dot)
+        *dot = '\0';
+    char stamp[600];
+    snprintf(stamp, sizeof stamp, "%s/.unpacked", dir);
+    struct stat st;
+    if (stat(stamp, &st) != 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "rm -rf '%s' && mkdir -p '%s' && tar -xJf '%s/tests/data/%s' -C '%s' && touch '%s'",
+                 dir, dir, INFERD_SOURCE_DIR, archive, dir, stamp);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "fixture_dir: cannot unpack %s\n", archive);
+            abort();
+        }
+    }
+    snprintf(names[n], sizeof names[0], "%s", archive);
+    return dirs[n++];
+}
+
+const char *fixture_tokenizer(const char *name)
+{
+    static char path[640];
+    snprintf(path, sizeof path, "%s/tokenizers/%s", fixture_dir("tokenizers.tar.xz"), name);
+    return path;
+}
+
+char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            cap *= 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return NULL;
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+const char *inferd_exe(void)
+{
+    return INFERD_BUILD_DIR "/inferd";
+}
+
+const char *temp_dir(void)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/test-tmp-XXXXXX", INFERD_BUILD_DIR);
+    if (!mkdtemp(path)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return path;
+}

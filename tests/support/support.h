@@ -1,0 +1,24 @@
+/* support: helpers shared by the test suites: fixture unpacking and file reading. */
+#ifndef INFERD_TEST_SUPPORT_H
+#define INFERD_TEST_SUPPORT_H
+
+#include <stddef.h>
+
+/* Unpacks tests/data/<archive> (a .tar.xz) once into the build directory and
+ * returns the directory it was unpacked into (static storage). Aborts the test
+ * process with a message if tar fails. */
+const char *fixture_dir(const char *archive);
+
+/* Path of a tokenizer fixture directory, e.g. fixture_tokenizer("bert-uncased"). */
+const char *fixture_tokenizer(const char *name);
+
+/* Reads a whole file; returns malloc'ed NUL-terminated bytes or NULL. */
+char *read_file(const char *path, size_t *len);
+
+/* Path of the built inferd executable. */
+const char *inferd_exe(void);
+
+/* A fresh empty temporary directory (static storage until the next call). */
+const char *temp_dir(void);
+
+#endif
