@@ -49,6 +49,8 @@ static int reserve(struct nstr *ns, size_t need)
 int nstr_init(struct nstr *ns, const char *text, size_t len, uint32_t base)
 {
     memset(ns, 0, sizeof *ns);
+    if (len >= UINT32_MAX - (uint32_t)base) /* offsets are 32-bit */
+        return ERR_TOO_LARGE;
     if (reserve(ns, len))
         return ERR_NOMEM;
     memcpy(ns->s, text, len);

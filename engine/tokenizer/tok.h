@@ -30,6 +30,13 @@ int tokj_double(const json_t *o, const char *key, bool required, double *out, co
 int tokj_str(const json_t *o, const char *key, bool required, const char **out,
              const char *where, struct err *e);
 
+/* ---- regexes (regex.c) ---- */
+/* Compiles a tokenizer.json (Oniguruma) pattern for PCRE2 with UTF, UCP, MULTILINE and
+ * JIT; `where` and `key` name the field in error messages (ERR_FORMAT). */
+struct pcre2_real_code_8;
+int tok_regex_compile(const char *pattern, size_t len, struct pcre2_real_code_8 **out,
+                      const char *where, const char *key, struct err *e);
+
 /* ---- normalizers (normalize.c, precompiled.c) ---- */
 struct normalizer_ops {
     const char *type; /* tokenizer.json "type" */
@@ -147,6 +154,9 @@ int postprocess_default(struct encoding *a, struct encoding *b, struct encoding 
 extern const struct postprocessor_ops *const postprocessor_table[];
 
 /* ---- decoders (decode.c) ---- */
+/* Token strings may hold NUL bytes ("<0x00>" decodes to one): each string carries
+ * its length in a hidden header before its first byte, so create and free them only
+ * through strvec_push / strvec_fini (decode.c), never free(v[i]) or assign v[i]. */
 struct strvec {
     char **v; /* owned, NUL-terminated */
     size_t n, cap;

@@ -333,26 +333,68 @@ static const char *id_to_token(const struct tokenizer *tk, int32_t id)
     return t ? t : tk->model->ops->id_to_token(tk->model->state, id);
 }
 
-/* Encodes one sequence without special tokens (HF encode_single_sequence). */
+#define NO_LIMIT SIZE_MAX
+
+/* Tokenizes split i of pt into toks (appending). */
+static int tokenize_split(const struct tokenizer *tk, const struct pretok_split *sp,
+                          struct token_vec *toks, struct err *e)
+{
+    if (sp->added_id >= 0)
+        return token_push(toks, sp->added_id, 0, (uint32_t)sp->ns.len);
+    return tk->model->ops->tokenize(tk->model->state, sp->ns.s, sp->ns.len, toks, e);
+}
+
+/* Encodes one sequence without special tokens (HF encode_single_sequence).
+ * With a limit (not NO_LIMIT), HF's tokenize_with_limit shortcut is reproduced: splits are
+ * tokenized from the truncation side until `limit` tokens exist and the splits
+ * beyond are dropped before truncation (this changes overflow windows, so it
+ * must be copied, not merely allowed). */
 static int encode_one(const struct tokenizer *tk, const char *text, size_t len, uint32_t type_id,
-                      int seq, struct encoding *enc, struct err *e)
+                      int seq, size_t limit, enum side side, struct encoding *enc,
+                      struct err *e)
 {
     struct pretok pt = {0};
     struct token_vec toks = {0};
     uint32_t *map = NULL;
+    size_t *first_tok = NULL; /* per split: index of its first token in toks */
     int rc = extract_and_normalize(tk, text, len, &pt, e);
     if (rc == 0 && tk->pretokenizer)
         rc = pretokenizer_apply(tk->pretokenizer, &pt, e);
-    if (rc == 0 && (rc = char_map(text, len, &map)) != 0)
-        err_set(e, rc, "out of memory");
-    for (size_t i = 0; i < pt.n && rc == 0; i++) {
-        const struct pretok_split *sp = &pt.v[i];
+    if (rc == 0 && ((rc = char_map(text, len, &map)) != 0 ||
+                    !(first_tok = malloc((pt.n + 1) * sizeof *first_tok))))
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    size_t keep_from = 0, keep_to = pt.n;
+    if (rc == 0 && limit != NO_LIMIT && side == SIDE_LEFT) {
+        /* Find the first split kept when counting from the end; the kept splits
+         * are tokenized again below, in order (left truncation is rare). */
+        size_t total = 0;
+        for (size_t i = pt.n; i-- > 0 && rc == 0;) {
+            toks.n = 0;
+            rc = tokenize_split(tk, &pt.v[i], &toks, e);
+            total += toks.n;
+            keep_from = i;
+            if (pt.v[i].added_id < 0 && total >= limit)
+                break;
+        }
         toks.n = 0;
-        if (sp->added_id >= 0)
-            rc = token_push(&toks, sp->added_id, 0, (uint32_t)sp->ns.len);
-        else
-            rc = tk->model->ops->tokenize(tk->model->state, sp->ns.s, sp->ns.len, &toks, e);
-        for (size_t k = 0; k < toks.n && rc == 0; k++) {
+    }
+    if (rc == 0) {
+        size_t total = 0;
+        for (size_t i = keep_from; i < pt.n && rc == 0; i++) {
+            first_tok[i] = toks.n;
+            rc = tokenize_split(tk, &pt.v[i], &toks, e);
+            total += toks.n - first_tok[i];
+            if (rc == 0 && limit != NO_LIMIT && side == SIDE_RIGHT && pt.v[i].added_id < 0 &&
+                total >= limit) {
+                keep_to = i + 1;
+                break;
+            }
+        }
+        first_tok[keep_to] = toks.n;
+    }
+    for (size_t i = keep_from; i < keep_to && rc == 0; i++) {
+        const struct pretok_split *sp = &pt.v[i];
+        for (size_t k = first_tok[i]; k < first_tok[i + 1] && rc == 0; k++) {
             const struct token *t = &toks.v[k];
             struct nspan o = to_chars(map, len, nstr_original_span(&sp->ns, t->start, t->end));
             const char *str;
@@ -364,9 +406,11 @@ static int encode_one(const struct tokenizer *tk, const char *text, size_t len, 
                 str = id_to_token(tk, t->id);
                 str_len = str ? strlen(str) : 0;
             }
-            rc = encoding_push(enc, t->id, str, str_len, type_id, (int32_t)i, seq, false, o);
+            rc = encoding_push(enc, t->id, str, str_len, type_id, (int32_t)(i - keep_from), seq,
+                               false, o);
         }
     }
+    free(first_tok);
     free(map);
     token_vec_fini(&toks);
     pretok_fini(&pt);
@@ -575,6 +619,9 @@ int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, c
                      struct err *e)
 {
     encodings_fini(out);
+    if (len >= UINT32_MAX / 2 || pair_len >= UINT32_MAX / 2)
+        return err_set(e, ERR_TOO_LARGE, "text too large to tokenize (%zu bytes)",
+                       len > pair_len ? len : pair_len);
     size_t bad = utf8_validate(text, len);
     if (bad != len)
         return err_set(e, ERR_INPUT, "text is not valid UTF-8 (byte %zu)", bad);
@@ -586,9 +633,16 @@ int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, c
     encoding_init(&b);
     struct window *wa = NULL, *wb = NULL;
     size_t nwa = 0, nwb = 0;
-    int rc = encode_one(tk, text, len, 0, 0, &a, e);
+    /* HF tokenizes at most max_length tokens' worth of words per sequence when
+     * truncating (only the pair with only_second). */
+    size_t limit_a = NO_LIMIT, limit_b = NO_LIMIT;
+    if (p->truncation) {
+        limit_a = p->strategy != TRUNC_ONLY_SECOND ? p->max_length : NO_LIMIT;
+        limit_b = p->max_length;
+    }
+    int rc = encode_one(tk, text, len, 0, 0, limit_a, p->trunc_side, &a, e);
     if (rc == 0 && pair)
-        rc = encode_one(tk, pair, pair_len, 1, 1, &b, e);
+        rc = encode_one(tk, pair, pair_len, 1, 1, limit_b, p->trunc_side, &b, e);
     if (rc)
         goto done;
 
@@ -743,9 +797,8 @@ const char *tokenizer_config_str(const struct tokenizer *tk, const char *key)
 size_t tokenizer_model_max_length(const struct tokenizer *tk)
 {
     json_t *v = tk->config ? json_object_get(tk->config, "model_max_length") : NULL;
-    if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < (1LL << 32))
-        return (size_t)json_integer_value(v);
-    return 0;
+    double d = json_is_number(v) ? json_number_value(v) : 0;
+    return d >= 1 && d < 4294967296.0 ? (size_t)d : 0;
 }
 
 struct tokenizer_params tokenizer_params_default(const struct tokenizer *tk)
@@ -924,7 +977,8 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
     if ((rc = prepare_added_patterns(tk, e)) != 0 || (rc = parse_trunc_pad(tk, root, e)) != 0)
         goto fail;
     if (config_json) {
-        tk->config = json_loadb(config_json, config_len, 0, &je);
+        /* model_max_length is often a huge sentinel (1e30) that does not fit an int64. */
+        tk->config = json_loadb(config_json, config_len, JSON_DECODE_INT_AS_REAL, &je);
         if (!json_is_object(tk->config)) {
             rc = err_set(e, ERR_FORMAT,
                          "tokenizer_config.json: invalid JSON at line %d column %d: %s", je.line,

@@ -43,11 +43,6 @@ bool uni_is_alphabetic(uint32_t cp)
     }
 }
 
-bool uni_is_alphanumeric(uint32_t cp)
-{
-    return uni_is_alphabetic(cp) || uni_is_numeric(cp);
-}
-
 bool uni_is_word(uint32_t cp)
 {
     if (cp == 0x200C || cp == 0x200D)
@@ -78,20 +73,14 @@ bool uni_is_nonspacing_mark(uint32_t cp)
     return cat(cp) == UTF8PROC_CATEGORY_MN;
 }
 
-bool uni_bert_is_whitespace(uint32_t cp)
-{
-    if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r')
-        return true;
-    return cat(cp) == UTF8PROC_CATEGORY_ZS;
-}
-
 bool uni_bert_is_control(uint32_t cp)
 {
     if (cp == '\t' || cp == '\n' || cp == '\r')
         return false;
+    /* unicode_categories' is_other(): its tables come from UnicodeData.txt, which
+     * lists no unassigned (Cn) code points, so those are never control here. */
     switch (cat(cp)) {
-    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CN:
-    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CO:
         return true;
     default:
         return false;
@@ -123,18 +112,5 @@ size_t uni_to_lower(uint32_t cp, uint32_t out[3])
         return 2;
     }
     out[0] = (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp);
-    return 1;
-}
-
-size_t uni_to_upper(uint32_t cp, uint32_t out[3])
-{
-    /* Full mappings that expand (e.g. U+00DF -> "SS") come from utf8proc's
-     * decomposition of the uppercase; simple mapping otherwise. */
-    if (cp == 0x00DF) {
-        out[0] = 'S';
-        out[1] = 'S';
-        return 2;
-    }
-    out[0] = (uint32_t)utf8proc_toupper((utf8proc_int32_t)cp);
     return 1;
 }

@@ -15,8 +15,6 @@ bool uni_is_whitespace(uint32_t cp);
 bool uni_is_alphabetic(uint32_t cp);
 /* Rust char::is_numeric: general categories Nd, Nl, No. */
 bool uni_is_numeric(uint32_t cp);
-/* Rust char::is_alphanumeric. */
-bool uni_is_alphanumeric(uint32_t cp);
 /* Rust regex \w (Unicode): Alphabetic, M*, Nd, Pc, Join_Control. */
 bool uni_is_word(uint32_t cp);
 /* Unicode general category P* (punctuation). */
@@ -25,14 +23,12 @@ bool uni_is_punctuation(uint32_t cp);
 bool uni_is_nonspacing_mark(uint32_t cp);
 
 /* BERT rules (tokenizers normalizers/bert.rs and pre_tokenizers/bert.rs). */
-bool uni_bert_is_whitespace(uint32_t cp);  /* \t \n \r ' ' or Zs */
-bool uni_bert_is_control(uint32_t cp);     /* Cc/Cf/Cn/Co, except \t \n \r */
+bool uni_bert_is_control(uint32_t cp);     /* Cc/Cf/Co, except \t \n \r */
 bool uni_bert_is_punctuation(uint32_t cp); /* ASCII symbol ranges or P* */
 bool uni_is_chinese_char(uint32_t cp);     /* CJK ideograph blocks */
 
-/* Rust char::to_lowercase / to_uppercase: writes 1 to 3 code points to out and
- * returns the count (full case mapping, no context). */
+/* Rust char::to_lowercase: writes 1 to 3 code points to out and returns the count
+ * (full case mapping, no context). */
 size_t uni_to_lower(uint32_t cp, uint32_t out[3]);
-size_t uni_to_upper(uint32_t cp, uint32_t out[3]);
 
 #endif

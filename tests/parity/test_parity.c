@@ -128,11 +128,12 @@ START_TEST(refs_dev)
                 v[k] = (int32_t)json_integer_value(json_array_get(ids, k));
             char *dec = NULL;
             size_t dl = 0;
-            const char *want = json_string_value(json_object_get(ref, "decoded"));
+            const json_t *wj = json_object_get(ref, "decoded");
+            const char *want = json_string_value(wj);
             if (tokenizer_decode(tk, v, n, true, &dec, &dl, &e) != 0) {
                 what = "decode";
                 snprintf(why, sizeof why, "%s", e.msg);
-            } else if (strlen(want) != dl || memcmp(dec, want, dl) != 0) {
+            } else if (json_string_length(wj) != dl || memcmp(dec, want, dl) != 0) {
                 what = "decoded";
                 snprintf(why, sizeof why, "'%.200s', want '%.200s'", dec, want);
             }

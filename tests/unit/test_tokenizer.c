@@ -93,7 +93,8 @@ START_TEST(malformed_tokenizer_json)
          "added_tokens"},
         {"{\"added_tokens\": [{\"id\": 0}], \"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}",
          "content"},
-        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}, \"unk_token\": \"[UNK]\"},"
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}, \"unk_token\": \"[UNK]\","
+         " \"continuing_subword_prefix\": \"##\", \"max_input_chars_per_word\": 100},"
          " \"normalizer\": {\"type\": \"Bogus\"}}",
          "Bogus"},
     };
