@@ -23,9 +23,18 @@ struct added_token {
     bool single_word, lstrip, rstrip, normalized, special;
 };
 
+/* Added tokens bucketed by first byte for the leftmost-longest scan: the tokens of
+ * kind k (0 raw, 1 normalized) starting with byte b are order[k][start[k][b] ..
+ * start[k][b+1]), longest first. */
+struct added_index {
+    uint32_t *order;
+    uint32_t start[257];
+};
+
 struct tokenizer {
     struct added_token *added; /* every added token, in tokenizer.json order */
     size_t n_added;
+    struct added_index index[2];
     struct vocab added_vocab;  /* content -> id of the added tokens */
     struct normalizer *normalizer;
     struct pretokenizer *pretokenizer;
@@ -174,22 +183,56 @@ static bool starts_with_word(const char *s, size_t len)
 static const struct added_token *find_added(const struct tokenizer *tk, bool normalized,
                                             const char *s, size_t len, size_t from, size_t *at)
 {
+    const struct added_index *ix = &tk->index[normalized];
+    if (ix->start[256] == 0)
+        return NULL;
     for (size_t i = from; i < len; i++) {
-        const struct added_token *best = NULL;
-        for (size_t k = 0; k < tk->n_added; k++) {
-            const struct added_token *t = &tk->added[k];
-            if (t->normalized != normalized || t->pattern_len == 0 || t->pattern[0] != s[i] ||
-                t->pattern_len > len - i || (best && t->pattern_len <= best->pattern_len))
-                continue;
-            if (memcmp(s + i, t->pattern, t->pattern_len) == 0)
-                best = t;
-        }
-        if (best) {
-            *at = i;
-            return best;
+        unsigned char b = (unsigned char)s[i];
+        for (uint32_t k = ix->start[b]; k < ix->start[b + 1]; k++) {
+            const struct added_token *t = &tk->added[ix->order[k]];
+            if (t->pattern_len <= len - i && memcmp(s + i, t->pattern, t->pattern_len) == 0) {
+                *at = i;
+                return t; /* the bucket is sorted longest first */
+            }
         }
     }
     return NULL;
+}
+
+static int by_first_byte_then_longest(const void *pa, const void *pb, void *ctx)
+{
+    const struct tokenizer *tk = ctx;
+    const struct added_token *a = &tk->added[*(const uint32_t *)pa];
+    const struct added_token *b = &tk->added[*(const uint32_t *)pb];
+    unsigned char fa = (unsigned char)a->pattern[0], fb = (unsigned char)b->pattern[0];
+    if (fa != fb)
+        return fa < fb ? -1 : 1;
+    if (a->pattern_len != b->pattern_len)
+        return a->pattern_len > b->pattern_len ? -1 : 1;
+    return 0;
+}
+
+static int build_added_index(struct tokenizer *tk, struct err *e)
+{
+    for (int k = 0; k < 2; k++) {
+        struct added_index *ix = &tk->index[k];
+        ix->order = malloc((tk->n_added + 1) * sizeof *ix->order);
+        if (!ix->order)
+            return err_set(e, ERR_NOMEM, "out of memory");
+        uint32_t n = 0;
+        for (size_t i = 0; i < tk->n_added; i++)
+            if (tk->added[i].normalized == (k == 1) && tk->added[i].pattern_len > 0)
+                ix->order[n++] = (uint32_t)i;
+        qsort_r(ix->order, n, sizeof *ix->order, by_first_byte_then_longest, tk);
+        uint32_t j = 0;
+        for (int b = 0; b < 256; b++) {
+            ix->start[b] = j;
+            while (j < n && (unsigned char)tk->added[ix->order[j]].pattern[0] == b)
+                j++;
+        }
+        ix->start[256] = n;
+    }
+    return 0;
 }
 
 /* HF find_matches + split_with_indices: cuts ns into pieces around added tokens. */
@@ -974,7 +1017,8 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
     if ((j = json_object_get(root, "decoder")) && !json_is_null(j) &&
         (rc = decoder_new(j, &tk->decoder, e)) != 0)
         goto fail_prefix;
-    if ((rc = prepare_added_patterns(tk, e)) != 0 || (rc = parse_trunc_pad(tk, root, e)) != 0)
+    if ((rc = prepare_added_patterns(tk, e)) != 0 || (rc = build_added_index(tk, e)) != 0 ||
+        (rc = parse_trunc_pad(tk, root, e)) != 0)
         goto fail;
     if (config_json) {
         /* model_max_length is often a huge sentinel (1e30) that does not fit an int64. */
@@ -1046,6 +1090,8 @@ void tokenizer_free(struct tokenizer *tk)
         free(tk->added[i].pattern);
     }
     free(tk->added);
+    free(tk->index[0].order);
+    free(tk->index[1].order);
     vocab_fini(&tk->added_vocab);
     normalizer_free(tk->normalizer);
     pretokenizer_free(tk->pretokenizer);
