@@ -32,7 +32,7 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 # Until the daemon exists: the tokenize CLI on the bundled bert-base-uncased tokenizer.
 run: build
 	@mkdir -p $(BUILD)/demo && tar -xJf tests/data/tokenizers.tar.xz -C $(BUILD)/demo tokenizers/bert-uncased
-	@echo '$$ echo {"text": "Hello world!"} | build/inferd tokenize --tokenizer $(BUILD)/demo/tokenizers/bert-uncased'
+	@echo "\$$ echo '{\"text\": \"Hello world!\"}' | build/inferd tokenize --tokenizer $(BUILD)/demo/tokenizers/bert-uncased"
 	@printf '%s\n' '{"text": "Hello world!"}' '{"text": "Who founded Apple?", "pair": "Apple Inc. was founded by Steve Jobs."}' \
 		| $(BUILD)/inferd tokenize --tokenizer $(BUILD)/demo/tokenizers/bert-uncased
 	@printf '%s\n' '{"ids": [101, 7592, 2088, 999, 102]}' \

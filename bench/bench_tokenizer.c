@@ -68,8 +68,8 @@ int main(int argc, char **argv)
     do {
         for (size_t i = 0; i < json_array_size(texts); i++) {
             json_t *t = json_array_get(texts, i);
-            if (tokenizer_encode(tk, json_string_value(t), json_string_length(t), NULL, 0, &p,
-                                 &out, &e) == 0)
+            if (tokenizer_encode(tk, json_string_value(t), json_string_length(t), NULL, 0, &p, &out,
+                                 &e) == 0)
                 tokens += out.v[0].n;
             docs++;
         }
@@ -81,8 +81,7 @@ int main(int argc, char **argv)
            "\"rounds\":%zu,\"tokens\":%zu,\"seconds\":%.3f,\"tokens_per_s\":%.0f,"
            "\"mb_per_s\":%.2f,\"emails_per_s\":%.1f,\"load_ms\":%.0f}\n",
            label, json_array_size(texts), rounds, tokens, elapsed, (double)tokens / elapsed,
-           (double)bytes * (double)rounds / elapsed / 1e6, (double)docs / elapsed,
-           load_s * 1e3);
+           (double)bytes * (double)rounds / elapsed / 1e6, (double)docs / elapsed, load_s * 1e3);
     json_decref(texts);
     tokenizer_free(tk);
     return 0;

@@ -28,8 +28,7 @@ struct err {
 
 /* Sets e (when not NULL) and returns kind, so that failing is one line:
  *     return err_set(e, ERR_FORMAT, "%s: missing field '%s'", path, name); */
-int err_set(struct err *e, int kind, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int err_set(struct err *e, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Prefixes the existing message with more context ("file: " + old message). */
 int err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -82,8 +82,8 @@ static json_t *encoding_json(const struct encoding *enc)
     for (size_t i = 0; i < enc->n; i++) {
         json_array_append_new(ids, json_integer(enc->ids[i]));
         json_array_append_new(toks, json_string(encoding_token(enc, i)));
-        json_array_append_new(offs, json_pack("[i,i]", (int)enc->offsets[i].start,
-                                              (int)enc->offsets[i].end));
+        json_array_append_new(
+            offs, json_pack("[i,i]", (int)enc->offsets[i].start, (int)enc->offsets[i].end));
         json_array_append_new(types, json_integer(enc->type_ids[i]));
         json_array_append_new(mask, json_integer(enc->attention[i]));
         json_array_append_new(special, json_integer(enc->special[i]));
@@ -209,8 +209,7 @@ static int detokenize_line(const struct tokenizer *tk, const struct opts *o, con
     int32_t *v = why ? NULL : malloc((n ? n : 1) * sizeof *v);
     for (size_t i = 0; !why && i < n; i++) {
         const json_t *x = json_array_get(ids, i);
-        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
-            json_integer_value(x) > INT32_MAX)
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
             why = "field 'ids' must hold non-negative 32-bit integers";
         else
             v[i] = (int32_t)json_integer_value(x);
@@ -253,7 +252,8 @@ static int run(int argc, char **argv, FILE *in, FILE *out, bool encode)
     size_t cap = 0, len;
     int failed = 0;
     while (read_line(in, &buf, &cap, &len)) {
-        int rc = encode ? tokenize_line(tk, &o, buf, len, out) : detokenize_line(tk, &o, buf, len, out);
+        int rc =
+            encode ? tokenize_line(tk, &o, buf, len, out) : detokenize_line(tk, &o, buf, len, out);
         failed |= rc != 0;
     }
     free(buf);

@@ -143,8 +143,9 @@ int nstr_transform_range(struct nstr *ns, size_t start, size_t end, const struct
             /* Inserted: aligned like the byte before it (or the empty start). */
             a = pos < 1 ? (struct nspan){ns->orig_start, ns->orig_start} : ns->align[pos - 1];
         } else {
-            a = pos < ns->len ? ns->align[pos]
-                              : (pos ? ns->align[pos - 1] : (struct nspan){ns->orig_start, ns->orig_start});
+            a = pos < ns->len
+                    ? ns->align[pos]
+                    : (pos ? ns->align[pos - 1] : (struct nspan){ns->orig_start, ns->orig_start});
             if (pos < end)
                 pos += utf8_len((unsigned char)ns->s[pos]);
             for (int32_t r = 0; r < -change && pos < end; r++)
@@ -340,7 +341,8 @@ int nstr_replace(struct nstr *ns, const struct nmatch_vec *m, const char *conten
         memcpy(s + w, ns->s + last_end, ms - last_end);
         memcpy(al + w, ns->align + last_end, (ms - last_end) * sizeof *al);
         w += ms - last_end;
-        struct nspan a = me < 1 ? (struct nspan){ns->orig_start, ns->orig_start} : ns->align[me - 1];
+        struct nspan a =
+            me < 1 ? (struct nspan){ns->orig_start, ns->orig_start} : ns->align[me - 1];
         memcpy(s + w, content, clen);
         for (size_t k = 0; k < clen; k++)
             al[w + k] = a;
@@ -384,8 +386,7 @@ int nstr_find_char(const struct nstr *ns, bool (*pred)(uint32_t cp, void *ctx), 
     return 0;
 }
 
-int nstr_find_string(const struct nstr *ns, const char *lit, size_t lit_len,
-                     struct nmatch_vec *out)
+int nstr_find_string(const struct nstr *ns, const char *lit, size_t lit_len, struct nmatch_vec *out)
 {
     out->n = 0;
     if (lit_len == 0) /* HF: the whole string as one non-match (chars count, a quirk) */

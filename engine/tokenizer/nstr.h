@@ -16,7 +16,7 @@ struct nspan {
 };
 
 struct nstr {
-    char *s;             /* normalized text, NUL-terminated, len bytes */
+    char *s; /* normalized text, NUL-terminated, len bytes */
     size_t len, cap;
     struct nspan *align; /* len entries: align[i] = original range of byte i */
     uint32_t orig_start; /* offsets_original(): the original range this string covers */

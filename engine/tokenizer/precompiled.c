@@ -77,8 +77,8 @@ int precompiled_base64_decode(const char *s, size_t len, unsigned char **out, si
                 return ERR_FORMAT;
             }
         }
-        uint32_t q = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t q =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         /* Canonical form only: the bits under the padding must be zero. */
         if ((pad == 1 && (q & 0xFF)) || (pad == 2 && (q & 0xFFFF))) {
             *bad_at = i + 4 - pad - 1;
@@ -98,21 +98,22 @@ int precompiled_base64_decode(const char *s, size_t len, unsigned char **out, si
 
 /* ---- the charsmap ---- */
 
-int precompiled_new(const unsigned char *map, size_t len, struct precompiled **out,
-                    struct err *e)
+int precompiled_new(const unsigned char *map, size_t len, struct precompiled **out, struct err *e)
 {
     *out = NULL;
     if (len < 4)
         return err_set(e, ERR_FORMAT,
                        "normalizer Precompiled: field 'precompiled_charsmap' is truncated "
-                       "(%zu bytes, no trie size)", len);
-    uint32_t trie_bytes = (uint32_t)map[0] | (uint32_t)map[1] << 8 | (uint32_t)map[2] << 16 |
-                          (uint32_t)map[3] << 24;
+                       "(%zu bytes, no trie size)",
+                       len);
+    uint32_t trie_bytes =
+        (uint32_t)map[0] | (uint32_t)map[1] << 8 | (uint32_t)map[2] << 16 | (uint32_t)map[3] << 24;
     size_t n_units = trie_bytes / 4; /* a ragged tail byte count falls into the blob */
     if (n_units > (len - 4) / 4)
         return err_set(e, ERR_FORMAT,
                        "normalizer Precompiled: field 'precompiled_charsmap' is truncated "
-                       "(trie of %zu units, %zu bytes left)", n_units, len - 4);
+                       "(trie of %zu units, %zu bytes left)",
+                       n_units, len - 4);
     if (n_units == 0)
         return err_set(e, ERR_FORMAT,
                        "normalizer Precompiled: field 'precompiled_charsmap' has an empty trie");
@@ -131,8 +132,8 @@ int precompiled_new(const unsigned char *map, size_t len, struct precompiled **o
         goto nomem;
     for (size_t i = 0; i < n_units; i++) {
         const unsigned char *u = map + 4 + i * 4;
-        p->units[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 |
-                      (uint32_t)u[3] << 24;
+        p->units[i] =
+            (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
     }
     p->n_units = n_units;
     memcpy(p->blob, blob, blob_len);
@@ -216,12 +217,11 @@ static int parse(const json_t *j, void **state, struct err *e)
     if (!v || json_is_null(v))
         return err_set(e, ERR_FORMAT, "%s: field 'precompiled_charsmap' is missing", where);
     if (!json_is_string(v))
-        return err_set(e, ERR_FORMAT, "%s: field 'precompiled_charsmap' must be a string",
-                       where);
+        return err_set(e, ERR_FORMAT, "%s: field 'precompiled_charsmap' must be a string", where);
     unsigned char *map;
     size_t map_len, bad_at;
-    int rc = precompiled_base64_decode(json_string_value(v), json_string_length(v), &map,
-                                       &map_len, &bad_at);
+    int rc = precompiled_base64_decode(json_string_value(v), json_string_length(v), &map, &map_len,
+                                       &bad_at);
     if (rc == ERR_NOMEM)
         return err_set(e, rc, "%s: out of memory", where);
     if (rc)
@@ -299,8 +299,8 @@ static int apply(const void *state, struct nstr *ns, struct err *e)
     for (size_t i = 0; i < ns->len && rc == 0;) {
         size_t l;
         uint32_t cp = utf8_decode(ns->s + i, &l);
-        if (i > 0 && utf8proc_grapheme_break_stateful((utf8proc_int32_t)prev,
-                                                      (utf8proc_int32_t)cp, &gstate)) {
+        if (i > 0 && utf8proc_grapheme_break_stateful((utf8proc_int32_t)prev, (utf8proc_int32_t)cp,
+                                                      &gstate)) {
             rc = grapheme_steps(p, ns->s + start, i - start, &t, &modified);
             start = i;
         }
@@ -322,5 +322,4 @@ static void free_state(void *state)
     precompiled_free(state);
 }
 
-const struct normalizer_ops normalizer_precompiled_ops = {"Precompiled", parse, apply,
-                                                          free_state};
+const struct normalizer_ops normalizer_precompiled_ops = {"Precompiled", parse, apply, free_state};

@@ -15,8 +15,7 @@ struct precompiled;
 
 /* Builds from the raw (base64-decoded) charsmap; ERR_FORMAT when it is truncated or its
  * replacement blob is not UTF-8. */
-int precompiled_new(const unsigned char *map, size_t len, struct precompiled **out,
-                    struct err *e);
+int precompiled_new(const unsigned char *map, size_t len, struct precompiled **out, struct err *e);
 void precompiled_free(struct precompiled *p);
 
 /* spm_precompiled transform(): the replacement of the SHORTEST prefix of s[0..len) that is

@@ -27,8 +27,8 @@ int tokj_int(const json_t *o, const char *key, bool required, long long *out, co
 int tokj_double(const json_t *o, const char *key, bool required, double *out, const char *where,
                 struct err *e);
 /* *out borrows the JSON string (lives as long as the json_t); NULL stays when null/missing. */
-int tokj_str(const json_t *o, const char *key, bool required, const char **out,
-             const char *where, struct err *e);
+int tokj_str(const json_t *o, const char *key, bool required, const char **out, const char *where,
+             struct err *e);
 
 /* ---- regexes (regex.c) ---- */
 /* Compiles a tokenizer.json (Oniguruma) pattern for PCRE2 with UTF, UCP, MULTILINE and
@@ -67,8 +67,7 @@ struct pretok {
 };
 /* Called once per not-yet-tokenized split; fn appends the pieces it makes to out
  * (it may nstr_move *piece into out). Empty pieces are dropped afterwards (as HF). */
-typedef int (*pretok_split_fn)(void *ctx, struct nstr *piece, struct nstr_vec *out,
-                               struct err *e);
+typedef int (*pretok_split_fn)(void *ctx, struct nstr *piece, struct nstr_vec *out, struct err *e);
 int pretok_split(struct pretok *pt, pretok_split_fn fn, void *ctx, struct err *e);
 int pretok_push(struct pretok *pt, struct nstr *ns, int32_t added_id); /* moves *ns */
 void pretok_fini(struct pretok *pt);
@@ -106,7 +105,7 @@ struct model_ops {
     /* Appends the tokens of s[0..len) (one pre-tokenized piece, valid UTF-8). */
     int (*tokenize)(const void *state, const char *s, size_t len, struct token_vec *out,
                     struct err *e);
-    const char *(*id_to_token)(const void *state, int32_t id); /* NULL if unknown */
+    const char *(*id_to_token)(const void *state, int32_t id);            /* NULL if unknown */
     int32_t (*token_to_id)(const void *state, const char *s, size_t len); /* -1 if unknown */
     size_t (*vocab_size)(const void *state);
     void (*free)(void *state);
@@ -183,14 +182,14 @@ void decoder_free(struct decoder *d);
 extern const struct decoder_ops *const decoder_table[];
 
 /* Looks up a row by JSON "type" in any of the NULL-terminated tables above. */
-#define TOK_TABLE_FIND(table, type_name, result)                                              \
-    do {                                                                                       \
-        (result) = NULL;                                                                       \
-        for (size_t tok_i_ = 0; (table)[tok_i_]; tok_i_++)                                    \
-            if (strcmp((table)[tok_i_]->type, (type_name)) == 0) {                             \
-                (result) = (table)[tok_i_];                                                    \
-                break;                                                                         \
-            }                                                                                  \
+#define TOK_TABLE_FIND(table, type_name, result)                                                   \
+    do {                                                                                           \
+        (result) = NULL;                                                                           \
+        for (size_t tok_i_ = 0; (table)[tok_i_]; tok_i_++)                                         \
+            if (strcmp((table)[tok_i_]->type, (type_name)) == 0) {                                 \
+                (result) = (table)[tok_i_];                                                        \
+                break;                                                                             \
+            }                                                                                      \
     } while (0)
 
 #endif

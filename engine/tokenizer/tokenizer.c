@@ -15,9 +15,9 @@
 #include "utf8.h"
 
 struct added_token {
-    char *content;      /* as written in tokenizer.json */
+    char *content; /* as written in tokenizer.json */
     size_t len;
-    char *pattern;      /* what is matched: content, or its normalized form */
+    char *pattern; /* what is matched: content, or its normalized form */
     size_t pattern_len;
     int32_t id;
     bool single_word, lstrip, rstrip, normalized, special;
@@ -35,14 +35,14 @@ struct tokenizer {
     struct added_token *added; /* every added token, in tokenizer.json order */
     size_t n_added;
     struct added_index index[2];
-    struct vocab added_vocab;  /* content -> id of the added tokens */
+    struct vocab added_vocab; /* content -> id of the added tokens */
     struct normalizer *normalizer;
     struct pretokenizer *pretokenizer;
     struct model *model;
     struct postprocessor *post;
     struct decoder *decoder;
     struct tokenizer_params defaults;
-    json_t *config;            /* tokenizer_config.json, or NULL */
+    json_t *config; /* tokenizer_config.json, or NULL */
 };
 
 /* ---- JSON helpers shared by the component parsers ---- */
@@ -88,8 +88,8 @@ int tokj_double(const json_t *o, const char *key, bool required, double *out, co
     return 0;
 }
 
-int tokj_str(const json_t *o, const char *key, bool required, const char **out,
-             const char *where, struct err *e)
+int tokj_str(const json_t *o, const char *key, bool required, const char **out, const char *where,
+             struct err *e)
 {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v))
@@ -242,7 +242,9 @@ static int split_added(const struct tokenizer *tk, bool normalized, struct nstr 
     const char *s = ns->s;
     size_t len = ns->len, start_offset = 0, from = 0, at;
     struct nmatch_vec cuts = {0};
-    struct { int32_t id; } *ids = NULL;
+    struct {
+        int32_t id;
+    } *ids = NULL;
     size_t n_ids = 0;
     int rc = 0;
     const struct added_token *t;
@@ -305,7 +307,7 @@ static int split_added(const struct tokenizer *tk, bool normalized, struct nstr 
             nstr_fini(&piece);
             continue;
         }
-        rc = pretok_push(out, &piece, cuts.v[i].is_match ? ids[k] .id : -1);
+        rc = pretok_push(out, &piece, cuts.v[i].is_match ? ids[k].id : -1);
         if (cuts.v[i].is_match)
             k++;
         if (rc)
@@ -393,8 +395,7 @@ static int tokenize_split(const struct tokenizer *tk, const struct pretok_split 
  * beyond are dropped before truncation (this changes overflow windows, so it
  * must be copied, not merely allowed). */
 static int encode_one(const struct tokenizer *tk, const char *text, size_t len, uint32_t type_id,
-                      int seq, size_t limit, enum side side, struct encoding *enc,
-                      struct err *e)
+                      int seq, size_t limit, enum side side, struct encoding *enc, struct err *e)
 {
     struct pretok pt = {0};
     struct token_vec toks = {0};

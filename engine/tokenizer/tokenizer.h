@@ -29,12 +29,12 @@ struct encoding {
     size_t n, cap;
     int32_t *ids;
     uint32_t *type_ids;
-    int32_t *words;       /* word index, -1 for none */
-    int8_t *seq;          /* sequence index 0 or 1, -1 for added special tokens */
-    uint8_t *special;     /* special_tokens_mask */
-    uint8_t *attention;   /* attention_mask */
+    int32_t *words;     /* word index, -1 for none */
+    int8_t *seq;        /* sequence index 0 or 1, -1 for added special tokens */
+    uint8_t *special;   /* special_tokens_mask */
+    uint8_t *attention; /* attention_mask */
     struct nspan *offsets;
-    uint32_t *tok_at;     /* token i = pool + tok_at[i], NUL-terminated */
+    uint32_t *tok_at; /* token i = pool + tok_at[i], NUL-terminated */
     char *pool;
     size_t pool_len, pool_cap;
 };
@@ -58,16 +58,16 @@ enum side { SIDE_RIGHT, SIDE_LEFT };
 enum pad_strategy { PAD_NONE, PAD_LONGEST, PAD_FIXED };
 
 struct tokenizer_params {
-    bool add_special_tokens;       /* default true */
-    bool truncation;               /* default false unless tokenizer.json enables it */
-    size_t max_length;             /* with truncation: total length incl. special tokens */
-    size_t stride;                 /* overlap of overflowing windows */
-    enum trunc_strategy strategy;  /* longest_first */
-    enum side trunc_side;          /* right */
-    enum pad_strategy padding;     /* none */
-    size_t pad_length;             /* PAD_FIXED length */
-    size_t pad_to_multiple_of;     /* 0: off */
-    enum side pad_side;            /* right */
+    bool add_special_tokens;      /* default true */
+    bool truncation;              /* default false unless tokenizer.json enables it */
+    size_t max_length;            /* with truncation: total length incl. special tokens */
+    size_t stride;                /* overlap of overflowing windows */
+    enum trunc_strategy strategy; /* longest_first */
+    enum side trunc_side;         /* right */
+    enum pad_strategy padding;    /* none */
+    size_t pad_length;            /* PAD_FIXED length */
+    size_t pad_to_multiple_of;    /* 0: off */
+    enum side pad_side;           /* right */
 };
 
 struct tokenizer;

@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 struct vocab {
-    char **tokens;      /* tokens[id], NULL for ids with no string */
-    uint32_t *lens;     /* byte length of tokens[id] */
-    size_t n_ids;       /* 1 + highest id */
-    uint32_t *slots;    /* open-addressing table of id+1 (0 = empty) */
-    size_t n_slots;     /* power of two */
+    char **tokens;   /* tokens[id], NULL for ids with no string */
+    uint32_t *lens;  /* byte length of tokens[id] */
+    size_t n_ids;    /* 1 + highest id */
+    uint32_t *slots; /* open-addressing table of id+1 (0 = empty) */
+    size_t n_slots;  /* power of two */
     size_t n_entries;
 };
 

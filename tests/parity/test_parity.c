@@ -12,7 +12,7 @@
 #include "support/support.h"
 #include "tokenizer/tokenizer.h"
 
-static const char *const names[] = {"bert-uncased", "gpt2",   "roberta",      "llama2",
+static const char *const names[] = {"bert-uncased", "gpt2",  "roberta",      "llama2",
                                     "llama3",       "qwen3", "xlmr-unigram", "t5-unigram"};
 
 static json_t *load_json(const char *dir, const char *file)
@@ -67,8 +67,8 @@ static bool same_offsets(const struct encoding *enc, const json_t *want, char *w
         long long s = json_integer_value(json_array_get(o, 0));
         long long t = json_integer_value(json_array_get(o, 1));
         if (enc->offsets[i].start != s || enc->offsets[i].end != t) {
-            snprintf(why, wl, "offset %zu: [%u, %u], want [%lld, %lld]", i,
-                     enc->offsets[i].start, enc->offsets[i].end, s, t);
+            snprintf(why, wl, "offset %zu: [%u, %u], want [%lld, %lld]", i, enc->offsets[i].start,
+                     enc->offsets[i].end, s, t);
             return false;
         }
     }
@@ -201,16 +201,16 @@ START_TEST(pairs_dev)
                                    json_array_get(json_object_get(ref, "attention_mask"), w), why,
                                    sizeof why),
                           "pair %zu window %zu attention: %s", i, w, why);
-            ck_assert_msg(same_offsets(enc, json_array_get(json_object_get(ref, "offsets"), w),
-                                       why, sizeof why),
+            ck_assert_msg(same_offsets(enc, json_array_get(json_object_get(ref, "offsets"), w), why,
+                                       sizeof why),
                           "pair %zu window %zu: %s", i, w, why);
             /* sequence ids: null for special and padding tokens */
             const json_t *seq = json_array_get(json_object_get(ref, "sequence_ids"), w);
             for (size_t k = 0; k < enc->n; k++) {
                 const json_t *sv = json_array_get(seq, k);
                 int want = json_is_null(sv) ? -1 : (int)json_integer_value(sv);
-                ck_assert_msg(enc->seq[k] == want, "pair %zu window %zu seq %zu: %d, want %d", i,
-                              w, k, enc->seq[k], want);
+                ck_assert_msg(enc->seq[k] == want, "pair %zu window %zu seq %zu: %d, want %d", i, w,
+                              k, enc->seq[k], want);
             }
         }
         encodings_fini(&out);

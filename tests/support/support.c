@@ -36,9 +36,10 @@ const char *fixture_dir(const char *archive)
     struct stat st;
     if (stat(stamp, &st) != 0) {
         char cmd[2048];
-        snprintf(cmd, sizeof cmd,
-                 "rm -rf '%s' && mkdir -p '%s' && tar -xJf '%s/tests/data/%s' -C '%s' && touch '%s'",
-                 dir, dir, INFERD_SOURCE_DIR, archive, dir, stamp);
+        snprintf(
+            cmd, sizeof cmd,
+            "rm -rf '%s' && mkdir -p '%s' && tar -xJf '%s/tests/data/%s' -C '%s' && touch '%s'",
+            dir, dir, INFERD_SOURCE_DIR, archive, dir, stamp);
         if (system(cmd) != 0) {
             fprintf(stderr, "fixture_dir: cannot unpack %s\n", archive);
             abort();

@@ -116,8 +116,8 @@ END_TEST
 START_TEST(bad_tokenizer_dir)
 {
     int status;
-    json_t *out = run_cli("tokenize --tokenizer /nonexistent 2>/dev/null", "{\"text\": \"a\"}\n",
-                          &status);
+    json_t *out =
+        run_cli("tokenize --tokenizer /nonexistent 2>/dev/null", "{\"text\": \"a\"}\n", &status);
     ck_assert_int_ne(status, 0);
     json_decref(out);
     out = run_cli("tokenize 2>/dev/null", "", &status);

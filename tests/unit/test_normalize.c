@@ -55,8 +55,8 @@ static void assert_align(const struct nstr *ns, const unsigned (*want)[2], size_
     ck_assert_uint_eq(ns->len, n);
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(ns->align[i].start == want[i][0] && ns->align[i].end == want[i][1],
-                      "byte %zu: (%u, %u), want (%u, %u)", i, ns->align[i].start,
-                      ns->align[i].end, want[i][0], want[i][1]);
+                      "byte %zu: (%u, %u), want (%u, %u)", i, ns->align[i].start, ns->align[i].end,
+                      want[i][0], want[i][1]);
 }
 
 /* Every byte of the char at normalized byte `at` maps to original [s, e). */
@@ -64,8 +64,8 @@ static void assert_char_align(const struct nstr *ns, size_t at, unsigned s, unsi
 {
     ck_assert_uint_lt(at, ns->len);
     ck_assert_msg(ns->align[at].start == s && ns->align[at].end == e,
-                  "byte %zu: (%u, %u), want (%u, %u)", at, ns->align[at].start,
-                  ns->align[at].end, s, e);
+                  "byte %zu: (%u, %u), want (%u, %u)", at, ns->align[at].start, ns->align[at].end,
+                  s, e);
 }
 
 /* ---- Unicode forms (tokenizer/normalizer.rs and normalizers/unicode.rs tests) ---- */
@@ -209,8 +209,8 @@ START_TEST(strip_accents_cases)
 }
 END_TEST
 
-#define NFKD_STRIP_LOWER                                                                       \
-    "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKD\"},{\"type\":\"StripAccents\"}," \
+#define NFKD_STRIP_LOWER                                                                           \
+    "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKD\"},{\"type\":\"StripAccents\"},"     \
     "{\"type\":\"Lowercase\"}]}"
 
 START_TEST(vietnamese_and_thai_bugs)
@@ -249,8 +249,8 @@ END_TEST
 
 /* ---- BertNormalizer (bert-uncased refs-dev: tokens and offsets computed by HF) ---- */
 
-#define BERT                                                                                   \
-    "{\"type\":\"BertNormalizer\",\"clean_text\":true,\"handle_chinese_chars\":true,"         \
+#define BERT                                                                                       \
+    "{\"type\":\"BertNormalizer\",\"clean_text\":true,\"handle_chinese_chars\":true,"              \
     "\"strip_accents\":null,\"lowercase\":true}"
 
 START_TEST(bert_uncased)
@@ -268,7 +268,10 @@ START_TEST(bert_uncased)
     nstr_fini(&ns);
 
     /* Controls and NUL removed; zero-width chars (Cf) removed; NBSP becomes a space. */
-    run(BERT, "control\x07" "chars\x1b[0m and \xc2\xa0nbsp", &ns);
+    run(BERT,
+        "control\x07"
+        "chars\x1b[0m and \xc2\xa0nbsp",
+        &ns);
     ck_assert_str_eq(ns.s, "controlchars[0m and  nbsp");
     nstr_fini(&ns);
     run(BERT, "zero\xe2\x80\x8bwidth\xe2\x80\x8cjoiners\xe2\x80\x8d here", &ns);
@@ -282,10 +285,10 @@ START_TEST(bert_uncased)
     /* CJK chars get spaces around them, aligned to the char. */
     run(BERT, "mixed 日本 and", &ns);
     ck_assert_str_eq(ns.s, "mixed  日  本  and");
-    static const unsigned want[][2] = {
-        {0, 1},  {1, 2},  {2, 3},   {3, 4},   {4, 5},   {5, 6},   {6, 9},   {6, 9},
-        {6, 9},  {6, 9},  {6, 9},   {9, 12},  {9, 12},  {9, 12},  {9, 12},  {9, 12},
-        {12, 13}, {13, 14}, {14, 15}, {15, 16}};
+    static const unsigned want[][2] = {{0, 1},  {1, 2},   {2, 3},   {3, 4},   {4, 5},
+                                       {5, 6},  {6, 9},   {6, 9},   {6, 9},   {6, 9},
+                                       {6, 9},  {9, 12},  {9, 12},  {9, 12},  {9, 12},
+                                       {9, 12}, {12, 13}, {13, 14}, {14, 15}, {15, 16}};
     assert_align(&ns, want, 20);
     nstr_fini(&ns);
 
@@ -323,8 +326,13 @@ START_TEST(bert_options)
 
     /* bert.rs is_control is unicode_categories' is_other(): Cc, Cf, Co but not Cn, so
      * an unassigned code point (U+0378) stays while private use (U+E000) goes. */
-    run(BERT, "a\xcd\xb8" "b\xee\x80\x80" "c", &ns);
-    ck_assert_str_eq(ns.s, "a\xcd\xb8" "bc");
+    run(BERT,
+        "a\xcd\xb8"
+        "b\xee\x80\x80"
+        "c",
+        &ns);
+    ck_assert_str_eq(ns.s, "a\xcd\xb8"
+                           "bc");
     nstr_fini(&ns);
 }
 END_TEST
@@ -402,7 +410,11 @@ END_TEST
 START_TEST(nmt_controls_and_spaces)
 {
     struct nstr ns;
-    run("{\"type\":\"Nmt\"}", "a\x01" "b\tc\xe2\x80\x8b" "d", &ns);
+    run("{\"type\":\"Nmt\"}",
+        "a\x01"
+        "b\tc\xe2\x80\x8b"
+        "d",
+        &ns);
     ck_assert_str_eq(ns.s, "ab c d");
     nstr_fini(&ns);
 }
@@ -434,8 +446,7 @@ static struct normalizer *xlmr(void)
     ck_assert_msg(root != NULL, "%s: %s", path, je.text);
     struct normalizer *n = NULL;
     struct err e = {0};
-    ck_assert_msg(normalizer_new(json_object_get(root, "normalizer"), &n, &e) == 0, "%s",
-                  e.msg);
+    ck_assert_msg(normalizer_new(json_object_get(root, "normalizer"), &n, &e) == 0, "%s", e.msg);
     json_decref(root);
     return n;
 }
@@ -483,7 +494,10 @@ START_TEST(precompiled_xlmr_mappings)
     nstr_fini(&ns);
 
     /* Controls dropped (refs: "▁control" (0, 7), "ch" (8, 10), "[" (14, 15)). */
-    xlmr_run(n, "control\x07" "chars\x1b[0m", &ns);
+    xlmr_run(n,
+             "control\x07"
+             "chars\x1b[0m",
+             &ns);
     ck_assert_str_eq(ns.s, "controlchars[0m");
     assert_char_align(&ns, 7, 8, 9);
     assert_char_align(&ns, 12, 14, 15);
@@ -544,9 +558,9 @@ START_TEST(precompiled_transform_lookups)
     json_t *cm = json_object_get(json_object_get(root, "normalizer"), "precompiled_charsmap");
     unsigned char *map;
     size_t len, bad;
-    ck_assert_int_eq(precompiled_base64_decode(json_string_value(cm), json_string_length(cm),
-                                               &map, &len, &bad),
-                     0);
+    ck_assert_int_eq(
+        precompiled_base64_decode(json_string_value(cm), json_string_length(cm), &map, &len, &bad),
+        0);
     ck_assert_uint_eq(len, 240007);
     struct precompiled *p;
     struct err e = {0};
@@ -704,10 +718,9 @@ END_TEST
 
 START_TEST(table_rows_unique_and_complete)
 {
-    static const char *const want[] = {"BertNormalizer", "NFC",      "NFD",     "NFKC",
-                                       "NFKD",           "Lowercase", "StripAccents",
-                                       "Strip",          "Nmt",      "Replace", "Prepend",
-                                       "ByteLevel",      "Precompiled", "Sequence"};
+    static const char *const want[] = {
+        "BertNormalizer", "NFC", "NFD",     "NFKC",    "NFKD",      "Lowercase",   "StripAccents",
+        "Strip",          "Nmt", "Replace", "Prepend", "ByteLevel", "Precompiled", "Sequence"};
     size_t n = 0;
     for (; normalizer_table[n]; n++) {
         ck_assert_ptr_nonnull(normalizer_table[n]->parse);

@@ -19,8 +19,8 @@ static void assert_align(const struct nstr *ns, const unsigned (*want)[2], size_
     ck_assert_uint_eq(ns->len, n);
     for (size_t i = 0; i < n; i++) {
         ck_assert_msg(ns->align[i].start == want[i][0] && ns->align[i].end == want[i][1],
-                      "byte %zu: (%u, %u), want (%u, %u)", i, ns->align[i].start,
-                      ns->align[i].end, want[i][0], want[i][1]);
+                      "byte %zu: (%u, %u), want (%u, %u)", i, ns->align[i].start, ns->align[i].end,
+                      want[i][0], want[i][1]);
     }
 }
 
@@ -36,8 +36,8 @@ START_TEST(filter_removes_and_keeps_alignment)
     init(&ns, "élégant");
     ck_assert_int_eq(nstr_filter(&ns, not_n, NULL), 0);
     ck_assert_str_eq(ns.s, "élégat");
-    static const unsigned want[][2] = {{0, 2}, {0, 2}, {2, 3}, {3, 5}, {3, 5},
-                                       {5, 6}, {6, 7}, {8, 9}};
+    static const unsigned want[][2] = {{0, 2}, {0, 2}, {2, 3}, {3, 5},
+                                       {3, 5}, {5, 6}, {6, 7}, {8, 9}};
     assert_align(&ns, want, 8);
     nstr_fini(&ns);
 }

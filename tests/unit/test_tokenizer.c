@@ -32,7 +32,8 @@ START_TEST(invalid_utf8_is_rejected)
     struct tokenizer *tk = load("bert-uncased");
     struct encodings out = {0};
     struct err e = {0};
-    static const char *bad[] = {"abc\xff", "\xc3", "\xed\xa0\x80", "\xc0\xaf", "ok\xf4\x90\x80\x80"};
+    static const char *bad[] = {"abc\xff", "\xc3", "\xed\xa0\x80", "\xc0\xaf",
+                                "ok\xf4\x90\x80\x80"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = encode(tk, bad[i], strlen(bad[i]), &out, &e);
         ck_assert_int_eq(rc, ERR_INPUT);
@@ -93,7 +94,8 @@ START_TEST(malformed_tokenizer_json)
          "added_tokens"},
         {"{\"added_tokens\": [{\"id\": 0}], \"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}",
          "content"},
-        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}, \"unk_token\": \"[UNK]\","
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}, \"unk_token\": "
+         "\"[UNK]\","
          " \"continuing_subword_prefix\": \"##\", \"max_input_chars_per_word\": 100},"
          " \"normalizer\": {\"type\": \"Bogus\"}}",
          "Bogus"},
@@ -104,8 +106,8 @@ START_TEST(malformed_tokenizer_json)
         int rc = tokenizer_from_json(cases[i].json, strlen(cases[i].json), NULL, 0, &tk, &e);
         ck_assert_msg(rc != 0, "case %zu accepted", i);
         ck_assert_ptr_null(tk);
-        ck_assert_msg(strstr(e.msg, cases[i].must_mention) != NULL, "case %zu: '%s' lacks '%s'",
-                      i, e.msg, cases[i].must_mention);
+        ck_assert_msg(strstr(e.msg, cases[i].must_mention) != NULL, "case %zu: '%s' lacks '%s'", i,
+                      e.msg, cases[i].must_mention);
     }
 }
 END_TEST
@@ -212,7 +214,8 @@ static void *encode_all(void *arg)
                 job->mismatches++;
             else
                 for (size_t k = 0; k < out.v[0].n; k++)
-                    job->mismatches += out.v[0].ids[k] != json_integer_value(json_array_get(ids, k));
+                    job->mismatches +=
+                        out.v[0].ids[k] != json_integer_value(json_array_get(ids, k));
             encodings_fini(&out);
         }
     }
