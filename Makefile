@@ -3,7 +3,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-asan run bench format format-check clean
+.PHONY: all deps build test test-asan test-valgrind run bench format format-check clean
 
 all: build
 
@@ -28,6 +28,11 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		CK_FORK=no $(ASAN_BUILD)/tests/inferd-tests
+
+# Unit suites under valgrind (PCRE2's JIT off: memcheck cannot see into JIT code).
+test-valgrind: build
+	@INFERD_NO_JIT=1 CK_FORK=no valgrind --error-exitcode=9 --leak-check=full -q \
+		$(BUILD)/tests/inferd-tests nstr normalize pretokenize models postprocess decode tokenizer
 
 # Until the daemon exists: the tokenize CLI on the bundled bert-base-uncased tokenizer.
 run: build

@@ -144,8 +144,11 @@ int tok_regex_compile(const char *pattern, size_t len, pcre2_code **out, const c
         return err_set(e, ERR_FORMAT, "%s: field '%s': bad regex near offset %zu: %s", where, key,
                        (size_t)off, msg);
     }
-    /* JIT is optional: without it pcre2_match interprets, same results. */
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    /* JIT is optional: without it pcre2_match interprets, same results. INFERD_NO_JIT
+     * turns it off for memory checkers, which cannot see into JIT code. */
+    const char *no_jit = getenv("INFERD_NO_JIT");
+    if (!no_jit || !*no_jit || strcmp(no_jit, "0") == 0)
+        (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     *out = re;
     return 0;
 }
