@@ -644,8 +644,7 @@ static int strip_chain(const void *state, struct strvec *tokens, struct err *e)
 /* ---- Replace ---- */
 
 struct replace {
-    char *literal;  /* pattern {"String": ...}, or NULL */
-    pcre2_code *re; /* pattern {"Regex": ...} */
+    struct tok_pattern pat;
     char *content;
 };
 
@@ -654,8 +653,7 @@ static void replace_free(void *state)
     struct replace *r = state;
     if (!r)
         return;
-    free(r->literal);
-    pcre2_code_free(r->re);
+    tok_pattern_fini(&r->pat);
     free(r->content);
     free(r);
 }
@@ -663,37 +661,20 @@ static void replace_free(void *state)
 static int replace_parse(const json_t *j, void **state, struct err *e)
 {
     const char *where = "decoder Replace";
-    const char *content = NULL, *lit = NULL, *regex = NULL;
-    json_t *pat = json_object_get(j, "pattern");
-    if (!pat)
-        return err_set(e, ERR_FORMAT, "%s: field 'pattern' is missing", where);
-    if (!json_is_object(pat) || json_object_size(pat) != 1)
-        return err_set(e, ERR_FORMAT,
-                       "%s: field 'pattern' must be an object {\"String\": ...} or "
-                       "{\"Regex\": ...}",
-                       where);
-    int rc = tokj_str(pat, "String", false, &lit, "decoder Replace pattern", e);
-    if (rc == 0)
-        rc = tokj_str(pat, "Regex", false, &regex, "decoder Replace pattern", e);
-    if (rc == 0 && !lit && !regex)
-        rc = err_set(e, ERR_FORMAT, "%s: field 'pattern' must hold \"String\" or \"Regex\"", where);
-    if (rc == 0)
-        rc = tokj_str(j, "content", true, &content, where, e);
+    const char *content = NULL;
+    int rc = tokj_str(j, "content", true, &content, where, e);
     if (rc)
         return rc;
     struct replace *r = state_alloc(sizeof *r, e);
     if (!r)
         return ERR_NOMEM;
-    if (!(r->content = strdup(content)) || (lit && !(r->literal = strdup(lit)))) {
+    if ((rc = tok_pattern_parse(j, "pattern", where, &r->pat, e)) != 0) {
+        replace_free(r);
+        return rc;
+    }
+    if (!(r->content = strdup(content))) {
         replace_free(r);
         return nomem(e);
-    }
-    if (regex) {
-        rc = tok_regex_compile(regex, strlen(regex), &r->re, where, "pattern", e);
-        if (rc) {
-            replace_free(r);
-            return rc;
-        }
     }
     *state = r;
     return 0;
@@ -710,7 +691,7 @@ static int regex_replace(const struct replace *r, pcre2_match_data *md, const ch
     if (len == 0)
         return 0;
     while (at <= len) {
-        int m = pcre2_match(r->re, (PCRE2_SPTR)t, len, at, 0, md, NULL);
+        int m = pcre2_match(r->pat.re, (PCRE2_SPTR)t, len, at, 0, md, NULL);
         if (m == PCRE2_ERROR_NOMATCH)
             break;
         if (m < 0)
@@ -742,15 +723,15 @@ static int regex_replace(const struct replace *r, pcre2_match_data *md, const ch
 static int replace_chain(const void *state, struct strvec *tokens, struct err *e)
 {
     const struct replace *r = state;
-    if (r->literal) {
+    if (r->pat.literal) {
         for (size_t i = 0; i < tokens->n; i++) {
             /* An empty token has no match at all in HF (find_matches special case). */
-            if (tok_len(tokens->v[i]) && replace_in_token(tokens, i, r->literal, r->content))
+            if (tok_len(tokens->v[i]) && replace_in_token(tokens, i, r->pat.literal, r->content))
                 return nomem(e);
         }
         return 0;
     }
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->re, NULL);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->pat.re, NULL);
     if (!md)
         return nomem(e);
     int rc = 0;

@@ -456,9 +456,7 @@ static int bert_apply(const void *state, struct nstr *ns, struct err *e)
 /* ---- Replace, Prepend ---- */
 
 struct replace {
-    char *literal; /* String pattern, or NULL */
-    size_t literal_len;
-    pcre2_code *re; /* Regex pattern, or NULL */
+    struct tok_pattern pat;
     char *content;
 };
 
@@ -467,8 +465,7 @@ static void replace_free(void *state)
     struct replace *r = state;
     if (!r)
         return;
-    free(r->literal);
-    pcre2_code_free(r->re);
+    tok_pattern_fini(&r->pat);
     free(r->content);
     free(r);
 }
@@ -476,19 +473,6 @@ static void replace_free(void *state)
 static int replace_parse(const json_t *j, void **state, struct err *e)
 {
     const char *where = "normalizer Replace";
-    json_t *pat = json_object_get(j, "pattern");
-    if (!pat || json_is_null(pat))
-        return err_set(e, ERR_FORMAT, "%s: field 'pattern' is missing", where);
-    if (!json_is_object(pat))
-        return err_set(e, ERR_FORMAT, "%s: field 'pattern' must be an object", where);
-    json_t *str = json_object_get(pat, "String"), *rx = json_object_get(pat, "Regex");
-    if (json_object_size(pat) != 1 || (!str && !rx))
-        return err_set(e, ERR_FORMAT,
-                       "%s: field 'pattern' must have exactly one key, 'String' or 'Regex'", where);
-    json_t *pv = str ? str : rx;
-    if (!json_is_string(pv))
-        return err_set(e, ERR_FORMAT, "%s: field 'pattern.%s' must be a string", where,
-                       str ? "String" : "Regex");
     const char *content = NULL;
     int rc = tokj_str(j, "content", true, &content, where, e);
     if (rc)
@@ -496,28 +480,16 @@ static int replace_parse(const json_t *j, void **state, struct err *e)
     struct replace *r = calloc(1, sizeof *r);
     if (!r)
         return nomem(e, where);
-    r->content = strdup(content);
-    if (!r->content)
-        goto nomem;
-    if (str) {
-        r->literal_len = json_string_length(pv);
-        r->literal = malloc(r->literal_len + 1);
-        if (!r->literal)
-            goto nomem;
-        memcpy(r->literal, json_string_value(pv), r->literal_len + 1);
-    } else {
-        rc = tok_regex_compile(json_string_value(pv), json_string_length(pv), &r->re, where,
-                               "pattern.Regex", e);
-        if (rc) {
-            replace_free(r);
-            return rc;
-        }
+    if ((rc = tok_pattern_parse(j, "pattern", where, &r->pat, e)) != 0) {
+        replace_free(r);
+        return rc;
+    }
+    if (!(r->content = strdup(content))) {
+        replace_free(r);
+        return nomem(e, where);
     }
     *state = r;
     return 0;
-nomem:
-    replace_free(r);
-    return nomem(e, where);
 }
 
 /* Oniguruma's find_iter with an empty pattern (regex::escape("")): an empty match at
@@ -545,12 +517,12 @@ static int replace_apply(const void *state, struct nstr *ns, struct err *e)
     const struct replace *r = state;
     struct nmatch_vec m = {0};
     int rc;
-    if (r->re)
-        rc = nstr_find_regex(ns, r->re, &m);
-    else if (r->literal_len == 0)
+    if (r->pat.re)
+        rc = nstr_find_regex(ns, r->pat.re, &m);
+    else if (r->pat.literal_len == 0)
         rc = empty_matches(ns, &m);
     else
-        rc = nstr_find_string(ns, r->literal, r->literal_len, &m);
+        rc = nstr_find_string(ns, r->pat.literal, r->pat.literal_len, &m);
     if (rc == 0)
         rc = nstr_replace(ns, &m, r->content);
     nmatch_vec_fini(&m);

@@ -420,7 +420,8 @@ int nstr_find_regex(const struct nstr *ns, const struct pcre2_real_code_8 *re,
     if (!md)
         return ERR_NOMEM;
     int rc = 0;
-    size_t prev = 0, at = 0;
+    size_t prev = 0, at = 0, last_end = 0;
+    bool have_last = false;
     const PCRE2_SPTR subj = (PCRE2_SPTR)ns->s;
     while (at <= ns->len) {
         int r = pcre2_match(re, subj, ns->len, at, PCRE2_NO_UTF_CHECK, md, NULL);
@@ -433,20 +434,25 @@ int nstr_find_regex(const struct nstr *ns, const struct pcre2_real_code_8 *re,
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];
         if (me == ms) {
-            /* Empty match: Rust's find_iter skips it and moves one char on. */
+            /* Empty match: find_iter never reports one right where the previous match
+             * ended; others still split the string. Either way move on one char. */
+            bool skip = have_last && ms == last_end;
+            if (!skip) {
+                if (prev != ms && nmatch_push(out, (uint32_t)prev, (uint32_t)ms, false)) {
+                    rc = ERR_NOMEM;
+                    break;
+                }
+                if (nmatch_push(out, (uint32_t)ms, (uint32_t)me, true)) {
+                    rc = ERR_NOMEM;
+                    break;
+                }
+                prev = me;
+                have_last = true;
+                last_end = me;
+            }
             if (ms >= ns->len)
                 break;
             at = ms + utf8_len((unsigned char)ns->s[ms]);
-            /* An empty match still splits the string, as with the regex crate. */
-            if (prev != ms && nmatch_push(out, (uint32_t)prev, (uint32_t)ms, false)) {
-                rc = ERR_NOMEM;
-                break;
-            }
-            if (nmatch_push(out, (uint32_t)ms, (uint32_t)me, true)) {
-                rc = ERR_NOMEM;
-                break;
-            }
-            prev = me;
             continue;
         }
         if (prev != ms && nmatch_push(out, (uint32_t)prev, (uint32_t)ms, false)) {
@@ -458,6 +464,8 @@ int nstr_find_regex(const struct nstr *ns, const struct pcre2_real_code_8 *re,
             break;
         }
         prev = at = me;
+        have_last = true;
+        last_end = me;
     }
     if (rc == 0 && prev != ns->len && nmatch_push(out, (uint32_t)prev, (uint32_t)ns->len, false))
         rc = ERR_NOMEM;

@@ -552,9 +552,9 @@ static int metaspace_apply(const void *state, struct pretok *pt, struct err *e)
 /* ---- Split ---- */
 
 struct split {
-    pcre2_code *re; /* Regex pattern, or an empty String (the empty regex) */
-    char *lit;      /* non-empty String pattern: matched literally */
-    size_t lit_len;
+    /* A non-empty String pattern is matched literally (HF escapes it into a regex,
+     * which finds the same matches); an empty one is the empty regex. */
+    struct tok_pattern pat;
     enum split_behavior behavior;
     bool invert;
 };
@@ -562,10 +562,8 @@ struct split {
 static void split_free(void *state)
 {
     struct split *st = state;
-    if (st) {
-        pcre2_code_free(st->re);
-        free(st->lit);
-    }
+    if (st)
+        tok_pattern_fini(&st->pat);
     free(st);
 }
 
@@ -575,28 +573,11 @@ static int split_parse(const json_t *j, void **state, struct err *e)
     struct split *st = calloc(1, sizeof *st);
     if (!st)
         return nomem(e);
-    int rc = 0;
-    const json_t *pat = json_object_get(j, "pattern");
-    const json_t *str = json_object_get(pat, "String");
-    const json_t *rx = json_object_get(pat, "Regex");
-    if (!json_is_object(pat) || json_object_size(pat) != 1 ||
-        !(json_is_string(str) || json_is_string(rx)))
-        rc = err_set(e, ERR_FORMAT,
-                     "%s: field 'pattern' must be {\"String\": \"...\"} or {\"Regex\": \"...\"}",
-                     where);
-    else if (str && json_string_length(str) > 0) {
-        /* HF escapes the string into a regex; a literal search finds the same matches. */
-        st->lit_len = json_string_length(str);
-        st->lit = malloc(st->lit_len);
-        if (!st->lit)
-            rc = nomem(e);
-        else
-            memcpy(st->lit, json_string_value(str), st->lit_len);
-    } else if (str) {
-        rc = tok_regex_compile("", 0, &st->re, where, "pattern", e);
-    } else {
-        rc = tok_regex_compile(json_string_value(rx), json_string_length(rx), &st->re, where,
-                               "pattern", e);
+    int rc = tok_pattern_parse(j, "pattern", where, &st->pat, e);
+    if (rc == 0 && st->pat.literal && st->pat.literal_len == 0) {
+        free(st->pat.literal);
+        st->pat.literal = NULL;
+        rc = tok_regex_compile("", 0, &st->pat.re, where, "pattern", e);
     }
     if (rc == 0)
         rc = parse_behavior(j, "behavior", true, &st->behavior, where, e);
@@ -618,7 +599,7 @@ struct lit_split {
 static int lit_split_fn(void *ctx, struct nstr *piece, struct nstr_vec *out, struct err *e)
 {
     struct lit_split *c = ctx;
-    int rc = nstr_find_string(piece, c->st->lit, c->st->lit_len, &c->m);
+    int rc = nstr_find_string(piece, c->st->pat.literal, c->st->pat.literal_len, &c->m);
     if (rc == 0 && c->st->invert)
         nmatch_invert(&c->m);
     if (rc == 0)
@@ -629,8 +610,8 @@ static int lit_split_fn(void *ctx, struct nstr *piece, struct nstr_vec *out, str
 static int split_apply(const void *state, struct pretok *pt, struct err *e)
 {
     const struct split *st = state;
-    if (st->re)
-        return split_on_regex(pt, st->re, st->invert, st->behavior, "Split", e);
+    if (st->pat.re)
+        return split_on_regex(pt, st->pat.re, st->invert, st->behavior, "Split", e);
     struct lit_split c = {st, {0}};
     int rc = pretok_split(pt, lit_split_fn, &c, e);
     nmatch_vec_fini(&c.m);

@@ -6,6 +6,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,4 +152,43 @@ int tok_regex_compile(const char *pattern, size_t len, pcre2_code **out, const c
         (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     *out = re;
     return 0;
+}
+
+int tok_pattern_parse(const json_t *o, const char *key, const char *where, struct tok_pattern *p,
+                      struct err *e)
+{
+    memset(p, 0, sizeof *p);
+    const json_t *pat = json_object_get(o, key);
+    if (!pat || json_is_null(pat))
+        return err_set(e, ERR_FORMAT, "%s: field '%s' is missing", where, key);
+    const json_t *str = json_object_get(pat, "String"), *rx = json_object_get(pat, "Regex");
+    if (!json_is_object(pat) || json_object_size(pat) != 1 || (!str && !rx))
+        return err_set(
+            e, ERR_FORMAT,
+            "%s: field '%s' must be an object with exactly one key, {\"String\": ...} or "
+            "{\"Regex\": ...}",
+            where, key);
+    const json_t *v = str ? str : rx;
+    if (!json_is_string(v))
+        return err_set(e, ERR_FORMAT, "%s: field '%s.%s' must be a string", where, key,
+                       str ? "String" : "Regex");
+    if (rx) {
+        char field[64];
+        snprintf(field, sizeof field, "%s.Regex", key);
+        return tok_regex_compile(json_string_value(v), json_string_length(v), &p->re, where, field,
+                                 e);
+    }
+    p->literal_len = json_string_length(v);
+    p->literal = malloc(p->literal_len + 1);
+    if (!p->literal)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    memcpy(p->literal, json_string_value(v), p->literal_len + 1);
+    return 0;
+}
+
+void tok_pattern_fini(struct tok_pattern *p)
+{
+    free(p->literal);
+    pcre2_code_free(p->re);
+    memset(p, 0, sizeof *p);
 }

@@ -37,6 +37,18 @@ struct pcre2_real_code_8;
 int tok_regex_compile(const char *pattern, size_t len, struct pcre2_real_code_8 **out,
                       const char *where, const char *key, struct err *e);
 
+/* A tokenizer.json pattern object {"String": "..."} or {"Regex": "..."} (Replace
+ * normalizer and decoder, Split pre-tokenizer). */
+struct tok_pattern {
+    char *literal; /* the String pattern, or NULL for a Regex */
+    size_t literal_len;
+    struct pcre2_real_code_8 *re;
+};
+/* Parses o[key] (`where` names the component for messages). */
+int tok_pattern_parse(const json_t *o, const char *key, const char *where, struct tok_pattern *p,
+                      struct err *e);
+void tok_pattern_fini(struct tok_pattern *p);
+
 /* ---- normalizers (normalize.c, precompiled.c) ---- */
 struct normalizer_ops {
     const char *type; /* tokenizer.json "type" */
