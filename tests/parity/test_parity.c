@@ -15,16 +15,6 @@
 static const char *const names[] = {"bert-uncased", "gpt2",  "roberta",      "llama2",
                                     "llama3",       "qwen3", "xlmr-unigram", "t5-unigram"};
 
-static json_t *load_json(const char *dir, const char *file)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_ALLOW_NUL, &je);
-    ck_assert_msg(j != NULL, "%s: %s", path, je.text);
-    return j;
-}
-
 /* Compares an int array of the encoding with a JSON list; describes the first difference. */
 static bool same_ids(const int32_t *got, size_t n, const json_t *want, char *why, size_t wl)
 {
@@ -82,7 +72,7 @@ START_TEST(refs_dev)
     struct tokenizer *tk;
     struct err e = {0};
     ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
-    json_t *refs = load_json(dir, "refs-dev.json");
+    json_t *refs = fixture_json(dir, "refs-dev.json");
     ck_assert_int_gt(json_array_size(refs), 50);
     int failures = 0;
     char first[1024] = "";
@@ -159,7 +149,7 @@ START_TEST(pairs_dev)
     struct tokenizer *tk;
     struct err e = {0};
     ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
-    json_t *refs = load_json(dir, "pairs-dev.json");
+    json_t *refs = fixture_json(dir, "pairs-dev.json");
     ck_assert_int_ge(json_array_size(refs), 2);
     size_t i;
     json_t *ref;

@@ -1,6 +1,8 @@
 /* support: see support.h. */
 #include "support.h"
 
+#include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,4 +101,14 @@ const char *temp_dir(void)
         abort();
     }
     return path;
+}
+
+json_t *fixture_json(const char *dir, const char *file)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    json_error_t je;
+    json_t *j = json_load_file(path, JSON_ALLOW_NUL, &je);
+    ck_assert_msg(j != NULL, "%s: %s", path, je.text);
+    return j;
 }

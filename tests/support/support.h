@@ -12,6 +12,10 @@ const char *fixture_dir(const char *archive);
 /* Path of a tokenizer fixture directory, e.g. fixture_tokenizer("bert-uncased"). */
 const char *fixture_tokenizer(const char *name);
 
+/* Parses DIR/FILE as JSON (NUL bytes allowed in strings); fails the test if it cannot. */
+struct json_t;
+struct json_t *fixture_json(const char *dir, const char *file);
+
 /* Reads a whole file; returns malloc'ed NUL-terminated bytes or NULL. */
 char *read_file(const char *path, size_t *len);
 

@@ -486,21 +486,11 @@ END_TEST
 
 /* ---- fixtures ---- */
 
-static json_t *load_json(const char *dir, const char *file)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    json_error_t jerr;
-    json_t *j = json_load_file(path, JSON_ALLOW_NUL, &jerr);
-    ck_assert_msg(j != NULL, "%s: %s", path, jerr.text);
-    return j;
-}
-
 static void check_fixture(const char *name)
 {
     const char *dir = fixture_tokenizer(name);
-    json_t *tk = load_json(dir, "tokenizer.json");
-    json_t *refs = load_json(dir, "refs-dev.json");
+    json_t *tk = fixture_json(dir, "tokenizer.json");
+    json_t *refs = fixture_json(dir, "refs-dev.json");
 
     struct decoder *d = NULL;
     struct err e = {0};

@@ -468,16 +468,6 @@ END_TEST
 
 /* ---- fixtures ---- */
 
-static json_t *load_json(const char *dir, const char *file)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    json_error_t jerr;
-    json_t *j = json_load_file(path, JSON_ALLOW_NUL, &jerr);
-    ck_assert_msg(j != NULL, "%s: %s", path, jerr.text);
-    return j;
-}
-
 /* Where ids_no_special sits inside ids (the post-processor's tokens surround it). */
 static size_t find_window(const json_t *ids, const json_t *inner)
 {
@@ -497,8 +487,8 @@ static size_t find_window(const json_t *ids, const json_t *inner)
 static void check_fixture(const char *name)
 {
     const char *dir = fixture_tokenizer(name);
-    json_t *tk = load_json(dir, "tokenizer.json");
-    json_t *refs = load_json(dir, "refs-dev.json");
+    json_t *tk = fixture_json(dir, "tokenizer.json");
+    json_t *refs = fixture_json(dir, "refs-dev.json");
     json_t *pj = json_object_get(tk, "post_processor");
     struct postprocessor *p = NULL;
     struct err e = {0};
