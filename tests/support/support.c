@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,4 +112,15 @@ json_t *fixture_json(const char *dir, const char *file)
     json_t *j = json_load_file(path, JSON_ALLOW_NUL, &je);
     ck_assert_msg(j != NULL, "%s: %s", path, je.text);
     return j;
+}
+
+const char *fixture_model(const char *name)
+{
+    static char path[1024];
+    bool spam = strcmp(name, "spam-bert-tiny") == 0;
+    const char *archive = spam                             ? "spam-bert-tiny.tar.xz"
+                          : strncmp(name, "bert-", 5) == 0 ? "models-bert.tar.xz"
+                                                           : "models-other.tar.xz";
+    snprintf(path, sizeof path, "%s/%s%s", fixture_dir(archive), spam ? "" : "models/", name);
+    return path;
 }

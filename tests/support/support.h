@@ -16,6 +16,10 @@ const char *fixture_tokenizer(const char *name);
 struct json_t;
 struct json_t *fixture_json(const char *dir, const char *file);
 
+/* Directory of a fixture model, e.g. fixture_model("bert-seqcls") or "spam-bert-tiny",
+ * unpacked from tests/data/models-{bert,other}.tar.xz or spam-bert-tiny.tar.xz. */
+const char *fixture_model(const char *name);
+
 /* Reads a whole file; returns malloc'ed NUL-terminated bytes or NULL. */
 char *read_file(const char *path, size_t *len);
 

@@ -79,7 +79,7 @@ static void expect_ids(const struct model *m, const char *piece, const int32_t *
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static struct model *fixture_model(const char *name)
+static struct model *load_fixture_model(const char *name)
 {
     char path[800];
     snprintf(path, sizeof path, "%s/tokenizer.json", fixture_tokenizer(name));
@@ -255,7 +255,7 @@ END_TEST
 
 START_TEST(bpe_gpt2_fixture)
 {
-    struct model *m = fixture_model("gpt2");
+    struct model *m = load_fixture_model("gpt2");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 50257);
     expect_tokens(m, "Ġleading", (struct want[]){{3756, 0, 9}}, 1);
     expect_tokens(m, "Hugging", (struct want[]){{48098, 0, 3}, {2667, 3, 7}}, 2);
@@ -274,7 +274,7 @@ END_TEST
 
 START_TEST(bpe_llama2_byte_fallback_fixture)
 {
-    struct model *m = fixture_model("llama2");
+    struct model *m = load_fixture_model("llama2");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 32000);
     /* One piece (Metaspace without split): 词 and 爱 are not in the vocab. */
     expect_tokens(m, "▁中文分词测试：我爱自然语言处理。",
@@ -303,7 +303,7 @@ END_TEST
 START_TEST(bpe_llama3_ignore_merges_fixture)
 {
     /* llama3 keeps its merges in the legacy "a b" form and sets ignore_merges. */
-    struct model *m = fixture_model("llama3");
+    struct model *m = load_fixture_model("llama3");
     expect_ids(m, "Ġsuperb", (int32_t[]){33689}, 1);
     expect_ids(m, "ìŀħëĭĪëĭ¤", (int32_t[]){80052}, 1);
     expect_ids(m, "ĠÐ´ÐµÐ»Ð°", (int32_t[]){123936}, 1);
@@ -316,7 +316,7 @@ END_TEST
 
 START_TEST(bpe_qwen3_fixture)
 {
-    struct model *m = fixture_model("qwen3");
+    struct model *m = load_fixture_model("qwen3");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 151643);
     expect_ids(m, "ĠÐ´ÐµÐ»Ð°", (int32_t[]){129691}, 1);
     expect_ids(m, "ĠÏĥÎ¿Ïħ", (int32_t[]){47723, 72886}, 2);
@@ -330,7 +330,7 @@ END_TEST
 
 START_TEST(wordpiece_bert_fixture)
 {
-    struct model *m = fixture_model("bert-uncased");
+    struct model *m = load_fixture_model("bert-uncased");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 30522);
     expect_tokens(m, "hello", (struct want[]){{7592, 0, 5}}, 1);
     expect_tokens(m, "tabs", (struct want[]){{21628, 0, 3}, {2015, 3, 4}}, 2);
@@ -468,7 +468,7 @@ END_TEST
 
 START_TEST(unigram_fixtures)
 {
-    struct model *m = fixture_model("xlmr-unigram");
+    struct model *m = load_fixture_model("xlmr-unigram");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 3002);
     expect_tokens(m, "▁leading", (struct want[]){{1386, 0, 7}, {18, 7, 10}}, 2);
     expect_ids(m, "▁trailing", (int32_t[]){495, 736, 18}, 3);
@@ -478,7 +478,7 @@ START_TEST(unigram_fixtures)
     expect_tokens(m, "▁😀👍🏽", (struct want[]){{6, 0, 3}, {3, 3, 15}}, 2);
     ck_assert_str_eq(m->ops->id_to_token(m->state, 1386), "▁lead");
     model_free(m);
-    m = fixture_model("t5-unigram");
+    m = load_fixture_model("t5-unigram");
     expect_ids(m, "▁Привет,", (int32_t[]){4, 2, 6}, 3);
     expect_ids(m, "▁leading", (int32_t[]){1387, 16}, 2);
     expect_ids(m, "▁emoji", (int32_t[]){229, 316, 248, 57}, 4);

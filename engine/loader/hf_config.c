@@ -1,0 +1,640 @@
+/* hf_config: config.json -> struct hf_config (model_type, sizes, labels, eps, decoder and T5
+ * fields), with the per-model_type defaults of the HF config classes; see hf_config.h. */
+#include "loader/hf_config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Defaults of the transformers config class for a model_type, for keys a file may omit. */
+struct family {
+    const char *model_type;
+    const char *hidden_act;
+    double norm_eps;
+    int64_t max_position_embeddings;
+    int64_t type_vocab_size;
+    int64_t embedding_size; /* 0: same as hidden_size */
+    bool roberta_positions; /* position ids start at pad_token_id + 1 */
+};
+
+static const struct family families[] = {
+    {"bert", "gelu", 1e-12, 512, 2, 0, false},
+    {"roberta", "gelu", 1e-12, 512, 2, 0, true},
+    {"xlm-roberta", "gelu", 1e-12, 512, 2, 0, true},
+    {"camembert", "gelu", 1e-12, 512, 2, 0, true},
+    {"electra", "gelu", 1e-12, 512, 2, 128, false},
+    {"albert", "gelu_new", 1e-12, 512, 2, 128, false},
+    {"distilbert", "gelu", 1e-12, 512, 0, 0, false},
+    {"gpt2", "gelu_new", 1e-5, 1024, 0, 0, false},
+    {"llama", "silu", 1e-6, 2048, 0, 0, false},
+    {"mistral", "silu", 1e-6, 131072, 0, 0, false},
+    {"qwen2", "silu", 1e-6, 32768, 0, 0, false},
+    {"t5", "relu", 1e-6, 0, 0, 0, false},
+};
+
+static const struct family unknown_family = {"", "gelu", 1e-12, 0, 0, 0, false};
+
+/* Where values come from and where errors go. */
+struct reader {
+    const json_t *root;
+    const char *what; /* config.json path for messages */
+    struct err *e;
+};
+
+/* Sizes above this are surely corrupt and would overflow int arithmetic downstream. */
+#define SIZE_LIMIT INT32_MAX
+
+/* ---- typed getters: absent or null leaves *found false and returns 0 ---- */
+
+static int get_int_in(const struct reader *r, const json_t *obj, const char *key, int64_t *out,
+                      bool *found)
+{
+    const json_t *v = json_object_get(obj, key);
+    *found = false;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v))
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' must be an integer", r->what, key);
+    *out = json_integer_value(v);
+    *found = true;
+    return 0;
+}
+
+/* The first of keys (NULL-terminated) that is present. */
+static int get_int_any(const struct reader *r, const char *const *keys, int64_t *out, bool *found)
+{
+    for (; *keys; keys++) {
+        int rc = get_int_in(r, r->root, *keys, out, found);
+        if (rc || *found)
+            return rc;
+    }
+    return 0;
+}
+
+static int get_num_in(const struct reader *r, const json_t *obj, const char *key, double *out,
+                      bool *found)
+{
+    const json_t *v = json_object_get(obj, key);
+    *found = false;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v))
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' must be a number", r->what, key);
+    *out = json_number_value(v);
+    *found = true;
+    return 0;
+}
+
+static int get_str_in(const struct reader *r, const json_t *obj, const char *key, char *buf,
+                      size_t size, bool *found)
+{
+    const json_t *v = json_object_get(obj, key);
+    *found = false;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' must be a string", r->what, key);
+    if (json_string_length(v) >= size)
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' is too long", r->what, key);
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    *found = true;
+    return 0;
+}
+
+static int get_bool(const struct reader *r, const char *key, bool *out)
+{
+    const json_t *v = json_object_get(r->root, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' must be true or false", r->what, key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* A required positive size under any of keys; the first key names it in messages. */
+static int get_size(const struct reader *r, const char *const *keys, int64_t *out, bool required)
+{
+    bool found;
+    int rc = get_int_any(r, keys, out, &found);
+    if (rc)
+        return rc;
+    if (!found)
+        return required ? err_set(r->e, ERR_FORMAT, "%s: missing '%s'", r->what, keys[0]) : 0;
+    if (*out <= 0 || *out > SIZE_LIMIT)
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' = %lld is out of range", r->what, keys[0],
+                       (long long)*out);
+    return 0;
+}
+
+/* An optional token id: absent or null -> -1; a list keeps its first element. */
+static int get_token_id(const struct reader *r, const char *key, int64_t *out)
+{
+    const json_t *v = json_object_get(r->root, key);
+    *out = -1;
+    if (json_is_array(v) && json_array_size(v) > 0)
+        v = json_array_get(v, 0);
+    if (!v || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > SIZE_LIMIT)
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' must be a non-negative integer or a list",
+                       r->what, key);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* ---- sections ---- */
+
+static int read_eos(const struct reader *r, struct hf_config *c)
+{
+    const json_t *v = json_object_get(r->root, "eos_token_id");
+    if (!v || json_is_null(v))
+        return 0;
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    if (n == 0)
+        return 0;
+    c->eos_token_ids = calloc(n, sizeof *c->eos_token_ids);
+    if (!c->eos_token_ids)
+        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *x = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > SIZE_LIMIT)
+            return err_set(r->e, ERR_FORMAT,
+                           "%s: 'eos_token_id' must be a non-negative integer or a list of them",
+                           r->what);
+        c->eos_token_ids[i] = json_integer_value(x);
+    }
+    c->n_eos_token_ids = n;
+    return 0;
+}
+
+/* Parses a decimal label id with no sign and no leading zero. */
+static bool parse_label_id(const char *s, size_t n_labels, size_t *out)
+{
+    size_t v = 0;
+    if (!*s || (s[0] == '0' && s[1]))
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (size_t)(*s - '0');
+        if (v >= n_labels)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+static int default_labels(const struct reader *r, struct hf_config *c, size_t n)
+{
+    c->id2label = calloc(n, sizeof *c->id2label);
+    if (!c->id2label)
+        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    c->num_labels = n;
+    for (size_t i = 0; i < n; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "LABEL_%zu", i);
+        c->id2label[i] = strdup(buf);
+        if (!c->id2label[i])
+            return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    }
+    return 0;
+}
+
+/* label2id, when present, must be the exact inverse of id2label. */
+static int check_label2id(const struct reader *r, const struct hf_config *c)
+{
+    const json_t *l2i = json_object_get(r->root, "label2id");
+    if (!l2i || json_is_null(l2i))
+        return 0;
+    if (!json_is_object(l2i))
+        return err_set(r->e, ERR_FORMAT, "%s: 'label2id' must be an object", r->what);
+    if (json_object_size(l2i) != c->num_labels)
+        return err_set(r->e, ERR_FORMAT, "%s: 'label2id' has %zu labels, 'id2label' %zu", r->what,
+                       json_object_size(l2i), c->num_labels);
+    for (size_t i = 0; i < c->num_labels; i++) {
+        const json_t *v = json_object_get(l2i, c->id2label[i]);
+        if (!json_is_integer(v) || json_integer_value(v) != (json_int_t)i)
+            return err_set(r->e, ERR_FORMAT, "%s: 'label2id' does not map '%s' to %zu", r->what,
+                           c->id2label[i], i);
+    }
+    return 0;
+}
+
+static int read_labels(const struct reader *r, struct hf_config *c)
+{
+    int64_t n_given = 0;
+    bool has_n = false;
+    static const char *const num_keys[] = {"num_labels", "_num_labels", NULL};
+    int rc = get_int_any(r, num_keys, &n_given, &has_n);
+    if (rc)
+        return rc;
+    if (has_n && (n_given <= 0 || n_given > 1000000))
+        return err_set(r->e, ERR_FORMAT, "%s: 'num_labels' = %lld is out of range", r->what,
+                       (long long)n_given);
+    const json_t *i2l = json_object_get(r->root, "id2label");
+    if (!i2l || json_is_null(i2l)) {
+        c->labels_default = !has_n;
+        rc = default_labels(r, c, has_n ? (size_t)n_given : 2);
+        return rc ? rc : check_label2id(r, c);
+    }
+    if (!json_is_object(i2l) || json_object_size(i2l) == 0)
+        return err_set(r->e, ERR_FORMAT, "%s: 'id2label' must be a non-empty object", r->what);
+    size_t n = json_object_size(i2l);
+    if (has_n && (size_t)n_given != n)
+        return err_set(r->e, ERR_FORMAT, "%s: 'num_labels' is %lld but 'id2label' has %zu", r->what,
+                       (long long)n_given, n);
+    c->id2label = calloc(n, sizeof *c->id2label);
+    if (!c->id2label)
+        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    c->num_labels = n;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)i2l, k, v)
+    {
+        size_t id;
+        if (!parse_label_id(k, n, &id))
+            return err_set(r->e, ERR_FORMAT, "%s: 'id2label' key '%s' is not an id in 0..%zu",
+                           r->what, k, n - 1);
+        if (!json_is_string(v))
+            return err_set(r->e, ERR_FORMAT, "%s: 'id2label' '%s' must be a string", r->what, k);
+        c->id2label[id] = strdup(json_string_value(v));
+        if (!c->id2label[id])
+            return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    }
+    /* n distinct canonical keys all below n: every id 0..n-1 is present */
+    return check_label2id(r, c);
+}
+
+static int read_problem_type(const struct reader *r, struct hf_config *c)
+{
+    char s[HF_NAME_SIZE];
+    bool found;
+    int rc = get_str_in(r, r->root, "problem_type", s, sizeof s, &found);
+    if (rc || !found)
+        return rc;
+    if (strcmp(s, "single_label_classification") == 0)
+        c->problem_type = HF_PROBLEM_SINGLE_LABEL;
+    else if (strcmp(s, "multi_label_classification") == 0)
+        c->problem_type = HF_PROBLEM_MULTI_LABEL;
+    else if (strcmp(s, "regression") == 0)
+        c->problem_type = HF_PROBLEM_REGRESSION;
+    else
+        return err_set(r->e, ERR_FORMAT, "%s: unknown 'problem_type' '%s'", r->what, s);
+    return 0;
+}
+
+/* rope_theta and the scaling object: transformers < 5 writes top-level "rope_theta" and
+ * "rope_scaling" {"type" | "rope_type", "factor", ...}; transformers 5 writes both inside
+ * "rope_parameters" {"rope_theta", "rope_type": "default" | ..., ...}. */
+static int read_rope(const struct reader *r, struct hf_config *c)
+{
+    bool found;
+    const json_t *params = json_object_get(r->root, "rope_parameters");
+    if (params && !json_is_null(params) && !json_is_object(params))
+        return err_set(r->e, ERR_FORMAT, "%s: 'rope_parameters' must be an object", r->what);
+    c->rope_theta = 10000.0;
+    int rc = get_num_in(r, r->root, "rope_theta", &c->rope_theta, &found);
+    if (!rc && !found && json_is_object(params))
+        rc = get_num_in(r, params, "rope_theta", &c->rope_theta, &found);
+    if (rc)
+        return rc;
+    if (!(c->rope_theta > 0))
+        return err_set(r->e, ERR_FORMAT, "%s: 'rope_theta' must be positive", r->what);
+    const json_t *s = json_object_get(r->root, "rope_scaling");
+    if (!s || json_is_null(s))
+        s = json_is_object(params) ? params : NULL;
+    if (!s)
+        return 0;
+    if (!json_is_object(s))
+        return err_set(r->e, ERR_FORMAT, "%s: 'rope_scaling' must be an object or null", r->what);
+    struct hf_rope_scaling *rs = &c->rope_scaling;
+    rc = get_str_in(r, s, "rope_type", rs->type, sizeof rs->type, &found);
+    if (!rc && !found)
+        rc = get_str_in(r, s, "type", rs->type, sizeof rs->type, &found);
+    if (rc)
+        return rc;
+    if (!found || strcmp(rs->type, "default") == 0) {
+        memset(rs, 0, sizeof *rs);
+        return 0;
+    }
+    rs->present = true;
+    int64_t orig = 0;
+    rc = get_num_in(r, s, "factor", &rs->factor, &found);
+    if (!rc)
+        rc = get_num_in(r, s, "low_freq_factor", &rs->low_freq_factor, &found);
+    if (!rc)
+        rc = get_num_in(r, s, "high_freq_factor", &rs->high_freq_factor, &found);
+    if (!rc)
+        rc = get_int_in(r, s, "original_max_position_embeddings", &orig, &found);
+    if (rc)
+        return rc;
+    rs->original_max_position_embeddings = orig;
+    rs->json = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!rs->json)
+        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    return 0;
+}
+
+/* T5: feed_forward_proj is "<act>" or "gated-<act>"; gated-gelu means gelu_new (as HF). */
+static int read_t5(const struct reader *r, struct hf_config *c)
+{
+    bool found;
+    int rc = get_str_in(r, r->root, "feed_forward_proj", c->feed_forward_proj,
+                        sizeof c->feed_forward_proj, &found);
+    if (rc)
+        return rc;
+    if (!found)
+        strcpy(c->feed_forward_proj, "relu");
+    const char *act = c->feed_forward_proj;
+    if (strncmp(act, "gated-", 6) == 0) {
+        c->is_gated_act = true;
+        act += 6;
+    }
+    if (!*act || strchr(act, '-'))
+        return err_set(r->e, ERR_FORMAT, "%s: 'feed_forward_proj' '%s' is not <act> or gated-<act>",
+                       r->what, c->feed_forward_proj);
+    snprintf(c->hidden_act, sizeof c->hidden_act, "%s",
+             c->is_gated_act && strcmp(act, "gelu") == 0 ? "gelu_new" : act);
+    c->is_encoder_decoder = true;
+    static const char *const dec[] = {"num_decoder_layers", NULL};
+    static const char *const buckets[] = {"relative_attention_num_buckets", NULL};
+    static const char *const dist[] = {"relative_attention_max_distance", NULL};
+    c->num_decoder_layers = c->num_hidden_layers;
+    c->relative_attention_num_buckets = 32;
+    c->relative_attention_max_distance = 128;
+    rc = get_size(r, dec, &c->num_decoder_layers, false);
+    if (!rc)
+        rc = get_size(r, buckets, &c->relative_attention_num_buckets, false);
+    if (!rc)
+        rc = get_size(r, dist, &c->relative_attention_max_distance, false);
+    return rc;
+}
+
+/* Heads, head_dim and key/value heads must fit together. */
+static int read_heads(const struct reader *r, struct hf_config *c)
+{
+    static const char *const hd[] = {"head_dim", "d_kv", NULL};
+    static const char *const kv[] = {"num_key_value_heads", NULL};
+    c->head_dim = 0;
+    int rc = get_size(r, hd, &c->head_dim, false);
+    if (rc)
+        return rc;
+    if (c->head_dim == 0) {
+        if (c->hidden_size % c->num_attention_heads != 0)
+            return err_set(r->e, ERR_FORMAT,
+                           "%s: 'hidden_size' %lld is not a multiple of 'num_attention_heads' %lld",
+                           r->what, (long long)c->hidden_size, (long long)c->num_attention_heads);
+        c->head_dim = c->hidden_size / c->num_attention_heads;
+    }
+    c->num_key_value_heads = c->num_attention_heads;
+    rc = get_size(r, kv, &c->num_key_value_heads, false);
+    if (rc)
+        return rc;
+    if (c->num_attention_heads % c->num_key_value_heads != 0)
+        return err_set(r->e, ERR_FORMAT,
+                       "%s: 'num_attention_heads' %lld is not a multiple of "
+                       "'num_key_value_heads' %lld",
+                       r->what, (long long)c->num_attention_heads,
+                       (long long)c->num_key_value_heads);
+    return 0;
+}
+
+/* The sizes every model has, under any of their names. */
+static int read_sizes(const struct reader *r, struct hf_config *c)
+{
+    static const char *const vocab[] = {"vocab_size", NULL};
+    static const char *const hidden[] = {"hidden_size", "dim", "n_embd", "d_model", NULL};
+    static const char *const layers[] = {"num_hidden_layers", "n_layers", "n_layer", "num_layers",
+                                         NULL};
+    static const char *const heads[] = {"num_attention_heads", "n_heads", "n_head", "num_heads",
+                                        NULL};
+    static const char *const inter[] = {"intermediate_size", "hidden_dim", "n_inner", "d_ff", NULL};
+    int rc = get_size(r, vocab, &c->vocab_size, true);
+    if (!rc)
+        rc = get_size(r, hidden, &c->hidden_size, true);
+    if (!rc)
+        rc = get_size(r, layers, &c->num_hidden_layers, true);
+    if (!rc)
+        rc = get_size(r, heads, &c->num_attention_heads, true);
+    if (rc)
+        return rc;
+    bool gpt2 = strcmp(c->model_type, "gpt2") == 0;
+    rc = get_size(r, inter, &c->intermediate_size, !gpt2);
+    if (rc)
+        return rc;
+    if (gpt2 && c->intermediate_size == 0)
+        c->intermediate_size = 4 * c->hidden_size; /* n_inner: null */
+    return read_heads(r, c);
+}
+
+/* Activation, norm epsilon, positions, token types and embedding size with family defaults. */
+static int read_encoder_fields(const struct reader *r, const struct family *fam,
+                               struct hf_config *c)
+{
+    static const char *const act_keys[] = {"hidden_act", "activation", "activation_function"};
+    bool found = false;
+    int rc = 0;
+    for (size_t i = 0; i < 3 && !rc && !found; i++)
+        rc = get_str_in(r, r->root, act_keys[i], c->hidden_act, sizeof c->hidden_act, &found);
+    if (rc)
+        return rc;
+    if (!found)
+        snprintf(c->hidden_act, sizeof c->hidden_act, "%s", fam->hidden_act);
+    static const char *const eps_keys[] = {"layer_norm_eps", "layer_norm_epsilon", "rms_norm_eps"};
+    found = false;
+    for (size_t i = 0; i < 3 && !rc && !found; i++)
+        rc = get_num_in(r, r->root, eps_keys[i], &c->layer_norm_eps, &found);
+    if (rc)
+        return rc;
+    if (!found)
+        c->layer_norm_eps = fam->norm_eps;
+    if (!(c->layer_norm_eps > 0 && c->layer_norm_eps < 1))
+        return err_set(r->e, ERR_FORMAT, "%s: layer norm epsilon %g is out of range", r->what,
+                       c->layer_norm_eps);
+    static const char *const pos[] = {"max_position_embeddings", "n_positions", NULL};
+    static const char *const tvs[] = {"type_vocab_size", NULL};
+    static const char *const emb[] = {"embedding_size", NULL};
+    static const char *const groups[] = {"num_hidden_groups", NULL};
+    static const char *const inner[] = {"inner_group_num", NULL};
+    c->max_position_embeddings = fam->max_position_embeddings;
+    c->type_vocab_size = fam->type_vocab_size;
+    c->embedding_size = fam->embedding_size ? fam->embedding_size : c->hidden_size;
+    c->num_hidden_groups = 1;
+    c->inner_group_num = 1;
+    rc = get_size(r, pos, &c->max_position_embeddings, false);
+    if (!rc)
+        rc = get_size(r, tvs, &c->type_vocab_size, false);
+    if (!rc)
+        rc = get_size(r, emb, &c->embedding_size, false);
+    if (!rc)
+        rc = get_size(r, groups, &c->num_hidden_groups, false);
+    if (!rc)
+        rc = get_size(r, inner, &c->inner_group_num, false);
+    if (!rc)
+        rc = get_bool(r, "sinusoidal_pos_embds", &c->sinusoidal_pos_embds);
+    if (rc)
+        return rc;
+    strcpy(c->position_embedding_type, "absolute");
+    rc = get_str_in(r, r->root, "position_embedding_type", c->position_embedding_type,
+                    sizeof c->position_embedding_type, &found);
+    if (rc)
+        return rc;
+    if (strcmp(c->position_embedding_type, "absolute") != 0)
+        return err_set(r->e, ERR_FORMAT,
+                       "%s: 'position_embedding_type' '%s' is not supported (only 'absolute')",
+                       r->what, c->position_embedding_type);
+    if (fam->roberta_positions) {
+        if (c->pad_token_id < 0)
+            return err_set(r->e, ERR_FORMAT, "%s: missing 'pad_token_id' (RoBERTa positions)",
+                           r->what);
+        c->position_offset = c->pad_token_id + 1;
+    }
+    return 0;
+}
+
+static int read_ids(const struct reader *r, struct hf_config *c)
+{
+    int rc = get_token_id(r, "pad_token_id", &c->pad_token_id);
+    if (!rc)
+        rc = get_token_id(r, "bos_token_id", &c->bos_token_id);
+    if (!rc)
+        rc = get_token_id(r, "decoder_start_token_id", &c->decoder_start_token_id);
+    if (!rc)
+        rc = read_eos(r, c);
+    return rc;
+}
+
+static int read_decoder_fields(const struct reader *r, struct hf_config *c)
+{
+    int rc = read_rope(r, c);
+    if (rc)
+        return rc;
+    static const char *const sw[] = {"sliding_window", NULL};
+    c->sliding_window = 0;
+    rc = get_size(r, sw, &c->sliding_window, false);
+    bool use_sw = true;
+    if (!rc)
+        rc = get_bool(r, "use_sliding_window", &use_sw);
+    if (!use_sw)
+        c->sliding_window = 0;
+    if (!rc)
+        rc = get_bool(r, "tie_word_embeddings", &c->tie_word_embeddings);
+    if (!rc)
+        rc = get_bool(r, "is_encoder_decoder", &c->is_encoder_decoder);
+    return rc;
+}
+
+static int read_all(const struct reader *r, struct hf_config *c)
+{
+    bool found;
+    int rc = get_str_in(r, r->root, "model_type", c->model_type, sizeof c->model_type, &found);
+    if (rc)
+        return rc;
+    if (!found || !c->model_type[0])
+        return err_set(r->e, ERR_FORMAT, "%s: missing 'model_type'", r->what);
+    const json_t *arch = json_object_get(r->root, "architectures");
+    if (arch && !json_is_null(arch)) {
+        if (!json_is_array(arch))
+            return err_set(r->e, ERR_FORMAT, "%s: 'architectures' must be a list", r->what);
+        if (json_array_size(arch) > 0) {
+            const json_t *a0 = json_array_get(arch, 0);
+            if (!json_is_string(a0) || json_string_length(a0) >= sizeof c->architecture)
+                return err_set(r->e, ERR_FORMAT, "%s: 'architectures' must hold short strings",
+                               r->what);
+            memcpy(c->architecture, json_string_value(a0), json_string_length(a0) + 1);
+        }
+    }
+    const struct family *fam = &unknown_family;
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (strcmp(families[i].model_type, c->model_type) == 0)
+            fam = &families[i];
+    c->tie_word_embeddings = true;
+    rc = read_ids(r, c);
+    if (!rc)
+        rc = read_sizes(r, c);
+    if (!rc)
+        rc = read_encoder_fields(r, fam, c);
+    if (!rc)
+        rc = read_labels(r, c);
+    if (!rc)
+        rc = read_problem_type(r, c);
+    if (!rc)
+        rc = read_decoder_fields(r, c);
+    if (!rc && strcmp(c->model_type, "t5") == 0)
+        rc = read_t5(r, c);
+    return rc;
+}
+
+/* ---- public ---- */
+
+int hf_config_parse(const char *json_text, size_t len, const char *what, struct hf_config *cfg,
+                    struct err *e)
+{
+    memset(cfg, 0, sizeof *cfg);
+    json_error_t je;
+    json_t *root = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return err_set(e, ERR_FORMAT, "%s: invalid JSON at line %d: %s", what, je.line, je.text);
+    int rc;
+    if (!json_is_object(root)) {
+        rc = err_set(e, ERR_FORMAT, "%s: not a JSON object", what);
+    } else {
+        struct reader r = {root, what, e};
+        rc = read_all(&r, cfg);
+    }
+    json_decref(root);
+    if (rc)
+        hf_config_fini(cfg);
+    return rc;
+}
+
+int hf_config_load(const char *dir, struct hf_config *cfg, struct err *e)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/config.json", dir) >= sizeof path)
+        return err_set(e, ERR_INVALID, "%s: path too long", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(e, ERR_NOT_FOUND, "%s: cannot open", path);
+    int rc = 0;
+    char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        rc = err_set(e, ERR_IO, "%s: cannot read", path);
+        goto close_file;
+    }
+    long size = ftell(f);
+    if (size < 0 || size > 64L * 1024 * 1024) {
+        rc = err_set(e, size < 0 ? ERR_IO : ERR_FORMAT, "%s: cannot read or too large", path);
+        goto close_file;
+    }
+    rewind(f);
+    buf = malloc((size_t)size + 1);
+    if (!buf) {
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", path);
+        goto close_file;
+    }
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        rc = err_set(e, ERR_IO, "%s: short read", path);
+        goto free_buf;
+    }
+    rc = hf_config_parse(buf, (size_t)size, path, cfg, e);
+free_buf:
+    free(buf);
+close_file:
+    fclose(f);
+    return rc;
+}
+
+void hf_config_fini(struct hf_config *cfg)
+{
+    if (cfg->id2label)
+        for (size_t i = 0; i < cfg->num_labels; i++)
+            free(cfg->id2label[i]);
+    free(cfg->id2label);
+    free(cfg->eos_token_ids);
+    free(cfg->rope_scaling.json);
+    memset(cfg, 0, sizeof *cfg);
+}

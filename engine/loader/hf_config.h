@@ -1,0 +1,107 @@
+/* hf_config: a model directory's config.json as plain C data (no jansson types leak out).
+ * Owns the label strings and lists it allocates; knows nothing of weights or architectures.
+ *
+ * Unified names: whatever the source spelling (BERT hidden_size, DistilBERT dim, GPT-2 n_embd,
+ * T5 d_model, ...), after hf_config_load the sizes are in the generic fields below; missing
+ * optional keys take the defaults of the HF config class of that model_type. Required: model_type,
+ * vocab_size, hidden size, layer count, head count and intermediate size (under any of their
+ * names; GPT-2's n_inner may be null = 4 * n_embd). A missing required key, a wrong JSON type or
+ * an impossible value is ERR_FORMAT naming config.json and the key. JSON null counts as absent. */
+#ifndef INFERD_HF_CONFIG_H
+#define INFERD_HF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define HF_NAME_SIZE 64
+
+enum hf_problem_type {
+    HF_PROBLEM_NONE, /* absent or null: the head decides (HF: by num_labels and label dtype) */
+    HF_PROBLEM_SINGLE_LABEL,
+    HF_PROBLEM_MULTI_LABEL,
+    HF_PROBLEM_REGRESSION,
+};
+
+/* RoPE scaling (config "rope_scaling", or transformers 5 "rope_parameters"). */
+struct hf_rope_scaling {
+    bool present;                             /* false: plain RoPE ("default" type or absent) */
+    char type[HF_NAME_SIZE];                  /* "linear", "dynamic", "llama3", "yarn", ... */
+    double factor;                            /* 0 when absent */
+    double low_freq_factor;                   /* llama3; 0 when absent */
+    double high_freq_factor;                  /* llama3; 0 when absent */
+    int64_t original_max_position_embeddings; /* 0 when absent */
+    char *json; /* the whole object as compact JSON (malloc'ed), or NULL */
+};
+
+struct hf_config {
+    char model_type[HF_NAME_SIZE]; /* "bert", "roberta", "xlm-roberta", "distilbert", ... */
+    char architecture[128];        /* architectures[0], "" when absent */
+
+    /* generic sizes, whatever the source names */
+    int64_t vocab_size;
+    int64_t hidden_size;             /* hidden_size | dim | n_embd | d_model */
+    int64_t num_hidden_layers;       /* num_hidden_layers | n_layers | n_layer | num_layers */
+    int64_t num_attention_heads;     /* num_attention_heads | n_heads | n_head | num_heads */
+    int64_t intermediate_size;       /* intermediate_size | hidden_dim | n_inner | d_ff */
+    int64_t head_dim;                /* head_dim | d_kv, else hidden_size / heads */
+    int64_t embedding_size;          /* ALBERT/ELECTRA embedding_size, else hidden_size */
+    char hidden_act[HF_NAME_SIZE];   /* hidden_act | activation | activation_function;
+                                        T5: dense_act_fn (from feed_forward_proj) */
+    int64_t max_position_embeddings; /* max_position_embeddings | n_positions; 0 for T5 */
+    int64_t type_vocab_size;         /* 0 for models without token types */
+    double layer_norm_eps;           /* layer_norm_eps | layer_norm_epsilon | rms_norm_eps */
+    bool tie_word_embeddings;        /* HF default true */
+
+    /* special ids: -1 when absent or null */
+    int64_t pad_token_id;
+    int64_t bos_token_id;   /* a list keeps its first element */
+    int64_t *eos_token_ids; /* eos_token_id, int or list (malloc'ed) */
+    size_t n_eos_token_ids;
+    int64_t decoder_start_token_id;
+
+    /* labels: id2label[0..num_labels), validated (ids 0..n-1 all present, label2id agrees).
+     * Neither id2label nor num_labels in the file: HF's default LABEL_0, LABEL_1 with
+     * labels_default set, so a head may trust its classifier's shape instead. */
+    char **id2label;
+    size_t num_labels;
+    bool labels_default;
+    enum hf_problem_type problem_type;
+
+    /* encoder-family details */
+    char position_embedding_type[HF_NAME_SIZE]; /* only "absolute" loads */
+    int64_t position_offset;   /* first position id: 0, or pad_token_id + 1 for RoBERTa
+                                  and XLM-R (whose padding tokens take pad_token_id) */
+    bool sinusoidal_pos_embds; /* DistilBERT */
+    int64_t num_hidden_groups; /* ALBERT, else 1 */
+    int64_t inner_group_num;   /* ALBERT, else 1 */
+
+    /* decoder details */
+    int64_t num_key_value_heads; /* default num_attention_heads */
+    double rope_theta;           /* default 10000 */
+    struct hf_rope_scaling rope_scaling;
+    int64_t sliding_window; /* 0 = none (absent, null, or use_sliding_window false) */
+
+    /* T5 */
+    int64_t num_decoder_layers; /* default num_hidden_layers */
+    int64_t relative_attention_num_buckets;
+    int64_t relative_attention_max_distance;
+    char feed_forward_proj[HF_NAME_SIZE]; /* "relu", "gated-gelu", ... */
+    bool is_gated_act;
+    bool is_encoder_decoder;
+};
+
+/* Reads DIR/config.json into cfg (which need not be initialized). On failure cfg holds
+ * nothing to free. */
+int hf_config_load(const char *dir, struct hf_config *cfg, struct err *e);
+
+/* Same, from JSON text; `what` names the source in messages (e.g. a path). */
+int hf_config_parse(const char *json_text, size_t len, const char *what, struct hf_config *cfg,
+                    struct err *e);
+
+/* Frees what hf_config_load allocated; cfg is zeroed. */
+void hf_config_fini(struct hf_config *cfg);
+
+#endif
