@@ -42,7 +42,8 @@ struct tokenizer {
     struct postprocessor *post;
     struct decoder *decoder;
     struct tokenizer_params defaults;
-    json_t *config; /* tokenizer_config.json, or NULL */
+    json_t *config;      /* tokenizer_config.json, or NULL */
+    bool subword_prefix; /* the model has a non-empty continuing_subword_prefix */
 };
 
 /* ---- JSON helpers shared by the component parsers ---- */
@@ -680,7 +681,7 @@ int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, c
     /* HF tokenizes at most max_length tokens' worth of words per sequence when
      * truncating (only the pair with only_second). */
     size_t limit_a = NO_LIMIT, limit_b = NO_LIMIT;
-    if (p->truncation) {
+    if (p->truncation && p->truncate_early) {
         limit_a = p->strategy != TRUNC_ONLY_SECOND ? p->max_length : NO_LIMIT;
         limit_b = p->max_length;
     }
@@ -760,6 +761,9 @@ static bool is_special_content(const struct tokenizer *tk, const char *tok)
     return false;
 }
 
+static int decode_strings(const struct tokenizer *tk, struct strvec *tokens, char **out,
+                          size_t *out_len, struct err *e);
+
 int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, size_t n,
                      bool skip_special_tokens, char **out, size_t *out_len, struct err *e)
 {
@@ -775,6 +779,15 @@ int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, size_t n,
         strvec_fini(&toks);
         return err_set(e, ERR_NOMEM, "out of memory");
     }
+    return decode_strings(tk, &toks, out, out_len, e);
+}
+
+/* Runs the decoder over toks (or joins them with spaces without one) and frees toks. */
+static int decode_strings(const struct tokenizer *tk, struct strvec *tokens, char **out,
+                          size_t *out_len, struct err *e)
+{
+    struct strvec toks = *tokens;
+    int rc = 0;
     if (tk->decoder) {
         rc = decoder_decode(tk->decoder, &toks, out, out_len, e);
     } else { /* HF joins with spaces when there is no decoder */
@@ -801,6 +814,23 @@ int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, size_t n,
     }
     strvec_fini(&toks);
     return rc;
+}
+
+int tokenizer_tokens_to_string(const struct tokenizer *tk, const char *const *tokens, size_t n,
+                               char **out, size_t *out_len, struct err *e)
+{
+    struct strvec toks = {0};
+    for (size_t i = 0; i < n; i++)
+        if (strvec_push(&toks, tokens[i], strlen(tokens[i])) != 0) {
+            strvec_fini(&toks);
+            return err_set(e, ERR_NOMEM, "out of memory");
+        }
+    return decode_strings(tk, &toks, out, out_len, e);
+}
+
+bool tokenizer_has_subword_prefix(const struct tokenizer *tk)
+{
+    return tk->subword_prefix;
 }
 
 /* ---- vocabulary queries ---- */
@@ -993,6 +1023,7 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
     }
     vocab_init(&tk->added_vocab);
     tk->defaults.add_special_tokens = true;
+    tk->defaults.truncate_early = true;
     if (!json_is_object(root)) {
         rc = err_set(e, ERR_FORMAT, "tokenizer.json: the top level must be an object");
         goto fail;
@@ -1006,6 +1037,8 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
     }
     if ((rc = model_new(json_object_get(root, "model"), &tk->model, e)) != 0)
         goto fail_prefix;
+    j = json_object_get(json_object_get(root, "model"), "continuing_subword_prefix");
+    tk->subword_prefix = json_is_string(j) && json_string_length(j) > 0;
     if ((j = json_object_get(root, "normalizer")) && !json_is_null(j) &&
         (rc = normalizer_new(j, &tk->normalizer, e)) != 0)
         goto fail_prefix;

@@ -64,10 +64,15 @@ struct tokenizer_params {
     size_t stride;                /* overlap of overflowing windows */
     enum trunc_strategy strategy; /* longest_first */
     enum side trunc_side;         /* right */
-    enum pad_strategy padding;    /* none */
-    size_t pad_length;            /* PAD_FIXED length */
-    size_t pad_to_multiple_of;    /* 0: off */
-    enum side pad_side;           /* right */
+    /* tokenizers 0.23 tokenizes only about max_length tokens' worth of words before
+     * truncating (tokenize_with_limit), so overflow windows stop there. true (the
+     * default) reproduces it exactly; false windows the whole text, as tokenizers
+     * did before 0.23 and as the question-answering pipeline needs. */
+    bool truncate_early;
+    enum pad_strategy padding; /* none */
+    size_t pad_length;         /* PAD_FIXED length */
+    size_t pad_to_multiple_of; /* 0: off */
+    enum side pad_side;        /* right */
 };
 
 struct tokenizer;
@@ -92,6 +97,14 @@ int tokenizer_encode(const struct tokenizer *tk, const char *text, size_t len, c
  * Unknown ids are skipped, as HF does. */
 int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, size_t n,
                      bool skip_special_tokens, char **out, size_t *out_len, struct err *e);
+
+/* transformers' convert_tokens_to_string: runs the decoder over token strings (which need
+ * not be vocabulary entries), or joins them with spaces without a decoder. */
+int tokenizer_tokens_to_string(const struct tokenizer *tk, const char *const *tokens, size_t n,
+                               char **out, size_t *out_len, struct err *e);
+/* Whether the model has a non-empty continuing_subword_prefix (WordPiece "##"): the
+ * token-classification pipeline's test for word-aware tokenizers. */
+bool tokenizer_has_subword_prefix(const struct tokenizer *tk);
 
 /* Vocabulary queries (added tokens first, then the model), -1 / NULL if unknown. */
 int32_t tokenizer_token_to_id(const struct tokenizer *tk, const char *token);

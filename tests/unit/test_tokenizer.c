@@ -188,6 +188,36 @@ START_TEST(added_special_token_in_text)
 }
 END_TEST
 
+START_TEST(truncate_early_off_windows_whole_text)
+{
+    /* pairs-dev.json pair 1 (33 context tokens, 25 per window, stride 8): tokenizers
+     * 0.23 stops at ~32 tokens, so its last window is [17, 32); with truncate_early
+     * off the whole context is windowed and the last window is [17, 33), ending with
+     * the final "." (1012). */
+    struct tokenizer *tk = load("bert-uncased");
+    const char *q = "what was prescribed?";
+    const char *c = "Ünïcödé ärgér The quick brown fox jumps over the lazy dog.The quick brown fox "
+                    "jumps over the lazy dog.The quick brown fox jumps over the lazy dog.";
+    struct tokenizer_params p = tokenizer_params_default(tk);
+    p.truncation = true;
+    p.strategy = TRUNC_ONLY_SECOND;
+    p.max_length = 32;
+    p.stride = 8;
+    struct encodings out = {0};
+    struct err e;
+    for (int early = 1; early >= 0; early--) {
+        p.truncate_early = early;
+        ck_assert_int_eq(tokenizer_encode(tk, q, strlen(q), c, strlen(c), &p, &out, &e), 0);
+        ck_assert_uint_eq(out.n, 2);
+        const struct encoding *w = &out.v[1];
+        ck_assert_uint_eq(w->n, early ? 6 + 15 + 1 : 6 + 16 + 1);
+        ck_assert_int_eq(w->ids[w->n - 2], early ? 3899 : 1012);
+        encodings_fini(&out);
+    }
+    tokenizer_free(tk);
+}
+END_TEST
+
 struct thread_job {
     const struct tokenizer *tk;
     const json_t *refs;
@@ -278,6 +308,7 @@ Suite *suite_tokenizer(void)
     tcase_add_test(tc, missing_directory);
     tcase_add_test(tc, truncation_longest_first_and_padding);
     tcase_add_test(tc, added_special_token_in_text);
+    tcase_add_test(tc, truncate_early_off_windows_whole_text);
     tcase_add_test(tc, many_threads_same_answers);
     tcase_add_test(tc, decode_skips_unknown_ids);
     suite_add_tcase(s, tc);

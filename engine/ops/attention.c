@@ -1,0 +1,174 @@
+/* attention: masked scaled dot-product attention over (batch, seq, heads*head_dim) views with
+ * two batched oneDNN matmuls whose strided memory descriptors treat (batch, head) as batch
+ * dimensions, so Q, K, V and the output are read and written in place (no transposes):
+ *   scores (b, h, s, t) = Q K^T / sqrt(head_dim) + mask_bias (b, 1, 1, t)   matmul + post-op
+ *   probs = softmax over t                                                   softmax primitive
+ *   out (b, s, h, d) = probs V                                               matmul
+ * Batches are processed in chunks so the scores stay within SCORES_BUDGET bytes. */
+#include <float.h>
+#include <math.h>
+
+#include "ops/ops.h"
+
+#define SCORES_BUDGET ((size_t)16 << 20)
+
+/* A (nb, H, rows, cols) view of a (batch, seq, ld) activation: head h of token s starts at
+ * s*ld + h*D; transposed swaps the two inner dimensions (K^T). */
+static dnnl_status_t head_view(dnnl_memory_desc_t *md, int nb, int H, int S, int D, int ld,
+                               int transposed)
+{
+    dnnl_dims_t strides = {(dnnl_dim_t)S * ld, D, transposed ? 1 : ld, transposed ? ld : 1};
+    dnnl_dims_t dims = {nb, H, transposed ? D : S, transposed ? S : D};
+    return dnnl_memory_desc_init_by_strides(md, 4, dims, dnnl_f32, strides);
+}
+
+/* scores = Q K^T * scale (+ mask bias), for a chunk of nb sequences. */
+static int scores_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb, int masked,
+                       struct dnn_prim **out, struct err *e)
+{
+    int H = s->n_heads, S = s->seq, D = s->head_dim;
+    struct dnn_key key = {.kind = DNN_KIND_ATTN_SCORES, .v = {nb, H, S, D, s->ld_qkv, masked}};
+    *out = dnn_cache_find(ctx, &key);
+    if (*out)
+        return 0;
+    dnnl_memory_desc_t q_md, k_md, dst_md, bias_md;
+    dnnl_dims_t dst_dims = {nb, H, S, S}, bias_dims = {nb, 1, 1, S};
+    dnnl_status_t st = head_view(&q_md, nb, H, S, D, s->ld_qkv, 0);
+    if (st == dnnl_success)
+        st = head_view(&k_md, nb, H, S, D, s->ld_qkv, 1);
+    if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_abcd);
+    if (st == dnnl_success)
+        st = dnnl_memory_desc_init_by_tag(&bias_md, 4, bias_dims, dnnl_f32, dnnl_abcd);
+    dnnl_matmul_desc_t desc;
+    if (st == dnnl_success)
+        st = dnnl_matmul_desc_init(&desc, &q_md, &k_md, NULL, &dst_md);
+    if (st != dnnl_success)
+        return dnn_fail(st, e, "attention scores desc");
+    dnnl_primitive_attr_t attr;
+    int rc = dnn_attr_new(&attr, e);
+    if (rc != 0)
+        return rc;
+    dnnl_post_ops_t po = NULL;
+    const float scale = 1.0f / sqrtf((float)D);
+    st = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
+    if (st == dnnl_success && masked) {
+        st = dnnl_post_ops_create(&po);
+        if (st == dnnl_success)
+            st = dnnl_post_ops_append_binary(po, dnnl_binary_add, &bias_md);
+        if (st == dnnl_success)
+            st = dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, &desc, attr, dnn_engine(ctx), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return dnn_fail(st, e, "attention scores primitive desc");
+    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST,
+                               DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1};
+    return dnn_cache_add(ctx, &key, pd, args, NULL, masked ? 4 : 3, out, e);
+}
+
+/* out = probs V, for a chunk of nb sequences. */
+static int context_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb,
+                        struct dnn_prim **out, struct err *e)
+{
+    int H = s->n_heads, S = s->seq, D = s->head_dim;
+    struct dnn_key key = {.kind = DNN_KIND_ATTN_CONTEXT, .v = {nb, H, S, D, s->ld_qkv, s->ld_out}};
+    *out = dnn_cache_find(ctx, &key);
+    if (*out)
+        return 0;
+    dnnl_memory_desc_t p_md, v_md, dst_md;
+    dnnl_dims_t p_dims = {nb, H, S, S};
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&p_md, 4, p_dims, dnnl_f32, dnnl_abcd);
+    if (st == dnnl_success)
+        st = head_view(&v_md, nb, H, S, D, s->ld_qkv, 0);
+    if (st == dnnl_success)
+        st = head_view(&dst_md, nb, H, S, D, s->ld_out, 0);
+    dnnl_matmul_desc_t desc;
+    if (st == dnnl_success)
+        st = dnnl_matmul_desc_init(&desc, &p_md, &v_md, NULL, &dst_md);
+    if (st != dnnl_success)
+        return dnn_fail(st, e, "attention context desc");
+    dnnl_primitive_attr_t attr;
+    int rc = dnn_attr_new(&attr, e);
+    if (rc != 0)
+        return rc;
+    dnnl_primitive_desc_t pd;
+    st = dnnl_primitive_desc_create(&pd, &desc, attr, dnn_engine(ctx), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return dnn_fail(st, e, "attention context primitive desc");
+    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+    return dnn_cache_add(ctx, &key, pd, args, NULL, 3, out, e);
+}
+
+static int check_shape(const struct attn_shape *s, struct err *e)
+{
+    if (s->batch <= 0 || s->seq <= 0 || s->n_heads <= 0 || s->head_dim <= 0)
+        return err_set(e, ERR_INVALID, "attention: shape batch %d seq %d heads %d head_dim %d",
+                       s->batch, s->seq, s->n_heads, s->head_dim);
+    int width = s->n_heads * s->head_dim;
+    if (s->ld_qkv < width || s->ld_out < width)
+        return err_set(e, ERR_INVALID, "attention: row strides %d, %d below heads*head_dim %d",
+                       s->ld_qkv, s->ld_out, width);
+    return 0;
+}
+
+/* One chunk of nb sequences starting at sequence b0. */
+static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0, int nb,
+                        const float *q, const float *k, const float *v, const float *bias,
+                        float *scores, float *out, struct err *e)
+{
+    int S = s->seq;
+    size_t in_off = (size_t)b0 * (size_t)S * (size_t)s->ld_qkv;
+    size_t out_off = (size_t)b0 * (size_t)S * (size_t)s->ld_out;
+    struct dnn_prim *ps, *pc;
+    int rc = scores_prim(ctx, s, nb, bias != NULL, &ps, e);
+    if (rc == 0)
+        rc = context_prim(ctx, s, nb, &pc, e);
+    if (rc != 0)
+        return rc;
+    void *sbufs[] = {(void *)(q + in_off), (void *)(k + in_off), scores,
+                     bias ? (void *)(bias + (size_t)b0 * (size_t)S) : NULL};
+    rc = dnn_exec(ctx, ps, sbufs, e);
+    if (rc == 0)
+        rc = softmax_forward(ctx, scores, nb * s->n_heads * S, S, e);
+    if (rc != 0)
+        return rc;
+    void *cbufs[] = {scores, (void *)(v + in_off), out + out_off};
+    return dnn_exec(ctx, pc, cbufs, e);
+}
+
+int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
+                      const float *k, const float *v, const int32_t *attention_mask, float *out,
+                      struct err *e)
+{
+    int rc = check_shape(s, e);
+    if (rc != 0)
+        return rc;
+    int B = s->batch, S = s->seq;
+    size_t per_seq = (size_t)s->n_heads * (size_t)S * (size_t)S; /* scores of one sequence */
+    size_t nb_max = SCORES_BUDGET / (per_seq * sizeof(float));
+    int nb = nb_max < 1 ? 1 : nb_max > (size_t)B ? B : (int)nb_max;
+    size_t scores_n = ((size_t)nb * per_seq + 15) & ~(size_t)15;
+    size_t bias_n = attention_mask ? (size_t)B * (size_t)S : 0;
+    float *scores = dnn_scratch(ctx, (scores_n + bias_n) * sizeof(float), e);
+    if (!scores)
+        return e ? e->kind : ERR_NOMEM;
+    float *bias = NULL; /* (batch, seq): 0 for a kept key, -FLT_MAX for a masked one */
+    if (attention_mask) {
+        bias = scores + scores_n;
+        for (size_t i = 0; i < bias_n; i++)
+            bias[i] = attention_mask[i] ? 0.0f : -FLT_MAX;
+    }
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int n = B - b0 < nb ? B - b0 : nb;
+        rc = attend_chunk(ctx, s, b0, n, q, k, v, bias, scores, out, e);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,110 @@
+/* ops: the compute of a forward pass on oneDNN: linear layers on prepacked weights with fused
+ * bias, activation and residual (matmul.c), layer and RMS norm (norm.c), masked scaled
+ * dot-product attention (attention.c), activations and softmax (activations.c).
+ * Activations are f32, row-major, contiguous unless a leading dimension says otherwise; every
+ * op runs on the caller's struct dnn_ctx (ops/dnnl.h) and returns 0 or a negative ERR_*.
+ * Ops own no activation memory: callers pass buffers (worker scratch). */
+#ifndef INFERD_OPS_H
+#define INFERD_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "ops/dnnl.h"
+
+/* ---- activations.c ------------------------------------------------------------------- */
+
+/* Activation functions, named as in HF's ACT2FN (config.json "hidden_act"). */
+enum act {
+    ACT_NONE,
+    ACT_GELU_ERF,  /* "gelu": x/2 (1 + erf(x/sqrt 2)) */
+    ACT_GELU_TANH, /* "gelu_new", "gelu_pytorch_tanh", "gelu_fast": the tanh approximation */
+    ACT_RELU,      /* "relu" */
+    ACT_SILU,      /* "silu", "swish": x sigmoid(x) */
+    ACT_COUNT
+};
+
+/* Parses an HF hidden_act name; ERR_INVALID (message names the value) for one we lack. */
+int act_parse(const char *hidden_act, enum act *out, struct err *e);
+const char *act_name(enum act a);
+
+/* x = act(x) in place, x: (n). */
+int act_forward(struct dnn_ctx *ctx, enum act a, float *x, size_t n, struct err *e);
+
+/* Softmax over the last axis in place, x: (rows, cols). */
+int softmax_forward(struct dnn_ctx *ctx, float *x, int rows, int cols, struct err *e);
+
+/* The oneDNN eltwise algorithm of a (ACT_NONE has none: ERR_INVALID). For ops/ files. */
+int act_dnnl_alg(enum act a, dnnl_alg_kind_t *alg, float *alpha, struct err *e);
+
+/* ---- matmul.c ------------------------------------------------------------------------ */
+
+/* A linear layer y = act(x W^T + b) with W prepacked once into oneDNN's preferred layout for
+ * the compute type. Read-only after linear_init: one struct linear may be used by many
+ * contexts (threads) at once; each context builds and caches its own primitives. */
+struct linear {
+    int in_features;  /* K */
+    int out_features; /* N */
+    enum dtype_compute dt;
+    enum act act;
+    dnnl_memory_desc_t w_md; /* the packed layout of W^T: logical (in_features, out_features) */
+    void *w_packed;          /* owned, 64-byte aligned, dnnl_memory_desc_get_size(&w_md) bytes */
+    float *bias;             /* (out_features), owned; NULL without bias */
+    float *w_scales;         /* INT8: (out_features) per-output-channel weight scales, owned */
+};
+
+/* Prepacks an HF nn.Linear: w (out, in) row-major f32, b (out) or NULL. ctx is only used for
+ * the one-time reorder (any context works: the packed buffer is context-free).
+ * BF16: weights rounded to bf16, activations converted per call, output f32.
+ * INT8: weights quantized symmetric s8 per output channel, activations per call symmetric s8
+ * per tensor (max |x| / 127), s32 accumulation, output f32. */
+int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
+                int out, enum dtype_compute dt, enum act act, struct err *e);
+void linear_fini(struct linear *l);
+
+/* y = act(x W^T + b). x: (M, in), y: (M, out), not overlapping. The primitive for each M is
+ * created on first use and cached in ctx. */
+int linear_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
+                   struct err *e);
+
+/* y += act(x W^T + b): the residual add fused as a sum post-op. y: (M, out) holds the residual. */
+int linear_forward_add(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
+                       struct err *e);
+
+/* ---- norm.c -------------------------------------------------------------------------- */
+
+/* y = LayerNorm(x + residual) * gamma + beta over the last axis, biased variance, as
+ * torch.nn.LayerNorm. x, y: (M, N) (y may be x); residual: (M, N) or NULL; gamma, beta: (N). */
+int layernorm_forward(struct dnn_ctx *ctx, const float *x, const float *residual, float *y,
+                      const float *gamma, const float *beta, float eps, int M, int N,
+                      struct err *e);
+
+/* y = x / sqrt(mean(x^2) + eps) * weight over the last axis (LLaMA's RMSNorm), x, y: (M, N). */
+int rmsnorm_forward(const float *x, float *y, const float *weight, float eps, int M, int N,
+                    struct err *e);
+
+/* ---- attention.c --------------------------------------------------------------------- */
+
+/* The shape of one attention call. Q, K, V and the output are (batch, seq, n_heads*head_dim)
+ * views with a row stride per token (ld_qkv, ld_out elements), so a fused QKV projection's
+ * output (batch, seq, 3*hidden) is used in place: q = qkv, k = qkv + hidden, v = qkv + 2*hidden,
+ * ld_qkv = 3*hidden. */
+struct attn_shape {
+    int batch;
+    int seq;
+    int n_heads;
+    int head_dim;
+    int ld_qkv; /* elements between consecutive tokens of q, k and v (>= n_heads*head_dim) */
+    int ld_out; /* elements between consecutive tokens of out (>= n_heads*head_dim) */
+};
+
+/* out = softmax(Q K^T / sqrt(head_dim) + mask_bias) V per head, as HF's eager attention:
+ * attention_mask (batch, seq) of 0/1 (NULL: attend to all) becomes the additive bias
+ * (1 - mask) * FLT_MIN_NEGATIVE (-FLT_MAX) on keys. Rows of padded queries are computed
+ * like the others and are meant to be ignored. */
+int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
+                      const float *k, const float *v, const int32_t *attention_mask, float *out,
+                      struct err *e);
+
+#endif

@@ -1,0 +1,562 @@
+/* test_ops: every op of engine/ops against a naive double-precision loop on random data:
+ * linear (f32, bf16, int8; each activation; bias; fused residual), layer and RMS norm,
+ * activations, softmax, masked attention (padding, fused QKV strides, batch chunking), the
+ * primitive cache, two contexts on two threads sharing one struct linear, and error paths.
+ * Tolerances: an output o with reference r passes when |o - r| <= tol * scale, where scale is
+ * the magnitude of the terms that produced it (sum |x_k w_k| + |b| + |residual| for a linear,
+ * max(1, |r|) elsewhere): tol 1e-5 for f32, 1e-2 for bf16, 3e-2 for int8. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "suites.h"
+
+#define TOL_F32 1e-5
+#define TOL_BF16 1e-2
+#define TOL_INT8 3e-2
+
+static uint64_t rng_state;
+
+/* Uniform in [lo, hi) from a fixed-seed LCG (reproducible across runs). */
+static float rnd(float lo, float hi)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    double u = (double)(rng_state >> 11) / 9007199254740992.0;
+    return (float)(lo + (hi - lo) * u);
+}
+
+static float *rnd_array(size_t n, float lo, float hi)
+{
+    float *a = malloc(n * sizeof *a);
+    ck_assert_ptr_nonnull(a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = rnd(lo, hi);
+    return a;
+}
+
+static double ref_act(enum act a, double x)
+{
+    switch (a) {
+    case ACT_GELU_ERF: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case ACT_GELU_TANH:
+        return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    case ACT_RELU: return x > 0 ? x : 0;
+    case ACT_SILU: return x / (1.0 + exp(-x));
+    default: return x;
+    }
+}
+
+static struct dnn_ctx *ctx_new(int n_threads)
+{
+    struct err e = {0};
+    struct dnn_ctx *ctx = dnn_ctx_new(n_threads, &e);
+    ck_assert_msg(ctx != NULL, "%s", e.msg);
+    return ctx;
+}
+
+/* Checks y (M, N) = act(x W^T + b) + residual against doubles; w is (N, K) as HF stores it. */
+static void check_linear(const float *x, const float *w, const float *b, const float *residual,
+                         const float *y, int M, int K, int N, enum act a, double tol,
+                         const char *what)
+{
+    for (int m = 0; m < M; m++) {
+        for (int n = 0; n < N; n++) {
+            double acc = b ? b[n] : 0, mag = b ? fabs(b[n]) : 0;
+            for (int k = 0; k < K; k++) {
+                double t = (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+                acc += t;
+                mag += fabs(t);
+            }
+            double want = ref_act(a, acc);
+            if (residual) {
+                want += residual[(size_t)m * N + n];
+                mag += fabs(residual[(size_t)m * N + n]);
+            }
+            double d = fabs(y[(size_t)m * N + n] - want) / fmax(mag, 1e-30);
+            ck_assert_msg(d <= tol, "%s: M=%d K=%d N=%d act %s: y[%d,%d] = %.9g, want %.9g", what,
+                          M, K, N, act_name(a), m, n, (double)y[(size_t)m * N + n], want);
+        }
+    }
+}
+
+static const int shapes[][3] = {
+    /* M, K (in), N (out): fixture sizes (hidden 32, intermediate 37), M = 1 and 7 */
+    {1, 32, 37}, {7, 32, 37}, {7, 37, 32}, {5, 32, 32}, {33, 64, 96}, {128, 96, 200},
+};
+
+static void run_linear_case(enum dtype_compute dt, double tol, const char *what)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 42;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
+        for (int a = ACT_NONE; a < ACT_COUNT; a++) {
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                float *x = rnd_array((size_t)M * K, -1, 1), *w = rnd_array((size_t)N * K, -1, 1);
+                float *b = with_bias ? rnd_array((size_t)N, -1, 1) : NULL;
+                float *y = rnd_array((size_t)M * N, -5, 5);
+                struct linear l;
+                ck_assert_msg(linear_init(&l, ctx, w, b, K, N, dt, (enum act)a, &e) == 0, "%s",
+                              e.msg);
+                ck_assert_msg(linear_forward(&l, ctx, x, y, M, &e) == 0, "%s", e.msg);
+                check_linear(x, w, b, NULL, y, M, K, N, (enum act)a, tol, what);
+                linear_fini(&l);
+                free(x);
+                free(w);
+                free(b);
+                free(y);
+            }
+        }
+    }
+    dnn_ctx_free(ctx);
+}
+
+START_TEST(linear_f32)
+{
+    run_linear_case(DTYPE_COMPUTE_F32, TOL_F32, "f32");
+}
+END_TEST
+
+START_TEST(linear_bf16)
+{
+    run_linear_case(DTYPE_COMPUTE_BF16, TOL_BF16, "bf16");
+}
+END_TEST
+
+START_TEST(linear_int8)
+{
+    run_linear_case(DTYPE_COMPUTE_INT8, TOL_INT8, "int8");
+}
+END_TEST
+
+/* y += act(x W^T + b) with the residual already in y, for each compute type. */
+START_TEST(linear_residual_add)
+{
+    static const double tols[] = {TOL_F32, TOL_BF16, TOL_INT8};
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 7;
+    int M = 7, K = 37, N = 32;
+    for (int dt = 0; dt < DTYPE_COMPUTE_COUNT; dt++) {
+        for (int a = ACT_NONE; a <= ACT_GELU_ERF; a++) {
+            float *x = rnd_array((size_t)M * K, -1, 1), *w = rnd_array((size_t)N * K, -1, 1);
+            float *b = rnd_array((size_t)N, -1, 1), *r = rnd_array((size_t)M * N, -3, 3);
+            float *y = malloc((size_t)M * N * sizeof *y);
+            memcpy(y, r, (size_t)M * N * sizeof *y);
+            struct linear l;
+            ck_assert_msg(
+                linear_init(&l, ctx, w, b, K, N, (enum dtype_compute)dt, (enum act)a, &e) == 0,
+                "%s", e.msg);
+            ck_assert_msg(linear_forward_add(&l, ctx, x, y, M, &e) == 0, "%s", e.msg);
+            check_linear(x, w, b, r, y, M, K, N, (enum act)a, tols[dt], "residual add");
+            linear_fini(&l);
+            free(x);
+            free(w);
+            free(b);
+            free(r);
+            free(y);
+        }
+    }
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+/* Same shape twice: the primitive is reused (no new one) and the output is bit-identical;
+ * another M builds one more primitive and is right too. */
+START_TEST(linear_cache_reuse)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 9;
+    int K = 64, N = 48;
+    float *w = rnd_array((size_t)N * K, -1, 1), *b = rnd_array((size_t)N, -1, 1);
+    float *x = rnd_array((size_t)9 * K, -1, 1);
+    float *y1 = calloc((size_t)9 * N, sizeof *y1), *y2 = calloc((size_t)9 * N, sizeof *y2);
+    struct linear l;
+    ck_assert_int_eq(linear_init(&l, ctx, w, b, K, N, DTYPE_COMPUTE_F32, ACT_GELU_ERF, &e), 0);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y1, 5, &e), 0);
+    long created = dnn_cache_created(ctx);
+    int cached = dnn_cache_size(ctx);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y2, 5, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), created);
+    ck_assert_int_eq(dnn_cache_size(ctx), cached);
+    ck_assert_mem_eq(y1, y2, (size_t)5 * N * sizeof *y1);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y2, 9, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), created + 1);
+    check_linear(x, w, b, NULL, y2, 9, K, N, ACT_GELU_ERF, TOL_F32, "M=9 after M=5");
+    /* A second linear of the same shape shares the cached primitive. */
+    struct linear l2;
+    ck_assert_int_eq(linear_init(&l2, ctx, w, b, K, N, DTYPE_COMPUTE_F32, ACT_GELU_ERF, &e), 0);
+    ck_assert_int_eq(linear_forward(&l2, ctx, x, y2, 5, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), created + 1);
+    ck_assert_mem_eq(y1, y2, (size_t)5 * N * sizeof *y1);
+    linear_fini(&l);
+    linear_fini(&l2);
+    free(w);
+    free(b);
+    free(x);
+    free(y1);
+    free(y2);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+/* Two threads, each with its own context, run the same struct linear at once. */
+struct worker_arg {
+    const struct linear *l;
+    const float *x, *w, *b;
+    int M, K, N, n_iter, ok;
+};
+
+static void *worker(void *p)
+{
+    struct worker_arg *a = p;
+    struct err e = {0};
+    struct dnn_ctx *ctx = dnn_ctx_new(1, &e);
+    float *y = malloc((size_t)a->M * a->N * sizeof *y);
+    a->ok = ctx != NULL && y != NULL;
+    for (int i = 0; i < a->n_iter && a->ok; i++) {
+        int M = i % 2 ? a->M : a->M / 2 + 1; /* two shapes per context */
+        a->ok = linear_forward(a->l, ctx, a->x, y, M, &e) == 0;
+        for (int m = 0; m < M && a->ok; m++) {
+            for (int n = 0; n < a->N && a->ok; n++) {
+                double acc = a->b[n], mag = fabs(a->b[n]);
+                for (int k = 0; k < a->K; k++) {
+                    double t = (double)a->x[(size_t)m * a->K + k] * a->w[(size_t)n * a->K + k];
+                    acc += t;
+                    mag += fabs(t);
+                }
+                a->ok = fabs(y[(size_t)m * a->N + n] - ref_act(ACT_RELU, acc)) <= TOL_BF16 * mag;
+            }
+        }
+    }
+    free(y);
+    dnn_ctx_free(ctx);
+    return NULL;
+}
+
+START_TEST(linear_two_threads_share_weights)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 11;
+    int M = 16, K = 37, N = 40; /* N padded in the packed layout: padding is shared too */
+    float *w = rnd_array((size_t)N * K, -1, 1), *b = rnd_array((size_t)N, -1, 1);
+    float *x = rnd_array((size_t)M * K, -1, 1);
+    for (int dt = 0; dt < DTYPE_COMPUTE_COUNT; dt++) {
+        struct linear l;
+        ck_assert_int_eq(linear_init(&l, ctx, w, b, K, N, (enum dtype_compute)dt, ACT_RELU, &e), 0);
+        struct worker_arg args[2];
+        pthread_t th[2];
+        for (int t = 0; t < 2; t++) {
+            args[t] = (struct worker_arg){&l, x, w, b, M, K, N, 40, 0};
+            ck_assert_int_eq(pthread_create(&th[t], NULL, worker, &args[t]), 0);
+        }
+        for (int t = 0; t < 2; t++) {
+            pthread_join(th[t], NULL);
+            ck_assert_msg(args[t].ok, "thread %d, dtype %d", t, dt);
+        }
+        linear_fini(&l);
+    }
+    free(w);
+    free(b);
+    free(x);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+static void ref_layernorm(const double *x, const float *g, const float *bt, double eps, int N,
+                          double *out)
+{
+    double mean = 0, var = 0;
+    for (int i = 0; i < N; i++)
+        mean += x[i];
+    mean /= N;
+    for (int i = 0; i < N; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    var /= N;
+    for (int i = 0; i < N; i++)
+        out[i] = (x[i] - mean) / sqrt(var + eps) * g[i] + bt[i];
+}
+
+START_TEST(layernorm_vs_naive)
+{
+    static const int ln_shapes[][2] = {{1, 32}, {7, 37}, {5, 768}, {64, 1024}};
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 5;
+    for (size_t si = 0; si < sizeof ln_shapes / sizeof ln_shapes[0]; si++) {
+        int M = ln_shapes[si][0], N = ln_shapes[si][1];
+        for (int variant = 0; variant < 3; variant++) { /* out of place, residual, in place */
+            float *x = rnd_array((size_t)M * N, -2, 3), *r = rnd_array((size_t)M * N, -1, 1);
+            float *g = rnd_array((size_t)N, 0.5f, 1.5f), *bt = rnd_array((size_t)N, -1, 1);
+            float *y = calloc((size_t)M * N, sizeof *y);
+            double *row = malloc((size_t)N * sizeof *row), *want = malloc((size_t)N * sizeof *want);
+            const float *res = variant == 1 ? r : NULL;
+            float *out = variant == 2 ? x : y;
+            float *x_copy = malloc((size_t)M * N * sizeof *x_copy);
+            memcpy(x_copy, x, (size_t)M * N * sizeof *x);
+            ck_assert_msg(layernorm_forward(ctx, x, res, out, g, bt, 1e-12f, M, N, &e) == 0, "%s",
+                          e.msg);
+            for (int m = 0; m < M; m++) {
+                for (int i = 0; i < N; i++)
+                    row[i] = (double)x_copy[(size_t)m * N + i] + (res ? res[(size_t)m * N + i] : 0);
+                ref_layernorm(row, g, bt, 1e-12, N, want);
+                for (int i = 0; i < N; i++)
+                    ck_assert_msg(fabs(out[(size_t)m * N + i] - want[i]) <=
+                                      TOL_F32 * fmax(1, fabs(want[i])),
+                                  "layernorm (%d, %d) variant %d [%d,%d]: %.9g want %.9g", M, N,
+                                  variant, m, i, (double)out[(size_t)m * N + i], want[i]);
+            }
+            free(x);
+            free(r);
+            free(g);
+            free(bt);
+            free(y);
+            free(row);
+            free(want);
+            free(x_copy);
+        }
+    }
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(rmsnorm_vs_naive)
+{
+    struct err e = {0};
+    rng_state = 6;
+    int M = 3, N = 37;
+    float *x = rnd_array((size_t)M * N, -2, 2), *w = rnd_array((size_t)N, 0.5f, 1.5f);
+    float *y = calloc((size_t)M * N, sizeof *y);
+    ck_assert_int_eq(rmsnorm_forward(x, y, w, 1e-6f, M, N, &e), 0);
+    for (int m = 0; m < M; m++) {
+        double ss = 0;
+        for (int i = 0; i < N; i++)
+            ss += (double)x[m * N + i] * x[m * N + i];
+        double r = 1 / sqrt(ss / N + 1e-6);
+        for (int i = 0; i < N; i++) {
+            double want = x[m * N + i] * r * w[i];
+            ck_assert(fabs(y[m * N + i] - want) <= TOL_F32 * fmax(1, fabs(want)));
+        }
+    }
+    free(x);
+    free(w);
+    free(y);
+}
+END_TEST
+
+START_TEST(activations_vs_naive)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    size_t n = 1001;
+    float *x = malloc(n * sizeof *x);
+    for (int a = ACT_GELU_ERF; a < ACT_COUNT; a++) {
+        for (size_t i = 0; i < n; i++)
+            x[i] = -8.0f + 16.0f * (float)i / (float)(n - 1);
+        ck_assert_msg(act_forward(ctx, (enum act)a, x, n, &e) == 0, "%s", e.msg);
+        for (size_t i = 0; i < n; i++) {
+            double want = ref_act((enum act)a, (double)(-8.0f + 16.0f * (float)i / (float)(n - 1)));
+            ck_assert_msg(fabs(x[i] - want) <= TOL_F32 * fmax(1, fabs(want)),
+                          "%s(%g) = %.9g want %.9g", act_name((enum act)a),
+                          -8.0 + 16.0 * (double)i / (double)(n - 1), (double)x[i], want);
+        }
+    }
+    free(x);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(act_parse_names)
+{
+    static const struct {
+        const char *name;
+        enum act act;
+    } cases[] = {{"gelu", ACT_GELU_ERF},
+                 {"gelu_new", ACT_GELU_TANH},
+                 {"gelu_pytorch_tanh", ACT_GELU_TANH},
+                 {"relu", ACT_RELU},
+                 {"silu", ACT_SILU}};
+    enum act a;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_eq(act_parse(cases[i].name, &a, NULL), 0);
+        ck_assert_int_eq(a, cases[i].act);
+    }
+    struct err e = {0};
+    ck_assert_int_eq(act_parse("mish", &a, &e), ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "mish"));
+}
+END_TEST
+
+START_TEST(softmax_vs_naive)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 3;
+    int rows = 13, cols = 37;
+    float *x = rnd_array((size_t)rows * cols, -10, 10);
+    float *x0 = malloc((size_t)rows * cols * sizeof *x0);
+    memcpy(x0, x, (size_t)rows * cols * sizeof *x);
+    ck_assert_int_eq(softmax_forward(ctx, x, rows, cols, &e), 0);
+    for (int r = 0; r < rows; r++) {
+        double mx = -INFINITY, sum = 0;
+        for (int c = 0; c < cols; c++)
+            mx = fmax(mx, x0[r * cols + c]);
+        for (int c = 0; c < cols; c++)
+            sum += exp(x0[r * cols + c] - mx);
+        for (int c = 0; c < cols; c++) {
+            double want = exp(x0[r * cols + c] - mx) / sum;
+            ck_assert(fabs(x[r * cols + c] - want) <= TOL_F32 * fmax(1e-3, want));
+        }
+    }
+    free(x);
+    free(x0);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+/* Naive attention in doubles with HF's additive mask ((1 - mask) * float32 min). */
+static void ref_attention(const struct attn_shape *s, const float *q, const float *k,
+                          const float *v, const int32_t *mask, double *out /* (B,S,H*D) */)
+{
+    int S = s->seq, D = s->head_dim, HD = s->n_heads * D;
+    double *p = malloc((size_t)S * sizeof *p);
+    for (int b = 0; b < s->batch; b++) {
+        for (int h = 0; h < s->n_heads; h++) {
+            for (int i = 0; i < S; i++) {
+                const float *qi = q + ((size_t)b * S + i) * s->ld_qkv + h * D;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < S; j++) {
+                    const float *kj = k + ((size_t)b * S + j) * s->ld_qkv + h * D;
+                    double dot = 0;
+                    for (int d = 0; d < D; d++)
+                        dot += (double)qi[d] * kj[d];
+                    p[j] = dot / sqrt(D) + (mask && !mask[b * S + j] ? -FLT_MAX : 0.0);
+                    mx = fmax(mx, p[j]);
+                }
+                for (int j = 0; j < S; j++) {
+                    p[j] = exp(p[j] - mx);
+                    sum += p[j];
+                }
+                for (int d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < S; j++)
+                        acc += p[j] / sum * v[((size_t)b * S + j) * s->ld_qkv + h * D + d];
+                    out[((size_t)b * S + i) * HD + h * D + d] = acc;
+                }
+            }
+        }
+    }
+    free(p);
+}
+
+/* Q, K, V interleaved in one (B, S, 3*H*D) buffer as a fused QKV projection writes them;
+ * output with a wider row stride than H*D; right padding, left padding and a full row. */
+static void run_attention(int B, int S, int H, int D, int with_mask)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    int HD = H * D;
+    struct attn_shape s = {B, S, H, D, 3 * HD, HD + 5};
+    float *qkv = rnd_array((size_t)B * S * 3 * HD, -2, 2);
+    float *out = calloc((size_t)B * S * s.ld_out, sizeof *out);
+    double *want = malloc((size_t)B * S * HD * sizeof *want);
+    int32_t *mask = malloc((size_t)B * S * sizeof *mask);
+    for (int b = 0; b < B; b++) {
+        int len = S - (b * 3) % S; /* b = 0 is unpadded */
+        for (int j = 0; j < S; j++)
+            mask[b * S + j] = b % 3 == 2 ? j >= S - len : j < len; /* every third left-padded */
+    }
+    const int32_t *m = with_mask ? mask : NULL;
+    ck_assert_msg(attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e) == 0, "%s",
+                  e.msg);
+    ref_attention(&s, qkv, qkv + HD, qkv + 2 * HD, m, want);
+    for (int t = 0; t < B * S; t++)
+        for (int c = 0; c < HD; c++)
+            ck_assert_msg(fabs(out[(size_t)t * s.ld_out + c] - want[(size_t)t * HD + c]) <=
+                              TOL_F32 * fmax(1, fabs(want[(size_t)t * HD + c])),
+                          "attention B%d S%d H%d D%d token %d col %d: %.9g want %.9g", B, S, H, D,
+                          t, c, (double)out[(size_t)t * s.ld_out + c], want[(size_t)t * HD + c]);
+    free(qkv);
+    free(out);
+    free(want);
+    free(mask);
+    dnn_ctx_free(ctx);
+}
+
+START_TEST(attention_padded_mask)
+{
+    rng_state = 13;
+    run_attention(3, 7, 2, 16, 1); /* hidden 32 like the fixtures */
+    run_attention(1, 1, 2, 16, 1);
+    run_attention(4, 9, 3, 8, 0);
+}
+END_TEST
+
+START_TEST(attention_chunks_batches)
+{
+    rng_state = 17;
+    run_attention(5, 300, 12, 8, 1); /* 4.3 MB of scores per sequence: chunks of 3 and 2 */
+}
+END_TEST
+
+START_TEST(errors_are_reported)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    float w[4] = {1, 2, 3, 4}, x[2] = {1, 1}, y[2];
+    struct linear l;
+    ck_assert_int_eq(linear_init(&l, ctx, w, NULL, 0, 2, DTYPE_COMPUTE_F32, ACT_NONE, &e),
+                     ERR_INVALID);
+    ck_assert_int_eq(linear_init(&l, ctx, w, NULL, 2, 2, DTYPE_COMPUTE_F32, ACT_NONE, &e), 0);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, 0, &e), ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "M = 0"));
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, 1, &e), 0);
+    ck_assert(y[0] == 3.0f && y[1] == 7.0f);
+    linear_fini(&l);
+    linear_fini(&l); /* fini twice is harmless */
+    struct attn_shape s = {1, 2, 2, 4, 7, 8};
+    ck_assert_int_eq(attention_forward(ctx, &s, x, x, x, NULL, y, &e), ERR_INVALID);
+    ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, x, x, 0.0f, 1, 2, &e), ERR_INVALID);
+    ck_assert_int_eq(softmax_forward(ctx, x, 0, 2, &e), ERR_INVALID);
+    dnn_ctx_free(ctx);
+    dnn_ctx_free(NULL);
+}
+END_TEST
+
+START_TEST(runtime_is_reported)
+{
+    ck_assert_str_eq(dnn_runtime_name(), "OpenMP");
+    ck_assert_ptr_nonnull(strstr(dnn_describe(), "OpenMP"));
+}
+END_TEST
+
+Suite *suite_ops(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, linear_f32);
+    tcase_add_test(tc, linear_bf16);
+    tcase_add_test(tc, linear_int8);
+    tcase_add_test(tc, linear_residual_add);
+    tcase_add_test(tc, linear_cache_reuse);
+    tcase_add_test(tc, linear_two_threads_share_weights);
+    tcase_add_test(tc, layernorm_vs_naive);
+    tcase_add_test(tc, rmsnorm_vs_naive);
+    tcase_add_test(tc, activations_vs_naive);
+    tcase_add_test(tc, act_parse_names);
+    tcase_add_test(tc, softmax_vs_naive);
+    tcase_add_test(tc, attention_padded_mask);
+    tcase_add_test(tc, attention_chunks_batches);
+    tcase_add_test(tc, errors_are_reported);
+    tcase_add_test(tc, runtime_is_reported);
+    suite_add_tcase(s, tc);
+    return s;
+}
