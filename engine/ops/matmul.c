@@ -262,16 +262,30 @@ static int to_bf16_prim(struct dnn_ctx *ctx, int M, int K, struct dnn_prim **out
     return dnn_cache_add(ctx, &key, pd, args, NULL, 2, out, e);
 }
 
-/* INT8: x (M, K) -> q = round(x / sx) in [-127, 127] with sx = max |x| / 127; returns sx. */
+/* INT8: x (M, K) -> q = round(x / sx) in [-127, 127] with sx = max |x| / 127; returns sx.
+ * Written so the compiler vectorizes both passes: 16 independent running maxima (no float
+ * reduction to reorder) and rounding half away from zero by adding +-0.5 then truncating. */
 static float quantize_s8(const float *x, int8_t *q, size_t n)
 {
+    float lane[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float a = x[i + (size_t)j] < 0.0f ? -x[i + (size_t)j] : x[i + (size_t)j];
+            lane[j] = a > lane[j] ? a : lane[j];
+        }
     float m = 0.0f;
-    for (size_t i = 0; i < n; i++)
+    for (; i < n; i++)
         m = fmaxf(m, fabsf(x[i]));
+    for (int j = 0; j < 16; j++)
+        m = fmaxf(m, lane[j]);
     float sx = m > 0.0f ? m / 127.0f : 1.0f;
     float inv = 1.0f / sx;
-    for (size_t i = 0; i < n; i++)
-        q[i] = (int8_t)lrintf(fminf(fmaxf(x[i] * inv, -127.0f), 127.0f));
+    for (i = 0; i < n; i++) {
+        float v = x[i] * inv; /* |v| <= 127 up to rounding */
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        q[i] = (int8_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
+    }
     return sx;
 }
 

@@ -101,7 +101,7 @@ struct attn_shape {
 
 /* out = softmax(Q K^T / sqrt(head_dim) + mask_bias) V per head, as HF's eager attention:
  * attention_mask (batch, seq) of 0/1 (NULL: attend to all) becomes the additive bias
- * (1 - mask) * FLT_MIN_NEGATIVE (-FLT_MAX) on keys. Rows of padded queries are computed
+ * (1 - mask) * -FLT_MAX (torch.finfo(float32).min) on keys. Rows of padded queries are computed
  * like the others and are meant to be ignored. */
 int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
                       const float *k, const float *v, const int32_t *attention_mask, float *out,

@@ -1,0 +1,160 @@
+/* bench_ops: throughput of the engine's oneDNN ops at BERT-base shapes, to compare with
+ * shared/anchors/gemm_peak.c (the matmul ceiling of this CPU as oneDNN reaches it).
+ * usage: bench-ops [threads=2] [M=1024] [seconds-per-case=1]
+ * Prints one JSON line per case: linear_forward for f32, bf16 and int8 at (M, 768) x 768,
+ * (M, 768) x 3072 with GELU and (M, 3072) x 768 (GFLOP/s = 2*M*K*N per call; bf16 and int8
+ * include converting/quantizing the f32 activations); layer norm (M, 768); attention over
+ * (M/128, 128) tokens with 12 heads of 64 (GFLOP/s = 4*B*H*S*S*D). Median of samples. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "ops/ops.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One timed case: calls run(arg) repeatedly; returns the median seconds per call. */
+struct bench_case {
+    int (*run)(struct bench_case *c);
+    struct dnn_ctx *ctx;
+    struct linear *l;
+    float *x, *y;
+    int M;
+    struct attn_shape shape;
+    int32_t *mask;
+    float *gamma, *beta;
+};
+
+static int run_linear(struct bench_case *c)
+{
+    return linear_forward(c->l, c->ctx, c->x, c->y, c->M, NULL);
+}
+
+static int run_layernorm(struct bench_case *c)
+{
+    return layernorm_forward(c->ctx, c->x, NULL, c->y, c->gamma, c->beta, 1e-12f, c->M, 768, NULL);
+}
+
+static int run_attention(struct bench_case *c)
+{
+    int hd = c->shape.n_heads * c->shape.head_dim;
+    return attention_forward(c->ctx, &c->shape, c->x, c->x + hd, c->x + 2 * hd, c->mask, c->y,
+                             NULL);
+}
+
+static double time_case(struct bench_case *c, double seconds)
+{
+    double t0 = now_s();
+    int warm = 0;
+    while (now_s() - t0 < seconds / 5 || warm < 3) {
+        if (c->run(c) != 0)
+            return -1;
+        warm++;
+    }
+    double per_call = (now_s() - t0) / warm;
+    int reps = per_call > 0.05 ? 1 : (int)(0.05 / per_call) + 1;
+    double samples[256];
+    int n = 0;
+    double start = now_s();
+    while (n < 256 && (n < 5 || now_s() - start < seconds * 4 / 5)) {
+        double s = now_s();
+        for (int r = 0; r < reps; r++)
+            c->run(c);
+        samples[n++] = (now_s() - s) / reps;
+    }
+    qsort(samples, (size_t)n, sizeof *samples, cmp_double);
+    return samples[n / 2];
+}
+
+static float *filled(size_t n, float v)
+{
+    float *a = malloc(n * sizeof *a);
+    for (size_t i = 0; a && i < n; i++)
+        a[i] = v * (float)((i * 7919) % 13) / 13.0f - v / 2;
+    return a;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    int M = argc > 2 ? atoi(argv[2]) : 1024;
+    double seconds = argc > 3 ? atof(argv[3]) : 1.0;
+    if (threads < 1 || M < 1 || seconds <= 0) {
+        fprintf(stderr, "usage: bench-ops [threads=2] [M=1024] [seconds-per-case=1]\n");
+        return 2;
+    }
+    struct err e = {0};
+    struct dnn_ctx *ctx = dnn_ctx_new(threads, &e);
+    if (!ctx) {
+        fprintf(stderr, "bench-ops: %s\n", e.msg);
+        return 1;
+    }
+    printf("{\"onednn\":\"%s\",\"threads\":%d}\n", dnn_describe(), threads);
+    static const char *dt_names[] = {"f32", "bf16", "int8"};
+    static const int shapes[][3] = {
+        {768, 768, ACT_NONE}, {768, 3072, ACT_GELU_ERF}, {3072, 768, ACT_NONE}};
+    float *x = filled((size_t)M * 3072, 2.0f), *y = filled((size_t)M * 3072, 1.0f);
+    float *w = filled((size_t)3072 * 768, 0.1f), *b = filled(3072, 0.1f);
+    int failed = 0;
+    for (int dt = 0; dt < DTYPE_COMPUTE_COUNT; dt++) {
+        for (int s = 0; s < 3; s++) {
+            int K = shapes[s][0], N = shapes[s][1];
+            struct linear l;
+            if (linear_init(&l, ctx, w, b, K, N, (enum dtype_compute)dt, (enum act)shapes[s][2],
+                            &e) != 0) {
+                fprintf(stderr, "bench-ops: %s\n", e.msg);
+                failed = 1;
+                continue;
+            }
+            struct bench_case c = {.run = run_linear, .ctx = ctx, .l = &l, .x = x, .y = y, .M = M};
+            double t = time_case(&c, seconds);
+            printf("{\"op\":\"linear\",\"type\":\"%s\",\"M\":%d,\"K\":%d,\"N\":%d,\"act\":\"%s\","
+                   "\"ms\":%.3f,\"gflops\":%.1f}\n",
+                   dt_names[dt], M, K, N, act_name(l.act), t * 1e3, 2.0 * M * K * N / t / 1e9);
+            fflush(stdout);
+            linear_fini(&l);
+        }
+    }
+    float *gamma = filled(768, 1.0f), *beta = filled(768, 0.1f);
+    struct bench_case ln = {
+        .run = run_layernorm, .ctx = ctx, .x = x, .y = y, .M = M, .gamma = gamma, .beta = beta};
+    double t = time_case(&ln, seconds);
+    printf("{\"op\":\"layernorm\",\"M\":%d,\"N\":768,\"ms\":%.3f,\"gbps\":%.1f}\n", M, t * 1e3,
+           2.0 * M * 768 * 4 / t / 1e9);
+    int S = M < 128 ? M : 128, B = M / S;
+    float *qkv = filled((size_t)B * S * 3 * 768, 1.0f);
+    int32_t *mask = malloc((size_t)B * S * sizeof *mask);
+    for (int i = 0; i < B * S; i++)
+        mask[i] = i % S < S - (i / S) % 16; /* a little right padding per sequence */
+    struct bench_case at = {.run = run_attention,
+                            .ctx = ctx,
+                            .x = qkv,
+                            .y = y,
+                            .mask = mask,
+                            .shape = {B, S, 12, 64, 3 * 768, 768}};
+    t = time_case(&at, seconds);
+    printf("{\"op\":\"attention\",\"batch\":%d,\"seq\":%d,\"heads\":12,\"head_dim\":64,"
+           "\"ms\":%.3f,\"gflops\":%.1f}\n",
+           B, S, t * 1e3, 4.0 * B * 12 * S * S * 64 / t / 1e9);
+    free(qkv);
+    free(mask);
+    free(gamma);
+    free(beta);
+    free(x);
+    free(y);
+    free(w);
+    free(b);
+    dnn_ctx_free(ctx);
+    return failed;
+}
