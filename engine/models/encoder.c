@@ -1,0 +1,719 @@
+/* encoder: see encoder.h. The forward pass, in the shapes of one batch
+ * (B sequences of S tokens, M = B*S rows, hidden H, intermediate I, embedding E):
+ *
+ *   emb   = LN(word[ids] + pos[positions] + type[type_ids])        (M, E)
+ *   x     = E == H ? emb : emb W_proj^T + b                       (M, H)  ALBERT, ELECTRA
+ *   per layer (ALBERT: the shared layers of its group):
+ *     qkv = x W_qkv^T + b                                         (M, 3H) one fused linear
+ *     att = softmax(q k^T / sqrt(d) + mask) v                     (M, H)
+ *     x   = LN(x + att W_o^T + b)
+ *     x   = LN(x + act(x W_1^T + b1) W_2^T + b2)                  via (M, I)
+ *   head: pooled/CLS classifier, per-token classifier, QA span logits, or the MLM
+ *   transform + tied decoder.
+ *
+ * Variants are rows of `variants` (names of tensors and small flags), not copies. */
+#include "models/encoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader/safetensors.h"
+#include "loader/tensor.h"
+
+/* ---- architecture variants ---- */
+
+enum layout { LAYOUT_BERT, LAYOUT_DISTILBERT, LAYOUT_ALBERT };
+enum pool_kind {
+    POOL_BERT,    /* {p}pooler.dense + tanh, then classifier */
+    POOL_ALBERT,  /* {p}pooler + tanh, then classifier */
+    POOL_DISTIL,  /* pre_classifier + relu, then classifier */
+    POOL_ROBERTA, /* classifier.dense + tanh, then classifier.out_proj */
+    POOL_ELECTRA, /* classifier.dense + gelu, then classifier.out_proj */
+};
+
+struct variant {
+    const char *model_type;
+    const char *prefix; /* "bert." etc.; a bare *Model checkpoint has none */
+    enum layout layout;
+    enum pool_kind pool;
+    bool roberta_positions; /* positions count from padding_idx + 1 over non-pad tokens */
+    bool has_types;
+};
+
+static const struct variant variants[] = {
+    {"bert", "bert.", LAYOUT_BERT, POOL_BERT, false, true},
+    {"roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true},
+    {"xlm-roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true},
+    {"camembert", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true},
+    {"distilbert", "distilbert.", LAYOUT_DISTILBERT, POOL_DISTIL, false, false},
+    {"albert", "albert.", LAYOUT_ALBERT, POOL_ALBERT, false, true},
+    {"electra", "electra.", LAYOUT_BERT, POOL_ELECTRA, false, true},
+};
+
+struct ln {
+    float *g, *b; /* (n) */
+};
+
+struct layer {
+    struct linear qkv, o, ffn1, ffn2;
+    struct ln ln_att, ln_out;
+};
+
+struct encoder {
+    struct hf_config cfg;
+    const struct variant *v;
+    enum encoder_head head;
+    int H, I, E, n_heads, head_dim, n_layers;
+    float eps;
+    enum act act;
+    char prefix[32];
+
+    float *word, *pos, *type; /* (vocab, E), (n_pos, E), (n_type, E) */
+    int64_t vocab, n_pos, n_type;
+    struct ln emb_ln;
+    bool has_proj;
+    struct linear proj; /* E -> H */
+
+    struct layer *layers; /* ALBERT: groups * inner_group_num shared layers */
+    int n_layer_weights;
+
+    /* heads */
+    bool has_pool;
+    struct linear pool, cls; /* cls: (labels | 2 | vocab) x H */
+    enum act pool_act;       /* ACT_NONE means tanh for the pooler kinds that use it */
+    bool pool_tanh;
+    struct linear mlm_transform;
+    struct ln mlm_ln;
+    size_t out_width;
+};
+
+struct encoder_run {
+    float *emb, *x, *qkv, *att, *tmp, *inter, *rows, *rows2, *out;
+    size_t cap_emb, cap_x, cap_qkv, cap_att, cap_tmp, cap_inter, cap_rows, cap_rows2, cap_out;
+};
+
+/* ---- loading ---- */
+
+struct loader {
+    struct safetensors *st;
+    const char *dir;
+    char *used; /* per tensor index: taken by the model */
+};
+
+/* Fetches tensor `name` as floats with the expected shape (rows, cols; cols 0: 1-D). */
+static int take(struct loader *ld, const char *name, int64_t rows, int64_t cols, float **out,
+                struct err *e)
+{
+    const struct tensor *t = safetensors_get(ld->st, name);
+    if (!t)
+        return err_set(e, ERR_FORMAT, "%s: tensor '%s' is missing", ld->dir, name);
+    bool ok = cols ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
+                   : (t->n_dims == 1 && t->shape[0] == rows);
+    if (!ok)
+        return err_set(e, ERR_FORMAT,
+                       "%s: tensor '%s' has shape [%lld%s%lld], config.json implies [%lld%s%lld]",
+                       ld->dir, name, (long long)t->shape[0], t->n_dims > 1 ? ", " : "",
+                       t->n_dims > 1 ? (long long)t->shape[1] : 0LL, (long long)rows,
+                       cols ? ", " : "", (long long)cols);
+    float *f = malloc(t->n_elements * sizeof *f + 1);
+    if (!f)
+        return err_set(e, ERR_NOMEM, "out of memory loading '%s'", name);
+    int rc = tensor_to_f32(t, f, t->n_elements, e);
+    if (rc) {
+        free(f);
+        return err_prefix(e, "%s: ", ld->dir);
+    }
+    for (size_t i = 0; i < safetensors_count(ld->st); i++)
+        if (safetensors_at(ld->st, i) == t)
+            ld->used[i] = 1;
+    *out = f;
+    return 0;
+}
+
+static int take_ln(struct loader *ld, const char *base, int64_t n, struct ln *ln, struct err *e)
+{
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight", base);
+    int rc = take(ld, name, n, 0, &ln->g, e);
+    snprintf(name, sizeof name, "%s.bias", base);
+    return rc ? rc : take(ld, name, n, 0, &ln->b, e);
+}
+
+/* A linear layer `base`.weight (out, in) + `base`.bias (out), prepacked for oneDNN. */
+static int take_linear(struct loader *ld, struct dnn_ctx *ctx, const char *base, int64_t in,
+                       int64_t out, enum dtype_compute dt, enum act act, struct linear *l,
+                       struct err *e)
+{
+    char name[320];
+    float *w = NULL, *b = NULL;
+    snprintf(name, sizeof name, "%s.weight", base);
+    int rc = take(ld, name, out, in, &w, e);
+    snprintf(name, sizeof name, "%s.bias", base);
+    if (rc == 0)
+        rc = take(ld, name, out, 0, &b, e);
+    if (rc == 0)
+        rc = linear_init(l, ctx, w, b, (int)in, (int)out, dt, act, e);
+    free(w);
+    free(b);
+    return rc;
+}
+
+/* q, k, v concatenated into one (3H, H) linear: one matmul instead of three. */
+static int take_qkv(struct loader *ld, struct dnn_ctx *ctx, const char *const names[3], int64_t H,
+                    enum dtype_compute dt, struct linear *l, struct err *e)
+{
+    size_t hh = (size_t)(H * H);
+    float *w = malloc(3 * hh * sizeof *w), *b = malloc(3 * (size_t)H * sizeof *b);
+    int rc = (!w || !b) ? err_set(e, ERR_NOMEM, "out of memory") : 0;
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        char name[320];
+        float *wk = NULL, *bk = NULL;
+        snprintf(name, sizeof name, "%s.weight", names[k]);
+        rc = take(ld, name, H, H, &wk, e);
+        snprintf(name, sizeof name, "%s.bias", names[k]);
+        if (rc == 0)
+            rc = take(ld, name, H, 0, &bk, e);
+        if (rc == 0) {
+            memcpy(w + (size_t)k * hh, wk, hh * sizeof *w);
+            memcpy(b + (size_t)k * (size_t)H, bk, (size_t)H * sizeof *b);
+        }
+        free(wk);
+        free(bk);
+    }
+    if (rc == 0)
+        rc = linear_init(l, ctx, w, b, (int)H, (int)(3 * H), dt, ACT_NONE, e);
+    free(w);
+    free(b);
+    return rc;
+}
+
+static int load_layer(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx, const char *lp,
+                      enum dtype_compute dt, struct layer *L, struct err *e)
+{
+    char q[256], k[256], v[256], o[256], ln1[256], f1[256], f2[256], ln2[256];
+    switch (m->v->layout) {
+    case LAYOUT_BERT:
+        snprintf(q, sizeof q, "%sattention.self.query", lp);
+        snprintf(k, sizeof k, "%sattention.self.key", lp);
+        snprintf(v, sizeof v, "%sattention.self.value", lp);
+        snprintf(o, sizeof o, "%sattention.output.dense", lp);
+        snprintf(ln1, sizeof ln1, "%sattention.output.LayerNorm", lp);
+        snprintf(f1, sizeof f1, "%sintermediate.dense", lp);
+        snprintf(f2, sizeof f2, "%soutput.dense", lp);
+        snprintf(ln2, sizeof ln2, "%soutput.LayerNorm", lp);
+        break;
+    case LAYOUT_DISTILBERT:
+        snprintf(q, sizeof q, "%sattention.q_lin", lp);
+        snprintf(k, sizeof k, "%sattention.k_lin", lp);
+        snprintf(v, sizeof v, "%sattention.v_lin", lp);
+        snprintf(o, sizeof o, "%sattention.out_lin", lp);
+        snprintf(ln1, sizeof ln1, "%ssa_layer_norm", lp);
+        snprintf(f1, sizeof f1, "%sffn.lin1", lp);
+        snprintf(f2, sizeof f2, "%sffn.lin2", lp);
+        snprintf(ln2, sizeof ln2, "%soutput_layer_norm", lp);
+        break;
+    case LAYOUT_ALBERT:
+        snprintf(q, sizeof q, "%sattention.query", lp);
+        snprintf(k, sizeof k, "%sattention.key", lp);
+        snprintf(v, sizeof v, "%sattention.value", lp);
+        snprintf(o, sizeof o, "%sattention.dense", lp);
+        snprintf(ln1, sizeof ln1, "%sattention.LayerNorm", lp);
+        snprintf(f1, sizeof f1, "%sffn", lp);
+        snprintf(f2, sizeof f2, "%sffn_output", lp);
+        snprintf(ln2, sizeof ln2, "%sfull_layer_layer_norm", lp);
+        break;
+    }
+    const char *qkv[3] = {q, k, v};
+    int rc = take_qkv(ld, ctx, qkv, m->H, dt, &L->qkv, e);
+    if (rc == 0)
+        rc = take_linear(ld, ctx, o, m->H, m->H, dt, ACT_NONE, &L->o, e);
+    if (rc == 0)
+        rc = take_ln(ld, ln1, m->H, &L->ln_att, e);
+    if (rc == 0)
+        rc = take_linear(ld, ctx, f1, m->H, m->I, dt, m->act, &L->ffn1, e);
+    if (rc == 0)
+        rc = take_linear(ld, ctx, f2, m->I, m->H, dt, ACT_NONE, &L->ffn2, e);
+    if (rc == 0)
+        rc = take_ln(ld, ln2, m->H, &L->ln_out, e);
+    return rc;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int load_head(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
+                     enum dtype_compute dt, struct err *e)
+{
+    const char *arch = m->cfg.architecture;
+    int64_t H = m->H;
+    char a[256], b[256];
+    if (ends_with(arch, "ForSequenceClassification")) {
+        m->head = HEAD_SEQ_CLS;
+        m->out_width = m->cfg.num_labels;
+        m->has_pool = true;
+        enum act pact = ACT_NONE;
+        switch (m->v->pool) {
+        case POOL_BERT:
+            snprintf(a, sizeof a, "%spooler.dense", m->prefix);
+            snprintf(b, sizeof b, "classifier");
+            m->pool_tanh = true;
+            break;
+        case POOL_ALBERT:
+            snprintf(a, sizeof a, "%spooler", m->prefix);
+            snprintf(b, sizeof b, "classifier");
+            m->pool_tanh = true;
+            break;
+        case POOL_DISTIL:
+            snprintf(a, sizeof a, "pre_classifier");
+            snprintf(b, sizeof b, "classifier");
+            pact = ACT_RELU;
+            break;
+        case POOL_ROBERTA:
+            snprintf(a, sizeof a, "classifier.dense");
+            snprintf(b, sizeof b, "classifier.out_proj");
+            m->pool_tanh = true;
+            break;
+        case POOL_ELECTRA:
+            snprintf(a, sizeof a, "classifier.dense");
+            snprintf(b, sizeof b, "classifier.out_proj");
+            pact = ACT_GELU_ERF;
+            break;
+        }
+        int rc = take_linear(ld, ctx, a, H, H, dt, pact, &m->pool, e);
+        return rc ? rc
+                  : take_linear(ld, ctx, b, H, (int64_t)m->out_width, dt, ACT_NONE, &m->cls, e);
+    }
+    if (ends_with(arch, "ForTokenClassification")) {
+        m->head = HEAD_TOKEN_CLS;
+        m->out_width = m->cfg.num_labels;
+        return take_linear(ld, ctx, "classifier", H, (int64_t)m->out_width, dt, ACT_NONE, &m->cls,
+                           e);
+    }
+    if (ends_with(arch, "ForQuestionAnswering")) {
+        m->head = HEAD_QA;
+        m->out_width = 2;
+        return take_linear(ld, ctx, "qa_outputs", H, 2, dt, ACT_NONE, &m->cls, e);
+    }
+    if (ends_with(arch, "ForMaskedLM")) {
+        /* transform (dense + act + LN) then the decoder tied to the word embeddings */
+        const char *dense, *norm, *bias;
+        if (m->v->layout == LAYOUT_DISTILBERT) {
+            dense = "vocab_transform", norm = "vocab_layer_norm", bias = "vocab_projector.bias";
+        } else if (m->v->roberta_positions) {
+            dense = "lm_head.dense", norm = "lm_head.layer_norm", bias = "lm_head.bias";
+        } else if (m->v->layout == LAYOUT_BERT && m->E == m->H) {
+            dense = "cls.predictions.transform.dense";
+            norm = "cls.predictions.transform.LayerNorm";
+            bias = "cls.predictions.bias";
+        } else {
+            return err_set(e, ERR_FORMAT, "%s: %s is not supported", ld->dir, arch);
+        }
+        m->head = HEAD_MASKED_LM;
+        m->out_width = (size_t)m->vocab;
+        enum act tact =
+            m->v->roberta_positions || m->v->layout == LAYOUT_DISTILBERT ? ACT_GELU_ERF : m->act;
+        int rc = take_linear(ld, ctx, dense, H, H, dt, tact, &m->mlm_transform, e);
+        if (rc == 0)
+            rc = take_ln(ld, norm, H, &m->mlm_ln, e);
+        float *bv = NULL;
+        if (rc == 0)
+            rc = take(ld, bias, m->vocab, 0, &bv, e);
+        if (rc == 0)
+            rc = linear_init(&m->cls, ctx, m->word, bv, (int)H, (int)m->vocab, dt, ACT_NONE, e);
+        free(bv);
+        return rc;
+    }
+    if (ends_with(arch, "Model") || arch[0] == '\0') {
+        m->head = HEAD_NONE;
+        m->out_width = (size_t)H;
+        return 0;
+    }
+    return err_set(e, ERR_FORMAT, "%s: config.json: architecture '%s' is not supported", ld->dir,
+                   arch);
+}
+
+static int load_embeddings(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
+                           enum dtype_compute dt, struct err *e)
+{
+    char n[256];
+    const char *p = m->prefix;
+    snprintf(n, sizeof n, "%sembeddings.word_embeddings.weight", p);
+    int rc = take(ld, n, m->vocab, m->E, &m->word, e);
+    const struct tensor *pt;
+    snprintf(n, sizeof n, "%sembeddings.position_embeddings.weight", p);
+    if (rc == 0 && (pt = safetensors_get(ld->st, n)) != NULL) {
+        m->n_pos = pt->shape[0];
+        rc = take(ld, n, m->n_pos, m->E, &m->pos, e);
+    } else if (rc == 0) {
+        rc = err_set(e, ERR_FORMAT, "%s: tensor '%s' is missing", ld->dir, n);
+    }
+    if (rc == 0 && m->v->has_types && m->cfg.type_vocab_size > 0) {
+        m->n_type = m->cfg.type_vocab_size;
+        snprintf(n, sizeof n, "%sembeddings.token_type_embeddings.weight", p);
+        rc = take(ld, n, m->n_type, m->E, &m->type, e);
+    }
+    snprintf(n, sizeof n, "%sembeddings.LayerNorm", p);
+    if (rc == 0)
+        rc = take_ln(ld, n, m->E, &m->emb_ln, e);
+    if (rc == 0 && m->E != m->H) {
+        m->has_proj = true;
+        if (m->v->layout == LAYOUT_ALBERT)
+            snprintf(n, sizeof n, "%sencoder.embedding_hidden_mapping_in", p);
+        else
+            snprintf(n, sizeof n, "%sembeddings_project", p);
+        rc = take_linear(ld, ctx, n, m->E, m->H, dt, ACT_NONE, &m->proj, e);
+    }
+    return rc;
+}
+
+static int check_unused(struct encoder *m, struct loader *ld, struct err *e)
+{
+    /* Every tensor must be used, except HF's known extras: pooler weights of models
+     * whose head does not pool, and position-id buffers. */
+    for (size_t i = 0; i < safetensors_count(ld->st); i++) {
+        if (ld->used[i])
+            continue;
+        const char *name = safetensors_at(ld->st, i)->name;
+        if (strstr(name, "pooler") || strstr(name, "position_ids") ||
+            strstr(name, "predictions.decoder") || strstr(name, "lm_head.decoder") ||
+            strstr(name, "vocab_projector.weight"))
+            continue;
+        return err_set(e, ERR_FORMAT, "%s: tensor '%s' is not used by %s", ld->dir, name,
+                       m->cfg.architecture);
+    }
+    return 0;
+}
+
+int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct encoder **out,
+                 struct err *e)
+{
+    *out = NULL;
+    struct encoder *m = calloc(1, sizeof *m);
+    struct loader ld = {.dir = dir};
+    if (!m)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    int rc = hf_config_load(dir, &m->cfg, e);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
+        if (strcmp(variants[i].model_type, m->cfg.model_type) == 0)
+            m->v = &variants[i];
+    if (!m->v) {
+        rc = err_set(e, ERR_FORMAT, "%s: config.json: model_type '%s' is not an encoder we know",
+                     dir, m->cfg.model_type);
+        goto fail;
+    }
+    m->H = (int)m->cfg.hidden_size;
+    m->I = (int)m->cfg.intermediate_size;
+    m->E = (int)m->cfg.embedding_size;
+    m->n_heads = (int)m->cfg.num_attention_heads;
+    m->n_layers = (int)m->cfg.num_hidden_layers;
+    m->vocab = m->cfg.vocab_size;
+    m->eps = (float)m->cfg.layer_norm_eps;
+    if (m->n_heads <= 0 || m->H % m->n_heads != 0) {
+        rc = err_set(e, ERR_FORMAT, "%s: config.json: hidden_size %d is not a multiple of %d heads",
+                     dir, m->H, m->n_heads);
+        goto fail;
+    }
+    m->head_dim = m->H / m->n_heads;
+    if ((rc = act_parse(m->cfg.hidden_act, &m->act, e)) != 0) {
+        err_prefix(e, "%s: config.json: ", dir);
+        goto fail;
+    }
+    if ((rc = safetensors_open(dir, &ld.st, e)) != 0)
+        goto fail;
+    ld.used = calloc(safetensors_count(ld.st) + 1, 1);
+    if (!ld.used) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    char probe[128];
+    snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", m->v->prefix);
+    snprintf(m->prefix, sizeof m->prefix, "%s", safetensors_get(ld.st, probe) ? m->v->prefix : "");
+
+    if ((rc = load_embeddings(m, &ld, ctx, dt, e)) != 0)
+        goto fail;
+    int groups = m->v->layout == LAYOUT_ALBERT ? (int)m->cfg.num_hidden_groups : 1;
+    int inner = m->v->layout == LAYOUT_ALBERT ? (int)m->cfg.inner_group_num : 1;
+    m->n_layer_weights = m->v->layout == LAYOUT_ALBERT ? groups * inner : m->n_layers;
+    if (groups <= 0 || inner <= 0 || m->n_layers % groups != 0) {
+        rc = err_set(e, ERR_FORMAT, "%s: config.json: %d layers in %d groups", dir, m->n_layers,
+                     groups);
+        goto fail;
+    }
+    m->layers = calloc((size_t)m->n_layer_weights, sizeof *m->layers);
+    if (!m->layers) {
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < m->n_layer_weights && rc == 0; i++) {
+        char lp[128];
+        if (m->v->layout == LAYOUT_ALBERT)
+            snprintf(lp, sizeof lp, "%sencoder.albert_layer_groups.%d.albert_layers.%d.", m->prefix,
+                     i / inner, i % inner);
+        else if (m->v->layout == LAYOUT_DISTILBERT)
+            snprintf(lp, sizeof lp, "%stransformer.layer.%d.", m->prefix, i);
+        else
+            snprintf(lp, sizeof lp, "%sencoder.layer.%d.", m->prefix, i);
+        rc = load_layer(m, &ld, ctx, lp, dt, &m->layers[i], e);
+    }
+    if (rc == 0)
+        rc = load_head(m, &ld, ctx, dt, e);
+    if (rc == 0)
+        rc = check_unused(m, &ld, e);
+    if (rc)
+        goto fail;
+    free(ld.used);
+    safetensors_close(ld.st);
+    *out = m;
+    return 0;
+fail:
+    free(ld.used);
+    safetensors_close(ld.st);
+    encoder_free(m);
+    return rc;
+}
+
+static void ln_fini(struct ln *ln)
+{
+    free(ln->g);
+    free(ln->b);
+}
+
+void encoder_free(struct encoder *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; m->layers && i < m->n_layer_weights; i++) {
+        struct layer *L = &m->layers[i];
+        linear_fini(&L->qkv);
+        linear_fini(&L->o);
+        linear_fini(&L->ffn1);
+        linear_fini(&L->ffn2);
+        ln_fini(&L->ln_att);
+        ln_fini(&L->ln_out);
+    }
+    free(m->layers);
+    free(m->word);
+    free(m->pos);
+    free(m->type);
+    ln_fini(&m->emb_ln);
+    linear_fini(&m->proj);
+    linear_fini(&m->pool);
+    linear_fini(&m->cls);
+    linear_fini(&m->mlm_transform);
+    ln_fini(&m->mlm_ln);
+    hf_config_fini(&m->cfg);
+    free(m);
+}
+
+const struct hf_config *encoder_config(const struct encoder *m)
+{
+    return &m->cfg;
+}
+
+enum encoder_head encoder_head_kind(const struct encoder *m)
+{
+    return m->head;
+}
+
+size_t encoder_out_width(const struct encoder *m)
+{
+    return m->out_width;
+}
+
+/* ---- forward ---- */
+
+struct encoder_run *encoder_run_new(void)
+{
+    return calloc(1, sizeof(struct encoder_run));
+}
+
+void encoder_run_free(struct encoder_run *r)
+{
+    if (!r)
+        return;
+    free(r->emb);
+    free(r->x);
+    free(r->qkv);
+    free(r->att);
+    free(r->tmp);
+    free(r->inter);
+    free(r->rows);
+    free(r->rows2);
+    free(r->out);
+    free(r);
+}
+
+/* Grows *buf to n floats (activations are reused across calls: no malloc when warm). */
+static int ensure(float **buf, size_t *cap, size_t n, struct err *e)
+{
+    if (n <= *cap)
+        return 0;
+    float *nb = realloc(*buf, n * sizeof *nb);
+    if (!nb)
+        return err_set(e, ERR_NOMEM, "out of memory for a batch of %zu floats", n);
+    *buf = nb;
+    *cap = n;
+    return 0;
+}
+
+static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct encoder_batch *b,
+                 float *emb, struct err *e)
+{
+    size_t E = (size_t)m->E;
+    int64_t pad = m->cfg.pad_token_id;
+    for (int i = 0; i < b->batch; i++) {
+        int64_t run = 0; /* RoBERTa: count of non-pad tokens so far */
+        for (int t = 0; t < b->seq; t++) {
+            size_t r = (size_t)i * (size_t)b->seq + (size_t)t;
+            int32_t id = b->ids[r];
+            if (id < 0 || id >= m->vocab)
+                return err_set(e, ERR_INVALID, "token id %d out of the vocabulary (%lld)", id,
+                               (long long)m->vocab);
+            int64_t p = t;
+            if (m->v->roberta_positions)
+                p = id != pad ? pad + ++run : pad;
+            if (p < 0 || p >= m->n_pos)
+                return err_set(e, ERR_INVALID, "sequence too long: position %lld of %lld",
+                               (long long)p, (long long)m->n_pos);
+            int32_t tt = b->type_ids ? b->type_ids[r] : 0;
+            if (m->type && (tt < 0 || tt >= m->n_type))
+                return err_set(e, ERR_INVALID, "token type %d out of range", tt);
+            const float *w = m->word + (size_t)id * E, *pe = m->pos + (size_t)p * E;
+            const float *te = m->type ? m->type + (size_t)tt * E : NULL;
+            float *o = emb + r * E;
+            for (size_t k = 0; k < E; k++)
+                o[k] = w[k] + pe[k] + (te ? te[k] : 0.0f);
+        }
+    }
+    int M = b->batch * b->seq;
+    return layernorm_forward(ctx, emb, NULL, emb, m->emb_ln.g, m->emb_ln.b, m->eps, M, m->E, e);
+}
+
+static int layer_forward(const struct encoder *m, const struct layer *L, struct dnn_ctx *ctx,
+                         struct encoder_run *r, const struct encoder_batch *b, struct err *e)
+{
+    int M = b->batch * b->seq, H = m->H;
+    struct attn_shape s = {b->batch, b->seq, m->n_heads, m->head_dim, 3 * H, H};
+    int rc = linear_forward(&L->qkv, ctx, r->x, r->qkv, M, e); /* (M, 3H) */
+    if (rc == 0)
+        rc = attention_forward(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att, e);
+    if (rc == 0)
+        rc = linear_forward(&L->o, ctx, r->att, r->tmp, M, e);
+    if (rc == 0) /* x = LN(x + att W_o) */
+        rc = layernorm_forward(ctx, r->tmp, r->x, r->x, L->ln_att.g, L->ln_att.b, m->eps, M, H, e);
+    if (rc == 0)
+        rc = linear_forward(&L->ffn1, ctx, r->x, r->inter, M, e); /* (M, I) */
+    if (rc == 0)
+        rc = linear_forward(&L->ffn2, ctx, r->inter, r->tmp, M, e);
+    if (rc == 0)
+        rc = layernorm_forward(ctx, r->tmp, r->x, r->x, L->ln_out.g, L->ln_out.b, m->eps, M, H, e);
+    return rc;
+}
+
+static int head_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder_run *r,
+                        const struct encoder_batch *b, const float **out, struct err *e)
+{
+    int M = b->batch * b->seq, H = m->H, rc = 0;
+    size_t W = m->out_width;
+    switch (m->head) {
+    case HEAD_NONE: *out = r->x; return 0;
+    case HEAD_SEQ_CLS: {
+        /* first token of each sequence -> pooler/dense -> classifier */
+        if ((rc = ensure(&r->rows, &r->cap_rows, (size_t)b->batch * (size_t)H, e)) ||
+            (rc = ensure(&r->rows2, &r->cap_rows2, (size_t)b->batch * (size_t)H, e)) ||
+            (rc = ensure(&r->out, &r->cap_out, (size_t)b->batch * W, e)))
+            return rc;
+        for (int i = 0; i < b->batch; i++)
+            memcpy(r->rows + (size_t)i * (size_t)H, r->x + (size_t)i * (size_t)b->seq * (size_t)H,
+                   (size_t)H * sizeof(float));
+        rc = linear_forward(&m->pool, ctx, r->rows, r->rows2, b->batch, e);
+        if (rc == 0 && m->pool_tanh)
+            for (size_t k = 0; k < (size_t)b->batch * (size_t)H; k++)
+                r->rows2[k] = tanhf(r->rows2[k]);
+        if (rc == 0)
+            rc = linear_forward(&m->cls, ctx, r->rows2, r->out, b->batch, e);
+        *out = r->out;
+        return rc;
+    }
+    case HEAD_TOKEN_CLS:
+    case HEAD_QA:
+        if ((rc = ensure(&r->out, &r->cap_out, (size_t)M * W, e)) != 0)
+            return rc;
+        rc = linear_forward(&m->cls, ctx, r->x, r->out, M, e);
+        *out = r->out;
+        return rc;
+    case HEAD_MASKED_LM: {
+        int n = b->lm_rows ? b->n_lm_rows : M;
+        if (n <= 0)
+            return err_set(e, ERR_INVALID, "no rows to predict");
+        if ((rc = ensure(&r->rows, &r->cap_rows, (size_t)n * (size_t)H, e)) ||
+            (rc = ensure(&r->rows2, &r->cap_rows2, (size_t)n * (size_t)H, e)) ||
+            (rc = ensure(&r->out, &r->cap_out, (size_t)n * W, e)))
+            return rc;
+        for (int i = 0; i < n; i++) {
+            int row = b->lm_rows ? b->lm_rows[i] : i;
+            if (row < 0 || row >= M)
+                return err_set(e, ERR_INVALID, "row %d outside the batch", row);
+            memcpy(r->rows + (size_t)i * (size_t)H, r->x + (size_t)row * (size_t)H,
+                   (size_t)H * sizeof(float));
+        }
+        rc = linear_forward(&m->mlm_transform, ctx, r->rows, r->rows2, n, e);
+        if (rc == 0)
+            rc = layernorm_forward(ctx, r->rows2, NULL, r->rows2, m->mlm_ln.g, m->mlm_ln.b, m->eps,
+                                   n, H, e);
+        if (rc == 0)
+            rc = linear_forward(&m->cls, ctx, r->rows2, r->out, n, e);
+        *out = r->out;
+        return rc;
+    }
+    }
+    return err_set(e, ERR_INTERNAL, "unknown head");
+}
+
+int encoder_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder_run *r,
+                    const struct encoder_batch *b, const float **out, const float **hidden,
+                    struct err *e)
+{
+    if (b->batch <= 0 || b->seq <= 0)
+        return err_set(e, ERR_INVALID, "empty batch (%d x %d)", b->batch, b->seq);
+    size_t M = (size_t)b->batch * (size_t)b->seq;
+    int rc;
+    if ((rc = ensure(&r->x, &r->cap_x, M * (size_t)m->H, e)) ||
+        (rc = ensure(&r->qkv, &r->cap_qkv, M * 3 * (size_t)m->H, e)) ||
+        (rc = ensure(&r->att, &r->cap_att, M * (size_t)m->H, e)) ||
+        (rc = ensure(&r->tmp, &r->cap_tmp, M * (size_t)m->H, e)) ||
+        (rc = ensure(&r->inter, &r->cap_inter, M * (size_t)m->I, e)) ||
+        (m->has_proj && (rc = ensure(&r->emb, &r->cap_emb, M * (size_t)m->E, e))))
+        return rc;
+    float *emb = m->has_proj ? r->emb : r->x;
+    if ((rc = embed(m, ctx, b, emb, e)) != 0)
+        return rc;
+    if (m->has_proj && (rc = linear_forward(&m->proj, ctx, emb, r->x, (int)M, e)) != 0)
+        return rc;
+    int per_group =
+        m->n_layers / (m->v->layout == LAYOUT_ALBERT ? (int)m->cfg.num_hidden_groups : m->n_layers);
+    for (int l = 0; l < m->n_layers && rc == 0; l++) {
+        if (m->v->layout == LAYOUT_ALBERT) {
+            /* layer l uses group l / per_group, whose inner layers run in order */
+            int inner = (int)m->cfg.inner_group_num, g = l / per_group;
+            for (int k = 0; k < inner && rc == 0; k++)
+                rc = layer_forward(m, &m->layers[g * inner + k], ctx, r, b, e);
+        } else {
+            rc = layer_forward(m, &m->layers[l], ctx, r, b, e);
+        }
+    }
+    if (rc)
+        return rc;
+    if (hidden)
+        *hidden = r->x;
+    return head_forward(m, ctx, r, b, out, e);
+}
