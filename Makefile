@@ -32,7 +32,8 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 # Unit suites under valgrind (PCRE2's JIT off: memcheck cannot see into JIT code).
 test-valgrind: build
 	@INFERD_NO_JIT=1 CK_FORK=no valgrind --error-exitcode=9 --leak-check=full -q \
-		$(BUILD)/tests/inferd-tests nstr normalize pretokenize models postprocess decode tokenizer
+		$(BUILD)/tests/inferd-tests nstr normalize pretokenize models postprocess decode tokenizer \
+		loader pipelines
 
 # Until the daemon exists: the tokenize CLI on the bundled bert-base-uncased tokenizer.
 run: build
