@@ -2,11 +2,31 @@
 #ifndef INFERD_CLI_H
 #define INFERD_CLI_H
 
+#include <jansson.h>
 #include <stdio.h>
 
 /* `inferd tokenize` and `inferd detokenize`: JSON lines in, JSON lines out.
  * Return the process exit status. */
 int cli_tokenize(int argc, char **argv, FILE *in, FILE *out);
 int cli_detokenize(int argc, char **argv, FILE *in, FILE *out);
+
+/* `inferd run --model DIR --task TASK`: {"inputs", "parameters"} lines in, the pipeline's
+ * result (or an error object) per line out. Returns the process exit status. */
+int cli_run(int argc, char **argv, FILE *in, FILE *out);
+
+/* ---- cli_io.c: JSON-lines helpers ---- */
+
+/* Reads one line of any length into *buf (grown as needed); NULL at EOF. *len excludes the
+ * newline, which is removed. */
+char *cli_read_line(FILE *in, char **buf, size_t *cap, size_t *len);
+/* Writes j as one compact JSON line and flushes. */
+void cli_print_json(FILE *out, const json_t *j);
+/* Writes {"error": msg, "error_type": type} as one line. */
+void cli_print_error(FILE *out, const char *msg, const char *type);
+
+/* `inferd bench --model DIR --batch B --seq S --threads T [--dtype fp32|bf16|int8]
+ * [--min-seconds N] [--min-runs N] [--warmup N]`: times the encoder's forward pass on one
+ * shape and prints one JSON line (cli_bench.c). Returns the process exit status. */
+int cli_bench(int argc, char **argv);
 
 #endif

@@ -45,36 +45,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* Reads one line of any length; returns NULL at EOF. *len excludes the newline. */
-static char *read_line(FILE *in, char **buf, size_t *cap, size_t *len)
-{
-    ssize_t n = getline(buf, cap, in);
-    if (n < 0)
-        return NULL;
-    if (n > 0 && (*buf)[n - 1] == '\n')
-        (*buf)[--n] = '\0';
-    *len = (size_t)n;
-    return *buf;
-}
-
-static void print_json(FILE *out, json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    if (s) {
-        fputs(s, out);
-        fputc('\n', out);
-        free(s);
-    }
-    fflush(out);
-}
-
-static void print_error(FILE *out, const char *msg, const char *type)
-{
-    json_t *j = json_pack("{s:s, s:s}", "error", msg, "error_type", type);
-    print_json(out, j);
-    json_decref(j);
-}
-
 static json_t *encoding_json(const struct encoding *enc)
 {
     json_t *ids = json_array(), *toks = json_array(), *offs = json_array(), *types = json_array(),
@@ -149,7 +119,7 @@ static int tokenize_line(const struct tokenizer *tk, const struct opts *o, const
     if (!req || !json_is_object(req)) {
         char msg[300];
         snprintf(msg, sizeof msg, "invalid JSON: %s", req ? "expected an object" : je.text);
-        print_error(out, msg, "input");
+        cli_print_error(out, msg, "input");
         json_decref(req);
         return -1;
     }
@@ -167,7 +137,7 @@ static int tokenize_line(const struct tokenizer *tk, const struct opts *o, const
     if (!why)
         line_params(req, &p, &why);
     if (why) {
-        print_error(out, why, "input");
+        cli_print_error(out, why, "input");
         json_decref(req);
         return -1;
     }
@@ -177,7 +147,7 @@ static int tokenize_line(const struct tokenizer *tk, const struct opts *o, const
     int rc = tokenizer_encode(tk, json_string_value(text), json_string_length(text), ps,
                               ps ? json_string_length(pair) : 0, &p, &encs, &e);
     if (rc) {
-        print_error(out, e.msg, err_kind_name(rc));
+        cli_print_error(out, e.msg, err_kind_name(rc));
     } else {
         json_t *res = encoding_json(&encs.v[0]);
         if (encs.n > 1) {
@@ -186,7 +156,7 @@ static int tokenize_line(const struct tokenizer *tk, const struct opts *o, const
                 json_array_append_new(over, encoding_json(&encs.v[i]));
             json_object_set_new(res, "overflowing", over);
         }
-        print_json(out, res);
+        cli_print_json(out, res);
         json_decref(res);
     }
     encodings_fini(&encs);
@@ -216,7 +186,7 @@ static int detokenize_line(const struct tokenizer *tk, const struct opts *o, con
     }
     int rc = -1;
     if (why) {
-        print_error(out, why, "input");
+        cli_print_error(out, why, "input");
     } else {
         char *text = NULL;
         size_t tl = 0;
@@ -224,11 +194,11 @@ static int detokenize_line(const struct tokenizer *tk, const struct opts *o, con
         if (tokenizer_decode(tk, v, n, !o->keep_special, &text, &tl, &e) == 0) {
             json_t *res = json_object();
             json_object_set_new(res, "text", json_stringn(text, tl));
-            print_json(out, res);
+            cli_print_json(out, res);
             json_decref(res);
             rc = 0;
         } else {
-            print_error(out, e.msg, err_kind_name(e.kind));
+            cli_print_error(out, e.msg, err_kind_name(e.kind));
         }
         free(text);
     }
@@ -251,7 +221,7 @@ static int run(int argc, char **argv, FILE *in, FILE *out, bool encode)
     char *buf = NULL;
     size_t cap = 0, len;
     int failed = 0;
-    while (read_line(in, &buf, &cap, &len)) {
+    while (cli_read_line(in, &buf, &cap, &len)) {
         int rc =
             encode ? tokenize_line(tk, &o, buf, len, out) : detokenize_line(tk, &o, buf, len, out);
         failed |= rc != 0;

@@ -14,6 +14,11 @@ static void usage(FILE *f)
           "             {\"ids\", \"tokens\", \"offsets\", \"type_ids\"} lines on stdout\n"
           "  detokenize --tokenizer DIR [--keep-special]\n"
           "             JSON lines {\"ids\": [...]} on stdin -> {\"text\": ...} lines\n"
+          "  bench      --model DIR [--batch B] [--seq S] [--threads T] [--dtype fp32|bf16|int8]\n"
+          "             [--min-seconds N]: forward-pass speed, one JSON line\n"
+          "  run        --model DIR --task TASK [--dtype fp32|bf16|int8] [--threads T]\n"
+          "             JSON lines {\"inputs\": ..., \"parameters\": {...}} on stdin ->\n"
+          "             the pipeline's result per line (as transformers.pipeline(TASK))\n"
           "  help       this text\n",
           f);
 }
@@ -29,6 +34,10 @@ int main(int argc, char **argv)
         return cli_tokenize(argc - 1, argv + 1, stdin, stdout);
     if (strcmp(cmd, "detokenize") == 0)
         return cli_detokenize(argc - 1, argv + 1, stdin, stdout);
+    if (strcmp(cmd, "bench") == 0)
+        return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return cli_run(argc - 1, argv + 1, stdin, stdout);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         usage(stdout);
         return 0;

@@ -124,3 +124,35 @@ const char *fixture_model(const char *name)
     snprintf(path, sizeof path, "%s/%s%s", fixture_dir(archive), spam ? "" : "models/", name);
     return path;
 }
+
+const char *fixture_xz(const char *name)
+{
+    static char paths[4][512];
+    static int n;
+    char path[512];
+    snprintf(path, sizeof path, "%s/test-fixtures/%s", INFERD_BUILD_DIR, name);
+    char *dot = strstr(path + strlen(INFERD_BUILD_DIR), ".xz");
+    if (dot)
+        *dot = '\0';
+    for (int i = 0; i < n; i++)
+        if (strcmp(paths[i], path) == 0)
+            return paths[i];
+    if (n == 4) {
+        fprintf(stderr, "fixture_xz: too many files\n");
+        abort();
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p '%s/test-fixtures' && xz -dc '%s/tests/data/%s' > '%s.tmp' && "
+                 "mv '%s.tmp' '%s'",
+                 INFERD_BUILD_DIR, INFERD_SOURCE_DIR, name, path, path, path);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "fixture_xz: cannot decompress %s\n", name);
+            abort();
+        }
+    }
+    snprintf(paths[n], sizeof paths[0], "%s", path);
+    return paths[n++];
+}

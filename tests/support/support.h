@@ -29,4 +29,9 @@ const char *inferd_exe(void);
 /* A fresh empty temporary directory (static storage until the next call). */
 const char *temp_dir(void);
 
+/* Decompresses tests/data/<name> (an .xz file) once into the build directory and returns
+ * the path of the result (static storage), e.g. fixture_xz("spam-dev.jsonl.xz").
+ * Aborts the test process with a message if xz fails. */
+const char *fixture_xz(const char *name);
+
 #endif

@@ -1,0 +1,104 @@
+/* runner: a task pipeline on one model directory (tokenizer + encoder + task), run in three
+ * steps so that a batcher can mix requests: prepare (validate the Hugging Face Inference API
+ * form {"inputs", "parameters"}, tokenize, build the encoder items: text pairs, QA windows,
+ * zero-shot hypothesis pairs) -> forward (every item of one or several requests in padded
+ * encoder batches under a token budget) -> finish (the post-processing of the other pipelines/
+ * files, shaped as transformers.pipeline(task)(inputs, **parameters) returns it). It owns the
+ * loaded tokenizer and encoder and each prepared request's encodings and outputs; it knows nothing
+ * of HTTP, queues or threads (a pipeline is read-only once open; a dnn_ctx and an
+ * encoder_run belong to the calling worker).
+ *
+ *     struct pipeline *p;
+ *     pipeline_open("models/sst2", "text-classification", DTYPE_COMPUTE_F32, ctx, &p, &e);
+ *     json_t *in = json_string("I loved it"), *out;
+ *     pipeline_run(p, ctx, run, in, NULL, &out, &e);  // [{"label": "POSITIVE", "score": 0.99}]
+ *
+ * Input shapes per task (as the HF pipelines take them; a list gives a list of results):
+ *   text-classification       "text" | {"text", "text_pair"} | [[text, pair]] | list of these
+ *   token-classification      "text" | ["text", ...]
+ *   question-answering        {"question", "context"} | list of them
+ *   fill-mask                 "text with [MASK]" | list (a list of one gives one result, as HF)
+ *   zero-shot-classification  "text" | list, with parameters.candidate_labels; or
+ *                             {"sequence(s)", "candidate_labels", ...} merged into parameters
+ *   feature-extraction        "text" | list: (1, seq, hidden) nested lists per text
+ *   sentence-embeddings       "text" | list: one pooled vector per text (modules.json pooling)
+ * Errors: ERR_INPUT for inputs of the wrong JSON type, ERR_INVALID for values the task
+ * rejects (empty, no mask token, too many tokens without truncation, bad parameters). */
+#ifndef INFERD_RUNNER_H
+#define INFERD_RUNNER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "../err.h"
+#include "../models/encoder.h"
+#include "../ops/dnnl.h"
+#include "pipeline.h"
+
+enum pipeline_task {
+    TASK_TEXT_CLASSIFICATION,
+    TASK_TOKEN_CLASSIFICATION,
+    TASK_QUESTION_ANSWERING,
+    TASK_FILL_MASK,
+    TASK_ZERO_SHOT_CLASSIFICATION,
+    TASK_FEATURE_EXTRACTION,
+    TASK_SENTENCE_EMBEDDINGS,
+    TASK_COUNT
+};
+
+/* The task of an HF task name or alias ("sentiment-analysis", "ner"); -1 if unknown. */
+int pipeline_task_by_name(const char *name);
+/* The canonical HF name of a task. */
+const char *pipeline_task_name(enum pipeline_task task);
+
+struct pipeline;
+
+/* Loads DIR's tokenizer and encoder (and for sentence-embeddings its modules.json pooling;
+ * mean pooling without one) and checks the task fits the model's head: ERR_INVALID naming
+ * both when it does not (token-classification needs a *ForTokenClassification model,
+ * zero-shot a sequence classifier with an "entailment" label, ...), ERR_INVALID for an
+ * unknown task. ctx is only used while loading. */
+int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, struct dnn_ctx *ctx,
+                  struct pipeline **out, struct err *e);
+void pipeline_close(struct pipeline *p);
+
+enum pipeline_task pipeline_task(const struct pipeline *p);
+const struct tokenizer *pipeline_tokenizer(const struct pipeline *p);
+const struct encoder *pipeline_encoder(const struct pipeline *p);
+/* Most tokens one encoder row may hold (max_position_embeddings less the position offset). */
+size_t pipeline_max_tokens(const struct pipeline *p);
+/* The forward step's budget of padded tokens (rows x longest row) per encoder batch; an
+ * item longer than the budget still runs, alone. Default 8192. Not thread-safe: set it
+ * before sharing the pipeline. */
+void pipeline_set_batch_tokens(struct pipeline *p, size_t n_tokens);
+
+/* ---- the three steps ---- */
+
+/* A prepared request: copies of its inputs and parameters, parsed task parameters, the
+ * encodings of its items and, after forward, their model outputs. Opaque. */
+struct pipeline_request;
+
+/* Validates and tokenizes one request. inputs and parameters are only read during the call
+ * (the request keeps its own copies). parameters may be NULL. */
+int pipeline_prepare(const struct pipeline *p, const json_t *inputs, const json_t *parameters,
+                     struct pipeline_request **out, struct err *e);
+void pipeline_request_free(struct pipeline_request *r);
+/* Encoder rows the request needs and their total length in tokens (for batching decisions). */
+size_t pipeline_request_items(const struct pipeline_request *r);
+size_t pipeline_request_tokens(const struct pipeline_request *r);
+
+/* Runs the encoder over every item of reqs[0..n_reqs) (prepared by this pipeline), sorted by
+ * length into padded batches of at most the token budget, and stores each item's head
+ * output in its request. A failure fails them all (the error names no single request). */
+int pipeline_forward(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
+                     struct pipeline_request *const *reqs, size_t n_reqs, struct err *e);
+
+/* Post-processes a forwarded request into the HF pipeline's result (a new reference). */
+int pipeline_finish(const struct pipeline *p, const struct pipeline_request *r, json_t **out,
+                    struct err *e);
+
+/* prepare -> forward -> finish for one request. */
+int pipeline_run(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
+                 const json_t *inputs, const json_t *parameters, json_t **out, struct err *e);
+
+#endif

@@ -1,0 +1,249 @@
+/* cli_bench: `inferd bench`, the encoder's forward-pass speed on one (batch, seq) shape, timed
+ * the way shared/anchors/ort_bert.js times ONNX Runtime so the two compare line for line:
+ * token ids [CLS] (101), random ordinary word pieces 1000..29999, [SEP] (102), deterministic;
+ * attention mask all ones; token types zeros; warm-up runs, then timed runs until at least
+ * --min-runs runs and --min-seconds seconds; one JSON line on stdout:
+ *   {"engine":"inferd","variant":"fp32","threads":2,"batch":8,"seq":128,"runs":6,
+ *    "seq_per_s":..,"median_ms":..,"p90_ms":..,"min_ms":..,"load_ms":..,"foreign_cpu":..,
+ *    "dtype":"fp32","onednn":"2.6.3 OpenMP avx512_core_bf16"}
+ * foreign_cpu is the share of the machine's CPU time other processes took while timing
+ * (from /proc/stat, as the anchors compute it; null without /proc/stat). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "models/encoder.h"
+
+struct bench_opts {
+    const char *model;
+    int batch, seq, threads, warmup, min_runs, max_runs;
+    double min_seconds;
+    enum dtype_compute dt;
+};
+
+static const char *dtype_name(enum dtype_compute dt)
+{
+    return dt == DTYPE_COMPUTE_BF16 ? "bf16" : dt == DTYPE_COMPUTE_INT8 ? "int8" : "fp32";
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct bench_opts *o)
+{
+    *o = (struct bench_opts){.batch = 1,
+                             .seq = 128,
+                             .threads = 2,
+                             .warmup = 2,
+                             .min_runs = 5,
+                             .max_runs = 2000,
+                             .min_seconds = 5.0,
+                             .dt = DTYPE_COMPUTE_F32};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!v) {
+            bad = 1;
+        } else if (strcmp(a, "--model") == 0) {
+            o->model = v;
+        } else if (strcmp(a, "--batch") == 0) {
+            bad = parse_int(v, 1, 4096, &o->batch);
+        } else if (strcmp(a, "--seq") == 0) {
+            bad = parse_int(v, 1, 65536, &o->seq);
+        } else if (strcmp(a, "--threads") == 0) {
+            bad = parse_int(v, 0, 1024, &o->threads);
+        } else if (strcmp(a, "--warmup") == 0) {
+            bad = parse_int(v, 0, 1000, &o->warmup);
+        } else if (strcmp(a, "--min-runs") == 0) {
+            bad = parse_int(v, 1, 1000000, &o->min_runs);
+        } else if (strcmp(a, "--max-runs") == 0) {
+            bad = parse_int(v, 1, 1000000, &o->max_runs);
+        } else if (strcmp(a, "--min-seconds") == 0) {
+            char *end;
+            o->min_seconds = strtod(v, &end);
+            bad = *end != '\0' || !(o->min_seconds >= 0.0);
+        } else if (strcmp(a, "--dtype") == 0) {
+            if (strcmp(v, "fp32") == 0 || strcmp(v, "f32") == 0)
+                o->dt = DTYPE_COMPUTE_F32;
+            else if (strcmp(v, "bf16") == 0)
+                o->dt = DTYPE_COMPUTE_BF16;
+            else if (strcmp(v, "int8") == 0)
+                o->dt = DTYPE_COMPUTE_INT8;
+            else
+                bad = 1;
+        } else {
+            fprintf(stderr, "inferd bench: unknown option '%s'\n", a);
+            return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "inferd bench: bad or missing value for '%s'\n", a);
+            return -1;
+        }
+        i++;
+    }
+    if (!o->model) {
+        fputs("inferd bench: --model DIR is required\n", stderr);
+        return -1;
+    }
+    if (o->max_runs < o->min_runs)
+        o->max_runs = o->min_runs;
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double own_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds the whole machine has been busy (all cores), or -1 without /proc/stat. */
+static double machine_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1.0;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8)
+        return -1.0;
+    double ticks = sysconf(_SC_CLK_TCK) > 0 ? (double)sysconf(_SC_CLK_TCK) : 100.0;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / ticks; /* minus idle, iowait */
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* As ort_bert.js's percentile: the ceil(p n)-th smallest. */
+static double percentile(const double *sorted, int n, double p)
+{
+    int i = (int)((p * n) + 0.999999) - 1;
+    i = i < 0 ? 0 : i >= n ? n - 1 : i;
+    return sorted[i];
+}
+
+/* mulberry32, as ort_bert.js: a small deterministic PRNG, uniform in [0, 1). */
+static double rand01(uint32_t *state)
+{
+    uint32_t t = (*state += 0x6d2b79f5u);
+    t = (t ^ (t >> 15)) * (t | 1u);
+    t ^= t + (t ^ (t >> 7)) * (t | 61u);
+    return (double)(t ^ (t >> 14)) / 4294967296.0;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    struct bench_opts o;
+    if (parse_opts(argc, argv, &o) != 0)
+        return 2;
+    struct err e = {0};
+    struct dnn_ctx *ctx = NULL;
+    struct encoder *m = NULL;
+    struct encoder_run *run = NULL;
+    int32_t *ids = NULL, *mask = NULL;
+    double *times = NULL;
+    int status = 1;
+    size_t n = (size_t)o.batch * (size_t)o.seq;
+
+    ctx = dnn_ctx_new(o.threads, &e);
+    if (!ctx)
+        goto fail;
+    double t_load = now_s();
+    if (encoder_load(o.model, o.dt, ctx, &m, &e) != 0)
+        goto fail;
+    double load_ms = (now_s() - t_load) * 1e3;
+    run = encoder_run_new();
+    ids = malloc(n * sizeof *ids);
+    mask = malloc(n * sizeof *mask);
+    times = malloc((size_t)o.max_runs * sizeof *times);
+    if (!run || !ids || !mask || !times) {
+        err_set(&e, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    uint32_t rng = 0;
+    for (int b = 0; b < o.batch; b++) {
+        for (int s = 0; s < o.seq; s++) {
+            int32_t id = 1000 + (int32_t)(rand01(&rng) * 29000.0);
+            if (s == 0)
+                id = 101;
+            else if (s == o.seq - 1)
+                id = 102;
+            ids[(size_t)b * (size_t)o.seq + (size_t)s] = id;
+            mask[(size_t)b * (size_t)o.seq + (size_t)s] = 1;
+        }
+    }
+    struct encoder_batch batch = {.batch = o.batch, .seq = o.seq, .ids = ids, .mask = mask};
+    const float *out;
+    for (int i = 0; i < (o.warmup > 0 ? o.warmup : 1); i++)
+        if (encoder_forward(m, ctx, run, &batch, &out, NULL, &e) != 0)
+            goto fail;
+
+    int runs = 0;
+    double busy0 = machine_busy_s(), own0 = own_cpu_s(), start = now_s(), elapsed = 0.0;
+    while ((runs < o.min_runs || elapsed < o.min_seconds) && runs < o.max_runs) {
+        double a = now_s();
+        if (encoder_forward(m, ctx, run, &batch, &out, NULL, &e) != 0)
+            goto fail;
+        double b = now_s();
+        times[runs++] = (b - a) * 1e3;
+        elapsed = b - start;
+    }
+    double busy1 = machine_busy_s();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double foreign = -1.0;
+    if (busy0 >= 0.0 && busy1 >= 0.0 && elapsed > 0.0 && ncpu > 0) {
+        foreign = (busy1 - busy0 - (own_cpu_s() - own0)) / elapsed / (double)ncpu;
+        foreign = foreign < 0.0 ? 0.0 : foreign;
+    }
+    qsort(times, (size_t)runs, sizeof *times, cmp_double);
+    double median = percentile(times, runs, 0.5);
+    char foreign_s[32];
+    if (foreign < 0.0)
+        snprintf(foreign_s, sizeof foreign_s, "null");
+    else
+        snprintf(foreign_s, sizeof foreign_s, "%.3f", foreign);
+    printf("{\"engine\":\"inferd\",\"variant\":\"%s\",\"dtype\":\"%s\",\"threads\":%d,"
+           "\"batch\":%d,\"seq\":%d,\"runs\":%d,\"seq_per_s\":%.3f,\"median_ms\":%.3f,"
+           "\"p90_ms\":%.3f,\"min_ms\":%.3f,\"load_ms\":%.0f,\"foreign_cpu\":%s,"
+           "\"onednn\":\"%s\"}\n",
+           dtype_name(o.dt), dtype_name(o.dt), o.threads, o.batch, o.seq, runs,
+           (double)o.batch / (median * 1e-3), median, percentile(times, runs, 0.9), times[0],
+           load_ms, foreign_s, dnn_describe());
+    fflush(stdout);
+    status = 0;
+    goto cleanup;
+
+fail:
+    fprintf(stderr, "inferd bench: %s\n", e.msg[0] ? e.msg : "failed");
+cleanup:
+    free(times);
+    free(ids);
+    free(mask);
+    encoder_run_free(run);
+    encoder_free(m);
+    dnn_ctx_free(ctx);
+    return status;
+}
