@@ -35,14 +35,20 @@ test-valgrind: build
 		$(BUILD)/tests/inferd-tests nstr normalize pretokenize models postprocess decode tokenizer \
 		loader pipelines
 
-# Until the daemon exists: the tokenize CLI on the bundled bert-base-uncased tokenizer.
+# Until the daemon exists: the CLI on the bundled models (bert-base-uncased tokenizer,
+# the real spam classifier from tests/data).
+DEMO = $(BUILD)/demo
 run: build
-	@mkdir -p $(BUILD)/demo && tar -xJf tests/data/tokenizers.tar.xz -C $(BUILD)/demo tokenizers/bert-uncased
-	@echo "\$$ echo '{\"text\": \"Hello world!\"}' | build/inferd tokenize --tokenizer $(BUILD)/demo/tokenizers/bert-uncased"
-	@printf '%s\n' '{"text": "Hello world!"}' '{"text": "Who founded Apple?", "pair": "Apple Inc. was founded by Steve Jobs."}' \
-		| $(BUILD)/inferd tokenize --tokenizer $(BUILD)/demo/tokenizers/bert-uncased
-	@printf '%s\n' '{"ids": [101, 7592, 2088, 999, 102]}' \
-		| $(BUILD)/inferd detokenize --tokenizer $(BUILD)/demo/tokenizers/bert-uncased
+	@mkdir -p $(DEMO) && tar -xJf tests/data/tokenizers.tar.xz -C $(DEMO) tokenizers/bert-uncased
+	@[ -d $(DEMO)/spam-bert-tiny ] || tar -xJf tests/data/spam-bert-tiny.tar.xz -C $(DEMO)
+	@echo "\$$ echo '{\"text\": \"Hello world!\"}' | build/inferd tokenize --tokenizer $(DEMO)/tokenizers/bert-uncased"
+	@printf '%s\n' '{"text": "Hello world!"}' \
+		| $(BUILD)/inferd tokenize --tokenizer $(DEMO)/tokenizers/bert-uncased
+	@echo "\$$ build/inferd run --model $(DEMO)/spam-bert-tiny --task text-classification"
+	@printf '%s\n' \
+		'{"inputs": "WIN a FREE iPhone now!!! Click here to claim your prize"}' \
+		'{"inputs": "Re: meeting tomorrow\nHi Bob, can we move our call to 3pm? Thanks, Alice"}' \
+		| $(BUILD)/inferd run --model $(DEMO)/spam-bert-tiny --task text-classification
 
 bench: build
 	@sh bench/run_tokenizer.sh $(BUILD)
