@@ -98,7 +98,8 @@ def main(paths):
     print()
 
     shapes = sorted({(b, s) for (_, b, s) in stat}, key=lambda x: (x[0] * x[1], x[0]))
-    print("| B x S | engine | median ms | seq/s | spread | rounds (dropped) | GFLOP/s | % ceiling |")
+    print("| B x S | engine | median ms | seq/s | spread | rounds (dropped) | GFLOP/s "
+          "| % ceiling |")
     print("|---|---|---|---|---|---|---|---|")
     for b, s in shapes:
         for k in sorted({k for (k, bb, ss) in stat if (bb, ss) == (b, s)}):
@@ -108,7 +109,8 @@ def main(paths):
             pct = f"{100 * gf / ceil[d]:.0f}% ({d})" if ceil.get(d) else "?"
             flag = " DISTURBED" if st["disturbed"] else ""
             print(f"| {b}x{s} | {k} | {st['ms']:.1f} | {b / st['ms'] * 1e3:.2f} | "
-                  f"{100 * st['spread']:.0f}% | {st['n']} ({st['dropped']}){flag} | {gf:.0f} | {pct} |")
+                  f"{100 * st['spread']:.0f}% | {st['n']} ({st['dropped']}){flag} | "
+                  f"{gf:.0f} | {pct} |")
     print()
 
     def best(keys, b, s):
@@ -140,7 +142,8 @@ def main(paths):
     if mem:
         print()
         print(f"memory floor (weights / {mem:.1f} GB/s): fp32 {WEIGHT_BYTES / mem / 1e6:.1f} ms, "
-              f"bf16 {WEIGHT_BYTES / 2 / mem / 1e6:.1f} ms, int8 {WEIGHT_BYTES / 4 / mem / 1e6:.1f} ms")
+              f"bf16 {WEIGHT_BYTES / 2 / mem / 1e6:.1f} ms, "
+              f"int8 {WEIGHT_BYTES / 4 / mem / 1e6:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -570,6 +570,11 @@ static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct enco
 {
     size_t E = (size_t)m->E;
     int64_t pad = m->cfg.pad_token_id;
+    int M = b->batch * b->seq;
+    /* positions (M), checked with the ids and types first; the sums below cannot fail */
+    int32_t *pos = dnn_scratch(ctx, (size_t)M * sizeof *pos, e);
+    if (!pos)
+        return e ? e->kind : ERR_NOMEM;
     for (int i = 0; i < b->batch; i++) {
         int64_t run = 0; /* RoBERTa: count of non-pad tokens so far */
         for (int t = 0; t < b->seq; t++) {
@@ -587,14 +592,22 @@ static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct enco
             int32_t tt = b->type_ids ? b->type_ids[r] : 0;
             if (m->type && (tt < 0 || tt >= m->n_type))
                 return err_set(e, ERR_INVALID, "token type %d out of range", tt);
-            const float *w = m->word + (size_t)id * E, *pe = m->pos + (size_t)p * E;
-            const float *te = m->type ? m->type + (size_t)tt * E : NULL;
-            float *o = emb + r * E;
-            for (size_t k = 0; k < E; k++)
-                o[k] = w[k] + pe[k] + (te ? te[k] : 0.0f);
+            pos[r] = (int32_t)p;
         }
     }
-    int M = b->batch * b->seq;
+#pragma omp parallel for schedule(static) if (M >= 64)
+    for (int r = 0; r < M; r++) {
+        int32_t tt = b->type_ids ? b->type_ids[r] : 0;
+        const float *w = m->word + (size_t)b->ids[r] * E, *pe = m->pos + (size_t)pos[r] * E;
+        const float *te = m->type ? m->type + (size_t)tt * E : NULL;
+        float *o = emb + (size_t)r * E;
+        if (te)
+            for (size_t k = 0; k < E; k++)
+                o[k] = w[k] + pe[k] + te[k];
+        else
+            for (size_t k = 0; k < E; k++)
+                o[k] = w[k] + pe[k];
+    }
     return layernorm_forward(ctx, emb, NULL, emb, m->emb_ln.g, m->emb_ln.b, m->eps, M, m->E, e);
 }
 
@@ -606,16 +619,17 @@ static int layer_forward(const struct encoder *m, const struct layer *L, struct 
     int rc = linear_forward(&L->qkv, ctx, r->x, r->qkv, M, e); /* (M, 3H) */
     if (rc == 0)
         rc = attention_forward(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att, e);
+    /* x = LN(x + att W_o + b): the residual add is the matmul's sum post-op (in place in x) */
     if (rc == 0)
-        rc = linear_forward(&L->o, ctx, r->att, r->tmp, M, e);
-    if (rc == 0) /* x = LN(x + att W_o) */
-        rc = layernorm_forward(ctx, r->tmp, r->x, r->x, L->ln_att.g, L->ln_att.b, m->eps, M, H, e);
+        rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
+    if (rc == 0)
+        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_att.g, L->ln_att.b, m->eps, M, H, e);
     if (rc == 0)
         rc = linear_forward(&L->ffn1, ctx, r->x, r->inter, M, e); /* (M, I) */
     if (rc == 0)
-        rc = linear_forward(&L->ffn2, ctx, r->inter, r->tmp, M, e);
+        rc = linear_forward_add(&L->ffn2, ctx, r->inter, r->x, M, e);
     if (rc == 0)
-        rc = layernorm_forward(ctx, r->tmp, r->x, r->x, L->ln_out.g, L->ln_out.b, m->eps, M, H, e);
+        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_out.g, L->ln_out.b, m->eps, M, H, e);
     return rc;
 }
 

@@ -159,6 +159,13 @@ int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const flo
     if (!scores)
         return e ? e->kind : ERR_NOMEM;
     float *bias = NULL; /* (batch, seq): 0 for a kept key, -FLT_MAX for a masked one */
+    if (attention_mask) { /* a mask of all ones changes nothing: skip the bias post-op */
+        size_t i = 0;
+        while (i < bias_n && attention_mask[i])
+            i++;
+        if (i == bias_n)
+            attention_mask = NULL;
+    }
     if (attention_mask) {
         bias = scores + scores_n;
         for (size_t i = 0; i < bias_n; i++)

@@ -262,29 +262,104 @@ static int to_bf16_prim(struct dnn_ctx *ctx, int M, int K, struct dnn_prim **out
     return dnn_cache_add(ctx, &key, pd, args, NULL, 2, out, e);
 }
 
-/* INT8: x (M, K) -> q = round(x / sx) in [-127, 127] with sx = max |x| / 127; returns sx.
- * Written so the compiler vectorizes both passes: 16 independent running maxima (no float
- * reduction to reorder) and rounding half away from zero by adding +-0.5 then truncating. */
-static float quantize_s8(const float *x, int8_t *q, size_t n)
+/* Element counts below this run on the calling thread alone (an OpenMP fork costs more). */
+#define PAR_MIN_ELEMS 16384
+#define QUANT_BLOCK 4096
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* max |x| over (n), AVX-512. */
+__attribute__((target("avx512f"))) static float absmax_avx512(const float *x, size_t n)
 {
-    float lane[16] = {0};
+    __m512 m = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) {
-            float a = x[i + (size_t)j] < 0.0f ? -x[i + (size_t)j] : x[i + (size_t)j];
-            lane[j] = a > lane[j] ? a : lane[j];
-        }
+        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(k, x + i)));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+/* q = clamp(round_half_away(x * inv), -127, 127) over (n), AVX-512. */
+__attribute__((target("avx512f"))) static void quant_avx512(const float *x, int8_t *q, size_t n,
+                                                            float inv)
+{
+    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.0f),
+                 lo = _mm512_set1_ps(-127.0f);
+    const __m512i half = _mm512_castps_si512(_mm512_set1_ps(0.5f)),
+                  sign = _mm512_set1_epi32((int)0x80000000u);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv);
+        v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
+        __m512i h = _mm512_or_si512(half, _mm512_and_si512(_mm512_castps_si512(v), sign));
+        v = _mm512_add_ps(v, _mm512_castsi512_ps(h));
+        _mm512_mask_cvtsepi32_storeu_epi8(q + i, k, _mm512_cvttps_epi32(v));
+    }
+}
+
+static int have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return have;
+}
+#else
+static int have_avx512(void)
+{
+    return 0;
+}
+#endif
+
+static float absmax_plain(const float *x, size_t n)
+{
     float m = 0.0f;
-    for (; i < n; i++)
+    for (size_t i = 0; i < n; i++)
         m = fmaxf(m, fabsf(x[i]));
-    for (int j = 0; j < 16; j++)
-        m = fmaxf(m, lane[j]);
+    return m;
+}
+
+static void quant_plain(const float *x, int8_t *q, size_t n, float inv)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = fminf(fmaxf(x[i] * inv, -127.0f), 127.0f);
+        q[i] = (int8_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
+    }
+}
+
+/* INT8: x (M, K) -> q = round(x / sx) in [-127, 127] with sx = max |x| / 127; returns sx.
+ * Rounding is half away from zero. AVX-512 where the CPU has it; blocks of QUANT_BLOCK
+ * elements spread over the context's OpenMP threads. */
+static float quantize_s8(const float *x, int8_t *q, size_t n)
+{
+    size_t n_blocks = (n + QUANT_BLOCK - 1) / QUANT_BLOCK;
+    int simd = have_avx512();
+    float m = 0.0f;
+#pragma omp parallel for reduction(max : m) schedule(static) if (n >= PAR_MIN_ELEMS)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t off = b * QUANT_BLOCK, len = n - off < QUANT_BLOCK ? n - off : QUANT_BLOCK;
+#if defined(__x86_64__) && defined(__GNUC__)
+        float bm = simd ? absmax_avx512(x + off, len) : absmax_plain(x + off, len);
+#else
+        float bm = absmax_plain(x + off, len);
+#endif
+        m = bm > m ? bm : m;
+    }
     float sx = m > 0.0f ? m / 127.0f : 1.0f;
     float inv = 1.0f / sx;
-    for (i = 0; i < n; i++) {
-        float v = x[i] * inv; /* |v| <= 127 up to rounding */
-        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
-        q[i] = (int8_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_ELEMS)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t off = b * QUANT_BLOCK, len = n - off < QUANT_BLOCK ? n - off : QUANT_BLOCK;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (simd)
+            quant_avx512(x + off, q + off, len, inv);
+        else
+#endif
+            quant_plain(x + off, q + off, len, inv);
     }
     return sx;
 }
