@@ -37,8 +37,7 @@ struct model_spec {
     int n;
 };
 
-static void add(struct model_spec *m, const char *name, int64_t rows, int64_t cols,
-                enum fill fill)
+static void add(struct model_spec *m, const char *name, int64_t rows, int64_t cols, enum fill fill)
 {
     struct tensor_spec *t = &m->t[m->n++];
     snprintf(t->name, sizeof t->name, "%.120s", name);

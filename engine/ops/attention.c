@@ -158,7 +158,7 @@ int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const flo
     float *scores = dnn_scratch(ctx, (scores_n + bias_n) * sizeof(float), e);
     if (!scores)
         return e ? e->kind : ERR_NOMEM;
-    float *bias = NULL; /* (batch, seq): 0 for a kept key, -FLT_MAX for a masked one */
+    float *bias = NULL;   /* (batch, seq): 0 for a kept key, -FLT_MAX for a masked one */
     if (attention_mask) { /* a mask of all ones changes nothing: skip the bias post-op */
         size_t i = 0;
         while (i < bias_n && attention_mask[i])
