@@ -605,39 +605,11 @@ END_TEST
 
 /* ---- the real `inferd run` ---- */
 
-static json_t *run_cli(const char *args, const char *input, int *status)
-{
-    const char *dir = temp_dir();
-    char in_path[512], out_path[512], cmd[2048];
-    snprintf(in_path, sizeof in_path, "%s/in.jsonl", dir);
-    snprintf(out_path, sizeof out_path, "%s/out.jsonl", dir);
-    FILE *f = fopen(in_path, "wb");
-    ck_assert_ptr_nonnull(f);
-    fputs(input, f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' %s < '%s' > '%s' 2>/dev/null", inferd_exe(), args, in_path,
-             out_path);
-    int rc = system(cmd);
-    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    json_t *lines = json_array();
-    FILE *o = fopen(out_path, "rb");
-    ck_assert_ptr_nonnull(o);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    while ((n = getline(&line, &cap, o)) > 0) {
-        json_t *j = json_loadb(line, (size_t)n, 0, NULL);
-        json_array_append_new(lines, j ? j : json_string(line));
-    }
-    free(line);
-    fclose(o);
-    return lines;
-}
-
 START_TEST(cli_run_lines)
 {
     char args[1024];
-    snprintf(args, sizeof args, "run --model '%s' --task text-classification --threads 1",
+    snprintf(args, sizeof args,
+             "run --model '%s' --task text-classification --threads 1 2>/dev/null",
              fixture_model("bert-seqcls"));
     int status;
     json_t *out = run_cli(args,
@@ -670,16 +642,18 @@ START_TEST(cli_run_lines)
     out = run_cli("run --task text-classification", "", &status);
     ck_assert_int_eq(status, 2);
     json_decref(out);
-    snprintf(args, sizeof args, "run --model '%s' --task ner --dtype fp64",
+    snprintf(args, sizeof args, "run --model '%s' --task ner --dtype fp64 2>/dev/null",
              fixture_model("bert-tokcls"));
     out = run_cli(args, "", &status);
     ck_assert_int_eq(status, 2);
     json_decref(out);
-    out = run_cli("run --model /nonexistent --task ner", "{\"inputs\": \"x\"}\n", &status);
+    out = run_cli("run --model /nonexistent --task ner 2>/dev/null", "{\"inputs\": \"x\"}\n",
+                  &status);
     ck_assert_int_eq(status, 1);
     ck_assert_uint_eq(json_array_size(out), 0);
     json_decref(out);
-    snprintf(args, sizeof args, "run --model '%s' --task ner", fixture_model("bert-seqcls"));
+    snprintf(args, sizeof args, "run --model '%s' --task ner 2>/dev/null",
+             fixture_model("bert-seqcls"));
     out = run_cli(args, "{\"inputs\": \"x\"}\n", &status);
     ck_assert_int_eq(status, 1);
     json_decref(out);

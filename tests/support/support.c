@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef INFERD_SOURCE_DIR
@@ -155,4 +156,32 @@ const char *fixture_xz(const char *name)
     }
     snprintf(paths[n], sizeof paths[0], "%s", path);
     return paths[n++];
+}
+
+json_t *run_cli(const char *args, const char *input, int *status)
+{
+    const char *dir = temp_dir();
+    char in_path[512], out_path[512], cmd[2048];
+    snprintf(in_path, sizeof in_path, "%s/in.jsonl", dir);
+    snprintf(out_path, sizeof out_path, "%s/out.jsonl", dir);
+    FILE *f = fopen(in_path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(input, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' %s < '%s' > '%s'", inferd_exe(), args, in_path, out_path);
+    int rc = system(cmd);
+    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    json_t *lines = json_array();
+    FILE *o = fopen(out_path, "rb");
+    ck_assert_ptr_nonnull(o);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, o)) > 0) {
+        json_t *j = json_loadb(line, (size_t)n, 0, NULL);
+        json_array_append_new(lines, j ? j : json_string(line));
+    }
+    free(line);
+    fclose(o);
+    return lines;
 }

@@ -20,6 +20,11 @@ struct json_t *fixture_json(const char *dir, const char *file);
  * unpacked from tests/data/models-{bert,other}.tar.xz or spam-bert-tiny.tar.xz. */
 const char *fixture_model(const char *name);
 
+/* Runs `inferd ARGS < input` (stderr discarded unless ARGS redirects it) and returns its
+ * stdout lines as a JSON array of parsed lines (a line that is not JSON becomes a JSON
+ * string); *status gets the exit status. */
+struct json_t *run_cli(const char *args, const char *input, int *status);
+
 /* Reads a whole file; returns malloc'ed NUL-terminated bytes or NULL. */
 char *read_file(const char *path, size_t *len);
 
