@@ -39,7 +39,7 @@ const char *fixture_dir(const char *archive)
     snprintf(stamp, sizeof stamp, "%s/.unpacked", dir);
     struct stat st;
     if (stat(stamp, &st) != 0) {
-        char cmd[2048];
+        char cmd[4096];
         snprintf(
             cmd, sizeof cmd,
             "rm -rf '%s' && mkdir -p '%s' && tar -xJf '%s/tests/data/%s' -C '%s' && touch '%s'",
