@@ -643,46 +643,14 @@ static int strip_chain(const void *state, struct strvec *tokens, struct err *e)
 
 /* ---- Replace ---- */
 
-struct replace {
-    struct tok_pattern pat;
-    char *content;
-};
-
-static void replace_free(void *state)
-{
-    struct replace *r = state;
-    if (!r)
-        return;
-    tok_pattern_fini(&r->pat);
-    free(r->content);
-    free(r);
-}
-
 static int replace_parse(const json_t *j, void **state, struct err *e)
 {
-    const char *where = "decoder Replace";
-    const char *content = NULL;
-    int rc = tokj_str(j, "content", true, &content, where, e);
-    if (rc)
-        return rc;
-    struct replace *r = state_alloc(sizeof *r, e);
-    if (!r)
-        return ERR_NOMEM;
-    if ((rc = tok_pattern_parse(j, "pattern", where, &r->pat, e)) != 0) {
-        replace_free(r);
-        return rc;
-    }
-    if (!(r->content = strdup(content))) {
-        replace_free(r);
-        return nomem(e);
-    }
-    *state = r;
-    return 0;
+    return tok_replace_parse(j, state, "decoder Replace", e);
 }
 
 /* Replaces every regex match of one token (as HF's find_matches over a SysRegex:
  * an empty match right after the previous match is skipped, as find_iter does). */
-static int regex_replace(const struct replace *r, pcre2_match_data *md, const char *t,
+static int regex_replace(const struct tok_replace *r, pcre2_match_data *md, const char *t,
                          struct sbuf *b)
 {
     size_t len = tok_len(t), prev = 0, at = 0;
@@ -722,7 +690,7 @@ static int regex_replace(const struct replace *r, pcre2_match_data *md, const ch
 
 static int replace_chain(const void *state, struct strvec *tokens, struct err *e)
 {
-    const struct replace *r = state;
+    const struct tok_replace *r = state;
     if (r->pat.literal) {
         for (size_t i = 0; i < tokens->n; i++) {
             /* An empty token has no match at all in HF (find_matches special case). */
@@ -949,7 +917,7 @@ static const struct decoder_ops row_bytefallback = {"ByteFallback", no_state_par
 static const struct decoder_ops row_fuse = {"Fuse", no_state_parse, fuse_chain, plain_free};
 static const struct decoder_ops row_strip = {"Strip", strip_parse, strip_chain, plain_free};
 static const struct decoder_ops row_replace = {"Replace", replace_parse, replace_chain,
-                                               replace_free};
+                                               tok_replace_free};
 static const struct decoder_ops row_bpe = {"BPEDecoder", bpe_parse, bpe_chain, bpe_free};
 static const struct decoder_ops row_ctc = {"CTC", ctc_parse, ctc_chain, ctc_free};
 static const struct decoder_ops row_sequence = {"Sequence", sequence_parse, sequence_chain,

@@ -455,41 +455,9 @@ static int bert_apply(const void *state, struct nstr *ns, struct err *e)
 
 /* ---- Replace, Prepend ---- */
 
-struct replace {
-    struct tok_pattern pat;
-    char *content;
-};
-
-static void replace_free(void *state)
-{
-    struct replace *r = state;
-    if (!r)
-        return;
-    tok_pattern_fini(&r->pat);
-    free(r->content);
-    free(r);
-}
-
 static int replace_parse(const json_t *j, void **state, struct err *e)
 {
-    const char *where = "normalizer Replace";
-    const char *content = NULL;
-    int rc = tokj_str(j, "content", true, &content, where, e);
-    if (rc)
-        return rc;
-    struct replace *r = calloc(1, sizeof *r);
-    if (!r)
-        return nomem(e, where);
-    if ((rc = tok_pattern_parse(j, "pattern", where, &r->pat, e)) != 0) {
-        replace_free(r);
-        return rc;
-    }
-    if (!(r->content = strdup(content))) {
-        replace_free(r);
-        return nomem(e, where);
-    }
-    *state = r;
-    return 0;
+    return tok_replace_parse(j, state, "normalizer Replace", e);
 }
 
 /* Oniguruma's find_iter with an empty pattern (regex::escape("")): an empty match at
@@ -514,7 +482,7 @@ static int empty_matches(const struct nstr *ns, struct nmatch_vec *m)
 
 static int replace_apply(const void *state, struct nstr *ns, struct err *e)
 {
-    const struct replace *r = state;
+    const struct tok_replace *r = state;
     struct nmatch_vec m = {0};
     int rc;
     if (r->pat.re)
@@ -659,7 +627,7 @@ static const struct normalizer_ops strip_accents_ops = {"StripAccents", parse_no
 static const struct normalizer_ops strip_ops = {"Strip", strip_parse, strip_apply, free_plain};
 static const struct normalizer_ops nmt_ops = {"Nmt", parse_none, nmt_apply, free_plain};
 static const struct normalizer_ops replace_ops = {"Replace", replace_parse, replace_apply,
-                                                  replace_free};
+                                                  tok_replace_free};
 static const struct normalizer_ops prepend_ops = {"Prepend", prepend_parse, prepend_apply,
                                                   free_plain};
 static const struct normalizer_ops byte_level_ops = {"ByteLevel", parse_none, byte_level_apply,

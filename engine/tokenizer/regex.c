@@ -192,3 +192,33 @@ void tok_pattern_fini(struct tok_pattern *p)
     pcre2_code_free(p->re);
     memset(p, 0, sizeof *p);
 }
+
+int tok_replace_parse(const json_t *j, void **state, const char *where, struct err *e)
+{
+    const char *content = NULL;
+    int rc = tokj_str(j, "content", true, &content, where, e);
+    if (rc)
+        return rc;
+    struct tok_replace *r = calloc(1, sizeof *r);
+    if (!r)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if ((rc = tok_pattern_parse(j, "pattern", where, &r->pat, e)) == 0 &&
+        !(r->content = strdup(content)))
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    if (rc) {
+        tok_replace_free(r);
+        return rc;
+    }
+    *state = r;
+    return 0;
+}
+
+void tok_replace_free(void *state)
+{
+    struct tok_replace *r = state;
+    if (!r)
+        return;
+    tok_pattern_fini(&r->pat);
+    free(r->content);
+    free(r);
+}

@@ -49,6 +49,14 @@ int tok_pattern_parse(const json_t *o, const char *key, const char *where, struc
                       struct err *e);
 void tok_pattern_fini(struct tok_pattern *p);
 
+/* The state of a Replace row (normalizer and decoder): {"pattern": ..., "content": ...}. */
+struct tok_replace {
+    struct tok_pattern pat;
+    char *content;
+};
+int tok_replace_parse(const json_t *j, void **state, const char *where, struct err *e);
+void tok_replace_free(void *state);
+
 /* ---- normalizers (normalize.c, precompiled.c) ---- */
 struct normalizer_ops {
     const char *type; /* tokenizer.json "type" */
