@@ -36,6 +36,9 @@ struct tokenizer {
     size_t n_added;
     struct added_index index[2];
     struct vocab added_vocab; /* content -> id of the added tokens */
+    uint8_t *special_by_id;   /* [added_vocab.n_ids]: that content is a special token */
+    int32_t pad_id;           /* padding token, resolved once at load */
+    char *pad_token;
     struct normalizer *normalizer;
     struct pretokenizer *pretokenizer;
     struct model *model;
@@ -626,16 +629,8 @@ static int pad_one(const struct tokenizer *tk, struct encoding *enc, size_t targ
 {
     if (enc->n >= target)
         return 0;
-    const char *pad_tok = "[PAD]";
-    int32_t pad_id = 0;
-    uint32_t pad_type = 0;
-    const char *cfg_pad = tokenizer_config_str(tk, "pad_token");
-    if (cfg_pad) {
-        pad_tok = cfg_pad;
-        int32_t id = tokenizer_token_to_id(tk, cfg_pad);
-        if (id >= 0)
-            pad_id = id;
-    }
+    const char *pad_tok = tk->pad_token;
+    size_t pad_len = strlen(pad_tok);
     size_t missing = target - enc->n;
     struct encoding padded;
     encoding_init(&padded);
@@ -643,7 +638,7 @@ static int pad_one(const struct tokenizer *tk, struct encoding *enc, size_t targ
     if (side == SIDE_RIGHT)
         rc = encoding_append(&padded, enc, 0, enc->n);
     for (size_t i = 0; i < missing && rc == 0; i++) {
-        rc = encoding_push(&padded, pad_id, pad_tok, strlen(pad_tok), pad_type, -1, -1, true,
+        rc = encoding_push(&padded, tk->pad_id, pad_tok, pad_len, 0, -1, -1, true,
                            (struct nspan){0, 0});
         if (rc == 0)
             padded.attention[padded.n - 1] = 0;
@@ -753,12 +748,11 @@ done:
 
 /* ---- decode ---- */
 
+/* HF skips by content: any token whose string is a special added token's. */
 static bool is_special_content(const struct tokenizer *tk, const char *tok)
 {
-    for (size_t i = 0; i < tk->n_added; i++)
-        if (tk->added[i].special && strcmp(tk->added[i].content, tok) == 0)
-            return true;
-    return false;
+    int32_t id = vocab_find(&tk->added_vocab, tok, strlen(tok));
+    return id >= 0 && tk->special_by_id[id];
 }
 
 static int decode_strings(const struct tokenizer *tk, struct strvec *tokens, char **out,
@@ -960,6 +954,32 @@ static int prepare_added_patterns(struct tokenizer *tk, struct err *e)
     return 0;
 }
 
+static int mark_special(struct tokenizer *tk, struct err *e)
+{
+    tk->special_by_id = calloc(tk->added_vocab.n_ids + 1, 1);
+    if (!tk->special_by_id)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < tk->n_added; i++)
+        if (tk->added[i].special)
+            tk->special_by_id[vocab_find(&tk->added_vocab, tk->added[i].content,
+                                         tk->added[i].len)] = 1;
+    return 0;
+}
+
+/* The padding token: tokenizer_config.json's pad_token, else "[PAD]" with id 0. */
+static int resolve_pad(struct tokenizer *tk, struct err *e)
+{
+    const char *pad = tokenizer_config_str(tk, "pad_token");
+    tk->pad_id = 0;
+    if (pad) {
+        int32_t id = tokenizer_token_to_id(tk, pad);
+        if (id >= 0)
+            tk->pad_id = id;
+    }
+    tk->pad_token = strdup(pad ? pad : "[PAD]");
+    return tk->pad_token ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+}
+
 static int parse_trunc_pad(struct tokenizer *tk, const json_t *root, struct err *e)
 {
     struct tokenizer_params *d = &tk->defaults;
@@ -1052,7 +1072,7 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
         (rc = decoder_new(j, &tk->decoder, e)) != 0)
         goto fail_prefix;
     if ((rc = prepare_added_patterns(tk, e)) != 0 || (rc = build_added_index(tk, e)) != 0 ||
-        (rc = parse_trunc_pad(tk, root, e)) != 0)
+        (rc = mark_special(tk, e)) != 0 || (rc = parse_trunc_pad(tk, root, e)) != 0)
         goto fail;
     if (config_json) {
         /* model_max_length is often a huge sentinel (1e30) that does not fit an int64. */
@@ -1064,6 +1084,8 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
             goto fail;
         }
     }
+    if ((rc = resolve_pad(tk, e)) != 0)
+        goto fail;
     json_decref(root);
     *out = tk;
     return 0;
@@ -1124,6 +1146,8 @@ void tokenizer_free(struct tokenizer *tk)
         free(tk->added[i].pattern);
     }
     free(tk->added);
+    free(tk->special_by_id);
+    free(tk->pad_token);
     free(tk->index[0].order);
     free(tk->index[1].order);
     vocab_fini(&tk->added_vocab);
