@@ -189,42 +189,27 @@ static int take_qkv(struct loader *ld, struct dnn_ctx *ctx, const char *const na
     return rc;
 }
 
+/* Tensor names inside one layer, per layout: q, k, v, attention output, its norm,
+ * FFN in, FFN out, output norm. */
+static const char *const layer_names[][8] = {
+    [LAYOUT_BERT] = {"attention.self.query", "attention.self.key", "attention.self.value",
+                     "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense",
+                     "output.dense", "output.LayerNorm"},
+    [LAYOUT_DISTILBERT] = {"attention.q_lin", "attention.k_lin", "attention.v_lin",
+                           "attention.out_lin", "sa_layer_norm", "ffn.lin1", "ffn.lin2",
+                           "output_layer_norm"},
+    [LAYOUT_ALBERT] = {"attention.query", "attention.key", "attention.value", "attention.dense",
+                       "attention.LayerNorm", "ffn", "ffn_output", "full_layer_layer_norm"},
+};
+
 static int load_layer(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx, const char *lp,
                       enum dtype_compute dt, struct layer *L, struct err *e)
 {
-    char q[256], k[256], v[256], o[256], ln1[256], f1[256], f2[256], ln2[256];
-    switch (m->v->layout) {
-    case LAYOUT_BERT:
-        snprintf(q, sizeof q, "%sattention.self.query", lp);
-        snprintf(k, sizeof k, "%sattention.self.key", lp);
-        snprintf(v, sizeof v, "%sattention.self.value", lp);
-        snprintf(o, sizeof o, "%sattention.output.dense", lp);
-        snprintf(ln1, sizeof ln1, "%sattention.output.LayerNorm", lp);
-        snprintf(f1, sizeof f1, "%sintermediate.dense", lp);
-        snprintf(f2, sizeof f2, "%soutput.dense", lp);
-        snprintf(ln2, sizeof ln2, "%soutput.LayerNorm", lp);
-        break;
-    case LAYOUT_DISTILBERT:
-        snprintf(q, sizeof q, "%sattention.q_lin", lp);
-        snprintf(k, sizeof k, "%sattention.k_lin", lp);
-        snprintf(v, sizeof v, "%sattention.v_lin", lp);
-        snprintf(o, sizeof o, "%sattention.out_lin", lp);
-        snprintf(ln1, sizeof ln1, "%ssa_layer_norm", lp);
-        snprintf(f1, sizeof f1, "%sffn.lin1", lp);
-        snprintf(f2, sizeof f2, "%sffn.lin2", lp);
-        snprintf(ln2, sizeof ln2, "%soutput_layer_norm", lp);
-        break;
-    case LAYOUT_ALBERT:
-        snprintf(q, sizeof q, "%sattention.query", lp);
-        snprintf(k, sizeof k, "%sattention.key", lp);
-        snprintf(v, sizeof v, "%sattention.value", lp);
-        snprintf(o, sizeof o, "%sattention.dense", lp);
-        snprintf(ln1, sizeof ln1, "%sattention.LayerNorm", lp);
-        snprintf(f1, sizeof f1, "%sffn", lp);
-        snprintf(f2, sizeof f2, "%sffn_output", lp);
-        snprintf(ln2, sizeof ln2, "%sfull_layer_layer_norm", lp);
-        break;
-    }
+    char n[8][256];
+    for (int i = 0; i < 8; i++)
+        snprintf(n[i], sizeof n[i], "%s%s", lp, layer_names[m->v->layout][i]);
+    const char *q = n[0], *k = n[1], *v = n[2], *o = n[3], *ln1 = n[4], *f1 = n[5], *f2 = n[6],
+               *ln2 = n[7];
     const char *qkv[3] = {q, k, v};
     int rc = take_qkv(ld, ctx, qkv, m->H, dt, &L->qkv, e);
     if (rc == 0)
