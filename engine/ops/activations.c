@@ -72,15 +72,10 @@ static int eltwise_prim(struct dnn_ctx *ctx, enum act a, size_t n, struct dnn_pr
         s = dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, alg, &md, alpha, 0.0f);
     if (s != dnnl_success)
         return dnn_fail(s, e, "eltwise desc");
-    dnnl_primitive_attr_t attr;
-    rc = dnn_attr_new(&attr, e);
+    dnnl_primitive_desc_t pd;
+    rc = dnn_pd_plain(ctx, &desc, "eltwise primitive desc", &pd, e);
     if (rc != 0)
         return rc;
-    dnnl_primitive_desc_t pd;
-    s = dnnl_primitive_desc_create(&pd, &desc, attr, dnn_engine(ctx), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success)
-        return dnn_fail(s, e, "eltwise primitive desc");
     static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DST};
     return dnn_cache_add(ctx, &key, pd, args, NULL, 2, out, e);
 }
@@ -115,15 +110,10 @@ int softmax_forward(struct dnn_ctx *ctx, float *x, int rows, int cols, struct er
                                                   dnnl_softmax_accurate, &md, &md, 1);
         if (s != dnnl_success)
             return dnn_fail(s, e, "softmax desc");
-        dnnl_primitive_attr_t attr;
-        int rc = dnn_attr_new(&attr, e);
+        dnnl_primitive_desc_t pd;
+        int rc = dnn_pd_plain(ctx, &desc, "softmax primitive desc", &pd, e);
         if (rc != 0)
             return rc;
-        dnnl_primitive_desc_t pd;
-        s = dnnl_primitive_desc_create(&pd, &desc, attr, dnn_engine(ctx), NULL);
-        dnnl_primitive_attr_destroy(attr);
-        if (s != dnnl_success)
-            return dnn_fail(s, e, "softmax primitive desc");
         static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DST};
         rc = dnn_cache_add(ctx, &key, pd, args, NULL, 2, &p, e);
         if (rc != 0)

@@ -92,15 +92,10 @@ static int context_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb,
         st = dnnl_matmul_desc_init(&desc, &p_md, &v_md, NULL, &dst_md);
     if (st != dnnl_success)
         return dnn_fail(st, e, "attention context desc");
-    dnnl_primitive_attr_t attr;
-    int rc = dnn_attr_new(&attr, e);
+    dnnl_primitive_desc_t pd;
+    int rc = dnn_pd_plain(ctx, &desc, "attention context primitive desc", &pd, e);
     if (rc != 0)
         return rc;
-    dnnl_primitive_desc_t pd;
-    st = dnnl_primitive_desc_create(&pd, &desc, attr, dnn_engine(ctx), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success)
-        return dnn_fail(st, e, "attention context primitive desc");
     static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
     return dnn_cache_add(ctx, &key, pd, args, NULL, 3, out, e);
 }

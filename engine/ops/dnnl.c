@@ -325,3 +325,15 @@ void dnn_md_str(const dnnl_memory_desc_t *md, char *buf, size_t size)
         n += (size_t)snprintf(buf + n, size - n, "%s%ld%c", i ? "" : " inner ",
                               (long)b->inner_blks[i], 'a' + (int)b->inner_idxs[i]);
 }
+
+int dnn_pd_plain(struct dnn_ctx *ctx, const void *desc, const char *what, dnnl_primitive_desc_t *pd,
+                 struct err *e)
+{
+    dnnl_primitive_attr_t attr;
+    int rc = dnn_attr_new(&attr, e);
+    if (rc != 0)
+        return rc;
+    dnnl_status_t s = dnnl_primitive_desc_create(pd, desc, attr, dnn_engine(ctx), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return s == dnnl_success ? 0 : dnn_fail(s, e, what);
+}

@@ -98,6 +98,11 @@ int dnn_attr_new(dnnl_primitive_attr_t *attr, struct err *e);
 
 /* Runs p on the context's stream with buffers[i] for p->arg_ids[i], and waits for it.
  * Input buffers are only read (the casts away from const happen here). */
+/* A primitive descriptor for desc with the common attributes (user scratchpad) and
+ * no post-ops; `what` names it in errors ("layer norm primitive desc"). */
+int dnn_pd_plain(struct dnn_ctx *ctx, const void *desc, const char *what, dnnl_primitive_desc_t *pd,
+                 struct err *e);
+
 int dnn_exec(struct dnn_ctx *ctx, struct dnn_prim *p, void *const *buffers, struct err *e);
 
 /* The context's scratch for an op's temporaries: at least size_bytes, 64-byte aligned, valid

@@ -26,15 +26,10 @@ static int layernorm_prim(struct dnn_ctx *ctx, int M, int N, float eps, struct d
                                                        eps, dnnl_use_scale | dnnl_use_shift);
     if (s != dnnl_success)
         return dnn_fail(s, e, "layer norm desc");
-    dnnl_primitive_attr_t attr;
-    int rc = dnn_attr_new(&attr, e);
+    dnnl_primitive_desc_t pd;
+    int rc = dnn_pd_plain(ctx, &desc, "layer norm primitive desc", &pd, e);
     if (rc != 0)
         return rc;
-    dnnl_primitive_desc_t pd;
-    s = dnnl_primitive_desc_create(&pd, &desc, attr, dnn_engine(ctx), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success)
-        return dnn_fail(s, e, "layer norm primitive desc");
     static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT};
     return dnn_cache_add(ctx, &key, pd, args, NULL, 4, out, e);
 }
