@@ -78,6 +78,8 @@ struct encoder {
 
     struct layer *layers; /* ALBERT: groups * inner_group_num shared layers */
     int n_layer_weights;
+    int *schedule; /* the layer applied at each step of the forward pass (ALBERT reuses) */
+    int n_steps;
 
     /* heads */
     bool has_pool;
@@ -449,6 +451,15 @@ int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, st
             snprintf(lp, sizeof lp, "%sencoder.layer.%d.", m->prefix, i);
         rc = load_layer(m, &ld, ctx, lp, dt, &m->layers[i], e);
     }
+    /* ALBERT: layer l uses group l / (layers / groups), whose inner layers run in order */
+    m->n_steps = m->n_layers * inner;
+    m->schedule = calloc((size_t)m->n_steps, sizeof *m->schedule);
+    if (rc == 0 && !m->schedule)
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    for (int l = 0; rc == 0 && l < m->n_layers; l++)
+        for (int k = 0; k < inner; k++)
+            m->schedule[l * inner + k] =
+                m->v->layout == LAYOUT_ALBERT ? (l / (m->n_layers / groups)) * inner + k : l;
     if (rc == 0)
         rc = load_head(m, &ld, ctx, dt, e);
     if (rc == 0)
@@ -486,6 +497,7 @@ void encoder_free(struct encoder *m)
         ln_fini(&L->ln_out);
     }
     free(m->layers);
+    free(m->schedule);
     free(m->word);
     free(m->pos);
     free(m->type);
@@ -698,18 +710,8 @@ int encoder_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder
         return rc;
     if (m->has_proj && (rc = linear_forward(&m->proj, ctx, emb, r->x, (int)M, e)) != 0)
         return rc;
-    int per_group =
-        m->n_layers / (m->v->layout == LAYOUT_ALBERT ? (int)m->cfg.num_hidden_groups : m->n_layers);
-    for (int l = 0; l < m->n_layers && rc == 0; l++) {
-        if (m->v->layout == LAYOUT_ALBERT) {
-            /* layer l uses group l / per_group, whose inner layers run in order */
-            int inner = (int)m->cfg.inner_group_num, g = l / per_group;
-            for (int k = 0; k < inner && rc == 0; k++)
-                rc = layer_forward(m, &m->layers[g * inner + k], ctx, r, b, e);
-        } else {
-            rc = layer_forward(m, &m->layers[l], ctx, r, b, e);
-        }
-    }
+    for (int i = 0; i < m->n_steps && rc == 0; i++)
+        rc = layer_forward(m, &m->layers[m->schedule[i]], ctx, r, b, e);
     if (rc)
         return rc;
     if (hidden)
