@@ -1,0 +1,7 @@
+/* placeholder: replaced by the real suite. */
+#include "suites.h"
+
+Suite *suite_serve(void)
+{
+    return suite_create("serve");
+}
