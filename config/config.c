@@ -1,6 +1,596 @@
-/* placeholder: replaced by the YAML config loader. */
-int config_placeholder_(void);
-int config_placeholder_(void)
+/* config: YAML -> struct config through key tables (see config.h). Each mapping of the file
+ * (the top level, server, a model, its batching) is a table of rows: key name, type, offset in
+ * its struct, bounds, default, and an optional check. Loading is: parse the document into a
+ * tree with positions (yaml_tree.c), fill the defaults, then walk each mapping against its
+ * table, rejecting unknown and repeated keys, wrong types, out-of-range numbers and bad names
+ * with "FILE:LINE:COL: message". Integers are plain decimal digits (no sign, quotes, or leading
+ * zeros); a null value (`key:`, `~`, `null`) means the default. Anchors, aliases and tags are
+ * rejected (yaml_tree.c). */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipelines/runner.h"
+#include "yaml_tree.h"
+
+#define NO_MAX LLONG_MAX /* an integer bounded by its type only: messages say ">= min" */
+#define NAME_MAX_LEN 64  /* model names go into URLs and metric labels */
+#define NAME_RULE "must be 1 to 64 letters, digits, '.', '_' or '-'"
+
+enum key_type {
+    KEY_STRING,  /* char *, non-empty */
+    KEY_INT,     /* int */
+    KEY_SIZE,    /* size_t */
+    KEY_LONG,    /* long */
+    KEY_DTYPE,   /* enum config_dtype, by name */
+    KEY_STRINGS, /* char ** followed by its size_t count (api_keys) */
+    KEY_SECTION, /* a nested mapping with its own table */
+    KEY_MODELS,  /* the list of model mappings (top level only) */
+};
+
+struct load; /* one parse: names for messages, base directory, the error */
+struct table;
+
+/* Validates (and may rewrite) a string value just stored in *s; v is its node. */
+typedef int (*key_check_fn)(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t offset;               /* of the field in the table's struct */
+    long long min, max;          /* integers: inclusive bounds */
+    long long def;               /* integers and dtype: the default */
+    const char *def_str;         /* strings: the default (NULL: none) */
+    bool required;               /* must be present and not null */
+    key_check_fn check;          /* strings: extra validation */
+    const struct table *section; /* KEY_SECTION, KEY_MODELS */
+    size_t count_offset;         /* KEY_STRINGS: of the size_t count */
+};
+
+struct table {
+    const struct key *keys;
+    size_t n;
+};
+
+struct load {
+    const char *name;     /* file name for messages */
+    const char *base_dir; /* relative model paths are joined to it; NULL: left as they are */
+    struct err *e;
+};
+
+static int check_name(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int resolve_path(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+
+/* Rows: NUM(key, type, struct, field, min, max, default) for integers; other rows name the
+ * fields they use. */
+/* clang-format off */
+#define NUM(key, t, st, f, lo, hi, d) \
+    {.name = key, .type = t, .offset = offsetof(st, f), .min = lo, .max = hi, .def = d}
+#define ROW(key, t, st, f, ...) {.name = key, .type = t, .offset = offsetof(st, f), __VA_ARGS__}
+#define TABLE(rows) {.keys = rows, .n = sizeof rows / sizeof rows[0]}
+/* clang-format on */
+
+static const struct key batching_keys[] = {
+    NUM("max_batch_size", KEY_SIZE, struct batching_config, max_batch_size, 1, NO_MAX, 32),
+    NUM("max_batch_tokens", KEY_SIZE, struct batching_config, max_batch_tokens, 1, NO_MAX, 16384),
+    NUM("max_queue_delay_us", KEY_LONG, struct batching_config, max_queue_delay_us, 0, 10000000,
+        2000),
+    NUM("max_queue_size", KEY_SIZE, struct batching_config, max_queue_size, 1, NO_MAX, 1024),
+};
+static const struct table batching_table = TABLE(batching_keys);
+
+static const struct key model_keys[] = {
+    ROW("name", KEY_STRING, struct model_config, name, .required = true, .check = check_name),
+    ROW("path", KEY_STRING, struct model_config, path, .required = true, .check = resolve_path),
+    ROW("task", KEY_STRING, struct model_config, task, .required = true, .check = check_task),
+    ROW("dtype", KEY_DTYPE, struct model_config, dtype, .def = CONFIG_DTYPE_FP32),
+    NUM("workers", KEY_INT, struct model_config, workers, 1, 64, 1),
+    NUM("threads", KEY_INT, struct model_config, threads, 0, 1024, 0),
+    NUM("max_input_tokens", KEY_SIZE, struct model_config, max_input_tokens, 0, NO_MAX, 0),
+    ROW("batching", KEY_SECTION, struct model_config, batching, .section = &batching_table),
+};
+static const struct table model_table = TABLE(model_keys);
+
+static const struct key server_keys[] = {
+    ROW("host", KEY_STRING, struct server_config, host, .def_str = "0.0.0.0"),
+    NUM("port", KEY_INT, struct server_config, port, 0, 65535, 8080),
+    NUM("max_body_bytes", KEY_SIZE, struct server_config, max_body_bytes, 1024, NO_MAX, 4194304),
+    NUM("request_timeout_ms", KEY_LONG, struct server_config, request_timeout_ms, 1, 86400000,
+        30000),
+    ROW("api_keys", KEY_STRINGS, struct server_config, api_keys,
+        .count_offset = offsetof(struct server_config, n_api_keys)),
+    NUM("http_threads", KEY_INT, struct server_config, http_threads, 1, 64, 2),
+    NUM("max_connections", KEY_SIZE, struct server_config, max_connections, 1, 1000000, 1024),
+};
+static const struct table server_table = TABLE(server_keys);
+
+static const struct key top_keys[] = {
+    ROW("server", KEY_SECTION, struct config, server, .section = &server_table),
+    ROW("models", KEY_MODELS, struct config, models, .required = true, .section = &model_table),
+};
+static const struct table top_table = TABLE(top_keys);
+
+static const char *const dtype_names[] = {"fp32", "bf16", "int8"};
+
+/* ---- messages ---- */
+
+/* "NAME:LINE:COL: message" at node v. */
+__attribute__((format(printf, 3, 4))) static int fail(struct load *ld, const struct ytree *v,
+                                                      const char *fmt, ...)
 {
+    char msg[ERR_MSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return err_set(ld->e, ERR_INVALID, "%s:%d:%d: %s", ld->name, v->line, v->column, msg);
+}
+
+/* How a value looks, for "..., not X": 'text', null, a list, a mapping. */
+static const char *shown(const struct ytree *v, char *buf, size_t size)
+{
+    if (v->kind == YTREE_MAP)
+        return "a mapping";
+    if (v->kind == YTREE_SEQ)
+        return "a list";
+    if (ytree_is_null(v))
+        return "null";
+    snprintf(buf, size, "%s'%.60s%s'", v->plain ? "" : "the quoted string ", v->value,
+             v->len > 60 ? "..." : "");
+    return buf;
+}
+
+/* "where.key", or "key" at the top level. */
+static void key_path(char *buf, size_t size, const char *where, const char *key)
+{
+    snprintf(buf, size, "%s%s%s", where, *where ? "." : "", key);
+}
+
+/* ---- values ---- */
+
+static void *field(void *base, const struct key *k)
+{
+    return (char *)base + k->offset;
+}
+
+static void store_int(void *base, const struct key *k, long long x)
+{
+    switch (k->type) {
+    case KEY_INT: *(int *)field(base, k) = (int)x; break;
+    case KEY_SIZE: *(size_t *)field(base, k) = (size_t)x; break;
+    case KEY_LONG: *(long *)field(base, k) = (long)x; break;
+    case KEY_DTYPE: *(enum config_dtype *)field(base, k) = (enum config_dtype)x; break;
+    default: break;
+    }
+}
+
+/* Writes every default of table t into base (strings are copied). */
+static int set_defaults(const struct table *t, void *base, struct err *e)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const struct key *k = &t->keys[i];
+        switch (k->type) {
+        case KEY_SECTION: {
+            int rc = set_defaults(k->section, field(base, k), e);
+            if (rc)
+                return rc;
+            break;
+        }
+        case KEY_STRING: {
+            char **s = field(base, k);
+            free(*s);
+            *s = k->def_str ? strdup(k->def_str) : NULL;
+            if (k->def_str && !*s)
+                return err_set(e, ERR_NOMEM, "config: out of memory");
+            break;
+        }
+        case KEY_STRINGS:
+        case KEY_MODELS: break; /* none by default */
+        default: store_int(base, k, k->def);
+        }
+    }
     return 0;
+}
+
+/* A plain decimal integer within k's bounds. */
+static int get_int(struct load *ld, const struct ytree *v, const struct key *k, const char *keypath,
+                   long long *out)
+{
+    /* No leading zeros: YAML 1.1 readers take 010 for octal 8. */
+    bool ok = v->kind == YTREE_SCALAR && v->plain && v->len > 0 &&
+              strspn(v->value, "0123456789") == v->len && (v->len == 1 || v->value[0] != '0');
+    unsigned long long x = 0, max = (unsigned long long)k->max;
+    for (size_t i = 0; ok && i < v->len; i++) {
+        unsigned d = (unsigned)(v->value[i] - '0');
+        ok = d <= max && x <= (max - d) / 10; /* x * 10 + d <= max, without overflow */
+        x = x * 10 + d;
+    }
+    ok = ok && x >= (unsigned long long)k->min;
+    if (!ok) {
+        char range[64], buf[96];
+        if (k->max == NO_MAX)
+            snprintf(range, sizeof range, ">= %lld", k->min);
+        else
+            snprintf(range, sizeof range, "in %lld..%lld", k->min, k->max);
+        return fail(ld, v, "%s must be an integer %s, not %s", keypath, range,
+                    shown(v, buf, sizeof buf));
+    }
+    *out = (long long)x;
+    return 0;
+}
+
+/* A copy of a non-empty string scalar (plain scalars such as 123 are strings too). */
+static int get_string(struct load *ld, const struct ytree *v, const char *keypath, char **out)
+{
+    char buf[96];
+    if (v->kind != YTREE_SCALAR || ytree_is_null(v) || v->len == 0)
+        return fail(ld, v, "%s must be a non-empty string, not %s", keypath,
+                    v->kind == YTREE_SCALAR && !v->plain ? "''" : shown(v, buf, sizeof buf));
+    if (strlen(v->value) != v->len)
+        return fail(ld, v, "%s must not contain NUL characters", keypath);
+    *out = strdup(v->value);
+    return *out ? 0 : err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
+}
+
+/* server.api_keys: a list of tokens as clients send them after "Bearer ". */
+static int get_strings(struct load *ld, const struct ytree *v, const char *keypath, char ***out,
+                       size_t *n_out)
+{
+    char buf[96];
+    if (v->kind != YTREE_SEQ)
+        return fail(ld, v, "%s must be a list of strings, not %s", keypath,
+                    shown(v, buf, sizeof buf));
+    *out = calloc(v->n_items ? v->n_items : 1, sizeof **out);
+    if (!*out)
+        return err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
+    *n_out = v->n_items;
+    for (size_t i = 0; i < v->n_items; i++) {
+        char item[200];
+        snprintf(item, sizeof item, "%.160s[%zu]", keypath, i);
+        int rc = get_string(ld, v->items[i], item, &(*out)[i]);
+        if (rc)
+            return rc;
+        for (const char *c = (*out)[i]; *c; c++)
+            if ((unsigned char)*c <= ' ' || *c == 0x7f)
+                return fail(ld, v->items[i], "%s must not contain spaces or control characters",
+                            item);
+    }
+    return 0;
+}
+
+static int get_dtype(struct load *ld, const struct ytree *v, const char *keypath, long long *out)
+{
+    for (size_t i = 0; v->kind == YTREE_SCALAR && i < 3; i++)
+        if (strcmp(v->value, dtype_names[i]) == 0) {
+            *out = (long long)i;
+            return 0;
+        }
+    char buf[96];
+    return fail(ld, v, "%s must be fp32, bf16 or int8, not %s", keypath, shown(v, buf, sizeof buf));
+}
+
+/* ---- checks on strings ---- */
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= NAME_MAX_LEN &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int check_name(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    if (!valid_name(*s))
+        return fail(ld, v, "%s %s, not '%.64s'", keypath, NAME_RULE, *s);
+    return 0;
+}
+
+static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    if (pipeline_task_by_name(*s) >= 0)
+        return 0;
+    char list[200] = "";
+    for (int t = 0; t < TASK_COUNT; t++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t ? ", " : "",
+                 pipeline_task_name((enum pipeline_task)t));
+    return fail(ld, v, "%s '%.40s' is not a task (%s)", keypath, *s, list);
+}
+
+/* base_dir/path for a relative path. */
+static char *join_path(const char *base_dir, const char *path)
+{
+    if (!base_dir || path[0] == '/')
+        return strdup(path);
+    size_t nb = strlen(base_dir), np = strlen(path);
+    bool slash = nb > 0 && base_dir[nb - 1] != '/';
+    char *s = malloc(nb + slash + np + 1);
+    if (s)
+        snprintf(s, nb + slash + np + 1, "%s%s%s", base_dir, slash ? "/" : "", path);
+    return s;
+}
+
+static int resolve_path(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    (void)v, (void)keypath;
+    char *joined = join_path(ld->base_dir, *s);
+    if (!joined)
+        return err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
+    free(*s);
+    *s = joined;
+    return 0;
+}
+
+/* ---- mappings ---- */
+
+static int apply_map(struct load *ld, const struct ytree *map, const struct table *t, void *base,
+                     const char *where);
+
+/* The first key `name` of mapping map, or NULL; its value is the node after it. */
+static const struct ytree *const *map_find(const struct ytree *map, const char *name)
+{
+    for (size_t i = 0; i + 1 < map->n_items; i += 2)
+        if (strcmp(map->items[i]->value, name) == 0)
+            return (const struct ytree *const *)&map->items[i];
+    return NULL;
+}
+
+/* models: a non-empty list of model mappings with unique names. */
+static int apply_models(struct load *ld, const struct ytree *v, const struct key *k, void *base)
+{
+    char buf[96];
+    struct config *cfg = base;
+    if (v->kind != YTREE_SEQ || v->n_items == 0)
+        return fail(ld, v, "models must be a list of at least one model (name, path, task), not %s",
+                    v->kind == YTREE_SEQ ? "an empty list" : shown(v, buf, sizeof buf));
+    cfg->models = calloc(v->n_items, sizeof *cfg->models);
+    if (!cfg->models)
+        return err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
+    cfg->n_models = v->n_items;
+    for (size_t i = 0; i < v->n_items; i++) {
+        const struct ytree *item = v->items[i];
+        struct model_config *m = &cfg->models[i];
+        char where[32];
+        snprintf(where, sizeof where, "models[%zu]", i);
+        if (item->kind != YTREE_MAP)
+            return fail(ld, item, "%s must be a mapping with name, path and task, not %s", where,
+                        shown(item, buf, sizeof buf));
+        m->line = item->line;
+        m->column = item->column;
+        int rc = set_defaults(k->section, m, ld->e);
+        if (rc == 0)
+            rc = apply_map(ld, item, k->section, m, where);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->models[j].name, m->name) == 0)
+                return fail(ld, map_find(item, "name")[1],
+                            "%s.name '%s' is used twice (first at line %d)", where, m->name,
+                            map_find(v->items[j], "name")[1]->line);
+    }
+    return 0;
+}
+
+/* One value v of row k into base. */
+static int apply_value(struct load *ld, const struct ytree *v, const struct key *k, void *base,
+                       const char *keypath)
+{
+    char buf[96];
+    long long x = 0;
+    int rc = 0;
+    switch (k->type) {
+    case KEY_STRING: {
+        char **s = field(base, k), *copy = NULL;
+        rc = get_string(ld, v, keypath, &copy);
+        if (rc)
+            return rc;
+        free(*s);
+        *s = copy;
+        return k->check ? k->check(ld, v, keypath, s) : 0;
+    }
+    case KEY_INT:
+    case KEY_SIZE:
+    case KEY_LONG:
+    case KEY_DTYPE:
+        rc = k->type == KEY_DTYPE ? get_dtype(ld, v, keypath, &x) : get_int(ld, v, k, keypath, &x);
+        if (rc == 0)
+            store_int(base, k, x);
+        return rc;
+    case KEY_STRINGS:
+        return get_strings(ld, v, keypath, field(base, k),
+                           (size_t *)((char *)base + k->count_offset));
+    case KEY_SECTION:
+        if (v->kind != YTREE_MAP)
+            return fail(ld, v, "%s must be a mapping, not %s", keypath, shown(v, buf, sizeof buf));
+        return apply_map(ld, v, k->section, field(base, k), keypath);
+    case KEY_MODELS: return apply_models(ld, v, k, base);
+    }
+    return 0;
+}
+
+/* Walks mapping `map` against table t: every key known and given once, every value valid,
+ * every required key present. `where` names the mapping in messages ("" at the top level). */
+static int apply_map(struct load *ld, const struct ytree *map, const struct table *t, void *base,
+                     const char *where)
+{
+    bool seen[16] = {0}; /* per row of t: tables have at most 8 */
+    for (size_t i = 0; i + 1 < map->n_items; i += 2) {
+        const struct ytree *key = map->items[i], *v = map->items[i + 1];
+        const struct key *k = NULL;
+        for (size_t r = 0; r < t->n && !k; r++)
+            if (strlen(key->value) == key->len && strcmp(key->value, t->keys[r].name) == 0)
+                k = &t->keys[r];
+        if (!k) {
+            char expected[200] = "";
+            for (size_t r = 0; r < t->n; r++)
+                snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s",
+                         r ? ", " : "", t->keys[r].name);
+            return fail(ld, key, "unknown key '%.40s' %s%s (expected one of: %s)", key->value,
+                        *where ? "in " : "at the top level", where, expected);
+        }
+        size_t r = (size_t)(k - t->keys);
+        if (seen[r])
+            return fail(ld, key, "duplicate key '%s'%s%s (first at line %d)", k->name,
+                        *where ? " in " : "", where, map_find(map, k->name)[0]->line);
+        seen[r] = true;
+        char keypath[160];
+        key_path(keypath, sizeof keypath, where, k->name);
+        if (ytree_is_null(v) && !k->required)
+            continue; /* the default stays */
+        int rc = apply_value(ld, v, k, base, keypath);
+        if (rc)
+            return rc;
+    }
+    for (size_t r = 0; r < t->n; r++)
+        if (t->keys[r].required && !seen[r])
+            return fail(ld, map, "%s%smissing required key '%s'", where, *where ? ": " : "",
+                        t->keys[r].name);
+    return 0;
+}
+
+/* ---- the API ---- */
+
+int config_parse(const char *yaml, size_t len, const char *name, const char *base_dir,
+                 struct config *out, struct err *e)
+{
+    struct load ld = {.name = name, .base_dir = base_dir, .e = e};
+    struct ytree *root = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = ytree_parse(yaml, len, name, &root, e);
+    if (rc)
+        return rc;
+    char buf[96];
+    if (!root || ytree_is_null(root))
+        rc = err_set(e, ERR_INVALID, "%s:%d:%d: the config is empty (it needs a 'models' list)",
+                     name, root ? root->line : 1, root ? root->column : 1);
+    else if (root->kind != YTREE_MAP)
+        rc = fail(&ld, root, "the config must be a mapping with 'models' (and 'server'), not %s",
+                  shown(root, buf, sizeof buf));
+    else
+        rc = set_defaults(&top_table, out, e);
+    if (rc == 0)
+        rc = apply_map(&ld, root, &top_table, out, "");
+    ytree_free(root);
+    if (rc)
+        config_free(out);
+    return rc;
+}
+
+int config_load(const char *path, struct config *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(e, ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (len == cap) {
+            char *grown = realloc(text, cap = cap ? 2 * cap : 4096);
+            if (!grown) {
+                rc = err_set(e, ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            text = grown;
+        }
+        len += fread(text + len, 1, cap - len, f);
+        if (ferror(f)) {
+            rc = err_set(e, ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+            break;
+        }
+        if (feof(f))
+            break;
+    }
+    fclose(f);
+    /* Model paths are relative to the file's directory ("dir/inferd.yaml" -> "dir"). */
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : NULL;
+    if (rc == 0 && slash && !dir)
+        rc = err_set(e, ERR_NOMEM, "%s: out of memory", path);
+    if (rc == 0)
+        rc = config_parse(text, len, path, dir, out, e);
+    if (rc == 0) {
+        out->path = strdup(path);
+        if (!out->path) {
+            config_free(out);
+            rc = err_set(e, ERR_NOMEM, "%s: out of memory", path);
+        }
+    }
+    free(dir);
+    free(text);
+    return rc;
+}
+
+int config_single(const char *model_dir, const char *task, const char *name, struct config *out,
+                  struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (pipeline_task_by_name(task) < 0)
+        return err_set(e, ERR_INVALID, "unknown task '%s'", task);
+    /* The default name: the directory's last component ("models/spam/" -> "spam"). */
+    size_t end = strlen(model_dir), start;
+    while (end > 1 && model_dir[end - 1] == '/')
+        end--;
+    for (start = end; start > 0 && model_dir[start - 1] != '/';)
+        start--;
+    struct model_config *m = out->models = calloc(1, sizeof *out->models);
+    if (!m)
+        return err_set(e, ERR_NOMEM, "config: out of memory");
+    out->n_models = 1;
+    int rc = set_defaults(&server_table, &out->server, e);
+    if (rc == 0)
+        rc = set_defaults(&model_table, m, e);
+    if (rc == 0) {
+        m->name = name ? strdup(name) : strndup(model_dir + start, end - start);
+        m->path = strdup(model_dir);
+        m->task = strdup(task);
+        if (!m->name || !m->path || !m->task)
+            rc = err_set(e, ERR_NOMEM, "config: out of memory");
+    }
+    if (rc == 0 && !valid_name(m->name))
+        rc = err_set(e, ERR_INVALID, "model name '%s' %s%s", m->name, NAME_RULE,
+                     name ? "" : " (give one with --name)");
+    if (rc)
+        config_free(out);
+    return rc;
+}
+
+void config_free(struct config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_models; i++) {
+        free(c->models[i].name);
+        free(c->models[i].path);
+        free(c->models[i].task);
+    }
+    free(c->models);
+    for (size_t i = 0; i < c->server.n_api_keys; i++)
+        free(c->server.api_keys[i]);
+    free(c->server.api_keys);
+    free(c->server.host);
+    free(c->path);
+    memset(c, 0, sizeof *c);
+}
+
+bool model_config_same(const struct model_config *a, const struct model_config *b)
+{
+    const struct batching_config *x = &a->batching, *y = &b->batching;
+    return strcmp(a->path, b->path) == 0 &&
+           pipeline_task_by_name(a->task) == pipeline_task_by_name(b->task) &&
+           a->dtype == b->dtype && a->workers == b->workers && a->threads == b->threads &&
+           a->max_input_tokens == b->max_input_tokens && x->max_batch_size == y->max_batch_size &&
+           x->max_batch_tokens == y->max_batch_tokens &&
+           x->max_queue_delay_us == y->max_queue_delay_us && x->max_queue_size == y->max_queue_size;
+}
+
+const char *config_dtype_name(enum config_dtype d)
+{
+    return (unsigned)d < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[d] : "unknown";
 }

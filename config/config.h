@@ -1,0 +1,80 @@
+/* config: the daemon's configuration as plain C data (no YAML types), read from a YAML file
+ * (config/example.yaml shows every key with its default) or built for one model from the
+ * command line. Loading validates everything it can without opening the models: unknown keys,
+ * types, ranges, names, tasks; each mistake is reported as "FILE:LINE:COL: message". Whether a
+ * model directory exists and fits its task is the engine's check, at load time. */
+#ifndef INFERD_CONFIG_H
+#define INFERD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+
+enum config_dtype { CONFIG_DTYPE_FP32, CONFIG_DTYPE_BF16, CONFIG_DTYPE_INT8 };
+
+struct batching_config {
+    size_t max_batch_size;   /* encoder rows per batch; default 32 (>= 1) */
+    size_t max_batch_tokens; /* padded tokens (rows x longest) per batch; default 16384 */
+    long max_queue_delay_us; /* wait for a fuller batch up to this; default 2000; 0 allowed */
+    size_t max_queue_size;   /* queued requests before 429; default 1024 */
+};
+
+struct model_config {
+    char *name;              /* required; [A-Za-z0-9._-]{1,64}, unique */
+    char *path;              /* required; relative paths are joined to the config file's dir */
+    char *task;              /* required; as written: any name pipeline_task_by_name() takes */
+    enum config_dtype dtype; /* default fp32 */
+    int workers;             /* default 1, 1..64 */
+    int threads;             /* default 0 = auto (online CPUs / workers, at least 1); 1..1024 */
+    size_t max_input_tokens; /* default 0 = the model's own maximum */
+    struct batching_config batching;
+    int line, column; /* where this model's entry starts (for messages); 0 if none */
+};
+
+struct server_config {
+    char *host;              /* default "0.0.0.0" */
+    int port;                /* default 8080; 0 = any free port; 0..65535 */
+    size_t max_body_bytes;   /* default 4194304 (4 MiB), >= 1024 */
+    long request_timeout_ms; /* default 30000, 1..86400000 (a day) */
+    char **api_keys;         /* default none; non-empty, no spaces or control characters */
+    size_t n_api_keys;
+    int http_threads;       /* default 2, 1..64: libmicrohttpd's thread pool */
+    size_t max_connections; /* default 1024, 1..1000000 */
+};
+
+struct config {
+    char *path; /* the file it came from (NULL for config_parse and config_single) */
+    struct server_config server;
+    struct model_config *models; /* at least one */
+    size_t n_models;
+};
+
+/* Parses and validates FILE into *out (zeroed first; left zeroed on error). Errors: ERR_IO
+ * when FILE cannot be read ("FILE: cannot read: reason"), ERR_INVALID for bad content with
+ * "FILE:LINE:COL: message" (1-based line and column of the offending key or value), e.g.
+ * "inferd.yaml:9:14: models[0].dtype must be fp32, bf16 or int8, not 'fp64'"; ERR_NOMEM. */
+int config_load(const char *path, struct config *out, struct err *e);
+
+/* The same from yaml[0..len): `name` stands for the file in messages; relative model paths
+ * are joined to base_dir (NULL: left relative, i.e. to the working directory). */
+int config_parse(const char *yaml, size_t len, const char *name, const char *base_dir,
+                 struct config *out, struct err *e);
+
+/* One model with every default (`inferd serve --model DIR --task TASK [--name NAME]`); the
+ * strings are copied. name NULL = the last component of model_dir. ERR_INVALID for an unknown
+ * task or a bad name. */
+int config_single(const char *model_dir, const char *task, const char *name, struct config *out,
+                  struct err *e);
+
+/* Frees what c owns and zeroes it; safe on a zeroed config. */
+void config_free(struct config *c);
+
+/* True when two entries would load the same thing (path, task, dtype, workers, threads,
+ * max_input_tokens, batching; not the name): a reload keeps such a model running. */
+bool model_config_same(const struct model_config *a, const struct model_config *b);
+
+/* "fp32", "bf16" or "int8". */
+const char *config_dtype_name(enum config_dtype d);
+
+#endif
