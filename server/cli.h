@@ -13,6 +13,8 @@ int cli_detokenize(int argc, char **argv, FILE *in, FILE *out);
 /* `inferd run --model DIR --task TASK`: {"inputs", "parameters"} lines in, the pipeline's
  * result (or an error object) per line out. Returns the process exit status. */
 int cli_run(int argc, char **argv, FILE *in, FILE *out);
+/* `inferd serve`: the HTTP daemon (serve.c). */
+int cli_serve(int argc, char **argv);
 
 /* ---- cli_io.c: JSON-lines helpers ---- */
 

@@ -16,9 +16,11 @@ static void usage(FILE *f)
           "             JSON lines {\"ids\": [...]} on stdin -> {\"text\": ...} lines\n"
           "  bench      --model DIR [--batch B] [--seq S] [--threads T] [--dtype fp32|bf16|int8]\n"
           "             [--min-seconds N]: forward-pass speed, one JSON line\n"
-          "  run        --model DIR --task TASK [--dtype fp32|bf16|int8] [--threads T]\n"
+          "  run        --model DIR --task TASK [--dtype D] [--threads T] [--batch N]\n"
           "             JSON lines {\"inputs\": ..., \"parameters\": {...}} on stdin ->\n"
           "             the pipeline's result per line (as transformers.pipeline(TASK))\n"
+          "  serve      --config FILE | --model DIR --task TASK [--port P] [--host H] ...\n"
+          "             the HTTP daemon (see `inferd serve --help`)\n"
           "  help       this text\n",
           f);
 }
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
         return cli_detokenize(argc - 1, argv + 1, stdin, stdout);
     if (strcmp(cmd, "bench") == 0)
         return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0)
         return cli_run(argc - 1, argv + 1, stdin, stdout);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -34,6 +34,7 @@ struct item {
     size_t order;               /* position in the forward step's list (stable sorting) */
     float *out;                 /* owned: head output (see out_len), filled by forward */
     size_t out_len;
+    signed char normalize; /* sentence-embeddings: -1 as modules.json, else 0/1 */
 };
 
 /* One input of a request: a text (and pair), a QA example or a zero-shot sequence. */
@@ -56,6 +57,7 @@ struct pipeline_request {
     struct zero_shot_params zs;
     bool zs_init;
     struct tokenizer_params tp; /* text-classification, feature-extraction, fill-mask */
+    signed char normalize;      /* sentence-embeddings parameters.normalize: -1 = modules.json */
     struct unit *units;
     size_t n_units;
     struct item *items;
@@ -275,6 +277,21 @@ const struct tokenizer *pipeline_tokenizer(const struct pipeline *p)
     return p->tk;
 }
 
+size_t pipeline_num_labels(const struct pipeline *p)
+{
+    return p->labels ? p->out_width : 0;
+}
+
+const char *const *pipeline_labels(const struct pipeline *p)
+{
+    return (const char *const *)p->labels;
+}
+
+const struct pooling_config *pipeline_pooling(const struct pipeline *p)
+{
+    return p->task == TASK_SENTENCE_EMBEDDINGS ? &p->pooling : NULL;
+}
+
 const struct encoder *pipeline_encoder(const struct pipeline *p)
 {
     return p->m;
@@ -319,6 +336,15 @@ void pipeline_request_free(struct pipeline_request *r)
 size_t pipeline_request_items(const struct pipeline_request *r)
 {
     return r->n_items;
+}
+
+size_t pipeline_request_max_len(const struct pipeline_request *r)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_items; i++)
+        if (r->items[i].enc->n > n)
+            n = r->items[i].enc->n;
+    return n;
 }
 
 size_t pipeline_request_tokens(const struct pipeline_request *r)
@@ -572,6 +598,14 @@ static int parse_request(const struct pipeline *p, struct pipeline_request *r, s
         r->tp.truncation = true;
         r->tp.strategy = TRUNC_LONGEST_FIRST;
         r->tp.max_length = p->max_seq_length;
+        r->normalize = -1;
+        if (json_object_get(r->parameters, "normalize")) {
+            bool norm = false;
+            if ((rc = pipeline_param_bool(r->parameters, "normalize", &norm, e)))
+                return rc;
+            if (!json_is_null(json_object_get(r->parameters, "normalize")))
+                r->normalize = norm;
+        }
         return strings_input(r, "sentence-embeddings", e);
     default: return err_set(e, ERR_INTERNAL, "pipeline: unknown task");
     }
@@ -620,7 +654,7 @@ static int add_item(struct pipeline_request *r, const struct pipeline *p, size_t
     if (!it)
         return err_set(e, ERR_NOMEM, "pipeline: out of memory");
     r->items = it;
-    r->items[r->n_items++] = (struct item){.enc = enc};
+    r->items[r->n_items++] = (struct item){.enc = enc, .normalize = r->normalize};
     return 0;
 }
 
@@ -706,8 +740,11 @@ static int keep_output(const struct pipeline *p, struct item *it, int b, int S, 
         if (!(it->out = malloc(len * sizeof *it->out)))
             return err_set(e, ERR_NOMEM, "pipeline: out of memory");
         it->out_len = len;
-        return embeddings_pool(&p->pooling, hidden + (size_t)b * (size_t)S * H, it->enc->attention,
-                               n, H, it->out, e);
+        struct pooling_config pool = p->pooling;
+        if (it->normalize >= 0)
+            pool.normalize = it->normalize;
+        return embeddings_pool(&pool, hidden + (size_t)b * (size_t)S * H, it->enc->attention, n, H,
+                               it->out, e);
     }
     if (p->task == TASK_FEATURE_EXTRACTION) {
         src = hidden + (size_t)b * (size_t)S * H;

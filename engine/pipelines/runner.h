@@ -21,7 +21,8 @@
  *   zero-shot-classification  "text" | list, with parameters.candidate_labels; or
  *                             {"sequence(s)", "candidate_labels", ...} merged into parameters
  *   feature-extraction        "text" | list: (1, seq, hidden) nested lists per text
- *   sentence-embeddings       "text" | list: one pooled vector per text (modules.json pooling)
+ *   sentence-embeddings       "text" | list: one pooled vector per text (modules.json pooling;
+ *                             parameters.normalize true/false overrides its Normalize module)
  * Errors: ERR_INPUT for inputs of the wrong JSON type, ERR_INVALID for values the task
  * rejects (empty, no mask token, too many tokens without truncation, bad parameters). */
 #ifndef INFERD_RUNNER_H
@@ -65,6 +66,11 @@ void pipeline_close(struct pipeline *p);
 enum pipeline_task pipeline_task(const struct pipeline *p);
 const struct tokenizer *pipeline_tokenizer(const struct pipeline *p);
 const struct encoder *pipeline_encoder(const struct pipeline *p);
+/* A classifier head's labels (id2label order) and their count; 0 and NULL for other heads. */
+size_t pipeline_num_labels(const struct pipeline *p);
+const char *const *pipeline_labels(const struct pipeline *p);
+/* sentence-embeddings: its pooling (modules.json, or mean pooling); NULL for other tasks. */
+const struct pooling_config *pipeline_pooling(const struct pipeline *p);
 /* Most tokens one encoder row may hold (max_position_embeddings less the position offset). */
 size_t pipeline_max_tokens(const struct pipeline *p);
 /* The forward step's budget of padded tokens (rows x longest row) per encoder batch; an
@@ -86,6 +92,8 @@ void pipeline_request_free(struct pipeline_request *r);
 /* Encoder rows the request needs and their total length in tokens (for batching decisions). */
 size_t pipeline_request_items(const struct pipeline_request *r);
 size_t pipeline_request_tokens(const struct pipeline_request *r);
+/* The longest of its encoder rows, in tokens. */
+size_t pipeline_request_max_len(const struct pipeline_request *r);
 
 /* Runs the encoder over every item of reqs[0..n_reqs) (prepared by this pipeline), sorted by
  * length into padded batches of at most the token budget, and stores each item's head

@@ -1,0 +1,235 @@
+/* api_tei_sync: the TEI routes answered at once on the HTTP thread, without the queue:
+ * POST /tokenize and /decode run the model's tokenizer (any task's model: "model", else the
+ * first one), GET /info describes a model (?model=NAME, else the first one) in TEI's Info
+ * shape with inferd's extras. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_tei.h"
+
+/* ---- POST /tokenize and /decode, answered at once ---- */
+
+/* TEI's tokens of one text: {"id", "text", "special", "start", "stop"} with byte offsets;
+ * special tokens carry their token string and null offsets. */
+static json_t *tokens_json(const struct encoding *enc, const char *text, size_t len)
+{
+    size_t n_cp;
+    size_t *at = pipeline_cp_index(text, len, &n_cp); /* code point -> byte */
+    json_t *out = at ? json_array() : NULL;
+    for (size_t i = 0; out && i < enc->n; i++) {
+        json_t *t;
+        if (enc->special[i]) {
+            t = json_pack("{s:i, s:s, s:b, s:n, s:n}", "id", enc->ids[i], "text",
+                          encoding_token(enc, i), "special", 1, "start", "stop");
+        } else {
+            size_t s = enc->offsets[i].start, e = enc->offsets[i].end;
+            s = at[s < n_cp ? s : n_cp];
+            e = at[e < n_cp ? e : n_cp];
+            e = e < s ? s : e;
+            t = json_pack("{s:i, s:s%, s:b, s:I, s:I}", "id", enc->ids[i], "text", text + s, e - s,
+                          "special", 0, "start", (json_int_t)s, "stop", (json_int_t)e);
+        }
+        if (json_array_append_new(out, t) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    free(at);
+    return out;
+}
+
+void route_tei_tokenize(struct call *c)
+{
+    bool special;
+    if (!tei_field_bool(c, "add_special_tokens", true, &special))
+        return;
+    json_t *texts = tei_field_texts(c, true);
+    struct model *m = texts ? tei_field_model(c, TEI_ALL_TASKS) : NULL;
+    if (!m) {
+        json_decref(texts);
+        return;
+    }
+    const struct tokenizer *tk = pipeline_tokenizer(model_pipeline(m));
+    struct tokenizer_params p = tokenizer_params_default(tk);
+    p.add_special_tokens = special;
+    p.truncation = false;
+    p.padding = PAD_NONE;
+    json_t *out = json_array();
+    struct err e = {0};
+    for (size_t i = 0; out && i < json_array_size(texts); i++) {
+        const json_t *t = json_array_get(texts, i);
+        struct encodings encs = {0};
+        json_t *one = NULL;
+        if (tokenizer_encode(tk, json_string_value(t), json_string_length(t), NULL, 0, &p, &encs,
+                             &e) == 0 &&
+            !(one = tokens_json(&encs.v[0], json_string_value(t), json_string_length(t))))
+            err_set(&e, ERR_NOMEM, "out of memory");
+        encodings_fini(&encs);
+        if (!one || json_array_append_new(out, one) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    if (out)
+        call_reply(c, 200, out);
+    else
+        call_error(c, e.kind ? status_of_err(e.kind) : 500, "inputs", "%s",
+                   e.kind ? e.msg : "out of memory");
+    json_decref(texts);
+    model_unref(m);
+}
+
+/* A list of token ids as int32 (malloc'ed); NULL when v is not one. */
+static int32_t *id_list(const json_t *v, size_t *n)
+{
+    *n = json_array_size(v);
+    int32_t *ids = json_is_array(v) ? malloc((*n ? *n : 1) * sizeof *ids) : NULL;
+    for (size_t i = 0; ids && i < *n; i++) {
+        const json_t *x = json_array_get(v, i);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX) {
+            free(ids);
+            return NULL;
+        }
+        ids[i] = (int32_t)json_integer_value(x);
+    }
+    return ids;
+}
+
+void route_tei_decode(struct call *c)
+{
+    bool skip;
+    json_t *in = json_object_get(call_body(c), "ids");
+    if (!tei_field_bool(c, "skip_special_tokens", true, &skip))
+        return;
+    bool batch = json_is_array(json_array_get(in, 0));
+    json_t *lists = batch ? json_incref(in) : json_pack("[O]", in ? in : json_null());
+    struct model *m = tei_field_model(c, TEI_ALL_TASKS);
+    const struct tokenizer *tk = m ? pipeline_tokenizer(model_pipeline(m)) : NULL;
+    json_t *out = m ? json_array() : NULL;
+    for (size_t i = 0; out && i < json_array_size(lists); i++) {
+        size_t n;
+        int32_t *ids = id_list(json_array_get(lists, i), &n);
+        char *text = NULL;
+        size_t len = 0;
+        struct err e = {0};
+        if (!ids)
+            call_error(c, 422, "ids",
+                       "`ids` must be a list of token ids (0 to 2^31-1) or a list of such lists");
+        else if (tokenizer_decode(tk, ids, n, skip, &text, &len, &e) != 0)
+            call_error(c, status_of_err(e.kind), "ids", "%s", e.msg);
+        else
+            json_array_append_new(out, json_stringn(text, len));
+        free(text);
+        free(ids);
+        if (!ids || !text) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    if (out)
+        call_reply(c, 200, out);
+    json_decref(lists);
+    model_unref(m);
+}
+
+/* ---- GET /info ---- */
+
+static const char *dtype_name(enum config_dtype d)
+{
+    switch (d) {
+    case CONFIG_DTYPE_BF16: return "bfloat16";
+    case CONFIG_DTYPE_INT8: return "int8";
+    default: return "float32";
+    }
+}
+
+/* {"id2label": {"0": "NEGATIVE", ...}, "label2id": {...}} as the pipeline names the labels. */
+static json_t *classifier_json(const struct pipeline *p)
+{
+    size_t n = pipeline_num_labels(p);
+    const char *const *labels = pipeline_labels(p);
+    json_t *id2label = json_object(), *label2id = json_object();
+    for (size_t i = 0; i < n; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%zu", i);
+        json_object_set_new(id2label, id, json_string(labels[i]));
+        json_object_set_new(label2id, labels[i], json_integer((json_int_t)i));
+    }
+    return json_pack("{s:o, s:o}", "id2label", id2label, "label2id", label2id);
+}
+
+/* The pooling of a sentence-embeddings model, named as TEI does ("cls", "mean", "last_token")
+ * or else as sentence-transformers; "+" joins several. */
+static json_t *pooling_json(const struct model *m)
+{
+    static const struct {
+        unsigned mode;
+        const char *name;
+    } names[] = {
+        {POOL_CLS, "cls"},
+        {POOL_MAX, "max"},
+        {POOL_MEAN, "mean"},
+        {POOL_MEAN_SQRT_LEN, "mean_sqrt_len_tokens"},
+        {POOL_WEIGHTED_MEAN, "weightedmean"},
+        {POOL_LASTTOKEN, "last_token"},
+    };
+    const struct pooling_config *pc = pipeline_pooling(model_pipeline(m));
+    if (!pc)
+        return json_null();
+    char buf[128] = "";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (pc->modes & names[i].mode)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "+" : "",
+                     names[i].name);
+    return json_string(buf);
+}
+
+/* TEI's model_type: classifier (reranker for one label), embedding; other tasks by name. */
+static json_t *model_type_json(const struct model *m)
+{
+    const struct pipeline *p = model_pipeline(m);
+    switch (pipeline_task(p)) {
+    case TASK_TEXT_CLASSIFICATION:
+        return json_pack("{s:o}", pipeline_num_labels(p) == 1 ? "reranker" : "classifier",
+                         classifier_json(p));
+    case TASK_ZERO_SHOT_CLASSIFICATION:
+    case TASK_TOKEN_CLASSIFICATION: return json_pack("{s:o}", "classifier", classifier_json(p));
+    case TASK_SENTENCE_EMBEDDINGS:
+        return json_pack("{s:{s:o}}", "embedding", "pooling", pooling_json(m));
+    case TASK_FEATURE_EXTRACTION: /* per-token hidden states: no pooling */
+        return json_pack("{s:{s:s}}", "embedding", "pooling", "none");
+    default: return json_pack("{s:{}}", pipeline_task_name(pipeline_task(p)));
+    }
+}
+
+void route_tei_info(struct call *c)
+{
+    struct server *s = call_server(c);
+    struct model *m = server_model_for(s, c, call_query(c, "model"), TEI_ALL_TASKS, "model");
+    if (!m)
+        return;
+    const struct model_config *mc = model_config(m);
+    const struct pipeline *p = model_pipeline(m);
+    size_t max_len = pipeline_max_tokens(p);
+    if (mc->max_input_tokens && mc->max_input_tokens < max_len)
+        max_len = mc->max_input_tokens;
+    json_t *info = json_pack(
+        "{s:s, s:n, s:s, s:o, s:I, s:I, s:I, s:I, s:n, s:b, s:i, s:s, s:n, s:n, s:s, s:s, s:s, "
+        "s:i, s:i}",
+        "model_id", model_name(m), "model_sha", "model_dtype", dtype_name(mc->dtype), "model_type",
+        model_type_json(m), "max_concurrent_requests", (json_int_t)mc->batching.max_queue_size,
+        "max_input_length", (json_int_t)max_len, "max_batch_tokens",
+        (json_int_t)mc->batching.max_batch_tokens, "max_batch_requests",
+        (json_int_t)mc->batching.max_batch_size, "max_client_batch_size", "auto_truncate", 0,
+        "tokenization_workers", server_config(s)->http_threads, "version", "0.1.0", "sha",
+        "docker_label", "served_model_name", model_name(m), "task",
+        pipeline_task_name(pipeline_task(p)), "path", mc->path, "workers", mc->workers, "threads",
+        mc->threads);
+    model_unref(m);
+    if (info)
+        call_reply(c, 200, info);
+    else
+        call_error(c, 500, NULL, "out of memory");
+}

@@ -1,0 +1,595 @@
+/* http: see http.h. libmicrohttpd runs a small pool of polling threads with suspend/resume:
+ * a queued call's connection is suspended until a worker has its result, so no HTTP thread
+ * ever waits for compute. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "batcher.h"
+#include "metrics.h"
+
+struct http {
+    struct MHD_Daemon *d;
+};
+
+struct route {
+    const char *method;
+    const char *path; /* exact, or a prefix ending in '/' followed by one {name} segment */
+    route_fn fn;
+    enum dialect dialect;
+    bool open; /* no API key needed */
+};
+
+static const struct route routes[] = {
+    {"GET", "/health", route_health, DIALECT_HF, true},
+    {"GET", "/ready", route_ready, DIALECT_HF, false},
+    {"GET", "/metrics", route_metrics, DIALECT_HF, false},
+    {"POST", "/models/", route_hf_models, DIALECT_HF, false},
+    {"POST", "/embed", route_tei_embed, DIALECT_HF, false},
+    {"POST", "/predict", route_tei_predict, DIALECT_HF, false},
+    {"POST", "/rerank", route_tei_rerank, DIALECT_HF, false},
+    {"POST", "/tokenize", route_tei_tokenize, DIALECT_HF, false},
+    {"POST", "/decode", route_tei_decode, DIALECT_HF, false},
+    {"GET", "/info", route_tei_info, DIALECT_HF, false},
+    {"POST", "/v1/embeddings", route_openai_embeddings, DIALECT_OPENAI, false},
+    {"POST", "/embeddings", route_openai_embeddings, DIALECT_OPENAI, false},
+    {"GET", "/v1/models", route_openai_models, DIALECT_OPENAI, false},
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+enum phase { PHASE_BODY, PHASE_QUEUED, PHASE_ANSWERED };
+
+struct call {
+    struct server *s;
+    struct MHD_Connection *conn;
+    const struct route *route; /* NULL: unknown path */
+    enum dialect dialect;
+    char *arg;
+    enum phase phase;
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    json_t *json;
+    /* queued work */
+    struct model *model;
+    struct pipeline_request *req;
+    respond_fn respond;
+    void *user;
+    struct job job;
+    double t_start, t_prepared;
+    int status; /* of the response queued; 0 none yet */
+};
+
+static atomic_long active_calls;
+
+long http_active_calls(void)
+{
+    return atomic_load(&active_calls);
+}
+
+/* ---- accessors ---- */
+
+json_t *call_body(const struct call *c)
+{
+    return c->json;
+}
+const char *call_arg(const struct call *c)
+{
+    return c->arg;
+}
+const char *call_query(const struct call *c, const char *key)
+{
+    return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+struct server *call_server(const struct call *c)
+{
+    return c->s;
+}
+struct model *call_model(const struct call *c)
+{
+    return c->model;
+}
+const struct pipeline_request *call_request(const struct call *c)
+{
+    return c->req;
+}
+void call_set_user(struct call *c, void *user)
+{
+    free(c->user);
+    c->user = user;
+}
+void *call_user(const struct call *c)
+{
+    return c->user;
+}
+
+/* ---- responses ---- */
+
+static void add_ms_header(struct MHD_Response *r, const char *name, double seconds)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%.3f", seconds * 1e3);
+    MHD_add_response_header(r, name, v);
+}
+
+/* Queues status + text; every response goes through here. */
+static void send_text(struct call *c, int status, char *text, size_t len, const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, text, text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(text);
+        return;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    if (status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (status == 429 || status == 503)
+        MHD_add_response_header(r, "Retry-After", "1");
+    if (status == 405 && c->route)
+        MHD_add_response_header(r, "Allow", c->route->method);
+    if (server_draining(c->s))
+        MHD_add_response_header(r, "Connection", "close");
+    if (c->phase == PHASE_QUEUED && c->job.started > 0) {
+        add_ms_header(r, "x-tokenization-time", c->t_prepared - c->t_start);
+        add_ms_header(r, "x-queue-time", c->job.started - c->job.enqueued);
+        add_ms_header(r, "x-inference-time", c->job.infer_seconds);
+        add_ms_header(r, "x-total-time", now_seconds() - c->t_start);
+        char v[32];
+        snprintf(v, sizeof v, "%zu", c->job.batch_rows);
+        MHD_add_response_header(r, "x-batch-size", v);
+    }
+    MHD_queue_response(c->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    c->status = status;
+}
+
+void call_reply(struct call *c, int status, json_t *body)
+{
+    if (c->status) { /* answered already: a handler bug, never a second response */
+        json_decref(body);
+        return;
+    }
+    char *text =
+        body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"out of memory\",\"error_type\":\"Backend\"}";
+        text = strdup(oom);
+        status = 500;
+    }
+    send_text(c, status, text, text ? strlen(text) : 0, "application/json");
+    c->phase = PHASE_ANSWERED;
+}
+
+void call_reply_text(struct call *c, int status, char *text, size_t len, const char *type)
+{
+    if (c->status) {
+        free(text);
+        return;
+    }
+    send_text(c, status, text, len, type);
+    c->phase = PHASE_ANSWERED;
+}
+
+static const char *hf_error_type(int status)
+{
+    switch (status) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 413: return "PayloadTooLarge";
+    case 422: return "Validation";
+    case 429: return "Overloaded";
+    case 503: return "Unhealthy";
+    case 504: return "Timeout";
+    default: return "Backend";
+    }
+}
+
+static const char *openai_error_type(int status)
+{
+    switch (status) {
+    case 401: return "authentication_error";
+    case 429: return "rate_limit_error";
+    case 503: return "unavailable_error";
+    case 504: return "timeout_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+static const char *openai_error_code(int status)
+{
+    switch (status) {
+    case 401: return "invalid_api_key";
+    case 404: return "not_found";
+    case 413: return "payload_too_large";
+    case 429: return "overloaded";
+    default: return NULL;
+    }
+}
+
+void call_error(struct call *c, int status, const char *param, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *body;
+    if (c->dialect == DIALECT_OPENAI) {
+        const char *code = openai_error_code(status);
+        body = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg, "type",
+                         openai_error_type(status), "param", param, "code", code);
+    } else {
+        body = json_pack("{s:s, s:s}", "error", msg, "error_type", hf_error_type(status));
+    }
+    call_reply(c, status, body);
+}
+
+int status_of_err(int kind)
+{
+    switch (kind) {
+    case ERR_INPUT:
+    case ERR_INVALID: return 422;
+    case ERR_NOT_FOUND: return 404;
+    case ERR_TOO_LARGE: return 413;
+    case ERR_BUSY: return 429;
+    case ERR_UNAVAILABLE: return 503;
+    case ERR_TIMEOUT: return 504;
+    default: return 500;
+    }
+}
+
+/* ---- submitting work ---- */
+
+static void job_done(struct job *j)
+{
+    struct call *c = j->owner;
+    MHD_resume_connection(c->conn);
+}
+
+int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
+                respond_fn respond)
+{
+    c->model = m;
+    const struct pipeline *p = model_pipeline(m);
+    struct err e = {0};
+    int rc = pipeline_prepare(p, inputs, parameters, &c->req, &e);
+    if (rc) {
+        call_error(c, status_of_err(rc), NULL, "%s", e.msg);
+        return rc;
+    }
+    size_t limit = model_config(m)->max_input_tokens;
+    size_t longest = pipeline_request_max_len(c->req);
+    if (limit && longest > limit) {
+        call_error(c, 422, NULL,
+                   "`inputs` must have less than %zu tokens. Given: %zu (ask for truncation "
+                   "to cut them)",
+                   limit + 1, longest);
+        return ERR_INVALID;
+    }
+    c->respond = respond;
+    c->t_prepared = now_seconds();
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    long timeout_ms = server_config(c->s)->request_timeout_ms;
+    c->job = (struct job){
+        .req = c->req,
+        .deadline = timeout_ms > 0 ? c->t_start + (double)timeout_ms * 1e-3 : 0,
+        .fd = ci ? ci->connect_fd : -1,
+        .done = job_done,
+        .owner = c,
+    };
+    c->phase = PHASE_QUEUED;
+    MHD_suspend_connection(c->conn);
+    if ((rc = model_push(m, &c->job, &e)) != 0) {
+        c->job.status = JOB_FAILED;
+        c->job.err_kind = rc;
+        snprintf(c->job.error, sizeof c->job.error, "%s", e.msg);
+        MHD_resume_connection(c->conn);
+    }
+    return 0;
+}
+
+/* The resumed call: its job is done one way or another. */
+static enum MHD_Result answer_job(struct call *c)
+{
+    struct job *j = &c->job;
+    switch (j->status) {
+    case JOB_DISCONNECTED: /* nobody is listening: the write fails and the connection closes */
+        call_error(c, 503, NULL, "the client went away while the request was queued");
+        c->status = 499;
+        return MHD_YES;
+    case JOB_TIMEOUT:
+        call_error(c, 504, NULL, "request timed out after %ld ms in the queue",
+                   server_config(c->s)->request_timeout_ms);
+        return MHD_YES;
+    case JOB_FAILED:
+        call_error(c, status_of_err(j->err_kind), NULL, "%s", j->error);
+        return MHD_YES;
+    case JOB_OK: break;
+    }
+    json_t *result = j->result;
+    j->result = NULL;
+    int status = 200;
+    struct err e = {0};
+    json_t *body = c->respond(c, result, &status, &e);
+    if (body != result)
+        json_decref(result);
+    if (!body) {
+        call_error(c, status ? status : 500, NULL, "%s", e.msg);
+        return MHD_YES;
+    }
+    call_reply(c, 200, body);
+    return MHD_YES;
+}
+
+/* ---- request handling ---- */
+
+static const struct route *match(const char *url, const char *method, bool *known_path,
+                                 const char **arg)
+{
+    const struct route *path_match = NULL;
+    *arg = NULL;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        const struct route *r = &routes[i];
+        size_t n = strlen(r->path);
+        const char *a = NULL;
+        if (r->path[n - 1] == '/') {
+            if (strncmp(url, r->path, n) != 0 || !url[n] || strchr(url + n, '/'))
+                continue;
+            a = url + n;
+        } else if (strcmp(url, r->path) != 0) {
+            continue;
+        }
+        path_match = r;
+        if (strcmp(method, r->method) == 0) {
+            *known_path = true;
+            *arg = a;
+            return r;
+        }
+    }
+    *known_path = path_match != NULL;
+    return path_match;
+}
+
+/* Constant-time comparison of the bearer token with each configured key. */
+static bool authorized(struct call *c)
+{
+    const struct server_config *cfg = server_config(c->s);
+    if (cfg->n_api_keys == 0 || c->route->open)
+        return true;
+    const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return false;
+    const char *tok = h + 7;
+    size_t tl = strlen(tok);
+    bool ok = false;
+    for (size_t i = 0; i < cfg->n_api_keys; i++) {
+        const char *k = cfg->api_keys[i];
+        size_t kl = strlen(k);
+        unsigned diff = (unsigned)(kl ^ tl);
+        for (size_t b = 0; b < kl; b++)
+            diff |= (unsigned char)k[b] ^ (unsigned char)(b < tl ? tok[b] : 0);
+        ok |= diff == 0;
+    }
+    return ok;
+}
+
+/* First call for a request: route, method, auth, declared size. Answers the failures. */
+static void start_call(struct call *c, const char *url, const char *method)
+{
+    bool known = false;
+    const char *arg = NULL;
+    const struct route *r = match(url, method, &known, &arg);
+    c->route = r;
+    c->dialect = r ? r->dialect : strncmp(url, "/v1/", 4) == 0 ? DIALECT_OPENAI : DIALECT_HF;
+    if (!r) {
+        call_error(c, 404, NULL, "no route for %s %s", method, url);
+        return;
+    }
+    if (strcmp(method, r->method) != 0) {
+        call_error(c, 405, NULL, "%s does not accept %s (use %s)", url, method, r->method);
+        return;
+    }
+    if (arg && !(c->arg = strdup(arg))) {
+        call_error(c, 500, NULL, "out of memory");
+        return;
+    }
+    if (!authorized(c)) {
+        call_error(c, 401, NULL, "missing or invalid API key (send \"Authorization: Bearer KEY\")");
+        return;
+    }
+    size_t max = server_config(c->s)->max_body_bytes;
+    const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > max)
+        call_error(c, 413, NULL, "request body of %s bytes is over the limit of %zu bytes", cl,
+                   max);
+}
+
+static void run_handler(struct call *c)
+{
+    if (c->too_large) {
+        call_error(c, 413, NULL, "request body is over the limit of %zu bytes",
+                   server_config(c->s)->max_body_bytes);
+        return;
+    }
+    if (strcmp(c->route->method, "POST") == 0) {
+        json_error_t je;
+        c->json = json_loadb(c->body ? c->body : "", c->len, 0, &je);
+        if (!c->json) {
+            call_error(c, 400, NULL, "malformed JSON body: %s (line %d, column %d)", je.text,
+                       je.line, je.column);
+            return;
+        }
+        if (!json_is_object(c->json)) {
+            call_error(c, 422, NULL, "the request body must be a JSON object");
+            return;
+        }
+    }
+    if (server_draining(c->s) && !c->route->open && c->route->fn != route_ready &&
+        c->route->fn != route_metrics) {
+        call_error(c, 503, NULL, "the server is shutting down");
+        return;
+    }
+    c->route->fn(c);
+    if (!c->status && c->phase != PHASE_QUEUED)
+        call_error(c, 500, NULL, "the handler gave no answer");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct call *c = *con_cls;
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c)))
+            return MHD_NO;
+        c->s = cls;
+        c->conn = conn;
+        c->t_start = now_seconds();
+        c->job.fd = -1;
+        *con_cls = c;
+        atomic_fetch_add(&active_calls, 1);
+        metrics_inflight_add(server_metrics(c->s), 1);
+        start_call(c, url, method);
+        return MHD_YES;
+    }
+    if (c->phase == PHASE_QUEUED)
+        return answer_job(c);
+    if (c->status) { /* answered early (413, 404...): discard whatever body follows */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (c->too_large || c->len + n > server_config(c->s)->max_body_bytes) {
+            c->too_large = true;
+            return MHD_YES;
+        }
+        if (c->len + n + 1 > c->cap) {
+            size_t cap = c->cap ? c->cap : 4096;
+            while (cap < c->len + n + 1)
+                cap *= 2;
+            char *b = realloc(c->body, cap);
+            if (!b)
+                return MHD_NO;
+            c->body = b;
+            c->cap = cap;
+        }
+        memcpy(c->body + c->len, upload_data, n);
+        c->len += n;
+        return MHD_YES;
+    }
+    run_handler(c);
+    return MHD_YES;
+}
+
+static const char *route_label(const struct call *c)
+{
+    if (!c->route)
+        return "other";
+    if (c->arg)
+        return "/models/{name}";
+    return c->route->path;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct call *c = *con_cls;
+    if (!c)
+        return;
+    *con_cls = NULL;
+    struct metrics *m = server_metrics(c->s);
+    const char *model = c->model ? model_name(c->model) : NULL; /* never a client string */
+    metrics_request(m, model, route_label(c), c->status ? c->status : 499,
+                    now_seconds() - c->t_start);
+    metrics_inflight_add(m, -1);
+    json_decref(c->job.result);
+    pipeline_request_free(c->req);
+    if (c->model)
+        model_unref(c->model);
+    json_decref(c->json);
+    free(c->user);
+    free(c->body);
+    free(c->arg);
+    free(c);
+    atomic_fetch_sub(&active_calls, 1);
+}
+
+struct http *http_start(struct server *s, const struct server_config *cfg, int *port, struct err *e)
+{
+    struct http *h = calloc(1, sizeof *h);
+    if (!h) {
+        err_set(e, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a4;
+    } else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        sl = sizeof *a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        free(h);
+        err_set(e, ERR_INVALID, "server.host '%s' is not an IPv4 or IPv6 address", cfg->host);
+        return NULL;
+    }
+    (void)sl;
+    h->d = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    if (!h->d) {
+        free(h);
+        err_set(e, ERR_IO, "cannot listen on %s:%d (in use, or not an address of this host)",
+                cfg->host, cfg->port);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = di ? di->port : cfg->port;
+    return h;
+}
+
+void http_quiesce(struct http *h)
+{
+    MHD_socket fd = MHD_quiesce_daemon(h->d);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_stop(struct http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->d);
+    free(h);
+}

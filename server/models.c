@@ -1,0 +1,337 @@
+/* models: see models.h. A model is reference counted: the registry holds one reference,
+ * each call that picked it holds one until the call ends, so a model replaced by a reload
+ * keeps serving the calls that already chose it. */
+#include "models.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batcher.h"
+#include "metrics.h"
+
+#define RETIRE_TIMEOUT 120.0 /* seconds to wait for a retired model's calls */
+
+struct model {
+    struct model_config cfg; /* own copies of the strings */
+    atomic_int refs;
+    _Atomic int state; /* enum model_state */
+    char error[ERR_MSG_SIZE];
+    struct pipeline *pipe;
+    struct batcher *b;
+    struct metrics *metrics;
+    double loaded_at; /* unix time */
+};
+
+/* ---- one model ---- */
+
+static struct model *model_new(const struct model_config *cfg, struct metrics *metrics)
+{
+    struct model *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->cfg = *cfg;
+    m->cfg.name = strdup(cfg->name);
+    m->cfg.path = strdup(cfg->path);
+    m->cfg.task = strdup(cfg->task);
+    if (!m->cfg.name || !m->cfg.path || !m->cfg.task) {
+        free(m->cfg.name);
+        free(m->cfg.path);
+        free(m->cfg.task);
+        free(m);
+        return NULL;
+    }
+    atomic_init(&m->refs, 1);
+    atomic_init(&m->state, MODEL_LOADING);
+    m->metrics = metrics;
+    metrics_model_ready(metrics, m->cfg.name, false);
+    return m;
+}
+
+static enum dtype_compute compute_dtype(enum config_dtype d)
+{
+    switch (d) {
+    case CONFIG_DTYPE_BF16: return DTYPE_COMPUTE_BF16;
+    case CONFIG_DTYPE_INT8: return DTYPE_COMPUTE_INT8;
+    default: return DTYPE_COMPUTE_F32;
+    }
+}
+
+/* Opens the pipeline and starts the workers: MODEL_READY, or MODEL_FAILED with the reason. */
+static void model_load(struct model *m)
+{
+    double t0 = now_seconds();
+    struct err e = {0};
+    struct dnn_ctx *ctx = dnn_ctx_new(m->cfg.threads > 0 ? m->cfg.threads : 0, &e);
+    if (ctx && pipeline_open(m->cfg.path, m->cfg.task, compute_dtype(m->cfg.dtype), ctx, &m->pipe,
+                             &e) == 0) {
+        pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
+        m->b = batcher_new(m->pipe, &m->cfg, m->metrics, m->cfg.name, &e);
+    }
+    dnn_ctx_free(ctx);
+    if (!m->b) {
+        snprintf(m->error, sizeof m->error, "%s", e.msg);
+        atomic_store(&m->state, MODEL_FAILED);
+        fprintf(stderr, "inferd: model %s failed to load: %s\n", m->cfg.name, e.msg);
+        return;
+    }
+    m->loaded_at = (double)time(NULL);
+    atomic_store(&m->state, MODEL_READY);
+    metrics_model_ready(m->metrics, m->cfg.name, true);
+    fprintf(stderr, "inferd: model %s ready (%s, %s, %s, %d worker%s) in %.2f s\n", m->cfg.name,
+            pipeline_task_name(pipeline_task(m->pipe)), m->cfg.path,
+            config_dtype_name(m->cfg.dtype), m->cfg.workers, m->cfg.workers == 1 ? "" : "s",
+            now_seconds() - t0);
+}
+
+void model_unref(struct model *m)
+{
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+        return;
+    batcher_free(m->b);
+    pipeline_close(m->pipe);
+    free(m->cfg.name);
+    free(m->cfg.path);
+    free(m->cfg.task);
+    free(m);
+}
+
+/* Waits (bounded) until the caller's reference is the last one, then stops and drops it. */
+static void model_retire(struct model *m)
+{
+    double t0 = now_seconds();
+    while (atomic_load(&m->refs) > 1 && now_seconds() - t0 < RETIRE_TIMEOUT)
+        usleep(10000);
+    if (atomic_load(&m->refs) > 1)
+        fprintf(stderr, "inferd: model %s: retiring with calls still holding it\n", m->cfg.name);
+    metrics_model_forget(m->metrics, m->cfg.name);
+    model_unref(m);
+}
+
+const char *model_name(const struct model *m)
+{
+    return m->cfg.name;
+}
+enum model_state model_state(const struct model *m)
+{
+    return (enum model_state)atomic_load(&m->state);
+}
+const struct pipeline *model_pipeline(const struct model *m)
+{
+    return model_state(m) == MODEL_READY ? m->pipe : NULL;
+}
+const struct model_config *model_config(const struct model *m)
+{
+    return &m->cfg;
+}
+double model_loaded_at(const struct model *m)
+{
+    return m->loaded_at;
+}
+
+int model_push(struct model *m, struct job *j, struct err *e)
+{
+    if (model_state(m) != MODEL_READY)
+        return err_set(e, ERR_UNAVAILABLE, "model %s is not loaded", m->cfg.name);
+    return batcher_push(m->b, j, e);
+}
+
+/* ---- lookups ---- */
+
+struct model *server_model(struct server *s, const char *name)
+{
+    struct registry *r = server_registry(s);
+    struct model *found = NULL;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n && !found; i++)
+        if (strcmp(r->v[i]->cfg.name, name) == 0) {
+            found = r->v[i];
+            atomic_fetch_add(&found->refs, 1);
+        }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+static struct model **registry_models(struct registry *r, size_t *n)
+{
+    pthread_mutex_lock(&r->mu);
+    struct model **v = malloc((r->n ? r->n : 1) * sizeof *v);
+    *n = 0;
+    for (size_t i = 0; v && i < r->n; i++) {
+        v[i] = r->v[i];
+        atomic_fetch_add(&v[i]->refs, 1);
+        *n = i + 1;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+struct model **server_models(struct server *s, size_t *n)
+{
+    return registry_models(server_registry(s), n);
+}
+
+static bool serves(const struct model *m, unsigned tasks)
+{
+    int t = pipeline_task_by_name(m->cfg.task);
+    return t >= 0 && (tasks & (1u << t));
+}
+
+struct model *server_model_for(struct server *s, struct call *c, const char *name, unsigned tasks,
+                               const char *param)
+{
+    struct model *m = NULL;
+    if (name) {
+        if (!(m = server_model(s, name))) {
+            call_error(c, 404, param, "model '%s' not found", name);
+            return NULL;
+        }
+        if (!serves(m, tasks)) {
+            call_error(c, 422, param, "model '%s' serves %s, which this route does not take", name,
+                       m->cfg.task);
+            model_unref(m);
+            return NULL;
+        }
+    } else {
+        size_t n;
+        struct model **all = server_models(s, &n);
+        for (size_t i = 0; i < n; i++) {
+            if (!m && serves(all[i], tasks))
+                m = all[i];
+            else
+                model_unref(all[i]);
+        }
+        free(all);
+        if (!m) {
+            call_error(c, 404, param, "no model of a task this route takes is configured");
+            return NULL;
+        }
+    }
+    switch (model_state(m)) {
+    case MODEL_READY: return m;
+    case MODEL_LOADING:
+        call_error(c, 503, param, "Model %s is currently loading", m->cfg.name);
+        break;
+    case MODEL_FAILED:
+        call_error(c, 503, param, "model %s failed to load: %s", m->cfg.name, m->error);
+        break;
+    }
+    model_unref(m);
+    return NULL;
+}
+
+/* ---- the registry ---- */
+
+void registry_init(struct registry *r)
+{
+    pthread_mutex_init(&r->mu, NULL);
+    r->v = NULL;
+    r->n = 0;
+    r->loaded = false;
+}
+
+static struct model *find(struct model **v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] && strcmp(v[i]->cfg.name, name) == 0)
+            return v[i];
+    return NULL;
+}
+
+/* Publishes v (taking its references) and returns the previous set. */
+static struct model **publish(struct registry *r, struct model **v, size_t n, size_t *old_n)
+{
+    pthread_mutex_lock(&r->mu);
+    struct model **old = r->v;
+    *old_n = r->n;
+    r->v = v;
+    r->n = n;
+    pthread_mutex_unlock(&r->mu);
+    return old;
+}
+
+void registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
+                    bool initial)
+{
+    struct model **v = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *v);
+    if (!v) {
+        fprintf(stderr, "inferd: out of memory while loading the config\n");
+        return;
+    }
+    size_t n = 0;
+    if (initial) {
+        for (size_t i = 0; i < cfg->n_models; i++)
+            if ((v[n] = model_new(&cfg->models[i], metrics)))
+                n++;
+        size_t old_n;
+        free(publish(r, v, n, &old_n));
+        for (size_t i = 0; i < n; i++)
+            model_load(v[i]);
+        pthread_mutex_lock(&r->mu);
+        r->loaded = true;
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    size_t cur_n;
+    struct model **cur = registry_models(r, &cur_n);
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct model_config *mc = &cfg->models[i];
+        struct model *old = find(cur, cur_n, mc->name);
+        if (old && model_state(old) == MODEL_READY && model_config_same(&old->cfg, mc)) {
+            atomic_fetch_add(&old->refs, 1);
+            v[n++] = old;
+            continue;
+        }
+        struct model *m = model_new(mc, metrics);
+        if (!m)
+            continue;
+        model_load(m);
+        if (model_state(m) == MODEL_FAILED && old && model_state(old) == MODEL_READY) {
+            fprintf(stderr, "inferd: model %s: keeping the version already loaded\n", mc->name);
+            model_unref(m);
+            atomic_fetch_add(&old->refs, 1);
+            m = old;
+        }
+        v[n++] = m;
+    }
+    for (size_t i = 0; i < cur_n; i++)
+        model_unref(cur[i]);
+    free(cur);
+    size_t old_n;
+    struct model **old = publish(r, v, n, &old_n);
+    for (size_t i = 0; i < old_n; i++) {
+        bool kept = false;
+        for (size_t k = 0; k < n; k++)
+            kept |= v[k] == old[i];
+        if (kept)
+            model_unref(old[i]);
+        else
+            model_retire(old[i]);
+    }
+    free(old);
+    /* a kept model may have had its ready gauge dropped by the retirement of a namesake */
+    for (size_t i = 0; i < n; i++)
+        metrics_model_ready(metrics, v[i]->cfg.name, model_state(v[i]) == MODEL_READY);
+}
+
+bool registry_ready(struct registry *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool ok = r->loaded;
+    for (size_t i = 0; ok && i < r->n; i++)
+        ok = model_state(r->v[i]) == MODEL_READY;
+    pthread_mutex_unlock(&r->mu);
+    return ok;
+}
+
+void registry_clear(struct registry *r)
+{
+    size_t old_n;
+    struct model **old = publish(r, NULL, 0, &old_n);
+    for (size_t i = 0; i < old_n; i++)
+        model_retire(old[i]);
+    free(old);
+}

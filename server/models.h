@@ -1,0 +1,35 @@
+/* models: the registry of configured models (serve.c's side of it; the route handlers use
+ * the accessors in serve.h). Owns loading a model (pipeline + batcher), publishing the set of
+ * models, and retiring replaced or removed ones once no call holds them any more. */
+#ifndef INFERD_MODELS_H
+#define INFERD_MODELS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "serve.h"
+
+struct registry {
+    pthread_mutex_t mu;
+    struct model **v; /* published models, config order; each holds one reference */
+    size_t n;
+    bool loaded; /* the first load finished */
+};
+
+void registry_init(struct registry *r);
+/* Loads cfg's models. The first time (initial true) every model is published at once in the
+ * loading state, then loaded one by one; afterwards (a reload) models whose entry did not
+ * change are kept, the others are loaded before the new set is published (a model that
+ * fails to load keeps its old version when there is one), and models no longer in the set
+ * are retired: they finish the calls holding them, then stop. Messages go to stderr. */
+void registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
+                    bool initial);
+/* Every model loaded and none failed. */
+bool registry_ready(struct registry *r);
+/* Retires every model (waits for their calls) and empties the registry. */
+void registry_clear(struct registry *r);
+
+/* The server's registry (serve.c). */
+struct registry *server_registry(struct server *s);
+
+#endif

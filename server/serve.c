@@ -1,0 +1,331 @@
+/* serve: `inferd serve`, the daemon's main: options and config, the server state the other
+ * server/ files share (struct server), signal handling (SIGTERM/SIGINT drain, SIGHUP
+ * reload) on the main thread with sigwait, and the background loading of models. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batcher.h"
+#include "cli.h"
+#include "http.h"
+#include "metrics.h"
+#include "models.h"
+
+#define DRAIN_GRACE 5.0 /* seconds past request_timeout_ms that a drain may take */
+
+struct server {
+    struct config cfg; /* the server section stays as started; models follow reloads */
+    const char *config_path;
+    struct metrics *metrics;
+    struct registry reg;
+    atomic_bool draining;
+    double started_at;
+    pthread_mutex_t reload_mu; /* one load or reload at a time */
+};
+
+struct metrics *server_metrics(struct server *s)
+{
+    return s->metrics;
+}
+const struct server_config *server_config(const struct server *s)
+{
+    return &s->cfg.server;
+}
+struct registry *server_registry(struct server *s)
+{
+    return &s->reg;
+}
+bool server_draining(const struct server *s)
+{
+    return atomic_load(&s->draining);
+}
+double server_started_at(const struct server *s)
+{
+    return s->started_at;
+}
+bool server_ready(struct server *s)
+{
+    return !server_draining(s) && registry_ready(&s->reg);
+}
+
+/* ---- options ---- */
+
+struct opts {
+    const char *config, *model, *task, *name, *host, *dtype;
+    long port, workers, threads, max_batch_size;
+};
+
+static void usage_serve(FILE *f)
+{
+    fputs("usage: inferd serve --config FILE [--host H] [--port P]\n"
+          "       inferd serve --model DIR --task TASK [--name NAME] [--host H] [--port P]\n"
+          "                    [--dtype fp32|bf16|int8] [--workers W] [--threads T]\n"
+          "                    [--max-batch-size N]\n"
+          "Serves the models over HTTP until SIGTERM (drains, then exits 0); SIGHUP reloads\n"
+          "the config file. Port 0 picks a free port.\n",
+          f);
+}
+
+static int parse_long(const char *opt, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < lo || n > hi) {
+        fprintf(stderr, "inferd serve: %s must be an integer in %ld..%ld, not '%s'\n", opt, lo, hi,
+                v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    *o = (struct opts){.port = -1, .workers = -1, .threads = -1, .max_batch_size = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage_serve(stdout);
+            exit(0);
+        }
+        if (!v) {
+            fprintf(stderr, "inferd serve: unknown option or missing value '%s'\n", a);
+            return -1;
+        }
+        int rc = 0;
+        if (strcmp(a, "--config") == 0)
+            o->config = v;
+        else if (strcmp(a, "--model") == 0)
+            o->model = v;
+        else if (strcmp(a, "--task") == 0)
+            o->task = v;
+        else if (strcmp(a, "--name") == 0)
+            o->name = v;
+        else if (strcmp(a, "--host") == 0)
+            o->host = v;
+        else if (strcmp(a, "--dtype") == 0)
+            o->dtype = v;
+        else if (strcmp(a, "--port") == 0)
+            rc = parse_long(a, v, 0, 65535, &o->port);
+        else if (strcmp(a, "--workers") == 0)
+            rc = parse_long(a, v, 1, 64, &o->workers);
+        else if (strcmp(a, "--threads") == 0)
+            rc = parse_long(a, v, 1, 1024, &o->threads);
+        else if (strcmp(a, "--max-batch-size") == 0)
+            rc = parse_long(a, v, 1, 1 << 20, &o->max_batch_size);
+        else {
+            fprintf(stderr, "inferd serve: unknown option '%s'\n", a);
+            return -1;
+        }
+        if (rc)
+            return -1;
+        i++;
+    }
+    if (!o->config == !o->model || (o->model && !o->task)) {
+        fprintf(stderr, "inferd serve: give either --config FILE or --model DIR --task TASK\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The config from the file or the one-model options, with the command line's overrides. */
+static int load_config(const struct opts *o, struct config *cfg)
+{
+    struct err e = {0};
+    int rc = o->config ? config_load(o->config, cfg, &e)
+                       : config_single(o->model, o->task, o->name, cfg, &e);
+    if (rc) {
+        fprintf(stderr, "inferd serve: %s\n", e.msg);
+        return -1;
+    }
+    if (o->host) {
+        char *h = strdup(o->host);
+        if (!h)
+            return -1;
+        free(cfg->server.host);
+        cfg->server.host = h;
+    }
+    if (o->port >= 0)
+        cfg->server.port = (int)o->port;
+    if (o->model) {
+        struct model_config *m = &cfg->models[0];
+        if (o->dtype) {
+            if (strcmp(o->dtype, "fp32") == 0)
+                m->dtype = CONFIG_DTYPE_FP32;
+            else if (strcmp(o->dtype, "bf16") == 0)
+                m->dtype = CONFIG_DTYPE_BF16;
+            else if (strcmp(o->dtype, "int8") == 0)
+                m->dtype = CONFIG_DTYPE_INT8;
+            else {
+                fprintf(stderr, "inferd serve: --dtype must be fp32, bf16 or int8\n");
+                return -1;
+            }
+        }
+        if (o->workers > 0)
+            m->workers = (int)o->workers;
+        if (o->threads > 0)
+            m->threads = (int)o->threads;
+        if (o->max_batch_size > 0)
+            m->batching.max_batch_size = (size_t)o->max_batch_size;
+    }
+    return 0;
+}
+
+/* Cores the models ask for versus cores online: oneDNN's OpenMP threads slow down badly
+ * when they share cores, so say so at start. */
+static void check_cores(const struct config *cfg)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN), want = 0;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const struct model_config *m = &cfg->models[i];
+        want += (long)m->workers * (m->threads > 0 ? m->threads : (cpus / m->workers ?: 1));
+    }
+    if (want > cpus)
+        fprintf(stderr,
+                "inferd: warning: the models ask for %ld threads (workers x threads) on %ld "
+                "cores; oneDNN is fastest when they match\n",
+                want, cpus);
+}
+
+/* ---- loading and reloading in the background ---- */
+
+struct load_job {
+    struct server *s;
+    struct config cfg; /* owned; NULL path for the initial load */
+    bool initial;
+};
+
+static void *load_main(void *arg)
+{
+    struct load_job *j = arg;
+    pthread_mutex_lock(&j->s->reload_mu);
+    if (!server_draining(j->s)) {
+        registry_apply(&j->s->reg, j->initial ? &j->s->cfg : &j->cfg, j->s->metrics, j->initial);
+        if (!j->initial)
+            fprintf(stderr, "inferd: reloaded %s\n", j->s->config_path);
+    }
+    pthread_mutex_unlock(&j->s->reload_mu);
+    if (!j->initial)
+        config_free(&j->cfg);
+    free(j);
+    return NULL;
+}
+
+static void start_load(struct server *s, bool initial)
+{
+    struct load_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->s = s;
+    j->initial = initial;
+    if (!initial) {
+        struct err e = {0};
+        if (config_load(s->config_path, &j->cfg, &e)) {
+            fprintf(stderr, "inferd: reload ignored: %s\n", e.msg);
+            free(j);
+            return;
+        }
+    }
+    pthread_t t;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, load_main, j) != 0) {
+        fprintf(stderr, "inferd: cannot start a loading thread\n");
+        if (!initial)
+            config_free(&j->cfg);
+        free(j);
+    }
+    pthread_attr_destroy(&at);
+}
+
+/* ---- the drain ---- */
+
+static void drain(struct server *s, struct http *h)
+{
+    atomic_store(&s->draining, true);
+    fprintf(stderr, "inferd: draining: %ld requests in flight\n", http_active_calls());
+    http_quiesce(h);
+    double limit = (double)s->cfg.server.request_timeout_ms * 1e-3 + DRAIN_GRACE;
+    double t0 = now_seconds();
+    while (http_active_calls() > 0 && now_seconds() - t0 < limit)
+        usleep(5000);
+    if (http_active_calls() > 0)
+        fprintf(stderr, "inferd: drain timed out with %ld requests unanswered\n",
+                http_active_calls());
+    http_stop(h);
+    pthread_mutex_lock(&s->reload_mu); /* wait for a load in progress */
+    registry_clear(&s->reg);
+    pthread_mutex_unlock(&s->reload_mu);
+    fprintf(stderr, "inferd: stopped\n");
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct opts o;
+    if (parse_opts(argc, argv, &o)) {
+        usage_serve(stderr);
+        return 2;
+    }
+    struct server *s = calloc(1, sizeof *s);
+    if (!s || load_config(&o, &s->cfg)) {
+        if (s)
+            config_free(&s->cfg);
+        free(s);
+        return 2;
+    }
+    s->config_path = o.config;
+    s->started_at = (double)time(NULL);
+    registry_init(&s->reg);
+    pthread_mutex_init(&s->reload_mu, NULL);
+    atomic_init(&s->draining, false);
+    check_cores(&s->cfg);
+
+    /* every thread started from here on inherits the blocked set; main sigwaits */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    struct err e = {0};
+    int port = 0;
+    struct http *h = NULL;
+    if (!(s->metrics = metrics_new()))
+        fprintf(stderr, "inferd serve: out of memory\n");
+    else if (!(h = http_start(s, &s->cfg.server, &port, &e)))
+        fprintf(stderr, "inferd serve: %s\n", e.msg);
+    if (h) {
+        fprintf(stderr, "inferd: listening on http://%s:%d\n", s->cfg.server.host, port);
+        start_load(s, true);
+        for (;;) {
+            int sig = 0;
+            if (sigwait(&set, &sig) != 0)
+                continue;
+            if (sig == SIGHUP) {
+                if (s->config_path)
+                    start_load(s, false);
+                else
+                    fprintf(stderr, "inferd: SIGHUP ignored: no config file to reload\n");
+                continue;
+            }
+            fprintf(stderr, "inferd: %s received\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        drain(s, h);
+        rc = 0;
+    }
+    metrics_free(s->metrics);
+    config_free(&s->cfg);
+    pthread_mutex_destroy(&s->reload_mu);
+    free(s);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/* serve: the daemon's internal interfaces, shared by the HTTP front end (http.c), the
+ * model registry and its reload (models.c), the per-model queue and workers (batcher.c)
+ * and the API dialects (api_*.c). The engine knows nothing of this file.
+ *
+ * A request's life: http.c matches the route, checks auth and size, parses the JSON body
+ * and calls the route's handler on the HTTP thread. A handler either answers at once
+ * (call_reply / call_error) or picks a model and calls call_submit, which validates and
+ * tokenizes (pipeline_prepare), suspends the connection and queues the call on the model's
+ * batcher. A worker runs the call in a batch, stores the pipeline's result in the call and
+ * resumes the connection; http.c then hands the result to the handler's respond function
+ * (on the HTTP thread again), which shapes it into the dialect's JSON. */
+#ifndef INFERD_SERVE_H
+#define INFERD_SERVE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "err.h"
+#include "pipelines/runner.h"
+
+struct server;
+struct model;
+struct call;
+struct metrics;
+
+/* The shape errors take on a route. */
+enum dialect {
+    DIALECT_HF,     /* Hugging Face, TEI, TGI: {"error": "...", "error_type": "..."} */
+    DIALECT_OPENAI, /* /v1/...: {"error": {"message", "type", "param", "code"}} */
+};
+
+/* ---- calls (http.c) ---- */
+
+/* Turns a forwarded pipeline result into the dialect's response body. Runs on an HTTP
+ * thread; result is the pipeline's (a reference the function may steal by returning it).
+ * Returns the body (a new reference) or NULL with *status and e->msg set for an error. */
+typedef json_t *(*respond_fn)(struct call *c, json_t *result, int *status, struct err *e);
+
+/* The parsed JSON body of a POST (borrowed; NULL for GET). */
+json_t *call_body(const struct call *c);
+/* The {name} of a /models/{name} route (borrowed; NULL elsewhere). */
+const char *call_arg(const struct call *c);
+/* A query-string argument (borrowed from the connection; NULL when absent). */
+const char *call_query(const struct call *c, const char *key);
+struct server *call_server(const struct call *c);
+/* The model call_submit queued the call on (borrowed; NULL before). */
+struct model *call_model(const struct call *c);
+/* The prepared request (after call_submit; for token counts in the responder). */
+const struct pipeline_request *call_request(const struct call *c);
+/* Per-call state for the responder (freed with free() when the call ends unless NULL). */
+void call_set_user(struct call *c, void *user);
+void *call_user(const struct call *c);
+
+/* Answers now with status and body (stolen). */
+void call_reply(struct call *c, int status, json_t *body);
+/* Answers now with a non-JSON body (malloc'ed text, stolen) of the given content type. */
+void call_reply_text(struct call *c, int status, char *text, size_t len, const char *type);
+/* Answers now with an error in the route's dialect; param names the offending field for
+ * OpenAI's "param" (may be NULL). */
+void call_error(struct call *c, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The HTTP status for an engine error kind (ERR_INPUT/ERR_INVALID 422, ERR_NOT_FOUND 404,
+ * ERR_BUSY 429, ERR_UNAVAILABLE 503, ERR_TIMEOUT 504, ERR_TOO_LARGE 413, else 500). */
+int status_of_err(int kind);
+
+/* Validates and tokenizes inputs/parameters with m's pipeline (errors answered as 422 and
+ * the like), checks max_input_tokens, then queues the call on m and suspends it; respond
+ * shapes the result later. Takes over the caller's reference to m in every case. inputs and
+ * parameters are only read during the call. Returns 0 when queued. */
+int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
+                respond_fn respond);
+
+/* ---- models (models.c) ---- */
+
+enum model_state { MODEL_LOADING, MODEL_READY, MODEL_FAILED };
+
+/* The model called name, with a reference the caller drops with model_unref; NULL when no
+ * model has that name. */
+struct model *server_model(struct server *s, const char *name);
+/* For a route that serves some tasks (tasks: a bitmask of 1u << enum pipeline_task): the
+ * model called name, else (name NULL) the first configured model of one of the tasks.
+ * Answers the call with 404 (no such model / none of that task), 422 (wrong task) or 503
+ * (still loading, or failed to load) and returns NULL when there is none to use. param is
+ * the request field that named the model (for OpenAI errors). */
+struct model *server_model_for(struct server *s, struct call *c, const char *name, unsigned tasks,
+                               const char *param);
+void model_unref(struct model *m);
+/* Queues a prepared job on m's batcher (ERR_BUSY when full, ERR_UNAVAILABLE when m is not
+ * serving). */
+struct job;
+int model_push(struct model *m, struct job *j, struct err *e);
+
+const char *model_name(const struct model *m);
+enum model_state model_state(const struct model *m);
+/* NULL unless MODEL_READY. */
+const struct pipeline *model_pipeline(const struct model *m);
+const struct model_config *model_config(const struct model *m);
+/* Unix time the model finished loading (0 before). */
+double model_loaded_at(const struct model *m);
+/* Every model's reference, in config order (call model_unref on each, free the array). */
+struct model **server_models(struct server *s, size_t *n);
+
+/* ---- the server (serve.c) ---- */
+
+struct metrics *server_metrics(struct server *s);
+const struct server_config *server_config(const struct server *s);
+/* Every model loaded (and none failed) and not draining. */
+bool server_ready(struct server *s);
+bool server_draining(const struct server *s);
+/* Unix time the server started. */
+double server_started_at(const struct server *s);
+
+/* ---- route handlers (api_*.c); http.c's route table names them ---- */
+
+typedef void (*route_fn)(struct call *c);
+
+void route_health(struct call *c);
+void route_ready(struct call *c);
+void route_metrics(struct call *c);
+void route_hf_models(struct call *c); /* POST /models/{name} */
+void route_tei_embed(struct call *c);
+void route_tei_predict(struct call *c);
+void route_tei_rerank(struct call *c);
+void route_tei_tokenize(struct call *c);
+void route_tei_decode(struct call *c);
+void route_tei_info(struct call *c);
+void route_openai_embeddings(struct call *c);
+void route_openai_models(struct call *c);
+
+#endif
