@@ -1,9 +1,9 @@
-# inferd front door: make deps | build | test | test-asan | run | bench | format
+# inferd front door: make deps | build | test | test-asan | test-valgrind | run | bench | bench-load | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-asan test-valgrind run bench format format-check clean
+.PHONY: all deps build test test-asan test-valgrind run bench bench-load format format-check clean
 
 all: build
 
@@ -33,25 +33,21 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 test-valgrind: build
 	@INFERD_NO_JIT=1 CK_FORK=no valgrind --error-exitcode=9 --leak-check=full -q \
 		$(BUILD)/tests/inferd-tests nstr normalize pretokenize models postprocess decode tokenizer \
-		loader pipelines
+		loader pipelines config metrics
 
-# Until the daemon exists: the CLI on the bundled models (bert-base-uncased tokenizer,
-# the real spam classifier from tests/data).
-DEMO = $(BUILD)/demo
+# The daemon on the bundled spam classifier (config/inferd.yaml, port 8080), in the
+# foreground until Ctrl-C (SIGINT drains and exits 0). CONFIG=FILE serves another config.
+CONFIG ?= config/inferd.yaml
 run: build
-	@mkdir -p $(DEMO) && tar -xJf tests/data/tokenizers.tar.xz -C $(DEMO) tokenizers/bert-uncased
-	@[ -d $(DEMO)/spam-bert-tiny ] || tar -xJf tests/data/spam-bert-tiny.tar.xz -C $(DEMO)
-	@echo "\$$ echo '{\"text\": \"Hello world!\"}' | build/inferd tokenize --tokenizer $(DEMO)/tokenizers/bert-uncased"
-	@printf '%s\n' '{"text": "Hello world!"}' \
-		| $(BUILD)/inferd tokenize --tokenizer $(DEMO)/tokenizers/bert-uncased
-	@echo "\$$ build/inferd run --model $(DEMO)/spam-bert-tiny --task text-classification"
-	@printf '%s\n' \
-		'{"inputs": "WIN a FREE iPhone now!!! Click here to claim your prize"}' \
-		'{"inputs": "Re: meeting tomorrow\nHi Bob, can we move our call to 3pm? Thanks, Alice"}' \
-		| $(BUILD)/inferd run --model $(DEMO)/spam-bert-tiny --task text-classification
+	@echo "inferd: try  curl -s localhost:8080/models/spam -d '{\"inputs\": \"WIN a FREE iPhone now!!!\"}'"
+	@exec $(BUILD)/inferd serve --config $(CONFIG)
 
 bench: build
 	@sh bench/run_tokenizer.sh $(BUILD)
+
+# The daemon under load (spam classifier, batching on/off, 1/16/64 connections, soak).
+bench-load: build
+	@bash bench/run_load.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
