@@ -29,6 +29,7 @@ struct batcher {
     size_t depth, queued_rows, queued_tokens;
     bool stopping;
     double last_sweep;
+    size_t last_batch_jobs; /* jobs in the batch most recently taken */
 
     pthread_t *threads;
     int n_workers, n_started;
@@ -120,6 +121,13 @@ static double next_wake(const struct batcher *b)
 static bool queue_full(const struct batcher *b)
 {
     return b->queued_rows >= b->cfg.max_batch_size || b->queued_tokens >= b->cfg.max_batch_tokens;
+}
+
+/* Waiting for a fuller batch only pays when requests come concurrently: a lone job after a
+ * batch of one (a single client, or light load) runs at once instead of paying the delay. */
+static bool worth_waiting(const struct batcher *b)
+{
+    return b->depth > 1 || b->last_batch_jobs > 1;
 }
 
 /* Takes the oldest job and then, repeatedly, the queued job closest to its length that
@@ -237,7 +245,7 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&b->cv, &b->mu);
             continue;
         }
-        if (!b->stopping && !queue_full(b) &&
+        if (!b->stopping && !queue_full(b) && worth_waiting(b) &&
             now < b->head->enqueued + (double)b->cfg.max_queue_delay_us * 1e-6) {
             double t = next_wake(b);
             struct timespec ts;
@@ -252,6 +260,7 @@ static void *worker_main(void *arg)
             continue;
         }
         size_t n = pick(b, batch, cap);
+        b->last_batch_jobs = n;
         metrics_queue_depth(b->metrics, b->name, (long)b->depth);
         pthread_mutex_unlock(&b->mu);
         /* a client that left while its job waited: drop it now rather than compute */

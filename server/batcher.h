@@ -1,7 +1,8 @@
 /* batcher: one model's queue and its pool of workers. Jobs (prepared pipeline requests)
  * wait in arrival order; an idle worker takes the oldest job and the queued jobs closest to
  * its length while the batch stays within max_batch_size rows and max_batch_tokens padded
- * tokens (rows x longest row), waiting up to max_queue_delay_us for a fuller batch; it runs
+ * tokens (rows x longest row), waiting up to max_queue_delay_us for a fuller batch when
+ * requests come concurrently (a lone request after a batch of one runs at once); it runs
  * them in one pipeline_forward, finishes each and hands it back through job->done. Jobs whose
  * client has gone (the socket reads EOF) or whose deadline passed are dropped before they
  * run. Each worker owns its oneDNN context and scratch; the pipeline is shared read-only.

@@ -1,8 +1,11 @@
 /* cli_run: `inferd run`: one model directory and task, JSON lines in the Hugging Face
  * Inference API form {"inputs": ..., "parameters": {...}} on stdin, one line per input line
  * on stdout: the pipeline's result as transformers.pipeline(task) returns it, or
- * {"error": ..., "error_type": ...}. Bad options exit 2; a model that fails to load exits 1
- * with a message on stderr; otherwise the exit status is 1 when any line failed. */
+ * {"error": ..., "error_type": ...}. With --batch N it reads up to N lines, prepares each,
+ * runs the encoder over all of them in one pipeline_forward call (as the server's batcher
+ * does) and prints the N answers in input order; a bad line still answers with its error at
+ * its position. Bad options exit 2; a model that fails to load exits 1 with a message on
+ * stderr; otherwise the exit status is 1 when any line failed. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,10 +15,14 @@
 #include "cli.h"
 #include "pipelines/runner.h"
 
+/* Largest --batch: the lines of one batch are held in memory together. */
+#define MAX_BATCH 4096
+
 struct opts {
     const char *dir, *task;
     enum dtype_compute dtype;
     int threads;
+    int batch; /* lines prepared and forwarded together */
 };
 
 static int parse_dtype(const char *s, enum dtype_compute *dt)
@@ -33,7 +40,7 @@ static int parse_dtype(const char *s, enum dtype_compute *dt)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.dtype = DTYPE_COMPUTE_F32};
+    *o = (struct opts){.dtype = DTYPE_COMPUTE_F32, .batch = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--model") == 0 && v) {
@@ -53,6 +60,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return -1;
             }
             o->threads = (int)n;
+        } else if (strcmp(a, "--batch") == 0 && v) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || end == v || n < 1 || n > MAX_BATCH) {
+                fprintf(stderr, "inferd run: --batch must be an integer in 1..%d\n", MAX_BATCH);
+                return -1;
+            }
+            o->batch = (int)n;
         } else {
             fprintf(stderr, "inferd run: unknown option or missing value '%s'\n", a);
             return -1;
@@ -70,31 +85,70 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* Answers one line; returns 0 or -1 when it printed an error. */
-static int run_line(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
-                    const char *line, size_t len, FILE *out)
+/* One input line of a batch: its prepared request, or the error it answers with. */
+struct slot {
+    struct pipeline_request *req;
+    int rc;
+    char msg[ERR_MSG_SIZE];
+};
+
+/* Parses and prepares one line into s (s->rc != 0 and s->msg set when it failed). */
+static void prepare_line(const struct pipeline *p, const char *line, size_t len, struct slot *s)
 {
+    *s = (struct slot){0};
     json_error_t je;
     json_t *req = json_loadb(line, len, JSON_ALLOW_NUL, &je);
     if (!req || !json_is_object(req)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "invalid JSON: %s",
+        s->rc = ERR_INPUT;
+        snprintf(s->msg, sizeof s->msg, "invalid JSON: %s",
                  req ? "expected an object {\"inputs\", \"parameters\"}" : je.text);
-        cli_print_error(out, msg, err_kind_name(ERR_INPUT));
         json_decref(req);
-        return -1;
+        return;
     }
-    json_t *result = NULL;
     struct err e = {0};
-    int rc = pipeline_run(p, ctx, run, json_object_get(req, "inputs"),
-                          json_object_get(req, "parameters"), &result, &e);
-    if (rc)
-        cli_print_error(out, e.msg, err_kind_name(rc));
-    else
-        cli_print_json(out, result);
-    json_decref(result);
-    json_decref(req);
-    return rc ? -1 : 0;
+    s->rc = pipeline_prepare(p, json_object_get(req, "inputs"), json_object_get(req, "parameters"),
+                             &s->req, &e);
+    if (s->rc)
+        snprintf(s->msg, sizeof s->msg, "%s", e.msg);
+    json_decref(req); /* the prepared request keeps its own copies */
+}
+
+/* Forwards the prepared slots[0..n) in one call, then prints every slot's answer in order
+ * and frees its request. Returns the number of lines that answered with an error. */
+static int run_batch(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
+                     struct slot *slots, size_t n, struct pipeline_request **reqs, FILE *out)
+{
+    size_t n_ok = 0;
+    for (size_t i = 0; i < n; i++)
+        if (slots[i].rc == 0)
+            reqs[n_ok++] = slots[i].req;
+    struct err e = {0};
+    int frc = n_ok ? pipeline_forward(p, ctx, run, reqs, n_ok, &e) : 0;
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct slot *s = &slots[i];
+        json_t *result = NULL;
+        if (s->rc == 0 && frc) { /* a failed forward fails every request in it */
+            s->rc = frc;
+            snprintf(s->msg, sizeof s->msg, "%s", e.msg);
+        }
+        if (s->rc == 0) {
+            struct err fe = {0};
+            s->rc = pipeline_finish(p, s->req, &result, &fe);
+            if (s->rc)
+                snprintf(s->msg, sizeof s->msg, "%s", fe.msg);
+        }
+        if (s->rc) {
+            cli_print_error(out, s->msg, err_kind_name(s->rc));
+            failed++;
+        } else {
+            cli_print_json(out, result);
+        }
+        json_decref(result);
+        pipeline_request_free(s->req);
+        s->req = NULL;
+    }
+    return failed;
 }
 
 int cli_run(int argc, char **argv, FILE *in, FILE *out)
@@ -124,8 +178,27 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
     char *buf = NULL;
     size_t cap = 0, len;
     bool failed = false;
-    while (cli_read_line(in, &buf, &cap, &len))
-        failed |= run_line(p, ctx, run, buf, len, out) != 0;
+    struct slot *slots = calloc((size_t)o.batch, sizeof *slots);
+    struct pipeline_request **reqs = calloc((size_t)o.batch, sizeof *reqs);
+    if (!slots || !reqs) {
+        fprintf(stderr, "inferd run: out of memory\n");
+        failed = true;
+    } else {
+        size_t n = 0;
+        bool eof = false;
+        while (!eof) {
+            if (cli_read_line(in, &buf, &cap, &len))
+                prepare_line(p, buf, len, &slots[n++]);
+            else
+                eof = true;
+            if (n == (size_t)o.batch || (eof && n > 0)) {
+                failed |= run_batch(p, ctx, run, slots, n, reqs, out) != 0;
+                n = 0;
+            }
+        }
+    }
+    free(slots);
+    free(reqs);
     free(buf);
     pipeline_close(p);
     encoder_run_free(run);
