@@ -28,6 +28,16 @@ struct model {
 
 /* ---- one model ---- */
 
+/* threads 0 means the cores shared among the workers. */
+static int effective_threads(const struct model_config *cfg)
+{
+    if (cfg->threads > 0)
+        return cfg->threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = cfg->workers > 0 ? cfg->workers : 1;
+    return cpus / workers > 0 ? (int)(cpus / workers) : 1;
+}
+
 static struct model *model_new(const struct model_config *cfg, struct metrics *metrics)
 {
     struct model *m = calloc(1, sizeof *m);
@@ -44,6 +54,7 @@ static struct model *model_new(const struct model_config *cfg, struct metrics *m
         free(m);
         return NULL;
     }
+    m->cfg.threads = effective_threads(cfg);
     atomic_init(&m->refs, 1);
     atomic_init(&m->state, MODEL_LOADING);
     m->metrics = metrics;
@@ -280,7 +291,9 @@ void registry_apply(struct registry *r, const struct config *cfg, struct metrics
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct model_config *mc = &cfg->models[i];
         struct model *old = find(cur, cur_n, mc->name);
-        if (old && model_state(old) == MODEL_READY && model_config_same(&old->cfg, mc)) {
+        struct model_config resolved = *mc;
+        resolved.threads = effective_threads(mc);
+        if (old && model_state(old) == MODEL_READY && model_config_same(&old->cfg, &resolved)) {
             atomic_fetch_add(&old->refs, 1);
             v[n++] = old;
             continue;
