@@ -18,6 +18,8 @@
 #include "batcher.h"
 #include "metrics.h"
 
+#define DISCARD_LIMIT (1u << 20) /* bytes of an oversized chunked body read before closing */
+
 struct http {
     struct MHD_Daemon *d;
 };
@@ -58,8 +60,8 @@ struct call {
     enum phase phase;
     char *body;
     size_t len, cap;
-    bool too_large;
     json_t *json;
+    size_t discarded; /* body bytes dropped past max_body_bytes */
     /* queued work */
     struct model *model;
     struct pipeline_request *req;
@@ -421,14 +423,14 @@ static void start_call(struct call *c, const char *url, const char *method)
 
 static void run_handler(struct call *c)
 {
-    if (c->too_large) {
+    if (c->discarded) {
         call_error(c, 413, NULL, "request body is over the limit of %zu bytes",
                    server_config(c->s)->max_body_bytes);
         return;
     }
     if (strcmp(c->route->method, "POST") == 0) {
         json_error_t je;
-        c->json = json_loadb(c->body ? c->body : "", c->len, 0, &je);
+        c->json = json_loadb(c->body ? c->body : "", c->len, JSON_ALLOW_NUL, &je);
         if (!c->json) {
             call_error(c, 400, NULL, "malformed JSON body: %s (line %d, column %d)", je.text,
                        je.line, je.column);
@@ -477,9 +479,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (c->too_large || c->len + n > server_config(c->s)->max_body_bytes) {
-            c->too_large = true;
-            return MHD_YES;
+        size_t max = server_config(c->s)->max_body_bytes;
+        if (c->discarded || c->len + n > max) {
+            /* A chunked body over the limit (a declared one was refused at its headers):
+             * libmicrohttpd only takes a response once the upload ends, so the rest is
+             * read and dropped, never buffered, and a sender that goes on past
+             * DISCARD_LIMIT more bytes is disconnected. */
+            c->discarded += n;
+            return c->discarded > DISCARD_LIMIT ? MHD_NO : MHD_YES;
         }
         if (c->len + n + 1 > c->cap) {
             size_t cap = c->cap ? c->cap : 4096;
