@@ -34,7 +34,7 @@ struct route {
 
 static const struct route routes[] = {
     {"GET", "/health", route_health, DIALECT_HF, true},
-    {"GET", "/ready", route_ready, DIALECT_HF, false},
+    {"GET", "/ready", route_ready, DIALECT_HF, true},
     {"GET", "/metrics", route_metrics, DIALECT_HF, false},
     {"POST", "/models/", route_hf_models, DIALECT_HF, false},
     {"POST", "/embed", route_tei_embed, DIALECT_HF, false},
