@@ -49,6 +49,14 @@ bench: build
 bench-load: build
 	@bash bench/run_load.sh $(BUILD)
 
+# The deployment files (scripts/check-deploy.sh): Kubernetes manifests against the API schemas
+# (npm validators installed once into /var/cache/inferd-ci), the ConfigMap's config on the
+# daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
+# about a minute; SKIP_DOCKER=1 leaves it out). Ends with "deploy: N passed, N failed".
+.PHONY: test-deploy
+test-deploy: build
+	@bash scripts/check-deploy.sh $(BUILD)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
