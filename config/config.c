@@ -5,15 +5,22 @@
  * table, rejecting unknown and repeated keys, wrong types, out-of-range numbers and bad names
  * with "FILE:LINE:COL: message". Integers are plain decimal digits (no sign, quotes, or leading
  * zeros); a null value (`key:`, `~`, `null`) means the default. Anchors, aliases and tags are
- * rejected (yaml_tree.c). */
+ * rejected (yaml_tree.c). Two kinds of value reach outside the file while loading, so that a
+ * mistake shows at start with the line that caused it: server.tls's files must be readable,
+ * and server.api_keys_file and server.api_keys_env are read then and there; their keys join
+ * server.api_keys once the whole file has loaded. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pipelines/runner.h"
 #include "yaml_tree.h"
@@ -21,6 +28,7 @@
 #define NO_MAX LLONG_MAX /* an integer bounded by its type only: messages say ">= min" */
 #define NAME_MAX_LEN 64  /* model names go into URLs and metric labels */
 #define NAME_RULE "must be 1 to 64 letters, digits, '.', '_' or '-'"
+#define KEYS_FILE_MAX (1 << 20) /* bytes; a bigger "key file" is a wrong path */
 
 enum key_type {
     KEY_STRING,  /* char *, non-empty */
@@ -57,15 +65,25 @@ struct table {
     size_t n;
 };
 
+/* API keys read from server.api_keys_file or server.api_keys_env while loading. */
+struct key_list {
+    char **v;
+    size_t n;
+};
+
 struct load {
     const char *name;     /* file name for messages */
     const char *base_dir; /* relative model paths are joined to it; NULL: left as they are */
     struct err *e;
+    struct key_list file_keys, env_keys; /* merged into server.api_keys at the end */
 };
 
 static int check_name(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int resolve_path(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int check_readable(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int read_keys_file(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int read_keys_env(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 
 /* Rows: NUM(key, type, struct, field, min, max, default) for integers; other rows name the
  * fields they use. */
@@ -97,6 +115,12 @@ static const struct key model_keys[] = {
 };
 static const struct table model_table = TABLE(model_keys);
 
+static const struct key tls_keys[] = {
+    ROW("cert", KEY_STRING, struct tls_config, cert, .required = true, .check = check_readable),
+    ROW("key", KEY_STRING, struct tls_config, key, .required = true, .check = check_readable),
+};
+static const struct table tls_table = TABLE(tls_keys);
+
 static const struct key server_keys[] = {
     ROW("host", KEY_STRING, struct server_config, host, .def_str = "0.0.0.0"),
     NUM("port", KEY_INT, struct server_config, port, 0, 65535, 8080),
@@ -105,8 +129,11 @@ static const struct key server_keys[] = {
         30000),
     ROW("api_keys", KEY_STRINGS, struct server_config, api_keys,
         .count_offset = offsetof(struct server_config, n_api_keys)),
+    ROW("api_keys_file", KEY_STRING, struct server_config, api_keys_file, .check = read_keys_file),
+    ROW("api_keys_env", KEY_STRING, struct server_config, api_keys_env, .check = read_keys_env),
     NUM("http_threads", KEY_INT, struct server_config, http_threads, 1, 64, 2),
     NUM("max_connections", KEY_SIZE, struct server_config, max_connections, 1, 1000000, 1024),
+    ROW("tls", KEY_SECTION, struct server_config, tls, .section = &tls_table),
 };
 static const struct table server_table = TABLE(server_keys);
 
@@ -238,6 +265,15 @@ static int get_string(struct load *ld, const struct ytree *v, const char *keypat
     return *out ? 0 : err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
 }
 
+/* An API key as clients send it after "Bearer ": no spaces or control characters. */
+static bool valid_key(const char *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)k[i] <= ' ' || k[i] == 0x7f)
+            return false;
+    return n > 0;
+}
+
 /* server.api_keys: a list of tokens as clients send them after "Bearer ". */
 static int get_strings(struct load *ld, const struct ytree *v, const char *keypath, char ***out,
                        size_t *n_out)
@@ -256,10 +292,8 @@ static int get_strings(struct load *ld, const struct ytree *v, const char *keypa
         int rc = get_string(ld, v->items[i], item, &(*out)[i]);
         if (rc)
             return rc;
-        for (const char *c = (*out)[i]; *c; c++)
-            if ((unsigned char)*c <= ' ' || *c == 0x7f)
-                return fail(ld, v->items[i], "%s must not contain spaces or control characters",
-                            item);
+        if (!valid_key((*out)[i], strlen((*out)[i])))
+            return fail(ld, v->items[i], "%s must not contain spaces or control characters", item);
     }
     return 0;
 }
@@ -323,6 +357,171 @@ static int resolve_path(struct load *ld, const struct ytree *v, const char *keyp
         return err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
     free(*s);
     *s = joined;
+    return 0;
+}
+
+/* ---- files and the environment ---- */
+
+/* server.tls.cert and .key: joined to the config's directory, then a regular, non-empty file
+ * this process can read, so that a wrong path stops the start with its line. */
+static int check_readable(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    int rc = resolve_path(ld, v, keypath, s);
+    if (rc)
+        return rc;
+    int fd = open(*s, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        return fail(ld, v, "%s '%s' cannot be read: %s", keypath, *s, strerror(err));
+    }
+    close(fd);
+    if (!S_ISREG(st.st_mode))
+        return fail(ld, v, "%s '%s' is not a file", keypath, *s);
+    if (st.st_size == 0)
+        return fail(ld, v, "%s '%s' is empty (a PEM file is expected)", keypath, *s);
+    return 0;
+}
+
+/* Appends a copy of k[0..n) to l unless it is there already. */
+static int key_list_add(struct load *ld, struct key_list *l, const char *k, size_t n)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strlen(l->v[i]) == n && memcmp(l->v[i], k, n) == 0)
+            return 0;
+    char **grown = realloc(l->v, (l->n + 1) * sizeof *grown);
+    char *copy = strndup(k, n);
+    if (grown)
+        l->v = grown;
+    if (!grown || !copy) {
+        free(copy);
+        return err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
+    }
+    l->v[l->n++] = copy;
+    return 0;
+}
+
+static void key_list_free(struct key_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    *l = (struct key_list){0};
+}
+
+/* server.api_keys_file: one key a line; surrounding blanks (and a CR) are trimmed, blank
+ * lines and lines starting with '#' skipped. The file must hold at least one key. */
+static int read_keys_file(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    int rc = resolve_path(ld, v, keypath, s);
+    if (rc)
+        return rc;
+    FILE *f = fopen(*s, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        int err = errno;
+        if (f)
+            fclose(f);
+        return fail(ld, v, "%s '%s' cannot be read: %s", keypath, *s, strerror(err));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > KEYS_FILE_MAX) {
+        fclose(f);
+        return fail(ld, v, "%s '%s' is not a key file (%s)", keypath, *s,
+                    S_ISREG(st.st_mode) ? "over 1 MiB" : "not a regular file");
+    }
+    char *text = malloc((size_t)st.st_size + 1);
+    size_t len = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
+    int read_err = text && ferror(f) ? errno : 0;
+    fclose(f);
+    if (!text)
+        return err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
+    if (read_err) {
+        free(text);
+        return fail(ld, v, "%s '%s' cannot be read: %s", keypath, *s, strerror(read_err));
+    }
+    size_t before = ld->file_keys.n;
+    int line = 0;
+    for (size_t at = 0; rc == 0 && at < len;) {
+        const char *p = text + at, *nl = memchr(p, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - p) : len - at;
+        at += n + 1;
+        line++;
+        while (n > 0 && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r'))
+            n--;
+        if (n == 0 || *p == '#')
+            continue;
+        if (!valid_key(p, n))
+            rc = fail(ld, v, "%s '%s' line %d: a key must not contain spaces or control characters",
+                      keypath, *s, line);
+        else
+            rc = key_list_add(ld, &ld->file_keys, p, n);
+    }
+    free(text);
+    if (rc || ld->file_keys.n > before)
+        return rc;
+    return fail(ld, v, "%s '%s' holds no key (one a line; blank lines and # comments are ignored)",
+                keypath, *s);
+}
+
+/* server.api_keys_env: the name of a variable set to keys separated by commas or blanks. */
+static int read_keys_env(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    const char *name = *s;
+    bool ok = !isdigit((unsigned char)name[0]);
+    for (const char *c = name; ok && *c; c++)
+        ok = isalnum((unsigned char)*c) || *c == '_';
+    if (!ok)
+        return fail(ld, v,
+                    "%s must be an environment variable name (letters, digits and '_', not "
+                    "starting with a digit), not '%.64s'",
+                    keypath, name);
+    const char *value = getenv(name);
+    if (!value)
+        return fail(ld, v, "%s: the environment variable %s is not set", keypath, name);
+    static const char sep[] = ", \t\r\n\v\f";
+    size_t before = ld->env_keys.n;
+    for (const char *p = value + strspn(value, sep); *p; p += strspn(p, sep)) {
+        size_t n = strcspn(p, sep);
+        if (!valid_key(p, n))
+            return fail(ld, v,
+                        "%s: the environment variable %s holds a key with control characters",
+                        keypath, name);
+        int rc = key_list_add(ld, &ld->env_keys, p, n);
+        if (rc)
+            return rc;
+        p += n;
+    }
+    if (ld->env_keys.n == before)
+        return fail(ld, v,
+                    "%s: the environment variable %s is empty (keys separated by commas or spaces)",
+                    keypath, name);
+    return 0;
+}
+
+/* server.api_keys followed by the keys of the file and of the variable, each key once. */
+static int merge_keys(struct load *ld, struct server_config *s)
+{
+    struct key_list all = {0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->n_api_keys; i++)
+        rc = key_list_add(ld, &all, s->api_keys[i], strlen(s->api_keys[i]));
+    for (size_t i = 0; rc == 0 && i < ld->file_keys.n; i++)
+        rc = key_list_add(ld, &all, ld->file_keys.v[i], strlen(ld->file_keys.v[i]));
+    for (size_t i = 0; rc == 0 && i < ld->env_keys.n; i++)
+        rc = key_list_add(ld, &all, ld->env_keys.v[i], strlen(ld->env_keys.v[i]));
+    if (rc) {
+        key_list_free(&all);
+        return rc;
+    }
+    for (size_t i = 0; i < s->n_api_keys; i++)
+        free(s->api_keys[i]);
+    free(s->api_keys);
+    s->api_keys = all.v;
+    s->n_api_keys = all.n;
     return 0;
 }
 
@@ -418,7 +617,7 @@ static int apply_value(struct load *ld, const struct ytree *v, const struct key 
 static int apply_map(struct load *ld, const struct ytree *map, const struct table *t, void *base,
                      const char *where)
 {
-    bool seen[16] = {0}; /* per row of t: tables have at most 8 */
+    bool seen[16] = {0}; /* per row of t: tables have at most 10 (server) */
     for (size_t i = 0; i + 1 < map->n_items; i += 2) {
         const struct ytree *key = map->items[i], *v = map->items[i + 1];
         const struct key *k = NULL;
@@ -475,6 +674,10 @@ int config_parse(const char *yaml, size_t len, const char *name, const char *bas
         rc = set_defaults(&top_table, out, e);
     if (rc == 0)
         rc = apply_map(&ld, root, &top_table, out, "");
+    if (rc == 0)
+        rc = merge_keys(&ld, &out->server);
+    key_list_free(&ld.file_keys);
+    key_list_free(&ld.env_keys);
     ytree_free(root);
     if (rc)
         config_free(out);
@@ -574,6 +777,10 @@ void config_free(struct config *c)
     for (size_t i = 0; i < c->server.n_api_keys; i++)
         free(c->server.api_keys[i]);
     free(c->server.api_keys);
+    free(c->server.api_keys_file);
+    free(c->server.api_keys_env);
+    free(c->server.tls.cert);
+    free(c->server.tls.key);
     free(c->server.host);
     free(c->path);
     memset(c, 0, sizeof *c);

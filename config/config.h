@@ -2,7 +2,9 @@
  * (config/example.yaml shows every key with its default) or built for one model from the
  * command line. Loading validates everything it can without opening the models: unknown keys,
  * types, ranges, names, tasks; each mistake is reported as "FILE:LINE:COL: message". Whether a
- * model directory exists and fits its task is the engine's check, at load time. */
+ * model directory exists and fits its task is the engine's check, at load time. Loading does
+ * read outside the file for the server: server.tls's files must be readable, and the keys of
+ * server.api_keys_file and server.api_keys_env are read into server.api_keys. */
 #ifndef INFERD_CONFIG_H
 #define INFERD_CONFIG_H
 
@@ -32,15 +34,29 @@ struct model_config {
     int line, column; /* where this model's entry starts (for messages); 0 if none */
 };
 
+/* server.tls: HTTPS in the daemon itself, for deployments without a terminating proxy. Both
+ * paths or neither; relative ones are joined to the config file's directory. Loading checks
+ * that both files exist and can be read (their content is libmicrohttpd's to judge). */
+struct tls_config {
+    char *cert; /* PEM certificate (chain); NULL: plain HTTP */
+    char *key;  /* PEM private key, unencrypted */
+};
+
 struct server_config {
     char *host;              /* default "0.0.0.0" */
     int port;                /* default 8080; 0 = any free port; 0..65535 */
     size_t max_body_bytes;   /* default 4194304 (4 MiB), >= 1024 */
     long request_timeout_ms; /* default 30000, 1..86400000 (a day) */
-    char **api_keys;         /* default none; non-empty, no spaces or control characters */
+    /* Every accepted key, merged from api_keys, api_keys_file and api_keys_env (in that
+     * order, each key once), read at load; none: no key needed. Non-empty, no spaces or
+     * control characters. */
+    char **api_keys;
     size_t n_api_keys;
+    char *api_keys_file;    /* default none: one key a line; blank lines and #-comments ignored */
+    char *api_keys_env;     /* default none: a variable holding keys split by commas or spaces */
     int http_threads;       /* default 2, 1..64: libmicrohttpd's thread pool */
     size_t max_connections; /* default 1024, 1..1000000 */
+    struct tls_config tls;  /* default none */
 };
 
 struct config {

@@ -4,7 +4,7 @@
 set -eu
 PKGS="gcc make meson ninja-build pkg-config xz-utils ca-certificates
 libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev
-libdnnl-dev check libsubunit-dev libcurl4-openssl-dev prometheus"
+libdnnl-dev check libsubunit-dev libcurl4-openssl-dev prometheus openssl nginx"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -542,6 +543,78 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&active_calls, 1);
 }
 
+/* ---- TLS (server.tls) ---- */
+
+#define PEM_MAX (1u << 20) /* bytes; a certificate chain is a few KiB */
+
+/* server.tls's files, NUL-terminated as libmicrohttpd takes them. It hands the text to GnuTLS
+ * when the daemon starts and keeps no pointer to it, so they are freed right after. */
+struct tls_pems {
+    char *cert, *key;
+};
+
+/* *out = the whole file at path, NUL-terminated; what names it in messages. */
+static int read_pem(const char *path, const char *what, char **out, struct err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(e, ERR_IO, "server.tls.%s '%s' cannot be read: %s", what, path,
+                       strerror(errno));
+    char *text = malloc(PEM_MAX + 1);
+    size_t len = text ? fread(text, 1, PEM_MAX + 1, f) : 0;
+    bool failed = ferror(f);
+    fclose(f);
+    int rc = 0;
+    if (!text)
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    else if (failed)
+        rc = err_set(e, ERR_IO, "server.tls.%s '%s' cannot be read", what, path);
+    else if (len == 0 || len > PEM_MAX)
+        rc = err_set(e, ERR_IO, "server.tls.%s '%s' is %s", what, path,
+                     len ? "over 1 MiB: not a PEM file" : "empty");
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    text[len] = '\0';
+    *out = text;
+    return 0;
+}
+
+static void tls_pems_free(struct tls_pems *p)
+{
+    if (p->key)
+        explicit_bzero(p->key, strlen(p->key));
+    free(p->key);
+    free(p->cert);
+    *p = (struct tls_pems){0};
+}
+
+/* With server.tls set: reads both files, adds MHD_USE_TLS to *flags and the two options to
+ * opts (ended by MHD_OPTION_END either way). */
+static int tls_setup(const struct tls_config *t, unsigned *flags, struct MHD_OptionItem opts[3],
+                     struct tls_pems *p, struct err *e)
+{
+    opts[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    if (!t->cert)
+        return 0;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return err_set(e, ERR_INVALID,
+                       "server.tls is set but this libmicrohttpd was built without HTTPS");
+    int rc = read_pem(t->cert, "cert", &p->cert, e);
+    if (rc == 0)
+        rc = read_pem(t->key, "key", &p->key, e);
+    if (rc) {
+        tls_pems_free(p);
+        return rc;
+    }
+    *flags |= MHD_USE_TLS;
+    opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, p->key};
+    opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, p->cert};
+    opts[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return 0;
+}
+
 struct http *http_start(struct server *s, const struct server_config *cfg, int *port, struct err *e)
 {
     struct http *h = calloc(1, sizeof *h);
@@ -570,15 +643,29 @@ struct http *http_start(struct server *s, const struct server_config *cfg, int *
         return NULL;
     }
     (void)sl;
+    struct MHD_OptionItem tls[3];
+    struct tls_pems pems = {0};
+    if (tls_setup(&cfg->tls, &flags, tls, &pems, e)) {
+        free(h);
+        return NULL;
+    }
     h->d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_END);
+    tls_pems_free(&pems);
     if (!h->d) {
         free(h);
-        err_set(e, ERR_IO, "cannot listen on %s:%d (in use, or not an address of this host)",
-                cfg->host, cfg->port);
+        if (cfg->tls.cert)
+            err_set(e, ERR_IO,
+                    "cannot start HTTPS on %s:%d (the port in use, or server.tls.cert and .key "
+                    "not a PEM certificate and its private key: see libmicrohttpd's reason above)",
+                    cfg->host, cfg->port);
+        else
+            err_set(e, ERR_IO, "cannot listen on %s:%d (in use, or not an address of this host)",
+                    cfg->host, cfg->port);
         return NULL;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

@@ -304,7 +304,8 @@ int cli_serve(int argc, char **argv)
     else if (!(h = http_start(s, &s->cfg.server, &port, &e)))
         fprintf(stderr, "inferd serve: %s\n", e.msg);
     if (h) {
-        fprintf(stderr, "inferd: listening on http://%s:%d\n", s->cfg.server.host, port);
+        fprintf(stderr, "inferd: listening on %s://%s:%d\n",
+                s->cfg.server.tls.cert ? "https" : "http", s->cfg.server.host, port);
         start_load(s, true);
         for (;;) {
             int sig = 0;

@@ -2,11 +2,13 @@
  * load with their documented values; defaults fill what is left out; relative model paths
  * join the file's directory; every kind of mistake is refused with the exact
  * "FILE:LINE:COL: message"; every prefix of the example file fails cleanly or loads (no leak,
- * no crash under ASan); config_single and model_config_same. */
+ * no crash under ASan); config_single and model_config_same; API keys merged from the list, a
+ * key file and an environment variable, and server.tls's files, with their errors. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "suites.h"
@@ -38,6 +40,10 @@ static void assert_defaults(const struct config *c)
     ck_assert_uint_eq(s->n_api_keys, 0);
     ck_assert_int_eq(s->http_threads, 2);
     ck_assert_uint_eq(s->max_connections, 1024);
+    ck_assert_ptr_null(s->api_keys_file);
+    ck_assert_ptr_null(s->api_keys_env);
+    ck_assert_ptr_null(s->tls.cert);
+    ck_assert_ptr_null(s->tls.key);
     for (size_t i = 0; i < c->n_models; i++) {
         const struct model_config *m = &c->models[i];
         ck_assert_int_eq(m->dtype, CONFIG_DTYPE_FP32);
@@ -65,7 +71,7 @@ START_TEST(example_file_loads)
     ck_assert_str_eq(m->name, "spam");
     ck_assert_str_eq(m->path, INFERD_SOURCE_DIR "/config/../models/spam-bert-tiny");
     ck_assert_str_eq(m->task, "text-classification");
-    ck_assert_int_eq(m->line, 23);
+    ck_assert_int_eq(m->line, 34);
     ck_assert_int_eq(m->column, 5);
     config_free(&c);
 }
@@ -213,7 +219,10 @@ static const struct {
                                "batching)"},
     {"server:\n  prot: 1\n" MODELS, "t.yaml:2:3: unknown key 'prot' in server (expected one of: "
                                     "host, port, max_body_bytes, request_timeout_ms, api_keys, "
-                                    "http_threads, max_connections)"},
+                                    "api_keys_file, api_keys_env, http_threads, max_connections, "
+                                    "tls)"},
+    {"server:\n  tls: {chain: c}\n" MODELS,
+     "t.yaml:2:9: unknown key 'chain' in server.tls (expected one of: cert, key)"},
     {MODELS "    batching:\n      max_delay: 5\n",
      "t.yaml:6:7: unknown key 'max_delay' in models[0].batching (expected one of: "
      "max_batch_size, max_batch_tokens, max_queue_delay_us, max_queue_size)"},
@@ -285,6 +294,33 @@ static const struct {
      "t.yaml:2:18: server.api_keys[1] must not contain spaces or control characters"},
     {"server:\n  api_keys:\n    - ok\n    -\n" MODELS,
      "t.yaml:4:6: server.api_keys[1] must be a non-empty string, not null"},
+    /* key sources and TLS files (those that need real files: key_sources, tls_files) */
+    {"server:\n  api_keys_file: /nonexistent/keys\n" MODELS,
+     "t.yaml:2:18: server.api_keys_file '/nonexistent/keys' cannot be read: No such file or "
+     "directory"},
+    {"server:\n  api_keys_file: /\n" MODELS,
+     "t.yaml:2:18: server.api_keys_file '/' is not a key file (not a regular file)"},
+    {"server:\n  api_keys_file: [a]\n" MODELS,
+     "t.yaml:2:18: server.api_keys_file must be a non-empty string, not a list"},
+    {"server:\n  api_keys_env: INFERD_TEST_NEVER_SET\n" MODELS,
+     "t.yaml:2:17: server.api_keys_env: the environment variable INFERD_TEST_NEVER_SET is not "
+     "set"},
+    {"server:\n  api_keys_env: 1KEYS\n" MODELS,
+     "t.yaml:2:17: server.api_keys_env must be an environment variable name (letters, digits "
+     "and '_', not starting with a digit), not '1KEYS'"},
+    {"server:\n  api_keys_env: $KEYS\n" MODELS,
+     "t.yaml:2:17: server.api_keys_env must be an environment variable name (letters, digits "
+     "and '_', not starting with a digit), not '$KEYS'"},
+    {"server:\n  api_keys_env: ''\n" MODELS,
+     "t.yaml:2:17: server.api_keys_env must be a non-empty string, not ''"},
+    {"server:\n  tls: {}\n" MODELS, "t.yaml:2:8: server.tls: missing required key 'cert'"},
+    {"server:\n  tls: on\n" MODELS, "t.yaml:2:8: server.tls must be a mapping, not 'on'"},
+    {"server:\n  tls:\n    cert: /nonexistent/cert.pem\n    key: k.pem\n" MODELS,
+     "t.yaml:3:11: server.tls.cert '/nonexistent/cert.pem' cannot be read: No such file or "
+     "directory"},
+    {"server:\n  tls:\n    key: /\n" MODELS, "t.yaml:3:10: server.tls.key '/' is not a file"},
+    {"server:\n  tls:\n    cert:\n" MODELS,
+     "t.yaml:3:10: server.tls.cert must be a non-empty string, not null"},
     /* required keys and sections */
     {"models:\n  - name: a\n    path: b\n", "t.yaml:2:5: models[0]: missing required key 'task'"},
     {MODELS "  - name: b\n    task: ner\n", "t.yaml:5:5: models[1]: missing required key 'path'"},
@@ -474,6 +510,192 @@ START_TEST(same_model)
 }
 END_TEST
 
+/* Loads DIR/inferd.yaml written with yaml; returns config_load's code. */
+static int load_in(const char *dir, const char *yaml, struct config *c, struct err *e)
+{
+    char file[600];
+    snprintf(file, sizeof file, "%s/inferd.yaml", dir);
+    write_text(file, yaml);
+    return config_load(file, c, e);
+}
+
+/* "DIR/inferd.yaml:" followed by rest. */
+static void assert_msg_in(const char *dir, const struct err *e, const char *rest)
+{
+    char want[2400];
+    snprintf(want, sizeof want, "%s/inferd.yaml:%s", dir, rest);
+    ck_assert_str_eq(e->msg, want);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(key_sources)
+{
+    const char *dir = temp_dir();
+    char path[600], msg[1000];
+    snprintf(path, sizeof path, "%s/keys.txt", dir);
+    /* comments, blank lines, blanks around keys, CRLF, a repeat, no final newline */
+    write_text(path, "# inferd keys\n\n  file-1\t\r\n\t# old: revoked-key\nk1\r\nfile-2\n"
+                     "file-1\n   \nfile-3");
+    setenv("INFERD_TEST_KEYS", " ,env-1,env-2  env-3\n\tfile-2,,", 1);
+    struct config c;
+    struct err e = {0};
+    const char *yaml = "server:\n  api_keys: [k1, k2]\n  api_keys_file: keys.txt\n"
+                       "  api_keys_env: INFERD_TEST_KEYS\n" MODELS;
+    ck_assert_msg(load_in(dir, yaml, &c, &e) == 0, "%s", e.msg);
+    static const char *const want[] = {"k1",     "k2",    "file-1", "file-2",
+                                       "file-3", "env-1", "env-2",  "env-3"};
+    ck_assert_uint_eq(c.server.n_api_keys, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < c.server.n_api_keys; i++)
+        ck_assert_str_eq(c.server.api_keys[i], want[i]);
+    ck_assert_str_eq(c.server.api_keys_file, path); /* joined to the file's directory */
+    ck_assert_str_eq(c.server.api_keys_env, "INFERD_TEST_KEYS");
+    config_free(&c);
+
+    /* Either source alone, no list; an absolute path. */
+    snprintf(msg, sizeof msg, "server:\n  api_keys_file: %s\n" MODELS, path);
+    ck_assert_msg(load_in(dir, msg, &c, &e) == 0, "%s", e.msg);
+    ck_assert_uint_eq(c.server.n_api_keys, 4);
+    ck_assert_str_eq(c.server.api_keys[0], "file-1");
+    ck_assert_str_eq(c.server.api_keys[1], "k1");
+    config_free(&c);
+    setenv("INFERD_TEST_KEYS", "only-one", 1);
+    ck_assert_msg(load_in(dir, "server:\n  api_keys_env: INFERD_TEST_KEYS\n" MODELS, &c, &e) == 0,
+                  "%s", e.msg);
+    ck_assert_uint_eq(c.server.n_api_keys, 1);
+    ck_assert_str_eq(c.server.api_keys[0], "only-one");
+    config_free(&c);
+
+    /* A configured source without a key stops the load and says which. */
+    const char *from_file = "server:\n  api_keys_file: keys.txt\n" MODELS;
+    write_text(path, "");
+    ck_assert_int_eq(load_in(dir, from_file, &c, &e), ERR_INVALID);
+    snprintf(msg, sizeof msg,
+             "2:18: server.api_keys_file '%s' holds no key (one a line; blank lines and # "
+             "comments are ignored)",
+             path);
+    assert_msg_in(dir, &e, msg);
+    ck_assert_ptr_null(c.models);
+    write_text(path, "# only a comment\n\n   \n");
+    ck_assert_int_eq(load_in(dir, from_file, &c, &e), ERR_INVALID);
+    assert_msg_in(dir, &e, msg);
+    write_text(path, "good\n\ntwo words\n");
+    ck_assert_int_eq(load_in(dir, from_file, &c, &e), ERR_INVALID);
+    snprintf(msg, sizeof msg,
+             "2:18: server.api_keys_file '%s' line 3: a key must not contain spaces or control "
+             "characters",
+             path);
+    assert_msg_in(dir, &e, msg);
+    write_text(path, "bell\a\n");
+    ck_assert_int_eq(load_in(dir, from_file, &c, &e), ERR_INVALID);
+    snprintf(msg, sizeof msg,
+             "2:18: server.api_keys_file '%s' line 1: a key must not contain spaces or control "
+             "characters",
+             path);
+    assert_msg_in(dir, &e, msg);
+    /* a wrong path to something big (model weights) */
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ftruncate(fileno(f), (1 << 20) + 1), 0);
+    fclose(f);
+    ck_assert_int_eq(load_in(dir, from_file, &c, &e), ERR_INVALID);
+    snprintf(msg, sizeof msg, "2:18: server.api_keys_file '%s' is not a key file (over 1 MiB)",
+             path);
+    assert_msg_in(dir, &e, msg);
+    snprintf(path, sizeof path, "%s/missing.txt", dir);
+    ck_assert_int_eq(load_in(dir, "server:\n  api_keys_file: missing.txt\n" MODELS, &c, &e),
+                     ERR_INVALID);
+    snprintf(msg, sizeof msg,
+             "2:18: server.api_keys_file '%s' cannot be read: No such file or directory", path);
+    assert_msg_in(dir, &e, msg);
+
+    const char *from_env = "server:\n  api_keys_env: INFERD_TEST_KEYS\n" MODELS;
+    static const char *const empty[] = {"", " ", ",", " ,\t,\n"};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        setenv("INFERD_TEST_KEYS", empty[i], 1);
+        ck_assert_int_eq(load_in(dir, from_env, &c, &e), ERR_INVALID);
+        assert_msg_in(dir, &e,
+                      "2:17: server.api_keys_env: the environment variable INFERD_TEST_KEYS is "
+                      "empty (keys separated by commas or spaces)");
+    }
+    setenv("INFERD_TEST_KEYS", "ok,ctrl\x01key", 1);
+    ck_assert_int_eq(load_in(dir, from_env, &c, &e), ERR_INVALID);
+    assert_msg_in(dir, &e,
+                  "2:17: server.api_keys_env: the environment variable INFERD_TEST_KEYS holds a "
+                  "key with control characters");
+    unsetenv("INFERD_TEST_KEYS");
+    ck_assert_int_eq(load_in(dir, from_env, &c, &e), ERR_INVALID);
+    assert_msg_in(dir, &e,
+                  "2:17: server.api_keys_env: the environment variable INFERD_TEST_KEYS is not "
+                  "set");
+    ck_assert_ptr_null(c.models);
+    ck_assert_ptr_null(c.server.api_keys);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(tls_files)
+{
+    const char *dir = temp_dir();
+    char sub[600], cert[700], key[700], msg[1600];
+    snprintf(sub, sizeof sub, "%s/tls", dir);
+    ck_assert_int_eq(mkdir(sub, 0755), 0);
+    snprintf(cert, sizeof cert, "%s/cert.pem", sub);
+    snprintf(key, sizeof key, "%s/key.pem", sub);
+    write_text(cert, "-----BEGIN CERTIFICATE-----\n");
+    write_text(key, "-----BEGIN PRIVATE KEY-----\n");
+    struct config c;
+    struct err e = {0};
+    /* relative to the config's directory, like model paths */
+    const char *yaml = "server:\n  tls:\n    cert: tls/cert.pem\n    key: tls/key.pem\n" MODELS;
+    ck_assert_msg(load_in(dir, yaml, &c, &e) == 0, "%s", e.msg);
+    ck_assert_str_eq(c.server.tls.cert, cert);
+    ck_assert_str_eq(c.server.tls.key, key);
+    config_free(&c);
+    snprintf(msg, sizeof msg, "server:\n  tls: {cert: %s, key: %s}\n" MODELS, cert, key);
+    ck_assert_msg(load_in(dir, msg, &c, &e) == 0, "%s", e.msg);
+    ck_assert_str_eq(c.server.tls.cert, cert);
+    config_free(&c);
+    /* null: none */
+    ck_assert_msg(load_in(dir, "server:\n  tls: ~\n" MODELS, &c, &e) == 0, "%s", e.msg);
+    ck_assert_ptr_null(c.server.tls.cert);
+    config_free(&c);
+
+    /* both or neither */
+    ck_assert_int_eq(load_in(dir, "server:\n  tls:\n    cert: tls/cert.pem\n" MODELS, &c, &e),
+                     ERR_INVALID);
+    assert_msg_in(dir, &e, "3:5: server.tls: missing required key 'key'");
+    ck_assert_int_eq(load_in(dir, "server:\n  tls:\n    key: tls/key.pem\n" MODELS, &c, &e),
+                     ERR_INVALID);
+    assert_msg_in(dir, &e, "3:5: server.tls: missing required key 'cert'");
+    /* missing, empty, a directory */
+    ck_assert_int_eq(
+        load_in(dir, "server:\n  tls:\n    cert: tls/cert.pem\n    key: tls/nokey.pem\n" MODELS, &c,
+                &e),
+        ERR_INVALID);
+    snprintf(msg, sizeof msg,
+             "4:10: server.tls.key '%s/nokey.pem' cannot be read: No such file or directory", sub);
+    assert_msg_in(dir, &e, msg);
+    write_text(key, "");
+    ck_assert_int_eq(load_in(dir, yaml, &c, &e), ERR_INVALID);
+    snprintf(msg, sizeof msg, "4:10: server.tls.key '%s' is empty (a PEM file is expected)", key);
+    assert_msg_in(dir, &e, msg);
+    ck_assert_int_eq(
+        load_in(dir, "server:\n  tls:\n    cert: tls\n    key: tls/key.pem\n" MODELS, &c, &e),
+        ERR_INVALID);
+    snprintf(msg, sizeof msg, "3:11: server.tls.cert '%s' is not a file", sub);
+    assert_msg_in(dir, &e, msg);
+    ck_assert_ptr_null(c.models);
+    ck_assert_ptr_null(c.server.tls.cert);
+    remove_dir(dir);
+}
+END_TEST
+
 START_TEST(dtype_names)
 {
     ck_assert_str_eq(config_dtype_name(CONFIG_DTYPE_FP32), "fp32");
@@ -497,6 +719,8 @@ Suite *suite_config(void)
     tcase_add_test(tc, many_models);
     tcase_add_test(tc, single);
     tcase_add_test(tc, same_model);
+    tcase_add_test(tc, key_sources);
+    tcase_add_test(tc, tls_files);
     tcase_add_test(tc, dtype_names);
     suite_add_tcase(s, tc);
     return s;
