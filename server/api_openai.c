@@ -219,7 +219,8 @@ void route_openai_models(struct call *c)
     struct model **all = server_models(call_server(c), &n);
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) {
-        double t = model_loaded_at(all[i]) > 0 ? model_loaded_at(all[i]) : server_started_at(call_server(c));
+        double t = model_loaded_at(all[i]) > 0 ? model_loaded_at(all[i])
+                                               : server_started_at(call_server(c));
         if (data &&
             json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", model_name(all[i]),
                                                   "object", "model", "created", (json_int_t)t,
