@@ -506,23 +506,92 @@ static int read_ids(const struct reader *r, struct hf_config *c)
     return rc;
 }
 
+/* "layer_types": one of "full_attention" / "sliding_attention" per layer. */
+static int read_layer_types(const struct reader *r, struct hf_config *c)
+{
+    const json_t *lt = json_object_get(r->root, "layer_types");
+    if (!lt || json_is_null(lt))
+        return 0;
+    if (!json_is_array(lt) || json_array_size(lt) != (size_t)c->num_hidden_layers)
+        return err_set(r->e, ERR_FORMAT, "%s: 'layer_types' must be a list of %lld layer types",
+                       r->what, (long long)c->num_hidden_layers);
+    c->sliding_layers = calloc((size_t)c->num_hidden_layers, sizeof *c->sliding_layers);
+    if (!c->sliding_layers)
+        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    for (size_t i = 0; i < json_array_size(lt); i++) {
+        const char *t = json_string_value(json_array_get(lt, i));
+        if (t && strcmp(t, "sliding_attention") == 0)
+            c->sliding_layers[i] = true;
+        else if (!t || strcmp(t, "full_attention") != 0)
+            return err_set(r->e, ERR_FORMAT, "%s: 'layer_types'[%zu] is not a layer type we know",
+                           r->what, i);
+    }
+    return 0;
+}
+
+/* Sliding window: Mistral applies it to every layer (default 4096); Qwen2 only when
+ * use_sliding_window (default false), to the layers from max_window_layers (default 28) on. */
+static int read_sliding_window(const struct reader *r, struct hf_config *c)
+{
+    static const char *const sw[] = {"sliding_window", NULL};
+    static const char *const mwl[] = {"max_window_layers", NULL};
+    bool qwen2 = strcmp(c->model_type, "qwen2") == 0;
+    bool found;
+    int64_t v = 0;
+    c->sliding_window = 0;
+    c->max_window_layers = 28;
+    int rc = get_int_any(r, sw, &v, &found);
+    /* absent: MistralConfig's default 4096; null: no window */
+    if (!rc && !json_object_get(r->root, "sliding_window") && strcmp(c->model_type, "mistral") == 0)
+        v = 4096;
+    else if (!rc && found && (v <= 0 || v > SIZE_LIMIT))
+        rc = err_set(r->e, ERR_FORMAT, "%s: 'sliding_window' = %lld is out of range", r->what,
+                     (long long)v);
+    bool use_sw = !qwen2;
+    if (!rc)
+        rc = get_bool(r, "use_sliding_window", &use_sw);
+    if (!rc)
+        rc = get_int_any(r, mwl, &c->max_window_layers, &found);
+    if (!rc && c->max_window_layers < 0)
+        rc = err_set(r->e, ERR_FORMAT, "%s: 'max_window_layers' must not be negative", r->what);
+    if (rc)
+        return rc;
+    c->sliding_window = use_sw ? v : 0;
+    if ((rc = read_layer_types(r, c)) != 0)
+        return rc;
+    if (qwen2 && !c->sliding_layers && c->sliding_window > 0) {
+        c->sliding_layers = calloc((size_t)c->num_hidden_layers, sizeof *c->sliding_layers);
+        if (!c->sliding_layers)
+            return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+        for (int64_t i = c->max_window_layers; i < c->num_hidden_layers; i++)
+            c->sliding_layers[i] = true;
+    }
+    return 0;
+}
+
 static int read_decoder_fields(const struct reader *r, struct hf_config *c)
 {
     int rc = read_rope(r, c);
-    if (rc)
-        return rc;
-    static const char *const sw[] = {"sliding_window", NULL};
-    c->sliding_window = 0;
-    rc = get_size(r, sw, &c->sliding_window, false);
-    bool use_sw = true;
     if (!rc)
-        rc = get_bool(r, "use_sliding_window", &use_sw);
-    if (!use_sw)
-        c->sliding_window = 0;
+        rc = read_sliding_window(r, c);
+    /* the LLaMA-family config classes default to an untied lm_head, GPT-2 and BERT to a tied one */
+    static const char *const untied[] = {"llama", "mistral", "qwen2"};
+    for (size_t i = 0; i < sizeof untied / sizeof untied[0]; i++)
+        if (strcmp(c->model_type, untied[i]) == 0)
+            c->tie_word_embeddings = false;
+    c->scale_attn_weights = true;
     if (!rc)
         rc = get_bool(r, "tie_word_embeddings", &c->tie_word_embeddings);
     if (!rc)
         rc = get_bool(r, "is_encoder_decoder", &c->is_encoder_decoder);
+    if (!rc)
+        rc = get_bool(r, "attention_bias", &c->attention_bias);
+    if (!rc)
+        rc = get_bool(r, "mlp_bias", &c->mlp_bias);
+    if (!rc)
+        rc = get_bool(r, "scale_attn_weights", &c->scale_attn_weights);
+    if (!rc)
+        rc = get_bool(r, "scale_attn_by_inverse_layer_idx", &c->scale_attn_by_inverse_layer_idx);
     return rc;
 }
 
@@ -636,5 +705,6 @@ void hf_config_fini(struct hf_config *cfg)
     free(cfg->id2label);
     free(cfg->eos_token_ids);
     free(cfg->rope_scaling.json);
+    free(cfg->sliding_layers);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -53,7 +53,7 @@ struct hf_config {
     int64_t max_position_embeddings; /* max_position_embeddings | n_positions; 0 for T5 */
     int64_t type_vocab_size;         /* 0 for models without token types */
     double layer_norm_eps;           /* layer_norm_eps | layer_norm_epsilon | rms_norm_eps */
-    bool tie_word_embeddings;        /* HF default true */
+    bool tie_word_embeddings;        /* HF default true; false for llama, mistral, qwen2 */
 
     /* special ids: -1 when absent or null */
     int64_t pad_token_id;
@@ -82,7 +82,17 @@ struct hf_config {
     int64_t num_key_value_heads; /* default num_attention_heads */
     double rope_theta;           /* default 10000 */
     struct hf_rope_scaling rope_scaling;
-    int64_t sliding_window; /* 0 = none (absent, null, or use_sliding_window false) */
+    int64_t sliding_window; /* 0 = none (absent, null, or use_sliding_window false; Mistral's
+                               default 4096, Qwen2's use_sliding_window default false) */
+    /* Which layers use the sliding window, from "layer_types" ("sliding_attention" or
+     * "full_attention" per layer) or, for Qwen2 without it, layers >= max_window_layers.
+     * (num_hidden_layers) flags, malloc'ed; NULL: every layer uses sliding_window. */
+    bool *sliding_layers;
+    int64_t max_window_layers; /* Qwen2, default 28 */
+    /* LLaMA: q, k, v and o projections have biases; gate, up and down have (default false) */
+    bool attention_bias, mlp_bias;
+    /* GPT-2: scores / sqrt(head_dim) (default true); also / (layer index + 1) (default false) */
+    bool scale_attn_weights, scale_attn_by_inverse_layer_idx;
 
     /* T5 */
     int64_t num_decoder_layers; /* default num_hidden_layers */
