@@ -20,13 +20,7 @@
 
 #include "support/support.h"
 
-/* A growing NUL-terminated byte buffer. */
-struct buf {
-    char *p;
-    size_t n, cap;
-};
-
-static void buf_add(struct buf *b, const void *data, size_t len)
+void buf_add(struct buf *b, const void *data, size_t len)
 {
     if (b->n + len + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;

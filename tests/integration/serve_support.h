@@ -90,4 +90,11 @@ void serve_teardown(void);
 struct http_reply *daemon_post(const struct daemon *d, const char *path, json_t *body);
 struct http_reply *daemon_get(const struct daemon *d, const char *path);
 
+/* A growing NUL-terminated byte buffer (fails the test when out of memory). */
+struct buf {
+    char *p;
+    size_t n, cap;
+};
+void buf_add(struct buf *b, const void *data, size_t len);
+
 #endif
