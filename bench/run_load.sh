@@ -19,7 +19,9 @@
 # usage: bench/run_load.sh [BUILD_DIR (default: build)]   (after `make build`)
 # environment: DURATION (20), WARMUP (3), SOAK_SECONDS (300; 0 skips the soak),
 #              CONNECTIONS ("1 16 64"), ENGINE_PASSES (5: times the bodies go through
-#              `inferd run` per round), ENGINE_ROUNDS (3: the best round is kept)
+#              `inferd run` per round), ENGINE_ROUNDS (3: the best round is kept),
+#              WORKERS (1) and THREADS (2): the model's workers x threads in both servers
+#              and the engine's reference runs (WORKERS `inferd run` processes at once)
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +32,8 @@ SOAK_SECONDS=${SOAK_SECONDS:-300}
 CONNECTIONS=${CONNECTIONS:-1 16 64}
 ENGINE_PASSES=${ENGINE_PASSES:-5}
 ENGINE_ROUNDS=${ENGINE_ROUNDS:-3}
+WORKERS=${WORKERS:-1}
+THREADS=${THREADS:-2}
 PYTHON=/usr/bin/python3
 INFERD=$BUILD/inferd
 LOAD=$BUILD/bench/bench-load
@@ -81,8 +85,8 @@ models:
   - name: spam
     path: $MODEL
     task: text-classification
-    workers: 1
-    threads: 2
+    workers: $WORKERS
+    threads: $THREADS
     batching:
       max_batch_size: $2
       max_queue_delay_us: 2000
@@ -94,17 +98,19 @@ write_config "$WORK/unbatched.yaml" 1
 # ---- 1. the engine alone ----
 now() { "$PYTHON" -c 'import time; print(time.monotonic())'; }
 # ENGINE_ROUNDS rounds of: `inferd run` with no input (its load time), then over the bodies
-# ENGINE_PASSES times; rps = lines / (timed run - load time). The best round is kept (the
-# least disturbed by other processes); other_cpu_cores says how disturbed it was.
-"$PYTHON" - "$INFERD" "$MODEL" "$BODIES" "$ENGINE_PASSES" "$ENGINE_ROUNDS" <<'EOF_ENGINE' \
-    | tee -a "$RESULTS"
-import json, os, resource, subprocess, sys, time
+# ENGINE_PASSES times (WORKERS processes of THREADS threads at once, as the server's
+# workers); rps = lines / (timed run - load time). The best round is kept (the least
+# disturbed by other processes); other_cpu_cores says how disturbed it was.
+"$PYTHON" - "$INFERD" "$MODEL" "$BODIES" "$ENGINE_PASSES" "$ENGINE_ROUNDS" "$WORKERS" \
+    "$THREADS" <<'EOF_ENGINE' | tee -a "$RESULTS"
+import json, os, resource, subprocess, sys, tempfile, time
 
-inferd, model, bodies, passes, rounds = sys.argv[1:4] + [int(a) for a in sys.argv[4:6]]
+inferd, model, bodies = sys.argv[1:4]
+passes, rounds, workers, threads = [int(a) for a in sys.argv[4:8]]
 data = open(bodies, "rb").read() * passes
 n = data.count(b"\n")
-cmd = [inferd, "run", "--model", model, "--task", "text-classification", "--threads", "2",
-       "--batch", "16"]
+cmd = [inferd, "run", "--model", model, "--task", "text-classification", "--threads",
+       str(threads), "--batch", "16"]
 
 def busy():
     f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
@@ -113,7 +119,15 @@ def busy():
 def timed(stdin):
     """wall seconds, child CPU seconds, machine busy seconds, stdout"""
     c0, b0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), busy(), time.monotonic()
-    out = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, check=False).stdout
+    procs = []
+    for _ in range(workers):
+        f = tempfile.TemporaryFile()
+        f.write(stdin)
+        f.seek(0)
+        procs.append((subprocess.Popen(cmd, stdin=f, stdout=subprocess.PIPE), f))
+    out = b"".join(p.communicate()[0] for p, _ in procs)
+    for _, f in procs:
+        f.close()
     t1, b1, c1 = time.monotonic(), busy(), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
     return t1 - t0, cpu, (b1 - b0) / os.sysconf("SC_CLK_TCK"), out
@@ -123,19 +137,41 @@ for _ in range(rounds):
     load_s, load_cpu, load_busy, _ = timed(b"")
     run_s, run_cpu, run_busy, out = timed(data)
     lines = out.splitlines()
-    if len(lines) != n or any(l.startswith(b'{"error"') for l in lines):
+    if len(lines) != n * workers or any(l.startswith(b'{"error"') for l in lines):
         bad = next((l for l in lines if l.startswith(b'{"error"')), b"(missing lines)")
         sys.exit("run_load: inferd run failed on the bodies (%d of %d answers): %s"
-                 % (len(lines), n, bad.decode()[:300]))
+                 % (len(lines), n * workers, bad.decode()[:300]))
     secs = run_s - load_s
     other = max(0.0, (run_busy - run_cpu) / run_s)
-    r = {"engine": True, "batch": 16, "requests": n, "seconds": round(secs, 3),
-         "load_seconds": round(load_s, 3), "rps": round(n / secs, 2),
+    r = {"engine": True, "batch": 16, "workers": workers, "threads": threads,
+         "requests": n * workers, "seconds": round(secs, 3),
+         "load_seconds": round(load_s, 3), "rps": round(n * workers / secs, 2),
          "engine_cpu_cores": round(run_cpu / run_s, 2), "other_cpu_cores": round(other, 2)}
     if not best or r["rps"] > best["rps"]:
         best = r
 print(json.dumps(best))
 EOF_ENGINE
+
+# ---- 1b. what batching can gain in the engine itself ----
+# `inferd bench` (random token ids, all rows 256 tokens: most dev emails reach the truncation
+# length) at batch 1 and 16, on 1 and THREADS threads, two interleaved rounds, the fastest
+# run of each kept: the compute per sequence, with no HTTP, queue or tokenizer.
+if [ "${ENGINE_PROBE:-1}" = 1 ]; then
+    for round in 1 2; do
+        for t in 1 "$THREADS"; do
+            for b in 1 16; do
+                "$INFERD" bench --model "$MODEL" --batch "$b" --seq 256 --threads "$t" \
+                    --min-seconds 3 --max-runs 100000 2> /dev/null |
+                    "$PYTHON" -c 'import json, sys
+r = json.loads(sys.stdin.read())
+print(json.dumps({"probe": True, "round": int(sys.argv[1]), "threads": r["threads"],
+                  "batch": r["batch"], "seq": r["seq"], "min_ms": r["min_ms"],
+                  "median_ms": r["median_ms"], "foreign_cpu": r["foreign_cpu"]}))' "$round" |
+                    tee -a "$RESULTS"
+            done
+        done
+    done
+fi
 
 # ---- the daemon ----
 # start_server CONFIG LOG: starts it, sets SERVER_PID and URL, waits for /ready 200
@@ -304,6 +340,26 @@ if b16:
               % (100 * (lat - inf) / lat if lat else 0))
     else:
         print("  (no x-total-time header in the responses: no per-request breakdown)")
+
+probes = {}
+for r in rows:
+    if r.get("probe"):
+        k = (r["threads"], r["batch"])
+        probes[k] = min(probes.get(k, 1e9), r["min_ms"] / r["batch"])
+if probes:
+    print("\nengine compute per 256-token sequence (inferd bench, fastest run, ms): " +
+          ", ".join("%d thread%s batch %d: %.3f" % (t, "s" if t > 1 else "", b, v)
+                    for (t, b), v in sorted(probes.items())))
+    t1 = (probes.get((1, 1)), probes.get((1, 16)))
+    if all(t1):
+        print("  per core, batch 16 vs batch 1: %.2fx the sequences per second" % (t1[0] / t1[1]))
+    tn = [k for k in probes if k[0] > 1]
+    if tn:
+        t = tn[0][0]
+        one, best = probes.get((t, 1)), min(v for (tt, b), v in probes.items() if tt == t)
+        lim = one / min(best, probes.get((1, 1), best) / t)
+        print("  on %d threads: batch 1 %.3f ms/seq; the most any batching could give, all %d"
+              " cores at the best per-core rate: %.2fx" % (t, one, t, lim))
 
 errors = sum(r["errors"] for r in runs) + (soak["errors"] if soak else 0)
 check("errors (all runs)", errors == 0, "%d" % errors)

@@ -15,6 +15,7 @@
 #include "models/encoder.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,9 +92,25 @@ struct encoder {
     size_t out_width;
 };
 
+/* A batch of several sequences is run as passes of whole sequences of at most PASS_ROWS tokens,
+ * spread over the OpenMP threads, each pass on one thread: a core then works on activations
+ * that stay in its cache, and the threads never wait for each other inside a matmul (a
+ * single sequence still splits each op over every thread). At most MAX_PASS_THREADS threads. */
+#define PASS_ROWS 512
+#define MAX_PASS_THREADS 64
+
+struct pass_spec;
+
 struct encoder_run {
     float *emb, *x, *qkv, *att, *tmp, *inter, *rows, *rows2, *out;
     size_t cap_emb, cap_x, cap_qkv, cap_att, cap_tmp, cap_inter, cap_rows, cap_rows2, cap_out;
+    /* per pass thread: its activations and its single-threaded oneDNN context */
+    struct encoder_run *sub[MAX_PASS_THREADS];
+    struct dnn_ctx *sub_ctx[MAX_PASS_THREADS];
+    struct pass_spec *passes; /* the passes of a split batch */
+    int32_t *pass_order;      /* the sequences by length, then their lengths */
+    int32_t *pass_ids;        /* a pass thread's ids, types and mask */
+    size_t cap_passes, cap_pass_order, cap_pass_ids;
 };
 
 /* ---- loading ---- */
@@ -546,6 +563,13 @@ void encoder_run_free(struct encoder_run *r)
     free(r->rows);
     free(r->rows2);
     free(r->out);
+    free(r->passes);
+    free(r->pass_order);
+    free(r->pass_ids);
+    for (int i = 0; i < MAX_PASS_THREADS; i++) {
+        encoder_run_free(r->sub[i]);
+        dnn_ctx_free(r->sub_ctx[i]);
+    }
     free(r);
 }
 
@@ -690,12 +714,179 @@ static int head_forward(const struct encoder *m, struct dnn_ctx *ctx, struct enc
     return err_set(e, ERR_INTERNAL, "unknown head");
 }
 
+/* A pass: sequences order[first .. first + n) of the batch, each cut to len tokens (the
+ * longest real length among them: no padding beyond it). */
+struct pass_spec {
+    int first, n, len;
+};
+
+/* Grows an int32 buffer to n values. */
+static int ensure_i32(int32_t **buf, size_t *cap, size_t n, struct err *e)
+{
+    if (n <= *cap)
+        return 0;
+    int32_t *nb = realloc(*buf, n * sizeof *nb);
+    if (!nb)
+        return err_set(e, ERR_NOMEM, "out of memory for a pass of %zu tokens", n);
+    *buf = nb;
+    *cap = n;
+    return 0;
+}
+
+static int ensure_passes(struct encoder_run *r, size_t n, struct err *e)
+{
+    if (n <= r->cap_passes)
+        return 0;
+    struct pass_spec *nb = realloc(r->passes, n * sizeof *nb);
+    if (!nb)
+        return err_set(e, ERR_NOMEM, "out of memory for %zu passes", n);
+    r->passes = nb;
+    r->cap_passes = n;
+    return 0;
+}
+
+/* Runs one pass on the calling thread (thread th of the team) and copies its outputs into
+ * r's at the rows of its sequences; positions past a sequence's pass length are zeros. */
+static int pass_forward(const struct encoder *m, struct encoder_run *r,
+                        const struct encoder_batch *b, const int32_t *order,
+                        const struct pass_spec *ps, int th, bool want_hidden, struct err *e)
+{
+    if (!r->sub[th] && !(r->sub[th] = encoder_run_new()))
+        return err_set(e, ERR_NOMEM, "out of memory for a pass");
+    if (!r->sub_ctx[th] && !(r->sub_ctx[th] = dnn_ctx_new(1, e)))
+        return e->kind ? e->kind : ERR_NOMEM;
+    struct encoder_run *sr = r->sub[th];
+    size_t S = (size_t)b->seq, L = (size_t)ps->len, n = (size_t)ps->n;
+    int rc;
+    if ((rc = ensure_i32(&sr->pass_ids, &sr->cap_pass_ids, 3 * n * L, e)) != 0)
+        return rc;
+    int32_t *ids = sr->pass_ids, *types = ids + n * L, *mask = types + n * L;
+    for (size_t j = 0; j < n; j++) {
+        size_t src = (size_t)order[ps->first + (int)j] * S;
+        memcpy(ids + j * L, b->ids + src, L * sizeof *ids);
+        if (b->type_ids)
+            memcpy(types + j * L, b->type_ids + src, L * sizeof *types);
+        if (b->mask)
+            memcpy(mask + j * L, b->mask + src, L * sizeof *mask);
+    }
+    struct encoder_batch sb = {.batch = ps->n,
+                               .seq = ps->len,
+                               .ids = ids,
+                               .type_ids = b->type_ids ? types : NULL,
+                               .mask = b->mask ? mask : NULL};
+    const float *so, *sh = NULL;
+    rc = encoder_forward(m, r->sub_ctx[th], sr, &sb, &so, want_hidden ? &sh : NULL, e);
+    if (rc)
+        return rc;
+    size_t H = (size_t)m->H, W = m->out_width;
+    for (size_t j = 0; j < n; j++) {
+        size_t row = (size_t)order[ps->first + (int)j];
+        if (want_hidden) {
+            memcpy(r->x + row * S * H, sh + j * L * H, L * H * sizeof(float));
+            memset(r->x + (row * S + L) * H, 0, (S - L) * H * sizeof(float));
+        }
+        if (m->head == HEAD_SEQ_CLS)
+            memcpy(r->out + row * W, so + j * W, W * sizeof(float));
+        else if (m->head != HEAD_NONE) {
+            memcpy(r->out + row * S * W, so + j * L * W, L * W * sizeof(float));
+            memset(r->out + (row * S + L) * W, 0, (S - L) * W * sizeof(float));
+        }
+    }
+    return 0;
+}
+
+/* The batch as passes over the threads (see PASS_ROWS): sequences sorted by real length
+ * (the last token the mask keeps), longest first, then cut into passes of at most PASS_ROWS
+ * tokens (at least one sequence), each padded only to its own longest. */
+static int split_forward(const struct encoder *m, struct encoder_run *r,
+                         const struct encoder_batch *b, const float **out, const float **hidden,
+                         struct err *e)
+{
+    size_t B = (size_t)b->batch, S = (size_t)b->seq;
+    int rc = ensure_i32(&r->pass_order, &r->cap_pass_order, 2 * B, e);
+    if (rc == 0)
+        rc = ensure_passes(r, B, e);
+    if (rc)
+        return rc;
+    int32_t *order = r->pass_order, *len = order + B;
+    for (size_t i = 0; i < B; i++) {
+        int l = (int)S;
+        if (b->mask)
+            while (l > 1 && b->mask[i * S + (size_t)l - 1] == 0)
+                l--;
+        len[i] = l;
+        order[i] = (int32_t)i;
+    }
+    /* insertion sort by length, longest first, stable (batches are small) */
+    for (size_t i = 1; i < B; i++) {
+        int32_t v = order[i];
+        size_t j = i;
+        while (j > 0 && len[order[j - 1]] < len[v]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    int n_pass = 0;
+    for (int i = 0; i < (int)B;) {
+        int L = len[order[i]], n = PASS_ROWS / L > 0 ? PASS_ROWS / L : 1;
+        n = n > (int)B - i ? (int)B - i : n;
+        r->passes[n_pass++] = (struct pass_spec){i, n, L};
+        i += n;
+    }
+    int T = omp_get_max_threads();
+    T = T > MAX_PASS_THREADS ? MAX_PASS_THREADS : T;
+    T = T > n_pass ? n_pass : T;
+    size_t M = B * S, W = m->out_width;
+    bool want_hidden = hidden || m->head == HEAD_NONE;
+    size_t n_out = m->head == HEAD_SEQ_CLS ? B * W : M * W;
+    if ((want_hidden && (rc = ensure(&r->x, &r->cap_x, M * (size_t)m->H, e))) ||
+        (m->head != HEAD_NONE && (rc = ensure(&r->out, &r->cap_out, n_out, e))))
+        return rc;
+    int failed = 0;
+    struct err first = {0};
+#pragma omp parallel num_threads(T)
+    {
+        int th = omp_get_thread_num();
+        struct err te = {0};
+#pragma omp for schedule(dynamic, 1)
+        for (int p = 0; p < n_pass; p++) {
+            int bad;
+#pragma omp atomic read
+            bad = failed;
+            if (bad)
+                continue;
+            if (pass_forward(m, r, b, order, &r->passes[p], th, want_hidden, &te) != 0) {
+#pragma omp critical(encoder_pass_error)
+                if (!failed) {
+                    failed = 1;
+                    first = te;
+                }
+            }
+        }
+    }
+    if (failed) {
+        if (e)
+            *e = first;
+        return first.kind ? first.kind : ERR_INTERNAL;
+    }
+    if (hidden)
+        *hidden = r->x;
+    *out = m->head == HEAD_NONE ? r->x : r->out;
+    return 0;
+}
+
 int encoder_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder_run *r,
                     const struct encoder_batch *b, const float **out, const float **hidden,
                     struct err *e)
 {
     if (b->batch <= 0 || b->seq <= 0)
         return err_set(e, ERR_INVALID, "empty batch (%d x %d)", b->batch, b->seq);
+    /* several sequences: passes over the threads (a masked-LM batch picking rows keeps one
+     * pass: its output rows follow lm_rows, not the sequences) */
+    if (b->batch > 1 && !b->lm_rows && !omp_in_parallel() &&
+        (omp_get_max_threads() > 1 || (size_t)b->batch * (size_t)b->seq > PASS_ROWS))
+        return split_forward(m, r, b, out, hidden, e);
     size_t M = (size_t)b->batch * (size_t)b->seq;
     int rc;
     if ((rc = ensure(&r->x, &r->cap_x, M * (size_t)m->H, e)) ||
