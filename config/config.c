@@ -103,6 +103,15 @@ static const struct key batching_keys[] = {
 };
 static const struct table batching_table = TABLE(batching_keys);
 
+static const struct key generation_keys[] = {
+    NUM("max_total_tokens", KEY_SIZE, struct generation_config, max_total_tokens, 0, 1048576, 0),
+    NUM("max_batch_total_tokens", KEY_SIZE, struct generation_config, max_batch_total_tokens, 1,
+        NO_MAX, 16384),
+    NUM("max_batch_prefill_tokens", KEY_SIZE, struct generation_config, max_batch_prefill_tokens, 1,
+        1048576, 512),
+};
+static const struct table generation_table = TABLE(generation_keys);
+
 static const struct key model_keys[] = {
     ROW("name", KEY_STRING, struct model_config, name, .required = true, .check = check_name),
     ROW("path", KEY_STRING, struct model_config, path, .required = true, .check = resolve_path),
@@ -112,6 +121,7 @@ static const struct key model_keys[] = {
     NUM("threads", KEY_INT, struct model_config, threads, 0, 1024, 0),
     NUM("max_input_tokens", KEY_SIZE, struct model_config, max_input_tokens, 0, NO_MAX, 0),
     ROW("batching", KEY_SECTION, struct model_config, batching, .section = &batching_table),
+    ROW("generation", KEY_SECTION, struct model_config, generation, .section = &generation_table),
 };
 static const struct table model_table = TABLE(model_keys);
 
@@ -329,10 +339,16 @@ static int check_task(struct load *ld, const struct ytree *v, const char *keypat
 {
     if (pipeline_task_by_name(*s) >= 0)
         return 0;
-    char list[200] = "";
+    /* the generation tasks: served by server/gen_sched.c, not by a pipeline */
+    if (strcmp(*s, "text-generation") == 0 || strcmp(*s, "text2text-generation") == 0)
+        return 0;
+    char list[260] = "";
     for (int t = 0; t < TASK_COUNT; t++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t ? ", " : "",
                  pipeline_task_name((enum pipeline_task)t));
+    snprintf(list + strlen(list), sizeof list - strlen(list),
+             ", text-generation, "
+             "text2text-generation");
     return fail(ld, v, "%s '%.40s' is not a task (%s)", keypath, *s, list);
 }
 
@@ -734,7 +750,8 @@ int config_single(const char *model_dir, const char *task, const char *name, str
                   struct err *e)
 {
     memset(out, 0, sizeof *out);
-    if (pipeline_task_by_name(task) < 0)
+    if (pipeline_task_by_name(task) < 0 && strcmp(task, "text-generation") != 0 &&
+        strcmp(task, "text2text-generation") != 0)
         return err_set(e, ERR_INVALID, "unknown task '%s'", task);
     /* The default name: the directory's last component ("models/spam/" -> "spam"). */
     size_t end = strlen(model_dir), start;
@@ -786,15 +803,25 @@ void config_free(struct config *c)
     memset(c, 0, sizeof *c);
 }
 
+/* The same task: a pipeline task by its canonical name (aliases match), else by name. */
+static bool same_task(const char *a, const char *b)
+{
+    int x = pipeline_task_by_name(a), y = pipeline_task_by_name(b);
+    return x >= 0 || y >= 0 ? x == y : strcmp(a, b) == 0;
+}
+
 bool model_config_same(const struct model_config *a, const struct model_config *b)
 {
     const struct batching_config *x = &a->batching, *y = &b->batching;
-    return strcmp(a->path, b->path) == 0 &&
-           pipeline_task_by_name(a->task) == pipeline_task_by_name(b->task) &&
-           a->dtype == b->dtype && a->workers == b->workers && a->threads == b->threads &&
+    const struct generation_config *g = &a->generation, *h = &b->generation;
+    return strcmp(a->path, b->path) == 0 && same_task(a->task, b->task) && a->dtype == b->dtype &&
+           a->workers == b->workers && a->threads == b->threads &&
            a->max_input_tokens == b->max_input_tokens && x->max_batch_size == y->max_batch_size &&
            x->max_batch_tokens == y->max_batch_tokens &&
-           x->max_queue_delay_us == y->max_queue_delay_us && x->max_queue_size == y->max_queue_size;
+           x->max_queue_delay_us == y->max_queue_delay_us &&
+           x->max_queue_size == y->max_queue_size && g->max_total_tokens == h->max_total_tokens &&
+           g->max_batch_total_tokens == h->max_batch_total_tokens &&
+           g->max_batch_prefill_tokens == h->max_batch_prefill_tokens;
 }
 
 const char *config_dtype_name(enum config_dtype d)

@@ -22,6 +22,18 @@ struct batching_config {
     size_t max_queue_size;   /* queued requests before 429; default 1024 */
 };
 
+/* generation: the continuous batching of a text-generation model (server/gen_sched.h). Its
+ * running sequences are limited by batching.max_batch_size and its queue by
+ * batching.max_queue_size; batching.max_batch_tokens and max_queue_delay_us do not apply. */
+struct generation_config {
+    size_t max_total_tokens;         /* prompt + new tokens of one request; default 0 = the
+                                        model's max positions, at most 4096 and at most
+                                        max_batch_total_tokens (resolved at load); 0..1048576 */
+    size_t max_batch_total_tokens;   /* tokens reserved (prompt + max_new_tokens) by all
+                                        running sequences together; default 16384, >= 1 */
+    size_t max_batch_prefill_tokens; /* prompt tokens fed per step; default 512, 1..1048576 */
+};
+
 struct model_config {
     char *name;              /* required; [A-Za-z0-9._-]{1,64}, unique */
     char *path;              /* required; relative paths are joined to the config file's dir */
@@ -31,6 +43,7 @@ struct model_config {
     int threads;             /* default 0 = auto (online CPUs / workers, at least 1); 1..1024 */
     size_t max_input_tokens; /* default 0 = the model's own maximum */
     struct batching_config batching;
+    struct generation_config generation;
     int line, column; /* where this model's entry starts (for messages); 0 if none */
 };
 
@@ -87,7 +100,7 @@ int config_single(const char *model_dir, const char *task, const char *name, str
 void config_free(struct config *c);
 
 /* True when two entries would load the same thing (path, task, dtype, workers, threads,
- * max_input_tokens, batching; not the name): a reload keeps such a model running. */
+ * max_input_tokens, batching, generation; not the name): a reload keeps such a model running. */
 bool model_config_same(const struct model_config *a, const struct model_config *b);
 
 /* "fp32", "bf16" or "int8". */

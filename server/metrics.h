@@ -43,6 +43,13 @@ void metrics_inflight_add(struct metrics *m, long delta); /* requests being hand
  * (expired in the queue). */
 void metrics_dropped(struct metrics *m, const char *model, const char *reason);
 
+/* Text generation (server/gen_sched.c): tokens generated (added per step), the time from a
+ * request queued to its first token, and the sequences running (a gauge, dropped by
+ * model_forget like the other gauges). */
+void metrics_generated(struct metrics *m, const char *model, size_t tokens);
+void metrics_first_token(struct metrics *m, const char *model, double seconds);
+void metrics_running(struct metrics *m, const char *model, long running);
+
 /* Every family in the Prometheus text format 0.0.4 (HELP and TYPE lines even for a family with
  * no series yet). Returns malloc'ed NUL-terminated text, its length in *len (len may be NULL);
  * NULL on OOM or when m is NULL. */

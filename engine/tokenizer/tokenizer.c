@@ -841,6 +841,12 @@ const char *tokenizer_id_to_token(const struct tokenizer *tk, int32_t id)
     return id_to_token(tk, id);
 }
 
+bool tokenizer_is_special(const struct tokenizer *tk, int32_t id)
+{
+    const char *t = id_to_token(tk, id);
+    return t && is_special_content(tk, t);
+}
+
 size_t tokenizer_vocab_size(const struct tokenizer *tk)
 {
     size_t n = tk->model->ops->vocab_size(tk->model->state);

@@ -110,6 +110,9 @@ bool tokenizer_has_subword_prefix(const struct tokenizer *tk);
 int32_t tokenizer_token_to_id(const struct tokenizer *tk, const char *token);
 const char *tokenizer_id_to_token(const struct tokenizer *tk, int32_t id);
 size_t tokenizer_vocab_size(const struct tokenizer *tk); /* 1 + highest id */
+/* Whether id is a special token, i.e. one decode skips with skip_special_tokens (an added
+ * token marked special, matched by content as HF does); false for unknown ids. */
+bool tokenizer_is_special(const struct tokenizer *tk, int32_t id);
 /* Number of special tokens the post-processor adds to one sequence or a pair. */
 size_t tokenizer_num_special_tokens(const struct tokenizer *tk, bool pair);
 /* tokenizer_config.json values used by pipelines (NULL / 0 when absent). */

@@ -54,6 +54,9 @@ static void assert_defaults(const struct config *c)
         ck_assert_uint_eq(m->batching.max_batch_tokens, 16384);
         ck_assert_int_eq(m->batching.max_queue_delay_us, 2000);
         ck_assert_uint_eq(m->batching.max_queue_size, 1024);
+        ck_assert_uint_eq(m->generation.max_total_tokens, 0);
+        ck_assert_uint_eq(m->generation.max_batch_total_tokens, 16384);
+        ck_assert_uint_eq(m->generation.max_batch_prefill_tokens, 512);
     }
 }
 
@@ -142,6 +145,10 @@ START_TEST(every_key_set)
                        "      max_batch_tokens: 99999999999\n"
                        "      max_queue_delay_us: 0\n"
                        "      max_queue_size: 5\n"
+                       "    generation:\n"
+                       "      max_total_tokens: 1048576\n"
+                       "      max_batch_total_tokens: 1\n"
+                       "      max_batch_prefill_tokens: 3\n"
                        "...\n";
     struct config c;
     struct err e = {0};
@@ -177,6 +184,10 @@ START_TEST(every_key_set)
     ck_assert_uint_eq(b->batching.max_batch_tokens, 99999999999u);
     ck_assert_int_eq(b->batching.max_queue_delay_us, 0);
     ck_assert_uint_eq(b->batching.max_queue_size, 5);
+    ck_assert_uint_eq(b->generation.max_total_tokens, 1048576);
+    ck_assert_uint_eq(b->generation.max_batch_total_tokens, 1);
+    ck_assert_uint_eq(b->generation.max_batch_prefill_tokens, 3);
+    ck_assert_uint_eq(a->generation.max_batch_prefill_tokens, 512);
     ck_assert_int_eq(b->line, 12);
     config_free(&c);
 }
@@ -216,7 +227,7 @@ static const struct {
     /* unknown keys */
     {MODELS "    workrs: 2\n", "t.yaml:5:5: unknown key 'workrs' in models[0] (expected one of: "
                                "name, path, task, dtype, workers, threads, max_input_tokens, "
-                               "batching)"},
+                               "batching, generation)"},
     {"server:\n  prot: 1\n" MODELS, "t.yaml:2:3: unknown key 'prot' in server (expected one of: "
                                     "host, port, max_body_bytes, request_timeout_ms, api_keys, "
                                     "api_keys_file, api_keys_env, http_threads, max_connections, "
@@ -226,6 +237,9 @@ static const struct {
     {MODELS "    batching:\n      max_delay: 5\n",
      "t.yaml:6:7: unknown key 'max_delay' in models[0].batching (expected one of: "
      "max_batch_size, max_batch_tokens, max_queue_delay_us, max_queue_size)"},
+    {MODELS "    generation:\n      max_new_tokens: 5\n",
+     "t.yaml:6:7: unknown key 'max_new_tokens' in models[0].generation (expected one of: "
+     "max_total_tokens, max_batch_total_tokens, max_batch_prefill_tokens)"},
     {MODELS "model: x\n",
      "t.yaml:5:1: unknown key 'model' at the top level (expected one of: server, models)"},
     /* integers */
@@ -264,6 +278,25 @@ static const struct {
     {MODELS "    batching:\n      max_queue_delay_us: 10000001\n",
      "t.yaml:6:27: models[0].batching.max_queue_delay_us must be an integer in 0..10000000, not "
      "'10000001'"},
+    {MODELS "    generation: {max_total_tokens: 1048577}\n",
+     "t.yaml:5:36: models[0].generation.max_total_tokens must be an integer in 0..1048576, not "
+     "'1048577'"},
+    {MODELS "    generation: {max_total_tokens: -1}\n",
+     "t.yaml:5:36: models[0].generation.max_total_tokens must be an integer in 0..1048576, not "
+     "'-1'"},
+    {MODELS "    generation:\n      max_batch_total_tokens: 0\n",
+     "t.yaml:6:31: models[0].generation.max_batch_total_tokens must be an integer >= 1, not '0'"},
+    {MODELS "    generation:\n      max_batch_total_tokens: 16k\n",
+     "t.yaml:6:31: models[0].generation.max_batch_total_tokens must be an integer >= 1, not "
+     "'16k'"},
+    {MODELS "    generation:\n      max_batch_prefill_tokens: 0\n",
+     "t.yaml:6:33: models[0].generation.max_batch_prefill_tokens must be an integer in "
+     "1..1048576, not '0'"},
+    {MODELS "    generation:\n      max_batch_prefill_tokens: 2000000\n",
+     "t.yaml:6:33: models[0].generation.max_batch_prefill_tokens must be an integer in "
+     "1..1048576, not '2000000'"},
+    {MODELS "    generation: 512\n",
+     "t.yaml:5:17: models[0].generation must be a mapping, not '512'"},
     /* strings and names */
     {MODELS "    dtype: fp64\n",
      "t.yaml:5:12: models[0].dtype must be fp32, bf16 or int8, not 'fp64'"},
@@ -272,7 +305,7 @@ static const struct {
     {"models:\n  - {name: a, path: b, task: translation}\n",
      "t.yaml:2:30: models[0].task 'translation' is not a task (text-classification, "
      "token-classification, question-answering, fill-mask, zero-shot-classification, "
-     "feature-extraction, sentence-embeddings)"},
+     "feature-extraction, sentence-embeddings, text-generation, text2text-generation)"},
     {"models:\n  - {name: a b, path: b, task: ner}\n",
      "t.yaml:2:12: models[0].name must be 1 to 64 letters, digits, '.', '_' or '-', not 'a b'"},
     {"models:\n  - {name: a/b, path: b, task: ner}\n",
@@ -496,17 +529,35 @@ START_TEST(same_model)
                            "  - {name: g, path: b, task: ner, workers: 2}\n"
                            "  - {name: h, path: b, task: ner, max_input_tokens: 64}\n"
                            "  - {name: i, path: b, task: ner, batching: {max_queue_size: 9}}\n"
-                           "  - {name: j, path: b, task: fill-mask}\n",
+                           "  - {name: j, path: b, task: fill-mask}\n"
+                           "  - {name: k, path: b, task: ner, generation: {max_total_tokens: 9}}\n"
+                           "  - {name: l, path: b, task: ner,\n"
+                           "     generation: {max_batch_total_tokens: 9}}\n"
+                           "  - {name: m, path: b, task: ner,\n"
+                           "     generation: {max_batch_prefill_tokens: 9}}\n"
+                           "  - {name: n, path: b, task: ner,\n"
+                           "     generation: {max_batch_prefill_tokens: 512}}\n",
                            &a, &e),
                      0);
     ck_assert_int_eq(config_single("b", "ner", "other", &b, &e), 0);
     ck_assert(model_config_same(&a.models[0], &a.models[0]));
     ck_assert(model_config_same(&a.models[0], &a.models[1])); /* alias == its task; names differ */
     ck_assert(model_config_same(&a.models[0], &b.models[0])); /* from the CLI too */
-    for (size_t i = 2; i < a.n_models; i++)
+    /* the default written out is the same */
+    ck_assert(model_config_same(&a.models[0], &a.models[a.n_models - 1]));
+    for (size_t i = 2; i + 1 < a.n_models; i++)
         ck_assert_msg(!model_config_same(&a.models[0], &a.models[i]), "%s", a.models[i].name);
     config_free(&a);
     config_free(&b);
+    /* the generation tasks are no pipeline tasks: still told apart */
+    ck_assert_int_eq(parse("models:\n  - {name: g, path: b, task: text-generation}\n"
+                           "  - {name: h, path: b, task: text2text-generation}\n"
+                           "  - {name: i, path: b, task: text-generation}\n",
+                           &a, &e),
+                     0);
+    ck_assert(!model_config_same(&a.models[0], &a.models[1]));
+    ck_assert(model_config_same(&a.models[0], &a.models[2]));
+    config_free(&a);
 }
 END_TEST
 

@@ -63,6 +63,9 @@ START_TEST(fresh_registry_has_every_family)
         {"inferd_model_ready", "gauge"},
         {"inferd_requests_in_flight", "gauge"},
         {"inferd_requests_dropped_total", "counter"},
+        {"inferd_generated_tokens_total", "counter"},
+        {"inferd_time_to_first_token_seconds", "histogram"},
+        {"inferd_running_sequences", "gauge"},
         {"inferd_start_time_seconds", "gauge"},
         {"inferd_build_info", "gauge"},
     };
@@ -106,6 +109,13 @@ START_TEST(values_after_known_observations)
     metrics_inflight_add(m, 3);
     metrics_inflight_add(m, -1);
     metrics_request(m, "bert", "/embed", 200, -1); /* clamped to 0 */
+    metrics_generated(m, "gpt", 16);
+    metrics_generated(m, "gpt", 0); /* creates nothing */
+    metrics_generated(m, "gpt", 3);
+    metrics_first_token(m, "gpt", 0.125);
+    metrics_first_token(m, "gpt", 2);
+    metrics_running(m, "gpt", 4);
+    metrics_running(m, "gpt", 3);
     char *text = render(m);
 
     ck_sample(text, "inferd_requests_total{model=\"bert\",route=\"/embed\",status=\"200\"}", 4);
@@ -154,6 +164,14 @@ START_TEST(values_after_known_observations)
     ck_sample(text, "inferd_requests_dropped_total{model=\"bert\",reason=\"timeout\"}", 2);
     ck_sample(text, "inferd_requests_dropped_total{model=\"bert\",reason=\"disconnect\"}", 1);
     ck_sample(text, "inferd_requests_in_flight", 2);
+    ck_sample(text, "inferd_generated_tokens_total{model=\"gpt\"}", 19);
+    ck_sample(text, "inferd_time_to_first_token_seconds_bucket{model=\"gpt\",le=\"0.1\"}", 0);
+    ck_sample(text, "inferd_time_to_first_token_seconds_bucket{model=\"gpt\",le=\"0.25\"}", 1);
+    ck_sample(text, "inferd_time_to_first_token_seconds_bucket{model=\"gpt\",le=\"2.5\"}", 2);
+    ck_sample(text, "inferd_time_to_first_token_seconds_sum{model=\"gpt\"}", 2.125);
+    ck_sample(text, "inferd_time_to_first_token_seconds_count{model=\"gpt\"}", 2);
+    ck_sample(text, "inferd_running_sequences{model=\"gpt\"}", 3);
+    ck_assert_ptr_null(strstr(text, "inferd_generated_tokens_total{model=\"bert\"}"));
     /* Never observed: still no series. */
     ck_assert_ptr_null(strstr(text, "inferd_queue_depth{"));
     free(text);
@@ -188,10 +206,12 @@ START_TEST(forget_drops_gauges_only)
     metrics_model_ready(m, "keep", false);
     metrics_queue_depth(m, "keep", 1);
     metrics_request(m, "old", "/embed", 200, 0.01);
+    metrics_running(m, "old", 2);
     char *text = render(m);
     ck_sample(text, "inferd_queue_depth{model=\"old\"}", 5);
     ck_sample(text, "inferd_model_ready{model=\"old\"}", 1);
     ck_sample(text, "inferd_model_ready{model=\"keep\"}", 0);
+    ck_sample(text, "inferd_running_sequences{model=\"old\"}", 2);
     free(text);
 
     metrics_model_forget(m, "old");
@@ -340,6 +360,9 @@ START_TEST(promtool_accepts_the_text)
     metrics_model_ready(m, "e5", false);
     metrics_dropped(m, "bert", "disconnect");
     metrics_inflight_add(m, 1);
+    metrics_generated(m, "gpt", 7);
+    metrics_first_token(m, "gpt", 0.01);
+    metrics_running(m, "gpt", 1);
     check_with_promtool(m);
     metrics_free(m);
 }

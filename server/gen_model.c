@@ -1,0 +1,90 @@
+/* gen_model: loading a text-generation model directory for gen_sched (see gen_sched.h): the
+ * decoder (its weights prepacked on a oneDNN context made for the loading thread), the
+ * tokenizer, generation_config.json with config.json's eos ids as transformers' fallback, and
+ * the chat templates of tokenizer_config.json / chat_template.jinja. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen_sched.h"
+#include "models/decoder.h"
+
+#define DEFAULT_MAX_TOTAL_TOKENS 4096
+
+static enum dtype_compute compute_dtype(enum config_dtype d)
+{
+    switch (d) {
+    case CONFIG_DTYPE_BF16: return DTYPE_COMPUTE_BF16;
+    case CONFIG_DTYPE_INT8: return DTYPE_COMPUTE_INT8;
+    default: return DTYPE_COMPUTE_F32;
+    }
+}
+
+/* The last component of dir ("models/llama/" -> "llama"), or dir itself. */
+static void base_name(const char *dir, char *out, size_t size)
+{
+    size_t end = strlen(dir), start;
+    while (end > 1 && dir[end - 1] == '/')
+        end--;
+    for (start = end; start > 0 && dir[start - 1] != '/';)
+        start--;
+    snprintf(out, size, "%.*s", (int)(end - start), dir + start);
+}
+
+int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_model **out,
+                   struct err *e)
+{
+    struct err local = {0};
+    if (!e)
+        e = &local;
+    *out = NULL;
+    struct gen_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    gen_config_init(&m->gen_config);
+    int threads = cfg && cfg->threads > 0 ? cfg->threads : 0;
+    enum dtype_compute dt = compute_dtype(cfg ? cfg->dtype : CONFIG_DTYPE_FP32);
+    struct dnn_ctx *ctx = dnn_ctx_new(threads, e);
+    int rc = ctx ? decoder_load(dir, dt, ctx, &m->decoder, e) : e->kind ? e->kind : ERR_NOMEM;
+    dnn_ctx_free(ctx);
+    if (rc == 0)
+        rc = tokenizer_load(dir, &m->tokenizer, e);
+    if (rc == 0)
+        rc = gen_config_load(dir, &m->gen_config, e);
+    if (rc == 0)
+        rc = chat_template_load_from_tokenizer_dir(dir, &m->chat, e);
+    if (rc) {
+        gen_model_free(m);
+        return rc;
+    }
+    const struct hf_config *hc = decoder_config(m->decoder);
+    gen_config_fallback_eos(&m->gen_config, hc->eos_token_ids, hc->n_eos_token_ids);
+    m->max_positions = decoder_max_positions(m->decoder);
+    m->vocab_size = decoder_vocab_size(m->decoder);
+    base_name(dir, m->model_id, sizeof m->model_id);
+    *out = m;
+    return 0;
+}
+
+void gen_model_free(struct gen_model *m)
+{
+    if (!m)
+        return;
+    decoder_unload(m->decoder);
+    tokenizer_free(m->tokenizer);
+    chat_template_set_fini(&m->chat);
+    free(m);
+}
+
+size_t gen_model_max_total_tokens(const struct gen_model *m, const struct model_config *cfg)
+{
+    const struct generation_config *g = &cfg->generation;
+    if (g->max_total_tokens > 0)
+        return g->max_total_tokens;
+    size_t t = DEFAULT_MAX_TOTAL_TOKENS;
+    if (m->max_positions > 0 && (uint64_t)m->max_positions < t)
+        t = (size_t)m->max_positions;
+    if (g->max_batch_total_tokens > 0 && g->max_batch_total_tokens < t)
+        t = g->max_batch_total_tokens;
+    return t;
+}

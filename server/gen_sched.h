@@ -1,0 +1,196 @@
+/* gen_sched: continuous batching for one text-generation model. It runs a loaded generation
+ * model (struct gen_model: the decoder, its tokenizer, generation_config.json and chat
+ * templates; gen_model_load/free, the caller's) and owns a pool of sequence slots (KV caches)
+ * and the worker thread that runs the model.
+ *
+ * Requests arrive already tokenized and validated (the HTTP thread did it, with the dialect's
+ * messages). Between two forward steps the worker admits queued requests into free slots while
+ * the total tokens reserved by the running sequences (prompt + max_new_tokens each) stay within
+ * max_batch_total_tokens; each step then mixes one decode token of every running sequence with
+ * prompt chunks of the sequences still prefilling, at most max_batch_prefill_tokens prompt
+ * tokens per step, so a long prompt is spread over several steps and never stalls the
+ * decodes. After each step every sequence samples its next token (its own sampler: penalties,
+ * warpers, seeded RNG), runs it through its stopper (EOS, stop strings, max_new_tokens) and its
+ * streaming detokenizer, and the request hears about it at once through on_event. A finished,
+ * timed-out or cancelled sequence leaves the batch at the next step boundary and its slot takes
+ * the next request.
+ *
+ * Admission is first come, first served: a request that does not fit yet waits at the head
+ * and nothing overtakes it. A request that wants prompt logprobs (decoder_input_details)
+ * prefills in steps that compute every position's logits, beside the decodes but without
+ * other prompt chunks. The stopper and detokenizer start from the last 5 prompt ids (TGI's
+ * prefix offset), so the text is what follows the prompt (a Llama "▁word" keeps its space).
+ * Each request samples with its own generator seeded from params.seed (stream 0): the same
+ * seed gives the same tokens whatever else runs in the batch; an OpenAI n > 1 is the API
+ * layer submitting n requests. One worker thread runs a model's generation whatever
+ * cfg->workers says (a step already batches every sequence), with cfg->threads oneDNN
+ * threads (0 = every online CPU).
+ *
+ * Threads: gen_sched_submit and gen_sched_cancel may be called from any thread. on_event and
+ * on_done are called from a worker thread, in order, never concurrently for one request; they
+ * must not block (copy what they need, resume the connection, return) and may call
+ * gen_sched_submit and gen_sched_cancel. After on_done the scheduler never touches the
+ * request or its owner again.
+ *
+ * Metrics (when given): inferd_queue_depth, inferd_queue_duration_seconds (submit ->
+ * admitted), inferd_requests_dropped_total (left the queue: "timeout", or "disconnect" for a
+ * cancel or a closed socket), one inferd_batches_total / inferd_tokens_total /
+ * inferd_batch_duration_seconds / inferd_batch_size observation per step (sequences, tokens
+ * fed), inferd_generated_tokens_total, inferd_time_to_first_token_seconds and the
+ * inferd_running_sequences gauge.
+ *
+ *     struct gen_model *gm;
+ *     gen_model_load("models/llama", &mcfg, &gm, &e);
+ *     struct gen_sched *s = gen_sched_new(gm, &mcfg, metrics, "llama", &e);
+ *     struct gen_req_spec spec = {.prompt = ids, .n_prompt = n, .params = &params,
+ *                                 .on_event = stream_token, .on_done = finished, .owner = call};
+ *     struct gen_req *r;
+ *     if (gen_sched_submit(s, &spec, &r, &e) != 0) reply status_of_err(e.kind);
+ *     ...                                   // client went away:
+ *     gen_sched_cancel(r);                  // slot freed at the next step; on_done still comes
+ *     gen_sched_free(s);                    // drains (see gen_sched_stop), joins, frees
+ *     gen_model_free(gm);
+ */
+#ifndef INFERD_GEN_SCHED_H
+#define INFERD_GEN_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat/template.h"
+#include "config.h"
+#include "err.h"
+#include "generate/params.h"
+#include "generate/sampling.h"
+#include "generate/stop.h"
+#include "tokenizer/tokenizer.h"
+
+struct metrics;
+struct gen_sched;
+struct gen_req;
+
+/* ---- the model ------------------------------------------------------------------------ */
+
+/* What a text-generation model directory holds, loaded once and shared read-only. */
+struct gen_model {
+    struct decoder_model *decoder; /* engine/models/decoder.h (or NULL for an encoder-decoder) */
+    void *t5;                      /* reserved for text2text-generation (T5); NULL otherwise */
+    struct tokenizer *tokenizer;
+    struct gen_config gen_config;  /* generation_config.json (+ config.json's eos fallback) */
+    struct chat_template_set chat; /* chat.main NULL when the model has no chat template */
+    int64_t max_positions;         /* decoder_max_positions, for max_total_tokens defaults */
+    int vocab_size;
+    char model_id[256]; /* the directory's base name */
+};
+
+/* Loads DIR: config.json + weights (decoder_load with cfg->dtype, prepacked with cfg->threads
+ * oneDNN threads), tokenizer.json, tokenizer_config.json (chat template, special tokens),
+ * generation_config.json (eos_token_id from config.json when it has none). cfg may be NULL
+ * (fp32, default threads). Errors are the loaders' (ERR_FORMAT, ERR_IO, ...). */
+int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_model **out,
+                   struct err *e);
+void gen_model_free(struct gen_model *m);
+/* cfg->generation.max_total_tokens, or when 0 its default: the model's max positions, at most
+ * 4096 and at most max_batch_total_tokens. What the API layer passes to
+ * gen_params_resolve_length as max_total_tokens. */
+size_t gen_model_max_total_tokens(const struct gen_model *m, const struct model_config *cfg);
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+enum gen_status {
+    GEN_OK,        /* finished normally: result.finish says why */
+    GEN_FAILED,    /* the engine failed; result.error says why */
+    GEN_TIMEOUT,   /* the deadline passed (queued: nothing generated; running: cut short) */
+    GEN_CANCELLED, /* gen_sched_cancel, or the client's socket closed */
+};
+
+/* One generated token, as soon as it is known. Its pointers are valid during on_event only. */
+struct gen_event {
+    uint32_t index;          /* 0 for the first generated token */
+    struct gen_choice token; /* id, logprob and top alternatives (top_n_tokens of params) */
+    bool special;            /* a special token (tokenizer_is_special: skipped in the text) */
+    /* TGI token.text: this token's own text (may be empty while a character is incomplete) */
+    const char *token_text;
+    size_t token_text_len;
+    /* text released by this token (OpenAI delta.content); concatenated over all events it is
+     * the final generated text, stop handling applied */
+    const char *text;
+    size_t text_len;
+    enum gen_finish finish; /* GEN_FINISH_NONE but on the last token */
+};
+
+/* Everything known when a request ends. Pointers stay valid during on_done only. A request
+ * that never ran (cancelled or expired in the queue, or failed to start) has no ids (NULL),
+ * text "", finish GEN_FINISH_NONE and first_token_seconds 0. One cut short (GEN_TIMEOUT,
+ * GEN_CANCELLED while running) has finish GEN_FINISH_LENGTH and the text released so far, held
+ * back text included (so it may extend the events' text); its last event had no finish. */
+struct gen_result {
+    enum gen_status status;
+    enum gen_finish finish;
+    char error[256];  /* GEN_FAILED */
+    const char *text; /* the whole generated text, stop handling applied */
+    size_t text_len;
+    const int32_t *ids; /* generated ids (n_generated) */
+    size_t n_prompt, n_generated;
+    uint64_t seed; /* the seed used (params.seed) */
+    /* params.decoder_input_details: prompt logprobs (n_prompt; the first is NaN: TGI null) */
+    const float *prompt_logprobs;
+    double queue_seconds;       /* submit -> admitted into a slot (or -> dropped) */
+    double first_token_seconds; /* submit -> first token; 0 without one */
+    double total_seconds;       /* submit -> done */
+};
+
+struct gen_req_spec {
+    const int32_t *prompt; /* token ids, already truncated; copied */
+    size_t n_prompt;       /* >= 1 */
+    /* copied (gen_params_copy); max_new_tokens resolved (0: the room left under
+     * max_total_tokens) */
+    const struct gen_params *params;
+    /* monotonic seconds (now_seconds()); 0 = none. Queued past it: GEN_TIMEOUT with nothing
+     * generated; running: cut at the next step boundary */
+    double deadline;
+    /* the client's socket, peeked for EOF every 50 ms while queued or running (EOF or an error
+     * is a cancel); -1 = unknown */
+    int fd;
+    void (*on_event)(void *owner, const struct gen_event *ev);  /* may be NULL */
+    void (*on_done)(void *owner, const struct gen_result *res); /* required; exactly once */
+    void *owner;
+};
+
+/* Starts the model's scheduler: cfg->batching.max_batch_size slots at most (each a KV cache
+ * of max_total_tokens, growing with use and kept for the next request), at most
+ * cfg->batching.max_queue_size requests queued, cfg->generation's token limits, one worker
+ * thread with cfg->threads oneDNN threads. name labels the metrics (NULL: m->model_id);
+ * metrics may be NULL. m and cfg are read during the call; m must outlive the scheduler.
+ * ERR_INVALID when generation.max_total_tokens exceeds max_batch_total_tokens or what the
+ * model can hold (GPT-2's positions). */
+struct gen_sched *gen_sched_new(const struct gen_model *m, const struct model_config *cfg,
+                                struct metrics *metrics, const char *name, struct err *e);
+
+/* Queues a request; *out (may be NULL) is its handle for gen_sched_cancel. Errors (nothing
+ * queued, on_done not called): ERR_BUSY when max_queue_size requests wait, ERR_UNAVAILABLE
+ * once stopping, ERR_INVALID when prompt + max_new_tokens can never fit max_total_tokens or
+ * max_batch_total_tokens (TGI's message: "`inputs` tokens + `max_new_tokens` must be <= N.
+ * Given: ..."), for a prompt id outside the vocabulary, an empty prompt, no params or no
+ * on_done; ERR_NOMEM. */
+int gen_sched_submit(struct gen_sched *s, const struct gen_req_spec *spec, struct gen_req **out,
+                     struct err *e);
+
+/* The client went away: the request leaves the queue or the batch at the next step boundary
+ * (its slot free at once for the next request) and on_done follows with GEN_CANCELLED, unless
+ * it already finished. Safe to call until on_done has returned. */
+void gen_sched_cancel(struct gen_req *r);
+
+size_t gen_sched_queued(struct gen_sched *s);
+size_t gen_sched_running(struct gen_sched *s);
+/* The resolved max_total_tokens (gen_model_max_total_tokens) the scheduler admits. */
+size_t gen_sched_max_total_tokens(const struct gen_sched *s);
+
+/* Drains: new submits get ERR_UNAVAILABLE, every queued and running request runs to its end
+ * (deadlines and cancels still apply), each hears on_done, then the worker is joined. */
+void gen_sched_stop(struct gen_sched *s);
+/* gen_sched_stop, then frees. */
+void gen_sched_free(struct gen_sched *s);
+
+#endif
