@@ -9,6 +9,7 @@ all: build
 
 deps:
 	@sh scripts/deps.sh
+	@sh scripts/openai-client.sh --install
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) $(MESON_OPTS)

@@ -74,8 +74,8 @@ static bool field_options(struct call *c, struct embed_opts *o)
 }
 
 /* The model "model" names (OpenAI's 404 model_not_found when there is none by that name),
- * else the first sentence-embeddings model. NULL when answered. */
-static struct model *field_model(struct call *c)
+ * else the first model of tasks (a server_model_for mask). NULL when answered. */
+struct model *openai_field_model(struct call *c, unsigned tasks)
 {
     struct server *s = call_server(c);
     const json_t *v = json_object_get(call_body(c), "model");
@@ -94,7 +94,7 @@ static struct model *field_model(struct call *c)
         return NULL;
     }
     model_unref(known);
-    return server_model_for(s, c, name, 1u << TASK_SENTENCE_EMBEDDINGS, "model");
+    return server_model_for(s, c, name, tasks, "model");
 }
 
 /* ---- POST /v1/embeddings ---- */
@@ -191,7 +191,7 @@ void route_openai_embeddings(struct call *c)
     if (!field_options(c, &o))
         return;
     json_t *inputs = field_input(c);
-    struct model *m = inputs ? field_model(c) : NULL;
+    struct model *m = inputs ? openai_field_model(c, 1u << TASK_SENTENCE_EMBEDDINGS) : NULL;
     if (!m) {
         json_decref(inputs);
         return;
@@ -221,10 +221,15 @@ void route_openai_models(struct call *c)
     for (size_t i = 0; i < n; i++) {
         double t = model_loaded_at(all[i]) > 0 ? model_loaded_at(all[i])
                                                : server_started_at(call_server(c));
-        if (data &&
-            json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}", "id", model_name(all[i]),
-                                                  "object", "model", "created", (json_int_t)t,
-                                                  "owned_by", "inferd")) != 0) {
+        json_t *entry = json_pack("{s:s, s:s, s:I, s:s}", "id", model_name(all[i]), "object",
+                                  "model", "created", (json_int_t)t, "owned_by", "inferd");
+        /* vLLM's max_model_len: prompt + completion tokens a generation model takes */
+        if (entry && model_is_generation(all[i]) && model_gen_model(all[i]))
+            json_object_set_new(entry, "max_model_len",
+                                json_integer((json_int_t)model_gen_max_total(all[i])));
+        if (!data)
+            json_decref(entry);
+        else if (json_array_append_new(data, entry) != 0) {
             json_decref(data);
             data = NULL;
         }

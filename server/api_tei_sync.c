@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_gen.h"
 #include "api_tei.h"
 
 /* ---- POST /tokenize and /decode, answered at once ---- */
@@ -51,7 +52,7 @@ void route_tei_tokenize(struct call *c)
         json_decref(texts);
         return;
     }
-    const struct tokenizer *tk = pipeline_tokenizer(model_pipeline(m));
+    const struct tokenizer *tk = model_tokenizer(m);
     struct tokenizer_params p = tokenizer_params_default(tk);
     p.add_special_tokens = special;
     p.truncation = false;
@@ -106,7 +107,7 @@ void route_tei_decode(struct call *c)
     bool batch = json_is_array(json_array_get(in, 0));
     json_t *lists = batch ? json_incref(in) : json_pack("[O]", in ? in : json_null());
     struct model *m = tei_field_model(c, TEI_ALL_TASKS);
-    const struct tokenizer *tk = m ? pipeline_tokenizer(model_pipeline(m)) : NULL;
+    const struct tokenizer *tk = m ? model_tokenizer(m) : NULL;
     json_t *out = m ? json_array() : NULL;
     for (size_t i = 0; out && i < json_array_size(lists); i++) {
         size_t n;
@@ -210,6 +211,10 @@ void route_tei_info(struct call *c)
     struct model *m = server_model_for(s, c, call_query(c, "model"), TEI_ALL_TASKS, "model");
     if (!m)
         return;
+    if (model_is_generation(m)) { /* TGI's Info */
+        tgi_info(c, m);
+        return;
+    }
     const struct model_config *mc = model_config(m);
     const struct pipeline *p = model_pipeline(m);
     size_t max_len = pipeline_max_tokens(p);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -47,10 +48,16 @@ static const struct route routes[] = {
     {"POST", "/v1/embeddings", route_openai_embeddings, DIALECT_OPENAI, false},
     {"POST", "/embeddings", route_openai_embeddings, DIALECT_OPENAI, false},
     {"GET", "/v1/models", route_openai_models, DIALECT_OPENAI, false},
+    {"POST", "/generate", route_tgi_generate, DIALECT_TGI, false},
+    {"POST", "/generate_stream", route_tgi_generate_stream, DIALECT_TGI, false},
+    {"POST", "/v1/completions", route_openai_completions, DIALECT_OPENAI, false},
+    {"POST", "/v1/chat/completions", route_openai_chat, DIALECT_OPENAI, false},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
-enum phase { PHASE_BODY, PHASE_QUEUED, PHASE_ANSWERED };
+enum phase { PHASE_BODY, PHASE_QUEUED, PHASE_SUSPENDED, PHASE_ANSWERED };
+
+#define MAX_EXTRA_HEADERS 8
 
 struct call {
     struct server *s;
@@ -71,6 +78,15 @@ struct call {
     struct job job;
     double t_start, t_prepared;
     int status; /* of the response queued; 0 none yet */
+    /* answered from another thread (call_suspend / call_on_end / call_add_header) */
+    void (*on_resume)(struct call *c, void *arg);
+    void *resume_arg;
+    void (*on_end)(void *arg);
+    void *end_arg;
+    struct {
+        char name[40], value[88];
+    } hdr[MAX_EXTRA_HEADERS];
+    size_t n_hdr;
 };
 
 static atomic_long active_calls;
@@ -143,6 +159,8 @@ static void send_text(struct call *c, int status, char *text, size_t len, const 
         MHD_add_response_header(r, "Allow", c->route->method);
     if (server_draining(c->s))
         MHD_add_response_header(r, "Connection", "close");
+    for (size_t i = 0; i < c->n_hdr; i++)
+        MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
     if (c->phase == PHASE_QUEUED && c->job.started > 0) {
         add_ms_header(r, "x-tokenization-time", c->t_prepared - c->t_start);
         add_ms_header(r, "x-queue-time", c->job.started - c->job.enqueued);
@@ -201,6 +219,23 @@ static const char *hf_error_type(int status)
     }
 }
 
+/* TGI's error_type names (router/src/infer/mod.rs, server.rs). */
+static const char *tgi_error_type(int status)
+{
+    switch (status) {
+    case 401: return "unauthorized";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 422: return "validation";
+    case 424: return "generation";
+    case 429: return "overloaded";
+    case 503: return "unhealthy";
+    case 504: return "timeout";
+    default: return status >= 500 ? "generation" : "bad_request";
+    }
+}
+
 static const char *openai_error_type(int status)
 {
     switch (status) {
@@ -236,7 +271,9 @@ void call_error(struct call *c, int status, const char *param, const char *fmt, 
         body = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg, "type",
                          openai_error_type(status), "param", param, "code", code);
     } else {
-        body = json_pack("{s:s, s:s}", "error", msg, "error_type", hf_error_type(status));
+        body =
+            json_pack("{s:s, s:s}", "error", msg, "error_type",
+                      c->dialect == DIALECT_TGI ? tgi_error_type(status) : hf_error_type(status));
     }
     call_reply(c, status, body);
 }
@@ -337,6 +374,204 @@ static enum MHD_Result answer_job(struct call *c)
     }
     call_reply(c, 200, body);
     return MHD_YES;
+}
+
+/* ---- calls answered from other threads ---- */
+
+void call_suspend(struct call *c, void (*on_resume)(struct call *c, void *arg), void *arg)
+{
+    c->on_resume = on_resume;
+    c->resume_arg = arg;
+    c->phase = PHASE_SUSPENDED;
+    MHD_suspend_connection(c->conn);
+}
+
+void call_resume(struct call *c)
+{
+    MHD_resume_connection(c->conn);
+}
+
+void call_on_end(struct call *c, void (*fn)(void *arg), void *arg)
+{
+    c->on_end = fn;
+    c->end_arg = arg;
+}
+
+void call_set_model(struct call *c, struct model *m)
+{
+    if (c->model)
+        model_unref(c->model);
+    c->model = m;
+}
+
+int call_fd(const struct call *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+void call_add_header(struct call *c, const char *name, const char *value)
+{
+    if (c->n_hdr >= MAX_EXTRA_HEADERS)
+        return;
+    snprintf(c->hdr[c->n_hdr].name, sizeof c->hdr[0].name, "%s", name);
+    snprintf(c->hdr[c->n_hdr].value, sizeof c->hdr[0].value, "%s", value);
+    c->n_hdr++;
+}
+
+/* ---- streamed bodies ----
+ *
+ * libmicrohttpd pulls a callback response's body through stream_read whenever the socket can
+ * take more. With nothing to send, stream_read suspends the connection (allowed from a
+ * content reader, MHD_suspend_connection's documentation) and returns 0; the producer's next
+ * write resumes it, which wakes the connection's polling thread through its inter-thread
+ * channel (MHD_USE_ITC). Both happen under the stream's lock, so a resume always follows the
+ * suspend it answers: a resume that came first would be swallowed by the suspend
+ * (internal_suspend_connection_ cancels a pending resume) and leave the connection stalled
+ * in MHD_CONNECTION_CHUNKED_BODY_UNREADY. Lock order: libmicrohttpd's response mutex (held
+ * around stream_read), then the stream's, then libmicrohttpd's cleanup mutex (suspend and
+ * resume take it); nothing takes them the other way round. */
+
+struct call_stream {
+    pthread_mutex_t mu;
+    struct MHD_Connection *conn; /* while the response lives; NULL after */
+    char *buf;
+    size_t len, off, cap;
+    bool suspended; /* by stream_read, waiting for a write */
+    bool started;   /* call_stream_start ran */
+    bool ended, ok;
+    int refs;
+};
+
+struct call_stream *call_stream_new(void)
+{
+    struct call_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 1;
+    return s;
+}
+
+static void stream_unref(struct call_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&s->mu);
+    free(s->buf);
+    free(s);
+}
+
+/* Wakes a connection stream_read put to sleep; s->mu held. */
+static void stream_wake(struct call_stream *s)
+{
+    if (s->suspended && s->conn) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct call_stream *s = cls;
+    pthread_mutex_lock(&s->mu);
+    if (s->off < s->len) {
+        size_t n = s->len - s->off < max ? s->len - s->off : max;
+        memcpy(out, s->buf + s->off, n);
+        s->off += n;
+        if (s->off == s->len)
+            s->off = s->len = 0;
+        pthread_mutex_unlock(&s->mu);
+        return (ssize_t)n;
+    }
+    if (s->ended) {
+        bool ok = s->ok;
+        pthread_mutex_unlock(&s->mu);
+        return ok ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    s->suspended = true;
+    MHD_suspend_connection(s->conn);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* The response is destroyed (body sent, or the connection closed). */
+static void stream_release(void *cls)
+{
+    struct call_stream *s = cls;
+    pthread_mutex_lock(&s->mu);
+    s->conn = NULL;
+    s->suspended = false;
+    pthread_mutex_unlock(&s->mu);
+    stream_unref(s);
+}
+
+int call_stream_start(struct call *c, struct call_stream *s, const char *content_type)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_release);
+    if (!r) {
+        call_error(c, 500, NULL, "out of memory");
+        return -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->refs++; /* the response's, dropped by stream_release */
+    s->conn = c->conn;
+    s->started = true;
+    pthread_mutex_unlock(&s->mu);
+    MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    if (server_draining(c->s))
+        MHD_add_response_header(r, "Connection", "close");
+    for (size_t i = 0; i < c->n_hdr; i++)
+        MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
+    MHD_queue_response(c->conn, 200, r);
+    MHD_destroy_response(r);
+    c->status = 200;
+    c->phase = PHASE_ANSWERED;
+    return 0;
+}
+
+int call_stream_write(struct call_stream *s, const char *data, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->started && !s->conn) { /* the response is gone: so is the client */
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + len)
+            cap *= 2;
+        char *b = realloc(s->buf, cap);
+        if (!b) {
+            pthread_mutex_unlock(&s->mu);
+            return -1;
+        }
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    stream_wake(s);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void call_stream_end(struct call_stream *s, bool ok)
+{
+    pthread_mutex_lock(&s->mu);
+    s->ended = true;
+    s->ok = ok;
+    stream_wake(s);
+    pthread_mutex_unlock(&s->mu);
+    stream_unref(s);
 }
 
 /* ---- request handling ---- */
@@ -448,7 +683,7 @@ static void run_handler(struct call *c)
         return;
     }
     c->route->fn(c);
-    if (!c->status && c->phase != PHASE_QUEUED)
+    if (!c->status && c->phase != PHASE_QUEUED && c->phase != PHASE_SUSPENDED)
         call_error(c, 500, NULL, "the handler gave no answer");
 }
 
@@ -473,6 +708,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (c->phase == PHASE_QUEUED)
         return answer_job(c);
+    if (c->phase == PHASE_SUSPENDED) {
+        c->phase = PHASE_ANSWERED;
+        c->on_resume(c, c->resume_arg);
+        if (!c->status)
+            call_error(c, 500, NULL, "the handler gave no answer");
+        return MHD_YES;
+    }
     if (c->status) { /* answered early (413, 404...): discard whatever body follows */
         *upload_size = 0;
         return MHD_YES;
@@ -526,6 +768,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     *con_cls = NULL;
+    if (c->on_end)
+        c->on_end(c->end_arg);
     struct metrics *m = server_metrics(c->s);
     const char *model = c->model ? model_name(c->model) : NULL; /* never a client string */
     metrics_request(m, model, route_label(c), c->status ? c->status : 499,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "batcher.h"
+#include "gen_sched.h"
 #include "metrics.h"
 
 #define RETIRE_TIMEOUT 120.0 /* seconds to wait for a retired model's calls */
@@ -20,8 +21,11 @@ struct model {
     atomic_int refs;
     _Atomic int state; /* enum model_state */
     char error[ERR_MSG_SIZE];
-    struct pipeline *pipe;
+    struct pipeline *pipe; /* an encoder task's pipeline and its batcher, or */
     struct batcher *b;
+    struct gen_model *gm; /* a generation task's model and scheduler */
+    struct gen_sched *gs;
+    unsigned gen_bit; /* generation_task_bit(task) */
     struct metrics *metrics;
     double loaded_at; /* unix time */
 };
@@ -55,6 +59,7 @@ static struct model *model_new(const struct model_config *cfg, struct metrics *m
         return NULL;
     }
     m->cfg.threads = effective_threads(cfg);
+    m->gen_bit = generation_task_bit(cfg->task);
     atomic_init(&m->refs, 1);
     atomic_init(&m->state, MODEL_LOADING);
     m->metrics = metrics;
@@ -71,19 +76,43 @@ static enum dtype_compute compute_dtype(enum config_dtype d)
     }
 }
 
+unsigned generation_task_bit(const char *task)
+{
+    if (strcmp(task, "text-generation") == 0)
+        return TASK_BIT_TEXT_GENERATION;
+    if (strcmp(task, "text2text-generation") == 0)
+        return TASK_BIT_TEXT2TEXT;
+    return 0;
+}
+
+/* A generation model: the decoder, tokenizer and templates, then its scheduler. */
+static bool gen_load(struct model *m, struct err *e)
+{
+    if (gen_model_load(m->cfg.path, &m->cfg, &m->gm, e) != 0)
+        return false;
+    m->gs = gen_sched_new(m->gm, &m->cfg, m->metrics, m->cfg.name, e);
+    return m->gs != NULL;
+}
+
 /* Opens the pipeline and starts the workers: MODEL_READY, or MODEL_FAILED with the reason. */
 static void model_load(struct model *m)
 {
     double t0 = now_seconds();
     struct err e = {0};
-    struct dnn_ctx *ctx = dnn_ctx_new(m->cfg.threads > 0 ? m->cfg.threads : 0, &e);
-    if (ctx && pipeline_open(m->cfg.path, m->cfg.task, compute_dtype(m->cfg.dtype), ctx, &m->pipe,
-                             &e) == 0) {
-        pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
-        m->b = batcher_new(m->pipe, &m->cfg, m->metrics, m->cfg.name, &e);
+    bool ok;
+    if (m->gen_bit) {
+        ok = gen_load(m, &e);
+    } else {
+        struct dnn_ctx *ctx = dnn_ctx_new(m->cfg.threads > 0 ? m->cfg.threads : 0, &e);
+        if (ctx && pipeline_open(m->cfg.path, m->cfg.task, compute_dtype(m->cfg.dtype), ctx,
+                                 &m->pipe, &e) == 0) {
+            pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
+            m->b = batcher_new(m->pipe, &m->cfg, m->metrics, m->cfg.name, &e);
+        }
+        dnn_ctx_free(ctx);
+        ok = m->b != NULL;
     }
-    dnn_ctx_free(ctx);
-    if (!m->b) {
+    if (!ok) {
         snprintf(m->error, sizeof m->error, "%s", e.msg);
         atomic_store(&m->state, MODEL_FAILED);
         fprintf(stderr, "inferd: model %s failed to load: %s\n", m->cfg.name, e.msg);
@@ -93,7 +122,7 @@ static void model_load(struct model *m)
     atomic_store(&m->state, MODEL_READY);
     metrics_model_ready(m->metrics, m->cfg.name, true);
     fprintf(stderr, "inferd: model %s ready (%s, %s, %s, %d worker%s) in %.2f s\n", m->cfg.name,
-            pipeline_task_name(pipeline_task(m->pipe)), m->cfg.path,
+            m->gen_bit ? m->cfg.task : pipeline_task_name(pipeline_task(m->pipe)), m->cfg.path,
             config_dtype_name(m->cfg.dtype), m->cfg.workers, m->cfg.workers == 1 ? "" : "s",
             now_seconds() - t0);
 }
@@ -104,6 +133,10 @@ void model_unref(struct model *m)
         return;
     batcher_free(m->b);
     pipeline_close(m->pipe);
+    if (m->gs)
+        gen_sched_free(m->gs);
+    if (m->gm)
+        gen_model_free(m->gm);
     free(m->cfg.name);
     free(m->cfg.path);
     free(m->cfg.task);
@@ -141,6 +174,37 @@ const struct model_config *model_config(const struct model *m)
 double model_loaded_at(const struct model *m)
 {
     return m->loaded_at;
+}
+
+bool model_is_generation(const struct model *m)
+{
+    return m->gen_bit != 0;
+}
+struct gen_sched *model_gen_sched(const struct model *m)
+{
+    return model_state(m) == MODEL_READY ? m->gs : NULL;
+}
+const struct gen_model *model_gen_model(const struct model *m)
+{
+    return model_state(m) == MODEL_READY ? m->gm : NULL;
+}
+const struct tokenizer *model_tokenizer(const struct model *m)
+{
+    if (model_state(m) != MODEL_READY)
+        return NULL;
+    return m->gm ? m->gm->tokenizer : pipeline_tokenizer(m->pipe);
+}
+
+size_t model_gen_max_total(const struct model *m)
+{
+    return m->gm ? gen_model_max_total_tokens(m->gm, &m->cfg) : 0;
+}
+
+size_t model_gen_max_input(const struct model *m)
+{
+    size_t total = model_gen_max_total(m);
+    size_t in = m->cfg.max_input_tokens ? m->cfg.max_input_tokens : total - 1;
+    return in < total ? in : total - 1;
 }
 
 int model_push(struct model *m, struct job *j, struct err *e)
@@ -187,6 +251,8 @@ struct model **server_models(struct server *s, size_t *n)
 
 static bool serves(const struct model *m, unsigned tasks)
 {
+    if (m->gen_bit)
+        return (tasks & m->gen_bit) != 0;
     int t = pipeline_task_by_name(m->cfg.task);
     return t >= 0 && (tasks & (1u << t));
 }

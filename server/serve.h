@@ -24,11 +24,15 @@ struct server;
 struct model;
 struct call;
 struct metrics;
+struct gen_sched;
+struct gen_model;
+struct tokenizer;
 
 /* The shape errors take on a route. */
 enum dialect {
-    DIALECT_HF,     /* Hugging Face, TEI, TGI: {"error": "...", "error_type": "..."} */
+    DIALECT_HF,     /* Hugging Face, TEI: {"error": "...", "error_type": "Validation"} */
     DIALECT_OPENAI, /* /v1/...: {"error": {"message", "type", "param", "code"}} */
+    DIALECT_TGI,    /* TGI's generation routes: {"error": "...", "error_type": "validation"} */
 };
 
 /* ---- calls (http.c) ---- */
@@ -72,6 +76,40 @@ int status_of_err(int kind);
 int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
                 respond_fn respond);
 
+/* ---- calls answered from other threads (generation; http.c) ---- */
+
+/* Suspends c (the handler returns without an answer); after call_resume, on_resume(c, arg)
+ * runs on an HTTP thread and answers. */
+void call_suspend(struct call *c, void (*on_resume)(struct call *c, void *arg), void *arg);
+/* Any thread; exactly once after each call_suspend. */
+void call_resume(struct call *c);
+/* fn(arg) runs once when the call ends (answered and sent, or the client gone), on an HTTP
+ * thread; the last thing that touches arg from the call's side. */
+void call_on_end(struct call *c, void (*fn)(void *arg), void *arg);
+/* The call holds m (takes over the caller's reference; dropped when the call ends) and its
+ * metrics are labelled with m's name. */
+void call_set_model(struct call *c, struct model *m);
+/* The client's socket (-1 when unknown), for a scheduler to peek at. */
+int call_fd(const struct call *c);
+/* Adds a response header to the answer given later (at most 8; copied). */
+void call_add_header(struct call *c, const char *name, const char *value);
+
+/* A body produced by another thread while it is sent (Server-Sent Events): chunked, each
+ * write sent as soon as the socket takes it; the connection sleeps (suspended) while there is
+ * nothing to send, never polling. Reference counted between the producer and the response. */
+struct call_stream;
+/* A stream with nothing to send yet; the producer holds the reference call_stream_end drops.
+ * Writes before call_stream_start wait in its buffer. NULL when out of memory. */
+struct call_stream *call_stream_new(void);
+/* Answers c with 200, content_type (plus Cache-Control: no-cache and X-Accel-Buffering: no)
+ * and the stream as the body. Returns 0, or -1 (c answered 500) when out of memory. */
+int call_stream_start(struct call *c, struct call_stream *s, const char *content_type);
+/* Any thread. Appends data; -1 once the client is gone (the response was torn down). */
+int call_stream_write(struct call_stream *s, const char *data, size_t len);
+/* The producer is done: the body ends after what was written (ok false: the connection is
+ * closed instead of ending the chunked body cleanly). Drops the producer's reference. */
+void call_stream_end(struct call_stream *s, bool ok);
+
 /* ---- models (models.c) ---- */
 
 enum model_state { MODEL_LOADING, MODEL_READY, MODEL_FAILED };
@@ -87,6 +125,28 @@ struct model *server_model(struct server *s, const char *name);
 struct model *server_model_for(struct server *s, struct call *c, const char *name, unsigned tasks,
                                const char *param);
 void model_unref(struct model *m);
+
+/* Bits of the tasks mask of server_model_for beyond the pipelines' (1u << enum pipeline_task):
+ * the generation tasks, served by a gen_sched instead of a pipeline. */
+#define TASK_BIT_TEXT_GENERATION (1u << 30)
+#define TASK_BIT_TEXT2TEXT (1u << 31)
+#define TASK_BITS_PIPELINES ((1u << TASK_COUNT) - 1)
+#define TASK_BITS_GENERATION (TASK_BIT_TEXT_GENERATION | TASK_BIT_TEXT2TEXT)
+/* The generation task bit of a task name ("text-generation", "text2text-generation"), 0 for
+ * any other. */
+unsigned generation_task_bit(const char *task);
+/* A text-generation / text2text-generation model. */
+bool model_is_generation(const struct model *m);
+/* Its scheduler and loaded model (NULL unless a generation model in MODEL_READY). */
+struct gen_sched *model_gen_sched(const struct model *m);
+const struct gen_model *model_gen_model(const struct model *m);
+/* The tokenizer of either kind of model (NULL unless MODEL_READY). */
+const struct tokenizer *model_tokenizer(const struct model *m);
+/* A ready generation model's limits, the defaults resolved: max_total_tokens (prompt + new
+ * tokens: gen_model_max_total_tokens) and max_input_tokens (max_input_tokens, else
+ * max_total - 1). */
+size_t model_gen_max_total(const struct model *m);
+size_t model_gen_max_input(const struct model *m);
 /* Queues a prepared job on m's batcher (ERR_BUSY when full, ERR_UNAVAILABLE when m is not
  * serving). */
 struct job;
@@ -128,5 +188,12 @@ void route_tei_decode(struct call *c);
 void route_tei_info(struct call *c);
 void route_openai_embeddings(struct call *c);
 void route_openai_models(struct call *c);
+/* The OpenAI "model" field (api_openai.c): the model it names (404 model_not_found when none),
+ * else the first of tasks (a server_model_for mask); NULL when answered. */
+struct model *openai_field_model(struct call *c, unsigned tasks);
+void route_tgi_generate(struct call *c);        /* POST /generate */
+void route_tgi_generate_stream(struct call *c); /* POST /generate_stream */
+void route_openai_completions(struct call *c);  /* POST /v1/completions */
+void route_openai_chat(struct call *c);         /* POST /v1/chat/completions */
 
 #endif

@@ -1,0 +1,566 @@
+/* api_gen: see api_gen.h. The scheduler's callbacks (gen_on_event, gen_on_done) run on its
+ * worker thread and only copy, format and hand over: the HTTP side answers on its own threads
+ * (a resumed call) or libmicrohttpd sends the stream's bytes. */
+#include "api_gen.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batcher.h"
+
+/* ---- life ---- */
+
+static void token_fini(struct gen_token *t)
+{
+    free(t->text);
+    for (uint32_t k = 0; t->top_text && k < t->n_top; k++)
+        free(t->top_text[k]);
+    free(t->top_text);
+    free(t->top);
+    memset(t, 0, sizeof *t);
+}
+
+static void gen_unref(struct gen_call *g)
+{
+    pthread_mutex_lock(&g->mu);
+    bool last = --g->refs == 0;
+    pthread_mutex_unlock(&g->mu);
+    if (!last)
+        return;
+    for (size_t i = 0; i < GEN_MAX_CHOICES; i++) {
+        struct gen_out *o = &g->out[i];
+        for (size_t k = 0; k < o->n_tokens; k++)
+            token_fini(&o->tokens[k]);
+        free(o->tokens);
+        token_fini(&o->last);
+        free(o->last_delta);
+        free(o->text);
+        free(o->prompt_logprobs);
+    }
+    if (g->stream)
+        call_stream_end(g->stream, false);
+    gen_params_fini(&g->params);
+    free(g->prompt);
+    free(g->prompt_text);
+    if (g->user_fini)
+        g->user_fini(g);
+    free(g->user);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+/* The call ended (answered, or the client went away): cancel what still runs. */
+static void gen_on_call_end(void *arg)
+{
+    struct gen_call *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->call = NULL;
+    for (size_t i = 0; i < g->n; i++)
+        if (g->out[i].req && !g->out[i].done)
+            gen_sched_cancel(g->out[i].req);
+    pthread_mutex_unlock(&g->mu);
+    gen_unref(g);
+}
+
+static void random_hex(char *out, size_t n_hex)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t r = 0;
+    for (size_t i = 0; i < n_hex; i++) {
+        if (i % 16 == 0)
+            r = gen_seed_random();
+        out[i] = hex[r & 15];
+        r >>= 4;
+    }
+    out[n_hex] = '\0';
+}
+
+struct gen_call *gen_call_new(struct call *c, struct model *m, enum gen_dialect d)
+{
+    struct gen_call *g = calloc(1, sizeof *g);
+    if (!g) {
+        model_unref(m);
+        call_error(c, 500, NULL, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    g->refs = 1; /* the call's */
+    g->call = c;
+    g->model = m;
+    call_set_model(c, m); /* the call's reference: dropped on an HTTP thread, never a worker's */
+    g->gm = model_gen_model(m);
+    g->gs = model_gen_sched(m);
+    g->dialect = d;
+    gen_params_init(&g->params, d, g->gm ? &g->gm->gen_config : NULL);
+    g->created = (long long)time(NULL);
+    g->t_start = now_seconds();
+    const char *prefix = d == GEN_DIALECT_CHAT ? "chatcmpl-" : "cmpl-";
+    size_t pl = strlen(prefix);
+    memcpy(g->id, prefix, pl);
+    random_hex(g->id + pl, 32);
+    for (size_t i = 0; i < GEN_MAX_CHOICES; i++) {
+        g->out[i].g = g;
+        g->out[i].index = i;
+    }
+    call_on_end(c, gen_on_call_end, g);
+    return g;
+}
+
+/* ---- errors ---- */
+
+void gen_call_error(struct gen_call *g, int status, const char *param, const char *msg)
+{
+    if (!g->call)
+        return;
+    if (g->dialect == GEN_DIALECT_TGI && status == 422)
+        call_error(g->call, status, param, "Input validation error: %s", msg);
+    else
+        call_error(g->call, status, param, "%s", msg);
+}
+
+/* The status a validation failure gets in the dialect: OpenAI 400, the others 422. */
+static int invalid_status(const struct gen_call *g)
+{
+    return g->dialect == GEN_DIALECT_CHAT || g->dialect == GEN_DIALECT_COMPLETIONS ? 400 : 422;
+}
+
+int gen_out_status(const struct gen_out *o)
+{
+    switch (o->status) {
+    case GEN_OK: return 200;
+    case GEN_TIMEOUT: return 504;
+    case GEN_CANCELLED: return 503;
+    case GEN_FAILED: break;
+    }
+    return o->g->dialect == GEN_DIALECT_TGI ? 424 : 500;
+}
+
+/* The message of a choice that did not end normally. */
+static void out_message(const struct gen_out *o, char *msg, size_t size)
+{
+    switch (o->status) {
+    case GEN_TIMEOUT: snprintf(msg, size, "Request timed out during generation"); break;
+    case GEN_CANCELLED: snprintf(msg, size, "Request cancelled"); break;
+    default:
+        snprintf(msg, size, "Request failed during generation: %s",
+                 o->error[0] ? o->error : "unknown error");
+    }
+}
+
+bool gen_call_answer_failure(struct gen_call *g, struct call *c)
+{
+    if (g->fail_status) {
+        call_error(c, g->fail_status, NULL, "%s", g->fail_msg);
+        return true;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        const struct gen_out *o = &g->out[i];
+        if (o->status == GEN_OK)
+            continue;
+        char msg[400];
+        out_message(o, msg, sizeof msg);
+        call_error(c, gen_out_status(o), NULL, "%s", msg);
+        return true;
+    }
+    return false;
+}
+
+/* ---- the prompt ---- */
+
+int gen_call_tokenize(struct gen_call *g, const char *text, size_t len, bool add_special)
+{
+    const struct tokenizer *tk = g->gm->tokenizer;
+    struct tokenizer_params p = tokenizer_params_default(tk);
+    p.add_special_tokens = add_special;
+    p.truncation = false;
+    p.padding = PAD_NONE;
+    struct encodings enc = {0};
+    struct err e = {0};
+    int rc = tokenizer_encode(tk, text, len, NULL, 0, &p, &enc, &e);
+    if (rc) {
+        encodings_fini(&enc);
+        gen_call_error(g, invalid_status(g), NULL, e.msg);
+        return -1;
+    }
+    const struct encoding *x = &enc.v[0];
+    free(g->prompt);
+    g->prompt = malloc((x->n ? x->n : 1) * sizeof *g->prompt);
+    if (!g->prompt) {
+        encodings_fini(&enc);
+        gen_call_error(g, 500, NULL, "out of memory");
+        return -1;
+    }
+    memcpy(g->prompt, x->ids, x->n * sizeof *g->prompt);
+    g->n_prompt = x->n;
+    encodings_fini(&enc);
+    return 0;
+}
+
+int gen_call_set_ids(struct gen_call *g, const int32_t *ids, size_t n)
+{
+    size_t vocab = (size_t)g->gm->vocab_size;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || (size_t)ids[i] >= vocab) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "Token id %d is out of vocabulary", ids[i]);
+            gen_call_error(g, invalid_status(g), "prompt", msg);
+            return -1;
+        }
+    free(g->prompt);
+    g->prompt = malloc((n ? n : 1) * sizeof *ids);
+    if (!g->prompt) {
+        gen_call_error(g, 500, NULL, "out of memory");
+        return -1;
+    }
+    memcpy(g->prompt, ids, n * sizeof *ids);
+    g->n_prompt = n;
+    return 0;
+}
+
+int gen_call_set_prompt_text(struct gen_call *g, const char *text, size_t len)
+{
+    free(g->prompt_text);
+    g->prompt_text = malloc(len + 1);
+    if (!g->prompt_text) {
+        gen_call_error(g, 500, NULL, "out of memory");
+        return -1;
+    }
+    memcpy(g->prompt_text, text, len);
+    g->prompt_text[len] = '\0';
+    g->prompt_text_len = len;
+    return 0;
+}
+
+int gen_call_check(struct gen_call *g)
+{
+    struct gen_params *p = &g->params;
+    if (p->truncate && g->n_prompt > p->truncate) { /* TGI truncates on the left */
+        memmove(g->prompt, g->prompt + (g->n_prompt - p->truncate),
+                p->truncate * sizeof *g->prompt);
+        g->n_prompt = p->truncate;
+    }
+    if (g->n_prompt == 0) {
+        gen_call_error(g, invalid_status(g), NULL,
+                       g->dialect == GEN_DIALECT_TGI ? "`inputs` cannot be empty"
+                                                     : "The prompt is empty: it has no tokens");
+        return -1;
+    }
+    struct err e = {0};
+    if (gen_params_resolve_length(p, g->n_prompt, model_gen_max_input(g->model),
+                                  model_gen_max_total(g->model), &e) != 0) {
+        gen_call_error(g, invalid_status(g), NULL, e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the scheduler's callbacks (worker thread) ---- */
+
+static char *dup_text(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        if (n)
+            memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* A token as recorded: its text and alternatives (each id decoded alone, as TGI does). */
+static void token_from_event(struct gen_call *g, const struct gen_event *ev, struct gen_token *t)
+{
+    memset(t, 0, sizeof *t);
+    t->id = ev->token.id;
+    t->logprob = ev->token.logprob;
+    t->special = ev->special;
+    t->text = dup_text(ev->token_text ? ev->token_text : "", ev->token_text_len);
+    uint32_t n = ev->token.n_top;
+    if (n == 0)
+        return;
+    t->top = malloc(n * sizeof *t->top);
+    t->top_text = calloc(n, sizeof *t->top_text);
+    if (!t->top || !t->top_text)
+        return;
+    t->n_top = n;
+    for (uint32_t k = 0; k < n; k++) {
+        t->top[k] = ev->token.top[k];
+        char *s = NULL;
+        size_t len = 0;
+        struct err e = {0};
+        if (tokenizer_decode(g->gm->tokenizer, &t->top[k].id, 1, false, &s, &len, &e) != 0)
+            s = NULL;
+        t->top_text[k] = s ? s : dup_text("", 0);
+    }
+}
+
+static void token_copy(struct gen_token *dst, const struct gen_token *src)
+{
+    *dst = *src;
+    dst->text = dup_text(src->text ? src->text : "", src->text ? strlen(src->text) : 0);
+    dst->top = NULL;
+    dst->top_text = NULL;
+    dst->n_top = 0;
+    if (!src->n_top)
+        return;
+    dst->top = malloc(src->n_top * sizeof *dst->top);
+    dst->top_text = calloc(src->n_top, sizeof *dst->top_text);
+    if (!dst->top || !dst->top_text)
+        return;
+    dst->n_top = src->n_top;
+    memcpy(dst->top, src->top, src->n_top * sizeof *dst->top);
+    for (uint32_t k = 0; k < src->n_top; k++)
+        dst->top_text[k] = dup_text(src->top_text[k], strlen(src->top_text[k]));
+}
+
+static void record(struct gen_out *o, const struct gen_token *t)
+{
+    if (o->n_tokens == o->cap_tokens) {
+        size_t cap = o->cap_tokens ? o->cap_tokens * 2 : 32;
+        struct gen_token *v = realloc(o->tokens, cap * sizeof *v);
+        if (!v)
+            return;
+        o->tokens = v;
+        o->cap_tokens = cap;
+    }
+    token_copy(&o->tokens[o->n_tokens++], t);
+}
+
+static void gen_on_event(void *owner, const struct gen_event *ev)
+{
+    struct gen_out *o = owner;
+    struct gen_call *g = o->g;
+    pthread_mutex_lock(&g->mu);
+    if (!g->record_tokens && !g->ops) {
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
+    struct gen_token t;
+    token_from_event(g, ev, &t);
+    if (g->record_tokens)
+        record(o, &t);
+    if (g->ops && ev->finish != GEN_FINISH_NONE) {
+        token_fini(&o->last); /* the last token waits for on_done and the result */
+        o->last = t;
+        o->has_last = true;
+        free(o->last_delta);
+        o->last_delta = dup_text(ev->text ? ev->text : "", ev->text_len);
+        o->last_delta_len = o->last_delta ? ev->text_len : 0;
+        pthread_mutex_unlock(&g->mu);
+        return;
+    }
+    if (g->ops)
+        g->ops->token(g, o->index, &t, ev->text ? ev->text : "", ev->text_len);
+    token_fini(&t);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gen_on_resume(struct call *c, void *arg);
+
+/* Every choice is done and the submit loop over (g->mu held). */
+static void finish_locked(struct gen_call *g)
+{
+    if (g->ops) {
+        if (g->stream && !g->fail_status && g->ops->finish)
+            g->ops->finish(g);
+        if (g->stream)
+            call_stream_end(g->stream, !g->fail_status);
+        g->stream = NULL;
+    } else if (g->call) {
+        call_resume(g->call);
+    }
+}
+
+static void gen_on_done(void *owner, const struct gen_result *res)
+{
+    struct gen_out *o = owner;
+    struct gen_call *g = o->g;
+    pthread_mutex_lock(&g->mu);
+    o->done = true;
+    o->req = NULL;
+    o->status = res->status;
+    o->finish = res->finish;
+    snprintf(o->error, sizeof o->error, "%s", res->error);
+    o->text = dup_text(res->text ? res->text : "", res->text_len);
+    o->text_len = o->text ? res->text_len : 0;
+    o->n_generated = res->n_generated;
+    o->seed = res->seed;
+    o->queue_seconds = res->queue_seconds;
+    o->first_token_seconds = res->first_token_seconds;
+    o->total_seconds = res->total_seconds;
+    if (g->params.decoder_input_details && res->prompt_logprobs && res->n_prompt) {
+        o->prompt_logprobs = malloc(res->n_prompt * sizeof *o->prompt_logprobs);
+        if (o->prompt_logprobs)
+            memcpy(o->prompt_logprobs, res->prompt_logprobs,
+                   res->n_prompt * sizeof *o->prompt_logprobs);
+    }
+    if (g->ops && g->stream && !g->fail_status) {
+        if (o->status == GEN_OK)
+            g->ops->last(g, o->index, o->has_last ? &o->last : NULL,
+                         o->has_last ? o->last_delta : "", o->has_last ? o->last_delta_len : 0);
+        else
+            g->ops->error(g, o->index);
+    }
+    g->n_done++;
+    if (!g->submitting && g->n_done == g->n)
+        finish_locked(g);
+    pthread_mutex_unlock(&g->mu);
+    gen_unref(g);
+}
+
+/* ---- running ---- */
+
+static void gen_on_resume(struct call *c, void *arg)
+{
+    struct gen_call *g = arg;
+    pthread_mutex_lock(&g->mu);
+    bool failed = gen_call_answer_failure(g, c);
+    pthread_mutex_unlock(&g->mu);
+    if (!failed)
+        g->done_fn(g, c);
+}
+
+static int submit_status(int kind)
+{
+    return status_of_err(kind);
+}
+
+void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct gen_stream_ops *ops,
+                  const char *content_type)
+{
+    struct call *c = g->call;
+    if (!g->gs) {
+        gen_call_error(g, 503, NULL, "the model is not loaded");
+        return;
+    }
+    if (n < 1 || n > GEN_MAX_CHOICES)
+        n = n < 1 ? 1 : GEN_MAX_CHOICES;
+    g->done_fn = done;
+    g->ops = ops;
+    if (ops && !(g->stream = call_stream_new())) {
+        gen_call_error(g, 500, NULL, "out of memory");
+        return;
+    }
+    long timeout_ms = server_config(call_server(c))->request_timeout_ms;
+    pthread_mutex_lock(&g->mu);
+    g->n = n;
+    g->submitting = true;
+    pthread_mutex_unlock(&g->mu);
+    if (!ops)
+        call_suspend(c, gen_on_resume, g);
+    size_t submitted = 0;
+    int fail_status = 0;
+    char fail_msg[320] = "";
+    for (size_t i = 0; i < n; i++) {
+        struct gen_params p;
+        struct err e = {0};
+        if (gen_params_copy(&p, &g->params, &e) != 0) {
+            fail_status = 500;
+            snprintf(fail_msg, sizeof fail_msg, "%s", e.msg);
+            break;
+        }
+        p.seed = g->params.seed + i;
+        g->out[i].seed = p.seed;
+        struct gen_req_spec spec = {
+            .prompt = g->prompt,
+            .n_prompt = g->n_prompt,
+            .params = &p,
+            .deadline = timeout_ms > 0 ? g->t_start + (double)timeout_ms * 1e-3 : 0,
+            .fd = call_fd(c),
+            .on_event = gen_on_event,
+            .on_done = gen_on_done,
+            .owner = &g->out[i],
+        };
+        pthread_mutex_lock(&g->mu);
+        g->refs++; /* the request's, dropped in gen_on_done */
+        pthread_mutex_unlock(&g->mu);
+        struct gen_req *r = NULL;
+        int rc = gen_sched_submit(g->gs, &spec, &r, &e);
+        gen_params_fini(&p);
+        if (rc) {
+            pthread_mutex_lock(&g->mu);
+            g->refs--;
+            pthread_mutex_unlock(&g->mu);
+            fail_status = submit_status(rc);
+            if (rc == ERR_INVALID)
+                fail_status = invalid_status(g);
+            if (rc == ERR_BUSY)
+                snprintf(fail_msg, sizeof fail_msg, "Model is overloaded");
+            else if (g->dialect == GEN_DIALECT_TGI && fail_status == 422)
+                snprintf(fail_msg, sizeof fail_msg, "Input validation error: %s", e.msg);
+            else
+                snprintf(fail_msg, sizeof fail_msg, "%s", e.msg);
+            break;
+        }
+        pthread_mutex_lock(&g->mu);
+        if (!g->out[i].done)
+            g->out[i].req = r;
+        pthread_mutex_unlock(&g->mu);
+        submitted++;
+    }
+    pthread_mutex_lock(&g->mu);
+    g->submitting = false;
+    if (fail_status) {
+        g->n = submitted;
+        g->fail_status = fail_status;
+        snprintf(g->fail_msg, sizeof g->fail_msg, "%s", fail_msg);
+        for (size_t i = 0; i < submitted; i++)
+            if (g->out[i].req && !g->out[i].done)
+                gen_sched_cancel(g->out[i].req);
+    }
+    bool all_done = g->n_done == g->n;
+    if (ops) {
+        if (fail_status) { /* answered now; the cancelled choices end in the dead stream */
+            call_error(c, fail_status, NULL, "%s", fail_msg);
+            if (all_done)
+                finish_locked(g);
+        } else if (call_stream_start(c, g->stream, content_type) == 0 && all_done) {
+            finish_locked(g);
+        }
+    } else if (all_done) {
+        finish_locked(g); /* resumes the call: gen_on_resume answers */
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- helpers for the dialects ---- */
+
+void gen_emit(struct gen_call *g, const char *data, size_t len)
+{
+    if (g->stream)
+        call_stream_write(g->stream, data, len);
+}
+
+void gen_emit_json(struct gen_call *g, json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(v);
+    if (!text)
+        return;
+    size_t n = strlen(text);
+    char *line = malloc(n + 9);
+    if (line) {
+        memcpy(line, "data: ", 6);
+        memcpy(line + 6, text, n);
+        memcpy(line + 6 + n, "\n\n", 2);
+        gen_emit(g, line, n + 8);
+    }
+    free(line);
+    free(text);
+}
+
+size_t gen_call_completion_tokens(const struct gen_call *g)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n; i++)
+        n += g->out[i].n_generated;
+    return n;
+}
+
+json_t *gen_logprob_json(float lp)
+{
+    return isfinite(lp) ? json_real(lp) : json_null();
+}

@@ -1,0 +1,501 @@
+/* api_openai_gen: OpenAI's generation routes as vLLM serves them. POST /v1/completions
+ * ("prompt": a string or token ids; echo, logprobs as a count) and POST /v1/chat/completions
+ * ("messages" rendered with the model's chat template, add_generation_prompt true, the prompt
+ * tokenized without adding special tokens again; logprobs + top_logprobs). Both take n
+ * (choice i samples with seed + i), stop, seed, max_tokens / max_completion_tokens and the
+ * sampling fields of generate/params.h, and answer either the whole object (text_completion /
+ * chat.completion with usage) or, with "stream": true, Server-Sent Events "data: {chunk}\n\n"
+ * (text_completion / chat.completion.chunk; the chat's first chunk of a choice carries
+ * role "assistant", the last one its finish_reason), then, with
+ * stream_options.include_usage, a chunk with no choices and the usage (every other chunk then
+ * has "usage": null), then "data: [DONE]\n\n". Invalid requests are 400 with OpenAI's error
+ * object naming the field; a failure once streaming is an event {"error": {...}} before
+ * [DONE]. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_gen.h"
+
+static bool is_chat(const struct gen_call *g)
+{
+    return g->dialect == GEN_DIALECT_CHAT;
+}
+
+/* ---- logprobs ---- */
+
+static json_t *bytes_json(const char *s)
+{
+    json_t *a = json_array();
+    for (const unsigned char *p = (const unsigned char *)s; a && *p; p++)
+        json_array_append_new(a, json_integer(*p));
+    return a;
+}
+
+/* One entry of a chat choice's logprobs.content. */
+static json_t *chat_logprob(const struct gen_call *g, const struct gen_token *t)
+{
+    json_t *top = json_array();
+    for (uint32_t k = 0; k < t->n_top && k < g->params.top_n_tokens; k++)
+        json_array_append_new(top, json_pack("{s:s, s:o, s:o}", "token", t->top_text[k], "logprob",
+                                             gen_logprob_json(t->top[k].logprob), "bytes",
+                                             bytes_json(t->top_text[k])));
+    return json_pack("{s:s, s:o, s:o, s:o}", "token", t->text, "logprob",
+                     gen_logprob_json(t->logprob), "bytes", bytes_json(t->text), "top_logprobs",
+                     top);
+}
+
+/* Code points of s (for text_offset). */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* A completions logprobs object over tokens[0..n), offsets from *offset on. */
+static json_t *completion_logprobs(const struct gen_call *g, const struct gen_token *t, size_t n,
+                                   size_t *offset)
+{
+    json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(tokens, json_string(t[i].text));
+        json_array_append_new(lps, gen_logprob_json(t[i].logprob));
+        json_t *top = json_object();
+        for (uint32_t k = 0; k < t[i].n_top && k < g->params.top_n_tokens; k++)
+            json_object_set_new(top, t[i].top_text[k], gen_logprob_json(t[i].top[k].logprob));
+        json_array_append_new(tops, g->params.top_n_tokens ? top : json_null());
+        if (!g->params.top_n_tokens)
+            json_decref(top);
+        json_array_append_new(offs, json_integer((json_int_t)*offset));
+        *offset += utf8_chars(t[i].text);
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "text_offset", offs, "token_logprobs", lps, "tokens",
+                     tokens, "top_logprobs", tops);
+}
+
+static json_t *usage_json(const struct gen_call *g)
+{
+    size_t out = gen_call_completion_tokens(g);
+    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)g->n_prompt,
+                     "completion_tokens", (json_int_t)out, "total_tokens",
+                     (json_int_t)(g->n_prompt + out));
+}
+
+static const char *finish_name(const struct gen_out *o)
+{
+    const char *f = gen_finish_name(o->finish, GEN_DIALECT_CHAT);
+    return f ? f : "length";
+}
+
+/* ---- the whole answer ---- */
+
+static void completion_done(struct gen_call *g, struct call *c)
+{
+    json_t *choices = json_array();
+    for (size_t i = 0; i < g->n; i++) {
+        const struct gen_out *o = &g->out[i];
+        json_t *lp = json_null();
+        if (g->params.logprobs) {
+            size_t offset = g->params.return_full_text ? utf8_chars(g->prompt_text) : 0;
+            json_decref(lp);
+            lp = completion_logprobs(g, o->tokens, o->n_tokens, &offset);
+        }
+        json_t *text;
+        if (g->params.return_full_text) {
+            size_t n = g->prompt_text_len + o->text_len;
+            char *s = malloc(n + 1);
+            if (s) {
+                memcpy(s, g->prompt_text, g->prompt_text_len);
+                memcpy(s + g->prompt_text_len, o->text, o->text_len);
+            }
+            text = s ? json_stringn(s, n) : NULL;
+            free(s);
+        } else {
+            text = json_stringn(o->text, o->text_len);
+        }
+        json_array_append_new(choices,
+                              json_pack("{s:I, s:o, s:o, s:s}", "index", (json_int_t)i, "text",
+                                        text, "logprobs", lp, "finish_reason", finish_name(o)));
+    }
+    call_reply(c, 200,
+               json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", g->id, "object", "text_completion",
+                         "created", (json_int_t)g->created, "model", model_name(g->model),
+                         "choices", choices, "usage", usage_json(g)));
+}
+
+static void chat_done(struct gen_call *g, struct call *c)
+{
+    json_t *choices = json_array();
+    for (size_t i = 0; i < g->n; i++) {
+        const struct gen_out *o = &g->out[i];
+        json_t *lp = json_null();
+        if (g->params.logprobs) {
+            json_t *content = json_array();
+            for (size_t k = 0; k < o->n_tokens; k++)
+                json_array_append_new(content, chat_logprob(g, &o->tokens[k]));
+            json_decref(lp);
+            lp = json_pack("{s:o}", "content", content);
+        }
+        json_array_append_new(choices, json_pack("{s:I, s:{s:s, s:s%}, s:o, s:s}", "index",
+                                                 (json_int_t)i, "message", "role", "assistant",
+                                                 "content", o->text, o->text_len, "logprobs", lp,
+                                                 "finish_reason", finish_name(o)));
+    }
+    call_reply(c, 200,
+               json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", g->id, "object", "chat.completion",
+                         "created", (json_int_t)g->created, "model", model_name(g->model),
+                         "choices", choices, "usage", usage_json(g)));
+}
+
+/* ---- the stream ---- */
+
+/* The stream's copy of what the chunks repeat (the model's name: the call may be gone). */
+struct stream_state {
+    char model[128];
+    size_t offsets[GEN_MAX_CHOICES]; /* completions' text_offset so far, per choice */
+};
+
+/* A chunk with one choice (new reference). */
+static json_t *chunk(struct gen_call *g, json_t *choice)
+{
+    const struct stream_state *st = g->user;
+    json_t *v = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", g->id, "object",
+                          is_chat(g) ? "chat.completion.chunk" : "text_completion", "created",
+                          (json_int_t)g->created, "model", st->model, "choices", choice);
+    if (v && g->params.include_usage)
+        json_object_set_new(v, "usage", json_null());
+    return v;
+}
+
+/* The chat's first chunk of a choice: the assistant's role. */
+static void chat_role(struct gen_call *g, size_t i)
+{
+    struct gen_out *o = &g->out[i];
+    if (!is_chat(g) || o->started)
+        return;
+    o->started = true;
+    gen_emit_json(
+        g, chunk(g, json_pack("{s:I, s:{s:s, s:s}, s:n, s:n}", "index", (json_int_t)i, "delta",
+                              "role", "assistant", "content", "", "logprobs", "finish_reason")));
+}
+
+static void emit_delta(struct gen_call *g, size_t i, const struct gen_token *t, const char *delta,
+                       size_t delta_len, const char *finish)
+{
+    struct stream_state *st = g->user;
+    struct gen_out *o = &g->out[i];
+    chat_role(g, i);
+    json_t *lp = json_null();
+    if (g->params.logprobs && t) {
+        json_decref(lp);
+        lp = is_chat(g) ? json_pack("{s:[o]}", "content", chat_logprob(g, t))
+                        : completion_logprobs(g, t, 1, &st->offsets[i]);
+    }
+    json_t *text;
+    if (!is_chat(g) && g->params.return_full_text && !o->started) { /* echo: the prompt first */
+        size_t n = g->prompt_text_len + delta_len;
+        char *s = malloc(n + 1);
+        if (s) {
+            memcpy(s, g->prompt_text, g->prompt_text_len);
+            memcpy(s + g->prompt_text_len, delta, delta_len);
+        }
+        text = s ? json_stringn(s, n) : json_string("");
+        free(s);
+    } else {
+        text = json_stringn(delta, delta_len);
+    }
+    o->started = true;
+    json_t *choice = is_chat(g)
+                         ? json_pack("{s:I, s:{s:o}, s:o, s:s?}", "index", (json_int_t)i, "delta",
+                                     "content", text, "logprobs", lp, "finish_reason", finish)
+                         : json_pack("{s:I, s:o, s:o, s:s?}", "index", (json_int_t)i, "text", text,
+                                     "logprobs", lp, "finish_reason", finish);
+    if (choice && !finish)
+        json_object_set_new(choice, "finish_reason", json_null());
+    gen_emit_json(g, chunk(g, choice));
+}
+
+static void stream_token(struct gen_call *g, size_t i, const struct gen_token *t, const char *delta,
+                         size_t delta_len)
+{
+    /* a token that completes no text yet (half a character, a held-back stop prefix) has
+     * nothing to show unless its logprobs were asked for */
+    if (delta_len == 0 && !g->params.logprobs)
+        return;
+    emit_delta(g, i, t, delta, delta_len, NULL);
+}
+
+static void stream_last(struct gen_call *g, size_t i, const struct gen_token *t, const char *delta,
+                        size_t delta_len)
+{
+    emit_delta(g, i, t, delta, delta_len, finish_name(&g->out[i]));
+}
+
+static void stream_failed(struct gen_call *g, size_t i)
+{
+    const struct gen_out *o = &g->out[i];
+    int status = gen_out_status(o);
+    const char *msg = o->status == GEN_TIMEOUT     ? "Request timed out during generation"
+                      : o->status == GEN_CANCELLED ? "Request cancelled"
+                                                   : o->error;
+    gen_emit_json(g, json_pack("{s:{s:s, s:s, s:n, s:i}}", "error", "message", msg, "type",
+                               status == 504 ? "timeout_error" : "server_error", "param", "code",
+                               status));
+}
+
+static void stream_finish(struct gen_call *g)
+{
+    const struct stream_state *st = g->user;
+    if (g->params.include_usage)
+        gen_emit_json(g, json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id", g->id, "object",
+                                   is_chat(g) ? "chat.completion.chunk" : "text_completion",
+                                   "created", (json_int_t)g->created, "model", st->model, "choices",
+                                   "usage", usage_json(g)));
+    gen_emit(g, "data: [DONE]\n\n", 14);
+}
+
+static const struct gen_stream_ops openai_stream = {
+    .token = stream_token,
+    .last = stream_last,
+    .error = stream_failed,
+    .finish = stream_finish,
+};
+
+/* ---- requests ---- */
+
+/* "prompt": one string, or token ids (a list of integers, or a list holding one string or one
+ * such list). Sets the gen_call's prompt; false when answered. */
+static bool completion_prompt(struct gen_call *g, const json_t *prompt)
+{
+    if (json_is_array(prompt) && json_array_size(prompt) == 1 &&
+        !json_is_integer(json_array_get(prompt, 0)))
+        prompt = json_array_get(prompt, 0);
+    if (json_is_string(prompt)) {
+        if (json_string_length(prompt) == 0) {
+            gen_call_error(g, 400, "prompt", "`prompt` cannot be empty");
+            return false;
+        }
+        const char *s = json_string_value(prompt);
+        size_t n = json_string_length(prompt);
+        return gen_call_tokenize(g, s, n, true) == 0 && gen_call_set_prompt_text(g, s, n) == 0;
+    }
+    size_t n = json_array_size(prompt);
+    bool ids = json_is_array(prompt) && n > 0;
+    for (size_t i = 0; ids && i < n; i++)
+        ids = json_is_integer(json_array_get(prompt, i));
+    if (!ids) {
+        gen_call_error(g, 400, "prompt",
+                       json_is_array(prompt) && n > 1
+                           ? "only one prompt per request is supported"
+                           : "`prompt` must be a string or a list of token ids");
+        return false;
+    }
+    int32_t *v = malloc(n * sizeof *v);
+    if (!v) {
+        gen_call_error(g, 500, NULL, "out of memory");
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        json_int_t x = json_integer_value(json_array_get(prompt, i));
+        v[i] = x < 0 || x > INT32_MAX ? -1 : (int32_t)x;
+    }
+    ok = gen_call_set_ids(g, v, n) == 0;
+    char *text = NULL;
+    size_t len = 0;
+    struct err e = {0};
+    if (ok && tokenizer_decode(g->gm->tokenizer, v, n, false, &text, &len, &e) == 0)
+        ok = gen_call_set_prompt_text(g, text, len) == 0;
+    free(text);
+    free(v);
+    return ok;
+}
+
+/* Content as a string: text parts joined by newlines (vLLM), null kept. NULL when invalid. */
+static json_t *message_content(const json_t *content, const char **why)
+{
+    if (!content || json_is_null(content))
+        return json_null();
+    if (json_is_string(content))
+        return json_incref((json_t *)content);
+    if (!json_is_array(content)) {
+        *why = "`content` must be a string or a list of content parts";
+        return NULL;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const json_t *part = json_array_get(content, i);
+        const char *type = json_string_value(json_object_get(part, "type"));
+        const json_t *text = json_object_get(part, "text");
+        if (!type || strcmp(type, "text") != 0 || !json_is_string(text)) {
+            *why = "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported";
+            return NULL;
+        }
+        total += json_string_length(text) + 1;
+    }
+    char *s = malloc(total + 1), *p = s;
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const json_t *text = json_object_get(json_array_get(content, i), "text");
+        if (i)
+            *p++ = '\n';
+        memcpy(p, json_string_value(text), json_string_length(text));
+        p += json_string_length(text);
+    }
+    json_t *v = json_stringn(s, (size_t)(p - s));
+    free(s);
+    return v;
+}
+
+/* "messages" checked and their contents flattened (new reference; NULL when answered). */
+static json_t *chat_messages(struct gen_call *g, const json_t *messages)
+{
+    if (!json_is_array(messages) || json_array_size(messages) == 0) {
+        gen_call_error(g, 400, "messages",
+                       messages ? "`messages` must be a non-empty list of messages"
+                                : "`messages` is required");
+        return NULL;
+    }
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < json_array_size(messages); i++) {
+        const json_t *m = json_array_get(messages, i);
+        const char *why = NULL;
+        json_t *content = NULL;
+        if (!json_is_object(m))
+            why = "each message must be an object with `role` and `content`";
+        else if (!json_is_string(json_object_get(m, "role")))
+            why = "each message needs a `role` string";
+        else
+            content = message_content(json_object_get(m, "content"), &why);
+        if (!content) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "messages[%zu]: %s", i, why ? why : "out of memory");
+            gen_call_error(g, why ? 400 : 500, "messages", msg);
+            json_decref(out);
+            return NULL;
+        }
+        json_t *copy = json_deep_copy(m);
+        json_object_set_new(copy, "content", content);
+        json_array_append_new(out, copy);
+    }
+    return out;
+}
+
+/* The chat template's variables: add_generation_prompt (default true), tools, documents and
+ * chat_template_kwargs' members (vLLM's extras). NULL when answered. */
+static json_t *chat_extra(struct gen_call *g, const json_t *body)
+{
+    const json_t *agp = json_object_get(body, "add_generation_prompt");
+    const json_t *kw = json_object_get(body, "chat_template_kwargs");
+    if (agp && !json_is_null(agp) && !json_is_boolean(agp)) {
+        gen_call_error(g, 400, "add_generation_prompt",
+                       "`add_generation_prompt` must be true or false");
+        return NULL;
+    }
+    if (kw && !json_is_null(kw) && !json_is_object(kw)) {
+        gen_call_error(g, 400, "chat_template_kwargs", "`chat_template_kwargs` must be an object");
+        return NULL;
+    }
+    json_t *extra = json_is_object(kw) ? json_deep_copy(kw) : json_object();
+    json_object_set_new(extra, "add_generation_prompt", json_boolean(!json_is_false(agp)));
+    static const char *const pass[] = {"tools", "documents"};
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
+        const json_t *v = json_object_get(body, pass[i]);
+        if (v && !json_is_null(v))
+            json_object_set(extra, pass[i], (json_t *)v);
+    }
+    return extra;
+}
+
+static bool chat_prompt(struct gen_call *g, const json_t *body)
+{
+    if (!g->gm->chat.main) {
+        gen_call_error(g, 400, NULL,
+                       "this model's tokenizer has no chat template (tokenizer_config.json "
+                       "chat_template): use /v1/completions");
+        return false;
+    }
+    json_t *messages = chat_messages(g, json_object_get(body, "messages"));
+    json_t *extra = messages ? chat_extra(g, body) : NULL;
+    if (!extra) {
+        json_decref(messages);
+        return false;
+    }
+    char *prompt = NULL;
+    size_t len = 0;
+    struct err e = {0};
+    int rc = chat_template_set_render(&g->gm->chat, messages, extra, &prompt, &len, &e);
+    json_decref(messages);
+    json_decref(extra);
+    if (rc) {
+        gen_call_error(g, rc == ERR_NOMEM ? 500 : 400, "messages", e.msg);
+        return false;
+    }
+    /* the template wrote the special tokens it wants (bos): add none again */
+    bool ok = gen_call_tokenize(g, prompt, len, false) == 0;
+    free(prompt);
+    return ok;
+}
+
+static void openai_route(struct call *c, enum gen_dialect d)
+{
+    const json_t *body = call_body(c);
+    struct model *m = openai_field_model(c, TASK_BIT_TEXT_GENERATION);
+    if (!m)
+        return;
+    struct gen_call *g = gen_call_new(c, m, d);
+    if (!g)
+        return;
+    struct gen_limits lim = gen_limits_default();
+    lim.max_input_tokens = (uint32_t)model_gen_max_input(m);
+    struct err e = {0};
+    if (gen_params_parse(d, body, &g->gm->gen_config, &lim, &g->params, &e) != 0) {
+        gen_call_error(g, 400, NULL, e.msg);
+        return;
+    }
+    if (d == GEN_DIALECT_COMPLETIONS) {
+        const json_t *prompt = json_object_get(body, "prompt");
+        if (!prompt || json_is_null(prompt)) {
+            gen_call_error(g, 400, "prompt", "`prompt` is required");
+            return;
+        }
+        if (!completion_prompt(g, prompt))
+            return;
+    } else if (!chat_prompt(g, body)) {
+        return;
+    }
+    if (gen_call_check(g) != 0)
+        return;
+    g->record_tokens = !g->params.stream && g->params.logprobs;
+    if (!g->params.stream) {
+        gen_call_run(g, g->params.n, d == GEN_DIALECT_CHAT ? chat_done : completion_done, NULL,
+                     NULL);
+        return;
+    }
+    struct stream_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        gen_call_error(g, 500, NULL, "out of memory");
+        return;
+    }
+    snprintf(st->model, sizeof st->model, "%s", model_name(m));
+    size_t echo = d == GEN_DIALECT_COMPLETIONS && g->params.return_full_text
+                      ? utf8_chars(g->prompt_text ? g->prompt_text : "")
+                      : 0;
+    for (size_t i = 0; i < GEN_MAX_CHOICES; i++)
+        st->offsets[i] = echo;
+    g->user = st;
+    gen_call_run(g, g->params.n, NULL, &openai_stream, "text/event-stream");
+}
+
+void route_openai_completions(struct call *c)
+{
+    openai_route(c, GEN_DIALECT_COMPLETIONS);
+}
+
+void route_openai_chat(struct call *c)
+{
+    openai_route(c, GEN_DIALECT_CHAT);
+}
