@@ -38,6 +38,20 @@ static bool check_options(struct call *c, const json_t *options)
     return true;
 }
 
+/* An empty text (alone or in a list): the transformers pipelines run it (a classifier labels
+ * "[CLS] [SEP]"), but an empty request is a client's mistake this API reports. */
+static bool has_empty_text(const json_t *inputs)
+{
+    if (json_is_string(inputs))
+        return json_string_length(inputs) == 0;
+    for (size_t i = 0; json_is_array(inputs) && i < json_array_size(inputs); i++) {
+        const json_t *v = json_array_get(inputs, i);
+        if (json_is_string(v) && json_string_length(v) == 0)
+            return true;
+    }
+    return false;
+}
+
 void route_hf_models(struct call *c)
 {
     const json_t *body = call_body(c);
@@ -58,6 +72,11 @@ void route_hf_models(struct call *c)
         return;
     if (model_is_generation(m)) {
         hf_text_generation(c, m);
+        return;
+    }
+    if (has_empty_text(inputs)) {
+        model_unref(m);
+        call_error(c, 422, "inputs", "`inputs` cannot be empty");
         return;
     }
     call_submit(c, m, inputs, parameters, respond_pipeline);

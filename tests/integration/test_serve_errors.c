@@ -266,6 +266,8 @@ START_TEST(invalid_422)
         {"/models/seqcls", "{\"inputs\": [\"ok\", 3]}", HF},
         {"/models/seqcls", "{}", HF},
         {"/models/seqcls", "{\"inputs\": []}", HF},
+        {"/models/seqcls", "{\"inputs\": \"\"}", HF},
+        {"/models/tokcls", "{\"inputs\": [\"ok\", \"\"]}", HF},
         {"/models/seqcls", "{\"inputs\": \"x\", \"parameters\": [1]}", HF},
         {"/models/embed", "{\"inputs\": {\"text\": \"x\"}}", HF},
         /* unknown parameter values */
