@@ -167,8 +167,9 @@ json_t *gen_logprob_json(float lp);
 
 /* TGI's GET /info for a generation model (takes over the reference to m). */
 void tgi_info(struct call *c, struct model *m);
-/* POST /models/{name} on a text-generation model: the transformers pipeline's answer
- * (takes over the reference to m). */
+/* POST /models/{name} on a text-generation model: the transformers pipeline's answer; on an
+ * encoder-decoder (T5, text2text-generation) the Text2TextGenerationPipeline's (takes over the
+ * reference to m). */
 void hf_text_generation(struct call *c, struct model *m);
 
 #endif

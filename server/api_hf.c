@@ -1,15 +1,19 @@
 /* api_hf: the Hugging Face Inference API route, POST /models/{name} with
  * {"inputs", "parameters", "options"}: every encoder task of the named model, answered with
  * exactly what transformers.pipeline(task)(inputs, **parameters) returns (see
- * engine/pipelines/runner.h for the input forms each task takes), and text-generation
- * (hf_text_generation: [{"generated_text": ...}]). options.use_cache and
- * options.wait_for_model are accepted and have nothing to change here: results are never
- * cached and a loading model answers 503 at once. */
+ * engine/pipelines/runner.h for the input forms each task takes), text-generation
+ * (hf_text_generation: [{"generated_text": ...}]) and text2text-generation on an
+ * encoder-decoder (T5), as transformers' Text2TextGenerationPipeline answers it. options.use_cache
+ * and options.wait_for_model are accepted and have nothing to change here: results are never cached
+ * and a loading model answers 503 at once. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_gen.h"
 #include "serve.h"
+
+static void hf_text2text(struct call *c, struct model *m);
 
 static json_t *respond_pipeline(struct call *c, json_t *result, int *status, struct err *e)
 {
@@ -131,6 +135,11 @@ static void free_chat(struct gen_call *g)
 
 void hf_text_generation(struct call *c, struct model *m)
 {
+    const struct gen_model *gm = model_gen_model(m);
+    if (gm && gm->t5) {
+        hf_text2text(c, m);
+        return;
+    }
     const json_t *body = call_body(c);
     const json_t *inputs = json_object_get(body, "inputs");
     bool chat = is_chat(inputs);
@@ -187,4 +196,235 @@ void hf_text_generation(struct call *c, struct model *m)
     }
     if (gen_call_check(g) == 0)
         gen_call_run(g, 1, pipeline_done, NULL, NULL);
+}
+
+/* ---- text2text-generation (an encoder-decoder: T5) ----
+ *
+ * transformers' Text2TextGenerationPipeline: `inputs` a string (tokenized with the tokenizer's
+ * special tokens: T5's "</s>" at the end), generate() over it, and
+ * [{"generated_text": tokenizer.decode(output_ids, skip_special_tokens=True,
+ * clean_up_tokenization_spaces=...)}]: the decoder's text only. Its own parameters:
+ * return_tensors (true: [{"generated_token_ids": [decoder start, generated ids...]}] instead
+ * of the text), return_text (accepted; the pipeline ignores it too),
+ * clean_up_tokenization_spaces (default false), truncation (true, "longest_first" or
+ * "only_first": the input cut to the tokenizer's model_max_length; default none),
+ * stop_sequence (its first token becomes the only eos id); the rest are generate()'s
+ * (generate/params.h, the pipeline dialect). Lengths as generate() counts them for an
+ * encoder-decoder: max_new_tokens, else max_length - 1 (the decoder start token is part of
+ * max_length; generation_config.json's values, else max_length 20). return_full_text: true is
+ * refused (the pipeline has no such parameter: generate() rejects it as an unused model
+ * kwarg); a list of inputs too (one input per request here). */
+
+struct t2t_opts {
+    bool return_tensors;
+    bool clean_up;
+};
+
+/* transformers' PreTrainedTokenizerBase.clean_up_tokenization: these replacements, in order,
+ * each over the whole text. */
+static char *clean_up_spaces(const char *text, size_t n, size_t *out_len)
+{
+    static const char *const from[] = {" .",   " ?",  " !",  " ,",   " ' ",
+                                       " n't", " 'm", " 's", " 've", " 're"};
+    static const char *const to[] = {".", "?", "!", ",", "'", "n't", "'m", "'s", "'ve", "'re"};
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, text, n);
+    s[n] = '\0';
+    for (size_t k = 0; k < sizeof from / sizeof from[0]; k++) {
+        size_t fl = strlen(from[k]), tl = strlen(to[k]), w = 0;
+        for (size_t r = 0; r < n;) { /* every replacement shortens: in place */
+            if (r + fl <= n && memcmp(s + r, from[k], fl) == 0) {
+                memcpy(s + w, to[k], tl);
+                w += tl;
+                r += fl;
+            } else {
+                s[w++] = s[r++];
+            }
+        }
+        n = w;
+        s[n] = '\0';
+    }
+    *out_len = n;
+    return s;
+}
+
+static void text2text_done(struct gen_call *g, struct call *c)
+{
+    const struct gen_out *o = &g->out[0];
+    const struct t2t_opts *opt = g->user;
+    json_t *rec;
+    if (opt->return_tensors) { /* generate()'s output ids: the start token first */
+        json_t *ids = json_array();
+        json_array_append_new(ids, json_integer(g->gm->decoder_start_token_id));
+        for (size_t k = 0; k < o->n_tokens; k++)
+            json_array_append_new(ids, json_integer(o->tokens[k].id));
+        rec = json_pack("{s:o}", "generated_token_ids", ids);
+    } else if (opt->clean_up) {
+        size_t n = 0;
+        char *t = clean_up_spaces(o->text, o->text_len, &n);
+        rec = t ? json_pack("{s:s%}", "generated_text", t, n) : NULL;
+        free(t);
+    } else {
+        rec = json_pack("{s:s%}", "generated_text", o->text, o->text_len);
+    }
+    if (rec)
+        call_reply(c, 200, json_pack("[o]", rec));
+    else
+        call_error(c, 500, NULL, "out of memory");
+}
+
+/* A boolean parameter (absent or null: unchanged). false when answered (422). */
+static bool t2t_bool(struct gen_call *g, const json_t *params, const char *key, bool *out)
+{
+    const json_t *v = json_object_get(params, key);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_boolean(v)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "`%s` must be true or false", key);
+        gen_call_error(g, 422, "parameters", msg);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+/* `truncation`: true or a truncation strategy (TruncationStrategy values); *out whether the
+ * input is cut to model_max_length. false when answered (422). */
+static bool t2t_truncation(struct gen_call *g, const json_t *params, bool *out)
+{
+    const json_t *v = json_object_get(params, "truncation");
+    *out = false;
+    if (!v || json_is_null(v) || json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return true;
+    }
+    const char *s = json_string_value(v);
+    if (s && strcmp(s, "do_not_truncate") == 0)
+        return true;
+    if (s && (strcmp(s, "longest_first") == 0 || strcmp(s, "only_first") == 0)) {
+        *out = true;
+        return true;
+    }
+    gen_call_error(g, 422, "parameters",
+                   s && strcmp(s, "only_second") == 0
+                       ? "`truncation` \"only_second\" needs a pair of sequences: "
+                         "text2text-generation has one input"
+                       : "`truncation` must be true, false, \"longest_first\", \"only_first\" or "
+                         "\"do_not_truncate\"");
+    return false;
+}
+
+/* `stop_sequence`: its first token (without special tokens) is the only eos id, as the
+ * pipeline passes eos_token_id to generate(). false when answered. */
+static bool t2t_stop_sequence(struct gen_call *g, const json_t *params)
+{
+    const json_t *v = json_object_get(params, "stop_sequence");
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_string(v)) {
+        gen_call_error(g, 422, "parameters", "`stop_sequence` must be a string");
+        return false;
+    }
+    const struct tokenizer *tk = g->gm->tokenizer;
+    struct tokenizer_params p = tokenizer_params_default(tk);
+    p.add_special_tokens = false;
+    p.truncation = false;
+    p.padding = PAD_NONE;
+    struct encodings enc = {0};
+    struct err e = {0};
+    int rc =
+        tokenizer_encode(tk, json_string_value(v), json_string_length(v), NULL, 0, &p, &enc, &e);
+    bool ok = rc == 0 && enc.v[0].n > 0;
+    if (ok) {
+        g->params.eos_token_ids[0] = enc.v[0].ids[0];
+        g->params.n_eos_token_ids = 1;
+    } else {
+        gen_call_error(g, 422, "parameters", rc ? e.msg : "`stop_sequence` has no tokens");
+    }
+    encodings_fini(&enc);
+    return ok;
+}
+
+/* The input with the tokenizer's special tokens, cut to model_max_length when truncate. */
+static int t2t_tokenize(struct gen_call *g, const char *text, size_t len, bool truncate)
+{
+    const struct tokenizer *tk = g->gm->tokenizer;
+    size_t max = tokenizer_model_max_length(tk);
+    if (!truncate || max == 0)
+        return gen_call_tokenize(g, text, len, true);
+    struct tokenizer_params p = tokenizer_params_default(tk);
+    p.add_special_tokens = true;
+    p.truncation = true;
+    p.max_length = max;
+    p.padding = PAD_NONE;
+    struct encodings enc = {0};
+    struct err e = {0};
+    int rc = tokenizer_encode(tk, text, len, NULL, 0, &p, &enc, &e);
+    if (rc) {
+        encodings_fini(&enc);
+        gen_call_error(g, 422, "inputs", e.msg);
+        return -1;
+    }
+    rc = gen_call_set_ids(g, enc.v[0].ids, enc.v[0].n);
+    encodings_fini(&enc);
+    return rc;
+}
+
+static void hf_text2text(struct call *c, struct model *m)
+{
+    const json_t *body = call_body(c);
+    const json_t *inputs = json_object_get(body, "inputs");
+    const json_t *params = json_object_get(body, "parameters");
+    if (!json_is_string(inputs) || json_string_length(inputs) == 0) {
+        model_unref(m);
+        call_error(c, 422, "inputs",
+                   json_is_string(inputs) ? "`inputs` cannot be empty"
+                                          : "`inputs` must be a string for text2text-generation");
+        return;
+    }
+    struct gen_call *g = gen_call_new(c, m, GEN_DIALECT_PIPELINE);
+    if (!g)
+        return;
+    struct t2t_opts *opt = calloc(1, sizeof *opt);
+    if (!opt) {
+        gen_call_error(g, 500, NULL, "out of memory");
+        return;
+    }
+    g->user = opt;
+    struct err e = {0};
+    if (gen_params_parse(GEN_DIALECT_PIPELINE, params, &g->gm->gen_config, NULL, &g->params, &e) !=
+        0) {
+        gen_call_error(g, 422, "parameters", e.msg);
+        return;
+    }
+    if (json_is_true(json_object_get(params, "return_full_text"))) {
+        gen_call_error(g, 422, "parameters",
+                       "`return_full_text` is not a text2text-generation parameter: an "
+                       "encoder-decoder's output does not continue its input");
+        return;
+    }
+    g->params.return_full_text = false;
+    bool return_text = true, truncate = false;
+    if (!t2t_bool(g, params, "return_tensors", &opt->return_tensors) ||
+        !t2t_bool(g, params, "return_text", &return_text) ||
+        !t2t_bool(g, params, "clean_up_tokenization_spaces", &opt->clean_up) ||
+        !t2t_truncation(g, params, &truncate) || !t2t_stop_sequence(g, params))
+        return;
+    if (g->params.max_new_tokens == 0) { /* generate(): max_length counts the start token */
+        if (g->params.max_length <= 1) {
+            gen_call_error(g, 422, "parameters",
+                           "`max_length` must be at least 2 for text2text-generation: the "
+                           "decoder start token counts in it");
+            return;
+        }
+        g->params.max_new_tokens = g->params.max_length - 1;
+    }
+    if (t2t_tokenize(g, json_string_value(inputs), json_string_length(inputs), truncate) != 0 ||
+        gen_call_check(g) != 0)
+        return;
+    g->record_tokens = opt->return_tensors;
+    gen_call_run(g, 1, text2text_done, NULL, NULL);
 }

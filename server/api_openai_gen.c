@@ -10,7 +10,9 @@
  * stream_options.include_usage, a chunk with no choices and the usage (every other chunk then
  * has "usage": null), then "data: [DONE]\n\n". Invalid requests are 400 with OpenAI's error
  * object naming the field; a failure once streaming is an event {"error": {...}} before
- * [DONE]. */
+ * [DONE]. /v1/completions also serves an encoder-decoder (T5, text2text-generation): the
+ * completion is what its decoder generates from the prompt (echo is refused); chat on one is
+ * a 400 (no chat template). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +414,15 @@ static json_t *chat_extra(struct gen_call *g, const json_t *body)
 
 static bool chat_prompt(struct gen_call *g, const json_t *body)
 {
+    if (g->gm->t5) {
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "model '%s' is an encoder-decoder (text2text-generation) model: it has no chat "
+                 "template and cannot chat; use /v1/completions",
+                 model_name(g->model));
+        gen_call_error(g, 400, "model", msg);
+        return false;
+    }
     if (!g->gm->chat.main) {
         gen_call_error(g, 400, NULL,
                        "this model's tokenizer has no chat template (tokenizer_config.json "
@@ -443,7 +454,12 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
 static void openai_route(struct call *c, enum gen_dialect d)
 {
     const json_t *body = call_body(c);
-    struct model *m = openai_field_model(c, TASK_BIT_TEXT_GENERATION);
+    /* completions serve text2text-generation (T5) too; chat only a model named by "model"
+     * (to refuse it clearly), never the default pick */
+    unsigned tasks = d == GEN_DIALECT_COMPLETIONS || json_is_string(json_object_get(body, "model"))
+                         ? TASK_BITS_GENERATION
+                         : TASK_BIT_TEXT_GENERATION;
+    struct model *m = openai_field_model(c, tasks);
     if (!m)
         return;
     struct gen_call *g = gen_call_new(c, m, d);
@@ -454,6 +470,12 @@ static void openai_route(struct call *c, enum gen_dialect d)
     struct err e = {0};
     if (gen_params_parse(d, body, &g->gm->gen_config, &lim, &g->params, &e) != 0) {
         gen_call_error(g, 400, NULL, e.msg);
+        return;
+    }
+    if (g->gm->t5 && d == GEN_DIALECT_COMPLETIONS && g->params.return_full_text) {
+        gen_call_error(g, 400, "echo",
+                       "`echo` is not supported by an encoder-decoder model "
+                       "(text2text-generation): its completion does not continue the prompt");
         return;
     }
     if (d == GEN_DIALECT_COMPLETIONS) {

@@ -10,7 +10,10 @@
  * prefill (decoder_input_details) lists the prompt tokens with a null first logprob,
  * top_tokens appears only when top_n_tokens > 0, best_of > 1 keeps the choice with the best
  * mean token logprob and lists the others in best_of_sequences. inferd extra: "model" picks the
- * model (else the first text-generation one). */
+ * model (else the first text-generation or text2text-generation one). An encoder-decoder (T5,
+ * text2text-generation) is served too, as TGI serves seq2seq models: generated_text is what
+ * the decoder generates; return_full_text true and decoder_input_details (no decoded prompt)
+ * are refused with 422. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,8 +275,8 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream)
         call_error(c, 422, "inputs", "Input validation error: `inputs` cannot be empty");
         return NULL;
     }
-    struct model *m = server_model_for(call_server(c), c, json_string_value(mv),
-                                       TASK_BIT_TEXT_GENERATION, "model");
+    struct model *m =
+        server_model_for(call_server(c), c, json_string_value(mv), TASK_BITS_GENERATION, "model");
     if (!m)
         return NULL;
     struct gen_call *g = gen_call_new(c, m, GEN_DIALECT_TGI);
@@ -286,6 +289,12 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream)
     if (gen_params_parse(GEN_DIALECT_TGI, params, &g->gm->gen_config, &lim, &g->params, &e) != 0 ||
         (stream && gen_params_check_stream(&g->params, &e) != 0)) {
         gen_call_error(g, 422, "parameters", e.msg);
+        return NULL;
+    }
+    if (g->gm->t5 && g->params.return_full_text) {
+        gen_call_error(g, 422, "parameters",
+                       "`return_full_text` is not supported by an encoder-decoder model "
+                       "(text2text-generation): its output does not continue its input");
         return NULL;
     }
     const char *text = json_string_value(in);

@@ -1,13 +1,15 @@
 /* gen_model: loading a text-generation model directory for gen_sched (see gen_sched.h): the
- * decoder (its weights prepacked on a oneDNN context made for the loading thread), the
- * tokenizer, generation_config.json with config.json's eos ids as transformers' fallback, and
- * the chat templates of tokenizer_config.json / chat_template.jinja. */
+ * model (a decoder, or for config.json model_type "t5" the T5 encoder-decoder; its weights
+ * prepacked on a oneDNN context made for the loading thread), the tokenizer,
+ * generation_config.json with config.json's eos ids as transformers' fallback, and the chat
+ * templates of tokenizer_config.json / chat_template.jinja. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gen_sched.h"
 #include "models/decoder.h"
+#include "models/t5.h"
 
 #define DEFAULT_MAX_TOTAL_TOKENS 4096
 
@@ -31,6 +33,27 @@ static void base_name(const char *dir, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)(end - start), dir + start);
 }
 
+/* Whether DIR's config.json describes an encoder-decoder this module runs (model_type "t5").
+ * A config.json that cannot be read is left to the model loader to report. */
+static bool is_t5(const char *dir)
+{
+    struct hf_config hc;
+    struct err e = {0};
+    if (hf_config_load(dir, &hc, &e) != 0)
+        return false;
+    bool t5 = strcmp(hc.model_type, "t5") == 0;
+    hf_config_fini(&hc);
+    return t5;
+}
+
+static int load_weights(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx,
+                        struct gen_model *m, struct err *e)
+{
+    if (is_t5(dir))
+        return t5_load(dir, dt, ctx, &m->t5, e);
+    return decoder_load(dir, dt, ctx, &m->decoder, e);
+}
+
 int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_model **out,
                    struct err *e)
 {
@@ -45,7 +68,7 @@ int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_m
     int threads = cfg && cfg->threads > 0 ? cfg->threads : 0;
     enum dtype_compute dt = compute_dtype(cfg ? cfg->dtype : CONFIG_DTYPE_FP32);
     struct dnn_ctx *ctx = dnn_ctx_new(threads, e);
-    int rc = ctx ? decoder_load(dir, dt, ctx, &m->decoder, e) : e->kind ? e->kind : ERR_NOMEM;
+    int rc = ctx ? load_weights(dir, dt, ctx, m, e) : e->kind ? e->kind : ERR_NOMEM;
     dnn_ctx_free(ctx);
     if (rc == 0)
         rc = tokenizer_load(dir, &m->tokenizer, e);
@@ -57,10 +80,22 @@ int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_m
         gen_model_free(m);
         return rc;
     }
-    const struct hf_config *hc = decoder_config(m->decoder);
+    const struct hf_config *hc = m->t5 ? t5_config(m->t5) : decoder_config(m->decoder);
     gen_config_fallback_eos(&m->gen_config, hc->eos_token_ids, hc->n_eos_token_ids);
-    m->max_positions = decoder_max_positions(m->decoder);
-    m->vocab_size = decoder_vocab_size(m->decoder);
+    if (m->t5) {
+        /* relative positions: no table bounds the lengths (transformers only warns past the
+         * tokenizer's model_max_length) */
+        m->max_positions = 0;
+        m->vocab_size = t5_vocab_size(m->t5);
+        /* generation_config.json first, as generate() takes it, then config.json's */
+        int64_t start = m->gen_config.decoder_start_token_id;
+        m->decoder_start_token_id =
+            start >= 0 && start < m->vocab_size ? (int32_t)start : t5_decoder_start_token_id(m->t5);
+    } else {
+        m->max_positions = decoder_max_positions(m->decoder);
+        m->vocab_size = decoder_vocab_size(m->decoder);
+        m->decoder_start_token_id = -1;
+    }
     base_name(dir, m->model_id, sizeof m->model_id);
     *out = m;
     return 0;
@@ -71,6 +106,7 @@ void gen_model_free(struct gen_model *m)
     if (!m)
         return;
     decoder_unload(m->decoder);
+    t5_unload(m->t5);
     tokenizer_free(m->tokenizer);
     chat_template_set_fini(&m->chat);
     free(m);

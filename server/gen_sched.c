@@ -18,6 +18,17 @@
  * (one row each anyway) but without other prompt chunks, at most DETAILS_CHUNK tokens at a
  * time to bound the (tokens x vocab) logits.
  *
+ * An encoder-decoder (T5, gen_model.t5) runs through the same loop; what differs is behind
+ * struct backend: its sequences are t5_seq (cross-attention keys and values of the input, the
+ * decoder's self-attention cache), and its step (step_t5) first encodes the inputs of newly
+ * admitted requests, oldest first, in one t5_encode call of at most max_batch_prefill_tokens
+ * input ids (an input longer than that is encoded alone: an encoder pass cannot be split),
+ * then runs one decoder step of every encoded sequence: the decoder start token for those
+ * just encoded (their first token comes in the same step), the last token for the others.
+ * The sampler's repetition penalty and the detokenizer's context are the decoder's ids (the
+ * start token, then the generated ones), as transformers' generate has them for an
+ * encoder-decoder. Prompt logprobs are refused at submit (the input is not decoded).
+ *
  * Generation uses one worker whatever cfg->workers says: a step already batches every
  * running sequence, and its threads (cfg->threads, 0 = every core) parallelize the matmuls. */
 #include "gen_sched.h"
@@ -34,6 +45,7 @@
 
 #include "metrics.h"
 #include "models/decoder.h"
+#include "models/t5.h"
 
 #define SWEEP_INTERVAL 0.05 /* seconds between checks of the clients' sockets */
 #define DETOK_CONTEXT 5     /* prompt ids the detokenizer starts from (TGI's prefix offset) */
@@ -54,8 +66,8 @@ struct gen_req {
     bool cancelled; /* under s->mu */
 
     /* the worker's, from admission on */
-    struct decoder_seq *seq;
-    size_t n_fed; /* prompt tokens in the cache */
+    void *seq;    /* struct decoder_seq, or struct t5_seq (backend) */
+    size_t n_fed; /* prompt tokens in the cache (T5: n_prompt once encoded, else 0) */
     int32_t last; /* the token the next decode feeds */
     bool leaving; /* leaves at the next step boundary with `status` */
     enum gen_status status;
@@ -67,8 +79,22 @@ struct gen_req {
     float *prompt_logprobs; /* (n_prompt) with decoder_input_details */
 };
 
+struct gen_sched;
+
+/* What differs between a decoder-only model and an encoder-decoder: the sequences' caches,
+ * the worker's activation buffers and how one step feeds them. */
+struct backend {
+    int (*seq_new)(const struct gen_sched *s, void **out, struct err *e);
+    void (*seq_free)(void *seq);
+    void (*seq_reset)(void *seq);
+    void *(*run_new)(void);
+    void (*run_free)(void *run);
+    void (*step)(struct gen_sched *s, struct dnn_ctx *ctx, void *run);
+};
+
 struct gen_sched {
     const struct gen_model *m;
+    const struct backend *be;
     size_t max_running, max_queue, max_total, max_batch_total, max_prefill;
     int n_threads;
     struct metrics *metrics;
@@ -87,16 +113,18 @@ struct gen_sched {
     pthread_t thread;
 
     /* the worker's */
-    struct decoder_seq **pool; /* (max_running) free caches, reset */
-    size_t n_pool, n_seqs;     /* free ones, all created */
-    struct gen_req **run;      /* (max_running) running, in admission order */
+    void **pool;           /* (max_running) free caches, reset */
+    size_t n_pool, n_seqs; /* free ones, all created */
+    struct gen_req **run;  /* (max_running) running, in admission order */
     size_t n_run, reserved;
     double last_sweep;
     /* one step */
     struct decoder_seq **st_seqs; /* (max_running) */
+    struct t5_seq **st_t5;        /* (max_running) T5 */
     struct gen_req **st_reqs;     /* (max_running) */
     int *st_n;                    /* (max_running) */
     int32_t *st_tokens;           /* (max_running + max_prefill) */
+    int32_t *enc_ids;             /* T5: (max(max_prefill, max_total)) input ids to encode */
     struct gen_event ev;
 };
 
@@ -238,7 +266,7 @@ static void retire(struct gen_sched *s, struct gen_req **out)
             s->run[kept++] = r;
             continue;
         }
-        decoder_seq_reset(r->seq);
+        s->be->seq_reset(r->seq);
         s->pool[s->n_pool++] = r->seq;
         s->reserved -= r->reserve;
         r->next = *out;
@@ -278,14 +306,21 @@ static void admit(struct gen_sched *s, double now, struct gen_req **out, struct 
 static int start_req(struct gen_sched *s, struct gen_req *r, struct err *e)
 {
     const struct gen_model *m = s->m;
+    /* what precedes the first generated token in the sequence the model continues: the
+     * prompt's tail, or an encoder-decoder's start token */
     size_t n_ctx = r->n_prompt < DETOK_CONTEXT ? r->n_prompt : DETOK_CONTEXT;
+    const int32_t *ctx = r->prompt + r->n_prompt - n_ctx, *seen = r->prompt;
+    size_t n_seen = r->n_prompt;
+    if (m->t5) {
+        ctx = seen = &m->decoder_start_token_id;
+        n_ctx = n_seen = 1;
+    }
     int rc = sampler_new(&r->params, (size_t)m->vocab_size, 0, &r->sampler, e);
     if (rc == 0)
-        rc = stopper_new(&r->params, m->tokenizer, r->prompt + r->n_prompt - n_ctx, n_ctx,
-                         &r->stopper, e);
+        rc = stopper_new(&r->params, m->tokenizer, ctx, n_ctx, &r->stopper, e);
     if (rc)
         return rc;
-    sampler_add_prompt(r->sampler, r->prompt, r->n_prompt);
+    sampler_add_prompt(r->sampler, seen, n_seen);
     r->ids = malloc(r->params.max_new_tokens * sizeof *r->ids);
     if (!r->ids)
         return err_set(e, ERR_NOMEM, "out of memory");
@@ -298,7 +333,7 @@ static int start_req(struct gen_sched *s, struct gen_req *r, struct err *e)
     }
     if (s->n_pool > 0)
         r->seq = s->pool[--s->n_pool];
-    else if ((rc = decoder_seq_new(m->decoder, (int)s->max_total, &r->seq, e)) == 0)
+    else if ((rc = s->be->seq_new(s, &r->seq, e)) == 0)
         s->n_seqs++;
     return rc;
 }
@@ -425,7 +460,7 @@ static int compose(struct gen_sched *s, int *M_out, bool *all_logits)
     return n;
 }
 
-static void step(struct gen_sched *s, struct dnn_ctx *ctx, struct decoder_run *run)
+static void step_decoder(struct gen_sched *s, struct dnn_ctx *ctx, void *run)
 {
     int M = 0;
     bool all_logits = false;
@@ -469,9 +504,156 @@ static void step(struct gen_sched *s, struct dnn_ctx *ctx, struct decoder_run *r
     metrics_generated(s->metrics, s->name, produced);
 }
 
+/* T5: picks the inputs to encode this step: requests not encoded yet in admission order while
+ * their ids total at most max_prefill (the first one whatever its length). Returns how many
+ * (their sequences, requests and lengths in st_t5, st_reqs, st_n; their ids in enc_ids). */
+static int compose_encode(struct gen_sched *s, size_t *n_ids)
+{
+    size_t M = 0;
+    int n = 0;
+    for (size_t i = 0; i < s->n_run; i++) {
+        struct gen_req *r = s->run[i];
+        if (r->n_fed >= r->n_prompt)
+            continue;
+        if (n > 0 && M + r->n_prompt > s->max_prefill)
+            break; /* the next ones wait for their turn, in order */
+        memcpy(s->enc_ids + M, r->prompt, r->n_prompt * sizeof *s->enc_ids);
+        s->st_t5[n] = r->seq;
+        s->st_reqs[n] = r;
+        s->st_n[n] = (int)r->n_prompt;
+        M += r->n_prompt;
+        n++;
+    }
+    *n_ids = M;
+    return n;
+}
+
+/* T5: encodes what compose_encode picked; each encoded request's next decoder token is the
+ * start token. A failure fails those requests only. */
+static void encode(struct gen_sched *s, struct dnn_ctx *ctx, struct t5_run *run, int n)
+{
+    struct t5_encode_batch b = {.n_seqs = n, .seqs = s->st_t5, .ids = s->enc_ids, .n_ids = s->st_n};
+    struct err e = {0};
+    if (t5_encode(s->m->t5, ctx, run, &b, &e) != 0) {
+        for (int i = 0; i < n; i++)
+            fail_req(s->st_reqs[i], e.msg);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct gen_req *r = s->st_reqs[i];
+        r->n_fed = r->n_prompt;
+        r->last = s->m->decoder_start_token_id;
+    }
+}
+
+/* T5: the inputs to encode, then one decoder token of every encoded sequence. */
+static void step_t5(struct gen_sched *s, struct dnn_ctx *ctx, void *run_)
+{
+    struct t5_run *run = run_;
+    double t0 = mono_now();
+    size_t n_enc_ids = 0;
+    int n_enc = compose_encode(s, &n_enc_ids);
+    if (n_enc)
+        encode(s, ctx, run, n_enc);
+    int n = 0;
+    for (size_t i = 0; i < s->n_run; i++) {
+        struct gen_req *r = s->run[i];
+        if (r->leaving || r->n_fed < r->n_prompt)
+            continue;
+        s->st_t5[n] = r->seq;
+        s->st_reqs[n] = r;
+        s->st_n[n] = 1;
+        s->st_tokens[n] = r->last;
+        n++;
+    }
+    if (n == 0) {
+        if (n_enc)
+            metrics_batch(s->metrics, s->name, (size_t)n_enc, n_enc_ids, n_enc_ids,
+                          mono_now() - t0);
+        return;
+    }
+    struct t5_step st = {
+        .n_seqs = n, .seqs = s->st_t5, .tokens = s->st_tokens, .n_tokens = s->st_n};
+    const float *logits = NULL;
+    struct err e = {0};
+    if (t5_forward(s->m->t5, ctx, run, &st, &logits, &e) != 0) {
+        for (int i = 0; i < n; i++)
+            fail_req(s->st_reqs[i], e.msg);
+        return;
+    }
+    double t1 = mono_now();
+    /* rows: the sequences stepped; tokens: input ids encoded + decoder tokens fed */
+    metrics_batch(s->metrics, s->name, (size_t)n, n_enc_ids + (size_t)n, n_enc_ids + (size_t)n,
+                  t1 - t0);
+    int V = s->m->vocab_size;
+    for (int i = 0; i < n; i++)
+        emit(s, s->st_reqs[i], (float *)logits + (size_t)i * (size_t)V, t1);
+    metrics_generated(s->metrics, s->name, (size_t)n);
+}
+
+/* ---- the two backends ---- */
+
+static int dec_seq_new(const struct gen_sched *s, void **out, struct err *e)
+{
+    struct decoder_seq *seq = NULL;
+    int rc = decoder_seq_new(s->m->decoder, (int)s->max_total, &seq, e);
+    *out = seq;
+    return rc;
+}
+static void dec_seq_free(void *seq)
+{
+    decoder_seq_free(seq);
+}
+static void dec_seq_reset(void *seq)
+{
+    decoder_seq_reset(seq);
+}
+static void *dec_run_new(void)
+{
+    return decoder_run_new();
+}
+static void dec_run_free(void *run)
+{
+    decoder_run_free(run);
+}
+
+static const struct backend decoder_backend = {dec_seq_new, dec_seq_free, dec_seq_reset,
+                                               dec_run_new, dec_run_free, step_decoder};
+
+/* Room for max_total input ids and as many decoder tokens: a request's input plus its new
+ * tokens are within max_total, and the decoder caches the start token and every generated
+ * one but the last. */
+static int t5_backend_seq_new(const struct gen_sched *s, void **out, struct err *e)
+{
+    struct t5_seq *seq = NULL;
+    int rc = t5_seq_new(s->m->t5, (int)s->max_total, (int)s->max_total, &seq, e);
+    *out = seq;
+    return rc;
+}
+static void t5_backend_seq_free(void *seq)
+{
+    t5_seq_free(seq);
+}
+static void t5_backend_seq_reset(void *seq)
+{
+    t5_seq_reset(seq);
+}
+static void *t5_backend_run_new(void)
+{
+    return t5_run_new();
+}
+static void t5_backend_run_free(void *run)
+{
+    t5_run_free(run);
+}
+
+static const struct backend t5_backend = {t5_backend_seq_new,   t5_backend_seq_free,
+                                          t5_backend_seq_reset, t5_backend_run_new,
+                                          t5_backend_run_free,  step_t5};
+
 /* ---- the worker ---- */
 
-static void worker_loop(struct gen_sched *s, struct dnn_ctx *ctx, struct decoder_run *run)
+static void worker_loop(struct gen_sched *s, struct dnn_ctx *ctx, void *run)
 {
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -506,7 +688,7 @@ static void worker_loop(struct gen_sched *s, struct dnn_ctx *ctx, struct decoder
         complete_list(s, left);
         start_admitted(s, admitted, now);
         if (s->n_run)
-            step(s, ctx, run);
+            s->be->step(s, ctx, run);
         pthread_mutex_lock(&s->mu);
     }
     s->n_running = 0;
@@ -519,7 +701,7 @@ static void *worker_main(void *arg)
     struct gen_sched *s = arg;
     struct err e = {0};
     struct dnn_ctx *ctx = dnn_ctx_new(s->n_threads, &e);
-    struct decoder_run *run = ctx ? decoder_run_new() : NULL;
+    void *run = ctx ? s->be->run_new() : NULL;
     pthread_mutex_lock(&s->mu);
     s->ready = true;
     if (!run) {
@@ -530,7 +712,7 @@ static void *worker_main(void *arg)
     pthread_mutex_unlock(&s->mu);
     if (run)
         worker_loop(s, ctx, run);
-    decoder_run_free(run);
+    s->be->run_free(run);
     dnn_ctx_free(ctx);
     return NULL;
 }
@@ -555,8 +737,8 @@ static int check_sizes(struct gen_sched *s, const struct model_config *cfg, stru
         return err_set(e, ERR_INVALID, "model %s: generation.max_total_tokens is too large",
                        s->name);
     /* the first cache: also the decoder's check of max_total_tokens (GPT-2's positions) */
-    struct decoder_seq *seq;
-    int rc = decoder_seq_new(s->m->decoder, (int)s->max_total, &seq, e);
+    void *seq;
+    int rc = s->be->seq_new(s, &seq, e);
     if (rc)
         return err_prefix(e, "model %s: generation.max_total_tokens: ", s->name);
     s->pool[s->n_pool++] = seq;
@@ -574,6 +756,7 @@ struct gen_sched *gen_sched_new(const struct gen_model *m, const struct model_co
         return NULL;
     }
     s->m = m;
+    s->be = m->t5 ? &t5_backend : &decoder_backend;
     s->metrics = metrics;
     s->max_running = cfg->batching.max_batch_size;
     s->max_queue = cfg->batching.max_queue_size;
@@ -591,10 +774,16 @@ struct gen_sched *gen_sched_new(const struct gen_model *m, const struct model_co
     s->pool = calloc(cap ? cap : 1, sizeof *s->pool);
     s->run = calloc(cap ? cap : 1, sizeof *s->run);
     s->st_seqs = calloc(cap ? cap : 1, sizeof *s->st_seqs);
+    s->st_t5 = calloc(cap ? cap : 1, sizeof *s->st_t5);
     s->st_reqs = calloc(cap ? cap : 1, sizeof *s->st_reqs);
     s->st_n = calloc(cap ? cap : 1, sizeof *s->st_n);
     s->st_tokens = calloc(cap + s->max_prefill, sizeof *s->st_tokens);
-    if (!s->pool || !s->run || !s->st_seqs || !s->st_reqs || !s->st_n || !s->st_tokens) {
+    if (m->t5) {
+        size_t enc = s->max_prefill > s->max_total ? s->max_prefill : s->max_total;
+        s->enc_ids = calloc(enc ? enc : 1, sizeof *s->enc_ids);
+    }
+    if (!s->pool || !s->run || !s->st_seqs || !s->st_t5 || !s->st_reqs || !s->st_n ||
+        !s->st_tokens || (m->t5 && !s->enc_ids)) {
         gen_sched_free(s);
         err_set(e, ERR_NOMEM, "out of memory");
         return NULL;
@@ -631,6 +820,10 @@ static int make_req(struct gen_sched *s, const struct gen_req_spec *spec, struct
 {
     if (!spec || !spec->prompt || spec->n_prompt == 0 || !spec->params || !spec->on_done)
         return err_set(e, ERR_INVALID, "a generation request needs a prompt, params and on_done");
+    if (s->m->t5 && spec->params->decoder_input_details)
+        return err_set(e, ERR_INVALID,
+                       "`decoder_input_details` is not supported by an encoder-decoder model "
+                       "(text2text-generation): its input is encoded, not decoded");
     for (size_t i = 0; i < spec->n_prompt; i++)
         if (spec->prompt[i] < 0 || spec->prompt[i] >= s->m->vocab_size)
             return err_set(e, ERR_INVALID, "prompt token %zu: id %d is not in the vocabulary (%d)",
@@ -754,12 +947,14 @@ void gen_sched_free(struct gen_sched *s)
         return;
     gen_sched_stop(s);
     for (size_t i = 0; i < s->n_pool; i++)
-        decoder_seq_free(s->pool[i]);
+        s->be->seq_free(s->pool[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->pool);
     free(s->run);
     free(s->st_seqs);
+    free(s->st_t5);
+    free(s->enc_ids);
     free(s->st_reqs);
     free(s->st_n);
     free(s->st_tokens);

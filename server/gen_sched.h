@@ -15,6 +15,13 @@
  * timed-out or cancelled sequence leaves the batch at the next step boundary and its slot takes
  * the next request.
  *
+ * An encoder-decoder model (T5, text2text-generation) runs the same way: its request's prompt
+ * is the encoder input, encoded at admission (the inputs of requests admitted together in one
+ * encoder pass, within max_batch_prefill_tokens), after which it decodes from the decoder
+ * start token beside the others; a request reserves its input + max_new_tokens likewise. Its
+ * text is what the decoder generates (no prompt before it), and prompt logprobs
+ * (decoder_input_details) are refused with ERR_INVALID.
+ *
  * Admission is first come, first served: a request that does not fit yet waits at the head
  * and nothing overtakes it. A request that wants prompt logprobs (decoder_input_details)
  * prefills in steps that compute every position's logits, beside the decodes but without
@@ -72,27 +79,32 @@ struct gen_req;
 
 /* ---- the model ------------------------------------------------------------------------ */
 
-/* What a text-generation model directory holds, loaded once and shared read-only. */
+/* What a text-generation model directory holds, loaded once and shared read-only. Exactly one
+ * of decoder and t5 is set. */
 struct gen_model {
-    struct decoder_model *decoder; /* engine/models/decoder.h (or NULL for an encoder-decoder) */
-    void *t5;                      /* reserved for text2text-generation (T5); NULL otherwise */
+    struct decoder_model *decoder; /* engine/models/decoder.h: decoder-only, or NULL */
+    struct t5_model *t5;           /* engine/models/t5.h: encoder-decoder (T5), or NULL */
     struct tokenizer *tokenizer;
     struct gen_config gen_config;  /* generation_config.json (+ config.json's eos fallback) */
     struct chat_template_set chat; /* chat.main NULL when the model has no chat template */
-    int64_t max_positions;         /* decoder_max_positions, for max_total_tokens defaults */
+    int64_t max_positions; /* decoder_max_positions, for max_total_tokens defaults; 0 for T5 */
     int vocab_size;
+    /* T5: the first decoder token (generation_config.json's decoder_start_token_id, else
+     * t5_decoder_start_token_id); -1 for a decoder-only model */
+    int32_t decoder_start_token_id;
     char model_id[256]; /* the directory's base name */
 };
 
-/* Loads DIR: config.json + weights (decoder_load with cfg->dtype, prepacked with cfg->threads
- * oneDNN threads), tokenizer.json, tokenizer_config.json (chat template, special tokens),
- * generation_config.json (eos_token_id from config.json when it has none). cfg may be NULL
- * (fp32, default threads). Errors are the loaders' (ERR_FORMAT, ERR_IO, ...). */
+/* Loads DIR: config.json + weights (cfg->dtype, prepacked with cfg->threads oneDNN threads):
+ * t5_load when config.json's model_type is "t5", else decoder_load; tokenizer.json,
+ * tokenizer_config.json (chat template, special tokens), generation_config.json (eos_token_id
+ * from config.json when it has none). cfg may be NULL (fp32, default threads). Errors are the
+ * loaders' (ERR_FORMAT, ERR_IO, ...). */
 int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_model **out,
                    struct err *e);
 void gen_model_free(struct gen_model *m);
-/* cfg->generation.max_total_tokens, or when 0 its default: the model's max positions, at most
- * 4096 and at most max_batch_total_tokens. What the API layer passes to
+/* cfg->generation.max_total_tokens, or when 0 its default: the model's max positions (T5 has
+ * none), at most 4096 and at most max_batch_total_tokens. What the API layer passes to
  * gen_params_resolve_length as max_total_tokens. */
 size_t gen_model_max_total_tokens(const struct gen_model *m, const struct model_config *cfg);
 
@@ -173,7 +185,7 @@ struct gen_sched *gen_sched_new(const struct gen_model *m, const struct model_co
  * once stopping, ERR_INVALID when prompt + max_new_tokens can never fit max_total_tokens or
  * max_batch_total_tokens (TGI's message: "`inputs` tokens + `max_new_tokens` must be <= N.
  * Given: ..."), for a prompt id outside the vocabulary, an empty prompt, no params or no
- * on_done; ERR_NOMEM. */
+ * on_done, and for decoder_input_details on an encoder-decoder; ERR_NOMEM. */
 int gen_sched_submit(struct gen_sched *s, const struct gen_req_spec *spec, struct gen_req **out,
                      struct err *e);
 

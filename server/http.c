@@ -870,7 +870,11 @@ struct http *http_start(struct server *s, const struct server_config *cfg, int *
     socklen_t sl;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon (the drain) races its own
+     * epoll workers to remove the listening socket from their epoll sets, and the loser aborts
+     * the process ("Failed to remove listen FD from epoll set"); with poll() quiescing only
+     * flags the workers. Each worker polls its share of max_connections. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;

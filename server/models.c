@@ -85,11 +85,18 @@ unsigned generation_task_bit(const char *task)
     return 0;
 }
 
-/* A generation model: the decoder, tokenizer and templates, then its scheduler. */
+/* A generation model: the decoder (or T5), tokenizer and templates, then its scheduler. */
 static bool gen_load(struct model *m, struct err *e)
 {
     if (gen_model_load(m->cfg.path, &m->cfg, &m->gm, e) != 0)
         return false;
+    if (m->gm->t5 && m->gen_bit != TASK_BIT_TEXT2TEXT) {
+        err_set(e, ERR_INVALID,
+                "model %s: %s is an encoder-decoder (T5): its task is text2text-generation, not "
+                "%s",
+                m->cfg.name, m->cfg.path, m->cfg.task);
+        return false;
+    }
     m->gs = gen_sched_new(m->gm, &m->cfg, m->metrics, m->cfg.name, e);
     return m->gs != NULL;
 }
