@@ -1,7 +1,7 @@
 /* safetensors: opens a model's weights (one model.safetensors, or the shards named by
  * model.safetensors.index.json), maps each file read-only and validates it completely before
  * handing out tensor views. Owns the mmaps, names and the name -> tensor hash; does not know
- * which tensors an architecture needs (loader/weights does).
+ * which tensors an architecture needs (each model loader does, through models/weights.h).
  *
  * The file format, field by field:
  *   bytes 0..8      N, the header length, unsigned 64-bit little-endian

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "models/decoder_impl.h"
+#include "models/grow.h"
 
 /* Activations of one step, M new tokens, R rows with logits (n_seqs, or M for all_logits). */
 struct decoder_run {
@@ -36,9 +37,9 @@ struct decoder_run {
     float *inv_freq;  /* (hd / 2) dynamic RoPE of the sequence at hand */
     size_t cap_x, cap_h, cap_qkv, cap_att, cap_inter, cap_act, cap_rows, cap_logits, cap_cos,
         cap_sin, cap_inv_freq; /* floats allocated in each */
-    struct kv_attn_seq *aseq;
-    int *row0;       /* (n_seqs + 1): first row of each sequence in the step, then M */
-    size_t cap_aseq; /* sequences aseq and row0 have room for */
+    struct kv_attn_seq *aseq;  /* (n_seqs) */
+    int *row0;                 /* (n_seqs + 1): first row of each sequence in the step, then M */
+    size_t cap_aseq, cap_row0;
 };
 
 struct decoder_run *decoder_run_new(void)
@@ -64,35 +65,6 @@ void decoder_run_free(struct decoder_run *r)
     free(r->aseq);
     free(r->row0);
     free(r);
-}
-
-/* Grows *buf to n floats (reused across steps: no malloc when warm). */
-static int ensure(float **buf, size_t *cap, size_t n, struct err *e)
-{
-    if (n <= *cap)
-        return 0;
-    float *nb = realloc(*buf, n * sizeof *nb);
-    if (!nb)
-        return err_set(e, ERR_NOMEM, "out of memory for a step of %zu values", n);
-    *buf = nb;
-    *cap = n;
-    return 0;
-}
-
-/* The per-sequence arrays, for n sequences. */
-static int ensure_seqs(struct decoder_run *r, size_t n, struct err *e)
-{
-    if (n <= r->cap_aseq)
-        return 0;
-    struct kv_attn_seq *a = realloc(r->aseq, n * sizeof *a);
-    if (a)
-        r->aseq = a;
-    int *row0 = a ? realloc(r->row0, (n + 1) * sizeof *row0) : NULL;
-    if (!row0)
-        return err_set(e, ERR_NOMEM, "out of memory for a step of %zu sequences", n);
-    r->row0 = row0;
-    r->cap_aseq = n;
-    return 0;
 }
 
 int32_t decoder_argmax(const float *logits, int n)
@@ -146,17 +118,19 @@ static int alloc_step(const struct decoder_model *d, struct decoder_run *r,
     size_t half = (size_t)d->head_dim / 2, n = (size_t)st->n_seqs;
     size_t inter = d->v->family == DEC_LLAMA ? 2 * (size_t)d->I : (size_t)d->I;
     int rc;
-    if ((rc = ensure(&r->x, &r->cap_x, M * (size_t)d->H, e)) ||
-        (rc = ensure(&r->h, &r->cap_h, M * (size_t)d->H, e)) ||
-        (rc = ensure(&r->qkv, &r->cap_qkv, M * (size_t)d->qkv_dim, e)) ||
-        (rc = ensure(&r->att, &r->cap_att, M * (size_t)d->q_dim, e)) ||
-        (rc = ensure(&r->inter, &r->cap_inter, M * inter, e)) ||
-        (rc = ensure(&r->act, &r->cap_act, M * (size_t)d->I, e)) ||
-        (rc = ensure(&r->rows, &r->cap_rows, R * (size_t)d->H, e)) ||
-        (rc = ensure(&r->logits, &r->cap_logits, R * (size_t)d->vocab, e)) ||
-        (rc = ensure(&r->cos, &r->cap_cos, M * half + 1, e)) ||
-        (rc = ensure(&r->sin, &r->cap_sin, M * half + 1, e)) ||
-        (rc = ensure(&r->inv_freq, &r->cap_inv_freq, half + 1, e)) || (rc = ensure_seqs(r, n, e)))
+    if ((rc = grow_floats(&r->x, &r->cap_x, M * (size_t)d->H, e)) ||
+        (rc = grow_floats(&r->h, &r->cap_h, M * (size_t)d->H, e)) ||
+        (rc = grow_floats(&r->qkv, &r->cap_qkv, M * (size_t)d->qkv_dim, e)) ||
+        (rc = grow_floats(&r->att, &r->cap_att, M * (size_t)d->q_dim, e)) ||
+        (rc = grow_floats(&r->inter, &r->cap_inter, M * inter, e)) ||
+        (rc = grow_floats(&r->act, &r->cap_act, M * (size_t)d->I, e)) ||
+        (rc = grow_floats(&r->rows, &r->cap_rows, R * (size_t)d->H, e)) ||
+        (rc = grow_floats(&r->logits, &r->cap_logits, R * (size_t)d->vocab, e)) ||
+        (rc = grow_floats(&r->cos, &r->cap_cos, M * half + 1, e)) ||
+        (rc = grow_floats(&r->sin, &r->cap_sin, M * half + 1, e)) ||
+        (rc = grow_floats(&r->inv_freq, &r->cap_inv_freq, half + 1, e)) ||
+        (rc = grow_array(&r->aseq, &r->cap_aseq, n, sizeof *r->aseq, e)) ||
+        (rc = grow_array(&r->row0, &r->cap_row0, n + 1, sizeof *r->row0, e)))
         return rc;
     r->row0[0] = 0;
     for (size_t i = 0; i < n; i++)
@@ -197,7 +171,7 @@ static void embed(const struct decoder_model *d, struct decoder_run *r,
     }
 }
 
-static int norm(const struct decoder_model *d, struct dnn_ctx *ctx, const struct dec_norm *n,
+static int norm(const struct decoder_model *d, struct dnn_ctx *ctx, const struct norm_weights *n,
                 const float *x, float *y, int M, struct err *e)
 {
     if (d->v->family == DEC_GPT2)

@@ -5,6 +5,7 @@
 #define INFERD_DECODER_IMPL_H
 
 #include "models/decoder.h"
+#include "models/weights.h"
 #include "ops/kv.h"
 
 /* What differs between architectures, beyond what config.json says. */
@@ -19,15 +20,10 @@ struct dec_variant {
     bool qkv_bias; /* q, k, v projections always have biases (Qwen2), o_proj none */
 };
 
-/* A norm's weight (and LayerNorm's bias), (hidden) floats. */
-struct dec_norm {
-    float *w, *b;
-};
-
 struct dec_layer {
-    struct dec_norm ln_attn, ln_mlp; /* before attention, before the MLP */
-    struct linear qkv;               /* H -> (n_heads + 2 n_kv_heads) head_dim: q | k | v */
-    struct linear o;                 /* n_heads head_dim -> H */
+    struct norm_weights ln_attn, ln_mlp; /* before attention, before the MLP */
+    struct linear qkv;                   /* H -> (n_heads + 2 n_kv_heads) head_dim: q | k | v */
+    struct linear o;                     /* n_heads head_dim -> H */
     struct linear up;   /* GPT-2: c_fc H -> I with GELU fused; LLaMA: gate | up, H -> 2I */
     struct linear down; /* I -> H */
     int window;         /* sliding window of this layer, 0: none */
@@ -46,7 +42,7 @@ struct decoder_model {
     float *wte; /* (vocab, H) token embeddings */
     float *wpe; /* GPT-2: (max_pos, H) learned positions */
     struct dec_layer *layers;
-    struct dec_norm ln_f;
+    struct norm_weights ln_f;
     struct linear lm_head; /* H -> vocab (tied: a packed copy of wte) */
 
     struct rope_params rope; /* LLaMA */

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loader/safetensors.h"
-#include "loader/tensor.h"
+#include "models/grow.h"
+#include "models/weights.h"
 
 /* ---- architecture variants ---- */
 
@@ -53,13 +53,9 @@ static const struct variant variants[] = {
     {"electra", "electra.", LAYOUT_BERT, POOL_ELECTRA, false, true},
 };
 
-struct ln {
-    float *g, *b; /* (n) */
-};
-
 struct layer {
     struct linear qkv, o, ffn1, ffn2;
-    struct ln ln_att, ln_out;
+    struct norm_weights ln_att, ln_out;
 };
 
 struct encoder {
@@ -73,7 +69,7 @@ struct encoder {
 
     float *word, *pos, *type; /* (vocab, E), (n_pos, E), (n_type, E) */
     int64_t vocab, n_pos, n_type;
-    struct ln emb_ln;
+    struct norm_weights emb_ln;
     bool has_proj;
     struct linear proj; /* E -> H */
 
@@ -88,7 +84,7 @@ struct encoder {
     enum act pool_act;       /* ACT_NONE means tanh for the pooler kinds that use it */
     bool pool_tanh;
     struct linear mlm_transform;
-    struct ln mlm_ln;
+    struct norm_weights mlm_ln;
     size_t out_width;
 };
 
@@ -115,97 +111,19 @@ struct encoder_run {
 
 /* ---- loading ---- */
 
-struct loader {
-    struct safetensors *st;
-    const char *dir;
-    char *used; /* per tensor index: taken by the model */
-};
-
-/* Fetches tensor `name` as floats with the expected shape (rows, cols; cols 0: 1-D). */
-static int take(struct loader *ld, const char *name, int64_t rows, int64_t cols, float **out,
-                struct err *e)
+/* A LayerNorm `base`.weight (n) + `base`.bias (n). */
+static int take_ln(struct weights *w, const char *base, int64_t n, struct norm_weights *ln,
+                   struct err *e)
 {
-    const struct tensor *t = safetensors_get(ld->st, name);
-    if (!t)
-        return err_set(e, ERR_FORMAT, "%s: tensor '%s' is missing", ld->dir, name);
-    bool ok = cols ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
-                   : (t->n_dims == 1 && t->shape[0] == rows);
-    if (!ok)
-        return err_set(e, ERR_FORMAT,
-                       "%s: tensor '%s' has shape [%lld%s%lld], config.json implies [%lld%s%lld]",
-                       ld->dir, name, (long long)t->shape[0], t->n_dims > 1 ? ", " : "",
-                       t->n_dims > 1 ? (long long)t->shape[1] : 0LL, (long long)rows,
-                       cols ? ", " : "", (long long)cols);
-    float *f = malloc(t->n_elements * sizeof *f + 1);
-    if (!f)
-        return err_set(e, ERR_NOMEM, "out of memory loading '%s'", name);
-    int rc = tensor_to_f32(t, f, t->n_elements, e);
-    if (rc) {
-        free(f);
-        return err_prefix(e, "%s: ", ld->dir);
-    }
-    for (size_t i = 0; i < safetensors_count(ld->st); i++)
-        if (safetensors_at(ld->st, i) == t)
-            ld->used[i] = 1;
-    *out = f;
-    return 0;
-}
-
-static int take_ln(struct loader *ld, const char *base, int64_t n, struct ln *ln, struct err *e)
-{
-    char name[320];
-    snprintf(name, sizeof name, "%s.weight", base);
-    int rc = take(ld, name, n, 0, &ln->g, e);
-    snprintf(name, sizeof name, "%s.bias", base);
-    return rc ? rc : take(ld, name, n, 0, &ln->b, e);
+    return weights_norm(w, base, n, true, ln, e);
 }
 
 /* A linear layer `base`.weight (out, in) + `base`.bias (out), prepacked for oneDNN. */
-static int take_linear(struct loader *ld, struct dnn_ctx *ctx, const char *base, int64_t in,
+static int take_linear(struct weights *w, struct dnn_ctx *ctx, const char *base, int64_t in,
                        int64_t out, enum dtype_compute dt, enum act act, struct linear *l,
                        struct err *e)
 {
-    char name[320];
-    float *w = NULL, *b = NULL;
-    snprintf(name, sizeof name, "%s.weight", base);
-    int rc = take(ld, name, out, in, &w, e);
-    snprintf(name, sizeof name, "%s.bias", base);
-    if (rc == 0)
-        rc = take(ld, name, out, 0, &b, e);
-    if (rc == 0)
-        rc = linear_init(l, ctx, w, b, (int)in, (int)out, dt, act, e);
-    free(w);
-    free(b);
-    return rc;
-}
-
-/* q, k, v concatenated into one (3H, H) linear: one matmul instead of three. */
-static int take_qkv(struct loader *ld, struct dnn_ctx *ctx, const char *const names[3], int64_t H,
-                    enum dtype_compute dt, struct linear *l, struct err *e)
-{
-    size_t hh = (size_t)(H * H);
-    float *w = malloc(3 * hh * sizeof *w), *b = malloc(3 * (size_t)H * sizeof *b);
-    int rc = (!w || !b) ? err_set(e, ERR_NOMEM, "out of memory") : 0;
-    for (int k = 0; k < 3 && rc == 0; k++) {
-        char name[320];
-        float *wk = NULL, *bk = NULL;
-        snprintf(name, sizeof name, "%s.weight", names[k]);
-        rc = take(ld, name, H, H, &wk, e);
-        snprintf(name, sizeof name, "%s.bias", names[k]);
-        if (rc == 0)
-            rc = take(ld, name, H, 0, &bk, e);
-        if (rc == 0) {
-            memcpy(w + (size_t)k * hh, wk, hh * sizeof *w);
-            memcpy(b + (size_t)k * (size_t)H, bk, (size_t)H * sizeof *b);
-        }
-        free(wk);
-        free(bk);
-    }
-    if (rc == 0)
-        rc = linear_init(l, ctx, w, b, (int)H, (int)(3 * H), dt, ACT_NONE, e);
-    free(w);
-    free(b);
-    return rc;
+    return weights_linear(w, ctx, base, in, out, true, dt, act, l, e);
 }
 
 /* Tensor names inside one layer, per layout: q, k, v, attention output, its norm,
@@ -221,7 +139,7 @@ static const char *const layer_names[][8] = {
                        "attention.LayerNorm", "ffn", "ffn_output", "full_layer_layer_norm"},
 };
 
-static int load_layer(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx, const char *lp,
+static int load_layer(struct encoder *m, struct weights *w, struct dnn_ctx *ctx, const char *lp,
                       enum dtype_compute dt, struct layer *L, struct err *e)
 {
     char n[8][256];
@@ -229,18 +147,20 @@ static int load_layer(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
         snprintf(n[i], sizeof n[i], "%s%s", lp, layer_names[m->v->layout][i]);
     const char *q = n[0], *k = n[1], *v = n[2], *o = n[3], *ln1 = n[4], *f1 = n[5], *f2 = n[6],
                *ln2 = n[7];
+    /* q, k, v concatenated into one (3H, H) linear: one matmul instead of three */
     const char *qkv[3] = {q, k, v};
-    int rc = take_qkv(ld, ctx, qkv, m->H, dt, &L->qkv, e);
+    const int64_t outs[3] = {m->H, m->H, m->H};
+    int rc = weights_stacked(w, ctx, qkv, outs, 3, m->H, true, dt, ACT_NONE, &L->qkv, e);
     if (rc == 0)
-        rc = take_linear(ld, ctx, o, m->H, m->H, dt, ACT_NONE, &L->o, e);
+        rc = take_linear(w, ctx, o, m->H, m->H, dt, ACT_NONE, &L->o, e);
     if (rc == 0)
-        rc = take_ln(ld, ln1, m->H, &L->ln_att, e);
+        rc = take_ln(w, ln1, m->H, &L->ln_att, e);
     if (rc == 0)
-        rc = take_linear(ld, ctx, f1, m->H, m->I, dt, m->act, &L->ffn1, e);
+        rc = take_linear(w, ctx, f1, m->H, m->I, dt, m->act, &L->ffn1, e);
     if (rc == 0)
-        rc = take_linear(ld, ctx, f2, m->I, m->H, dt, ACT_NONE, &L->ffn2, e);
+        rc = take_linear(w, ctx, f2, m->I, m->H, dt, ACT_NONE, &L->ffn2, e);
     if (rc == 0)
-        rc = take_ln(ld, ln2, m->H, &L->ln_out, e);
+        rc = take_ln(w, ln2, m->H, &L->ln_out, e);
     return rc;
 }
 
@@ -250,7 +170,7 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int load_head(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
+static int load_head(struct encoder *m, struct weights *w, struct dnn_ctx *ctx,
                      enum dtype_compute dt, struct err *e)
 {
     const char *arch = m->cfg.architecture;
@@ -288,20 +208,19 @@ static int load_head(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
             pact = ACT_GELU_ERF;
             break;
         }
-        int rc = take_linear(ld, ctx, a, H, H, dt, pact, &m->pool, e);
-        return rc ? rc
-                  : take_linear(ld, ctx, b, H, (int64_t)m->out_width, dt, ACT_NONE, &m->cls, e);
+        int rc = take_linear(w, ctx, a, H, H, dt, pact, &m->pool, e);
+        return rc ? rc : take_linear(w, ctx, b, H, (int64_t)m->out_width, dt, ACT_NONE, &m->cls, e);
     }
     if (ends_with(arch, "ForTokenClassification")) {
         m->head = HEAD_TOKEN_CLS;
         m->out_width = m->cfg.num_labels;
-        return take_linear(ld, ctx, "classifier", H, (int64_t)m->out_width, dt, ACT_NONE, &m->cls,
+        return take_linear(w, ctx, "classifier", H, (int64_t)m->out_width, dt, ACT_NONE, &m->cls,
                            e);
     }
     if (ends_with(arch, "ForQuestionAnswering")) {
         m->head = HEAD_QA;
         m->out_width = 2;
-        return take_linear(ld, ctx, "qa_outputs", H, 2, dt, ACT_NONE, &m->cls, e);
+        return take_linear(w, ctx, "qa_outputs", H, 2, dt, ACT_NONE, &m->cls, e);
     }
     if (ends_with(arch, "ForMaskedLM")) {
         /* transform (dense + act + LN) then the decoder tied to the word embeddings */
@@ -315,18 +234,18 @@ static int load_head(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
             norm = "cls.predictions.transform.LayerNorm";
             bias = "cls.predictions.bias";
         } else {
-            return err_set(e, ERR_FORMAT, "%s: %s is not supported", ld->dir, arch);
+            return err_set(e, ERR_FORMAT, "%s: %s is not supported", w->dir, arch);
         }
         m->head = HEAD_MASKED_LM;
         m->out_width = (size_t)m->vocab;
         enum act tact =
             m->v->roberta_positions || m->v->layout == LAYOUT_DISTILBERT ? ACT_GELU_ERF : m->act;
-        int rc = take_linear(ld, ctx, dense, H, H, dt, tact, &m->mlm_transform, e);
+        int rc = take_linear(w, ctx, dense, H, H, dt, tact, &m->mlm_transform, e);
         if (rc == 0)
-            rc = take_ln(ld, norm, H, &m->mlm_ln, e);
+            rc = take_ln(w, norm, H, &m->mlm_ln, e);
         float *bv = NULL;
         if (rc == 0)
-            rc = take(ld, bias, m->vocab, 0, &bv, e);
+            rc = weights_take(w, bias, m->vocab, 0, &bv, e);
         if (rc == 0)
             rc = linear_init(&m->cls, ctx, m->word, bv, (int)H, (int)m->vocab, dt, ACT_NONE, e);
         free(bv);
@@ -337,83 +256,67 @@ static int load_head(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
         m->out_width = (size_t)H;
         return 0;
     }
-    return err_set(e, ERR_FORMAT, "%s: config.json: architecture '%s' is not supported", ld->dir,
+    return err_set(e, ERR_FORMAT, "%s: config.json: architecture '%s' is not supported", w->dir,
                    arch);
 }
 
-static int load_embeddings(struct encoder *m, struct loader *ld, struct dnn_ctx *ctx,
+static int load_embeddings(struct encoder *m, struct weights *w, struct dnn_ctx *ctx,
                            enum dtype_compute dt, struct err *e)
 {
     char n[256];
     const char *p = m->prefix;
     snprintf(n, sizeof n, "%sembeddings.word_embeddings.weight", p);
-    int rc = take(ld, n, m->vocab, m->E, &m->word, e);
-    const struct tensor *pt;
+    int rc = weights_take(w, n, m->vocab, m->E, &m->word, e);
+    /* as many positions as the file has */
     snprintf(n, sizeof n, "%sembeddings.position_embeddings.weight", p);
-    if (rc == 0 && (pt = safetensors_get(ld->st, n)) != NULL) {
-        m->n_pos = pt->shape[0];
-        rc = take(ld, n, m->n_pos, m->E, &m->pos, e);
-    } else if (rc == 0) {
-        rc = err_set(e, ERR_FORMAT, "%s: tensor '%s' is missing", ld->dir, n);
-    }
+    const struct tensor *pt = safetensors_get(w->st, n);
+    m->n_pos = pt ? pt->shape[0] : 0;
+    if (rc == 0)
+        rc = weights_take(w, n, m->n_pos, m->E, &m->pos, e);
     if (rc == 0 && m->v->has_types && m->cfg.type_vocab_size > 0) {
         m->n_type = m->cfg.type_vocab_size;
         snprintf(n, sizeof n, "%sembeddings.token_type_embeddings.weight", p);
-        rc = take(ld, n, m->n_type, m->E, &m->type, e);
+        rc = weights_take(w, n, m->n_type, m->E, &m->type, e);
     }
     snprintf(n, sizeof n, "%sembeddings.LayerNorm", p);
     if (rc == 0)
-        rc = take_ln(ld, n, m->E, &m->emb_ln, e);
+        rc = take_ln(w, n, m->E, &m->emb_ln, e);
     if (rc == 0 && m->E != m->H) {
         m->has_proj = true;
         if (m->v->layout == LAYOUT_ALBERT)
             snprintf(n, sizeof n, "%sencoder.embedding_hidden_mapping_in", p);
         else
             snprintf(n, sizeof n, "%sembeddings_project", p);
-        rc = take_linear(ld, ctx, n, m->E, m->H, dt, ACT_NONE, &m->proj, e);
+        rc = take_linear(w, ctx, n, m->E, m->H, dt, ACT_NONE, &m->proj, e);
     }
     return rc;
 }
 
-static int check_unused(struct encoder *m, struct loader *ld, struct err *e)
+/* Every tensor must be used, except HF's known extras: pooler weights of models whose head does
+ * not pool, position-id buffers, and the MLM decoder tied to the word embeddings. */
+static bool ignorable(const void *arg, const char *name)
 {
-    /* Every tensor must be used, except HF's known extras: pooler weights of models
-     * whose head does not pool, and position-id buffers. */
-    for (size_t i = 0; i < safetensors_count(ld->st); i++) {
-        if (ld->used[i])
-            continue;
-        const char *name = safetensors_at(ld->st, i)->name;
-        if (strstr(name, "pooler") || strstr(name, "position_ids") ||
-            strstr(name, "predictions.decoder") || strstr(name, "lm_head.decoder") ||
-            strstr(name, "vocab_projector.weight"))
-            continue;
-        return err_set(e, ERR_FORMAT, "%s: tensor '%s' is not used by %s", ld->dir, name,
-                       m->cfg.architecture);
-    }
-    return 0;
+    (void)arg;
+    return strstr(name, "pooler") || strstr(name, "position_ids") ||
+           strstr(name, "predictions.decoder") || strstr(name, "lm_head.decoder") ||
+           strstr(name, "vocab_projector.weight");
 }
 
-int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct encoder **out,
-                 struct err *e)
+/* config.json, then the tensors (see weights_load_fn). */
+static int load(void *model, struct weights *w, enum dtype_compute dt, struct dnn_ctx *ctx,
+                struct err *e)
 {
-    *out = NULL;
-    struct encoder *m = calloc(1, sizeof *m);
-    struct loader ld = {.dir = dir};
-    if (!m)
-        return err_set(e, ERR_NOMEM, "out of memory");
+    struct encoder *m = model;
+    const char *dir = w->dir;
     int rc = hf_config_load(dir, &m->cfg, e);
-    if (rc) {
-        free(m);
+    if (rc)
         return rc;
-    }
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
         if (strcmp(variants[i].model_type, m->cfg.model_type) == 0)
             m->v = &variants[i];
-    if (!m->v) {
-        rc = err_set(e, ERR_FORMAT, "%s: config.json: model_type '%s' is not an encoder we know",
-                     dir, m->cfg.model_type);
-        goto fail;
-    }
+    if (!m->v)
+        return err_set(e, ERR_FORMAT, "%s: config.json: model_type '%s' is not an encoder we know",
+                       dir, m->cfg.model_type);
     m->H = (int)m->cfg.hidden_size;
     m->I = (int)m->cfg.intermediate_size;
     m->E = (int)m->cfg.embedding_size;
@@ -421,42 +324,31 @@ int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, st
     m->n_layers = (int)m->cfg.num_hidden_layers;
     m->vocab = m->cfg.vocab_size;
     m->eps = (float)m->cfg.layer_norm_eps;
-    if (m->n_heads <= 0 || m->H % m->n_heads != 0) {
-        rc = err_set(e, ERR_FORMAT, "%s: config.json: hidden_size %d is not a multiple of %d heads",
-                     dir, m->H, m->n_heads);
-        goto fail;
-    }
+    if (m->n_heads <= 0 || m->H % m->n_heads != 0)
+        return err_set(e, ERR_FORMAT,
+                       "%s: config.json: hidden_size %d is not a multiple of %d heads", dir, m->H,
+                       m->n_heads);
     m->head_dim = m->H / m->n_heads;
     if ((rc = act_parse(m->cfg.hidden_act, &m->act, e)) != 0) {
         err_prefix(e, "%s: config.json: ", dir);
-        goto fail;
+        return rc;
     }
-    if ((rc = safetensors_open(dir, &ld.st, e)) != 0)
-        goto fail;
-    ld.used = calloc(safetensors_count(ld.st) + 1, 1);
-    if (!ld.used) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    char probe[128];
-    snprintf(probe, sizeof probe, "%sembeddings.word_embeddings.weight", m->v->prefix);
-    snprintf(m->prefix, sizeof m->prefix, "%s", safetensors_get(ld.st, probe) ? m->v->prefix : "");
+    if ((rc = weights_open(w, e)) != 0)
+        return rc;
+    snprintf(m->prefix, sizeof m->prefix, "%s",
+             weights_pick_prefix(w, m->v->prefix, "embeddings.word_embeddings.weight"));
 
-    if ((rc = load_embeddings(m, &ld, ctx, dt, e)) != 0)
-        goto fail;
+    if ((rc = load_embeddings(m, w, ctx, dt, e)) != 0)
+        return rc;
     int groups = m->v->layout == LAYOUT_ALBERT ? (int)m->cfg.num_hidden_groups : 1;
     int inner = m->v->layout == LAYOUT_ALBERT ? (int)m->cfg.inner_group_num : 1;
     m->n_layer_weights = m->v->layout == LAYOUT_ALBERT ? groups * inner : m->n_layers;
-    if (groups <= 0 || inner <= 0 || m->n_layers % groups != 0) {
-        rc = err_set(e, ERR_FORMAT, "%s: config.json: %d layers in %d groups", dir, m->n_layers,
-                     groups);
-        goto fail;
-    }
+    if (groups <= 0 || inner <= 0 || m->n_layers % groups != 0)
+        return err_set(e, ERR_FORMAT, "%s: config.json: %d layers in %d groups", dir, m->n_layers,
+                       groups);
     m->layers = calloc((size_t)m->n_layer_weights, sizeof *m->layers);
-    if (!m->layers) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        goto fail;
-    }
+    if (!m->layers)
+        return err_set(e, ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->n_layer_weights && rc == 0; i++) {
         char lp[128];
         if (m->v->layout == LAYOUT_ALBERT)
@@ -466,7 +358,7 @@ int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, st
             snprintf(lp, sizeof lp, "%stransformer.layer.%d.", m->prefix, i);
         else
             snprintf(lp, sizeof lp, "%sencoder.layer.%d.", m->prefix, i);
-        rc = load_layer(m, &ld, ctx, lp, dt, &m->layers[i], e);
+        rc = load_layer(m, w, ctx, lp, dt, &m->layers[i], e);
     }
     /* ALBERT: layer l uses group l / (layers / groups), whose inner layers run in order */
     m->n_steps = m->n_layers * inner;
@@ -478,26 +370,22 @@ int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, st
             m->schedule[l * inner + k] =
                 m->v->layout == LAYOUT_ALBERT ? (l / (m->n_layers / groups)) * inner + k : l;
     if (rc == 0)
-        rc = load_head(m, &ld, ctx, dt, e);
-    if (rc == 0)
-        rc = check_unused(m, &ld, e);
-    if (rc)
-        goto fail;
-    free(ld.used);
-    safetensors_close(ld.st);
-    *out = m;
-    return 0;
-fail:
-    free(ld.used);
-    safetensors_close(ld.st);
-    encoder_free(m);
-    return rc;
+        rc = load_head(m, w, ctx, dt, e);
+    return rc ? rc : weights_check_unused(w, m->cfg.architecture, ignorable, NULL, e);
 }
 
-static void ln_fini(struct ln *ln)
+static void unload(void *m)
 {
-    free(ln->g);
-    free(ln->b);
+    encoder_free(m);
+}
+
+int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct encoder **out,
+                 struct err *e)
+{
+    void *m;
+    int rc = weights_load_model(dir, dt, ctx, sizeof **out, load, unload, &m, e);
+    *out = m;
+    return rc;
 }
 
 void encoder_free(struct encoder *m)
@@ -510,20 +398,20 @@ void encoder_free(struct encoder *m)
         linear_fini(&L->o);
         linear_fini(&L->ffn1);
         linear_fini(&L->ffn2);
-        ln_fini(&L->ln_att);
-        ln_fini(&L->ln_out);
+        norm_weights_fini(&L->ln_att);
+        norm_weights_fini(&L->ln_out);
     }
     free(m->layers);
     free(m->schedule);
     free(m->word);
     free(m->pos);
     free(m->type);
-    ln_fini(&m->emb_ln);
+    norm_weights_fini(&m->emb_ln);
     linear_fini(&m->proj);
     linear_fini(&m->pool);
     linear_fini(&m->cls);
     linear_fini(&m->mlm_transform);
-    ln_fini(&m->mlm_ln);
+    norm_weights_fini(&m->mlm_ln);
     hf_config_fini(&m->cfg);
     free(m);
 }
@@ -573,19 +461,6 @@ void encoder_run_free(struct encoder_run *r)
     free(r);
 }
 
-/* Grows *buf to n floats (activations are reused across calls: no malloc when warm). */
-static int ensure(float **buf, size_t *cap, size_t n, struct err *e)
-{
-    if (n <= *cap)
-        return 0;
-    float *nb = realloc(*buf, n * sizeof *nb);
-    if (!nb)
-        return err_set(e, ERR_NOMEM, "out of memory for a batch of %zu floats", n);
-    *buf = nb;
-    *cap = n;
-    return 0;
-}
-
 static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct encoder_batch *b,
                  float *emb, struct err *e)
 {
@@ -629,7 +504,7 @@ static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct enco
             for (size_t k = 0; k < E; k++)
                 o[k] = w[k] + pe[k];
     }
-    return layernorm_forward(ctx, emb, NULL, emb, m->emb_ln.g, m->emb_ln.b, m->eps, M, m->E, e);
+    return layernorm_forward(ctx, emb, NULL, emb, m->emb_ln.w, m->emb_ln.b, m->eps, M, m->E, e);
 }
 
 static int layer_forward(const struct encoder *m, const struct layer *L, struct dnn_ctx *ctx,
@@ -644,13 +519,13 @@ static int layer_forward(const struct encoder *m, const struct layer *L, struct 
     if (rc == 0)
         rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
     if (rc == 0)
-        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_att.g, L->ln_att.b, m->eps, M, H, e);
+        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_att.w, L->ln_att.b, m->eps, M, H, e);
     if (rc == 0)
         rc = linear_forward(&L->ffn1, ctx, r->x, r->inter, M, e); /* (M, I) */
     if (rc == 0)
         rc = linear_forward_add(&L->ffn2, ctx, r->inter, r->x, M, e);
     if (rc == 0)
-        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_out.g, L->ln_out.b, m->eps, M, H, e);
+        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_out.w, L->ln_out.b, m->eps, M, H, e);
     return rc;
 }
 
@@ -663,9 +538,9 @@ static int head_forward(const struct encoder *m, struct dnn_ctx *ctx, struct enc
     case HEAD_NONE: *out = r->x; return 0;
     case HEAD_SEQ_CLS: {
         /* first token of each sequence -> pooler/dense -> classifier */
-        if ((rc = ensure(&r->rows, &r->cap_rows, (size_t)b->batch * (size_t)H, e)) ||
-            (rc = ensure(&r->rows2, &r->cap_rows2, (size_t)b->batch * (size_t)H, e)) ||
-            (rc = ensure(&r->out, &r->cap_out, (size_t)b->batch * W, e)))
+        if ((rc = grow_floats(&r->rows, &r->cap_rows, (size_t)b->batch * (size_t)H, e)) ||
+            (rc = grow_floats(&r->rows2, &r->cap_rows2, (size_t)b->batch * (size_t)H, e)) ||
+            (rc = grow_floats(&r->out, &r->cap_out, (size_t)b->batch * W, e)))
             return rc;
         for (int i = 0; i < b->batch; i++)
             memcpy(r->rows + (size_t)i * (size_t)H, r->x + (size_t)i * (size_t)b->seq * (size_t)H,
@@ -681,7 +556,7 @@ static int head_forward(const struct encoder *m, struct dnn_ctx *ctx, struct enc
     }
     case HEAD_TOKEN_CLS:
     case HEAD_QA:
-        if ((rc = ensure(&r->out, &r->cap_out, (size_t)M * W, e)) != 0)
+        if ((rc = grow_floats(&r->out, &r->cap_out, (size_t)M * W, e)) != 0)
             return rc;
         rc = linear_forward(&m->cls, ctx, r->x, r->out, M, e);
         *out = r->out;
@@ -690,9 +565,9 @@ static int head_forward(const struct encoder *m, struct dnn_ctx *ctx, struct enc
         int n = b->lm_rows ? b->n_lm_rows : M;
         if (n <= 0)
             return err_set(e, ERR_INVALID, "no rows to predict");
-        if ((rc = ensure(&r->rows, &r->cap_rows, (size_t)n * (size_t)H, e)) ||
-            (rc = ensure(&r->rows2, &r->cap_rows2, (size_t)n * (size_t)H, e)) ||
-            (rc = ensure(&r->out, &r->cap_out, (size_t)n * W, e)))
+        if ((rc = grow_floats(&r->rows, &r->cap_rows, (size_t)n * (size_t)H, e)) ||
+            (rc = grow_floats(&r->rows2, &r->cap_rows2, (size_t)n * (size_t)H, e)) ||
+            (rc = grow_floats(&r->out, &r->cap_out, (size_t)n * W, e)))
             return rc;
         for (int i = 0; i < n; i++) {
             int row = b->lm_rows ? b->lm_rows[i] : i;
@@ -703,7 +578,7 @@ static int head_forward(const struct encoder *m, struct dnn_ctx *ctx, struct enc
         }
         rc = linear_forward(&m->mlm_transform, ctx, r->rows, r->rows2, n, e);
         if (rc == 0)
-            rc = layernorm_forward(ctx, r->rows2, NULL, r->rows2, m->mlm_ln.g, m->mlm_ln.b, m->eps,
+            rc = layernorm_forward(ctx, r->rows2, NULL, r->rows2, m->mlm_ln.w, m->mlm_ln.b, m->eps,
                                    n, H, e);
         if (rc == 0)
             rc = linear_forward(&m->cls, ctx, r->rows2, r->out, n, e);
@@ -720,31 +595,6 @@ struct pass_spec {
     int first, n, len;
 };
 
-/* Grows an int32 buffer to n values. */
-static int ensure_i32(int32_t **buf, size_t *cap, size_t n, struct err *e)
-{
-    if (n <= *cap)
-        return 0;
-    int32_t *nb = realloc(*buf, n * sizeof *nb);
-    if (!nb)
-        return err_set(e, ERR_NOMEM, "out of memory for a pass of %zu tokens", n);
-    *buf = nb;
-    *cap = n;
-    return 0;
-}
-
-static int ensure_passes(struct encoder_run *r, size_t n, struct err *e)
-{
-    if (n <= r->cap_passes)
-        return 0;
-    struct pass_spec *nb = realloc(r->passes, n * sizeof *nb);
-    if (!nb)
-        return err_set(e, ERR_NOMEM, "out of memory for %zu passes", n);
-    r->passes = nb;
-    r->cap_passes = n;
-    return 0;
-}
-
 /* Runs one pass on the calling thread (thread th of the team) and copies its outputs into
  * r's at the rows of its sequences; positions past a sequence's pass length are zeros. */
 static int pass_forward(const struct encoder *m, struct encoder_run *r,
@@ -758,7 +608,8 @@ static int pass_forward(const struct encoder *m, struct encoder_run *r,
     struct encoder_run *sr = r->sub[th];
     size_t S = (size_t)b->seq, L = (size_t)ps->len, n = (size_t)ps->n;
     int rc;
-    if ((rc = ensure_i32(&sr->pass_ids, &sr->cap_pass_ids, 3 * n * L, e)) != 0)
+    if ((rc = grow_array(&sr->pass_ids, &sr->cap_pass_ids, 3 * n * L, sizeof *sr->pass_ids, e)) !=
+        0)
         return rc;
     int32_t *ids = sr->pass_ids, *types = ids + n * L, *mask = types + n * L;
     for (size_t j = 0; j < n; j++) {
@@ -803,9 +654,9 @@ static int split_forward(const struct encoder *m, struct encoder_run *r,
                          struct err *e)
 {
     size_t B = (size_t)b->batch, S = (size_t)b->seq;
-    int rc = ensure_i32(&r->pass_order, &r->cap_pass_order, 2 * B, e);
+    int rc = grow_array(&r->pass_order, &r->cap_pass_order, 2 * B, sizeof *r->pass_order, e);
     if (rc == 0)
-        rc = ensure_passes(r, B, e);
+        rc = grow_array(&r->passes, &r->cap_passes, B, sizeof *r->passes, e);
     if (rc)
         return rc;
     int32_t *order = r->pass_order, *len = order + B;
@@ -840,8 +691,8 @@ static int split_forward(const struct encoder *m, struct encoder_run *r,
     size_t M = B * S, W = m->out_width;
     bool want_hidden = hidden || m->head == HEAD_NONE;
     size_t n_out = m->head == HEAD_SEQ_CLS ? B * W : M * W;
-    if ((want_hidden && (rc = ensure(&r->x, &r->cap_x, M * (size_t)m->H, e))) ||
-        (m->head != HEAD_NONE && (rc = ensure(&r->out, &r->cap_out, n_out, e))))
+    if ((want_hidden && (rc = grow_floats(&r->x, &r->cap_x, M * (size_t)m->H, e))) ||
+        (m->head != HEAD_NONE && (rc = grow_floats(&r->out, &r->cap_out, n_out, e))))
         return rc;
     int failed = 0;
     struct err first = {0};
@@ -889,12 +740,12 @@ int encoder_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder
         return split_forward(m, r, b, out, hidden, e);
     size_t M = (size_t)b->batch * (size_t)b->seq;
     int rc;
-    if ((rc = ensure(&r->x, &r->cap_x, M * (size_t)m->H, e)) ||
-        (rc = ensure(&r->qkv, &r->cap_qkv, M * 3 * (size_t)m->H, e)) ||
-        (rc = ensure(&r->att, &r->cap_att, M * (size_t)m->H, e)) ||
-        (rc = ensure(&r->tmp, &r->cap_tmp, M * (size_t)m->H, e)) ||
-        (rc = ensure(&r->inter, &r->cap_inter, M * (size_t)m->I, e)) ||
-        (m->has_proj && (rc = ensure(&r->emb, &r->cap_emb, M * (size_t)m->E, e))))
+    if ((rc = grow_floats(&r->x, &r->cap_x, M * (size_t)m->H, e)) ||
+        (rc = grow_floats(&r->qkv, &r->cap_qkv, M * 3 * (size_t)m->H, e)) ||
+        (rc = grow_floats(&r->att, &r->cap_att, M * (size_t)m->H, e)) ||
+        (rc = grow_floats(&r->tmp, &r->cap_tmp, M * (size_t)m->H, e)) ||
+        (rc = grow_floats(&r->inter, &r->cap_inter, M * (size_t)m->I, e)) ||
+        (m->has_proj && (rc = grow_floats(&r->emb, &r->cap_emb, M * (size_t)m->E, e))))
         return rc;
     float *emb = m->has_proj ? r->emb : r->x;
     if ((rc = embed(m, ctx, b, emb, e)) != 0)

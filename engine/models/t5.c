@@ -20,93 +20,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loader/safetensors.h"
-#include "loader/tensor.h"
+#include "models/grow.h"
 #include "models/t5_impl.h"
+#include "models/weights.h"
 
 /* ---- tensors ---- */
 
-struct loader {
-    struct safetensors *st;
-    const char *dir;
-    char *used; /* per tensor index: taken by the model */
-};
-
-static void mark_used(struct loader *ld, const struct tensor *t)
-{
-    for (size_t i = 0; i < safetensors_count(ld->st); i++)
-        if (safetensors_at(ld->st, i) == t)
-            ld->used[i] = 1;
-}
-
-/* Fetches name as floats with shape (rows, cols), or (rows) when cols is 0. */
-static int take(struct loader *ld, const char *name, int64_t rows, int64_t cols, float **out,
-                struct err *e)
-{
-    const struct tensor *t = safetensors_get(ld->st, name);
-    if (!t)
-        return err_set(e, ERR_FORMAT, "%s: tensor '%s' is missing", ld->dir, name);
-    bool ok = cols ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
-                   : (t->n_dims == 1 && t->shape[0] == rows);
-    if (!ok) {
-        char got[96] = "", want[64];
-        for (int i = 0; i < t->n_dims && strlen(got) < 64; i++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "",
-                     (long long)t->shape[i]);
-        if (cols)
-            snprintf(want, sizeof want, "%lld, %lld", (long long)rows, (long long)cols);
-        else
-            snprintf(want, sizeof want, "%lld", (long long)rows);
-        return err_set(e, ERR_FORMAT, "%s: tensor '%s' has shape [%s], config.json implies [%s]",
-                       ld->dir, name, got, want);
-    }
-    float *f = malloc(t->n_elements * sizeof *f + 1);
-    if (!f)
-        return err_set(e, ERR_NOMEM, "out of memory loading '%s'", name);
-    int rc = tensor_to_f32(t, f, t->n_elements, e);
-    if (rc) {
-        free(f);
-        return err_prefix(e, "%s: '%s': ", ld->dir, name);
-    }
-    mark_used(ld, t);
-    *out = f;
-    return 0;
-}
-
-/* Weights `base`.`names[i]`.weight (outs[i], in) stacked along the output axis into one
- * linear (sum outs, in). */
-static int take_stacked(struct loader *ld, struct dnn_ctx *ctx, const char *base,
-                        const char *const *names, const int64_t *outs, int n, int64_t in,
-                        enum dtype_compute dt, enum act act, struct linear *l, struct err *e)
-{
-    int64_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += outs[i];
-    float *w = malloc((size_t)(total * in) * sizeof *w);
-    int rc = w ? 0 : err_set(e, ERR_NOMEM, "out of memory");
-    int64_t row = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        char name[256];
-        float *wi = NULL;
-        snprintf(name, sizeof name, "%s%s%s.weight", base, *names[i] ? "." : "", names[i]);
-        rc = take(ld, name, outs[i], in, &wi, e);
-        if (rc == 0)
-            memcpy(w + row * in, wi, (size_t)(outs[i] * in) * sizeof *w);
-        row += outs[i];
-        free(wi);
-    }
-    if (rc == 0)
-        rc = linear_init(l, ctx, w, NULL, (int)in, (int)total, dt, act, e);
-    free(w);
-    return rc;
-}
-
-static int take_linear(struct loader *ld, struct dnn_ctx *ctx, const char *base, const char *name,
+/* `base`.`part`.weight (out, in) as one linear (part "": `base`.weight); T5 linears have no
+ * biases. */
+static int take_linear(struct weights *w, struct dnn_ctx *ctx, const char *base, const char *part,
                        int64_t in, int64_t out, enum dtype_compute dt, enum act act,
                        struct linear *l, struct err *e)
 {
-    const char *names[1] = {name};
-    return take_stacked(ld, ctx, base, names, &out, 1, in, dt, act, l, e);
+    char name[320];
+    snprintf(name, sizeof name, "%s%s%s", base, *part ? "." : "", part);
+    return weights_linear(w, ctx, name, in, out, false, dt, act, l, e);
+}
+
+/* `base`.`parts[i]`.weight (out, in) for i < n (at most 3) stacked along the output axis into
+ * one linear (n out, in). */
+static int take_stacked(struct weights *w, struct dnn_ctx *ctx, const char *base,
+                        const char *const *parts, int n, int64_t out, int64_t in,
+                        enum dtype_compute dt, struct linear *l, struct err *e)
+{
+    char names[3][320];
+    const char *bases[3];
+    int64_t outs[3];
+    if (n > 3)
+        return err_set(e, ERR_INTERNAL, "%s: %d parts stacked, at most 3", base, n);
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "%s.%s", base, parts[i]);
+        bases[i] = names[i];
+        outs[i] = out;
+    }
+    return weights_stacked(w, ctx, bases, outs, n, in, false, dt, ACT_NONE, l, e);
 }
 
 /* ---- relative position buckets ---- */
@@ -152,14 +99,14 @@ static int bias_table(const struct t5_model *m, const float *table, bool bidirec
     return 0;
 }
 
-static int take_bias(struct t5_model *m, struct loader *ld, const char *stack, bool bidirectional,
+static int take_bias(struct t5_model *m, struct weights *w, const char *stack, bool bidirectional,
                      float **rel, struct err *e)
 {
     char name[256];
     snprintf(name, sizeof name, "%s.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
              stack);
     float *table = NULL;
-    int rc = take(ld, name, m->num_buckets, m->n_heads, &table, e);
+    int rc = weights_take(w, name, m->num_buckets, m->n_heads, &table, e);
     if (rc == 0)
         rc = bias_table(m, table, bidirectional, rel, e);
     free(table);
@@ -168,103 +115,101 @@ static int take_bias(struct t5_model *m, struct loader *ld, const char *stack, b
 
 /* ---- layers ---- */
 
-static int load_self(struct t5_model *m, struct loader *ld, struct dnn_ctx *ctx, const char *base,
+static int load_self(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx, const char *base,
                      enum dtype_compute dt, struct t5_attn *a, struct err *e)
 {
     static const char *const qkv[] = {"q", "k", "v"};
-    const int64_t outs[3] = {m->inner, m->inner, m->inner};
-    int rc = take_stacked(ld, ctx, base, qkv, outs, 3, m->D, dt, ACT_NONE, &a->qkv, e);
-    return rc ? rc : take_linear(ld, ctx, base, "o", m->inner, m->D, dt, ACT_NONE, &a->o, e);
+    int rc = take_stacked(w, ctx, base, qkv, 3, m->inner, m->D, dt, &a->qkv, e);
+    return rc ? rc : take_linear(w, ctx, base, "o", m->inner, m->D, dt, ACT_NONE, &a->o, e);
 }
 
-static int load_cross(struct t5_model *m, struct loader *ld, struct dnn_ctx *ctx, const char *base,
+static int load_cross(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx, const char *base,
                       enum dtype_compute dt, struct t5_attn *a, struct err *e)
 {
     static const char *const kv[] = {"k", "v"};
-    const int64_t outs[2] = {m->inner, m->inner};
-    int rc = take_linear(ld, ctx, base, "q", m->D, m->inner, dt, ACT_NONE, &a->q, e);
+    int rc = take_linear(w, ctx, base, "q", m->D, m->inner, dt, ACT_NONE, &a->q, e);
     if (rc == 0)
-        rc = take_stacked(ld, ctx, base, kv, outs, 2, m->D, dt, ACT_NONE, &a->kv, e);
-    return rc ? rc : take_linear(ld, ctx, base, "o", m->inner, m->D, dt, ACT_NONE, &a->o, e);
+        rc = take_stacked(w, ctx, base, kv, 2, m->inner, m->D, dt, &a->kv, e);
+    return rc ? rc : take_linear(w, ctx, base, "o", m->inner, m->D, dt, ACT_NONE, &a->o, e);
 }
 
 /* `base` = "{stack}.block.{l}.layer.{k}": its layer_norm and DenseReluDense. */
-static int load_ff(struct t5_model *m, struct loader *ld, struct dnn_ctx *ctx, const char *base,
+static int load_ff(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx, const char *base,
                    enum dtype_compute dt, struct t5_ff *f, struct err *e)
 {
     char n[256];
     snprintf(n, sizeof n, "%s.layer_norm.weight", base);
-    int rc = take(ld, n, m->D, 0, &f->ln, e);
+    int rc = weights_take(w, n, m->D, 0, &f->ln, e);
     snprintf(n, sizeof n, "%s.DenseReluDense", base);
     if (rc == 0 && m->gated) {
         static const char *const wi[] = {"wi_0", "wi_1"};
-        const int64_t outs[2] = {m->I, m->I};
-        rc = take_stacked(ld, ctx, n, wi, outs, 2, m->D, dt, ACT_NONE, &f->in, e);
+        rc = take_stacked(w, ctx, n, wi, 2, m->I, m->D, dt, &f->in, e);
     } else if (rc == 0) {
-        rc = take_linear(ld, ctx, n, "wi", m->D, m->I, dt, m->act, &f->in, e);
+        rc = take_linear(w, ctx, n, "wi", m->D, m->I, dt, m->act, &f->in, e);
     }
-    return rc ? rc : take_linear(ld, ctx, n, "wo", m->I, m->D, dt, ACT_NONE, &f->out, e);
+    return rc ? rc : take_linear(w, ctx, n, "wo", m->I, m->D, dt, ACT_NONE, &f->out, e);
 }
 
-static int load_enc_layer(struct t5_model *m, struct loader *ld, struct dnn_ctx *ctx, int l,
+static int load_enc_layer(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx, int l,
                           enum dtype_compute dt, struct err *e)
 {
     struct t5_enc_layer *L = &m->enc[l];
     char n[128];
     snprintf(n, sizeof n, "encoder.block.%d.layer.0.layer_norm.weight", l);
-    int rc = take(ld, n, m->D, 0, &L->ln_attn, e);
+    int rc = weights_take(w, n, m->D, 0, &L->ln_attn, e);
     snprintf(n, sizeof n, "encoder.block.%d.layer.0.SelfAttention", l);
     if (rc == 0)
-        rc = load_self(m, ld, ctx, n, dt, &L->self, e);
+        rc = load_self(m, w, ctx, n, dt, &L->self, e);
     snprintf(n, sizeof n, "encoder.block.%d.layer.1", l);
-    return rc ? rc : load_ff(m, ld, ctx, n, dt, &L->ff, e);
+    return rc ? rc : load_ff(m, w, ctx, n, dt, &L->ff, e);
 }
 
-static int load_dec_layer(struct t5_model *m, struct loader *ld, struct dnn_ctx *ctx, int l,
+static int load_dec_layer(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx, int l,
                           enum dtype_compute dt, struct err *e)
 {
     struct t5_dec_layer *L = &m->dec[l];
     char n[128];
     snprintf(n, sizeof n, "decoder.block.%d.layer.0.layer_norm.weight", l);
-    int rc = take(ld, n, m->D, 0, &L->ln_self, e);
+    int rc = weights_take(w, n, m->D, 0, &L->ln_self, e);
     snprintf(n, sizeof n, "decoder.block.%d.layer.0.SelfAttention", l);
     if (rc == 0)
-        rc = load_self(m, ld, ctx, n, dt, &L->self, e);
+        rc = load_self(m, w, ctx, n, dt, &L->self, e);
     snprintf(n, sizeof n, "decoder.block.%d.layer.1.layer_norm.weight", l);
     if (rc == 0)
-        rc = take(ld, n, m->D, 0, &L->ln_cross, e);
+        rc = weights_take(w, n, m->D, 0, &L->ln_cross, e);
     snprintf(n, sizeof n, "decoder.block.%d.layer.1.EncDecAttention", l);
     if (rc == 0)
-        rc = load_cross(m, ld, ctx, n, dt, &L->cross, e);
+        rc = load_cross(m, w, ctx, n, dt, &L->cross, e);
     snprintf(n, sizeof n, "decoder.block.%d.layer.2", l);
-    return rc ? rc : load_ff(m, ld, ctx, n, dt, &L->ff, e);
+    return rc ? rc : load_ff(m, w, ctx, n, dt, &L->ff, e);
 }
 
 /* Embeddings, final norms, head and bias tables. */
-static int load_ends(struct t5_model *m, struct loader *ld, struct dnn_ctx *ctx,
+static int load_ends(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx,
                      enum dtype_compute dt, struct err *e)
 {
-    int rc = take(ld, "shared.weight", m->vocab, m->D, &m->shared, e);
+    int rc = weights_take(w, "shared.weight", m->vocab, m->D, &m->shared, e);
     if (rc == 0)
-        rc = take(ld, "encoder.final_layer_norm.weight", m->D, 0, &m->enc_final_ln, e);
+        rc = weights_take(w, "encoder.final_layer_norm.weight", m->D, 0, &m->enc_final_ln, e);
     if (rc == 0)
-        rc = take(ld, "decoder.final_layer_norm.weight", m->D, 0, &m->dec_final_ln, e);
+        rc = weights_take(w, "decoder.final_layer_norm.weight", m->D, 0, &m->dec_final_ln, e);
     if (rc == 0)
-        rc = take_bias(m, ld, "encoder", true, &m->enc_rel, e);
+        rc = take_bias(m, w, "encoder", true, &m->enc_rel, e);
     if (rc == 0)
-        rc = take_bias(m, ld, "decoder", false, &m->dec_rel, e);
+        rc = take_bias(m, w, "decoder", false, &m->dec_rel, e);
     if (rc)
         return rc;
     if (!m->cfg.tie_word_embeddings)
-        return take_linear(ld, ctx, "lm_head", "", m->D, m->vocab, dt, ACT_NONE, &m->lm_head, e);
+        return take_linear(w, ctx, "lm_head", "", m->D, m->vocab, dt, ACT_NONE, &m->lm_head, e);
     return linear_init(&m->lm_head, ctx, m->shared, NULL, m->D, (int)m->vocab, dt, ACT_NONE, e);
 }
 
 /* Tensors transformers accepts and does not load: copies of tied weights (the stacks'
  * embed_tokens are shared.weight; lm_head.weight when tied) and the cross-attention bias
- * table old checkpoints carry. */
-static bool ignorable(const struct t5_model *m, const char *name)
+ * table old checkpoints carry. arg: the model. */
+static bool ignorable(const void *arg, const char *name)
 {
+    const struct t5_model *m = arg;
     static const char *const always[] = {
         "encoder.embed_tokens.weight",
         "decoder.embed_tokens.weight",
@@ -274,16 +219,6 @@ static bool ignorable(const struct t5_model *m, const char *name)
         if (strcmp(name, always[i]) == 0)
             return true;
     return m->cfg.tie_word_embeddings && strcmp(name, "lm_head.weight") == 0;
-}
-
-static int check_unused(const struct t5_model *m, struct loader *ld, struct err *e)
-{
-    for (size_t i = 0; i < safetensors_count(ld->st); i++) {
-        const char *name = safetensors_at(ld->st, i)->name;
-        if (!ld->used[i] && !ignorable(m, name))
-            return err_set(e, ERR_FORMAT, "%s: tensor '%s' is not used by t5", ld->dir, name);
-    }
-    return 0;
 }
 
 /* ---- config ---- */
@@ -350,52 +285,43 @@ static int read_sizes(struct t5_model *m, const char *dir, struct err *e)
     return rc ? err_prefix(e, "%s: config.json: feed_forward_proj: ", dir) : 0;
 }
 
+/* config.json, then the tensors (see weights_load_fn). */
+static int load(void *model, struct weights *w, enum dtype_compute dt, struct dnn_ctx *ctx,
+                struct err *e)
+{
+    struct t5_model *m = model;
+    const char *dir = w->dir;
+    int rc = hf_config_load(dir, &m->cfg, e);
+    if (rc)
+        return rc;
+    if (strcmp(m->cfg.model_type, "t5") != 0)
+        return err_set(e, ERR_FORMAT, "%s: config.json: model_type '%s' is not t5", dir,
+                       m->cfg.model_type);
+    if ((rc = read_sizes(m, dir, e)) != 0 || (rc = weights_open(w, e)) != 0)
+        return rc;
+    m->enc = calloc((size_t)m->n_enc, sizeof *m->enc);
+    m->dec = calloc((size_t)m->n_dec, sizeof *m->dec);
+    if (!m->enc || !m->dec)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    rc = load_ends(m, w, ctx, dt, e);
+    for (int l = 0; l < m->n_enc && rc == 0; l++)
+        rc = load_enc_layer(m, w, ctx, l, dt, e);
+    for (int l = 0; l < m->n_dec && rc == 0; l++)
+        rc = load_dec_layer(m, w, ctx, l, dt, e);
+    return rc ? rc : weights_check_unused(w, "t5", ignorable, m, e);
+}
+
+static void unload(void *m)
+{
+    t5_unload(m);
+}
+
 int t5_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct t5_model **out,
             struct err *e)
 {
-    *out = NULL;
-    struct t5_model *m = calloc(1, sizeof *m);
-    struct loader ld = {.dir = dir};
-    if (!m)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    int rc = hf_config_load(dir, &m->cfg, e);
-    if (rc) {
-        free(m);
-        return rc;
-    }
-    if (strcmp(m->cfg.model_type, "t5") != 0) {
-        rc = err_set(e, ERR_FORMAT, "%s: config.json: model_type '%s' is not t5", dir,
-                     m->cfg.model_type);
-        goto fail;
-    }
-    if ((rc = read_sizes(m, dir, e)) != 0)
-        goto fail;
-    if ((rc = safetensors_open(dir, &ld.st, e)) != 0)
-        goto fail;
-    ld.used = calloc(safetensors_count(ld.st) + 1, 1);
-    m->enc = calloc((size_t)m->n_enc, sizeof *m->enc);
-    m->dec = calloc((size_t)m->n_dec, sizeof *m->dec);
-    if (!ld.used || !m->enc || !m->dec) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    rc = load_ends(m, &ld, ctx, dt, e);
-    for (int l = 0; l < m->n_enc && rc == 0; l++)
-        rc = load_enc_layer(m, &ld, ctx, l, dt, e);
-    for (int l = 0; l < m->n_dec && rc == 0; l++)
-        rc = load_dec_layer(m, &ld, ctx, l, dt, e);
-    if (rc == 0)
-        rc = check_unused(m, &ld, e);
-    if (rc)
-        goto fail;
-    free(ld.used);
-    safetensors_close(ld.st);
+    void *m;
+    int rc = weights_load_model(dir, dt, ctx, sizeof **out, load, unload, &m, e);
     *out = m;
-    return 0;
-fail:
-    free(ld.used);
-    safetensors_close(ld.st);
-    t5_unload(m);
     return rc;
 }
 
@@ -489,8 +415,8 @@ int t5_seq_new(const struct t5_model *m, int max_input_tokens, int max_output_to
     s->m = m;
     s->max_input = max_input_tokens;
     s->max_tokens = max_output_tokens;
-    s->cross = calloc((size_t)m->n_dec, sizeof *s->cross);
-    s->self = calloc((size_t)m->n_dec, sizeof *s->self);
+    s->cross = layer_bufs_new(m->n_dec);
+    s->self = layer_bufs_new(m->n_dec);
     if (!s->cross || !s->self) {
         t5_seq_free(s);
         return err_set(e, ERR_NOMEM, "out of memory");
@@ -503,12 +429,8 @@ void t5_seq_free(struct t5_seq *s)
 {
     if (!s)
         return;
-    for (int l = 0; l < s->m->n_dec; l++) {
-        free(s->cross ? s->cross[l] : NULL);
-        free(s->self ? s->self[l] : NULL);
-    }
-    free(s->cross);
-    free(s->self);
+    layer_bufs_free(s->cross, s->m->n_dec);
+    layer_bufs_free(s->self, s->m->n_dec);
     free(s);
 }
 
@@ -547,17 +469,13 @@ static int grow_to(int cap, int n, int max)
     return cap;
 }
 
-/* Grows every layer's buffer in bufs from old to cap rows of 2 inner floats; one layer at a
- * time, so a failure leaves each valid at >= its old size. */
+/* Grows every layer's buffer in bufs to cap rows of 2 inner floats; a failure leaves each
+ * valid at >= its old size. */
 static int grow_layers(const struct t5_model *m, float **bufs, int cap, struct err *e)
 {
     size_t n = (size_t)cap * 2 * (size_t)m->inner;
-    for (int l = 0; l < m->n_dec; l++) {
-        float *b = realloc(bufs[l], n * sizeof *b);
-        if (!b)
-            return err_set(e, ERR_NOMEM, "out of memory for a sequence of %d positions", cap);
-        bufs[l] = b;
-    }
+    if (layer_bufs_grow(bufs, m->n_dec, n, n, NULL) != 0)
+        return err_set(e, ERR_NOMEM, "out of memory for a sequence of %d positions", cap);
     return 0;
 }
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/grow.h"
 #include "models/t5_impl.h"
 
 struct t5_run {
@@ -45,7 +46,7 @@ struct t5_run {
         cap_scratch;
     int *row0;               /* (n_seqs + 1) first row of each sequence, then M */
     struct t5_attn_job *job; /* (n_seqs) */
-    size_t cap_seqs;
+    size_t cap_row0, cap_job;
 };
 
 /* One sequence's attention: n_q queries at positions pos0 .. pos0 + n_q - 1 over n_k keys at
@@ -89,31 +90,14 @@ void t5_run_free(struct t5_run *r)
     free(r);
 }
 
-static int ensure(float **buf, size_t *cap, size_t n, struct err *e)
-{
-    if (n <= *cap)
-        return 0;
-    float *nb = realloc(*buf, n * sizeof *nb);
-    if (!nb)
-        return err_set(e, ERR_NOMEM, "out of memory for a T5 step of %zu values", n);
-    *buf = nb;
-    *cap = n;
-    return 0;
-}
-
 /* Per-sequence arrays for n sequences with n_tokens[i] rows each. */
 static int ensure_seqs(struct t5_run *r, int n, const int *n_tokens, struct err *e)
 {
-    if ((size_t)n > r->cap_seqs) {
-        struct t5_attn_job *j = realloc(r->job, (size_t)n * sizeof *j);
-        if (j)
-            r->job = j;
-        int *row0 = j ? realloc(r->row0, ((size_t)n + 1) * sizeof *row0) : NULL;
-        if (!row0)
-            return err_set(e, ERR_NOMEM, "out of memory for a T5 step of %d sequences", n);
-        r->row0 = row0;
-        r->cap_seqs = (size_t)n;
-    }
+    int rc = grow_array(&r->job, &r->cap_job, (size_t)n, sizeof *r->job, e);
+    if (rc == 0)
+        rc = grow_array(&r->row0, &r->cap_row0, (size_t)n + 1, sizeof *r->row0, e);
+    if (rc)
+        return rc;
     r->row0[0] = 0;
     for (int i = 0; i < n; i++)
         r->row0[i + 1] = r->row0[i] + n_tokens[i];
@@ -127,13 +111,13 @@ static int alloc_common(const struct t5_model *m, struct t5_run *r, size_t M, in
     size_t ff = m->gated ? 2 * (size_t)m->I : (size_t)m->I;
     size_t threads = (size_t)omp_get_max_threads();
     int rc;
-    if ((rc = ensure(&r->x, &r->cap_x, M * (size_t)m->D, e)) ||
-        (rc = ensure(&r->h, &r->cap_h, M * (size_t)m->D, e)) ||
-        (rc = ensure(&r->qkv, &r->cap_qkv, M * 3 * (size_t)m->inner, e)) ||
-        (rc = ensure(&r->att, &r->cap_att, M * (size_t)m->inner, e)) ||
-        (rc = ensure(&r->ff, &r->cap_ff, M * ff, e)) ||
-        (rc = ensure(&r->act, &r->cap_act, m->gated ? M * (size_t)m->I : 1, e)) ||
-        (rc = ensure(&r->scratch, &r->cap_scratch, threads * ((size_t)max_keys + 16), e)))
+    if ((rc = grow_floats(&r->x, &r->cap_x, M * (size_t)m->D, e)) ||
+        (rc = grow_floats(&r->h, &r->cap_h, M * (size_t)m->D, e)) ||
+        (rc = grow_floats(&r->qkv, &r->cap_qkv, M * 3 * (size_t)m->inner, e)) ||
+        (rc = grow_floats(&r->att, &r->cap_att, M * (size_t)m->inner, e)) ||
+        (rc = grow_floats(&r->ff, &r->cap_ff, M * ff, e)) ||
+        (rc = grow_floats(&r->act, &r->cap_act, m->gated ? M * (size_t)m->I : 1, e)) ||
+        (rc = grow_floats(&r->scratch, &r->cap_scratch, threads * ((size_t)max_keys + 16), e)))
         return rc;
     return 0;
 }
@@ -315,7 +299,7 @@ int t5_encode(const struct t5_model *m, struct dnn_ctx *ctx, struct t5_run *r,
         return rc;
     size_t per_layer = (size_t)M * 2 * (size_t)m->inner;
     if ((rc = alloc_common(m, r, (size_t)M, max_n, e)) ||
-        (rc = ensure(&r->cross, &r->cap_cross, (size_t)m->n_dec * per_layer, e)) ||
+        (rc = grow_floats(&r->cross, &r->cap_cross, (size_t)m->n_dec * per_layer, e)) ||
         (rc = ensure_seqs(r, b->n_seqs, b->n_ids, e)))
         return rc;
     for (int i = 0; i < b->n_seqs; i++)
@@ -457,8 +441,8 @@ int t5_forward(const struct t5_model *m, struct dnn_ctx *ctx, struct t5_run *r,
         return rc;
     int R = st->all_logits ? M : st->n_seqs; /* rows that get logits */
     if ((rc = alloc_common(m, r, (size_t)M, max_keys, e)) ||
-        (rc = ensure(&r->rows, &r->cap_rows, (size_t)R * (size_t)m->D, e)) ||
-        (rc = ensure(&r->logits, &r->cap_logits, (size_t)R * (size_t)m->vocab, e)) ||
+        (rc = grow_floats(&r->rows, &r->cap_rows, (size_t)R * (size_t)m->D, e)) ||
+        (rc = grow_floats(&r->logits, &r->cap_logits, (size_t)R * (size_t)m->vocab, e)) ||
         (rc = ensure_seqs(r, st->n_seqs, st->n_tokens, e)))
         return rc;
     for (int i = 0; i < st->n_seqs; i++) {

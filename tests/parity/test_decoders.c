@@ -11,12 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "loader/safetensors.h"
 #include "models/decoder.h"
 #include "ops/kv.h"
 #include "suites.h"
+#include "support/model_variant.h"
 #include "support/support.h"
 
 #define TOL 1e-4
@@ -304,79 +303,6 @@ END_TEST
 
 /* ---- variants built from llama-lm ---- */
 
-/* Writes DIR/model.safetensors: every tensor of src_dir's, plus zero F32 vectors named
- * extra[i] of extra_n[i] elements. */
-static void write_weights(const char *dir, const char *src_dir, const char *const *extra,
-                          const int *extra_n, int n_extra)
-{
-    struct err e = {0};
-    struct safetensors *st;
-    ck_assert_msg(safetensors_open(src_dir, &st, &e) == 0, "%s", e.msg);
-    json_t *hdr = json_object();
-    size_t off = 0, n = safetensors_count(st);
-    for (size_t i = 0; i < n + (size_t)n_extra; i++) {
-        const struct tensor *t = i < n ? safetensors_at(st, i) : NULL;
-        json_t *shape = json_array();
-        size_t bytes;
-        if (t) {
-            for (int k = 0; k < t->n_dims; k++)
-                json_array_append_new(shape, json_integer(t->shape[k]));
-            bytes = t->size_bytes;
-        } else {
-            json_array_append_new(shape, json_integer(extra_n[i - n]));
-            bytes = (size_t)extra_n[i - n] * 4;
-        }
-        json_object_set_new(hdr, t ? t->name : extra[i - n],
-                            json_pack("{s:s, s:o, s:[I, I]}", "dtype",
-                                      t ? dtype_name(t->dtype) : "F32", "shape", shape,
-                                      "data_offsets", (json_int_t)off, (json_int_t)(off + bytes)));
-        off += bytes;
-    }
-    char *text = json_dumps(hdr, JSON_COMPACT);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    FILE *fp = fopen(path, "wb");
-    ck_assert_ptr_nonnull(fp);
-    uint64_t len = strlen(text);
-    fwrite(&len, 8, 1, fp);
-    fwrite(text, 1, len, fp);
-    for (size_t i = 0; i < n; i++)
-        fwrite(safetensors_at(st, i)->data, 1, safetensors_at(st, i)->size_bytes, fp);
-    for (int i = 0; i < n_extra; i++)
-        for (int k = 0; k < extra_n[i]; k++)
-            fwrite(&(float){0.0f}, 4, 1, fp);
-    fclose(fp);
-    free(text);
-    json_decref(hdr);
-    safetensors_close(st);
-}
-
-/* A model directory: src's config.json with `patch` (a JSON object) merged in, and src's
- * weights (linked), or written with zero extras when extra is not NULL. */
-static const char *variant_dir(const char *src, const char *patch, const char *const *extra,
-                               const int *extra_n, int n_extra)
-{
-    const char *dir = temp_dir();
-    json_t *cfg = fixture_json(src, "config.json");
-    json_error_t je;
-    json_t *p = json_loads(patch, 0, &je);
-    ck_assert_msg(p != NULL, "%s", je.text);
-    json_object_update(cfg, p);
-    char path[1024], target[1024];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ck_assert_int_eq(json_dump_file(cfg, path, JSON_INDENT(2)), 0);
-    json_decref(cfg);
-    json_decref(p);
-    if (extra) {
-        write_weights(dir, src, extra, extra_n, n_extra);
-    } else {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        snprintf(target, sizeof target, "%s/model.safetensors", src);
-        ck_assert_int_eq(symlink(target, path), 0);
-    }
-    return dir;
-}
-
 /* Largest logit error and number of greedy tokens that differ, over every prompt. */
 static void score_variant(const char *dir, const char *refs_dir, double *err, int *wrong)
 {
@@ -414,18 +340,18 @@ START_TEST(variants_equal_to_llama)
     if (strstr(patch, "qwen2")) {
         /* Qwen2 always has q/k/v biases: zero ones keep the fixture's results */
         static char names[6][64];
-        const char *extra[6];
-        int extra_n[6];
+        struct extra_tensor extra[6];
         for (int l = 0; l < 2; l++)
             for (int k = 0; k < 3; k++) {
                 snprintf(names[l * 3 + k], sizeof names[0],
                          "model.layers.%d.self_attn.%c_proj.bias", l, "qkv"[k]);
-                extra[l * 3 + k] = names[l * 3 + k];
-                extra_n[l * 3 + k] = k == 0 ? 32 : 16;
+                extra[l * 3 + k] =
+                    (struct extra_tensor){.name = names[l * 3 + k], .rows = k == 0 ? 32 : 16};
             }
-        dir = variant_dir(src, patch, extra, extra_n, 6);
+        dir = model_variant_dir(
+            src, &(struct model_variant){.patch = patch, .extra = extra, .n_extra = 6});
     } else {
-        dir = variant_dir(src, patch, NULL, NULL, 0);
+        dir = model_variant_dir(src, &(struct model_variant){.patch = patch});
     }
     double err;
     int wrong;
@@ -450,7 +376,8 @@ START_TEST(variants_differ_from_llama)
 {
     char src[1024];
     snprintf(src, sizeof src, "%s", fixture_model("llama-lm"));
-    const char *dir = variant_dir(src, differ_from_llama[_i], NULL, NULL, 0);
+    const char *dir =
+        model_variant_dir(src, &(struct model_variant){.patch = differ_from_llama[_i]});
     double err;
     int wrong;
     score_variant(dir, src, &err, &wrong);
@@ -713,15 +640,15 @@ START_TEST(bad_models_fail_cleanly)
         {"{\"tie_word_embeddings\": true, \"vocab_size\": 31999}", "model.embed_tokens.weight"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *dir = variant_dir(src, cases[i].patch, NULL, NULL, 0);
+        const char *dir = model_variant_dir(src, &(struct model_variant){.patch = cases[i].patch});
         ck_assert_int_ne(decoder_load(dir, DTYPE_COMPUTE_F32, ctx, &d, &e), 0);
         ck_assert_ptr_null(d);
         ck_assert_msg(strstr(e.msg, cases[i].want) != NULL, "%s: '%s'", cases[i].patch, e.msg);
     }
     /* an extra tensor nobody uses */
-    const char *extra[1] = {"model.layers.0.mystery"};
-    int extra_n[1] = {4};
-    const char *dir = variant_dir(src, "{}", extra, extra_n, 1);
+    struct extra_tensor extra = {.name = "model.layers.0.mystery", .rows = 4};
+    const char *dir =
+        model_variant_dir(src, &(struct model_variant){.extra = &extra, .n_extra = 1});
     ck_assert_int_ne(decoder_load(dir, DTYPE_COMPUTE_F32, ctx, &d, &e), 0);
     ck_assert_msg(strstr(e.msg, "model.layers.0.mystery") != NULL, "%s", e.msg);
     dnn_ctx_free(ctx);

@@ -13,13 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "loader/safetensors.h"
 #include "loader/tensor.h"
 #include "models/decoder.h"
 #include "models/t5.h"
 #include "suites.h"
+#include "support/model_variant.h"
 #include "support/support.h"
 #include "tokenizer/tokenizer.h"
 
@@ -525,118 +525,15 @@ END_TEST
 
 /* ---- model variants ---- */
 
-struct extra {
-    const char *name;
-    int64_t rows, cols;
-    const float *data;
-};
-
-/* DIR/model.safetensors: src_dir's tensors, those whose name contains drop (when not NULL)
- * left out, the substring from replaced by to in names (when not NULL), plus extras. */
-static void write_weights(const char *dir, const char *src_dir, const char *drop, const char *from,
-                          const char *to, const struct extra *extra, int n_extra)
-{
-    struct err e = {0};
-    struct safetensors *st;
-    ck_assert_msg(safetensors_open(src_dir, &st, &e) == 0, "%s", e.msg);
-    json_t *hdr = json_object();
-    size_t off = 0, n = safetensors_count(st);
-    for (size_t i = 0; i < n + (size_t)n_extra; i++) {
-        const struct tensor *t = i < n ? safetensors_at(st, i) : NULL;
-        const struct extra *x = t ? NULL : &extra[i - n];
-        if (t && drop && strstr(t->name, drop))
-            continue;
-        char name[256];
-        snprintf(name, sizeof name, "%s", t ? t->name : x->name);
-        char *at = from ? strstr(name, from) : NULL;
-        if (at) {
-            char rest[256];
-            snprintf(rest, sizeof rest, "%s", at + strlen(from));
-            snprintf(at, sizeof name - (size_t)(at - name), "%s%s", to, rest);
-        }
-        json_t *shape = json_array();
-        size_t bytes;
-        if (t) {
-            for (int k = 0; k < t->n_dims; k++)
-                json_array_append_new(shape, json_integer(t->shape[k]));
-            bytes = t->size_bytes;
-        } else {
-            json_array_append_new(shape, json_integer(x->rows));
-            json_array_append_new(shape, json_integer(x->cols));
-            bytes = (size_t)(x->rows * x->cols) * 4;
-        }
-        json_object_set_new(hdr, name,
-                            json_pack("{s:s, s:o, s:[I, I]}", "dtype",
-                                      t ? dtype_name(t->dtype) : "F32", "shape", shape,
-                                      "data_offsets", (json_int_t)off, (json_int_t)(off + bytes)));
-        off += bytes;
-    }
-    char *text = json_dumps(hdr, JSON_COMPACT);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    FILE *fp = fopen(path, "wb");
-    ck_assert_ptr_nonnull(fp);
-    uint64_t len = strlen(text);
-    fwrite(&len, 8, 1, fp);
-    fwrite(text, 1, len, fp);
-    /* data in the order of the header's offsets: the kept tensors, then the extras */
-    for (size_t i = 0; i < n; i++)
-        if (!(drop && strstr(safetensors_at(st, i)->name, drop)))
-            fwrite(safetensors_at(st, i)->data, 1, safetensors_at(st, i)->size_bytes, fp);
-    for (int i = 0; i < n_extra; i++)
-        fwrite(extra[i].data, 4, (size_t)(extra[i].rows * extra[i].cols), fp);
-    fclose(fp);
-    free(text);
-    json_decref(hdr);
-    safetensors_close(st);
-}
-
-/* A model directory: src's config.json with `patch` merged in (keys whose value is null are
- * removed), its tokenizer files linked, and src's weights (linked, or rewritten when
- * rewrite). */
-static const char *variant_dir(const char *src, const char *patch, bool rewrite, const char *drop,
-                               const char *from, const char *to, const struct extra *extra,
-                               int n_extra)
-{
-    const char *dir = temp_dir();
-    json_t *cfg = fixture_json(src, "config.json");
-    json_error_t je;
-    json_t *p = json_loads(patch, 0, &je);
-    ck_assert_msg(p != NULL, "%s", je.text);
-    const char *key;
-    json_t *val;
-    json_object_foreach(p, key, val)
-    {
-        if (json_is_null(val))
-            json_object_del(cfg, key);
-        else
-            json_object_set(cfg, key, val);
-    }
-    char path[1024], target[1024];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ck_assert_int_eq(json_dump_file(cfg, path, JSON_INDENT(2)), 0);
-    json_decref(cfg);
-    json_decref(p);
-    static const char *const linked[] = {"tokenizer.json", "tokenizer_config.json"};
-    for (int i = 0; i < 2 + !rewrite; i++) {
-        const char *file = i < 2 ? linked[i] : "model.safetensors";
-        snprintf(path, sizeof path, "%s/%s", dir, file);
-        snprintf(target, sizeof target, "%s/%s", src, file);
-        ck_assert_int_eq(symlink(target, path), 0);
-    }
-    if (rewrite)
-        write_weights(dir, src, drop, from, to, extra, n_extra);
-    return dir;
-}
-
 /* The ReLU feed-forward (T5 v1.0): wi_0 renamed wi, wi_1 dropped. Nothing from transformers
  * to compare with: the transcription checks the logits. */
 START_TEST(relu_feed_forward)
 {
     char src[1024];
     snprintf(src, sizeof src, "%s", fixture_model("t5-s2s"));
-    const char *dir =
-        variant_dir(src, "{\"feed_forward_proj\": \"relu\"}", true, "wi_1", "wi_0", "wi", NULL, 0);
+    struct model_variant relu = {
+        .patch = "{\"feed_forward_proj\": \"relu\"}", .drop = "wi_1", .from = "wi_0", .to = "wi"};
+    const char *dir = model_variant_dir(src, &relu);
     struct fixture f;
     fixture_open_dir(&f, dir, src, DTYPE_COMPUTE_F32);
     double err = max_error_vs_naive(&f, 6);
@@ -697,9 +594,10 @@ START_TEST(head_variants)
         {"{}", 1, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct extra head = {"lm_head.weight", V, D, half};
-        const char *dir = variant_dir(src, cases[i].patch, cases[i].untied, NULL, NULL, NULL, &head,
-                                      cases[i].untied ? 1 : 0);
+        struct extra_tensor head = {"lm_head.weight", V, D, half};
+        struct model_variant v = {
+            .patch = cases[i].patch, .extra = &head, .n_extra = cases[i].untied ? 1 : 0};
+        const char *dir = model_variant_dir(src, &v);
         first_logits(dir, src, lg, &scaled);
         double factor = cases[i].factor ? cases[i].factor : 1 / sqrt((double)D);
         ck_assert_msg(scaled == (cases[i].factor == 0), "%s", cases[i].patch);
@@ -792,16 +690,16 @@ START_TEST(bad_models_fail_cleanly)
          "'encoder.block.1.layer.0.SelfAttention.k.weight' is not used"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *dir = variant_dir(src, cases[i].patch, cases[i].drop != NULL, cases[i].drop,
-                                      NULL, NULL, NULL, 0);
+        const char *dir = model_variant_dir(
+            src, &(struct model_variant){.patch = cases[i].patch, .drop = cases[i].drop});
         ck_assert_int_ne(t5_load(dir, DTYPE_COMPUTE_F32, ctx, &m, &e), 0);
         ck_assert_ptr_null(m);
         ck_assert_msg(strstr(e.msg, cases[i].want) != NULL, "%s: '%s'", cases[i].patch, e.msg);
     }
     /* an extra tensor nobody uses */
     float zeros[4] = {0};
-    struct extra x = {"encoder.block.0.mystery", 2, 2, zeros};
-    const char *dir = variant_dir(src, "{}", true, NULL, NULL, NULL, &x, 1);
+    struct extra_tensor x = {"encoder.block.0.mystery", 2, 2, zeros};
+    const char *dir = model_variant_dir(src, &(struct model_variant){.extra = &x, .n_extra = 1});
     ck_assert_int_ne(t5_load(dir, DTYPE_COMPUTE_F32, ctx, &m, &e), 0);
     ck_assert_msg(strstr(e.msg, "encoder.block.0.mystery") != NULL, "%s", e.msg);
     dnn_ctx_free(ctx);

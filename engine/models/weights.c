@@ -1,0 +1,174 @@
+/* weights: see weights.h. */
+#include "models/weights.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loader/tensor.h"
+
+int weights_open(struct weights *w, struct err *e)
+{
+    w->st = NULL;
+    w->used = NULL;
+    int rc = safetensors_open(w->dir, &w->st, e);
+    if (rc)
+        return rc;
+    w->used = calloc(safetensors_count(w->st) + 1, 1);
+    if (!w->used) {
+        weights_close(w);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+void weights_close(struct weights *w)
+{
+    free(w->used);
+    safetensors_close(w->st);
+    w->used = NULL;
+    w->st = NULL;
+}
+
+const char *weights_pick_prefix(const struct weights *w, const char *prefix, const char *probe)
+{
+    char name[320];
+    snprintf(name, sizeof name, "%s%s", prefix, probe);
+    return safetensors_get(w->st, name) ? prefix : "";
+}
+
+void weights_mark_used(struct weights *w, const struct tensor *t)
+{
+    for (size_t i = 0; i < safetensors_count(w->st); i++)
+        if (safetensors_at(w->st, i) == t)
+            w->used[i] = 1;
+}
+
+/* A shape's dimensions as "a, b, ..." (the brackets are the message's). */
+static void format_shape(char *out, size_t size, const int64_t *dims, int n)
+{
+    out[0] = '\0';
+    for (int i = 0; i < n && strlen(out) + 24 < size; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%lld", i ? ", " : "",
+                 (long long)dims[i]);
+}
+
+int weights_take(struct weights *w, const char *name, int64_t rows, int64_t cols, float **out,
+                 struct err *e)
+{
+    char full[352]; /* prefix + name */
+    snprintf(full, sizeof full, "%s%s", w->prefix, name);
+    const struct tensor *t = safetensors_get(w->st, full);
+    if (!t)
+        return err_set(e, ERR_FORMAT, "%s: tensor '%s' is missing", w->dir, full);
+    bool ok = cols ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
+                   : (t->n_dims == 1 && t->shape[0] == rows);
+    if (!ok) {
+        char got[96], want[64];
+        int64_t dims[2] = {rows, cols};
+        format_shape(got, sizeof got, t->shape, t->n_dims);
+        format_shape(want, sizeof want, dims, cols ? 2 : 1);
+        return err_set(e, ERR_FORMAT, "%s: tensor '%s' has shape [%s], config.json implies [%s]",
+                       w->dir, full, got, want);
+    }
+    float *f = malloc(t->n_elements * sizeof *f + 1);
+    if (!f)
+        return err_set(e, ERR_NOMEM, "out of memory loading '%s'", full);
+    int rc = tensor_to_f32(t, f, t->n_elements, e); /* its message names the tensor */
+    if (rc) {
+        free(f);
+        return err_prefix(e, "%s: ", w->dir);
+    }
+    weights_mark_used(w, t);
+    *out = f;
+    return 0;
+}
+
+void norm_weights_fini(struct norm_weights *n)
+{
+    free(n->w);
+    free(n->b);
+}
+
+int weights_norm(struct weights *w, const char *base, int64_t n, bool has_bias,
+                 struct norm_weights *out, struct err *e)
+{
+    char name[320];
+    snprintf(name, sizeof name, "%s.weight", base);
+    int rc = weights_take(w, name, n, 0, &out->w, e);
+    snprintf(name, sizeof name, "%s.bias", base);
+    return rc || !has_bias ? rc : weights_take(w, name, n, 0, &out->b, e);
+}
+
+int weights_stacked(struct weights *w, struct dnn_ctx *ctx, const char *const *bases,
+                    const int64_t *outs, int n, int64_t in, bool has_bias, enum dtype_compute dt,
+                    enum act act, struct linear *l, struct err *e)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += outs[i];
+    float *wt = malloc((size_t)(total * in) * sizeof *wt);
+    float *b = has_bias ? malloc((size_t)total * sizeof *b) : NULL;
+    int rc = (!wt || (has_bias && !b)) ? err_set(e, ERR_NOMEM, "out of memory") : 0;
+    int64_t row = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char name[320];
+        float *wi = NULL, *bi = NULL;
+        snprintf(name, sizeof name, "%s.weight", bases[i]);
+        rc = weights_take(w, name, outs[i], in, &wi, e);
+        snprintf(name, sizeof name, "%s.bias", bases[i]);
+        if (rc == 0 && has_bias)
+            rc = weights_take(w, name, outs[i], 0, &bi, e);
+        if (rc == 0) {
+            memcpy(wt + row * in, wi, (size_t)(outs[i] * in) * sizeof *wt);
+            if (has_bias)
+                memcpy(b + row, bi, (size_t)outs[i] * sizeof *b);
+        }
+        row += outs[i];
+        free(wi);
+        free(bi);
+    }
+    if (rc == 0)
+        rc = linear_init(l, ctx, wt, b, (int)in, (int)total, dt, act, e);
+    free(wt);
+    free(b);
+    return rc;
+}
+
+int weights_linear(struct weights *w, struct dnn_ctx *ctx, const char *base, int64_t in,
+                   int64_t out, bool has_bias, enum dtype_compute dt, enum act act,
+                   struct linear *l, struct err *e)
+{
+    const char *bases[1] = {base};
+    return weights_stacked(w, ctx, bases, &out, 1, in, has_bias, dt, act, l, e);
+}
+
+int weights_load_model(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, size_t size,
+                       weights_load_fn *load, void (*unload)(void *model), void **out,
+                       struct err *e)
+{
+    *out = NULL;
+    void *model = calloc(1, size);
+    if (!model)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    struct weights w = {.dir = dir};
+    int rc = load(model, &w, dt, ctx, e);
+    weights_close(&w);
+    if (rc) {
+        unload(model);
+        return rc;
+    }
+    *out = model;
+    return 0;
+}
+
+int weights_check_unused(const struct weights *w, const char *model,
+                         weights_ignorable_fn *ignorable, const void *arg, struct err *e)
+{
+    for (size_t i = 0; i < safetensors_count(w->st); i++) {
+        const char *name = safetensors_at(w->st, i)->name;
+        if (!w->used[i] && !(ignorable && ignorable(arg, name)))
+            return err_set(e, ERR_FORMAT, "%s: tensor '%s' is not used by %s", w->dir, name, model);
+    }
+    return 0;
+}
