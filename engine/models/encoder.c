@@ -93,6 +93,7 @@ struct encoder {
  * that stay in its cache, and the threads never wait for each other inside a matmul (a
  * single sequence still splits each op over every thread). At most MAX_PASS_THREADS threads. */
 #define PASS_ROWS 512
+#define PASS_ALIGN 16
 #define MAX_PASS_THREADS 64
 
 struct pass_spec;
@@ -612,19 +613,30 @@ static int pass_forward(const struct encoder *m, struct encoder_run *r,
         0)
         return rc;
     int32_t *ids = sr->pass_ids, *types = ids + n * L, *mask = types + n * L;
+    size_t c = L < S ? L : S; /* tokens taken from each row; the rest is masked padding */
+    int32_t pad = m->cfg.pad_token_id >= 0 && m->cfg.pad_token_id < m->vocab
+                      ? (int32_t)m->cfg.pad_token_id
+                      : 0;
     for (size_t j = 0; j < n; j++) {
         size_t src = (size_t)order[ps->first + (int)j] * S;
-        memcpy(ids + j * L, b->ids + src, L * sizeof *ids);
+        int32_t *ij = ids + j * L, *tj = types + j * L, *mj = mask + j * L;
+        memcpy(ij, b->ids + src, c * sizeof *ids);
         if (b->type_ids)
-            memcpy(types + j * L, b->type_ids + src, L * sizeof *types);
+            memcpy(tj, b->type_ids + src, c * sizeof *types);
+        else
+            memset(tj, 0, c * sizeof *types);
         if (b->mask)
-            memcpy(mask + j * L, b->mask + src, L * sizeof *mask);
+            memcpy(mj, b->mask + src, c * sizeof *mask);
+        for (size_t t = 0; t < c && !b->mask; t++)
+            mj[t] = 1;
+        for (size_t t = c; t < L; t++) {
+            ij[t] = pad;
+            tj[t] = 0;
+            mj[t] = 0;
+        }
     }
-    struct encoder_batch sb = {.batch = ps->n,
-                               .seq = ps->len,
-                               .ids = ids,
-                               .type_ids = b->type_ids ? types : NULL,
-                               .mask = b->mask ? mask : NULL};
+    struct encoder_batch sb = {
+        .batch = ps->n, .seq = ps->len, .ids = ids, .type_ids = types, .mask = mask};
     const float *so, *sh = NULL;
     rc = encoder_forward(m, r->sub_ctx[th], sr, &sb, &so, want_hidden ? &sh : NULL, e);
     if (rc)
@@ -633,14 +645,14 @@ static int pass_forward(const struct encoder *m, struct encoder_run *r,
     for (size_t j = 0; j < n; j++) {
         size_t row = (size_t)order[ps->first + (int)j];
         if (want_hidden) {
-            memcpy(r->x + row * S * H, sh + j * L * H, L * H * sizeof(float));
-            memset(r->x + (row * S + L) * H, 0, (S - L) * H * sizeof(float));
+            memcpy(r->x + row * S * H, sh + j * L * H, c * H * sizeof(float));
+            memset(r->x + (row * S + c) * H, 0, (S - c) * H * sizeof(float));
         }
         if (m->head == HEAD_SEQ_CLS)
             memcpy(r->out + row * W, so + j * W, W * sizeof(float));
         else if (m->head != HEAD_NONE) {
-            memcpy(r->out + row * S * W, so + j * L * W, L * W * sizeof(float));
-            memset(r->out + (row * S + L) * W, 0, (S - L) * W * sizeof(float));
+            memcpy(r->out + row * S * W, so + j * L * W, c * W * sizeof(float));
+            memset(r->out + (row * S + c) * W, 0, (S - c) * W * sizeof(float));
         }
     }
     return 0;
@@ -680,7 +692,12 @@ static int split_forward(const struct encoder *m, struct encoder_run *r,
     }
     int n_pass = 0;
     for (int i = 0; i < (int)B;) {
-        int L = len[order[i]], n = PASS_ROWS / L > 0 ? PASS_ROWS / L : 1;
+        /* lengths rounded up to PASS_ALIGN tokens (masked padding): a handful of shapes, so
+         * the oneDNN primitives of every pass shape stay cached instead of being rebuilt */
+        int L = (len[order[i]] + PASS_ALIGN - 1) / PASS_ALIGN * PASS_ALIGN;
+        if (!m->v->roberta_positions && L > m->n_pos)
+            L = len[order[i]]; /* padding would need positions past the table */
+        int n = PASS_ROWS / L > 0 ? PASS_ROWS / L : 1;
         n = n > (int)B - i ? (int)B - i : n;
         r->passes[n_pass++] = (struct pass_spec){i, n, L};
         i += n;
