@@ -50,6 +50,12 @@ bench: build
 bench-load: build
 	@bash bench/run_load.sh $(BUILD)
 
+# Text generation next to PyTorch eager (bench/run_generate.sh): random ~124M-parameter GPT-2
+# and LLaMA decoders; prefill, time to first token, decode at 1 and 16 streams, interleaved rounds.
+.PHONY: bench-generate
+bench-generate: build
+	@sh bench/run_generate.sh $(BUILD)
+
 # The deployment files (scripts/check-deploy.sh): Kubernetes manifests against the API schemas
 # (npm validators installed once into /var/cache/inferd-ci), the ConfigMap's config on the
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
