@@ -92,7 +92,7 @@ struct encoder {
  * spread over the OpenMP threads, each pass on one thread: a core then works on activations
  * that stay in its cache, and the threads never wait for each other inside a matmul (a
  * single sequence still splits each op over every thread). At most MAX_PASS_THREADS threads. */
-#define PASS_ROWS 512
+#define PASS_ROWS 256
 #define PASS_ALIGN 16
 #define MAX_PASS_THREADS 64
 
