@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "random_weights.h"
+
 #define HIDDEN 768
 #define HEADS 12
 #define HEAD_DIM 64
@@ -33,31 +35,8 @@
 #define LLAMA_FFN 2048
 #define LLAMA_VOCAB 32000
 #define LLAMA_POSITIONS 2048
-#define MAX_TENSORS 256
 
 enum arch { ARCH_GPT2, ARCH_LLAMA };
-
-enum fill { FILL_NORMAL, FILL_ONES, FILL_ZEROS };
-
-struct tensor_spec {
-    char name[128];
-    int64_t rows, cols; /* cols 0: 1-D (rows) */
-    enum fill fill;
-};
-
-struct model_spec {
-    struct tensor_spec t[MAX_TENSORS];
-    int n;
-};
-
-static void add(struct model_spec *m, const char *name, int64_t rows, int64_t cols, enum fill fill)
-{
-    struct tensor_spec *t = &m->t[m->n++];
-    snprintf(t->name, sizeof t->name, "%.120s", name);
-    t->rows = rows;
-    t->cols = cols;
-    t->fill = fill;
-}
 
 /* "prefix.part" with fill, rows x cols. */
 static void addf(struct model_spec *m, const char *prefix, const char *part, int64_t rows,
@@ -119,38 +98,6 @@ static void build_llama(struct model_spec *m, int layers)
     }
     add(m, "model.norm.weight", HIDDEN, 0, FILL_ONES);
     add(m, "lm_head.weight", LLAMA_VOCAB, HIDDEN, FILL_NORMAL);
-}
-
-static size_t n_elements(const struct tensor_spec *t)
-{
-    return (size_t)t->rows * (size_t)(t->cols ? t->cols : 1);
-}
-
-/* ---- PRNG: splitmix64, Box-Muller ---- */
-
-static uint64_t rng_state = 0x5eed0000u;
-
-static uint64_t next_u64(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(void) /* (0, 1] */
-{
-    return ((double)(next_u64() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-}
-
-static void fill_normal(float *x, size_t n, float scale)
-{
-    for (size_t i = 0; i < n; i += 2) {
-        double r = sqrt(-2.0 * log(uniform01())), a = 6.283185307179586 * uniform01();
-        x[i] = (float)(r * cos(a)) * scale;
-        if (i + 1 < n)
-            x[i + 1] = (float)(r * sin(a)) * scale;
-    }
 }
 
 /* ---- writing ---- */
@@ -236,77 +183,6 @@ static int write_config(const char *dir, enum arch arch, int layers)
     return fclose(f) == 0 ? 0 : 1;
 }
 
-/* safetensors: u64 LE header length, JSON header (padded with spaces to 8 bytes), data.
- * The file is written under a temporary name and renamed, so a half-written model is never
- * taken for a complete one. */
-static int write_safetensors(const char *dir, const struct model_spec *m)
-{
-    size_t cap = 64 + (size_t)m->n * 200, len = 0, off = 0;
-    char *hdr = malloc(cap);
-    if (!hdr)
-        return 1;
-    len += (size_t)snprintf(hdr + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (int i = 0; i < m->n; i++) {
-        const struct tensor_spec *t = &m->t[i];
-        size_t bytes = n_elements(t) * 4;
-        char shape[64];
-        if (t->cols)
-            snprintf(shape, sizeof shape, "%" PRId64 ",%" PRId64, t->rows, t->cols);
-        else
-            snprintf(shape, sizeof shape, "%" PRId64, t->rows);
-        len += (size_t)snprintf(hdr + len, cap - len,
-                                ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],"
-                                "\"data_offsets\":[%zu,%zu]}",
-                                t->name, shape, off, off + bytes);
-        off += bytes;
-    }
-    len += (size_t)snprintf(hdr + len, cap - len, "}");
-    while (len % 8 != 0)
-        hdr[len++] = ' ';
-
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    snprintf(tmp, sizeof tmp, "%s.part", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "make-random-decoder: %s: %s\n", tmp, strerror(errno));
-        free(hdr);
-        return 1;
-    }
-    unsigned char le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (unsigned char)((uint64_t)len >> (8 * i));
-    int rc = fwrite(le, 1, 8, f) != 8 || fwrite(hdr, 1, len, f) != len;
-    free(hdr);
-    float *buf = NULL;
-    for (int i = 0; i < m->n && rc == 0; i++) {
-        const struct tensor_spec *t = &m->t[i];
-        size_t n = n_elements(t);
-        float *nb = realloc(buf, n * sizeof *nb);
-        if (!nb) {
-            rc = 1;
-            break;
-        }
-        buf = nb;
-        if (t->fill == FILL_NORMAL)
-            fill_normal(buf, n, 0.02f);
-        else
-            for (size_t k = 0; k < n; k++)
-                buf[k] = t->fill == FILL_ONES ? 1.0f : 0.0f;
-        rc = fwrite(buf, sizeof *buf, n, f) != n; /* little-endian hosts only */
-    }
-    free(buf);
-    if (fclose(f) != 0)
-        rc = 1;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = 1;
-    if (rc) {
-        fprintf(stderr, "make-random-decoder: writing %s failed\n", path);
-        remove(tmp);
-    }
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *arch_name = NULL;
@@ -343,7 +219,7 @@ int main(int argc, char **argv)
     uint64_t params = 0;
     for (int i = 0; i < spec.n; i++)
         params += n_elements(&spec.t[i]);
-    if (write_config(dir, arch, layers) || write_safetensors(dir, &spec))
+    if (write_config(dir, arch, layers) || write_safetensors(dir, &spec, "make-random-decoder"))
         return 1;
     fprintf(stderr, "make-random-decoder: wrote %s (%s, %d layers, %" PRIu64 " parameters)\n", dir,
             arch_name, layers, params);
