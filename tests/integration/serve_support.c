@@ -385,6 +385,14 @@ void daemon_persist(struct daemon *d)
     untrack(d);
 }
 
+struct daemon *daemon_start_shared(char *yaml)
+{
+    struct daemon *d = daemon_start(yaml, NULL);
+    daemon_persist(d);
+    free(yaml);
+    return d;
+}
+
 static void kill_and_reap(struct daemon *d)
 {
     if (daemon_alive(d))

@@ -77,6 +77,9 @@ size_t daemon_log_size(const struct daemon *d);
 /* Exempts d from serve_teardown: a daemon shared by a TCase (started in an unchecked
  * fixture in the runner process) that its own teardown stops. */
 void daemon_persist(struct daemon *d);
+/* The shared daemon of a TCase's unchecked fixture: daemon_start(yaml, NULL), then
+ * daemon_persist; frees yaml (a yaml_config result). */
+struct daemon *daemon_start_shared(char *yaml);
 /* Kills (SIGKILL) the process if it still runs, reaps it, removes DIR, frees d. */
 void daemon_stop(struct daemon *d);
 /* Closes the raw sockets left open, then kills and reaps every daemon still running (their

@@ -29,9 +29,7 @@ static void srv_start(void)
                     yaml_model("qa", "bert-qa", "question-answering", NULL),
                     yaml_model("embed", "bert-embed", "sentence-embeddings", NULL),
                     yaml_model("features", "bert-embed", "feature-extraction", NULL), NULL);
-    srv = daemon_start(yaml, NULL);
-    daemon_persist(srv);
-    free(yaml);
+    srv = daemon_start_shared(yaml);
 }
 
 static void srv_stop(void)

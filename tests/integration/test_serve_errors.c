@@ -37,9 +37,7 @@ static void srv_start(void)
                    "batching:\n  max_batch_size: 64\n  max_queue_delay_us: 300000\n"
                    "  max_queue_size: 1\n"),
         NULL);
-    srv = daemon_start(yaml, NULL);
-    daemon_persist(srv);
-    free(yaml);
+    srv = daemon_start_shared(yaml);
 }
 
 static void srv_stop(void)

@@ -81,9 +81,7 @@ static void srv_start(void)
                     yaml_model("llama", "llama-lm", "text-generation", NULL),
                     yaml_model("chat", chat_model(), "text-generation", NULL),
                     yaml_model("seqcls", "bert-seqcls", "text-classification", NULL), NULL);
-    srv = daemon_start(yaml, NULL);
-    daemon_persist(srv);
-    free(yaml);
+    srv = daemon_start_shared(yaml);
 }
 
 static void srv_stop(void)

@@ -484,9 +484,7 @@ static void srv_start(void)
     hrefs = t5_refs(hp, &n_hp);
     char *yaml = yaml_config(
         NULL, yaml_model("t5", "t5-s2s", "text2text-generation", "max_input_tokens: 600\n"), NULL);
-    srv = daemon_start(yaml, NULL);
-    daemon_persist(srv);
-    free(yaml);
+    srv = daemon_start_shared(yaml);
 }
 
 static void srv_stop(void)

@@ -24,9 +24,7 @@ static void srv_start(void)
     char *yaml = yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
                              yaml_model("rerank", reranker_model(0), "text-classification", NULL),
                              yaml_model("embed", "bert-embed", "sentence-embeddings", NULL), NULL);
-    srv = daemon_start(yaml, NULL);
-    daemon_persist(srv);
-    free(yaml);
+    srv = daemon_start_shared(yaml);
 }
 
 static void srv_stop(void)
