@@ -144,6 +144,10 @@ static const struct key server_keys[] = {
     NUM("http_threads", KEY_INT, struct server_config, http_threads, 1, 64, 2),
     NUM("max_connections", KEY_SIZE, struct server_config, max_connections, 1, 1000000, 1024),
     ROW("tls", KEY_SECTION, struct server_config, tls, .section = &tls_table),
+    NUM("work_threads", KEY_INT, struct server_config, work_threads, 1, 64, 2),
+    NUM("max_connections_per_ip", KEY_SIZE, struct server_config, max_connections_per_ip, 0,
+        1000000, 256),
+    NUM("idle_timeout_ms", KEY_LONG, struct server_config, idle_timeout_ms, 1000, 3600000, 60000),
 };
 static const struct table server_table = TABLE(server_keys);
 

@@ -69,6 +69,9 @@ struct server_config {
     char *api_keys_env;     /* default none: a variable holding keys split by commas or spaces */
     int http_threads;       /* default 2, 1..64: libmicrohttpd's thread pool */
     size_t max_connections; /* default 1024, 1..1000000 */
+    int work_threads;       /* default 2, 1..64: request threads (bodies, tokenizing, replies) */
+    size_t max_connections_per_ip; /* default 256, 0..1000000 (0 = no limit) */
+    long idle_timeout_ms;          /* default 60000, 1000..3600000: a silent connection closes */
     struct tls_config tls;  /* default none */
 };
 

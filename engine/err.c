@@ -52,6 +52,7 @@ const char *err_kind_name(int kind)
     case ERR_NOMEM: return "out_of_memory";
     case ERR_FORMAT: return "format";
     case ERR_IO: return "io";
+    case ERR_CANCELLED: return "cancelled";
     default: return "internal";
     }
 }

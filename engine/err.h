@@ -17,6 +17,8 @@ enum err_kind {
     ERR_NOMEM = -9,       /* allocation failed (500) */
     ERR_FORMAT = -10,     /* a model or tokenizer file is malformed */
     ERR_IO = -11,         /* a file could not be read */
+    ERR_CANCELLED = -12,  /* stopped by the caller's cancel hook (its client left, its deadline
+                           * passed or the server drains): the caller knows which */
 };
 
 #define ERR_MSG_SIZE 256

@@ -221,17 +221,16 @@ void route_tei_info(struct call *c)
     if (mc->max_input_tokens && mc->max_input_tokens < max_len)
         max_len = mc->max_input_tokens;
     json_t *info = json_pack(
-        "{s:s, s:n, s:s, s:o, s:I, s:I, s:I, s:I, s:n, s:b, s:i, s:s, s:n, s:n, s:s, s:s, s:s, "
-        "s:i, s:i}",
+        "{s:s, s:n, s:s, s:o, s:I, s:I, s:I, s:I, s:n, s:b, s:i, s:s, s:n, s:n, s:s, s:s, s:i, "
+        "s:i}",
         "model_id", model_name(m), "model_sha", "model_dtype", dtype_name(mc->dtype), "model_type",
         model_type_json(m), "max_concurrent_requests", (json_int_t)mc->batching.max_queue_size,
         "max_input_length", (json_int_t)max_len, "max_batch_tokens",
         (json_int_t)mc->batching.max_batch_tokens, "max_batch_requests",
         (json_int_t)mc->batching.max_batch_size, "max_client_batch_size", "auto_truncate", 0,
-        "tokenization_workers", server_config(s)->http_threads, "version", "0.1.0", "sha",
+        "tokenization_workers", server_config(s)->work_threads, "version", "0.1.0", "sha",
         "docker_label", "served_model_name", model_name(m), "task",
-        pipeline_task_name(pipeline_task(p)), "path", mc->path, "workers", mc->workers, "threads",
-        mc->threads);
+        pipeline_task_name(pipeline_task(p)), "workers", mc->workers, "threads", mc->threads);
     model_unref(m);
     if (info)
         call_reply(c, 200, info);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "metrics.h"
 
 #define SWEEP_INTERVAL 0.05 /* seconds between checks of every queued client */
+#define STOP_INTERVAL 0.01  /* seconds between checks of a running batch's jobs */
 
 struct batcher {
     const struct pipeline *p;
@@ -28,6 +30,7 @@ struct batcher {
     struct job *head, *tail;
     size_t depth, queued_rows, queued_tokens;
     bool stopping;
+    atomic_bool aborting; /* batcher_abort: every job ends now, answered 503 */
     double last_sweep;
     size_t last_batch_jobs; /* jobs in the batch most recently taken */
 
@@ -177,6 +180,54 @@ static void finish_dropped(struct batcher *b, struct job *dropped)
 
 /* ---- the workers ---- */
 
+/* A running batch, as its cancel hook sees it: it is cancelled when the batcher aborts or
+ * when every one of its jobs is past its deadline or has lost its client (one live client
+ * keeps the whole batch running). Asked by several pass threads at once: the answer is
+ * recomputed at most every STOP_INTERVAL, the rest read the last one. */
+struct running {
+    struct batcher *b;
+    struct job **batch;
+    size_t n;
+    atomic_long next_check_us; /* monotonic microseconds */
+    atomic_bool stop;
+};
+
+static bool job_expired(const struct job *j, double now)
+{
+    return (j->deadline > 0 && now >= j->deadline) || client_gone(j);
+}
+
+static bool running_stop(void *arg)
+{
+    struct running *r = arg;
+    if (atomic_load(&r->b->aborting))
+        return true;
+    double now = now_seconds();
+    long now_us = (long)(now * 1e6), due = atomic_load(&r->next_check_us);
+    if (now_us < due || !atomic_compare_exchange_strong(&r->next_check_us, &due,
+                                                        now_us + (long)(STOP_INTERVAL * 1e6)))
+        return atomic_load(&r->stop);
+    bool all = true;
+    for (size_t i = 0; i < r->n && all; i++)
+        all = job_expired(r->batch[i], now);
+    if (all)
+        atomic_store(&r->stop, true);
+    return all;
+}
+
+/* A job of a cancelled batch: why it ended. */
+static void cancelled_job(struct batcher *b, struct job *j)
+{
+    if (atomic_load(&b->aborting)) {
+        j->status = JOB_FAILED;
+        j->err_kind = ERR_UNAVAILABLE;
+        snprintf(j->error, sizeof j->error, "the server is shutting down");
+    } else {
+        j->status = j->deadline > 0 && now_seconds() >= j->deadline ? JOB_TIMEOUT
+                                                                     : JOB_DISCONNECTED;
+    }
+}
+
 static void run_batch(struct batcher *b, struct dnn_ctx *ctx, struct encoder_run *run,
                       struct job **batch, size_t n, struct pipeline_request **reqs)
 {
@@ -192,9 +243,18 @@ static void run_batch(struct batcher *b, struct dnn_ctx *ctx, struct encoder_run
         metrics_queue_time(b->metrics, b->name, t0 - batch[i]->enqueued);
     }
     struct err e = {0};
+    struct running r = {.b = b, .batch = batch, .n = n};
+    atomic_init(&r.next_check_us, (long)(t0 * 1e6));
+    atomic_init(&r.stop, false);
+    encoder_run_set_stop(run, running_stop, &r);
     int rc = pipeline_forward(b->p, ctx, run, reqs, n, &e);
+    encoder_run_set_stop(run, NULL, NULL);
     for (size_t i = 0; i < n; i++) {
         struct job *j = batch[i];
+        if (rc == ERR_CANCELLED) {
+            cancelled_job(b, j);
+            continue;
+        }
         struct err fe = {0};
         int frc = rc ? rc : pipeline_finish(b->p, j->req, &j->result, &fe);
         if (frc) {
@@ -314,6 +374,7 @@ struct batcher *batcher_new(const struct pipeline *p, const struct model_config 
         b->n_threads = cpus / b->n_workers > 0 ? (int)(cpus / b->n_workers) : 1;
     }
     pthread_mutex_init(&b->mu, NULL);
+    atomic_init(&b->aborting, false);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -340,7 +401,7 @@ struct batcher *batcher_new(const struct pipeline *p, const struct model_config 
 int batcher_push(struct batcher *b, struct job *j, struct err *e)
 {
     pthread_mutex_lock(&b->mu);
-    if (b->stopping) {
+    if (b->stopping || atomic_load(&b->aborting)) {
         pthread_mutex_unlock(&b->mu);
         return err_set(e, ERR_UNAVAILABLE, "model %s is being unloaded", b->name);
     }
@@ -383,6 +444,28 @@ void batcher_stop(struct batcher *b)
     for (int i = 0; i < b->n_started; i++)
         pthread_join(b->threads[i], NULL);
     b->n_started = 0;
+}
+
+void batcher_abort(struct batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    atomic_store(&b->aborting, true);
+    struct job *dropped = NULL;
+    while (b->head) {
+        struct job *j = b->head;
+        unlink_job(b, j);
+        cancelled_job(b, j);
+        j->next = dropped;
+        dropped = j;
+    }
+    metrics_queue_depth(b->metrics, b->name, 0);
+    pthread_mutex_unlock(&b->mu);
+    while (dropped) {
+        struct job *j = dropped;
+        dropped = j->next;
+        j->next = NULL;
+        j->done(j);
+    }
 }
 
 void batcher_free(struct batcher *b)

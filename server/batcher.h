@@ -5,7 +5,7 @@
  * requests come concurrently (a lone request after a batch of one runs at once); it runs
  * them in one pipeline_forward, finishes each and hands it back through job->done. Jobs whose
  * client has gone (the socket reads EOF) or whose deadline passed are dropped before they
- * run. Each worker owns its oneDNN context and scratch; the pipeline is shared read-only.
+ * run; a running batch all of whose jobs are gone or late is cancelled between layers. Each worker owns its oneDNN context and scratch; the pipeline is shared read-only.
  * It knows nothing of HTTP beyond a socket to peek at. */
 #ifndef INFERD_BATCHER_H
 #define INFERD_BATCHER_H
@@ -51,6 +51,10 @@ struct batcher *batcher_new(const struct pipeline *p, const struct model_config 
                             struct metrics *metrics, const char *name, struct err *e);
 /* Queues j; ERR_BUSY when max_queue_size jobs wait, ERR_UNAVAILABLE once stopping. */
 int batcher_push(struct batcher *b, struct job *j, struct err *e);
+/* Ends every job now: queued ones are failed (ERR_UNAVAILABLE, "shutting down") and a
+ * running batch is cancelled between layers; each job's done runs as usual. For a drain
+ * that ran out of time. Later pushes still queue until batcher_stop. */
+void batcher_abort(struct batcher *b);
 /* Lets the workers finish every queued job, then joins them. */
 void batcher_stop(struct batcher *b);
 /* batcher_stop, then frees. */

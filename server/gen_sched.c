@@ -107,6 +107,7 @@ struct gen_sched {
     size_t n_running;   /* published copy of n_run (+ those being admitted) */
     size_t depth_shown; /* the queue depth the metrics show */
     bool stopping, cancel_pending;
+    bool aborting; /* gen_sched_abort: every request is cancelled */
     bool started, ready; /* the worker runs; it reported how its start went */
     int start_rc;
     char start_msg[ERR_MSG_SIZE];
@@ -227,7 +228,7 @@ static void sweep_queue(struct gen_sched *s, double now, bool check_clients, str
 {
     for (struct gen_req *r = s->head, *next; r; r = next) {
         next = r->next;
-        if (r->cancelled || (check_clients && client_gone(r->fd)))
+        if (r->cancelled || s->aborting || (check_clients && client_gone(r->fd)))
             r->status = GEN_CANCELLED;
         else if (r->deadline > 0 && now >= r->deadline)
             r->status = GEN_TIMEOUT;
@@ -246,7 +247,7 @@ static void mark_running(struct gen_sched *s, double now, bool check_clients)
         struct gen_req *r = s->run[i];
         if (r->leaving)
             continue;
-        if (r->cancelled || (check_clients && client_gone(r->fd)))
+        if (r->cancelled || s->aborting || (check_clients && client_gone(r->fd)))
             r->status = GEN_CANCELLED;
         else if (r->deadline > 0 && now >= r->deadline)
             r->status = GEN_TIMEOUT;
@@ -904,6 +905,15 @@ void gen_sched_cancel(struct gen_req *r)
     struct gen_sched *s = r->s;
     pthread_mutex_lock(&s->mu);
     r->cancelled = true;
+    s->cancel_pending = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void gen_sched_abort(struct gen_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->aborting = true;
     s->cancel_pending = true;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);

@@ -193,6 +193,9 @@ int gen_sched_submit(struct gen_sched *s, const struct gen_req_spec *spec, struc
  * (its slot free at once for the next request) and on_done follows with GEN_CANCELLED, unless
  * it already finished. Safe to call until on_done has returned. */
 void gen_sched_cancel(struct gen_req *r);
+/* gen_sched_cancel of every queued and running request, now and from now on: for a drain
+ * that ran out of time. */
+void gen_sched_abort(struct gen_sched *s);
 
 size_t gen_sched_queued(struct gen_sched *s);
 size_t gen_sched_running(struct gen_sched *s);

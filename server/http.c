@@ -1,6 +1,12 @@
-/* http: see http.h. libmicrohttpd runs a small pool of polling threads with suspend/resume:
- * a queued call's connection is suspended until a worker has its result, so no HTTP thread
- * ever waits for compute. */
+/* http: see http.h. libmicrohttpd runs a small pool of polling threads with suspend/resume.
+ * The polling threads only read headers and bodies, route, check keys and write: once a
+ * POST body is in, the connection is suspended and the call goes to the request threads
+ * (tasks.h), which parse the JSON, run the route's handler (tokenizing, rendering chat
+ * templates) and build the response; a queued call's connection stays suspended until a
+ * worker has its result, which a request thread turns into the response. A response built
+ * off the polling threads waits in the call (pending) until the connection is resumed,
+ * since libmicrohttpd takes responses only inside its own callback. So no polling thread
+ * ever waits for compute or large JSON, and /health answers under any load. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -16,14 +22,21 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 #include "batcher.h"
 #include "metrics.h"
+#include "tasks.h"
 
 #define DISCARD_LIMIT (1u << 20) /* bytes of an oversized chunked body read before closing */
+/* libmicrohttpd's per-connection pool: the request line, headers, query arguments and the
+ * read buffer live there (the default 32 KiB closed a request with ~500 query arguments
+ * without an answer); past it libmicrohttpd answers 431/413 itself. */
+#define CONN_MEMORY (128u << 10)
 
 struct http {
     struct MHD_Daemon *d;
+    struct tasks *work; /* the request threads */
 };
 
 struct route {
@@ -31,31 +44,35 @@ struct route {
     const char *path; /* exact, or a prefix ending in '/' followed by one {name} segment */
     route_fn fn;
     enum dialect dialect;
-    bool open; /* no API key needed */
+    bool open;    /* no API key needed */
+    bool on_poll; /* cheap: answered on the polling thread (probes, metrics, listings) */
 };
 
 static const struct route routes[] = {
-    {"GET", "/health", route_health, DIALECT_HF, true},
-    {"GET", "/ready", route_ready, DIALECT_HF, true},
-    {"GET", "/metrics", route_metrics, DIALECT_HF, false},
-    {"POST", "/models/", route_hf_models, DIALECT_HF, false},
-    {"POST", "/embed", route_tei_embed, DIALECT_HF, false},
-    {"POST", "/predict", route_tei_predict, DIALECT_HF, false},
-    {"POST", "/rerank", route_tei_rerank, DIALECT_HF, false},
-    {"POST", "/tokenize", route_tei_tokenize, DIALECT_HF, false},
-    {"POST", "/decode", route_tei_decode, DIALECT_HF, false},
-    {"GET", "/info", route_tei_info, DIALECT_HF, false},
-    {"POST", "/v1/embeddings", route_openai_embeddings, DIALECT_OPENAI, false},
-    {"POST", "/embeddings", route_openai_embeddings, DIALECT_OPENAI, false},
-    {"GET", "/v1/models", route_openai_models, DIALECT_OPENAI, false},
-    {"POST", "/generate", route_tgi_generate, DIALECT_TGI, false},
-    {"POST", "/generate_stream", route_tgi_generate_stream, DIALECT_TGI, false},
-    {"POST", "/v1/completions", route_openai_completions, DIALECT_OPENAI, false},
-    {"POST", "/v1/chat/completions", route_openai_chat, DIALECT_OPENAI, false},
+    {"GET", "/health", route_health, DIALECT_HF, true, true},
+    {"GET", "/ready", route_ready, DIALECT_HF, true, true},
+    {"GET", "/metrics", route_metrics, DIALECT_HF, false, true},
+    {"POST", "/models/", route_hf_models, DIALECT_HF, false, false},
+    {"POST", "/embed", route_tei_embed, DIALECT_HF, false, false},
+    {"POST", "/predict", route_tei_predict, DIALECT_HF, false, false},
+    {"POST", "/rerank", route_tei_rerank, DIALECT_HF, false, false},
+    {"POST", "/tokenize", route_tei_tokenize, DIALECT_HF, false, false},
+    {"POST", "/decode", route_tei_decode, DIALECT_HF, false, false},
+    {"GET", "/info", route_tei_info, DIALECT_HF, false, true},
+    {"POST", "/v1/embeddings", route_openai_embeddings, DIALECT_OPENAI, false, false},
+    {"POST", "/embeddings", route_openai_embeddings, DIALECT_OPENAI, false, false},
+    {"GET", "/v1/models", route_openai_models, DIALECT_OPENAI, false, true},
+    {"POST", "/generate", route_tgi_generate, DIALECT_TGI, false, false},
+    {"POST", "/generate_stream", route_tgi_generate_stream, DIALECT_TGI, false, false},
+    {"POST", "/v1/completions", route_openai_completions, DIALECT_OPENAI, false, false},
+    {"POST", "/v1/chat/completions", route_openai_chat, DIALECT_OPENAI, false, false},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
 enum phase { PHASE_BODY, PHASE_QUEUED, PHASE_SUSPENDED, PHASE_ANSWERED };
+
+/* What a request thread does with a call: run its handler, or answer it once woken. */
+enum step { STEP_HANDLE, STEP_ANSWER };
 
 #define MAX_EXTRA_HEADERS 8
 
@@ -87,7 +104,16 @@ struct call {
         char name[40], value[88];
     } hdr[MAX_EXTRA_HEADERS];
     size_t n_hdr;
+    /* off the polling threads (lock order: mu, then libmicrohttpd's locks) */
+    struct task task;
+    enum step step;
+    pthread_mutex_t mu;
+    bool in_work;      /* a request thread has the call; its connection is suspended */
+    bool wake_wanted;  /* woken while in_work: answer before letting go */
+    struct MHD_Response *pending; /* built off the polling thread, queued on resume */
 };
+
+static struct tasks *work_pool; /* the running daemon's request threads (one daemon a process) */
 
 static atomic_long active_calls;
 
@@ -141,6 +167,21 @@ static void add_ms_header(struct MHD_Response *r, const char *name, double secon
     MHD_add_response_header(r, name, v);
 }
 
+/* Hands r to libmicrohttpd, or keeps it for the resume when built on a request thread. */
+static void deliver(struct call *c, int status, struct MHD_Response *r)
+{
+    c->status = status;
+    pthread_mutex_lock(&c->mu);
+    bool keep = c->in_work && !c->pending;
+    if (keep)
+        c->pending = r;
+    pthread_mutex_unlock(&c->mu);
+    if (keep)
+        return;
+    MHD_queue_response(c->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+}
+
 /* Queues status + text; every response goes through here. */
 static void send_text(struct call *c, int status, char *text, size_t len, const char *type)
 {
@@ -170,9 +211,19 @@ static void send_text(struct call *c, int status, char *text, size_t len, const 
         snprintf(v, sizeof v, "%zu", c->job.batch_rows);
         MHD_add_response_header(r, "x-batch-size", v);
     }
-    MHD_queue_response(c->conn, (unsigned)status, r);
-    MHD_destroy_response(r);
-    c->status = status;
+    deliver(c, status, r);
+}
+
+/* The body when the real one cannot be encoded (out of memory), in the call's dialect. */
+static const char *fallback_body(enum dialect d)
+{
+    static const char *const bodies[] = {
+        [DIALECT_HF] = "{\"error\":\"out of memory\",\"error_type\":\"Backend\"}",
+        [DIALECT_TGI] = "{\"error\":\"out of memory\",\"error_type\":\"generation\"}",
+        [DIALECT_OPENAI] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
+                           "\"server_error\",\"param\":null,\"code\":null}}",
+    };
+    return bodies[d];
 }
 
 void call_reply(struct call *c, int status, json_t *body)
@@ -185,8 +236,7 @@ void call_reply(struct call *c, int status, json_t *body)
         body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(body);
     if (!text) {
-        static const char oom[] = "{\"error\":\"out of memory\",\"error_type\":\"Backend\"}";
-        text = strdup(oom);
+        text = strdup(fallback_body(c->dialect));
         status = 500;
     }
     send_text(c, status, text, text ? strlen(text) : 0, "application/json");
@@ -258,13 +308,35 @@ static const char *openai_error_code(int status)
     }
 }
 
+/* Copies src into dst[cap] as valid UTF-8 (JSON strings must be): each byte that does not
+ * start a valid character becomes U+FFFD, and a cut never splits a character. Error messages
+ * quote clients' bytes (paths, names), which may be anything. */
+static void utf8_sanitize(char *dst, size_t cap, const char *src)
+{
+    static const char repl[] = "\xEF\xBF\xBD";
+    size_t o = 0;
+    for (const uint8_t *p = (const uint8_t *)src; *p;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(p, -1, &cp);
+        const char *from = n > 0 ? (const char *)p : repl;
+        size_t len = n > 0 ? (size_t)n : 3;
+        if (o + len >= cap)
+            break;
+        memcpy(dst + o, from, len);
+        o += len;
+        p += n > 0 ? n : 1;
+    }
+    dst[o] = '\0';
+}
+
 void call_error(struct call *c, int status, const char *param, const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    utf8_sanitize(msg, sizeof msg, raw);
     json_t *body;
     if (c->dialect == DIALECT_OPENAI) {
         const char *code = openai_error_code(status);
@@ -294,10 +366,38 @@ int status_of_err(int kind)
 
 /* ---- submitting work ---- */
 
+/* The call's result is ready (a job done, a generation finished): a request thread answers
+ * it, then resumes the connection. Woken while a request thread still has it (its handler
+ * has not returned yet), that thread answers it before letting go. */
+static void call_wake(struct call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool busy = c->in_work;
+    if (busy)
+        c->wake_wanted = true;
+    else {
+        c->in_work = true;
+        c->step = STEP_ANSWER;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!busy)
+        tasks_push(work_pool, &c->task);
+}
+
+/* A handler on a polling thread that waits for a result suspends its connection itself
+ * (a request thread's call is suspended already). */
+static void suspend_inline(struct call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool inl = !c->in_work;
+    pthread_mutex_unlock(&c->mu);
+    if (inl)
+        MHD_suspend_connection(c->conn);
+}
+
 static void job_done(struct job *j)
 {
-    struct call *c = j->owner;
-    MHD_resume_connection(c->conn);
+    call_wake(j->owner);
 }
 
 int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
@@ -333,12 +433,12 @@ int call_submit(struct call *c, struct model *m, const json_t *inputs, const jso
         .owner = c,
     };
     c->phase = PHASE_QUEUED;
-    MHD_suspend_connection(c->conn);
+    suspend_inline(c);
     if ((rc = model_push(m, &c->job, &e)) != 0) {
         c->job.status = JOB_FAILED;
         c->job.err_kind = rc;
         snprintf(c->job.error, sizeof c->job.error, "%s", e.msg);
-        MHD_resume_connection(c->conn);
+        job_done(&c->job);
     }
     return 0;
 }
@@ -383,12 +483,12 @@ void call_suspend(struct call *c, void (*on_resume)(struct call *c, void *arg), 
     c->on_resume = on_resume;
     c->resume_arg = arg;
     c->phase = PHASE_SUSPENDED;
-    MHD_suspend_connection(c->conn);
+    suspend_inline(c);
 }
 
 void call_resume(struct call *c)
 {
-    MHD_resume_connection(c->conn);
+    call_wake(c);
 }
 
 void call_on_end(struct call *c, void (*fn)(void *arg), void *arg)
@@ -531,9 +631,7 @@ int call_stream_start(struct call *c, struct call_stream *s, const char *content
         MHD_add_response_header(r, "Connection", "close");
     for (size_t i = 0; i < c->n_hdr; i++)
         MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
-    MHD_queue_response(c->conn, 200, r);
-    MHD_destroy_response(r);
-    c->status = 200;
+    deliver(c, 200, r);
     c->phase = PHASE_ANSWERED;
     return 0;
 }
@@ -604,11 +702,9 @@ static const struct route *match(const char *url, const char *method, bool *know
 }
 
 /* Constant-time comparison of the bearer token with each configured key. */
-static bool authorized(struct call *c)
+static bool key_ok(struct call *c)
 {
     const struct server_config *cfg = server_config(c->s);
-    if (cfg->n_api_keys == 0 || c->route->open)
-        return true;
     const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
         return false;
@@ -626,6 +722,15 @@ static bool authorized(struct call *c)
     return ok;
 }
 
+/* With keys configured, everything but the open routes (the probes) needs one, unknown paths
+ * and wrong methods included: without a key nothing tells which routes exist. */
+static bool authorized(struct call *c, const struct route *r, bool method_ok)
+{
+    if (server_config(c->s)->n_api_keys == 0 || (r && method_ok && r->open))
+        return true;
+    return key_ok(c);
+}
+
 /* First call for a request: route, method, auth, declared size. Answers the failures. */
 static void start_call(struct call *c, const char *url, const char *method)
 {
@@ -634,20 +739,21 @@ static void start_call(struct call *c, const char *url, const char *method)
     const struct route *r = match(url, method, &known, &arg);
     c->route = r;
     c->dialect = r ? r->dialect : strncmp(url, "/v1/", 4) == 0 ? DIALECT_OPENAI : DIALECT_HF;
+    bool method_ok = r && strcmp(method, r->method) == 0;
+    if (!authorized(c, r, method_ok)) {
+        call_error(c, 401, NULL, "missing or invalid API key (send \"Authorization: Bearer KEY\")");
+        return;
+    }
     if (!r) {
         call_error(c, 404, NULL, "no route for %s %s", method, url);
         return;
     }
-    if (strcmp(method, r->method) != 0) {
+    if (!method_ok) {
         call_error(c, 405, NULL, "%s does not accept %s (use %s)", url, method, r->method);
         return;
     }
     if (arg && !(c->arg = strdup(arg))) {
         call_error(c, 500, NULL, "out of memory");
-        return;
-    }
-    if (!authorized(c)) {
-        call_error(c, 401, NULL, "missing or invalid API key (send \"Authorization: Bearer KEY\")");
         return;
     }
     size_t max = server_config(c->s)->max_body_bytes;
@@ -687,6 +793,77 @@ static void run_handler(struct call *c)
         call_error(c, 500, NULL, "the handler gave no answer");
 }
 
+/* A woken call: its job's result, or the suspended handler's continuation. */
+static void answer_woken(struct call *c)
+{
+    if (c->phase == PHASE_QUEUED) {
+        answer_job(c);
+        return;
+    }
+    if (c->phase == PHASE_SUSPENDED) {
+        c->phase = PHASE_ANSWERED;
+        c->on_resume(c, c->resume_arg);
+    }
+    if (!c->status)
+        call_error(c, 500, NULL, "the handler gave no answer");
+}
+
+/* A request thread's turn with a call (its connection suspended): run the handler or answer
+ * it, again while it was woken meanwhile; then let go, resuming the connection when a
+ * response waits (otherwise a worker's result wakes it later). */
+static void work_run(struct task *t)
+{
+    struct call *c = (struct call *)((char *)t - offsetof(struct call, task));
+    for (;;) {
+        if (c->step == STEP_HANDLE)
+            run_handler(c);
+        else
+            answer_woken(c);
+        pthread_mutex_lock(&c->mu);
+        if (c->wake_wanted) {
+            c->wake_wanted = false;
+            c->step = STEP_ANSWER;
+            pthread_mutex_unlock(&c->mu);
+            continue;
+        }
+        c->in_work = false;
+        bool resume = c->pending != NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (resume)
+            MHD_resume_connection(c->conn);
+        return;
+    }
+}
+
+/* The body is in: a cheap route answers here, the others go to a request thread. */
+static void dispatch(struct call *c)
+{
+    if (c->route->on_poll) {
+        run_handler(c);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->in_work = true;
+    c->step = STEP_HANDLE;
+    pthread_mutex_unlock(&c->mu);
+    MHD_suspend_connection(c->conn);
+    tasks_push(work_pool, &c->task);
+}
+
+/* A resumed call: queue the response a request thread built. */
+static enum MHD_Result send_pending(struct call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct MHD_Response *r = c->pending;
+    c->pending = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!r) /* resumed with nothing to say: never happens; close rather than guess */
+        return MHD_NO;
+    enum MHD_Result ok = MHD_queue_response(c->conn, (unsigned)c->status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -700,21 +877,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->conn = conn;
         c->t_start = now_seconds();
         c->job.fd = -1;
+        c->task.run = work_run;
+        pthread_mutex_init(&c->mu, NULL);
         *con_cls = c;
         atomic_fetch_add(&active_calls, 1);
         metrics_inflight_add(server_metrics(c->s), 1);
         start_call(c, url, method);
         return MHD_YES;
     }
-    if (c->phase == PHASE_QUEUED)
-        return answer_job(c);
-    if (c->phase == PHASE_SUSPENDED) {
-        c->phase = PHASE_ANSWERED;
-        c->on_resume(c, c->resume_arg);
-        if (!c->status)
-            call_error(c, 500, NULL, "the handler gave no answer");
-        return MHD_YES;
-    }
+    if (c->phase != PHASE_BODY || c->pending)
+        return send_pending(c);
     if (c->status) { /* answered early (413, 404...): discard whatever body follows */
         *upload_size = 0;
         return MHD_YES;
@@ -745,7 +917,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->len += n;
         return MHD_YES;
     }
-    run_handler(c);
+    dispatch(c);
     return MHD_YES;
 }
 
@@ -775,6 +947,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_request(m, model, route_label(c), c->status ? c->status : 499,
                     now_seconds() - c->t_start);
     metrics_inflight_add(m, -1);
+    if (c->pending)
+        MHD_destroy_response(c->pending);
+    pthread_mutex_destroy(&c->mu);
     json_decref(c->job.result);
     pipeline_request_free(c->req);
     if (c->model)
@@ -891,20 +1066,29 @@ struct http *http_start(struct server *s, const struct server_config *cfg, int *
         return NULL;
     }
     (void)sl;
+    if (!(h->work = tasks_new(cfg->work_threads, e))) {
+        free(h);
+        return NULL;
+    }
+    work_pool = h->work;
     struct MHD_OptionItem tls[3];
     struct tls_pems pems = {0};
     if (tls_setup(&cfg->tls, &flags, tls, &pems, e)) {
+        tasks_free(h->work);
         free(h);
         return NULL;
     }
     h->d = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((cfg->idle_timeout_ms + 999) / 1000),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     tls_pems_free(&pems);
     if (!h->d) {
+        tasks_free(h->work);
         free(h);
         if (cfg->tls.cert)
             err_set(e, ERR_IO,
@@ -933,5 +1117,7 @@ void http_stop(struct http *h)
     if (!h)
         return;
     MHD_stop_daemon(h->d);
+    tasks_free(h->work);
+    work_pool = NULL;
     free(h);
 }

@@ -413,6 +413,20 @@ bool registry_ready(struct registry *r)
     return ok;
 }
 
+void registry_abort(struct registry *r)
+{
+    size_t n;
+    struct model **v = registry_models(r, &n);
+    for (size_t i = 0; v && i < n; i++) {
+        if (v[i]->b)
+            batcher_abort(v[i]->b);
+        if (v[i]->gs)
+            gen_sched_abort(v[i]->gs);
+        model_unref(v[i]);
+    }
+    free(v);
+}
+
 void registry_clear(struct registry *r)
 {
     size_t old_n;

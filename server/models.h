@@ -26,6 +26,9 @@ void registry_apply(struct registry *r, const struct config *cfg, struct metrics
                     bool initial);
 /* Every model loaded and none failed. */
 bool registry_ready(struct registry *r);
+/* Ends the work of every published model now (batcher_abort, gen_sched_abort): queued and
+ * running requests are answered at once. For a drain that ran out of time. */
+void registry_abort(struct registry *r);
 /* Retires every model (waits for their calls) and empties the registry. */
 void registry_clear(struct registry *r);
 

@@ -246,18 +246,37 @@ static void start_load(struct server *s, bool initial)
 
 /* ---- the drain ---- */
 
+/* Waits up to limit seconds for every call to be answered. */
+static bool calls_answered(double limit)
+{
+    double t0 = now_seconds();
+    while (http_active_calls() > 0 && now_seconds() - t0 < limit)
+        usleep(5000);
+    return http_active_calls() == 0;
+}
+
+/* Stops taking connections, lets every call finish (a request's own deadline bounds it: a
+ * running batch whose requests are all late is cancelled), then ends whatever is left at
+ * once (503) so that no connection stays suspended when libmicrohttpd stops: stopping it
+ * with a suspended connection aborts the process. */
 static void drain(struct server *s, struct http *h)
 {
     atomic_store(&s->draining, true);
     fprintf(stderr, "inferd: draining: %ld requests in flight\n", http_active_calls());
     http_quiesce(h);
     double limit = (double)s->cfg.server.request_timeout_ms * 1e-3 + DRAIN_GRACE;
-    double t0 = now_seconds();
-    while (http_active_calls() > 0 && now_seconds() - t0 < limit)
-        usleep(5000);
-    if (http_active_calls() > 0)
-        fprintf(stderr, "inferd: drain timed out with %ld requests unanswered\n",
-                http_active_calls());
+    if (!calls_answered(limit)) {
+        fprintf(stderr, "inferd: drain: %ld requests still running after %.1f s: ending them\n",
+                http_active_calls(), limit);
+        registry_abort(&s->reg);
+        if (!calls_answered(DRAIN_GRACE)) {
+            /* nothing should get here: every request's work is cancellable */
+            fprintf(stderr, "inferd: drain: %ld requests could not be ended; exiting\n",
+                    http_active_calls());
+            fflush(stderr);
+            _exit(1);
+        }
+    }
     http_stop(h);
     pthread_mutex_lock(&s->reload_mu); /* wait for a load in progress */
     registry_clear(&s->reg);

@@ -108,6 +108,8 @@ struct encoder_run {
     int32_t *pass_order;      /* the sequences by length, then their lengths */
     int32_t *pass_ids;        /* a pass thread's ids, types and mask */
     size_t cap_passes, cap_pass_order, cap_pass_ids;
+    encoder_stop_fn stop; /* the cancel hook, asked between layers and passes */
+    void *stop_arg;
 };
 
 /* ---- loading ---- */
@@ -439,6 +441,19 @@ struct encoder_run *encoder_run_new(void)
     return calloc(1, sizeof(struct encoder_run));
 }
 
+void encoder_run_set_stop(struct encoder_run *r, encoder_stop_fn stop, void *arg)
+{
+    r->stop = stop;
+    r->stop_arg = arg;
+}
+
+static int check_stop(const struct encoder_run *r, struct err *e)
+{
+    if (r->stop && r->stop(r->stop_arg))
+        return err_set(e, ERR_CANCELLED, "encoder: cancelled");
+    return 0;
+}
+
 void encoder_run_free(struct encoder_run *r)
 {
     if (!r)
@@ -607,6 +622,7 @@ static int pass_forward(const struct encoder *m, struct encoder_run *r,
     if (!r->sub_ctx[th] && !(r->sub_ctx[th] = dnn_ctx_new(1, e)))
         return e->kind ? e->kind : ERR_NOMEM;
     struct encoder_run *sr = r->sub[th];
+    encoder_run_set_stop(sr, r->stop, r->stop_arg);
     size_t S = (size_t)b->seq, L = (size_t)ps->len, n = (size_t)ps->n;
     int rc;
     if ((rc = grow_array(&sr->pass_ids, &sr->cap_pass_ids, 3 * n * L, sizeof *sr->pass_ids, e)) !=
@@ -770,7 +786,8 @@ int encoder_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder
     if (m->has_proj && (rc = linear_forward(&m->proj, ctx, emb, r->x, (int)M, e)) != 0)
         return rc;
     for (int i = 0; i < m->n_steps && rc == 0; i++)
-        rc = layer_forward(m, &m->layers[m->schedule[i]], ctx, r, b, e);
+        if ((rc = check_stop(r, e)) == 0)
+            rc = layer_forward(m, &m->layers[m->schedule[i]], ctx, r, b, e);
     if (rc)
         return rc;
     if (hidden)

@@ -13,6 +13,7 @@
 #ifndef INFERD_ENCODER_H
 #define INFERD_ENCODER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,12 @@ size_t encoder_out_width(const struct encoder *m);
 
 struct encoder_run *encoder_run_new(void);
 void encoder_run_free(struct encoder_run *r);
+
+/* A cancel hook: encoder_forward asks stop(arg) before every layer and every pass (from
+ * several threads at once when a batch runs as passes, so stop must be thread-safe) and
+ * returns ERR_CANCELLED once it answers true. NULL removes the hook. */
+typedef bool (*encoder_stop_fn)(void *arg);
+void encoder_run_set_stop(struct encoder_run *r, encoder_stop_fn stop, void *arg);
 
 /* Runs the encoder and its head; *out points into run memory (valid until the next call
  * with the same run). Shapes as enum encoder_head says. Also returns the last hidden
