@@ -17,6 +17,9 @@
 #include "models.h"
 
 #define DRAIN_GRACE 5.0 /* seconds past request_timeout_ms that a drain may take */
+/* seconds for the calls left once their work is ended: a request thread may still be
+ * tokenizing a large request (bounded by the request limits), which nothing interrupts */
+#define DRAIN_ABORT_WAIT 60.0
 
 struct server {
     struct config cfg; /* the server section stays as started; models follow reloads */
@@ -269,7 +272,7 @@ static void drain(struct server *s, struct http *h)
         fprintf(stderr, "inferd: drain: %ld requests still running after %.1f s: ending them\n",
                 http_active_calls(), limit);
         registry_abort(&s->reg);
-        if (!calls_answered(DRAIN_GRACE)) {
+        if (!calls_answered(DRAIN_ABORT_WAIT)) {
             /* nothing should get here: every request's work is cancellable */
             fprintf(stderr, "inferd: drain: %ld requests could not be ended; exiting\n",
                     http_active_calls());
