@@ -148,6 +148,7 @@ static const struct key server_keys[] = {
     NUM("max_connections_per_ip", KEY_SIZE, struct server_config, max_connections_per_ip, 0,
         1000000, 256),
     NUM("idle_timeout_ms", KEY_LONG, struct server_config, idle_timeout_ms, 1000, 3600000, 60000),
+    NUM("read_timeout_ms", KEY_LONG, struct server_config, read_timeout_ms, 100, 3600000, 30000),
 };
 static const struct table server_table = TABLE(server_keys);
 

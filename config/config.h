@@ -72,6 +72,7 @@ struct server_config {
     int work_threads;       /* default 2, 1..64: request threads (bodies, tokenizing, replies) */
     size_t max_connections_per_ip; /* default 256, 0..1000000 (0 = no limit) */
     long idle_timeout_ms;          /* default 60000, 1000..3600000: a silent connection closes */
+    long read_timeout_ms; /* default 30000, 100..3600000: request line to body's end, at most */
     struct tls_config tls;  /* default none */
 };
 

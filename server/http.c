@@ -111,9 +111,105 @@ struct call {
     bool in_work;      /* a request thread has the call; its connection is suspended */
     bool wake_wanted;  /* woken while in_work: answer before letting go */
     struct MHD_Response *pending; /* built off the polling thread, queued on resume */
+    /* reading its request (from the request line until the body is in): see the sweeper */
+    bool routed; /* start_call ran */
+    bool reading, cut;
+    int fd;
+    struct call *rprev, *rnext;
 };
 
 static struct tasks *work_pool; /* the running daemon's request threads (one daemon a process) */
+
+/* ---- the read deadline ----
+ *
+ * libmicrohttpd's own timeout is an inactivity timeout: a client that sends a header byte
+ * every few seconds (slowloris) would hold its connection for ever. Every call is on the
+ * `reading` list from its request line (libmicrohttpd's URI callback) until its body is in;
+ * the sweeper thread shuts down the socket of one still reading after read_timeout_ms, and
+ * libmicrohttpd then closes the connection as it does for any socket error. The socket is
+ * never closed under the sweeper: on_completed takes the call off the list (under reading.mu)
+ * before libmicrohttpd closes it. Lock order: reading.mu alone (nothing is taken inside). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct call *head;
+    bool stop;
+    double limit; /* seconds */
+    pthread_t thread;
+    bool started;
+} reading = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void reading_add(struct call *c)
+{
+    pthread_mutex_lock(&reading.mu);
+    c->reading = true;
+    c->rprev = NULL;
+    c->rnext = reading.head;
+    if (reading.head)
+        reading.head->rprev = c;
+    reading.head = c;
+    pthread_mutex_unlock(&reading.mu);
+}
+
+static void reading_done(struct call *c)
+{
+    pthread_mutex_lock(&reading.mu);
+    if (c->reading) {
+        if (c->rprev)
+            c->rprev->rnext = c->rnext;
+        else
+            reading.head = c->rnext;
+        if (c->rnext)
+            c->rnext->rprev = c->rprev;
+        c->reading = false;
+    }
+    pthread_mutex_unlock(&reading.mu);
+}
+
+static void *sweeper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&reading.mu);
+    while (!reading.stop) {
+        double now = now_seconds();
+        for (struct call *c = reading.head; c; c = c->rnext) {
+            if (!c->cut && c->fd >= 0 && now - c->t_start > reading.limit) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->cut = true;
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&reading.cv, &reading.mu, &ts);
+    }
+    pthread_mutex_unlock(&reading.mu);
+    return NULL;
+}
+
+static void sweeper_stop(void)
+{
+    if (!reading.started)
+        return;
+    pthread_mutex_lock(&reading.mu);
+    reading.stop = true;
+    pthread_cond_signal(&reading.cv);
+    pthread_mutex_unlock(&reading.mu);
+    pthread_join(reading.thread, NULL);
+    reading.started = false;
+}
+
+static int sweeper_start(double limit, struct err *e)
+{
+    reading.stop = false;
+    reading.limit = limit;
+    if (pthread_create(&reading.thread, NULL, sweeper_main, NULL) != 0)
+        return err_set(e, ERR_INTERNAL, "cannot start the read-deadline thread");
+    reading.started = true;
+    return 0;
+}
 
 static atomic_long active_calls;
 
@@ -838,6 +934,7 @@ static void work_run(struct task *t)
 /* The body is in: a cheap route answers here, the others go to a request thread. */
 static void dispatch(struct call *c)
 {
+    reading_done(c);
     if (c->route->on_poll) {
         run_handler(c);
         return;
@@ -864,22 +961,42 @@ static enum MHD_Result send_pending(struct call *c)
     return ok;
 }
 
+static struct call *call_new(struct server *s, struct MHD_Connection *conn)
+{
+    struct call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->s = s;
+    c->conn = conn;
+    c->t_start = now_seconds();
+    c->job.fd = -1;
+    c->task.run = work_run;
+    pthread_mutex_init(&c->mu, NULL);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    c->fd = ci ? ci->connect_fd : -1;
+    reading_add(c);
+    return c;
+}
+
+/* libmicrohttpd's URI callback: a request line is in; the call starts here, so that the
+ * read deadline counts from it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)uri;
+    return call_new(cls, conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct call *c = *con_cls;
-    if (!c) {
-        if (!(c = calloc(1, sizeof *c)))
-            return MHD_NO;
-        c->s = cls;
-        c->conn = conn;
-        c->t_start = now_seconds();
-        c->job.fd = -1;
-        c->task.run = work_run;
-        pthread_mutex_init(&c->mu, NULL);
-        *con_cls = c;
+    if (!c && !(c = *con_cls = call_new(cls, conn)))
+        return MHD_NO;
+    if (!c->routed) {
+        c->routed = true;
         atomic_fetch_add(&active_calls, 1);
         metrics_inflight_add(server_metrics(c->s), 1);
         start_call(c, url, method);
@@ -940,6 +1057,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!c)
         return;
     *con_cls = NULL;
+    reading_done(c);
+    if (!c->routed) { /* the request line came, its headers never did */
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+        return;
+    }
     if (c->on_end)
         c->on_end(c->end_arg);
     struct metrics *m = server_metrics(c->s);
@@ -1071,9 +1194,15 @@ struct http *http_start(struct server *s, const struct server_config *cfg, int *
         return NULL;
     }
     work_pool = h->work;
+    if (sweeper_start((double)cfg->read_timeout_ms * 1e-3, e)) {
+        tasks_free(h->work);
+        free(h);
+        return NULL;
+    }
     struct MHD_OptionItem tls[3];
     struct tls_pems pems = {0};
     if (tls_setup(&cfg->tls, &flags, tls, &pems, e)) {
+        sweeper_stop();
         tasks_free(h->work);
         free(h);
         return NULL;
@@ -1085,9 +1214,11 @@ struct http *http_start(struct server *s, const struct server_config *cfg, int *
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((cfg->idle_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_END);
     tls_pems_free(&pems);
     if (!h->d) {
+        sweeper_stop();
         tasks_free(h->work);
         free(h);
         if (cfg->tls.cert)
@@ -1117,6 +1248,7 @@ void http_stop(struct http *h)
     if (!h)
         return;
     MHD_stop_daemon(h->d);
+    sweeper_stop();
     tasks_free(h->work);
     work_pool = NULL;
     free(h);

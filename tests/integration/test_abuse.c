@@ -283,7 +283,7 @@ START_TEST(one_address_cannot_hold_every_connection)
     for (int i = 0; i < N; i++) {
         fds[i] = connect_from("127.0.0.1", d->port);
         if (fds[i] >= 0 && i % 2 == 0) /* a request line and one header, never finished */
-            raw_send(fds[i], "POST /models/seqcls HTTP/1.1\r\nHost: x\r\n", 40);
+            raw_send(fds[i], "POST /models/seqcls HTTP/1.1\r\nHost: x\r\n", 39);
     }
     sleep_ms(200);
     long st = request_from("127.0.0.2", d->port, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -307,6 +307,34 @@ START_TEST(one_address_cannot_hold_every_connection)
     for (int i = 0; i < N; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+    daemon_shutdown(d);
+    daemon_stop(d);
+}
+END_TEST
+
+/* A client that sends its headers one byte at a time never trips an inactivity timeout;
+ * read_timeout_ms bounds the whole request read, so its connection is closed. */
+START_TEST(slow_headers_are_cut)
+{
+    char *yaml = yaml_config("read_timeout_ms: 1500\n",
+                             yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+                             NULL);
+    struct daemon *d = daemon_start(yaml, NULL);
+    free(yaml);
+    int fd = raw_connect(d->port);
+    const char *head = "POST /models/seqcls HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    ck_assert(raw_send(fd, head, strlen(head)));
+    bool closed = false;
+    for (int i = 0; i < 30 && !closed; i++) { /* 9 s of one byte every 300 ms */
+        sleep_ms(300);
+        char c;
+        closed = !raw_send(fd, "a", 1) || recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+    }
+    ck_assert_msg(closed, "a request dribbled for 9 s was not cut at read_timeout_ms 1.5 s");
+    raw_close(fd);
+    struct http_reply *h = daemon_get(d, "/health");
+    expect_status(h, 200, "GET /health after the cut");
+    http_reply_free(h);
     daemon_shutdown(d);
     daemon_stop(d);
 }
@@ -366,6 +394,7 @@ Suite *suite_abuse(void)
     tcase_add_test(tc, invalid_utf8_in_paths);
     tcase_add_test(tc, key_before_route);
     tcase_add_test(tc, one_address_cannot_hold_every_connection);
+    tcase_add_test(tc, slow_headers_are_cut);
     tcase_add_test(tc, protocol_limits_answer);
     suite_add_tcase(s, tc);
     return s;
