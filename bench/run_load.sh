@@ -13,11 +13,11 @@
 # Prints a table, the batched/unbatched throughput ratio at 64 connections, the server
 # overhead at 16 connections (1 - served rps / engine rps, and the per-request breakdown from
 # the x-*-time headers) and a final summary block with the targets (>= 2x, < 10%,
-# RSS growth <= 5% after the first minute). Every bench-load line goes to
+# RSS growth <= 5% after the first minute, and the RSS slope after it by least squares). Every bench-load line goes to
 # $BUILD/bench-results/load-<time>.jsonl. Not part of `make test`.
 #
 # usage: bench/run_load.sh [BUILD_DIR (default: build)]   (after `make build`)
-# environment: DURATION (20), WARMUP (3), SOAK_SECONDS (300; 0 skips the soak),
+# environment: DURATION (20), WARMUP (3), SOAK_SECONDS (1800; 0 skips the soak),
 #              CONNECTIONS ("1 16 64"), ENGINE_PASSES (5: times the bodies go through
 #              `inferd run` per round), ENGINE_ROUNDS (3: the best round is kept),
 #              WORKERS (1) and THREADS (2): the model's workers x threads in both servers
@@ -28,7 +28,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-3}
-SOAK_SECONDS=${SOAK_SECONDS:-300}
+SOAK_SECONDS=${SOAK_SECONDS:-1800}
 CONNECTIONS=${CONNECTIONS:-1 16 64}
 ENGINE_PASSES=${ENGINE_PASSES:-5}
 ENGINE_ROUNDS=${ENGINE_ROUNDS:-3}
@@ -374,6 +374,15 @@ if rss:
         rss[-1][0], soak["rps"] if soak else 0, soak["p99_ms"] if soak else 0,
         soak["errors"] if soak else -1))
     print("VmRSS kB: first %d, at %d s %d, last %d, max %d" % (vals[0], ref_t, ref, vals[-1], max(vals)))
+    late = [(t, v) for t, v in rss if t >= ref_t]
+    if len(late) >= 2:
+        mt = sum(t for t, _ in late) / len(late)
+        mv = sum(v for _, v in late) / len(late)
+        var = sum((t - mt) ** 2 for t, _ in late)
+        slope = sum((t - mt) * (v - mv) for t, v in late) / var if var else 0.0
+        print("VmRSS slope from %d s (least squares over %d samples): %+.1f kB/min"
+              " (%+.3f%% of the %d s value per hour)"
+              % (ref_t, len(late), slope * 60, 100 * slope * 3600 / ref, ref_t))
     check("soak RSS growth", growth <= 0.05,
           "%+.1f%% from %d s to %d s (target <= +5%%); first %d kB, last %d kB, max %d kB"
           % (100 * growth, ref_t, rss[-1][0], vals[0], vals[-1], max(vals)))
