@@ -379,7 +379,7 @@ START_TEST(runtime_errors)
          ERR_INVALID},
         {"{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}"
          "{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-         "more than", ERR_TOO_LARGE},
+         "exceeded the output budget", ERR_TOO_LARGE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *text = NULL;
@@ -577,23 +577,24 @@ START_TEST(deep_syntax_is_refused_at_compile)
 {
     static const struct {
         const char *head, *piece, *tail;
+        size_t n;
     } cases[] = {
-        {"{{ ", "not\n", "x }}"},
-        {"{{ ", "-\n", "1 }}"},
-        {"{{ ", "+\n", "1 }}"},
-        {"{{ 1 ", "if x else 1 ", "}}"},
-        {"", "{% if x %}", "x"},
-        {"", "{% for x in y %}", ""},
-        {"{% if x %}", "{% elif x %}", "{% endif %}"},
-        {"{{ 1", " + 1", " }}"},
-        {"{{ x", "|trim", " }}"},
-        {"{{ x", ".y", " }}"},
-        {"{{ x", "()", " }}"},
-        {"{{ x", " and x", " }}"},
-        {"{% macro m() %}{{ 1", " * 1", " }}{% endmacro %}"},
+        {"{{ ", "not\n", "x }}", 100000},
+        {"{{ ", "-\n", "1 }}", 100000},
+        {"{{ ", "+\n", "1 }}", 100000},
+        {"{{ 1 ", "if x else 1 ", "}}", 100000},
+        {"", "{% if x %}", "x", 20000},
+        {"", "{% for x in y %}", "", 20000},
+        {"{% if x %}", "{% elif x %}", "{% endif %}", 20000},
+        {"{{ 1", " + 1", " }}", 100000},
+        {"{{ x", "|trim", " }}", 100000},
+        {"{{ x", ".y", " }}", 100000},
+        {"{{ x", "()", " }}", 100000},
+        {"{{ x", " and x", " }}", 100000},
+        {"{% macro m() %}{{ 1", " * 1", " }}{% endmacro %}", 100000},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *src = repeat_src(cases[i].head, cases[i].piece, 100000, cases[i].tail);
+        char *src = repeat_src(cases[i].head, cases[i].piece, cases[i].n, cases[i].tail);
         struct chat_template *t = NULL;
         struct err e = {0};
         int rc = chat_template_compile(src, &t, &e);
@@ -613,7 +614,7 @@ END_TEST
 static void *render_deep(void *arg)
 {
     (void)arg;
-    char *src = repeat_src("{% set ns = namespace(v=true) %}{{ ", "not ", 200, "ns.v }}");
+    char *src = repeat_src("{% set ns = namespace(v=true) %}{{ ", "not ", 250, "ns.v }}");
     char *text = NULL;
     struct err e = {0};
     int rc = render_plain(src, &text, &e);
@@ -624,10 +625,10 @@ static void *render_deep(void *arg)
     }
     free(text);
     src = repeat_src("{% macro f(n) %}{% if n > 0 %}({{ f(n - 1) }}){% endif %}{% endmacro %}", "",
-                     0, "{{ f(40) }}");
+                     0, "{{ f(60) }}");
     rc = render_plain(src, &text, &e);
     free(src);
-    bool ok = rc == 0 && strlen(text) == 80;
+    bool ok = rc == 0 && strlen(text) == 120;
     free(text);
     return ok ? NULL : (void *)2;
 }
@@ -658,10 +659,11 @@ START_TEST(self_containing_values_print_like_python)
               "[<Namespace {'l': [...]}>, 1]|<Namespace {'l': [<Namespace {...}>, 1]}>");
     want_text("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns ~ '' == ns|string }}",
               "True");
-    static const char deep[] = "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}"
-                               "{% set ns.x = [ns.x] %}{% endfor %}";
-    static const char *const uses[] = {"{{ ns.x }}", "{{ ns.x|tojson }}", "{{ ns.x == ns.x }}",
-                                       "{{ ns.x < ns.x }}", "{{ ns.x|string|length }}"};
+    static const char deep[] = "{% set ns = namespace(x=[], y=[]) %}{% for i in range(100000) %}"
+                               "{% set ns.x = [ns.x] %}{% set ns.y = [ns.y] %}{% endfor %}";
+    static const char *const uses[] = {"{{ ns.x }}", "{{ ns.x|tojson }}", "{{ ns.x == ns.y }}",
+                                       "{{ ns.x < ns.y }}", "{{ ns.x|string|length }}",
+                                       "{{ ns.x in [ns.y] }}", "{{ {ns.x: 1}[ns.y] }}"};
     for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++) {
         char *src = repeat_src(deep, "", 0, uses[i]);
         want_error(src, ERR_TOO_LARGE, "nest");
@@ -713,8 +715,9 @@ START_TEST(step_budget_bounds_loops_and_filters)
         "{% set l = range(100000)|list %}{% for i in range(100000) %}{% set x = l|join %}"
         "{% endfor %}",
         "{% set l = range(100000)|list %}{% for i in range(100000) %}"
-        "{% set x = l|select('odd')|list %}{% endfor %}",
-        "{% set l = [range(100000)|list] * 100000 %}{{ l == l }}",
+        "{% set x = l|sum + l|max %}{% endfor %}",
+        "{% set a = [range(100000)|list] * 1000 %}{% set b = [range(100000)|list] * 1000 %}"
+        "{{ a == b }}",
         "{% for i in range(100000) if i is odd %}{% for j in range(100000) if j is odd %}"
         "{% endfor %}{% endfor %}",
     };
@@ -766,11 +769,66 @@ START_TEST(integer_arithmetic_is_exact)
 }
 END_TEST
 
+/* A budget given at compile time applies to every render; fields left 0 are the defaults. */
+START_TEST(budget_struct_sets_the_limits)
+{
+    struct chat_template_budget def = chat_template_budget_default();
+    ck_assert_uint_eq(def.max_depth, 256);
+    ck_assert_uint_eq(def.max_value_depth, 64);
+    ck_assert_uint_eq(def.max_steps, 10000000);
+    ck_assert_uint_eq(def.max_output_bytes, 8 << 20);
+    ck_assert_uint_eq(def.max_memory_bytes, 128 << 20);
+    ck_assert_uint_eq(def.max_time_ms, 2000);
+    static const struct {
+        struct chat_template_budget b;
+        const char *src, *want;
+        int kind;
+    } cases[] = {
+        {{.max_steps = 1ull << 62, .max_time_ms = 50},
+         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+         "chat template: exceeded the time budget (50 ms)", ERR_TOO_LARGE},
+        {{.max_steps = 1000}, "{% for i in range(2000) %}{% endfor %}",
+         "chat template: exceeded the step budget (1000 steps)", ERR_TOO_LARGE},
+        {{.max_output_bytes = 100}, "{% for i in range(101) %}x{% endfor %}",
+         "chat template: exceeded the output budget (100 bytes)", ERR_TOO_LARGE},
+        {{.max_output_bytes = 160}, "{{ (range(11)|list)|length }}",
+         "chat template: exceeded the output budget (160 bytes)", ERR_TOO_LARGE},
+        {{.max_value_depth = 2}, "{{ [[[1]]] }}", "a value nests too deeply (more than 2 levels)",
+         ERR_TOO_LARGE},
+        {{.max_depth = 8}, "{{ not not not not not not not not not x }}",
+         "line 1:28: syntax error: the template nests too deeply (more than 8 levels)", ERR_FORMAT},
+        {{.max_depth = 12},
+         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+         "chat template: the template nests too deeply when it runs (more than 12 levels)",
+         ERR_TOO_LARGE},
+        {{.max_memory_bytes = 1 << 20}, "{% for i in range(100) %}{{ 'x' * 20000 }}{% endfor %}",
+         "needs more than 1 MiB of memory", ERR_TOO_LARGE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct chat_template *t = NULL;
+        struct err e = {0};
+        int rc = chat_template_compile_budget(cases[i].src, &cases[i].b, &t, &e);
+        if (rc == 0) {
+            char *text = NULL;
+            size_t len;
+            json_t *messages = json_array();
+            rc = chat_template_render(t, messages, NULL, &text, &len, &e);
+            json_decref(messages);
+            chat_template_free(t);
+            ck_assert_msg(text == NULL, "case %zu rendered", i);
+        }
+        ck_assert_msg(rc == cases[i].kind, "case %zu: rc %d (%s)", i, rc, e.msg);
+        ck_assert_msg(strstr(e.msg, cases[i].want) != NULL, "case %zu: got \"%s\", want \"%s\"",
+                      i, e.msg, cases[i].want);
+    }
+}
+END_TEST
+
 /* The lexer is linear: a 1 MB one-line template compiles within the test's timeout (it
  * recounted the line for every token). */
 START_TEST(lexer_is_linear_on_one_long_line)
 {
-    char *src = repeat_src("", "{{ 1 }}", 150000, "");
+    char *src = repeat_src("", "{{ x }} and some text ", 48000, ""); /* 1.06 MB, 144k tokens */
     struct chat_template *t;
     struct err e = {0};
     ck_assert_msg(chat_template_compile(src, &t, &e) == 0, "%s", e.msg);
@@ -841,6 +899,7 @@ Suite *suite_chat_template(void)
     tcase_add_test(tc, step_budget_bounds_loops_and_filters);
     tcase_add_test(tc, output_budget_bounds_the_text);
     tcase_add_test(tc, integer_arithmetic_is_exact);
+    tcase_add_test(tc, budget_struct_sets_the_limits);
     tcase_add_test(tc, lexer_is_linear_on_one_long_line);
     tcase_add_test(tc, lexer_positions_on_long_lines);
     tcase_set_timeout(tc, 20);
