@@ -702,6 +702,12 @@ START_TEST(repeat_is_bounded)
     want_error("{{ 'x' * 1000000000000 }}", ERR_TOO_LARGE, "exceeded the output budget");
     want_error("{{ 'ab' * 4611686018427387904 }}", ERR_TOO_LARGE, "exceeded the output budget");
     want_error("{{ [1, 2] * 4611686018427387904 }}", ERR_TOO_LARGE, "exceeded the output budget");
+    /* batch sized its chunks with count x 16 bytes, which wrapped around */
+    want_error("{{ [1, 2]|batch(1152921504606846977)|list }}", ERR_TOO_LARGE,
+               "exceeded the output budget");
+    want_error("{{ [1]|batch(1000000000, 0)|list }}", ERR_TOO_LARGE, "exceeded the output budget");
+    want_error("{{ 'a'|indent(1000000000000000000, true) }}", ERR_TOO_LARGE,
+               "exceeded the output budget");
 }
 END_TEST
 
