@@ -10,6 +10,7 @@
  *     char *prompt; size_t len;
  *     if (chat_template_set_render(&ts, messages, extra, &prompt, &len, &e) != 0)
  *         reply 422 with e.msg;          // a template's raise_exception("...") message as is
+ *                                        // (ERR_INVALID); a broken budget is ERR_TOO_LARGE
  *     ... tokenize prompt (without adding special tokens again), free(prompt) ...
  *     chat_template_set_fini(&ts);
  *

@@ -11,6 +11,11 @@
  *   the same reference;
  * - errors: syntax errors with line:col, raise_exception's message as is (ERR_INVALID),
  *   undefined values used as operands, resource limits;
+ * - budgets (issue 11): hostile templates are errors, never a crash or a hang: syntax nested
+ *   too deeply refused at compile (also on a small stack just under the limit), values that
+ *   contain themselves printed as Python prints them, values nested too deeply, range() and
+ *   slices exact in int64, repetition sized before it is built, the step, output, time and
+ *   memory budgets, int64 edge cases, and a linear lexer whose line:col stay right;
  * - loading: chat_template as a list of named templates, AddedToken special tokens,
  *   chat_template.jinja overriding tokenizer_config.json; several threads rendering at once. */
 #include <jansson.h>
