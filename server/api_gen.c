@@ -127,6 +127,14 @@ static int invalid_status(const struct gen_call *g)
     return g->dialect == GEN_DIALECT_CHAT || g->dialect == GEN_DIALECT_COMPLETIONS ? 400 : 422;
 }
 
+void gen_call_template_error(struct gen_call *g, int rc, const char *param, const char *msg)
+{
+    if (rc == ERR_INVALID)
+        gen_call_error(g, invalid_status(g), param, msg);
+    else
+        gen_call_error(g, 500, NULL, msg);
+}
+
 int gen_out_status(const struct gen_out *o)
 {
     switch (o->status) {

@@ -161,6 +161,11 @@ bool gen_call_answer_failure(struct gen_call *g, struct call *c);
 
 /* "Input validation error: " + msg for TGI, msg elsewhere, answered with status. */
 void gen_call_error(struct gen_call *g, int status, const char *param, const char *msg);
+/* Answers a chat template render that failed with rc: ERR_INVALID (raise_exception, a value
+ * the template cannot use: the request's messages) is the dialect's validation status naming
+ * param; anything else (a budget broken: the model's template is at fault, out of memory) is
+ * 500 with the message. */
+void gen_call_template_error(struct gen_call *g, int rc, const char *param, const char *msg);
 
 /* A log-probability as JSON: null when not finite (serde_json writes NaN and -inf so). */
 json_t *gen_logprob_json(float lp);

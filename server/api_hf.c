@@ -172,7 +172,7 @@ void hf_text_generation(struct call *c, struct model *m)
         int rc = chat_template_set_render(&g->gm->chat, inputs, extra, &prompt, &len, &e);
         json_decref(extra);
         if (rc) {
-            gen_call_error(g, rc == ERR_NOMEM ? 500 : 422, "inputs", e.msg);
+            gen_call_template_error(g, rc, "inputs", e.msg);
             return;
         }
         rc = gen_call_tokenize(g, prompt, len, false);

@@ -442,7 +442,7 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
     json_decref(messages);
     json_decref(extra);
     if (rc) {
-        gen_call_error(g, rc == ERR_NOMEM ? 500 : 400, "messages", e.msg);
+        gen_call_template_error(g, rc, "messages", e.msg);
         return false;
     }
     /* the template wrote the special tokens it wants (bos): add none again */

@@ -177,8 +177,11 @@ static struct tv eval_slice(struct rctx *c, struct tv obj, const struct node *s)
         slice_bounds(c, s, n, &start, &stop, &step);
         struct tlist *l = tlist_new(&c->job, 0);
         l->tuple = obj.u.l->tuple;
-        for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+        for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
             tlist_push(&c->job, l, obj.u.l->v[i]);
+            if (__builtin_add_overflow(i, step, &i))
+                break;
+        }
         return tv_list(l);
     }
     const struct tstr *str = obj.u.s;
@@ -193,8 +196,11 @@ static struct tv eval_slice(struct rctx *c, struct tv obj, const struct node *s)
     slice_bounds(c, s, n, &start, &stop, &step);
     struct sbuf b;
     sb_init(&b, &c->job, str->len);
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+    for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
         sb_put(&b, str->s + offs[i], offs[i + 1] - offs[i]);
+        if (__builtin_add_overflow(i, step, &i))
+            break;
+    }
     return tv_str(sb_done(&b));
 }
 
@@ -202,7 +208,7 @@ struct tv tpl_getitem(struct rctx *c, struct tv obj, struct tv key)
 {
     tpl_check_defined(c, obj);
     if (obj.t == TV_DICT) {
-        const struct tv *v = tdict_get(obj.u.d, key);
+        const struct tv *v = tdict_get(&c->job, obj.u.d, key);
         if (v)
             return *v;
     } else if (obj.t == TV_LIST && obj.u.l->view >= TL_ITEMS) {
@@ -247,14 +253,16 @@ const struct tlist *tpl_iterate(struct rctx *c, struct tv v)
     static const struct tlist empty = {0};
     switch (v.t) {
     case TV_UNDEF: return &empty;
-    case TV_LIST: return v.u.l;
+    case TV_LIST: tpl_steps(&c->job, v.u.l->n); return v.u.l;
     case TV_DICT: {
+        tpl_steps(&c->job, v.u.d->n);
         struct tlist *l = tlist_new(&c->job, v.u.d->n);
         for (size_t i = 0; i < v.u.d->n; i++)
             l->v[l->n++] = v.u.d->k[i];
         return l;
     }
     case TV_STR: {
+        tpl_steps(&c->job, v.u.s->len);
         struct tlist *l = tlist_new(&c->job, tstr_cp_len(v.u.s));
         for (size_t i = 0; i < v.u.s->len;) {
             size_t start = i;
@@ -294,8 +302,11 @@ static struct tv int_arith(struct rctx *c, int op, int64_t a, int64_t b)
     case OP_MOD: {
         if (b == 0)
             tpl_fail(&c->job, ERR_INVALID, "integer division or modulo by zero");
-        if (a == INT64_MIN && b == -1)
+        if (a == INT64_MIN && b == -1) {
+            if (op == OP_MOD)
+                return tv_int(0);
             overflow(c);
+        }
         int64_t q = a / b, m = a % b;
         if (m != 0 && ((m < 0) != (b < 0))) {
             q -= 1;
@@ -380,20 +391,36 @@ static const char *op_text(int op)
     }
 }
 
+/* seq * times: Python's repetition, sized exactly before anything is built. */
 static struct tv repeat(struct rctx *c, struct tv seq, int64_t times)
 {
+    size_t unit = seq.t == TV_STR ? seq.u.s->len : seq.u.l->n;
+    size_t n = times > 0 ? (size_t)times : 0;
+    if (unit == 0 || n == 0) {
+        if (seq.t == TV_STR)
+            return tv_str(&tstr_empty);
+        struct tlist *l = tlist_new(&c->job, 0);
+        l->tuple = seq.u.l->tuple;
+        return tv_list(l);
+    }
+    size_t total = tpl_size_mul(&c->job, unit, n);
     if (seq.t == TV_STR) {
+        tpl_check_output(&c->job, total);
+        tpl_steps(&c->job, n);
         struct sbuf b;
-        sb_init(&b, &c->job, 16);
-        for (int64_t i = 0; i < times; i++)
-            sb_put(&b, seq.u.s->s, seq.u.s->len);
+        sb_init(&b, &c->job, total);
+        for (size_t i = 0; i < n; i++)
+            sb_put(&b, seq.u.s->s, unit);
         return tv_str(sb_done(&b));
     }
-    struct tlist *l = tlist_new(&c->job, 0);
+    tpl_check_output(&c->job, tpl_size_mul(&c->job, total, sizeof(struct tv)));
+    tpl_steps(&c->job, total);
+    struct tlist *l = tlist_new(&c->job, total);
     l->tuple = seq.u.l->tuple;
-    for (int64_t i = 0; i < times; i++)
-        for (size_t k = 0; k < seq.u.l->n; k++)
-            tlist_push(&c->job, l, seq.u.l->v[k]);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(l->v + l->n, seq.u.l->v, unit * sizeof *l->v);
+        l->n += unit;
+    }
     return tv_list(l);
 }
 
@@ -446,11 +473,11 @@ static bool contains(struct rctx *c, struct tv container, struct tv item)
                memmem(container.u.s->s, container.u.s->len, item.u.s->s, item.u.s->len);
     case TV_LIST:
         for (size_t i = 0; i < container.u.l->n; i++)
-            if (tv_eq(container.u.l->v[i], item))
+            if (tv_eq(&c->job, container.u.l->v[i], item))
                 return true;
         return false;
     case TV_DICT:
-    case TV_NS: return tdict_get(container.u.d, item) != NULL;
+    case TV_NS: return tdict_get(&c->job, container.u.d, item) != NULL;
     default:
         tpl_fail(&c->job, ERR_INVALID, "argument of type '%s' is not iterable",
                  tv_type_name(container));
@@ -460,8 +487,8 @@ static bool contains(struct rctx *c, struct tv container, struct tv item)
 bool tpl_compare(struct rctx *c, int op, struct tv a, struct tv b)
 {
     switch (op) {
-    case OP_EQ: return tv_eq(a, b);
-    case OP_NE: return !tv_eq(a, b);
+    case OP_EQ: return tv_eq(&c->job, a, b);
+    case OP_NE: return !tv_eq(&c->job, a, b);
     case OP_LT: return tv_cmp(&c->job, a, b, "<") < 0;
     case OP_LTEQ: return tv_cmp(&c->job, a, b, "<=") <= 0;
     case OP_GT: return tv_cmp(&c->job, a, b, ">") > 0;
@@ -536,7 +563,7 @@ static struct tv eval_unary(struct rctx *c, const struct node *n)
     return tv_int(-intval(v));
 }
 
-struct tv tpl_eval(struct rctx *c, const struct node *n)
+static struct tv eval_node(struct rctx *c, const struct node *n)
 {
     struct targs args;
     struct tv v;
@@ -605,4 +632,12 @@ struct tv tpl_eval(struct rctx *c, const struct node *n)
         at_node(c, n);
         tpl_fail(&c->job, ERR_INTERNAL, "node %d is not an expression", (int)n->kind);
     }
+}
+
+struct tv tpl_eval(struct rctx *c, const struct node *n)
+{
+    tpl_enter(&c->job);
+    struct tv v = eval_node(c, n);
+    tpl_leave(&c->job);
+    return v;
 }

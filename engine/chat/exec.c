@@ -11,10 +11,7 @@
 
 #include "chat/tpl.h"
 
-enum {
-    MAX_STEPS = 20 * 1000 * 1000, /* statements and iterations one render may execute */
-    MAX_MACRO_DEPTH = 64,
-};
+enum { MAX_MACRO_DEPTH = 64 };
 
 static struct scope *scope_new(struct rctx *c, struct scope *parent)
 {
@@ -111,8 +108,11 @@ static int exec_for(struct rctx *c, const struct node *n)
     if (n->c) {
         /* `for x in xs if cond`: filter first, with only the target bound */
         struct tlist *kept = tlist_new(&c->job, items->n);
+        struct scope *filter_scope = scope_new(c, outer);
         for (size_t i = 0; i < items->n; i++) {
-            c->cur = scope_new(c, outer);
+            tpl_steps(&c->job, 1);
+            filter_scope->n = 0;
+            c->cur = filter_scope;
             assign(c, n->a, items->v[i]);
             if (tv_truthy(tpl_eval(c, n->c)))
                 kept->v[kept->n++] = items->v[i];
@@ -126,11 +126,14 @@ static int exec_for(struct rctx *c, const struct node *n)
     loop->length = items->n;
     loop->items = items;
     struct tv loop_v = {.t = TV_LOOP, .u.loop = loop};
+    /* a fresh scope per iteration; nothing keeps a loop's scope (a macro sees the top level),
+     * so one is emptied and reused rather than allocating one per iteration */
+    struct scope *iteration = scope_new(c, outer);
     for (size_t i = 0; i < items->n; i++) {
-        if (++c->steps > MAX_STEPS)
-            tpl_fail(&c->job, ERR_TOO_LARGE, "template runs too long");
+        tpl_steps(&c->job, 1);
         loop->index0 = i;
-        c->cur = scope_new(c, outer);
+        iteration->n = 0;
+        c->cur = iteration;
         tpl_scope_set(c, c->cur, "loop", loop_v);
         assign(c, n->a, items->v[i]);
         int flow = tpl_exec(c, &n->body);
@@ -151,13 +154,12 @@ static void exec_with(struct rctx *c, const struct node *n, int *flow)
     c->cur = outer;
 }
 
-int tpl_exec(struct rctx *c, const struct nlist *body)
+static int exec_body(struct rctx *c, const struct nlist *body)
 {
     for (size_t k = 0; k < body->n; k++) {
         const struct node *n = body->v[k];
         int flow = 0;
-        if (++c->steps > MAX_STEPS)
-            tpl_fail(&c->job, ERR_TOO_LARGE, "template runs too long");
+        tpl_steps(&c->job, 1);
         at_node(c, n);
         switch (n->kind) {
         case N_TEXT: sb_put(c->out, n->value.u.s->s, n->value.u.s->len); break;
@@ -194,11 +196,19 @@ int tpl_exec(struct rctx *c, const struct nlist *body)
     return 0;
 }
 
+int tpl_exec(struct rctx *c, const struct nlist *body)
+{
+    tpl_enter(&c->job);
+    int flow = exec_body(c, body);
+    tpl_leave(&c->job);
+    return flow;
+}
+
 /* ---- calls -------------------------------------------------------------------------------- */
 
 static struct tv call_macro(struct rctx *c, const struct node *m, const struct targs *a)
 {
-    if (c->depth >= MAX_MACRO_DEPTH)
+    if (c->macro_depth >= MAX_MACRO_DEPTH)
         tpl_fail(&c->job, ERR_INVALID, "macro '%s' recurses too deeply", m->name);
     size_t n_params = m->args.n, n_defaults = m->kwargs.n;
     if (a->n > n_params && !(m->op & MACRO_VARARGS))
@@ -245,9 +255,9 @@ static struct tv call_macro(struct rctx *c, const struct node *m, const struct t
     c->cur = saved;
     tpl_scope_set(c, scope, "varargs", tv_list(varargs));
     tpl_scope_set(c, scope, "kwargs", tv_dict(kwargs));
-    c->depth++;
+    c->macro_depth++;
     struct tstr *out = capture(c, &m->body, scope);
-    c->depth--;
+    c->macro_depth--;
     return tv_str(out);
 }
 

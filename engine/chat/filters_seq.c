@@ -56,6 +56,7 @@ static void merge_sort(struct rctx *c, struct sort_item *v, struct sort_item *tm
 {
     if (n < 2)
         return;
+    tpl_steps(&c->job, n); /* n log n steps in all */
     size_t half = n / 2;
     merge_sort(c, v, tmp, half, reverse);
     merge_sort(c, v + half, tmp, n - half, reverse);
@@ -332,7 +333,7 @@ static struct tv f_unique(struct rctx *c, struct tv v, const struct targs *a)
         key = fold(c, key, tv_truthy(p[0]));
         bool dup = false;
         for (size_t k = 0; k < seen->n && !dup; k++)
-            dup = tv_eq(seen->v[k], key);
+            dup = tv_eq(&c->job, seen->v[k], key);
         if (!dup) {
             seen->v[seen->n++] = key;
             l->v[l->n++] = items->v[i];

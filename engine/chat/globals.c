@@ -69,7 +69,7 @@ static struct tv t_divisibleby(struct rctx *c, struct tv v, const struct targs *
     struct tv zero = tv_int(0);
     if (!tv_is_number(v) || !tv_is_number(n))
         tpl_fail(&c->job, ERR_INVALID, "test 'divisibleby' needs numbers");
-    if (tv_eq(n, zero))
+    if (tv_eq(&c->job, n, zero))
         tpl_fail(&c->job, ERR_INVALID, "integer division or modulo by zero");
     return tv_bool(fmod(tv_as_double(v), tv_as_double(n)) == 0);
 }
@@ -114,7 +114,7 @@ static struct tv t_sameas(struct rctx *c, struct tv v, const struct targs *a)
     case TV_LIST: return tv_bool(v.u.l == o.u.l);
     case TV_DICT:
     case TV_NS: return tv_bool(v.u.d == o.u.d);
-    default: return tv_bool(tv_eq(v, o));
+    default: return tv_bool(tv_eq(&c->job, v, o));
     }
 }
 
@@ -227,13 +227,20 @@ static struct tv g_range(struct rctx *c, struct tv self, const struct targs *a)
     int64_t start = a->n > 1 ? v[0] : 0, stop = a->n > 1 ? v[1] : v[0], step = a->n > 2 ? v[2] : 1;
     if (step == 0)
         tpl_fail(&c->job, ERR_INVALID, "range() arg 3 must not be zero");
-    double count = ceil(((double)stop - (double)start) / (double)step);
+    /* the count, exactly: the distance fits in uint64_t, and so does |step| */
+    uint64_t count = 0;
+    if (step > 0 && start < stop)
+        count = ((uint64_t)stop - (uint64_t)start - 1) / (uint64_t)step + 1;
+    else if (step < 0 && start > stop)
+        count = ((uint64_t)start - (uint64_t)stop - 1) / (0 - (uint64_t)step) + 1;
     if (count > MAX_RANGE)
         tpl_fail(&c->job, ERR_TOO_LARGE,
                  "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", MAX_RANGE);
-    struct tlist *l = tlist_new(&c->job, count > 0 ? (size_t)count : 0);
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
-        l->v[l->n++] = tv_int(i);
+    tpl_steps(&c->job, count);
+    struct tlist *l = tlist_new(&c->job, (size_t)count);
+    /* start + k * step stays between start and stop: no overflow */
+    for (uint64_t k = 0; k < count; k++)
+        l->v[l->n++] = tv_int((int64_t)((uint64_t)start + k * (uint64_t)step));
     return tv_list(l);
 }
 

@@ -147,8 +147,23 @@ static void dump_dict(struct tpl_job *j, struct sbuf *b, const struct tdict *d,
     sb_putc(b, '}');
 }
 
+static void dump_value(struct tpl_job *j, struct sbuf *b, struct tv v, const struct json_opts *o,
+                       int level);
+
+/* Python's json.dumps fails on a container inside itself ("Circular reference detected"). */
 static void dump(struct tpl_job *j, struct sbuf *b, struct tv v, const struct json_opts *o,
                  int level)
+{
+    bool container = v.t == TV_LIST || v.t == TV_DICT;
+    if (container && tpl_value_enter(j, v.t == TV_LIST ? (const void *)v.u.l : v.u.d))
+        tpl_fail(j, ERR_INVALID, "Circular reference detected");
+    dump_value(j, b, v, o, level);
+    if (container)
+        tpl_value_leave(j);
+}
+
+static void dump_value(struct tpl_job *j, struct sbuf *b, struct tv v, const struct json_opts *o,
+                       int level)
 {
     char num[32];
     switch (v.t) {

@@ -22,9 +22,9 @@ struct lexer {
     struct tpl_job *j;
     const char *s; /* normalized source */
     size_t len, pos;
-    int line;          /* line of byte line_pos */
-    size_t line_pos;   /* bytes before it were counted */
-    size_t line_start; /* offset of the current line's first byte */
+    int line;        /* line of byte line_pos */
+    size_t line_pos; /* bytes before it were counted */
+    int col;         /* column of byte line_pos: code points since its line's start, + 1 */
     bool line_starting;
     char brackets[128]; /* expected closing brackets */
     size_t n_brackets;
@@ -32,22 +32,26 @@ struct lexer {
     size_t n, cap;
 };
 
-/* Moves the line counter to byte pos and fills line and col. Tokens come in order, so this
- * is a forward scan; an error may point back at a tag's start, then it recounts. */
+/* Moves the line and column counters to byte pos and fills line and col. Tokens come in
+ * order, so this is a forward scan and the whole lexing linear; an error may point back at a
+ * tag's start, then it recounts once. */
 static void locate(struct lexer *lx, size_t pos, int *line, int *col)
 {
     if (pos < lx->line_pos) {
-        lx->line = 1;
-        lx->line_pos = lx->line_start = 0;
+        lx->line = lx->col = 1;
+        lx->line_pos = 0;
     }
     for (; lx->line_pos < pos; lx->line_pos++) {
-        if (lx->s[lx->line_pos] == '\n') {
+        unsigned char c = (unsigned char)lx->s[lx->line_pos];
+        if (c == '\n') {
             lx->line++;
-            lx->line_start = lx->line_pos + 1;
+            lx->col = 1;
+        } else if ((c & 0xC0) != 0x80) {
+            lx->col++; /* the first byte of a code point */
         }
     }
     *line = lx->line;
-    *col = (int)utf8_count(lx->s + lx->line_start, pos - lx->line_start) + 1;
+    *col = lx->col;
 }
 
 static _Noreturn void lex_fail(struct lexer *lx, size_t pos, const char *msg, char c)
@@ -481,7 +485,7 @@ static char *normalize(struct tpl_job *j, const char *src, size_t len, size_t *o
 
 void tpl_lex(struct tpl_job *j, const char *src, size_t len, struct token **out, size_t *n)
 {
-    struct lexer lx = {.j = j, .line = 1, .line_starting = true};
+    struct lexer lx = {.j = j, .line = 1, .col = 1, .line_starting = true};
     lx.s = normalize(j, src, len, &lx.len);
     while (lx.pos < lx.len) {
         size_t p = lx.pos;

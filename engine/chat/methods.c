@@ -388,6 +388,24 @@ static struct tv m_replace(struct rctx *c, struct tv self, const struct targs *a
                              need_str(c, p[1], "replace() new"), opt_int(c, p[2], -1, "count")));
 }
 
+/* The byte offset of sub's first (or last) occurrence in s, or -1: linear (memmem), the last
+ * one through reversed copies. */
+static long long find_bytes(struct rctx *c, const struct tstr *s, const struct tstr *sub,
+                            bool last)
+{
+    if (!last) {
+        const char *hit = memmem(s->s, s->len, sub->s, sub->len);
+        return hit ? (long long)(hit - s->s) : -1;
+    }
+    char *rs = tpl_alloc(&c->job, s->len + 1), *rsub = tpl_alloc(&c->job, sub->len + 1);
+    for (size_t i = 0; i < s->len; i++)
+        rs[i] = s->s[s->len - 1 - i];
+    for (size_t i = 0; i < sub->len; i++)
+        rsub[i] = sub->s[sub->len - 1 - i];
+    const char *hit = memmem(rs, s->len, rsub, sub->len);
+    return hit ? (long long)(s->len - (size_t)(hit - rs) - sub->len) : -1;
+}
+
 /* find / rfind / index / count: code point positions as Python reports them */
 static struct tv search(struct rctx *c, struct tv self, const struct targs *a, int mode,
                         const char *what)
@@ -408,13 +426,9 @@ static struct tv search(struct rctx *c, struct tv self, const struct targs *a, i
     }
     long long at = -1;
     if (sub->len <= s->len) {
-        for (size_t k = 0; k + sub->len <= s->len; k++) {
-            size_t i = mode == 1 ? s->len - sub->len - k : k;
-            if (!memcmp(s->s + i, sub->s, sub->len)) {
-                at = (long long)utf8_count(s->s, i);
-                break;
-            }
-        }
+        at = sub->len ? find_bytes(c, s, sub, mode == 1) : mode == 1 ? (long long)s->len : 0;
+        if (at >= 0)
+            at = (long long)utf8_count(s->s, (size_t)at);
     }
     if (at < 0 && mode == 2)
         tpl_fail(&c->job, ERR_INVALID, "substring not found");
@@ -615,7 +629,7 @@ static struct tv d_get(struct rctx *c, struct tv self, const struct targs *a)
     tpl_bind(c, "get", a, names, 2, p);
     if (p[0].t == TV_MISSING)
         tpl_fail(&c->job, ERR_INVALID, "get expected at least 1 argument, got 0");
-    const struct tv *v = tdict_get(self.u.d, p[0]);
+    const struct tv *v = tdict_get(&c->job, self.u.d, p[0]);
     return v ? *v : p[1].t == TV_MISSING ? tv_none() : p[1];
 }
 
@@ -627,7 +641,7 @@ static struct tv l_index_or_count(struct rctx *c, struct tv self, const struct t
     const struct tlist *l = self.u.l;
     int64_t n = 0;
     for (size_t i = 0; i < l->n; i++) {
-        if (!tv_eq(l->v[i], p[0]))
+        if (!tv_eq(&c->job, l->v[i], p[0]))
             continue;
         if (!count)
             return tv_int((int64_t)i);

@@ -66,6 +66,20 @@ static inline bool is_name(const struct token *t, const char *name)
     return t->type == T_NAME && strcmp(t->s, name) == 0;
 }
 
+/* One level of grammar nesting deeper at the current token: fails with "syntax error: the
+ * template nests too deeply" past the budget's max_depth; parse_leave on the way back. */
+static inline void parse_enter(struct parser *p)
+{
+    p->j->line = cur(p)->line;
+    p->j->col = cur(p)->col;
+    tpl_enter(p->j);
+}
+
+static inline void parse_leave(struct parser *p)
+{
+    tpl_leave(p->j);
+}
+
 /* The token's text for messages: "end of print statement", "}", "integer". */
 const char *parse_describe(const struct token *t);
 /* Fails with "syntax error: " + fmt (one %s for arg) at the token's line and column. */

@@ -143,7 +143,9 @@ static struct node *parse_condexpr(struct parser *p)
         n->b = expr1;
         if (is_name(cur(p), "else")) {
             advance(p);
+            parse_enter(p);
             n->c = parse_condexpr(p);
+            parse_leave(p);
         }
         expr1 = n;
     }
@@ -184,7 +186,10 @@ static struct node *parse_or(struct parser *p)
 
 struct node *parse_expression(struct parser *p, bool with_condexpr)
 {
-    return with_condexpr ? parse_condexpr(p) : parse_or(p);
+    parse_enter(p);
+    struct node *n = with_condexpr ? parse_condexpr(p) : parse_or(p);
+    parse_leave(p);
+    return n;
 }
 
 static struct node *parse_pow(struct parser *p)
@@ -278,7 +283,9 @@ static struct node *parse_not(struct parser *p)
 {
     if (is_name(cur(p), "not")) {
         struct node *n = parse_node(p, N_NOT, advance(p));
+        parse_enter(p);
         n->a = parse_not(p);
+        parse_leave(p);
         return n;
     }
     return parse_compare(p);
@@ -491,7 +498,9 @@ static struct node *parse_unary(struct parser *p, bool with_filter)
     if (is_op(t, OP_SUB) || is_op(t, OP_ADD)) {
         advance(p);
         node = parse_node(p, is_op(t, OP_SUB) ? N_NEG : N_POS, t);
+        parse_enter(p);
         node->a = parse_unary(p, false);
+        parse_leave(p);
     } else {
         node = parse_primary(p, false);
     }

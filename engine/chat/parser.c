@@ -102,27 +102,36 @@ static struct node *parse_set(struct parser *p, const struct token *tag)
     return n;
 }
 
+/* One level deeper into the syntax tree at n (operator chains such as 1 + 1 + ... are built
+ * by loops, so a tree can be deeper than the parser's recursion): fails past the budget. */
+static void tree_enter(struct tpl_job *j, const struct node *n)
+{
+    j->line = n->line;
+    j->col = n->col;
+    tpl_enter(j);
+}
+
 /* Whether the subtree reads the variable `name`. */
-static bool uses_name(const struct node *n, const char *name)
+static bool uses_name(struct tpl_job *j, const struct node *n, const char *name)
 {
     if (!n)
         return false;
     if (n->kind == N_NAME && !strcmp(n->name, name))
         return true;
-    if (uses_name(n->a, name) || uses_name(n->b, name) || uses_name(n->c, name))
-        return true;
+    tree_enter(j, n);
+    bool used = uses_name(j, n->a, name) || uses_name(j, n->b, name) || uses_name(j, n->c, name);
     const struct nlist *lists[] = {&n->args, &n->kwargs, &n->body, &n->orelse};
-    for (size_t k = 0; k < 4; k++)
-        for (size_t i = 0; i < lists[k]->n; i++)
-            if (uses_name(lists[k]->v[i], name))
-                return true;
-    return false;
+    for (size_t k = 0; k < 4 && !used; k++)
+        for (size_t i = 0; i < lists[k]->n && !used; i++)
+            used = uses_name(j, lists[k]->v[i], name);
+    tpl_leave(j);
+    return used;
 }
 
-static bool body_uses_name(const struct nlist *body, const char *name)
+static bool body_uses_name(struct tpl_job *j, const struct nlist *body, const char *name)
 {
     for (size_t i = 0; i < body->n; i++)
-        if (uses_name(body->v[i], name))
+        if (uses_name(j, body->v[i], name))
             return true;
     return false;
 }
@@ -155,8 +164,8 @@ static struct node *parse_macro(struct parser *p, const struct token *tag)
     n->body = parse_statements(p, end, true);
     p->loop_depth = depth;
     /* flags read by calls (exec.c): extra arguments are only accepted when used */
-    n->op = (body_uses_name(&n->body, "varargs") ? MACRO_VARARGS : 0) |
-            (body_uses_name(&n->body, "kwargs") ? MACRO_KWARGS : 0);
+    n->op = (body_uses_name(p->j, &n->body, "varargs") ? MACRO_VARARGS : 0) |
+            (body_uses_name(p->j, &n->body, "kwargs") ? MACRO_KWARGS : 0);
     return n;
 }
 
@@ -244,7 +253,17 @@ static bool is_end_name(const struct token *t, const char *const *end_names)
     return false;
 }
 
+static struct nlist subparse_body(struct parser *p, const char *const *end_names);
+
 static struct nlist subparse(struct parser *p, const char *const *end_names)
+{
+    parse_enter(p);
+    struct nlist body = subparse_body(p, end_names);
+    parse_leave(p);
+    return body;
+}
+
+static struct nlist subparse_body(struct parser *p, const char *const *end_names)
 {
     struct nvec body = {0};
     for (;;) {
@@ -296,10 +315,19 @@ static void check_list(struct tpl_job *j, const struct nlist *l, bool soft)
 /* Jinja's compiler: an unknown filter or test is a compile error, except inside an `if`
  * statement or an inline if (a "soft frame"), where it fails only if it runs. Loops, macros,
  * with, block sets and filter blocks open frames that are not soft again. */
+static void check_node(struct tpl_job *j, const struct node *n, bool soft);
+
 static void check_names(struct tpl_job *j, const struct node *n, bool soft)
 {
     if (!n)
         return;
+    tree_enter(j, n);
+    check_node(j, n, soft);
+    tpl_leave(j);
+}
+
+static void check_node(struct tpl_job *j, const struct node *n, bool soft)
+{
     bool unknown = (n->kind == N_FILTER && !tpl_filter_exists(n->name)) ||
                    (n->kind == N_TEST && !tpl_find_test(n->name));
     if (unknown && !soft) {

@@ -11,23 +11,60 @@
 
 #include "chat/tpl.h"
 
-enum {
-    COMPILE_LIMIT_BYTES = 64 << 20, /* tokens and AST of one template */
-    RENDER_LIMIT_BYTES = 128 << 20, /* everything one render allocates, output included */
+enum { COMPILE_LIMIT_BYTES = 64 << 20 }; /* tokens and AST of one template */
+
+/* The defaults: measured in docs/DECISIONS.md ("Chat template budgets"). */
+static const struct chat_template_budget default_budget = {
+    .max_depth = 256,
+    .max_value_depth = 64,
+    .max_steps = 10 * 1000 * 1000,
+    .max_output_bytes = 8 << 20,
+    .max_memory_bytes = 128 << 20,
+    .max_time_ms = 2000,
 };
 
 struct chat_template {
     struct tpl_job job; /* owns the arena holding the AST */
     struct nlist body;
+    struct chat_template_budget budget; /* every field set */
 };
 
+struct chat_template_budget chat_template_budget_default(void)
+{
+    return default_budget;
+}
+
+/* b's fields, the defaults where b is NULL or a field is 0. */
+static struct chat_template_budget budget_or_default(const struct chat_template_budget *b)
+{
+    struct chat_template_budget r = default_budget;
+    if (!b)
+        return r;
+    r.max_depth = b->max_depth ? b->max_depth : r.max_depth;
+    r.max_value_depth = b->max_value_depth ? b->max_value_depth : r.max_value_depth;
+    r.max_steps = b->max_steps ? b->max_steps : r.max_steps;
+    r.max_output_bytes = b->max_output_bytes ? b->max_output_bytes : r.max_output_bytes;
+    r.max_memory_bytes = b->max_memory_bytes ? b->max_memory_bytes : r.max_memory_bytes;
+    r.max_time_ms = b->max_time_ms ? b->max_time_ms : r.max_time_ms;
+    return r;
+}
+
 int chat_template_compile(const char *source, struct chat_template **out, struct err *e)
+{
+    return chat_template_compile_budget(source, NULL, out, e);
+}
+
+int chat_template_compile_budget(const char *source, const struct chat_template_budget *budget,
+                                 struct chat_template **out, struct err *e)
 {
     *out = NULL;
     struct chat_template *t = calloc(1, sizeof *t);
     if (!t)
         return err_set(e, ERR_NOMEM, "chat template: out of memory");
+    t->budget = budget_or_default(budget);
     tpl_job_init(&t->job, e, COMPILE_LIMIT_BYTES);
+    t->job.compiling = true;
+    t->job.max_depth = t->budget.max_depth;
     if (setjmp(t->job.jb)) {
         int kind = t->job.kind;
         tpl_job_free_arena(&t->job);
@@ -43,6 +80,7 @@ int chat_template_compile(const char *source, struct chat_template **out, struct
     t->body = tpl_parse(&t->job, toks, n);
     t->job.e = NULL;
     t->job.line = t->job.col = 0;
+    t->job.compiling = false;
     *out = t;
     return 0;
 }
@@ -69,7 +107,8 @@ int chat_template_render(const struct chat_template *t, const json_t *messages, 
     struct rctx *c = calloc(1, sizeof *c);
     if (!c)
         return err_set(e, ERR_NOMEM, "chat template: out of memory");
-    tpl_job_init(&c->job, e, RENDER_LIMIT_BYTES);
+    tpl_job_init(&c->job, e, t->budget.max_memory_bytes);
+    tpl_job_budget(&c->job, &t->budget);
     if (setjmp(c->job.jb)) {
         int kind = c->job.kind;
         tpl_job_free_arena(&c->job);

@@ -10,6 +10,7 @@
  *     char *prompt; size_t len;
  *     if (chat_template_set_render(&ts, messages, extra, &prompt, &len, &e) != 0)
  *         reply 422 with e.msg;          // a template's raise_exception("...") message as is
+ *                                        // (ERR_INVALID); a broken budget is ERR_TOO_LARGE
  *     ... tokenize prompt (without adding special tokens again), free(prompt) ...
  *     chat_template_set_fini(&ts);
  *
@@ -31,9 +32,30 @@
 
 struct chat_template;
 
+/* What one compile or render of a template may cost. A template is code that comes with a
+ * model directory: whatever it does, it fails with an error instead of crashing or hanging
+ * the process. A field left 0 takes its default (docs/DECISIONS.md has the measurements). */
+struct chat_template_budget {
+    unsigned max_depth;       /* nesting of the syntax (refused at compile) and of evaluation
+                                 (expressions, blocks, macro calls): 256 */
+    unsigned max_value_depth; /* nesting of values printed, compared or dumped as JSON: 64 */
+    unsigned long long max_steps; /* statements, loop iterations, repetitions and items visited
+                                     by filters and comparisons in one render: 10M */
+    size_t max_output_bytes;      /* the rendered text and any one string or list: 8 MiB */
+    size_t max_memory_bytes;      /* everything one render allocates: 128 MiB */
+    unsigned max_time_ms;         /* wall time of one render: 2000 */
+};
+
+/* The defaults. */
+struct chat_template_budget chat_template_budget_default(void);
+
 /* Compiles a template (UTF-8, NUL-terminated). Syntax errors are ERR_FORMAT with the position:
- * "chat template: line 3:15: syntax error: unexpected '}'". */
+ * "chat template: line 3:15: syntax error: unexpected '}'"; syntax nested deeper than the
+ * budget is ERR_FORMAT "... nests too deeply". */
 int chat_template_compile(const char *source, struct chat_template **out, struct err *e);
+/* The same with a budget (NULL: the defaults), which every render of the template uses. */
+int chat_template_compile_budget(const char *source, const struct chat_template_budget *budget,
+                                 struct chat_template **out, struct err *e);
 void chat_template_free(struct chat_template *t);
 
 /* Renders with the variables transformers passes: `messages` (a JSON array of message
@@ -42,8 +64,10 @@ void chat_template_free(struct chat_template *t);
  * bos_token, eos_token, tools, enable_thinking or any custom keyword. *out is a malloc'ed
  * NUL-terminated string of *len bytes (the caller frees it). Errors: ERR_INVALID with the
  * exact message of a template's raise_exception(...), or "chat template: line L:C: ..." for a
- * template that fails on this input (an undefined value used, a type error); ERR_TOO_LARGE
- * when a render needs more than 128 MiB or runs too long. */
+ * template that fails on this input (an undefined value used, a type error, an integer
+ * overflow); ERR_TOO_LARGE when a render breaks its budget: "chat template: exceeded the step
+ * budget (10000000 steps)", "... the output budget ...", "... the time budget ...", "... nests
+ * too deeply ...", "... needs more than 128 MiB of memory". */
 int chat_template_render(const struct chat_template *t, const json_t *messages, const json_t *extra,
                          char **out, size_t *len, struct err *e);
 

@@ -34,9 +34,43 @@ struct tpl_job {
     size_t used_bytes;        /* bytes handed out by the arena so far */
     size_t limit_bytes;       /* a render that needs more fails with ERR_TOO_LARGE */
     int line, col;            /* template position being compiled or rendered, for messages */
+    /* budgets (template.h's struct chat_template_budget); a compile has only max_depth */
+    bool compiling;              /* depth failures are syntax errors (ERR_FORMAT) */
+    unsigned depth, max_depth;   /* syntax or evaluation nesting */
+    unsigned value_depth, max_value_depth; /* containers being printed, compared or dumped */
+    const void **value_stack;    /* those containers (repr prints a cycle as Python: {...}) */
+    uint64_t steps, max_steps, next_clock;
+    size_t max_output;           /* bytes of any one string; items x 16 of any one list */
+    int64_t deadline_ns;         /* CLOCK_MONOTONIC; 0: none */
+    unsigned max_time_ms;
 };
 
+struct chat_template_budget;
 void tpl_job_init(struct tpl_job *j, struct err *e, size_t limit_bytes);
+/* A render's budgets; the deadline starts now. */
+void tpl_job_budget(struct tpl_job *j, const struct chat_template_budget *b);
+/* Charges n steps: fails (ERR_TOO_LARGE) past the step budget or, checked every few steps,
+ * the deadline. */
+void tpl_steps(struct tpl_job *j, uint64_t n);
+/* One level of syntax or evaluation nesting deeper (fails past max_depth), and back. */
+void tpl_enter(struct tpl_job *j);
+static inline void tpl_leave(struct tpl_job *j)
+{
+    j->depth--;
+}
+/* Into a container value (list or dict) being printed, compared or dumped: fails past
+ * max_value_depth; returns true when it is already being visited (a cycle). tpl_value_leave
+ * after each call that returned false. */
+bool tpl_value_enter(struct tpl_job *j, const void *container);
+static inline void tpl_value_leave(struct tpl_job *j)
+{
+    j->value_depth--;
+}
+/* Fails with the output budget's message when a string of n bytes (or a list of n / 16
+ * items) would be over it. */
+void tpl_check_output(struct tpl_job *j, size_t n);
+/* a * b, failing as over the output budget when it overflows. */
+size_t tpl_size_mul(struct tpl_job *j, size_t a, size_t b);
 void tpl_job_free_arena(struct tpl_job *j);
 void *tpl_alloc(struct tpl_job *j, size_t n);
 void *tpl_alloc_zero(struct tpl_job *j, size_t n);
@@ -189,14 +223,14 @@ struct tdict *tdict_new(struct tpl_job *j, size_t cap);
 void tdict_set(struct tpl_job *j, struct tdict *d, struct tv k, struct tv v);
 /* d[key] for a string key, or NULL. */
 struct tv *tdict_get_str(const struct tdict *d, const char *key, size_t len);
-struct tv *tdict_get(const struct tdict *d, struct tv key);
+struct tv *tdict_get(struct tpl_job *j, const struct tdict *d, struct tv key);
 
 /* JSON (jansson) -> value, deep copy into the job's arena. */
 struct tv tv_from_json(struct tpl_job *j, const json_t *x);
 
 /* Python semantics. */
 bool tv_truthy(struct tv v);
-bool tv_eq(struct tv a, struct tv b);
+bool tv_eq(struct tpl_job *j, struct tv a, struct tv b);
 /* a < b (-1), == (0), > (1) for numbers, strings and sequences; fails for other types. */
 int tv_cmp(struct tpl_job *j, struct tv a, struct tv b, const char *op);
 const char *tv_type_name(struct tv v); /* Python's type name: 'str', 'int', 'dict', ... */
@@ -393,8 +427,7 @@ struct rctx {
     struct scope *root;    /* the template's variables: render arguments and top-level sets */
     struct scope *cur;     /* innermost scope */
     struct tstr *captured; /* N_CAPTURED's value while a filter block's chain runs */
-    int depth;             /* macro call depth */
-    uint64_t steps;        /* statements and loop iterations executed, bounded */
+    int macro_depth;       /* macro calls in progress */
 };
 
 struct tv tpl_eval(struct rctx *c, const struct node *n);

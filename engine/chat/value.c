@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <utf8proc.h>
 
+#include "chat/template.h"
 #include "chat/tpl.h"
 
 /* ---- arena ------------------------------------------------------------------------------- */
@@ -20,11 +22,97 @@ struct tpl_block {
     max_align_t data[];
 };
 
+enum { CLOCK_EVERY = 128 }; /* steps between two looks at the clock */
+
 void tpl_job_init(struct tpl_job *j, struct err *e, size_t limit_bytes)
 {
     memset(j, 0, sizeof *j);
     j->e = e;
     j->limit_bytes = limit_bytes;
+    j->max_depth = j->max_value_depth = UINT32_MAX;
+    j->max_steps = j->next_clock = UINT64_MAX;
+    j->max_output = SIZE_MAX;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void tpl_job_budget(struct tpl_job *j, const struct chat_template_budget *b)
+{
+    j->limit_bytes = b->max_memory_bytes;
+    j->max_depth = b->max_depth;
+    j->max_value_depth = b->max_value_depth;
+    j->max_steps = b->max_steps;
+    j->next_clock = CLOCK_EVERY;
+    j->max_output = b->max_output_bytes;
+    j->max_time_ms = b->max_time_ms;
+    j->deadline_ns = now_ns() + (int64_t)b->max_time_ms * 1000000;
+}
+
+/* Budget failures name no position: the budget is the render's, not one tag's. */
+static _Noreturn void budget_fail(struct tpl_job *j, const char *what, unsigned long long n,
+                                  const char *unit)
+{
+    j->line = j->col = 0;
+    tpl_fail(j, ERR_TOO_LARGE, "exceeded the %s budget (%llu %s)", what, n, unit);
+}
+
+void tpl_steps(struct tpl_job *j, uint64_t n)
+{
+    j->steps = n > UINT64_MAX - j->steps ? UINT64_MAX : j->steps + n;
+    if (j->steps > j->max_steps)
+        budget_fail(j, "step", j->max_steps, "steps");
+    if (j->steps < j->next_clock)
+        return;
+    j->next_clock = j->steps + CLOCK_EVERY;
+    if (j->deadline_ns && now_ns() > j->deadline_ns)
+        budget_fail(j, "time", j->max_time_ms, "ms");
+}
+
+void tpl_enter(struct tpl_job *j)
+{
+    if (++j->depth <= j->max_depth)
+        return;
+    if (j->compiling)
+        tpl_fail(j, ERR_FORMAT, "syntax error: the template nests too deeply (more than %u levels)",
+                 j->max_depth);
+    j->line = j->col = 0;
+    tpl_fail(j, ERR_TOO_LARGE, "the template nests too deeply when it runs (more than %u levels)",
+             j->max_depth);
+}
+
+bool tpl_value_enter(struct tpl_job *j, const void *container)
+{
+    for (unsigned i = 0; i < j->value_depth; i++)
+        if (j->value_stack[i] == container)
+            return true;
+    if (j->value_depth >= j->max_value_depth) {
+        j->line = j->col = 0;
+        tpl_fail(j, ERR_TOO_LARGE, "a value nests too deeply (more than %u levels)",
+                 j->max_value_depth);
+    }
+    if (!j->value_stack)
+        j->value_stack = tpl_alloc(j, (size_t)j->max_value_depth * sizeof *j->value_stack);
+    j->value_stack[j->value_depth++] = container;
+    return false;
+}
+
+void tpl_check_output(struct tpl_job *j, size_t n)
+{
+    if (n > j->max_output)
+        budget_fail(j, "output", j->max_output, "bytes");
+}
+
+size_t tpl_size_mul(struct tpl_job *j, size_t a, size_t b)
+{
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        budget_fail(j, "output", j->max_output, "bytes");
+    return r;
 }
 
 void tpl_job_free_arena(struct tpl_job *j)
@@ -230,8 +318,11 @@ void sb_init(struct sbuf *b, struct tpl_job *j, size_t cap)
 
 void sb_put(struct sbuf *b, const char *s, size_t n)
 {
+    size_t max = b->j->max_output;
+    if (n > max || b->len > max - n)
+        tpl_check_output(b->j, SIZE_MAX);
     if (b->len + n > b->cap) {
-        size_t cap = b->cap * 2;
+        size_t cap = b->cap > max / 2 ? max : b->cap * 2;
         if (cap < b->len + n)
             cap = b->len + n;
         struct tstr *t = tpl_alloc(b->j, sizeof *t + cap + 1);
@@ -275,6 +366,7 @@ struct tstr *sb_done(struct sbuf *b)
 
 struct tlist *tlist_new(struct tpl_job *j, size_t cap)
 {
+    tpl_check_output(j, tpl_size_mul(j, cap, sizeof(struct tv)));
     struct tlist *l = tpl_alloc_zero(j, sizeof *l);
     l->cap = cap;
     l->v = cap ? tpl_alloc(j, cap * sizeof *l->v) : NULL;
@@ -283,7 +375,9 @@ struct tlist *tlist_new(struct tpl_job *j, size_t cap)
 
 void tlist_push(struct tpl_job *j, struct tlist *l, struct tv v)
 {
+    tpl_steps(j, 1);
     if (l->n == l->cap) {
+        tpl_check_output(j, tpl_size_mul(j, l->n + 1, sizeof *l->v));
         size_t cap = l->cap ? l->cap * 2 : 4;
         struct tv *nv = tpl_alloc(j, cap * sizeof *nv);
         if (l->n)
@@ -305,10 +399,10 @@ struct tdict *tdict_new(struct tpl_job *j, size_t cap)
     return d;
 }
 
-struct tv *tdict_get(const struct tdict *d, struct tv key)
+struct tv *tdict_get(struct tpl_job *j, const struct tdict *d, struct tv key)
 {
     for (size_t i = 0; i < d->n; i++)
-        if (tv_eq(d->k[i], key))
+        if (tv_eq(j, d->k[i], key))
             return &d->v[i];
     return NULL;
 }
@@ -325,7 +419,7 @@ struct tv *tdict_get_str(const struct tdict *d, const char *key, size_t len)
 
 void tdict_set(struct tpl_job *j, struct tdict *d, struct tv k, struct tv v)
 {
-    struct tv *old = tdict_get(d, k);
+    struct tv *old = tdict_get(j, d, k);
     if (old) {
         *old = v;
         return;
@@ -412,8 +506,38 @@ static int64_t as_int(struct tv v)
     return v.t == TV_INT ? v.u.i : v.u.b ? 1 : 0;
 }
 
-bool tv_eq(struct tv a, struct tv b)
+static bool list_eq(struct tpl_job *j, const struct tlist *a, const struct tlist *b)
 {
+    if (a->tuple != b->tuple || a->n != b->n)
+        return false;
+    bool eq = true;
+    if (tpl_value_enter(j, a))
+        return true; /* a list inside itself: only a namespace can do that, compared by identity */
+    for (size_t i = 0; i < a->n && eq; i++)
+        eq = tv_eq(j, a->v[i], b->v[i]);
+    tpl_value_leave(j);
+    return eq;
+}
+
+static bool dict_eq(struct tpl_job *j, const struct tdict *a, const struct tdict *b)
+{
+    if (a->n != b->n)
+        return false;
+    bool eq = true;
+    if (tpl_value_enter(j, a))
+        return true;
+    for (size_t i = 0; i < a->n && eq; i++) {
+        const struct tv *bv = tdict_get(j, b, a->k[i]);
+        eq = bv && tv_eq(j, a->v[i], *bv);
+    }
+    tpl_value_leave(j);
+    return eq;
+}
+
+/* Python's ==; a container equals itself without a look inside (PyObject_RichCompareBool). */
+bool tv_eq(struct tpl_job *j, struct tv a, struct tv b)
+{
+    tpl_steps(j, 1);
     if (tv_is_number(a) && tv_is_number(b)) {
         if (a.t != TV_FLOAT && b.t != TV_FLOAT)
             return as_int(a) == as_int(b);
@@ -427,34 +551,23 @@ bool tv_eq(struct tv a, struct tv b)
     case TV_NONE: return true;
     case TV_STR: return a.u.s->len == b.u.s->len && memcmp(a.u.s->s, b.u.s->s, a.u.s->len) == 0;
     case TV_LIST:
-        if (a.u.l->view == TL_GENERATOR || b.u.l->view == TL_GENERATOR)
+        if (a.u.l == b.u.l || a.u.l->view == TL_GENERATOR || b.u.l->view == TL_GENERATOR)
             return a.u.l == b.u.l;
-        if (a.u.l->tuple != b.u.l->tuple || a.u.l->n != b.u.l->n)
-            return false;
-        for (size_t i = 0; i < a.u.l->n; i++)
-            if (!tv_eq(a.u.l->v[i], b.u.l->v[i]))
-                return false;
-        return true;
-    case TV_DICT:
-        if (a.u.d->n != b.u.d->n)
-            return false;
-        for (size_t i = 0; i < a.u.d->n; i++) {
-            const struct tv *bv = tdict_get(b.u.d, a.u.d->k[i]);
-            if (!bv || !tv_eq(a.u.d->v[i], *bv))
-                return false;
-        }
-        return true;
+        return list_eq(j, a.u.l, b.u.l);
+    case TV_DICT: return a.u.d == b.u.d || dict_eq(j, a.u.d, b.u.d);
     case TV_NS: return a.u.d == b.u.d;
     case TV_LOOP: return a.u.loop == b.u.loop;
     case TV_FUNC: return a.u.fn == b.u.fn;
     case TV_MACRO: return a.u.macro == b.u.macro;
-    case TV_METHOD: return strcmp(a.u.m->name, b.u.m->name) == 0 && tv_eq(a.u.m->self, b.u.m->self);
+    case TV_METHOD:
+        return strcmp(a.u.m->name, b.u.m->name) == 0 && tv_eq(j, a.u.m->self, b.u.m->self);
     default: return false;
     }
 }
 
 int tv_cmp(struct tpl_job *j, struct tv a, struct tv b, const char *op)
 {
+    tpl_steps(j, 1);
     if (a.t == TV_UNDEF || b.t == TV_UNDEF)
         tpl_fail(j, ERR_INVALID, "%s", a.t == TV_UNDEF ? a.u.hint : b.u.hint);
     if (tv_is_number(a) && tv_is_number(b)) {
@@ -472,10 +585,18 @@ int tv_cmp(struct tpl_job *j, struct tv a, struct tv b, const char *op)
         return a.u.s->len < b.u.s->len ? -1 : a.u.s->len > b.u.s->len;
     }
     if (a.t == TV_LIST && b.t == TV_LIST && a.u.l->tuple == b.u.l->tuple) {
-        for (size_t i = 0; i < a.u.l->n && i < b.u.l->n; i++)
-            if (!tv_eq(a.u.l->v[i], b.u.l->v[i]))
-                return tv_cmp(j, a.u.l->v[i], b.u.l->v[i], op);
-        return a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n;
+        const struct tlist *x = a.u.l, *y = b.u.l;
+        int r = x->n < y->n ? -1 : x->n > y->n;
+        if (tpl_value_enter(j, x))
+            return 0;
+        for (size_t i = 0; i < x->n && i < y->n; i++) {
+            if (!tv_eq(j, x->v[i], y->v[i])) {
+                r = tv_cmp(j, x->v[i], y->v[i], op);
+                break;
+            }
+        }
+        tpl_value_leave(j);
+        return r;
     }
     tpl_fail(j, ERR_INVALID, "'%s' not supported between instances of '%s' and '%s'", op,
              tv_type_name(a), tv_type_name(b));
@@ -635,6 +756,10 @@ static void str_repr(struct sbuf *b, const struct tstr *s)
 
 static void dict_repr(struct tpl_job *j, struct sbuf *b, const struct tdict *d)
 {
+    if (tpl_value_enter(j, d)) {
+        sb_puts(b, "{...}"); /* Python's repr of a dict that contains itself */
+        return;
+    }
     sb_putc(b, '{');
     for (size_t i = 0; i < d->n; i++) {
         if (i)
@@ -644,6 +769,32 @@ static void dict_repr(struct tpl_job *j, struct sbuf *b, const struct tdict *d)
         tv_repr_into(j, b, d->v[i]);
     }
     sb_putc(b, '}');
+    tpl_value_leave(j);
+}
+
+static void list_repr(struct tpl_job *j, struct sbuf *b, struct tv v)
+{
+    const struct tlist *l = v.u.l;
+    if (tpl_value_enter(j, l)) {
+        sb_puts(b, l->tuple ? "(...)" : "[...]");
+        return;
+    }
+    if (l->view >= TL_ITEMS) {
+        sb_puts(b, tv_type_name(v));
+        sb_putc(b, '(');
+    }
+    sb_putc(b, l->tuple ? '(' : '[');
+    for (size_t i = 0; i < l->n; i++) {
+        if (i)
+            sb_puts(b, ", ");
+        tv_repr_into(j, b, l->v[i]);
+    }
+    if (l->tuple && l->n == 1)
+        sb_putc(b, ',');
+    sb_putc(b, l->tuple ? ')' : ']');
+    if (l->view >= TL_ITEMS)
+        sb_putc(b, ')');
+    tpl_value_leave(j);
 }
 
 void tv_str_into(struct tpl_job *j, struct sbuf *b, struct tv v)
@@ -668,21 +819,7 @@ void tv_str_into(struct tpl_job *j, struct sbuf *b, struct tv v)
             sb_puts(b, "<generator object>");
             return;
         }
-        if (v.u.l->view >= TL_ITEMS) {
-            sb_puts(b, tv_type_name(v));
-            sb_putc(b, '(');
-        }
-        sb_putc(b, v.u.l->tuple ? '(' : '[');
-        for (size_t i = 0; i < v.u.l->n; i++) {
-            if (i)
-                sb_puts(b, ", ");
-            tv_repr_into(j, b, v.u.l->v[i]);
-        }
-        if (v.u.l->tuple && v.u.l->n == 1)
-            sb_putc(b, ',');
-        sb_putc(b, v.u.l->tuple ? ')' : ']');
-        if (v.u.l->view >= TL_ITEMS)
-            sb_putc(b, ')');
+        list_repr(j, b, v);
         return;
     case TV_DICT: dict_repr(j, b, v.u.d); return;
     case TV_NS:

@@ -11,6 +11,11 @@
  *   the same reference;
  * - errors: syntax errors with line:col, raise_exception's message as is (ERR_INVALID),
  *   undefined values used as operands, resource limits;
+ * - budgets (issue 11): hostile templates are errors, never a crash or a hang: syntax nested
+ *   too deeply refused at compile (also on a small stack just under the limit), values that
+ *   contain themselves printed as Python prints them, values nested too deeply, range() and
+ *   slices exact in int64, repetition sized before it is built, the step, output, time and
+ *   memory budgets, int64 edge cases, and a linear lexer whose line:col stay right;
  * - loading: chat_template as a list of named templates, AddedToken special tokens,
  *   chat_template.jinja overriding tokenizer_config.json; several threads rendering at once. */
 #include <jansson.h>
@@ -379,7 +384,7 @@ START_TEST(runtime_errors)
          ERR_INVALID},
         {"{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}"
          "{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-         "more than", ERR_TOO_LARGE},
+         "exceeded the output budget", ERR_TOO_LARGE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *text = NULL;
@@ -529,6 +534,361 @@ START_TEST(threads_share_one_template)
 }
 END_TEST
 
+/* ---- budgets: hostile templates fail cleanly, never crash or hang ------------------------ */
+
+/* "head" + piece x n + "tail", malloc'ed. */
+static char *repeat_src(const char *head, const char *piece, size_t n, const char *tail)
+{
+    size_t lh = strlen(head), lp = strlen(piece), lt = strlen(tail);
+    char *s = malloc(lh + lp * n + lt + 1);
+    ck_assert_ptr_nonnull(s);
+    memcpy(s, head, lh);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + lh + i * lp, piece, lp);
+    memcpy(s + lh + lp * n, tail, lt + 1);
+    return s;
+}
+
+/* Renders src with no messages; the text (or NULL) in *out, the error in e. */
+static int render_plain(const char *src, char **out, struct err *e)
+{
+    *out = NULL;
+    return render_src(src, "{\"messages\": []}", out, e);
+}
+
+static void want_error(const char *src, int kind, const char *want)
+{
+    char *text = NULL;
+    struct err e = {0};
+    int rc = render_plain(src, &text, &e);
+    ck_assert_msg(rc == kind, "%.80s: rc %d (%s)", src, rc, rc ? e.msg : "rendered");
+    ck_assert_msg(strstr(e.msg, want) != NULL, "%.80s: got \"%s\", want \"%s\"", src, e.msg,
+                  want);
+    ck_assert_ptr_null(text);
+}
+
+static void want_text(const char *src, const char *want)
+{
+    char *text = NULL;
+    struct err e = {0};
+    int rc = render_plain(src, &text, &e);
+    ck_assert_msg(rc == 0, "%.80s: %s", src, e.msg);
+    ck_assert_msg(strcmp(text, want) == 0, "%.80s\n got: %s\nwant: %s", src, text, want);
+    free(text);
+}
+
+/* The reproducers of issue 11: 100k unary operators (one per line), else-chains, nested blocks
+ * and left-deep operator chains are refused at compile time (they overflowed the stack). */
+START_TEST(deep_syntax_is_refused_at_compile)
+{
+    static const struct {
+        const char *head, *piece, *tail;
+        size_t n;
+    } cases[] = {
+        {"{{ ", "not\n", "x }}", 100000},
+        {"{{ ", "-\n", "1 }}", 100000},
+        {"{{ ", "+\n", "1 }}", 100000},
+        {"{{ 1 ", "if x else 1 ", "}}", 100000},
+        {"", "{% if x %}", "x", 20000},
+        {"", "{% for x in y %}", "", 20000},
+        {"{% if x %}", "{% elif x %}", "{% endif %}", 20000},
+        {"{{ 1", " + 1", " }}", 100000},
+        {"{{ x", "|trim", " }}", 100000},
+        {"{{ x", ".y", " }}", 100000},
+        {"{{ x", "()", " }}", 100000},
+        {"{{ x", " and x", " }}", 100000},
+        {"{% macro m() %}{{ 1", " * 1", " }}{% endmacro %}", 100000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *src = repeat_src(cases[i].head, cases[i].piece, cases[i].n, cases[i].tail);
+        struct chat_template *t = NULL;
+        struct err e = {0};
+        int rc = chat_template_compile(src, &t, &e);
+        if (rc == 0) {
+            /* before the fix this rendered (and crashed on a smaller stack): fail either way */
+            chat_template_free(t);
+            ck_abort_msg("case %zu (%s): compiled", i, cases[i].piece);
+        }
+        ck_assert_msg(rc == ERR_FORMAT, "case %zu: rc %d %s", i, rc, e.msg);
+        ck_assert_msg(strstr(e.msg, "nests too deeply") != NULL, "case %zu: %s", i, e.msg);
+        free(src);
+    }
+}
+END_TEST
+
+/* Nesting just under the limit compiles and renders, also on a thread with a small stack. */
+static void *render_deep(void *arg)
+{
+    (void)arg;
+    char *src = repeat_src("{% set ns = namespace(v=true) %}{{ ", "not ", 250, "ns.v }}");
+    char *text = NULL;
+    struct err e = {0};
+    int rc = render_plain(src, &text, &e);
+    free(src);
+    if (rc != 0 || strcmp(text, "True") != 0) {
+        free(text);
+        return (void *)1;
+    }
+    free(text);
+    src = repeat_src("{% macro f(n) %}{% if n > 0 %}({{ f(n - 1) }}){% endif %}{% endmacro %}", "",
+                     0, "{{ f(60) }}");
+    rc = render_plain(src, &text, &e);
+    free(src);
+    bool ok = rc == 0 && strlen(text) == 120;
+    free(text);
+    return ok ? NULL : (void *)2;
+}
+
+START_TEST(allowed_nesting_fits_a_small_stack)
+{
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 512 * 1024);
+    pthread_t th;
+    void *res = (void *)-1;
+    ck_assert_int_eq(pthread_create(&th, &at, render_deep, NULL), 0);
+    pthread_join(th, &res);
+    pthread_attr_destroy(&at);
+    ck_assert_ptr_null(res);
+}
+END_TEST
+
+/* A namespace that contains itself prints like Python's recursive repr ("{...}"); values
+ * nested deeper than the budget are an error in print, tojson and ==. */
+START_TEST(self_containing_values_print_like_python)
+{
+    want_text("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns }}",
+              "<Namespace {'x': <Namespace {...}>}>");
+    want_text("{% set ns = namespace() %}{% set d = {'n': ns} %}{% set ns.d = d %}{{ d }}",
+              "{'n': <Namespace {'d': {...}}>}");
+    want_text("{% set ns = namespace() %}{% set l = [ns, 1] %}{% set ns.l = l %}{{ l }}|{{ ns }}",
+              "[<Namespace {'l': [...]}>, 1]|<Namespace {'l': [<Namespace {...}>, 1]}>");
+    want_text("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns ~ '' == ns|string }}",
+              "True");
+    static const char deep[] = "{% set ns = namespace(x=[], y=[]) %}{% for i in range(100000) %}"
+                               "{% set ns.x = [ns.x] %}{% set ns.y = [ns.y] %}{% endfor %}";
+    static const char *const uses[] = {"{{ ns.x }}", "{{ ns.x|tojson }}", "{{ ns.x == ns.y }}",
+                                       "{{ ns.x < ns.y }}", "{{ ns.x|string|length }}",
+                                       "{{ ns.x in [ns.y] }}", "{{ {ns.x: 1}[ns.y] }}"};
+    for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++) {
+        char *src = repeat_src(deep, "", 0, uses[i]);
+        want_error(src, ERR_TOO_LARGE, "nest");
+        free(src);
+    }
+}
+END_TEST
+
+/* range() counts exactly with 64-bit operands (it sized its list with a double). */
+START_TEST(range_is_exact_beyond_2_53)
+{
+    want_text("{{ range(9007199254740995, 9007199254740997)|list }}",
+              "[9007199254740995, 9007199254740996]");
+    want_text("{{ range(9223372036854775806, 9223372036854775807, 5)|list }}",
+              "[9223372036854775806]");
+    want_text("{{ range(-9223372036854775807 - 1, 9223372036854775807, "
+              "4611686018427387904)|list }}",
+              "[-9223372036854775808, -4611686018427387904, 0, 4611686018427387904]");
+    want_text("{{ range(-9223372036854775807, -9223372036854775807 - 1, -3)|list }}",
+              "[-9223372036854775807]");
+    want_text("{{ range(5, 0, -2)|list }}{{ range(3, 3)|list }}{{ range(0, 10, -1)|list }}",
+              "[5, 3, 1][][]");
+    want_error("{{ range(0, 9223372036854775807)|length }}", ERR_TOO_LARGE, "Range too big");
+}
+END_TEST
+
+/* Repeating an empty sequence N times is instant (it looped N times); a non-empty one is
+ * sized exactly before it is built. */
+START_TEST(repeat_is_bounded)
+{
+    want_text("{{ ('' * 1000000000000)|length }}{{ ([] * 1000000000000)|length }}"
+              "{{ (() * 1000000000000)|length }}{{ (1000000000000 * '')|length }}",
+              "0000");
+    want_text("{{ [1] * -5 }}{{ 'ab' * 0 }}{{ 'ab' * 2 }}{{ (1,) * 2 }}", "[]abab(1, 1)");
+    want_error("{{ 'x' * 1000000000000 }}", ERR_TOO_LARGE, "exceeded the output budget");
+    want_error("{{ 'ab' * 4611686018427387904 }}", ERR_TOO_LARGE, "exceeded the output budget");
+    want_error("{{ [1, 2] * 4611686018427387904 }}", ERR_TOO_LARGE, "exceeded the output budget");
+    /* batch sized its chunks with count x 16 bytes, which wrapped around */
+    want_error("{{ [1, 2]|batch(1152921504606846977)|list }}", ERR_TOO_LARGE,
+               "exceeded the output budget");
+    want_error("{{ [1]|batch(1000000000, 0)|list }}", ERR_TOO_LARGE, "exceeded the output budget");
+    want_error("{{ 'a'|indent(1000000000000000000, true) }}", ERR_TOO_LARGE,
+               "exceeded the output budget");
+}
+END_TEST
+
+/* Renders src (no messages) compiled with budget b; fails unless the error is kind + want. */
+static void want_budget_error(const char *src, const struct chat_template_budget *b, int kind,
+                              const char *want)
+{
+    struct chat_template *t = NULL;
+    struct err e = {0};
+    int rc = chat_template_compile_budget(src, b, &t, &e);
+    if (rc == 0) {
+        char *text = NULL;
+        size_t len;
+        json_t *messages = json_array();
+        rc = chat_template_render(t, messages, NULL, &text, &len, &e);
+        json_decref(messages);
+        chat_template_free(t);
+        ck_assert_msg(text == NULL, "%.80s: rendered", src);
+    }
+    ck_assert_msg(rc == kind, "%.80s: rc %d (%s)", src, rc, e.msg);
+    ck_assert_msg(strstr(e.msg, want) != NULL, "%.80s: got \"%s\", want \"%s\"", src, e.msg,
+                  want);
+}
+
+/* Every loop iteration and every item a filter visits counts against the step budget (with
+ * a long time budget here, so that the steps are what stops them even on a slow build). */
+START_TEST(step_budget_bounds_loops_and_filters)
+{
+    const struct chat_template_budget slow = {.max_time_ms = 120000};
+    static const char *const srcs[] = {
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{% set l = range(100000)|list %}{% for i in range(10000) %}{% set x = l|sort %}"
+        "{% endfor %}",
+        "{% set l = range(100000)|list %}{% for i in range(100000) %}{% if -1 in l %}{% endif %}"
+        "{% endfor %}",
+        "{% set l = range(100000)|list %}{% for i in range(100000) %}{% set x = l|join %}"
+        "{% endfor %}",
+        "{% set l = range(100000)|list %}{% for i in range(100000) %}"
+        "{% set x = l|sum + l|max %}{% endfor %}",
+        "{% set a = [range(100000)|list] * 1000 %}{% set b = [range(100000)|list] * 1000 %}"
+        "{{ a == b }}",
+        "{% for i in range(100000) if i is odd %}{% for j in range(100000) if j is odd %}"
+        "{% endfor %}{% endfor %}",
+    };
+    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++)
+        want_budget_error(srcs[i], &slow, ERR_TOO_LARGE,
+                          "chat template: exceeded the step budget (10000000 steps)");
+}
+END_TEST
+
+START_TEST(output_budget_bounds_the_text)
+{
+    want_error("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", ERR_TOO_LARGE,
+               "exceeded the output budget");
+    want_error("{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}"
+               "{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+               ERR_TOO_LARGE, "exceeded the output budget");
+    /* 1 MiB of output is fine */
+    char *text = NULL;
+    struct err e = {0};
+    ck_assert_int_eq(render_plain("{% for i in range(1024) %}{{ 'x' * 1024 }}{% endfor %}", &text,
+                                  &e),
+                     0);
+    ck_assert_uint_eq(strlen(text), 1 << 20);
+    free(text);
+}
+END_TEST
+
+/* Python's results for int64 edge cases; what Python would make a big int is an error. */
+START_TEST(integer_arithmetic_is_exact)
+{
+    want_text("{{ (-9223372036854775807 - 1) % -1 }} {{ 7 // -2 }} {{ 7 % -2 }} {{ -7 % 2 }} "
+              "{{ (-2) ** 63 }} {{ 2 ** 62 }} {{ 9223372036854775807 // -1 }}",
+              "0 -4 -1 1 -9223372036854775808 4611686018427387904 -9223372036854775807");
+    want_text("{{ [1,2,3][1::9223372036854775807] }}{{ 'abc'[1::9223372036854775807] }}"
+              "{{ [1,2,3][::-9223372036854775807] }}{{ 'abc'[-9223372036854775807:] }}",
+              "[2]b[3]abc");
+    static const char *const overflows[] = {
+        "{{ 9223372036854775807 + 1 }}",
+        "{{ -9223372036854775807 - 2 }}",
+        "{{ 3037000500 * 3037000500 }}",
+        "{{ (-9223372036854775807 - 1) // -1 }}",
+        "{{ 2 ** 63 }}",
+        "{{ -(-9223372036854775807 - 1) }}",
+        "{{ (-9223372036854775807 - 1)|abs }}",
+        "{{ [9223372036854775807, 1]|sum }}",
+        "{% set ns = namespace(i=9223372036854775807) %}{% set ns.i = ns.i + true %}",
+    };
+    for (size_t i = 0; i < sizeof overflows / sizeof overflows[0]; i++)
+        want_error(overflows[i], ERR_INVALID, "integer overflow");
+}
+END_TEST
+
+/* A budget given at compile time applies to every render; fields left 0 are the defaults. */
+START_TEST(budget_struct_sets_the_limits)
+{
+    struct chat_template_budget def = chat_template_budget_default();
+    ck_assert_uint_eq(def.max_depth, 256);
+    ck_assert_uint_eq(def.max_value_depth, 64);
+    ck_assert_uint_eq(def.max_steps, 10000000);
+    ck_assert_uint_eq(def.max_output_bytes, 8 << 20);
+    ck_assert_uint_eq(def.max_memory_bytes, 128 << 20);
+    ck_assert_uint_eq(def.max_time_ms, 2000);
+    static const struct {
+        struct chat_template_budget b;
+        const char *src, *want;
+        int kind;
+    } cases[] = {
+        {{.max_steps = 1ull << 62, .max_time_ms = 50},
+         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+         "chat template: exceeded the time budget (50 ms)", ERR_TOO_LARGE},
+        {{.max_steps = 1000}, "{% for i in range(2000) %}{% endfor %}",
+         "chat template: exceeded the step budget (1000 steps)", ERR_TOO_LARGE},
+        {{.max_output_bytes = 100}, "{% for i in range(101) %}x{% endfor %}",
+         "chat template: exceeded the output budget (100 bytes)", ERR_TOO_LARGE},
+        {{.max_output_bytes = 160}, "{{ (range(11)|list)|length }}",
+         "chat template: exceeded the output budget (160 bytes)", ERR_TOO_LARGE},
+        {{.max_value_depth = 2}, "{{ [[[1]]] }}", "a value nests too deeply (more than 2 levels)",
+         ERR_TOO_LARGE},
+        {{.max_depth = 8}, "{{ not not not not not not not not not x }}",
+         "line 1:28: syntax error: the template nests too deeply (more than 8 levels)", ERR_FORMAT},
+        {{.max_depth = 12},
+         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+         "chat template: the template nests too deeply when it runs (more than 12 levels)",
+         ERR_TOO_LARGE},
+        {{.max_memory_bytes = 1 << 20}, "{% for i in range(100) %}{{ 'x' * 20000 }}{% endfor %}",
+         "needs more than 1 MiB of memory", ERR_TOO_LARGE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        want_budget_error(cases[i].src, &cases[i].b, cases[i].kind, cases[i].want);
+}
+END_TEST
+
+/* The lexer is linear: a 1 MB one-line template compiles within the test's timeout (it
+ * recounted the line for every token). */
+START_TEST(lexer_is_linear_on_one_long_line)
+{
+    char *src = repeat_src("", "{{ x }} and some text ", 48000, ""); /* 1.06 MB, 144k tokens */
+    struct chat_template *t;
+    struct err e = {0};
+    ck_assert_msg(chat_template_compile(src, &t, &e) == 0, "%s", e.msg);
+    chat_template_free(t);
+    free(src);
+}
+END_TEST
+
+/* Line and column stay right with long lines, non-ASCII text and errors pointing back. */
+START_TEST(lexer_positions_on_long_lines)
+{
+    static const struct {
+        const char *head, *piece;
+        size_t n;
+        const char *tail, *want;
+    } cases[] = {
+        {"", "{{ 1 }}", 1000, " {{ @ }}", "line 1:7005: syntax error: unexpected char '@'"},
+        {"", "x", 100000, "\n{{ 'é' }} {{ @ }}", "line 2:14: syntax error: unexpected char '@'"},
+        {"", "é", 5000, " {{ @ }}", "line 1:5005: syntax error: unexpected char '@'"},
+        {"a\n", "{{ 'é' }}", 100, "{# never closed",
+         "line 2:901: syntax error: missing end of comment tag"},
+        {"\n\n", "{{ 1 }}", 100, "{{ 'never closed }}",
+         "line 3:704: syntax error: unterminated string"},
+        {"{% if x %}\n", "{{ 1 }}", 100, "{{ 1 2 }}{% endif %}",
+         "line 2:706: syntax error: expected end of print statement"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *src = repeat_src(cases[i].head, cases[i].piece, cases[i].n, cases[i].tail);
+        struct chat_template *t = NULL;
+        struct err e = {0};
+        ck_assert_int_eq(chat_template_compile(src, &t, &e), ERR_FORMAT);
+        ck_assert_msg(strstr(e.msg, cases[i].want) != NULL, "case %zu: got \"%s\", want \"%s\"",
+                      i, e.msg, cases[i].want);
+        free(src);
+    }
+}
+END_TEST
+
 Suite *suite_chat_template(void)
 {
     Suite *s = suite_create("chat_template");
@@ -551,6 +911,20 @@ Suite *suite_chat_template(void)
     tcase_add_test(tc, loader_without_template);
     tcase_add_test(tc, threads_share_one_template);
     tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("budgets");
+    tcase_add_test(tc, deep_syntax_is_refused_at_compile);
+    tcase_add_test(tc, allowed_nesting_fits_a_small_stack);
+    tcase_add_test(tc, self_containing_values_print_like_python);
+    tcase_add_test(tc, range_is_exact_beyond_2_53);
+    tcase_add_test(tc, repeat_is_bounded);
+    tcase_add_test(tc, step_budget_bounds_loops_and_filters);
+    tcase_add_test(tc, output_budget_bounds_the_text);
+    tcase_add_test(tc, integer_arithmetic_is_exact);
+    tcase_add_test(tc, budget_struct_sets_the_limits);
+    tcase_add_test(tc, lexer_is_linear_on_one_long_line);
+    tcase_add_test(tc, lexer_positions_on_long_lines);
+    tcase_set_timeout(tc, 20);
     suite_add_tcase(s, tc);
     return s;
 }
