@@ -3,13 +3,15 @@
  * (some invalid, which must not disturb the others); SIGTERM with 32 requests queued (all
  * answered, /ready 503 and new requests 503 during the drain, the listening socket closed,
  * exit 0); SIGHUP reloads under load (a model added, replaced, removed; a broken config
- * logged and ignored; nothing lost); and clients that disconnect while queued (dropped from
- * the queue, counted by inferd_requests_dropped_total{reason="disconnect"}). */
+ * logged and ignored; nothing lost); clients that reset their connection while queued
+ * (dropped from the queue, counted by inferd_requests_dropped_total{reason="disconnect"});
+ * and clients that half-close after their request (answered all the same). */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "integration/serve_expect.h"
@@ -486,8 +488,8 @@ START_TEST(client_disconnect)
     double dropped0 = metric_sum(r->body, "inferd_requests_dropped_total", disconnect, NULL);
     http_reply_free(r);
 
-    /* six clients send a request and hang up while it waits in the queue: behind a heavy
-     * request, then for the 2 s batching delay */
+    /* six clients send a request and reset the connection while it waits in the queue:
+     * behind a heavy request, then for the 2 s batching delay */
     enum { N = 6 };
     int fds[N];
     struct http_multi *heavy = occupy_worker(d, "seqcls", "/models/seqcls");
@@ -499,7 +501,7 @@ START_TEST(client_disconnect)
     free(req);
     wait_queued(d, "seqcls", NULL, 0, N, 5000);
     for (int i = 0; i < N; i++)
-        raw_close(fds[i]);
+        raw_reset(fds[i]);
     ck_assert(http_multi_wait(heavy, 30000));
     expect_status(http_multi_reply(heavy, 0), 200, "the heavy request");
     http_multi_free(heavy);
@@ -534,6 +536,69 @@ START_TEST(client_disconnect)
 }
 END_TEST
 
+/* The JSON body of a raw HTTP response (after the blank line), or NULL. */
+static json_t *raw_body_json(const char *reply)
+{
+    const char *body = reply ? strstr(reply, "\r\n\r\n") : NULL;
+    return body ? json_loads(body + 4, 0, NULL) : NULL;
+}
+
+/* A client that half-closes (shutdown SHUT_WR) after a complete request is still there: it
+ * waits for its answer. Two such requests wait in the queue (behind a heavy request, then the
+ * batching delay) while the queue is checked for clients gone every 50 ms; both are answered
+ * with the references' output and none is counted as a disconnect. */
+START_TEST(client_half_close)
+{
+    char *yaml =
+        yaml_config(NULL,
+                    yaml_model("seqcls", "bert-seqcls", "text-classification",
+                               "batching:\n  max_batch_size: 64\n  max_queue_delay_us: 500000\n"),
+                    NULL);
+    struct daemon *d = daemon_start(yaml, NULL);
+    free(yaml);
+    json_t *refs = model_refs("bert-seqcls");
+    enum { N = 2 };
+    int fds[N];
+    const json_t *e[N];
+    struct http_multi *heavy = occupy_worker(d, "seqcls", "/models/seqcls");
+    for (int i = 0; i < N; i++) {
+        e[i] = json_array_get(json_object_get(refs, "pipeline"), (size_t)i);
+        json_t *o = json_pack("{s:O}", "inputs", json_object_get(e[i], "input"));
+        char *body = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        char *req = raw_post_text("/models/seqcls", body);
+        fds[i] = raw_connect(d->port);
+        ck_assert(raw_send(fds[i], req, strlen(req)));
+        ck_assert_int_eq(shutdown(fds[i], SHUT_WR), 0);
+        free(req);
+        free(body);
+    }
+    wait_queued(d, "seqcls", NULL, 0, N, 5000);
+    ck_assert(http_multi_wait(heavy, 30000));
+    expect_status(http_multi_reply(heavy, 0), 200, "the heavy request");
+    http_multi_free(heavy);
+    for (int i = 0; i < N; i++) {
+        char *reply = NULL;
+        long status = raw_read_reply(fds[i], 30000, &reply);
+        ck_assert_msg(status == 200, "a half-closed client got status %ld, not 200:\n%s", status,
+                      reply ? reply : "(nothing)");
+        json_t *got = raw_body_json(reply);
+        expect_json(got, json_object_get(e[i], "output"), REF_TOL, "a half-closed client");
+        json_decref(got);
+        free(reply);
+        raw_close(fds[i]);
+    }
+    static const char *const disconnect[] = {"reason=\"disconnect\"", NULL};
+    struct http_reply *r = daemon_get(d, "/metrics");
+    double dropped = metric_sum(r->body, "inferd_requests_dropped_total", disconnect, NULL);
+    ck_assert_msg(dropped == 0, "%g half-closed clients counted as disconnected", dropped);
+    http_reply_free(r);
+    json_decref(refs);
+    daemon_shutdown(d);
+    daemon_stop(d);
+}
+END_TEST
+
 Suite *suite_serve_load(void)
 {
     Suite *s = suite_create("serve_load");
@@ -544,6 +609,7 @@ Suite *suite_serve_load(void)
     tcase_add_test(tc, sigterm_drain);
     tcase_add_test(tc, sighup_reload);
     tcase_add_test(tc, client_disconnect);
+    tcase_add_test(tc, client_half_close);
     suite_add_tcase(s, tc);
     return s;
 }
