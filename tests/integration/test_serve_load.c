@@ -643,7 +643,8 @@ static void expect_post_status(const struct daemon *d, const char *name, long st
 {
     char path[64];
     snprintf(path, sizeof path, "/models/%s", name);
-    struct http_reply *r = http_request(d->port, "POST", path, "{\"inputs\": \"Hello world!\"}", NULL);
+    struct http_reply *r =
+        http_request(d->port, "POST", path, "{\"inputs\": \"Hello world!\"}", NULL);
     expect_status(r, status, what);
     http_reply_free(r);
 }
