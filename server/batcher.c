@@ -334,8 +334,9 @@ int batcher_push(struct batcher *b, struct job *j, struct err *e)
         return err_set(e, ERR_UNAVAILABLE, "model %s is being unloaded", b->name);
     }
     if (b->depth >= b->cfg.max_queue_size) {
+        size_t depth = b->depth; /* read under the lock */
         pthread_mutex_unlock(&b->mu);
-        return err_set(e, ERR_BUSY, "Model is overloaded: %zu requests are queued for %s", b->depth,
+        return err_set(e, ERR_BUSY, "Model is overloaded: %zu requests are queued for %s", depth,
                        b->name);
     }
     j->enqueued = now_seconds();
