@@ -1,9 +1,10 @@
-# inferd front door: make deps | build | test | test-asan | test-valgrind | run | bench | bench-load | format
+# inferd front door: make deps | build | test | test-asan | test-tsan | test-valgrind | run | bench | bench-load | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-asan test-valgrind run bench bench-load format format-check clean
+.PHONY: all deps build test test-asan test-tsan test-valgrind run bench bench-load format format-check clean
 
 all: build
 
@@ -29,6 +30,19 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		CK_FORK=no $(ASAN_BUILD)/tests/inferd-tests
+
+$(TSAN_BUILD)/build.ninja:
+	meson setup $(TSAN_BUILD) -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
+
+# The daemon's integration suites (and any abuse suite in tests/suites.def) under
+# ThreadSanitizer; tests/tsan.supp names only the uninstrumented libgomp and oneDNN. setarch -R:
+# GCC 12's TSan fails to map its shadow memory on kernels with vm.mmap_rnd_bits above 28.
+TSAN_SUITES = serve serve_tei serve_errors serve_load serve_generate gen_sched serve_t5 \
+	$(shell sed -n 's/^SUITE(\(.*abuse.*\))$$/\1/p' tests/suites.def)
+test-tsan: deps $(TSAN_BUILD)/build.ninja
+	ninja -C $(TSAN_BUILD)
+	@TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp second_deadlock_stack=1" CK_FORK=no \
+		setarch $$(uname -m) -R $(TSAN_BUILD)/tests/inferd-tests $(TSAN_SUITES)
 
 # Unit suites under valgrind (PCRE2's JIT off: memcheck cannot see into JIT code).
 test-valgrind: build
@@ -71,4 +85,4 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_gone.h"
 #include "metrics.h"
 
 #define SWEEP_INTERVAL 0.05 /* seconds between checks of every queued client */
@@ -55,18 +56,6 @@ static size_t job_len(const struct job *j)
     return pipeline_request_max_len(j->req);
 }
 
-/* The client closed its end (or reset) while the job waited. */
-static bool client_gone(const struct job *j)
-{
-    if (j->fd < 0)
-        return false;
-    char c;
-    ssize_t n = recv(j->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0)
-        return true;
-    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-}
-
 /* ---- the queue (callers hold mu) ---- */
 
 static void unlink_job(struct batcher *b, struct job *j)
@@ -97,7 +86,7 @@ static void sweep(struct batcher *b, double now, struct job **dropped)
         enum job_status st = JOB_OK;
         if (j->deadline > 0 && now >= j->deadline)
             st = JOB_TIMEOUT;
-        else if (check_clients && client_gone(j))
+        else if (check_clients && client_gone(j->fd))
             st = JOB_DISCONNECTED;
         if (st == JOB_OK)
             continue;
@@ -194,7 +183,7 @@ struct running {
 
 static bool job_expired(const struct job *j, double now)
 {
-    return (j->deadline > 0 && now >= j->deadline) || client_gone(j);
+    return (j->deadline > 0 && now >= j->deadline) || client_gone(j->fd);
 }
 
 static bool running_stop(void *arg)
@@ -326,7 +315,7 @@ static void *worker_main(void *arg)
         /* a client that left while its job waited: drop it now rather than compute */
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {
-            if (client_gone(batch[i])) {
+            if (client_gone(batch[i]->fd)) {
                 batch[i]->status = JOB_DISCONNECTED;
                 batch[i]->next = dropped;
                 dropped = batch[i];
@@ -406,8 +395,9 @@ int batcher_push(struct batcher *b, struct job *j, struct err *e)
         return err_set(e, ERR_UNAVAILABLE, "model %s is being unloaded", b->name);
     }
     if (b->depth >= b->cfg.max_queue_size) {
+        size_t depth = b->depth; /* read under the lock */
         pthread_mutex_unlock(&b->mu);
-        return err_set(e, ERR_BUSY, "Model is overloaded: %zu requests are queued for %s", b->depth,
+        return err_set(e, ERR_BUSY, "Model is overloaded: %zu requests are queued for %s", depth,
                        b->name);
     }
     j->enqueued = now_seconds();

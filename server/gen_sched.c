@@ -33,16 +33,15 @@
  * running sequence, and its threads (cfg->threads, 0 = every core) parallelize the matmuls. */
 #include "gen_sched.h"
 
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client_gone.h"
 #include "metrics.h"
 #include "models/decoder.h"
 #include "models/t5.h"
@@ -134,18 +133,6 @@ static double mono_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* The client closed its end (or reset) while its request waited or ran. */
-static bool client_gone(int fd)
-{
-    if (fd < 0)
-        return false;
-    char c;
-    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0)
-        return true;
-    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 static void req_free(struct gen_req *r)

@@ -90,6 +90,7 @@ struct call {
     size_t len, cap;
     json_t *json;
     size_t discarded; /* body bytes dropped past max_body_bytes */
+    bool deferred;    /* the final call was put off once (on_request) */
     /* queued work */
     struct model *model;
     struct pipeline_request *req;
@@ -1035,6 +1036,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         memcpy(c->body + c->len, upload_data, n);
         c->len += n;
+        return MHD_YES;
+    }
+    /* The final call is put off by one turn of libmicrohttpd's loop: it then waits without
+     * reading, so a connection suspended from here is not read on resume, where a client's
+     * half-close (EOF) would close it unanswered (docs/DECISIONS.md). */
+    if (!c->deferred) {
+        c->deferred = true;
         return MHD_YES;
     }
     dispatch(c);

@@ -337,30 +337,45 @@ static struct model **publish(struct registry *r, struct model **v, size_t n, si
     return old;
 }
 
-void registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
-                    bool initial)
+/* The first load: every model published at once in the loading state, then loaded. */
+static void apply_initial(struct registry *r, const struct config *cfg, struct metrics *metrics,
+                          struct model **v)
 {
-    struct model **v = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *v);
-    if (!v) {
-        fprintf(stderr, "inferd: out of memory while loading the config\n");
-        return;
-    }
     size_t n = 0;
-    if (initial) {
-        for (size_t i = 0; i < cfg->n_models; i++)
-            if ((v[n] = model_new(&cfg->models[i], metrics)))
-                n++;
-        size_t old_n;
-        free(publish(r, v, n, &old_n));
-        for (size_t i = 0; i < n; i++)
-            model_load(v[i]);
-        pthread_mutex_lock(&r->mu);
-        r->loaded = true;
-        pthread_mutex_unlock(&r->mu);
-        return;
+    for (size_t i = 0; i < cfg->n_models; i++)
+        if ((v[n] = model_new(&cfg->models[i], metrics)))
+            n++;
+    size_t old_n;
+    free(publish(r, v, n, &old_n));
+    for (size_t i = 0; i < n; i++)
+        model_load(v[i]);
+    pthread_mutex_lock(&r->mu);
+    r->loaded = true;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Drops a set built by load_set that is not to be published, and puts the ready gauges back
+ * as the current set cur has them (a model loading under a served name had set its gauge to
+ * 0; a new name's gauge goes). */
+static void discard_set(struct model **v, size_t n, struct model **cur, size_t cur_n,
+                        struct metrics *metrics)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!find(cur, cur_n, v[i]->cfg.name))
+            metrics_model_forget(metrics, v[i]->cfg.name);
+        model_unref(v[i]);
     }
-    size_t cur_n;
-    struct model **cur = registry_models(r, &cur_n);
+    for (size_t i = 0; i < cur_n; i++)
+        metrics_model_ready(metrics, cur[i]->cfg.name, model_state(cur[i]) == MODEL_READY);
+}
+
+/* The set cfg asks for, into v: the models of cur whose entry did not change and are ready
+ * (one more reference each), the others loaded. Returns how many, or -1 when one fails to
+ * load (logged; v then holds nothing). */
+static long load_set(const struct config *cfg, struct model **cur, size_t cur_n,
+                     struct metrics *metrics, struct model **v)
+{
+    size_t n = 0;
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct model_config *mc = &cfg->models[i];
         struct model *old = find(cur, cur_n, mc->name);
@@ -372,20 +387,25 @@ void registry_apply(struct registry *r, const struct config *cfg, struct metrics
             continue;
         }
         struct model *m = model_new(mc, metrics);
-        if (!m)
+        if (m)
+            model_load(m);
+        if (m && model_state(m) == MODEL_READY) {
+            v[n++] = m;
             continue;
-        model_load(m);
-        if (model_state(m) == MODEL_FAILED && old && model_state(old) == MODEL_READY) {
-            fprintf(stderr, "inferd: model %s: keeping the version already loaded\n", mc->name);
-            model_unref(m);
-            atomic_fetch_add(&old->refs, 1);
-            m = old;
         }
-        v[n++] = m;
+        fprintf(stderr, "inferd: reload abandoned: model %s %s; the models stay as they were\n",
+                mc->name, m ? "failed to load" : "could not be allocated");
+        if (m)
+            v[n++] = m; /* discarded with the others */
+        discard_set(v, n, cur, cur_n, metrics);
+        return -1;
     }
-    for (size_t i = 0; i < cur_n; i++)
-        model_unref(cur[i]);
-    free(cur);
+    return (long)n;
+}
+
+/* Publishes v (n models) in place of the current set; retires the models it drops. */
+static void swap_in(struct registry *r, struct model **v, size_t n, struct metrics *metrics)
+{
     size_t old_n;
     struct model **old = publish(r, v, n, &old_n);
     for (size_t i = 0; i < old_n; i++) {
@@ -401,6 +421,32 @@ void registry_apply(struct registry *r, const struct config *cfg, struct metrics
     /* a kept model may have had its ready gauge dropped by the retirement of a namesake */
     for (size_t i = 0; i < n; i++)
         metrics_model_ready(metrics, v[i]->cfg.name, model_state(v[i]) == MODEL_READY);
+}
+
+bool registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
+                    bool initial)
+{
+    struct model **v = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *v);
+    if (!v) {
+        fprintf(stderr, "inferd: out of memory while loading the config\n");
+        return false;
+    }
+    if (initial) {
+        apply_initial(r, cfg, metrics, v);
+        return true;
+    }
+    size_t cur_n;
+    struct model **cur = registry_models(r, &cur_n);
+    long n = load_set(cfg, cur, cur_n, metrics, v);
+    for (size_t i = 0; i < cur_n; i++)
+        model_unref(cur[i]);
+    free(cur);
+    if (n < 0) {
+        free(v);
+        return false;
+    }
+    swap_in(r, v, (size_t)n, metrics);
+    return true;
 }
 
 bool registry_ready(struct registry *r)

@@ -18,11 +18,13 @@ struct registry {
 
 void registry_init(struct registry *r);
 /* Loads cfg's models. The first time (initial true) every model is published at once in the
- * loading state, then loaded one by one; afterwards (a reload) models whose entry did not
- * change are kept, the others are loaded before the new set is published (a model that
- * fails to load keeps its old version when there is one), and models no longer in the set
- * are retired: they finish the calls holding them, then stop. Messages go to stderr. */
-void registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
+ * loading state, then loaded one by one. Afterwards (a reload) the change is all or nothing:
+ * models whose entry did not change are kept, the others loaded; when every one is ready
+ * the new set is published at once and models no longer in it are retired (they finish the
+ * calls holding them, then stop); when one fails to load, the loaded ones are dropped and
+ * the current set stays as it was. Messages go to stderr. Returns whether the set was
+ * applied (true for the initial load). */
+bool registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
                     bool initial);
 /* Every model loaded and none failed. */
 bool registry_ready(struct registry *r);

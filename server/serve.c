@@ -197,52 +197,88 @@ static void check_cores(const struct config *cfg)
 
 /* ---- loading and reloading in the background ---- */
 
+/* One loading thread at a time. A SIGHUP while it runs only marks a reload pending, which
+ * the thread then runs (reading the file as it is by then), so a burst of signals costs at
+ * most one reload more. Lock order: server.reload_mu, then loader.mu. */
+static struct {
+    pthread_mutex_t mu;
+    bool running, pending;
+} loader = {PTHREAD_MUTEX_INITIALIZER, false, false};
+
+/* One reload of the config file: models applied all or nothing (registry_apply). */
+static void reload_once(struct server *s)
+{
+    struct config cfg = {0};
+    struct err e = {0};
+    if (config_load(s->config_path, &cfg, &e)) {
+        fprintf(stderr, "inferd: reload ignored: %s\n", e.msg);
+        return;
+    }
+    if (registry_apply(&s->reg, &cfg, s->metrics, false))
+        fprintf(stderr, "inferd: reloaded %s\n", s->config_path);
+    else
+        fprintf(stderr, "inferd: reload of %s not applied\n", s->config_path);
+    config_free(&cfg);
+}
+
 struct load_job {
     struct server *s;
-    struct config cfg; /* owned; NULL path for the initial load */
     bool initial;
 };
 
+/* Whether a reload was asked for meanwhile; if not, the loading thread is done. */
+static bool take_pending(void)
+{
+    pthread_mutex_lock(&loader.mu);
+    bool again = loader.pending;
+    loader.pending = false;
+    loader.running = again;
+    pthread_mutex_unlock(&loader.mu);
+    return again;
+}
+
+/* The loading thread: the initial load or a reload, then the reloads asked for meanwhile.
+ * Nothing of the server is touched once reload_mu is let go. */
 static void *load_main(void *arg)
 {
-    struct load_job *j = arg;
-    pthread_mutex_lock(&j->s->reload_mu);
-    if (!server_draining(j->s)) {
-        registry_apply(&j->s->reg, j->initial ? &j->s->cfg : &j->cfg, j->s->metrics, j->initial);
-        if (!j->initial)
-            fprintf(stderr, "inferd: reloaded %s\n", j->s->config_path);
+    struct load_job j = *(struct load_job *)arg;
+    free(arg);
+    pthread_mutex_lock(&j.s->reload_mu);
+    for (bool again = true; again; j.initial = false) {
+        if (!server_draining(j.s) && j.initial)
+            registry_apply(&j.s->reg, &j.s->cfg, j.s->metrics, true);
+        else if (!server_draining(j.s))
+            reload_once(j.s);
+        again = take_pending();
     }
-    pthread_mutex_unlock(&j->s->reload_mu);
-    if (!j->initial)
-        config_free(&j->cfg);
-    free(j);
+    pthread_mutex_unlock(&j.s->reload_mu);
     return NULL;
 }
 
 static void start_load(struct server *s, bool initial)
 {
-    struct load_job *j = calloc(1, sizeof *j);
-    if (!j)
+    pthread_mutex_lock(&loader.mu);
+    bool busy = loader.running;
+    loader.pending |= busy;
+    loader.running = true;
+    pthread_mutex_unlock(&loader.mu);
+    if (busy)
         return;
-    j->s = s;
-    j->initial = initial;
-    if (!initial) {
-        struct err e = {0};
-        if (config_load(s->config_path, &j->cfg, &e)) {
-            fprintf(stderr, "inferd: reload ignored: %s\n", e.msg);
-            free(j);
-            return;
-        }
-    }
+    struct load_job *j = calloc(1, sizeof *j);
     pthread_t t;
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &at, load_main, j) != 0) {
+    if (j) {
+        j->s = s;
+        j->initial = initial;
+    }
+    if (!j || pthread_create(&t, &at, load_main, j) != 0) {
         fprintf(stderr, "inferd: cannot start a loading thread\n");
-        if (!initial)
-            config_free(&j->cfg);
         free(j);
+        pthread_mutex_lock(&loader.mu);
+        loader.running = false;
+        pthread_mutex_unlock(&loader.mu);
     }
     pthread_attr_destroy(&at);
 }

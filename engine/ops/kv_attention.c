@@ -26,7 +26,10 @@
 /* New tokens per work item: a prefill's key blocks stay in cache across the block. */
 #define QBLOCK 16
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* Not under ThreadSanitizer: the clones' resolver runs while the library is relocated, before
+ * TSan's runtime is set up, and its instrumentation crashes there. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                           \
+    !defined(__SANITIZE_THREAD__)
 #define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VECTOR_CLONES

@@ -403,6 +403,13 @@ void raw_close(int fd)
     close(fd);
 }
 
+void raw_reset(int fd)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    raw_close(fd);
+}
+
 void raw_close_all(void)
 {
     while (n_open_fds > 0)

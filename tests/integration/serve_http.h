@@ -79,6 +79,8 @@ int raw_connect(int port);
 /* Like raw_connect but returns -1 (errno set) instead of failing. */
 int raw_try_connect(int port);
 void raw_close(int fd);
+/* Resets the connection (SO_LINGER 0, then raw_close): the peer sees an RST, not a FIN. */
+void raw_reset(int fd);
 /* Closes every raw socket not yet closed (serve_teardown). */
 void raw_close_all(void);
 /* Sends all of data (MSG_NOSIGNAL); false when the peer closed or reset the connection. */

@@ -7,7 +7,8 @@
  * usage = the refs' prompt length and the tokens generated, [DONE], stop cutting the text), the
  * Hugging Face pipeline route (the refs' "pipeline" outputs), 16 concurrent streams, a client
  * that hangs up mid-stream freeing its slot (one slot: the next request runs at once), seeded
- * sampling reproducible over HTTP, and the validation errors of each dialect. The chat tests
+ * sampling reproducible over HTTP, a client that half-closes after its /generate request
+ * (still answered), and the validation errors of each dialect. The chat tests
  * use llama-lm with the Llama 3 fixture tokenizer's chat template (a model dir built at test
  * time): the chat prompt must be the tokens of chat-template-dev.json's reference render. The
  * `openai` npm client streams a chat completion from the daemon (openai_client.mjs). */
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -887,6 +889,47 @@ START_TEST(shutdown_is_clean)
 }
 END_TEST
 
+/* ---- a client that half-closes after its request ---- */
+
+/* shutdown(SHUT_WR) after a complete /generate request is legal HTTP: the client still reads
+ * the answer. 240 greedy tokens run for well over the scheduler's 50 ms between checks of its
+ * clients; the first MAX_NEW must be the refs' greedy_ids (greedy continues the same way). */
+START_TEST(half_closed_generate)
+{
+    enum { LONG = 240 };
+    json_t *gens = generations(0);
+    const json_t *g = json_array_get(gens, 0);
+    json_t *o = json_pack("{s:s, s:o, s:s}", "inputs", str(g, "prompt"), "parameters",
+                          greedy_params(LONG), "model", served[0]);
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    char *req = raw_post_text("/generate", body);
+    free(body);
+    int fd = raw_connect(srv->port);
+    ck_assert(raw_send(fd, req, strlen(req)));
+    free(req);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    char *reply = NULL;
+    long status = raw_read_reply(fd, 60000, &reply);
+    raw_close(fd);
+    ck_assert_msg(status == 200, "a half-closed client got status %ld, not 200:\n%s", status,
+                  reply ? reply : "(nothing)");
+    const char *b = strstr(reply, "\r\n\r\n");
+    json_t *got = b ? json_loads(b + 4, 0, NULL) : NULL;
+    ck_assert_msg(got, "no JSON body:\n%s", reply);
+    const json_t *toks = json_object_get(json_object_get(got, "details"), "tokens"),
+                 *ids = json_object_get(g, "greedy_ids");
+    ck_assert_int_eq(json_array_size(toks), LONG);
+    for (size_t t = 0; t < json_array_size(ids); t++)
+        ck_assert_msg(json_integer_value(json_object_get(json_array_get(toks, t), "id")) ==
+                          json_integer_value(json_array_get(ids, t)),
+                      "a half-closed client's token %zu", t);
+    json_decref(got);
+    free(reply);
+    json_decref(gens);
+}
+END_TEST
+
 /* ---- one slot: a client that hangs up mid-stream frees it at once ---- */
 
 START_TEST(disconnect_frees_slot)
@@ -959,6 +1002,7 @@ Suite *suite_serve_generate(void)
     tcase_add_test(tc, openai_validation_errors);
     tcase_add_test(tc, info_and_models);
     tcase_add_test(tc, openai_npm_client);
+    tcase_add_test(tc, half_closed_generate);
     tcase_add_test(tc, shutdown_is_clean);
     suite_add_tcase(s, tc);
     TCase *one = tcase_create("one_slot");

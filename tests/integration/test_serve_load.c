@@ -3,13 +3,16 @@
  * (some invalid, which must not disturb the others); SIGTERM with 32 requests queued (all
  * answered, /ready 503 and new requests 503 during the drain, the listening socket closed,
  * exit 0); SIGHUP reloads under load (a model added, replaced, removed; a broken config
- * logged and ignored; nothing lost); and clients that disconnect while queued (dropped from
- * the queue, counted by inferd_requests_dropped_total{reason="disconnect"}). */
+ * logged and ignored; nothing lost); clients that reset their connection while queued
+ * (dropped from the queue, counted by inferd_requests_dropped_total{reason="disconnect"});
+ * clients that half-close after their request (answered all the same); a reload naming a
+ * model that cannot load (nothing changes) and a burst of SIGHUPs (coalesced). */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "integration/serve_expect.h"
@@ -486,8 +489,8 @@ START_TEST(client_disconnect)
     double dropped0 = metric_sum(r->body, "inferd_requests_dropped_total", disconnect, NULL);
     http_reply_free(r);
 
-    /* six clients send a request and hang up while it waits in the queue: behind a heavy
-     * request, then for the 2 s batching delay */
+    /* six clients send a request and reset the connection while it waits in the queue:
+     * behind a heavy request, then for the 2 s batching delay */
     enum { N = 6 };
     int fds[N];
     struct http_multi *heavy = occupy_worker(d, "seqcls", "/models/seqcls");
@@ -499,7 +502,7 @@ START_TEST(client_disconnect)
     free(req);
     wait_queued(d, "seqcls", NULL, 0, N, 5000);
     for (int i = 0; i < N; i++)
-        raw_close(fds[i]);
+        raw_reset(fds[i]);
     ck_assert(http_multi_wait(heavy, 30000));
     expect_status(http_multi_reply(heavy, 0), 200, "the heavy request");
     http_multi_free(heavy);
@@ -534,6 +537,214 @@ START_TEST(client_disconnect)
 }
 END_TEST
 
+/* The JSON body of a raw HTTP response (after the blank line), or NULL. */
+static json_t *raw_body_json(const char *reply)
+{
+    const char *body = reply ? strstr(reply, "\r\n\r\n") : NULL;
+    return body ? json_loads(body + 4, 0, NULL) : NULL;
+}
+
+/* A client that half-closes (shutdown SHUT_WR) after a complete request is still there: it
+ * waits for its answer. Two such requests wait in the queue (behind a heavy request, then the
+ * batching delay) while the queue is checked for clients gone every 50 ms; both are answered
+ * with the references' output and none is counted as a disconnect. */
+START_TEST(client_half_close)
+{
+    char *yaml =
+        yaml_config(NULL,
+                    yaml_model("seqcls", "bert-seqcls", "text-classification",
+                               "batching:\n  max_batch_size: 64\n  max_queue_delay_us: 500000\n"),
+                    NULL);
+    struct daemon *d = daemon_start(yaml, NULL);
+    free(yaml);
+    json_t *refs = model_refs("bert-seqcls");
+    enum { N = 2 };
+    int fds[N];
+    const json_t *e[N];
+    struct http_multi *heavy = occupy_worker(d, "seqcls", "/models/seqcls");
+    for (int i = 0; i < N; i++) {
+        e[i] = json_array_get(json_object_get(refs, "pipeline"), (size_t)i);
+        json_t *o = json_pack("{s:O}", "inputs", json_object_get(e[i], "input"));
+        char *body = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        char *req = raw_post_text("/models/seqcls", body);
+        fds[i] = raw_connect(d->port);
+        ck_assert(raw_send(fds[i], req, strlen(req)));
+        ck_assert_int_eq(shutdown(fds[i], SHUT_WR), 0);
+        free(req);
+        free(body);
+    }
+    wait_queued(d, "seqcls", NULL, 0, N, 5000);
+    ck_assert(http_multi_wait(heavy, 30000));
+    expect_status(http_multi_reply(heavy, 0), 200, "the heavy request");
+    http_multi_free(heavy);
+    for (int i = 0; i < N; i++) {
+        char *reply = NULL;
+        long status = raw_read_reply(fds[i], 30000, &reply);
+        ck_assert_msg(status == 200, "a half-closed client got status %ld, not 200:\n%s", status,
+                      reply ? reply : "(nothing)");
+        json_t *got = raw_body_json(reply);
+        expect_json(got, json_object_get(e[i], "output"), REF_TOL, "a half-closed client");
+        json_decref(got);
+        free(reply);
+        raw_close(fds[i]);
+    }
+    static const char *const disconnect[] = {"reason=\"disconnect\"", NULL};
+    struct http_reply *r = daemon_get(d, "/metrics");
+    double dropped = metric_sum(r->body, "inferd_requests_dropped_total", disconnect, NULL);
+    ck_assert_msg(dropped == 0, "%g half-closed clients counted as disconnected", dropped);
+    http_reply_free(r);
+    json_decref(refs);
+    daemon_shutdown(d);
+    daemon_stop(d);
+}
+END_TEST
+
+/* ---- reloads: all or nothing, coalesced ---- */
+
+/* The ids of GET /v1/models, comma-joined, into buf. */
+static const char *model_ids(const struct daemon *d, char *buf, size_t size)
+{
+    struct http_reply *r = daemon_get(d, "/v1/models");
+    expect_status(r, 200, "GET /v1/models");
+    buf[0] = '\0';
+    const json_t *data = json_object_get(r->json, "data");
+    for (size_t i = 0; i < json_array_size(data); i++)
+        snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? "," : "",
+                 json_string_value(json_object_get(json_array_get(data, i), "id")));
+    http_reply_free(r);
+    return buf;
+}
+
+/* How many times needle occurs in the daemon's log from byte `from` on. */
+static int log_count(const struct daemon *d, size_t from, const char *needle)
+{
+    char *log = daemon_log(d);
+    int n = 0;
+    for (const char *p = strlen(log) > from ? log + from : ""; (p = strstr(p, needle)); p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* Waits until the log from byte `from` on holds a reload's outcome line. */
+static void wait_reload_outcome(const struct daemon *d, size_t from)
+{
+    long long end = now_ms() + 30000;
+    while (log_count(d, from, "inferd: reload") == 0) {
+        ck_assert_msg(now_ms() < end, "no reload outcome logged in 30 s; log:\n%s",
+                      daemon_log_tail(d));
+        sleep_ms(20);
+    }
+}
+
+static void expect_post_status(const struct daemon *d, const char *name, long status,
+                               const char *what)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/models/%s", name);
+    struct http_reply *r =
+        http_request(d->port, "POST", path, "{\"inputs\": \"Hello world!\"}", NULL);
+    expect_status(r, status, what);
+    http_reply_free(r);
+}
+
+/* A reload whose file adds a good model, drops one and names one that cannot load changes
+ * nothing: the old set keeps serving, /ready stays 200, the error is logged. A good reload
+ * afterwards applies. */
+START_TEST(sighup_reload_atomic)
+{
+    char *cfg = yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+                            yaml_model("swap", "bert-seqcls", "text-classification", NULL), NULL);
+    struct daemon *d = daemon_start(cfg, NULL);
+    free(cfg);
+    char ids[256];
+
+    size_t log_before = daemon_log_size(d);
+    cfg = yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+                      yaml_model("tokcls", "bert-tokcls", "token-classification", NULL),
+                      yaml_model("bad", "/nonexistent/inferd-model", "text-classification", NULL),
+                      NULL);
+    daemon_write_config(d, cfg);
+    free(cfg);
+    daemon_signal(d, SIGHUP);
+    wait_reload_outcome(d, log_before);
+    sleep_ms(100);
+    ck_assert_msg(log_count(d, log_before, "nonexistent/inferd-model") > 0,
+                  "the model that cannot load is not logged; log:\n%s", daemon_log_tail(d));
+    ck_assert_msg(log_count(d, log_before, "inferd: reloaded") == 0,
+                  "a reload with a model that cannot load was applied; log:\n%s",
+                  daemon_log_tail(d));
+    struct http_reply *r = daemon_get(d, "/ready");
+    expect_status(r, 200, "GET /ready after a reload naming a model that cannot load");
+    http_reply_free(r);
+    ck_assert_str_eq(model_ids(d, ids, sizeof ids), "seqcls,swap");
+    expect_post_status(d, "swap", 200, "the model the failed reload would have dropped");
+    expect_post_status(d, "seqcls", 200, "a kept model after the failed reload");
+    expect_post_status(d, "tokcls", 404, "the model the failed reload would have added");
+
+    log_before = daemon_log_size(d);
+    cfg = yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+                      yaml_model("tokcls", "bert-tokcls", "token-classification", NULL), NULL);
+    daemon_write_config(d, cfg);
+    free(cfg);
+    daemon_signal(d, SIGHUP);
+    wait_reload_outcome(d, log_before);
+    ck_assert_msg(log_count(d, log_before, "inferd: reloaded") == 1, "the good reload: log:\n%s",
+                  daemon_log_tail(d));
+    ck_assert_str_eq(model_ids(d, ids, sizeof ids), "seqcls,tokcls");
+    r = daemon_get(d, "/ready");
+    expect_status(r, 200, "GET /ready after the good reload");
+    http_reply_free(r);
+    expect_post_status(d, "swap", 404, "the model the good reload dropped");
+    daemon_shutdown(d);
+    daemon_stop(d);
+}
+END_TEST
+
+/* 20 SIGHUPs 2 ms apart (the file changed after the tenth), while the first reload loads a
+ * generation model (~100 ms): the reloads asked for meanwhile coalesce into one more, which
+ * reads the last file. */
+START_TEST(sighup_burst)
+{
+    char *cfg =
+        yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL), NULL);
+    struct daemon *d = daemon_start(cfg, NULL);
+    free(cfg);
+    size_t log_before = daemon_log_size(d);
+    char *files[2] = {
+        yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+                    yaml_model("x", "llama-lm", "text-generation", NULL), NULL),
+        yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+                    yaml_model("y", "gpt2-lm", "text-generation", NULL), NULL)};
+    for (int i = 0; i < 20; i++) {
+        if (i % 10 == 0)
+            daemon_write_config(d, files[i / 10]);
+        daemon_signal(d, SIGHUP);
+        sleep_ms(2);
+    }
+    free(files[0]);
+    free(files[1]);
+    char ids[256];
+    long long end = now_ms() + 30000;
+    while (strcmp(model_ids(d, ids, sizeof ids), "seqcls,y") != 0) {
+        ck_assert_msg(now_ms() < end, "the models after the burst are %s, not seqcls,y; log:\n%s",
+                      ids, daemon_log_tail(d));
+        sleep_ms(20);
+    }
+    sleep_ms(1000); /* any reload still to come */
+    ck_assert_str_eq(model_ids(d, ids, sizeof ids), "seqcls,y");
+    int reloads = log_count(d, log_before, "inferd: reloaded");
+    ck_assert_msg(reloads >= 1 && reloads <= 3, "%d reloads for a burst of 20 SIGHUPs; log:\n%s",
+                  reloads, daemon_log_tail(d));
+    struct http_reply *r = daemon_get(d, "/ready");
+    expect_status(r, 200, "GET /ready after the burst");
+    http_reply_free(r);
+    daemon_shutdown(d);
+    daemon_stop(d);
+}
+END_TEST
+
 Suite *suite_serve_load(void)
 {
     Suite *s = suite_create("serve_load");
@@ -544,6 +755,9 @@ Suite *suite_serve_load(void)
     tcase_add_test(tc, sigterm_drain);
     tcase_add_test(tc, sighup_reload);
     tcase_add_test(tc, client_disconnect);
+    tcase_add_test(tc, client_half_close);
+    tcase_add_test(tc, sighup_reload_atomic);
+    tcase_add_test(tc, sighup_burst);
     suite_add_tcase(s, tc);
     return s;
 }
