@@ -113,7 +113,8 @@ int config_single(const char *model_dir, const char *task, const char *name, str
 void config_free(struct config *c);
 
 /* True when two entries would load the same thing (path, task, dtype, workers, threads,
- * max_input_tokens, batching, generation, limits; not the name): a reload keeps such a model running. */
+ * max_input_tokens, batching, generation, limits; not the name): a reload keeps such a model
+ * running. */
 bool model_config_same(const struct model_config *a, const struct model_config *b);
 
 /* "fp32", "bf16" or "int8". */
