@@ -265,7 +265,9 @@ static char *large_embed_body(void)
  * request (its encoder buffers are the daemon's working set). */
 START_TEST(rss_returns_after_large_requests)
 {
-    struct daemon *d = daemon_start(limits_yaml(), NULL);
+    char *yaml = limits_yaml();
+    struct daemon *d = daemon_start(yaml, NULL);
+    free(yaml);
     char *large = large_embed_body(), *many = many_inputs_body("{\"inputs\": [", 750000);
     struct http_reply *r = http_request(d->port, "POST", "/embed", large, NULL);
     expect_status(r, 200, "warm-up: 32 texts of 100 KB");
