@@ -112,6 +112,14 @@ static const struct key generation_keys[] = {
 };
 static const struct table generation_table = TABLE(generation_keys);
 
+static const struct key limits_keys[] = {
+    NUM("max_client_batch_size", KEY_SIZE, struct limits_config, max_client_batch_size, 0, NO_MAX,
+        32),
+    NUM("max_request_tokens", KEY_SIZE, struct limits_config, max_request_tokens, 0, NO_MAX, 0),
+    NUM("max_results", KEY_SIZE, struct limits_config, max_results, 0, NO_MAX, 1024),
+};
+static const struct table limits_table = TABLE(limits_keys);
+
 static const struct key model_keys[] = {
     ROW("name", KEY_STRING, struct model_config, name, .required = true, .check = check_name),
     ROW("path", KEY_STRING, struct model_config, path, .required = true, .check = resolve_path),
@@ -122,6 +130,7 @@ static const struct key model_keys[] = {
     NUM("max_input_tokens", KEY_SIZE, struct model_config, max_input_tokens, 0, NO_MAX, 0),
     ROW("batching", KEY_SECTION, struct model_config, batching, .section = &batching_table),
     ROW("generation", KEY_SECTION, struct model_config, generation, .section = &generation_table),
+    ROW("limits", KEY_SECTION, struct model_config, limits, .section = &limits_table),
 };
 static const struct table model_table = TABLE(model_keys);
 
@@ -826,7 +835,8 @@ bool model_config_same(const struct model_config *a, const struct model_config *
            x->max_queue_delay_us == y->max_queue_delay_us &&
            x->max_queue_size == y->max_queue_size && g->max_total_tokens == h->max_total_tokens &&
            g->max_batch_total_tokens == h->max_batch_total_tokens &&
-           g->max_batch_prefill_tokens == h->max_batch_prefill_tokens;
+           g->max_batch_prefill_tokens == h->max_batch_prefill_tokens &&
+           memcmp(&a->limits, &b->limits, sizeof a->limits) == 0;
 }
 
 const char *config_dtype_name(enum config_dtype d)

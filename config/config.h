@@ -34,6 +34,18 @@ struct generation_config {
     size_t max_batch_prefill_tokens; /* prompt tokens fed per step; default 512, 1..1048576 */
 };
 
+/* limits: what one request to an encoder model may ask for (422 naming the key beyond it),
+ * so that a small request cannot buy unbounded work or memory. 0 = no limit. */
+struct limits_config {
+    size_t max_client_batch_size; /* inputs per request (TEI's flag); default 32 */
+    size_t max_request_tokens;    /* tokens of all the request's encoder rows (QA windows,
+                                     zero-shot pairs included); default 0 = the model's
+                                     batching.max_batch_tokens (one batch's budget) */
+    size_t max_results;           /* results returned (fill-mask masks x top_k, QA answers,
+                                     zero-shot and text-classification inputs x labels);
+                                     default 1024 */
+};
+
 struct model_config {
     char *name;              /* required; [A-Za-z0-9._-]{1,64}, unique */
     char *path;              /* required; relative paths are joined to the config file's dir */
@@ -44,6 +56,7 @@ struct model_config {
     size_t max_input_tokens; /* default 0 = the model's own maximum */
     struct batching_config batching;
     struct generation_config generation;
+    struct limits_config limits;
     int line, column; /* where this model's entry starts (for messages); 0 if none */
 };
 
@@ -104,7 +117,8 @@ int config_single(const char *model_dir, const char *task, const char *name, str
 void config_free(struct config *c);
 
 /* True when two entries would load the same thing (path, task, dtype, workers, threads,
- * max_input_tokens, batching, generation; not the name): a reload keeps such a model running. */
+ * max_input_tokens, batching, generation, limits; not the name): a reload keeps such a model
+ * running. */
 bool model_config_same(const struct model_config *a, const struct model_config *b);
 
 /* "fp32", "bf16" or "int8". */

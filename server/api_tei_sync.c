@@ -57,8 +57,10 @@ void route_tei_tokenize(struct call *c)
     p.add_special_tokens = special;
     p.truncation = false;
     p.padding = PAD_NONE;
-    json_t *out = json_array();
+    struct pipeline_limits lim = model_limits(m);
     struct err e = {0};
+    json_t *out = pipeline_check_inputs(&lim, json_array_size(texts), &e) ? NULL : json_array();
+    size_t tokens = 0;
     for (size_t i = 0; out && i < json_array_size(texts); i++) {
         const json_t *t = json_array_get(texts, i);
         struct encodings encs = {0};
@@ -67,7 +69,12 @@ void route_tei_tokenize(struct call *c)
                              &e) == 0 &&
             !(one = tokens_json(&encs.v[0], json_string_value(t), json_string_length(t))))
             err_set(&e, ERR_NOMEM, "out of memory");
+        tokens += encs.n ? encs.v[0].n : 0;
         encodings_fini(&encs);
+        if (one && pipeline_check_tokens(&lim, tokens, &e) != 0) {
+            json_decref(one);
+            one = NULL;
+        }
         if (!one || json_array_append_new(out, one) != 0) {
             json_decref(out);
             out = NULL;
@@ -108,7 +115,14 @@ void route_tei_decode(struct call *c)
     json_t *lists = batch ? json_incref(in) : json_pack("[O]", in ? in : json_null());
     struct model *m = tei_field_model(c, TEI_ALL_TASKS);
     const struct tokenizer *tk = m ? model_tokenizer(m) : NULL;
+    struct pipeline_limits lim = m ? model_limits(m) : (struct pipeline_limits){0};
+    struct err le = {0};
     json_t *out = m ? json_array() : NULL;
+    if (out && pipeline_check_inputs(&lim, json_array_size(lists), &le) != 0) {
+        call_error(c, 422, "ids", "%s", le.msg);
+        json_decref(out);
+        out = NULL;
+    }
     for (size_t i = 0; out && i < json_array_size(lists); i++) {
         size_t n;
         int32_t *ids = id_list(json_array_get(lists, i), &n);

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -36,6 +37,7 @@
  * far past the 8 KB proxies pass) and headers over it get libmicrohttpd's 431. The pool is
  * mapped, not touched: 200 open connections add 0.5 MB of RSS. */
 #define CONN_MEMORY (1u << 20)
+#define TRIM_AFTER_BYTES (1u << 20) /* a call with a larger body or answer ends in malloc_trim */
 
 struct http {
     struct MHD_Daemon *d;
@@ -88,6 +90,7 @@ struct call {
     enum phase phase;
     char *body;
     size_t len, cap;
+    size_t sent; /* bytes of the answer (send_text) */
     json_t *json;
     size_t discarded; /* body bytes dropped past max_body_bytes */
     bool deferred;    /* the final call was put off once (on_request) */
@@ -285,6 +288,7 @@ static void deliver(struct call *c, int status, struct MHD_Response *r)
 /* Queues status + text; every response goes through here. */
 static void send_text(struct call *c, int status, char *text, size_t len, const char *type)
 {
+    c->sent = len;
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, text, text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) {
@@ -507,8 +511,9 @@ int call_submit(struct call *c, struct model *m, const json_t *inputs, const jso
     const struct pipeline *p = model_pipeline(m);
     struct err e = {0};
     int rc = pipeline_prepare(p, inputs, parameters, &c->req, &e);
-    if (rc) {
-        call_error(c, status_of_err(rc), NULL, "%s", e.msg);
+    if (rc) { /* OpenAI's only queued route is /v1/embeddings: its inputs are "input" */
+        call_error(c, status_of_err(rc), c->dialect == DIALECT_OPENAI ? "input" : NULL, "%s",
+                   e.msg);
         return rc;
     }
     size_t limit = model_config(m)->max_input_tokens;
@@ -1090,10 +1095,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         model_unref(c->model);
     json_decref(c->json);
     free(c->user);
+    bool large = c->len + c->discarded > TRIM_AFTER_BYTES || c->sent > TRIM_AFTER_BYTES;
     free(c->body);
     free(c->arg);
     free(c);
     atomic_fetch_sub(&active_calls, 1);
+    if (large) /* give the pages of a large body or answer back (docs/DECISIONS.md) */
+        malloc_trim(0);
 }
 
 /* ---- TLS (server.tls) ---- */

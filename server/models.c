@@ -114,6 +114,8 @@ static void model_load(struct model *m)
         if (ctx && pipeline_open(m->cfg.path, m->cfg.task, compute_dtype(m->cfg.dtype), ctx,
                                  &m->pipe, &e) == 0) {
             pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
+            struct pipeline_limits lim = model_limits(m);
+            pipeline_set_limits(m->pipe, &lim);
             m->b = batcher_new(m->pipe, &m->cfg, m->metrics, m->cfg.name, &e);
         }
         dnn_ctx_free(ctx);
@@ -174,6 +176,17 @@ const struct pipeline *model_pipeline(const struct model *m)
 {
     return model_state(m) == MODEL_READY ? m->pipe : NULL;
 }
+struct pipeline_limits model_limits(const struct model *m)
+{
+    const struct limits_config *l = &m->cfg.limits;
+    return (struct pipeline_limits){
+        .max_inputs = l->max_client_batch_size,
+        .max_tokens = l->max_request_tokens ? l->max_request_tokens
+                                            : m->cfg.batching.max_batch_tokens,
+        .max_results = l->max_results,
+    };
+}
+
 const struct model_config *model_config(const struct model *m)
 {
     return &m->cfg;

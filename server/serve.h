@@ -157,6 +157,8 @@ enum model_state model_state(const struct model *m);
 /* NULL unless MODEL_READY. */
 const struct pipeline *model_pipeline(const struct model *m);
 const struct model_config *model_config(const struct model *m);
+/* Its limits.* with the defaults resolved (what pipeline_prepare enforces). */
+struct pipeline_limits model_limits(const struct model *m);
 /* Unix time the model finished loading (0 before). */
 double model_loaded_at(const struct model *m);
 /* Every model's reference, in config order (call model_unref on each, free the array). */

@@ -1,6 +1,8 @@
 /* fill_mask: the fill-mask pipeline's parameters and post-processing (transformers
  * FillMaskPipeline): softmax over the vocabulary at each mask position, top_k, targets,
- * and token_str / sequence decoded by the tokenizer as HF does. */
+ * and token_str / sequence decoded by the tokenizer as HF does. The top_k of each mask are
+ * selected with a heap (O(vocab log k)), so a top_k larger than the vocabulary costs no
+ * more than the vocabulary. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +121,60 @@ static json_t *proposition(const struct tokenizer *tk, const struct encoding *en
     return o;
 }
 
+/* Candidate a ranks before b: higher probability, then lower id. */
+static bool ranks_before(const double *probs, int32_t a, int32_t b)
+{
+    return probs[a] > probs[b] || (probs[a] == probs[b] && a < b);
+}
+
+/* Moves heap[i] down a heap of n ids whose root ranks last of them. */
+static void sift_down(const double *probs, int32_t *heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, last = i;
+        if (l < n && ranks_before(probs, heap[last], heap[l]))
+            last = l;
+        if (r < n && ranks_before(probs, heap[last], heap[r]))
+            last = r;
+        if (last == i)
+            return;
+        int32_t t = heap[i];
+        heap[i] = heap[last];
+        heap[last] = t;
+        i = last;
+    }
+}
+
+/* The k best of the candidate ids into best[0..k), in rank order: a heap of the k best so
+ * far whose root is the worst of them (O(n log k)), then emptied from the back. Returns how
+ * many were found (ids outside the vocabulary are skipped). */
+size_t fill_mask_top_k(const double *probs, size_t vocab_size, const int32_t *cand, size_t n_cand,
+                       size_t k, int32_t *best)
+{
+    size_t n = 0;
+    for (size_t c = 0; c < n_cand && k > 0; c++) {
+        int32_t id = cand ? cand[c] : (int32_t)c;
+        if (id < 0 || (size_t)id >= vocab_size)
+            continue;
+        if (n < k) { /* sift up */
+            size_t i = n++;
+            for (; i > 0 && ranks_before(probs, best[(i - 1) / 2], id); i = (i - 1) / 2)
+                best[i] = best[(i - 1) / 2];
+            best[i] = id;
+        } else if (ranks_before(probs, id, best[0])) {
+            best[0] = id;
+            sift_down(probs, best, n, 0);
+        }
+    }
+    for (size_t m = n; m > 1; m--) { /* the worst goes last */
+        int32_t t = best[0];
+        best[0] = best[m - 1];
+        best[m - 1] = t;
+        sift_down(probs, best, m - 1, 0);
+    }
+    return n;
+}
+
 /* The propositions for the mask at position pos: top_k of the softmax over the vocabulary
  * (restricted to the targets when given), descending, equal scores by lower id. */
 static int one_mask(const struct tokenizer *tk, const struct encoding *enc, size_t pos,
@@ -138,21 +194,7 @@ static int one_mask(const struct tokenizer *tk, const struct encoding *enc, size
     for (size_t v = 0; v < vocab_size; v++)
         probs[v] = row[v];
     pipeline_softmax(probs, vocab_size);
-    size_t found = 0;
-    for (size_t c = 0; c < n_cand; c++) {
-        int32_t id = p->target_ids ? p->target_ids[c] : (int32_t)c;
-        if (id < 0 || (size_t)id >= vocab_size)
-            continue;
-        if (found == k && !(probs[id] > probs[best[k - 1]] ||
-                            (probs[id] == probs[best[k - 1]] && id < best[k - 1])))
-            continue;
-        size_t j = found < k ? found++ : k - 1;
-        for (; j > 0 && (probs[best[j - 1]] < probs[id] ||
-                         (probs[best[j - 1]] == probs[id] && best[j - 1] > id));
-             j--)
-            best[j] = best[j - 1];
-        best[j] = id;
-    }
+    size_t found = fill_mask_top_k(probs, vocab_size, p->target_ids, n_cand, k, best);
     for (size_t i = 0; i < found; i++) {
         json_t *o = proposition(tk, enc, pos, best[i], probs[best[i]], single_mask, e);
         if (!o) {
@@ -203,4 +245,15 @@ int fill_mask_finish(const struct tokenizer *tk, const struct encoding *enc, con
     }
     *out = all;
     return 0;
+}
+
+size_t fill_mask_max_results(const struct tokenizer *tk, const struct encoding *enc,
+                             size_t vocab_size, const struct fill_mask_params *p)
+{
+    int32_t mask = pipeline_special_id(tk, "mask_token");
+    size_t n_masks = 0;
+    for (size_t i = 0; i < enc->n; i++)
+        n_masks += enc->ids[i] == mask;
+    size_t n_cand = p->target_ids ? p->n_targets : vocab_size;
+    return n_masks * (p->top_k < n_cand ? p->top_k : n_cand);
 }

@@ -126,6 +126,9 @@ int question_answering_finish(const struct tokenizer *tk, const char *context, s
                               const struct encodings *windows, const float *const *start_logits,
                               const float *const *end_logits, const struct qa_params *p,
                               json_t **out, struct err *e);
+/* The most answers question_answering_finish can return for these windows: top_k, at most
+ * one per cell of each window's (n, n) span matrix, plus the null answer. */
+size_t question_answering_max_results(const struct encodings *windows, const struct qa_params *p);
 
 /* ---- fill-mask (fill_mask.c) ---- */
 
@@ -146,6 +149,15 @@ int fill_mask_check(const struct tokenizer *tk, const struct encoding *enc, stru
 int fill_mask_finish(const struct tokenizer *tk, const struct encoding *enc, const float *logits,
                      size_t vocab_size, const struct fill_mask_params *p, json_t **out,
                      struct err *e);
+/* The number of propositions fill_mask_finish returns for enc: masks x min(top_k, the
+ * vocabulary or the targets). */
+size_t fill_mask_max_results(const struct tokenizer *tk, const struct encoding *enc,
+                             size_t vocab_size, const struct fill_mask_params *p);
+/* The k best candidate ids (cand[0..n_cand), or 0..n_cand when cand is NULL; ids outside
+ * the vocabulary skipped) by probs, descending, equal scores by lower id, into best[0..k).
+ * Returns how many were found. O(n_cand log k). */
+size_t fill_mask_top_k(const double *probs, size_t vocab_size, const int32_t *cand, size_t n_cand,
+                       size_t k, int32_t *best);
 
 /* ---- zero-shot-classification (zero_shot.c) ---- */
 

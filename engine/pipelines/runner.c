@@ -22,6 +22,7 @@ struct pipeline {
     size_t hidden_size; /* last hidden state width */
     size_t max_tokens;  /* longest encoder row the position embeddings allow */
     size_t batch_tokens;
+    struct pipeline_limits limits;
     char **labels; /* (out_width) label names of a classifier head, owned */
     const char *problem_type;
     struct pooling_config pooling; /* sentence-embeddings */
@@ -59,9 +60,9 @@ struct pipeline_request {
     struct tokenizer_params tp; /* text-classification, feature-extraction, fill-mask */
     signed char normalize;      /* sentence-embeddings parameters.normalize: -1 = modules.json */
     struct unit *units;
-    size_t n_units;
+    size_t n_units, cap_units;
     struct item *items;
-    size_t n_items;
+    size_t n_items, cap_items;
     bool forwarded;
 };
 
@@ -307,6 +308,69 @@ void pipeline_set_batch_tokens(struct pipeline *p, size_t n_tokens)
     p->batch_tokens = n_tokens ? n_tokens : DEFAULT_BATCH_TOKENS;
 }
 
+void pipeline_set_limits(struct pipeline *p, const struct pipeline_limits *l)
+{
+    p->limits = *l;
+}
+
+/* ---- limits ---- */
+
+int pipeline_check_inputs(const struct pipeline_limits *l, size_t n, struct err *e)
+{
+    if (l->max_inputs && n > l->max_inputs)
+        return err_set(e, ERR_INVALID,
+                       "batch size %zu > maximum allowed batch size %zu "
+                       "(limits.max_client_batch_size)",
+                       n, l->max_inputs);
+    return 0;
+}
+
+int pipeline_check_tokens(const struct pipeline_limits *l, size_t n, struct err *e)
+{
+    if (l->max_tokens && n > l->max_tokens)
+        return err_set(e, ERR_INVALID,
+                       "`inputs` must have less than %zu tokens in total "
+                       "(limits.max_request_tokens). Given: %zu or more",
+                       l->max_tokens + 1, n);
+    return 0;
+}
+
+static int check_results(const struct pipeline_limits *l, size_t n, struct err *e)
+{
+    if (l->max_results && n > l->max_results)
+        return err_set(e, ERR_INVALID,
+                       "the request asks for %zu results > maximum allowed %zu "
+                       "(limits.max_results): ask for a smaller top_k or send fewer inputs",
+                       n, l->max_results);
+    return 0;
+}
+
+/* What the parameters alone tell of a unit's results (0: known only once tokenized, or
+ * bounded by its tokens). */
+static size_t unit_results(const struct pipeline *p, const struct pipeline_request *r)
+{
+    size_t labels = p->labels ? p->out_width : 1;
+    switch (p->task) {
+    case TASK_TEXT_CLASSIFICATION:
+        if (!r->tc.top_k_given)
+            return r->tc.return_all_scores ? labels : 1;
+        return r->tc.top_k && r->tc.top_k < labels ? r->tc.top_k : labels;
+    case TASK_ZERO_SHOT_CLASSIFICATION: return r->zs.n_labels;
+    default: return 0;
+    }
+}
+
+/* The results of a tokenized unit for the tasks whose count depends on its tokens. */
+static size_t encoded_results(const struct pipeline *p, const struct pipeline_request *r,
+                              const struct unit *u)
+{
+    if (p->task == TASK_QUESTION_ANSWERING)
+        return question_answering_max_results(&u->encs, &r->qa);
+    if (p->task == TASK_FILL_MASK)
+        return fill_mask_max_results(p->tk, &u->encs.v[0], p->out_width, &r->fm);
+    return 0;
+}
+
 /* ---- prepare ---- */
 
 void pipeline_request_free(struct pipeline_request *r)
@@ -401,10 +465,14 @@ static int trunc_params(const struct pipeline *p, const json_t *parameters,
 static int add_unit(struct pipeline_request *r, const char *text, size_t len, const char *pair,
                     size_t pair_len, struct err *e)
 {
-    struct unit *u = realloc(r->units, (r->n_units + 1) * sizeof *u);
-    if (!u)
-        return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-    r->units = u;
+    if (r->n_units == r->cap_units) { /* doubling: one realloc per input was quadratic */
+        size_t cap = r->cap_units ? 2 * r->cap_units : 8;
+        struct unit *u = realloc(r->units, cap * sizeof *u);
+        if (!u)
+            return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+        r->units = u;
+        r->cap_units = cap;
+    }
     r->units[r->n_units++] =
         (struct unit){.text = text, .len = len, .pair = pair, .pair_len = pair_len};
     return 0;
@@ -650,12 +718,46 @@ static int add_item(struct pipeline_request *r, const struct pipeline *p, size_t
                        "%s: input %zu has too many tokens (%zu, the model takes at most %zu); "
                        "shorten it or set parameters.truncation to true",
                        pipeline_task_name(p->task), unit, enc->n, p->max_tokens);
-    struct item *it = realloc(r->items, (r->n_items + 1) * sizeof *it);
-    if (!it)
-        return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-    r->items = it;
+    if (r->n_items == r->cap_items) {
+        size_t cap = r->cap_items ? 2 * r->cap_items : 8;
+        struct item *it = realloc(r->items, cap * sizeof *it);
+        if (!it)
+            return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+        r->items = it;
+        r->cap_items = cap;
+    }
     r->items[r->n_items++] = (struct item){.enc = enc, .normalize = r->normalize};
     return 0;
+}
+
+/* Tokenizes every unit into its encoder items, within the token and result limits. */
+static int encode_units(const struct pipeline *p, struct pipeline_request *r, struct err *e)
+{
+    size_t tokens = 0, results = r->n_units * unit_results(p, r);
+    int rc = check_results(&p->limits, results, e);
+    for (size_t i = 0; rc == 0 && i < r->n_units; i++) {
+        struct unit *u = &r->units[i];
+        if ((rc = encode_unit(p, r, u, e)) != 0)
+            break;
+        u->first = r->n_items;
+        if (u->pairs) {
+            for (size_t k = 0; k < r->zs.n_labels && rc == 0; k++)
+                rc = add_item(r, p, i, &u->pairs[k].v[0], e);
+        } else {
+            /* QA: every window; other tasks: the encoding without overflow */
+            size_t n = p->task == TASK_QUESTION_ANSWERING ? u->encs.n : 1;
+            for (size_t k = 0; k < n && rc == 0; k++)
+                rc = add_item(r, p, i, &u->encs.v[k], e);
+        }
+        u->n = r->n_items - u->first;
+        for (size_t k = u->first; rc == 0 && k < r->n_items; k++)
+            tokens += r->items[k].enc->n;
+        if (rc == 0)
+            rc = pipeline_check_tokens(&p->limits, tokens, e);
+        if (rc == 0 && (results += encoded_results(p, r, u)) > 0)
+            rc = check_results(&p->limits, results, e);
+    }
+    return rc;
 }
 
 int pipeline_prepare(const struct pipeline *p, const json_t *inputs, const json_t *parameters,
@@ -665,6 +767,9 @@ int pipeline_prepare(const struct pipeline *p, const json_t *inputs, const json_
     if (!inputs || json_is_null(inputs))
         return err_set(e, ERR_INPUT, "%s: 'inputs' is missing", pipeline_task_name(p->task));
     int rc = pipeline_check_parameters(parameters, e);
+    /* a list gives one unit per element (or one pair, which is below any limit) */
+    if (rc == 0 && json_is_array(inputs))
+        rc = pipeline_check_inputs(&p->limits, json_array_size(inputs), e);
     if (rc)
         return rc;
     struct pipeline_request *r = calloc(1, sizeof *r);
@@ -682,24 +787,9 @@ int pipeline_prepare(const struct pipeline *p, const json_t *inputs, const json_
         rc = err_set(e, ERR_INVALID, "%s: 'inputs' is an empty list", pipeline_task_name(p->task));
         goto fail;
     }
-    for (size_t i = 0; i < r->n_units; i++) {
-        struct unit *u = &r->units[i];
-        if ((rc = encode_unit(p, r, u, e)) != 0)
-            goto fail;
-        u->first = r->n_items;
-        if (u->pairs) {
-            for (size_t k = 0; k < r->zs.n_labels && rc == 0; k++)
-                rc = add_item(r, p, i, &u->pairs[k].v[0], e);
-        } else {
-            /* QA: every window; other tasks: the encoding without overflow */
-            size_t n = p->task == TASK_QUESTION_ANSWERING ? u->encs.n : 1;
-            for (size_t k = 0; k < n && rc == 0; k++)
-                rc = add_item(r, p, i, &u->encs.v[k], e);
-        }
-        if (rc)
-            goto fail;
-        u->n = r->n_items - u->first;
-    }
+    if ((rc = pipeline_check_inputs(&p->limits, r->n_units, e)) != 0 ||
+        (rc = encode_units(p, r, e)) != 0)
+        goto fail;
     *out = r;
     return 0;
 fail:

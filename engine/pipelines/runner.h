@@ -78,6 +78,25 @@ size_t pipeline_max_tokens(const struct pipeline *p);
  * before sharing the pipeline. */
 void pipeline_set_batch_tokens(struct pipeline *p, size_t n_tokens);
 
+/* What one request may ask for (0 = no limit), so that a small request cannot buy unbounded
+ * work or memory. pipeline_prepare refuses a request over a limit with ERR_INVALID naming
+ * the config key (models[].limits.*): max_inputs before anything is copied or tokenized,
+ * max_results (masks x top_k for fill-mask, min(top_k, span cells) for question-answering,
+ * inputs x labels for zero-shot and text-classification; token-classification entities,
+ * features and embeddings are bounded by the tokens) as soon as it is known, max_tokens (the
+ * encoder rows' tokens together) while tokenizing, stopping at the first input over it. */
+struct pipeline_limits {
+    size_t max_inputs;  /* limits.max_client_batch_size */
+    size_t max_tokens;  /* limits.max_request_tokens */
+    size_t max_results; /* limits.max_results */
+};
+/* Not thread-safe: set them before sharing the pipeline. Default: no limits. */
+void pipeline_set_limits(struct pipeline *p, const struct pipeline_limits *l);
+/* The checks themselves, for callers that tokenize without a pipeline (TEI /tokenize):
+ * ERR_INVALID with the message every route gives when n is over the limit. */
+int pipeline_check_inputs(const struct pipeline_limits *l, size_t n, struct err *e);
+int pipeline_check_tokens(const struct pipeline_limits *l, size_t n, struct err *e);
+
 /* ---- the three steps ---- */
 
 /* A prepared request: copies of its inputs and parameters, parsed task parameters, the

@@ -11,11 +11,15 @@
 
 static int add_label(struct zero_shot_params *p, const char *s, size_t len, struct err *e)
 {
-    char **v = realloc(p->candidate_labels, (p->n_labels + 1) * sizeof *v);
-    if (!v)
-        return err_set(e, ERR_NOMEM, "zero-shot-classification: out of memory");
-    p->candidate_labels = v;
-    if (!(v[p->n_labels] = strndup(s, len)))
+    /* the array doubles when full: its size is the next power of two of n_labels */
+    if ((p->n_labels & (p->n_labels - 1)) == 0) {
+        size_t cap = p->n_labels ? 2 * p->n_labels : 1;
+        char **v = realloc(p->candidate_labels, cap * sizeof *v);
+        if (!v)
+            return err_set(e, ERR_NOMEM, "zero-shot-classification: out of memory");
+        p->candidate_labels = v;
+    }
+    if (!(p->candidate_labels[p->n_labels] = strndup(s, len)))
         return err_set(e, ERR_NOMEM, "zero-shot-classification: out of memory");
     p->n_labels++;
     return 0;

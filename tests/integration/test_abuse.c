@@ -48,7 +48,8 @@ START_TEST(drain_during_long_batch)
     char *yaml = yaml_config(
         "request_timeout_ms: 3000\nmax_body_bytes: 67108864\n",
         yaml_model("spam", "spam-bert-tiny", "text-classification",
-                   "batching:\n  max_batch_size: 6400\n  max_batch_tokens: 4000000\n"),
+                   "batching:\n  max_batch_size: 6400\n  max_batch_tokens: 4000000\n"
+                   "limits:\n  max_client_batch_size: 0\n  max_results: 0\n"),
         NULL);
     struct daemon *d = daemon_start(yaml, NULL);
     free(yaml);

@@ -57,6 +57,9 @@ static void assert_defaults(const struct config *c)
         ck_assert_uint_eq(m->generation.max_total_tokens, 0);
         ck_assert_uint_eq(m->generation.max_batch_total_tokens, 16384);
         ck_assert_uint_eq(m->generation.max_batch_prefill_tokens, 512);
+        ck_assert_uint_eq(m->limits.max_client_batch_size, 32);
+        ck_assert_uint_eq(m->limits.max_request_tokens, 0);
+        ck_assert_uint_eq(m->limits.max_results, 1024);
     }
 }
 
@@ -227,7 +230,7 @@ static const struct {
     /* unknown keys */
     {MODELS "    workrs: 2\n", "t.yaml:5:5: unknown key 'workrs' in models[0] (expected one of: "
                                "name, path, task, dtype, workers, threads, max_input_tokens, "
-                               "batching, generation)"},
+                               "batching, generation, limits)"},
     {"server:\n  prot: 1\n" MODELS, "t.yaml:2:3: unknown key 'prot' in server (expected one of: "
                                     "host, port, max_body_bytes, request_timeout_ms, api_keys, "
                                     "api_keys_file, api_keys_env, http_threads, max_connections, "
