@@ -199,11 +199,23 @@ static void check_cores(const struct config *cfg)
 
 /* One loading thread at a time. A SIGHUP while it runs only marks a reload pending, which
  * the thread then runs (reading the file as it is by then), so a burst of signals costs at
- * most one reload more. Lock order: server.reload_mu, then loader.mu. */
+ * most one reload more. The thread is joined by the next start_load or by the drain, both
+ * on the main thread, so the server outlives it. Lock order: server.reload_mu, then
+ * loader.mu. */
 static struct {
     pthread_mutex_t mu;
     bool running, pending;
-} loader = {PTHREAD_MUTEX_INITIALIZER, false, false};
+    bool joinable; /* thread was started and not joined yet (main thread only) */
+    pthread_t thread;
+} loader = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Waits for the last loading thread (main thread only). */
+static void join_loader(void)
+{
+    if (loader.joinable)
+        pthread_join(loader.thread, NULL);
+    loader.joinable = false;
+}
 
 /* One reload of the config file: models applied all or nothing (registry_apply). */
 static void reload_once(struct server *s)
@@ -264,23 +276,21 @@ static void start_load(struct server *s, bool initial)
     pthread_mutex_unlock(&loader.mu);
     if (busy)
         return;
+    join_loader(); /* the previous thread is done with the server: it set running false */
     struct load_job *j = calloc(1, sizeof *j);
-    pthread_t t;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     if (j) {
         j->s = s;
         j->initial = initial;
     }
-    if (!j || pthread_create(&t, &at, load_main, j) != 0) {
+    if (!j || pthread_create(&loader.thread, NULL, load_main, j) != 0) {
         fprintf(stderr, "inferd: cannot start a loading thread\n");
         free(j);
         pthread_mutex_lock(&loader.mu);
         loader.running = false;
         pthread_mutex_unlock(&loader.mu);
+        return;
     }
-    pthread_attr_destroy(&at);
+    loader.joinable = true;
 }
 
 /* ---- the drain ---- */
@@ -317,9 +327,8 @@ static void drain(struct server *s, struct http *h)
         }
     }
     http_stop(h);
-    pthread_mutex_lock(&s->reload_mu); /* wait for a load in progress */
+    join_loader(); /* a load in progress ends first; one not yet started sees the drain */
     registry_clear(&s->reg);
-    pthread_mutex_unlock(&s->reload_mu);
     fprintf(stderr, "inferd: stopped\n");
 }
 
