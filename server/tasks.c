@@ -9,7 +9,6 @@ struct tasks {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct task *head, *tail;
-    long waiting;
     bool stopping;
     pthread_t *threads;
     int n_started;
@@ -30,7 +29,6 @@ static void *tasks_main(void *arg)
         p->head = t->next;
         if (!p->head)
             p->tail = NULL;
-        p->waiting--;
         pthread_mutex_unlock(&p->mu);
         t->next = NULL;
         t->run(t);
@@ -72,17 +70,8 @@ void tasks_push(struct tasks *p, struct task *t)
     else
         p->head = t;
     p->tail = t;
-    p->waiting++;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-}
-
-long tasks_waiting(struct tasks *p)
-{
-    pthread_mutex_lock(&p->mu);
-    long n = p->waiting;
-    pthread_mutex_unlock(&p->mu);
-    return n;
 }
 
 void tasks_free(struct tasks *p)

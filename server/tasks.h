@@ -18,8 +18,6 @@ struct tasks;
 struct tasks *tasks_new(int n, struct err *e);
 /* Queues t; it runs on the next idle thread. */
 void tasks_push(struct tasks *p, struct task *t);
-/* Tasks queued and not yet started. */
-long tasks_waiting(struct tasks *p);
 /* Runs what is queued, joins the threads and frees the pool; NULL is a no-op. */
 void tasks_free(struct tasks *p);
 
