@@ -504,13 +504,27 @@ static void job_done(struct job *j)
     call_wake(j->owner);
 }
 
+/* A call's deadline passed (a drain waits for the calls in flight, whose deadlines bound it). */
+static bool call_late(void *arg)
+{
+    const struct call *c = arg;
+    long timeout_ms = server_config(c->s)->request_timeout_ms;
+    return timeout_ms > 0 && now_seconds() >= c->t_start + (double)timeout_ms * 1e-3;
+}
+
 int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
                 respond_fn respond)
 {
     c->model = m;
     const struct pipeline *p = model_pipeline(m);
     struct err e = {0};
-    int rc = pipeline_prepare(p, inputs, parameters, &c->req, &e);
+    struct pipeline_stop stop = {call_late, c};
+    int rc = pipeline_prepare_until(p, inputs, parameters, &stop, &c->req, &e);
+    if (rc == ERR_CANCELLED) {
+        call_error(c, 504, NULL, "request timed out after %ld ms while tokenizing",
+                   server_config(c->s)->request_timeout_ms);
+        return rc;
+    }
     if (rc) { /* OpenAI's only queued route is /v1/embeddings: its inputs are "input" */
         call_error(c, status_of_err(rc), c->dialect == DIALECT_OPENAI ? "input" : NULL, "%s",
                    e.msg);
@@ -558,7 +572,7 @@ static enum MHD_Result answer_job(struct call *c)
         c->status = 499;
         return MHD_YES;
     case JOB_TIMEOUT:
-        call_error(c, 504, NULL, "request timed out after %ld ms in the queue",
+        call_error(c, 504, NULL, "request timed out after %ld ms",
                    server_config(c->s)->request_timeout_ms);
         return MHD_YES;
     case JOB_FAILED:

@@ -730,13 +730,20 @@ static int add_item(struct pipeline_request *r, const struct pipeline *p, size_t
     return 0;
 }
 
-/* Tokenizes every unit into its encoder items, within the token and result limits. */
-static int encode_units(const struct pipeline *p, struct pipeline_request *r, struct err *e)
+/* Tokenizes every unit into its encoder items, within the token and result limits; asks
+ * stop (when given) before each unit. */
+static int encode_units(const struct pipeline *p, struct pipeline_request *r,
+                        const struct pipeline_stop *stop, struct err *e)
 {
     size_t tokens = 0, results = r->n_units * unit_results(p, r);
     int rc = check_results(&p->limits, results, e);
     for (size_t i = 0; rc == 0 && i < r->n_units; i++) {
         struct unit *u = &r->units[i];
+        if (stop && stop->fn(stop->arg)) {
+            rc = err_set(e, ERR_CANCELLED, "%s: cancelled while tokenizing input %zu",
+                         pipeline_task_name(p->task), i);
+            break;
+        }
         if ((rc = encode_unit(p, r, u, e)) != 0)
             break;
         u->first = r->n_items;
@@ -763,6 +770,13 @@ static int encode_units(const struct pipeline *p, struct pipeline_request *r, st
 int pipeline_prepare(const struct pipeline *p, const json_t *inputs, const json_t *parameters,
                      struct pipeline_request **out, struct err *e)
 {
+    return pipeline_prepare_until(p, inputs, parameters, NULL, out, e);
+}
+
+int pipeline_prepare_until(const struct pipeline *p, const json_t *inputs,
+                           const json_t *parameters, const struct pipeline_stop *stop,
+                           struct pipeline_request **out, struct err *e)
+{
     *out = NULL;
     if (!inputs || json_is_null(inputs))
         return err_set(e, ERR_INPUT, "%s: 'inputs' is missing", pipeline_task_name(p->task));
@@ -788,7 +802,7 @@ int pipeline_prepare(const struct pipeline *p, const json_t *inputs, const json_
         goto fail;
     }
     if ((rc = pipeline_check_inputs(&p->limits, r->n_units, e)) != 0 ||
-        (rc = encode_units(p, r, e)) != 0)
+        (rc = encode_units(p, r, stop, e)) != 0)
         goto fail;
     *out = r;
     return 0;

@@ -107,6 +107,16 @@ struct pipeline_request;
  * (the request keeps its own copies). parameters may be NULL. */
 int pipeline_prepare(const struct pipeline *p, const json_t *inputs, const json_t *parameters,
                      struct pipeline_request **out, struct err *e);
+/* pipeline_prepare that asks stop->fn(stop->arg) before tokenizing each input and gives up
+ * with ERR_CANCELLED once it answers true (a request whose deadline passed, a server that
+ * drains): a large request's tokenizing is bounded by its caller's clock too. */
+struct pipeline_stop {
+    bool (*fn)(void *arg);
+    void *arg;
+};
+int pipeline_prepare_until(const struct pipeline *p, const json_t *inputs,
+                           const json_t *parameters, const struct pipeline_stop *stop,
+                           struct pipeline_request **out, struct err *e);
 void pipeline_request_free(struct pipeline_request *r);
 /* Encoder rows the request needs and their total length in tokens (for batching decisions). */
 size_t pipeline_request_items(const struct pipeline_request *r);

@@ -408,8 +408,18 @@ START_TEST(metrics_count_requests)
     expect_hf_error(r, 404, "POST /models/no-such-model");
     http_reply_free(r);
 
-    r = daemon_get(srv, "/metrics");
-    expect_status(r, 200, "GET /metrics");
+    /* a request is counted when its connection's turn ends, which may come after the client
+     * has read the answer: read the counters until they arrive (2 s at most) */
+    r = NULL;
+    for (int tries = 0; tries < 40; tries++) {
+        http_reply_free(r);
+        r = daemon_get(srv, "/metrics");
+        expect_status(r, 200, "GET /metrics");
+        if (metric_sum(r->body, "inferd_requests_total", ok_seqcls, NULL) - ok0 >= 3 &&
+            metric_sum(r->body, "inferd_requests_total", not_found, NULL) - nf0 >= 1)
+            break;
+        sleep_ms(50);
+    }
     int n = 0;
     double ok1 = metric_sum(r->body, "inferd_requests_total", ok_seqcls, &n);
     ck_assert_msg(n > 0,
