@@ -25,8 +25,8 @@ static struct {
     _Atomic int fd;
 } out = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = 2};
 
-static const char *const level_names[] = {"debug", "info", "warn", "error"};
-static const char *const level_text[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+static const char *const level_names[] = {"debug", "info", "warn", "error", "info"};
+static const char *const level_text[] = {"DEBUG", "INFO", "WARN", "ERROR", "INFO"};
 static const char *const format_names[] = {"text", "json"};
 
 static int index_of(const char *name, const char *const *names, size_t n)

@@ -9,14 +9,17 @@
  *
  * Values are escaped: text quotes a value with spaces, quotes, '=' or non-printable bytes
  * ("a b", \" \\ \xNN), JSON escapes as JSON does; invalid UTF-8 becomes \xNN (text) or U+FFFD
- * (JSON), and a message never spans two lines. */
+ * (JSON), and a message never spans two lines. A value or message over 4096 bytes is cut and
+ * ends in "...". */
 #ifndef INFERD_LOG_H
 #define INFERD_LOG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+/* LOG_ALWAYS is written whatever server.log_level says, labelled info: the start banner, the
+ * listening line and the stop, which supervisors and scripts read (the port, the version). */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_ALWAYS };
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
 /* Sets the format ("text" | "json") and the least severe level written ("debug" | "info" |

@@ -211,7 +211,7 @@ static void log_banner(const struct config *cfg)
         LOG_I("work_threads", sc->work_threads),
         LOG_I("models", cfg->n_models),
     };
-    log_fields(LOG_INFO, "starting", f, sizeof f / sizeof f[0]);
+    log_fields(LOG_ALWAYS, "starting", f, sizeof f / sizeof f[0]);
 }
 
 /* ---- loading and reloading in the background ---- */
@@ -348,7 +348,7 @@ static void drain(struct server *s, struct http *h)
     http_stop(h);
     join_loader(); /* a load in progress ends first; one not yet started sees the drain */
     registry_clear(&s->reg);
-    log_msg(LOG_INFO, "stopped");
+    log_msg(LOG_ALWAYS, "stopped");
 }
 
 int cli_serve(int argc, char **argv)
@@ -392,7 +392,7 @@ int cli_serve(int argc, char **argv)
     else if (!(h = http_start(s, &s->cfg.server, &port, &e)))
         fprintf(stderr, "inferd serve: %s\n", e.msg);
     if (h) {
-        log_msg(LOG_INFO, "listening on %s://%s:%d", s->cfg.server.tls.cert ? "https" : "http",
+        log_msg(LOG_ALWAYS, "listening on %s://%s:%d", s->cfg.server.tls.cert ? "https" : "http",
                 s->cfg.server.host, port);
         start_load(s, true);
         for (;;) {
