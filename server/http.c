@@ -1323,6 +1323,19 @@ static int tls_setup(const struct tls_config *t, unsigned *flags, struct MHD_Opt
     return 0;
 }
 
+/* libmicrohttpd's own messages (a TLS handshake error, a socket it could not accept) as log
+ * lines, so that a JSON log stays one object a line. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_msg(LOG_WARN, "libmicrohttpd: %s", msg);
+}
+
 struct http *http_start(struct server *s, const struct server_config *cfg, int *port, struct err *e)
 {
     struct http *h = calloc(1, sizeof *h);
@@ -1380,8 +1393,8 @@ struct http *http_start(struct server *s, const struct server_config *cfg, int *
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((cfg->idle_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     tls_pems_free(&pems);
     if (!h->d) {
         sweeper_stop();
