@@ -510,7 +510,7 @@ static void log_changes(struct model **cur, size_t cur_n, struct model **v, size
         LOG_S("replaced", *replaced ? replaced : NULL),
         LOG_S("kept", *kept ? kept : NULL),
     };
-    log_fields(LOG_INFO, "reload: models changed", f, sizeof f / sizeof f[0]);
+    log_fields(LOG_INFO, "models changed", f, sizeof f / sizeof f[0]);
     free(lists);
 }
 

@@ -425,7 +425,7 @@ START_TEST(reload_changes)
     daemon_write_config(d, yaml);
     free(yaml);
     daemon_signal(d, SIGHUP);
-    char *line = wait_line(d, "inferd: reload: models changed ");
+    char *line = wait_line(d, "inferd: models changed ");
     json_t *o = parse_text(line);
     free(line);
     ck_assert_str_eq(field(o, "added"), "d");
