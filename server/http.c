@@ -1028,6 +1028,20 @@ static struct call *call_new(struct server *s, struct MHD_Connection *conn)
 
 /* ---- the access log ---- */
 
+/* n bytes from getrandom, or (no entropy pool yet) unique ones from a clock and a counter. */
+static void random_bytes(uint8_t *r, size_t n)
+{
+    if (getrandom(r, n, GRND_NONBLOCK) == (ssize_t)n)
+        return;
+    static atomic_ulong counter;
+    unsigned long long x = atomic_fetch_add(&counter, 1);
+    x ^= (unsigned long long)(now_seconds() * 1e9);
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        r[i] = (uint8_t)(x >> 56);
+    }
+}
+
 /* x-request-id: the client's when it is 1 to REQUEST_ID_MAX printable ASCII bytes, else 32
  * random hex digits (a value that would break the log or a header is replaced, not cut). */
 static void set_request_id(struct call *c)
@@ -1042,13 +1056,8 @@ static void set_request_id(struct call *c)
         c->rid[n] = '\0';
         return;
     }
-    static atomic_ulong counter;
     uint8_t r[16];
-    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-        unsigned long x = atomic_fetch_add(&counter, 1) ^ (unsigned long)(now_seconds() * 1e9);
-        for (size_t i = 0; i < sizeof r; i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
-            r[i] = (uint8_t)(x >> 56);
-    }
+    random_bytes(r, sizeof r);
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < sizeof r; i++) {
         c->rid[2 * i] = hex[r[i] >> 4];
