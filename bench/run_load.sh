@@ -181,7 +181,7 @@ start_server() {
     URL=
     waited=0
     while [ -z "$URL" ]; do
-        URL=$(sed -n 's/^inferd: listening on \(http:[^ ]*\).*/\1/p' "$2" | head -n 1)
+        URL=$(sed -n 's/^.*inferd: listening on \(http:[^ ]*\).*/\1/p' "$2" | head -n 1)
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             echo "run_load: inferd serve exited before listening; its log:" >&2
             cat "$2" >&2

@@ -84,6 +84,8 @@ static int resolve_path(struct load *ld, const struct ytree *v, const char *keyp
 static int check_readable(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int read_keys_file(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int read_keys_env(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int check_log_format(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int check_log_level(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 
 /* Rows: NUM(key, type, struct, field, min, max, default) for integers; other rows name the
  * fields they use. */
@@ -158,6 +160,10 @@ static const struct key server_keys[] = {
         1000000, 256),
     NUM("idle_timeout_ms", KEY_LONG, struct server_config, idle_timeout_ms, 1000, 3600000, 60000),
     NUM("read_timeout_ms", KEY_LONG, struct server_config, read_timeout_ms, 100, 3600000, 30000),
+    ROW("log_format", KEY_STRING, struct server_config, log_format, .def_str = "text",
+        .check = check_log_format),
+    ROW("log_level", KEY_STRING, struct server_config, log_level, .def_str = "info",
+        .check = check_log_level),
 };
 static const struct table server_table = TABLE(server_keys);
 
@@ -415,6 +421,33 @@ static int check_readable(struct load *ld, const struct ytree *v, const char *ke
     return 0;
 }
 
+/* A string that must be one of names (NULL-terminated); the message lists them. */
+static int check_one_of(struct load *ld, const struct ytree *v, const char *keypath,
+                        const char *s, const char *const *names)
+{
+    char list[96] = "";
+    for (size_t i = 0; names[i]; i++) {
+        if (strcmp(s, names[i]) == 0)
+            return 0;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? " | " : "",
+                 names[i]);
+    }
+    return fail(ld, v, "%s must be %s, not '%.60s'", keypath, list, s);
+}
+
+/* server.log_format and server.log_level: server/log.h's names. */
+static int check_log_format(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    static const char *const names[] = {"text", "json", NULL};
+    return check_one_of(ld, v, keypath, *s, names);
+}
+
+static int check_log_level(struct load *ld, const struct ytree *v, const char *keypath, char **s)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error", NULL};
+    return check_one_of(ld, v, keypath, *s, names);
+}
+
 /* Appends a copy of k[0..n) to l unless it is there already. */
 static int key_list_add(struct load *ld, struct key_list *l, const char *k, size_t n)
 {
@@ -642,26 +675,43 @@ static int apply_value(struct load *ld, const struct ytree *v, const struct key 
     return 0;
 }
 
+/* "unknown key" listing t's keys, as many as the message has room for (then "..."). */
+static int fail_unknown_key(struct load *ld, const struct ytree *key, const struct table *t,
+                            const char *where)
+{
+    char head[160];
+    snprintf(head, sizeof head, "unknown key '%.40s' %s%s (expected one of: ", key->value,
+             *where ? "in " : "at the top level", where);
+    int pos = snprintf(NULL, 0, "%s:%d:%d: ", ld->name, key->line, key->column);
+    size_t used = (size_t)(pos > 0 ? pos : 0) + strlen(head) + 1; /* + ")" */
+    size_t room = used + 6 < ERR_MSG_SIZE ? ERR_MSG_SIZE - 1 - used : 0;
+    char expected[ERR_MSG_SIZE] = "";
+    for (size_t r = 0; r < t->n; r++) {
+        size_t len = strlen(expected), add = strlen(t->keys[r].name) + (r ? 2 : 0);
+        bool last = r + 1 == t->n;
+        if (len + add + (last ? 0 : 5) > room) { /* ", ..." must still fit */
+            snprintf(expected + len, sizeof expected - len, "%s...", r ? ", " : "");
+            break;
+        }
+        snprintf(expected + len, sizeof expected - len, "%s%s", r ? ", " : "", t->keys[r].name);
+    }
+    return fail(ld, key, "%s%s)", head, expected);
+}
+
 /* Walks mapping `map` against table t: every key known and given once, every value valid,
  * every required key present. `where` names the mapping in messages ("" at the top level). */
 static int apply_map(struct load *ld, const struct ytree *map, const struct table *t, void *base,
                      const char *where)
 {
-    bool seen[16] = {0}; /* per row of t: tables have at most 10 (server) */
+    bool seen[32] = {0}; /* per row of t: tables have at most 16 (server) */
     for (size_t i = 0; i + 1 < map->n_items; i += 2) {
         const struct ytree *key = map->items[i], *v = map->items[i + 1];
         const struct key *k = NULL;
         for (size_t r = 0; r < t->n && !k; r++)
             if (strlen(key->value) == key->len && strcmp(key->value, t->keys[r].name) == 0)
                 k = &t->keys[r];
-        if (!k) {
-            char expected[200] = "";
-            for (size_t r = 0; r < t->n; r++)
-                snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s",
-                         r ? ", " : "", t->keys[r].name);
-            return fail(ld, key, "unknown key '%.40s' %s%s (expected one of: %s)", key->value,
-                        *where ? "in " : "at the top level", where, expected);
-        }
+        if (!k)
+            return fail_unknown_key(ld, key, t, where);
         size_t r = (size_t)(k - t->keys);
         if (seen[r])
             return fail(ld, key, "duplicate key '%s'%s%s (first at line %d)", k->name,
@@ -813,6 +863,8 @@ void config_free(struct config *c)
     free(c->server.tls.cert);
     free(c->server.tls.key);
     free(c->server.host);
+    free(c->server.log_format);
+    free(c->server.log_level);
     free(c->path);
     memset(c, 0, sizeof *c);
 }

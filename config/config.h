@@ -87,6 +87,8 @@ struct server_config {
     long idle_timeout_ms;          /* default 60000, 1000..3600000: a silent connection closes */
     long read_timeout_ms; /* default 30000, 100..3600000: request line to body's end, at most */
     struct tls_config tls;  /* default none */
+    char *log_format;       /* default "text": text | json (server/log.h) */
+    char *log_level;        /* default "info": debug | info | warn | error */
 };
 
 struct config {

@@ -426,6 +426,8 @@ static void gen_on_resume(struct call *c, void *arg)
     struct gen_call *g = arg;
     pthread_mutex_lock(&g->mu);
     bool failed = gen_call_answer_failure(g, c);
+    const struct gen_out *o = &g->out[0];
+    call_set_times(c, o->queue_seconds, o->total_seconds - o->queue_seconds);
     pthread_mutex_unlock(&g->mu);
     if (!failed)
         g->done_fn(g, c);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "client_gone.h"
+#include "log.h"
 #include "metrics.h"
 
 #define SWEEP_INTERVAL 0.05 /* seconds between checks of every queued client */
@@ -273,7 +274,7 @@ static void *worker_main(void *arg)
     struct job **batch = calloc(cap, sizeof *batch);
     struct pipeline_request **reqs = calloc(cap, sizeof *reqs);
     if (!ctx || !run || !batch || !reqs)
-        fprintf(stderr, "inferd: model %s: a worker could not start: %s\n", b->name,
+        log_msg(LOG_ERROR, "model %s: a worker could not start: %s", b->name,
                 ctx ? "out of memory" : e.msg);
     pthread_mutex_lock(&b->mu);
     for (;;) {

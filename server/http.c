@@ -21,11 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <utf8proc.h>
 
 #include "batcher.h"
+#include "log.h"
 #include "metrics.h"
 #include "tasks.h"
 
@@ -80,6 +82,7 @@ enum phase { PHASE_BODY, PHASE_QUEUED, PHASE_SUSPENDED, PHASE_ANSWERED };
 enum step { STEP_HANDLE, STEP_ANSWER };
 
 #define MAX_EXTRA_HEADERS 8
+#define REQUEST_ID_MAX 128 /* bytes of a client's x-request-id kept; a longer one is replaced */
 
 struct call {
     struct server *s;
@@ -123,6 +126,15 @@ struct call {
     bool reading, cut;
     int fd;
     struct call *rprev, *rnext;
+    /* the access log (on_completed) */
+    char rid[REQUEST_ID_MAX + 1]; /* x-request-id: the client's, or generated */
+    char client[48];              /* the peer's address */
+    char method[16];
+    char path[256];                 /* as requested, cut */
+    char err[512];                  /* an error answer's message (call_error's size) */
+    const char *auth;               /* why a key was refused: "missing", "invalid"; NULL */
+    double queue_s, infer_s;        /* a generation's (call_set_times); -1 unknown */
+    struct call_stream *stream;     /* a streamed answer: its bytes are counted there */
 };
 
 static struct tasks *work_pool; /* the running daemon's request threads (one daemon a process) */
@@ -304,6 +316,8 @@ static void send_text(struct call *c, int status, char *text, size_t len, const 
         MHD_add_response_header(r, "Allow", c->route->method);
     if (server_draining(c->s))
         MHD_add_response_header(r, "Connection", "close");
+    if (c->rid[0])
+        MHD_add_response_header(r, "x-request-id", c->rid);
     for (size_t i = 0; i < c->n_hdr; i++)
         MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
     if (c->phase == PHASE_QUEUED && c->job.started > 0) {
@@ -330,12 +344,23 @@ static const char *fallback_body(enum dialect d)
     return bodies[d];
 }
 
+/* An error body's message ("error" or "error.message"), for the log line. */
+static void keep_error(struct call *c, const json_t *body)
+{
+    const json_t *e = json_object_get(body, "error");
+    const char *msg = json_string_value(json_is_object(e) ? json_object_get(e, "message") : e);
+    if (msg && !c->err[0])
+        snprintf(c->err, sizeof c->err, "%s", msg);
+}
+
 void call_reply(struct call *c, int status, json_t *body)
 {
     if (c->status) { /* answered already: a handler bug, never a second response */
         json_decref(body);
         return;
     }
+    if (status >= 400)
+        keep_error(c, body);
     char *text =
         body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(body);
@@ -441,6 +466,8 @@ void call_error(struct call *c, int status, const char *param, const char *fmt, 
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
     utf8_sanitize(msg, sizeof msg, raw);
+    if (!c->status)
+        snprintf(c->err, sizeof c->err, "%s", msg);
     json_t *body;
     if (c->dialect == DIALECT_OPENAI) {
         const char *code = openai_error_code(status);
@@ -661,6 +688,7 @@ struct call_stream {
     bool started;   /* call_stream_start ran */
     bool ended, ok;
     int refs;
+    size_t sent; /* bytes handed to libmicrohttpd (the access log's) */
 };
 
 struct call_stream *call_stream_new(void)
@@ -703,6 +731,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         size_t n = s->len - s->off < max ? s->len - s->off : max;
         memcpy(out, s->buf + s->off, n);
         s->off += n;
+        s->sent += n;
         if (s->off == s->len)
             s->off = s->len = 0;
         pthread_mutex_unlock(&s->mu);
@@ -739,7 +768,7 @@ int call_stream_start(struct call *c, struct call_stream *s, const char *content
         return -1;
     }
     pthread_mutex_lock(&s->mu);
-    s->refs++; /* the response's, dropped by stream_release */
+    s->refs += 2; /* the response's, dropped by stream_release, and the call's (on_completed) */
     s->conn = c->conn;
     s->started = true;
     pthread_mutex_unlock(&s->mu);
@@ -748,8 +777,11 @@ int call_stream_start(struct call *c, struct call_stream *s, const char *content
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
     if (server_draining(c->s))
         MHD_add_response_header(r, "Connection", "close");
+    if (c->rid[0])
+        MHD_add_response_header(r, "x-request-id", c->rid);
     for (size_t i = 0; i < c->n_hdr; i++)
         MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
+    c->stream = s;
     deliver(c, 200, r);
     c->phase = PHASE_ANSWERED;
     return 0;
@@ -825,8 +857,11 @@ static bool key_ok(struct call *c)
 {
     const struct server_config *cfg = server_config(c->s);
     const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+    c->auth = "invalid";
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        c->auth = "missing";
         return false;
+    }
     const char *tok = h + 7;
     size_t tl = strlen(tok);
     bool ok = false;
@@ -838,6 +873,8 @@ static bool key_ok(struct call *c)
             diff |= (unsigned char)k[b] ^ (unsigned char)(b < tl ? tok[b] : 0);
         ok |= diff == 0;
     }
+    if (ok)
+        c->auth = NULL;
     return ok;
 }
 
@@ -993,6 +1030,7 @@ static struct call *call_new(struct server *s, struct MHD_Connection *conn)
     c->conn = conn;
     c->t_start = now_seconds();
     c->job.fd = -1;
+    c->queue_s = c->infer_s = -1;
     c->task.run = work_run;
     pthread_mutex_init(&c->mu, NULL);
     const union MHD_ConnectionInfo *ci =
@@ -1000,6 +1038,120 @@ static struct call *call_new(struct server *s, struct MHD_Connection *conn)
     c->fd = ci ? ci->connect_fd : -1;
     reading_add(c);
     return c;
+}
+
+/* ---- the access log ---- */
+
+/* n bytes from getrandom, or (no entropy pool yet) unique ones from a clock and a counter. */
+static void random_bytes(uint8_t *r, size_t n)
+{
+    if (getrandom(r, n, GRND_NONBLOCK) == (ssize_t)n)
+        return;
+    static atomic_ulong counter;
+    unsigned long long x = atomic_fetch_add(&counter, 1);
+    x ^= (unsigned long long)(now_seconds() * 1e9);
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        r[i] = (uint8_t)(x >> 56);
+    }
+}
+
+/* x-request-id: the client's when it is 1 to REQUEST_ID_MAX printable ASCII bytes, else 32
+ * random hex digits (a value that would break the log or a header is replaced, not cut). */
+static void set_request_id(struct call *c)
+{
+    const char *v = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "x-request-id");
+    size_t n = v ? strnlen(v, REQUEST_ID_MAX + 1) : 0;
+    bool ok = n >= 1 && n <= REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = v[i] >= 0x20 && v[i] < 0x7f;
+    if (ok) {
+        memcpy(c->rid, v, n);
+        c->rid[n] = '\0';
+        return;
+    }
+    uint8_t r[16];
+    random_bytes(r, sizeof r);
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof r; i++) {
+        c->rid[2 * i] = hex[r[i] >> 4];
+        c->rid[2 * i + 1] = hex[r[i] & 15];
+    }
+    c->rid[2 * sizeof r] = '\0';
+}
+
+/* What the log line says about the request: id, peer, method and path. */
+static void note_request(struct call *c, const char *url, const char *method)
+{
+    set_request_id(c);
+    snprintf(c->method, sizeof c->method, "%s", method);
+    snprintf(c->path, sizeof c->path, "%s", url);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->client,
+                  sizeof c->client);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->client,
+                  sizeof c->client);
+}
+
+void call_set_times(struct call *c, double queue_seconds, double inference_seconds)
+{
+    c->queue_s = queue_seconds;
+    c->infer_s = inference_seconds;
+}
+
+/* The probes and /metrics are asked every few seconds: their answers are DEBUG lines (an
+ * unready /ready is an answer too), a refused key or an error is not. */
+static enum log_level call_log_level(const struct call *c, int status)
+{
+    route_fn fn = c->route ? c->route->fn : NULL;
+    bool probe = fn == route_health || fn == route_ready || fn == route_metrics;
+    if (probe && (status < 400 || (fn == route_ready && status == 503)))
+        return LOG_DEBUG;
+    return status >= 400 ? LOG_WARN : LOG_INFO;
+}
+
+/* One line per request, written when it ends (answered and sent, or the client gone). */
+static void log_call(struct call *c, int status)
+{
+    enum log_level l = call_log_level(c, status);
+    if (!log_enabled(l))
+        return;
+    double q = c->queue_s, inf = c->infer_s;
+    long long batch = -1;
+    if (c->job.started > 0) {
+        q = c->job.started - c->job.enqueued;
+        inf = c->job.infer_seconds;
+        batch = (long long)c->job.batch_rows;
+    }
+    size_t bytes = c->sent;
+    if (c->stream) {
+        pthread_mutex_lock(&c->stream->mu);
+        bytes = c->stream->sent;
+        pthread_mutex_unlock(&c->stream->mu);
+    }
+    struct log_field f[13] = {
+        LOG_S("request_id", c->rid),
+        LOG_S("client", c->client[0] ? c->client : NULL),
+        LOG_S("method", c->method),
+        LOG_S("route", c->path),
+        LOG_S("model", c->model ? model_name(c->model) : NULL),
+        LOG_I("status", status),
+        LOG_I("bytes", bytes),
+        LOG_MS("queue_ms", q >= 0 ? q * 1e3 : -1),
+        LOG_MS("inference_ms", inf >= 0 ? inf * 1e3 : -1),
+        LOG_MS("total_ms", (now_seconds() - c->t_start) * 1e3),
+        batch >= 0 ? LOG_I("batch_size", batch) : LOG_S("batch_size", NULL),
+    };
+    size_t n = 11;
+    if (status >= 400)
+        f[n++] = LOG_S("error", c->err[0] ? c->err : NULL);
+    if (status == 401 && c->auth)
+        f[n++] = LOG_S("api_key", c->auth);
+    log_fields(l, "request", f, n);
 }
 
 /* libmicrohttpd's URI callback: a request line is in; the call starts here, so that the
@@ -1022,6 +1174,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->routed = true;
         atomic_fetch_add(&active_calls, 1);
         metrics_inflight_add(server_metrics(c->s), 1);
+        note_request(c, url, method);
         start_call(c, url, method);
         return MHD_YES;
     }
@@ -1100,6 +1253,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_request(m, model, route_label(c), c->status ? c->status : 499,
                     now_seconds() - c->t_start);
     metrics_inflight_add(m, -1);
+    log_call(c, c->status ? c->status : 499);
+    if (c->stream)
+        stream_unref(c->stream);
     if (c->pending)
         MHD_destroy_response(c->pending);
     pthread_mutex_destroy(&c->mu);
@@ -1190,6 +1346,19 @@ static int tls_setup(const struct tls_config *t, unsigned *flags, struct MHD_Opt
     return 0;
 }
 
+/* libmicrohttpd's own messages (a TLS handshake error, a socket it could not accept) as log
+ * lines, so that a JSON log stays one object a line. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_msg(LOG_WARN, "libmicrohttpd: %s", msg);
+}
+
 struct http *http_start(struct server *s, const struct server_config *cfg, int *port, struct err *e)
 {
     struct http *h = calloc(1, sizeof *h);
@@ -1247,8 +1416,8 @@ struct http *http_start(struct server *s, const struct server_config *cfg, int *
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((cfg->idle_timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     tls_pems_free(&pems);
     if (!h->d) {
         sweeper_stop();

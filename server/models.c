@@ -3,6 +3,7 @@
  * keeps serving the calls that already chose it. */
 #include "models.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,12 @@
 
 #include "batcher.h"
 #include "gen_sched.h"
+#include "log.h"
 #include "metrics.h"
+#include "models/weights.h"
 
 #define RETIRE_TIMEOUT 120.0 /* seconds to wait for a retired model's calls */
+#define PROGRESS_EVERY 3.0   /* seconds between a loading model's progress lines */
 
 struct model {
     struct model_config cfg; /* own copies of the strings */
@@ -101,12 +105,50 @@ static bool gen_load(struct model *m, struct err *e)
     return m->gs != NULL;
 }
 
+/* A loading model's progress lines (the weights' hook), one every PROGRESS_EVERY seconds. */
+struct load_progress {
+    const char *name;
+    double t0, last;
+};
+
+static void on_progress(void *arg, size_t taken, size_t total)
+{
+    struct load_progress *p = arg;
+    double now = now_seconds();
+    if (now - p->last < PROGRESS_EVERY)
+        return;
+    p->last = now;
+    log_msg(LOG_INFO, "loading %s: %zu of %zu tensors (%.1f s)", p->name, taken, total,
+            now - p->t0);
+}
+
+/* The line a load starts with: what is loaded from where (the path normalized), and how. */
+static void log_load_start(const struct model *m, const char *real)
+{
+    struct log_field f[] = {
+        LOG_S("task", m->cfg.task),
+        LOG_S("path", real),
+        LOG_S("dtype", config_dtype_name(m->cfg.dtype)),
+        LOG_I("workers", m->cfg.workers),
+        LOG_I("threads", m->cfg.threads),
+    };
+    char msg[128];
+    snprintf(msg, sizeof msg, "model %s loading", m->cfg.name);
+    log_fields(LOG_INFO, msg, f, sizeof f / sizeof f[0]);
+}
+
 /* Opens the pipeline and starts the workers: MODEL_READY, or MODEL_FAILED with the reason. */
 static void model_load(struct model *m)
 {
     double t0 = now_seconds();
     struct err e = {0};
     bool ok;
+    char real[PATH_MAX];
+    if (!realpath(m->cfg.path, real))
+        snprintf(real, sizeof real, "%s", m->cfg.path);
+    log_load_start(m, real);
+    struct load_progress progress = {.name = m->cfg.name, .t0 = t0, .last = t0};
+    weights_set_progress(on_progress, &progress);
     if (m->gen_bit) {
         ok = gen_load(m, &e);
     } else {
@@ -121,17 +163,18 @@ static void model_load(struct model *m)
         dnn_ctx_free(ctx);
         ok = m->b != NULL;
     }
+    weights_set_progress(NULL, NULL);
     if (!ok) {
         snprintf(m->error, sizeof m->error, "%s", e.msg);
         atomic_store(&m->state, MODEL_FAILED);
-        fprintf(stderr, "inferd: model %s failed to load: %s\n", m->cfg.name, e.msg);
+        log_msg(LOG_ERROR, "model %s failed to load: %s", m->cfg.name, e.msg);
         return;
     }
     m->loaded_at = (double)time(NULL);
     atomic_store(&m->state, MODEL_READY);
     metrics_model_ready(m->metrics, m->cfg.name, true);
-    fprintf(stderr, "inferd: model %s ready (%s, %s, %s, %d worker%s) in %.2f s\n", m->cfg.name,
-            m->gen_bit ? m->cfg.task : pipeline_task_name(pipeline_task(m->pipe)), m->cfg.path,
+    log_msg(LOG_INFO, "model %s ready (%s, %s, %s, %d worker%s) in %.2f s", m->cfg.name,
+            m->gen_bit ? m->cfg.task : pipeline_task_name(pipeline_task(m->pipe)), real,
             config_dtype_name(m->cfg.dtype), m->cfg.workers, m->cfg.workers == 1 ? "" : "s",
             now_seconds() - t0);
 }
@@ -159,7 +202,7 @@ static void model_retire(struct model *m)
     while (atomic_load(&m->refs) > 1 && now_seconds() - t0 < RETIRE_TIMEOUT)
         usleep(10000);
     if (atomic_load(&m->refs) > 1)
-        fprintf(stderr, "inferd: model %s: retiring with calls still holding it\n", m->cfg.name);
+        log_msg(LOG_WARN, "model %s: retiring with calls still holding it", m->cfg.name);
     metrics_model_forget(m->metrics, m->cfg.name);
     model_unref(m);
 }
@@ -406,7 +449,7 @@ static long load_set(const struct config *cfg, struct model **cur, size_t cur_n,
             v[n++] = m;
             continue;
         }
-        fprintf(stderr, "inferd: reload abandoned: model %s %s; the models stay as they were\n",
+        log_msg(LOG_ERROR, "reload abandoned: model %s %s; the models stay as they were",
                 mc->name, m ? "failed to load" : "could not be allocated");
         if (m)
             v[n++] = m; /* discarded with the others */
@@ -436,12 +479,47 @@ static void swap_in(struct registry *r, struct model **v, size_t n, struct metri
         metrics_model_ready(metrics, v[i]->cfg.name, model_state(v[i]) == MODEL_READY);
 }
 
+/* Appends name to a comma-separated list (cap bytes). */
+static void list_add(char *list, size_t cap, const char *name)
+{
+    size_t n = strlen(list);
+    snprintf(list + n, cap - n, "%s%s", n ? "," : "", name);
+}
+
+/* The reload's changes, one line: the models added, removed, replaced (loaded again: their
+ * entry changed, or the old one was not ready) and kept, cur being the set before and v the
+ * set after. */
+static void log_changes(struct model **cur, size_t cur_n, struct model **v, size_t n)
+{
+    size_t cap = (cur_n + n + 1) * 66; /* names are at most 64 bytes, then a comma */
+    char *lists = calloc(4, cap);
+    if (!lists)
+        return;
+    char *added = lists, *removed = lists + cap, *replaced = lists + 2 * cap;
+    char *kept = lists + 3 * cap;
+    for (size_t i = 0; i < n; i++) {
+        struct model *old = find(cur, cur_n, v[i]->cfg.name);
+        list_add(!old ? added : old == v[i] ? kept : replaced, cap, v[i]->cfg.name);
+    }
+    for (size_t i = 0; i < cur_n; i++)
+        if (!find(v, n, cur[i]->cfg.name))
+            list_add(removed, cap, cur[i]->cfg.name);
+    struct log_field f[] = {
+        LOG_S("added", *added ? added : NULL),
+        LOG_S("removed", *removed ? removed : NULL),
+        LOG_S("replaced", *replaced ? replaced : NULL),
+        LOG_S("kept", *kept ? kept : NULL),
+    };
+    log_fields(LOG_INFO, "models changed", f, sizeof f / sizeof f[0]);
+    free(lists);
+}
+
 bool registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
                     bool initial)
 {
     struct model **v = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *v);
     if (!v) {
-        fprintf(stderr, "inferd: out of memory while loading the config\n");
+        log_msg(LOG_ERROR, "out of memory while loading the config");
         return false;
     }
     if (initial) {
@@ -451,6 +529,8 @@ bool registry_apply(struct registry *r, const struct config *cfg, struct metrics
     size_t cur_n;
     struct model **cur = registry_models(r, &cur_n);
     long n = load_set(cfg, cur, cur_n, metrics, v);
+    if (n >= 0)
+        log_changes(cur, cur_n, v, (size_t)n);
     for (size_t i = 0; i < cur_n; i++)
         model_unref(cur[i]);
     free(cur);

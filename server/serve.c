@@ -13,8 +13,10 @@
 #include "batcher.h"
 #include "cli.h"
 #include "http.h"
+#include "log.h"
 #include "metrics.h"
 #include "models.h"
+#include "ops/dnnl.h"
 
 #define DRAIN_GRACE 5.0 /* seconds past request_timeout_ms that a drain may take */
 /* seconds for the calls left once their work is ended: a request thread may still be
@@ -189,10 +191,27 @@ static void check_cores(const struct config *cfg)
         want += (long)m->workers * (m->threads > 0 ? m->threads : (cpus / m->workers ?: 1));
     }
     if (want > cpus)
-        fprintf(stderr,
-                "inferd: warning: the models ask for %ld threads (workers x threads) on %ld "
-                "cores; oneDNN is fastest when they match\n",
+        log_msg(LOG_WARN,
+                "warning: the models ask for %ld threads (workers x threads) on %ld "
+                "cores; oneDNN is fastest when they match",
                 want, cpus);
+}
+
+/* The start banner: what runs and how (never the API keys themselves). Each model's own line
+ * comes when its load starts (models.c). */
+static void log_banner(const struct config *cfg)
+{
+    const struct server_config *sc = &cfg->server;
+    struct log_field f[] = {
+        LOG_S("version", INFERD_VERSION),
+        LOG_S("onednn", dnn_describe()),
+        LOG_S("api_keys", sc->n_api_keys ? "on" : "off"),
+        LOG_S("tls", sc->tls.cert ? "on" : "off"),
+        LOG_I("http_threads", sc->http_threads),
+        LOG_I("work_threads", sc->work_threads),
+        LOG_I("models", cfg->n_models),
+    };
+    log_fields(LOG_ALWAYS, "starting", f, sizeof f / sizeof f[0]);
 }
 
 /* ---- loading and reloading in the background ---- */
@@ -223,13 +242,13 @@ static void reload_once(struct server *s)
     struct config cfg = {0};
     struct err e = {0};
     if (config_load(s->config_path, &cfg, &e)) {
-        fprintf(stderr, "inferd: reload ignored: %s\n", e.msg);
+        log_msg(LOG_ERROR, "reload ignored: %s", e.msg);
         return;
     }
     if (registry_apply(&s->reg, &cfg, s->metrics, false))
-        fprintf(stderr, "inferd: reloaded %s\n", s->config_path);
+        log_msg(LOG_INFO, "reloaded %s", s->config_path);
     else
-        fprintf(stderr, "inferd: reload of %s not applied\n", s->config_path);
+        log_msg(LOG_ERROR, "reload of %s not applied", s->config_path);
     config_free(&cfg);
 }
 
@@ -283,7 +302,7 @@ static void start_load(struct server *s, bool initial)
         j->initial = initial;
     }
     if (!j || pthread_create(&loader.thread, NULL, load_main, j) != 0) {
-        fprintf(stderr, "inferd: cannot start a loading thread\n");
+        log_msg(LOG_ERROR, "cannot start a loading thread");
         free(j);
         pthread_mutex_lock(&loader.mu);
         loader.running = false;
@@ -311,16 +330,16 @@ static bool calls_answered(double limit)
 static void drain(struct server *s, struct http *h)
 {
     atomic_store(&s->draining, true);
-    fprintf(stderr, "inferd: draining: %ld requests in flight\n", http_active_calls());
+    log_msg(LOG_INFO, "draining: %ld requests in flight", http_active_calls());
     http_quiesce(h);
     double limit = (double)s->cfg.server.request_timeout_ms * 1e-3 + DRAIN_GRACE;
     if (!calls_answered(limit)) {
-        fprintf(stderr, "inferd: drain: %ld requests still running after %.1f s: ending them\n",
+        log_msg(LOG_WARN, "drain: %ld requests still running after %.1f s: ending them",
                 http_active_calls(), limit);
         registry_abort(&s->reg);
         if (!calls_answered(DRAIN_ABORT_WAIT)) {
             /* nothing should get here: every request's work is cancellable */
-            fprintf(stderr, "inferd: drain: %ld requests could not be ended; exiting\n",
+            log_msg(LOG_ERROR, "drain: %ld requests could not be ended; exiting",
                     http_active_calls());
             fflush(stderr);
             _exit(1);
@@ -329,7 +348,7 @@ static void drain(struct server *s, struct http *h)
     http_stop(h);
     join_loader(); /* a load in progress ends first; one not yet started sees the drain */
     registry_clear(&s->reg);
-    fprintf(stderr, "inferd: stopped\n");
+    log_msg(LOG_ALWAYS, "stopped");
 }
 
 int cli_serve(int argc, char **argv)
@@ -351,6 +370,8 @@ int cli_serve(int argc, char **argv)
     registry_init(&s->reg);
     pthread_mutex_init(&s->reload_mu, NULL);
     atomic_init(&s->draining, false);
+    log_configure(s->cfg.server.log_format, s->cfg.server.log_level); /* checked by config */
+    log_banner(&s->cfg);
     check_cores(&s->cfg);
 
     /* every thread started from here on inherits the blocked set; main sigwaits */
@@ -371,8 +392,8 @@ int cli_serve(int argc, char **argv)
     else if (!(h = http_start(s, &s->cfg.server, &port, &e)))
         fprintf(stderr, "inferd serve: %s\n", e.msg);
     if (h) {
-        fprintf(stderr, "inferd: listening on %s://%s:%d\n",
-                s->cfg.server.tls.cert ? "https" : "http", s->cfg.server.host, port);
+        log_msg(LOG_ALWAYS, "listening on %s://%s:%d", s->cfg.server.tls.cert ? "https" : "http",
+                s->cfg.server.host, port);
         start_load(s, true);
         for (;;) {
             int sig = 0;
@@ -382,10 +403,10 @@ int cli_serve(int argc, char **argv)
                 if (s->config_path)
                     start_load(s, false);
                 else
-                    fprintf(stderr, "inferd: SIGHUP ignored: no config file to reload\n");
+                    log_msg(LOG_WARN, "SIGHUP ignored: no config file to reload");
                 continue;
             }
-            fprintf(stderr, "inferd: %s received\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            log_msg(LOG_INFO, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
         drain(s, h);

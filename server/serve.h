@@ -93,6 +93,9 @@ void call_set_model(struct call *c, struct model *m);
 int call_fd(const struct call *c);
 /* Adds a response header to the answer given later (at most 8; copied). */
 void call_add_header(struct call *c, const char *name, const char *value);
+/* A generation's queue and inference time (seconds), for the access log (an encoder job's come
+ * from its batch). */
+void call_set_times(struct call *c, double queue_seconds, double inference_seconds);
 
 /* A body produced by another thread while it is sent (Server-Sent Events): chunked, each
  * write sent as soon as the socket takes it; the connection sleeps (suspended) while there is

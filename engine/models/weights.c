@@ -11,6 +11,7 @@ int weights_open(struct weights *w, struct err *e)
 {
     w->st = NULL;
     w->used = NULL;
+    w->n_used = 0;
     int rc = safetensors_open(w->dir, &w->st, e);
     if (rc)
         return rc;
@@ -37,11 +38,26 @@ const char *weights_pick_prefix(const struct weights *w, const char *prefix, con
     return safetensors_get(w->st, name) ? prefix : "";
 }
 
+static _Thread_local struct {
+    weights_progress_fn *fn;
+    void *arg;
+} progress;
+
+void weights_set_progress(weights_progress_fn *fn, void *arg)
+{
+    progress.fn = fn;
+    progress.arg = arg;
+}
+
 void weights_mark_used(struct weights *w, const struct tensor *t)
 {
     for (size_t i = 0; i < safetensors_count(w->st); i++)
-        if (safetensors_at(w->st, i) == t)
+        if (safetensors_at(w->st, i) == t && !w->used[i]) {
             w->used[i] = 1;
+            w->n_used++;
+            if (progress.fn)
+                progress.fn(progress.arg, w->n_used, safetensors_count(w->st));
+        }
 }
 
 /* A shape's dimensions as "a, b, ..." (the brackets are the message's). */

@@ -43,7 +43,14 @@ struct weights {
     char prefix[32];        /* put before every name asked for ("model." ...); "" by default */
     struct safetensors *st; /* the file(s), open until weights_close */
     char *used;             /* per tensor index: taken by the model */
+    size_t n_used;          /* how many are */
 };
+
+/* Load progress: fn(arg, taken, total) each time a loader on this thread takes one more tensor
+ * of its checkpoint's total (after its conversion, before its packing); the server logs a
+ * large model's load with it. Per thread; fn NULL turns it off. */
+typedef void weights_progress_fn(void *arg, size_t taken, size_t total);
+void weights_set_progress(weights_progress_fn *fn, void *arg);
 
 /* Opens dir's safetensors (see safetensors_open). On failure nothing stays open, but
  * weights_close is still safe to call. */

@@ -316,12 +316,13 @@ const char *daemon_log_tail(const struct daemon *d)
     return tail;
 }
 
-/* The port of "inferd: listening on http://HOST:PORT" in the log, or 0. */
+/* The port of "listening on http://HOST:PORT" in the log (a text line or a JSON one's msg),
+ * or 0. */
 static int listening_port(const struct daemon *d)
 {
     char *log = daemon_log(d);
     int port = 0;
-    const char *key = "inferd: listening on http://";
+    const char *key = "listening on http://";
     char *at = strstr(log, key);
     if (at) {
         char *eol = strchr(at, '\n');

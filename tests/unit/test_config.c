@@ -44,6 +44,8 @@ static void assert_defaults(const struct config *c)
     ck_assert_ptr_null(s->api_keys_env);
     ck_assert_ptr_null(s->tls.cert);
     ck_assert_ptr_null(s->tls.key);
+    ck_assert_str_eq(s->log_format, "text");
+    ck_assert_str_eq(s->log_level, "info");
     for (size_t i = 0; i < c->n_models; i++) {
         const struct model_config *m = &c->models[i];
         ck_assert_int_eq(m->dtype, CONFIG_DTYPE_FP32);
@@ -77,7 +79,7 @@ START_TEST(example_file_loads)
     ck_assert_str_eq(m->name, "spam");
     ck_assert_str_eq(m->path, INFERD_SOURCE_DIR "/config/../models/spam-bert-tiny");
     ck_assert_str_eq(m->task, "text-classification");
-    ck_assert_int_eq(m->line, 34);
+    ck_assert_int_eq(m->line, 38);
     ck_assert_int_eq(m->column, 5);
     config_free(&c);
 }
@@ -235,7 +237,7 @@ static const struct {
                                     "host, port, max_body_bytes, request_timeout_ms, api_keys, "
                                     "api_keys_file, api_keys_env, http_threads, max_connections, "
                                     "tls, work_threads, max_connections_per_ip, idle_timeout_ms, "
-                                    "read_timeout_ms)"},
+                                    "...)"},
     {"server:\n  tls: {chain: c}\n" MODELS,
      "t.yaml:2:9: unknown key 'chain' in server.tls (expected one of: cert, key)"},
     {MODELS "    batching:\n      max_delay: 5\n",
@@ -413,6 +415,12 @@ static const struct {
     {"models:\n  - name: \"a\n", "t.yaml:3:1: YAML syntax error: found unexpected end of stream "
                                  "while scanning a quoted scalar at line 2"},
     {"models:\n  - name: a\xff\n", "t.yaml:2:12: YAML syntax error: invalid leading UTF-8 octet"},
+    {"server:\n  log_format: xml\n" MODELS,
+     "t.yaml:2:15: server.log_format must be text | json, not 'xml'"},
+    {"server:\n  log_level: verbose\n" MODELS,
+     "t.yaml:2:14: server.log_level must be debug | info | warn | error, not 'verbose'"},
+    {"server:\n  log_level: INFO\n" MODELS,
+     "t.yaml:2:14: server.log_level must be debug | info | warn | error, not 'INFO'"},
 };
 
 START_TEST(errors)
@@ -751,6 +759,18 @@ START_TEST(tls_files)
 }
 END_TEST
 
+START_TEST(log_keys)
+{
+    struct config c;
+    struct err e = {0};
+    const char *yaml = "server:\n  log_format: json\n  log_level: warn\n" MODELS;
+    ck_assert_msg(config_parse(yaml, strlen(yaml), "t.yaml", NULL, &c, &e) == 0, "%s", e.msg);
+    ck_assert_str_eq(c.server.log_format, "json");
+    ck_assert_str_eq(c.server.log_level, "warn");
+    config_free(&c);
+}
+END_TEST
+
 START_TEST(dtype_names)
 {
     ck_assert_str_eq(config_dtype_name(CONFIG_DTYPE_FP32), "fp32");
@@ -777,6 +797,7 @@ Suite *suite_config(void)
     tcase_add_test(tc, key_sources);
     tcase_add_test(tc, tls_files);
     tcase_add_test(tc, dtype_names);
+    tcase_add_test(tc, log_keys);
     suite_add_tcase(s, tc);
     return s;
 }
