@@ -386,8 +386,9 @@ static json_t *chat_messages(struct gen_call *g, const json_t *messages)
     return out;
 }
 
-/* The chat template's variables: add_generation_prompt (default true), tools, documents and
- * chat_template_kwargs' members (vLLM's extras). NULL when answered. */
+/* The chat template's variables: add_generation_prompt (default true), documents and
+ * chat_template_kwargs' members (vLLM's extras; tools are refused before, not implemented).
+ * NULL when answered. */
 static json_t *chat_extra(struct gen_call *g, const json_t *body)
 {
     const json_t *agp = json_object_get(body, "add_generation_prompt");
@@ -403,12 +404,9 @@ static json_t *chat_extra(struct gen_call *g, const json_t *body)
     }
     json_t *extra = json_is_object(kw) ? json_deep_copy(kw) : json_object();
     json_object_set_new(extra, "add_generation_prompt", json_boolean(!json_is_false(agp)));
-    static const char *const pass[] = {"tools", "documents"};
-    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
-        const json_t *v = json_object_get(body, pass[i]);
-        if (v && !json_is_null(v))
-            json_object_set(extra, pass[i], (json_t *)v);
-    }
+    const json_t *docs = json_object_get(body, "documents");
+    if (docs && !json_is_null(docs))
+        json_object_set(extra, "documents", (json_t *)docs);
     return extra;
 }
 
@@ -468,8 +466,10 @@ static void openai_route(struct call *c, enum gen_dialect d)
     struct gen_limits lim = gen_limits_default();
     lim.max_input_tokens = (uint32_t)model_gen_max_input(m);
     struct err e = {0};
-    if (gen_params_parse(d, body, &g->gm->gen_config, &lim, &g->params, &e) != 0) {
-        gen_call_error(g, 400, NULL, e.msg);
+    const char *key = NULL;
+    if (gen_params_unsupported(d, body, &key, &e) != 0 ||
+        gen_params_parse(d, body, &g->gm->gen_config, &lim, &g->params, &e) != 0) {
+        gen_call_error(g, 400, key, e.msg);
         return;
     }
     if (g->gm->t5 && d == GEN_DIALECT_COMPLETIONS && g->params.return_full_text) {
