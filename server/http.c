@@ -46,7 +46,7 @@ struct http {
 
 struct route {
     const char *method;
-    const char *path; /* exact, or a prefix ending in '/' followed by one {name} segment */
+    const char *path; /* exact ("/" too), or a prefix ending in '/' + one {name} segment */
     route_fn fn;
     enum dialect dialect;
     bool open;    /* no API key needed */
@@ -71,6 +71,7 @@ static const struct route routes[] = {
     {"POST", "/generate_stream", route_tgi_generate_stream, DIALECT_TGI, false, false},
     {"POST", "/v1/completions", route_openai_completions, DIALECT_OPENAI, false, false},
     {"POST", "/v1/chat/completions", route_openai_chat, DIALECT_OPENAI, false, false},
+    {"POST", "/", route_tgi_compat, DIALECT_TGI, false, false},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -788,7 +789,7 @@ static const struct route *match(const char *url, const char *method, bool *know
         const struct route *r = &routes[i];
         size_t n = strlen(r->path);
         const char *a = NULL;
-        if (r->path[n - 1] == '/') {
+        if (n > 1 && r->path[n - 1] == '/') {
             if (strncmp(url, r->path, n) != 0 || !url[n] || strchr(url + n, '/'))
                 continue;
             a = url + n;
