@@ -337,10 +337,16 @@ void call_reply(struct call *c, int status, json_t *body)
         json_decref(body);
         return;
     }
-    char *text =
+    char *json =
         body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(body);
-    if (!text) {
+    /* the body ends with a newline (a shell's prompt after curl starts on its own line) */
+    size_t len = json ? strlen(json) : 0;
+    char *text = json ? realloc(json, len + 2) : NULL;
+    if (text) {
+        memcpy(text + len, "\n", 2);
+    } else {
+        free(json);
         text = strdup(fallback_body(c->dialect));
         status = 500;
     }
