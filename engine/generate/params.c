@@ -619,6 +619,13 @@ static bool is_text_only(const json_t *v, const json_t *obj)
     return true;
 }
 
+/* 1 (num_beams, num_return_sequences) */
+static bool is_one(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    return json_is_number(v) && json_number_value(v) == 1;
+}
+
 /* completions' best_of equal to n (1 when absent): the n choices are all returned */
 static bool is_n(const json_t *v, const json_t *obj)
 {
@@ -631,6 +638,7 @@ static bool is_n(const json_t *v, const json_t *obj)
 #define CHAT_BIT (1u << GEN_DIALECT_CHAT)
 #define CMPL_BIT (1u << GEN_DIALECT_COMPLETIONS)
 #define OPENAI_BITS (CHAT_BIT | CMPL_BIT)
+#define PIPE_BIT (1u << GEN_DIALECT_PIPELINE)
 
 /* Keys that change what must be generated (or what is answered) and are not implemented:
  * refused unless null or neutral, never silently ignored. Metadata (user, metadata, store,
@@ -673,6 +681,13 @@ static const struct unsupported {
     {OPENAI_BITS, "allowed_token_ids", NULL, "restricting the vocabulary"},
     {OPENAI_BITS, "prompt_logprobs", NULL, "prompt log-probabilities"},
     {OPENAI_BITS, "truncate_prompt_tokens", NULL, "prompt truncation"},
+    {PIPE_BIT, "num_return_sequences", is_one, "several sequences per input"},
+    {PIPE_BIT, "num_beams", is_one, "beam search"},
+    {PIPE_BIT, "min_new_tokens", is_zero, "a minimum generation length"},
+    {PIPE_BIT, "min_length", is_zero, "a minimum generation length"},
+    {PIPE_BIT, "no_repeat_ngram_size", is_zero, "n-gram blocking"},
+    {PIPE_BIT, "bad_words_ids", is_empty, "banned words"},
+    {PIPE_BIT, "prefix", is_empty, "a prompt prefix"},
 };
 
 int gen_params_unsupported(enum gen_dialect d, const json_t *obj, const char **key,

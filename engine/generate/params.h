@@ -171,15 +171,15 @@ struct gen_params {
 int gen_params_parse(enum gen_dialect d, const struct json_t *obj, const struct gen_config *cfg,
                      const struct gen_limits *lim, struct gen_params *out, struct err *e);
 
-/* The first key of obj (TGI: the `parameters` object; OpenAI: the whole body) that the
- * dialect's reference defines but inferd does not implement and that asks for something
- * (a constraint on what is generated, such as TGI `grammar`, OpenAI `tools`,
- * `response_format` other than {"type": "text"}, `logit_bias`): ERR_INVALID "`KEY` is not
- * supported: inferd does not implement ...", *key (may be NULL) set to it. Null and neutral
- * values (watermark false, tool_choice "none", logit_bias {}) pass; metadata (user, metadata,
- * store) and unknown keys are not its business. gen_params_parse calls it first; the HTTP layer calls
- * it before to name the key in its answer. The table, with each key's neutral value, is in
- * params.c. */
+/* The first key of obj (TGI and PIPELINE: the `parameters` object; OpenAI: the whole body)
+ * that the dialect's reference defines, inferd does not implement, and that asks for something
+ * (a constraint on what is generated: TGI `grammar`, OpenAI `tools`, `response_format` other
+ * than {"type": "text"}, `logit_bias`, the pipeline's `num_return_sequences`, ...): ERR_INVALID
+ * "`KEY` is not supported: inferd does not implement ...", *key (may be NULL) set to it. Null
+ * and neutral values (watermark false, tool_choice "none", logit_bias {}) pass; metadata (user,
+ * metadata, store) and unknown keys are not its business. gen_params_parse calls it first; the
+ * HTTP layer may call it before, to name the key in its answer. The table, with each key's
+ * neutral value, is in params.c. */
 int gen_params_unsupported(enum gen_dialect d, const struct json_t *obj, const char **key,
                            struct err *e);
 

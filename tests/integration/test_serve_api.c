@@ -3,7 +3,8 @@
  * fixtures. Parameters the reference APIs define and inferd does not implement (OpenAI tools,
  * response_format json, logit_bias, suffix, best_of; TGI grammar, watermark, adapter_id) are
  * refused naming the key (OpenAI 400 invalid_request_error with param, TGI 422 validation),
- * their neutral values and metadata accepted. A list prompt on /v1/completions answers each
+ * their neutral values and metadata accepted; so are the pipeline route's (num_return_sequences,
+ * num_beams, min_new_tokens). A list prompt on /v1/completions answers each
  * prompt's n choices in order (index = prompt * n + j), each the refs' greedy text, usage
  * summed, streamed too. POST / is /generate's answer in a list (return_full_text true by default
  * on text-generation, false on text2text-generation) or, with "stream": true, /generate_stream.
@@ -187,6 +188,30 @@ START_TEST(tgi_refuses_what_it_does_not_do)
         json_pack("{s:s, s:{s:b, s:n, s:n, s:i}}", "inputs", "Hi", "parameters", "watermark", 0,
                   "grammar", "adapter_id", "max_new_tokens", 2));
     expect_status(r, 200, "watermark false, grammar null");
+    http_reply_free(r);
+}
+END_TEST
+
+/* The pipeline route (POST /models/{name}) refuses generate() options it does not do. */
+START_TEST(pipeline_refuses_what_it_does_not_do)
+{
+    static const char *const keys[] = {"num_return_sequences", "num_beams", "min_new_tokens"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *params = json_pack("{s:i}", "max_new_tokens", 4);
+        json_object_set_new(params, keys[i], json_integer(3));
+        struct http_reply *r = daemon_post(
+            srv, "/models/gpt2", json_pack("{s:s, s:o}", "inputs", "Hello", "parameters", params));
+        expect_hf_error(r, 422, keys[i]);
+        char want[80];
+        snprintf(want, sizeof want, "`%s` is not supported", keys[i]);
+        ck_assert_msg(strstr(str(r->json, "error"), want), "%s: %s", keys[i], r->body);
+        http_reply_free(r);
+    }
+    struct http_reply *r = daemon_post(
+        srv, "/models/gpt2",
+        json_pack("{s:s, s:{s:i, s:i, s:i}}", "inputs", "Hello", "parameters", "max_new_tokens", 4,
+                  "num_return_sequences", 1, "num_beams", 1));
+    expect_status(r, 200, "num_return_sequences 1");
     http_reply_free(r);
 }
 END_TEST
@@ -420,6 +445,7 @@ Suite *suite_serve_api(void)
     tcase_add_test(tc, openai_refuses_what_it_does_not_do);
     tcase_add_test(tc, openai_accepts_neutral_values);
     tcase_add_test(tc, tgi_refuses_what_it_does_not_do);
+    tcase_add_test(tc, pipeline_refuses_what_it_does_not_do);
     tcase_add_test(tc, openai_list_prompt);
     tcase_add_test(tc, tgi_compat_route);
     tcase_add_test(tc, json_bodies_end_with_newline);
