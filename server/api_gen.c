@@ -45,6 +45,10 @@ static void gen_unref(struct gen_call *g)
     gen_params_fini(&g->params);
     free(g->prompt);
     free(g->prompt_text);
+    for (size_t i = 0; i < g->n_prompts; i++) {
+        free(g->prompts[i].ids);
+        free(g->prompts[i].text);
+    }
     if (g->user_fini)
         g->user_fini(g);
     free(g->user);
@@ -240,6 +244,40 @@ int gen_call_set_prompt_text(struct gen_call *g, const char *text, size_t len)
     g->prompt_text[len] = '\0';
     g->prompt_text_len = len;
     return 0;
+}
+
+int gen_call_push_prompt(struct gen_call *g)
+{
+    if (g->n_prompts >= GEN_MAX_CHOICES) {
+        gen_call_error(g, invalid_status(g), "prompt", "too many prompts");
+        return -1;
+    }
+    struct gen_prompt *p = &g->prompts[g->n_prompts++];
+    p->ids = g->prompt;
+    p->n = g->n_prompt;
+    p->text = g->prompt_text;
+    p->text_len = g->prompt_text_len;
+    g->prompt = NULL;
+    g->n_prompt = 0;
+    g->prompt_text = NULL;
+    g->prompt_text_len = 0;
+    return 0;
+}
+
+struct gen_prompt gen_call_prompt(const struct gen_call *g, size_t i)
+{
+    if (g->n_prompts)
+        return g->prompts[g->out[i].prompt_i];
+    struct gen_prompt p = {g->prompt, g->n_prompt, g->prompt_text, g->prompt_text_len};
+    return p;
+}
+
+size_t gen_call_prompt_tokens(const struct gen_call *g)
+{
+    size_t n = g->n_prompts ? 0 : g->n_prompt;
+    for (size_t i = 0; i < g->n_prompts; i++)
+        n += g->prompts[i].n;
+    return n;
 }
 
 int gen_call_check(struct gen_call *g)
@@ -458,6 +496,9 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
     pthread_mutex_lock(&g->mu);
     g->n = n;
     g->submitting = true;
+    size_t per = g->n_prompts ? n / g->n_prompts : n; /* choices per prompt */
+    for (size_t i = 0; i < n; i++)
+        g->out[i].prompt_i = g->n_prompts ? i / per : 0;
     pthread_mutex_unlock(&g->mu);
     if (!ops)
         call_suspend(c, gen_on_resume, g);
@@ -472,11 +513,12 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
             snprintf(fail_msg, sizeof fail_msg, "%s", e.msg);
             break;
         }
-        p.seed = g->params.seed + i;
+        p.seed = g->params.seed + i % per;
         g->out[i].seed = p.seed;
+        struct gen_prompt prompt = gen_call_prompt(g, i);
         struct gen_req_spec spec = {
-            .prompt = g->prompt,
-            .n_prompt = g->n_prompt,
+            .prompt = prompt.ids,
+            .n_prompt = prompt.n,
             .params = &p,
             .deadline = timeout_ms > 0 ? g->t_start + (double)timeout_ms * 1e-3 : 0,
             .fd = call_fd(c),

@@ -40,10 +40,19 @@ struct gen_token {
 
 struct gen_call;
 
+/* One prompt of a call that has several (OpenAI completions' list prompt). */
+struct gen_prompt {
+    int32_t *ids;
+    size_t n;
+    char *text; /* as the dialect prints it back (echo), malloc'ed */
+    size_t text_len;
+};
+
 /* One choice (one submitted request). */
 struct gen_out {
     struct gen_call *g; /* its call (the request's owner) */
     size_t index;
+    size_t prompt_i;     /* its prompt in g->prompts when the call has a list of them */
     struct gen_req *req; /* until done */
     uint64_t seed;       /* the seed of its sampler */
     bool done;
@@ -102,6 +111,10 @@ struct gen_call {
     size_t n_prompt;
     char *prompt_text; /* as the dialect prints it back (return_full_text, echo), malloc'ed */
     size_t prompt_text_len;
+    /* several prompts (OpenAI completions' list, gen_call_push_prompt): n_choices / n_prompts
+     * choices each, in order; 0: the one prompt above */
+    struct gen_prompt prompts[GEN_MAX_CHOICES];
+    size_t n_prompts;
     /* the choices */
     size_t n;
     struct gen_out out[GEN_MAX_CHOICES];
@@ -134,12 +147,22 @@ int gen_call_set_ids(struct gen_call *g, const int32_t *ids, size_t n);
 /* Keeps the prompt's text for return_full_text / echo. */
 int gen_call_set_prompt_text(struct gen_call *g, const char *text, size_t len);
 
+/* Moves the prompt set so far (ids and text, checked by gen_call_check) to the end of the
+ * call's list of prompts; gen_call_run then gives each prompt the same number of choices.
+ * Answers the call and returns -1 when the list is full (GEN_MAX_CHOICES). */
+int gen_call_push_prompt(struct gen_call *g);
+/* Choice i's prompt (a view into the call: its one prompt or its list entry). */
+struct gen_prompt gen_call_prompt(const struct gen_call *g, size_t i);
+/* Prompt tokens over all the call's prompts, each counted once (usage). */
+size_t gen_call_prompt_tokens(const struct gen_call *g);
+
 /* Truncation (params.truncate keeps the last tokens), the length limits
  * (gen_params_resolve_length with the model's max_input_tokens and max_total_tokens) and an
  * empty prompt. Answers the call (TGI 422 / OpenAI 400) and returns -1 when invalid. */
 int gen_call_check(struct gen_call *g);
 
-/* Submits n choices (choice i samples with seed + i) and suspends the call (done: not
+/* Submits n choices (choice i samples with seed + i; with a list of prompts, n / n_prompts
+ * choices per prompt, choice j of a prompt with seed + j) and suspends the call (done: not
  * streaming) or starts the stream (ops). Answers errors (429 overloaded, 503, ...) itself. */
 void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct gen_stream_ops *ops,
                   const char *content_type);

@@ -1,5 +1,6 @@
 /* api_openai_gen: OpenAI's generation routes as vLLM serves them. POST /v1/completions
- * ("prompt": a string or token ids; echo, logprobs as a count) and POST /v1/chat/completions
+ * ("prompt": a string or token ids, or a list of them: each prompt its own n choices, index
+ * prompt * n + j, usage summed; echo, logprobs as a count) and POST /v1/chat/completions
  * ("messages" rendered with the model's chat template, add_generation_prompt true, the prompt
  * tokenized without adding special tokens again; logprobs + top_logprobs). Both take n
  * (choice i samples with seed + i), stop, seed, max_tokens / max_completion_tokens and the
@@ -79,10 +80,9 @@ static json_t *completion_logprobs(const struct gen_call *g, const struct gen_to
 
 static json_t *usage_json(const struct gen_call *g)
 {
-    size_t out = gen_call_completion_tokens(g);
-    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)g->n_prompt,
-                     "completion_tokens", (json_int_t)out, "total_tokens",
-                     (json_int_t)(g->n_prompt + out));
+    size_t out = gen_call_completion_tokens(g), in = gen_call_prompt_tokens(g);
+    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)in, "completion_tokens",
+                     (json_int_t)out, "total_tokens", (json_int_t)(in + out));
 }
 
 static const char *finish_name(const struct gen_out *o)
@@ -98,19 +98,20 @@ static void completion_done(struct gen_call *g, struct call *c)
     json_t *choices = json_array();
     for (size_t i = 0; i < g->n; i++) {
         const struct gen_out *o = &g->out[i];
+        const struct gen_prompt pr = gen_call_prompt(g, i);
         json_t *lp = json_null();
         if (g->params.logprobs) {
-            size_t offset = g->params.return_full_text ? utf8_chars(g->prompt_text) : 0;
+            size_t offset = g->params.return_full_text ? utf8_chars(pr.text) : 0;
             json_decref(lp);
             lp = completion_logprobs(g, o->tokens, o->n_tokens, &offset);
         }
         json_t *text;
         if (g->params.return_full_text) {
-            size_t n = g->prompt_text_len + o->text_len;
+            size_t n = pr.text_len + o->text_len;
             char *s = malloc(n + 1);
             if (s) {
-                memcpy(s, g->prompt_text, g->prompt_text_len);
-                memcpy(s + g->prompt_text_len, o->text, o->text_len);
+                memcpy(s, pr.text, pr.text_len);
+                memcpy(s + pr.text_len, o->text, o->text_len);
             }
             text = s ? json_stringn(s, n) : NULL;
             free(s);
@@ -189,6 +190,10 @@ static void emit_delta(struct gen_call *g, size_t i, const struct gen_token *t, 
     struct stream_state *st = g->user;
     struct gen_out *o = &g->out[i];
     chat_role(g, i);
+    if (!is_chat(g) && g->params.return_full_text && !o->started) { /* offsets after the echo */
+        const char *echo = gen_call_prompt(g, i).text;
+        st->offsets[i] = utf8_chars(echo ? echo : "");
+    }
     json_t *lp = json_null();
     if (g->params.logprobs && t) {
         json_decref(lp);
@@ -197,11 +202,12 @@ static void emit_delta(struct gen_call *g, size_t i, const struct gen_token *t, 
     }
     json_t *text;
     if (!is_chat(g) && g->params.return_full_text && !o->started) { /* echo: the prompt first */
-        size_t n = g->prompt_text_len + delta_len;
+        const struct gen_prompt pr = gen_call_prompt(g, i);
+        size_t n = pr.text_len + delta_len;
         char *s = malloc(n + 1);
         if (s) {
-            memcpy(s, g->prompt_text, g->prompt_text_len);
-            memcpy(s + g->prompt_text_len, delta, delta_len);
+            memcpy(s, pr.text, pr.text_len);
+            memcpy(s + pr.text_len, delta, delta_len);
         }
         text = s ? json_stringn(s, n) : json_string("");
         free(s);
@@ -267,13 +273,10 @@ static const struct gen_stream_ops openai_stream = {
 
 /* ---- requests ---- */
 
-/* "prompt": one string, or token ids (a list of integers, or a list holding one string or one
- * such list). Sets the gen_call's prompt; false when answered. */
+/* One prompt: a string or token ids (a list of integers). Sets the gen_call's prompt; false
+ * when answered. */
 static bool completion_prompt(struct gen_call *g, const json_t *prompt)
 {
-    if (json_is_array(prompt) && json_array_size(prompt) == 1 &&
-        !json_is_integer(json_array_get(prompt, 0)))
-        prompt = json_array_get(prompt, 0);
     if (json_is_string(prompt)) {
         if (json_string_length(prompt) == 0) {
             gen_call_error(g, 400, "prompt", "`prompt` cannot be empty");
@@ -289,9 +292,8 @@ static bool completion_prompt(struct gen_call *g, const json_t *prompt)
         ids = json_is_integer(json_array_get(prompt, i));
     if (!ids) {
         gen_call_error(g, 400, "prompt",
-                       json_is_array(prompt) && n > 1
-                           ? "only one prompt per request is supported"
-                           : "`prompt` must be a string or a list of token ids");
+                       "`prompt` must be a string, a list of strings, a list of token ids or a "
+                       "list of token id lists");
         return false;
     }
     int32_t *v = malloc(n * sizeof *v);
@@ -313,6 +315,40 @@ static bool completion_prompt(struct gen_call *g, const json_t *prompt)
     free(text);
     free(v);
     return ok;
+}
+
+/* "prompt": one prompt, checked (gen_call_check), or a list of them (strings or token id
+ * lists, OpenAI's batch), each tokenized, checked and pushed to the call's list: prompt k's
+ * choices are k * n .. k * n + n - 1. max_new_tokens is never 0 here (completions' default is
+ * 16), so the length check resolves nothing one prompt could leave to the next. False when
+ * answered. */
+static bool completion_prompts(struct gen_call *g, const json_t *prompt)
+{
+    size_t n = json_array_size(prompt);
+    if (!json_is_array(prompt) || n == 0 || json_is_integer(json_array_get(prompt, 0)))
+        return completion_prompt(g, prompt) && gen_call_check(g) == 0;
+    if (n * g->params.n > GEN_MAX_CHOICES) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "%zu prompts with `n` = %u ask for %zu choices; at most %d per request are "
+                 "supported",
+                 n, g->params.n, n * g->params.n, GEN_MAX_CHOICES);
+        gen_call_error(g, 400, "prompt", msg);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *one = json_array_get(prompt, i);
+        if (!json_is_string(one) && !(json_is_array(one) && json_array_size(one) > 0 &&
+                                      json_is_integer(json_array_get(one, 0)))) {
+            char msg[120];
+            snprintf(msg, sizeof msg, "`prompt`[%zu] must be a string or a list of token ids", i);
+            gen_call_error(g, 400, "prompt", msg);
+            return false;
+        }
+        if (!completion_prompt(g, one) || gen_call_check(g) != 0 || gen_call_push_prompt(g) != 0)
+            return false;
+    }
+    return true;
 }
 
 /* Content as a string: text parts joined by newlines (vLLM), null kept. NULL when invalid. */
@@ -386,8 +422,9 @@ static json_t *chat_messages(struct gen_call *g, const json_t *messages)
     return out;
 }
 
-/* The chat template's variables: add_generation_prompt (default true), tools, documents and
- * chat_template_kwargs' members (vLLM's extras). NULL when answered. */
+/* The chat template's variables: add_generation_prompt (default true), documents and
+ * chat_template_kwargs' members (vLLM's extras; tools are refused before, not implemented).
+ * NULL when answered. */
 static json_t *chat_extra(struct gen_call *g, const json_t *body)
 {
     const json_t *agp = json_object_get(body, "add_generation_prompt");
@@ -403,12 +440,9 @@ static json_t *chat_extra(struct gen_call *g, const json_t *body)
     }
     json_t *extra = json_is_object(kw) ? json_deep_copy(kw) : json_object();
     json_object_set_new(extra, "add_generation_prompt", json_boolean(!json_is_false(agp)));
-    static const char *const pass[] = {"tools", "documents"};
-    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
-        const json_t *v = json_object_get(body, pass[i]);
-        if (v && !json_is_null(v))
-            json_object_set(extra, pass[i], (json_t *)v);
-    }
+    const json_t *docs = json_object_get(body, "documents");
+    if (docs && !json_is_null(docs))
+        json_object_set(extra, "documents", (json_t *)docs);
     return extra;
 }
 
@@ -468,8 +502,10 @@ static void openai_route(struct call *c, enum gen_dialect d)
     struct gen_limits lim = gen_limits_default();
     lim.max_input_tokens = (uint32_t)model_gen_max_input(m);
     struct err e = {0};
-    if (gen_params_parse(d, body, &g->gm->gen_config, &lim, &g->params, &e) != 0) {
-        gen_call_error(g, 400, NULL, e.msg);
+    const char *key = NULL;
+    if (gen_params_unsupported(d, body, &key, &e) != 0 ||
+        gen_params_parse(d, body, &g->gm->gen_config, &lim, &g->params, &e) != 0) {
+        gen_call_error(g, 400, key, e.msg);
         return;
     }
     if (g->gm->t5 && d == GEN_DIALECT_COMPLETIONS && g->params.return_full_text) {
@@ -484,16 +520,15 @@ static void openai_route(struct call *c, enum gen_dialect d)
             gen_call_error(g, 400, "prompt", "`prompt` is required");
             return;
         }
-        if (!completion_prompt(g, prompt))
+        if (!completion_prompts(g, prompt))
             return;
-    } else if (!chat_prompt(g, body)) {
+    } else if (!chat_prompt(g, body) || gen_call_check(g) != 0) {
         return;
     }
-    if (gen_call_check(g) != 0)
-        return;
+    size_t n_choices = g->params.n * (g->n_prompts ? g->n_prompts : 1);
     g->record_tokens = !g->params.stream && g->params.logprobs;
     if (!g->params.stream) {
-        gen_call_run(g, g->params.n, d == GEN_DIALECT_CHAT ? chat_done : completion_done, NULL,
+        gen_call_run(g, n_choices, d == GEN_DIALECT_CHAT ? chat_done : completion_done, NULL,
                      NULL);
         return;
     }
@@ -503,13 +538,8 @@ static void openai_route(struct call *c, enum gen_dialect d)
         return;
     }
     snprintf(st->model, sizeof st->model, "%s", model_name(m));
-    size_t echo = d == GEN_DIALECT_COMPLETIONS && g->params.return_full_text
-                      ? utf8_chars(g->prompt_text ? g->prompt_text : "")
-                      : 0;
-    for (size_t i = 0; i < GEN_MAX_CHOICES; i++)
-        st->offsets[i] = echo;
     g->user = st;
-    gen_call_run(g, g->params.n, NULL, &openai_stream, "text/event-stream");
+    gen_call_run(g, n_choices, NULL, &openai_stream, "text/event-stream");
 }
 
 void route_openai_completions(struct call *c)

@@ -1,7 +1,9 @@
 /* api_tgi: the Text Generation Inference dialect. POST /generate answers
  * {"generated_text", "details"?} once generation ends; POST /generate_stream sends one
  * Server-Sent Event per token ({"index", "token", "top_tokens"?, "generated_text": null,
- * "details": null}), the last one carrying generated_text and, asked for, details; GET /info
+ * "details": null}), the last one carrying generated_text and, asked for, details; POST /
+ * (TGI's compat route: "stream": true is /generate_stream, else /generate's answer in a list,
+ * return_full_text defaulting to true for text-generation); GET /info
  * for a generation model (tgi_info). Request validation is TGI's (generate/params.h) with its
  * messages, answered as 422 {"error": "Input validation error: ...", "error_type":
  * "validation"} before anything is streamed; a failure once the stream runs is an event
@@ -155,7 +157,8 @@ static void add_count(struct call *c, const char *name, size_t n)
     call_add_header(c, name, v);
 }
 
-static void generate_done(struct gen_call *g, struct call *c)
+/* /generate's answer (its body; the headers added to c). */
+static json_t *generate_answer(struct gen_call *g, struct call *c)
 {
     size_t b = best_choice(g);
     const struct gen_out *o = &g->out[b];
@@ -177,7 +180,19 @@ static void generate_done(struct gen_call *g, struct call *c)
     add_ms(c, "x-queue-time", o->queue_seconds);
     add_ms(c, "x-inference-time", o->total_seconds - o->queue_seconds);
     add_ms(c, "x-total-time", o->total_seconds);
-    call_reply(c, 200, body);
+    return body;
+}
+
+static void generate_done(struct gen_call *g, struct call *c)
+{
+    call_reply(c, 200, generate_answer(g, c));
+}
+
+/* POST / without stream: /generate's answer in a list (TGI's compat_generate, which matches
+ * the Hugging Face Inference API's shape). */
+static void compat_done(struct gen_call *g, struct call *c)
+{
+    call_reply(c, 200, json_pack("[o]", generate_answer(g, c)));
 }
 
 /* ---- the stream ---- */
@@ -255,8 +270,10 @@ static const struct gen_stream_ops tgi_stream = {
 
 /* ---- the routes ---- */
 
-/* Model, inputs and parameters of a TGI request; the gen_call ready to run (NULL: answered). */
-static struct gen_call *tgi_prepare(struct call *c, bool stream)
+/* Model, inputs and parameters of a TGI request; the gen_call ready to run (NULL: answered).
+ * compat (POST /): return_full_text, when not given, is TGI's default for the model's task
+ * (true for text-generation, false for text2text-generation). */
+static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
 {
     const json_t *body = call_body(c);
     const json_t *mv = json_object_get(body, "model");
@@ -291,6 +308,9 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream)
         gen_call_error(g, 422, "parameters", e.msg);
         return NULL;
     }
+    const json_t *full = json_object_get(params, "return_full_text");
+    if (compat && (!full || json_is_null(full)))
+        g->params.return_full_text = !g->gm->t5;
     if (g->gm->t5 && g->params.return_full_text) {
         gen_call_error(g, 422, "parameters",
                        "`return_full_text` is not supported by an encoder-decoder model "
@@ -306,18 +326,41 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream)
     return g;
 }
 
+static void tgi_generate(struct call *c, bool compat)
+{
+    struct gen_call *g = tgi_prepare(c, false, compat);
+    if (g)
+        gen_call_run(g, g->params.best_of, compat ? compat_done : generate_done, NULL, NULL);
+}
+
+static void tgi_generate_stream(struct call *c, bool compat)
+{
+    struct gen_call *g = tgi_prepare(c, true, compat);
+    if (g)
+        gen_call_run(g, 1, NULL, &tgi_stream, "text/event-stream");
+}
+
 void route_tgi_generate(struct call *c)
 {
-    struct gen_call *g = tgi_prepare(c, false);
-    if (g)
-        gen_call_run(g, g->params.best_of, generate_done, NULL, NULL);
+    tgi_generate(c, false);
 }
 
 void route_tgi_generate_stream(struct call *c)
 {
-    struct gen_call *g = tgi_prepare(c, true);
-    if (g)
-        gen_call_run(g, 1, NULL, &tgi_stream, "text/event-stream");
+    tgi_generate_stream(c, false);
+}
+
+void route_tgi_compat(struct call *c)
+{
+    const json_t *stream = json_object_get(call_body(c), "stream");
+    if (stream && !json_is_null(stream) && !json_is_boolean(stream)) {
+        call_error(c, 422, "stream", "Input validation error: `stream` must be true or false");
+        return;
+    }
+    if (json_is_true(stream))
+        tgi_generate_stream(c, true);
+    else
+        tgi_generate(c, true);
 }
 
 /* ---- GET /info ---- */

@@ -48,7 +48,7 @@ struct http {
 
 struct route {
     const char *method;
-    const char *path; /* exact, or a prefix ending in '/' followed by one {name} segment */
+    const char *path; /* exact ("/" too), or a prefix ending in '/' + one {name} segment */
     route_fn fn;
     enum dialect dialect;
     bool open;    /* no API key needed */
@@ -73,6 +73,7 @@ static const struct route routes[] = {
     {"POST", "/generate_stream", route_tgi_generate_stream, DIALECT_TGI, false, false},
     {"POST", "/v1/completions", route_openai_completions, DIALECT_OPENAI, false, false},
     {"POST", "/v1/chat/completions", route_openai_chat, DIALECT_OPENAI, false, false},
+    {"POST", "/", route_tgi_compat, DIALECT_TGI, false, false},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -361,10 +362,16 @@ void call_reply(struct call *c, int status, json_t *body)
     }
     if (status >= 400)
         keep_error(c, body);
-    char *text =
+    char *json =
         body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(body);
-    if (!text) {
+    /* the body ends with a newline (a shell's prompt after curl starts on its own line) */
+    size_t len = json ? strlen(json) : 0;
+    char *text = json ? realloc(json, len + 2) : NULL;
+    if (text) {
+        memcpy(text + len, "\n", 2);
+    } else {
+        free(json);
         text = strdup(fallback_body(c->dialect));
         status = 500;
     }
@@ -834,7 +841,7 @@ static const struct route *match(const char *url, const char *method, bool *know
         const struct route *r = &routes[i];
         size_t n = strlen(r->path);
         const char *a = NULL;
-        if (r->path[n - 1] == '/') {
+        if (n > 1 && r->path[n - 1] == '/') {
             if (strncmp(url, r->path, n) != 0 || !url[n] || strchr(url + n, '/'))
                 continue;
             a = url + n;

@@ -198,6 +198,7 @@ void route_openai_models(struct call *c);
 struct model *openai_field_model(struct call *c, unsigned tasks);
 void route_tgi_generate(struct call *c);        /* POST /generate */
 void route_tgi_generate_stream(struct call *c); /* POST /generate_stream */
+void route_tgi_compat(struct call *c);          /* POST / (stream: /generate_stream) */
 void route_openai_completions(struct call *c);  /* POST /v1/completions */
 void route_openai_chat(struct call *c);         /* POST /v1/chat/completions */
 

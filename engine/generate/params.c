@@ -236,7 +236,8 @@ struct tgi_raw {
 
 /* Reads every field with its JSON type first, as TGI's serde deserialization does before any
  * value is validated (so a wrong type is reported ahead of a bad value). Fields TGI has and we
- * do not use (grammar, adapter_id) are ignored with the unknown ones. */
+ * do not implement (grammar, adapter_id, watermark true) were refused before
+ * (gen_params_unsupported); unknown ones are ignored. */
 static int tgi_read(const json_t *o, const struct gen_limits *lim, struct tgi_raw *r,
                     struct gen_params *p, struct err *e)
 {
@@ -563,6 +564,153 @@ static int parse_openai(enum gen_dialect d, const json_t *o, const struct gen_li
     return rc;
 }
 
+/* ---- what the reference APIs define and inferd does not do ---- */
+
+/* Whether v (present, not null) asks for nothing beyond what inferd does; obj: the whole
+ * object v is in. */
+typedef bool (*neutral_fn)(const json_t *v, const json_t *obj);
+
+static bool is_false(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    return json_is_false(v);
+}
+
+static bool is_zero(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    return json_is_number(v) && json_number_value(v) == 0;
+}
+
+static bool is_none(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    return json_is_string(v) && strcmp(json_string_value(v), "none") == 0;
+}
+
+/* {}, [] or "" */
+static bool is_empty(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    return (json_is_object(v) && json_object_size(v) == 0) ||
+           (json_is_array(v) && json_array_size(v) == 0) ||
+           (json_is_string(v) && json_string_length(v) == 0);
+}
+
+/* response_format {"type": "text"}: plain text, what is generated anyway */
+static bool is_text_format(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    const char *t = json_string_value(json_object_get(v, "type"));
+    return json_is_object(v) && t && strcmp(t, "text") == 0;
+}
+
+/* modalities ["text"] */
+static bool is_text_only(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return false;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const char *m = json_string_value(json_array_get(v, i));
+        if (!m || strcmp(m, "text") != 0)
+            return false;
+    }
+    return true;
+}
+
+/* 1 (num_beams, num_return_sequences) */
+static bool is_one(const json_t *v, const json_t *obj)
+{
+    (void)obj;
+    return json_is_number(v) && json_number_value(v) == 1;
+}
+
+/* completions' best_of equal to n (1 when absent): the n choices are all returned */
+static bool is_n(const json_t *v, const json_t *obj)
+{
+    const json_t *n = json_object_get(obj, "n");
+    json_int_t want = json_is_integer(n) ? json_integer_value(n) : 1;
+    return json_is_integer(v) && json_integer_value(v) == want;
+}
+
+#define TGI_BIT (1u << GEN_DIALECT_TGI)
+#define CHAT_BIT (1u << GEN_DIALECT_CHAT)
+#define CMPL_BIT (1u << GEN_DIALECT_COMPLETIONS)
+#define OPENAI_BITS (CHAT_BIT | CMPL_BIT)
+#define PIPE_BIT (1u << GEN_DIALECT_PIPELINE)
+
+/* Keys that change what must be generated (or what is answered) and are not implemented:
+ * refused unless null or neutral, never silently ignored. Metadata (user, metadata, store,
+ * service_tier, ...) and unknown keys stay ignored, as the reference servers do. */
+static const struct unsupported {
+    unsigned dialects;
+    const char *key;
+    neutral_fn neutral; /* NULL: every value but null is refused */
+    const char *what;
+} unsupported[] = {
+    {TGI_BIT, "grammar", NULL, "grammar-constrained generation (JSON schema, regex)"},
+    {TGI_BIT, "watermark", is_false, "watermarking"},
+    {TGI_BIT, "adapter_id", NULL, "LoRA adapters"},
+    {CHAT_BIT, "tools", NULL, "tool calling"},
+    {CHAT_BIT, "tool_choice", is_none, "tool calling"},
+    {CHAT_BIT, "functions", NULL, "function calling"},
+    {CHAT_BIT, "function_call", is_none, "function calling"},
+    {CHAT_BIT, "continue_final_message", is_false, "continuing the final message"},
+    {CHAT_BIT, "echo", is_false, "echo in chat (use /v1/completions)"},
+    {CHAT_BIT, "chat_template", NULL, "a chat template per request"},
+    {CHAT_BIT, "add_special_tokens", is_false, "adding special tokens to a chat prompt"},
+    {CMPL_BIT, "suffix", is_empty, "insertion (suffix)"},
+    {CMPL_BIT, "best_of", is_n, "best_of other than n"},
+    {OPENAI_BITS, "response_format", is_text_format,
+     "structured output (json_object, json_schema)"},
+    {OPENAI_BITS, "logit_bias", is_empty, "logit bias"},
+    {OPENAI_BITS, "modalities", is_text_only, "output modalities other than text"},
+    {OPENAI_BITS, "audio", NULL, "audio output"},
+    {OPENAI_BITS, "reasoning_effort", NULL, "reasoning effort (no reasoning model is served)"},
+    {OPENAI_BITS, "web_search_options", NULL, "web search"},
+    {OPENAI_BITS, "guided_json", NULL, "guided decoding"},
+    {OPENAI_BITS, "guided_regex", NULL, "guided decoding"},
+    {OPENAI_BITS, "guided_choice", NULL, "guided decoding"},
+    {OPENAI_BITS, "guided_grammar", NULL, "guided decoding"},
+    {OPENAI_BITS, "structured_outputs", NULL, "guided decoding"},
+    {OPENAI_BITS, "min_p", is_zero, "min-p sampling"},
+    {OPENAI_BITS, "min_tokens", is_zero, "a minimum completion length"},
+    {OPENAI_BITS, "use_beam_search", is_false, "beam search"},
+    {OPENAI_BITS, "bad_words", is_empty, "banned words"},
+    {OPENAI_BITS, "allowed_token_ids", NULL, "restricting the vocabulary"},
+    {OPENAI_BITS, "prompt_logprobs", NULL, "prompt log-probabilities"},
+    {OPENAI_BITS, "truncate_prompt_tokens", NULL, "prompt truncation"},
+    {PIPE_BIT, "num_return_sequences", is_one, "several sequences per input"},
+    {PIPE_BIT, "num_beams", is_one, "beam search"},
+    {PIPE_BIT, "min_new_tokens", is_zero, "a minimum generation length"},
+    {PIPE_BIT, "min_length", is_zero, "a minimum generation length"},
+    {PIPE_BIT, "no_repeat_ngram_size", is_zero, "n-gram blocking"},
+    {PIPE_BIT, "bad_words_ids", is_empty, "banned words"},
+    {PIPE_BIT, "prefix", is_empty, "a prompt prefix"},
+};
+
+int gen_params_unsupported(enum gen_dialect d, const json_t *obj, const char **key,
+                           struct err *e)
+{
+    if (key)
+        *key = NULL;
+    if (!json_is_object(obj))
+        return 0;
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        const struct unsupported *u = &unsupported[i];
+        const json_t *v = json_object_get(obj, u->key);
+        if (!(u->dialects & (1u << d)) || !v || json_is_null(v) ||
+            (u->neutral && u->neutral(v, obj)))
+            continue;
+        if (key)
+            *key = u->key;
+        return err_set(e, ERR_INVALID, "`%s` is not supported: inferd does not implement %s",
+                       u->key, u->what);
+    }
+    return 0;
+}
+
 /* ---- transformers pipeline ---- */
 
 /* Python's repr of a float (shortest round-trip digits; fixed notation for exponents in
@@ -675,6 +823,8 @@ int gen_params_parse(enum gen_dialect d, const json_t *obj, const struct gen_con
     if (!lim)
         lim = &dl;
     gen_params_init(out, d, cfg);
+    if (gen_params_unsupported(d, obj, NULL, e) != 0)
+        return ERR_INVALID;
     switch (d) {
     case GEN_DIALECT_TGI: return parse_tgi(obj, lim, out, e);
     case GEN_DIALECT_CHAT:

@@ -157,18 +157,31 @@ struct gen_params {
     uint32_t truncate;  /* keep the last N prompt tokens; 0 = no truncation */
     uint32_t best_of;   /* TGI best_of, 1 when absent */
     uint32_t n;         /* OpenAI n, 1 when absent */
-    bool watermark;     /* TGI watermark (parsed; not applied) */
+    bool watermark;     /* TGI watermark (only false: true is refused, not implemented) */
     bool stream;        /* OpenAI stream */
     bool include_usage; /* OpenAI stream_options.include_usage */
 };
 
 /* Reads and validates params from obj (TGI: the `parameters` object or NULL; OpenAI: the whole
  * request body; PIPELINE: the `parameters` object or NULL). cfg may be NULL (no
- * generation_config.json). Unknown keys are ignored, as the reference servers do; JSON null is
- * absent. A wrong type or an invalid value is ERR_INVALID with a message naming the field. out
- * needs gen_params_fini afterwards, also on failure. */
+ * generation_config.json). Keys gen_params_unsupported refuses are ERR_INVALID; unknown keys
+ * are ignored, as the reference servers do; JSON null is absent. A wrong type or an invalid
+ * value is ERR_INVALID with a message naming the field. out needs gen_params_fini afterwards,
+ * also on failure. */
 int gen_params_parse(enum gen_dialect d, const struct json_t *obj, const struct gen_config *cfg,
                      const struct gen_limits *lim, struct gen_params *out, struct err *e);
+
+/* The first key of obj (TGI and PIPELINE: the `parameters` object; OpenAI: the whole body)
+ * that the dialect's reference defines, inferd does not implement, and that asks for something
+ * (a constraint on what is generated: TGI `grammar`, OpenAI `tools`, `response_format` other
+ * than {"type": "text"}, `logit_bias`, the pipeline's `num_return_sequences`, ...): ERR_INVALID
+ * "`KEY` is not supported: inferd does not implement ...", *key (may be NULL) set to it. Null
+ * and neutral values (watermark false, tool_choice "none", logit_bias {}) pass; metadata (user,
+ * metadata, store) and unknown keys are not its business. gen_params_parse calls it first; the
+ * HTTP layer may call it before, to name the key in its answer. The table, with each key's
+ * neutral value, is in params.c. */
+int gen_params_unsupported(enum gen_dialect d, const struct json_t *obj, const char **key,
+                           struct err *e);
 
 /* The dialect's defaults with no request values (as gen_params_parse of an empty object, but
  * with seed 0 and not random). */

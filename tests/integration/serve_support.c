@@ -310,8 +310,10 @@ const char *daemon_log_tail(const struct daemon *d)
         snprintf(tail, sizeof tail, "(no log at %s)", d->log_path);
         return tail;
     }
-    size_t from = len > sizeof tail - 1 ? len - (sizeof tail - 1) : 0;
-    snprintf(tail, sizeof tail, "%s", s + from);
+    int head = snprintf(tail, sizeof tail, "(%s, kept for a post-mortem)\n", d->log_path);
+    size_t room = sizeof tail - 1 - (size_t)head;
+    size_t from = len > room ? len - room : 0;
+    snprintf(tail + head, sizeof tail - (size_t)head, "%s", s + from);
     free(s);
     return tail;
 }
@@ -408,11 +410,7 @@ void daemon_stop(struct daemon *d)
         return;
     kill_and_reap(d);
     untrack(d);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "serve_support: cannot remove %s\n", d->dir);
-    free(d);
+    free(d); /* DIR is a temp_dir: it goes with its process unless a test failed */
 }
 
 void serve_teardown(void)

@@ -70,7 +70,8 @@ int daemon_wait_exit(struct daemon *d, int timeout_ms);
 void daemon_shutdown(struct daemon *d);
 /* Fails the test when the log holds a sanitizer report (ASan, LSan, UBSan, TSan). */
 void expect_clean_log(const struct daemon *d);
-/* The whole log (malloc'ed, "" when empty) and its last ~1500 bytes (static buffer). */
+/* The whole log (malloc'ed, "" when empty) and its last ~1500 bytes after a line naming the
+ * log's path (static buffer; for failure messages: a failing test keeps DIR). */
 char *daemon_log(const struct daemon *d);
 const char *daemon_log_tail(const struct daemon *d);
 size_t daemon_log_size(const struct daemon *d);
@@ -80,7 +81,8 @@ void daemon_persist(struct daemon *d);
 /* The shared daemon of a TCase's unchecked fixture: daemon_start(yaml, NULL), then
  * daemon_persist; frees yaml (a yaml_config result). */
 struct daemon *daemon_start_shared(char *yaml);
-/* Kills (SIGKILL) the process if it still runs, reaps it, removes DIR, frees d. */
+/* Kills (SIGKILL) the process if it still runs, reaps it, frees d. DIR is a temp_dir (see
+ * support.h): removed with the process that made it, kept when a test failed. */
 void daemon_stop(struct daemon *d);
 /* Closes the raw sockets left open, then kills and reaps every daemon still running (their
  * dirs stay for a post-mortem). A checked teardown fixture for every TCase of the serve

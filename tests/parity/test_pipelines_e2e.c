@@ -638,10 +638,17 @@ START_TEST(cli_run_lines)
     ck_assert_int_eq(status, 0);
     ck_assert_uint_eq(json_array_size(json_array_get(out, 0)), 2);
     json_decref(out);
-    /* bad options exit 2; a model that does not load exits 1 */
-    out = run_cli("run --task text-classification", "", &status);
+    /* bad options exit 2, saying what is missing (on stderr, read here: never on the runner's
+     * output); a model that does not load exits 1 */
+    char err_path[300];
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", temp_dir());
+    snprintf(args, sizeof args, "run --task text-classification 2>'%s'", err_path);
+    out = run_cli(args, "", &status);
     ck_assert_int_eq(status, 2);
     json_decref(out);
+    char *err = read_file(err_path, NULL);
+    ck_assert_msg(err && strstr(err, "--model"), "stderr does not name --model: %s", err);
+    free(err);
     snprintf(args, sizeof args, "run --model '%s' --task ner --dtype fp64 2>/dev/null",
              fixture_model("bert-tokcls"));
     out = run_cli(args, "", &status);

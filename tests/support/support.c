@@ -2,6 +2,7 @@
 #include "support.h"
 
 #include <check.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -94,6 +95,59 @@ const char *inferd_exe(void)
     return INFERD_BUILD_DIR "/inferd";
 }
 
+/* The temp dirs made here, each with the process that made it: a forked test inherits its
+ * parent's list and must leave those alone. */
+struct temp_entry {
+    char *path;
+    pid_t pid;
+};
+static struct temp_entry *temps;
+static size_t n_temps, cap_temps;
+static bool temps_kept;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path); /* FTW_PHYS: a symlink goes, never what it points to */
+    return 0;
+}
+
+void temp_dirs_remove(void)
+{
+    for (size_t i = 0; i < n_temps; i++) {
+        if (temps[i].pid != getpid())
+            continue;
+        if (!temps_kept)
+            nftw(temps[i].path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(temps[i].path);
+        temps[i].path = NULL;
+        temps[i].pid = 0;
+    }
+}
+
+void temp_dirs_keep(void)
+{
+    temps_kept = true;
+}
+
+static void remember(const char *path)
+{
+    if (n_temps == 0 && cap_temps == 0)
+        atexit(temp_dirs_remove);
+    if (n_temps == cap_temps) {
+        size_t cap = cap_temps ? cap_temps * 2 : 32;
+        struct temp_entry *v = realloc(temps, cap * sizeof *v);
+        if (!v)
+            return; /* not removed: only disk space lost */
+        temps = v;
+        cap_temps = cap;
+    }
+    temps[n_temps].path = strdup(path);
+    temps[n_temps++].pid = getpid();
+}
+
 const char *temp_dir(void)
 {
     static char path[256];
@@ -102,6 +156,7 @@ const char *temp_dir(void)
         perror("mkdtemp");
         abort();
     }
+    remember(path);
     return path;
 }
 

@@ -31,8 +31,16 @@ char *read_file(const char *path, size_t *len);
 /* Path of the built inferd executable. */
 const char *inferd_exe(void);
 
-/* A fresh empty temporary directory (static storage until the next call). */
+/* A fresh empty temporary directory, BUILD/test-tmp-XXXXXX (static storage until the next
+ * call). It goes when the process that made it exits normally: a forked test's process
+ * exits so when the test passed, while a failure (Check's _exit), a crash or a timeout keeps
+ * it for a post-mortem; the runner's own (unchecked fixtures, every test under CK_FORK=no)
+ * stay when any test failed (temp_dirs_keep). */
 const char *temp_dir(void);
+/* Removes this process's temp dirs now (registered with atexit by the first temp_dir). */
+void temp_dirs_remove(void);
+/* Keeps them: the runner calls it when a test failed. */
+void temp_dirs_keep(void);
 
 /* Decompresses tests/data/<name> (an .xz file) once into the build directory and returns
  * the path of the result (static storage), e.g. fixture_xz("spam-dev.jsonl.xz").

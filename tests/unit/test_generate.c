@@ -81,7 +81,8 @@ START_TEST(tgi_defaults)
              "{\"max_new_tokens\": 20, \"stop\": [\"\\n\\n\", \"END\"], \"seed\": 42, "
              "\"details\": true, \"top_n_tokens\": 5, \"truncate\": 512, \"return_full_text\": "
              "true, \"repetition_penalty\": 1.1, \"frequency_penalty\": -0.5, \"best_of\": 1, "
-             "\"do_sample\": true, \"grammar\": null, \"adapter_id\": \"x\"}",
+             "\"do_sample\": true, \"grammar\": null, \"adapter_id\": null, \"watermark\": "
+             "false}",
              NULL, &p);
     ck_assert_uint_eq(p.max_new_tokens, 20);
     ck_assert_uint_eq(p.n_stop, 2);
@@ -149,6 +150,47 @@ START_TEST(tgi_messages)
     ck_assert_str_eq(e.msg,
                      "`decoder_input_details` == true is not supported when streaming tokens");
     gen_params_fini(&p);
+}
+END_TEST
+
+/* What the reference APIs define and inferd does not do is refused naming the key, its
+ * neutral values pass, metadata and unknown keys are ignored. */
+START_TEST(unsupported_refused)
+{
+    enum gen_dialect t = GEN_DIALECT_TGI, c = GEN_DIALECT_CHAT, k = GEN_DIALECT_COMPLETIONS;
+    parse_err(t, "{\"grammar\": {\"type\": \"regex\", \"value\": \"a+\"}}",
+              "`grammar` is not supported: inferd does not implement grammar-constrained "
+              "generation (JSON schema, regex)");
+    parse_err(t, "{\"watermark\": true}",
+              "`watermark` is not supported: inferd does not implement watermarking");
+    parse_err(c, "{\"tools\": []}",
+              "`tools` is not supported: inferd does not implement tool calling");
+    parse_err(c, "{\"tool_choice\": \"required\"}",
+              "`tool_choice` is not supported: inferd does not implement tool calling");
+    parse_err(k, "{\"response_format\": {\"type\": \"json_object\"}}",
+              "`response_format` is not supported: inferd does not implement structured output "
+              "(json_object, json_schema)");
+    parse_err(k, "{\"best_of\": 2, \"n\": 1}",
+              "`best_of` is not supported: inferd does not implement best_of other than n");
+    /* chat's keys are not completions' and the reverse (tools there is an unknown key) */
+    struct gen_params p;
+    parse_ok(k, "{\"tools\": [{}]}", NULL, &p);
+    gen_params_fini(&p);
+    parse_ok(c, "{\"suffix\": \"x\"}", NULL, &p);
+    gen_params_fini(&p);
+    parse_ok(k, "{\"best_of\": 3, \"n\": 3, \"logit_bias\": {}, \"suffix\": \"\", \"user\": \"u\", "
+                "\"metadata\": {\"a\": \"b\"}, \"response_format\": {\"type\": \"text\"}, "
+                "\"modalities\": [\"text\"], \"future_key\": 1}",
+             NULL, &p);
+    gen_params_fini(&p);
+    parse_ok(c, "{\"tool_choice\": \"none\", \"function_call\": \"none\", \"tools\": null}",
+             NULL, &p);
+    gen_params_fini(&p);
+    const char *key = NULL;
+    json_t *j = J("{\"user\": \"u\", \"logit_bias\": {\"1\": 5}}");
+    ck_assert_int_eq(gen_params_unsupported(k, j, &key, NULL), ERR_INVALID);
+    ck_assert_str_eq(key, "logit_bias");
+    json_decref(j);
 }
 END_TEST
 
@@ -750,6 +792,7 @@ Suite *suite_generate(void)
     TCase *tc = tcase_create("params");
     tcase_add_test(tc, tgi_defaults);
     tcase_add_test(tc, tgi_messages);
+    tcase_add_test(tc, unsupported_refused);
     tcase_add_test(tc, lengths);
     tcase_add_test(tc, openai_params);
     tcase_add_test(tc, config_defaults);
