@@ -2,6 +2,7 @@
 #include "support.h"
 
 #include <check.h>
+#include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -162,8 +163,9 @@ const char *temp_dir(void)
 
 json_t *fixture_json(const char *dir, const char *file)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char path[2048];
+    ck_assert_msg(snprintf(path, sizeof path, "%s/%s", dir, file) < (int)sizeof path,
+                  "path too long: %s/%s", dir, file);
     json_error_t je;
     json_t *j = json_load_file(path, JSON_ALLOW_NUL, &je);
     ck_assert_msg(j != NULL, "%s: %s", path, je.text);
@@ -239,4 +241,48 @@ json_t *run_cli(const char *args, const char *input, int *status)
     free(line);
     fclose(o);
     return lines;
+}
+
+/* llama-lm with the Llama 3 chat template and its special tokens (tokenizer_config.json of the
+ * llama3 fixture tokenizer); every other file a symlink to llama-lm's. Built once. */
+const char *fixture_chat_model(void)
+{
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s/test-fixtures/llama-lm-chat", INFERD_BUILD_DIR);
+    char stamp[600], tmp[540], a[2000], b[700];
+    snprintf(stamp, sizeof stamp, "%s/.built", dir);
+    struct stat st;
+    if (stat(stamp, &st) == 0)
+        return dir;
+    const char *src = fixture_model("llama-lm");
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", dir, (int)getpid());
+    snprintf(a, sizeof a, "rm -rf '%s' '%s' && mkdir -p '%s'", tmp, dir, tmp);
+    ck_assert_int_eq(system(a), 0);
+    static const char *const linked[] = {"config.json", "generation_config.json",
+                                         "model.safetensors", "tokenizer.json"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(a, sizeof a, "%s/%s", src, linked[i]);
+        snprintf(b, sizeof b, "%s/%s", tmp, linked[i]);
+        ck_assert_msg(symlink(a, b) == 0, "symlink %s: %s", b, strerror(errno));
+    }
+    json_t *cfg = fixture_json(src, "tokenizer_config.json");
+    /* (its model_max_length is past what a JSON integer holds here) */
+    snprintf(b, sizeof b, "%s/tokenizer_config.json", fixture_tokenizer("llama3"));
+    json_error_t je;
+    json_t *l3 = json_load_file(b, JSON_DECODE_INT_AS_REAL, &je);
+    ck_assert_msg(l3, "%s: %s", b, je.text);
+    ck_assert_ptr_nonnull(json_object_get(l3, "chat_template"));
+    static const char *const keys[] = {"chat_template", "bos_token", "eos_token"};
+    for (size_t i = 0; i < 3; i++)
+        json_object_set(cfg, keys[i], json_object_get(l3, keys[i]));
+    snprintf(b, sizeof b, "%s/tokenizer_config.json", tmp);
+    ck_assert_int_eq(json_dump_file(cfg, b, JSON_INDENT(2)), 0);
+    json_decref(cfg);
+    json_decref(l3);
+    snprintf(b, sizeof b, "%s/.built", tmp);
+    FILE *f = fopen(b, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_msg(rename(tmp, dir) == 0, "cannot rename %s", tmp);
+    return dir;
 }

@@ -20,6 +20,10 @@ struct json_t *fixture_json(const char *dir, const char *file);
  * unpacked from tests/data/models-{bert,other}.tar.xz or spam-bert-tiny.tar.xz. */
 const char *fixture_model(const char *name);
 
+/* llama-lm with the Llama 3 chat template and its special tokens (tokenizer_config.json of the
+ * llama3 fixture tokenizer), BUILD/test-fixtures/llama-lm-chat; built once. */
+const char *fixture_chat_model(void);
+
 /* Runs `inferd ARGS < input` (stderr discarded unless ARGS redirects it) and returns its
  * stdout lines as a JSON array of parsed lines (a line that is not JSON becomes a JSON
  * string); *status gets the exit status. */
