@@ -29,6 +29,7 @@
 #define NAME_MAX_LEN 64  /* model names go into URLs and metric labels */
 #define NAME_RULE "must be 1 to 64 letters, digits, '.', '_' or '-'"
 #define KEYS_FILE_MAX (1 << 20) /* bytes; a bigger "key file" is a wrong path */
+#define EXPECTED_MAX 160      /* longest list of keys an unknown-key message shows */
 
 enum key_type {
     KEY_STRING,  /* char *, non-empty */
@@ -36,6 +37,7 @@ enum key_type {
     KEY_SIZE,    /* size_t */
     KEY_LONG,    /* long */
     KEY_DTYPE,   /* enum config_dtype, by name */
+    KEY_BOOL,    /* bool: true or false */
     KEY_STRINGS, /* char ** followed by its size_t count (api_keys) */
     KEY_SECTION, /* a nested mapping with its own table */
     KEY_MODELS,  /* the list of model mappings (top level only) */
@@ -158,6 +160,7 @@ static const struct key server_keys[] = {
         1000000, 256),
     NUM("idle_timeout_ms", KEY_LONG, struct server_config, idle_timeout_ms, 1000, 3600000, 60000),
     NUM("read_timeout_ms", KEY_LONG, struct server_config, read_timeout_ms, 100, 3600000, 30000),
+    NUM("allow_partial_start", KEY_BOOL, struct server_config, allow_partial_start, 0, 1, 0),
 };
 static const struct table server_table = TABLE(server_keys);
 
@@ -217,6 +220,7 @@ static void store_int(void *base, const struct key *k, long long x)
     case KEY_SIZE: *(size_t *)field(base, k) = (size_t)x; break;
     case KEY_LONG: *(long *)field(base, k) = (long)x; break;
     case KEY_DTYPE: *(enum config_dtype *)field(base, k) = (enum config_dtype)x; break;
+    case KEY_BOOL: *(bool *)field(base, k) = x != 0; break;
     default: break;
     }
 }
@@ -331,6 +335,18 @@ static int get_dtype(struct load *ld, const struct ytree *v, const char *keypath
         }
     char buf[96];
     return fail(ld, v, "%s must be fp32, bf16 or int8, not %s", keypath, shown(v, buf, sizeof buf));
+}
+
+/* A plain true or false (YAML 1.1's yes/no/on/off are refused: they read as strings elsewhere). */
+static int get_bool(struct load *ld, const struct ytree *v, const char *keypath, long long *out)
+{
+    bool plain = v->kind == YTREE_SCALAR && v->plain;
+    if (plain && (strcmp(v->value, "true") == 0 || strcmp(v->value, "false") == 0)) {
+        *out = v->value[0] == 't';
+        return 0;
+    }
+    char buf[96];
+    return fail(ld, v, "%s must be true or false, not %s", keypath, shown(v, buf, sizeof buf));
 }
 
 /* ---- checks on strings ---- */
@@ -626,7 +642,10 @@ static int apply_value(struct load *ld, const struct ytree *v, const struct key 
     case KEY_SIZE:
     case KEY_LONG:
     case KEY_DTYPE:
-        rc = k->type == KEY_DTYPE ? get_dtype(ld, v, keypath, &x) : get_int(ld, v, k, keypath, &x);
+    case KEY_BOOL:
+        rc = k->type == KEY_DTYPE  ? get_dtype(ld, v, keypath, &x)
+             : k->type == KEY_BOOL ? get_bool(ld, v, keypath, &x)
+                                   : get_int(ld, v, k, keypath, &x);
         if (rc == 0)
             store_int(base, k, x);
         return rc;
@@ -647,7 +666,7 @@ static int apply_value(struct load *ld, const struct ytree *v, const struct key 
 static int apply_map(struct load *ld, const struct ytree *map, const struct table *t, void *base,
                      const char *where)
 {
-    bool seen[16] = {0}; /* per row of t: tables have at most 10 (server) */
+    bool seen[32] = {0}; /* per row of t: tables have at most 15 (server) */
     for (size_t i = 0; i + 1 < map->n_items; i += 2) {
         const struct ytree *key = map->items[i], *v = map->items[i + 1];
         const struct key *k = NULL;
@@ -655,10 +674,15 @@ static int apply_map(struct load *ld, const struct ytree *map, const struct tabl
             if (strlen(key->value) == key->len && strcmp(key->value, t->keys[r].name) == 0)
                 k = &t->keys[r];
         if (!k) {
-            char expected[200] = "";
-            for (size_t r = 0; r < t->n; r++)
-                snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s",
-                         r ? ", " : "", t->keys[r].name);
+            char expected[EXPECTED_MAX + 8] = ""; /* cut with ", ..." to fit a struct err */
+            for (size_t r = 0; r < t->n; r++) {
+                size_t len = strlen(expected), more = strlen(t->keys[r].name) + 2;
+                bool fits = len + more <= EXPECTED_MAX;
+                snprintf(expected + len, sizeof expected - len, "%s%s", r ? ", " : "",
+                         fits ? t->keys[r].name : "...");
+                if (!fits)
+                    break;
+            }
             return fail(ld, key, "unknown key '%.40s' %s%s (expected one of: %s)", key->value,
                         *where ? "in " : "at the top level", where, expected);
         }

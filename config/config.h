@@ -87,6 +87,9 @@ struct server_config {
     long idle_timeout_ms;          /* default 60000, 1000..3600000: a silent connection closes */
     long read_timeout_ms; /* default 30000, 100..3600000: request line to body's end, at most */
     struct tls_config tls;  /* default none */
+    /* default false: a model that fails to load at start stops the daemon (exit 1); true
+     * serves the others (the failed one answers 503, /ready stays 503) */
+    bool allow_partial_start;
 };
 
 struct config {
