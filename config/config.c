@@ -365,20 +365,32 @@ static int check_name(struct load *ld, const struct ytree *v, const char *keypat
     return 0;
 }
 
+/* the generation tasks: served by server/gen_sched.c, not by a pipeline */
+static const char *const generation_tasks[] = {"text-generation", "text2text-generation"};
+
+bool config_task_known(const char *task)
+{
+    bool gen = false;
+    for (size_t i = 0; i < sizeof generation_tasks / sizeof generation_tasks[0]; i++)
+        gen |= strcmp(task, generation_tasks[i]) == 0;
+    return gen || pipeline_task_by_name(task) >= 0;
+}
+
+void config_task_list(char *buf, size_t size)
+{
+    pipeline_task_list(buf, size);
+    for (size_t i = 0; i < sizeof generation_tasks / sizeof generation_tasks[0]; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, ", %s", generation_tasks[i]);
+    }
+}
+
 static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s)
 {
-    if (pipeline_task_by_name(*s) >= 0)
+    if (config_task_known(*s))
         return 0;
-    /* the generation tasks: served by server/gen_sched.c, not by a pipeline */
-    if (strcmp(*s, "text-generation") == 0 || strcmp(*s, "text2text-generation") == 0)
-        return 0;
-    char list[260] = "";
-    for (int t = 0; t < TASK_COUNT; t++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t ? ", " : "",
-                 pipeline_task_name((enum pipeline_task)t));
-    snprintf(list + strlen(list), sizeof list - strlen(list),
-             ", text-generation, "
-             "text2text-generation");
+    char list[260];
+    config_task_list(list, sizeof list);
     return fail(ld, v, "%s '%.40s' is not a task (%s)", keypath, *s, list);
 }
 
@@ -788,9 +800,11 @@ int config_single(const char *model_dir, const char *task, const char *name, str
                   struct err *e)
 {
     memset(out, 0, sizeof *out);
-    if (pipeline_task_by_name(task) < 0 && strcmp(task, "text-generation") != 0 &&
-        strcmp(task, "text2text-generation") != 0)
-        return err_set(e, ERR_INVALID, "unknown task '%s'", task);
+    if (!config_task_known(task)) {
+        char list[260];
+        config_task_list(list, sizeof list);
+        return err_set(e, ERR_INVALID, "unknown task '%.40s' (tasks: %s)", task, list);
+    }
     /* The default name: the directory's last component ("models/spam/" -> "spam"). */
     size_t end = strlen(model_dir), start;
     while (end > 1 && model_dir[end - 1] == '/')

@@ -124,6 +124,12 @@ void config_free(struct config *c);
  * running. */
 bool model_config_same(const struct model_config *a, const struct model_config *b);
 
+/* Whether task is one `serve` and `run` take: a pipeline task (or its alias) or a generation
+ * task (text-generation, text2text-generation). */
+bool config_task_known(const char *task);
+/* Every task's canonical name, "text-classification, ..., text2text-generation", into buf. */
+void config_task_list(char *buf, size_t size);
+
 /* "fp32", "bf16" or "int8". */
 const char *config_dtype_name(enum config_dtype d);
 

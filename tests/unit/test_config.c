@@ -518,7 +518,10 @@ START_TEST(single)
     ck_assert_str_eq(c.models[0].name, "custom");
     config_free(&c);
     ck_assert_int_eq(config_single("/m/x", "translation", NULL, &c, &e), ERR_INVALID);
-    ck_assert_str_eq(e.msg, "unknown task 'translation'");
+    ck_assert_str_eq(e.msg, "unknown task 'translation' (tasks: text-classification, "
+                            "token-classification, question-answering, fill-mask, "
+                            "zero-shot-classification, feature-extraction, sentence-embeddings, "
+                            "text-generation, text2text-generation)");
     ck_assert_ptr_null(c.models);
     ck_assert_int_eq(config_single("/m/x", "ner", "a b", &c, &e), ERR_INVALID);
     ck_assert_str_eq(e.msg, "model name 'a b' must be 1 to 64 letters, digits, '.', '_' or '-'");
