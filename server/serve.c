@@ -67,13 +67,7 @@ struct opts {
 
 static void usage_serve(FILE *f)
 {
-    fputs("usage: inferd serve --config FILE [--host H] [--port P]\n"
-          "       inferd serve --model DIR --task TASK [--name NAME] [--host H] [--port P]\n"
-          "                    [--dtype fp32|bf16|int8] [--workers W] [--threads T]\n"
-          "                    [--max-batch-size N]\n"
-          "Serves the models over HTTP until SIGTERM (drains, then exits 0); SIGHUP reloads\n"
-          "the config file. Port 0 picks a free port.\n",
-          f);
+    cli_usage(f, "serve");
 }
 
 static int parse_long(const char *opt, const char *v, long lo, long hi, long *out)
