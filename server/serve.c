@@ -1,6 +1,7 @@
 /* serve: `inferd serve`, the daemon's main: options and config, the server state the other
  * server/ files share (struct server), signal handling (SIGTERM/SIGINT drain, SIGHUP
- * reload) on the main thread with sigwait, and the background loading of models. */
+ * reload) on the main thread with sigwait, and the background loading of models (a model
+ * that fails its first load stops the daemon, exit 1, unless server.allow_partial_start). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
