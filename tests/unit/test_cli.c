@@ -371,6 +371,49 @@ START_TEST(run_unknown_task)
 }
 END_TEST
 
+/* An unreadable tokenizer.json and an unreadable model directory, as a user who may not read
+ * them: root reads anything, so the command runs as nobody (setpriv) on a copy whose modes say
+ * so. Skipped where setpriv is missing or the tests do not run as root. */
+START_TEST(run_unreadable_files)
+{
+    if (geteuid() != 0 || system("command -v setpriv > /dev/null") != 0)
+        return;
+    const char *dir = temp_dir();
+    char cmd[2048], want[1024];
+    snprintf(cmd, sizeof cmd,
+             "chmod 755 '%s' && mkdir '%s/m' && cp '%s'/* '%s/m/' && chmod 644 '%s'/m/* && "
+             "chmod 000 '%s/m/tokenizer.json'",
+             dir, dir, fixture_model("bert-seqcls"), dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    char args[1024];
+    snprintf(args, sizeof args,
+             "--model '%s/m' --task text-classification < /dev/null 2> '%s/err'; echo $? >> "
+             "'%s/err'",
+             dir, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "setpriv --reuid=65534 --regid=65534 --clear-groups '%s' run %s", inferd_exe(), args);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/err", dir);
+    char *err = read_file(cmd, NULL);
+    snprintf(want, sizeof want, "inferd run: %s/m/tokenizer.json: permission denied\n1\n", dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+    /* the directory itself */
+    snprintf(cmd, sizeof cmd, "chmod 700 '%s/m'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "setpriv --reuid=65534 --regid=65534 --clear-groups '%s' run %s", inferd_exe(), args);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/err", dir);
+    err = read_file(cmd, NULL);
+    snprintf(want, sizeof want, "inferd run: --model '%s/m': permission denied\n1\n", dir);
+    ck_assert_str_eq(err, want);
+    free(err);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* root reads any file, so a permission error is shown through files_error itself */
 START_TEST(file_error_messages)
 {
@@ -526,6 +569,7 @@ Suite *suite_cli(void)
     tcase_add_test(self, run_unsupported_model_type);
     tcase_add_test(self, run_unknown_task);
     tcase_add_test(self, file_error_messages);
+    tcase_add_test(self, run_unreadable_files);
     suite_add_tcase(s, self);
     TCase *gen = tcase_create("generation");
     tcase_set_timeout(gen, 300);
