@@ -220,8 +220,14 @@ static void dec_unload(struct bench *b)
     decoder_unload(b->d);
 }
 
-static const struct arch decoder_arch = {dec_load,  dec_seqs_new, dec_prefill,
-                                         dec_step,  dec_config,   dec_unload};
+static const struct arch decoder_arch = {
+    .load = dec_load,
+    .seqs_new = dec_seqs_new,
+    .prefill = dec_prefill,
+    .step = dec_step,
+    .config = dec_config,
+    .unload = dec_unload,
+};
 
 /* ---- T5 ---- */
 
@@ -281,8 +287,14 @@ static void t5_bench_unload(struct bench *b)
     t5_unload(b->t5);
 }
 
-static const struct arch t5_arch = {t5_bench_load, t5_bench_seqs_new, t5_bench_prefill,
-                                    t5_bench_step, t5_bench_config,   t5_bench_unload};
+static const struct arch t5_arch = {
+    .load = t5_bench_load,
+    .seqs_new = t5_bench_seqs_new,
+    .prefill = t5_bench_prefill,
+    .step = t5_bench_step,
+    .config = t5_bench_config,
+    .unload = t5_bench_unload,
+};
 
 /* ---- measurements ---- */
 

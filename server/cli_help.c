@@ -119,7 +119,9 @@ int cli_usage(FILE *f, const char *command)
           f);
     for (size_t i = 0; i < N_USAGES; i++)
         fprintf(f, "  %-11s %s\n", usages[i].command, usages[i].summary);
-    fputs("\noptions: -h, --help (this text), -V, --version\n", f);
+    char tasks[300];
+    config_task_list(tasks, sizeof tasks);
+    fprintf(f, "\noptions: -h, --help (this text), -V, --version\ntasks: %s\n", tasks);
     return command ? -1 : 0;
 }
 

@@ -179,9 +179,9 @@ START_TEST(help_every_command)
         const char *options[4];
         bool tasks;
     } cases[] = {
-        {"--help", "usage: inferd COMMAND", {"serve", "run", "bench", "version"}, false},
-        {"-h", "usage: inferd COMMAND", {"tokenize", "detokenize", "help"}, false},
-        {"help", "usage: inferd COMMAND", {"serve", "run"}, false},
+        {"--help", "usage: inferd COMMAND", {"serve", "run", "bench", "version"}, true},
+        {"-h", "usage: inferd COMMAND", {"tokenize", "detokenize", "help"}, true},
+        {"help", "usage: inferd COMMAND", {"serve", "run"}, true},
         {"serve --help", "usage: inferd serve", {"--config", "--model", "--max-batch-size"}, true},
         {"serve -h", "usage: inferd serve", {"--workers", "--threads", "allow_partial_start"},
          true},
