@@ -170,6 +170,14 @@ static const char *model_copy(const char *src_name, const char *drop, const char
     return dir;
 }
 
+/* Removes a model_copy (and its temp dir). */
+static void copy_free(const char *dir)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "rm -rf \"$(dirname '%s')\"", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
 /* ---- --help and --version ---- */
 
 START_TEST(help_every_command)
@@ -298,6 +306,7 @@ START_TEST(run_bad_model_messages)
     snprintf(want, sizeof want, "inferd run: %s/tokenizer.json: no such file\n", dir);
     ck_assert_str_eq(r.err, want);
     ran_free(&r);
+    copy_free(dir);
 
     dir = model_copy("bert-seqcls", "config.json", NULL);
     snprintf(args, sizeof args, "run --model '%s' --task text-classification", dir);
@@ -306,6 +315,7 @@ START_TEST(run_bad_model_messages)
     snprintf(want, sizeof want, "inferd run: %s/config.json: no such file\n", dir);
     ck_assert_str_eq(r.err, want);
     ran_free(&r);
+    copy_free(dir);
 
     /* a file where the directory should be */
     snprintf(args, sizeof args, "run --model '%s/config.json' --task ner",
@@ -352,6 +362,7 @@ START_TEST(run_unsupported_model_type)
         snprintf(want, sizeof want, "inferd run: %s/config.json: %s\n", dir, cases[i].want);
         ck_assert_str_eq(r.err, want);
         ran_free(&r);
+        copy_free(dir);
     }
 }
 END_TEST
