@@ -86,3 +86,24 @@ format-check:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+
+# Every target with one line (tests/unit/test_cli.c checks that none is missing).
+.PHONY: help
+help:
+	@echo "make targets (BUILD=$(BUILD); CONFIG=FILE for run):"
+	@echo "  all             = build"
+	@echo "  deps            install what building and testing need (scripts/deps.sh, scripts/openai-client.sh)"
+	@echo "  build           meson setup + ninja in $(BUILD): build/inferd, the tests, the benchmarks"
+	@echo "  test            every test suite in one Check runner (ends 'N passed, N failed')"
+	@echo "  test-asan       the tests under AddressSanitizer + UBSan ($(ASAN_BUILD))"
+	@echo "  test-tsan       the daemon's integration suites under ThreadSanitizer ($(TSAN_BUILD))"
+	@echo "  test-valgrind   the unit suites under valgrind memcheck"
+	@echo "  test-deploy     the deployment files: Kubernetes, systemd, Dockerfile (scripts/check-deploy.sh)"
+	@echo "  run             the daemon on config/inferd.yaml (CONFIG=FILE for another), port 8080"
+	@echo "  bench           tokenizer speed (bench/run_tokenizer.sh)"
+	@echo "  bench-load      the daemon under HTTP load (bench/run_load.sh)"
+	@echo "  bench-generate  text generation next to PyTorch (bench/run_generate.sh)"
+	@echo "  format          clang-format every C file in place"
+	@echo "  format-check    clang-format --dry-run: fails on any difference"
+	@echo "  clean           remove $(BUILD), $(ASAN_BUILD) and $(TSAN_BUILD)"
+	@echo "  help            this list"

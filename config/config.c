@@ -29,6 +29,7 @@
 #define NAME_MAX_LEN 64  /* model names go into URLs and metric labels */
 #define NAME_RULE "must be 1 to 64 letters, digits, '.', '_' or '-'"
 #define KEYS_FILE_MAX (1 << 20) /* bytes; a bigger "key file" is a wrong path */
+#define EXPECTED_MAX 160      /* longest list of keys an unknown-key message shows */
 
 enum key_type {
     KEY_STRING,  /* char *, non-empty */
@@ -36,6 +37,7 @@ enum key_type {
     KEY_SIZE,    /* size_t */
     KEY_LONG,    /* long */
     KEY_DTYPE,   /* enum config_dtype, by name */
+    KEY_BOOL,    /* bool: true or false */
     KEY_STRINGS, /* char ** followed by its size_t count (api_keys) */
     KEY_SECTION, /* a nested mapping with its own table */
     KEY_MODELS,  /* the list of model mappings (top level only) */
@@ -164,6 +166,7 @@ static const struct key server_keys[] = {
         .check = check_log_format),
     ROW("log_level", KEY_STRING, struct server_config, log_level, .def_str = "info",
         .check = check_log_level),
+    NUM("allow_partial_start", KEY_BOOL, struct server_config, allow_partial_start, 0, 1, 0),
 };
 static const struct table server_table = TABLE(server_keys);
 
@@ -223,6 +226,7 @@ static void store_int(void *base, const struct key *k, long long x)
     case KEY_SIZE: *(size_t *)field(base, k) = (size_t)x; break;
     case KEY_LONG: *(long *)field(base, k) = (long)x; break;
     case KEY_DTYPE: *(enum config_dtype *)field(base, k) = (enum config_dtype)x; break;
+    case KEY_BOOL: *(bool *)field(base, k) = x != 0; break;
     default: break;
     }
 }
@@ -339,6 +343,18 @@ static int get_dtype(struct load *ld, const struct ytree *v, const char *keypath
     return fail(ld, v, "%s must be fp32, bf16 or int8, not %s", keypath, shown(v, buf, sizeof buf));
 }
 
+/* A plain true or false (YAML 1.1's yes/no/on/off are refused: they read as strings elsewhere). */
+static int get_bool(struct load *ld, const struct ytree *v, const char *keypath, long long *out)
+{
+    bool plain = v->kind == YTREE_SCALAR && v->plain;
+    if (plain && (strcmp(v->value, "true") == 0 || strcmp(v->value, "false") == 0)) {
+        *out = v->value[0] == 't';
+        return 0;
+    }
+    char buf[96];
+    return fail(ld, v, "%s must be true or false, not %s", keypath, shown(v, buf, sizeof buf));
+}
+
 /* ---- checks on strings ---- */
 
 static bool valid_name(const char *s)
@@ -355,20 +371,32 @@ static int check_name(struct load *ld, const struct ytree *v, const char *keypat
     return 0;
 }
 
+/* the generation tasks: served by server/gen_sched.c, not by a pipeline */
+static const char *const generation_tasks[] = {"text-generation", "text2text-generation"};
+
+bool config_task_known(const char *task)
+{
+    bool gen = false;
+    for (size_t i = 0; i < sizeof generation_tasks / sizeof generation_tasks[0]; i++)
+        gen |= strcmp(task, generation_tasks[i]) == 0;
+    return gen || pipeline_task_by_name(task) >= 0;
+}
+
+void config_task_list(char *buf, size_t size)
+{
+    pipeline_task_list(buf, size);
+    for (size_t i = 0; i < sizeof generation_tasks / sizeof generation_tasks[0]; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, ", %s", generation_tasks[i]);
+    }
+}
+
 static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s)
 {
-    if (pipeline_task_by_name(*s) >= 0)
+    if (config_task_known(*s))
         return 0;
-    /* the generation tasks: served by server/gen_sched.c, not by a pipeline */
-    if (strcmp(*s, "text-generation") == 0 || strcmp(*s, "text2text-generation") == 0)
-        return 0;
-    char list[260] = "";
-    for (int t = 0; t < TASK_COUNT; t++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", t ? ", " : "",
-                 pipeline_task_name((enum pipeline_task)t));
-    snprintf(list + strlen(list), sizeof list - strlen(list),
-             ", text-generation, "
-             "text2text-generation");
+    char list[260];
+    config_task_list(list, sizeof list);
     return fail(ld, v, "%s '%.40s' is not a task (%s)", keypath, *s, list);
 }
 
@@ -659,7 +687,10 @@ static int apply_value(struct load *ld, const struct ytree *v, const struct key 
     case KEY_SIZE:
     case KEY_LONG:
     case KEY_DTYPE:
-        rc = k->type == KEY_DTYPE ? get_dtype(ld, v, keypath, &x) : get_int(ld, v, k, keypath, &x);
+    case KEY_BOOL:
+        rc = k->type == KEY_DTYPE  ? get_dtype(ld, v, keypath, &x)
+             : k->type == KEY_BOOL ? get_bool(ld, v, keypath, &x)
+                                   : get_int(ld, v, k, keypath, &x);
         if (rc == 0)
             store_int(base, k, x);
         return rc;
@@ -814,9 +845,11 @@ int config_single(const char *model_dir, const char *task, const char *name, str
                   struct err *e)
 {
     memset(out, 0, sizeof *out);
-    if (pipeline_task_by_name(task) < 0 && strcmp(task, "text-generation") != 0 &&
-        strcmp(task, "text2text-generation") != 0)
-        return err_set(e, ERR_INVALID, "unknown task '%s'", task);
+    if (!config_task_known(task)) {
+        char list[260];
+        config_task_list(list, sizeof list);
+        return err_set(e, ERR_INVALID, "unknown task '%.40s' (tasks: %s)", task, list);
+    }
     /* The default name: the directory's last component ("models/spam/" -> "spam"). */
     size_t end = strlen(model_dir), start;
     while (end > 1 && model_dir[end - 1] == '/')

@@ -89,6 +89,9 @@ struct server_config {
     struct tls_config tls;  /* default none */
     char *log_format;       /* default "text": text | json (server/log.h) */
     char *log_level;        /* default "info": debug | info | warn | error */
+    /* default false: a model that fails to load at start stops the daemon (exit 1); true
+     * serves the others (the failed one answers 503, /ready stays 503) */
+    bool allow_partial_start;
 };
 
 struct config {
@@ -122,6 +125,12 @@ void config_free(struct config *c);
  * max_input_tokens, batching, generation, limits; not the name): a reload keeps such a model
  * running. */
 bool model_config_same(const struct model_config *a, const struct model_config *b);
+
+/* Whether task is one `serve` and `run` take: a pipeline task (or its alias) or a generation
+ * task (text-generation, text2text-generation). */
+bool config_task_known(const char *task);
+/* Every task's canonical name, "text-classification, ..., text2text-generation", into buf. */
+void config_task_list(char *buf, size_t size);
 
 /* "fp32", "bf16" or "int8". */
 const char *config_dtype_name(enum config_dtype d);

@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "config.h"
+
 /* `inferd tokenize` and `inferd detokenize`: JSON lines in, JSON lines out.
  * Return the process exit status. */
 int cli_tokenize(int argc, char **argv, FILE *in, FILE *out);
@@ -13,6 +15,10 @@ int cli_detokenize(int argc, char **argv, FILE *in, FILE *out);
 /* `inferd run --model DIR --task TASK`: {"inputs", "parameters"} lines in, the pipeline's
  * result (or an error object) per line out. Returns the process exit status. */
 int cli_run(int argc, char **argv, FILE *in, FILE *out);
+/* `inferd run` for text-generation and text2text-generation (cli_generate.c): the same
+ * lines in, [{"generated_text": ...}] out; exit status as cli_run. */
+int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype, int threads,
+                     FILE *in, FILE *out);
 /* `inferd serve`: the HTTP daemon (serve.c). */
 int cli_serve(int argc, char **argv);
 
@@ -30,5 +36,13 @@ void cli_print_error(FILE *out, const char *msg, const char *type);
  * [--min-seconds N] [--min-runs N] [--warmup N]`: times the encoder's forward pass on one
  * shape and prints one JSON line (cli_bench.c). Returns the process exit status. */
 int cli_bench(int argc, char **argv);
+
+/* ---- cli_help.c ---- */
+
+/* Prints command's usage (its options; the task list where it takes a task) to f; command
+ * NULL or unknown: the list of commands (then returns -1 for an unknown one, else 0). */
+int cli_usage(FILE *f, const char *command);
+/* `inferd --version`: version, git revision, oneDNN version and ISA, native dtypes. */
+int cli_version(FILE *f);
 
 #endif

@@ -7,7 +7,10 @@
  *    "seq_per_s":..,"median_ms":..,"p90_ms":..,"min_ms":..,"load_ms":..,"foreign_cpu":..,
  *    "dtype":"fp32","onednn":"2.6.3 OpenMP avx512_core_bf16"}
  * foreign_cpu is the share of the machine's CPU time other processes took while timing
- * (from /proc/stat, as the anchors compute it; null without /proc/stat). */
+ * (from /proc/stat, as the anchors compute it; null without /proc/stat).
+ * A generation model (a decoder, or T5) is measured by bench/gen_bench.c as bench-generate
+ * does: prefill of a --seq-token prompt, time to first token, and --steps greedy decode steps
+ * of --batch sequences, one JSON line each with tokens_per_s. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +18,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench/gen_bench.h"
 #include "cli.h"
+#include "loader/files.h"
+#include "models/decoder.h"
 #include "models/encoder.h"
+#include "models/t5.h"
 
 struct bench_opts {
     const char *model;
-    int batch, seq, threads, warmup, min_runs, max_runs;
+    int batch, seq, threads, warmup, min_runs, max_runs, steps;
     double min_seconds;
     enum dtype_compute dt;
 };
@@ -49,6 +56,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
                              .min_runs = 5,
                              .max_runs = 2000,
                              .min_seconds = 5.0,
+                             .steps = 32,
                              .dt = DTYPE_COMPUTE_F32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -63,6 +71,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
             bad = parse_int(v, 1, 65536, &o->seq);
         } else if (strcmp(a, "--threads") == 0) {
             bad = parse_int(v, 0, 1024, &o->threads);
+        } else if (strcmp(a, "--steps") == 0) {
+            bad = parse_int(v, 1, 100000, &o->steps);
         } else if (strcmp(a, "--warmup") == 0) {
             bad = parse_int(v, 0, 1000, &o->warmup);
         } else if (strcmp(a, "--min-runs") == 0) {
@@ -154,12 +164,61 @@ static double rand01(uint32_t *state)
     return (double)(t ^ (t >> 14)) / 4294967296.0;
 }
 
+/* Whether DIR's config.json names a model generation runs (a decoder or T5). A config.json
+ * that cannot be read is left to the loader to report. */
+static bool is_generation_model(const char *dir)
+{
+    struct hf_config hc;
+    struct err e = {0};
+    if (hf_config_load(dir, &hc, &e) != 0)
+        return false;
+    const char *names[16];
+    size_t n = decoder_model_types(names, 16);
+    bool gen = strcmp(hc.model_type, T5_MODEL_TYPE) == 0;
+    for (size_t i = 0; i < n && i < 16; i++)
+        gen |= strcmp(hc.model_type, names[i]) == 0;
+    hf_config_fini(&hc);
+    return gen;
+}
+
+/* A generation model: bench/gen_bench.c with the prompt --seq tokens long and --batch
+ * sequences decoding. */
+static int bench_generation(const struct bench_opts *o)
+{
+    struct gen_bench_opts g = gen_bench_defaults();
+    g.model = o->model;
+    g.threads = o->threads;
+    g.dt = o->dt;
+    g.context = o->seq;
+    g.prompts[0] = o->seq;
+    g.n_prompts = 1;
+    g.streams[0] = o->batch > GEN_BENCH_MAX_STREAMS ? GEN_BENCH_MAX_STREAMS : o->batch;
+    g.n_streams = 1;
+    g.steps = o->steps;
+    g.warmup = o->warmup;
+    g.min_runs = o->min_runs;
+    g.max_runs = o->max_runs;
+    g.min_seconds = o->min_seconds;
+    struct err e = {0};
+    if (gen_bench_run(&g, stdout, &e) != 0) {
+        fprintf(stderr, "inferd bench: %s\n", e.msg[0] ? e.msg : "failed");
+        return 1;
+    }
+    return 0;
+}
+
 int cli_bench(int argc, char **argv)
 {
     struct bench_opts o;
     if (parse_opts(argc, argv, &o) != 0)
         return 2;
     struct err e = {0};
+    if (files_check_dir(o.model, "--model", &e) != 0) {
+        fprintf(stderr, "inferd bench: %s\n", e.msg);
+        return 1;
+    }
+    if (is_generation_model(o.model))
+        return bench_generation(&o);
     struct dnn_ctx *ctx = NULL;
     struct encoder *m = NULL;
     struct encoder_run *run = NULL;

@@ -5,7 +5,8 @@
  * runs the encoder over all of them in one pipeline_forward call (as the server's batcher
  * does) and prints the N answers in input order; a bad line still answers with its error at
  * its position. Bad options exit 2; a model that fails to load exits 1 with a message on
- * stderr; otherwise the exit status is 1 when any line failed. */
+ * stderr; otherwise the exit status is 1 when any line failed. The generation tasks run in
+ * cli_generate.c. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "loader/files.h"
 #include "pipelines/runner.h"
 
 /* Largest --batch: the lines of one batch are held in memory together. */
@@ -78,8 +80,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         fprintf(stderr, "inferd run: --model DIR and --task TASK are required\n");
         return -1;
     }
-    if (pipeline_task_by_name(o->task) < 0) {
-        fprintf(stderr, "inferd run: unknown task '%s'\n", o->task);
+    if (!config_task_known(o->task)) {
+        char tasks[300];
+        config_task_list(tasks, sizeof tasks);
+        fprintf(stderr, "inferd run: unknown task '%s' (tasks: %s)\n", o->task, tasks);
         return -1;
     }
     return 0;
@@ -151,12 +155,26 @@ static int run_batch(const struct pipeline *p, struct dnn_ctx *ctx, struct encod
     return failed;
 }
 
+/* The config's dtype of a compute type. */
+static enum config_dtype config_dtype(enum dtype_compute dt)
+{
+    return dt == DTYPE_COMPUTE_BF16   ? CONFIG_DTYPE_BF16
+           : dt == DTYPE_COMPUTE_INT8 ? CONFIG_DTYPE_INT8
+                                      : CONFIG_DTYPE_FP32;
+}
+
 int cli_run(int argc, char **argv, FILE *in, FILE *out)
 {
     struct opts o;
     if (parse_opts(argc, argv, &o))
         return 2;
     struct err e = {0};
+    if (files_check_dir(o.dir, "--model", &e) != 0) {
+        fprintf(stderr, "inferd run: %s\n", e.msg);
+        return 1;
+    }
+    if (pipeline_task_by_name(o.task) < 0) /* a generation task */
+        return cli_run_generate(o.dir, o.task, config_dtype(o.dtype), o.threads, in, out);
     struct dnn_ctx *ctx = dnn_ctx_new(o.threads, &e);
     if (!ctx) {
         fprintf(stderr, "inferd run: %s\n", e.msg);

@@ -33,23 +33,32 @@ static void base_name(const char *dir, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)(end - start), dir + start);
 }
 
-/* Whether DIR's config.json describes an encoder-decoder this module runs (model_type "t5").
- * A config.json that cannot be read is left to the model loader to report. */
-static bool is_t5(const char *dir)
+/* Whether DIR's config.json names T5 (*t5) or a decoder; any other model_type is refused
+ * first, with every type generation runs (the decoders' table, then T5). */
+static int generation_arch(const char *dir, bool *t5, struct err *e)
 {
+    const char *names[16];
+    size_t n = decoder_model_types(names, 15);
+    n = n < 15 ? n : 15;
+    names[n++] = T5_MODEL_TYPE;
+    const struct hf_accept accept = {names, n, "text generation"};
     struct hf_config hc;
-    struct err e = {0};
-    if (hf_config_load(dir, &hc, &e) != 0)
-        return false;
-    bool t5 = strcmp(hc.model_type, "t5") == 0;
+    int rc = hf_config_load_for(dir, &accept, &hc, e);
+    if (rc)
+        return rc;
+    *t5 = strcmp(hc.model_type, T5_MODEL_TYPE) == 0;
     hf_config_fini(&hc);
-    return t5;
+    return 0;
 }
 
 static int load_weights(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx,
                         struct gen_model *m, struct err *e)
 {
-    if (is_t5(dir))
+    bool t5 = false;
+    int rc = generation_arch(dir, &t5, e);
+    if (rc)
+        return rc;
+    if (t5)
         return t5_load(dir, dt, ctx, &m->t5, e);
     return decoder_load(dir, dt, ctx, &m->decoder, e);
 }

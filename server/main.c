@@ -1,52 +1,77 @@
-/* main: the inferd executable: picks the subcommand and returns its exit status. */
+/* main: the inferd executable: picks the subcommand and returns its exit status; -h/--help
+ * after any subcommand prints its usage (cli_help.c) and exits 0. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 
-static void usage(FILE *f)
+static int run_tokenize(int argc, char **argv)
 {
-    fputs("usage: inferd COMMAND [OPTIONS]\n"
-          "\n"
-          "commands:\n"
-          "  tokenize   --tokenizer DIR [--no-special] [--pair]\n"
-          "             JSON lines {\"text\": ..., \"pair\": ...} on stdin ->\n"
-          "             {\"ids\", \"tokens\", \"offsets\", \"type_ids\"} lines on stdout\n"
-          "  detokenize --tokenizer DIR [--keep-special]\n"
-          "             JSON lines {\"ids\": [...]} on stdin -> {\"text\": ...} lines\n"
-          "  bench      --model DIR [--batch B] [--seq S] [--threads T] [--dtype fp32|bf16|int8]\n"
-          "             [--min-seconds N]: forward-pass speed, one JSON line\n"
-          "  run        --model DIR --task TASK [--dtype D] [--threads T] [--batch N]\n"
-          "             JSON lines {\"inputs\": ..., \"parameters\": {...}} on stdin ->\n"
-          "             the pipeline's result per line (as transformers.pipeline(TASK))\n"
-          "  serve      --config FILE | --model DIR --task TASK [--port P] [--host H] ...\n"
-          "             the HTTP daemon (see `inferd serve --help`)\n"
-          "  help       this text\n",
-          f);
+    return cli_tokenize(argc, argv, stdin, stdout);
+}
+static int run_detokenize(int argc, char **argv)
+{
+    return cli_detokenize(argc, argv, stdin, stdout);
+}
+static int run_run(int argc, char **argv)
+{
+    return cli_run(argc, argv, stdin, stdout);
+}
+static int run_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_version(stdout);
+}
+static int run_help(int argc, char **argv)
+{
+    if (cli_usage(stdout, argc > 1 ? argv[1] : NULL) == 0)
+        return 0;
+    fprintf(stderr, "inferd help: unknown command '%s'\n", argv[1]);
+    return 2;
+}
+
+static const struct {
+    const char *name, *alias1, *alias2;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"tokenize", NULL, NULL, run_tokenize},
+    {"detokenize", NULL, NULL, run_detokenize},
+    {"bench", NULL, NULL, cli_bench},
+    {"serve", NULL, NULL, cli_serve},
+    {"run", NULL, NULL, run_run},
+    {"version", "--version", "-V", run_version},
+    {"help", "--help", "-h", run_help},
+};
+
+static bool asks_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        cli_usage(stderr, NULL);
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "tokenize") == 0)
-        return cli_tokenize(argc - 1, argv + 1, stdin, stdout);
-    if (strcmp(cmd, "detokenize") == 0)
-        return cli_detokenize(argc - 1, argv + 1, stdin, stdout);
-    if (strcmp(cmd, "bench") == 0)
-        return cli_bench(argc - 1, argv + 1);
-    if (strcmp(cmd, "serve") == 0)
-        return cli_serve(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0)
-        return cli_run(argc - 1, argv + 1, stdin, stdout);
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        usage(stdout);
-        return 0;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) != 0 &&
+            !(commands[i].alias1 && strcmp(cmd, commands[i].alias1) == 0) &&
+            !(commands[i].alias2 && strcmp(cmd, commands[i].alias2) == 0))
+            continue;
+        if (asks_help(argc - 1, argv + 1)) {
+            cli_usage(stdout, commands[i].name);
+            return 0;
+        }
+        return commands[i].run(argc - 1, argv + 1);
     }
     fprintf(stderr, "inferd: unknown command '%s'\n", cmd);
-    usage(stderr);
+    cli_usage(stderr, NULL);
     return 2;
 }

@@ -14,6 +14,7 @@
 #include "batcher.h"
 #include "gen_sched.h"
 #include "log.h"
+#include "loader/files.h"
 #include "metrics.h"
 #include "models/weights.h"
 
@@ -25,6 +26,7 @@ struct model {
     atomic_int refs;
     _Atomic int state; /* enum model_state */
     char error[ERR_MSG_SIZE];
+    char where[48]; /* where the path came from: "models[0].path" or "--model" */
     struct pipeline *pipe; /* an encoder task's pipeline and its batcher, or */
     struct batcher *b;
     struct gen_model *gm; /* a generation task's model and scheduler */
@@ -46,7 +48,7 @@ static int effective_threads(const struct model_config *cfg)
     return cpus / workers > 0 ? (int)(cpus / workers) : 1;
 }
 
-static struct model *model_new(const struct model_config *cfg, struct metrics *metrics)
+static struct model *model_alloc(const struct model_config *cfg, struct metrics *metrics)
 {
     struct model *m = calloc(1, sizeof *m);
     if (!m)
@@ -68,6 +70,17 @@ static struct model *model_new(const struct model_config *cfg, struct metrics *m
     atomic_init(&m->state, MODEL_LOADING);
     m->metrics = metrics;
     metrics_model_ready(metrics, m->cfg.name, false);
+    return m;
+}
+
+/* The model of entry i of cfg (a file's, or the --model of `serve --model DIR`). */
+static struct model *model_new(const struct config *cfg, size_t i, struct metrics *metrics)
+{
+    struct model *m = model_alloc(&cfg->models[i], metrics);
+    if (m && cfg->path)
+        snprintf(m->where, sizeof m->where, "models[%zu].path", i);
+    else if (m)
+        snprintf(m->where, sizeof m->where, "--model");
     return m;
 }
 
@@ -149,7 +162,9 @@ static void model_load(struct model *m)
     log_load_start(m, real);
     struct load_progress progress = {.name = m->cfg.name, .t0 = t0, .last = t0};
     weights_set_progress(on_progress, &progress);
-    if (m->gen_bit) {
+    if (files_check_dir(m->cfg.path, m->where, &e) != 0) {
+        ok = false;
+    } else if (m->gen_bit) {
         ok = gen_load(m, &e);
     } else {
         struct dnn_ctx *ctx = dnn_ctx_new(m->cfg.threads > 0 ? m->cfg.threads : 0, &e);
@@ -393,21 +408,27 @@ static struct model **publish(struct registry *r, struct model **v, size_t n, si
     return old;
 }
 
-/* The first load: every model published at once in the loading state, then loaded. */
-static void apply_initial(struct registry *r, const struct config *cfg, struct metrics *metrics,
+/* The first load: every model published at once in the loading state, then loaded (up to
+ * the first that fails unless server.allow_partial_start: the daemon then stops). Returns
+ * whether every one is ready. */
+static bool apply_initial(struct registry *r, const struct config *cfg, struct metrics *metrics,
                           struct model **v)
 {
     size_t n = 0;
     for (size_t i = 0; i < cfg->n_models; i++)
-        if ((v[n] = model_new(&cfg->models[i], metrics)))
+        if ((v[n] = model_new(cfg, i, metrics)))
             n++;
     size_t old_n;
     free(publish(r, v, n, &old_n));
-    for (size_t i = 0; i < n; i++)
+    bool all = n == cfg->n_models;
+    for (size_t i = 0; i < n && (all || cfg->server.allow_partial_start); i++) {
         model_load(v[i]);
+        all &= model_state(v[i]) == MODEL_READY;
+    }
     pthread_mutex_lock(&r->mu);
     r->loaded = true;
     pthread_mutex_unlock(&r->mu);
+    return all;
 }
 
 /* Drops a set built by load_set that is not to be published, and puts the ready gauges back
@@ -442,7 +463,7 @@ static long load_set(const struct config *cfg, struct model **cur, size_t cur_n,
             v[n++] = old;
             continue;
         }
-        struct model *m = model_new(mc, metrics);
+        struct model *m = model_new(cfg, i, metrics);
         if (m)
             model_load(m);
         if (m && model_state(m) == MODEL_READY) {
@@ -522,10 +543,8 @@ bool registry_apply(struct registry *r, const struct config *cfg, struct metrics
         log_msg(LOG_ERROR, "out of memory while loading the config");
         return false;
     }
-    if (initial) {
-        apply_initial(r, cfg, metrics, v);
-        return true;
-    }
+    if (initial)
+        return apply_initial(r, cfg, metrics, v);
     size_t cur_n;
     struct model **cur = registry_models(r, &cur_n);
     long n = load_set(cfg, cur, cur_n, metrics, v);

@@ -23,7 +23,7 @@ void registry_init(struct registry *r);
  * the new set is published at once and models no longer in it are retired (they finish the
  * calls holding them, then stop); when one fails to load, the loaded ones are dropped and
  * the current set stays as it was. Messages go to stderr. Returns whether the set was
- * applied (true for the initial load). */
+ * applied; for the initial load, whether every model loaded (all are published either way). */
 bool registry_apply(struct registry *r, const struct config *cfg, struct metrics *metrics,
                     bool initial);
 /* Every model loaded and none failed. */

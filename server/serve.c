@@ -1,6 +1,7 @@
 /* serve: `inferd serve`, the daemon's main: options and config, the server state the other
  * server/ files share (struct server), signal handling (SIGTERM/SIGINT drain, SIGHUP
- * reload) on the main thread with sigwait, and the background loading of models. */
+ * reload) on the main thread with sigwait, and the background loading of models (a model
+ * that fails its first load stops the daemon, exit 1, unless server.allow_partial_start). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,6 +30,8 @@ struct server {
     struct metrics *metrics;
     struct registry reg;
     atomic_bool draining;
+    atomic_bool start_failed; /* a model failed its first load (without allow_partial_start) */
+    pthread_t main_thread;    /* sigwaits; told of start_failed by SIGUSR1 */
     double started_at;
     pthread_mutex_t reload_mu; /* one load or reload at a time */
 };
@@ -67,13 +70,7 @@ struct opts {
 
 static void usage_serve(FILE *f)
 {
-    fputs("usage: inferd serve --config FILE [--host H] [--port P]\n"
-          "       inferd serve --model DIR --task TASK [--name NAME] [--host H] [--port P]\n"
-          "                    [--dtype fp32|bf16|int8] [--workers W] [--threads T]\n"
-          "                    [--max-batch-size N]\n"
-          "Serves the models over HTTP until SIGTERM (drains, then exits 0); SIGHUP reloads\n"
-          "the config file. Port 0 picks a free port.\n",
-          f);
+    cli_usage(f, "serve");
 }
 
 static int parse_long(const char *opt, const char *v, long lo, long hi, long *out)
@@ -268,6 +265,18 @@ static bool take_pending(void)
     return again;
 }
 
+/* The first load; a model that fails stops the daemon unless server.allow_partial_start
+ * (the main thread, woken by SIGUSR1, drains and exits 1). */
+static void initial_load(struct server *s)
+{
+    if (registry_apply(&s->reg, &s->cfg, s->metrics, true) || s->cfg.server.allow_partial_start)
+        return;
+    fprintf(stderr, "inferd: stopping: a model failed to load at start "
+                    "(server.allow_partial_start: true serves the others)\n");
+    atomic_store(&s->start_failed, true);
+    pthread_kill(s->main_thread, SIGUSR1);
+}
+
 /* The loading thread: the initial load or a reload, then the reloads asked for meanwhile.
  * Nothing of the server is touched once reload_mu is let go. */
 static void *load_main(void *arg)
@@ -277,7 +286,7 @@ static void *load_main(void *arg)
     pthread_mutex_lock(&j.s->reload_mu);
     for (bool again = true; again; j.initial = false) {
         if (!server_draining(j.s) && j.initial)
-            registry_apply(&j.s->reg, &j.s->cfg, j.s->metrics, true);
+            initial_load(j.s);
         else if (!server_draining(j.s))
             reload_once(j.s);
         again = take_pending();
@@ -372,6 +381,8 @@ int cli_serve(int argc, char **argv)
     atomic_init(&s->draining, false);
     log_configure(s->cfg.server.log_format, s->cfg.server.log_level); /* checked by config */
     log_banner(&s->cfg);
+    atomic_init(&s->start_failed, false);
+    s->main_thread = pthread_self();
     check_cores(&s->cfg);
 
     /* every thread started from here on inherits the blocked set; main sigwaits */
@@ -380,6 +391,7 @@ int cli_serve(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1); /* from the loading thread: the start failed */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -399,6 +411,10 @@ int cli_serve(int argc, char **argv)
             int sig = 0;
             if (sigwait(&set, &sig) != 0)
                 continue;
+            if (sig == SIGUSR1 && atomic_load(&s->start_failed))
+                break;
+            if (sig == SIGUSR1)
+                continue;
             if (sig == SIGHUP) {
                 if (s->config_path)
                     start_load(s, false);
@@ -410,7 +426,7 @@ int cli_serve(int argc, char **argv)
             break;
         }
         drain(s, h);
-        rc = 0;
+        rc = atomic_load(&s->start_failed) ? 1 : 0;
     }
     metrics_free(s->metrics);
     config_free(&s->cfg);

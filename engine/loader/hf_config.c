@@ -1,7 +1,9 @@
 /* hf_config: config.json -> struct hf_config (model_type, sizes, labels, eps, decoder and T5
  * fields), with the per-model_type defaults of the HF config classes; see hf_config.h. */
 #include "loader/hf_config.h"
+#include "loader/files.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +35,31 @@ static const struct family families[] = {
     {"t5", "relu", 1e-6, 0, 0, 0, false},
 };
 
-static const struct family unknown_family = {"", "gelu", 1e-12, 0, 0, 0, false};
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+size_t hf_config_model_types(const char **out, size_t max)
+{
+    for (size_t i = 0; i < N_FAMILIES && i < max; i++)
+        out[i] = families[i].model_type;
+    return N_FAMILIES;
+}
+
+int hf_config_unsupported(struct err *e, const char *what, const char *model_type, const char *for_,
+                          const char *const *names, size_t n)
+{
+    char list[200] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    return err_set(e, ERR_FORMAT, "%s: model_type '%.40s' is not supported%s%s (supported: %s)",
+                   what, model_type, for_ && *for_ ? " for " : "", for_ ? for_ : "", list);
+}
 
 /* Where values come from and where errors go. */
 struct reader {
     const json_t *root;
     const char *what; /* config.json path for messages */
     struct err *e;
+    const struct hf_accept *accept; /* NULL: every family */
 };
 
 /* Sizes above this are surely corrupt and would overflow int arithmetic downstream. */
@@ -603,6 +623,20 @@ static int read_all(const struct reader *r, struct hf_config *c)
         return rc;
     if (!found || !c->model_type[0])
         return err_set(r->e, ERR_FORMAT, "%s: missing 'model_type'", r->what);
+    const struct family *fam = NULL;
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        if (strcmp(families[i].model_type, c->model_type) == 0)
+            fam = &families[i];
+    bool accepted = fam != NULL && !r->accept;
+    for (size_t i = 0; fam && r->accept && i < r->accept->n; i++)
+        accepted |= strcmp(r->accept->names[i], c->model_type) == 0;
+    if (!accepted) {
+        const char *names[N_FAMILIES];
+        hf_config_model_types(names, N_FAMILIES);
+        const struct hf_accept all = {names, N_FAMILIES, NULL};
+        const struct hf_accept *a = r->accept ? r->accept : &all;
+        return hf_config_unsupported(r->e, r->what, c->model_type, a->for_, a->names, a->n);
+    }
     const json_t *arch = json_object_get(r->root, "architectures");
     if (arch && !json_is_null(arch)) {
         if (!json_is_array(arch))
@@ -615,10 +649,6 @@ static int read_all(const struct reader *r, struct hf_config *c)
             memcpy(c->architecture, json_string_value(a0), json_string_length(a0) + 1);
         }
     }
-    const struct family *fam = &unknown_family;
-    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
-        if (strcmp(families[i].model_type, c->model_type) == 0)
-            fam = &families[i];
     c->tie_word_embeddings = true;
     rc = read_ids(r, c);
     if (!rc)
@@ -638,8 +668,8 @@ static int read_all(const struct reader *r, struct hf_config *c)
 
 /* ---- public ---- */
 
-int hf_config_parse(const char *json_text, size_t len, const char *what, struct hf_config *cfg,
-                    struct err *e)
+static int parse_for(const char *json_text, size_t len, const char *what,
+                     const struct hf_accept *accept, struct hf_config *cfg, struct err *e)
 {
     memset(cfg, 0, sizeof *cfg);
     json_error_t je;
@@ -650,7 +680,7 @@ int hf_config_parse(const char *json_text, size_t len, const char *what, struct 
     if (!json_is_object(root)) {
         rc = err_set(e, ERR_FORMAT, "%s: not a JSON object", what);
     } else {
-        struct reader r = {root, what, e};
+        struct reader r = {root, what, e, accept};
         rc = read_all(&r, cfg);
     }
     json_decref(root);
@@ -659,7 +689,19 @@ int hf_config_parse(const char *json_text, size_t len, const char *what, struct 
     return rc;
 }
 
+int hf_config_parse(const char *json_text, size_t len, const char *what, struct hf_config *cfg,
+                    struct err *e)
+{
+    return parse_for(json_text, len, what, NULL, cfg, e);
+}
+
 int hf_config_load(const char *dir, struct hf_config *cfg, struct err *e)
+{
+    return hf_config_load_for(dir, NULL, cfg, e);
+}
+
+int hf_config_load_for(const char *dir, const struct hf_accept *accept, struct hf_config *cfg,
+                       struct err *e)
 {
     memset(cfg, 0, sizeof *cfg);
     char path[4096];
@@ -667,7 +709,7 @@ int hf_config_load(const char *dir, struct hf_config *cfg, struct err *e)
         return err_set(e, ERR_INVALID, "%s: path too long", dir);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return err_set(e, ERR_NOT_FOUND, "%s: cannot open", path);
+        return files_error(path, errno, e);
     int rc = 0;
     char *buf = NULL;
     if (fseek(f, 0, SEEK_END) != 0) {
@@ -689,7 +731,7 @@ int hf_config_load(const char *dir, struct hf_config *cfg, struct err *e)
         rc = err_set(e, ERR_IO, "%s: short read", path);
         goto free_buf;
     }
-    rc = hf_config_parse(buf, (size_t)size, path, cfg, e);
+    rc = parse_for(buf, (size_t)size, path, accept, cfg, e);
 free_buf:
     free(buf);
 close_file:

@@ -107,9 +107,32 @@ struct hf_config {
  * nothing to free. */
 int hf_config_load(const char *dir, struct hf_config *cfg, struct err *e);
 
+/* The model_types a caller runs, checked before any other key of config.json. */
+struct hf_accept {
+    const char *const *names;
+    size_t n;
+    const char *for_; /* "the encoder tasks", "text generation" (for the message) */
+};
+
+/* hf_config_load that refuses a model_type outside accept (NULL: the types of
+ * hf_config_model_types) first, with hf_config_unsupported's message. */
+int hf_config_load_for(const char *dir, const struct hf_accept *accept, struct hf_config *cfg,
+                       struct err *e);
+
 /* Same, from JSON text; `what` names the source in messages (e.g. a path). */
 int hf_config_parse(const char *json_text, size_t len, const char *what, struct hf_config *cfg,
                     struct err *e);
+
+/* The model_types config.json may name (the table of per-type defaults): up to max into
+ * out; returns how many there are. A model_type outside them fails hf_config_load first,
+ * before any other key is read, with hf_config_unsupported's message. */
+size_t hf_config_model_types(const char **out, size_t max);
+
+/* The one message for a model_type something does not run: ERR_FORMAT with
+ * "WHAT: model_type 'TYPE' is not supported[ for FOR] (supported: A, B, ...)" (for may be
+ * NULL or ""; names: the types that are, from the table of whoever checks). */
+int hf_config_unsupported(struct err *e, const char *what, const char *model_type, const char *for_,
+                          const char *const *names, size_t n);
 
 /* Frees what hf_config_load allocated; cfg is zeroed. */
 void hf_config_fini(struct hf_config *cfg);

@@ -1,6 +1,7 @@
 /* safetensors: mmap, header JSON, bounds/dtype/overlap checks -> tensor views; see
  * safetensors.h for the format and the list of checks. */
 #include "loader/safetensors.h"
+#include "loader/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,8 +85,7 @@ static int map_file(const char *path, struct st_file *f, struct err *e)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return err_set(e, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "%s: cannot open: %s", path,
-                       strerror(errno));
+        return files_error(path, errno, e);
     int rc = 0;
     struct stat sb;
     if (fstat(fd, &sb) != 0) {

@@ -24,6 +24,14 @@ static const struct dec_variant variants[] = {
     {"mistral", DEC_LLAMA, false},
     {"qwen2", DEC_LLAMA, true},
 };
+#define N_VARIANTS (sizeof variants / sizeof variants[0])
+
+size_t decoder_model_types(const char **out, size_t max)
+{
+    for (size_t i = 0; i < N_VARIANTS && i < max; i++)
+        out[i] = variants[i].model_type;
+    return N_VARIANTS;
+}
 
 /* ---- tensors ---- */
 
@@ -260,17 +268,15 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
 {
     struct decoder_model *d = model;
     const char *dir = w->dir;
-    int rc = hf_config_load(dir, &d->cfg, e);
+    const char *names[N_VARIANTS];
+    decoder_model_types(names, N_VARIANTS);
+    const struct hf_accept accept = {names, N_VARIANTS, "a decoder"};
+    int rc = hf_config_load_for(dir, &accept, &d->cfg, e);
     if (rc)
         return rc;
-    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
+    for (size_t i = 0; i < N_VARIANTS; i++)
         if (strcmp(variants[i].model_type, d->cfg.model_type) == 0)
             d->v = &variants[i];
-    if (!d->v)
-        return err_set(e, ERR_FORMAT,
-                       "%s: config.json: model_type '%s' is not a decoder we know "
-                       "(gpt2, llama, mistral, qwen2)",
-                       dir, d->cfg.model_type);
     if ((rc = read_sizes(d, dir, e)) != 0 || (rc = weights_open(w, e)) != 0)
         return rc;
     d->layers = calloc((size_t)d->n_layers, sizeof *d->layers);

@@ -50,6 +50,9 @@ struct decoder_run;
  * one of HF's known buffers, or a tied lm_head copy); a missing tensor or one whose shape
  * disagrees with config.json is ERR_FORMAT naming the tensor. dt picks the linears' arithmetic
  * (DTYPE_COMPUTE_F32 matches transformers to ~1e-5; BF16 and INT8 as ops.h describes). */
+/* The config.json model_types decoder_load runs: up to max into out; returns how many. */
+size_t decoder_model_types(const char **out, size_t max);
+
 int decoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx,
                  struct decoder_model **out, struct err *e);
 void decoder_unload(struct decoder_model *d);

@@ -53,6 +53,15 @@ static const struct variant variants[] = {
     {"electra", "electra.", LAYOUT_BERT, POOL_ELECTRA, false, true},
 };
 
+#define N_VARIANTS (sizeof variants / sizeof variants[0])
+
+size_t encoder_model_types(const char **out, size_t max)
+{
+    for (size_t i = 0; i < N_VARIANTS && i < max; i++)
+        out[i] = variants[i].model_type;
+    return N_VARIANTS;
+}
+
 struct layer {
     struct linear qkv, o, ffn1, ffn2;
     struct norm_weights ln_att, ln_out;
@@ -311,15 +320,15 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
 {
     struct encoder *m = model;
     const char *dir = w->dir;
-    int rc = hf_config_load(dir, &m->cfg, e);
+    const char *names[N_VARIANTS];
+    encoder_model_types(names, N_VARIANTS);
+    const struct hf_accept accept = {names, N_VARIANTS, "the encoder tasks"};
+    int rc = hf_config_load_for(dir, &accept, &m->cfg, e);
     if (rc)
         return rc;
-    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
+    for (size_t i = 0; i < N_VARIANTS; i++)
         if (strcmp(variants[i].model_type, m->cfg.model_type) == 0)
             m->v = &variants[i];
-    if (!m->v)
-        return err_set(e, ERR_FORMAT, "%s: config.json: model_type '%s' is not an encoder we know",
-                       dir, m->cfg.model_type);
     m->H = (int)m->cfg.hidden_size;
     m->I = (int)m->cfg.intermediate_size;
     m->E = (int)m->cfg.embedding_size;

@@ -44,6 +44,9 @@ struct encoder_batch {
 struct encoder;
 struct encoder_run;
 
+/* The config.json model_types encoder_load runs: up to max into out; returns how many. */
+size_t encoder_model_types(const char **out, size_t max);
+
 int encoder_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct encoder **out,
                  struct err *e);
 void encoder_free(struct encoder *m);

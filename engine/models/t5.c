@@ -291,12 +291,11 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
 {
     struct t5_model *m = model;
     const char *dir = w->dir;
-    int rc = hf_config_load(dir, &m->cfg, e);
+    const char *names[] = {T5_MODEL_TYPE};
+    const struct hf_accept accept = {names, 1, "an encoder-decoder"};
+    int rc = hf_config_load_for(dir, &accept, &m->cfg, e);
     if (rc)
         return rc;
-    if (strcmp(m->cfg.model_type, "t5") != 0)
-        return err_set(e, ERR_FORMAT, "%s: config.json: model_type '%s' is not t5", dir,
-                       m->cfg.model_type);
     if ((rc = read_sizes(m, dir, e)) != 0 || (rc = weights_open(w, e)) != 0)
         return rc;
     m->enc = calloc((size_t)m->n_enc, sizeof *m->enc);

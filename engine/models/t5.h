@@ -64,6 +64,9 @@ struct t5_run;
  * when config.json's "scale_decoder_outputs" (transformers 5) is true or, without that key,
  * when the embeddings are tied (transformers 4: original T5 scales, T5 v1.1 does not).
  * dt picks the linears' arithmetic as in ops.h. */
+/* The config.json model_type t5_load runs. */
+#define T5_MODEL_TYPE "t5"
+
 int t5_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct t5_model **out,
             struct err *e);
 void t5_unload(struct t5_model *m);

@@ -62,13 +62,44 @@ const char *dnn_runtime_name(void)
 static const char *isa_name(dnnl_cpu_isa_t isa)
 {
     switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
     case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
     case dnnl_cpu_isa_avx512_core: return "avx512_core";
     case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
     case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
     case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
     default: return "other";
     }
+}
+
+const char *dnn_isa_name(void)
+{
+    return isa_name(dnnl_get_effective_cpu_isa());
+}
+
+/* The ISA bits (dnnl_cpu_isa_t is a bit set: each level includes the ones below it) that
+ * give a compute type its own instructions: bf16 dot products (AVX512-BF16, AMX) and int8
+ * ones (VNNI, in AVX512 or AVX2). */
+static const struct {
+    enum dtype_compute dt;
+    unsigned bits[2]; /* any of them; 0 = unused */
+} native_isa[] = {
+    {DTYPE_COMPUTE_BF16, {dnnl_cpu_isa_avx512_core_bf16 & ~dnnl_cpu_isa_avx512_core_vnni, 0}},
+    {DTYPE_COMPUTE_INT8,
+     {dnnl_cpu_isa_avx512_core_vnni & ~dnnl_cpu_isa_avx512_core,
+      dnnl_cpu_isa_avx2_vnni & ~dnnl_cpu_isa_avx2}},
+};
+
+bool dnn_dtype_native(enum dtype_compute dt)
+{
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    for (size_t i = 0; i < sizeof native_isa / sizeof native_isa[0]; i++)
+        if (native_isa[i].dt == dt)
+            return (native_isa[i].bits[0] && (isa & native_isa[i].bits[0])) ||
+                   (native_isa[i].bits[1] && (isa & native_isa[i].bits[1]));
+    return dt == DTYPE_COMPUTE_F32;
 }
 
 const char *dnn_describe(void)

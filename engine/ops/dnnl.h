@@ -7,6 +7,7 @@
 #ifndef INFERD_OPS_DNNL_H
 #define INFERD_OPS_DNNL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,12 @@ const char *dnn_runtime_name(void);
 
 /* "2.6.3 OpenMP avx512_core_bf16": version, runtime and the ISA oneDNN dispatches to. */
 const char *dnn_describe(void);
+
+/* The ISA oneDNN dispatches to on this CPU ("avx512_core_bf16", "avx2", ...). */
+const char *dnn_isa_name(void);
+/* Whether this CPU runs dt with instructions of its own: fp32 always, bf16 with AVX512-BF16
+ * or AMX, int8 with VNNI (AVX512 or AVX2); otherwise oneDNN emulates it, slower than fp32. */
+bool dnn_dtype_native(enum dtype_compute dt);
 
 /* Number of primitives currently cached in ctx, and how many were ever created (tests). */
 int dnn_cache_size(const struct dnn_ctx *ctx);

@@ -92,6 +92,16 @@ int pipeline_task_by_name(const char *name)
     return -1;
 }
 
+void pipeline_task_list(char *buf, size_t size)
+{
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < N_TASKS; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s", i ? ", " : "", tasks[i].name);
+    }
+}
+
 const char *pipeline_task_name(enum pipeline_task task)
 {
     for (size_t i = 0; i < N_TASKS; i++)
@@ -219,20 +229,21 @@ int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, stru
 {
     *out = NULL;
     int t = pipeline_task_by_name(task);
-    if (t < 0)
-        return err_set(e, ERR_INVALID,
-                       "unknown task '%s' (text-classification, token-classification, "
-                       "question-answering, fill-mask, zero-shot-classification, "
-                       "feature-extraction, sentence-embeddings)",
-                       task ? task : "(null)");
+    if (t < 0) {
+        char list[200];
+        pipeline_task_list(list, sizeof list);
+        return err_set(e, ERR_INVALID, "unknown task '%.40s' (tasks: %s)", task ? task : "(null)",
+                       list);
+    }
     struct pipeline *p = calloc(1, sizeof *p);
     if (!p)
         return err_set(e, ERR_NOMEM, "pipeline: out of memory");
     p->task = (enum pipeline_task)t;
     p->batch_tokens = DEFAULT_BATCH_TOKENS;
-    int rc = tokenizer_load(dir, &p->tk, e);
+    /* the model first: an unsupported model_type is the first thing said */
+    int rc = encoder_load(dir, dt, ctx, &p->m, e);
     if (rc == 0)
-        rc = encoder_load(dir, dt, ctx, &p->m, e);
+        rc = tokenizer_load(dir, &p->tk, e);
     if (rc)
         goto fail;
     p->cfg = encoder_config(p->m);

@@ -49,6 +49,9 @@ enum pipeline_task {
 
 /* The task of an HF task name or alias ("sentiment-analysis", "ner"); -1 if unknown. */
 int pipeline_task_by_name(const char *name);
+/* The canonical names of the pipeline tasks, "text-classification, token-classification, ...",
+ * into buf (cut to size). */
+void pipeline_task_list(char *buf, size_t size);
 /* The canonical HF name of a task. */
 const char *pipeline_task_name(enum pipeline_task task);
 

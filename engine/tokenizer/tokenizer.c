@@ -5,11 +5,13 @@
  * component type: the component tables do that. */
 #include "tokenizer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "loader/files.h"
 #include "tok.h"
 #include "unicode.h"
 #include "utf8.h"
@@ -1130,9 +1132,10 @@ int tokenizer_load(const char *dir, struct tokenizer **out, struct err *e)
     char path[4096];
     size_t len = 0, clen = 0;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    errno = 0;
     char *json = slurp(path, &len);
     if (!json)
-        return err_set(e, ERR_IO, "%s: cannot read", path);
+        return errno ? files_error(path, errno, e) : err_set(e, ERR_IO, "%s: cannot read", path);
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     char *cfg = slurp(path, &clen);
     int rc = tokenizer_from_json(json, len, cfg, clen, out, e);

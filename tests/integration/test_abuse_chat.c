@@ -124,7 +124,9 @@ START_TEST(deep_template_is_refused_at_load)
     strcpy(tmpl + 3 + n * 4, "x }}");
     const char *deep = bomb_model(d->dir, "deep", tmpl);
     free(tmpl);
-    char *yaml = yaml_config(NULL, yaml_model("deep", deep, "text-generation", NULL),
+    /* allow_partial_start: the other model serves while the deep one is refused */
+    char *yaml = yaml_config("allow_partial_start: true\n",
+                             yaml_model("deep", deep, "text-generation", NULL),
                              yaml_model("llama", "llama-lm", "text-generation", NULL), NULL);
     daemon_write_config(d, yaml);
     free(yaml);

@@ -4,8 +4,10 @@
  * or route, 405 wrong method, 413 body over max_body_bytes (answered before the body is all
  * sent), 422 invalid inputs and parameters and too many tokens, 429 queue full, 503 while a
  * model cannot load, 504 request timeout; and the start-up failures (exit 2 with
- * FILE:LINE:COL for a bad config or command line, exit 1 for a port in use), plus the
- * one-model command line `serve --model DIR --task TASK`. */
+ * FILE:LINE:COL for a bad config or command line, exit 1 for a port in use or a model that
+ * cannot load: a missing directory, a missing file, an unsupported model_type, each said
+ * exactly, unless server.allow_partial_start), plus the one-model command line
+ * `serve --model DIR --task TASK`. */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -422,12 +424,14 @@ START_TEST(unauthorized_401)
 }
 END_TEST
 
-/* A model that cannot load: /ready stays 503, its requests get 503, the others serve. */
+/* A model that cannot load with server.allow_partial_start: /ready stays 503, its requests
+ * get 503, the others serve. */
 START_TEST(not_ready_503)
 {
     struct daemon *d = daemon_new(NULL);
     const char *broken = broken_model(d->dir);
-    char *yaml = yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+    char *yaml = yaml_config("allow_partial_start: true\n",
+                             yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
                              yaml_model("broken", broken, "text-classification", NULL), NULL);
     daemon_write_config(d, yaml);
     free(yaml);
@@ -606,6 +610,108 @@ START_TEST(bad_config_exits_2)
 }
 END_TEST
 
+/* A copy of fixture model src in parent/name, its files symlinked, without `drop` (may be
+ * NULL) and with config.json's model_type replaced by `type` (may be NULL). */
+static const char *model_copy(const char *parent, const char *name, const char *src_name,
+                              const char *drop, const char *type)
+{
+    static char dir[600];
+    char src[512], cmd[2048];
+    snprintf(src, sizeof src, "%s", fixture_model(src_name));
+    snprintf(dir, sizeof dir, "%s/%s", parent, name);
+    snprintf(cmd, sizeof cmd, "mkdir '%s' && ln -s '%s'/* '%s'/", dir, src, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    if (drop) {
+        snprintf(cmd, sizeof cmd, "rm '%s/%s'", dir, drop);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    if (type) {
+        snprintf(cmd, sizeof cmd,
+                 "rm '%s/config.json' && sed 's/\"model_type\": *\"[a-z0-9_-]*\"/\"model_type\": "
+                 "\"%s\"/' '%s/config.json' > '%s/config.json'",
+                 dir, type, src, dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    return dir;
+}
+
+/* Starts d (its config written) and expects exit 1 with every line of want in its log, after
+ * the model's failure the daemon's own "stopping" line. */
+static void expect_start_fails(struct daemon *d, const char *const *args, const char *want,
+                               const char *what)
+{
+    daemon_exec(d, args);
+    int got = daemon_wait_exit(d, 60000);
+    ck_assert_msg(got == 1, "%s: exit code %d (want 1; -1: still running); log:\n%s", what, got,
+                  daemon_log_tail(d));
+    char *log = daemon_log(d);
+    ck_assert_msg(strstr(log, want) != NULL, "%s: no '%s' in the log:\n%s", what, want, log);
+    ck_assert_msg(strstr(log, "inferd: stopping: a model failed to load at start") != NULL,
+                  "%s: no stopping line:\n%s", what, log);
+    ck_assert_msg(strstr(log, "inferd: stopped") != NULL, "%s: did not drain:\n%s", what, log);
+    free(log);
+    expect_clean_log(d);
+}
+
+/* A model directory that does not exist: exit 1 naming the key and the directory (it used to
+ * log "listening", then ".../tokenizer.json: cannot read", and keep running). */
+START_TEST(strict_start_bad_path)
+{
+    char *yaml = yaml_config(NULL, yaml_model("seqcls", "bert-seqcls", "text-classification", NULL),
+                             yaml_model("ner", "/nonexistent/inferd-model", "ner", NULL), NULL);
+    struct daemon *d = daemon_new(yaml);
+    free(yaml);
+    expect_start_fails(d, NULL,
+                       "inferd: model ner failed to load: models[1].path "
+                       "'/nonexistent/inferd-model': no such directory\n",
+                       "a missing model directory");
+    daemon_stop(d);
+    /* the same through --model */
+    d = daemon_new(NULL);
+    static const char *const args[] = {"--model", "/nonexistent/inferd-model", "--task", "ner",
+                                       "--host",  "127.0.0.1",                 "--port", "0",
+                                       NULL};
+    expect_start_fails(d, args,
+                       "inferd: model inferd-model failed to load: --model "
+                       "'/nonexistent/inferd-model': no such directory\n",
+                       "serve --model with a missing directory");
+    daemon_stop(d);
+}
+END_TEST
+
+START_TEST(strict_start_missing_tokenizer)
+{
+    struct daemon *d = daemon_new(NULL);
+    const char *dir = model_copy(d->dir, "notok", "bert-tokcls", "tokenizer.json", NULL);
+    char *yaml = yaml_config(NULL, yaml_model("ner", dir, "ner", NULL), NULL);
+    daemon_write_config(d, yaml);
+    free(yaml);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "inferd: model ner failed to load: %s/tokenizer.json: no such file\n", dir);
+    expect_start_fails(d, NULL, want, "a missing tokenizer.json");
+    daemon_stop(d);
+}
+END_TEST
+
+/* A GPT-2 relabelled phi: its model_type named with the supported ones. */
+START_TEST(strict_start_unsupported_type)
+{
+    struct daemon *d = daemon_new(NULL);
+    const char *dir = model_copy(d->dir, "phi", "gpt2-lm", NULL, "phi");
+    char *yaml = yaml_config(NULL, yaml_model("phi", dir, "text-generation", NULL), NULL);
+    daemon_write_config(d, yaml);
+    free(yaml);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "inferd: model phi failed to load: %s/config.json: model_type 'phi' is not "
+             "supported for text generation (supported: gpt2, llama, mistral, qwen2, t5)\n",
+             dir);
+    expect_start_fails(d, NULL, want, "model_type phi");
+    daemon_stop(d);
+}
+END_TEST
+
 START_TEST(port_in_use_exits_1)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -685,6 +791,9 @@ Suite *suite_serve_errors(void)
     tcase_add_checked_fixture(own, NULL, serve_teardown);
     tcase_add_test(own, unauthorized_401);
     tcase_add_test(own, not_ready_503);
+    tcase_add_test(own, strict_start_bad_path);
+    tcase_add_test(own, strict_start_missing_tokenizer);
+    tcase_add_test(own, strict_start_unsupported_type);
     tcase_add_test(own, timeout_504);
     tcase_add_test(own, bad_config_exits_2);
     tcase_add_test(own, port_in_use_exits_1);

@@ -681,7 +681,8 @@ START_TEST(bad_models_fail_cleanly)
         {"{}", "encoder.final_layer_norm", "'encoder.final_layer_norm.weight' is missing"},
         {"{\"tie_word_embeddings\": false}", NULL, "'lm_head.weight' is missing"},
         /* the config itself */
-        {"{\"model_type\": \"bart\"}", NULL, "'bart' is not t5"},
+        {"{\"model_type\": \"bart\"}", NULL,
+         "model_type 'bart' is not supported for an encoder-decoder (supported: t5)"},
         {"{\"feed_forward_proj\": \"gated-foo\"}", NULL, "foo"},
         {"{\"relative_attention_max_distance\": 8}", NULL, "relative_attention_max_distance"},
         {"{\"scale_decoder_outputs\": 1}", NULL, "scale_decoder_outputs"},

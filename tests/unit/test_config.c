@@ -46,6 +46,7 @@ static void assert_defaults(const struct config *c)
     ck_assert_ptr_null(s->tls.key);
     ck_assert_str_eq(s->log_format, "text");
     ck_assert_str_eq(s->log_level, "info");
+    ck_assert(!s->allow_partial_start);
     for (size_t i = 0; i < c->n_models; i++) {
         const struct model_config *m = &c->models[i];
         ck_assert_int_eq(m->dtype, CONFIG_DTYPE_FP32);
@@ -79,7 +80,7 @@ START_TEST(example_file_loads)
     ck_assert_str_eq(m->name, "spam");
     ck_assert_str_eq(m->path, INFERD_SOURCE_DIR "/config/../models/spam-bert-tiny");
     ck_assert_str_eq(m->task, "text-classification");
-    ck_assert_int_eq(m->line, 38);
+    ck_assert_int_eq(m->line, 39);
     ck_assert_int_eq(m->column, 5);
     config_free(&c);
 }
@@ -136,6 +137,7 @@ START_TEST(every_key_set)
                        "  api_keys: [k1, \"k-2\"]\n"
                        "  http_threads: 64\n"
                        "  max_connections: 7\n"
+                       "  allow_partial_start: true\n"
                        "models:\n"
                        "  - {name: m1, path: /abs/m1, task: sentiment-analysis, dtype: int8}\n"
                        "  - name: M_2.x-y\n"
@@ -169,13 +171,14 @@ START_TEST(every_key_set)
     ck_assert_str_eq(s->api_keys[1], "k-2");
     ck_assert_int_eq(s->http_threads, 64);
     ck_assert_uint_eq(s->max_connections, 7);
+    ck_assert(s->allow_partial_start);
     ck_assert_uint_eq(c.n_models, 2);
     const struct model_config *a = &c.models[0], *b = &c.models[1];
     ck_assert_str_eq(a->name, "m1");
     ck_assert_str_eq(a->path, "/abs/m1");
     ck_assert_str_eq(a->task, "sentiment-analysis");
     ck_assert_int_eq(a->dtype, CONFIG_DTYPE_INT8);
-    ck_assert_int_eq(a->line, 11);
+    ck_assert_int_eq(a->line, 12);
     ck_assert_int_eq(a->column, 5);
     ck_assert_uint_eq(a->batching.max_batch_size, 32);
     ck_assert_str_eq(b->name, "M_2.x-y");
@@ -193,7 +196,7 @@ START_TEST(every_key_set)
     ck_assert_uint_eq(b->generation.max_batch_total_tokens, 1);
     ck_assert_uint_eq(b->generation.max_batch_prefill_tokens, 3);
     ck_assert_uint_eq(a->generation.max_batch_prefill_tokens, 512);
-    ck_assert_int_eq(b->line, 12);
+    ck_assert_int_eq(b->line, 13);
     config_free(&c);
 }
 END_TEST
@@ -265,6 +268,14 @@ static const struct {
      "t.yaml:2:9: server.port must be an integer in 0..65535, not a list"},
     {"server:\n  port: true\n" MODELS,
      "t.yaml:2:9: server.port must be an integer in 0..65535, not 'true'"},
+    /* booleans */
+    {"server:\n  allow_partial_start: yes\n" MODELS,
+     "t.yaml:2:24: server.allow_partial_start must be true or false, not 'yes'"},
+    {"server:\n  allow_partial_start: \"true\"\n" MODELS,
+     "t.yaml:2:24: server.allow_partial_start must be true or false, not the quoted string "
+     "'true'"},
+    {"server:\n  allow_partial_start: 1\n" MODELS,
+     "t.yaml:2:24: server.allow_partial_start must be true or false, not '1'"},
     {"server:\n  max_body_bytes: 1023\n" MODELS,
      "t.yaml:2:19: server.max_body_bytes must be an integer >= 1024, not '1023'"},
     {"server:\n  max_body_bytes: 99999999999999999999\n" MODELS,
@@ -516,7 +527,10 @@ START_TEST(single)
     ck_assert_str_eq(c.models[0].name, "custom");
     config_free(&c);
     ck_assert_int_eq(config_single("/m/x", "translation", NULL, &c, &e), ERR_INVALID);
-    ck_assert_str_eq(e.msg, "unknown task 'translation'");
+    ck_assert_str_eq(e.msg, "unknown task 'translation' (tasks: text-classification, "
+                            "token-classification, question-answering, fill-mask, "
+                            "zero-shot-classification, feature-extraction, sentence-embeddings, "
+                            "text-generation, text2text-generation)");
     ck_assert_ptr_null(c.models);
     ck_assert_int_eq(config_single("/m/x", "ner", "a b", &c, &e), ERR_INVALID);
     ck_assert_str_eq(e.msg, "model name 'a b' must be 1 to 64 letters, digits, '.', '_' or '-'");

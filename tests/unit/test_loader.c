@@ -735,6 +735,34 @@ static void expect_cfg_fails(const char *text, const char *key)
     ck_assert_ptr_null(c.id2label); /* nothing left to free */
 }
 
+/* An unknown model_type is the first thing said, with the supported types (a GPT-2
+ * relabelled phi used to fail on "missing 'intermediate_size'"); a caller's list
+ * (hf_config_load_for) narrows it; missing files say so. */
+START_TEST(config_unsupported_model_type)
+{
+    struct hf_config c;
+    struct err e = {0};
+    ck_assert_int_eq(parse_cfg("{\"model_type\":\"phi\",\"n_embd\":8}", &c, &e), ERR_FORMAT);
+    ck_assert_str_eq(e.msg, "dir/config.json: model_type 'phi' is not supported (supported: bert, "
+                            "roberta, xlm-roberta, camembert, electra, albert, distilbert, gpt2, "
+                            "llama, mistral, qwen2, t5)");
+    const char *dir = fixture_model("bert-seqcls");
+    static const char *const gen[] = {"gpt2", "llama"};
+    const struct hf_accept accept = {gen, 2, "text generation"};
+    ck_assert_int_eq(hf_config_load_for(dir, &accept, &c, &e), ERR_FORMAT);
+    char want[700];
+    snprintf(want, sizeof want,
+             "%s/config.json: model_type 'bert' is not supported for text generation "
+             "(supported: gpt2, llama)",
+             dir);
+    ck_assert_str_eq(e.msg, want);
+    ck_assert_int_eq(hf_config_load_for(dir, NULL, &c, &e), 0);
+    hf_config_fini(&c);
+    ck_assert_int_eq(hf_config_load("/nonexistent/m", &c, &e), ERR_NOT_FOUND);
+    ck_assert_str_eq(e.msg, "/nonexistent/m/config.json: no such file");
+}
+END_TEST
+
 START_TEST(config_errors)
 {
     struct hf_config c;
@@ -882,6 +910,7 @@ Suite *suite_loader(void)
     tcase_add_test(tc, config_bert_labels);
     tcase_add_test(tc, config_unified_names);
     tcase_add_test(tc, config_errors);
+    tcase_add_test(tc, config_unsupported_model_type);
     tcase_add_test(tc, config_decoder_fields);
     suite_add_tcase(s, tc);
     return s;

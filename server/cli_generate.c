@@ -1,0 +1,226 @@
+/* cli_generate: `inferd run --task text-generation | text2text-generation`: the generation
+ * model served by `serve` (gen_model_load, one gen_sched), {"inputs": "prompt", "parameters":
+ * {...}} lines on stdin, one line per input on stdout: [{"generated_text": ...}] as
+ * transformers.pipeline(task) answers (text-generation: the prompt and its continuation unless
+ * "return_full_text": false; text2text-generation: the new text, max_length counting the
+ * decoder start token as generate() does), or {"error", "error_type"}. Lines run one after the
+ * other, each with the pipeline dialect's parameters (max_new_tokens, do_sample, seed, ...). */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gen_sched.h"
+#include "serve.h"
+
+/* One request's answer, filled by the scheduler's worker. */
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    enum gen_status status;
+    char error[sizeof ((struct gen_result *)0)->error];
+    char *text;
+    size_t text_len;
+};
+
+static void on_done(void *owner, const struct gen_result *res)
+{
+    struct waiter *w = owner;
+    char *text = malloc(res->text_len + 1);
+    if (text) {
+        memcpy(text, res->text, res->text_len);
+        text[res->text_len] = '\0';
+    }
+    pthread_mutex_lock(&w->mu);
+    w->status = text ? res->status : GEN_FAILED;
+    snprintf(w->error, sizeof w->error, "%s", text ? res->error : "out of memory");
+    w->text = text;
+    w->text_len = text ? res->text_len : 0;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The loaded model, its scheduler and the limits of its config entry. */
+struct gen_cli {
+    const struct model_config *cfg;
+    struct gen_model *gm;
+    struct gen_sched *gs;
+    bool text2text;
+    size_t max_total, max_input;
+};
+
+/* The prompt's ids (with the tokenizer's special tokens, as the pipelines add them). */
+static int tokenize(const struct gen_cli *g, const char *text, size_t len, int32_t **ids, size_t *n,
+                    struct err *e)
+{
+    struct tokenizer_params p = tokenizer_params_default(g->gm->tokenizer);
+    p.add_special_tokens = true;
+    p.truncation = false;
+    p.padding = PAD_NONE;
+    struct encodings enc = {0};
+    int rc = tokenizer_encode(g->gm->tokenizer, text, len, NULL, 0, &p, &enc, e);
+    if (rc == 0) {
+        *n = enc.v[0].n;
+        *ids = malloc((*n ? *n : 1) * sizeof **ids);
+        if (!*ids)
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+        else if (*n)
+            memcpy(*ids, enc.v[0].ids, *n * sizeof **ids);
+    }
+    encodings_fini(&enc);
+    return rc;
+}
+
+/* Parameters as the pipeline reads them; text2text: the new text only, and max_length (which
+ * counts the decoder start token) when max_new_tokens is not given. */
+static int read_params(const struct gen_cli *g, const json_t *params, struct gen_params *p,
+                       struct err *e)
+{
+    int rc = gen_params_parse(GEN_DIALECT_PIPELINE, params, &g->gm->gen_config, NULL, p, e);
+    if (rc || !g->text2text)
+        return rc;
+    if (json_is_true(json_object_get(params, "return_full_text")))
+        return err_set(e, ERR_INVALID,
+                       "`return_full_text` is not a text2text-generation parameter: an "
+                       "encoder-decoder's output does not continue its input");
+    p->return_full_text = false;
+    if (p->max_new_tokens == 0) {
+        if (p->max_length <= 1)
+            return err_set(e, ERR_INVALID,
+                           "`max_length` must be at least 2 for text2text-generation: the "
+                           "decoder start token counts in it");
+        p->max_new_tokens = p->max_length - 1;
+    }
+    return 0;
+}
+
+/* Runs one request to its end; *text (malloc'ed) is the generated text. */
+static int generate(const struct gen_cli *g, const int32_t *ids, size_t n,
+                    const struct gen_params *p, char **text, size_t *len, struct err *e)
+{
+    struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct gen_req_spec spec = {
+        .prompt = ids, .n_prompt = n, .params = p, .fd = -1, .on_done = on_done, .owner = &w};
+    int rc = gen_sched_submit(g->gs, &spec, NULL, e);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    if (w.status != GEN_OK) {
+        free(w.text);
+        return err_set(e, ERR_INTERNAL, "%s", w.error[0] ? w.error : "generation stopped");
+    }
+    *text = w.text;
+    *len = w.text_len;
+    return 0;
+}
+
+/* One input line: its answer, or the error it answers with (returned). */
+static int run_line(const struct gen_cli *g, const char *line, size_t len, json_t **result,
+                    struct err *e)
+{
+    json_error_t je;
+    json_t *req = json_loadb(line, len, JSON_ALLOW_NUL, &je);
+    const json_t *inputs = json_object_get(req, "inputs");
+    if (!req || !json_is_object(req)) {
+        json_decref(req);
+        return err_set(e, ERR_INPUT, "invalid JSON: %s",
+                       req ? "expected an object {\"inputs\", \"parameters\"}" : je.text);
+    }
+    struct gen_params p = {0};
+    int32_t *ids = NULL;
+    size_t n = 0, text_len = 0;
+    char *text = NULL;
+    int rc = json_is_string(inputs) && json_string_length(inputs) > 0
+                 ? read_params(g, json_object_get(req, "parameters"), &p, e)
+                 : err_set(e, ERR_INVALID, "`inputs` must be a non-empty string");
+    if (rc == 0)
+        rc = tokenize(g, json_string_value(inputs), json_string_length(inputs), &ids, &n, e);
+    if (rc == 0 && n == 0)
+        rc = err_set(e, ERR_INVALID, "The prompt is empty: it has no tokens");
+    if (rc == 0)
+        rc = gen_params_resolve_length(&p, n, g->max_input, g->max_total, e);
+    if (rc == 0)
+        rc = generate(g, ids, n, &p, &text, &text_len, e);
+    if (rc == 0) {
+        size_t pre = p.return_full_text ? json_string_length(inputs) : 0;
+        char *full = malloc(pre + text_len + 1);
+        if (full) {
+            memcpy(full, json_string_value(inputs), pre);
+            memcpy(full + pre, text, text_len);
+            *result = json_pack("[{s:s%}]", "generated_text", full, pre + text_len);
+        }
+        free(full);
+        if (!full || !*result)
+            rc = err_set(e, ERR_NOMEM, "out of memory");
+    }
+    free(text);
+    free(ids);
+    gen_params_fini(&p);
+    json_decref(req);
+    return rc;
+}
+
+/* Loads the model and starts its scheduler (one sequence at a time). */
+static int open_model(const char *dir, const struct model_config *cfg, struct gen_cli *g,
+                      struct err *e)
+{
+    g->cfg = cfg;
+    g->text2text = generation_task_bit(cfg->task) == TASK_BIT_TEXT2TEXT;
+    int rc = gen_model_load(dir, cfg, &g->gm, e);
+    if (rc)
+        return rc;
+    if (g->gm->t5 && !g->text2text)
+        return err_set(e, ERR_INVALID,
+                       "%s is an encoder-decoder (T5): its task is text2text-generation, not %s",
+                       dir, cfg->task);
+    g->max_total = gen_model_max_total_tokens(g->gm, cfg);
+    size_t in = cfg->max_input_tokens ? cfg->max_input_tokens : g->max_total - 1;
+    g->max_input = in < g->max_total ? in : g->max_total - 1;
+    g->gs = gen_sched_new(g->gm, cfg, NULL, "run", e);
+    return g->gs ? 0 : e->kind ? e->kind : ERR_INTERNAL;
+}
+
+int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype, int threads,
+                     FILE *in, FILE *out)
+{
+    struct config cfg = {0};
+    struct err e = {0};
+    struct gen_cli g = {0};
+    int rc = config_single(dir, task, "run", &cfg, &e);
+    if (rc == 0) {
+        cfg.models[0].dtype = dtype;
+        cfg.models[0].threads = threads;
+        cfg.models[0].batching.max_batch_size = 1; /* one line at a time */
+        rc = open_model(dir, &cfg.models[0], &g, &e);
+    }
+    if (rc)
+        fprintf(stderr, "inferd run: %s\n", e.msg);
+    bool failed = rc != 0;
+    char *buf = NULL;
+    size_t cap = 0, len;
+    while (rc == 0 && cli_read_line(in, &buf, &cap, &len)) {
+        json_t *result = NULL;
+        struct err le = {0};
+        if (run_line(&g, buf, len, &result, &le) != 0) {
+            cli_print_error(out, le.msg, err_kind_name(le.kind));
+            failed = true;
+        } else {
+            cli_print_json(out, result);
+        }
+        json_decref(result);
+    }
+    free(buf);
+    if (g.gs)
+        gen_sched_free(g.gs);
+    gen_model_free(g.gm);
+    config_free(&cfg);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,160 @@
+/* cli_help: what the inferd executable says about itself: every subcommand's usage (its
+ * options, the tasks and dtypes it takes), the top-level list of subcommands, and
+ * `inferd --version` (version, git revision, oneDNN version and ISA, the dtypes this CPU runs
+ * natively). The README's CLI section shows the same texts. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "ops/dnnl.h"
+#include "version.h"
+
+#ifndef INFERD_VERSION
+#define INFERD_VERSION "unknown"
+#endif
+
+struct usage {
+    const char *command;
+    const char *summary; /* one line for the top-level list */
+    const char *text;    /* the options; "%TASKS%" stands for the task list */
+};
+
+static const struct usage usages[] = {
+    {"serve", "the HTTP daemon",
+     "usage: inferd serve --config FILE [--host H] [--port P]\n"
+     "       inferd serve --model DIR --task TASK [--name NAME] [--host H] [--port P]\n"
+     "                    [--dtype fp32|bf16|int8] [--workers W] [--threads T]\n"
+     "                    [--max-batch-size N]\n"
+     "Serves the models over HTTP until SIGTERM (drains, then exits 0); SIGHUP reloads\n"
+     "the config file. Port 0 picks a free port. A model that fails to load at start\n"
+     "stops the daemon with exit status 1 (server.allow_partial_start: true serves the\n"
+     "others); a bad config or command line exits 2.\n"
+     "  --config FILE         the YAML config (config/example.yaml lists every key)\n"
+     "  --model DIR           one model directory (Hugging Face layout) instead of a config\n"
+     "  --task TASK           its task (below)\n"
+     "  --name NAME           its name in the routes (default: the directory's name)\n"
+     "  --host H, --port P    address and port to listen on (override the config's)\n"
+     "  --dtype D             fp32 (default), bf16 or int8 (with --model)\n"
+     "  --workers W           model replicas (with --model; default 1)\n"
+     "  --threads T           oneDNN threads per worker (with --model; default CPUs/workers)\n"
+     "  --max-batch-size N    encoder rows per batch (with --model; default 32)\n"
+     "tasks: %TASKS%\n"},
+    {"run", "a model over JSON lines, as transformers.pipeline(TASK)",
+     "usage: inferd run --model DIR --task TASK [--dtype fp32|bf16|int8] [--threads T]\n"
+     "                  [--batch N]\n"
+     "Reads {\"inputs\": ..., \"parameters\": {...}} JSON lines on stdin and writes the\n"
+     "pipeline's result for each on stdout (or {\"error\", \"error_type\"}); exit status 1\n"
+     "when a line failed or the model cannot load, 2 for a bad command line. The\n"
+     "generation tasks answer [{\"generated_text\": ...}] with the pipeline's parameters\n"
+     "(max_new_tokens, do_sample, seed, return_full_text, ...).\n"
+     "  --model DIR           the model directory (Hugging Face layout)\n"
+     "  --task TASK           the task (below)\n"
+     "  --dtype D             fp32 (default), bf16 or int8\n"
+     "  --threads T           oneDNN threads, 1..1024 (default: every CPU)\n"
+     "  --batch N             encoder tasks: lines forwarded together, 1..4096 (default 1)\n"
+     "tasks: %TASKS%\n"},
+    {"bench", "forward-pass speed of a model, as JSON lines",
+     "usage: inferd bench --model DIR [--batch B] [--seq S] [--threads T]\n"
+     "                    [--dtype fp32|bf16|int8] [--min-seconds N] [--min-runs N]\n"
+     "                    [--max-runs N] [--warmup N] [--steps N]\n"
+     "An encoder: one forward pass of B rows of S tokens, timed; one JSON line with\n"
+     "seq_per_s and the median, p90 and fastest run. A decoder (text-generation): prefill of\n"
+     "an S-token prompt and greedy decode steps of B sequences, one JSON line each with\n"
+     "tokens_per_s (as bench/bench_generate.c). T5 (text2text-generation): the encoder over\n"
+     "S input tokens (prefill) and decode steps of B sequences.\n"
+     "  --model DIR           the model directory (Hugging Face layout)\n"
+     "  --batch B             rows (encoder) or sequences decoding together (default 1)\n"
+     "  --seq S               tokens per row or prompt (default 128)\n"
+     "  --threads T           oneDNN threads, 0 = every CPU (default 2)\n"
+     "  --dtype D             fp32 (default), bf16 or int8\n"
+     "  --min-seconds N       time for at least N seconds (default 5)\n"
+     "  --min-runs N, --max-runs N   runs timed at least / at most (default 5 / 2000)\n"
+     "  --warmup N            untimed runs first (default 2)\n"
+     "  --steps N             generation models: decode steps timed (default 32)\n"},
+    {"tokenize", "text to token ids, as JSON lines",
+     "usage: inferd tokenize --tokenizer DIR [--no-special] [--pair]\n"
+     "Reads {\"text\": ..., \"pair\"?: ...} JSON lines (optional \"max_length\", \"stride\",\n"
+     "\"truncation\", \"padding\") and writes {\"ids\", \"tokens\", \"offsets\", \"type_ids\"}\n"
+     "for each (or {\"error\", \"error_type\"}; exit status 1 when a line failed).\n"
+     "  --tokenizer DIR       a directory with tokenizer.json (and tokenizer_config.json)\n"
+     "  --no-special          without the special tokens ([CLS], [SEP], <s>, ...)\n"
+     "  --pair                the lines are pairs\n"},
+    {"detokenize", "token ids back to text, as JSON lines",
+     "usage: inferd detokenize --tokenizer DIR [--keep-special]\n"
+     "Reads {\"ids\": [...]} JSON lines and writes {\"text\": ...} for each.\n"
+     "  --tokenizer DIR       a directory with tokenizer.json (and tokenizer_config.json)\n"
+     "  --keep-special        keep the special tokens in the text\n"},
+    {"version", "version, git revision, oneDNN and the CPU's native dtypes",
+     "usage: inferd version    (also inferd --version, inferd -V)\n"
+     "Prints the version, the git revision it was built from, oneDNN's version and the\n"
+     "ISA it uses on this CPU, and which dtypes this CPU runs natively.\n"},
+    {"help", "this text, or a command's options", "usage: inferd help [COMMAND]\n"},
+};
+
+#define N_USAGES (sizeof usages / sizeof usages[0])
+
+/* text with %TASKS% replaced by the task list. */
+static void print_text(FILE *f, const char *text)
+{
+    const char *mark = strstr(text, "%TASKS%");
+    if (!mark) {
+        fputs(text, f);
+        return;
+    }
+    char tasks[300];
+    config_task_list(tasks, sizeof tasks);
+    fprintf(f, "%.*s%s%s", (int)(mark - text), text, tasks, mark + strlen("%TASKS%"));
+}
+
+int cli_usage(FILE *f, const char *command)
+{
+    for (size_t i = 0; command && i < N_USAGES; i++)
+        if (strcmp(usages[i].command, command) == 0) {
+            print_text(f, usages[i].text);
+            return 0;
+        }
+    fputs("usage: inferd COMMAND [OPTIONS]   (inferd COMMAND --help: its options)\n\n"
+          "commands:\n",
+          f);
+    for (size_t i = 0; i < N_USAGES; i++)
+        fprintf(f, "  %-11s %s\n", usages[i].command, usages[i].summary);
+    char tasks[300];
+    config_task_list(tasks, sizeof tasks);
+    fprintf(f, "\noptions: -h, --help (this text), -V, --version\ntasks: %s\n", tasks);
+    return command ? -1 : 0;
+}
+
+/* "native dtypes: fp32 bf16 int8", then a line per dtype this CPU has no instructions for. */
+static void print_dtypes(FILE *f)
+{
+    static const struct {
+        enum dtype_compute dt;
+        const char *name, *needs;
+    } dtypes[] = {
+        {DTYPE_COMPUTE_F32, "fp32", ""},
+        {DTYPE_COMPUTE_BF16, "bf16", "AVX512-BF16 or AMX"},
+        {DTYPE_COMPUTE_INT8, "int8", "VNNI"},
+    };
+    fputs("native dtypes:", f);
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (dnn_dtype_native(dtypes[i].dt))
+            fprintf(f, " %s", dtypes[i].name);
+    fputc('\n', f);
+    for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
+        if (!dnn_dtype_native(dtypes[i].dt))
+            fprintf(f, "not native: %s (needs %s; use fp32 here)\n", dtypes[i].name,
+                    dtypes[i].needs);
+}
+
+int cli_version(FILE *f)
+{
+    const dnnl_version_t *v = dnnl_version();
+    fprintf(f, "inferd %s\n", INFERD_VERSION);
+    fprintf(f, "git revision: %s\n", INFERD_GIT_REVISION);
+    fprintf(f, "oneDNN: %d.%d.%d (%s runtime)\n", v->major, v->minor, v->patch,
+            dnn_runtime_name());
+    fprintf(f, "cpu isa: %s\n", dnn_isa_name());
+    print_dtypes(f);
+    return 0;
+}
