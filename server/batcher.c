@@ -15,6 +15,7 @@
 
 #include "client_gone.h"
 #include "log.h"
+#include "cpus.h"
 #include "metrics.h"
 
 #define SWEEP_INTERVAL 0.05 /* seconds between checks of every queued client */
@@ -360,8 +361,8 @@ struct batcher *batcher_new(const struct pipeline *p, const struct model_config 
     b->n_workers = cfg->workers > 0 ? cfg->workers : 1;
     b->n_threads = cfg->threads;
     if (b->n_threads <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        b->n_threads = cpus / b->n_workers > 0 ? (int)(cpus / b->n_workers) : 1;
+        int cpus = cpus_usable();
+        b->n_threads = cpus / b->n_workers > 0 ? cpus / b->n_workers : 1;
     }
     pthread_mutex_init(&b->mu, NULL);
     atomic_init(&b->aborting, false);

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "client_gone.h"
+#include "cpus.h"
 #include "metrics.h"
 #include "models/decoder.h"
 #include "models/t5.h"
@@ -753,8 +754,7 @@ struct gen_sched *gen_sched_new(const struct gen_model *m, const struct model_co
     s->max_total = gen_model_max_total_tokens(m, cfg);
     s->n_threads = cfg->threads;
     if (s->n_threads <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        s->n_threads = cpus > 0 ? (int)cpus : 1;
+        s->n_threads = cpus_usable();
     }
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "batcher.h"
+#include "cpus.h"
 #include "gen_sched.h"
 #include "log.h"
 #include "loader/files.h"
@@ -38,14 +39,13 @@ struct model {
 
 /* ---- one model ---- */
 
-/* threads 0 means the cores shared among the workers. */
+/* threads 0 (a config cpus_share did not see): the usable cores shared among the workers. */
 static int effective_threads(const struct model_config *cfg)
 {
     if (cfg->threads > 0)
         return cfg->threads;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int workers = cfg->workers > 0 ? cfg->workers : 1;
-    return cpus / workers > 0 ? (int)(cpus / workers) : 1;
+    int cpus = cpus_usable(), workers = cfg->workers > 0 ? cfg->workers : 1;
+    return cpus / workers > 0 ? cpus / workers : 1;
 }
 
 static struct model *model_alloc(const struct model_config *cfg, struct metrics *metrics)

@@ -13,6 +13,7 @@
 
 #include "batcher.h"
 #include "cli.h"
+#include "cpus.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -180,17 +181,23 @@ static int load_config(const struct opts *o, struct config *cfg)
 
 /* Cores the models ask for versus cores online: oneDNN's OpenMP threads slow down badly
  * when they share cores, so say so at start. */
+static bool generation_task(const char *task)
+{
+    return generation_task_bit(task) != 0;
+}
+
 static void check_cores(const struct config *cfg)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN), want = 0;
+    long cpus = cpus_usable(), want = 0;
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct model_config *m = &cfg->models[i];
-        want += (long)m->workers * (m->threads > 0 ? m->threads : (cpus / m->workers ?: 1));
+        want += (long)(generation_task(m->task) ? 1 : m->workers) * m->threads;
     }
     if (want > cpus)
         log_msg(LOG_WARN,
-                "warning: the models ask for %ld threads (workers x threads) on %ld "
-                "cores; oneDNN is fastest when they match",
+                "warning: the models ask for %ld threads (workers x threads) on the %ld cores "
+                "this process may use; oneDNN is fastest when they match: lower workers or "
+                "threads, or set threads: 0 to share the cores among the models",
                 want, cpus);
 }
 
@@ -242,6 +249,7 @@ static void reload_once(struct server *s)
         log_msg(LOG_ERROR, "reload ignored: %s", e.msg);
         return;
     }
+    cpus_share(&cfg, cpus_usable(), generation_task);
     if (registry_apply(&s->reg, &cfg, s->metrics, false))
         log_msg(LOG_INFO, "reloaded %s", s->config_path);
     else
@@ -383,6 +391,7 @@ int cli_serve(int argc, char **argv)
     log_banner(&s->cfg);
     atomic_init(&s->start_failed, false);
     s->main_thread = pthread_self();
+    cpus_share(&s->cfg, cpus_usable(), generation_task);
     check_cores(&s->cfg);
 
     /* every thread started from here on inherits the blocked set; main sigwaits */
