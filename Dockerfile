@@ -14,7 +14,7 @@
 # Docker's default of 10 s cuts a long drain short). SIGHUP (docker kill -s HUP) reloads.
 #
 # scripts/docker-chroot-test.sh runs these same steps in a debootstrapped Debian 12 chroot
-# (make test-docker): it understands the instructions used here (FROM, RUN, COPY [--from]
+# (make test-deploy): it understands the instructions used here (FROM, RUN, COPY [--from]
 # [--chown], WORKDIR, ENV, USER, ARG with a default, and the metadata lines) and nothing more.
 
 # ---- build stage: compilers and -dev packages, then the release binary (tests off) ----

@@ -1,4 +1,4 @@
-# inferd front door: make deps | build | test | test-asan | test-tsan | test-valgrind | run | bench | bench-load | format
+# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | run | bench | bench-load | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -8,25 +8,31 @@ MESON_OPTS ?=
 
 all: build
 
+# What building and serving need (Debian packages); the tests add nginx, prometheus, openssl,
+# valgrind and the openai npm client (deps-test). Building alone never installs anything.
 deps:
 	@sh scripts/deps.sh
+
+.PHONY: deps-test
+deps-test: deps
+	@sh scripts/deps.sh --test
 	@sh scripts/openai-client.sh --install
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) $(MESON_OPTS)
 
-build: deps $(BUILD)/build.ninja
+build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 # Every test (unit, parity against Hugging Face fixtures, CLI) in one Check runner;
 # its last line is "N passed, N failed".
-test: build
+test: deps-test build
 	@$(BUILD)/tests/inferd-tests
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
-test-asan: deps $(ASAN_BUILD)/build.ninja
+test-asan: deps-test $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		CK_FORK=no $(ASAN_BUILD)/tests/inferd-tests
@@ -39,13 +45,13 @@ $(TSAN_BUILD)/build.ninja:
 # GCC 12's TSan fails to map its shadow memory on kernels with vm.mmap_rnd_bits above 28.
 TSAN_SUITES = serve serve_tei serve_errors serve_load serve_generate gen_sched serve_t5 \
 	$(shell sed -n 's/^SUITE(\(.*abuse.*\))$$/\1/p' tests/suites.def)
-test-tsan: deps $(TSAN_BUILD)/build.ninja
+test-tsan: deps-test $(TSAN_BUILD)/build.ninja
 	ninja -C $(TSAN_BUILD)
 	@TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp second_deadlock_stack=1" CK_FORK=no \
 		setarch $$(uname -m) -R $(TSAN_BUILD)/tests/inferd-tests $(TSAN_SUITES)
 
 # Unit suites under valgrind (PCRE2's JIT off: memcheck cannot see into JIT code).
-test-valgrind: build
+test-valgrind: deps-test build
 	@INFERD_NO_JIT=1 CK_FORK=no valgrind --error-exitcode=9 --leak-check=full -q \
 		$(BUILD)/tests/inferd-tests nstr normalize pretokenize models postprocess decode tokenizer \
 		loader pipelines config metrics
@@ -53,21 +59,21 @@ test-valgrind: build
 # The daemon on the bundled spam classifier (config/inferd.yaml, port 8080), in the
 # foreground until Ctrl-C (SIGINT drains and exits 0). CONFIG=FILE serves another config.
 CONFIG ?= config/inferd.yaml
-run: build
+run: deps build
 	@echo "inferd: try  curl -s localhost:8080/models/spam -d '{\"inputs\": \"WIN a FREE iPhone now!!!\"}'"
 	@exec $(BUILD)/inferd serve --config $(CONFIG)
 
-bench: build
+bench: deps build
 	@sh bench/run_tokenizer.sh $(BUILD)
 
 # The daemon under load (spam classifier, batching on/off, 1/16/64 connections, soak).
-bench-load: build
+bench-load: deps build
 	@bash bench/run_load.sh $(BUILD)
 
 # Text generation next to PyTorch eager (bench/run_generate.sh): random ~124M-parameter GPT-2
 # and LLaMA decoders; prefill, time to first token, decode at 1 and 16 streams, interleaved rounds.
 .PHONY: bench-generate
-bench-generate: build
+bench-generate: deps build
 	@sh bench/run_generate.sh $(BUILD)
 
 # The deployment files (scripts/check-deploy.sh): Kubernetes manifests against the API schemas
@@ -75,7 +81,7 @@ bench-generate: build
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
 # about a minute; SKIP_DOCKER=1 leaves it out). Ends with "deploy: N passed, N failed".
 .PHONY: test-deploy
-test-deploy: build
+test-deploy: deps-test build
 	@bash scripts/check-deploy.sh $(BUILD)
 
 format:
@@ -92,8 +98,9 @@ clean:
 help:
 	@echo "make targets (BUILD=$(BUILD); CONFIG=FILE for run):"
 	@echo "  all             = build"
-	@echo "  deps            install what building and testing need (scripts/deps.sh, scripts/openai-client.sh)"
-	@echo "  build           meson setup + ninja in $(BUILD): build/inferd, the tests, the benchmarks"
+	@echo "  deps            install the Debian packages building and serving need (scripts/deps.sh)"
+	@echo "  deps-test       also what the tests need: nginx, prometheus, openssl, valgrind, the openai npm client"
+	@echo "  build           meson setup + ninja in $(BUILD): build/inferd, the tests, the benchmarks (installs nothing)"
 	@echo "  test            every test suite in one Check runner (ends 'N passed, N failed')"
 	@echo "  test-asan       the tests under AddressSanitizer + UBSan ($(ASAN_BUILD))"
 	@echo "  test-tsan       the daemon's integration suites under ThreadSanitizer ($(TSAN_BUILD))"

@@ -1,10 +1,13 @@
 #!/bin/sh
-# deps.sh: installs the Debian 12 packages inferd needs, only those missing.
-# Runs apt-get as root, or through sudo when available.
+# deps.sh: installs the Debian 12 packages inferd needs, only those missing: what building and
+# serving need (make deps: `make run`), and with --test what the test suites add on top
+# (make deps-test: nginx in front of daemons, promtool for /metrics, openssl for TLS
+# certificates, valgrind). Runs apt-get as root, or through sudo when available.
 set -eu
 PKGS="gcc make meson ninja-build pkg-config xz-utils ca-certificates
 libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev
-libdnnl-dev check libsubunit-dev libcurl4-openssl-dev prometheus openssl nginx"
+libdnnl-dev check libsubunit-dev libcurl4-openssl-dev"
+[ "${1:-}" = "--test" ] && PKGS="prometheus openssl nginx valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
