@@ -1,0 +1,241 @@
+/* reply: every response a call sends (reply.c is the only place that queues one), and the one
+ * map from error kinds to HTTP statuses and from statuses to each dialect's error shape
+ * (Hugging Face and TEI {"error", "error_type"}, TGI's names, OpenAI {"error": {"message",
+ * "type", "param", "code"}}). Error messages are made valid UTF-8 first. */
+#include "call.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "log.h"
+#include "metrics.h"
+
+static void add_ms_header(struct MHD_Response *r, const char *name, double seconds)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%.3f", seconds * 1e3);
+    MHD_add_response_header(r, name, v);
+}
+
+/* Hands r to libmicrohttpd, or keeps it for the resume when built on a request thread. */
+void call_deliver(struct call *c, int status, struct MHD_Response *r)
+{
+    c->status = status;
+    pthread_mutex_lock(&c->mu);
+    bool keep = c->in_work && !c->pending;
+    if (keep)
+        c->pending = r;
+    pthread_mutex_unlock(&c->mu);
+    if (keep)
+        return;
+    MHD_queue_response(c->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+}
+
+/* Queues status + text; every response goes through here. */
+static void send_text(struct call *c, int status, char *text, size_t len, const char *type)
+{
+    c->sent = len;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, text, text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(text);
+        return;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    if (status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (status == 429 || status == 503)
+        MHD_add_response_header(r, "Retry-After", "1");
+    if (status == 405 && c->route)
+        MHD_add_response_header(r, "Allow", c->route->method);
+    if (server_draining(c->s))
+        MHD_add_response_header(r, "Connection", "close");
+    if (c->rid[0])
+        MHD_add_response_header(r, "x-request-id", c->rid);
+    for (size_t i = 0; i < c->n_hdr; i++)
+        MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
+    if (c->phase == PHASE_QUEUED && c->job.started > 0) {
+        add_ms_header(r, "x-tokenization-time", c->t_prepared - c->t_start);
+        add_ms_header(r, "x-queue-time", c->job.started - c->job.enqueued);
+        add_ms_header(r, "x-inference-time", c->job.infer_seconds);
+        add_ms_header(r, "x-total-time", now_seconds() - c->t_start);
+        char v[32];
+        snprintf(v, sizeof v, "%zu", c->job.batch_rows);
+        MHD_add_response_header(r, "x-batch-size", v);
+    }
+    call_deliver(c, status, r);
+}
+
+/* The body when the real one cannot be encoded (out of memory), in the call's dialect. */
+static const char *fallback_body(enum dialect d)
+{
+    static const char *const bodies[] = {
+        [DIALECT_HF] = "{\"error\":\"out of memory\",\"error_type\":\"Backend\"}",
+        [DIALECT_TGI] = "{\"error\":\"out of memory\",\"error_type\":\"generation\"}",
+        [DIALECT_OPENAI] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
+                           "\"server_error\",\"param\":null,\"code\":null}}",
+    };
+    return bodies[d];
+}
+
+/* An error body's message ("error" or "error.message"), for the log line. */
+static void keep_error(struct call *c, const json_t *body)
+{
+    const json_t *e = json_object_get(body, "error");
+    const char *msg = json_string_value(json_is_object(e) ? json_object_get(e, "message") : e);
+    if (msg && !c->err[0])
+        snprintf(c->err, sizeof c->err, "%s", msg);
+}
+
+void call_reply(struct call *c, int status, json_t *body)
+{
+    if (c->status) { /* answered already: a handler bug, never a second response */
+        json_decref(body);
+        return;
+    }
+    if (status >= 400)
+        keep_error(c, body);
+    char *json =
+        body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(body);
+    /* the body ends with a newline (a shell's prompt after curl starts on its own line) */
+    size_t len = json ? strlen(json) : 0;
+    char *text = json ? realloc(json, len + 2) : NULL;
+    if (text) {
+        memcpy(text + len, "\n", 2);
+    } else {
+        free(json);
+        text = strdup(fallback_body(c->dialect));
+        status = 500;
+    }
+    send_text(c, status, text, text ? strlen(text) : 0, "application/json");
+    c->phase = PHASE_ANSWERED;
+}
+
+void call_reply_text(struct call *c, int status, char *text, size_t len, const char *type)
+{
+    if (c->status) {
+        free(text);
+        return;
+    }
+    send_text(c, status, text, len, type);
+    c->phase = PHASE_ANSWERED;
+}
+
+static const char *hf_error_type(int status)
+{
+    switch (status) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 413: return "PayloadTooLarge";
+    case 422: return "Validation";
+    case 429: return "Overloaded";
+    case 503: return "Unhealthy";
+    case 504: return "Timeout";
+    default: return "Backend";
+    }
+}
+
+/* TGI's error_type names (router/src/infer/mod.rs, server.rs). */
+static const char *tgi_error_type(int status)
+{
+    switch (status) {
+    case 401: return "unauthorized";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 422: return "validation";
+    case 424: return "generation";
+    case 429: return "overloaded";
+    case 503: return "unhealthy";
+    case 504: return "timeout";
+    default: return status >= 500 ? "generation" : "bad_request";
+    }
+}
+
+static const char *openai_error_type(int status)
+{
+    switch (status) {
+    case 401: return "authentication_error";
+    case 429: return "rate_limit_error";
+    case 503: return "unavailable_error";
+    case 504: return "timeout_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+static const char *openai_error_code(int status)
+{
+    switch (status) {
+    case 401: return "invalid_api_key";
+    case 404: return "not_found";
+    case 413: return "payload_too_large";
+    case 429: return "overloaded";
+    default: return NULL;
+    }
+}
+
+/* Copies src into dst[cap] as valid UTF-8 (JSON strings must be): each byte that does not
+ * start a valid character becomes U+FFFD, and a cut never splits a character. Error messages
+ * quote clients' bytes (paths, names), which may be anything. */
+static void utf8_sanitize(char *dst, size_t cap, const char *src)
+{
+    static const char repl[] = "\xEF\xBF\xBD";
+    size_t o = 0;
+    for (const uint8_t *p = (const uint8_t *)src; *p;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(p, -1, &cp);
+        const char *from = n > 0 ? (const char *)p : repl;
+        size_t len = n > 0 ? (size_t)n : 3;
+        if (o + len >= cap)
+            break;
+        memcpy(dst + o, from, len);
+        o += len;
+        p += n > 0 ? n : 1;
+    }
+    dst[o] = '\0';
+}
+
+void call_error(struct call *c, int status, const char *param, const char *fmt, ...)
+{
+    char raw[512], msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    utf8_sanitize(msg, sizeof msg, raw);
+    if (!c->status)
+        snprintf(c->err, sizeof c->err, "%s", msg);
+    json_t *body;
+    if (c->dialect == DIALECT_OPENAI) {
+        const char *code = openai_error_code(status);
+        body = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg, "type",
+                         openai_error_type(status), "param", param, "code", code);
+    } else {
+        body =
+            json_pack("{s:s, s:s}", "error", msg, "error_type",
+                      c->dialect == DIALECT_TGI ? tgi_error_type(status) : hf_error_type(status));
+    }
+    call_reply(c, status, body);
+}
+
+int status_of_err(int kind)
+{
+    switch (kind) {
+    case ERR_INPUT:
+    case ERR_INVALID: return 422;
+    case ERR_NOT_FOUND: return 404;
+    case ERR_TOO_LARGE: return 413;
+    case ERR_BUSY: return 429;
+    case ERR_UNAVAILABLE: return 503;
+    case ERR_TIMEOUT: return 504;
+    default: return 500;
+    }
+}
+
