@@ -134,21 +134,6 @@ static json_t *base64_json(const json_t *vec)
     return out;
 }
 
-/* Keeps the first dims components of vec, L2-normalized again (x / max(|x|, 1e-12)). */
-static void shorten(json_t *vec, size_t dims)
-{
-    while (json_array_size(vec) > dims)
-        json_array_remove(vec, json_array_size(vec) - 1);
-    double sum = 0;
-    for (size_t i = 0; i < dims; i++) {
-        double x = json_number_value(json_array_get(vec, i));
-        sum += x * x;
-    }
-    double norm = sqrt(sum) > 1e-12 ? sqrt(sum) : 1e-12;
-    for (size_t i = 0; i < dims; i++)
-        json_array_set_new(vec, i, json_real(json_number_value(json_array_get(vec, i)) / norm));
-}
-
 /* result: one normalized vector per input. */
 static json_t *respond_embeddings(struct call *c, json_t *result, int *status, struct err *e)
 {
@@ -164,7 +149,7 @@ static json_t *respond_embeddings(struct call *c, json_t *result, int *status, s
             return NULL;
         }
         if (o->dimensions)
-            shorten(vec, o->dimensions);
+            embeddings_truncate_json(vec, o->dimensions, true);
         json_t *emb = o->base64 ? base64_json(vec) : json_incref(vec);
         json_t *item = json_pack("{s:s, s:o, s:I}", "object", "embedding", "embedding", emb,
                                  "index", (json_int_t)i);

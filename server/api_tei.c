@@ -109,24 +109,6 @@ struct embed_opts {
     size_t dimensions; /* 0: the model's */
 };
 
-/* Keeps the first dims components of vec (a list of numbers), L2-normalized again when
- * normalize (as sentence-transformers: x / max(|x|, 1e-12)). */
-static void shorten(json_t *vec, size_t dims, bool normalize)
-{
-    while (json_array_size(vec) > dims)
-        json_array_remove(vec, json_array_size(vec) - 1);
-    if (!normalize)
-        return;
-    double sum = 0;
-    for (size_t i = 0; i < dims; i++) {
-        double x = json_number_value(json_array_get(vec, i));
-        sum += x * x;
-    }
-    double norm = sqrt(sum) > 1e-12 ? sqrt(sum) : 1e-12;
-    for (size_t i = 0; i < dims; i++)
-        json_array_set_new(vec, i, json_real(json_number_value(json_array_get(vec, i)) / norm));
-}
-
 /* result: one vector per input (the pipeline was given a list). */
 static json_t *respond_embed(struct call *c, json_t *result, int *status, struct err *e)
 {
@@ -139,7 +121,7 @@ static json_t *respond_embed(struct call *c, json_t *result, int *status, struct
                     o->dimensions, json_array_size(vec));
             return NULL;
         }
-        shorten(vec, o->dimensions, o->normalize);
+        embeddings_truncate_json(vec, o->dimensions, o->normalize);
     }
     return result;
 }

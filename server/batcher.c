@@ -41,13 +41,6 @@ struct batcher {
     int n_workers, n_started;
 };
 
-double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static size_t job_rows(const struct job *j)
 {
     return pipeline_request_items(j->req);

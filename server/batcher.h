@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "clock.h"
 #include "config.h"
 #include "err.h"
 #include "pipelines/runner.h"
@@ -61,7 +62,5 @@ void batcher_stop(struct batcher *b);
 void batcher_free(struct batcher *b);
 size_t batcher_depth(struct batcher *b);
 
-/* Monotonic clock in seconds. */
-double now_seconds(void);
 
 #endif

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "../bench/gen_bench.h"
 #include "cli.h"
 #include "loader/files.h"
@@ -109,13 +110,6 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
     if (o->max_runs < o->min_runs)
         o->max_runs = o->min_runs;
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static double own_cpu_s(void)
@@ -230,10 +224,10 @@ int cli_bench(int argc, char **argv)
     ctx = dnn_ctx_new(o.threads, &e);
     if (!ctx)
         goto fail;
-    double t_load = now_s();
+    double t_load = now_seconds();
     if (encoder_load(o.model, o.dt, ctx, &m, &e) != 0)
         goto fail;
-    double load_ms = (now_s() - t_load) * 1e3;
+    double load_ms = (now_seconds() - t_load) * 1e3;
     run = encoder_run_new();
     ids = malloc(n * sizeof *ids);
     mask = malloc(n * sizeof *mask);
@@ -261,12 +255,12 @@ int cli_bench(int argc, char **argv)
             goto fail;
 
     int runs = 0;
-    double busy0 = machine_busy_s(), own0 = own_cpu_s(), start = now_s(), elapsed = 0.0;
+    double busy0 = machine_busy_s(), own0 = own_cpu_s(), start = now_seconds(), elapsed = 0.0;
     while ((runs < o.min_runs || elapsed < o.min_seconds) && runs < o.max_runs) {
-        double a = now_s();
+        double a = now_seconds();
         if (encoder_forward(m, ctx, run, &batch, &out, NULL, &e) != 0)
             goto fail;
-        double b = now_s();
+        double b = now_seconds();
         times[runs++] = (b - a) * 1e3;
         elapsed = b - start;
     }

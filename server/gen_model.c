@@ -7,20 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtypes.h"
 #include "gen_sched.h"
 #include "models/decoder.h"
 #include "models/t5.h"
 
 #define DEFAULT_MAX_TOTAL_TOKENS 4096
-
-static enum dtype_compute compute_dtype(enum config_dtype d)
-{
-    switch (d) {
-    case CONFIG_DTYPE_BF16: return DTYPE_COMPUTE_BF16;
-    case CONFIG_DTYPE_INT8: return DTYPE_COMPUTE_INT8;
-    default: return DTYPE_COMPUTE_F32;
-    }
-}
 
 /* The last component of dir ("models/llama/" -> "llama"), or dir itself. */
 static void base_name(const char *dir, char *out, size_t size)
@@ -75,7 +67,7 @@ int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_m
         return err_set(e, ERR_NOMEM, "out of memory");
     gen_config_init(&m->gen_config);
     int threads = cfg && cfg->threads > 0 ? cfg->threads : 0;
-    enum dtype_compute dt = compute_dtype(cfg ? cfg->dtype : CONFIG_DTYPE_FP32);
+    enum dtype_compute dt = dtype_of_config(cfg ? cfg->dtype : CONFIG_DTYPE_FP32);
     struct dnn_ctx *ctx = dnn_ctx_new(threads, e);
     int rc = ctx ? load_weights(dir, dt, ctx, m, e) : e->kind ? e->kind : ERR_NOMEM;
     dnn_ctx_free(ctx);

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "client_gone.h"
+#include "clock.h"
 #include "cpus.h"
 #include "metrics.h"
 #include "models/decoder.h"
@@ -129,13 +130,6 @@ struct gen_sched {
     struct gen_event ev;
 };
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void req_free(struct gen_req *r)
 {
     if (!r)
@@ -187,7 +181,7 @@ static void complete_list(struct gen_sched *s, struct gen_req *list)
 {
     if (!list)
         return;
-    double now = mono_now();
+    double now = now_seconds();
     while (list) {
         struct gen_req *r = list;
         list = r->next;
@@ -463,13 +457,13 @@ static void step_decoder(struct gen_sched *s, struct dnn_ctx *ctx, void *run)
                               .all_logits = all_logits};
     const float *logits = NULL;
     struct err e = {0};
-    double t0 = mono_now();
+    double t0 = now_seconds();
     if (decoder_forward(s->m->decoder, ctx, run, &st, &logits, &e) != 0) {
         for (int i = 0; i < n; i++)
             fail_req(s->st_reqs[i], e.msg);
         return;
     }
-    double t1 = mono_now();
+    double t1 = now_seconds();
     metrics_batch(s->metrics, s->name, (size_t)n, (size_t)M, (size_t)M, t1 - t0);
     int V = s->m->vocab_size;
     size_t row = 0, produced = 0;
@@ -539,7 +533,7 @@ static void encode(struct gen_sched *s, struct dnn_ctx *ctx, struct t5_run *run,
 static void step_t5(struct gen_sched *s, struct dnn_ctx *ctx, void *run_)
 {
     struct t5_run *run = run_;
-    double t0 = mono_now();
+    double t0 = now_seconds();
     size_t n_enc_ids = 0;
     int n_enc = compose_encode(s, &n_enc_ids);
     if (n_enc)
@@ -558,7 +552,7 @@ static void step_t5(struct gen_sched *s, struct dnn_ctx *ctx, void *run_)
     if (n == 0) {
         if (n_enc)
             metrics_batch(s->metrics, s->name, (size_t)n_enc, n_enc_ids, n_enc_ids,
-                          mono_now() - t0);
+                          now_seconds() - t0);
         return;
     }
     struct t5_step st = {
@@ -570,7 +564,7 @@ static void step_t5(struct gen_sched *s, struct dnn_ctx *ctx, void *run_)
             fail_req(s->st_reqs[i], e.msg);
         return;
     }
-    double t1 = mono_now();
+    double t1 = now_seconds();
     /* rows: the sequences stepped; tokens: input ids encoded + decoder tokens fed */
     metrics_batch(s->metrics, s->name, (size_t)n, n_enc_ids + (size_t)n, n_enc_ids + (size_t)n,
                   t1 - t0);
@@ -646,7 +640,7 @@ static void worker_loop(struct gen_sched *s, struct dnn_ctx *ctx, void *run)
 {
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        double now = mono_now();
+        double now = now_seconds();
         bool check_clients = now - s->last_sweep >= SWEEP_INTERVAL;
         if (check_clients)
             s->last_sweep = now;
@@ -868,7 +862,7 @@ int gen_sched_submit(struct gen_sched *s, const struct gen_req_spec *spec, struc
         req_free(r);
         return rc;
     }
-    r->submitted = mono_now();
+    r->submitted = now_seconds();
     r->prev = s->tail;
     if (s->tail)
         s->tail->next = r;

@@ -13,6 +13,7 @@
 
 #include "batcher.h"
 #include "cpus.h"
+#include "dtypes.h"
 #include "gen_sched.h"
 #include "log.h"
 #include "loader/files.h"
@@ -82,15 +83,6 @@ static struct model *model_new(const struct config *cfg, size_t i, struct metric
     else if (m)
         snprintf(m->where, sizeof m->where, "--model");
     return m;
-}
-
-static enum dtype_compute compute_dtype(enum config_dtype d)
-{
-    switch (d) {
-    case CONFIG_DTYPE_BF16: return DTYPE_COMPUTE_BF16;
-    case CONFIG_DTYPE_INT8: return DTYPE_COMPUTE_INT8;
-    default: return DTYPE_COMPUTE_F32;
-    }
 }
 
 unsigned generation_task_bit(const char *task)
@@ -168,7 +160,7 @@ static void model_load(struct model *m)
         ok = gen_load(m, &e);
     } else {
         struct dnn_ctx *ctx = dnn_ctx_new(m->cfg.threads > 0 ? m->cfg.threads : 0, &e);
-        if (ctx && pipeline_open(m->cfg.path, m->cfg.task, compute_dtype(m->cfg.dtype), ctx,
+        if (ctx && pipeline_open(m->cfg.path, m->cfg.task, dtype_of_config(m->cfg.dtype), ctx,
                                  &m->pipe, &e) == 0) {
             pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
             struct pipeline_limits lim = model_limits(m);

@@ -182,3 +182,19 @@ json_t *embeddings_to_json(const float *v, size_t n)
         }
     return a;
 }
+
+void embeddings_truncate_json(json_t *vec, size_t dims, bool normalize)
+{
+    while (json_array_size(vec) > dims)
+        json_array_remove(vec, json_array_size(vec) - 1);
+    if (!normalize)
+        return;
+    double sum = 0;
+    for (size_t i = 0; i < dims; i++) {
+        double x = json_number_value(json_array_get(vec, i));
+        sum += x * x;
+    }
+    double norm = sqrt(sum) > 1e-12 ? sqrt(sum) : 1e-12;
+    for (size_t i = 0; i < dims; i++)
+        json_array_set_new(vec, i, json_real(json_number_value(json_array_get(vec, i)) / norm));
+}

@@ -214,5 +214,8 @@ int embeddings_pool(const struct pooling_config *cfg, const float *hidden, const
                     size_t n_tokens, size_t hidden_size, float *out, struct err *e);
 /* A JSON list of n floats. */
 json_t *embeddings_to_json(const float *v, size_t n);
+/* Keeps the first dims components of an embedding (a JSON list of numbers), L2-normalized
+ * again when normalize (as sentence-transformers' truncate_dim: x / max(|x|, 1e-12)). */
+void embeddings_truncate_json(json_t *vec, size_t dims, bool normalize);
 
 #endif
