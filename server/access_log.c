@@ -78,9 +78,8 @@ void call_set_times(struct call *c, double queue_seconds, double inference_secon
  * unready /ready is an answer too), a refused key or an error is not. */
 static enum log_level call_log_level(const struct call *c, int status)
 {
-    route_fn fn = c->route ? c->route->fn : NULL;
-    bool probe = fn == route_health || fn == route_ready || fn == route_metrics;
-    if (probe && (status < 400 || (fn == route_ready && status == 503)))
+    bool probe = c->route && (c->route->flags & ROUTE_PROBE);
+    if (probe && (status < 400 || status == 503))
         return LOG_DEBUG;
     return status >= 400 ? LOG_WARN : LOG_INFO;
 }

@@ -18,13 +18,19 @@
 #include "http.h"
 #include "tasks.h"
 
+/* A route's flags (router.c's table). */
+enum {
+    ROUTE_OPEN = 1 << 0,    /* no API key needed (Kubernetes' probes cannot send one) */
+    ROUTE_ON_POLL = 1 << 1, /* cheap: answered on the polling thread, never queued behind work */
+    ROUTE_PROBE = 1 << 2,   /* asked every few seconds: answered while draining, logged at DEBUG */
+};
+
 struct route {
     const char *method;
     const char *path; /* exact ("/" too), or a prefix ending in '/' + one {name} segment */
     route_fn fn;
     enum dialect dialect;
-    bool open;    /* no API key needed */
-    bool on_poll; /* cheap: answered on the polling thread (probes, metrics, listings) */
+    unsigned flags; /* ROUTE_* */
 };
 
 enum phase { PHASE_BODY, PHASE_QUEUED, PHASE_SUSPENDED, PHASE_ANSWERED };

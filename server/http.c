@@ -278,8 +278,7 @@ static void run_handler(struct call *c)
             return;
         }
     }
-    if (server_draining(c->s) && !c->route->open && c->route->fn != route_ready &&
-        c->route->fn != route_metrics) {
+    if (server_draining(c->s) && !(c->route->flags & ROUTE_PROBE)) {
         call_error(c, 503, NULL, "the server is shutting down");
         return;
     }
@@ -334,7 +333,7 @@ static void work_run(struct task *t)
 static void dispatch(struct call *c)
 {
     deadline_done(c);
-    if (c->route->on_poll) {
+    if (c->route->flags & ROUTE_ON_POLL) {
         run_handler(c);
         return;
     }

@@ -1,5 +1,5 @@
-/* router: the route table (one row a route: method, path, handler, dialect, whether it needs
- * an API key, whether it is answered on the polling thread), matching, the API key check and
+/* router: the route table (one row a route: method, path, handler, dialect, flags: whether it
+ * needs an API key, is answered on the polling thread, is a probe), matching, the API key check and
  * the checks a call meets before its body is read. */
 #include "call.h"
 
@@ -9,24 +9,24 @@
 #include <strings.h>
 
 static const struct route routes[] = {
-    {"GET", "/health", route_health, DIALECT_HF, true, true},
-    {"GET", "/ready", route_ready, DIALECT_HF, true, true},
-    {"GET", "/metrics", route_metrics, DIALECT_HF, false, true},
-    {"POST", "/models/", route_hf_models, DIALECT_HF, false, false},
-    {"POST", "/embed", route_tei_embed, DIALECT_HF, false, false},
-    {"POST", "/predict", route_tei_predict, DIALECT_HF, false, false},
-    {"POST", "/rerank", route_tei_rerank, DIALECT_HF, false, false},
-    {"POST", "/tokenize", route_tei_tokenize, DIALECT_HF, false, false},
-    {"POST", "/decode", route_tei_decode, DIALECT_HF, false, false},
-    {"GET", "/info", route_tei_info, DIALECT_HF, false, true},
-    {"POST", "/v1/embeddings", route_openai_embeddings, DIALECT_OPENAI, false, false},
-    {"POST", "/embeddings", route_openai_embeddings, DIALECT_OPENAI, false, false},
-    {"GET", "/v1/models", route_openai_models, DIALECT_OPENAI, false, true},
-    {"POST", "/generate", route_tgi_generate, DIALECT_TGI, false, false},
-    {"POST", "/generate_stream", route_tgi_generate_stream, DIALECT_TGI, false, false},
-    {"POST", "/v1/completions", route_openai_completions, DIALECT_OPENAI, false, false},
-    {"POST", "/v1/chat/completions", route_openai_chat, DIALECT_OPENAI, false, false},
-    {"POST", "/", route_tgi_compat, DIALECT_TGI, false, false},
+    {"GET", "/health", route_health, DIALECT_HF, ROUTE_OPEN | ROUTE_ON_POLL | ROUTE_PROBE},
+    {"GET", "/ready", route_ready, DIALECT_HF, ROUTE_OPEN | ROUTE_ON_POLL | ROUTE_PROBE},
+    {"GET", "/metrics", route_metrics, DIALECT_HF, ROUTE_ON_POLL | ROUTE_PROBE},
+    {"POST", "/models/", route_hf_models, DIALECT_HF, 0},
+    {"POST", "/embed", route_tei_embed, DIALECT_HF, 0},
+    {"POST", "/predict", route_tei_predict, DIALECT_HF, 0},
+    {"POST", "/rerank", route_tei_rerank, DIALECT_HF, 0},
+    {"POST", "/tokenize", route_tei_tokenize, DIALECT_HF, 0},
+    {"POST", "/decode", route_tei_decode, DIALECT_HF, 0},
+    {"GET", "/info", route_tei_info, DIALECT_HF, ROUTE_ON_POLL},
+    {"POST", "/v1/embeddings", route_openai_embeddings, DIALECT_OPENAI, 0},
+    {"POST", "/embeddings", route_openai_embeddings, DIALECT_OPENAI, 0},
+    {"GET", "/v1/models", route_openai_models, DIALECT_OPENAI, ROUTE_ON_POLL},
+    {"POST", "/generate", route_tgi_generate, DIALECT_TGI, 0},
+    {"POST", "/generate_stream", route_tgi_generate_stream, DIALECT_TGI, 0},
+    {"POST", "/v1/completions", route_openai_completions, DIALECT_OPENAI, 0},
+    {"POST", "/v1/chat/completions", route_openai_chat, DIALECT_OPENAI, 0},
+    {"POST", "/", route_tgi_compat, DIALECT_TGI, 0},
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
@@ -87,7 +87,7 @@ static bool key_ok(struct call *c)
  * and wrong methods included: without a key nothing tells which routes exist. */
 static bool authorized(struct call *c, const struct route *r, bool method_ok)
 {
-    if (server_config(c->s)->n_api_keys == 0 || (r && method_ok && r->open))
+    if (server_config(c->s)->n_api_keys == 0 || (r && method_ok && (r->flags & ROUTE_OPEN)))
         return true;
     return key_ok(c);
 }
