@@ -86,7 +86,6 @@ struct gen_call *gen_call_new(struct call *c, struct model *m, enum gen_dialect 
 {
     struct gen_call *g = calloc(1, sizeof *g);
     if (!g) {
-        model_unref(m);
         call_error(c, 500, NULL, "out of memory");
         return NULL;
     }
@@ -94,7 +93,6 @@ struct gen_call *gen_call_new(struct call *c, struct model *m, enum gen_dialect 
     g->refs = 1; /* the call's */
     g->call = c;
     g->model = m;
-    call_set_model(c, m); /* the call's reference: dropped on an HTTP thread, never a worker's */
     g->gm = model_gen_model(m);
     g->gs = model_gen_sched(m);
     g->dialect = d;

@@ -71,7 +71,7 @@ void route_hf_models(struct call *c)
     }
     if (!check_options(c, json_object_get(body, "options")))
         return;
-    struct model *m = server_model_for(call_server(c), c, call_arg(c), ~0u, NULL);
+    struct model *m = call_use_model(c, call_arg(c), ~0u, NULL);
     if (!m)
         return;
     if (model_is_generation(m)) {
@@ -79,7 +79,6 @@ void route_hf_models(struct call *c)
         return;
     }
     if (has_empty_text(inputs)) {
-        model_unref(m);
         call_error(c, 422, "inputs", "`inputs` cannot be empty");
         return;
     }
@@ -144,7 +143,6 @@ void hf_text_generation(struct call *c, struct model *m)
     const json_t *inputs = json_object_get(body, "inputs");
     bool chat = is_chat(inputs);
     if (!chat && !json_is_string(inputs)) {
-        model_unref(m);
         call_error(c, 422, "inputs",
                    "`inputs` must be a string (or a chat: a list of {\"role\", \"content\"} "
                    "messages) for text-generation");
@@ -379,7 +377,6 @@ static void hf_text2text(struct call *c, struct model *m)
     const json_t *inputs = json_object_get(body, "inputs");
     const json_t *params = json_object_get(body, "parameters");
     if (!json_is_string(inputs) || json_string_length(inputs) == 0) {
-        model_unref(m);
         call_error(c, 422, "inputs",
                    json_is_string(inputs) ? "`inputs` cannot be empty"
                                           : "`inputs` must be a string for text2text-generation");

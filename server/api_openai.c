@@ -74,7 +74,7 @@ static bool field_options(struct call *c, struct embed_opts *o)
 }
 
 /* The model "model" names (OpenAI's 404 model_not_found when there is none by that name),
- * else the first model of tasks (a server_model_for mask). NULL when answered. */
+ * else the first model of tasks (a registry_pick mask). NULL when answered. */
 struct model *openai_field_model(struct call *c, unsigned tasks)
 {
     struct server *s = call_server(c);
@@ -94,7 +94,7 @@ struct model *openai_field_model(struct call *c, unsigned tasks)
         return NULL;
     }
     model_unref(known);
-    return server_model_for(s, c, name, tasks, "model");
+    return call_use_model(c, name, tasks, "model");
 }
 
 /* ---- POST /v1/embeddings ---- */
@@ -185,7 +185,6 @@ void route_openai_embeddings(struct call *c)
     json_t *params = json_pack("{s:b}", "normalize", 1);
     if (!user || !params) {
         free(user);
-        model_unref(m);
         call_error(c, 500, NULL, "out of memory");
     } else {
         *user = o;

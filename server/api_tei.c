@@ -37,7 +37,7 @@ struct model *tei_field_model(struct call *c, unsigned tasks)
         call_error(c, 422, "model", "`model` must be a string");
         return NULL;
     }
-    return server_model_for(call_server(c), c, json_string_value(v), tasks, "model");
+    return call_use_model(c, json_string_value(v), tasks, "model");
 }
 
 /* TEI's truncation_direction (only "right" is what the pipelines do) and prompt_name (no
@@ -151,7 +151,6 @@ void route_tei_embed(struct call *c)
     json_t *params = json_pack("{s:b}", "normalize", o.normalize);
     if (!user || !params) {
         free(user);
-        model_unref(m);
         call_error(c, 500, NULL, "out of memory");
     } else {
         *user = o;
@@ -226,7 +225,6 @@ static void submit_classify(struct call *c, struct model *m, json_t *inputs, jso
                             respond_fn respond)
 {
     if (!inputs || !params) {
-        model_unref(m);
         call_error(c, 500, NULL, "out of memory");
     } else {
         call_submit(c, m, inputs, params, respond);
@@ -371,7 +369,10 @@ static struct model *reranker_model(struct call *c)
             model_unref(all[i]);
     }
     free(all);
-    return m ? m : tei_field_model(c, TEI_TASK_BIT(TASK_TEXT_CLASSIFICATION));
+    if (!m)
+        return tei_field_model(c, TEI_TASK_BIT(TASK_TEXT_CLASSIFICATION));
+    call_set_model(c, m); /* the call holds it from here */
+    return m;
 }
 
 void route_tei_rerank(struct call *c)
@@ -390,7 +391,6 @@ void route_tei_rerank(struct call *c)
     if (n_labels(m) != 1) {
         call_error(c, 422, "model", "model %s is not a re-ranker: it has %zu labels", model_name(m),
                    n_labels(m));
-        model_unref(m);
         json_decref(pairs);
         return;
     }

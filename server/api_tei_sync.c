@@ -86,7 +86,6 @@ void route_tei_tokenize(struct call *c)
         call_error(c, e.kind ? status_of_err(e.kind) : 500, "inputs", "%s",
                    e.kind ? e.msg : "out of memory");
     json_decref(texts);
-    model_unref(m);
 }
 
 /* A list of token ids as int32 (malloc'ed); NULL when v is not one. */
@@ -146,7 +145,6 @@ void route_tei_decode(struct call *c)
     if (out)
         call_reply(c, 200, out);
     json_decref(lists);
-    model_unref(m);
 }
 
 /* ---- GET /info ---- */
@@ -222,7 +220,7 @@ static json_t *model_type_json(const struct model *m)
 void route_tei_info(struct call *c)
 {
     struct server *s = call_server(c);
-    struct model *m = server_model_for(s, c, call_query(c, "model"), TEI_ALL_TASKS, "model");
+    struct model *m = call_use_model(c, call_query(c, "model"), TEI_ALL_TASKS, "model");
     if (!m)
         return;
     if (model_is_generation(m)) { /* TGI's Info */
@@ -242,10 +240,9 @@ void route_tei_info(struct call *c)
         "max_input_length", (json_int_t)max_len, "max_batch_tokens",
         (json_int_t)mc->batching.max_batch_tokens, "max_batch_requests",
         (json_int_t)mc->batching.max_batch_size, "max_client_batch_size", "auto_truncate", 0,
-        "tokenization_workers", server_config(s)->work_threads, "version", "0.1.0", "sha",
+        "tokenization_workers", server_config(s)->work_threads, "version", INFERD_VERSION, "sha",
         "docker_label", "served_model_name", model_name(m), "task",
         pipeline_task_name(pipeline_task(p)), "workers", mc->workers, "threads", mc->threads);
-    model_unref(m);
     if (info)
         call_reply(c, 200, info);
     else

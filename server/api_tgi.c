@@ -292,8 +292,7 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
         call_error(c, 422, "inputs", "Input validation error: `inputs` cannot be empty");
         return NULL;
     }
-    struct model *m =
-        server_model_for(call_server(c), c, json_string_value(mv), TASK_BITS_GENERATION, "model");
+    struct model *m = call_use_model(c, json_string_value(mv), TASK_BITS_GENERATION, "model");
     if (!m)
         return NULL;
     struct gen_call *g = gen_call_new(c, m, GEN_DIALECT_TGI);
@@ -370,16 +369,15 @@ void tgi_info(struct call *c, struct model *m)
     const struct model_config *mc = model_config(m);
     const struct gen_limits lim = gen_limits_default();
     json_t *info = json_pack(
-        "{s:s, s:n, s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:s, s:s, s:n, s:n, s:s, s:s, s:s}",
+        "{s:s, s:n, s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:I, s:s, s:s, s:n, s:n, s:s, s:s}",
         "model_id", model_name(m), "model_sha", "model_pipeline_tag", mc->task,
         "max_concurrent_requests", (json_int_t)mc->batching.max_queue_size, "max_best_of",
         (json_int_t)lim.max_best_of, "max_stop_sequences", (json_int_t)lim.max_stop_sequences,
         "max_input_tokens", (json_int_t)model_gen_max_input(m), "max_total_tokens",
         (json_int_t)model_gen_max_total(m), "validation_workers",
-        server_config(call_server(c))->http_threads, "max_client_batch_size", (json_int_t)1,
-        "router", "inferd", "version", "0.1.0", "sha", "docker_label", "served_model_name",
-        model_name(m), "model_dtype", config_dtype_name(mc->dtype), "path", mc->path);
-    model_unref(m);
+        server_config(call_server(c))->work_threads, "max_client_batch_size", (json_int_t)1,
+        "router", "inferd", "version", INFERD_VERSION, "sha", "docker_label", "served_model_name",
+        model_name(m), "model_dtype", config_dtype_name(mc->dtype));
     if (info)
         call_reply(c, 200, info);
     else

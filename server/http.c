@@ -132,7 +132,7 @@ static bool call_late(void *arg)
 int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
                 respond_fn respond)
 {
-    c->model = m;
+    call_set_model(c, m);
     const struct pipeline *p = model_pipeline(m);
     struct err e = {0};
     struct pipeline_stop stop = {call_late, c};
@@ -233,8 +233,23 @@ void call_on_end(struct call *c, void (*fn)(void *arg), void *arg)
     c->end_arg = arg;
 }
 
+struct model *call_use_model(struct call *c, const char *name, unsigned tasks, const char *param)
+{
+    struct model *m = NULL;
+    struct err e = {0};
+    int rc = registry_pick(c->s, name, tasks, &m, &e);
+    if (rc) {
+        call_error(c, status_of_err(rc), param, "%s", e.msg);
+        return NULL;
+    }
+    call_set_model(c, m);
+    return m;
+}
+
 void call_set_model(struct call *c, struct model *m)
 {
+    if (c->model == m)
+        return;
     if (c->model)
         model_unref(c->model);
     c->model = m;

@@ -327,20 +327,19 @@ static bool serves(const struct model *m, unsigned tasks)
     return t >= 0 && (tasks & (1u << t));
 }
 
-struct model *server_model_for(struct server *s, struct call *c, const char *name, unsigned tasks,
-                               const char *param)
+int registry_pick(struct server *s, const char *name, unsigned tasks, struct model **out,
+                  struct err *e)
 {
     struct model *m = NULL;
+    *out = NULL;
     if (name) {
-        if (!(m = server_model(s, name))) {
-            call_error(c, 404, param, "model '%s' not found", name);
-            return NULL;
-        }
+        if (!(m = server_model(s, name)))
+            return err_set(e, ERR_NOT_FOUND, "model '%s' not found", name);
         if (!serves(m, tasks)) {
-            call_error(c, 422, param, "model '%s' serves %s, which this route does not take", name,
-                       m->cfg.task);
+            err_set(e, ERR_INVALID, "model '%s' serves %s, which this route does not take", name,
+                    m->cfg.task);
             model_unref(m);
-            return NULL;
+            return ERR_INVALID;
         }
     } else {
         size_t n;
@@ -352,22 +351,19 @@ struct model *server_model_for(struct server *s, struct call *c, const char *nam
                 model_unref(all[i]);
         }
         free(all);
-        if (!m) {
-            call_error(c, 404, param, "no model of a task this route takes is configured");
-            return NULL;
-        }
+        if (!m)
+            return err_set(e, ERR_NOT_FOUND, "no model of a task this route takes is configured");
     }
-    switch (model_state(m)) {
-    case MODEL_READY: return m;
-    case MODEL_LOADING:
-        call_error(c, 503, param, "Model %s is currently loading", m->cfg.name);
-        break;
-    case MODEL_FAILED:
-        call_error(c, 503, param, "model %s failed to load: %s", m->cfg.name, m->error);
-        break;
-    }
-    model_unref(m);
-    return NULL;
+    int rc = 0;
+    if (model_state(m) == MODEL_LOADING)
+        rc = err_set(e, ERR_UNAVAILABLE, "Model %s is currently loading", m->cfg.name);
+    else if (model_state(m) == MODEL_FAILED)
+        rc = err_set(e, ERR_UNAVAILABLE, "model %s failed to load: %s", m->cfg.name, m->error);
+    if (rc)
+        model_unref(m);
+    else
+        *out = m;
+    return rc;
 }
 
 /* ---- the registry ---- */

@@ -86,8 +86,8 @@ void call_resume(struct call *c);
 /* fn(arg) runs once when the call ends (answered and sent, or the client gone), on an HTTP
  * thread; the last thing that touches arg from the call's side. */
 void call_on_end(struct call *c, void (*fn)(void *arg), void *arg);
-/* The call holds m (takes over the caller's reference; dropped when the call ends) and its
- * metrics are labelled with m's name. */
+/* The call holds m (takes over the caller's reference, unless it holds m already; dropped
+ * when the call ends) and its metrics are labelled with m's name. */
 void call_set_model(struct call *c, struct model *m);
 /* The client's socket (-1 when unknown), for a scheduler to peek at. */
 int call_fd(const struct call *c);
@@ -121,15 +121,18 @@ enum model_state { MODEL_LOADING, MODEL_READY, MODEL_FAILED };
  * model has that name. */
 struct model *server_model(struct server *s, const char *name);
 /* For a route that serves some tasks (tasks: a bitmask of 1u << enum pipeline_task): the
- * model called name, else (name NULL) the first configured model of one of the tasks.
- * Answers the call with 404 (no such model / none of that task), 422 (wrong task) or 503
- * (still loading, or failed to load) and returns NULL when there is none to use. param is
- * the request field that named the model (for OpenAI errors). */
-struct model *server_model_for(struct server *s, struct call *c, const char *name, unsigned tasks,
-                               const char *param);
+ * model called name, else (name NULL) the first configured model of one of the tasks, with a
+ * reference for the caller in *out. Errors, no HTTP: ERR_NOT_FOUND (no such model, none of
+ * that task), ERR_INVALID (wrong task), ERR_UNAVAILABLE (still loading, or failed). */
+int registry_pick(struct server *s, const char *name, unsigned tasks, struct model **out,
+                  struct err *e);
+/* registry_pick for a call: the call holds the model from here to its end (handlers never
+ * drop it); NULL when there is none to use, the call answered (404, 422, 503; param names the
+ * request field that named the model, for OpenAI errors). */
+struct model *call_use_model(struct call *c, const char *name, unsigned tasks, const char *param);
 void model_unref(struct model *m);
 
-/* Bits of the tasks mask of server_model_for beyond the pipelines' (1u << enum pipeline_task):
+/* Bits of the tasks mask of registry_pick beyond the pipelines' (1u << enum pipeline_task):
  * the generation tasks, served by a gen_sched instead of a pipeline. */
 #define TASK_BIT_TEXT_GENERATION (1u << 30)
 #define TASK_BIT_TEXT2TEXT (1u << 31)
@@ -194,7 +197,7 @@ void route_tei_info(struct call *c);
 void route_openai_embeddings(struct call *c);
 void route_openai_models(struct call *c);
 /* The OpenAI "model" field (api_openai.c): the model it names (404 model_not_found when none),
- * else the first of tasks (a server_model_for mask); NULL when answered. */
+ * else the first of tasks (a registry_pick mask); NULL when answered. */
 struct model *openai_field_model(struct call *c, unsigned tasks);
 void route_tgi_generate(struct call *c);        /* POST /generate */
 void route_tgi_generate_stream(struct call *c); /* POST /generate_stream */
