@@ -66,49 +66,29 @@ struct pipeline_request {
     bool forwarded;
 };
 
-/* ---- the task table ---- */
+/* ---- the task table (rows at the end of the file) ---- */
 
-static const struct {
+/* A task: its names, the head it needs and its hooks. Every task-specific step of prepare and
+ * finish goes through its row; nothing else in this file asks which task it is. */
+struct task_row {
     enum pipeline_task task;
-    const char *name;
-    const char *alias;
-} tasks[] = {
-    {TASK_TEXT_CLASSIFICATION, "text-classification", "sentiment-analysis"},
-    {TASK_TOKEN_CLASSIFICATION, "token-classification", "ner"},
-    {TASK_QUESTION_ANSWERING, "question-answering", NULL},
-    {TASK_FILL_MASK, "fill-mask", NULL},
-    {TASK_ZERO_SHOT_CLASSIFICATION, "zero-shot-classification", NULL},
-    {TASK_FEATURE_EXTRACTION, "feature-extraction", NULL},
-    {TASK_SENTENCE_EMBEDDINGS, "sentence-embeddings", NULL},
+    const char *name, *alias;
+    int head;     /* enum encoder_head it needs; -1: any encoder (it uses the hidden states) */
+    bool hidden;  /* the forward step returns the last hidden states */
+    /* parameters and input units, no tokens yet */
+    int (*parse)(const struct pipeline *p, struct pipeline_request *r, struct err *e);
+    /* a unit into its encoding(s); NULL: the tokenizer with r->tp */
+    int (*encode)(const struct pipeline *p, struct pipeline_request *r, struct unit *u,
+                  struct err *e);
+    /* results per unit the parameters alone tell (0: bounded by the tokens) */
+    size_t (*unit_results)(const struct pipeline *p, const struct pipeline_request *r);
+    /* results of a tokenized unit, for tasks whose count depends on its tokens (may be NULL) */
+    size_t (*encoded_results)(const struct pipeline *p, const struct pipeline_request *r,
+                              const struct unit *u);
+    int (*finish)(const struct pipeline *p, const struct pipeline_request *r,
+                  const struct unit *u, json_t **out, struct err *e);
 };
-#define N_TASKS (sizeof tasks / sizeof tasks[0])
-
-int pipeline_task_by_name(const char *name)
-{
-    for (size_t i = 0; name && i < N_TASKS; i++)
-        if (strcmp(name, tasks[i].name) == 0 ||
-            (tasks[i].alias && strcmp(name, tasks[i].alias) == 0))
-            return (int)tasks[i].task;
-    return -1;
-}
-
-void pipeline_task_list(char *buf, size_t size)
-{
-    if (size)
-        buf[0] = '\0';
-    for (size_t i = 0; i < N_TASKS; i++) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, size - len, "%s%s", i ? ", " : "", tasks[i].name);
-    }
-}
-
-const char *pipeline_task_name(enum pipeline_task task)
-{
-    for (size_t i = 0; i < N_TASKS; i++)
-        if (tasks[i].task == task)
-            return tasks[i].name;
-    return "unknown";
-}
+static const struct task_row *task_row(enum pipeline_task t);
 
 static const char *head_name(enum encoder_head h)
 {
@@ -120,24 +100,6 @@ static const char *head_name(enum encoder_head h)
     case HEAD_MASKED_LM: return "a masked language model";
     }
     return "an unknown head";
-}
-
-/* The head a task needs, or -1 when any encoder will do (the hidden states are used). */
-static int needed_head(enum pipeline_task t)
-{
-    switch (t) {
-    case TASK_TEXT_CLASSIFICATION:
-    case TASK_ZERO_SHOT_CLASSIFICATION: return HEAD_SEQ_CLS;
-    case TASK_TOKEN_CLASSIFICATION: return HEAD_TOKEN_CLS;
-    case TASK_QUESTION_ANSWERING: return HEAD_QA;
-    case TASK_FILL_MASK: return HEAD_MASKED_LM;
-    default: return -1;
-    }
-}
-
-static bool uses_hidden(enum pipeline_task t)
-{
-    return t == TASK_FEATURE_EXTRACTION || t == TASK_SENTENCE_EMBEDDINGS;
 }
 
 /* ---- open / close ---- */
@@ -203,7 +165,7 @@ static int load_sentence_config(struct pipeline *p, const char *dir, struct err 
 
 static int check_fit(const struct pipeline *p, const char *dir, const char *task, struct err *e)
 {
-    int need = needed_head(p->task);
+    int need = task_row(p->task)->head;
     if (need >= 0 && (int)p->head != need)
         return err_set(e, ERR_INVALID, "task '%s' needs %s, but %s (%s) is %s", task,
                        head_name((enum encoder_head)need), dir,
@@ -356,30 +318,31 @@ static int check_results(const struct pipeline_limits *l, size_t n, struct err *
     return 0;
 }
 
-/* What the parameters alone tell of a unit's results (0: known only once tokenized, or
- * bounded by its tokens). */
-static size_t unit_results(const struct pipeline *p, const struct pipeline_request *r)
+static size_t textcls_results(const struct pipeline *p, const struct pipeline_request *r)
 {
     size_t labels = p->labels ? p->out_width : 1;
-    switch (p->task) {
-    case TASK_TEXT_CLASSIFICATION:
-        if (!r->tc.top_k_given)
-            return r->tc.return_all_scores ? labels : 1;
-        return r->tc.top_k && r->tc.top_k < labels ? r->tc.top_k : labels;
-    case TASK_ZERO_SHOT_CLASSIFICATION: return r->zs.n_labels;
-    default: return 0;
-    }
+    if (!r->tc.top_k_given)
+        return r->tc.return_all_scores ? labels : 1;
+    return r->tc.top_k && r->tc.top_k < labels ? r->tc.top_k : labels;
 }
 
-/* The results of a tokenized unit for the tasks whose count depends on its tokens. */
-static size_t encoded_results(const struct pipeline *p, const struct pipeline_request *r,
-                              const struct unit *u)
+static size_t zero_shot_results(const struct pipeline *p, const struct pipeline_request *r)
 {
-    if (p->task == TASK_QUESTION_ANSWERING)
-        return question_answering_max_results(&u->encs, &r->qa);
-    if (p->task == TASK_FILL_MASK)
-        return fill_mask_max_results(p->tk, &u->encs.v[0], p->out_width, &r->fm);
-    return 0;
+    (void)p;
+    return r->zs.n_labels;
+}
+
+static size_t qa_results(const struct pipeline *p, const struct pipeline_request *r,
+                         const struct unit *u)
+{
+    (void)p;
+    return question_answering_max_results(&u->encs, &r->qa);
+}
+
+static size_t fill_mask_results(const struct pipeline *p, const struct pipeline_request *r,
+                                const struct unit *u)
+{
+    return fill_mask_max_results(p->tk, &u->encs.v[0], p->out_width, &r->fm);
 }
 
 /* ---- prepare ---- */
@@ -633,89 +596,126 @@ static int zero_shot_input(struct pipeline_request *r, struct err *e)
     return 0;
 }
 
-/* Task parameters and input units (no tokenization yet). */
-static int parse_request(const struct pipeline *p, struct pipeline_request *r, struct err *e)
+/* ---- each task's parameters and input units (no tokenization yet) ---- */
+
+static int parse_text_classification(const struct pipeline *p, struct pipeline_request *r,
+                                     struct err *e)
 {
     int rc;
-    switch (p->task) {
-    case TASK_TEXT_CLASSIFICATION:
-        if ((rc = text_classification_params(r->parameters, &r->tc, e)) ||
-            (rc = trunc_params(p, r->parameters, &r->tp, e)))
-            return rc;
-        return textcls_input(r, e);
-    case TASK_TOKEN_CLASSIFICATION:
-        if ((rc = token_classification_params(r->parameters, &r->tok, e)))
-            return rc;
-        return strings_input(r, "token-classification", e);
-    case TASK_QUESTION_ANSWERING:
-        if ((rc = question_answering_params(r->parameters, &r->qa, e)))
-            return rc;
-        return qa_input(r, e);
-    case TASK_FILL_MASK:
-        if ((rc = fill_mask_params(p->tk, r->parameters, &r->fm, e)) ||
-            (rc = trunc_params(p, r->parameters, &r->tp, e)) ||
-            (rc = strings_input(r, "fill-mask", e)))
-            return rc;
-        r->list_result = r->list_result && r->n_units != 1;
-        return 0;
-    case TASK_ZERO_SHOT_CLASSIFICATION:
-        if ((rc = zero_shot_input(r, e)) != 0)
-            return rc;
-        if ((rc = zero_shot_params(r->parameters, &r->zs, e)) != 0)
-            return rc;
-        r->zs_init = true;
-        return strings_input(r, "zero-shot-classification", e);
-    case TASK_FEATURE_EXTRACTION:
-        if ((rc = trunc_params(p, r->parameters, &r->tp, e)))
-            return rc;
-        return strings_input(r, "feature-extraction", e);
-    case TASK_SENTENCE_EMBEDDINGS:
-        r->tp = tokenizer_params_default(p->tk);
-        r->tp.add_special_tokens = true;
-        r->tp.padding = PAD_NONE;
-        r->tp.stride = 0;
-        r->tp.truncation = true;
-        r->tp.strategy = TRUNC_LONGEST_FIRST;
-        r->tp.max_length = p->max_seq_length;
-        r->normalize = -1;
-        if (json_object_get(r->parameters, "normalize")) {
-            bool norm = false;
-            if ((rc = pipeline_param_bool(r->parameters, "normalize", &norm, e)))
-                return rc;
-            if (!json_is_null(json_object_get(r->parameters, "normalize")))
-                r->normalize = norm;
-        }
-        return strings_input(r, "sentence-embeddings", e);
-    default: return err_set(e, ERR_INTERNAL, "pipeline: unknown task");
-    }
+    if ((rc = text_classification_params(r->parameters, &r->tc, e)) ||
+        (rc = trunc_params(p, r->parameters, &r->tp, e)))
+        return rc;
+    return textcls_input(r, e);
 }
 
-/* Tokenizes unit u into its encoding(s). */
+static int parse_token_classification(const struct pipeline *p, struct pipeline_request *r,
+                                      struct err *e)
+{
+    (void)p;
+    int rc = token_classification_params(r->parameters, &r->tok, e);
+    return rc ? rc : strings_input(r, "token-classification", e);
+}
+
+static int parse_question_answering(const struct pipeline *p, struct pipeline_request *r,
+                                    struct err *e)
+{
+    (void)p;
+    int rc = question_answering_params(r->parameters, &r->qa, e);
+    return rc ? rc : qa_input(r, e);
+}
+
+static int parse_fill_mask(const struct pipeline *p, struct pipeline_request *r, struct err *e)
+{
+    int rc;
+    if ((rc = fill_mask_params(p->tk, r->parameters, &r->fm, e)) ||
+        (rc = trunc_params(p, r->parameters, &r->tp, e)) ||
+        (rc = strings_input(r, "fill-mask", e)))
+        return rc;
+    r->list_result = r->list_result && r->n_units != 1;
+    return 0;
+}
+
+static int parse_zero_shot(const struct pipeline *p, struct pipeline_request *r, struct err *e)
+{
+    (void)p;
+    int rc;
+    if ((rc = zero_shot_input(r, e)) != 0 || (rc = zero_shot_params(r->parameters, &r->zs, e)))
+        return rc;
+    r->zs_init = true;
+    return strings_input(r, "zero-shot-classification", e);
+}
+
+static int parse_feature_extraction(const struct pipeline *p, struct pipeline_request *r,
+                                    struct err *e)
+{
+    int rc = trunc_params(p, r->parameters, &r->tp, e);
+    return rc ? rc : strings_input(r, "feature-extraction", e);
+}
+
+static int parse_sentence_embeddings(const struct pipeline *p, struct pipeline_request *r,
+                                     struct err *e)
+{
+    r->tp = tokenizer_params_default(p->tk);
+    r->tp.add_special_tokens = true;
+    r->tp.padding = PAD_NONE;
+    r->tp.stride = 0;
+    r->tp.truncation = true;
+    r->tp.strategy = TRUNC_LONGEST_FIRST;
+    r->tp.max_length = p->max_seq_length;
+    r->normalize = -1;
+    if (json_object_get(r->parameters, "normalize")) {
+        bool norm = false;
+        int rc = pipeline_param_bool(r->parameters, "normalize", &norm, e);
+        if (rc)
+            return rc;
+        if (!json_is_null(json_object_get(r->parameters, "normalize")))
+            r->normalize = norm;
+    }
+    return strings_input(r, "sentence-embeddings", e);
+}
+
+/* ---- each task's tokenizing of a unit ---- */
+
+static int encode_token_classification(const struct pipeline *p, struct pipeline_request *r,
+                                       struct unit *u, struct err *e)
+{
+    (void)r;
+    return token_classification_prepare(p->tk, u->text, u->len, &u->encs, e);
+}
+
+static int encode_question_answering(const struct pipeline *p, struct pipeline_request *r,
+                                     struct unit *u, struct err *e)
+{
+    return question_answering_prepare(p->tk, u->text, u->len, u->pair, u->pair_len, &r->qa,
+                                      &u->encs, e);
+}
+
+static int encode_zero_shot(const struct pipeline *p, struct pipeline_request *r, struct unit *u,
+                            struct err *e)
+{
+    if (u->len == 0)
+        return err_set(e, ERR_INVALID, "zero-shot-classification: the sequence to classify is empty");
+    u->pairs = calloc(r->zs.n_labels, sizeof *u->pairs);
+    if (!u->pairs)
+        return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+    return zero_shot_prepare(p->tk, u->text, u->len, &r->zs, u->pairs, e);
+}
+
+static int encode_fill_mask(const struct pipeline *p, struct pipeline_request *r, struct unit *u,
+                            struct err *e)
+{
+    int rc = tokenizer_encode(p->tk, u->text, u->len, u->pair, u->pair_len, &r->tp, &u->encs, e);
+    return rc ? rc : fill_mask_check(p->tk, &u->encs.v[0], e);
+}
+
+/* Tokenizes unit u into its encoding(s): the task's hook, else the tokenizer with r->tp. */
 static int encode_unit(const struct pipeline *p, struct pipeline_request *r, struct unit *u,
                        struct err *e)
 {
-    switch (p->task) {
-    case TASK_TOKEN_CLASSIFICATION:
-        return token_classification_prepare(p->tk, u->text, u->len, &u->encs, e);
-    case TASK_QUESTION_ANSWERING:
-        return question_answering_prepare(p->tk, u->text, u->len, u->pair, u->pair_len, &r->qa,
-                                          &u->encs, e);
-    case TASK_ZERO_SHOT_CLASSIFICATION:
-        if (u->len == 0)
-            return err_set(e, ERR_INVALID,
-                           "zero-shot-classification: the sequence to classify is empty");
-        u->pairs = calloc(r->zs.n_labels, sizeof *u->pairs);
-        if (!u->pairs)
-            return err_set(e, ERR_NOMEM, "pipeline: out of memory");
-        return zero_shot_prepare(p->tk, u->text, u->len, &r->zs, u->pairs, e);
-    default: {
-        int rc =
-            tokenizer_encode(p->tk, u->text, u->len, u->pair, u->pair_len, &r->tp, &u->encs, e);
-        if (rc == 0 && p->task == TASK_FILL_MASK)
-            rc = fill_mask_check(p->tk, &u->encs.v[0], e);
-        return rc;
-    }
-    }
+    const struct task_row *t = task_row(p->task);
+    if (t->encode)
+        return t->encode(p, r, u, e);
+    return tokenizer_encode(p->tk, u->text, u->len, u->pair, u->pair_len, &r->tp, &u->encs, e);
 }
 
 static int add_item(struct pipeline_request *r, const struct pipeline *p, size_t unit,
@@ -746,7 +746,8 @@ static int add_item(struct pipeline_request *r, const struct pipeline *p, size_t
 static int encode_units(const struct pipeline *p, struct pipeline_request *r,
                         const struct pipeline_stop *stop, struct err *e)
 {
-    size_t tokens = 0, results = r->n_units * unit_results(p, r);
+    const struct task_row *t = task_row(p->task);
+    size_t tokens = 0, results = r->n_units * (t->unit_results ? t->unit_results(p, r) : 0);
     int rc = check_results(&p->limits, results, e);
     for (size_t i = 0; rc == 0 && i < r->n_units; i++) {
         struct unit *u = &r->units[i];
@@ -772,7 +773,7 @@ static int encode_units(const struct pipeline *p, struct pipeline_request *r,
             tokens += r->items[k].enc->n;
         if (rc == 0)
             rc = pipeline_check_tokens(&p->limits, tokens, e);
-        if (rc == 0 && (results += encoded_results(p, r, u)) > 0)
+        if (rc == 0 && t->encoded_results && (results += t->encoded_results(p, r, u)) > 0)
             rc = check_results(&p->limits, results, e);
     }
     return rc;
@@ -806,7 +807,7 @@ int pipeline_prepare_until(const struct pipeline *p, const json_t *inputs,
         rc = err_set(e, ERR_NOMEM, "pipeline: out of memory");
         goto fail;
     }
-    if ((rc = parse_request(p, r, e)) != 0)
+    if ((rc = task_row(p->task)->parse(p, r, e)) != 0)
         goto fail;
     if (r->n_units == 0) {
         rc = err_set(e, ERR_INVALID, "%s: 'inputs' is an empty list", pipeline_task_name(p->task));
@@ -927,7 +928,7 @@ static int run_batch(const struct pipeline *p, struct dnn_ctx *ctx, struct encod
         batch.n_lm_rows = 0;
     }
     const float *out = NULL, *hidden = NULL;
-    if ((rc = encoder_forward(p->m, ctx, run, &batch, &out, uses_hidden(p->task) ? &hidden : NULL,
+    if ((rc = encoder_forward(p->m, ctx, run, &batch, &out, task_row(p->task)->hidden ? &hidden : NULL,
                               e)) != 0)
         goto cleanup;
     size_t lm_row = 0;
@@ -1073,33 +1074,49 @@ static json_t *features_json(const struct item *it, size_t H)
     return outer;
 }
 
-static int finish_unit(const struct pipeline *p, const struct pipeline_request *r,
-                       const struct unit *u, json_t **out, struct err *e)
+static int finish_text_classification(const struct pipeline *p, const struct pipeline_request *r,
+                                      const struct unit *u, json_t **out, struct err *e)
 {
     const struct item *it = &r->items[u->first];
-    int rc;
-    switch (p->task) {
-    case TASK_TEXT_CLASSIFICATION:
-        rc = text_classification_finish(it->out, p->out_width, (const char *const *)p->labels,
+    int rc = text_classification_finish(it->out, p->out_width, (const char *const *)p->labels,
                                         p->problem_type, &r->tc, out, e);
-        if (rc == 0 && r->unwrap) {
-            json_t *first = json_incref(json_array_get(*out, 0));
-            json_decref(*out);
-            *out = first;
-        }
-        return rc;
-    case TASK_TOKEN_CLASSIFICATION:
-        return token_classification_finish(p->tk, u->text, u->len, it->enc, it->out, p->out_width,
-                                           (const char *const *)p->labels, &r->tok, out, e);
-    case TASK_QUESTION_ANSWERING: return finish_qa(p, r, u, out, e);
-    case TASK_FILL_MASK: return finish_fill_mask(p, r, it, out, e);
-    case TASK_ZERO_SHOT_CLASSIFICATION: return finish_zero_shot(p, r, u, out, e);
-    case TASK_FEATURE_EXTRACTION: *out = features_json(it, p->hidden_size); break;
-    case TASK_SENTENCE_EMBEDDINGS: *out = embeddings_to_json(it->out, it->out_len); break;
-    default: return err_set(e, ERR_INTERNAL, "pipeline: unknown task");
+    if (rc == 0 && r->unwrap) {
+        json_t *first = json_incref(json_array_get(*out, 0));
+        json_decref(*out);
+        *out = first;
     }
-    return *out ? 0
-                : err_set(e, ERR_NOMEM, "%s: cannot build the result", pipeline_task_name(p->task));
+    return rc;
+}
+
+static int finish_token_classification(const struct pipeline *p,
+                                       const struct pipeline_request *r, const struct unit *u,
+                                       json_t **out, struct err *e)
+{
+    const struct item *it = &r->items[u->first];
+    return token_classification_finish(p->tk, u->text, u->len, it->enc, it->out, p->out_width,
+                                       (const char *const *)p->labels, &r->tok, out, e);
+}
+
+static int finish_fill_mask_unit(const struct pipeline *p, const struct pipeline_request *r,
+                                 const struct unit *u, json_t **out, struct err *e)
+{
+    return finish_fill_mask(p, r, &r->items[u->first], out, e);
+}
+
+static int finish_features(const struct pipeline *p, const struct pipeline_request *r,
+                           const struct unit *u, json_t **out, struct err *e)
+{
+    *out = features_json(&r->items[u->first], p->hidden_size);
+    return *out ? 0 : err_set(e, ERR_NOMEM, "feature-extraction: cannot build the result");
+}
+
+static int finish_embedding(const struct pipeline *p, const struct pipeline_request *r,
+                            const struct unit *u, json_t **out, struct err *e)
+{
+    (void)p;
+    const struct item *it = &r->items[u->first];
+    *out = embeddings_to_json(it->out, it->out_len);
+    return *out ? 0 : err_set(e, ERR_NOMEM, "sentence-embeddings: cannot build the result");
 }
 
 int pipeline_finish(const struct pipeline *p, const struct pipeline_request *r, json_t **out,
@@ -1113,7 +1130,7 @@ int pipeline_finish(const struct pipeline *p, const struct pipeline_request *r, 
         return err_set(e, ERR_NOMEM, "pipeline: out of memory");
     for (size_t i = 0; i < r->n_units; i++) {
         json_t *one = NULL;
-        int rc = finish_unit(p, r, &r->units[i], &one, e);
+        int rc = task_row(p->task)->finish(p, r, &r->units[i], &one, e);
         if (rc) {
             json_decref(list);
             return rc;
@@ -1143,4 +1160,60 @@ int pipeline_run(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_r
         rc = pipeline_finish(p, r, out, e);
     pipeline_request_free(r);
     return rc;
+}
+
+/* ---- the task table ---- */
+
+static const struct task_row task_rows[] = {
+    {TASK_TEXT_CLASSIFICATION, "text-classification", "sentiment-analysis", HEAD_SEQ_CLS, false,
+     parse_text_classification, NULL, textcls_results, NULL, finish_text_classification},
+    {TASK_TOKEN_CLASSIFICATION, "token-classification", "ner", HEAD_TOKEN_CLS, false,
+     parse_token_classification, encode_token_classification, NULL, NULL,
+     finish_token_classification},
+    {TASK_QUESTION_ANSWERING, "question-answering", NULL, HEAD_QA, false,
+     parse_question_answering, encode_question_answering, NULL, qa_results, finish_qa},
+    {TASK_FILL_MASK, "fill-mask", NULL, HEAD_MASKED_LM, false, parse_fill_mask, encode_fill_mask,
+     NULL, fill_mask_results, finish_fill_mask_unit},
+    {TASK_ZERO_SHOT_CLASSIFICATION, "zero-shot-classification", NULL, HEAD_SEQ_CLS, false,
+     parse_zero_shot, encode_zero_shot, zero_shot_results, NULL, finish_zero_shot},
+    {TASK_FEATURE_EXTRACTION, "feature-extraction", NULL, -1, true, parse_feature_extraction,
+     NULL, NULL, NULL, finish_features},
+    {TASK_SENTENCE_EMBEDDINGS, "sentence-embeddings", NULL, -1, true, parse_sentence_embeddings,
+     NULL, NULL, NULL, finish_embedding},
+};
+#define N_TASKS (sizeof task_rows / sizeof task_rows[0])
+
+static const struct task_row *task_row(enum pipeline_task t)
+{
+    for (size_t i = 0; i < N_TASKS; i++)
+        if (task_rows[i].task == t)
+            return &task_rows[i];
+    return &task_rows[0]; /* never: a pipeline is only opened for a task of the table */
+}
+
+int pipeline_task_by_name(const char *name)
+{
+    for (size_t i = 0; name && i < N_TASKS; i++)
+        if (strcmp(name, task_rows[i].name) == 0 ||
+            (task_rows[i].alias && strcmp(name, task_rows[i].alias) == 0))
+            return (int)task_rows[i].task;
+    return -1;
+}
+
+void pipeline_task_list(char *buf, size_t size)
+{
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < N_TASKS; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s", i ? ", " : "", task_rows[i].name);
+    }
+}
+
+const char *pipeline_task_name(enum pipeline_task task)
+{
+    for (size_t i = 0; i < N_TASKS; i++)
+        if (task_rows[i].task == task)
+            return task_rows[i].name;
+    return "unknown";
 }
