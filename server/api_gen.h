@@ -5,7 +5,7 @@
  * request per choice (OpenAI n, TGI best_of) to the model's gen_sched and collects what comes
  * back on the scheduler's worker thread: every token (id, text, log-probabilities, the top
  * alternatives) and each choice's end. Then either the call, suspended meanwhile, is resumed
- * and the dialect shapes the whole answer on an HTTP thread (gen_done_fn), or, streaming, the
+ * and the dialect shapes the whole answer on a request thread (gen_done_fn), or, streaming, the
  * dialect turns each token into Server-Sent Events bytes as it comes (struct gen_stream_ops,
  * on the worker thread) and they go out at once through a call_stream. A client that goes
  * away cancels every choice still running (call_on_end), so its slot frees at once.
@@ -92,7 +92,7 @@ struct gen_stream_ops {
     void (*finish)(struct gen_call *g);
 };
 
-/* Not streaming: shapes the answer on an HTTP thread once every choice is done (each has
+/* Not streaming: shapes the answer on a request thread once every choice is done (each has
  * status GEN_OK; failures were answered before). Must answer the call. */
 typedef void (*gen_done_fn)(struct gen_call *g, struct call *c);
 

@@ -1,4 +1,4 @@
-/* api_tei_sync: the TEI routes answered at once on the HTTP thread, without the queue:
+/* api_tei_sync: the TEI routes answered at once on a request thread, without the queue:
  * POST /tokenize and /decode run the model's tokenizer (any task's model: "model", else the
  * first one), GET /info describes a model (?model=NAME, else the first one) in TEI's Info
  * shape with inferd's extras. */

@@ -3,7 +3,7 @@
  * templates; gen_model_load/free, the caller's) and owns a pool of sequence slots (KV caches)
  * and the worker thread that runs the model.
  *
- * Requests arrive already tokenized and validated (the HTTP thread did it, with the dialect's
+ * Requests arrive already tokenized and validated (a request thread did it, with the dialect's
  * messages). Between two forward steps the worker admits queued requests into free slots while
  * the total tokens reserved by the running sequences (prompt + max_new_tokens each) stay within
  * max_batch_total_tokens; each step then mixes one decode token of every running sequence with

@@ -2,13 +2,13 @@
  * model registry and its reload (models.c), the per-model queue and workers (batcher.c)
  * and the API dialects (api_*.c). The engine knows nothing of this file.
  *
- * A request's life: http.c matches the route, checks auth and size, parses the JSON body
- * and calls the route's handler on the HTTP thread. A handler either answers at once
- * (call_reply / call_error) or picks a model and calls call_submit, which validates and
- * tokenizes (pipeline_prepare), suspends the connection and queues the call on the model's
- * batcher. A worker runs the call in a batch, stores the pipeline's result in the call and
- * resumes the connection; http.c then hands the result to the handler's respond function
- * (on the HTTP thread again), which shapes it into the dialect's JSON. */
+ * A request's life (docs/ARCHITECTURE.md): the HTTP core routes it, checks the key and size
+ * on a polling thread, then parses the JSON body and calls the route's handler on a request
+ * thread. A handler either answers at once (call_reply / call_error) or picks a model
+ * (call_use_model: the call holds it) and calls call_submit, which validates and tokenizes
+ * (pipeline_prepare_until) and queues the call on the model's batcher. A worker runs the call
+ * in a batch and stores the pipeline's result in the call; a request thread then hands it to
+ * the handler's respond function, which shapes it into the dialect's JSON. */
 #ifndef INFERD_SERVE_H
 #define INFERD_SERVE_H
 
@@ -37,7 +37,7 @@ enum dialect {
 
 /* ---- calls (http.c) ---- */
 
-/* Turns a forwarded pipeline result into the dialect's response body. Runs on an HTTP
+/* Turns a forwarded pipeline result into the dialect's response body. Runs on a request
  * thread; result is the pipeline's (a reference the function may steal by returning it).
  * Returns the body (a new reference) or NULL with *status and e->msg set for an error. */
 typedef json_t *(*respond_fn)(struct call *c, json_t *result, int *status, struct err *e);
@@ -79,7 +79,7 @@ int call_submit(struct call *c, struct model *m, const json_t *inputs, const jso
 /* ---- calls answered from other threads (generation; http.c) ---- */
 
 /* Suspends c (the handler returns without an answer); after call_resume, on_resume(c, arg)
- * runs on an HTTP thread and answers. */
+ * runs on a request thread and answers. */
 void call_suspend(struct call *c, void (*on_resume)(struct call *c, void *arg), void *arg);
 /* Any thread; exactly once after each call_suspend. */
 void call_resume(struct call *c);
