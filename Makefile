@@ -1,4 +1,4 @@
-# inferd front door: make deps | build | test | test-asan | test-valgrind | run | bench | bench-load | format
+# inferd front door: make deps | build | test | test-asan | test-valgrind | fuzz | run | bench | bench-load | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 MESON_OPTS ?=
@@ -60,6 +60,16 @@ bench-generate: build
 # (npm validators installed once into /var/cache/inferd-ci), the ConfigMap's config on the
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
 # about a minute; SKIP_DOCKER=1 leaves it out). Ends with "deploy: N passed, N failed".
+# libFuzzer harnesses (tests/fuzz) with clang and ASan+UBSan in $(FUZZ_BUILD), each run
+# FUZZ_SECONDS on a copy of its corpus; installs clang first when missing (scripts/fuzz-deps.sh).
+# Fails naming the reproducer on any crash, leak or timeout. FUZZERS="tokenizer ..." runs some.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZERS ?=
+.PHONY: fuzz
+fuzz:
+	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
+
 .PHONY: test-deploy
 test-deploy: build
 	@bash scripts/check-deploy.sh $(BUILD)
@@ -71,4 +81,4 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
