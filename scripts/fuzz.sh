@@ -31,7 +31,10 @@ fi
 targets=""
 for h in $HARNESSES; do targets="$targets tests/fuzz/fuzz_$h"; done
 # shellcheck disable=SC2086
-ninja -C "$BUILD" $targets >/dev/null
+if ! ninja -C "$BUILD" $targets >"$BUILD/fuzz-build.log" 2>&1; then
+    cat "$BUILD/fuzz-build.log"
+    exit 1
+fi
 
 # the pipeline harness loads the small BERT fixtures once
 fixtures="$BUILD/fuzz-fixtures"
