@@ -1,4 +1,4 @@
-# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | run | bench | bench-load | format
+# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -80,6 +80,16 @@ bench-generate: deps build
 # (npm validators installed once into /var/cache/inferd-ci), the ConfigMap's config on the
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
 # about a minute; SKIP_DOCKER=1 leaves it out). Ends with "deploy: N passed, N failed".
+# libFuzzer harnesses (tests/fuzz) with clang and ASan+UBSan in $(FUZZ_BUILD), each run
+# FUZZ_SECONDS on a copy of its corpus; installs clang first when missing (scripts/fuzz-deps.sh).
+# Fails naming the reproducer on any crash, leak or timeout. FUZZERS="tokenizer ..." runs some.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZERS ?=
+.PHONY: fuzz
+fuzz:
+	@sh scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
+
 .PHONY: test-deploy
 test-deploy: deps-test build
 	@bash scripts/check-deploy.sh $(BUILD)
@@ -91,7 +101,7 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
 
 # Every target with one line (tests/unit/test_cli.c checks that none is missing).
 .PHONY: help
@@ -112,5 +122,6 @@ help:
 	@echo "  bench-generate  text generation next to PyTorch (bench/run_generate.sh)"
 	@echo "  format          clang-format every C file in place"
 	@echo "  format-check    clang-format --dry-run: fails on any difference"
-	@echo "  clean           remove $(BUILD), $(ASAN_BUILD) and $(TSAN_BUILD)"
+	@echo "  fuzz            the libFuzzer harnesses, FUZZ_SECONDS each (clang installed when missing)"
+	@echo "  clean           remove $(BUILD), $(ASAN_BUILD), $(TSAN_BUILD) and $(FUZZ_BUILD)"
 	@echo "  help            this list"

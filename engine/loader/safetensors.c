@@ -307,7 +307,10 @@ static int read_header(struct safetensors *st, struct st_file *f, struct err *e)
         if (rc)
             goto free_json;
     }
-    rc = check_overlap(st, first, f, e);
+    if (st->n_tensors == first)
+        rc = err_set(e, ERR_FORMAT, "%s: no tensors in the safetensors header", f->path);
+    else
+        rc = check_overlap(st, first, f, e);
 free_json:
     json_decref(h);
     return rc;
@@ -385,6 +388,10 @@ static int open_index(struct safetensors *st, const char *dir, const char *index
     json_t *wm = json_object_get(idx, "weight_map");
     if (!json_is_object(wm)) {
         rc = err_set(e, ERR_FORMAT, "%s: missing or non-object weight_map", index_path);
+        goto free_index;
+    }
+    if (json_object_size(wm) == 0) {
+        rc = err_set(e, ERR_FORMAT, "%s: no tensors in the weight_map", index_path);
         goto free_index;
     }
     /* map each distinct shard once, in order of first mention */

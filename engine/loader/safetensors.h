@@ -12,10 +12,11 @@
  *   bytes 8+N..     the data buffer; a tensor's bytes are buffer[begin, end), row-major,
  *                   little-endian, end - begin == product(shape) * dtype size.
  * Checked at open: N fits the file and is at most 100 MB, the JSON is valid with no duplicate
- * keys, every dtype is known, shapes are non-negative integers whose product does not overflow,
- * offsets lie within the buffer with begin <= end and the right byte count, no two tensors
- * overlap; for a sharded index every named shard exists, each tensor is in the shard the index
- * names, and no name appears in two shards. Messages name the file and the tensor.
+ * keys, it names at least one tensor, every dtype is known, shapes are non-negative integers
+ * whose product does not overflow, offsets lie within the buffer with begin <= end and the right
+ * byte count, no two tensors overlap; for a sharded index the weight_map is not empty, every
+ * named shard exists, each tensor is in the shard the index names, and no name appears in two
+ * shards. Messages name the file and the tensor.
  *
  * After open the object is read-only: lookups from many threads at once are safe. A file
  * truncated by someone else after it was mapped is outside what validation can catch. */

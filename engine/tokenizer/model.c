@@ -46,11 +46,10 @@ int model_vocab_parse(const json_t *o, const char *key, struct vocab *v, const c
     json_object_keylen_foreach((json_t *)j, tok, tok_len, val)
     {
         if (!json_is_integer(val) || json_integer_value(val) < 0 ||
-            json_integer_value(val) >= INT32_MAX)
+            json_integer_value(val) >= VOCAB_MAX_ID)
             return err_set(e, ERR_FORMAT,
-                           "%s: field '%s': id of '%.40s' must be an integer in "
-                           "[0, 2^31-1)",
-                           where, key, tok);
+                           "%s: field '%s': id of '%.40s' must be an integer in [0, %d)", where,
+                           key, tok, VOCAB_MAX_ID);
         int32_t id = (int32_t)json_integer_value(val);
         int rc = vocab_add(v, tok, tok_len, id);
         if (rc == ERR_NOMEM)

@@ -919,8 +919,9 @@ static int parse_added(struct tokenizer *tk, const json_t *arr, struct err *e)
             rc = tokj_bool(o, "special", false, &t->special, where, e);
         if (rc)
             return err_prefix(e, "tokenizer.json: ");
-        if (id < 0 || id > INT32_MAX)
-            return err_set(e, ERR_FORMAT, "tokenizer.json: %s: id %lld out of range", where, id);
+        if (id < 0 || id >= VOCAB_MAX_ID)
+            return err_set(e, ERR_FORMAT, "tokenizer.json: %s: id %lld is not in [0, %d)", where,
+                           id, VOCAB_MAX_ID);
         t->id = (int32_t)id;
         t->len = strlen(content);
         t->content = strdup(content);

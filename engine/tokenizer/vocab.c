@@ -98,7 +98,7 @@ static int grow_slots(struct vocab *v)
 
 int vocab_add(struct vocab *v, const char *s, size_t len, int32_t id)
 {
-    if (id < 0 || id == INT32_MAX || len > UINT32_MAX)
+    if (id < 0 || id >= VOCAB_MAX_ID || len > UINT32_MAX)
         return ERR_FORMAT;
     if ((size_t)id < v->n_ids && v->tokens[id])
         return ERR_FORMAT;

@@ -15,10 +15,15 @@ struct vocab {
     size_t n_entries;
 };
 
+/* Ids are indices into tokens[], so a vocabulary's ids must be dense-ish: any id at or above
+ * this (4M; real vocabularies have at most a few hundred thousand) is refused, so that a small
+ * hostile tokenizer.json cannot size the table to gigabytes. */
+#define VOCAB_MAX_ID 4194304
+
 void vocab_init(struct vocab *v);
 void vocab_fini(struct vocab *v);
-/* Adds s -> id. A second string for the same id, or the same string twice, is
- * ERR_FORMAT (HF vocabularies are bijective). */
+/* Adds s -> id. A second string for the same id, the same string twice (HF vocabularies are
+ * bijective) or an id outside [0, VOCAB_MAX_ID) is ERR_FORMAT. */
 int vocab_add(struct vocab *v, const char *s, size_t len, int32_t id);
 /* Returns the id of s[0..len) or -1. */
 int32_t vocab_find(const struct vocab *v, const char *s, size_t len);

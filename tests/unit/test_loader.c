@@ -482,6 +482,23 @@ static void write_index(const char *dir, const char *weight_map)
     write_bytes(dir, "model.safetensors.index.json", text, strlen(text));
 }
 
+/* A header without tensors ({} or only __metadata__) is refused naming the file, as is an index
+ * whose weight_map is empty: no empty model reaches the sort of the tensor table. */
+START_TEST(no_tensors)
+{
+    const char *headers[] = {"{}", "{\"__metadata__\":{\"format\":\"pt\"}}"};
+    for (size_t i = 0; i < sizeof headers / sizeof *headers; i++) {
+        const char *dir = temp_dir();
+        write_st(dir, "model.safetensors", headers[i], 0, UINT64_MAX);
+        expect_open_fails(dir, ERR_FORMAT,
+                          "model.safetensors: no tensors in the safetensors header", NULL);
+    }
+    const char *dir = temp_dir();
+    write_index(dir, "{}");
+    expect_open_fails(dir, ERR_FORMAT, "model.safetensors.index.json", "no tensors", NULL);
+}
+END_TEST
+
 START_TEST(sharded_index_opens)
 {
     const char *dir = temp_dir();
@@ -889,6 +906,7 @@ Suite *suite_loader(void)
     tcase_add_test(tc, bad_shapes);
     tcase_add_test(tc, invalid_json_header);
     tcase_add_test(tc, no_weights_file);
+    tcase_add_test(tc, no_tensors);
     tcase_add_test(tc, sharded_index_opens);
     tcase_add_test(tc, sharded_index_missing_file);
     tcase_add_test(tc, sharded_index_inconsistent);

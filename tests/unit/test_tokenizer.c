@@ -99,6 +99,15 @@ START_TEST(malformed_tokenizer_json)
          " \"continuing_subword_prefix\": \"##\", \"max_input_chars_per_word\": 100},"
          " \"normalizer\": {\"type\": \"Bogus\"}}",
          "Bogus"},
+        /* a sparse id would size the id table: 160000006 ids are 2 GB from a 100-byte file */
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 160000006}, "
+         "\"unk_token\": \"[UNK]\", \"continuing_subword_prefix\": \"##\", "
+         "\"max_input_chars_per_word\": 100}}",
+         "4194304"},
+        {"{\"added_tokens\": [{\"id\": 2000000000, \"content\": \"<x>\"}], \"model\": "
+         "{\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0}, \"unk_token\": \"[UNK]\", "
+         "\"continuing_subword_prefix\": \"##\", \"max_input_chars_per_word\": 100}}",
+         "4194304"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct tokenizer *tk = NULL;
