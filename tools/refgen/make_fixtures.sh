@@ -1,6 +1,6 @@
 #!/bin/sh
-# make_fixtures.sh: rebuilds tests/data/models-issue14-encoders.tar.xz and
-# models-issue14-decoders.tar.xz from tools/refgen (README.md).
+# make_fixtures.sh: rebuilds tests/data/models-issue14-{encoders,decoders,qwen3}.tar.xz from
+# tools/refgen (README.md).
 # Usage: tools/refgen/make_fixtures.sh [MODEL ...]   (no names: every row of families.py)
 # PYTHON names the venv's interpreter (default /work/venv-refgen/bin/python).
 set -eu
@@ -23,5 +23,6 @@ pack() { # archive-name dir-glob...
     ls -l "$root/tests/data/$name"
 }
 pack models-issue14-encoders.tar.xz 'deberta-*' 'mpnet-*' 'modernbert-*'
-pack models-issue14-decoders.tar.xz 'qwen3-*' 'gemma*' 'phi3-*' 'mistral-*'
+pack models-issue14-decoders.tar.xz 'gemma*' 'phi3-*' 'mistral-*'
+pack models-issue14-qwen3.tar.xz 'qwen3-*'
 
