@@ -130,14 +130,13 @@ static double foreign_since(struct cpu_mark m)
     return f < 0.0 ? 0.0 : f;
 }
 
-static int cmp_double(const void *a, const void *b)
+int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* As the anchors' percentile: the ceil(p n)-th smallest. */
-static double percentile(const double *sorted, int n, double p)
+double bench_percentile(const double *sorted, int n, double p)
 {
     int i = (int)((p * n) + 0.999999) - 1;
     i = i < 0 ? 0 : i >= n ? n - 1 : i;
@@ -146,8 +145,7 @@ static double percentile(const double *sorted, int n, double p)
 
 /* ---- prompts ---- */
 
-/* mulberry32, as cli_bench.c and torch_decoder.py: uniform in [0, 1). */
-static double rand01(uint32_t *state)
+double bench_rand01(uint32_t *state)
 {
     uint32_t t = (*state += 0x6d2b79f5u);
     t = (t ^ (t >> 15)) * (t | 1u);
@@ -160,7 +158,7 @@ static void prompt_ids(int stream, int n, int vocab, int32_t *out)
 {
     uint32_t state = (uint32_t)(stream + 1) * 0x9e3779b1u;
     for (int i = 0; i < n; i++)
-        out[i] = 100 + (int32_t)(rand01(&state) * (double)(vocab - 200));
+        out[i] = 100 + (int32_t)(bench_rand01(&state) * (double)(vocab - 200));
 }
 
 /* ---- decoders ---- */
@@ -325,8 +323,8 @@ static void pick_next(struct bench *b, int n, const float *logits)
 static void print_line(struct bench *b, const char *metric, int streams, int prompt, int steps,
                        double *times, int runs, double foreign, const int32_t *ids, int n_ids)
 {
-    qsort(times, (size_t)runs, sizeof *times, cmp_double);
-    double median = percentile(times, runs, 0.5);
+    qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
+    double median = bench_percentile(times, runs, 0.5);
     double tokens = strcmp(metric, "decode") == 0 ? streams
                     : strcmp(metric, "ttft") == 0 ? 1
                                                   : prompt;
@@ -345,7 +343,7 @@ static void print_line(struct bench *b, const char *metric, int streams, int pro
            "\"min_ms\":%.3f,\"load_ms\":%.0f,\"foreign_cpu\":%s%s,\"onednn\":\"%s\"}\n",
            b->name, b->arch->config(b)->model_type, dtype_name(b->o->dt), b->o->threads, metric,
            streams, prompt, steps, runs, tokens / (median * 1e-3), median,
-           percentile(times, runs, 0.9), times[0], b->load_ms, foreign_s, ids_s, dnn_describe());
+           bench_percentile(times, runs, 0.9), times[0], b->load_ms, foreign_s, ids_s, dnn_describe());
     fflush(b->out);
 }
 

@@ -9,6 +9,8 @@
 #ifndef INFERD_GEN_BENCH_H
 #define INFERD_GEN_BENCH_H
 
+#include <stdint.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -35,5 +37,12 @@ struct gen_bench_opts gen_bench_defaults(void);
 /* Loads o->model (a decoder, or T5 when its config.json says model_type "t5"), runs the
  * metrics o asks for and prints one JSON line per measurement to out. */
 int gen_bench_run(const struct gen_bench_opts *o, FILE *out, struct err *e);
+
+/* Shared by the benchmarks (inferd bench too): qsort's order for doubles; the anchors'
+ * percentile (the ceil(p n)-th smallest of sorted); mulberry32 (as ort_bert.js and
+ * torch_decoder.py), uniform in [0, 1). */
+int bench_cmp_double(const void *a, const void *b);
+double bench_percentile(const double *sorted, int n, double p);
+double bench_rand01(uint32_t *state);
 
 #endif

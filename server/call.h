@@ -100,6 +100,9 @@ void router_start_call(struct call *c, const char *url, const char *method);
 /* reply.c: hands r to libmicrohttpd, or keeps it in the call for its resume when built on a
  * request thread. */
 void call_deliver(struct call *c, int status, struct MHD_Response *r);
+/* The headers every response of c carries: Connection: close while draining, x-request-id,
+ * the handler's (call_add_header). */
+void call_common_headers(struct call *c, struct MHD_Response *r);
 
 /* stream.c: the bytes a stream has sent; dropping a reference to it. */
 size_t call_stream_sent(struct call_stream *s);

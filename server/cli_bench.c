@@ -135,29 +135,6 @@ static double machine_busy_s(void)
     return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / ticks; /* minus idle, iowait */
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* As ort_bert.js's percentile: the ceil(p n)-th smallest. */
-static double percentile(const double *sorted, int n, double p)
-{
-    int i = (int)((p * n) + 0.999999) - 1;
-    i = i < 0 ? 0 : i >= n ? n - 1 : i;
-    return sorted[i];
-}
-
-/* mulberry32, as ort_bert.js: a small deterministic PRNG, uniform in [0, 1). */
-static double rand01(uint32_t *state)
-{
-    uint32_t t = (*state += 0x6d2b79f5u);
-    t = (t ^ (t >> 15)) * (t | 1u);
-    t ^= t + (t ^ (t >> 7)) * (t | 61u);
-    return (double)(t ^ (t >> 14)) / 4294967296.0;
-}
-
 /* Whether DIR's config.json names a model generation runs (a decoder or T5). A config.json
  * that cannot be read is left to the loader to report. */
 static bool is_generation_model(const char *dir)
@@ -239,7 +216,7 @@ int cli_bench(int argc, char **argv)
     uint32_t rng = 0;
     for (int b = 0; b < o.batch; b++) {
         for (int s = 0; s < o.seq; s++) {
-            int32_t id = 1000 + (int32_t)(rand01(&rng) * 29000.0);
+            int32_t id = 1000 + (int32_t)(bench_rand01(&rng) * 29000.0);
             if (s == 0)
                 id = 101;
             else if (s == o.seq - 1)
@@ -271,8 +248,8 @@ int cli_bench(int argc, char **argv)
         foreign = (busy1 - busy0 - (own_cpu_s() - own0)) / elapsed / (double)ncpu;
         foreign = foreign < 0.0 ? 0.0 : foreign;
     }
-    qsort(times, (size_t)runs, sizeof *times, cmp_double);
-    double median = percentile(times, runs, 0.5);
+    qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
+    double median = bench_percentile(times, runs, 0.5);
     char foreign_s[32];
     if (foreign < 0.0)
         snprintf(foreign_s, sizeof foreign_s, "null");
@@ -283,7 +260,7 @@ int cli_bench(int argc, char **argv)
            "\"p90_ms\":%.3f,\"min_ms\":%.3f,\"load_ms\":%.0f,\"foreign_cpu\":%s,"
            "\"onednn\":\"%s\"}\n",
            dtype_name(o.dt), dtype_name(o.dt), o.threads, o.batch, o.seq, runs,
-           (double)o.batch / (median * 1e-3), median, percentile(times, runs, 0.9), times[0],
+           (double)o.batch / (median * 1e-3), median, bench_percentile(times, runs, 0.9), times[0],
            load_ms, foreign_s, dnn_describe());
     fflush(stdout);
     status = 0;

@@ -20,6 +20,16 @@ static void add_ms_header(struct MHD_Response *r, const char *name, double secon
     MHD_add_response_header(r, name, v);
 }
 
+void call_common_headers(struct call *c, struct MHD_Response *r)
+{
+    if (server_draining(c->s))
+        MHD_add_response_header(r, "Connection", "close");
+    if (c->rid[0])
+        MHD_add_response_header(r, "x-request-id", c->rid);
+    for (size_t i = 0; i < c->n_hdr; i++)
+        MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
+}
+
 /* Hands r to libmicrohttpd, or keeps it for the resume when built on a request thread. */
 void call_deliver(struct call *c, int status, struct MHD_Response *r)
 {
@@ -52,12 +62,7 @@ static void send_text(struct call *c, int status, char *text, size_t len, const 
         MHD_add_response_header(r, "Retry-After", "1");
     if (status == 405 && c->route)
         MHD_add_response_header(r, "Allow", c->route->method);
-    if (server_draining(c->s))
-        MHD_add_response_header(r, "Connection", "close");
-    if (c->rid[0])
-        MHD_add_response_header(r, "x-request-id", c->rid);
-    for (size_t i = 0; i < c->n_hdr; i++)
-        MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
+    call_common_headers(c, r);
     if (c->phase == PHASE_QUEUED && c->job.started > 0) {
         add_ms_header(r, "x-tokenization-time", c->t_prepared - c->t_start);
         add_ms_header(r, "x-queue-time", c->job.started - c->job.enqueued);

@@ -115,12 +115,7 @@ int call_stream_start(struct call *c, struct call_stream *s, const char *content
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    if (server_draining(c->s))
-        MHD_add_response_header(r, "Connection", "close");
-    if (c->rid[0])
-        MHD_add_response_header(r, "x-request-id", c->rid);
-    for (size_t i = 0; i < c->n_hdr; i++)
-        MHD_add_response_header(r, c->hdr[i].name, c->hdr[i].value);
+    call_common_headers(c, r);
     c->stream = s;
     call_deliver(c, 200, r);
     c->phase = PHASE_ANSWERED;

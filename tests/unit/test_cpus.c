@@ -54,16 +54,22 @@ START_TEST(share_among_workers)
 }
 END_TEST
 
+/* *old = this process's affinity, *one = its first CPU alone. */
+static void first_cpu_only(cpu_set_t *old, cpu_set_t *one)
+{
+    ck_assert_int_eq(sched_getaffinity(0, sizeof *old, old), 0);
+    CPU_ZERO(one);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, old)) {
+            CPU_SET(c, one);
+            return;
+        }
+}
+
 START_TEST(usable_follows_affinity)
 {
     cpu_set_t old, one;
-    ck_assert_int_eq(sched_getaffinity(0, sizeof old, &old), 0);
-    CPU_ZERO(&one);
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &old)) {
-            CPU_SET(c, &one);
-            break;
-        }
+    first_cpu_only(&old, &one);
     ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
     ck_assert_int_eq(cpus_usable(), 1);
     ck_assert_int_eq(sched_setaffinity(0, sizeof old, &old), 0);
@@ -88,13 +94,7 @@ static long info_threads(const struct daemon *d, const char *name)
 START_TEST(daemon_on_one_cpu)
 {
     cpu_set_t old, one;
-    ck_assert_int_eq(sched_getaffinity(0, sizeof old, &old), 0);
-    CPU_ZERO(&one);
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &old)) {
-            CPU_SET(c, &one);
-            break;
-        }
+    first_cpu_only(&old, &one);
     char *yaml = NULL;
     const char *dir = fixture_model("bert-seqcls");
     ck_assert(asprintf(&yaml,
