@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "loader/hf_config.h"
 #include "models/decoder.h"
 #include "models/t5.h"
@@ -79,22 +80,14 @@ struct gen_bench_opts gen_bench_defaults(void)
 
 /* ---- timing ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double own_cpu_s(void)
+double bench_own_cpu_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* CPU seconds the whole machine has been busy (all cores), or -1 without /proc/stat. */
-static double machine_busy_s(void)
+double bench_machine_busy_s(void)
 {
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
@@ -116,17 +109,17 @@ struct cpu_mark {
 
 static struct cpu_mark cpu_mark(void)
 {
-    return (struct cpu_mark){machine_busy_s(), own_cpu_s(), now_s()};
+    return (struct cpu_mark){bench_machine_busy_s(), bench_own_cpu_s(), now_seconds()};
 }
 
 /* The share of the machine other processes took since m, or -1 when unknown. */
 static double foreign_since(struct cpu_mark m)
 {
-    double busy = machine_busy_s(), wall = now_s() - m.wall;
+    double busy = bench_machine_busy_s(), wall = now_seconds() - m.wall;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (m.busy < 0.0 || busy < 0.0 || wall <= 0.0 || ncpu <= 0)
         return -1.0;
-    double f = (busy - m.busy - (own_cpu_s() - m.own)) / wall / (double)ncpu;
+    double f = (busy - m.busy - (bench_own_cpu_s() - m.own)) / wall / (double)ncpu;
     return f < 0.0 ? 0.0 : f;
 }
 
@@ -361,12 +354,12 @@ static int measure_prefill(struct bench *b, int len, bool ttft, struct err *e)
     double elapsed = 0.0;
     while ((runs < o->min_runs || elapsed < o->min_seconds) && runs < o->max_runs) {
         prompt_ids(0, len, b->vocab, b->tokens);
-        double t0 = now_s();
+        double t0 = now_seconds();
         if (b->arch->prefill(b, 1, len, &logits, e) != 0)
             return -1;
         if (ttft)
             b->next[0] = decoder_argmax(logits, b->vocab);
-        double t1 = now_s();
+        double t1 = now_seconds();
         b->times[runs++] = (t1 - t0) * 1e3;
         elapsed = t1 - m.wall;
     }
@@ -394,11 +387,11 @@ static int measure_decode(struct bench *b, int n, struct err *e)
     }
     struct cpu_mark m = cpu_mark();
     for (int s = 0; s < o->steps; s++) {
-        double t0 = now_s();
+        double t0 = now_seconds();
         if (step(b, n, &logits, e) != 0)
             return -1;
         pick_next(b, n, logits);
-        b->times[s] = (now_s() - t0) * 1e3;
+        b->times[s] = (now_seconds() - t0) * 1e3;
         if (n_ids < GREEDY_IDS)
             ids[n_ids++] = b->next[0];
     }
@@ -486,10 +479,10 @@ static int setup(struct bench *b, struct err *e)
 
     if (!(b->ctx = dnn_ctx_new(o->threads, e)) || !(b->arch = pick_arch(o->model, e)))
         return -1;
-    double t = now_s();
+    double t = now_seconds();
     if (b->arch->load(b, e) != 0)
         return -1;
-    b->load_ms = (now_s() - t) * 1e3;
+    b->load_ms = (now_seconds() - t) * 1e3;
     if (b->vocab <= 200)
         return err_set(e, ERR_INVALID, "a vocabulary of %d is too small for the prompts", b->vocab);
     b->tokens = malloc((size_t)max_streams * (size_t)max_prompt * sizeof *b->tokens);

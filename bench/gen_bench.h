@@ -44,5 +44,9 @@ int gen_bench_run(const struct gen_bench_opts *o, FILE *out, struct err *e);
 int bench_cmp_double(const void *a, const void *b);
 double bench_percentile(const double *sorted, int n, double p);
 double bench_rand01(uint32_t *state);
+/* This process's CPU seconds; the seconds the whole machine's cores were busy (-1 without
+ * /proc/stat): the "other processes" of a measurement. */
+double bench_own_cpu_s(void);
+double bench_machine_busy_s(void);
 
 #endif

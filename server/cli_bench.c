@@ -112,28 +112,6 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
     return 0;
 }
 
-static double own_cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds the whole machine has been busy (all cores), or -1 without /proc/stat. */
-static double machine_busy_s(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return -1.0;
-    unsigned long long v[8] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (n != 8)
-        return -1.0;
-    double ticks = sysconf(_SC_CLK_TCK) > 0 ? (double)sysconf(_SC_CLK_TCK) : 100.0;
-    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / ticks; /* minus idle, iowait */
-}
 
 /* Whether DIR's config.json names a model generation runs (a decoder or T5). A config.json
  * that cannot be read is left to the loader to report. */
@@ -232,7 +210,7 @@ int cli_bench(int argc, char **argv)
             goto fail;
 
     int runs = 0;
-    double busy0 = machine_busy_s(), own0 = own_cpu_s(), start = now_seconds(), elapsed = 0.0;
+    double busy0 = bench_machine_busy_s(), own0 = bench_own_cpu_s(), start = now_seconds(), elapsed = 0.0;
     while ((runs < o.min_runs || elapsed < o.min_seconds) && runs < o.max_runs) {
         double a = now_seconds();
         if (encoder_forward(m, ctx, run, &batch, &out, NULL, &e) != 0)
@@ -241,11 +219,11 @@ int cli_bench(int argc, char **argv)
         times[runs++] = (b - a) * 1e3;
         elapsed = b - start;
     }
-    double busy1 = machine_busy_s();
+    double busy1 = bench_machine_busy_s();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     double foreign = -1.0;
     if (busy0 >= 0.0 && busy1 >= 0.0 && elapsed > 0.0 && ncpu > 0) {
-        foreign = (busy1 - busy0 - (own_cpu_s() - own0)) / elapsed / (double)ncpu;
+        foreign = (busy1 - busy0 - (bench_own_cpu_s() - own0)) / elapsed / (double)ncpu;
         foreign = foreign < 0.0 ? 0.0 : foreign;
     }
     qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
