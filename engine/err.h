@@ -1,12 +1,13 @@
 /* err: error kinds and a message buffer shared by every engine module.
  * Fallible functions return 0 or a negative ERR_* kind and fill an optional
- * struct err. The mapping from kind to HTTP status lives in server/reply.c only. */
+ * struct err. The mapping from kind to HTTP status lives in server/reply.c only
+ * (status_of_err); the statuses below are what it answers. */
 #ifndef INFERD_ERR_H
 #define INFERD_ERR_H
 
 enum err_kind {
     ERR_OK = 0,
-    ERR_INPUT = -1,       /* malformed input (400) */
+    ERR_INPUT = -1,       /* malformed input: invalid UTF-8, wrong types (422) */
     ERR_NOT_FOUND = -2,   /* unknown model, file or name (404) */
     ERR_TOO_LARGE = -3,   /* over a size limit (413) */
     ERR_INVALID = -4,     /* invalid parameter or value (422) */
@@ -18,7 +19,8 @@ enum err_kind {
     ERR_FORMAT = -10,     /* a model or tokenizer file is malformed */
     ERR_IO = -11,         /* a file could not be read */
     ERR_CANCELLED = -12,  /* stopped by the caller's cancel hook (its client left, its deadline
-                           * passed or the server drains): the caller knows which */
+                           * passed or the server drains): the caller knows which (500
+                           * when it does not say) */
 };
 
 #define ERR_MSG_SIZE 256

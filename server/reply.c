@@ -230,6 +230,7 @@ void call_error(struct call *c, int status, const char *param, const char *fmt, 
     call_reply(c, status, body);
 }
 
+/* The one map from an engine error kind to an HTTP status (engine/err.h lists them). */
 int status_of_err(int kind)
 {
     switch (kind) {
