@@ -27,6 +27,7 @@ build: $(BUILD)/build.ninja
 # Every test (unit, parity against Hugging Face fixtures, CLI) in one Check runner;
 # its last line is "N passed, N failed".
 test: deps-test build
+	@sh scripts/check-layers.sh
 	@$(BUILD)/tests/inferd-tests
 
 $(ASAN_BUILD)/build.ninja:
