@@ -389,6 +389,11 @@ static int read_t5(const struct reader *r, struct hf_config *c)
         rc = get_size(r, buckets, &c->relative_attention_num_buckets, false);
     if (!rc)
         rc = get_size(r, dist, &c->relative_attention_max_distance, false);
+    bool scale = false;
+    c->scale_decoder_outputs = -1;
+    const json_t *sv = json_object_get(r->root, "scale_decoder_outputs");
+    if (!rc && sv && !json_is_null(sv) && (rc = get_bool(r, "scale_decoder_outputs", &scale)) == 0)
+        c->scale_decoder_outputs = scale;
     return rc;
 }
 

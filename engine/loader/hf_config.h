@@ -101,6 +101,7 @@ struct hf_config {
     char feed_forward_proj[HF_NAME_SIZE]; /* "relu", "gated-gelu", ... */
     bool is_gated_act;
     bool is_encoder_decoder;
+    int scale_decoder_outputs; /* transformers 5's flag: 1 true, 0 false, -1 absent or null */
 };
 
 /* Reads DIR/config.json into cfg (which need not be initialized). On failure cfg holds

@@ -223,27 +223,6 @@ static bool ignorable(const void *arg, const char *name)
 
 /* ---- config ---- */
 
-/* config.json's "scale_decoder_outputs" (transformers 5), which hf_config does not read:
- * 1 true, 0 false, -1 absent or null. */
-static int read_scale_flag(const char *dir, int *flag, struct err *e)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root)
-        return err_set(e, ERR_FORMAT, "%s: invalid JSON at line %d: %s", path, je.line, je.text);
-    const json_t *v = json_object_get(root, "scale_decoder_outputs");
-    int rc = 0;
-    *flag = -1;
-    if (v && json_is_boolean(v))
-        *flag = json_is_true(v);
-    else if (v && !json_is_null(v))
-        rc = err_set(e, ERR_FORMAT, "%s: 'scale_decoder_outputs' must be a boolean", path);
-    json_decref(root);
-    return rc;
-}
-
 static int read_sizes(struct t5_model *m, const char *dir, struct err *e)
 {
     const struct hf_config *c = &m->cfg;
@@ -275,13 +254,10 @@ static int read_sizes(struct t5_model *m, const char *dir, struct err *e)
         return err_set(e, ERR_FORMAT, "%s: config.json: decoder_start_token_id %lld >= vocab %lld",
                        dir, (long long)start, (long long)m->vocab);
     m->start_token = (int32_t)start;
-    int flag;
-    int rc = read_scale_flag(dir, &flag, e);
-    if (rc)
-        return rc;
-    m->scale_output = flag >= 0 ? flag == 1 : c->tie_word_embeddings;
+    m->scale_output = c->scale_decoder_outputs >= 0 ? c->scale_decoder_outputs == 1
+                                                    : c->tie_word_embeddings;
     m->output_scale = (float)pow((double)m->D, -0.5);
-    rc = act_parse(c->hidden_act, &m->act, e);
+    int rc = act_parse(c->hidden_act, &m->act, e);
     return rc ? err_prefix(e, "%s: config.json: feed_forward_proj: ", dir) : 0;
 }
 
