@@ -578,6 +578,20 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
 
 /* ---- helpers for the dialects ---- */
 
+json_t *gen_text_json(const char *prompt, size_t prompt_len, const char *text, size_t len)
+{
+    char *s = malloc(prompt_len + len + 1);
+    if (!s)
+        return NULL;
+    if (prompt_len)
+        memcpy(s, prompt, prompt_len);
+    if (len)
+        memcpy(s + prompt_len, text, len);
+    json_t *v = json_stringn(s, prompt_len + len);
+    free(s);
+    return v;
+}
+
 void gen_emit(struct gen_call *g, const char *data, size_t len)
 {
     if (g->stream)

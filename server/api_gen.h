@@ -171,6 +171,9 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
 void gen_emit(struct gen_call *g, const char *data, size_t len);
 /* Appends "data: " + JSON (stolen) + "\n\n". */
 void gen_emit_json(struct gen_call *g, json_t *v);
+/* The generated text as a JSON string, after the prompt when one is given (return_full_text:
+ * the prompt's text first; prompt NULL: the new text alone). NULL when out of memory. */
+json_t *gen_text_json(const char *prompt, size_t prompt_len, const char *text, size_t len);
 
 /* The status, error type and message of a failed choice in the call's dialect. */
 int gen_out_status(const struct gen_out *o);

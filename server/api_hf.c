@@ -111,17 +111,10 @@ static void pipeline_done(struct gen_call *g, struct call *c)
         text = json_deep_copy(chat);
         json_array_append_new(
             text, json_pack("{s:s, s:s%}", "role", "assistant", "content", o->text, o->text_len));
-    } else if (g->params.return_full_text) {
-        size_t n = g->prompt_text_len + o->text_len;
-        char *s = malloc(n + 1);
-        if (s) {
-            memcpy(s, g->prompt_text, g->prompt_text_len);
-            memcpy(s + g->prompt_text_len, o->text, o->text_len);
-        }
-        text = s ? json_stringn(s, n) : NULL;
-        free(s);
     } else {
-        text = json_stringn(o->text, o->text_len);
+        bool full = g->params.return_full_text;
+        text = gen_text_json(full ? g->prompt_text : NULL, full ? g->prompt_text_len : 0, o->text,
+                             o->text_len);
     }
     call_reply(c, 200, json_pack("[{s:o}]", "generated_text", text));
 }

@@ -105,19 +105,9 @@ static void completion_done(struct gen_call *g, struct call *c)
             json_decref(lp);
             lp = completion_logprobs(g, o->tokens, o->n_tokens, &offset);
         }
-        json_t *text;
-        if (g->params.return_full_text) {
-            size_t n = pr.text_len + o->text_len;
-            char *s = malloc(n + 1);
-            if (s) {
-                memcpy(s, pr.text, pr.text_len);
-                memcpy(s + pr.text_len, o->text, o->text_len);
-            }
-            text = s ? json_stringn(s, n) : NULL;
-            free(s);
-        } else {
-            text = json_stringn(o->text, o->text_len);
-        }
+        bool full = g->params.return_full_text;
+        json_t *text =
+            gen_text_json(full ? pr.text : NULL, full ? pr.text_len : 0, o->text, o->text_len);
         json_array_append_new(choices,
                               json_pack("{s:I, s:o, s:o, s:s}", "index", (json_int_t)i, "text",
                                         text, "logprobs", lp, "finish_reason", finish_name(o)));

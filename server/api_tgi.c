@@ -59,17 +59,9 @@ static json_t *top_json(const struct gen_call *g, const struct gen_token *t)
 /* generated_text: the prompt first when return_full_text. */
 static json_t *output_text(const struct gen_call *g, const struct gen_out *o)
 {
-    if (!g->params.return_full_text)
-        return json_stringn(o->text ? o->text : "", o->text_len);
-    size_t n = g->prompt_text_len + o->text_len;
-    char *s = malloc(n + 1);
-    if (!s)
-        return NULL;
-    memcpy(s, g->prompt_text, g->prompt_text_len);
-    memcpy(s + g->prompt_text_len, o->text ? o->text : "", o->text_len);
-    json_t *v = json_stringn(s, n);
-    free(s);
-    return v;
+    bool full = g->params.return_full_text;
+    return gen_text_json(full ? g->prompt_text : NULL, full ? g->prompt_text_len : 0, o->text,
+                         o->text_len);
 }
 
 static json_t *seed_json(const struct gen_call *g, const struct gen_out *o)
