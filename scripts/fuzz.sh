@@ -1,11 +1,14 @@
 #!/bin/sh
 # fuzz.sh: make fuzz. Installs clang and libFuzzer when missing (scripts/fuzz-deps.sh), builds
 # the harnesses of tests/fuzz with clang -fsanitize=fuzzer,address,undefined in BUILD (its own
-# build directory), then runs each for SECONDS on a scratch copy of its committed corpus
-# (BUILD/fuzz-run/NAME/corpus: the tree's corpus is never written). Prints per harness
-# libFuzzer's final "#N DONE cov: ..." line; exits 1 naming the reproducer (BUILD/fuzz-run/
-# NAME/crash-*, leak-*, timeout-*, oom-*) when any harness crashed, leaked, hung or ran out of
-# memory. Usage: fuzz.sh BUILD SECONDS [HARNESS...] (default: every harness).
+# build directory), then runs each for SECONDS on its working corpus BUILD/fuzz-run/NAME/corpus:
+# the committed seeds plus what earlier runs in BUILD found (FUZZ_FRESH=1 starts from the
+# seeds alone; the tree's corpus is never written). Prints per harness libFuzzer's final
+# "#N DONE cov: ..." line and appends it to BUILD/fuzz-run/ledger.tsv (date, harness,
+# seconds, executions, coverage: the fuzzing time a build directory has accumulated); exits 1
+# naming the reproducer (BUILD/fuzz-run/NAME/crash-*, leak-*, timeout-*, oom-*) when any
+# harness crashed, leaked, hung or ran out of memory.
+# Usage: fuzz.sh BUILD SECONDS [HARNESS...] (default: every harness).
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-fuzz}
@@ -50,7 +53,8 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 failed=""
 for h in $HARNESSES; do
     run="$BUILD/fuzz-run/$h"
-    rm -rf "$run" && mkdir -p "$run/corpus"
+    if [ "${FUZZ_FRESH:-0}" = 1 ]; then rm -rf "$run"; fi
+    mkdir -p "$run/corpus"
     cp tests/fuzz/corpus/"$h"/* "$run/corpus/"
     dict=""
     [ -f "tests/fuzz/dict/$h.dict" ] && dict="-dict=tests/fuzz/dict/$h.dict"
@@ -60,6 +64,11 @@ for h in $HARNESSES; do
         -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$h")" \
         -artifact_prefix="$run/" -print_final_stats=1 >"$run/log" 2>&1 || rc=$?
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$run/log" | tail -n 1 || true)
+    execs=$(printf '%s' "$done_line" | sed -n 's/^#\([0-9]*\).*/\1/p')
+    cov=$(printf '%s' "$done_line" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$h" "$SECONDS_EACH" \
+        "${execs:-0}" "${cov:-0}" "$([ "$rc" -eq 0 ] && echo ok || echo finding)" \
+        >>"$BUILD/fuzz-run/ledger.tsv"
     if [ "$rc" -eq 0 ]; then
         echo "fuzz: $h: ${done_line:-no DONE line (see $run/log)}"
     else
