@@ -82,7 +82,7 @@ bench-generate: deps build
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
 # about a minute; SKIP_DOCKER=1 leaves it out). Ends with "deploy: N passed, N failed".
 # libFuzzer harnesses (tests/fuzz) with clang and ASan+UBSan in $(FUZZ_BUILD), each run
-# FUZZ_SECONDS on a copy of its corpus; installs clang first when missing (scripts/fuzz-deps.sh).
+# FUZZ_SECONDS on a copy of its corpus; installs clang first when missing (scripts/deps.sh --fuzz).
 # Fails naming the reproducer on any crash, leak or timeout. FUZZERS="tokenizer ..." runs some.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60

@@ -2,12 +2,17 @@
 # deps.sh: installs the Debian 12 packages inferd needs, only those missing: what building and
 # serving need (make deps: `make run`), and with --test what the test suites add on top
 # (make deps-test: nginx in front of daemons, promtool for /metrics, openssl for TLS
-# certificates, valgrind). Runs apt-get as root, or through sudo when available.
+# certificates, valgrind), and with --fuzz what make fuzz needs (clang, the compiler-rt
+# package that holds libclang_rt.fuzzer, clang's OpenMP runtime for the oneDNN code). Runs
+# apt-get as root, or through sudo when available.
 set -eu
 PKGS="gcc make meson ninja-build pkg-config xz-utils ca-certificates
 libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev
 libdnnl-dev check libsubunit-dev libcurl4-openssl-dev"
-[ "${1:-}" = "--test" ] && PKGS="prometheus openssl nginx valgrind"
+case "${1:-}" in
+--test) PKGS="prometheus openssl nginx valgrind" ;;
+--fuzz) PKGS="clang libclang-rt-14-dev libomp-14-dev" ;;
+esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# fuzz.sh: make fuzz. Installs clang and libFuzzer when missing (scripts/fuzz-deps.sh), builds
+# fuzz.sh: make fuzz. Installs clang and libFuzzer when missing (scripts/deps.sh --fuzz), builds
 # the harnesses of tests/fuzz with clang -fsanitize=fuzzer,address,undefined in BUILD (its own
 # build directory), then runs each for SECONDS on its working corpus BUILD/fuzz-run/NAME/corpus:
 # the committed seeds plus what earlier runs in BUILD found (FUZZ_FRESH=1 starts from the
@@ -26,7 +26,7 @@ max_len() {
     esac
 }
 
-sh scripts/fuzz-deps.sh
+sh scripts/deps.sh --fuzz
 if [ ! -f "$BUILD/build.ninja" ]; then
     CC=clang meson setup "$BUILD" -Dfuzz=true -Dtests=false -Dbuildtype=debugoptimized \
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null

@@ -610,30 +610,6 @@ START_TEST(bad_config_exits_2)
 }
 END_TEST
 
-/* A copy of fixture model src in parent/name, its files symlinked, without `drop` (may be
- * NULL) and with config.json's model_type replaced by `type` (may be NULL). */
-static const char *model_copy(const char *parent, const char *name, const char *src_name,
-                              const char *drop, const char *type)
-{
-    static char dir[600];
-    char src[512], cmd[2048];
-    snprintf(src, sizeof src, "%s", fixture_model(src_name));
-    snprintf(dir, sizeof dir, "%s/%s", parent, name);
-    snprintf(cmd, sizeof cmd, "mkdir '%s' && ln -s '%s'/* '%s'/", dir, src, dir);
-    ck_assert_int_eq(system(cmd), 0);
-    if (drop) {
-        snprintf(cmd, sizeof cmd, "rm '%s/%s'", dir, drop);
-        ck_assert_int_eq(system(cmd), 0);
-    }
-    if (type) {
-        snprintf(cmd, sizeof cmd,
-                 "rm '%s/config.json' && sed 's/\"model_type\": *\"[a-z0-9_-]*\"/\"model_type\": "
-                 "\"%s\"/' '%s/config.json' > '%s/config.json'",
-                 dir, type, src, dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
-    return dir;
-}
 
 /* Starts d (its config written) and expects exit 1 with every line of want in its log, after
  * the model's failure the daemon's own "stopping" line. */
@@ -682,7 +658,7 @@ END_TEST
 START_TEST(strict_start_missing_tokenizer)
 {
     struct daemon *d = daemon_new(NULL);
-    const char *dir = model_copy(d->dir, "notok", "bert-tokcls", "tokenizer.json", NULL);
+    const char *dir = model_link_copy(d->dir, "notok", "bert-tokcls", "tokenizer.json", NULL);
     char *yaml = yaml_config(NULL, yaml_model("ner", dir, "ner", NULL), NULL);
     daemon_write_config(d, yaml);
     free(yaml);
@@ -698,7 +674,7 @@ END_TEST
 START_TEST(strict_start_unsupported_type)
 {
     struct daemon *d = daemon_new(NULL);
-    const char *dir = model_copy(d->dir, "phi", "gpt2-lm", NULL, "phi");
+    const char *dir = model_link_copy(d->dir, "phi", "gpt2-lm", NULL, "phi");
     char *yaml = yaml_config(NULL, yaml_model("phi", dir, "text-generation", NULL), NULL);
     daemon_write_config(d, yaml);
     free(yaml);

@@ -286,3 +286,28 @@ const char *fixture_chat_model(void)
     ck_assert_msg(rename(tmp, dir) == 0, "cannot rename %s", tmp);
     return dir;
 }
+
+/* A copy of fixture model src in parent/name, its files symlinked, without `drop` (may be
+ * NULL) and with config.json's model_type replaced by `type` (may be NULL). */
+const char *model_link_copy(const char *parent, const char *name, const char *src_name,
+                              const char *drop, const char *type)
+{
+    static char dir[1400];
+    char src[1024], cmd[4096];
+    snprintf(src, sizeof src, "%s", fixture_model(src_name));
+    snprintf(dir, sizeof dir, "%s/%s", parent, name);
+    snprintf(cmd, sizeof cmd, "mkdir '%s' && ln -s '%s'/* '%s'/", dir, src, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    if (drop) {
+        snprintf(cmd, sizeof cmd, "rm '%s/%s'", dir, drop);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    if (type) {
+        snprintf(cmd, sizeof cmd,
+                 "rm '%s/config.json' && sed 's/\"model_type\": *\"[a-z0-9_-]*\"/\"model_type\": "
+                 "\"%s\"/' '%s/config.json' > '%s/config.json'",
+                 dir, type, src, dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    return dir;
+}

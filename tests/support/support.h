@@ -24,6 +24,12 @@ const char *fixture_model(const char *name);
  * llama3 fixture tokenizer), BUILD/test-fixtures/llama-lm-chat; built once. */
 const char *fixture_chat_model(void);
 
+/* A copy of fixture model src_name in parent/name (static storage until the next call), its
+ * files symlinked, without `drop` (may be NULL) and with config.json's model_type replaced by
+ * `type` (may be NULL). Fails the test on any error. */
+const char *model_link_copy(const char *parent, const char *name, const char *src_name,
+                            const char *drop, const char *type);
+
 /* Runs `inferd ARGS < input` (stderr discarded unless ARGS redirects it) and returns its
  * stdout lines as a JSON array of parsed lines (a line that is not JSON becomes a JSON
  * string); *status gets the exit status. */

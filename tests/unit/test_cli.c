@@ -146,28 +146,10 @@ static void expect_has(const char *text, const char *want, const char *what)
     ck_assert_msg(strstr(text, want) != NULL, "%s: no '%s' in:\n%s", what, want, text);
 }
 
-/* A copy of fixture model src under a fresh temp dir, its files symlinked, without `drop`
- * (may be NULL) and with config.json's model_type replaced by `type` (may be NULL). */
+/* A linked copy of fixture model src_name under a fresh temp dir (model_link_copy). */
 static const char *model_copy(const char *src_name, const char *drop, const char *type)
 {
-    static char dir[600];
-    char src[512], cmd[2048];
-    snprintf(src, sizeof src, "%s", fixture_model(src_name));
-    snprintf(dir, sizeof dir, "%s/%s", temp_dir(), src_name);
-    snprintf(cmd, sizeof cmd, "mkdir '%s' && ln -s '%s'/* '%s'/", dir, src, dir);
-    ck_assert_int_eq(system(cmd), 0);
-    if (drop) {
-        snprintf(cmd, sizeof cmd, "%s/%s", dir, drop);
-        ck_assert_int_eq(unlink(cmd), 0);
-    }
-    if (type) {
-        snprintf(cmd, sizeof cmd,
-                 "rm '%s/config.json' && sed 's/\"model_type\": *\"[a-z0-9_-]*\"/\"model_type\": "
-                 "\"%s\"/' '%s/config.json' > '%s/config.json'",
-                 dir, type, src, dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
-    return dir;
+    return model_link_copy(temp_dir(), src_name, src_name, drop, type);
 }
 
 /* Removes a model_copy (and its temp dir). */
