@@ -5,7 +5,8 @@
 # the committed seeds plus what earlier runs in BUILD found (FUZZ_FRESH=1 starts from the
 # seeds alone; the tree's corpus is never written). Prints per harness libFuzzer's final
 # "#N DONE cov: ..." line and appends it to BUILD/fuzz-run/ledger.tsv (date, harness,
-# seconds, executions, coverage: the fuzzing time a build directory has accumulated); exits 1
+# seconds, executions, coverage, outcome, CPU seconds when /usr/bin/time is there: the fuzzing
+# time a build directory has accumulated, on a busy machine less CPU than wall); exits 1
 # naming the reproducer (BUILD/fuzz-run/NAME/crash-*, leak-*, timeout-*, oom-*) when any
 # harness crashed, leaked, hung or ran out of memory.
 # Usage: fuzz.sh BUILD SECONDS [HARNESS...] (default: every harness).
@@ -59,15 +60,20 @@ for h in $HARNESSES; do
     dict=""
     [ -f "tests/fuzz/dict/$h.dict" ] && dict="-dict=tests/fuzz/dict/$h.dict"
     rc=0
+    timer=""
+    [ -x /usr/bin/time ] && timer="/usr/bin/time -f %U+%S -o $run/cpu"
+    rm -f "$run/cpu"
     # shellcheck disable=SC2086
-    "$BUILD/tests/fuzz/fuzz_$h" "$run/corpus" $dict -max_total_time="$SECONDS_EACH" \
+    $timer "$BUILD/tests/fuzz/fuzz_$h" "$run/corpus" $dict -max_total_time="$SECONDS_EACH" \
         -timeout=10 -rss_limit_mb=2048 -max_len="$(max_len "$h")" \
         -artifact_prefix="$run/" -print_final_stats=1 >"$run/log" 2>&1 || rc=$?
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$run/log" | tail -n 1 || true)
     execs=$(printf '%s' "$done_line" | sed -n 's/^#\([0-9]*\).*/\1/p')
     cov=$(printf '%s' "$done_line" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$h" "$SECONDS_EACH" \
-        "${execs:-0}" "${cov:-0}" "$([ "$rc" -eq 0 ] && echo ok || echo finding)" \
+    cpu=-
+    [ -s "$run/cpu" ] && cpu=$(tail -n 1 "$run/cpu" | sed 's/[^0-9.+]//g' | awk -F+ '{ printf "%.0f", $1 + $2 }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$h" "$SECONDS_EACH" \
+        "${execs:-0}" "${cov:-0}" "$([ "$rc" -eq 0 ] && echo ok || echo finding)" "$cpu" \
         >>"$BUILD/fuzz-run/ledger.tsv"
     if [ "$rc" -eq 0 ]; then
         echo "fuzz: $h: ${done_line:-no DONE line (see $run/log)}"
