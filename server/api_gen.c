@@ -96,7 +96,7 @@ struct gen_call *gen_call_new(struct call *c, struct model *m, enum gen_dialect 
     g->gm = model_gen_model(m);
     g->gs = model_gen_sched(m);
     g->dialect = d;
-    gen_params_init(&g->params, d, g->gm ? &g->gm->gen_config : NULL);
+    gen_params_init(&g->params, d, g->gm ? gen_model_config(g->gm) : NULL);
     g->created = (long long)time(NULL);
     g->t_start = now_seconds();
     const char *prefix = d == GEN_DIALECT_CHAT ? "chatcmpl-" : "cmpl-";
@@ -182,36 +182,23 @@ bool gen_call_answer_failure(struct gen_call *g, struct call *c)
 
 int gen_call_tokenize(struct gen_call *g, const char *text, size_t len, bool add_special)
 {
-    const struct tokenizer *tk = g->gm->tokenizer;
-    struct tokenizer_params p = tokenizer_params_default(tk);
-    p.add_special_tokens = add_special;
-    p.truncation = false;
-    p.padding = PAD_NONE;
-    struct encodings enc = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
     struct err e = {0};
-    int rc = tokenizer_encode(tk, text, len, NULL, 0, &p, &enc, &e);
+    int rc = gen_model_tokenize(g->gm, text, len, add_special, false, &ids, &n, &e);
     if (rc) {
-        encodings_fini(&enc);
-        gen_call_error(g, invalid_status(g), NULL, e.msg);
+        gen_call_error(g, rc == ERR_NOMEM ? 500 : invalid_status(g), NULL, e.msg);
         return -1;
     }
-    const struct encoding *x = &enc.v[0];
     free(g->prompt);
-    g->prompt = malloc((x->n ? x->n : 1) * sizeof *g->prompt);
-    if (!g->prompt) {
-        encodings_fini(&enc);
-        gen_call_error(g, 500, NULL, "out of memory");
-        return -1;
-    }
-    memcpy(g->prompt, x->ids, x->n * sizeof *g->prompt);
-    g->n_prompt = x->n;
-    encodings_fini(&enc);
+    g->prompt = ids;
+    g->n_prompt = n;
     return 0;
 }
 
 int gen_call_set_ids(struct gen_call *g, const int32_t *ids, size_t n)
 {
-    size_t vocab = (size_t)g->gm->vocab_size;
+    size_t vocab = (size_t)gen_model_vocab_size(g->gm);
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0 || (size_t)ids[i] >= vocab) {
             char msg[128];
@@ -335,7 +322,7 @@ static void token_from_event(struct gen_call *g, const struct gen_event *ev, str
         char *s = NULL;
         size_t len = 0;
         struct err e = {0};
-        if (tokenizer_decode(g->gm->tokenizer, &t->top[k].id, 1, false, &s, &len, &e) != 0)
+        if (gen_model_decode(g->gm, &t->top[k].id, 1, &s, &len, &e) != 0)
             s = NULL;
         t->top_text[k] = s ? s : dup_text("", 0);
     }

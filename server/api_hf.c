@@ -128,7 +128,7 @@ static void free_chat(struct gen_call *g)
 void hf_text_generation(struct call *c, struct model *m)
 {
     const struct gen_model *gm = model_gen_model(m);
-    if (gm && gm->t5) {
+    if (gm && gen_model_is_encoder_decoder(gm)) {
         hf_text2text(c, m);
         return;
     }
@@ -146,21 +146,21 @@ void hf_text_generation(struct call *c, struct model *m)
         return;
     struct err e = {0};
     if (gen_params_parse(GEN_DIALECT_PIPELINE, json_object_get(body, "parameters"),
-                         &g->gm->gen_config, NULL, &g->params, &e) != 0) {
+                         gen_model_config(g->gm), NULL, &g->params, &e) != 0) {
         gen_call_error(g, 422, "parameters", e.msg);
         return;
     }
     if (model_config(m) && generation_task_bit(model_config(m)->task) == TASK_BIT_TEXT2TEXT)
         g->params.return_full_text = false; /* text2text answers the new text only */
     if (chat) {
-        if (!g->gm->chat.main) {
+        if (!gen_model_has_chat_template(g->gm)) {
             gen_call_error(g, 422, "inputs", "this model's tokenizer has no chat template");
             return;
         }
         json_t *extra = json_pack("{s:b}", "add_generation_prompt", 1);
         char *prompt = NULL;
         size_t len = 0;
-        int rc = chat_template_set_render(&g->gm->chat, inputs, extra, &prompt, &len, &e);
+        int rc = gen_model_render_chat(g->gm, inputs, extra, &prompt, &len, &e);
         json_decref(extra);
         if (rc) {
             gen_call_template_error(g, rc, "inputs", e.msg);
@@ -248,7 +248,7 @@ static void text2text_done(struct gen_call *g, struct call *c)
     json_t *rec;
     if (opt->return_tensors) { /* generate()'s output ids: the start token first */
         json_t *ids = json_array();
-        json_array_append_new(ids, json_integer(g->gm->decoder_start_token_id));
+        json_array_append_new(ids, json_integer(gen_model_decoder_start_token_id(g->gm)));
         for (size_t k = 0; k < o->n_tokens; k++)
             json_array_append_new(ids, json_integer(o->tokens[k].id));
         rec = json_pack("{s:o}", "generated_token_ids", ids);
@@ -319,48 +319,37 @@ static bool t2t_stop_sequence(struct gen_call *g, const json_t *params)
         gen_call_error(g, 422, "parameters", "`stop_sequence` must be a string");
         return false;
     }
-    const struct tokenizer *tk = g->gm->tokenizer;
-    struct tokenizer_params p = tokenizer_params_default(tk);
-    p.add_special_tokens = false;
-    p.truncation = false;
-    p.padding = PAD_NONE;
-    struct encodings enc = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
     struct err e = {0};
-    int rc =
-        tokenizer_encode(tk, json_string_value(v), json_string_length(v), NULL, 0, &p, &enc, &e);
-    bool ok = rc == 0 && enc.v[0].n > 0;
+    int rc = gen_model_tokenize(g->gm, json_string_value(v), json_string_length(v), false, false,
+                                &ids, &n, &e);
+    bool ok = rc == 0 && n > 0;
     if (ok) {
-        g->params.eos_token_ids[0] = enc.v[0].ids[0];
+        g->params.eos_token_ids[0] = ids[0];
         g->params.n_eos_token_ids = 1;
     } else {
         gen_call_error(g, 422, "parameters", rc ? e.msg : "`stop_sequence` has no tokens");
     }
-    encodings_fini(&enc);
+    free(ids);
     return ok;
 }
 
 /* The input with the tokenizer's special tokens, cut to model_max_length when truncate. */
 static int t2t_tokenize(struct gen_call *g, const char *text, size_t len, bool truncate)
 {
-    const struct tokenizer *tk = g->gm->tokenizer;
-    size_t max = tokenizer_model_max_length(tk);
-    if (!truncate || max == 0)
+    if (!truncate)
         return gen_call_tokenize(g, text, len, true);
-    struct tokenizer_params p = tokenizer_params_default(tk);
-    p.add_special_tokens = true;
-    p.truncation = true;
-    p.max_length = max;
-    p.padding = PAD_NONE;
-    struct encodings enc = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
     struct err e = {0};
-    int rc = tokenizer_encode(tk, text, len, NULL, 0, &p, &enc, &e);
+    int rc = gen_model_tokenize(g->gm, text, len, true, true, &ids, &n, &e);
     if (rc) {
-        encodings_fini(&enc);
-        gen_call_error(g, 422, "inputs", e.msg);
+        gen_call_error(g, rc == ERR_NOMEM ? 500 : 422, "inputs", e.msg);
         return -1;
     }
-    rc = gen_call_set_ids(g, enc.v[0].ids, enc.v[0].n);
-    encodings_fini(&enc);
+    rc = gen_call_set_ids(g, ids, n);
+    free(ids);
     return rc;
 }
 
@@ -385,8 +374,8 @@ static void hf_text2text(struct call *c, struct model *m)
     }
     g->user = opt;
     struct err e = {0};
-    if (gen_params_parse(GEN_DIALECT_PIPELINE, params, &g->gm->gen_config, NULL, &g->params, &e) !=
-        0) {
+    if (gen_params_parse(GEN_DIALECT_PIPELINE, params, gen_model_config(g->gm), NULL, &g->params,
+                         &e) != 0) {
         gen_call_error(g, 422, "parameters", e.msg);
         return;
     }

@@ -300,7 +300,7 @@ static bool completion_prompt(struct gen_call *g, const json_t *prompt)
     char *text = NULL;
     size_t len = 0;
     struct err e = {0};
-    if (ok && tokenizer_decode(g->gm->tokenizer, v, n, false, &text, &len, &e) == 0)
+    if (ok && gen_model_decode(g->gm, v, n, &text, &len, &e) == 0)
         ok = gen_call_set_prompt_text(g, text, len) == 0;
     free(text);
     free(v);
@@ -438,7 +438,7 @@ static json_t *chat_extra(struct gen_call *g, const json_t *body)
 
 static bool chat_prompt(struct gen_call *g, const json_t *body)
 {
-    if (g->gm->t5) {
+    if (gen_model_is_encoder_decoder(g->gm)) {
         char msg[400];
         snprintf(msg, sizeof msg,
                  "model '%s' is an encoder-decoder (text2text-generation) model: it has no chat "
@@ -447,7 +447,7 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
         gen_call_error(g, 400, "model", msg);
         return false;
     }
-    if (!g->gm->chat.main) {
+    if (!gen_model_has_chat_template(g->gm)) {
         gen_call_error(g, 400, NULL,
                        "this model's tokenizer has no chat template (tokenizer_config.json "
                        "chat_template): use /v1/completions");
@@ -462,7 +462,7 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
     char *prompt = NULL;
     size_t len = 0;
     struct err e = {0};
-    int rc = chat_template_set_render(&g->gm->chat, messages, extra, &prompt, &len, &e);
+    int rc = gen_model_render_chat(g->gm, messages, extra, &prompt, &len, &e);
     json_decref(messages);
     json_decref(extra);
     if (rc) {
@@ -494,11 +494,12 @@ static void openai_route(struct call *c, enum gen_dialect d)
     struct err e = {0};
     const char *key = NULL;
     if (gen_params_unsupported(d, body, &key, &e) != 0 ||
-        gen_params_parse(d, body, &g->gm->gen_config, &lim, &g->params, &e) != 0) {
+        gen_params_parse(d, body, gen_model_config(g->gm), &lim, &g->params, &e) != 0) {
         gen_call_error(g, 400, key, e.msg);
         return;
     }
-    if (g->gm->t5 && d == GEN_DIALECT_COMPLETIONS && g->params.return_full_text) {
+    if (gen_model_is_encoder_decoder(g->gm) && d == GEN_DIALECT_COMPLETIONS &&
+        g->params.return_full_text) {
         gen_call_error(g, 400, "echo",
                        "`echo` is not supported by an encoder-decoder model "
                        "(text2text-generation): its completion does not continue the prompt");

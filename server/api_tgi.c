@@ -31,19 +31,6 @@ static json_t *token_json(const struct gen_token *t)
                      "logprob", gen_logprob_json(t->logprob), "special", t->special);
 }
 
-/* Whether id is one of the tokenizer's named special tokens (bos, eos, unk, pad). */
-static bool is_special_id(const struct tokenizer *tk, int32_t id)
-{
-    static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
-    const char *tok = tokenizer_id_to_token(tk, id);
-    for (size_t k = 0; tok && k < sizeof keys / sizeof keys[0]; k++) {
-        const char *s = tokenizer_config_str(tk, keys[k]);
-        if (s && strcmp(s, tok) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* A token's alternatives as Token objects. */
 static json_t *top_json(const struct gen_call *g, const struct gen_token *t)
 {
@@ -52,7 +39,7 @@ static json_t *top_json(const struct gen_call *g, const struct gen_token *t)
         json_array_append_new(a, json_pack("{s:i, s:s, s:o, s:b}", "id", (int)t->top[k].id, "text",
                                            t->top_text[k], "logprob",
                                            gen_logprob_json(t->top[k].logprob), "special",
-                                           is_special_id(g->gm->tokenizer, t->top[k].id)));
+                                           gen_model_is_named_special(g->gm, t->top[k].id)));
     return a;
 }
 
@@ -78,7 +65,7 @@ static json_t *prefill_json(const struct gen_call *g, const struct gen_out *o)
         char *text = NULL;
         size_t len = 0;
         struct err e = {0};
-        if (tokenizer_decode(g->gm->tokenizer, &g->prompt[i], 1, false, &text, &len, &e) != 0)
+        if (gen_model_decode(g->gm, &g->prompt[i], 1, &text, &len, &e) != 0)
             text = NULL;
         float lp = o->prompt_logprobs && i > 0 ? o->prompt_logprobs[i] : NAN;
         json_array_append_new(a, json_pack("{s:i, s:s%, s:o}", "id", (int)g->prompt[i], "text",
@@ -294,15 +281,16 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
     lim.max_input_tokens = (uint32_t)model_gen_max_input(m);
     struct err e = {0};
     const json_t *params = json_object_get(body, "parameters");
-    if (gen_params_parse(GEN_DIALECT_TGI, params, &g->gm->gen_config, &lim, &g->params, &e) != 0 ||
+    if (gen_params_parse(GEN_DIALECT_TGI, params, gen_model_config(g->gm), &lim, &g->params,
+                         &e) != 0 ||
         (stream && gen_params_check_stream(&g->params, &e) != 0)) {
         gen_call_error(g, 422, "parameters", e.msg);
         return NULL;
     }
     const json_t *full = json_object_get(params, "return_full_text");
     if (compat && (!full || json_is_null(full)))
-        g->params.return_full_text = !g->gm->t5;
-    if (g->gm->t5 && g->params.return_full_text) {
+        g->params.return_full_text = !gen_model_is_encoder_decoder(g->gm);
+    if (gen_model_is_encoder_decoder(g->gm) && g->params.return_full_text) {
         gen_call_error(g, 422, "parameters",
                        "`return_full_text` is not supported by an encoder-decoder model "
                        "(text2text-generation): its output does not continue its input");

@@ -22,9 +22,8 @@
 #include "../bench/gen_bench.h"
 #include "cli.h"
 #include "loader/files.h"
-#include "models/decoder.h"
+#include "generate/generator.h"
 #include "models/encoder.h"
-#include "models/t5.h"
 
 struct bench_opts {
     const char *model;
@@ -122,9 +121,9 @@ static bool is_generation_model(const char *dir)
     if (hf_config_load(dir, &hc, &e) != 0)
         return false;
     const char *names[16];
-    size_t n = decoder_model_types(names, 16);
-    bool gen = strcmp(hc.model_type, T5_MODEL_TYPE) == 0;
-    for (size_t i = 0; i < n && i < 16; i++)
+    size_t n = gen_model_types(names, 16);
+    bool gen = false;
+    for (size_t i = 0; i < n; i++)
         gen |= strcmp(hc.model_type, names[i]) == 0;
     hf_config_fini(&hc);
     return gen;

@@ -54,34 +54,12 @@ struct gen_cli {
     size_t max_total, max_input;
 };
 
-/* The prompt's ids (with the tokenizer's special tokens, as the pipelines add them). */
-static int tokenize(const struct gen_cli *g, const char *text, size_t len, int32_t **ids, size_t *n,
-                    struct err *e)
-{
-    struct tokenizer_params p = tokenizer_params_default(g->gm->tokenizer);
-    p.add_special_tokens = true;
-    p.truncation = false;
-    p.padding = PAD_NONE;
-    struct encodings enc = {0};
-    int rc = tokenizer_encode(g->gm->tokenizer, text, len, NULL, 0, &p, &enc, e);
-    if (rc == 0) {
-        *n = enc.v[0].n;
-        *ids = malloc((*n ? *n : 1) * sizeof **ids);
-        if (!*ids)
-            rc = err_set(e, ERR_NOMEM, "out of memory");
-        else if (*n)
-            memcpy(*ids, enc.v[0].ids, *n * sizeof **ids);
-    }
-    encodings_fini(&enc);
-    return rc;
-}
-
 /* Parameters as the pipeline reads them; text2text: the new text only, and max_length (which
  * counts the decoder start token) when max_new_tokens is not given. */
 static int read_params(const struct gen_cli *g, const json_t *params, struct gen_params *p,
                        struct err *e)
 {
-    int rc = gen_params_parse(GEN_DIALECT_PIPELINE, params, &g->gm->gen_config, NULL, p, e);
+    int rc = gen_params_parse(GEN_DIALECT_PIPELINE, params, gen_model_config(g->gm), NULL, p, e);
     if (rc || !g->text2text)
         return rc;
     if (json_is_true(json_object_get(params, "return_full_text")))
@@ -142,7 +120,9 @@ static int run_line(const struct gen_cli *g, const char *line, size_t len, json_
                  ? read_params(g, json_object_get(req, "parameters"), &p, e)
                  : err_set(e, ERR_INVALID, "`inputs` must be a non-empty string");
     if (rc == 0)
-        rc = tokenize(g, json_string_value(inputs), json_string_length(inputs), &ids, &n, e);
+        /* with the tokenizer's special tokens, as the pipelines add them */
+        rc = gen_model_tokenize(g->gm, json_string_value(inputs), json_string_length(inputs), true,
+                                false, &ids, &n, e);
     if (rc == 0 && n == 0)
         rc = err_set(e, ERR_INVALID, "The prompt is empty: it has no tokens");
     if (rc == 0)
@@ -174,10 +154,10 @@ static int open_model(const char *dir, const struct model_config *cfg, struct ge
 {
     g->cfg = cfg;
     g->text2text = generation_task_bit(cfg->task) == TASK_BIT_TEXT2TEXT;
-    int rc = gen_model_load(dir, cfg, &g->gm, e);
+    int rc = gen_model_load_config(dir, cfg, &g->gm, e);
     if (rc)
         return rc;
-    if (g->gm->t5 && !g->text2text)
+    if (gen_model_is_encoder_decoder(g->gm) && !g->text2text)
         return err_set(e, ERR_INVALID,
                        "%s is an encoder-decoder (T5): its task is text2text-generation, not %s",
                        dir, cfg->task);

@@ -1,35 +1,34 @@
-/* gen_sched: continuous batching for one text-generation model. It runs a loaded generation
- * model (struct gen_model: the decoder, its tokenizer, generation_config.json and chat
- * templates; gen_model_load/free, the caller's) and owns a pool of sequence slots (KV caches)
- * and the worker thread that runs the model.
+/* gen_sched: continuous batching for one text-generation model. It schedules a loaded
+ * generation model (struct gen_model, engine/generate/generator.h: loaded with
+ * gen_model_load_config, freed with gen_model_free, the caller's) through the engine's
+ * generator, which owns the sequences (KV caches, samplers, stoppers, streaming
+ * detokenizers), the forward step and its oneDNN context; this scheduler owns the queue, the
+ * admission, deadlines, cancels and client-gone checks, the metrics and the worker thread.
  *
  * Requests arrive already tokenized and validated (a request thread did it, with the dialect's
- * messages). Between two forward steps the worker admits queued requests into free slots while
- * the total tokens reserved by the running sequences (prompt + max_new_tokens each) stay within
- * max_batch_total_tokens; each step then mixes one decode token of every running sequence with
- * prompt chunks of the sequences still prefilling, at most max_batch_prefill_tokens prompt
- * tokens per step, so a long prompt is spread over several steps and never stalls the
- * decodes. After each step every sequence samples its next token (its own sampler: penalties,
- * warpers, seeded RNG), runs it through its stopper (EOS, stop strings, max_new_tokens) and its
- * streaming detokenizer, and the request hears about it at once through on_event. A finished,
- * timed-out or cancelled sequence leaves the batch at the next step boundary and its slot takes
- * the next request.
+ * messages). Between two forward steps the worker admits queued requests while a slot is free
+ * and the total tokens reserved by the running sequences (prompt + max_new_tokens each) stay
+ * within max_batch_total_tokens; each step then runs every running sequence with a budget of
+ * max_batch_prefill_tokens prompt tokens, which the generator spends as its architecture
+ * allows (a decoder: prompt chunks beside the decodes, so a long prompt never stalls them; an
+ * encoder-decoder such as T5: whole inputs encoded at admission, oldest first). Each sequence
+ * that has a next token samples it with its own sampler (penalties, warpers, seeded RNG), runs
+ * it through its stopper (EOS, stop strings, max_new_tokens) and its streaming detokenizer,
+ * and the request hears about it at once through on_event. A finished, timed-out or cancelled
+ * sequence leaves the batch at the next step boundary and its slot takes the next request.
  *
- * An encoder-decoder model (T5, text2text-generation) runs the same way: its request's prompt
- * is the encoder input, encoded at admission (the inputs of requests admitted together in one
- * encoder pass, within max_batch_prefill_tokens), after which it decodes from the decoder
- * start token beside the others; a request reserves its input + max_new_tokens likewise. Its
- * text is what the decoder generates (no prompt before it), and prompt logprobs
- * (decoder_input_details) are refused with ERR_INVALID.
+ * An encoder-decoder's request reserves its input + max_new_tokens likewise; its text is what
+ * the decoder generates (no prompt before it), and prompt logprobs (decoder_input_details) are
+ * refused with ERR_INVALID.
  *
  * Admission is first come, first served: a request that does not fit yet waits at the head
  * and nothing overtakes it. A request that wants prompt logprobs (decoder_input_details)
- * prefills in steps that compute every position's logits, beside the decodes but without
- * other prompt chunks. The stopper and detokenizer start from the last 5 prompt ids (TGI's
- * prefix offset), so the text is what follows the prompt (a Llama "▁word" keeps its space).
- * Each request samples with its own generator seeded from params.seed (stream 0): the same
- * seed gives the same tokens whatever else runs in the batch; an OpenAI n > 1 is the API
- * layer submitting n requests. One worker thread runs a model's generation whatever
+ * prefills in steps that compute every position's logits (engine/generate/gen_decoder.c).
+ * The stopper and detokenizer start from the last 5 prompt ids (TGI's prefix offset), so the
+ * text is what follows the prompt (a Llama "▁word" keeps its space). Each request samples
+ * with its own generator seeded from params.seed (stream 0): the same seed gives the same
+ * tokens whatever else runs in the batch; an OpenAI n > 1 is the API layer submitting n
+ * requests. One worker thread runs a model's generation whatever
  * cfg->workers says (a step already batches every sequence), with cfg->threads oneDNN
  * threads (0 = every online CPU).
  *
@@ -47,7 +46,7 @@
  * inferd_running_sequences gauge.
  *
  *     struct gen_model *gm;
- *     gen_model_load("models/llama", &mcfg, &gm, &e);
+ *     gen_model_load_config("models/llama", &mcfg, &gm, &e);
  *     struct gen_sched *s = gen_sched_new(gm, &mcfg, metrics, "llama", &e);
  *     struct gen_req_spec spec = {.prompt = ids, .n_prompt = n, .params = &params,
  *                                 .on_event = stream_token, .on_done = finished, .owner = call};
@@ -65,13 +64,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chat/template.h"
 #include "config.h"
 #include "err.h"
-#include "generate/params.h"
-#include "generate/sampling.h"
-#include "generate/stop.h"
-#include "tokenizer/tokenizer.h"
+#include "generate/generator.h"
 
 struct metrics;
 struct gen_sched;
@@ -79,30 +74,10 @@ struct gen_req;
 
 /* ---- the model ------------------------------------------------------------------------ */
 
-/* What a text-generation model directory holds, loaded once and shared read-only. Exactly one
- * of decoder and t5 is set. */
-struct gen_model {
-    struct decoder_model *decoder; /* engine/models/decoder.h: decoder-only, or NULL */
-    struct t5_model *t5;           /* engine/models/t5.h: encoder-decoder (T5), or NULL */
-    struct tokenizer *tokenizer;
-    struct gen_config gen_config;  /* generation_config.json (+ config.json's eos fallback) */
-    struct chat_template_set chat; /* chat.main NULL when the model has no chat template */
-    int64_t max_positions; /* decoder_max_positions, for max_total_tokens defaults; 0 for T5 */
-    int vocab_size;
-    /* T5: the first decoder token (generation_config.json's decoder_start_token_id, else
-     * t5_decoder_start_token_id); -1 for a decoder-only model */
-    int32_t decoder_start_token_id;
-    char model_id[256]; /* the directory's base name */
-};
-
-/* Loads DIR: config.json + weights (cfg->dtype, prepacked with cfg->threads oneDNN threads):
- * t5_load when config.json's model_type is "t5", else decoder_load; tokenizer.json,
- * tokenizer_config.json (chat template, special tokens), generation_config.json (eos_token_id
- * from config.json when it has none). cfg may be NULL (fp32, default threads). Errors are the
- * loaders' (ERR_FORMAT, ERR_IO, ...). */
-int gen_model_load(const char *dir, const struct model_config *cfg, struct gen_model **out,
-                   struct err *e);
-void gen_model_free(struct gen_model *m);
+/* gen_model_load (engine/generate/generator.h) with a config entry's dtype and threads (cfg
+ * may be NULL: fp32, default threads). */
+int gen_model_load_config(const char *dir, const struct model_config *cfg, struct gen_model **out,
+                          struct err *e);
 /* cfg->generation.max_total_tokens, or when 0 its default: the model's max positions (T5 has
  * none), at most 4096 and at most max_batch_total_tokens. What the API layer passes to
  * gen_params_resolve_length as max_total_tokens. */
@@ -117,20 +92,8 @@ enum gen_status {
     GEN_CANCELLED, /* gen_sched_cancel, or the client's socket closed */
 };
 
-/* One generated token, as soon as it is known. Its pointers are valid during on_event only. */
-struct gen_event {
-    uint32_t index;          /* 0 for the first generated token */
-    struct gen_choice token; /* id, logprob and top alternatives (top_n_tokens of params) */
-    bool special;            /* a special token (tokenizer_is_special: skipped in the text) */
-    /* TGI token.text: this token's own text (may be empty while a character is incomplete) */
-    const char *token_text;
-    size_t token_text_len;
-    /* text released by this token (OpenAI delta.content); concatenated over all events it is
-     * the final generated text, stop handling applied */
-    const char *text;
-    size_t text_len;
-    enum gen_finish finish; /* GEN_FINISH_NONE but on the last token */
-};
+/* struct gen_event (one generated token, its pointers valid during on_event only) is the
+ * engine's: engine/generate/generator.h. */
 
 /* Everything known when a request ends. Pointers stay valid during on_done only. A request
  * that never ran (cancelled or expired in the queue, or failed to start) has no ids (NULL),

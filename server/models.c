@@ -97,9 +97,9 @@ unsigned generation_task_bit(const char *task)
 /* A generation model: the decoder (or T5), tokenizer and templates, then its scheduler. */
 static bool gen_load(struct model *m, struct err *e)
 {
-    if (gen_model_load(m->cfg.path, &m->cfg, &m->gm, e) != 0)
+    if (gen_model_load_config(m->cfg.path, &m->cfg, &m->gm, e) != 0)
         return false;
-    if (m->gm->t5 && m->gen_bit != TASK_BIT_TEXT2TEXT) {
+    if (gen_model_is_encoder_decoder(m->gm) && m->gen_bit != TASK_BIT_TEXT2TEXT) {
         err_set(e, ERR_INVALID,
                 "model %s: %s is an encoder-decoder (T5): its task is text2text-generation, not "
                 "%s",
@@ -262,7 +262,7 @@ const struct tokenizer *model_tokenizer(const struct model *m)
 {
     if (model_state(m) != MODEL_READY)
         return NULL;
-    return m->gm ? m->gm->tokenizer : pipeline_tokenizer(m->pipe);
+    return m->gm ? gen_model_tokenizer(m->gm) : pipeline_tokenizer(m->pipe);
 }
 
 size_t model_gen_max_total(const struct model *m)

@@ -31,7 +31,7 @@ void gs_open(struct fixture *f, int i)
     const char *dir = fixture_model(f->name);
     struct model_config cfg = {.threads = 1, .dtype = CONFIG_DTYPE_FP32};
     struct err e = {0};
-    ck_assert_msg(gen_model_load(dir, &cfg, &f->gm, &e) == 0, "%s: %s", dir, e.msg);
+    ck_assert_msg(gen_model_load_config(dir, &cfg, &f->gm, &e) == 0, "%s: %s", dir, e.msg);
     f->refs = fixture_json(dir, "refs-dev.json");
     const json_t *gens = json_object_get(f->refs, "generations");
     const json_t *pipe = json_object_get(f->refs, "pipeline");
@@ -93,7 +93,7 @@ void gs_params(const struct fixture *f, enum gen_dialect d, const char *json, st
     ck_assert_msg(j != NULL, "%s: %s", json, je.text);
     struct gen_limits lim = gen_limits_default();
     struct err e = {0};
-    int rc = gen_params_parse(d, j, &f->gm->gen_config, &lim, p, &e);
+    int rc = gen_params_parse(d, j, gen_model_config(f->gm), &lim, p, &e);
     json_decref(j);
     ck_assert_msg(rc == 0, "%s: %s", json, e.msg);
 }

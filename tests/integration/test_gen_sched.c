@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gen_sched_support.h"
+#include "generate/gen_impl.h" /* the decoder itself, for reference logits */
 #include "metrics.h"
 #include "models/decoder.h"
 #include "suites.h"
@@ -28,9 +29,9 @@ START_TEST(greedy_alone)
     struct model_config c = gs_cfg(4, 16, 512, 16384);
     struct gen_sched *s = gs_sched(&f, &c, NULL);
     /* the eos token (generation_config.json) is special, a generated one is not */
-    const struct tokenizer *tk = f.gm->tokenizer;
-    ck_assert_uint_ge(f.gm->gen_config.n_eos_token_ids, 1);
-    ck_assert(tokenizer_is_special(tk, f.gm->gen_config.eos_token_ids[0]));
+    const struct tokenizer *tk = gen_model_tokenizer(f.gm);
+    ck_assert_uint_ge(gen_model_config(f.gm)->n_eos_token_ids, 1);
+    ck_assert(tokenizer_is_special(tk, gen_model_config(f.gm)->eos_token_ids[0]));
     ck_assert(!tokenizer_is_special(tk, f.p[0].greedy[0]));
     ck_assert(!tokenizer_is_special(tk, -1) && !tokenizer_is_special(tk, 1 << 30));
     /* the default max_total_tokens: the model's 256 positions */
@@ -338,11 +339,11 @@ static void reference_logprobs(const struct fixture *f, const struct prompt *pr,
     ck_assert_msg(ctx != NULL, "%s", e.msg);
     struct decoder_run *run = decoder_run_new();
     struct decoder_seq *seq;
-    ck_assert_int_eq(decoder_seq_new(f->gm->decoder, 64, &seq, &e), 0);
-    int n = (int)pr->n, V = f->gm->vocab_size;
+    ck_assert_int_eq(decoder_seq_new(f->gm->net, 64, &seq, &e), 0);
+    int n = (int)pr->n, V = gen_model_vocab_size(f->gm);
     struct decoder_step st = {1, &seq, pr->ids, &n, true};
     const float *logits;
-    ck_assert_msg(decoder_forward(f->gm->decoder, ctx, run, &st, &logits, &e) == 0, "%s", e.msg);
+    ck_assert_msg(decoder_forward(f->gm->net, ctx, run, &st, &logits, &e) == 0, "%s", e.msg);
     want[0] = NAN;
     for (int k = 1; k < n; k++) {
         const float *row = logits + (size_t)(k - 1) * (size_t)V;
@@ -455,12 +456,12 @@ START_TEST(model_load)
     struct gen_model *gm = NULL;
     struct err e = {0};
     ck_assert_msg(gen_model_load(dir, NULL, &gm, &e) == 0, "%s", e.msg);
-    ck_assert_uint_eq(gm->gen_config.n_eos_token_ids, 1);
-    ck_assert_int_eq(gm->gen_config.eos_token_ids[0], eos);
-    ck_assert_int_eq(gm->vocab_size, vocab);
-    ck_assert_int_eq(gm->max_positions, 256);
-    ck_assert_str_eq(gm->model_id, "no-genconfig");
-    ck_assert_ptr_null(gm->chat.main); /* these tokenizers have no chat template */
+    ck_assert_uint_eq(gen_model_config(gm)->n_eos_token_ids, 1);
+    ck_assert_int_eq(gen_model_config(gm)->eos_token_ids[0], eos);
+    ck_assert_int_eq(gen_model_vocab_size(gm), vocab);
+    ck_assert_int_eq(gen_model_max_positions(gm), 256);
+    ck_assert_str_eq(gen_model_id(gm), "no-genconfig");
+    ck_assert(!gen_model_has_chat_template(gm)); /* these tokenizers have no chat template */
     gen_model_free(gm);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);

@@ -197,7 +197,7 @@ START_TEST(refusals)
     ck_assert_int_eq(gen_sched_submit(s, &spec, &r, &e), ERR_INVALID);
     ck_assert_msg(strstr(e.msg, "must be <= 100") != NULL, "%s", e.msg);
     /* an id outside the vocabulary */
-    int32_t bad[] = {1, f.gm->vocab_size};
+    int32_t bad[] = {1, gen_model_vocab_size(f.gm)};
     spec.params = &g24;
     spec.prompt = bad;
     spec.n_prompt = 2;

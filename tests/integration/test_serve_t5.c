@@ -92,24 +92,24 @@ static void t5_open(struct t5_fixture *f)
     const char *dir = fixture_model("t5-s2s");
     struct model_config cfg = {.threads = 1, .dtype = CONFIG_DTYPE_FP32};
     struct err e = {0};
-    ck_assert_msg(gen_model_load(dir, &cfg, &f->gm, &e) == 0, "%s: %s", dir, e.msg);
+    ck_assert_msg(gen_model_load_config(dir, &cfg, &f->gm, &e) == 0, "%s: %s", dir, e.msg);
     f->refs = t5_refs(f->p, &f->n);
-    ck_assert_ptr_nonnull(f->gm->t5);
-    ck_assert_ptr_null(f->gm->decoder);
+    ck_assert(gen_model_is_encoder_decoder(f->gm));
+    ck_assert_int_eq(gen_model_max_positions(f->gm), 0);
     /* the start token and eos ids transformers used: greedy_ids[0], generation_config.json */
-    ck_assert_int_eq(f->gm->decoder_start_token_id, f->p[0].start);
+    ck_assert_int_eq(gen_model_decoder_start_token_id(f->gm), f->p[0].start);
     json_t *gc = fixture_json(dir, "generation_config.json");
-    ck_assert_uint_eq(f->gm->gen_config.n_eos_token_ids, 1);
-    ck_assert_int_eq(f->gm->gen_config.eos_token_ids[0],
+    ck_assert_uint_eq(gen_model_config(f->gm)->n_eos_token_ids, 1);
+    ck_assert_int_eq(gen_model_config(f->gm)->eos_token_ids[0],
                      json_integer_value(json_object_get(gc, "eos_token_id")));
     json_decref(gc);
     /* the tokenizer gives the refs' input ids (what the HTTP routes will feed) */
     for (size_t i = 0; i < f->n; i++) {
-        struct tokenizer_params tp = tokenizer_params_default(f->gm->tokenizer);
+        const struct tokenizer *tk = gen_model_tokenizer(f->gm);
+        struct tokenizer_params tp = tokenizer_params_default(tk);
         struct encodings enc = {0};
-        ck_assert_int_eq(tokenizer_encode(f->gm->tokenizer, f->p[i].input, strlen(f->p[i].input),
-                                          NULL, 0, &tp, &enc, &e),
-                         0);
+        ck_assert_int_eq(
+            tokenizer_encode(tk, f->p[i].input, strlen(f->p[i].input), NULL, 0, &tp, &enc, &e), 0);
         ck_assert_uint_eq(enc.v[0].n, f->p[i].n);
         for (size_t k = 0; k < f->p[i].n; k++)
             ck_assert_int_eq(enc.v[0].ids[k], f->p[i].ids[k]);
@@ -131,7 +131,7 @@ static void t5_params(const struct t5_fixture *f, enum gen_dialect d, const char
     ck_assert_msg(j != NULL, "%s: %s", json, je.text);
     struct gen_limits lim = gen_limits_default();
     struct err e = {0};
-    int rc = gen_params_parse(d, j, &f->gm->gen_config, &lim, p, &e);
+    int rc = gen_params_parse(d, j, gen_model_config(f->gm), &lim, p, &e);
     json_decref(j);
     ck_assert_msg(rc == 0, "%s: %s", json, e.msg);
 }
@@ -454,7 +454,7 @@ START_TEST(sched_stops_and_control)
                   e.msg);
     gp.decoder_input_details = false;
     struct t5_prompt bad = f.p[0];
-    bad.ids[2] = f.gm->vocab_size;
+    bad.ids[2] = gen_model_vocab_size(f.gm);
     ck_assert_int_eq(t5_try_submit(s, &bad, &gp, &p, 0, NULL, &e), ERR_INVALID);
     ck_assert_uint_gt(f.p[1].n + 16, 64);
     ck_assert_int_eq(t5_try_submit(s, &f.p[1], &gp, &p, 0, NULL, &e), ERR_INVALID);

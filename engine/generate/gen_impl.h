@@ -1,0 +1,92 @@
+/* gen_impl: the inside of generator.h, shared by gen_model.c, generator.c and the kinds'
+ * files (gen_decoder.c, gen_t5.c); nothing outside engine/generate/ includes it (but tests).
+ *
+ * Adding an architecture kind (an encoder-decoder such as BART, say): one file that fills a
+ * struct gen_kind (its model types, load/unload, its caches, its run buffers and its step),
+ * and one row in gen_model.c's kinds table. Its step composes the batch from the sequences it
+ * is given and hands each sequence's logits row to gen_seq_emit; gen_seq_fail marks a
+ * sequence that cannot go on. */
+#ifndef INFERD_GEN_IMPL_H
+#define INFERD_GEN_IMPL_H
+
+#include "chat/template.h"
+#include "generate/generator.h"
+#include "tokenizer/tokenizer.h"
+
+struct gen_kind {
+    const char *name;
+    bool encoder_decoder; /* the prompt is encoded; the decoder starts from its start token */
+    /* the config.json model_types it runs: up to cap into names; returns how many */
+    size_t (*model_types)(const char **names, size_t cap);
+    /* loads dir's weights into m->net and fills m->max_positions, m->vocab_size,
+     * m->decoder_start_token_id and m->hf (config.json, for the eos fallback) */
+    int (*load)(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct gen_model *m,
+                struct err *e);
+    void (*unload)(struct gen_model *m);
+    /* a cache for one sequence of up to max_total tokens */
+    int (*cache_new)(const struct gen_model *m, int max_total, void **out, struct err *e);
+    void (*cache_free)(void *cache);
+    void (*cache_reset)(void *cache);
+    /* the stepping thread's buffers for lim (activations, the step's arrays) */
+    void *(*run_new)(const struct generator_limits *lim);
+    void (*run_free)(void *run);
+    /* one step (see generator_step); t0/t1 and stats are the kind's to fill */
+    void (*step)(struct generator *g, struct gen_seq *const *seqs, size_t n, size_t budget,
+                 struct gen_step_stats *stats);
+};
+
+extern const struct gen_kind gen_kind_decoder; /* gen_decoder.c */
+extern const struct gen_kind gen_kind_t5;      /* gen_t5.c */
+
+struct gen_model {
+    const struct gen_kind *kind;
+    void *net; /* the kind's network: struct decoder_model, struct t5_model */
+    const struct hf_config *hf;
+    struct tokenizer *tokenizer;
+    struct gen_config gen_config;  /* generation_config.json (+ config.json's eos fallback) */
+    struct chat_template_set chat; /* chat.main NULL when the model has no chat template */
+    int64_t max_positions;         /* 0: unbounded (T5) */
+    int vocab_size;
+    int32_t decoder_start_token_id; /* encoder-decoders; -1 otherwise */
+    char model_id[256];
+};
+
+struct generator {
+    const struct gen_model *m;
+    struct generator_limits lim;
+    struct dnn_ctx *ctx; /* generator_open's */
+    void *run;           /* the kind's run buffers */
+    void **pool;         /* (max_seqs) free caches, reset */
+    size_t n_pool;
+    /* the step in progress */
+    gen_step_fn fn;
+    void *arg;
+    struct gen_event ev;
+};
+
+struct gen_seq {
+    void *cache;
+    const int32_t *prompt;
+    size_t n_prompt;
+    const struct gen_params *params;
+    void *user;
+    size_t n_fed; /* prompt tokens in the cache (an encoder-decoder: n_prompt once encoded) */
+    int32_t last; /* the token the next decode feeds */
+    bool done;    /* finished or failed: not stepped again */
+    struct sampler *sampler;
+    struct stopper *stopper;
+    int32_t *ids; /* (params->max_new_tokens) generated */
+    size_t n_ids;
+    float *prompt_logprobs; /* (n_prompt) with decoder_input_details */
+};
+
+/* Samples s's next token from logits (modified in place: the step's own memory), runs it
+ * through the stopper and reports it. */
+void gen_seq_emit(struct generator *g, struct gen_seq *s, float *logits, double now);
+/* s cannot go on: reported with msg, not stepped again. */
+void gen_seq_fail(struct generator *g, struct gen_seq *s, const char *msg);
+/* Log-probabilities of the prompt tokens a chunk of k rows predicts (row j: the token at
+ * n_fed + j predicts the prompt token at n_fed + j + 1). */
+void gen_seq_prompt_logprobs(struct gen_seq *s, const float *rows, int k, int V);
+
+#endif

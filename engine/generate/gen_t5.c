@@ -1,0 +1,215 @@
+/* gen_t5: the encoder-decoder generation kind for T5 (engine/models/t5.h, config.json
+ * model_type "t5"). A sequence's prompt is the encoder input; its cache holds the
+ * cross-attention keys and values of that input and the decoder's self-attention cache.
+ *
+ * A step first encodes the inputs of the sequences not encoded yet, oldest first, in one
+ * t5_encode call of at most the step's prefill budget of input ids (an input longer than that
+ * is encoded alone: an encoder pass cannot be split), then runs one decoder step of every
+ * encoded sequence: the decoder start token for those just encoded (their first token comes
+ * in the same step), the last token for the others. A sequence reserves room for max_total
+ * input ids and as many decoder tokens: its input plus its new tokens are within max_total,
+ * and the decoder caches the start token and every generated one but the last. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "gen_impl.h"
+#include "models/t5.h"
+
+/* The stepping thread's buffers. */
+struct t5_gen_run {
+    struct t5_run *run;
+    struct t5_seq **seqs; /* (max_seqs) */
+    struct gen_seq **st;  /* (max_seqs) */
+    int *n;               /* (max_seqs) */
+    int32_t *tokens;      /* (max_seqs) decoder tokens */
+    int32_t *enc_ids;     /* (max(max_prefill, max_total)) input ids to encode */
+};
+
+static size_t model_types(const char **names, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    names[0] = T5_MODEL_TYPE;
+    return 1;
+}
+
+static int load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct gen_model *m,
+                struct err *e)
+{
+    struct t5_model *t5 = NULL;
+    int rc = t5_load(dir, dt, ctx, &t5, e);
+    if (rc)
+        return rc;
+    m->net = t5;
+    m->hf = t5_config(t5);
+    /* relative positions: no table bounds the lengths (transformers only warns past the
+     * tokenizer's model_max_length) */
+    m->max_positions = 0;
+    m->vocab_size = t5_vocab_size(t5);
+    m->decoder_start_token_id = t5_decoder_start_token_id(t5);
+    return 0;
+}
+
+static void unload(struct gen_model *m)
+{
+    t5_unload(m->net);
+}
+
+static int cache_new(const struct gen_model *m, int max_total, void **out, struct err *e)
+{
+    struct t5_seq *seq = NULL;
+    int rc = t5_seq_new(m->net, max_total, max_total, &seq, e);
+    *out = seq;
+    return rc;
+}
+static void cache_free(void *cache)
+{
+    t5_seq_free(cache);
+}
+static void cache_reset(void *cache)
+{
+    t5_seq_reset(cache);
+}
+
+static void run_free(void *run_)
+{
+    struct t5_gen_run *r = run_;
+    if (!r)
+        return;
+    t5_run_free(r->run);
+    free(r->seqs);
+    free(r->st);
+    free(r->n);
+    free(r->tokens);
+    free(r->enc_ids);
+    free(r);
+}
+
+static void *run_new(const struct generator_limits *lim)
+{
+    struct t5_gen_run *r = calloc(1, sizeof *r);
+    size_t cap = lim->max_seqs ? lim->max_seqs : 1;
+    size_t enc = lim->max_prefill > lim->max_total ? lim->max_prefill : lim->max_total;
+    if (!r)
+        return NULL;
+    r->run = t5_run_new();
+    r->seqs = calloc(cap, sizeof *r->seqs);
+    r->st = calloc(cap, sizeof *r->st);
+    r->n = calloc(cap, sizeof *r->n);
+    r->tokens = calloc(cap, sizeof *r->tokens);
+    r->enc_ids = calloc(enc ? enc : 1, sizeof *r->enc_ids);
+    if (!r->run || !r->seqs || !r->st || !r->n || !r->tokens || !r->enc_ids) {
+        run_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Picks the inputs to encode this step: sequences not encoded yet in order while their ids
+ * total at most budget (the first one whatever its length). Returns how many (their caches,
+ * sequences and lengths in run->seqs, st, n; their ids in enc_ids). */
+static int compose_encode(struct t5_gen_run *run, struct gen_seq *const *seqs, size_t n_seqs,
+                          size_t budget, size_t *n_ids)
+{
+    size_t M = 0;
+    int n = 0;
+    for (size_t i = 0; i < n_seqs; i++) {
+        struct gen_seq *s = seqs[i];
+        if (s->n_fed >= s->n_prompt)
+            continue;
+        if (n > 0 && M + s->n_prompt > budget)
+            break; /* the next ones wait for their turn, in order */
+        memcpy(run->enc_ids + M, s->prompt, s->n_prompt * sizeof *run->enc_ids);
+        run->seqs[n] = s->cache;
+        run->st[n] = s;
+        run->n[n] = (int)s->n_prompt;
+        M += s->n_prompt;
+        n++;
+    }
+    *n_ids = M;
+    return n;
+}
+
+/* Encodes what compose_encode picked; each encoded sequence's next decoder token is the start
+ * token. A failure fails those sequences only. */
+static void encode(struct generator *g, struct t5_gen_run *run, int n)
+{
+    struct t5_encode_batch b = {
+        .n_seqs = n, .seqs = run->seqs, .ids = run->enc_ids, .n_ids = run->n};
+    struct err e = {0};
+    if (t5_encode(g->m->net, g->ctx, run->run, &b, &e) != 0) {
+        for (int i = 0; i < n; i++)
+            gen_seq_fail(g, run->st[i], e.msg);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        struct gen_seq *s = run->st[i];
+        s->n_fed = s->n_prompt;
+        s->last = g->m->decoder_start_token_id;
+    }
+}
+
+/* The inputs to encode, then one decoder token of every encoded sequence. */
+static void step(struct generator *g, struct gen_seq *const *seqs, size_t n_seqs, size_t budget,
+                 struct gen_step_stats *stats)
+{
+    struct t5_gen_run *run = g->run;
+    double t0 = now_seconds();
+    size_t n_enc_ids = 0;
+    int n_enc = compose_encode(run, seqs, n_seqs, budget, &n_enc_ids);
+    if (n_enc)
+        encode(g, run, n_enc);
+    int n = 0;
+    for (size_t i = 0; i < n_seqs; i++) {
+        struct gen_seq *s = seqs[i];
+        if (s->done || s->n_fed < s->n_prompt)
+            continue;
+        run->seqs[n] = s->cache;
+        run->st[n] = s;
+        run->n[n] = 1;
+        run->tokens[n] = s->last;
+        n++;
+    }
+    if (n == 0) {
+        if (n_enc)
+            *stats = (struct gen_step_stats){.batch = true,
+                                             .rows = (size_t)n_enc,
+                                             .tokens = n_enc_ids,
+                                             .seconds = now_seconds() - t0};
+        return;
+    }
+    struct t5_step st = {.n_seqs = n, .seqs = run->seqs, .tokens = run->tokens, .n_tokens = run->n};
+    const float *logits = NULL;
+    struct err e = {0};
+    if (t5_forward(g->m->net, g->ctx, run->run, &st, &logits, &e) != 0) {
+        for (int i = 0; i < n; i++)
+            gen_seq_fail(g, run->st[i], e.msg);
+        return;
+    }
+    double t1 = now_seconds();
+    /* rows: the sequences stepped; tokens: input ids encoded + decoder tokens fed */
+    *stats = (struct gen_step_stats){.batch = true,
+                                     .rows = (size_t)n,
+                                     .tokens = n_enc_ids + (size_t)n,
+                                     .seconds = t1 - t0,
+                                     .generated = true,
+                                     .produced = (size_t)n};
+    int V = g->m->vocab_size;
+    for (int i = 0; i < n; i++)
+        gen_seq_emit(g, run->st[i], (float *)logits + (size_t)i * (size_t)V, t1);
+}
+
+const struct gen_kind gen_kind_t5 = {
+    .name = "t5",
+    .encoder_decoder = true,
+    .model_types = model_types,
+    .load = load,
+    .unload = unload,
+    .cache_new = cache_new,
+    .cache_free = cache_free,
+    .cache_reset = cache_reset,
+    .run_new = run_new,
+    .run_free = run_free,
+    .step = step,
+};

@@ -1,0 +1,203 @@
+/* generator: text generation behind one interface, whatever the architecture. Two objects:
+ *
+ * struct gen_model (gen_model.c): a loaded generation model directory, shared read-only by
+ * every thread: the network (a decoder, or an encoder-decoder such as T5), its tokenizer,
+ * generation_config.json (config.json's eos ids as transformers' fallback) and the chat
+ * templates of tokenizer_config.json / chat_template.jinja. Callers see facts through
+ * functions (model id, max positions, vocabulary, encoder-decoder or not, chat template,
+ * the generation defaults) and the text operations the API dialects need (tokenize a prompt,
+ * render the chat template under its budgets, decode ids); nothing else of the model.
+ *
+ * struct generator (generator.c): what one stepping thread needs to run a model: its oneDNN
+ * context and activation buffers, a pool of KV caches, and the sequences (struct gen_seq:
+ * cache, sampler, stopper with its streaming detokenizer, generated ids, prompt logprobs).
+ * generator_step runs one forward step over the sequences it is given: it decides how a step
+ * spends its prompt-token budget (prompt chunks beside the decodes for a decoder; encoder
+ * passes that cannot be split for an encoder-decoder), samples each sequence that has a next
+ * token, runs it through its stopper and reports it as an event. Who runs, when, and for how
+ * long (queues, admission, deadlines, cancels) is the caller's: server/gen_sched.c.
+ *
+ * Each architecture kind is one file (gen_decoder.c, gen_t5.c) behind struct gen_kind
+ * (gen_impl.h) and one row of the kinds table in gen_model.c.
+ *
+ *     struct gen_model *m;
+ *     gen_model_load("models/llama", NULL, &m, &e);
+ *     struct generator *g = generator_new(m, &(struct generator_limits){...}, &e);
+ *     generator_prepare(g, &e);              // the first cache: checks max_total
+ *     generator_open(g, &e);                 // on the thread that steps
+ *     gen_seq_start(g, ids, n, &params, req, &seq, &e);
+ *     while (...) generator_step(g, seqs, n_seqs, budget, on_step_event, sched, &stats);
+ *     gen_seq_retire(g, seq); gen_seq_result(seq, &res, &e); gen_seq_free(seq);
+ *     generator_close(g); generator_free(g); gen_model_free(m);
+ *
+ * Threads: a gen_model is read-only once loaded (any thread). A generator and its sequences
+ * belong to one thread at a time; generator_open, generator_step and generator_close must run
+ * on the same thread (oneDNN threads are per thread). */
+#ifndef INFERD_GENERATOR_H
+#define INFERD_GENERATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "generate/params.h"
+#include "generate/sampling.h"
+#include "generate/stop.h"
+#include "ops/dnnl.h"
+
+struct json_t;
+struct tokenizer;
+
+/* ---- the model ------------------------------------------------------------------------ */
+
+struct gen_model;
+
+struct gen_model_opts {
+    enum dtype_compute dtype; /* the weights' compute type */
+    int threads;              /* oneDNN threads for prepacking; 0 = the default */
+};
+
+/* Loads DIR: config.json picks the kind (its model_type among gen_model_types'; any other is
+ * refused with every type generation runs), its weights (o->dtype, prepacked with o->threads
+ * oneDNN threads; o NULL: fp32, default threads), tokenizer.json, tokenizer_config.json (chat
+ * template, special tokens), generation_config.json (eos_token_id from config.json when it
+ * has none). Errors are the loaders' (ERR_FORMAT, ERR_IO, ...). */
+int gen_model_load(const char *dir, const struct gen_model_opts *o, struct gen_model **out,
+                   struct err *e);
+void gen_model_free(struct gen_model *m);
+
+/* Every config.json model_type generation runs (the kinds' tables in order); returns how
+ * many there are (at most cap written). */
+size_t gen_model_types(const char **names, size_t cap);
+
+const char *gen_model_id(const struct gen_model *m); /* the directory's base name */
+/* The positions the model can hold (for max_total_tokens defaults); 0 when nothing bounds
+ * them (T5's relative positions). */
+int64_t gen_model_max_positions(const struct gen_model *m);
+int gen_model_vocab_size(const struct gen_model *m);
+/* An encoder-decoder (T5): the prompt is encoded, the text is what the decoder generates. */
+bool gen_model_is_encoder_decoder(const struct gen_model *m);
+/* An encoder-decoder's first decoder token (generation_config.json's decoder_start_token_id,
+ * else config.json's); -1 for a decoder-only model. */
+int32_t gen_model_decoder_start_token_id(const struct gen_model *m);
+/* generation_config.json (+ config.json's eos ids): the defaults of gen_params. */
+const struct gen_config *gen_model_config(const struct gen_model *m);
+bool gen_model_has_chat_template(const struct gen_model *m);
+/* The tokenizer, for the routes that tokenize any kind of model (/tokenize); generation
+ * itself goes through the functions below. */
+const struct tokenizer *gen_model_tokenizer(const struct gen_model *m);
+
+/* The ids of text (*ids malloc'ed, at least one element allocated; *n may be 0): with the
+ * tokenizer's special tokens when add_special; cut to the tokenizer's model_max_length when
+ * truncate and it has one. Errors: the tokenizer's (ERR_INVALID...), ERR_NOMEM. */
+int gen_model_tokenize(const struct gen_model *m, const char *text, size_t len, bool add_special,
+                       bool truncate, int32_t **ids, size_t *n, struct err *e);
+/* The text of ids, special tokens skipped (*text malloc'ed). */
+int gen_model_decode(const struct gen_model *m, const int32_t *ids, size_t n, char **text,
+                     size_t *len, struct err *e);
+/* Whether id is one of the tokenizer's named special tokens (bos, eos, unk, pad). */
+bool gen_model_is_named_special(const struct gen_model *m, int32_t id);
+/* The chat template rendered (chat_template_set_render: its budgets, raise_exception as
+ * ERR_INVALID); ERR_UNSUPPORTED when the model has none. */
+int gen_model_render_chat(const struct gen_model *m, const struct json_t *messages,
+                          const struct json_t *extra, char **out, size_t *len, struct err *e);
+/* What the model refuses in a request: ERR_INVALID for prompt logprobs
+ * (decoder_input_details) on an encoder-decoder and for a prompt id outside the vocabulary. */
+int gen_model_check_request(const struct gen_model *m, const int32_t *prompt, size_t n,
+                            const struct gen_params *p, struct err *e);
+
+/* ---- events --------------------------------------------------------------------------- */
+
+/* One generated token, as soon as it is known. Its pointers are valid during the callback. */
+struct gen_event {
+    uint32_t index;          /* 0 for the first generated token */
+    struct gen_choice token; /* id, logprob and top alternatives (top_n_tokens of params) */
+    bool special;            /* a special token (tokenizer_is_special: skipped in the text) */
+    /* TGI token.text: this token's own text (may be empty while a character is incomplete) */
+    const char *token_text;
+    size_t token_text_len;
+    /* text released by this token (OpenAI delta.content); concatenated over all events it is
+     * the final generated text, stop handling applied */
+    const char *text;
+    size_t text_len;
+    enum gen_finish finish; /* GEN_FINISH_NONE but on the last token */
+};
+
+/* What generator_step reports for one sequence: a token was sampled (token; it is the last
+ * one when token->finish is set), the sequence failed (error; after a sampled token when
+ * token is set too: that token was not streamed), or both. */
+struct gen_step_event {
+    void *user; /* gen_seq_start's */
+    const struct gen_event *token;
+    const char *error;
+    double now; /* monotonic seconds when the step's forward pass ended */
+};
+typedef void (*gen_step_fn)(void *arg, const struct gen_step_event *ev);
+
+/* One step's numbers, for the caller's metrics. */
+struct gen_step_stats {
+    bool batch;         /* a forward pass ran: one batch observation */
+    size_t rows;        /* sequences stepped */
+    size_t tokens;      /* tokens fed (encoder inputs + decoder tokens) */
+    double seconds;     /* the step's forward time */
+    bool generated;     /* the decode succeeded: `produced` tokens were sampled */
+    size_t produced;
+};
+
+/* ---- the generator -------------------------------------------------------------------- */
+
+struct generator;
+struct gen_seq;
+
+struct generator_limits {
+    size_t max_seqs;    /* sequences stepped together at most */
+    size_t max_total;   /* tokens per sequence: prompt + generated (<= INT32_MAX) */
+    size_t max_prefill; /* the largest per-step prompt budget generator_step will be given */
+    int threads;        /* oneDNN threads of generator_open (> 0) */
+};
+
+/* A generator for m (which must outlive it): no cache, no oneDNN context yet. NULL with
+ * ERR_NOMEM. */
+struct generator *generator_new(const struct gen_model *m, const struct generator_limits *lim,
+                                struct err *e);
+/* Makes the first cache (kept in the pool): the model's check of max_total (ERR_INVALID past
+ * GPT-2's positions). */
+int generator_prepare(struct generator *g, struct err *e);
+/* On the stepping thread: the oneDNN context and the activation buffers. */
+int generator_open(struct generator *g, struct err *e);
+void generator_close(struct generator *g);
+void generator_free(struct generator *g);
+
+/* A sequence for prompt (borrowed: prompt and p must outlive the sequence; p->max_new_tokens
+ * resolved, >= 1): a cache from the pool (or a new one), its sampler (seeded from p->seed),
+ * its stopper and detokenizer starting from the last prompt ids (TGI's prefix offset; an
+ * encoder-decoder's decoder start token). user comes back in its events. On failure nothing
+ * is kept. */
+int gen_seq_start(struct generator *g, const int32_t *prompt, size_t n_prompt,
+                  const struct gen_params *p, void *user, struct gen_seq **out, struct err *e);
+/* The sequence left the batch: its cache goes back to the pool (its text and ids stay). */
+void gen_seq_retire(struct generator *g, struct gen_seq *s);
+
+struct gen_seq_result {
+    enum gen_finish finish; /* GEN_FINISH_LENGTH when cut short */
+    const char *text;       /* the whole generated text, stop handling applied */
+    size_t text_len;
+    const int32_t *ids; /* generated ids */
+    size_t n_ids;
+    const float *prompt_logprobs; /* (n_prompt) with decoder_input_details, else NULL */
+};
+/* What the sequence produced; one not finished is finished as cut short (held-back text
+ * released). Pointers valid until gen_seq_free. Non-zero when that failed (e says why; *out
+ * still filled). */
+int gen_seq_result(struct gen_seq *s, struct gen_seq_result *out, struct err *e);
+void gen_seq_free(struct gen_seq *s);
+
+/* One step over seqs (n <= max_seqs, in admission order; none retired), spending at most
+ * prefill_budget (<= max_prefill) prompt tokens: calls fn for every sequence that sampled a
+ * token or failed, then fills *stats. A sequence that finished or failed must not be given
+ * again. */
+void generator_step(struct generator *g, struct gen_seq *const *seqs, size_t n,
+                    size_t prefill_budget, gen_step_fn fn, void *arg, struct gen_step_stats *stats);
+
+#endif
