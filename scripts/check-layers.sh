@@ -2,7 +2,10 @@
 # check-layers: fails when a layer rule of docs/ARCHITECTURE.md is broken (run by make test).
 #   1. engine/ includes no header of server/ or config/, nor libmicrohttpd's or libyaml's,
 #      and its library links neither (it knows nothing of HTTP, YAML or the daemon);
-#   2. config/ includes no header of server/ nor libmicrohttpd's (plain data for the daemon).
+#   2. config/ includes no header of server/ nor libmicrohttpd's (plain data for the daemon);
+#   3. server/'s generation path (gen_sched, gen_model, api_gen, the generating dialects, the
+#      generation CLI) reaches the engine through generate/generator.h only: no model, op,
+#      tokenizer or chat template header.
 # Issue 13 adds the rules the tree does not keep yet: server/ and config/ include no engine
 # header but the facade engine.h, and engine/ parses no API dialect.
 set -eu
@@ -38,6 +41,11 @@ forbidden="$server_h microhttpd.h"
 # shellcheck disable=SC2046
 check config/ $(git ls-files 'config/*.c' 'config/*.h')
 
+forbidden="decoder.h t5.h encoder.h weights.h dnnl.h tokenizer.h template.h"
+# shellcheck disable=SC2046
+check "server/'s generation path" $(git ls-files 'server/gen_*' 'server/api_gen.*' \
+    'server/api_tgi.c' 'server/api_openai_gen.c' 'server/cli_generate.c')
+
 for dep in mhd_dep yaml_dep; do
     if grep -q "$dep" engine/meson.build; then
         echo "check-layers: engine/meson.build links $dep: the engine must not"
@@ -49,5 +57,5 @@ if grep -q "mhd_dep" config/meson.build; then
     bad=1
 fi
 
-[ "$bad" -eq 0 ] && echo "check-layers: engine/ and config/ keep to their layers"
+[ "$bad" -eq 0 ] && echo "check-layers: engine/, config/ and server/'s generation path keep to their layers"
 exit "$bad"
