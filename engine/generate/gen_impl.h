@@ -30,7 +30,7 @@ struct gen_kind {
     /* the stepping thread's buffers for lim (activations, the step's arrays) */
     void *(*run_new)(const struct generator_limits *lim);
     void (*run_free)(void *run);
-    /* one step (see generator_step); t0/t1 and stats are the kind's to fill */
+    /* one step (see generator_step): fills stats when a forward pass ran */
     void (*step)(struct generator *g, struct gen_seq *const *seqs, size_t n, size_t budget,
                  struct gen_step_stats *stats);
 };

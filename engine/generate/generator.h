@@ -99,7 +99,7 @@ int gen_model_decode(const struct gen_model *m, const int32_t *ids, size_t n, ch
 /* Whether id is one of the tokenizer's named special tokens (bos, eos, unk, pad). */
 bool gen_model_is_named_special(const struct gen_model *m, int32_t id);
 /* The chat template rendered (chat_template_set_render: its budgets, raise_exception as
- * ERR_INVALID); ERR_UNSUPPORTED when the model has none. */
+ * ERR_INVALID; ERR_INVALID too when the model has none). */
 int gen_model_render_chat(const struct gen_model *m, const struct json_t *messages,
                           const struct json_t *extra, char **out, size_t *len, struct err *e);
 /* What the model refuses in a request: ERR_INVALID for prompt logprobs
