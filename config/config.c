@@ -108,11 +108,11 @@ static const struct key batching_keys[] = {
 static const struct table batching_table = TABLE(batching_keys);
 
 static const struct key generation_keys[] = {
-    NUM("max_total_tokens", KEY_SIZE, struct generation_config, max_total_tokens, 0, 1048576, 0),
-    NUM("max_batch_total_tokens", KEY_SIZE, struct generation_config, max_batch_total_tokens, 1,
+    NUM("max_total_tokens", KEY_SIZE, struct generation_section, max_total_tokens, 0, 1048576, 0),
+    NUM("max_batch_total_tokens", KEY_SIZE, struct generation_section, max_batch_total_tokens, 1,
         NO_MAX, 16384),
-    NUM("max_batch_prefill_tokens", KEY_SIZE, struct generation_config, max_batch_prefill_tokens, 1,
-        1048576, 512),
+    NUM("max_batch_prefill_tokens", KEY_SIZE, struct generation_section, max_batch_prefill_tokens,
+        1, 1048576, 512),
 };
 static const struct table generation_table = TABLE(generation_keys);
 
@@ -912,7 +912,7 @@ static bool same_task(const char *a, const char *b)
 bool model_config_same(const struct model_config *a, const struct model_config *b)
 {
     const struct batching_config *x = &a->batching, *y = &b->batching;
-    const struct generation_config *g = &a->generation, *h = &b->generation;
+    const struct generation_section *g = &a->generation, *h = &b->generation;
     return strcmp(a->path, b->path) == 0 && same_task(a->task, b->task) && a->dtype == b->dtype &&
            a->workers == b->workers && a->threads == b->threads &&
            a->max_input_tokens == b->max_input_tokens && x->max_batch_size == y->max_batch_size &&

@@ -22,10 +22,12 @@ struct batching_config {
     size_t max_queue_size;   /* queued requests before 429; default 1024 */
 };
 
-/* generation: the continuous batching of a text-generation model (server/gen_sched.h). Its
- * running sequences are limited by batching.max_batch_size and its queue by
- * batching.max_queue_size; batching.max_batch_tokens and max_queue_delay_us do not apply. */
-struct generation_config {
+/* generation: the YAML section of the continuous batching of a text-generation model
+ * (server/gen_sched.h); not the model's generation_config.json (struct gen_config of
+ * engine/generate/params.h). Its running sequences are limited by batching.max_batch_size and
+ * its queue by batching.max_queue_size; batching.max_batch_tokens and max_queue_delay_us do not
+ * apply. */
+struct generation_section {
     size_t max_total_tokens;         /* prompt + new tokens of one request; default 0 = the
                                         model's max positions, at most 4096 and at most
                                         max_batch_total_tokens (resolved at load); 0..1048576 */
@@ -55,7 +57,7 @@ struct model_config {
     int threads;             /* default 0 = auto (online CPUs / workers, at least 1); 1..1024 */
     size_t max_input_tokens; /* default 0 = the model's own maximum */
     struct batching_config batching;
-    struct generation_config generation;
+    struct generation_section generation;
     struct limits_config limits;
     int line, column; /* where this model's entry starts (for messages); 0 if none */
 };
