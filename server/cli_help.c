@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "ops/dnnl.h"
+#include "pipelines/task_table.h"
 #include "version.h"
 
 #ifndef INFERD_VERSION
@@ -103,7 +104,7 @@ static void print_text(FILE *f, const char *text)
         return;
     }
     char tasks[300];
-    config_task_list(tasks, sizeof tasks);
+    task_list(tasks, sizeof tasks);
     fprintf(f, "%.*s%s%s", (int)(mark - text), text, tasks, mark + strlen("%TASKS%"));
 }
 
@@ -120,7 +121,7 @@ int cli_usage(FILE *f, const char *command)
     for (size_t i = 0; i < N_USAGES; i++)
         fprintf(f, "  %-11s %s\n", usages[i].command, usages[i].summary);
     char tasks[300];
-    config_task_list(tasks, sizeof tasks);
+    task_list(tasks, sizeof tasks);
     fprintf(f, "\noptions: -h, --help (this text), -V, --version\ntasks: %s\n", tasks);
     return command ? -1 : 0;
 }

@@ -80,9 +80,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         fprintf(stderr, "inferd run: --model DIR and --task TASK are required\n");
         return -1;
     }
-    if (!config_task_known(o->task)) {
+    if (task_by_name(o->task) < 0) {
         char tasks[300];
-        config_task_list(tasks, sizeof tasks);
+        task_list(tasks, sizeof tasks);
         fprintf(stderr, "inferd run: unknown task '%s' (tasks: %s)\n", o->task, tasks);
         return -1;
     }
@@ -173,7 +173,7 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
         fprintf(stderr, "inferd run: %s\n", e.msg);
         return 1;
     }
-    if (pipeline_task_by_name(o.task) < 0) /* a generation task */
+    if (task_kind((enum task_id)task_by_name(o.task)) == TASK_KIND_GENERATOR)
         return cli_run_generate(o.dir, o.task, config_dtype(o.dtype), o.threads, in, out);
     struct dnn_ctx *ctx = dnn_ctx_new(o.threads, &e);
     if (!ctx) {

@@ -140,8 +140,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 static int load_config(const struct opts *o, struct config *cfg)
 {
     struct err e = {0};
-    int rc = o->config ? config_load(o->config, cfg, &e)
-                       : config_single(o->model, o->task, o->name, cfg, &e);
+    int rc = o->config ? config_load(o->config, &registry_tasks, cfg, &e)
+                       : config_single(o->model, o->task, o->name, &registry_tasks, cfg, &e);
     if (rc) {
         fprintf(stderr, "inferd serve: %s\n", e.msg);
         return -1;
@@ -183,7 +183,8 @@ static int load_config(const struct opts *o, struct config *cfg)
  * when they share cores, so say so at start. */
 static bool generation_task(const char *task)
 {
-    return generation_task_bit(task) != 0;
+    int t = task_by_name(task);
+    return t >= 0 && task_kind((enum task_id)t) == TASK_KIND_GENERATOR;
 }
 
 static void check_cores(const struct config *cfg)
@@ -245,7 +246,7 @@ static void reload_once(struct server *s)
 {
     struct config cfg = {0};
     struct err e = {0};
-    if (config_load(s->config_path, &cfg, &e)) {
+    if (config_load(s->config_path, &registry_tasks, &cfg, &e)) {
         log_msg(LOG_ERROR, "reload ignored: %s", e.msg);
         return;
     }
