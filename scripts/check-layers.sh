@@ -2,7 +2,9 @@
 # check-layers: fails when a layer rule of docs/ARCHITECTURE.md is broken (run by make test).
 #   1. engine/ includes no header of server/ or config/, nor libmicrohttpd's or libyaml's,
 #      and its library links neither (it knows nothing of HTTP, YAML or the daemon);
-#   2. config/ includes no header of server/ nor libmicrohttpd's (plain data for the daemon).
+#   2. config/ includes no header of server/ nor libmicrohttpd's (plain data for the daemon);
+#   3. config/meson.build links nothing from engine/ (no engine_dep) and config/ includes no
+#      engine header (it shares only common/'s err.h with the other layers).
 # Issue 13 adds the rules the tree does not keep yet: server/ and config/ include no engine
 # header but the facade engine.h, and engine/ parses no API dialect.
 set -eu
@@ -11,6 +13,8 @@ bad=0
 headers_of() { (cd "$1" && ls ./*.h 2>/dev/null | sed 's|^\./||'); }
 server_h=$(headers_of server)
 config_h=$(headers_of config)
+# every header under engine/, by base name ("runner.h")
+engine_h=$(cd engine && git ls-files '*.h' | sed 's|.*/||')
 
 # includes "NAME" or <NAME> of a file, one a line
 includes() { sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]\([^>"]*\)[>"].*/\1/p' "$1"; }
@@ -35,6 +39,7 @@ forbidden="$server_h $config_h microhttpd.h yaml.h"
 # shellcheck disable=SC2046
 check engine/ $(git ls-files 'engine/*.c' 'engine/*.h')
 forbidden="$server_h microhttpd.h"
+forbidden="$forbidden $engine_h"
 # shellcheck disable=SC2046
 check config/ $(git ls-files 'config/*.c' 'config/*.h')
 
@@ -46,6 +51,10 @@ for dep in mhd_dep yaml_dep; do
 done
 if grep -q "mhd_dep" config/meson.build; then
     echo "check-layers: config/meson.build links libmicrohttpd: config must not"
+    bad=1
+fi
+if grep -q "engine_dep\|engine_lib" config/meson.build; then
+    echo "check-layers: config/meson.build links the engine: config must not"
     bad=1
 fi
 

@@ -31,7 +31,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "../err.h"
+#include "err.h"
 #include "../models/encoder.h"
 #include "../ops/dnnl.h"
 #include "pipeline.h"

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../err.h"
+#include "err.h"
 #include "nstr.h"
 #include "tokenizer.h"
 #include "vocab.h"
