@@ -334,11 +334,11 @@ static int get_strings(struct load *ld, const struct ytree *v, const char *keypa
 
 static int get_dtype(struct load *ld, const struct ytree *v, const char *keypath, long long *out)
 {
-    for (size_t i = 0; v->kind == YTREE_SCALAR && i < 3; i++)
-        if (strcmp(v->value, dtype_names[i]) == 0) {
-            *out = (long long)i;
-            return 0;
-        }
+    enum config_dtype d;
+    if (v->kind == YTREE_SCALAR && config_dtype_by_name(v->value, &d) == 0) {
+        *out = (long long)d;
+        return 0;
+    }
     char buf[96];
     return fail(ld, v, "%s must be fp32, bf16 or int8, not %s", keypath, shown(v, buf, sizeof buf));
 }
@@ -925,4 +925,14 @@ bool model_config_same(const struct model_config *a, const struct model_config *
 const char *config_dtype_name(enum config_dtype d)
 {
     return (unsigned)d < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[d] : "unknown";
+}
+
+int config_dtype_by_name(const char *name, enum config_dtype *out)
+{
+    for (size_t i = 0; i < sizeof dtype_names / sizeof dtype_names[0]; i++)
+        if (strcmp(name, dtype_names[i]) == 0) {
+            *out = (enum config_dtype)i;
+            return 0;
+        }
+    return -1;
 }

@@ -139,5 +139,7 @@ bool model_config_same(const struct model_config *a, const struct model_config *
 
 /* "fp32", "bf16" or "int8". */
 const char *config_dtype_name(enum config_dtype d);
+/* The dtype of one of those names into *out: 0, or -1 for any other name. */
+int config_dtype_by_name(const char *name, enum config_dtype *out);
 
 #endif

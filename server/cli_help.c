@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "dtypes.h"
 #include "ops/dnnl.h"
 #include "pipelines/task_table.h"
 #include "version.h"
@@ -130,22 +131,22 @@ int cli_usage(FILE *f, const char *command)
 static void print_dtypes(FILE *f)
 {
     static const struct {
-        enum dtype_compute dt;
-        const char *name, *needs;
+        enum config_dtype d;
+        const char *needs;
     } dtypes[] = {
-        {DTYPE_COMPUTE_F32, "fp32", ""},
-        {DTYPE_COMPUTE_BF16, "bf16", "AVX512-BF16 or AMX"},
-        {DTYPE_COMPUTE_INT8, "int8", "VNNI"},
+        {CONFIG_DTYPE_FP32, ""},
+        {CONFIG_DTYPE_BF16, "AVX512-BF16 or AMX"},
+        {CONFIG_DTYPE_INT8, "VNNI"},
     };
     fputs("native dtypes:", f);
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-        if (dnn_dtype_native(dtypes[i].dt))
-            fprintf(f, " %s", dtypes[i].name);
+        if (dnn_dtype_native(dtype_of_config(dtypes[i].d)))
+            fprintf(f, " %s", config_dtype_name(dtypes[i].d));
     fputc('\n', f);
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-        if (!dnn_dtype_native(dtypes[i].dt))
-            fprintf(f, "not native: %s (needs %s; use fp32 here)\n", dtypes[i].name,
-                    dtypes[i].needs);
+        if (!dnn_dtype_native(dtype_of_config(dtypes[i].d)))
+            fprintf(f, "not native: %s (needs %s; use fp32 here)\n",
+                    config_dtype_name(dtypes[i].d), dtypes[i].needs);
 }
 
 int cli_version(FILE *f)

@@ -158,13 +158,7 @@ static int load_config(const struct opts *o, struct config *cfg)
     if (o->model) {
         struct model_config *m = &cfg->models[0];
         if (o->dtype) {
-            if (strcmp(o->dtype, "fp32") == 0)
-                m->dtype = CONFIG_DTYPE_FP32;
-            else if (strcmp(o->dtype, "bf16") == 0)
-                m->dtype = CONFIG_DTYPE_BF16;
-            else if (strcmp(o->dtype, "int8") == 0)
-                m->dtype = CONFIG_DTYPE_INT8;
-            else {
+            if (config_dtype_by_name(o->dtype, &m->dtype) != 0) {
                 fprintf(stderr, "inferd serve: --dtype must be fp32, bf16 or int8\n");
                 return -1;
             }
