@@ -54,7 +54,7 @@ test-tsan: deps-test $(TSAN_BUILD)/build.ninja
 # Unit suites under valgrind (PCRE2's JIT off: memcheck cannot see into JIT code).
 test-valgrind: deps-test build
 	@INFERD_NO_JIT=1 CK_FORK=no valgrind --error-exitcode=9 --leak-check=full -q \
-		$(BUILD)/tests/inferd-tests nstr normalize pretokenize models postprocess decode tokenizer \
+		$(BUILD)/tests/inferd-tests nstr normalize pretokenize tok_models postprocess decode tokenizer \
 		loader pipelines config metrics
 
 # The daemon on the bundled spam classifier (config/inferd.yaml, port 8080), in the

@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "pipelines/runner.h"
 #include "yaml_tree.h"
 
 #define NO_MAX LLONG_MAX /* an integer bounded by its type only: messages say ">= min" */
@@ -76,6 +75,7 @@ struct key_list {
 struct load {
     const char *name;     /* file name for messages */
     const char *base_dir; /* relative model paths are joined to it; NULL: left as they are */
+    const struct config_tasks *tasks; /* the caller's task names; NULL: any name */
     struct err *e;
     struct key_list file_keys, env_keys; /* merged into server.api_keys at the end */
 };
@@ -108,11 +108,11 @@ static const struct key batching_keys[] = {
 static const struct table batching_table = TABLE(batching_keys);
 
 static const struct key generation_keys[] = {
-    NUM("max_total_tokens", KEY_SIZE, struct generation_config, max_total_tokens, 0, 1048576, 0),
-    NUM("max_batch_total_tokens", KEY_SIZE, struct generation_config, max_batch_total_tokens, 1,
+    NUM("max_total_tokens", KEY_SIZE, struct generation_section, max_total_tokens, 0, 1048576, 0),
+    NUM("max_batch_total_tokens", KEY_SIZE, struct generation_section, max_batch_total_tokens, 1,
         NO_MAX, 16384),
-    NUM("max_batch_prefill_tokens", KEY_SIZE, struct generation_config, max_batch_prefill_tokens, 1,
-        1048576, 512),
+    NUM("max_batch_prefill_tokens", KEY_SIZE, struct generation_section, max_batch_prefill_tokens,
+        1, 1048576, 512),
 };
 static const struct table generation_table = TABLE(generation_keys);
 
@@ -334,11 +334,11 @@ static int get_strings(struct load *ld, const struct ytree *v, const char *keypa
 
 static int get_dtype(struct load *ld, const struct ytree *v, const char *keypath, long long *out)
 {
-    for (size_t i = 0; v->kind == YTREE_SCALAR && i < 3; i++)
-        if (strcmp(v->value, dtype_names[i]) == 0) {
-            *out = (long long)i;
-            return 0;
-        }
+    enum config_dtype d;
+    if (v->kind == YTREE_SCALAR && config_dtype_by_name(v->value, &d) == 0) {
+        *out = (long long)d;
+        return 0;
+    }
     char buf[96];
     return fail(ld, v, "%s must be fp32, bf16 or int8, not %s", keypath, shown(v, buf, sizeof buf));
 }
@@ -371,33 +371,26 @@ static int check_name(struct load *ld, const struct ytree *v, const char *keypat
     return 0;
 }
 
-/* the generation tasks: served by server/gen_sched.c, not by a pipeline */
-static const char *const generation_tasks[] = {"text-generation", "text2text-generation"};
-
-bool config_task_known(const char *task)
+/* The id of task in the caller's table (-1 without one, or when it does not know it). */
+static int task_id(const struct config_tasks *tasks, const char *task)
 {
-    bool gen = false;
-    for (size_t i = 0; i < sizeof generation_tasks / sizeof generation_tasks[0]; i++)
-        gen |= strcmp(task, generation_tasks[i]) == 0;
-    return gen || pipeline_task_by_name(task) >= 0;
+    return tasks ? tasks->id(task) : -1;
 }
 
-void config_task_list(char *buf, size_t size)
+/* "unknown task 'x' (tasks: ...)" and the like: the caller's list of names into buf. */
+static const char *task_names(const struct config_tasks *tasks, char *buf, size_t size)
 {
-    pipeline_task_list(buf, size);
-    for (size_t i = 0; i < sizeof generation_tasks / sizeof generation_tasks[0]; i++) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, size - len, ", %s", generation_tasks[i]);
-    }
+    tasks->list(buf, size);
+    return buf;
 }
 
 static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s)
 {
-    if (config_task_known(*s))
+    if (!ld->tasks || task_id(ld->tasks, *s) >= 0)
         return 0;
     char list[260];
-    config_task_list(list, sizeof list);
-    return fail(ld, v, "%s '%.40s' is not a task (%s)", keypath, *s, list);
+    return fail(ld, v, "%s '%.40s' is not a task (%s)", keypath, *s,
+                task_names(ld->tasks, list, sizeof list));
 }
 
 /* base_dir/path for a relative path. */
@@ -766,9 +759,9 @@ static int apply_map(struct load *ld, const struct ytree *map, const struct tabl
 /* ---- the API ---- */
 
 int config_parse(const char *yaml, size_t len, const char *name, const char *base_dir,
-                 struct config *out, struct err *e)
+                 const struct config_tasks *tasks, struct config *out, struct err *e)
 {
-    struct load ld = {.name = name, .base_dir = base_dir, .e = e};
+    struct load ld = {.name = name, .base_dir = base_dir, .tasks = tasks, .e = e};
     struct ytree *root = NULL;
     memset(out, 0, sizeof *out);
     int rc = ytree_parse(yaml, len, name, &root, e);
@@ -787,6 +780,8 @@ int config_parse(const char *yaml, size_t len, const char *name, const char *bas
         rc = apply_map(&ld, root, &top_table, out, "");
     if (rc == 0)
         rc = merge_keys(&ld, &out->server);
+    for (size_t i = 0; rc == 0 && i < out->n_models; i++)
+        out->models[i].task_id = task_id(tasks, out->models[i].task);
     key_list_free(&ld.file_keys);
     key_list_free(&ld.env_keys);
     ytree_free(root);
@@ -795,7 +790,8 @@ int config_parse(const char *yaml, size_t len, const char *name, const char *bas
     return rc;
 }
 
-int config_load(const char *path, struct config *out, struct err *e)
+int config_load(const char *path, const struct config_tasks *tasks, struct config *out,
+                struct err *e)
 {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -828,7 +824,7 @@ int config_load(const char *path, struct config *out, struct err *e)
     if (rc == 0 && slash && !dir)
         rc = err_set(e, ERR_NOMEM, "%s: out of memory", path);
     if (rc == 0)
-        rc = config_parse(text, len, path, dir, out, e);
+        rc = config_parse(text, len, path, dir, tasks, out, e);
     if (rc == 0) {
         out->path = strdup(path);
         if (!out->path) {
@@ -841,14 +837,14 @@ int config_load(const char *path, struct config *out, struct err *e)
     return rc;
 }
 
-int config_single(const char *model_dir, const char *task, const char *name, struct config *out,
-                  struct err *e)
+int config_single(const char *model_dir, const char *task, const char *name,
+                  const struct config_tasks *tasks, struct config *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
-    if (!config_task_known(task)) {
+    if (tasks && task_id(tasks, task) < 0) {
         char list[260];
-        config_task_list(list, sizeof list);
-        return err_set(e, ERR_INVALID, "unknown task '%.40s' (tasks: %s)", task, list);
+        return err_set(e, ERR_INVALID, "unknown task '%.40s' (tasks: %s)", task,
+                       task_names(tasks, list, sizeof list));
     }
     /* The default name: the directory's last component ("models/spam/" -> "spam"). */
     size_t end = strlen(model_dir), start;
@@ -867,6 +863,7 @@ int config_single(const char *model_dir, const char *task, const char *name, str
         m->name = name ? strdup(name) : strndup(model_dir + start, end - start);
         m->path = strdup(model_dir);
         m->task = strdup(task);
+        m->task_id = task_id(tasks, task);
         if (!m->name || !m->path || !m->task)
             rc = err_set(e, ERR_NOMEM, "config: out of memory");
     }
@@ -902,18 +899,19 @@ void config_free(struct config *c)
     memset(c, 0, sizeof *c);
 }
 
-/* The same task: a pipeline task by its canonical name (aliases match), else by name. */
-static bool same_task(const char *a, const char *b)
+/* The same task: by the caller's id when resolved (an alias is its task), else by name. */
+static bool same_task(const struct model_config *a, const struct model_config *b)
 {
-    int x = pipeline_task_by_name(a), y = pipeline_task_by_name(b);
-    return x >= 0 || y >= 0 ? x == y : strcmp(a, b) == 0;
+    if (a->task_id >= 0 || b->task_id >= 0)
+        return a->task_id == b->task_id;
+    return strcmp(a->task, b->task) == 0;
 }
 
 bool model_config_same(const struct model_config *a, const struct model_config *b)
 {
     const struct batching_config *x = &a->batching, *y = &b->batching;
-    const struct generation_config *g = &a->generation, *h = &b->generation;
-    return strcmp(a->path, b->path) == 0 && same_task(a->task, b->task) && a->dtype == b->dtype &&
+    const struct generation_section *g = &a->generation, *h = &b->generation;
+    return strcmp(a->path, b->path) == 0 && same_task(a, b) && a->dtype == b->dtype &&
            a->workers == b->workers && a->threads == b->threads &&
            a->max_input_tokens == b->max_input_tokens && x->max_batch_size == y->max_batch_size &&
            x->max_batch_tokens == y->max_batch_tokens &&
@@ -927,4 +925,14 @@ bool model_config_same(const struct model_config *a, const struct model_config *
 const char *config_dtype_name(enum config_dtype d)
 {
     return (unsigned)d < sizeof dtype_names / sizeof dtype_names[0] ? dtype_names[d] : "unknown";
+}
+
+int config_dtype_by_name(const char *name, enum config_dtype *out)
+{
+    for (size_t i = 0; i < sizeof dtype_names / sizeof dtype_names[0]; i++)
+        if (strcmp(name, dtype_names[i]) == 0) {
+            *out = (enum config_dtype)i;
+            return 0;
+        }
+    return -1;
 }

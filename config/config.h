@@ -22,10 +22,12 @@ struct batching_config {
     size_t max_queue_size;   /* queued requests before 429; default 1024 */
 };
 
-/* generation: the continuous batching of a text-generation model (server/gen_sched.h). Its
- * running sequences are limited by batching.max_batch_size and its queue by
- * batching.max_queue_size; batching.max_batch_tokens and max_queue_delay_us do not apply. */
-struct generation_config {
+/* generation: the YAML section of the continuous batching of a text-generation model
+ * (server/gen_sched.h); not the model's generation_config.json (struct gen_config of
+ * engine/generate/params.h). Its running sequences are limited by batching.max_batch_size and
+ * its queue by batching.max_queue_size; batching.max_batch_tokens and max_queue_delay_us do not
+ * apply. */
+struct generation_section {
     size_t max_total_tokens;         /* prompt + new tokens of one request; default 0 = the
                                         model's max positions, at most 4096 and at most
                                         max_batch_total_tokens (resolved at load); 0..1048576 */
@@ -49,13 +51,14 @@ struct limits_config {
 struct model_config {
     char *name;              /* required; [A-Za-z0-9._-]{1,64}, unique */
     char *path;              /* required; relative paths are joined to the config file's dir */
-    char *task;              /* required; as written: any name pipeline_task_by_name() takes */
+    char *task;              /* required; as written: a name or alias config_tasks.id takes */
+    int task_id;             /* config_tasks.id(task), resolved once at load; -1 without one */
     enum config_dtype dtype; /* default fp32 */
     int workers;             /* default 1, 1..64 */
     int threads;             /* default 0 = auto (online CPUs / workers, at least 1); 1..1024 */
     size_t max_input_tokens; /* default 0 = the model's own maximum */
     struct batching_config batching;
-    struct generation_config generation;
+    struct generation_section generation;
     struct limits_config limits;
     int line, column; /* where this model's entry starts (for messages); 0 if none */
 };
@@ -101,22 +104,30 @@ struct config {
     size_t n_models;
 };
 
+/* The tasks a config may name. config/ knows none itself: the caller hands its table (the
+ * daemon, the engine's task table). tasks NULL: any name is taken (task_id -1). */
+struct config_tasks {
+    int (*id)(const char *name);          /* a task name or alias -> its id (>= 0); -1: none */
+    void (*list)(char *buf, size_t size); /* the canonical names, "a, b, ...", for messages */
+};
+
 /* Parses and validates FILE into *out (zeroed first; left zeroed on error). Errors: ERR_IO
  * when FILE cannot be read ("FILE: cannot read: reason"), ERR_INVALID for bad content with
  * "FILE:LINE:COL: message" (1-based line and column of the offending key or value), e.g.
  * "inferd.yaml:9:14: models[0].dtype must be fp32, bf16 or int8, not 'fp64'"; ERR_NOMEM. */
-int config_load(const char *path, struct config *out, struct err *e);
+int config_load(const char *path, const struct config_tasks *tasks, struct config *out,
+                struct err *e);
 
 /* The same from yaml[0..len): `name` stands for the file in messages; relative model paths
  * are joined to base_dir (NULL: left relative, i.e. to the working directory). */
 int config_parse(const char *yaml, size_t len, const char *name, const char *base_dir,
-                 struct config *out, struct err *e);
+                 const struct config_tasks *tasks, struct config *out, struct err *e);
 
 /* One model with every default (`inferd serve --model DIR --task TASK [--name NAME]`); the
  * strings are copied. name NULL = the last component of model_dir. ERR_INVALID for an unknown
  * task or a bad name. */
-int config_single(const char *model_dir, const char *task, const char *name, struct config *out,
-                  struct err *e);
+int config_single(const char *model_dir, const char *task, const char *name,
+                  const struct config_tasks *tasks, struct config *out, struct err *e);
 
 /* Frees what c owns and zeroes it; safe on a zeroed config. */
 void config_free(struct config *c);
@@ -126,13 +137,9 @@ void config_free(struct config *c);
  * running. */
 bool model_config_same(const struct model_config *a, const struct model_config *b);
 
-/* Whether task is one `serve` and `run` take: a pipeline task (or its alias) or a generation
- * task (text-generation, text2text-generation). */
-bool config_task_known(const char *task);
-/* Every task's canonical name, "text-classification, ..., text2text-generation", into buf. */
-void config_task_list(char *buf, size_t size);
-
 /* "fp32", "bf16" or "int8". */
 const char *config_dtype_name(enum config_dtype d);
+/* The dtype of one of those names into *out: 0, or -1 for any other name. */
+int config_dtype_by_name(const char *name, enum config_dtype *out);
 
 #endif

@@ -5,7 +5,9 @@
 #   2. config/ includes no header of server/ nor libmicrohttpd's (plain data for the daemon);
 #   3. server/'s generation path (gen_sched, gen_model, api_gen, the generating dialects, the
 #      generation CLI) reaches the engine through generate/generator.h only: no model, op,
-#      tokenizer or chat template header.
+#      tokenizer or chat template header;
+#   4. config/meson.build links nothing from engine/ (no engine_dep) and config/ includes no
+#      engine header (it shares only common/'s err.h with the other layers).
 # Issue 13 adds the rules the tree does not keep yet: server/ and config/ include no engine
 # header but the facade engine.h, and engine/ parses no API dialect.
 set -eu
@@ -14,6 +16,8 @@ bad=0
 headers_of() { (cd "$1" && ls ./*.h 2>/dev/null | sed 's|^\./||'); }
 server_h=$(headers_of server)
 config_h=$(headers_of config)
+# every header under engine/, by base name ("runner.h")
+engine_h=$(cd engine && git ls-files '*.h' | sed 's|.*/||')
 
 # includes "NAME" or <NAME> of a file, one a line
 includes() { sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]\([^>"]*\)[>"].*/\1/p' "$1"; }
@@ -38,6 +42,7 @@ forbidden="$server_h $config_h microhttpd.h yaml.h"
 # shellcheck disable=SC2046
 check engine/ $(git ls-files 'engine/*.c' 'engine/*.h')
 forbidden="$server_h microhttpd.h"
+forbidden="$forbidden $engine_h"
 # shellcheck disable=SC2046
 check config/ $(git ls-files 'config/*.c' 'config/*.h')
 
@@ -54,6 +59,10 @@ for dep in mhd_dep yaml_dep; do
 done
 if grep -q "mhd_dep" config/meson.build; then
     echo "check-layers: config/meson.build links libmicrohttpd: config must not"
+    bad=1
+fi
+if grep -q "engine_dep\|engine_lib" config/meson.build; then
+    echo "check-layers: config/meson.build links the engine: config must not"
     bad=1
 fi
 

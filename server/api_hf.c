@@ -150,7 +150,7 @@ void hf_text_generation(struct call *c, struct model *m)
         gen_call_error(g, 422, "parameters", e.msg);
         return;
     }
-    if (model_config(m) && generation_task_bit(model_config(m)->task) == TASK_BIT_TEXT2TEXT)
+    if (model_task(m) == TASK_TEXT2TEXT_GENERATION)
         g->params.return_full_text = false; /* text2text answers the new text only */
     if (chat) {
         if (!gen_model_has_chat_template(g->gm)) {

@@ -176,7 +176,7 @@ void route_openai_embeddings(struct call *c)
     if (!field_options(c, &o))
         return;
     json_t *inputs = field_input(c);
-    struct model *m = inputs ? openai_field_model(c, 1u << TASK_SENTENCE_EMBEDDINGS) : NULL;
+    struct model *m = inputs ? openai_field_model(c, TASK_BIT(TASK_SENTENCE_EMBEDDINGS)) : NULL;
     if (!m) {
         json_decref(inputs);
         return;

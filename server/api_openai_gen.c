@@ -481,8 +481,8 @@ static void openai_route(struct call *c, enum gen_dialect d)
     /* completions serve text2text-generation (T5) too; chat only a model named by "model"
      * (to refuse it clearly), never the default pick */
     unsigned tasks = d == GEN_DIALECT_COMPLETIONS || json_is_string(json_object_get(body, "model"))
-                         ? TASK_BITS_GENERATION
-                         : TASK_BIT_TEXT_GENERATION;
+                         ? task_set(TASK_KIND_GENERATOR)
+                         : TASK_BIT(TASK_TEXT_GENERATION);
     struct model *m = openai_field_model(c, tasks);
     if (!m)
         return;

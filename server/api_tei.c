@@ -142,7 +142,7 @@ void route_tei_embed(struct call *c)
     /* truncate: the sentence-embeddings pipeline always truncates to max_seq_length, as
      * sentence-transformers does, so both values behave alike */
     json_t *texts = tei_field_texts(c, false);
-    struct model *m = texts ? tei_field_model(c, TEI_TASK_BIT(TASK_SENTENCE_EMBEDDINGS)) : NULL;
+    struct model *m = texts ? tei_field_model(c, TASK_BIT(TASK_SENTENCE_EMBEDDINGS)) : NULL;
     if (!m) {
         json_decref(texts);
         return;
@@ -263,7 +263,7 @@ void route_tei_predict(struct call *c)
     if (!inputs)
         return;
     bool *user = malloc(sizeof *user);
-    struct model *m = user ? tei_field_model(c, TEI_TASK_BIT(TASK_TEXT_CLASSIFICATION)) : NULL;
+    struct model *m = user ? tei_field_model(c, TASK_BIT(TASK_TEXT_CLASSIFICATION)) : NULL;
     if (!m) {
         if (!user)
             call_error(c, 500, NULL, "out of memory");
@@ -370,7 +370,7 @@ static struct model *reranker_model(struct call *c)
     }
     free(all);
     if (!m)
-        return tei_field_model(c, TEI_TASK_BIT(TASK_TEXT_CLASSIFICATION));
+        return tei_field_model(c, TASK_BIT(TASK_TEXT_CLASSIFICATION));
     call_set_model(c, m); /* the call holds it from here */
     return m;
 }

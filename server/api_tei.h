@@ -6,8 +6,7 @@
 
 #include "serve.h"
 
-#define TEI_ALL_TASKS (~0u)
-#define TEI_TASK_BIT(t) (1u << (t))
+#define TEI_ALL_TASKS TASKS_ALL
 
 /* body[key] as a boolean; absent or null gives def. */
 bool tei_field_bool(struct call *c, const char *key, bool def, bool *out);

@@ -213,7 +213,7 @@ static json_t *model_type_json(const struct model *m)
         return json_pack("{s:{s:o}}", "embedding", "pooling", pooling_json(m));
     case TASK_FEATURE_EXTRACTION: /* per-token hidden states: no pooling */
         return json_pack("{s:{s:s}}", "embedding", "pooling", "none");
-    default: return json_pack("{s:{}}", pipeline_task_name(pipeline_task(p)));
+    default: return json_pack("{s:{}}", task_name(pipeline_task(p)));
     }
 }
 
@@ -242,7 +242,7 @@ void route_tei_info(struct call *c)
         (json_int_t)mc->batching.max_batch_size, "max_client_batch_size", "auto_truncate", 0,
         "tokenization_workers", server_config(s)->work_threads, "version", INFERD_VERSION, "sha",
         "docker_label", "served_model_name", model_name(m), "task",
-        pipeline_task_name(pipeline_task(p)), "workers", mc->workers, "threads", mc->threads);
+        task_name(pipeline_task(p)), "workers", mc->workers, "threads", mc->threads);
     if (info)
         call_reply(c, 200, info);
     else

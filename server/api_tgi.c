@@ -271,7 +271,8 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
         call_error(c, 422, "inputs", "Input validation error: `inputs` cannot be empty");
         return NULL;
     }
-    struct model *m = call_use_model(c, json_string_value(mv), TASK_BITS_GENERATION, "model");
+    struct model *m =
+        call_use_model(c, json_string_value(mv), task_set(TASK_KIND_GENERATOR), "model");
     if (!m)
         return NULL;
     struct gen_call *g = gen_call_new(c, m, GEN_DIALECT_TGI);

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "../bench/gen_bench.h"
 #include "cli.h"
+#include "dtypes.h"
 #include "loader/files.h"
 #include "generate/generator.h"
 #include "models/encoder.h"
@@ -29,13 +30,9 @@ struct bench_opts {
     const char *model;
     int batch, seq, threads, warmup, min_runs, max_runs, steps;
     double min_seconds;
-    enum dtype_compute dt;
+    enum config_dtype dtype; /* --dtype */
+    enum dtype_compute dt;   /* dtype_of_config(dtype) */
 };
-
-static const char *dtype_name(enum dtype_compute dt)
-{
-    return dt == DTYPE_COMPUTE_BF16 ? "bf16" : dt == DTYPE_COMPUTE_INT8 ? "int8" : "fp32";
-}
 
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
@@ -57,6 +54,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
                              .max_runs = 2000,
                              .min_seconds = 5.0,
                              .steps = 32,
+                             .dtype = CONFIG_DTYPE_FP32,
                              .dt = DTYPE_COMPUTE_F32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -84,14 +82,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
             o->min_seconds = strtod(v, &end);
             bad = *end != '\0' || !(o->min_seconds >= 0.0);
         } else if (strcmp(a, "--dtype") == 0) {
-            if (strcmp(v, "fp32") == 0 || strcmp(v, "f32") == 0)
-                o->dt = DTYPE_COMPUTE_F32;
-            else if (strcmp(v, "bf16") == 0)
-                o->dt = DTYPE_COMPUTE_BF16;
-            else if (strcmp(v, "int8") == 0)
-                o->dt = DTYPE_COMPUTE_INT8;
-            else
-                bad = 1;
+            bad = dtype_option(v, &o->dtype) != 0;
+            o->dt = dtype_of_config(o->dtype);
         } else {
             fprintf(stderr, "inferd bench: unknown option '%s'\n", a);
             return -1;
@@ -236,7 +228,7 @@ int cli_bench(int argc, char **argv)
            "\"batch\":%d,\"seq\":%d,\"runs\":%d,\"seq_per_s\":%.3f,\"median_ms\":%.3f,"
            "\"p90_ms\":%.3f,\"min_ms\":%.3f,\"load_ms\":%.0f,\"foreign_cpu\":%s,"
            "\"onednn\":\"%s\"}\n",
-           dtype_name(o.dt), dtype_name(o.dt), o.threads, o.batch, o.seq, runs,
+           config_dtype_name(o.dtype), config_dtype_name(o.dtype), o.threads, o.batch, o.seq, runs,
            (double)o.batch / (median * 1e-3), median, bench_percentile(times, runs, 0.9), times[0],
            load_ms, foreign_s, dnn_describe());
     fflush(stdout);

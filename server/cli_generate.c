@@ -153,7 +153,7 @@ static int open_model(const char *dir, const struct model_config *cfg, struct ge
                       struct err *e)
 {
     g->cfg = cfg;
-    g->text2text = generation_task_bit(cfg->task) == TASK_BIT_TEXT2TEXT;
+    g->text2text = task_by_name(cfg->task) == TASK_TEXT2TEXT_GENERATION;
     int rc = gen_model_load_config(dir, cfg, &g->gm, e);
     if (rc)
         return rc;
@@ -174,7 +174,7 @@ int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype,
     struct config cfg = {0};
     struct err e = {0};
     struct gen_cli g = {0};
-    int rc = config_single(dir, task, "run", &cfg, &e);
+    int rc = config_single(dir, task, "run", &registry_tasks, &cfg, &e);
     if (rc == 0) {
         cfg.models[0].dtype = dtype;
         cfg.models[0].threads = threads;

@@ -7,7 +7,9 @@
 
 #include "cli.h"
 #include "config.h"
+#include "dtypes.h"
 #include "ops/dnnl.h"
+#include "pipelines/task_table.h"
 #include "version.h"
 
 #ifndef INFERD_VERSION
@@ -103,7 +105,7 @@ static void print_text(FILE *f, const char *text)
         return;
     }
     char tasks[300];
-    config_task_list(tasks, sizeof tasks);
+    task_list(tasks, sizeof tasks);
     fprintf(f, "%.*s%s%s", (int)(mark - text), text, tasks, mark + strlen("%TASKS%"));
 }
 
@@ -120,7 +122,7 @@ int cli_usage(FILE *f, const char *command)
     for (size_t i = 0; i < N_USAGES; i++)
         fprintf(f, "  %-11s %s\n", usages[i].command, usages[i].summary);
     char tasks[300];
-    config_task_list(tasks, sizeof tasks);
+    task_list(tasks, sizeof tasks);
     fprintf(f, "\noptions: -h, --help (this text), -V, --version\ntasks: %s\n", tasks);
     return command ? -1 : 0;
 }
@@ -129,22 +131,22 @@ int cli_usage(FILE *f, const char *command)
 static void print_dtypes(FILE *f)
 {
     static const struct {
-        enum dtype_compute dt;
-        const char *name, *needs;
+        enum config_dtype d;
+        const char *needs;
     } dtypes[] = {
-        {DTYPE_COMPUTE_F32, "fp32", ""},
-        {DTYPE_COMPUTE_BF16, "bf16", "AVX512-BF16 or AMX"},
-        {DTYPE_COMPUTE_INT8, "int8", "VNNI"},
+        {CONFIG_DTYPE_FP32, ""},
+        {CONFIG_DTYPE_BF16, "AVX512-BF16 or AMX"},
+        {CONFIG_DTYPE_INT8, "VNNI"},
     };
     fputs("native dtypes:", f);
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-        if (dnn_dtype_native(dtypes[i].dt))
-            fprintf(f, " %s", dtypes[i].name);
+        if (dnn_dtype_native(dtype_of_config(dtypes[i].d)))
+            fprintf(f, " %s", config_dtype_name(dtypes[i].d));
     fputc('\n', f);
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-        if (!dnn_dtype_native(dtypes[i].dt))
-            fprintf(f, "not native: %s (needs %s; use fp32 here)\n", dtypes[i].name,
-                    dtypes[i].needs);
+        if (!dnn_dtype_native(dtype_of_config(dtypes[i].d)))
+            fprintf(f, "not native: %s (needs %s; use fp32 here)\n",
+                    config_dtype_name(dtypes[i].d), dtypes[i].needs);
 }
 
 int cli_version(FILE *f)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dtypes.h"
 #include "loader/files.h"
 #include "pipelines/runner.h"
 
@@ -22,27 +23,14 @@
 
 struct opts {
     const char *dir, *task;
-    enum dtype_compute dtype;
+    enum config_dtype dtype;
     int threads;
     int batch; /* lines prepared and forwarded together */
 };
 
-static int parse_dtype(const char *s, enum dtype_compute *dt)
-{
-    if (strcmp(s, "fp32") == 0 || strcmp(s, "f32") == 0)
-        *dt = DTYPE_COMPUTE_F32;
-    else if (strcmp(s, "bf16") == 0)
-        *dt = DTYPE_COMPUTE_BF16;
-    else if (strcmp(s, "int8") == 0)
-        *dt = DTYPE_COMPUTE_INT8;
-    else
-        return -1;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.dtype = DTYPE_COMPUTE_F32, .batch = 1};
+    *o = (struct opts){.dtype = CONFIG_DTYPE_FP32, .batch = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--model") == 0 && v) {
@@ -50,7 +38,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--task") == 0 && v) {
             o->task = v;
         } else if (strcmp(a, "--dtype") == 0 && v) {
-            if (parse_dtype(v, &o->dtype)) {
+            if (dtype_option(v, &o->dtype)) {
                 fprintf(stderr, "inferd run: --dtype must be fp32, bf16 or int8, not '%s'\n", v);
                 return -1;
             }
@@ -80,9 +68,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         fprintf(stderr, "inferd run: --model DIR and --task TASK are required\n");
         return -1;
     }
-    if (!config_task_known(o->task)) {
+    if (task_by_name(o->task) < 0) {
         char tasks[300];
-        config_task_list(tasks, sizeof tasks);
+        task_list(tasks, sizeof tasks);
         fprintf(stderr, "inferd run: unknown task '%s' (tasks: %s)\n", o->task, tasks);
         return -1;
     }
@@ -155,14 +143,6 @@ static int run_batch(const struct pipeline *p, struct dnn_ctx *ctx, struct encod
     return failed;
 }
 
-/* The config's dtype of a compute type. */
-static enum config_dtype config_dtype(enum dtype_compute dt)
-{
-    return dt == DTYPE_COMPUTE_BF16   ? CONFIG_DTYPE_BF16
-           : dt == DTYPE_COMPUTE_INT8 ? CONFIG_DTYPE_INT8
-                                      : CONFIG_DTYPE_FP32;
-}
-
 int cli_run(int argc, char **argv, FILE *in, FILE *out)
 {
     struct opts o;
@@ -173,8 +153,8 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
         fprintf(stderr, "inferd run: %s\n", e.msg);
         return 1;
     }
-    if (pipeline_task_by_name(o.task) < 0) /* a generation task */
-        return cli_run_generate(o.dir, o.task, config_dtype(o.dtype), o.threads, in, out);
+    if (task_kind((enum task_id)task_by_name(o.task)) == TASK_KIND_GENERATOR)
+        return cli_run_generate(o.dir, o.task, o.dtype, o.threads, in, out);
     struct dnn_ctx *ctx = dnn_ctx_new(o.threads, &e);
     if (!ctx) {
         fprintf(stderr, "inferd run: %s\n", e.msg);
@@ -187,7 +167,7 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
         dnn_ctx_free(ctx);
         return 1;
     }
-    if (pipeline_open(o.dir, o.task, o.dtype, ctx, &p, &e)) {
+    if (pipeline_open(o.dir, o.task, dtype_of_config(o.dtype), ctx, &p, &e)) {
         fprintf(stderr, "inferd run: %s\n", e.msg);
         encoder_run_free(run);
         dnn_ctx_free(ctx);

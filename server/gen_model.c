@@ -19,7 +19,7 @@ int gen_model_load_config(const char *dir, const struct model_config *cfg, struc
 
 size_t gen_model_max_total_tokens(const struct gen_model *m, const struct model_config *cfg)
 {
-    const struct generation_config *g = &cfg->generation;
+    const struct generation_section *g = &cfg->generation;
     if (g->max_total_tokens > 0)
         return g->max_total_tokens;
     size_t t = DEFAULT_MAX_TOTAL_TOKENS;

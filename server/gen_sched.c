@@ -367,7 +367,7 @@ static void *worker_main(void *arg)
 
 static int check_sizes(struct gen_sched *s, const struct model_config *cfg, struct err *e)
 {
-    const struct generation_config *g = &cfg->generation;
+    const struct generation_section *g = &cfg->generation;
     if (s->max_running == 0 || s->max_queue == 0 || s->max_prefill == 0 || s->max_batch_total == 0)
         return err_set(e, ERR_INVALID,
                        "model %s: batching.max_batch_size, batching.max_queue_size, "

@@ -33,7 +33,7 @@ struct model {
     struct batcher *b;
     struct gen_model *gm; /* a generation task's model and scheduler */
     struct gen_sched *gs;
-    unsigned gen_bit; /* generation_task_bit(task) */
+    enum task_id task; /* cfg.task resolved (registry_tasks) */
     struct metrics *metrics;
     double loaded_at; /* unix time */
 };
@@ -51,10 +51,12 @@ static int effective_threads(const struct model_config *cfg)
 
 static struct model *model_alloc(const struct model_config *cfg, struct metrics *metrics)
 {
-    struct model *m = calloc(1, sizeof *m);
+    int task = task_by_name(cfg->task); /* resolved once: the model keeps its id */
+    struct model *m = task >= 0 ? calloc(1, sizeof *m) : NULL;
     if (!m)
         return NULL;
     m->cfg = *cfg;
+    m->task = (enum task_id)task;
     m->cfg.name = strdup(cfg->name);
     m->cfg.path = strdup(cfg->path);
     m->cfg.task = strdup(cfg->task);
@@ -66,7 +68,6 @@ static struct model *model_alloc(const struct model_config *cfg, struct metrics 
         return NULL;
     }
     m->cfg.threads = effective_threads(cfg);
-    m->gen_bit = generation_task_bit(cfg->task);
     atomic_init(&m->refs, 1);
     atomic_init(&m->state, MODEL_LOADING);
     m->metrics = metrics;
@@ -85,21 +86,14 @@ static struct model *model_new(const struct config *cfg, size_t i, struct metric
     return m;
 }
 
-unsigned generation_task_bit(const char *task)
-{
-    if (strcmp(task, "text-generation") == 0)
-        return TASK_BIT_TEXT_GENERATION;
-    if (strcmp(task, "text2text-generation") == 0)
-        return TASK_BIT_TEXT2TEXT;
-    return 0;
-}
+const struct config_tasks registry_tasks = {.id = task_by_name, .list = task_list};
 
 /* A generation model: the decoder (or T5), tokenizer and templates, then its scheduler. */
 static bool gen_load(struct model *m, struct err *e)
 {
     if (gen_model_load_config(m->cfg.path, &m->cfg, &m->gm, e) != 0)
         return false;
-    if (gen_model_is_encoder_decoder(m->gm) && m->gen_bit != TASK_BIT_TEXT2TEXT) {
+    if (gen_model_is_encoder_decoder(m->gm) && m->task != TASK_TEXT2TEXT_GENERATION) {
         err_set(e, ERR_INVALID,
                 "model %s: %s is an encoder-decoder (T5): its task is text2text-generation, not "
                 "%s",
@@ -156,12 +150,12 @@ static void model_load(struct model *m)
     weights_set_progress(on_progress, &progress);
     if (files_check_dir(m->cfg.path, m->where, &e) != 0) {
         ok = false;
-    } else if (m->gen_bit) {
+    } else if (model_is_generation(m)) {
         ok = gen_load(m, &e);
     } else {
         struct dnn_ctx *ctx = dnn_ctx_new(m->cfg.threads > 0 ? m->cfg.threads : 0, &e);
-        if (ctx && pipeline_open(m->cfg.path, m->cfg.task, dtype_of_config(m->cfg.dtype), ctx,
-                                 &m->pipe, &e) == 0) {
+        if (ctx && pipeline_open_task(m->cfg.path, m->task, dtype_of_config(m->cfg.dtype), ctx,
+                                      &m->pipe, &e) == 0) {
             pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
             struct pipeline_limits lim = model_limits(m);
             pipeline_set_limits(m->pipe, &lim);
@@ -181,9 +175,8 @@ static void model_load(struct model *m)
     atomic_store(&m->state, MODEL_READY);
     metrics_model_ready(m->metrics, m->cfg.name, true);
     log_msg(LOG_INFO, "model %s ready (%s, %s, %s, %d worker%s) in %.2f s", m->cfg.name,
-            m->gen_bit ? m->cfg.task : pipeline_task_name(pipeline_task(m->pipe)), real,
-            config_dtype_name(m->cfg.dtype), m->cfg.workers, m->cfg.workers == 1 ? "" : "s",
-            now_seconds() - t0);
+            task_name(m->task), real, config_dtype_name(m->cfg.dtype), m->cfg.workers,
+            m->cfg.workers == 1 ? "" : "s", now_seconds() - t0);
 }
 
 void model_unref(struct model *m)
@@ -246,9 +239,13 @@ double model_loaded_at(const struct model *m)
     return m->loaded_at;
 }
 
+enum task_id model_task(const struct model *m)
+{
+    return m->task;
+}
 bool model_is_generation(const struct model *m)
 {
-    return m->gen_bit != 0;
+    return task_kind(m->task) == TASK_KIND_GENERATOR;
 }
 struct gen_sched *model_gen_sched(const struct model *m)
 {
@@ -321,10 +318,7 @@ struct model **server_models(struct server *s, size_t *n)
 
 static bool serves(const struct model *m, unsigned tasks)
 {
-    if (m->gen_bit)
-        return (tasks & m->gen_bit) != 0;
-    int t = pipeline_task_by_name(m->cfg.task);
-    return t >= 0 && (tasks & (1u << t));
+    return (tasks & TASK_BIT(m->task)) != 0;
 }
 
 int registry_pick(struct server *s, const char *name, unsigned tasks, struct model **out,

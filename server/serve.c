@@ -140,8 +140,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 static int load_config(const struct opts *o, struct config *cfg)
 {
     struct err e = {0};
-    int rc = o->config ? config_load(o->config, cfg, &e)
-                       : config_single(o->model, o->task, o->name, cfg, &e);
+    int rc = o->config ? config_load(o->config, &registry_tasks, cfg, &e)
+                       : config_single(o->model, o->task, o->name, &registry_tasks, cfg, &e);
     if (rc) {
         fprintf(stderr, "inferd serve: %s\n", e.msg);
         return -1;
@@ -158,13 +158,7 @@ static int load_config(const struct opts *o, struct config *cfg)
     if (o->model) {
         struct model_config *m = &cfg->models[0];
         if (o->dtype) {
-            if (strcmp(o->dtype, "fp32") == 0)
-                m->dtype = CONFIG_DTYPE_FP32;
-            else if (strcmp(o->dtype, "bf16") == 0)
-                m->dtype = CONFIG_DTYPE_BF16;
-            else if (strcmp(o->dtype, "int8") == 0)
-                m->dtype = CONFIG_DTYPE_INT8;
-            else {
+            if (config_dtype_by_name(o->dtype, &m->dtype) != 0) {
                 fprintf(stderr, "inferd serve: --dtype must be fp32, bf16 or int8\n");
                 return -1;
             }
@@ -183,7 +177,8 @@ static int load_config(const struct opts *o, struct config *cfg)
  * when they share cores, so say so at start. */
 static bool generation_task(const char *task)
 {
-    return generation_task_bit(task) != 0;
+    int t = task_by_name(task);
+    return t >= 0 && task_kind((enum task_id)t) == TASK_KIND_GENERATOR;
 }
 
 static void check_cores(const struct config *cfg)
@@ -245,7 +240,7 @@ static void reload_once(struct server *s)
 {
     struct config cfg = {0};
     struct err e = {0};
-    if (config_load(s->config_path, &cfg, &e)) {
+    if (config_load(s->config_path, &registry_tasks, &cfg, &e)) {
         log_msg(LOG_ERROR, "reload ignored: %s", e.msg);
         return;
     }

@@ -120,7 +120,10 @@ enum model_state { MODEL_LOADING, MODEL_READY, MODEL_FAILED };
 /* The model called name, with a reference the caller drops with model_unref; NULL when no
  * model has that name. */
 struct model *server_model(struct server *s, const char *name);
-/* For a route that serves some tasks (tasks: a bitmask of 1u << enum pipeline_task): the
+/* The task names a config may use: the engine's task table (task_by_name, task_list), for
+ * config_load and config_single. */
+extern const struct config_tasks registry_tasks;
+/* For a route that serves some tasks (tasks: a set of TASK_BIT(enum task_id)): the
  * model called name, else (name NULL) the first configured model of one of the tasks, with a
  * reference for the caller in *out. Errors, no HTTP: ERR_NOT_FOUND (no such model, none of
  * that task), ERR_INVALID (wrong task), ERR_UNAVAILABLE (still loading, or failed). */
@@ -132,16 +135,10 @@ int registry_pick(struct server *s, const char *name, unsigned tasks, struct mod
 struct model *call_use_model(struct call *c, const char *name, unsigned tasks, const char *param);
 void model_unref(struct model *m);
 
-/* Bits of the tasks mask of registry_pick beyond the pipelines' (1u << enum pipeline_task):
- * the generation tasks, served by a gen_sched instead of a pipeline. */
-#define TASK_BIT_TEXT_GENERATION (1u << 30)
-#define TASK_BIT_TEXT2TEXT (1u << 31)
-#define TASK_BITS_PIPELINES ((1u << TASK_COUNT) - 1)
-#define TASK_BITS_GENERATION (TASK_BIT_TEXT_GENERATION | TASK_BIT_TEXT2TEXT)
-/* The generation task bit of a task name ("text-generation", "text2text-generation"), 0 for
- * any other. */
-unsigned generation_task_bit(const char *task);
-/* A text-generation / text2text-generation model. */
+/* Its task, resolved once from its config's name. */
+enum task_id model_task(const struct model *m);
+/* A model of a generator task (text-generation, text2text-generation): a gen_sched serves
+ * it instead of a pipeline. */
 bool model_is_generation(const struct model *m);
 /* Its scheduler and loaded model (NULL unless a generation model in MODEL_READY). */
 struct gen_sched *model_gen_sched(const struct model *m);

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../err.h"
+#include "err.h"
 #include "../tokenizer/tokenizer.h"
 
 /* ---- shared helpers (common.c) ---- */

@@ -31,29 +31,11 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "../err.h"
+#include "err.h"
 #include "../models/encoder.h"
 #include "../ops/dnnl.h"
 #include "pipeline.h"
-
-enum pipeline_task {
-    TASK_TEXT_CLASSIFICATION,
-    TASK_TOKEN_CLASSIFICATION,
-    TASK_QUESTION_ANSWERING,
-    TASK_FILL_MASK,
-    TASK_ZERO_SHOT_CLASSIFICATION,
-    TASK_FEATURE_EXTRACTION,
-    TASK_SENTENCE_EMBEDDINGS,
-    TASK_COUNT
-};
-
-/* The task of an HF task name or alias ("sentiment-analysis", "ner"); -1 if unknown. */
-int pipeline_task_by_name(const char *name);
-/* The canonical names of the pipeline tasks, "text-classification, token-classification, ...",
- * into buf (cut to size). */
-void pipeline_task_list(char *buf, size_t size);
-/* The canonical HF name of a task. */
-const char *pipeline_task_name(enum pipeline_task task);
+#include "task_table.h"
 
 struct pipeline;
 
@@ -61,12 +43,16 @@ struct pipeline;
  * mean pooling without one) and checks the task fits the model's head: ERR_INVALID naming
  * both when it does not (token-classification needs a *ForTokenClassification model,
  * zero-shot a sequence classifier with an "entailment" label, ...), ERR_INVALID for an
- * unknown task. ctx is only used while loading. */
+ * unknown task or one that is no encoder pipeline (the message lists the encoder tasks).
+ * task: a name or alias of task_table.h's table. ctx is only used while loading. */
 int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, struct dnn_ctx *ctx,
                   struct pipeline **out, struct err *e);
+/* The same for a task resolved already (the registry's): ERR_INVALID for a generator task. */
+int pipeline_open_task(const char *dir, enum task_id task, enum dtype_compute dt,
+                       struct dnn_ctx *ctx, struct pipeline **out, struct err *e);
 void pipeline_close(struct pipeline *p);
 
-enum pipeline_task pipeline_task(const struct pipeline *p);
+enum task_id pipeline_task(const struct pipeline *p);
 const struct tokenizer *pipeline_tokenizer(const struct pipeline *p);
 const struct encoder *pipeline_encoder(const struct pipeline *p);
 /* A classifier head's labels (id2label order) and their count; 0 and NULL for other heads. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "tok_model.h"
 #include "utf8.h"
 
 struct merge_slot {
@@ -249,7 +249,7 @@ static int bpe_parse(const json_t *j, void **state, struct err *e)
     const char *unk = NULL;
     int rc = parse_options(b, j, &unk, e);
     if (rc == 0)
-        rc = model_vocab_parse(j, "vocab", &b->vocab, "model BPE", e);
+        rc = tok_model_vocab_parse(j, "vocab", &b->vocab, "model BPE", e);
     /* HF only fails when an unknown char needs it; we refuse such a file at load. */
     if (rc == 0 && unk && (b->unk_id = vocab_find(&b->vocab, unk, strlen(unk))) < 0)
         rc = err_set(e, ERR_FORMAT, "model BPE: field 'unk_token': '%.40s' is not in the vocab",
@@ -512,7 +512,7 @@ static size_t bpe_vocab_size(const void *state)
     return ((const struct bpe *)state)->vocab.n_entries;
 }
 
-const struct model_ops model_bpe_ops = {
+const struct tok_model_ops tok_model_bpe_ops = {
     .type = "BPE",
     .parse = bpe_parse,
     .tokenize = bpe_tokenize,

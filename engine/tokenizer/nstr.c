@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../err.h"
+#include "err.h"
 #include "utf8.h"
 
 /* Grows a vector of elem-byte items to hold at least need items. */

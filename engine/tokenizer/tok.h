@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../err.h"
+#include "err.h"
 #include "nstr.h"
 #include "tokenizer.h"
 #include "vocab.h"
@@ -119,7 +119,7 @@ struct token_vec {
 int token_push(struct token_vec *v, int32_t id, uint32_t start, uint32_t end);
 void token_vec_fini(struct token_vec *v);
 
-struct model_ops {
+struct tok_model_ops {
     const char *type;
     int (*parse)(const json_t *j, void **state, struct err *e);
     /* Appends the tokens of s[0..len) (one pre-tokenized piece, valid UTF-8). */
@@ -130,13 +130,13 @@ struct model_ops {
     size_t (*vocab_size)(const void *state);
     void (*free)(void *state);
 };
-struct model {
-    const struct model_ops *ops;
+struct tok_model {
+    const struct tok_model_ops *ops;
     void *state;
 };
-int model_new(const json_t *j, struct model **out, struct err *e);
-void model_free(struct model *m);
-extern const struct model_ops *const model_table[];
+int tok_model_new(const json_t *j, struct tok_model **out, struct err *e);
+void tok_model_free(struct tok_model *m);
+extern const struct tok_model_ops *const tok_model_table[];
 
 /* ---- encodings (encoding.c): struct encoding is public, see tokenizer.h ---- */
 void encoding_init(struct encoding *enc);

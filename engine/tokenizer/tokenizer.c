@@ -43,7 +43,7 @@ struct tokenizer {
     char *pad_token;
     struct normalizer *normalizer;
     struct pretokenizer *pretokenizer;
-    struct model *model;
+    struct tok_model *model;
     struct postprocessor *post;
     struct decoder *decoder;
     struct tokenizer_params defaults;
@@ -1064,7 +1064,7 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
         rc = err_set(e, ERR_FORMAT, "tokenizer.json: field 'model' is missing or not an object");
         goto fail;
     }
-    if ((rc = model_new(json_object_get(root, "model"), &tk->model, e)) != 0)
+    if ((rc = tok_model_new(json_object_get(root, "model"), &tk->model, e)) != 0)
         goto fail_prefix;
     j = json_object_get(json_object_get(root, "model"), "continuing_subword_prefix");
     tk->subword_prefix = json_is_string(j) && json_string_length(j) > 0;
@@ -1163,7 +1163,7 @@ void tokenizer_free(struct tokenizer *tk)
     vocab_fini(&tk->added_vocab);
     normalizer_free(tk->normalizer);
     pretokenizer_free(tk->pretokenizer);
-    model_free(tk->model);
+    tok_model_free(tk->model);
     postprocessor_free(tk->post);
     decoder_free(tk->decoder);
     json_decref(tk->config);

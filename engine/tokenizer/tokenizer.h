@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../err.h"
+#include "err.h"
 #include "nstr.h"
 
 /* One encoded sequence (HF Encoding). Offsets are code-point offsets into the

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "tok_model.h"
 #include "utf8.h"
 
 #define UNK_PENALTY 10.0 /* sentencepiece kUnkPenalty */
@@ -366,7 +366,7 @@ static size_t unigram_vocab_size(const void *state)
     return ((const struct unigram *)state)->n_pieces;
 }
 
-const struct model_ops model_unigram_ops = {
+const struct tok_model_ops tok_model_unigram_ops = {
     .type = "Unigram",
     .parse = unigram_parse,
     .tokenize = unigram_tokenize,

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../err.h"
+#include "err.h"
 
 /* FNV-1a, 64-bit: cheap for the short strings tokens are. */
 static uint64_t hash_bytes(const char *s, size_t len)

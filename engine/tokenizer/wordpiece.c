@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "tok_model.h"
 #include "utf8.h"
 
 struct wordpiece {
@@ -44,7 +44,7 @@ static int wordpiece_parse(const json_t *j, void **state, struct err *e)
     if (rc == 0 && max_chars < 0)
         rc = err_set(e, ERR_FORMAT, "%s: field 'max_input_chars_per_word' must be >= 0", where);
     if (rc == 0)
-        rc = model_vocab_parse(j, "vocab", &w->vocab, where, e);
+        rc = tok_model_vocab_parse(j, "vocab", &w->vocab, where, e);
     if (rc == 0 && (w->unk_id = vocab_find(&w->vocab, unk, strlen(unk))) < 0)
         rc = err_set(e, ERR_FORMAT, "%s: field 'unk_token': '%.40s' is not in the vocab", where,
                      unk);
@@ -133,7 +133,7 @@ static size_t wordpiece_vocab_size(const void *state)
     return ((const struct wordpiece *)state)->vocab.n_entries;
 }
 
-const struct model_ops model_wordpiece_ops = {
+const struct tok_model_ops tok_model_wordpiece_ops = {
     .type = "WordPiece",
     .parse = wordpiece_parse,
     .tokenize = wordpiece_tokenize,

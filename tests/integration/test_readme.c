@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "integration/serve_support.h"
+#include "pipelines/task_table.h"
 #include "suites.h"
 #include "support/support.h"
 
@@ -344,7 +345,8 @@ static void check_yaml(const struct block *b)
     }
     struct config cfg = {0};
     struct err e = {0};
-    int rc = config_parse(y.p, y.n, "README.md", INFERD_SOURCE_DIR "/config", &cfg, &e);
+    const struct config_tasks tasks = {.id = task_by_name, .list = task_list};
+    int rc = config_parse(y.p, y.n, "README.md", INFERD_SOURCE_DIR "/config", &tasks, &cfg, &e);
     ck_assert_msg(rc == 0, "README.md:%d: the YAML block is not a valid config: %s", b->line,
                   e.msg);
     config_free(&cfg);

@@ -11,15 +11,19 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "pipelines/task_table.h"
 #include "suites.h"
 #include "support/support.h"
+
+/* The task names the daemon hands the loader: the engine's task table. */
+static const struct config_tasks tasks = {.id = task_by_name, .list = task_list};
 
 /* A valid models list (lines 1-4) to append after a server section or before other keys. */
 #define MODELS "models:\n  - name: a\n    path: b\n    task: ner\n"
 
 static int parse(const char *yaml, struct config *c, struct err *e)
 {
-    return config_parse(yaml, strlen(yaml), "t.yaml", NULL, c, e);
+    return config_parse(yaml, strlen(yaml), "t.yaml", NULL, &tasks, c, e);
 }
 
 static void write_text(const char *path, const char *text)
@@ -71,7 +75,7 @@ START_TEST(example_file_loads)
     const char *path = INFERD_SOURCE_DIR "/config/example.yaml";
     struct config c;
     struct err e = {0};
-    ck_assert_msg(config_load(path, &c, &e) == 0, "%s", e.msg);
+    ck_assert_msg(config_load(path, &tasks, &c, &e) == 0, "%s", e.msg);
     ck_assert_str_eq(c.path, path);
     /* The example spells out every default. */
     assert_defaults(&c);
@@ -91,7 +95,7 @@ START_TEST(default_file_loads)
     const char *path = INFERD_SOURCE_DIR "/config/inferd.yaml";
     struct config c;
     struct err e = {0};
-    ck_assert_msg(config_load(path, &c, &e) == 0, "%s", e.msg);
+    ck_assert_msg(config_load(path, &tasks, &c, &e) == 0, "%s", e.msg);
     assert_defaults(&c);
     ck_assert_uint_eq(c.n_models, 1);
     ck_assert_str_eq(c.models[0].name, "spam");
@@ -159,7 +163,8 @@ START_TEST(every_key_set)
                        "...\n";
     struct config c;
     struct err e = {0};
-    ck_assert_msg(config_parse(yaml, strlen(yaml), "t.yaml", "/etc/inferd", &c, &e) == 0, "%s",
+    ck_assert_msg(config_parse(yaml, strlen(yaml), "t.yaml", "/etc/inferd", &tasks, &c, &e) == 0,
+                  "%s",
                   e.msg);
     const struct server_config *s = &c.server;
     ck_assert_str_eq(s->host, "127.0.0.1");
@@ -207,11 +212,11 @@ START_TEST(relative_paths)
                        "  - {name: b, path: /abs/y, task: ner}\n";
     struct config c;
     struct err e = {0};
-    ck_assert_int_eq(config_parse(yaml, strlen(yaml), "t", "/srv/", &c, &e), 0);
+    ck_assert_int_eq(config_parse(yaml, strlen(yaml), "t", "/srv/", &tasks, &c, &e), 0);
     ck_assert_str_eq(c.models[0].path, "/srv/models/x");
     ck_assert_str_eq(c.models[1].path, "/abs/y");
     config_free(&c);
-    ck_assert_int_eq(config_parse(yaml, strlen(yaml), "t", NULL, &c, &e), 0);
+    ck_assert_int_eq(config_parse(yaml, strlen(yaml), "t", NULL, &tasks, &c, &e), 0);
     ck_assert_str_eq(c.models[0].path, "models/x");
     config_free(&c);
     /* From a file: its directory. */
@@ -220,7 +225,7 @@ START_TEST(relative_paths)
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     snprintf(file, sizeof file, "%s/inferd.yaml", dir);
     write_text(file, yaml);
-    ck_assert_msg(config_load(file, &c, &e) == 0, "%s", e.msg);
+    ck_assert_msg(config_load(file, &tasks, &c, &e) == 0, "%s", e.msg);
     snprintf(want, sizeof want, "%s/models/x", dir);
     ck_assert_str_eq(c.models[0].path, want);
     ck_assert_str_eq(c.path, file);
@@ -452,15 +457,15 @@ START_TEST(file_errors)
 {
     struct config c;
     struct err e = {0};
-    ck_assert_int_eq(config_load("/nonexistent/inferd.yaml", &c, &e), ERR_IO);
+    ck_assert_int_eq(config_load("/nonexistent/inferd.yaml", &tasks, &c, &e), ERR_IO);
     ck_assert_str_eq(e.msg, "/nonexistent/inferd.yaml: cannot read: No such file or directory");
     const char *dir = temp_dir();
-    ck_assert_int_eq(config_load(dir, &c, &e), ERR_IO);
+    ck_assert_int_eq(config_load(dir, &tasks, &c, &e), ERR_IO);
     /* Messages start with the path as given. */
     char file[600], want[700];
     snprintf(file, sizeof file, "%s/inferd.yaml", dir);
     write_text(file, "server:\n  port: eighty\n" MODELS);
-    ck_assert_int_eq(config_load(file, &c, &e), ERR_INVALID);
+    ck_assert_int_eq(config_load(file, &tasks, &c, &e), ERR_INVALID);
     snprintf(want, sizeof want, "%s:2:9: server.port must be an integer in 0..65535, not 'eighty'",
              file);
     ck_assert_str_eq(e.msg, want);
@@ -478,7 +483,7 @@ START_TEST(every_prefix_of_example)
     for (size_t n = 0; n <= len; n++) {
         struct config c;
         struct err e = {0};
-        int rc = config_parse(text, n, "ex.yaml", NULL, &c, &e);
+        int rc = config_parse(text, n, "ex.yaml", NULL, &tasks, &c, &e);
         if (rc == 0) {
             n_ok++;
             config_free(&c);
@@ -514,7 +519,7 @@ START_TEST(single)
     struct config c;
     struct err e = {0};
     char dir[] = "models/spam-bert-tiny/";
-    ck_assert_msg(config_single(dir, "sentiment-analysis", NULL, &c, &e) == 0, "%s", e.msg);
+    ck_assert_msg(config_single(dir, "sentiment-analysis", NULL, &tasks, &c, &e) == 0, "%s", e.msg);
     ck_assert_ptr_null(c.path);
     assert_defaults(&c);
     ck_assert_uint_eq(c.n_models, 1);
@@ -523,18 +528,18 @@ START_TEST(single)
     ck_assert_ptr_ne(c.models[0].path, dir); /* a copy */
     ck_assert_str_eq(c.models[0].task, "sentiment-analysis");
     config_free(&c);
-    ck_assert_int_eq(config_single("/m/x", "ner", "custom", &c, &e), 0);
+    ck_assert_int_eq(config_single("/m/x", "ner", "custom", &tasks, &c, &e), 0);
     ck_assert_str_eq(c.models[0].name, "custom");
     config_free(&c);
-    ck_assert_int_eq(config_single("/m/x", "translation", NULL, &c, &e), ERR_INVALID);
+    ck_assert_int_eq(config_single("/m/x", "translation", NULL, &tasks, &c, &e), ERR_INVALID);
     ck_assert_str_eq(e.msg, "unknown task 'translation' (tasks: text-classification, "
                             "token-classification, question-answering, fill-mask, "
                             "zero-shot-classification, feature-extraction, sentence-embeddings, "
                             "text-generation, text2text-generation)");
     ck_assert_ptr_null(c.models);
-    ck_assert_int_eq(config_single("/m/x", "ner", "a b", &c, &e), ERR_INVALID);
+    ck_assert_int_eq(config_single("/m/x", "ner", "a b", &tasks, &c, &e), ERR_INVALID);
     ck_assert_str_eq(e.msg, "model name 'a b' must be 1 to 64 letters, digits, '.', '_' or '-'");
-    ck_assert_int_eq(config_single("/", "ner", NULL, &c, &e), ERR_INVALID);
+    ck_assert_int_eq(config_single("/", "ner", NULL, &tasks, &c, &e), ERR_INVALID);
     ck_assert_str_eq(e.msg, "model name '' must be 1 to 64 letters, digits, '.', '_' or '-' "
                             "(give one with --name)");
     ck_assert_ptr_null(c.models);
@@ -565,7 +570,7 @@ START_TEST(same_model)
                            "     generation: {max_batch_prefill_tokens: 512}}\n",
                            &a, &e),
                      0);
-    ck_assert_int_eq(config_single("b", "ner", "other", &b, &e), 0);
+    ck_assert_int_eq(config_single("b", "ner", "other", &tasks, &b, &e), 0);
     ck_assert(model_config_same(&a.models[0], &a.models[0]));
     ck_assert(model_config_same(&a.models[0], &a.models[1])); /* alias == its task; names differ */
     ck_assert(model_config_same(&a.models[0], &b.models[0])); /* from the CLI too */
@@ -593,7 +598,7 @@ static int load_in(const char *dir, const char *yaml, struct config *c, struct e
     char file[600];
     snprintf(file, sizeof file, "%s/inferd.yaml", dir);
     write_text(file, yaml);
-    return config_load(file, c, e);
+    return config_load(file, &tasks, c, e);
 }
 
 /* "DIR/inferd.yaml:" followed by rest. */
@@ -778,7 +783,8 @@ START_TEST(log_keys)
     struct config c;
     struct err e = {0};
     const char *yaml = "server:\n  log_format: json\n  log_level: warn\n" MODELS;
-    ck_assert_msg(config_parse(yaml, strlen(yaml), "t.yaml", NULL, &c, &e) == 0, "%s", e.msg);
+    ck_assert_msg(config_parse(yaml, strlen(yaml), "t.yaml", NULL, &tasks, &c, &e) == 0, "%s",
+                  e.msg);
     ck_assert_str_eq(c.server.log_format, "json");
     ck_assert_str_eq(c.server.log_level, "warn");
     config_free(&c);

@@ -1,4 +1,4 @@
-/* test_models: the WordPiece, BPE, Unigram and WordLevel models on one
+/* test_tok_models: the WordPiece, BPE, Unigram and WordLevel models on one
  * pre-tokenized piece at a time. Expectations are HF's: the Rust unit tests of
  * tokenizers/src/models/{bpe,unigram} transcribed, and pieces whose tokens the HF
  * reference outputs (tests/data fixtures, refs-dev.json) show for whole texts.
@@ -14,28 +14,28 @@
 
 /* ---- helpers ---- */
 
-static struct model *model_from(const char *json_text)
+static struct tok_model *model_from(const char *json_text)
 {
     json_error_t je;
     json_t *j = json_loads(json_text, 0, &je);
     ck_assert_msg(j != NULL, "bad test JSON: %s", je.text);
-    struct model *m = NULL;
+    struct tok_model *m = NULL;
     struct err e = {0};
-    int rc = model_new(j, &m, &e);
-    ck_assert_msg(rc == 0, "model_new: %s", e.msg);
+    int rc = tok_model_new(j, &m, &e);
+    ck_assert_msg(rc == 0, "tok_model_new: %s", e.msg);
     json_decref(j);
     return m;
 }
 
-/* Expects model_new to fail with ERR_FORMAT and a message containing `field`. */
+/* Expects tok_model_new to fail with ERR_FORMAT and a message containing `field`. */
 static void expect_format_error(const char *json_text, const char *field)
 {
     json_error_t je;
     json_t *j = json_loads(json_text, 0, &je);
     ck_assert_msg(j != NULL, "bad test JSON: %s", je.text);
-    struct model *m = NULL;
+    struct tok_model *m = NULL;
     struct err e = {0};
-    int rc = model_new(j, &m, &e);
+    int rc = tok_model_new(j, &m, &e);
     ck_assert_msg(rc == ERR_FORMAT, "want ERR_FORMAT for %s, got %d (%s)", json_text, rc, e.msg);
     ck_assert_ptr_null(m);
     ck_assert_msg(strstr(e.msg, field) != NULL, "message '%s' does not name '%s'", e.msg, field);
@@ -47,7 +47,7 @@ struct want {
     uint32_t start, end;
 };
 
-static void expect_tokens(const struct model *m, const char *piece, const struct want *want,
+static void expect_tokens(const struct tok_model *m, const char *piece, const struct want *want,
                           size_t n)
 {
     struct token_vec out = {0};
@@ -65,7 +65,7 @@ static void expect_tokens(const struct model *m, const char *piece, const struct
 }
 
 /* Only the ids (offsets checked elsewhere for the same model). */
-static void expect_ids(const struct model *m, const char *piece, const int32_t *ids, size_t n)
+static void expect_ids(const struct tok_model *m, const char *piece, const int32_t *ids, size_t n)
 {
     struct token_vec out = {0};
     struct err e = {0};
@@ -79,16 +79,16 @@ static void expect_ids(const struct model *m, const char *piece, const int32_t *
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static struct model *load_fixture_model(const char *name)
+static struct tok_model *load_fixture_model(const char *name)
 {
     char path[800];
     snprintf(path, sizeof path, "%s/tokenizer.json", fixture_tokenizer(name));
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     ck_assert_msg(root != NULL, "%s: %s", path, je.text);
-    struct model *m = NULL;
+    struct tok_model *m = NULL;
     struct err e = {0};
-    int rc = model_new(json_object_get(root, "model"), &m, &e);
+    int rc = tok_model_new(json_object_get(root, "model"), &m, &e);
     ck_assert_msg(rc == 0, "%s: %s", name, e.msg);
     json_decref(root);
     return m;
@@ -98,23 +98,23 @@ static struct model *load_fixture_model(const char *name)
 
 START_TEST(bpe_unk_not_fused)
 {
-    struct model *m = model_from("{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2},"
-                                 "\"merges\":[],\"unk_token\":\"<unk>\"}");
+    struct tok_model *m = model_from("{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2},"
+                                     "\"merges\":[],\"unk_token\":\"<unk>\"}");
     expect_tokens(m, "c", (struct want[]){{0, 0, 1}}, 1);
     expect_tokens(m, "cc", (struct want[]){{0, 0, 1}, {0, 1, 2}}, 2);
     expect_tokens(m, "accb", (struct want[]){{1, 0, 1}, {0, 1, 2}, {0, 2, 3}, {2, 3, 4}}, 4);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(bpe_unk_fused)
 {
-    struct model *m = model_from("{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2},"
-                                 "\"merges\":[],\"unk_token\":\"<unk>\",\"fuse_unk\":true}");
+    struct tok_model *m = model_from("{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"a\":1,\"b\":2},"
+                                     "\"merges\":[],\"unk_token\":\"<unk>\",\"fuse_unk\":true}");
     expect_tokens(m, "c", (struct want[]){{0, 0, 1}}, 1);
     expect_tokens(m, "cc", (struct want[]){{0, 0, 2}}, 1);
     expect_tokens(m, "accb", (struct want[]){{1, 0, 1}, {0, 1, 3}, {2, 3, 4}}, 3);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
@@ -128,7 +128,7 @@ START_TEST(bpe_merges_in_rank_order)
 {
     char json[1024];
     snprintf(json, sizeof json, unrelated_json, "null");
-    struct model *m = model_from(json);
+    struct tok_model *m = model_from(json);
     expect_tokens(m, "unrelated", (struct want[]){{15, 0, 9}}, 1);
     /* Not in the HF test but implied by its merges: no "e d" before "a t" wins here. */
     expect_tokens(m, "related", (struct want[]){{14, 0, 7}}, 1);
@@ -137,11 +137,11 @@ START_TEST(bpe_merges_in_rank_order)
     ck_assert_int_eq(m->ops->token_to_id(m->state, "rel", 3), 13);
     ck_assert_int_eq(m->ops->token_to_id(m->state, "xyz", 3), -1);
     ck_assert_ptr_null(m->ops->id_to_token(m->state, 16));
-    model_free(m);
+    tok_model_free(m);
     snprintf(json, sizeof json, unrelated_json, "0.0");
     m = model_from(json);
     expect_tokens(m, "unrelated", (struct want[]){{15, 0, 9}}, 1);
-    model_free(m);
+    tok_model_free(m);
     /* Dropout samples tokenizations; we refuse it instead of silently ignoring it. */
     snprintf(json, sizeof json, unrelated_json, "0.5");
     expect_format_error(json, "dropout");
@@ -150,27 +150,28 @@ END_TEST
 
 START_TEST(bpe_continuing_subword_prefix)
 {
-    struct model *m =
+    struct tok_model *m =
         model_from("{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"##b\":1,\"##c\":2,\"ab\":3,\"abc\":4},"
                    "\"merges\":[[\"a\",\"##b\"],[\"ab\",\"##c\"]],\"unk_token\":null,"
                    "\"continuing_subword_prefix\":\"##\"}");
     expect_tokens(m, "ab", (struct want[]){{3, 0, 2}}, 1);
     expect_tokens(m, "abc", (struct want[]){{4, 0, 3}}, 1);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(bpe_byte_fallback)
 {
-    struct model *m = model_from("{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"<0x61>\":1},"
-                                 "\"merges\":[],\"unk_token\":\"<unk>\",\"byte_fallback\":true}");
+    struct tok_model *m =
+        model_from("{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"<0x61>\":1},"
+                   "\"merges\":[],\"unk_token\":\"<unk>\",\"byte_fallback\":true}");
     expect_tokens(m, "c", (struct want[]){{0, 0, 1}}, 1);
     expect_tokens(m, "a", (struct want[]){{1, 0, 1}}, 1);
-    model_free(m);
+    tok_model_free(m);
     m = model_from("{\"type\":\"BPE\",\"vocab\":{\"<unk>\":0,\"<0x0A>\":1},"
                    "\"merges\":[],\"unk_token\":\"<unk>\",\"byte_fallback\":true}");
     expect_tokens(m, "\n", (struct want[]){{1, 0, 1}}, 1);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
@@ -184,33 +185,34 @@ START_TEST(bpe_ignore_merges)
         "\"t i\",\"ir ti\",\"e n\",\"irti l\"]}";
     char buf[1024];
     snprintf(buf, sizeof buf, json, "true");
-    struct model *m = model_from(buf);
+    struct tok_model *m = model_from(buf);
     expect_tokens(m, ".:.:", (struct want[]){{0, 0, 4}}, 1);
     expect_tokens(m, "Ġbelirtilen", (struct want[]){{1, 0, 12}}, 1);
-    model_free(m);
+    tok_model_free(m);
     snprintf(buf, sizeof buf, json, "false");
     m = model_from(buf);
     expect_tokens(m, ".:.:", (struct want[]){{7, 0, 2}, {7, 2, 4}}, 2);
     expect_tokens(m, "Ġbelirtilen",
                   (struct want[]){{6, 0, 2}, {4, 2, 5}, {15, 5, 10}, {14, 10, 12}}, 4);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(bpe_models_are_independent)
 {
     /* HF test_cache_is_per_bpe_instance. */
-    struct model *a = model_from("{\"type\":\"BPE\",\"vocab\":{\"h\":0,\"e\":1,\"l\":2,\"o\":3,"
-                                 "\"he\":4,\"hel\":5,\"hell\":6,\"hello\":7},"
-                                 "\"merges\":[\"h e\",\"he l\",\"hel l\",\"hell o\"]}");
-    struct model *b = model_from("{\"type\":\"BPE\",\"vocab\":{\"h\":0,\"e\":1,\"l\":2,\"o\":3},"
-                                 "\"merges\":[]}");
+    struct tok_model *a = model_from("{\"type\":\"BPE\",\"vocab\":{\"h\":0,\"e\":1,\"l\":2,\"o\":3,"
+                                     "\"he\":4,\"hel\":5,\"hell\":6,\"hello\":7},"
+                                     "\"merges\":[\"h e\",\"he l\",\"hel l\",\"hell o\"]}");
+    struct tok_model *b =
+        model_from("{\"type\":\"BPE\",\"vocab\":{\"h\":0,\"e\":1,\"l\":2,\"o\":3},"
+                   "\"merges\":[]}");
     for (int round = 0; round < 2; round++) {
         expect_ids(a, "hello", (int32_t[]){7}, 1);
         expect_ids(b, "hello", (int32_t[]){0, 1, 2, 2, 3}, 5);
     }
-    model_free(a);
-    model_free(b);
+    tok_model_free(a);
+    tok_model_free(b);
 }
 END_TEST
 
@@ -255,7 +257,7 @@ END_TEST
 
 START_TEST(bpe_gpt2_fixture)
 {
-    struct model *m = load_fixture_model("gpt2");
+    struct tok_model *m = load_fixture_model("gpt2");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 50257);
     expect_tokens(m, "Ġleading", (struct want[]){{3756, 0, 9}}, 1);
     expect_tokens(m, "Hugging", (struct want[]){{48098, 0, 3}, {2667, 3, 7}}, 2);
@@ -268,13 +270,13 @@ START_TEST(bpe_gpt2_fixture)
     expect_ids(m, "ĊĊ", (int32_t[]){628}, 1);
     ck_assert_str_eq(m->ops->id_to_token(m->state, 3756), "Ġleading");
     ck_assert_int_eq(m->ops->token_to_id(m->state, "Ġworld", strlen("Ġworld")), 995);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(bpe_llama2_byte_fallback_fixture)
 {
-    struct model *m = load_fixture_model("llama2");
+    struct tok_model *m = load_fixture_model("llama2");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 32000);
     /* One piece (Metaspace without split): 词 and 爱 are not in the vocab. */
     expect_tokens(m, "▁中文分词测试：我爱自然语言处理。",
@@ -296,33 +298,33 @@ START_TEST(bpe_llama2_byte_fallback_fixture)
                "▁control\x07"
                "chars",
                (int32_t[]){2761, 10, 305, 1503}, 4);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(bpe_llama3_ignore_merges_fixture)
 {
     /* llama3 keeps its merges in the legacy "a b" form and sets ignore_merges. */
-    struct model *m = load_fixture_model("llama3");
+    struct tok_model *m = load_fixture_model("llama3");
     expect_ids(m, "Ġsuperb", (int32_t[]){33689}, 1);
     expect_ids(m, "ìŀħëĭĪëĭ¤", (int32_t[]){80052}, 1);
     expect_ids(m, "ĠÐ´ÐµÐ»Ð°", (int32_t[]){123936}, 1);
     expect_tokens(m, "ĉtabs", (struct want[]){{3324, 0, 3}, {3518, 3, 6}}, 2);
     expect_ids(m, "ÃħngstrÃ¶m", (int32_t[]){106453, 983, 496, 86684}, 4);
     expect_ids(m, "ÙħØ±ØŃØ¨Ø§", (int32_t[]){101244, 30925, 103645}, 3);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(bpe_qwen3_fixture)
 {
-    struct model *m = load_fixture_model("qwen3");
+    struct tok_model *m = load_fixture_model("qwen3");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 151643);
     expect_ids(m, "ĠÐ´ÐµÐ»Ð°", (int32_t[]){129691}, 1);
     expect_ids(m, "ĠÏĥÎ¿Ïħ", (int32_t[]){47723, 72886}, 2);
     expect_ids(m, "ÙħØ±ØŃØ¨Ø§", (int32_t[]){124122, 29825, 124671}, 3);
     expect_ids(m, "Hugging", (int32_t[]){39, 35268}, 2);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
@@ -330,7 +332,7 @@ END_TEST
 
 START_TEST(wordpiece_bert_fixture)
 {
-    struct model *m = load_fixture_model("bert-uncased");
+    struct tok_model *m = load_fixture_model("bert-uncased");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 30522);
     expect_tokens(m, "hello", (struct want[]){{7592, 0, 5}}, 1);
     expect_tokens(m, "tabs", (struct want[]){{21628, 0, 3}, {2015, 3, 4}}, 2);
@@ -352,22 +354,22 @@ START_TEST(wordpiece_bert_fixture)
     expect_tokens(m, longw, (struct want[]){{100, 0, 300}}, 1);
     ck_assert_str_eq(m->ops->id_to_token(m->state, 2015), "##s");
     ck_assert_int_eq(m->ops->token_to_id(m->state, "[UNK]", 5), 100);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(wordpiece_counts_chars_not_bytes)
 {
-    struct model *m = model_from("{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\","
-                                 "\"continuing_subword_prefix\":\"##\","
-                                 "\"max_input_chars_per_word\":3,"
-                                 "\"vocab\":{\"[UNK]\":0,\"é\":1,\"##é\":2,\"éé\":3}}");
+    struct tok_model *m = model_from("{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\","
+                                     "\"continuing_subword_prefix\":\"##\","
+                                     "\"max_input_chars_per_word\":3,"
+                                     "\"vocab\":{\"[UNK]\":0,\"é\":1,\"##é\":2,\"éé\":3}}");
     /* Three chars (six bytes) are within the limit; greedy longest first. */
     expect_tokens(m, "ééé", (struct want[]){{3, 0, 4}, {2, 4, 6}}, 2);
     expect_tokens(m, "éééé", (struct want[]){{0, 0, 8}}, 1);
     expect_tokens(m, "éx", (struct want[]){{0, 0, 3}}, 1);
     expect_tokens(m, "", NULL, 0);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
@@ -401,11 +403,11 @@ END_TEST
 
 START_TEST(wordlevel_whole_words)
 {
-    struct model *m = model_from("{\"type\":\"WordLevel\",\"unk_token\":\"<unk>\","
-                                 "\"vocab\":{\"<unk>\":0,\"hello\":1}}");
+    struct tok_model *m = model_from("{\"type\":\"WordLevel\",\"unk_token\":\"<unk>\","
+                                     "\"vocab\":{\"<unk>\":0,\"hello\":1}}");
     expect_tokens(m, "hello", (struct want[]){{1, 0, 5}}, 1);
     expect_tokens(m, "hell", (struct want[]){{0, 0, 4}}, 1);
-    model_free(m);
+    tok_model_free(m);
     expect_format_error("{\"type\":\"WordLevel\",\"vocab\":{}}", "'unk_token'");
 }
 END_TEST
@@ -414,20 +416,21 @@ END_TEST
 
 START_TEST(unigram_encode)
 {
-    struct model *m = model_from("{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0.0],"
-                                 "[\"a\",0.0],[\"b\",0.0],[\"c\",0.0],[\"d\",0.0],[\"cd\",1.0],"
-                                 "[\"ab\",2.0],[\"abc\",5.0],[\"abcd\",10.0]]}");
+    struct tok_model *m =
+        model_from("{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0.0],"
+                   "[\"a\",0.0],[\"b\",0.0],[\"c\",0.0],[\"d\",0.0],[\"cd\",1.0],"
+                   "[\"ab\",2.0],[\"abc\",5.0],[\"abcd\",10.0]]}");
     expect_tokens(m, "abcd", (struct want[]){{8, 0, 4}}, 1);
     /* The doc example of Unigram::encode: "abcdacdxx" -> abcd a cd xx. */
     expect_tokens(m, "abcdacdxx", (struct want[]){{8, 0, 4}, {1, 4, 5}, {5, 5, 7}, {0, 7, 9}}, 4);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(unigram_encode2)
 {
     /* ids: <unk> 0, ab 1, cd 2, abc 3, a 4, b 5, c 6, ABC 7, abcdabcd 8, q 9, r 10, qr 11 */
-    struct model *m = model_from(
+    struct tok_model *m = model_from(
         "{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0.0],[\"ab\",0.0],"
         "[\"cd\",-0.1],[\"abc\",-0.2],[\"a\",-0.3],[\"b\",-0.4],[\"c\",-0.5],[\"ABC\",-0.5],"
         "[\"abcdabcd\",20.0],[\"q\",20.5],[\"r\",20.5],[\"qr\",-0.5]]}");
@@ -450,25 +453,25 @@ START_TEST(unigram_encode2)
     ck_assert_int_eq(m->ops->token_to_id(m->state, "qr", 2), 11);
     ck_assert_int_eq(m->ops->token_to_id(m->state, "q", 1), 9);
     ck_assert_int_eq(m->ops->token_to_id(m->state, "abcdab", 6), -1);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(unigram_byte_fallback)
 {
-    struct model *m = model_from("{\"type\":\"Unigram\",\"unk_id\":0,\"byte_fallback\":true,"
-                                 "\"vocab\":[[\"<unk>\",0.0],[\"<0xC3>\",-0.01],"
-                                 "[\"<0xA9>\",-0.03]]}");
+    struct tok_model *m = model_from("{\"type\":\"Unigram\",\"unk_id\":0,\"byte_fallback\":true,"
+                                     "\"vocab\":[[\"<unk>\",0.0],[\"<0xC3>\",-0.01],"
+                                     "[\"<0xA9>\",-0.03]]}");
     expect_tokens(m, "é", (struct want[]){{1, 0, 2}, {2, 0, 2}}, 2);
     /* '?' has no byte token, so the fused "?é" is one unknown. */
     expect_tokens(m, "?é", (struct want[]){{0, 0, 3}}, 1);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
 START_TEST(unigram_fixtures)
 {
-    struct model *m = load_fixture_model("xlmr-unigram");
+    struct tok_model *m = load_fixture_model("xlmr-unigram");
     ck_assert_uint_eq(m->ops->vocab_size(m->state), 3002);
     expect_tokens(m, "▁leading", (struct want[]){{1386, 0, 7}, {18, 7, 10}}, 2);
     expect_ids(m, "▁trailing", (int32_t[]){495, 736, 18}, 3);
@@ -477,12 +480,12 @@ START_TEST(unigram_fixtures)
                   (struct want[]){{6, 0, 3}, {3, 3, 5}, {2784, 5, 7}, {20, 7, 8}, {3, 8, 10}}, 5);
     expect_tokens(m, "▁😀👍🏽", (struct want[]){{6, 0, 3}, {3, 3, 15}}, 2);
     ck_assert_str_eq(m->ops->id_to_token(m->state, 1386), "▁lead");
-    model_free(m);
+    tok_model_free(m);
     m = load_fixture_model("t5-unigram");
     expect_ids(m, "▁Привет,", (int32_t[]){4, 2, 6}, 3);
     expect_ids(m, "▁leading", (int32_t[]){1387, 16}, 2);
     expect_ids(m, "▁emoji", (int32_t[]){229, 316, 248, 57}, 4);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
@@ -500,18 +503,18 @@ START_TEST(unigram_bad_input)
     expect_format_error("{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]],\"byte_fallback\":0}",
                         "'byte_fallback'");
     /* Without unk_id an unknown char is an encode error, as in HF (MissingUnkId). */
-    struct model *m = model_from("{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}");
+    struct tok_model *m = model_from("{\"type\":\"Unigram\",\"vocab\":[[\"a\",0.0]]}");
     expect_tokens(m, "aa", (struct want[]){{0, 0, 1}, {0, 1, 2}}, 2);
     struct token_vec out = {0};
     struct err e = {0};
     ck_assert_int_eq(m->ops->tokenize(m->state, "ab", 2, &out, &e), ERR_INPUT);
     ck_assert_ptr_nonnull(strstr(e.msg, "unk_id"));
     token_vec_fini(&out);
-    model_free(m);
+    tok_model_free(m);
 }
 END_TEST
 
-Suite *suite_models(void)
+Suite *suite_tok_models(void)
 {
     Suite *s = suite_create("models");
     TCase *tc = tcase_create("bpe");

@@ -1,13 +1,14 @@
-/* model: the table of tokenizer models, model_new/model_free, the token vector,
+/* tok_model: the table of tokenizer models, tok_model_new/tok_model_free, the token vector,
  * the vocab parser the models share, and WordLevel (a whole-word lookup, too small
  * for a file of its own). The models themselves are wordpiece.c, bpe.c, unigram.c. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "tok_model.h"
 
-const struct model_ops *const model_table[] = {
-    &model_bpe_ops, &model_wordpiece_ops, &model_wordlevel_ops, &model_unigram_ops, NULL,
+const struct tok_model_ops *const tok_model_table[] = {
+    &tok_model_bpe_ops,     &tok_model_wordpiece_ops, &tok_model_wordlevel_ops,
+    &tok_model_unigram_ops, NULL,
 };
 
 int token_push(struct token_vec *v, int32_t id, uint32_t start, uint32_t end)
@@ -31,7 +32,7 @@ void token_vec_fini(struct token_vec *v)
     v->n = v->cap = 0;
 }
 
-int model_vocab_parse(const json_t *o, const char *key, struct vocab *v, const char *where,
+int tok_model_vocab_parse(const json_t *o, const char *key, struct vocab *v, const char *where,
                       struct err *e)
 {
     const json_t *j = json_object_get(o, key);
@@ -75,7 +76,7 @@ static const char *legacy_type(const json_t *j)
     return "WordLevel";
 }
 
-int model_new(const json_t *j, struct model **out, struct err *e)
+int tok_model_new(const json_t *j, struct tok_model **out, struct err *e)
 {
     *out = NULL;
     if (!j || !json_is_object(j))
@@ -88,11 +89,11 @@ int model_new(const json_t *j, struct model **out, struct err *e)
         type = json_string_value(t);
     else
         return err_set(e, ERR_FORMAT, "model: field 'type' must be a string");
-    const struct model_ops *ops;
-    TOK_TABLE_FIND(model_table, type, ops);
+    const struct tok_model_ops *ops;
+    TOK_TABLE_FIND(tok_model_table, type, ops);
     if (!ops)
         return err_set(e, ERR_FORMAT, "model: unknown type '%.60s'", type);
-    struct model *m = calloc(1, sizeof *m);
+    struct tok_model *m = calloc(1, sizeof *m);
     if (!m)
         return err_set(e, ERR_NOMEM, "out of memory");
     m->ops = ops;
@@ -105,7 +106,7 @@ int model_new(const json_t *j, struct model **out, struct err *e)
     return 0;
 }
 
-void model_free(struct model *m)
+void tok_model_free(struct tok_model *m)
 {
     if (!m)
         return;
@@ -139,7 +140,7 @@ static int wordlevel_parse(const json_t *j, void **state, struct err *e)
     const char *unk = NULL;
     int rc = tokj_str(j, "unk_token", true, &unk, where, e);
     if (rc == 0)
-        rc = model_vocab_parse(j, "vocab", &w->vocab, where, e);
+        rc = tok_model_vocab_parse(j, "vocab", &w->vocab, where, e);
     if (rc != 0) {
         wordlevel_free(w);
         return rc;
@@ -178,7 +179,7 @@ static size_t wordlevel_vocab_size(const void *state)
     return ((const struct wordlevel *)state)->vocab.n_entries;
 }
 
-const struct model_ops model_wordlevel_ops = {
+const struct tok_model_ops tok_model_wordlevel_ops = {
     .type = "WordLevel",
     .parse = wordlevel_parse,
     .tokenize = wordlevel_tokenize,

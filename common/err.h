@@ -1,7 +1,8 @@
-/* err: error kinds and a message buffer shared by every engine module.
- * Fallible functions return 0 or a negative ERR_* kind and fill an optional
- * struct err. The mapping from kind to HTTP status lives in server/reply.c only
- * (status_of_err); the statuses below are what it answers. */
+/* err: error kinds and a message buffer shared by every layer (engine/, config/, server/;
+ * common/ is the one library they all link, so that config/ needs nothing of the engine).
+ * Fallible functions return 0 or a negative ERR_* kind and fill an optional struct err.
+ * The mapping from kind to HTTP status lives in server/reply.c only (status_of_err); the
+ * statuses below are what it answers. */
 #ifndef INFERD_ERR_H
 #define INFERD_ERR_H
 
