@@ -177,25 +177,20 @@ static json_t *classifier_json(const struct pipeline *p)
  * or else as sentence-transformers; "+" joins several. */
 static json_t *pooling_json(const struct model *m)
 {
-    static const struct {
-        unsigned mode;
-        const char *name;
-    } names[] = {
-        {POOL_CLS, "cls"},
-        {POOL_MAX, "max"},
-        {POOL_MEAN, "mean"},
-        {POOL_MEAN_SQRT_LEN, "mean_sqrt_len_tokens"},
-        {POOL_WEIGHTED_MEAN, "weightedmean"},
-        {POOL_LASTTOKEN, "last_token"},
-    };
-    const struct pooling_config *pc = pipeline_pooling(model_pipeline(m));
-    if (!pc)
+    char st[128], buf[128];
+    if (pipeline_pooling_name(model_pipeline(m), st, sizeof st) == 0)
         return json_null();
-    char buf[128] = "";
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (pc->modes & names[i].mode)
-            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? "+" : "",
-                     names[i].name);
+    /* TEI's names are sentence-transformers' but for the last token */
+    size_t n = 0;
+    char *save = NULL;
+    for (const char *tok = strtok_r(st, "+", &save); tok; tok = strtok_r(NULL, "+", &save)) {
+        const char *name = strcmp(tok, "lasttoken") == 0 ? "last_token" : tok;
+        int k = snprintf(buf + n, sizeof buf - n, "%s%s", n ? "+" : "", name);
+        if (k < 0 || (size_t)k >= sizeof buf - n)
+            break;
+        n += (size_t)k;
+    }
+    buf[n] = '\0';
     return json_string(buf);
 }
 

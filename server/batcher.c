@@ -212,8 +212,8 @@ static void cancelled_job(struct batcher *b, struct job *j)
     }
 }
 
-static void run_batch(struct batcher *b, struct dnn_ctx *ctx, struct encoder_run *run,
-                      struct job **batch, size_t n, struct pipeline_request **reqs)
+static void run_batch(struct batcher *b, struct pipeline_worker *w, struct job **batch, size_t n,
+                      struct pipeline_request **reqs)
 {
     double t0 = now_seconds();
     size_t rows = 0, tokens = 0, longest = 0;
@@ -230,9 +230,9 @@ static void run_batch(struct batcher *b, struct dnn_ctx *ctx, struct encoder_run
     struct running r = {.b = b, .batch = batch, .n = n};
     atomic_init(&r.next_check_us, (long)(t0 * 1e6));
     atomic_init(&r.stop, false);
-    encoder_run_set_stop(run, running_stop, &r);
-    int rc = pipeline_forward(b->p, ctx, run, reqs, n, &e);
-    encoder_run_set_stop(run, NULL, NULL);
+    pipeline_worker_set_stop(w, running_stop, &r);
+    int rc = pipeline_forward(b->p, w, reqs, n, &e);
+    pipeline_worker_set_stop(w, NULL, NULL);
     for (size_t i = 0; i < n; i++) {
         struct job *j = batch[i];
         if (rc == ERR_CANCELLED) {
@@ -262,14 +262,14 @@ static void *worker_main(void *arg)
 {
     struct batcher *b = arg;
     struct err e = {0};
-    struct dnn_ctx *ctx = dnn_ctx_new(b->n_threads, &e);
-    struct encoder_run *run = encoder_run_new();
+    struct pipeline_worker *w = NULL;
+    pipeline_worker_new(b->n_threads, &w, &e);
     size_t cap = b->cfg.max_batch_size;
     struct job **batch = calloc(cap, sizeof *batch);
     struct pipeline_request **reqs = calloc(cap, sizeof *reqs);
-    if (!ctx || !run || !batch || !reqs)
+    if (!w || !batch || !reqs)
         log_msg(LOG_ERROR, "model %s: a worker could not start: %s", b->name,
-                ctx ? "out of memory" : e.msg);
+                w ? "out of memory" : e.msg);
     pthread_mutex_lock(&b->mu);
     for (;;) {
         struct job *dropped = NULL;
@@ -319,7 +319,7 @@ static void *worker_main(void *arg)
             }
         }
         finish_dropped(b, dropped);
-        if (kept && (!ctx || !run || !batch || !reqs)) {
+        if (kept && (!w || !batch || !reqs)) {
             for (size_t i = 0; i < kept; i++) {
                 batch[i]->status = JOB_FAILED;
                 batch[i]->err_kind = ERR_NOMEM;
@@ -327,15 +327,14 @@ static void *worker_main(void *arg)
                 batch[i]->done(batch[i]);
             }
         } else if (kept) {
-            run_batch(b, ctx, run, batch, kept, reqs);
+            run_batch(b, w, batch, kept, reqs);
         }
         pthread_mutex_lock(&b->mu);
     }
     pthread_mutex_unlock(&b->mu);
     free(batch);
     free(reqs);
-    encoder_run_free(run);
-    dnn_ctx_free(ctx);
+    pipeline_worker_free(w);
     return NULL;
 }
 

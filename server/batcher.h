@@ -16,7 +16,7 @@
 #include "clock.h"
 #include "config.h"
 #include "err.h"
-#include "pipelines/runner.h"
+#include "engine.h"
 
 struct metrics;
 

@@ -8,8 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "dtypes.h"
-#include "ops/dnnl.h"
-#include "pipelines/task_table.h"
+#include "engine.h"
 #include "version.h"
 
 #ifndef INFERD_VERSION
@@ -140,23 +139,23 @@ static void print_dtypes(FILE *f)
     };
     fputs("native dtypes:", f);
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-        if (dnn_dtype_native(dtype_of_config(dtypes[i].d)))
+        if (engine_dtype_native(dtype_of_config(dtypes[i].d)))
             fprintf(f, " %s", config_dtype_name(dtypes[i].d));
     fputc('\n', f);
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
-        if (!dnn_dtype_native(dtype_of_config(dtypes[i].d)))
+        if (!engine_dtype_native(dtype_of_config(dtypes[i].d)))
             fprintf(f, "not native: %s (needs %s; use fp32 here)\n",
                     config_dtype_name(dtypes[i].d), dtypes[i].needs);
 }
 
 int cli_version(FILE *f)
 {
-    const dnnl_version_t *v = dnnl_version();
+    int major, minor, patch;
+    engine_onednn_version(&major, &minor, &patch);
     fprintf(f, "inferd %s\n", INFERD_VERSION);
     fprintf(f, "git revision: %s\n", INFERD_GIT_REVISION);
-    fprintf(f, "oneDNN: %d.%d.%d (%s runtime)\n", v->major, v->minor, v->patch,
-            dnn_runtime_name());
-    fprintf(f, "cpu isa: %s\n", dnn_isa_name());
+    fprintf(f, "oneDNN: %d.%d.%d (%s runtime)\n", major, minor, patch, engine_runtime_name());
+    fprintf(f, "cpu isa: %s\n", engine_isa_name());
     print_dtypes(f);
     return 0;
 }

@@ -15,8 +15,7 @@
 
 #include "cli.h"
 #include "dtypes.h"
-#include "loader/files.h"
-#include "pipelines/runner.h"
+#include "engine.h"
 
 /* Largest --batch: the lines of one batch are held in memory together. */
 #define MAX_BATCH 4096
@@ -107,15 +106,15 @@ static void prepare_line(const struct pipeline *p, const char *line, size_t len,
 
 /* Forwards the prepared slots[0..n) in one call, then prints every slot's answer in order
  * and frees its request. Returns the number of lines that answered with an error. */
-static int run_batch(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
-                     struct slot *slots, size_t n, struct pipeline_request **reqs, FILE *out)
+static int run_batch(const struct pipeline *p, struct pipeline_worker *w, struct slot *slots,
+                     size_t n, struct pipeline_request **reqs, FILE *out)
 {
     size_t n_ok = 0;
     for (size_t i = 0; i < n; i++)
         if (slots[i].rc == 0)
             reqs[n_ok++] = slots[i].req;
     struct err e = {0};
-    int frc = n_ok ? pipeline_forward(p, ctx, run, reqs, n_ok, &e) : 0;
+    int frc = n_ok ? pipeline_forward(p, w, reqs, n_ok, &e) : 0;
     int failed = 0;
     for (size_t i = 0; i < n; i++) {
         struct slot *s = &slots[i];
@@ -149,28 +148,21 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
     if (parse_opts(argc, argv, &o))
         return 2;
     struct err e = {0};
-    if (files_check_dir(o.dir, "--model", &e) != 0) {
+    if (engine_check_dir(o.dir, "--model", &e) != 0) {
         fprintf(stderr, "inferd run: %s\n", e.msg);
         return 1;
     }
     if (task_kind((enum task_id)task_by_name(o.task)) == TASK_KIND_GENERATOR)
         return cli_run_generate(o.dir, o.task, o.dtype, o.threads, in, out);
-    struct dnn_ctx *ctx = dnn_ctx_new(o.threads, &e);
-    if (!ctx) {
+    struct pipeline_worker *w = NULL;
+    if (pipeline_worker_new(o.threads, &w, &e) != 0) {
         fprintf(stderr, "inferd run: %s\n", e.msg);
         return 1;
     }
     struct pipeline *p = NULL;
-    struct encoder_run *run = encoder_run_new();
-    if (!run) {
-        fprintf(stderr, "inferd run: out of memory\n");
-        dnn_ctx_free(ctx);
-        return 1;
-    }
-    if (pipeline_open(o.dir, o.task, dtype_of_config(o.dtype), ctx, &p, &e)) {
+    if (pipeline_open(o.dir, o.task, dtype_of_config(o.dtype), o.threads, &p, &e)) {
         fprintf(stderr, "inferd run: %s\n", e.msg);
-        encoder_run_free(run);
-        dnn_ctx_free(ctx);
+        pipeline_worker_free(w);
         return 1;
     }
     char *buf = NULL;
@@ -190,7 +182,7 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
             else
                 eof = true;
             if (n == (size_t)o.batch || (eof && n > 0)) {
-                failed |= run_batch(p, ctx, run, slots, n, reqs, out) != 0;
+                failed |= run_batch(p, w, slots, n, reqs, out) != 0;
                 n = 0;
             }
         }
@@ -199,7 +191,6 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
     free(reqs);
     free(buf);
     pipeline_close(p);
-    encoder_run_free(run);
-    dnn_ctx_free(ctx);
+    pipeline_worker_free(w);
     return failed ? 1 : 0;
 }

@@ -1,5 +1,5 @@
 /* dtypes: a config's dtype (config.h, plain data: enum config_dtype and its names) as the
- * engine's compute type (ops/dnnl.h: enum dtype_compute): the one place the two enums meet.
+ * engine's compute type (engine.h: enum dtype_compute): the one place the two enums meet.
  * The loader's enum dtype is another thing: how a tensor is stored in a file. */
 #ifndef INFERD_DTYPES_H
 #define INFERD_DTYPES_H
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "ops/dnnl.h"
+#include "engine.h"
 
 static inline enum dtype_compute dtype_of_config(enum config_dtype d)
 {

@@ -66,7 +66,7 @@
 
 #include "config.h"
 #include "err.h"
-#include "generate/generator.h"
+#include "engine.h"
 
 struct metrics;
 struct gen_sched;

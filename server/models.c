@@ -16,9 +16,7 @@
 #include "dtypes.h"
 #include "gen_sched.h"
 #include "log.h"
-#include "loader/files.h"
 #include "metrics.h"
-#include "models/weights.h"
 
 #define RETIRE_TIMEOUT 120.0 /* seconds to wait for a retired model's calls */
 #define PROGRESS_EVERY 3.0   /* seconds between a loading model's progress lines */
@@ -147,24 +145,22 @@ static void model_load(struct model *m)
         snprintf(real, sizeof real, "%s", m->cfg.path);
     log_load_start(m, real);
     struct load_progress progress = {.name = m->cfg.name, .t0 = t0, .last = t0};
-    weights_set_progress(on_progress, &progress);
-    if (files_check_dir(m->cfg.path, m->where, &e) != 0) {
+    engine_set_load_progress(on_progress, &progress);
+    if (engine_check_dir(m->cfg.path, m->where, &e) != 0) {
         ok = false;
     } else if (model_is_generation(m)) {
         ok = gen_load(m, &e);
     } else {
-        struct dnn_ctx *ctx = dnn_ctx_new(m->cfg.threads > 0 ? m->cfg.threads : 0, &e);
-        if (ctx && pipeline_open_task(m->cfg.path, m->task, dtype_of_config(m->cfg.dtype), ctx,
-                                      &m->pipe, &e) == 0) {
+        if (pipeline_open_task(m->cfg.path, m->task, dtype_of_config(m->cfg.dtype),
+                               m->cfg.threads, &m->pipe, &e) == 0) {
             pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
             struct pipeline_limits lim = model_limits(m);
             pipeline_set_limits(m->pipe, &lim);
             m->b = batcher_new(m->pipe, &m->cfg, m->metrics, m->cfg.name, &e);
         }
-        dnn_ctx_free(ctx);
         ok = m->b != NULL;
     }
-    weights_set_progress(NULL, NULL);
+    engine_set_load_progress(NULL, NULL);
     if (!ok) {
         snprintf(m->error, sizeof m->error, "%s", e.msg);
         atomic_store(&m->state, MODEL_FAILED);

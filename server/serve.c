@@ -18,7 +18,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "models.h"
-#include "ops/dnnl.h"
 
 #define DRAIN_GRACE 5.0 /* seconds past request_timeout_ms that a drain may take */
 /* seconds for the calls left once their work is ended: a request thread may still be
@@ -203,7 +202,7 @@ static void log_banner(const struct config *cfg)
     const struct server_config *sc = &cfg->server;
     struct log_field f[] = {
         LOG_S("version", INFERD_VERSION),
-        LOG_S("onednn", dnn_describe()),
+        LOG_S("onednn", engine_describe()),
         LOG_S("api_keys", sc->n_api_keys ? "on" : "off"),
         LOG_S("tls", sc->tls.cert ? "on" : "off"),
         LOG_I("http_threads", sc->http_threads),

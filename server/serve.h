@@ -18,7 +18,7 @@
 
 #include "config.h"
 #include "err.h"
-#include "pipelines/runner.h"
+#include "engine.h"
 
 struct server;
 struct model;

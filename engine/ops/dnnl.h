@@ -13,16 +13,8 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "dtype.h"
 #include "err.h"
-
-/* The arithmetic a prepacked op runs in. Activations stay f32 at op boundaries:
- * BF16 converts them to bf16 on the fly, INT8 quantizes them per call (per tensor). */
-enum dtype_compute {
-    DTYPE_COMPUTE_F32,
-    DTYPE_COMPUTE_BF16,
-    DTYPE_COMPUTE_INT8,
-    DTYPE_COMPUTE_COUNT
-};
 
 struct dnn_ctx;
 

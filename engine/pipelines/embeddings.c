@@ -23,6 +23,22 @@ static const struct {
 };
 #define N_MODES (sizeof modes / sizeof modes[0])
 
+size_t embeddings_pooling_name(const struct pooling_config *cfg, char *buf, size_t size)
+{
+    size_t n = 0;
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < N_MODES; i++) {
+        if (!(cfg->modes & modes[i].mode))
+            continue;
+        int k = snprintf(buf + n, size > n ? size - n : 0, "%s%s", n ? "+" : "", modes[i].name);
+        n += k > 0 ? (size_t)k : 0;
+        if (n >= size)
+            return size ? size - 1 : 0;
+    }
+    return n;
+}
+
 static int mode_by_name(const json_t *v, unsigned *bits, const char *path, struct err *e)
 {
     for (size_t i = 0; json_is_string(v) && i < N_MODES; i++)

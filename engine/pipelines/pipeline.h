@@ -25,6 +25,7 @@
 
 #include "err.h"
 #include "../tokenizer/tokenizer.h"
+#include "runner.h"
 
 /* ---- shared helpers (common.c) ---- */
 
@@ -41,9 +42,6 @@ int pipeline_param_string(const json_t *parameters, const char *key, const char 
                           struct err *e);
 /* In-place softmax over x[0..n) in double precision (max-shifted, as numpy). */
 void pipeline_softmax(double *x, size_t n);
-/* Byte position of every code point of text[0..len) plus len at the end: (n_cp + 1)
- * entries, malloc'ed; NULL when out of memory. Code-point offsets index it. */
-size_t *pipeline_cp_index(const char *text, size_t len, size_t *n_cp);
 /* Number of code points in the NUL-terminated UTF-8 string s (Python's len). */
 size_t pipeline_cp_count(const char *s);
 /* The id of a tokenizer_config.json special token ("mask_token", "cls_token", ...), or -1. */
@@ -206,6 +204,9 @@ struct pooling_config {
  * booleans and the newer "pooling_mode" string or list). No modules.json: ERR_NOT_FOUND.
  * A Dense or other module that changes the vector: ERR_FORMAT naming it. */
 int embeddings_load_config(const char *dir, struct pooling_config *cfg, struct err *e);
+/* Its modes as sentence-transformers names them ("pooling_mode": "cls", "mean", "lasttoken"...)
+ * joined by '+' into buf (cut to size); returns the length written. */
+size_t embeddings_pooling_name(const struct pooling_config *cfg, char *buf, size_t size);
 /* The length of a pooled vector for token embeddings of hidden_size. */
 size_t embeddings_dim(const struct pooling_config *cfg, size_t hidden_size);
 /* hidden: (n_tokens, hidden_size) last hidden state; attention: (n_tokens) 0/1.
@@ -214,8 +215,5 @@ int embeddings_pool(const struct pooling_config *cfg, const float *hidden, const
                     size_t n_tokens, size_t hidden_size, float *out, struct err *e);
 /* A JSON list of n floats. */
 json_t *embeddings_to_json(const float *v, size_t n);
-/* Keeps the first dims components of an embedding (a JSON list of numbers), L2-normalized
- * again when normalize (as sentence-transformers' truncate_dim: x / max(|x|, 1e-12)). */
-void embeddings_truncate_json(json_t *vec, size_t dims, bool normalize);
 
 #endif

@@ -65,18 +65,26 @@ static int check_fit(const struct pipeline *p, const char *dir, const char *task
     return p->row->fits ? p->row->fits(p, dir, task, e) : 0;
 }
 
+/* The kind dnn_ctx_new failed with (it says why in e when there is one). */
+static int ctx_failed(const struct err *e)
+{
+    return e && e->kind ? e->kind : ERR_INTERNAL;
+}
+
 /* Opens dir for an encoder task's row; task: its name as the caller gave it (messages). */
 static int open_row(const char *dir, const struct task_row *row, const char *task,
-                    enum dtype_compute dt, struct dnn_ctx *ctx, struct pipeline **out,
-                    struct err *e)
+                    enum dtype_compute dt, int threads, struct pipeline **out, struct err *e)
 {
     struct pipeline *p = calloc(1, sizeof *p);
     if (!p)
         return err_set(e, ERR_NOMEM, "pipeline: out of memory");
     p->row = row;
     p->batch_tokens = DEFAULT_BATCH_TOKENS;
-    /* the model first: an unsupported model_type is the first thing said */
-    int rc = encoder_load(dir, dt, ctx, &p->m, e);
+    /* the model first: an unsupported model_type is the first thing said; the context only
+     * prepacks the weights (plain buffers any worker's context reads) */
+    struct dnn_ctx *ctx = dnn_ctx_new(threads > 0 ? threads : 0, e);
+    int rc = ctx ? encoder_load(dir, dt, ctx, &p->m, e) : ctx_failed(e);
+    dnn_ctx_free(ctx);
     if (rc == 0)
         rc = tokenizer_load(dir, &p->tk, e);
     if (rc)
@@ -101,7 +109,7 @@ fail:
     return rc;
 }
 
-int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, struct dnn_ctx *ctx,
+int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, int threads,
                   struct pipeline **out, struct err *e)
 {
     *out = NULL;
@@ -112,16 +120,16 @@ int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, stru
         return err_set(e, ERR_INVALID, "unknown task '%.40s' (tasks: %s)", task ? task : "(null)",
                        list);
     }
-    return open_row(dir, task_row((enum task_id)t), task, dt, ctx, out, e);
+    return open_row(dir, task_row((enum task_id)t), task, dt, threads, out, e);
 }
 
-int pipeline_open_task(const char *dir, enum task_id task, enum dtype_compute dt,
-                       struct dnn_ctx *ctx, struct pipeline **out, struct err *e)
+int pipeline_open_task(const char *dir, enum task_id task, enum dtype_compute dt, int threads,
+                       struct pipeline **out, struct err *e)
 {
     *out = NULL;
     if ((unsigned)task >= TASK_COUNT || task_kind(task) != TASK_KIND_ENCODER)
         return err_set(e, ERR_INVALID, "task '%s' is not an encoder pipeline", task_name(task));
-    return open_row(dir, task_row(task), task_name(task), dt, ctx, out, e);
+    return open_row(dir, task_row(task), task_name(task), dt, threads, out, e);
 }
 
 void pipeline_close(struct pipeline *p)
@@ -157,9 +165,11 @@ const char *const *pipeline_labels(const struct pipeline *p)
     return (const char *const *)p->labels;
 }
 
-const struct pooling_config *pipeline_pooling(const struct pipeline *p)
+size_t pipeline_pooling_name(const struct pipeline *p, char *buf, size_t size)
 {
-    return p->pool;
+    if (size)
+        buf[0] = '\0';
+    return p->pool ? embeddings_pooling_name(p->pool, buf, size) : 0;
 }
 
 const struct encoder *pipeline_encoder(const struct pipeline *p)
@@ -488,7 +498,44 @@ cleanup:
     return rc;
 }
 
-int pipeline_forward(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
+/* ---- workers ---- */
+
+struct pipeline_worker {
+    struct dnn_ctx *ctx;
+    struct encoder_run *run;
+};
+
+int pipeline_worker_new(int threads, struct pipeline_worker **out, struct err *e)
+{
+    struct pipeline_worker *w = calloc(1, sizeof *w);
+    *out = NULL;
+    if (!w)
+        return err_set(e, ERR_NOMEM, "pipeline: out of memory");
+    w->ctx = dnn_ctx_new(threads > 0 ? threads : 0, e);
+    w->run = w->ctx ? encoder_run_new() : NULL;
+    if (!w->run) {
+        pipeline_worker_free(w);
+        return w->ctx ? err_set(e, ERR_NOMEM, "pipeline: out of memory") : ctx_failed(e);
+    }
+    *out = w;
+    return 0;
+}
+
+void pipeline_worker_free(struct pipeline_worker *w)
+{
+    if (!w)
+        return;
+    encoder_run_free(w->run);
+    dnn_ctx_free(w->ctx);
+    free(w);
+}
+
+void pipeline_worker_set_stop(struct pipeline_worker *w, bool (*stop)(void *arg), void *arg)
+{
+    encoder_run_set_stop(w->run, stop, arg);
+}
+
+int pipeline_forward(const struct pipeline *p, struct pipeline_worker *w,
                      struct pipeline_request *const *reqs, size_t n_reqs, struct err *e)
 {
     size_t n = 0;
@@ -514,7 +561,7 @@ int pipeline_forward(const struct pipeline *p, struct dnn_ctx *ctx, struct encod
         size_t to = from + 1;
         while (to < n && (to + 1 - from) * all[to]->enc->n <= p->batch_tokens && to - from < 4096)
             to++;
-        rc = run_batch(p, ctx, run, all + from, (int)(to - from), e);
+        rc = run_batch(p, w->ctx, w->run, all + from, (int)(to - from), e);
         from = to;
     }
     free(all);
@@ -553,14 +600,14 @@ int pipeline_finish(const struct pipeline *p, const struct pipeline_request *r, 
     return 0;
 }
 
-int pipeline_run(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
-                 const json_t *inputs, const json_t *parameters, json_t **out, struct err *e)
+int pipeline_run(const struct pipeline *p, struct pipeline_worker *w, const json_t *inputs,
+                 const json_t *parameters, json_t **out, struct err *e)
 {
     *out = NULL;
     struct pipeline_request *r = NULL;
     int rc = pipeline_prepare(p, inputs, parameters, &r, e);
     if (rc == 0)
-        rc = pipeline_forward(p, ctx, run, &r, 1, e);
+        rc = pipeline_forward(p, w, &r, 1, e);
     if (rc == 0)
         rc = pipeline_finish(p, r, out, e);
     pipeline_request_free(r);

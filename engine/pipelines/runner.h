@@ -5,13 +5,16 @@
  * encoder batches under a token budget) -> finish (the post-processing of the other pipelines/
  * files, shaped as transformers.pipeline(task)(inputs, **parameters) returns it). It owns the
  * loaded tokenizer and encoder and each prepared request's encodings and outputs; it knows nothing
- * of HTTP, queues or threads (a pipeline is read-only once open; a dnn_ctx and an
- * encoder_run belong to the calling worker).
+ * of HTTP, queues or threads (a pipeline is read-only once open; a struct pipeline_worker,
+ * the oneDNN context and activation memory a forward step runs in, belongs to the calling
+ * thread). Part of the engine's facade (engine.h): it includes nothing of the engine's insides.
  *
  *     struct pipeline *p;
- *     pipeline_open("models/sst2", "text-classification", DTYPE_COMPUTE_F32, ctx, &p, &e);
+ *     pipeline_open("models/sst2", "text-classification", DTYPE_COMPUTE_F32, 2, &p, &e);
+ *     struct pipeline_worker *w;
+ *     pipeline_worker_new(2, &w, &e);                  // on the thread that runs it
  *     json_t *in = json_string("I loved it"), *out;
- *     pipeline_run(p, ctx, run, in, NULL, &out, &e);  // [{"label": "POSITIVE", "score": 0.99}]
+ *     pipeline_run(p, w, in, NULL, &out, &e);  // [{"label": "POSITIVE", "score": 0.99}]
  *
  * Input shapes per task (as the HF pipelines take them; a list gives a list of results):
  *   text-classification       "text" | {"text", "text_pair"} | [[text, pair]] | list of these
@@ -29,13 +32,14 @@
 #define INFERD_RUNNER_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "dtype.h"
 #include "err.h"
-#include "../models/encoder.h"
-#include "../ops/dnnl.h"
-#include "pipeline.h"
 #include "task_table.h"
+
+struct tokenizer;
 
 struct pipeline;
 
@@ -44,22 +48,25 @@ struct pipeline;
  * both when it does not (token-classification needs a *ForTokenClassification model,
  * zero-shot a sequence classifier with an "entailment" label, ...), ERR_INVALID for an
  * unknown task or one that is no encoder pipeline (the message lists the encoder tasks).
- * task: a name or alias of task_table.h's table. ctx is only used while loading. */
-int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, struct dnn_ctx *ctx,
+ * task: a name or alias of task_table.h's table. threads: the oneDNN threads that prepack
+ * the weights (0 = every online CPU). */
+int pipeline_open(const char *dir, const char *task, enum dtype_compute dt, int threads,
                   struct pipeline **out, struct err *e);
 /* The same for a task resolved already (the registry's): ERR_INVALID for a generator task. */
-int pipeline_open_task(const char *dir, enum task_id task, enum dtype_compute dt,
-                       struct dnn_ctx *ctx, struct pipeline **out, struct err *e);
+int pipeline_open_task(const char *dir, enum task_id task, enum dtype_compute dt, int threads,
+                       struct pipeline **out, struct err *e);
 void pipeline_close(struct pipeline *p);
 
 enum task_id pipeline_task(const struct pipeline *p);
+/* Its tokenizer (tokenizer/tokenizer.h), for the routes that tokenize any model. */
 const struct tokenizer *pipeline_tokenizer(const struct pipeline *p);
-const struct encoder *pipeline_encoder(const struct pipeline *p);
 /* A classifier head's labels (id2label order) and their count; 0 and NULL for other heads. */
 size_t pipeline_num_labels(const struct pipeline *p);
 const char *const *pipeline_labels(const struct pipeline *p);
-/* sentence-embeddings: its pooling (modules.json, or mean pooling); NULL for other tasks. */
-const struct pooling_config *pipeline_pooling(const struct pipeline *p);
+/* sentence-embeddings: its pooling (modules.json, or mean pooling) named as
+ * sentence-transformers names the modes, joined by '+' ("mean", "cls", "last_token"...), in
+ * buf (cut to size); returns the length, 0 (buf "") for other tasks. */
+size_t pipeline_pooling_name(const struct pipeline *p, char *buf, size_t size);
 /* Most tokens one encoder row may hold (max_position_embeddings less the position offset). */
 size_t pipeline_max_tokens(const struct pipeline *p);
 /* The forward step's budget of padded tokens (rows x longest row) per encoder batch; an
@@ -113,10 +120,22 @@ size_t pipeline_request_tokens(const struct pipeline_request *r);
 /* The longest of its encoder rows, in tokens. */
 size_t pipeline_request_max_len(const struct pipeline_request *r);
 
-/* Runs the encoder over every item of reqs[0..n_reqs) (prepared by this pipeline), sorted by
- * length into padded batches of at most the token budget, and stores each item's head
- * output in its request. A failure fails them all (the error names no single request). */
-int pipeline_forward(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
+/* What one thread needs to run forward steps: its oneDNN context (cfg threads; 0 = every
+ * online CPU) and activation memory, grown as batches need and kept. Create, use and free it
+ * on one thread (oneDNN primitives stay on the thread that made them); any pipeline may run
+ * on it. */
+struct pipeline_worker;
+int pipeline_worker_new(int threads, struct pipeline_worker **out, struct err *e);
+void pipeline_worker_free(struct pipeline_worker *w);
+/* A hook the forward step asks between encoder layers (from several threads at once when a
+ * batch runs as passes, so it must be thread-safe): once it answers true the step stops with
+ * ERR_CANCELLED. NULL removes it. */
+void pipeline_worker_set_stop(struct pipeline_worker *w, bool (*stop)(void *arg), void *arg);
+
+/* Runs the encoder over every item of reqs[0..n_reqs) (prepared by this pipeline) on w,
+ * sorted by length into padded batches of at most the token budget, and stores each item's
+ * head output in its request. A failure fails them all (the error names no single request). */
+int pipeline_forward(const struct pipeline *p, struct pipeline_worker *w,
                      struct pipeline_request *const *reqs, size_t n_reqs, struct err *e);
 
 /* Post-processes a forwarded request into the HF pipeline's result (a new reference). */
@@ -124,7 +143,16 @@ int pipeline_finish(const struct pipeline *p, const struct pipeline_request *r, 
                     struct err *e);
 
 /* prepare -> forward -> finish for one request. */
-int pipeline_run(const struct pipeline *p, struct dnn_ctx *ctx, struct encoder_run *run,
-                 const json_t *inputs, const json_t *parameters, json_t **out, struct err *e);
+int pipeline_run(const struct pipeline *p, struct pipeline_worker *w, const json_t *inputs,
+                 const json_t *parameters, json_t **out, struct err *e);
+
+/* ---- helpers the dialects share with the pipelines ---- */
+
+/* Byte position of every code point of text[0..len) plus len at the end: (n_cp + 1)
+ * entries, malloc'ed; NULL when out of memory. Code-point offsets index it. */
+size_t *pipeline_cp_index(const char *text, size_t len, size_t *n_cp);
+/* Keeps the first dims components of an embedding (a JSON list of numbers), L2-normalized
+ * again when normalize (as sentence-transformers' truncate_dim: x / max(|x|, 1e-12)). */
+void embeddings_truncate_json(json_t *vec, size_t dims, bool normalize);
 
 #endif

@@ -8,7 +8,14 @@
 
 #include "runner.h"
 
+#include "../models/encoder.h"
+#include "../ops/dnnl.h"
+#include "pipeline.h"
+
 #define DEFAULT_BATCH_TOKENS 8192
+
+/* The loaded encoder (tests reach it through here). */
+const struct encoder *pipeline_encoder(const struct pipeline *p);
 
 struct task_row;
 

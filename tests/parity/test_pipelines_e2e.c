@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "pipelines/pipeline.h"
 #include "pipelines/runner.h"
 #include "suites.h"
 #include "support/support.h"
@@ -95,19 +96,15 @@ static void assert_close(const json_t *got, const json_t *want, double tol, cons
 }
 
 struct env {
-    struct dnn_ctx *ctx;
-    struct encoder_run *run;
+    struct pipeline_worker *w;
     struct pipeline *p;
 };
 
 static void env_open_dt(struct env *v, const char *model, const char *task, enum dtype_compute dt)
 {
     struct err e = {0};
-    v->ctx = dnn_ctx_new(2, &e);
-    ck_assert_msg(v->ctx != NULL, "%s", e.msg);
-    v->run = encoder_run_new();
-    ck_assert_ptr_nonnull(v->run);
-    ck_assert_msg(pipeline_open(fixture_model(model), task, dt, v->ctx, &v->p, &e) == 0,
+    ck_assert_msg(pipeline_worker_new(2, &v->w, &e) == 0, "%s", e.msg);
+    ck_assert_msg(pipeline_open(fixture_model(model), task, dt, 2, &v->p, &e) == 0,
                   "%s %s: %s", model, task, e.msg);
 }
 
@@ -119,8 +116,7 @@ static void env_open(struct env *v, const char *model, const char *task)
 static void env_close(struct env *v)
 {
     pipeline_close(v->p);
-    encoder_run_free(v->run);
-    dnn_ctx_free(v->ctx);
+    pipeline_worker_free(v->w);
 }
 
 static json_t *run_ok(const struct env *v, const json_t *inputs, const json_t *params,
@@ -128,7 +124,7 @@ static json_t *run_ok(const struct env *v, const json_t *inputs, const json_t *p
 {
     json_t *out = NULL;
     struct err e = {0};
-    int rc = pipeline_run(v->p, v->ctx, v->run, inputs, params, &out, &e);
+    int rc = pipeline_run(v->p, v->w, inputs, params, &out, &e);
     ck_assert_msg(rc == 0, "%s: %s (%s)", what, e.msg, err_kind_name(rc));
     return out;
 }
@@ -169,7 +165,7 @@ START_TEST(pipeline_matches_transformers)
     }
     /* every entry (with its own parameters) in the same forward step */
     struct err e = {0};
-    ck_assert_msg(pipeline_forward(v.p, v.ctx, v.run, reqs, n, &e) == 0, "%s", e.msg);
+    ck_assert_msg(pipeline_forward(v.p, v.w, reqs, n, &e) == 0, "%s", e.msg);
     for (size_t i = 0; i < n; i++) {
         const json_t *x = json_array_get(entries, i);
         char what[128];
@@ -524,7 +520,7 @@ START_TEST(bad_inputs)
     ck_assert(!bad[_i].inputs || in);
     json_t *out = NULL;
     struct err e = {0};
-    int rc = pipeline_run(v.p, v.ctx, v.run, in, params, &out, &e);
+    int rc = pipeline_run(v.p, v.w, in, params, &out, &e);
     ck_assert_msg(rc == bad[_i].kind, "%s %s: got %s (%s), want %s", bad[_i].task,
                   bad[_i].inputs ? bad[_i].inputs : "(none)", err_kind_name(rc), e.msg,
                   err_kind_name(bad[_i].kind));
@@ -552,7 +548,7 @@ START_TEST(too_many_tokens)
     json_t *in = json_string(text);
     json_t *out = NULL;
     struct err e = {0};
-    ck_assert_int_eq(pipeline_run(v.p, v.ctx, v.run, in, NULL, &out, &e), ERR_INVALID);
+    ck_assert_int_eq(pipeline_run(v.p, v.w, in, NULL, &out, &e), ERR_INVALID);
     ck_assert_msg(strstr(e.msg, "too many tokens") != NULL, "%s", e.msg);
     json_t *params = json_pack("{s:b}", "truncation", 1);
     out = run_ok(&v, in, params, "truncated");
@@ -588,18 +584,15 @@ static const struct {
 START_TEST(task_does_not_fit_model)
 {
     struct err e = {0};
-    struct dnn_ctx *ctx = dnn_ctx_new(1, &e);
-    ck_assert_ptr_nonnull(ctx);
     struct pipeline *p = (struct pipeline *)&e;
     int rc = pipeline_open(fixture_model(misfits[_i].model), misfits[_i].task, DTYPE_COMPUTE_F32,
-                           ctx, &p, &e);
+                           1, &p, &e);
     ck_assert_msg(rc == ERR_INVALID, "%s as %s: %s", misfits[_i].model, misfits[_i].task,
                   err_kind_name(rc));
     ck_assert_ptr_null(p);
     ck_assert_msg(strstr(e.msg, misfits[_i].task) != NULL, "message '%s' names no task", e.msg);
     /* a missing directory is a load error, not a crash */
-    ck_assert_int_ne(pipeline_open("/nonexistent/model", "ner", DTYPE_COMPUTE_F32, ctx, &p, &e), 0);
-    dnn_ctx_free(ctx);
+    ck_assert_int_ne(pipeline_open("/nonexistent/model", "ner", DTYPE_COMPUTE_F32, 1, &p, &e), 0);
 }
 END_TEST
 

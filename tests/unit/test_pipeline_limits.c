@@ -377,7 +377,6 @@ END_TEST
 /* ---- pipeline_prepare and the limits ---- */
 
 struct opened {
-    struct dnn_ctx *ctx;
     struct pipeline *p;
 };
 
@@ -386,10 +385,7 @@ static struct opened open_pipeline(const char *model, const char *task,
 {
     struct opened o;
     struct err e = {0};
-    o.ctx = dnn_ctx_new(1, &e);
-    ck_assert_ptr_nonnull(o.ctx);
-    ck_assert_msg(pipeline_open(fixture_model(model), task, DTYPE_COMPUTE_F32, o.ctx, &o.p, &e) ==
-                      0,
+    ck_assert_msg(pipeline_open(fixture_model(model), task, DTYPE_COMPUTE_F32, 1, &o.p, &e) == 0,
                   "%s", e.msg);
     pipeline_set_limits(o.p, lim);
     return o;
@@ -398,7 +394,6 @@ static struct opened open_pipeline(const char *model, const char *task,
 static void close_pipeline(struct opened *o)
 {
     pipeline_close(o->p);
-    dnn_ctx_free(o->ctx);
 }
 
 /* pipeline_prepare(inputs, parameters) fails with ERR_INVALID naming what (or succeeds when
