@@ -2,9 +2,15 @@
 # check-layers: fails when a layer rule of docs/ARCHITECTURE.md is broken (run by make test).
 #   1. engine/ includes no header of server/ or config/, nor libmicrohttpd's or libyaml's,
 #      and its library links neither (it knows nothing of HTTP, YAML or the daemon);
-#   2. config/ includes no header of server/ nor libmicrohttpd's (plain data for the daemon).
-# Issue 13 adds the rules the tree does not keep yet: server/ and config/ include no engine
-# header but the facade engine.h, and engine/ parses no API dialect.
+#   2. config/ includes no header of server/ nor libmicrohttpd's (plain data for the daemon);
+#   3. engine/ parses no API dialect (they are server/params_*.c): no source of engine/ names a
+#      dialect parser or enum (parse_tgi, parse_openai, gen_dialect, GEN_DIALECT_) nor holds a
+#      request key only a dialect reads as a string literal ("best_of", "stream_options",
+#      "max_completion_tokens", ...), and only the files listed in json_ok include jansson:
+#      those that read model files (config.json, tokenizer.json, safetensors headers,
+#      generation_config.json), the chat template's values and the encoder pipelines.
+# Issue 13 adds the rule the tree does not keep yet: server/ and config/ include no engine
+# header but the facade engine.h.
 set -eu
 cd "$(dirname "$0")/.."
 bad=0
@@ -48,6 +54,42 @@ if grep -q "mhd_dep" config/meson.build; then
     echo "check-layers: config/meson.build links libmicrohttpd: config must not"
     bad=1
 fi
+
+# 3. no API dialect in engine/
+dialect_words="parse_tgi parse_openai gen_dialect GEN_DIALECT_"
+dialect_keys="best_of stream_options include_usage max_completion_tokens max_tokens top_logprobs
+top_n_tokens stop_token_ids include_stop_str_in_output decoder_input_details response_format
+logit_bias tool_choice"
+# engine files that may include jansson: model files, chat template values, encoder pipelines
+# (whose Hugging Face parameters issue 13 moves out next)
+json_ok="engine/loader/hf_config.c engine/loader/safetensors.c engine/tokenizer/tok.h
+engine/tokenizer/tokenizer.c engine/models/t5.c engine/generate/gen_config.c
+engine/chat/tpl.h engine/chat/template.h engine/pipelines/pipeline.h engine/pipelines/runner.h"
+engine_src=$(git ls-files 'engine/*.c' 'engine/*.h')
+for w in $dialect_words; do
+    # shellcheck disable=SC2086
+    for f in $(grep -l -- "$w" $engine_src || true); do
+        echo "check-layers: $f names $w: engine/ parses no API dialect (server/params_*.c)"
+        bad=1
+    done
+done
+for k in $dialect_keys; do
+    # shellcheck disable=SC2086
+    for f in $(grep -l -- "\"$k\"" $engine_src || true); do
+        echo "check-layers: $f holds the request key \"$k\": engine/ parses no API dialect"
+        bad=1
+    done
+done
+json_allowed() {
+    for ok in $json_ok; do [ "$ok" = "$1" ] && return 0; done
+    return 1
+}
+for f in $engine_src; do
+    if includes "$f" | grep -qx 'jansson.h' && ! json_allowed "$f"; then
+        echo "check-layers: $f includes jansson.h: only json_ok's files may"
+        bad=1
+    fi
+done
 
 [ "$bad" -eq 0 ] && echo "check-layers: engine/ and config/ keep to their layers"
 exit "$bad"
