@@ -82,7 +82,7 @@ static void random_hex(char *out, size_t n_hex)
     out[n_hex] = '\0';
 }
 
-struct gen_call *gen_call_new(struct call *c, struct model *m, enum gen_dialect d)
+struct gen_call *gen_call_new(struct call *c, struct model *m, const struct gen_api *api)
 {
     struct gen_call *g = calloc(1, sizeof *g);
     if (!g) {
@@ -95,11 +95,11 @@ struct gen_call *gen_call_new(struct call *c, struct model *m, enum gen_dialect 
     g->model = m;
     g->gm = model_gen_model(m);
     g->gs = model_gen_sched(m);
-    g->dialect = d;
-    gen_params_init(&g->params, d, g->gm ? gen_model_config(g->gm) : NULL);
+    g->api = api;
+    gen_api_init(api, &g->params, g->gm ? gen_model_config(g->gm) : NULL);
     g->created = (long long)time(NULL);
     g->t_start = now_seconds();
-    const char *prefix = d == GEN_DIALECT_CHAT ? "chatcmpl-" : "cmpl-";
+    const char *prefix = api == &gen_api_chat ? "chatcmpl-" : "cmpl-";
     size_t pl = strlen(prefix);
     memcpy(g->id, prefix, pl);
     random_hex(g->id + pl, 32);
@@ -117,7 +117,7 @@ void gen_call_error(struct gen_call *g, int status, const char *param, const cha
 {
     if (!g->call)
         return;
-    if (g->dialect == GEN_DIALECT_TGI && status == 422)
+    if (g->api->dialect == DIALECT_TGI && status == 422)
         call_error(g->call, status, param, "Input validation error: %s", msg);
     else
         call_error(g->call, status, param, "%s", msg);
@@ -126,7 +126,7 @@ void gen_call_error(struct gen_call *g, int status, const char *param, const cha
 /* The status a validation failure gets in the dialect: OpenAI 400, the others 422. */
 static int invalid_status(const struct gen_call *g)
 {
-    return g->dialect == GEN_DIALECT_CHAT || g->dialect == GEN_DIALECT_COMPLETIONS ? 400 : 422;
+    return g->api->dialect == DIALECT_OPENAI ? 400 : 422;
 }
 
 void gen_call_template_error(struct gen_call *g, int rc, const char *param, const char *msg)
@@ -145,7 +145,7 @@ int gen_out_status(const struct gen_out *o)
     case GEN_CANCELLED: return 503;
     case GEN_FAILED: break;
     }
-    return o->g->dialect == GEN_DIALECT_TGI ? 424 : 500;
+    return o->g->api->dialect == DIALECT_TGI ? 424 : 500;
 }
 
 /* The message of a choice that did not end normally. */
@@ -275,13 +275,13 @@ int gen_call_check(struct gen_call *g)
     }
     if (g->n_prompt == 0) {
         gen_call_error(g, invalid_status(g), NULL,
-                       g->dialect == GEN_DIALECT_TGI ? "`inputs` cannot be empty"
-                                                     : "The prompt is empty: it has no tokens");
+                       g->api->dialect == DIALECT_TGI ? "`inputs` cannot be empty"
+                                                      : "The prompt is empty: it has no tokens");
         return -1;
     }
     struct err e = {0};
-    if (gen_params_resolve_length(p, g->n_prompt, model_gen_max_input(g->model),
-                                  model_gen_max_total(g->model), &e) != 0) {
+    if (gen_api_resolve_length(g->api, p, g->n_prompt, model_gen_max_input(g->model),
+                               model_gen_max_total(g->model), &e) != 0) {
         gen_call_error(g, invalid_status(g), NULL, e.msg);
         return -1;
     }
@@ -526,7 +526,7 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
                 fail_status = invalid_status(g);
             if (rc == ERR_BUSY)
                 snprintf(fail_msg, sizeof fail_msg, "Model is overloaded");
-            else if (g->dialect == GEN_DIALECT_TGI && fail_status == 422)
+            else if (g->api->dialect == DIALECT_TGI && fail_status == 422)
                 snprintf(fail_msg, sizeof fail_msg, "Input validation error: %s", e.msg);
             else
                 snprintf(fail_msg, sizeof fail_msg, "%s", e.msg);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "gen_sched.h"
+#include "gen_api.h"
 #include "serve.h"
 
 #define GEN_MAX_CHOICES 16
@@ -103,7 +104,7 @@ struct gen_call {
     struct model *model; /* the call's (call_set_model); use only while the call lives */
     const struct gen_model *gm;
     struct gen_sched *gs;
-    enum gen_dialect dialect;
+    const struct gen_api *api; /* its dialect's rules (gen_api.h) */
     struct gen_params params;
     bool record_tokens; /* keep each token in out[i].tokens */
     /* the prompt */
@@ -134,10 +135,10 @@ struct gen_call {
 };
 
 /* A gen_call for c on m (takes over the caller's reference to m in every case); NULL (c
- * answered 500) when out of memory. The params are g->params, to be filled by the dialect
- * (gen_params_parse) before gen_call_tokenize. The call holds it until it ends: a handler
- * that answers an error before gen_call_run just returns. */
-struct gen_call *gen_call_new(struct call *c, struct model *m, enum gen_dialect d);
+ * answered 500) when out of memory. The params are g->params, api's defaults (gen_api_init),
+ * to be filled by the dialect (gen_api_parse) before gen_call_tokenize. The call holds it until it
+ * ends: a handler that answers an error before gen_call_run just returns. */
+struct gen_call *gen_call_new(struct call *c, struct model *m, const struct gen_api *api);
 
 /* Tokenizes text as the prompt (add_special: the tokenizer's post-processor, e.g. LLaMA's
  * BOS; chat prompts already hold theirs). Answers the call and returns -1 on failure. */
@@ -157,7 +158,7 @@ struct gen_prompt gen_call_prompt(const struct gen_call *g, size_t i);
 size_t gen_call_prompt_tokens(const struct gen_call *g);
 
 /* Truncation (params.truncate keeps the last tokens), the length limits
- * (gen_params_resolve_length with the model's max_input_tokens and max_total_tokens) and an
+ * (gen_api_resolve_length with the model's max_input_tokens and max_total_tokens) and an
  * empty prompt. Answers the call (TGI 422 / OpenAI 400) and returns -1 when invalid. */
 int gen_call_check(struct gen_call *g);
 

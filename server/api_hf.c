@@ -141,12 +141,12 @@ void hf_text_generation(struct call *c, struct model *m)
                    "messages) for text-generation");
         return;
     }
-    struct gen_call *g = gen_call_new(c, m, GEN_DIALECT_PIPELINE);
+    struct gen_call *g = gen_call_new(c, m, &gen_api_pipeline);
     if (!g)
         return;
     struct err e = {0};
-    if (gen_params_parse(GEN_DIALECT_PIPELINE, json_object_get(body, "parameters"),
-                         gen_model_config(g->gm), NULL, &g->params, &e) != 0) {
+    if (gen_api_parse(&gen_api_pipeline, json_object_get(body, "parameters"),
+                      gen_model_config(g->gm), NULL, &g->params, &e) != 0) {
         gen_call_error(g, 422, "parameters", e.msg);
         return;
     }
@@ -200,7 +200,7 @@ void hf_text_generation(struct call *c, struct model *m)
  * clean_up_tokenization_spaces (default false), truncation (true, "longest_first" or
  * "only_first": the input cut to the tokenizer's model_max_length; default none),
  * stop_sequence (its first token becomes the only eos id); the rest are generate()'s
- * (generate/params.h, the pipeline dialect). Lengths as generate() counts them for an
+ * (params_pipeline.c, the pipeline dialect). Lengths as generate() counts them for an
  * encoder-decoder: max_new_tokens, else max_length - 1 (the decoder start token is part of
  * max_length; generation_config.json's values, else max_length 20). return_full_text: true is
  * refused (the pipeline has no such parameter: generate() rejects it as an unused model
@@ -364,7 +364,7 @@ static void hf_text2text(struct call *c, struct model *m)
                                           : "`inputs` must be a string for text2text-generation");
         return;
     }
-    struct gen_call *g = gen_call_new(c, m, GEN_DIALECT_PIPELINE);
+    struct gen_call *g = gen_call_new(c, m, &gen_api_pipeline);
     if (!g)
         return;
     struct t2t_opts *opt = calloc(1, sizeof *opt);
@@ -374,8 +374,8 @@ static void hf_text2text(struct call *c, struct model *m)
     }
     g->user = opt;
     struct err e = {0};
-    if (gen_params_parse(GEN_DIALECT_PIPELINE, params, gen_model_config(g->gm), NULL, &g->params,
-                         &e) != 0) {
+    if (gen_api_parse(&gen_api_pipeline, params, gen_model_config(g->gm), NULL, &g->params,
+                      &e) != 0) {
         gen_call_error(g, 422, "parameters", e.msg);
         return;
     }

@@ -4,7 +4,7 @@
  * ("messages" rendered with the model's chat template, add_generation_prompt true, the prompt
  * tokenized without adding special tokens again; logprobs + top_logprobs). Both take n
  * (choice i samples with seed + i), stop, seed, max_tokens / max_completion_tokens and the
- * sampling fields of generate/params.h, and answer either the whole object (text_completion /
+ * sampling fields of params_openai.c, and answer either the whole object (text_completion /
  * chat.completion with usage) or, with "stream": true, Server-Sent Events "data: {chunk}\n\n"
  * (text_completion / chat.completion.chunk; the chat's first chunk of a choice carries
  * role "assistant", the last one its finish_reason), then, with
@@ -22,7 +22,7 @@
 
 static bool is_chat(const struct gen_call *g)
 {
-    return g->dialect == GEN_DIALECT_CHAT;
+    return g->api == &gen_api_chat;
 }
 
 /* ---- logprobs ---- */
@@ -87,7 +87,7 @@ static json_t *usage_json(const struct gen_call *g)
 
 static const char *finish_name(const struct gen_out *o)
 {
-    const char *f = gen_finish_name(o->finish, GEN_DIALECT_CHAT);
+    const char *f = gen_api_finish(&gen_api_chat, o->finish);
     return f ? f : "length";
 }
 
@@ -475,12 +475,12 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
     return ok;
 }
 
-static void openai_route(struct call *c, enum gen_dialect d)
+static void openai_route(struct call *c, const struct gen_api *d)
 {
     const json_t *body = call_body(c);
     /* completions serve text2text-generation (T5) too; chat only a model named by "model"
      * (to refuse it clearly), never the default pick */
-    unsigned tasks = d == GEN_DIALECT_COMPLETIONS || json_is_string(json_object_get(body, "model"))
+    unsigned tasks = d == &gen_api_completions || json_is_string(json_object_get(body, "model"))
                          ? task_set(TASK_KIND_GENERATOR)
                          : TASK_BIT(TASK_TEXT_GENERATION);
     struct model *m = openai_field_model(c, tasks);
@@ -493,19 +493,19 @@ static void openai_route(struct call *c, enum gen_dialect d)
     lim.max_input_tokens = (uint32_t)model_gen_max_input(m);
     struct err e = {0};
     const char *key = NULL;
-    if (gen_params_unsupported(d, body, &key, &e) != 0 ||
-        gen_params_parse(d, body, gen_model_config(g->gm), &lim, &g->params, &e) != 0) {
+    if (gen_api_unsupported(d, body, &key, &e) != 0 ||
+        gen_api_parse(d, body, gen_model_config(g->gm), &lim, &g->params, &e) != 0) {
         gen_call_error(g, 400, key, e.msg);
         return;
     }
-    if (gen_model_is_encoder_decoder(g->gm) && d == GEN_DIALECT_COMPLETIONS &&
+    if (gen_model_is_encoder_decoder(g->gm) && d == &gen_api_completions &&
         g->params.return_full_text) {
         gen_call_error(g, 400, "echo",
                        "`echo` is not supported by an encoder-decoder model "
                        "(text2text-generation): its completion does not continue the prompt");
         return;
     }
-    if (d == GEN_DIALECT_COMPLETIONS) {
+    if (d == &gen_api_completions) {
         const json_t *prompt = json_object_get(body, "prompt");
         if (!prompt || json_is_null(prompt)) {
             gen_call_error(g, 400, "prompt", "`prompt` is required");
@@ -519,8 +519,7 @@ static void openai_route(struct call *c, enum gen_dialect d)
     size_t n_choices = g->params.n * (g->n_prompts ? g->n_prompts : 1);
     g->record_tokens = !g->params.stream && g->params.logprobs;
     if (!g->params.stream) {
-        gen_call_run(g, n_choices, d == GEN_DIALECT_CHAT ? chat_done : completion_done, NULL,
-                     NULL);
+        gen_call_run(g, n_choices, d == &gen_api_chat ? chat_done : completion_done, NULL, NULL);
         return;
     }
     struct stream_state *st = calloc(1, sizeof *st);
@@ -535,10 +534,10 @@ static void openai_route(struct call *c, enum gen_dialect d)
 
 void route_openai_completions(struct call *c)
 {
-    openai_route(c, GEN_DIALECT_COMPLETIONS);
+    openai_route(c, &gen_api_completions);
 }
 
 void route_openai_chat(struct call *c)
 {
-    openai_route(c, GEN_DIALECT_CHAT);
+    openai_route(c, &gen_api_chat);
 }

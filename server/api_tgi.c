@@ -4,7 +4,7 @@
  * "details": null}), the last one carrying generated_text and, asked for, details; POST /
  * (TGI's compat route: "stream": true is /generate_stream, else /generate's answer in a list,
  * return_full_text defaulting to true for text-generation); GET /info
- * for a generation model (tgi_info). Request validation is TGI's (generate/params.h) with its
+ * for a generation model (tgi_info). Request validation is TGI's (params_tgi.c) with its
  * messages, answered as 422 {"error": "Input validation error: ...", "error_type":
  * "validation"} before anything is streamed; a failure once the stream runs is an event
  * {"error", "error_type"}. Shapes and semantics from router/src/server.rs and lib.rs:
@@ -89,8 +89,8 @@ static json_t *details_json(const struct gen_call *g, const struct gen_out *o, b
     if (as_sequence)
         json_object_set_new(d, "generated_text", output_text(g, o));
     json_object_set_new(d, "finish_reason",
-                        json_string(gen_finish_name(o->finish, GEN_DIALECT_TGI)
-                                        ? gen_finish_name(o->finish, GEN_DIALECT_TGI)
+                        json_string(gen_api_finish(&gen_api_tgi, o->finish)
+                                        ? gen_api_finish(&gen_api_tgi, o->finish)
                                         : "length"));
     json_object_set_new(d, "generated_tokens", json_integer((json_int_t)o->n_generated));
     json_object_set_new(d, "seed", seed_json(g, o));
@@ -216,7 +216,7 @@ static void stream_last(struct gen_call *g, size_t i, const struct gen_token *t,
     json_t *ev = stream_event(g, i, t);
     json_object_set_new(ev, "generated_text", output_text(g, o));
     if (g->params.details) {
-        const char *fin = gen_finish_name(o->finish, GEN_DIALECT_TGI);
+        const char *fin = gen_api_finish(&gen_api_tgi, o->finish);
         json_object_set_new(ev, "details",
                             json_pack("{s:s, s:I, s:o, s:I}", "finish_reason", fin ? fin : "length",
                                       "generated_tokens", (json_int_t)o->n_generated, "seed",
@@ -275,16 +275,15 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
         call_use_model(c, json_string_value(mv), task_set(TASK_KIND_GENERATOR), "model");
     if (!m)
         return NULL;
-    struct gen_call *g = gen_call_new(c, m, GEN_DIALECT_TGI);
+    struct gen_call *g = gen_call_new(c, m, &gen_api_tgi);
     if (!g)
         return NULL;
     struct gen_limits lim = gen_limits_default();
     lim.max_input_tokens = (uint32_t)model_gen_max_input(m);
     struct err e = {0};
     const json_t *params = json_object_get(body, "parameters");
-    if (gen_params_parse(GEN_DIALECT_TGI, params, gen_model_config(g->gm), &lim, &g->params,
-                         &e) != 0 ||
-        (stream && gen_params_check_stream(&g->params, &e) != 0)) {
+    if (gen_api_parse(&gen_api_tgi, params, gen_model_config(g->gm), &lim, &g->params, &e) != 0 ||
+        (stream && tgi_check_stream(&g->params, &e) != 0)) {
         gen_call_error(g, 422, "parameters", e.msg);
         return NULL;
     }

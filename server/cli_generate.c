@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "gen_sched.h"
+#include "gen_api.h"
 #include "serve.h"
 
 /* One request's answer, filled by the scheduler's worker. */
@@ -59,7 +60,7 @@ struct gen_cli {
 static int read_params(const struct gen_cli *g, const json_t *params, struct gen_params *p,
                        struct err *e)
 {
-    int rc = gen_params_parse(GEN_DIALECT_PIPELINE, params, gen_model_config(g->gm), NULL, p, e);
+    int rc = gen_api_parse(&gen_api_pipeline, params, gen_model_config(g->gm), NULL, p, e);
     if (rc || !g->text2text)
         return rc;
     if (json_is_true(json_object_get(params, "return_full_text")))
@@ -126,7 +127,7 @@ static int run_line(const struct gen_cli *g, const char *line, size_t len, json_
     if (rc == 0 && n == 0)
         rc = err_set(e, ERR_INVALID, "The prompt is empty: it has no tokens");
     if (rc == 0)
-        rc = gen_params_resolve_length(&p, n, g->max_input, g->max_total, e);
+        rc = gen_api_resolve_length(&gen_api_pipeline, &p, n, g->max_input, g->max_total, e);
     if (rc == 0)
         rc = generate(g, ids, n, &p, &text, &text_len, e);
     if (rc == 0) {

@@ -80,7 +80,7 @@ int gen_model_load_config(const char *dir, const struct model_config *cfg, struc
                           struct err *e);
 /* cfg->generation.max_total_tokens, or when 0 its default: the model's max positions (T5 has
  * none), at most 4096 and at most max_batch_total_tokens. What the API layer passes to
- * gen_params_resolve_length as max_total_tokens. */
+ * gen_api_resolve_length (gen_api.h) as max_total_tokens. */
 size_t gen_model_max_total_tokens(const struct gen_model *m, const struct model_config *cfg);
 
 /* ---- requests ------------------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "dialect.h"
 #include "err.h"
 #include "engine.h"
 
@@ -27,13 +28,6 @@ struct metrics;
 struct gen_sched;
 struct gen_model;
 struct tokenizer;
-
-/* The shape errors take on a route. */
-enum dialect {
-    DIALECT_HF,     /* Hugging Face, TEI: {"error": "...", "error_type": "Validation"} */
-    DIALECT_OPENAI, /* /v1/...: {"error": {"message", "type", "param", "code"}} */
-    DIALECT_TGI,    /* TGI's generation routes: {"error": "...", "error_type": "validation"} */
-};
 
 /* ---- calls (http.c) ---- */
 

@@ -1,6 +1,7 @@
 /* gen_config: a model's generation_config.json -> struct gen_config (the sampling defaults,
  * eos_token_id as an integer or a list, max_length, special ids), keeping only what the file
- * sets, so that each dialect can decide which defaults it takes (see params.h). */
+ * sets, so that each API dialect (server/params_*.c) can decide which defaults it takes. A
+ * model file, not a request (check-layers.sh lets it include jansson for that). */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>

@@ -11,6 +11,7 @@
 
 #include "chat/template.h"
 #include "generate/generator.h"
+#include "ops/dnnl.h"
 #include "tokenizer/tokenizer.h"
 
 struct gen_kind {

@@ -44,7 +44,7 @@
 #include "generate/params.h"
 #include "generate/sampling.h"
 #include "generate/stop.h"
-#include "ops/dnnl.h"
+#include "dtype.h"
 
 struct json_t;
 struct tokenizer;

@@ -19,18 +19,6 @@ struct stopper {
     enum gen_finish finish;
 };
 
-const char *gen_finish_name(enum gen_finish f, enum gen_dialect d)
-{
-    bool tgi = d == GEN_DIALECT_TGI;
-    switch (f) {
-    case GEN_FINISH_NONE: return NULL;
-    case GEN_FINISH_LENGTH: return "length";
-    case GEN_FINISH_EOS: return tgi ? "eos_token" : "stop";
-    case GEN_FINISH_STOP: return tgi ? "stop_sequence" : "stop";
-    }
-    return NULL;
-}
-
 int stopper_new(const struct gen_params *p, const struct tokenizer *tk, const int32_t *context,
                 size_t n_context, struct stopper **out, struct err *e)
 {

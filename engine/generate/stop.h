@@ -9,7 +9,7 @@
  *         int32_t id = sampler_sample(sp, logits, &choice);
  *         stopper_push(st, id, &step, &e);
  *         send(step.text, step.text_len);             // OpenAI delta.content
- *         if (step.finish != GEN_FINISH_NONE) break;  // gen_finish_name(step.finish, dialect)
+ *         if (step.finish != GEN_FINISH_NONE) break;  // the dialect names step.finish
  *     }
  *
  * Order of the checks after each token, as the reference servers do them:
@@ -33,16 +33,14 @@
 #include "generate/params.h"
 #include "tokenizer/tokenizer.h"
 
+/* Why a sequence ended; each dialect names them (TGI "length" | "eos_token" | "stop_sequence",
+ * OpenAI "length" | "stop" | "stop": server/gen_api.h). */
 enum gen_finish {
     GEN_FINISH_NONE = 0, /* not finished */
     GEN_FINISH_LENGTH,   /* max_new_tokens, or stopped from outside (stopper_finish) */
     GEN_FINISH_EOS,      /* an end-of-sequence id */
     GEN_FINISH_STOP,     /* a stop string */
 };
-
-/* The finish_reason string of a dialect: TGI "length" | "eos_token" | "stop_sequence";
- * OpenAI "length" | "stop" | "stop"; NULL for GEN_FINISH_NONE. */
-const char *gen_finish_name(enum gen_finish f, enum gen_dialect d);
 
 struct gen_step {
     /* this token's text from the detokenizer (TGI's token.text), before any stop handling;

@@ -86,14 +86,15 @@ struct gen_sched *gs_sched(const struct fixture *f, const struct model_config *c
 }
 
 /* Parameters from a JSON text in a dialect (with the model's generation_config). */
-void gs_params(const struct fixture *f, enum gen_dialect d, const char *json, struct gen_params *p)
+void gs_params(const struct fixture *f, const struct gen_api *d, const char *json,
+               struct gen_params *p)
 {
     json_error_t je;
     json_t *j = json_loads(json, 0, &je);
     ck_assert_msg(j != NULL, "%s: %s", json, je.text);
     struct gen_limits lim = gen_limits_default();
     struct err e = {0};
-    int rc = gen_params_parse(d, j, gen_model_config(f->gm), &lim, p, &e);
+    int rc = gen_api_parse(d, j, gen_model_config(f->gm), &lim, p, &e);
     json_decref(j);
     ck_assert_msg(rc == 0, "%s: %s", json, e.msg);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "gen_sched.h"
+#include "gen_api.h"
 
 #define MAX_PROMPTS 8
 #define MAX_IDS 64
@@ -52,7 +53,8 @@ struct model_config gs_cfg(size_t max_running, size_t max_queue, size_t prefill,
 struct gen_sched *gs_sched(const struct fixture *f, const struct model_config *c,
                            struct metrics *m);
 /* Parameters from a JSON text in a dialect (with the model's generation_config). */
-void gs_params(const struct fixture *f, enum gen_dialect d, const char *json, struct gen_params *p);
+void gs_params(const struct fixture *f, const struct gen_api *d, const char *json,
+               struct gen_params *p);
 
 /* A request's owner: everything the callbacks saw. */
 struct probe {

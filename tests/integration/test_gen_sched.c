@@ -37,8 +37,8 @@ START_TEST(greedy_alone)
     /* the default max_total_tokens: the model's 256 positions */
     ck_assert_uint_eq(gen_sched_max_total_tokens(s), 256);
     struct gen_params g24, g16;
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 16, \"do_sample\": false}", &g16);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 16, \"do_sample\": false}", &g16);
     for (size_t i = 0; i < f.n; i++) {
         struct probe p;
         gs_probe_init(&p);
@@ -79,7 +79,7 @@ static void staggered(struct fixture *f, size_t slots)
     for (size_t i = 0; i < f->n; i++) {
         char json[128];
         snprintf(json, sizeof json, "{\"max_new_tokens\": %u, \"do_sample\": false}", lengths[i]);
-        gs_params(f, GEN_DIALECT_TGI, json, &gp[i]);
+        gs_params(f, &gen_api_tgi, json, &gp[i]);
         gs_probe_init(&p[i]);
         prompt_tokens += f->p[i].n;
         gen_tokens += lengths[i];
@@ -145,10 +145,10 @@ START_TEST(seeded_sampling)
     char json[160];
     struct gen_params s42, s43, greedy;
     snprintf(json, sizeof json, fmt, 42);
-    gs_params(&f, GEN_DIALECT_TGI, json, &s42);
+    gs_params(&f, &gen_api_tgi, json, &s42);
     snprintf(json, sizeof json, fmt, 43);
-    gs_params(&f, GEN_DIALECT_TGI, json, &s43);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 24, \"do_sample\": false}", &greedy);
+    gs_params(&f, &gen_api_tgi, json, &s43);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 24, \"do_sample\": false}", &greedy);
     ck_assert(s42.seed_given && s42.seed == 42 && s42.do_sample);
     s42.ignore_eos = s43.ignore_eos = true; /* all 24 tokens, whatever is drawn */
 
@@ -210,7 +210,7 @@ START_TEST(seeded_sampling)
 END_TEST
 
 /* Runs prompt i with params json (dialect d) to its end. */
-static void gs_run_one(struct fixture *f, struct gen_sched *s, size_t i, enum gen_dialect d,
+static void gs_run_one(struct fixture *f, struct gen_sched *s, size_t i, const struct gen_api *d,
                        const char *json, struct probe *p)
 {
     struct gen_params gp;
@@ -240,10 +240,10 @@ START_TEST(stopping)
     struct gen_sched *s = gs_sched(&f, &c, NULL);
     struct probe p;
     /* max_new_tokens */
-    gs_run_one(&f, s, 0, GEN_DIALECT_TGI, "{\"max_new_tokens\": 5, \"do_sample\": false}", &p);
+    gs_run_one(&f, s, 0, &gen_api_tgi, "{\"max_new_tokens\": 5, \"do_sample\": false}", &p);
     gs_expect_greedy(&f, 0, &p, 5, "max_new_tokens 5");
     gs_probe_fini(&p);
-    gs_run_one(&f, s, 0, GEN_DIALECT_TGI, "{\"max_new_tokens\": 1, \"do_sample\": false}", &p);
+    gs_run_one(&f, s, 0, &gen_api_tgi, "{\"max_new_tokens\": 1, \"do_sample\": false}", &p);
     gs_expect_greedy(&f, 0, &p, 1, "max_new_tokens 1");
     gs_probe_fini(&p);
 
@@ -269,7 +269,7 @@ START_TEST(stopping)
     snprintf(json, sizeof json, "{\"max_new_tokens\": 24, \"do_sample\": false, \"stop\": [%s]}",
              quoted);
     free(quoted);
-    gs_run_one(&f, s, 1, GEN_DIALECT_TGI, json, &p);
+    gs_run_one(&f, s, 1, &gen_api_tgi, json, &p);
     ck_assert_int_eq(p.finish, GEN_FINISH_STOP);
     ck_assert_uint_lt(p.n_generated, 24);
     for (size_t k = 0; k < p.n_generated; k++)
@@ -300,7 +300,7 @@ START_TEST(stopping)
              "\"temperature\": 0, \"stop\": %s}",
              quoted);
     free(quoted);
-    gs_run_one(&f, s, 1, GEN_DIALECT_COMPLETIONS, json, &p);
+    gs_run_one(&f, s, 1, &gen_api_completions, json, &p);
     ck_assert_int_eq(p.finish, GEN_FINISH_STOP);
     ck_assert_uint_lt(p.n_generated, 24);
     for (size_t k = 0; k < p.n_generated; k++)
@@ -321,7 +321,7 @@ START_TEST(stopping)
              "{\"model\": \"t\", \"prompt\": \"x\", \"max_tokens\": 24, "
              "\"temperature\": 0, \"stop_token_ids\": [%d]}",
              eos);
-    gs_run_one(&f, s, 1, GEN_DIALECT_COMPLETIONS, json, &p);
+    gs_run_one(&f, s, 1, &gen_api_completions, json, &p);
     ck_assert_int_eq(p.finish, GEN_FINISH_EOS);
     ck_assert_uint_eq(p.n_generated, at + 1);
     ck_assert_int_eq(p.res_ids[at], eos);
@@ -383,11 +383,11 @@ START_TEST(prompt_logprobs)
     float want[MAX_IDS];
     reference_logprobs(&f, pr, want);
     struct gen_params det, g24, slow;
-    gs_params(&f, GEN_DIALECT_TGI,
+    gs_params(&f, &gen_api_tgi,
               "{\"max_new_tokens\": 24, \"do_sample\": false, \"decoder_input_details\": true}",
               &det);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 40, \"do_sample\": false}", &slow);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 40, \"do_sample\": false}", &slow);
     slow.ignore_eos = true;
 
     struct model_config c = gs_cfg(4, 16, 512, 16384);

@@ -21,8 +21,8 @@ START_TEST(cancel)
     struct model_config c = gs_cfg(1, 16, 512, 16384);
     struct gen_sched *s = gs_sched(&f, &c, NULL);
     struct gen_params slow, g24;
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 200, \"do_sample\": false}", &slow);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 200, \"do_sample\": false}", &slow);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
     slow.ignore_eos = true;
 
     struct probe a, b, q;
@@ -105,8 +105,8 @@ START_TEST(deadlines)
     struct model_config c = gs_cfg(1, 16, 512, 16384);
     struct gen_sched *s = gs_sched(&f, &c, m);
     struct gen_params slow, g24;
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 200, \"do_sample\": false}", &slow);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 200, \"do_sample\": false}", &slow);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
     slow.ignore_eos = true;
     struct probe a, q, b;
     gs_probe_init(&a);
@@ -164,9 +164,9 @@ START_TEST(refusals)
     /* max_total_tokens defaults to max_batch_total_tokens when that is below the positions */
     ck_assert_uint_eq(gen_sched_max_total_tokens(s), 100);
     struct gen_params slow, g24, big;
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 80, \"do_sample\": false}", &slow);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 96, \"do_sample\": false}", &big);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 80, \"do_sample\": false}", &slow);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 96, \"do_sample\": false}", &big);
     slow.ignore_eos = true;
     struct probe a, b, q, never;
     gs_probe_init(&a);
@@ -254,8 +254,8 @@ START_TEST(fifo_admission)
     struct model_config c = gs_cfg(4, 16, 512, 100);
     struct gen_sched *s = gs_sched(&f, &c, NULL);
     struct gen_params g60, g20;
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 60, \"do_sample\": false}", &g60);
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 20, \"do_sample\": false}", &g20);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 60, \"do_sample\": false}", &g60);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 20, \"do_sample\": false}", &g20);
     g60.ignore_eos = true;
     struct probe a, big, small;
     gs_probe_init(&a);
@@ -295,7 +295,7 @@ START_TEST(free_finishes_all)
     struct model_config c = gs_cfg(2, 16, 4, 16384);
     struct gen_sched *s = gs_sched(&f, &c, NULL);
     struct gen_params g24;
-    gs_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
+    gs_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 24, \"do_sample\": false}", &g24);
     struct probe p[MAX_PROMPTS];
     for (size_t i = 0; i < f.n; i++) {
         gs_probe_init(&p[i]);

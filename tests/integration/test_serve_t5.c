@@ -123,7 +123,7 @@ static void t5_close(struct t5_fixture *f)
     gen_model_free(f->gm);
 }
 
-static void t5_params(const struct t5_fixture *f, enum gen_dialect d, const char *json,
+static void t5_params(const struct t5_fixture *f, const struct gen_api *d, const char *json,
                       struct gen_params *p)
 {
     json_error_t je;
@@ -131,7 +131,7 @@ static void t5_params(const struct t5_fixture *f, enum gen_dialect d, const char
     ck_assert_msg(j != NULL, "%s: %s", json, je.text);
     struct gen_limits lim = gen_limits_default();
     struct err e = {0};
-    int rc = gen_params_parse(d, j, gen_model_config(f->gm), &lim, p, &e);
+    int rc = gen_api_parse(d, j, gen_model_config(f->gm), &lim, p, &e);
     json_decref(j);
     ck_assert_msg(rc == 0, "%s: %s", json, e.msg);
 }
@@ -193,7 +193,7 @@ START_TEST(sched_greedy_alone)
     struct gen_sched *s = gen_sched_new(f.gm, &c, NULL, "t", &(struct err){0});
     ck_assert_ptr_nonnull(s);
     struct gen_params gp;
-    t5_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 16, \"do_sample\": false}", &gp);
+    t5_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 16, \"do_sample\": false}", &gp);
     for (size_t i = 0; i < f.n; i++) {
         struct probe p;
         gs_probe_init(&p);
@@ -228,7 +228,7 @@ static void staggered(struct t5_fixture *f, size_t slots, size_t prefill)
     for (size_t i = 0; i < N; i++) {
         char json[128];
         snprintf(json, sizeof json, "{\"max_new_tokens\": %u, \"do_sample\": false}", lengths[i]);
-        t5_params(f, GEN_DIALECT_TGI, json, &gp[i]);
+        t5_params(f, &gen_api_tgi, json, &gp[i]);
         gs_probe_init(&p[i]);
         input_ids += f->p[i % f->n].n;
         generated += lengths[i];
@@ -293,10 +293,10 @@ START_TEST(sched_seeded)
     char json[160];
     struct gen_params s42, s43, greedy;
     snprintf(json, sizeof json, fmt, 42);
-    t5_params(&f, GEN_DIALECT_TGI, json, &s42);
+    t5_params(&f, &gen_api_tgi, json, &s42);
     snprintf(json, sizeof json, fmt, 43);
-    t5_params(&f, GEN_DIALECT_TGI, json, &s43);
-    t5_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 16, \"do_sample\": false}", &greedy);
+    t5_params(&f, &gen_api_tgi, json, &s43);
+    t5_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 16, \"do_sample\": false}", &greedy);
     s42.ignore_eos = s43.ignore_eos = true;
     struct probe alone, busy, other, noise[3];
     gs_probe_init(&alone);
@@ -386,7 +386,7 @@ START_TEST(sched_stops_and_control)
     struct gen_params gp;
 
     /* TGI: the text ends with the stop string, which stays */
-    t5_params(&f, GEN_DIALECT_TGI,
+    t5_params(&f, &gen_api_tgi,
               "{\"max_new_tokens\": 16, \"do_sample\": false, \"stop\": [\"Marketing\"]}", &gp);
     run_one(s, &f, 0, &gp, &p, "tgi stop");
     ck_assert_int_eq(p.status, GEN_OK);
@@ -398,7 +398,7 @@ START_TEST(sched_stops_and_control)
     gen_params_fini(&gp);
 
     /* OpenAI: the text ends before it */
-    t5_params(&f, GEN_DIALECT_COMPLETIONS,
+    t5_params(&f, &gen_api_completions,
               "{\"max_tokens\": 16, \"temperature\": 0, \"stop\": \"Marketing\"}", &gp);
     run_one(s, &f, 0, &gp, &p, "openai stop");
     ck_assert_int_eq(p.finish, GEN_FINISH_STOP);
@@ -409,7 +409,7 @@ START_TEST(sched_stops_and_control)
     gen_params_fini(&gp);
 
     /* an eos id: the 4th greedy token */
-    t5_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 16, \"do_sample\": false}", &gp);
+    t5_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 16, \"do_sample\": false}", &gp);
     gp.eos_token_ids[0] = p0->greedy[3];
     gp.n_eos_token_ids = 1;
     run_one(s, &f, 0, &gp, &p, "eos");
@@ -421,7 +421,7 @@ START_TEST(sched_stops_and_control)
     gen_params_fini(&gp);
 
     /* cancel: slow events keep it running */
-    t5_params(&f, GEN_DIALECT_TGI, "{\"max_new_tokens\": 16, \"do_sample\": false}", &gp);
+    t5_params(&f, &gen_api_tgi, "{\"max_new_tokens\": 16, \"do_sample\": false}", &gp);
     gs_probe_init(&p);
     p.slow_us = 100000;
     struct gen_req *r = t5_submit(s, &f.p[2], &gp, &p, 0);

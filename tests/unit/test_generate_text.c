@@ -13,6 +13,7 @@
 #include "generate/params.h"
 #include "generate/stop.h"
 #include "generate/stream_detok.h"
+#include "gen_api.h"
 #include "suites.h"
 #include "support/support.h"
 #include "tokenizer/tokenizer.h"
@@ -83,6 +84,13 @@ static struct tokenizer *load_tk(const char *name)
     return tk;
 }
 
+/* Stop strings as OpenAI's requests end the text (cut before the first match). */
+static void stop_like_openai(struct gen_params *p)
+{
+    gen_params_init(p, NULL);
+    p->stop_mode = GEN_STOP_CUT;
+}
+
 static void with_stop(struct gen_params *p, enum gen_stop_mode mode, const char *a, const char *b)
 {
     gen_params_fini(p);
@@ -101,7 +109,7 @@ START_TEST(stop_strings)
     size_t n = encode(tk, "Hello world! How are you? I am fine.", ids, 64);
     ck_assert_uint_eq(n, 11);
     struct gen_params p;
-    gen_params_init(&p, GEN_DIALECT_CHAT, NULL);
+    stop_like_openai(&p);
     struct run r;
     with_stop(&p, GEN_STOP_CUT, "you?", NULL); /* spans "Ġyou" and "?" */
     run_ids(&p, tk, ids, n, &r);
@@ -151,17 +159,14 @@ START_TEST(stop_eos_length)
     ids[n++] = 50256; /* <|endoftext|> */
     ids[n++] = 40;    /* "I": after the end */
     struct gen_params p;
-    gen_params_init(&p, GEN_DIALECT_CHAT, NULL);
+    stop_like_openai(&p);
     p.eos_token_ids[0] = 50256;
     p.n_eos_token_ids = 1;
     struct run r;
     run_ids(&p, tk, ids, n, &r);
     ck_assert_str_eq(r.text, "Hello world! How are you?"); /* the eos text is not output */
     ck_assert(r.finish == GEN_FINISH_EOS && r.n_pushed == n - 1);
-    ck_assert_str_eq(gen_finish_name(r.finish, GEN_DIALECT_CHAT), "stop");
-    ck_assert_str_eq(gen_finish_name(r.finish, GEN_DIALECT_TGI), "eos_token");
-    ck_assert_str_eq(gen_finish_name(GEN_FINISH_STOP, GEN_DIALECT_TGI), "stop_sequence");
-    ck_assert_str_eq(gen_finish_name(GEN_FINISH_LENGTH, GEN_DIALECT_COMPLETIONS), "length");
+    /* how each dialect names it: test_gen_params.c (finish_names) */
     p.ignore_eos = true;
     run_ids(&p, tk, ids, n, &r);
     ck_assert_str_eq(r.text, "Hello world! How are you?I");
@@ -174,7 +179,6 @@ START_TEST(stop_eos_length)
     p.max_new_tokens = (uint32_t)(n - 1);
     run_ids(&p, tk, ids, n, &r);
     ck_assert_int_eq(r.finish, GEN_FINISH_EOS);
-    p.dialect = GEN_DIALECT_TGI;
     p.stop_mode = GEN_STOP_SUFFIX_KEEP;
     run_ids(&p, tk, ids, n, &r);
     ck_assert_int_eq(r.finish, GEN_FINISH_LENGTH);
@@ -197,7 +201,7 @@ START_TEST(stop_across_byte_fallback)
     int32_t ids[64];
     size_t n = encode(tk, "中文分词测试：我爱自然语言处理。", ids, 64);
     struct gen_params p;
-    gen_params_init(&p, GEN_DIALECT_CHAT, NULL);
+    stop_like_openai(&p);
     with_stop(&p, GEN_STOP_CUT, "词测", NULL);
     struct run r;
     run_ids(&p, tk, ids, n, &r);
@@ -349,7 +353,7 @@ static void stream_generations(const char *model)
             stream_check(tk, all, 0, n_in, n_in + 16, want, strlen(want), model, &st);
             struct gen_params p;
             json_t *pj = json_loads("{\"max_new_tokens\": 16, \"do_sample\": false}", 0, NULL);
-            ck_assert_int_eq(gen_params_parse(GEN_DIALECT_PIPELINE, pj, NULL, NULL, &p, NULL), 0);
+            ck_assert_int_eq(gen_api_parse(&gen_api_pipeline, pj, NULL, NULL, &p, NULL), 0);
             json_decref(pj);
             struct stopper *sp = NULL;
             ck_assert_int_eq(stopper_new(&p, tk, in, n_in, &sp, NULL), 0);
