@@ -1,7 +1,7 @@
 /* gen_bench: the generation speed of a decoder (engine/models/decoder.h) or of T5
  * (engine/models/t5.h), measured the way bench/torch_decoder.py measures PyTorch; shared by
  * bench-generate (bench/bench_generate.c, which documents the metrics and their JSON lines)
- * and `inferd bench` on a generation model (server/cli_bench.c).
+ * and `inferd bench` on a generation model (cli/bench.c).
  *
  * For T5 the "prompt" is the encoder input: prefill is t5_encode of it plus the first decoder
  * step from the decoder start token (what a request costs before its first token), ttft the

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "batcher.h"
-#include "cli.h"
+#include "daemon.h"
 #include "cpus.h"
 #include "http.h"
 #include "log.h"
@@ -68,10 +68,8 @@ struct opts {
     long port, workers, threads, max_batch_size;
 };
 
-static void usage_serve(FILE *f)
-{
-    cli_usage(f, "serve");
-}
+/* The executable's usage text for `serve` (serve_main's argument). */
+static void (*usage_serve)(FILE *f);
 
 static int parse_long(const char *opt, const char *v, long lo, long hi, long *out)
 {
@@ -362,8 +360,9 @@ static void drain(struct server *s, struct http *h)
     log_msg(LOG_ALWAYS, "stopped");
 }
 
-int cli_serve(int argc, char **argv)
+int serve_main(int argc, char **argv, void (*usage)(FILE *f))
 {
+    usage_serve = usage;
     struct opts o;
     if (parse_opts(argc, argv, &o)) {
         usage_serve(stderr);

@@ -1,10 +1,11 @@
 /* main: the inferd executable: picks the subcommand and returns its exit status; -h/--help
- * after any subcommand prints its usage (cli_help.c) and exits 0. */
+ * after any subcommand prints its usage (help.c) and exits 0. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "daemon.h"
 
 static int run_tokenize(int argc, char **argv)
 {
@@ -17,6 +18,14 @@ static int run_detokenize(int argc, char **argv)
 static int run_run(int argc, char **argv)
 {
     return cli_run(argc, argv, stdin, stdout);
+}
+static void usage_serve(FILE *f)
+{
+    cli_usage(f, "serve");
+}
+static int run_serve(int argc, char **argv)
+{
+    return serve_main(argc, argv, usage_serve);
 }
 static int run_version(int argc, char **argv)
 {
@@ -39,7 +48,7 @@ static const struct {
     {"tokenize", NULL, NULL, run_tokenize},
     {"detokenize", NULL, NULL, run_detokenize},
     {"bench", NULL, NULL, cli_bench},
-    {"serve", NULL, NULL, cli_serve},
+    {"serve", NULL, NULL, run_serve},
     {"run", NULL, NULL, run_run},
     {"version", "--version", "-V", run_version},
     {"help", "--help", "-h", run_help},

@@ -1,4 +1,4 @@
-/* cli_run: `inferd run`: one model directory and task, JSON lines in the Hugging Face
+/* run: `inferd run`: one model directory and task, JSON lines in the Hugging Face
  * Inference API form {"inputs": ..., "parameters": {...}} on stdin, one line per input line
  * on stdout: the pipeline's result as transformers.pipeline(task) returns it, or
  * {"error": ..., "error_type": ...}. With --batch N it reads up to N lines, prepares each,
@@ -6,7 +6,7 @@
  * does) and prints the N answers in input order; a bad line still answers with its error at
  * its position. Bad options exit 2; a model that fails to load exits 1 with a message on
  * stderr; otherwise the exit status is 1 when any line failed. The generation tasks run in
- * cli_generate.c. */
+ * generate.c. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>

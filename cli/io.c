@@ -1,4 +1,4 @@
-/* cli_io: the JSON-lines plumbing the offline subcommands share: reading a line of any
+/* io: the JSON-lines plumbing the offline subcommands share: reading a line of any
  * length, writing one compact JSON value per line, and the {"error", "error_type"} line. */
 #include <jansson.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* cli_help: what the inferd executable says about itself: every subcommand's usage (its
+/* help: what the inferd executable says about itself: every subcommand's usage (its
  * options, the tasks and dtypes it takes), the top-level list of subcommands, and
  * `inferd --version` (version, git revision, oneDNN version and ISA, the dtypes this CPU runs
  * natively). The README's CLI section shows the same texts. */

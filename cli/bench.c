@@ -1,4 +1,4 @@
-/* cli_bench: `inferd bench`, the encoder's forward-pass speed on one (batch, seq) shape, timed
+/* bench: `inferd bench`, the encoder's forward-pass speed on one (batch, seq) shape, timed
  * the way shared/anchors/ort_bert.js times ONNX Runtime so the two compare line for line:
  * token ids [CLS] (101), random ordinary word pieces 1000..29999, [SEP] (102), deterministic;
  * attention mask all ones; token types zeros; warm-up runs, then timed runs until at least

@@ -1,4 +1,4 @@
-/* cli_generate: `inferd run --task text-generation | text2text-generation`: the generation
+/* generate: `inferd run --task text-generation | text2text-generation`: the generation
  * model served by `serve` (gen_model_load, one gen_sched), {"inputs": "prompt", "parameters":
  * {...}} lines on stdin, one line per input on stdout: [{"generated_text": ...}] as
  * transformers.pipeline(task) answers (text-generation: the prompt and its continuation unless

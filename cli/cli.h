@@ -1,4 +1,5 @@
-/* cli: the offline subcommands of the inferd executable (no server involved). */
+/* cli: the offline subcommands of the inferd executable (run, bench, tokenize, detokenize,
+ * help, --version); main.c also starts the daemon (server/daemon.h). */
 #ifndef INFERD_CLI_H
 #define INFERD_CLI_H
 
@@ -15,14 +16,12 @@ int cli_detokenize(int argc, char **argv, FILE *in, FILE *out);
 /* `inferd run --model DIR --task TASK`: {"inputs", "parameters"} lines in, the pipeline's
  * result (or an error object) per line out. Returns the process exit status. */
 int cli_run(int argc, char **argv, FILE *in, FILE *out);
-/* `inferd run` for text-generation and text2text-generation (cli_generate.c): the same
+/* `inferd run` for text-generation and text2text-generation (generate.c): the same
  * lines in, [{"generated_text": ...}] out; exit status as cli_run. */
 int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype, int threads,
                      FILE *in, FILE *out);
-/* `inferd serve`: the HTTP daemon (serve.c). */
-int cli_serve(int argc, char **argv);
 
-/* ---- cli_io.c: JSON-lines helpers ---- */
+/* ---- io.c: JSON-lines helpers ---- */
 
 /* Reads one line of any length into *buf (grown as needed); NULL at EOF. *len excludes the
  * newline, which is removed. */
@@ -34,10 +33,10 @@ void cli_print_error(FILE *out, const char *msg, const char *type);
 
 /* `inferd bench --model DIR --batch B --seq S --threads T [--dtype fp32|bf16|int8]
  * [--min-seconds N] [--min-runs N] [--warmup N]`: times the encoder's forward pass on one
- * shape and prints one JSON line (cli_bench.c). Returns the process exit status. */
+ * shape and prints one JSON line (bench.c). Returns the process exit status. */
 int cli_bench(int argc, char **argv);
 
-/* ---- cli_help.c ---- */
+/* ---- help.c ---- */
 
 /* Prints command's usage (its options; the task list where it takes a task) to f; command
  * NULL or unknown: the list of commands (then returns -1 for an unknown one, else 0). */

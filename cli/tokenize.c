@@ -1,4 +1,4 @@
-/* cli_tokenize: `inferd tokenize` and `inferd detokenize` over JSON lines.
+/* tokenize: `inferd tokenize` and `inferd detokenize` over JSON lines.
  * Every input line gets exactly one output line; a bad line gets
  * {"error": ..., "error_type": ...} and makes the exit status 1 at the end.
  * Optional per-line fields for tokenize: "max_length", "stride",
