@@ -172,14 +172,34 @@ json_t *fixture_json(const char *dir, const char *file)
     return j;
 }
 
+/* Which archive of tests/data holds a fixture model, by the start of its name; the first
+ * row that matches wins, the last matches everything. */
+static const struct {
+    const char *prefix;
+    const char *archive;
+} model_archives[] = {
+    {"bert-", "models-bert.tar.xz"},
+    {"deberta-", "models-issue14-encoders.tar.xz"},
+    {"mpnet-", "models-issue14-encoders.tar.xz"},
+    {"modernbert-", "models-issue14-encoders.tar.xz"},
+    {"qwen3-", "models-issue14-qwen3.tar.xz"},
+    {"gemma", "models-issue14-decoders.tar.xz"},
+    {"phi3-", "models-issue14-decoders.tar.xz"},
+    {"mistral-embed", "models-issue14-decoders.tar.xz"},
+    {"", "models-other.tar.xz"},
+};
+
 const char *fixture_model(const char *name)
 {
     static char path[1024];
-    bool spam = strcmp(name, "spam-bert-tiny") == 0;
-    const char *archive = spam                             ? "spam-bert-tiny.tar.xz"
-                          : strncmp(name, "bert-", 5) == 0 ? "models-bert.tar.xz"
-                                                           : "models-other.tar.xz";
-    snprintf(path, sizeof path, "%s/%s%s", fixture_dir(archive), spam ? "" : "models/", name);
+    if (strcmp(name, "spam-bert-tiny") == 0) {
+        snprintf(path, sizeof path, "%s/%s", fixture_dir("spam-bert-tiny.tar.xz"), name);
+        return path;
+    }
+    size_t i = 0;
+    while (strncmp(name, model_archives[i].prefix, strlen(model_archives[i].prefix)) != 0)
+        i++;
+    snprintf(path, sizeof path, "%s/models/%s", fixture_dir(model_archives[i].archive), name);
     return path;
 }
 
