@@ -75,9 +75,7 @@ static void run_free(void *run_)
         return;
     decoder_run_free(r->run);
     free(r->seqs);
-    free(r->st);
-    free(r->n);
-    free(r->tokens);
+    gen_step_arrays_free(r->st, r->n, r->tokens);
     free(r);
 }
 
@@ -89,10 +87,8 @@ static void *run_new(const struct generator_limits *lim)
         return NULL;
     r->run = decoder_run_new();
     r->seqs = calloc(cap, sizeof *r->seqs);
-    r->st = calloc(cap, sizeof *r->st);
-    r->n = calloc(cap, sizeof *r->n);
-    r->tokens = calloc(cap + lim->max_prefill, sizeof *r->tokens);
-    if (!r->run || !r->seqs || !r->st || !r->n || !r->tokens) {
+    bool arrays = gen_step_arrays_new(cap, cap + lim->max_prefill, &r->st, &r->n, &r->tokens);
+    if (!r->run || !r->seqs || !arrays) {
         run_free(r);
         return NULL;
     }

@@ -83,6 +83,14 @@ struct gen_seq {
 
 /* Samples s's next token from logits (modified in place: the step's own memory), runs it
  * through the stopper and reports it. */
+/* The per-step arrays every kind's run buffers hold: the step's sequences (*st) and the tokens
+ * each feeds (*n), max_seqs each, and n_tokens token ids (*tokens). gen_step_arrays_new
+ * allocates all three (false when out of memory: then none); gen_step_arrays_free frees them
+ * (NULLs pass). */
+bool gen_step_arrays_new(size_t max_seqs, size_t n_tokens, struct gen_seq ***st, int **n,
+                         int32_t **tokens);
+void gen_step_arrays_free(struct gen_seq **st, int *n, int32_t *tokens);
+
 void gen_seq_emit(struct generator *g, struct gen_seq *s, float *logits, double now);
 /* s cannot go on: reported with msg, not stepped again. */
 void gen_seq_fail(struct generator *g, struct gen_seq *s, const char *msg);

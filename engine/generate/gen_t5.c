@@ -79,9 +79,7 @@ static void run_free(void *run_)
         return;
     t5_run_free(r->run);
     free(r->seqs);
-    free(r->st);
-    free(r->n);
-    free(r->tokens);
+    gen_step_arrays_free(r->st, r->n, r->tokens);
     free(r->enc_ids);
     free(r);
 }
@@ -95,11 +93,9 @@ static void *run_new(const struct generator_limits *lim)
         return NULL;
     r->run = t5_run_new();
     r->seqs = calloc(cap, sizeof *r->seqs);
-    r->st = calloc(cap, sizeof *r->st);
-    r->n = calloc(cap, sizeof *r->n);
-    r->tokens = calloc(cap, sizeof *r->tokens);
+    bool arrays = gen_step_arrays_new(cap, cap, &r->st, &r->n, &r->tokens);
     r->enc_ids = calloc(enc ? enc : 1, sizeof *r->enc_ids);
-    if (!r->run || !r->seqs || !r->st || !r->n || !r->tokens || !r->enc_ids) {
+    if (!r->run || !r->seqs || !arrays || !r->enc_ids) {
         run_free(r);
         return NULL;
     }

@@ -169,6 +169,28 @@ int gen_seq_result(struct gen_seq *s, struct gen_seq_result *out, struct err *e)
 
 /* ---- steps ---- */
 
+bool gen_step_arrays_new(size_t max_seqs, size_t n_tokens, struct gen_seq ***st, int **n,
+                         int32_t **tokens)
+{
+    *st = calloc(max_seqs ? max_seqs : 1, sizeof **st);
+    *n = calloc(max_seqs ? max_seqs : 1, sizeof **n);
+    *tokens = calloc(n_tokens ? n_tokens : 1, sizeof **tokens);
+    if (*st && *n && *tokens)
+        return true;
+    gen_step_arrays_free(*st, *n, *tokens);
+    *st = NULL;
+    *n = NULL;
+    *tokens = NULL;
+    return false;
+}
+
+void gen_step_arrays_free(struct gen_seq **st, int *n, int32_t *tokens)
+{
+    free(st);
+    free(n);
+    free(tokens);
+}
+
 void gen_seq_fail(struct generator *g, struct gen_seq *s, const char *msg)
 {
     s->done = true;
