@@ -79,8 +79,8 @@ void call_error_body(struct call *c, int kind, json_t *body);
  * has no row for is 500). */
 int status_of_err(enum dialect d, int kind);
 
-/* Validates and tokenizes inputs/parameters with m's pipeline (errors answered as 422 and
- * the like), checks max_input_tokens, then queues the call on m and suspends it; respond
+/* Validates and tokenizes inputs/parameters with m's pipeline (errors answered with their
+ * kind), checks max_input_tokens, then queues the call on m and suspends it; respond
  * shapes the result later. Takes over the caller's reference to m in every case. inputs and
  * parameters are only read during the call. Returns 0 when queued. */
 int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
