@@ -86,7 +86,7 @@ struct gen_call *gen_call_new(struct call *c, struct model *m, const struct gen_
 {
     struct gen_call *g = calloc(1, sizeof *g);
     if (!g) {
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&g->mu, NULL);
@@ -113,39 +113,39 @@ struct gen_call *gen_call_new(struct call *c, struct model *m, const struct gen_
 
 /* ---- errors ---- */
 
-void gen_call_error(struct gen_call *g, int status, const char *param, const char *msg)
+/* A refused request, not a failure: TGI's message starts "Input validation error: ". */
+static bool is_validation(int kind)
+{
+    return kind == ERR_GEN_INVALID || kind == ERR_INVALID || kind == ERR_INPUT;
+}
+
+void gen_call_error(struct gen_call *g, int kind, const char *param, const char *msg)
 {
     if (!g->call)
         return;
-    if (g->api->dialect == DIALECT_TGI && status == 422)
-        call_error(g->call, status, param, "Input validation error: %s", msg);
+    if (g->api->dialect == DIALECT_TGI && is_validation(kind))
+        call_error(g->call, kind, param, "Input validation error: %s", msg);
     else
-        call_error(g->call, status, param, "%s", msg);
-}
-
-/* The status a validation failure gets in the dialect: OpenAI 400, the others 422. */
-static int invalid_status(const struct gen_call *g)
-{
-    return g->api->dialect == DIALECT_OPENAI ? 400 : 422;
+        call_error(g->call, kind, param, "%s", msg);
 }
 
 void gen_call_template_error(struct gen_call *g, int rc, const char *param, const char *msg)
 {
     if (rc == ERR_INVALID)
-        gen_call_error(g, invalid_status(g), param, msg);
+        gen_call_error(g, ERR_GEN_INVALID, param, msg);
     else
-        gen_call_error(g, 500, NULL, msg);
+        gen_call_error(g, ERR_INTERNAL, NULL, msg);
 }
 
-int gen_out_status(const struct gen_out *o)
+int gen_out_kind(const struct gen_out *o)
 {
-    switch (o->status) {
-    case GEN_OK: return 200;
-    case GEN_TIMEOUT: return 504;
-    case GEN_CANCELLED: return 503;
-    case GEN_FAILED: break;
-    }
-    return o->g->api->dialect == DIALECT_TGI ? 424 : 500;
+    static const int kinds[] = {
+        [GEN_OK] = ERR_OK,
+        [GEN_TIMEOUT] = ERR_TIMEOUT,
+        [GEN_CANCELLED] = ERR_UNAVAILABLE,
+        [GEN_FAILED] = ERR_GEN_FAILED,
+    };
+    return kinds[o->status];
 }
 
 /* The message of a choice that did not end normally. */
@@ -162,8 +162,8 @@ static void out_message(const struct gen_out *o, char *msg, size_t size)
 
 bool gen_call_answer_failure(struct gen_call *g, struct call *c)
 {
-    if (g->fail_status) {
-        call_error(c, g->fail_status, NULL, "%s", g->fail_msg);
+    if (g->fail_kind) {
+        call_error(c, g->fail_kind, NULL, "%s", g->fail_msg);
         return true;
     }
     for (size_t i = 0; i < g->n; i++) {
@@ -172,7 +172,7 @@ bool gen_call_answer_failure(struct gen_call *g, struct call *c)
             continue;
         char msg[400];
         out_message(o, msg, sizeof msg);
-        call_error(c, gen_out_status(o), NULL, "%s", msg);
+        call_error(c, gen_out_kind(o), NULL, "%s", msg);
         return true;
     }
     return false;
@@ -187,7 +187,7 @@ int gen_call_tokenize(struct gen_call *g, const char *text, size_t len, bool add
     struct err e = {0};
     int rc = gen_model_tokenize(g->gm, text, len, add_special, false, &ids, &n, &e);
     if (rc) {
-        gen_call_error(g, rc == ERR_NOMEM ? 500 : invalid_status(g), NULL, e.msg);
+        gen_call_error(g, rc == ERR_NOMEM ? ERR_NOMEM : ERR_GEN_INVALID, NULL, e.msg);
         return -1;
     }
     free(g->prompt);
@@ -203,13 +203,13 @@ int gen_call_set_ids(struct gen_call *g, const int32_t *ids, size_t n)
         if (ids[i] < 0 || (size_t)ids[i] >= vocab) {
             char msg[128];
             snprintf(msg, sizeof msg, "Token id %d is out of vocabulary", ids[i]);
-            gen_call_error(g, invalid_status(g), "prompt", msg);
+            gen_call_error(g, ERR_GEN_INVALID, "prompt", msg);
             return -1;
         }
     free(g->prompt);
     g->prompt = malloc((n ? n : 1) * sizeof *ids);
     if (!g->prompt) {
-        gen_call_error(g, 500, NULL, "out of memory");
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
         return -1;
     }
     memcpy(g->prompt, ids, n * sizeof *ids);
@@ -222,7 +222,7 @@ int gen_call_set_prompt_text(struct gen_call *g, const char *text, size_t len)
     free(g->prompt_text);
     g->prompt_text = malloc(len + 1);
     if (!g->prompt_text) {
-        gen_call_error(g, 500, NULL, "out of memory");
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
         return -1;
     }
     memcpy(g->prompt_text, text, len);
@@ -234,7 +234,7 @@ int gen_call_set_prompt_text(struct gen_call *g, const char *text, size_t len)
 int gen_call_push_prompt(struct gen_call *g)
 {
     if (g->n_prompts >= GEN_MAX_CHOICES) {
-        gen_call_error(g, invalid_status(g), "prompt", "too many prompts");
+        gen_call_error(g, ERR_GEN_INVALID, "prompt", "too many prompts");
         return -1;
     }
     struct gen_prompt *p = &g->prompts[g->n_prompts++];
@@ -274,7 +274,7 @@ int gen_call_check(struct gen_call *g)
         g->n_prompt = p->truncate;
     }
     if (g->n_prompt == 0) {
-        gen_call_error(g, invalid_status(g), NULL,
+        gen_call_error(g, ERR_GEN_INVALID, NULL,
                        g->api->dialect == DIALECT_TGI ? "`inputs` cannot be empty"
                                                       : "The prompt is empty: it has no tokens");
         return -1;
@@ -282,7 +282,7 @@ int gen_call_check(struct gen_call *g)
     struct err e = {0};
     if (gen_api_resolve_length(g->api, p, g->n_prompt, model_gen_max_input(g->model),
                                model_gen_max_total(g->model), &e) != 0) {
-        gen_call_error(g, invalid_status(g), NULL, e.msg);
+        gen_call_error(g, ERR_GEN_INVALID, NULL, e.msg);
         return -1;
     }
     return 0;
@@ -395,10 +395,10 @@ static void gen_on_resume(struct call *c, void *arg);
 static void finish_locked(struct gen_call *g)
 {
     if (g->ops) {
-        if (g->stream && !g->fail_status && g->ops->finish)
+        if (g->stream && !g->fail_kind && g->ops->finish)
             g->ops->finish(g);
         if (g->stream)
-            call_stream_end(g->stream, !g->fail_status);
+            call_stream_end(g->stream, !g->fail_kind);
         g->stream = NULL;
     } else if (g->call) {
         call_resume(g->call);
@@ -428,7 +428,7 @@ static void gen_on_done(void *owner, const struct gen_result *res)
             memcpy(o->prompt_logprobs, res->prompt_logprobs,
                    res->n_prompt * sizeof *o->prompt_logprobs);
     }
-    if (g->ops && g->stream && !g->fail_status) {
+    if (g->ops && g->stream && !g->fail_kind) {
         if (o->status == GEN_OK)
             g->ops->last(g, o->index, o->has_last ? &o->last : NULL,
                          o->has_last ? o->last_delta : "", o->has_last ? o->last_delta_len : 0);
@@ -456,17 +456,12 @@ static void gen_on_resume(struct call *c, void *arg)
         g->done_fn(g, c);
 }
 
-static int submit_status(int kind)
-{
-    return status_of_err(kind);
-}
-
 void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct gen_stream_ops *ops,
                   const char *content_type)
 {
     struct call *c = g->call;
     if (!g->gs) {
-        gen_call_error(g, 503, NULL, "the model is not loaded");
+        gen_call_error(g, ERR_UNAVAILABLE, NULL, "the model is not loaded");
         return;
     }
     if (n < 1 || n > GEN_MAX_CHOICES)
@@ -474,7 +469,7 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
     g->done_fn = done;
     g->ops = ops;
     if (ops && !(g->stream = call_stream_new())) {
-        gen_call_error(g, 500, NULL, "out of memory");
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
         return;
     }
     long timeout_ms = server_config(call_server(c))->request_timeout_ms;
@@ -488,13 +483,13 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
     if (!ops)
         call_suspend(c, gen_on_resume, g);
     size_t submitted = 0;
-    int fail_status = 0;
+    int fail_kind = ERR_OK;
     char fail_msg[320] = "";
     for (size_t i = 0; i < n; i++) {
         struct gen_params p;
         struct err e = {0};
         if (gen_params_copy(&p, &g->params, &e) != 0) {
-            fail_status = 500;
+            fail_kind = ERR_INTERNAL;
             snprintf(fail_msg, sizeof fail_msg, "%s", e.msg);
             break;
         }
@@ -521,12 +516,10 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
             pthread_mutex_lock(&g->mu);
             g->refs--;
             pthread_mutex_unlock(&g->mu);
-            fail_status = submit_status(rc);
-            if (rc == ERR_INVALID)
-                fail_status = invalid_status(g);
+            fail_kind = rc == ERR_INVALID ? ERR_GEN_INVALID : rc;
             if (rc == ERR_BUSY)
                 snprintf(fail_msg, sizeof fail_msg, "Model is overloaded");
-            else if (g->api->dialect == DIALECT_TGI && fail_status == 422)
+            else if (g->api->dialect == DIALECT_TGI && is_validation(fail_kind))
                 snprintf(fail_msg, sizeof fail_msg, "Input validation error: %s", e.msg);
             else
                 snprintf(fail_msg, sizeof fail_msg, "%s", e.msg);
@@ -540,9 +533,9 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
     }
     pthread_mutex_lock(&g->mu);
     g->submitting = false;
-    if (fail_status) {
+    if (fail_kind) {
         g->n = submitted;
-        g->fail_status = fail_status;
+        g->fail_kind = fail_kind;
         snprintf(g->fail_msg, sizeof g->fail_msg, "%s", fail_msg);
         for (size_t i = 0; i < submitted; i++)
             if (g->out[i].req && !g->out[i].done)
@@ -550,8 +543,8 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
     }
     bool all_done = g->n_done == g->n;
     if (ops) {
-        if (fail_status) { /* answered now; the cancelled choices end in the dead stream */
-            call_error(c, fail_status, NULL, "%s", fail_msg);
+        if (fail_kind) { /* answered now; the cancelled choices end in the dead stream */
+            call_error(c, fail_kind, NULL, "%s", fail_msg);
             if (all_done)
                 finish_locked(g);
         } else if (call_stream_start(c, g->stream, content_type) == 0 && all_done) {

@@ -121,7 +121,7 @@ struct gen_call {
     struct gen_out out[GEN_MAX_CHOICES];
     size_t n_done;
     bool submitting; /* gen_call_run's loop: the end waits for it */
-    int fail_status; /* a submit that failed (answered once the others are done) */
+    int fail_kind; /* a submit that failed, its error kind (answered once the others are done) */
     char fail_msg[320];
     /* the answer */
     gen_done_fn done_fn;
@@ -159,7 +159,7 @@ size_t gen_call_prompt_tokens(const struct gen_call *g);
 
 /* Truncation (params.truncate keeps the last tokens), the length limits
  * (gen_api_resolve_length with the model's max_input_tokens and max_total_tokens) and an
- * empty prompt. Answers the call (TGI 422 / OpenAI 400) and returns -1 when invalid. */
+ * empty prompt. Answers the call (ERR_GEN_INVALID) and returns -1 when invalid. */
 int gen_call_check(struct gen_call *g);
 
 /* Submits n choices (choice i samples with seed + i; with a list of prompts, n / n_prompts
@@ -176,8 +176,9 @@ void gen_emit_json(struct gen_call *g, json_t *v);
  * the prompt's text first; prompt NULL: the new text alone). NULL when out of memory. */
 json_t *gen_text_json(const char *prompt, size_t prompt_len, const char *text, size_t len);
 
-/* The status, error type and message of a failed choice in the call's dialect. */
-int gen_out_status(const struct gen_out *o);
+/* The error kind of a choice that did not end normally (ERR_TIMEOUT, ERR_UNAVAILABLE when
+ * cancelled, ERR_GEN_FAILED); ERR_OK for one that did. reply.c turns it into a status. */
+int gen_out_kind(const struct gen_out *o);
 
 /* Sum of generated tokens over the choices. */
 size_t gen_call_completion_tokens(const struct gen_call *g);
@@ -186,12 +187,13 @@ size_t gen_call_completion_tokens(const struct gen_call *g);
  * did. */
 bool gen_call_answer_failure(struct gen_call *g, struct call *c);
 
-/* "Input validation error: " + msg for TGI, msg elsewhere, answered with status. */
-void gen_call_error(struct gen_call *g, int status, const char *param, const char *msg);
+/* Answers the call with an error of kind (call_error); a refused request's (ERR_GEN_INVALID,
+ * ERR_INVALID, ERR_INPUT) message is "Input validation error: " + msg for TGI. */
+void gen_call_error(struct gen_call *g, int kind, const char *param, const char *msg);
 /* Answers a chat template render that failed with rc: ERR_INVALID (raise_exception, a value
- * the template cannot use: the request's messages) is the dialect's validation status naming
- * param; anything else (a budget broken: the model's template is at fault, out of memory) is
- * 500 with the message. */
+ * the template cannot use: the request's messages) is ERR_GEN_INVALID naming param; anything
+ * else (a budget broken: the model's template is at fault, out of memory) is ERR_INTERNAL
+ * with the message. */
 void gen_call_template_error(struct gen_call *g, int rc, const char *param, const char *msg);
 
 /* A log-probability as JSON: null when not finite (serde_json writes NaN and -inf so). */

@@ -15,10 +15,9 @@
 
 static void hf_text2text(struct call *c, struct model *m);
 
-static json_t *respond_pipeline(struct call *c, json_t *result, int *status, struct err *e)
+static json_t *respond_pipeline(struct call *c, json_t *result, struct err *e)
 {
     (void)c;
-    (void)status;
     (void)e;
     return result;
 }
@@ -28,14 +27,14 @@ static bool check_options(struct call *c, const json_t *options)
     if (!options || json_is_null(options))
         return true;
     if (!json_is_object(options)) {
-        call_error(c, 422, "options", "`options` must be an object");
+        call_error(c, ERR_INVALID, "options", "`options` must be an object");
         return false;
     }
     static const char *const flags[] = {"use_cache", "wait_for_model"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         const json_t *v = json_object_get(options, flags[i]);
         if (v && !json_is_boolean(v) && !json_is_null(v)) {
-            call_error(c, 422, "options", "`options.%s` must be true or false", flags[i]);
+            call_error(c, ERR_INVALID, "options", "`options.%s` must be true or false", flags[i]);
             return false;
         }
     }
@@ -62,11 +61,11 @@ void route_hf_models(struct call *c)
     const json_t *inputs = json_object_get(body, "inputs");
     const json_t *parameters = json_object_get(body, "parameters");
     if (!inputs || json_is_null(inputs)) {
-        call_error(c, 422, "inputs", "`inputs` is required");
+        call_error(c, ERR_INVALID, "inputs", "`inputs` is required");
         return;
     }
     if (parameters && !json_is_object(parameters) && !json_is_null(parameters)) {
-        call_error(c, 422, "parameters", "`parameters` must be an object");
+        call_error(c, ERR_INVALID, "parameters", "`parameters` must be an object");
         return;
     }
     if (!check_options(c, json_object_get(body, "options")))
@@ -79,7 +78,7 @@ void route_hf_models(struct call *c)
         return;
     }
     if (has_empty_text(inputs)) {
-        call_error(c, 422, "inputs", "`inputs` cannot be empty");
+        call_error(c, ERR_INVALID, "inputs", "`inputs` cannot be empty");
         return;
     }
     call_submit(c, m, inputs, parameters, respond_pipeline);
@@ -136,7 +135,7 @@ void hf_text_generation(struct call *c, struct model *m)
     const json_t *inputs = json_object_get(body, "inputs");
     bool chat = is_chat(inputs);
     if (!chat && !json_is_string(inputs)) {
-        call_error(c, 422, "inputs",
+        call_error(c, ERR_INVALID, "inputs",
                    "`inputs` must be a string (or a chat: a list of {\"role\", \"content\"} "
                    "messages) for text-generation");
         return;
@@ -147,14 +146,14 @@ void hf_text_generation(struct call *c, struct model *m)
     struct err e = {0};
     if (gen_api_parse(&gen_api_pipeline, json_object_get(body, "parameters"),
                       gen_model_config(g->gm), NULL, &g->params, &e) != 0) {
-        gen_call_error(g, 422, "parameters", e.msg);
+        gen_call_error(g, ERR_GEN_INVALID, "parameters", e.msg);
         return;
     }
     if (model_task(m) == TASK_TEXT2TEXT_GENERATION)
         g->params.return_full_text = false; /* text2text answers the new text only */
     if (chat) {
         if (!gen_model_has_chat_template(g->gm)) {
-            gen_call_error(g, 422, "inputs", "this model's tokenizer has no chat template");
+            gen_call_error(g, ERR_GEN_INVALID, "inputs", "this model's tokenizer has no chat template");
             return;
         }
         json_t *extra = json_pack("{s:b}", "add_generation_prompt", 1);
@@ -172,7 +171,7 @@ void hf_text_generation(struct call *c, struct model *m)
         if (rc || !keep) {
             free(keep);
             if (!rc)
-                gen_call_error(g, 500, NULL, "out of memory");
+                gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
             return;
         }
         *keep = json_deep_copy(inputs);
@@ -263,7 +262,7 @@ static void text2text_done(struct gen_call *g, struct call *c)
     if (rec)
         call_reply(c, 200, json_pack("[o]", rec));
     else
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
 }
 
 /* A boolean parameter (absent or null: unchanged). false when answered (422). */
@@ -275,7 +274,7 @@ static bool t2t_bool(struct gen_call *g, const json_t *params, const char *key, 
     if (!json_is_boolean(v)) {
         char msg[128];
         snprintf(msg, sizeof msg, "`%s` must be true or false", key);
-        gen_call_error(g, 422, "parameters", msg);
+        gen_call_error(g, ERR_GEN_INVALID, "parameters", msg);
         return false;
     }
     *out = json_is_true(v);
@@ -299,7 +298,7 @@ static bool t2t_truncation(struct gen_call *g, const json_t *params, bool *out)
         *out = true;
         return true;
     }
-    gen_call_error(g, 422, "parameters",
+    gen_call_error(g, ERR_GEN_INVALID, "parameters",
                    s && strcmp(s, "only_second") == 0
                        ? "`truncation` \"only_second\" needs a pair of sequences: "
                          "text2text-generation has one input"
@@ -316,7 +315,7 @@ static bool t2t_stop_sequence(struct gen_call *g, const json_t *params)
     if (!v || json_is_null(v))
         return true;
     if (!json_is_string(v)) {
-        gen_call_error(g, 422, "parameters", "`stop_sequence` must be a string");
+        gen_call_error(g, ERR_GEN_INVALID, "parameters", "`stop_sequence` must be a string");
         return false;
     }
     int32_t *ids = NULL;
@@ -329,7 +328,7 @@ static bool t2t_stop_sequence(struct gen_call *g, const json_t *params)
         g->params.eos_token_ids[0] = ids[0];
         g->params.n_eos_token_ids = 1;
     } else {
-        gen_call_error(g, 422, "parameters", rc ? e.msg : "`stop_sequence` has no tokens");
+        gen_call_error(g, ERR_GEN_INVALID, "parameters", rc ? e.msg : "`stop_sequence` has no tokens");
     }
     free(ids);
     return ok;
@@ -345,7 +344,7 @@ static int t2t_tokenize(struct gen_call *g, const char *text, size_t len, bool t
     struct err e = {0};
     int rc = gen_model_tokenize(g->gm, text, len, true, true, &ids, &n, &e);
     if (rc) {
-        gen_call_error(g, rc == ERR_NOMEM ? 500 : 422, "inputs", e.msg);
+        gen_call_error(g, rc == ERR_NOMEM ? ERR_NOMEM : ERR_GEN_INVALID, "inputs", e.msg);
         return -1;
     }
     rc = gen_call_set_ids(g, ids, n);
@@ -359,7 +358,7 @@ static void hf_text2text(struct call *c, struct model *m)
     const json_t *inputs = json_object_get(body, "inputs");
     const json_t *params = json_object_get(body, "parameters");
     if (!json_is_string(inputs) || json_string_length(inputs) == 0) {
-        call_error(c, 422, "inputs",
+        call_error(c, ERR_INVALID, "inputs",
                    json_is_string(inputs) ? "`inputs` cannot be empty"
                                           : "`inputs` must be a string for text2text-generation");
         return;
@@ -369,18 +368,18 @@ static void hf_text2text(struct call *c, struct model *m)
         return;
     struct t2t_opts *opt = calloc(1, sizeof *opt);
     if (!opt) {
-        gen_call_error(g, 500, NULL, "out of memory");
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
         return;
     }
     g->user = opt;
     struct err e = {0};
     if (gen_api_parse(&gen_api_pipeline, params, gen_model_config(g->gm), NULL, &g->params,
                       &e) != 0) {
-        gen_call_error(g, 422, "parameters", e.msg);
+        gen_call_error(g, ERR_GEN_INVALID, "parameters", e.msg);
         return;
     }
     if (json_is_true(json_object_get(params, "return_full_text"))) {
-        gen_call_error(g, 422, "parameters",
+        gen_call_error(g, ERR_GEN_INVALID, "parameters",
                        "`return_full_text` is not a text2text-generation parameter: an "
                        "encoder-decoder's output does not continue its input");
         return;
@@ -394,7 +393,7 @@ static void hf_text2text(struct call *c, struct model *m)
         return;
     if (g->params.max_new_tokens == 0) { /* generate(): max_length counts the start token */
         if (g->params.max_length <= 1) {
-            gen_call_error(g, 422, "parameters",
+            gen_call_error(g, ERR_GEN_INVALID, "parameters",
                            "`max_length` must be at least 2 for text2text-generation: the "
                            "decoder start token counts in it");
             return;

@@ -19,7 +19,7 @@ void route_ready(struct call *c)
         return;
     }
     if (server_draining(s)) {
-        call_error(c, 503, NULL, "draining: the server is shutting down");
+        call_error(c, ERR_UNAVAILABLE, NULL, "draining: the server is shutting down");
         return;
     }
     /* name what is missing: loading or failed models */
@@ -36,7 +36,7 @@ void route_ready(struct call *c)
     free(all);
     json_t *body = json_pack("{s:s, s:s, s:o, s:o}", "error", "not ready", "error_type",
                              "Unhealthy", "loading", loading, "failed", failed);
-    call_reply(c, 503, body);
+    call_error_body(c, ERR_UNAVAILABLE, body);
 }
 
 void route_metrics(struct call *c)
@@ -44,7 +44,7 @@ void route_metrics(struct call *c)
     size_t len = 0;
     char *text = metrics_render(server_metrics(call_server(c)), &len);
     if (!text) {
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
         return;
     }
     call_reply_text(c, 200, text, len, "text/plain; version=0.0.4; charset=utf-8");

@@ -43,7 +43,7 @@ static json_t *field_input(struct call *c)
     if (!why && json_is_string(in) && json_string_length(in) == 0)
         why = "`input` cannot be empty";
     if (why) {
-        call_error(c, 422, "input", "%s", why);
+        call_error(c, ERR_INVALID, "input", "%s", why);
         return NULL;
     }
     return json_is_string(in) ? json_pack("[O]", in) : json_incref(in);
@@ -57,15 +57,15 @@ static bool field_options(struct call *c, struct embed_opts *o)
     const json_t *user = json_object_get(body, "user");
     const char *f = json_string_value(fmt);
     if (fmt && !json_is_null(fmt) && !(f && (!strcmp(f, "float") || !strcmp(f, "base64")))) {
-        call_error(c, 422, "encoding_format", "`encoding_format` must be \"float\" or \"base64\"");
+        call_error(c, ERR_INVALID, "encoding_format", "`encoding_format` must be \"float\" or \"base64\"");
         return false;
     }
     if (dims && !json_is_null(dims) && (!json_is_integer(dims) || json_integer_value(dims) <= 0)) {
-        call_error(c, 422, "dimensions", "`dimensions` must be a positive integer");
+        call_error(c, ERR_INVALID, "dimensions", "`dimensions` must be a positive integer");
         return false;
     }
     if (user && !json_is_null(user) && !json_is_string(user)) {
-        call_error(c, 422, "user", "`user` must be a string");
+        call_error(c, ERR_INVALID, "user", "`user` must be a string");
         return false;
     }
     o->base64 = f && strcmp(f, "base64") == 0;
@@ -80,17 +80,13 @@ struct model *openai_field_model(struct call *c, unsigned tasks)
     struct server *s = call_server(c);
     const json_t *v = json_object_get(call_body(c), "model");
     if (v && !json_is_null(v) && !json_is_string(v)) {
-        call_error(c, 422, "model", "`model` must be a string");
+        call_error(c, ERR_INVALID, "model", "`model` must be a string");
         return NULL;
     }
     const char *name = json_string_value(v);
     struct model *known = name ? server_model(s, name) : NULL;
     if (name && !known) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "The model `%s` does not exist", name);
-        call_reply(c, 404,
-                   json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "message", msg, "type",
-                             "invalid_request_error", "param", "model", "code", "model_not_found"));
+        call_error(c, ERR_NO_MODEL, "model", "The model `%s` does not exist", name);
         return NULL;
     }
     model_unref(known);
@@ -135,7 +131,7 @@ static json_t *base64_json(const json_t *vec)
 }
 
 /* result: one normalized vector per input. */
-static json_t *respond_embeddings(struct call *c, json_t *result, int *status, struct err *e)
+static json_t *respond_embeddings(struct call *c, json_t *result, struct err *e)
 {
     const struct embed_opts *o = call_user(c);
     json_t *data = json_array();
@@ -143,7 +139,6 @@ static json_t *respond_embeddings(struct call *c, json_t *result, int *status, s
         json_t *vec = json_array_get(result, i);
         if (o->dimensions > json_array_size(vec)) {
             json_decref(data);
-            *status = 422;
             err_set(e, ERR_INVALID, "`dimensions` is %zu but the model's embeddings have %zu",
                     o->dimensions, json_array_size(vec));
             return NULL;
@@ -164,7 +159,6 @@ static json_t *respond_embeddings(struct call *c, json_t *result, int *status, s
                                    tokens, "total_tokens", tokens)
                        : NULL;
     if (!out) {
-        *status = 500;
         err_set(e, ERR_NOMEM, "out of memory");
     }
     return out;
@@ -185,7 +179,7 @@ void route_openai_embeddings(struct call *c)
     json_t *params = json_pack("{s:b}", "normalize", 1);
     if (!user || !params) {
         free(user);
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
     } else {
         *user = o;
         call_set_user(c, user);
@@ -223,5 +217,5 @@ void route_openai_models(struct call *c)
     if (data)
         call_reply(c, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
     else
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
 }

@@ -234,13 +234,13 @@ static void stream_last(struct gen_call *g, size_t i, const struct gen_token *t,
 static void stream_failed(struct gen_call *g, size_t i)
 {
     const struct gen_out *o = &g->out[i];
-    int status = gen_out_status(o);
+    int kind = gen_out_kind(o);
     const char *msg = o->status == GEN_TIMEOUT     ? "Request timed out during generation"
                       : o->status == GEN_CANCELLED ? "Request cancelled"
                                                    : o->error;
     gen_emit_json(g, json_pack("{s:{s:s, s:s, s:n, s:i}}", "error", "message", msg, "type",
-                               status == 504 ? "timeout_error" : "server_error", "param", "code",
-                               status));
+                               kind == ERR_TIMEOUT ? "timeout_error" : "server_error", "param",
+                               "code", status_of_err(DIALECT_OPENAI, kind)));
 }
 
 static void stream_finish(struct gen_call *g)
@@ -269,7 +269,7 @@ static bool completion_prompt(struct gen_call *g, const json_t *prompt)
 {
     if (json_is_string(prompt)) {
         if (json_string_length(prompt) == 0) {
-            gen_call_error(g, 400, "prompt", "`prompt` cannot be empty");
+            gen_call_error(g, ERR_GEN_INVALID, "prompt", "`prompt` cannot be empty");
             return false;
         }
         const char *s = json_string_value(prompt);
@@ -281,14 +281,14 @@ static bool completion_prompt(struct gen_call *g, const json_t *prompt)
     for (size_t i = 0; ids && i < n; i++)
         ids = json_is_integer(json_array_get(prompt, i));
     if (!ids) {
-        gen_call_error(g, 400, "prompt",
+        gen_call_error(g, ERR_GEN_INVALID, "prompt",
                        "`prompt` must be a string, a list of strings, a list of token ids or a "
                        "list of token id lists");
         return false;
     }
     int32_t *v = malloc(n * sizeof *v);
     if (!v) {
-        gen_call_error(g, 500, NULL, "out of memory");
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
         return false;
     }
     bool ok = true;
@@ -323,7 +323,7 @@ static bool completion_prompts(struct gen_call *g, const json_t *prompt)
                  "%zu prompts with `n` = %u ask for %zu choices; at most %d per request are "
                  "supported",
                  n, g->params.n, n * g->params.n, GEN_MAX_CHOICES);
-        gen_call_error(g, 400, "prompt", msg);
+        gen_call_error(g, ERR_GEN_INVALID, "prompt", msg);
         return false;
     }
     for (size_t i = 0; i < n; i++) {
@@ -332,7 +332,7 @@ static bool completion_prompts(struct gen_call *g, const json_t *prompt)
                                       json_is_integer(json_array_get(one, 0)))) {
             char msg[120];
             snprintf(msg, sizeof msg, "`prompt`[%zu] must be a string or a list of token ids", i);
-            gen_call_error(g, 400, "prompt", msg);
+            gen_call_error(g, ERR_GEN_INVALID, "prompt", msg);
             return false;
         }
         if (!completion_prompt(g, one) || gen_call_check(g) != 0 || gen_call_push_prompt(g) != 0)
@@ -382,7 +382,7 @@ static json_t *message_content(const json_t *content, const char **why)
 static json_t *chat_messages(struct gen_call *g, const json_t *messages)
 {
     if (!json_is_array(messages) || json_array_size(messages) == 0) {
-        gen_call_error(g, 400, "messages",
+        gen_call_error(g, ERR_GEN_INVALID, "messages",
                        messages ? "`messages` must be a non-empty list of messages"
                                 : "`messages` is required");
         return NULL;
@@ -401,7 +401,7 @@ static json_t *chat_messages(struct gen_call *g, const json_t *messages)
         if (!content) {
             char msg[200];
             snprintf(msg, sizeof msg, "messages[%zu]: %s", i, why ? why : "out of memory");
-            gen_call_error(g, why ? 400 : 500, "messages", msg);
+            gen_call_error(g, why ? ERR_GEN_INVALID : ERR_NOMEM, "messages", msg);
             json_decref(out);
             return NULL;
         }
@@ -420,12 +420,12 @@ static json_t *chat_extra(struct gen_call *g, const json_t *body)
     const json_t *agp = json_object_get(body, "add_generation_prompt");
     const json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (agp && !json_is_null(agp) && !json_is_boolean(agp)) {
-        gen_call_error(g, 400, "add_generation_prompt",
+        gen_call_error(g, ERR_GEN_INVALID, "add_generation_prompt",
                        "`add_generation_prompt` must be true or false");
         return NULL;
     }
     if (kw && !json_is_null(kw) && !json_is_object(kw)) {
-        gen_call_error(g, 400, "chat_template_kwargs", "`chat_template_kwargs` must be an object");
+        gen_call_error(g, ERR_GEN_INVALID, "chat_template_kwargs", "`chat_template_kwargs` must be an object");
         return NULL;
     }
     json_t *extra = json_is_object(kw) ? json_deep_copy(kw) : json_object();
@@ -444,11 +444,11 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
                  "model '%s' is an encoder-decoder (text2text-generation) model: it has no chat "
                  "template and cannot chat; use /v1/completions",
                  model_name(g->model));
-        gen_call_error(g, 400, "model", msg);
+        gen_call_error(g, ERR_GEN_INVALID, "model", msg);
         return false;
     }
     if (!gen_model_has_chat_template(g->gm)) {
-        gen_call_error(g, 400, NULL,
+        gen_call_error(g, ERR_GEN_INVALID, NULL,
                        "this model's tokenizer has no chat template (tokenizer_config.json "
                        "chat_template): use /v1/completions");
         return false;
@@ -495,12 +495,12 @@ static void openai_route(struct call *c, const struct gen_api *d)
     const char *key = NULL;
     if (gen_api_unsupported(d, body, &key, &e) != 0 ||
         gen_api_parse(d, body, gen_model_config(g->gm), &lim, &g->params, &e) != 0) {
-        gen_call_error(g, 400, key, e.msg);
+        gen_call_error(g, ERR_GEN_INVALID, key, e.msg);
         return;
     }
     if (gen_model_is_encoder_decoder(g->gm) && d == &gen_api_completions &&
         g->params.return_full_text) {
-        gen_call_error(g, 400, "echo",
+        gen_call_error(g, ERR_GEN_INVALID, "echo",
                        "`echo` is not supported by an encoder-decoder model "
                        "(text2text-generation): its completion does not continue the prompt");
         return;
@@ -508,7 +508,7 @@ static void openai_route(struct call *c, const struct gen_api *d)
     if (d == &gen_api_completions) {
         const json_t *prompt = json_object_get(body, "prompt");
         if (!prompt || json_is_null(prompt)) {
-            gen_call_error(g, 400, "prompt", "`prompt` is required");
+            gen_call_error(g, ERR_GEN_INVALID, "prompt", "`prompt` is required");
             return;
         }
         if (!completion_prompts(g, prompt))
@@ -524,7 +524,7 @@ static void openai_route(struct call *c, const struct gen_api *d)
     }
     struct stream_state *st = calloc(1, sizeof *st);
     if (!st) {
-        gen_call_error(g, 500, NULL, "out of memory");
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
         return;
     }
     snprintf(st->model, sizeof st->model, "%s", model_name(m));

@@ -22,7 +22,7 @@ bool tei_field_bool(struct call *c, const char *key, bool def, bool *out)
     if (!v || json_is_null(v))
         return true;
     if (!json_is_boolean(v)) {
-        call_error(c, 422, key, "`%s` must be true or false", key);
+        call_error(c, ERR_INVALID, key, "`%s` must be true or false", key);
         return false;
     }
     *out = json_is_true(v);
@@ -34,7 +34,7 @@ struct model *tei_field_model(struct call *c, unsigned tasks)
 {
     const json_t *v = json_object_get(call_body(c), "model");
     if (v && !json_is_null(v) && !json_is_string(v)) {
-        call_error(c, 422, "model", "`model` must be a string");
+        call_error(c, ERR_INVALID, "model", "`model` must be a string");
         return NULL;
     }
     return call_use_model(c, json_string_value(v), tasks, "model");
@@ -48,12 +48,12 @@ bool tei_fields_unsupported(struct call *c)
     const json_t *prompt = json_object_get(call_body(c), "prompt_name");
     if (dir && !json_is_null(dir) &&
         !(json_is_string(dir) && strcasecmp(json_string_value(dir), "right") == 0)) {
-        call_error(c, 422, "truncation_direction",
+        call_error(c, ERR_INVALID, "truncation_direction",
                    "`truncation_direction` must be \"right\" (left truncation is not supported)");
         return false;
     }
     if (prompt && !json_is_null(prompt)) {
-        call_error(c, 422, "prompt_name", "`prompt_name` is not supported: models have no prompts");
+        call_error(c, ERR_INVALID, "prompt_name", "`prompt_name` is not supported: models have no prompts");
         return false;
     }
     return true;
@@ -76,11 +76,11 @@ json_t *tei_field_texts(struct call *c, bool allow_empty)
 {
     json_t *in = json_object_get(call_body(c), "inputs");
     if (!in || json_is_null(in)) {
-        call_error(c, 422, "inputs", "`inputs` is required");
+        call_error(c, ERR_INVALID, "inputs", "`inputs` is required");
         return NULL;
     }
     if (is_id_list(in) || (json_is_array(in) && is_id_list(json_array_get(in, 0)))) {
-        call_error(c, 422, "inputs", "token id inputs are not supported");
+        call_error(c, ERR_INVALID, "inputs", "token id inputs are not supported");
         return NULL;
     }
     json_t *list = json_is_string(in) ? json_pack("[O]", in) : json_incref(in);
@@ -95,7 +95,7 @@ json_t *tei_field_texts(struct call *c, bool allow_empty)
             why = "`inputs` cannot be empty";
     }
     if (why) {
-        call_error(c, 422, "inputs", "%s", why);
+        call_error(c, ERR_INVALID, "inputs", "%s", why);
         json_decref(list);
         return NULL;
     }
@@ -110,13 +110,12 @@ struct embed_opts {
 };
 
 /* result: one vector per input (the pipeline was given a list). */
-static json_t *respond_embed(struct call *c, json_t *result, int *status, struct err *e)
+static json_t *respond_embed(struct call *c, json_t *result, struct err *e)
 {
     const struct embed_opts *o = call_user(c);
     for (size_t i = 0; o->dimensions && i < json_array_size(result); i++) {
         json_t *vec = json_array_get(result, i);
         if (o->dimensions > json_array_size(vec)) {
-            *status = 422;
             err_set(e, ERR_INVALID, "`dimensions` is %zu but the model's embeddings have %zu",
                     o->dimensions, json_array_size(vec));
             return NULL;
@@ -135,7 +134,7 @@ void route_tei_embed(struct call *c)
         !tei_field_bool(c, "truncate", false, &truncate) || !tei_fields_unsupported(c))
         return;
     if (dims && !json_is_null(dims) && (!json_is_integer(dims) || json_integer_value(dims) <= 0)) {
-        call_error(c, 422, "dimensions", "`dimensions` must be a positive integer");
+        call_error(c, ERR_INVALID, "dimensions", "`dimensions` must be a positive integer");
         return;
     }
     o.dimensions = json_is_integer(dims) ? (size_t)json_integer_value(dims) : 0;
@@ -151,7 +150,7 @@ void route_tei_embed(struct call *c)
     json_t *params = json_pack("{s:b}", "normalize", o.normalize);
     if (!user || !params) {
         free(user);
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
     } else {
         *user = o;
         call_set_user(c, user);
@@ -187,7 +186,7 @@ static json_t *predict_inputs(struct call *c, bool *batch)
     *batch = json_is_array(in) && json_is_array(json_array_get(in, 0));
     json_t *out = NULL;
     if (!in || json_is_null(in) || (json_is_array(in) && json_array_size(in) == 0)) {
-        call_error(c, 422, "inputs", in ? "`inputs` cannot be empty" : "`inputs` is required");
+        call_error(c, ERR_INVALID, "inputs", in ? "`inputs` cannot be empty" : "`inputs` is required");
         return NULL;
     }
     if (!*batch) {
@@ -202,7 +201,7 @@ static json_t *predict_inputs(struct call *c, bool *batch)
         }
     }
     if (!out)
-        call_error(c, 422, "inputs",
+        call_error(c, ERR_INVALID, "inputs",
                    "`inputs` must be a string, a pair of strings [string, string] or a batch of "
                    "mixed strings and pairs [[string], [string, string], ...]");
     return out;
@@ -225,7 +224,7 @@ static void submit_classify(struct call *c, struct model *m, json_t *inputs, jso
                             respond_fn respond)
 {
     if (!inputs || !params) {
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
     } else {
         call_submit(c, m, inputs, params, respond);
     }
@@ -239,9 +238,8 @@ static json_t *label_scores(json_t *r)
     return json_is_array(json_array_get(r, 0)) ? json_array_get(r, 0) : r;
 }
 
-static json_t *respond_predict(struct call *c, json_t *result, int *status, struct err *e)
+static json_t *respond_predict(struct call *c, json_t *result, struct err *e)
 {
-    (void)status;
     (void)e;
     if (!*(const bool *)call_user(c)) { /* a single sequence (result itself: stolen) */
         json_t *one = label_scores(result);
@@ -266,7 +264,7 @@ void route_tei_predict(struct call *c)
     struct model *m = user ? tei_field_model(c, TASK_BIT(TASK_TEXT_CLASSIFICATION)) : NULL;
     if (!m) {
         if (!user)
-            call_error(c, 500, NULL, "out of memory");
+            call_error(c, ERR_NOMEM, NULL, "out of memory");
         free(user);
         json_decref(inputs);
         return;
@@ -291,7 +289,7 @@ static int by_score(const void *a, const void *b)
 }
 
 /* result: per text, the list of the reranker's one {"label", "score"}. */
-static json_t *respond_rerank(struct call *c, json_t *result, int *status, struct err *e)
+static json_t *respond_rerank(struct call *c, json_t *result, struct err *e)
 {
     const json_t *texts = json_object_get(call_body(c), "texts");
     bool return_text = json_is_true(json_object_get(call_body(c), "return_text"));
@@ -300,7 +298,6 @@ static json_t *respond_rerank(struct call *c, json_t *result, int *status, struc
     json_t *out = ranks ? json_array() : NULL;
     if (!out) {
         free(ranks);
-        *status = 500;
         err_set(e, ERR_NOMEM, "out of memory");
         return NULL;
     }
@@ -341,9 +338,9 @@ static json_t *rerank_inputs(struct call *c)
         json_array_append_new(
             pairs, json_pack("{s:O, s:O}", "text", query, "text_pair", json_array_get(texts, i)));
     if (why)
-        call_error(c, 422, field, "%s", why);
+        call_error(c, ERR_INVALID, field, "%s", why);
     else if (!pairs)
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
     return pairs;
 }
 
@@ -389,7 +386,7 @@ void route_tei_rerank(struct call *c)
         return;
     }
     if (n_labels(m) != 1) {
-        call_error(c, 422, "model", "model %s is not a re-ranker: it has %zu labels", model_name(m),
+        call_error(c, ERR_INVALID, "model", "model %s is not a re-ranker: it has %zu labels", model_name(m),
                    n_labels(m));
         json_decref(pairs);
         return;

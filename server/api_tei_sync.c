@@ -83,7 +83,7 @@ void route_tei_tokenize(struct call *c)
     if (out)
         call_reply(c, 200, out);
     else
-        call_error(c, e.kind ? status_of_err(e.kind) : 500, "inputs", "%s",
+        call_error(c, e.kind ? e.kind : ERR_NOMEM, "inputs", "%s",
                    e.kind ? e.msg : "out of memory");
     json_decref(texts);
 }
@@ -118,7 +118,7 @@ void route_tei_decode(struct call *c)
     struct err le = {0};
     json_t *out = m ? json_array() : NULL;
     if (out && pipeline_check_inputs(&lim, json_array_size(lists), &le) != 0) {
-        call_error(c, 422, "ids", "%s", le.msg);
+        call_error(c, ERR_INVALID, "ids", "%s", le.msg);
         json_decref(out);
         out = NULL;
     }
@@ -129,10 +129,10 @@ void route_tei_decode(struct call *c)
         size_t len = 0;
         struct err e = {0};
         if (!ids)
-            call_error(c, 422, "ids",
+            call_error(c, ERR_INVALID, "ids",
                        "`ids` must be a list of token ids (0 to 2^31-1) or a list of such lists");
         else if (tokenizer_decode(tk, ids, n, skip, &text, &len, &e) != 0)
-            call_error(c, status_of_err(e.kind), "ids", "%s", e.msg);
+            call_error(c, e.kind, "ids", "%s", e.msg);
         else
             json_array_append_new(out, json_stringn(text, len));
         free(text);
@@ -241,5 +241,5 @@ void route_tei_info(struct call *c)
     if (info)
         call_reply(c, 200, info);
     else
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
 }

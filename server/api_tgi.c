@@ -257,18 +257,18 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
     const json_t *body = call_body(c);
     const json_t *mv = json_object_get(body, "model");
     if (mv && !json_is_null(mv) && !json_is_string(mv)) {
-        call_error(c, 422, "model", "Input validation error: `model` must be a string");
+        call_error(c, ERR_INVALID, "model", "Input validation error: `model` must be a string");
         return NULL;
     }
     const json_t *in = json_object_get(body, "inputs");
     if (!in || !json_is_string(in)) {
-        call_error(c, 422, "inputs",
+        call_error(c, ERR_INVALID, "inputs",
                    in ? "Input validation error: `inputs` must be a string"
                       : "Input validation error: `inputs` is required");
         return NULL;
     }
     if (json_string_length(in) == 0) {
-        call_error(c, 422, "inputs", "Input validation error: `inputs` cannot be empty");
+        call_error(c, ERR_INVALID, "inputs", "Input validation error: `inputs` cannot be empty");
         return NULL;
     }
     struct model *m =
@@ -284,14 +284,14 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
     const json_t *params = json_object_get(body, "parameters");
     if (gen_api_parse(&gen_api_tgi, params, gen_model_config(g->gm), &lim, &g->params, &e) != 0 ||
         (stream && tgi_check_stream(&g->params, &e) != 0)) {
-        gen_call_error(g, 422, "parameters", e.msg);
+        gen_call_error(g, ERR_GEN_INVALID, "parameters", e.msg);
         return NULL;
     }
     const json_t *full = json_object_get(params, "return_full_text");
     if (compat && (!full || json_is_null(full)))
         g->params.return_full_text = !gen_model_is_encoder_decoder(g->gm);
     if (gen_model_is_encoder_decoder(g->gm) && g->params.return_full_text) {
-        gen_call_error(g, 422, "parameters",
+        gen_call_error(g, ERR_GEN_INVALID, "parameters",
                        "`return_full_text` is not supported by an encoder-decoder model "
                        "(text2text-generation): its output does not continue its input");
         return NULL;
@@ -333,7 +333,7 @@ void route_tgi_compat(struct call *c)
 {
     const json_t *stream = json_object_get(call_body(c), "stream");
     if (stream && !json_is_null(stream) && !json_is_boolean(stream)) {
-        call_error(c, 422, "stream", "Input validation error: `stream` must be true or false");
+        call_error(c, ERR_INVALID, "stream", "Input validation error: `stream` must be true or false");
         return;
     }
     if (json_is_true(stream))
@@ -361,5 +361,5 @@ void tgi_info(struct call *c, struct model *m)
     if (info)
         call_reply(c, 200, info);
     else
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
 }

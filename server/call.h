@@ -39,6 +39,9 @@ enum phase { PHASE_BODY, PHASE_QUEUED, PHASE_SUSPENDED, PHASE_ANSWERED };
 enum step { STEP_HANDLE, STEP_ANSWER };
 
 #define MAX_EXTRA_HEADERS 8
+/* The status logged (access log, metrics) for a client that left before its answer: nginx's
+ * 499, never sent. */
+#define STATUS_CLIENT_CLOSED 499
 #define REQUEST_ID_MAX 128 /* bytes of a client's x-request-id kept; a longer one is replaced */
 
 struct call {

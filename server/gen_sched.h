@@ -51,7 +51,7 @@
  *     struct gen_req_spec spec = {.prompt = ids, .n_prompt = n, .params = &params,
  *                                 .on_event = stream_token, .on_done = finished, .owner = call};
  *     struct gen_req *r;
- *     if (gen_sched_submit(s, &spec, &r, &e) != 0) reply status_of_err(e.kind);
+ *     if (gen_sched_submit(s, &spec, &r, &e) != 0) call_error(c, e.kind, ...);
  *     ...                                   // client went away:
  *     gen_sched_cancel(r);                  // slot freed at the next step; on_done still comes
  *     gen_sched_free(s);                    // drains (see gen_sched_stop), joins, frees

@@ -138,19 +138,19 @@ int call_submit(struct call *c, struct model *m, const json_t *inputs, const jso
     struct pipeline_stop stop = {call_late, c};
     int rc = pipeline_prepare_until(p, inputs, parameters, &stop, &c->req, &e);
     if (rc == ERR_CANCELLED) {
-        call_error(c, 504, NULL, "request timed out after %ld ms while tokenizing",
+        call_error(c, ERR_TIMEOUT, NULL, "request timed out after %ld ms while tokenizing",
                    server_config(c->s)->request_timeout_ms);
         return rc;
     }
     if (rc) { /* OpenAI's only queued route is /v1/embeddings: its inputs are "input" */
-        call_error(c, status_of_err(rc), c->dialect == DIALECT_OPENAI ? "input" : NULL, "%s",
+        call_error(c, rc, c->dialect == DIALECT_OPENAI ? "input" : NULL, "%s",
                    e.msg);
         return rc;
     }
     size_t limit = model_config(m)->max_input_tokens;
     size_t longest = pipeline_request_max_len(c->req);
     if (limit && longest > limit) {
-        call_error(c, 422, NULL,
+        call_error(c, ERR_INVALID, NULL,
                    "`inputs` must have less than %zu tokens. Given: %zu (ask for truncation "
                    "to cut them)",
                    limit + 1, longest);
@@ -185,27 +185,26 @@ static enum MHD_Result answer_job(struct call *c)
     struct job *j = &c->job;
     switch (j->status) {
     case JOB_DISCONNECTED: /* nobody is listening: the write fails and the connection closes */
-        call_error(c, 503, NULL, "the client went away while the request was queued");
-        c->status = 499;
+        call_error(c, ERR_UNAVAILABLE, NULL, "the client went away while the request was queued");
+        c->status = STATUS_CLIENT_CLOSED;
         return MHD_YES;
     case JOB_TIMEOUT:
-        call_error(c, 504, NULL, "request timed out after %ld ms",
+        call_error(c, ERR_TIMEOUT, NULL, "request timed out after %ld ms",
                    server_config(c->s)->request_timeout_ms);
         return MHD_YES;
     case JOB_FAILED:
-        call_error(c, status_of_err(j->err_kind), NULL, "%s", j->error);
+        call_error(c, j->err_kind, NULL, "%s", j->error);
         return MHD_YES;
     case JOB_OK: break;
     }
     json_t *result = j->result;
     j->result = NULL;
-    int status = 200;
     struct err e = {0};
-    json_t *body = c->respond(c, result, &status, &e);
+    json_t *body = c->respond(c, result, &e);
     if (body != result)
         json_decref(result);
     if (!body) {
-        call_error(c, status ? status : 500, NULL, "%s", e.msg);
+        call_error(c, e.kind ? e.kind : ERR_NOMEM, NULL, "%s", e.kind ? e.msg : "out of memory");
         return MHD_YES;
     }
     call_reply(c, 200, body);
@@ -239,7 +238,7 @@ struct model *call_use_model(struct call *c, const char *name, unsigned tasks, c
     struct err e = {0};
     int rc = registry_pick(c->s, name, tasks, &m, &e);
     if (rc) {
-        call_error(c, status_of_err(rc), param, "%s", e.msg);
+        call_error(c, rc, param, "%s", e.msg);
         return NULL;
     }
     call_set_model(c, m);
@@ -276,7 +275,7 @@ void call_add_header(struct call *c, const char *name, const char *value)
 static void run_handler(struct call *c)
 {
     if (c->discarded) {
-        call_error(c, 413, NULL, "request body is over the limit of %zu bytes",
+        call_error(c, ERR_TOO_LARGE, NULL, "request body is over the limit of %zu bytes",
                    server_config(c->s)->max_body_bytes);
         return;
     }
@@ -284,22 +283,22 @@ static void run_handler(struct call *c)
         json_error_t je;
         c->json = json_loadb(c->body ? c->body : "", c->len, JSON_ALLOW_NUL, &je);
         if (!c->json) {
-            call_error(c, 400, NULL, "malformed JSON body: %s (line %d, column %d)", je.text,
+            call_error(c, ERR_MALFORMED, NULL, "malformed JSON body: %s (line %d, column %d)", je.text,
                        je.line, je.column);
             return;
         }
         if (!json_is_object(c->json)) {
-            call_error(c, 422, NULL, "the request body must be a JSON object");
+            call_error(c, ERR_INVALID, NULL, "the request body must be a JSON object");
             return;
         }
     }
     if (server_draining(c->s) && !(c->route->flags & ROUTE_PROBE)) {
-        call_error(c, 503, NULL, "the server is shutting down");
+        call_error(c, ERR_UNAVAILABLE, NULL, "the server is shutting down");
         return;
     }
     c->route->fn(c);
     if (!c->status && c->phase != PHASE_QUEUED && c->phase != PHASE_SUSPENDED)
-        call_error(c, 500, NULL, "the handler gave no answer");
+        call_error(c, ERR_INTERNAL, NULL, "the handler gave no answer");
 }
 
 /* A woken call: its job's result, or the suspended handler's continuation. */
@@ -314,7 +313,7 @@ static void answer_woken(struct call *c)
         c->on_resume(c, c->resume_arg);
     }
     if (!c->status)
-        call_error(c, 500, NULL, "the handler gave no answer");
+        call_error(c, ERR_INTERNAL, NULL, "the handler gave no answer");
 }
 
 /* A request thread's turn with a call (its connection suspended): run the handler or answer
@@ -489,10 +488,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         c->on_end(c->end_arg);
     struct metrics *m = server_metrics(c->s);
     const char *model = c->model ? model_name(c->model) : NULL; /* never a client string */
-    metrics_request(m, model, route_label(c), c->status ? c->status : 499,
+    metrics_request(m, model, route_label(c), c->status ? c->status : STATUS_CLIENT_CLOSED,
                     now_seconds() - c->t_start);
     metrics_inflight_add(m, -1);
-    access_log(c, c->status ? c->status : 499);
+    access_log(c, c->status ? c->status : STATUS_CLIENT_CLOSED);
     if (c->stream)
         call_stream_unref(c->stream);
     if (c->pending)

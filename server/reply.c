@@ -1,7 +1,9 @@
 /* reply: every response a call sends (reply.c is the only place that queues one), and the one
- * map from error kinds to HTTP statuses and from statuses to each dialect's error shape
- * (Hugging Face and TEI {"error", "error_type"}, TGI's names, OpenAI {"error": {"message",
- * "type", "param", "code"}}). Error messages are made valid UTF-8 first. */
+ * map from error kinds to HTTP statuses (kind_rows[]: no other file names an error's status;
+ * callers say what went wrong with an err.h or serve.h kind) and from statuses to each
+ * dialect's error shape (status_names[]: Hugging Face and TEI {"error", "error_type"}, TGI's
+ * names, OpenAI {"error": {"message", "type", "param", "code"}}). Error messages are made
+ * valid UTF-8 first. */
 #include "call.h"
 
 #include <stdarg.h>
@@ -131,59 +133,75 @@ void call_reply_text(struct call *c, int status, char *text, size_t len, const c
     c->phase = PHASE_ANSWERED;
 }
 
-static const char *hf_error_type(int status)
+/* ---- the one map: error kind (+ the route's dialect) -> status ---- */
+
+#define SAME(status) {status, status, status}
+
+/* A row per kind that is not a 500. Validation is 422 everywhere (TEI, TGI, and TEI's
+ * /v1/embeddings), but a generation request OpenAI's rules refuse is vLLM's 400; a generation
+ * that failed once started is TGI's 424. */
+static const struct kind_row {
+    int kind;
+    int status[3];           /* by enum dialect */
+    const char *openai_code; /* NULL: the status's (status_names) */
+} kind_rows[] = {
+    {ERR_MALFORMED, SAME(400), NULL},
+    {ERR_UNAUTHORIZED, SAME(401), NULL},
+    {ERR_NOT_FOUND, SAME(404), NULL},
+    {ERR_NO_MODEL, SAME(404), "model_not_found"},
+    {ERR_METHOD, SAME(405), NULL},
+    {ERR_TOO_LARGE, SAME(413), NULL},
+    {ERR_INPUT, SAME(422), NULL},
+    {ERR_INVALID, SAME(422), NULL},
+    {ERR_GEN_INVALID, {[DIALECT_HF] = 422, [DIALECT_OPENAI] = 400, [DIALECT_TGI] = 422}, NULL},
+    {ERR_BUSY, SAME(429), NULL},
+    {ERR_UNAVAILABLE, SAME(503), NULL},
+    {ERR_TIMEOUT, SAME(504), NULL},
+    {ERR_GEN_FAILED, {[DIALECT_HF] = 500, [DIALECT_OPENAI] = 500, [DIALECT_TGI] = 424}, NULL},
+    /* every other kind (ERR_INTERNAL, ERR_NOMEM, ERR_FORMAT, ERR_IO, ERR_CANCELLED): 500 */
+};
+
+static const struct kind_row *kind_row(int kind)
 {
-    switch (status) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 413: return "PayloadTooLarge";
-    case 422: return "Validation";
-    case 429: return "Overloaded";
-    case 503: return "Unhealthy";
-    case 504: return "Timeout";
-    default: return "Backend";
-    }
+    for (size_t i = 0; i < sizeof kind_rows / sizeof kind_rows[0]; i++)
+        if (kind_rows[i].kind == kind)
+            return &kind_rows[i];
+    return NULL;
 }
 
-/* TGI's error_type names (router/src/infer/mod.rs, server.rs). */
-static const char *tgi_error_type(int status)
+int status_of_err(enum dialect d, int kind)
 {
-    switch (status) {
-    case 401: return "unauthorized";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 413: return "payload_too_large";
-    case 422: return "validation";
-    case 424: return "generation";
-    case 429: return "overloaded";
-    case 503: return "unhealthy";
-    case 504: return "timeout";
-    default: return status >= 500 ? "generation" : "bad_request";
-    }
+    const struct kind_row *r = kind_row(kind);
+    return r ? r->status[d] : 500;
 }
 
-static const char *openai_error_type(int status)
-{
-    switch (status) {
-    case 401: return "authentication_error";
-    case 429: return "rate_limit_error";
-    case 503: return "unavailable_error";
-    case 504: return "timeout_error";
-    default: return status >= 500 ? "server_error" : "invalid_request_error";
-    }
-}
+/* ---- each dialect's names for a status ---- */
 
-static const char *openai_error_code(int status)
+/* Hugging Face / TEI's error_type, TGI's (router/src/infer/mod.rs, server.rs), OpenAI's type
+ * and code. The last row is every other status (500). */
+static const struct status_names {
+    int status;
+    const char *hf, *tgi, *openai_type, *openai_code;
+} status_names[] = {
+    {400, "BadRequest", "bad_request", "invalid_request_error", NULL},
+    {401, "Unauthorized", "unauthorized", "authentication_error", "invalid_api_key"},
+    {404, "NotFound", "not_found", "invalid_request_error", "not_found"},
+    {405, "MethodNotAllowed", "method_not_allowed", "invalid_request_error", NULL},
+    {413, "PayloadTooLarge", "payload_too_large", "invalid_request_error", "payload_too_large"},
+    {422, "Validation", "validation", "invalid_request_error", NULL},
+    {424, "Backend", "generation", "invalid_request_error", NULL},
+    {429, "Overloaded", "overloaded", "rate_limit_error", "overloaded"},
+    {503, "Unhealthy", "unhealthy", "unavailable_error", NULL},
+    {504, "Timeout", "timeout", "timeout_error", NULL},
+    {0, "Backend", "generation", "server_error", NULL},
+};
+
+static const struct status_names *names_of(int status)
 {
-    switch (status) {
-    case 401: return "invalid_api_key";
-    case 404: return "not_found";
-    case 413: return "payload_too_large";
-    case 429: return "overloaded";
-    default: return NULL;
-    }
+    const struct status_names *n = status_names;
+    while (n->status && n->status != status)
+        n++;
+    return n;
 }
 
 /* Copies src into dst[cap] as valid UTF-8 (JSON strings must be): each byte that does not
@@ -207,7 +225,7 @@ static void utf8_sanitize(char *dst, size_t cap, const char *src)
     dst[o] = '\0';
 }
 
-void call_error(struct call *c, int status, const char *param, const char *fmt, ...)
+void call_error(struct call *c, int kind, const char *param, const char *fmt, ...)
 {
     char raw[512], msg[512];
     va_list ap;
@@ -217,31 +235,22 @@ void call_error(struct call *c, int status, const char *param, const char *fmt, 
     utf8_sanitize(msg, sizeof msg, raw);
     if (!c->status)
         snprintf(c->err, sizeof c->err, "%s", msg);
+    int status = status_of_err(c->dialect, kind);
+    const struct status_names *n = names_of(status);
+    const struct kind_row *r = kind_row(kind);
     json_t *body;
     if (c->dialect == DIALECT_OPENAI) {
-        const char *code = openai_error_code(status);
+        const char *code = r && r->openai_code ? r->openai_code : n->openai_code;
         body = json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg, "type",
-                         openai_error_type(status), "param", param, "code", code);
+                         n->openai_type, "param", param, "code", code);
     } else {
-        body =
-            json_pack("{s:s, s:s}", "error", msg, "error_type",
-                      c->dialect == DIALECT_TGI ? tgi_error_type(status) : hf_error_type(status));
+        body = json_pack("{s:s, s:s}", "error", msg, "error_type",
+                         c->dialect == DIALECT_TGI ? n->tgi : n->hf);
     }
     call_reply(c, status, body);
 }
 
-/* The one map from an engine error kind to an HTTP status (engine/err.h lists them). */
-int status_of_err(int kind)
+void call_error_body(struct call *c, int kind, json_t *body)
 {
-    switch (kind) {
-    case ERR_INPUT:
-    case ERR_INVALID: return 422;
-    case ERR_NOT_FOUND: return 404;
-    case ERR_TOO_LARGE: return 413;
-    case ERR_BUSY: return 429;
-    case ERR_UNAVAILABLE: return 503;
-    case ERR_TIMEOUT: return 504;
-    default: return 500;
-    }
+    call_reply(c, status_of_err(c->dialect, kind), body);
 }
-

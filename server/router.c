@@ -102,25 +102,25 @@ void router_start_call(struct call *c, const char *url, const char *method)
     c->dialect = r ? r->dialect : strncmp(url, "/v1/", 4) == 0 ? DIALECT_OPENAI : DIALECT_HF;
     bool method_ok = r && strcmp(method, r->method) == 0;
     if (!authorized(c, r, method_ok)) {
-        call_error(c, 401, NULL, "missing or invalid API key (send \"Authorization: Bearer KEY\")");
+        call_error(c, ERR_UNAUTHORIZED, NULL, "missing or invalid API key (send \"Authorization: Bearer KEY\")");
         return;
     }
     if (!r) {
-        call_error(c, 404, NULL, "no route for %s %s", method, url);
+        call_error(c, ERR_NOT_FOUND, NULL, "no route for %s %s", method, url);
         return;
     }
     if (!method_ok) {
-        call_error(c, 405, NULL, "%s does not accept %s (use %s)", url, method, r->method);
+        call_error(c, ERR_METHOD, NULL, "%s does not accept %s (use %s)", url, method, r->method);
         return;
     }
     if (arg && !(c->arg = strdup(arg))) {
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
         return;
     }
     size_t max = server_config(c->s)->max_body_bytes;
     const char *cl = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > max)
-        call_error(c, 413, NULL, "request body of %s bytes is over the limit of %zu bytes", cl,
+        call_error(c, ERR_TOO_LARGE, NULL, "request body of %s bytes is over the limit of %zu bytes", cl,
                    max);
 }
 

@@ -33,8 +33,8 @@ struct tokenizer;
 
 /* Turns a forwarded pipeline result into the dialect's response body. Runs on a request
  * thread; result is the pipeline's (a reference the function may steal by returning it).
- * Returns the body (a new reference) or NULL with *status and e->msg set for an error. */
-typedef json_t *(*respond_fn)(struct call *c, json_t *result, int *status, struct err *e);
+ * Returns the body (a new reference) or NULL with e set (its kind and message) for an error. */
+typedef json_t *(*respond_fn)(struct call *c, json_t *result, struct err *e);
 
 /* The parsed JSON body of a POST (borrowed; NULL for GET). */
 json_t *call_body(const struct call *c);
@@ -55,16 +55,32 @@ void *call_user(const struct call *c);
 void call_reply(struct call *c, int status, json_t *body);
 /* Answers now with a non-JSON body (malloc'ed text, stolen) of the given content type. */
 void call_reply_text(struct call *c, int status, char *text, size_t len, const char *type);
-/* Answers now with an error in the route's dialect; param names the offending field for
- * OpenAI's "param" (may be NULL). */
-void call_error(struct call *c, int status, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* The HTTP status for an engine error kind (ERR_INPUT/ERR_INVALID 422, ERR_NOT_FOUND 404,
- * ERR_BUSY 429, ERR_UNAVAILABLE 503, ERR_TIMEOUT 504, ERR_TOO_LARGE 413, else 500). */
-int status_of_err(int kind);
+/* The error kinds only HTTP has words for; call_error takes these and common/err.h's alike
+ * (their values do not overlap). What each answers, per dialect, is reply.c's table. */
+enum http_err_kind {
+    ERR_MALFORMED = -100,    /* the body is not JSON */
+    ERR_UNAUTHORIZED = -101, /* no API key, or a wrong one */
+    ERR_METHOD = -102,       /* the path does not take this method */
+    ERR_NO_MODEL = -103,     /* OpenAI's "model" names no model (its code "model_not_found") */
+    ERR_GEN_INVALID = -104,  /* a generation request its dialect's rules refuse (parameters,
+                              * prompt, messages, template, the scheduler's limits) */
+    ERR_GEN_FAILED = -105,   /* a generation that failed once started */
+};
 
-/* Validates and tokenizes inputs/parameters with m's pipeline (errors answered as 422 and
- * the like), checks max_input_tokens, then queues the call on m and suspends it; respond
+/* Answers now with an error in the route's dialect: kind (enum err_kind or enum
+ * http_err_kind) decides the status and the error's type names (reply.c's tables), param
+ * names the offending field for OpenAI's "param" (may be NULL). */
+void call_error(struct call *c, int kind, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Answers now with kind's status and a body the handler built (stolen), for the errors
+ * that say more than a message (/ready names the models it waits for). */
+void call_error_body(struct call *c, int kind, json_t *body);
+/* The HTTP status call_error answers kind with in dialect d (reply.c's table: any kind it
+ * has no row for is 500). */
+int status_of_err(enum dialect d, int kind);
+
+/* Validates and tokenizes inputs/parameters with m's pipeline (errors answered with their
+ * kind), checks max_input_tokens, then queues the call on m and suspends it; respond
  * shapes the result later. Takes over the caller's reference to m in every case. inputs and
  * parameters are only read during the call. Returns 0 when queued. */
 int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,

@@ -104,7 +104,7 @@ int call_stream_start(struct call *c, struct call_stream *s, const char *content
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_release);
     if (!r) {
-        call_error(c, 500, NULL, "out of memory");
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
         return -1;
     }
     pthread_mutex_lock(&s->mu);
