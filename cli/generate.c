@@ -15,7 +15,7 @@
 #include "cli.h"
 #include "gen_sched.h"
 #include "gen_api.h"
-#include "serve.h"
+#include "registry.h"
 
 /* One request's answer, filled by the scheduler's worker. */
 struct waiter {

@@ -3,7 +3,7 @@
  * Fallible functions return 0 or a negative ERR_* kind and fill an optional struct err.
  * What a kind answers over HTTP is decided in one place, server/reply.c's kind_rows[] (per
  * API dialect: e.g. a generation request OpenAI's rules refuse is 400, 422 elsewhere); the
- * server adds the kinds only HTTP has (server/serve.h, enum http_err_kind). */
+ * server adds the kinds only HTTP has (server/handler.h, enum http_err_kind). */
 #ifndef INFERD_ERR_H
 #define INFERD_ERR_H
 

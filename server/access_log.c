@@ -9,7 +9,8 @@
 #include <sys/random.h>
 
 #include "log.h"
-#include "models.h"
+#include "handler.h"
+#include "registry.h"
 
 /* ---- the access log ---- */
 

@@ -2,6 +2,8 @@
  * worker thread and only copy, format and hand over: the HTTP side answers on its own threads
  * (a resumed call) or libmicrohttpd sends the stream's bytes. */
 #include "api_gen.h"
+#include "registry.h"
+#include "server.h"
 
 #include <math.h>
 #include <stdio.h>

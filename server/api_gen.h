@@ -24,7 +24,7 @@
 
 #include "gen_sched.h"
 #include "gen_api.h"
-#include "serve.h"
+#include "handler.h"
 
 #define GEN_MAX_CHOICES 16
 

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "api_gen.h"
-#include "serve.h"
+#include "handler.h"
+#include "registry.h"
+#include "routes.h"
 
 static void hf_text2text(struct call *c, struct model *m);
 

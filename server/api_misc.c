@@ -4,7 +4,10 @@
 #include <stdlib.h>
 
 #include "metrics.h"
-#include "serve.h"
+#include "handler.h"
+#include "registry.h"
+#include "server.h"
+#include "routes.h"
 
 void route_health(struct call *c)
 {

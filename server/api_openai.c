@@ -9,7 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "serve.h"
+#include "handler.h"
+#include "registry.h"
+#include "server.h"
+#include "routes.h"
 
 struct embed_opts {
     bool base64;

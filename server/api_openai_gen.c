@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include "api_gen.h"
+#include "registry.h"
+#include "routes.h"
 
 static bool is_chat(const struct gen_call *g)
 {

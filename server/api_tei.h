@@ -4,7 +4,11 @@
 #ifndef INFERD_API_TEI_H
 #define INFERD_API_TEI_H
 
-#include "serve.h"
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "handler.h"
+#include "registry.h"
 
 #define TEI_ALL_TASKS TASKS_ALL
 

@@ -9,6 +9,7 @@
 
 #include "api_gen.h"
 #include "api_tei.h"
+#include "server.h"
 
 /* ---- POST /tokenize and /decode, answered at once ---- */
 

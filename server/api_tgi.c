@@ -22,6 +22,9 @@
 #include <string.h>
 
 #include "api_gen.h"
+#include "registry.h"
+#include "routes.h"
+#include "server.h"
 
 /* ---- JSON pieces ---- */
 

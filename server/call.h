@@ -1,6 +1,6 @@
 /* call: the private side of an HTTP call, shared by the files of the HTTP core and by no one
- * else (route handlers see serve.h's accessors): http.c (a call's life: libmicrohttpd's
- * callbacks, request threads, submitting work, suspend and resume), router.c (the route
+ * else (route handlers see handler.h's, registry.h's and server.h's functions): http.c (a
+ * call's life: libmicrohttpd's callbacks, request threads, submitting work, suspend and resume), router.c (the route
  * table, API keys), reply.c (responses; the one map from error kinds to statuses and each
  * dialect's error shape), stream.c (SSE bodies), deadline.c (the read deadline), access_log.c
  * (request ids, one log line per request) and tls.c (server.tls). Lock order: a call's mu,
@@ -15,7 +15,11 @@
 #include <stddef.h>
 
 #include "batcher.h"
+#include "handler.h"
 #include "http.h"
+#include "registry.h"
+#include "routes.h"
+#include "server.h"
 #include "tasks.h"
 
 /* A route's flags (router.c's table). */

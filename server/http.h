@@ -4,7 +4,10 @@
 #ifndef INFERD_HTTP_H
 #define INFERD_HTTP_H
 
-#include "serve.h"
+#include "config.h"
+#include "err.h"
+
+struct server;
 
 struct http;
 

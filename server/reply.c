@@ -1,6 +1,6 @@
 /* reply: every response a call sends (reply.c is the only place that queues one), and the one
  * map from error kinds to HTTP statuses (kind_rows[]: no other file names an error's status;
- * callers say what went wrong with an err.h or serve.h kind) and from statuses to each
+ * callers say what went wrong with an err.h or handler.h kind) and from statuses to each
  * dialect's error shape (status_names[]: Hugging Face and TEI {"error", "error_type"}, TGI's
  * names, OpenAI {"error": {"message", "type", "param", "code"}}). Error messages are made
  * valid UTF-8 first. */

@@ -17,7 +17,8 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
-#include "models.h"
+#include "registry.h"
+#include "server.h"
 
 #define DRAIN_GRACE 5.0 /* seconds past request_timeout_ms that a drain may take */
 /* seconds for the calls left once their work is ended: a request thread may still be
@@ -194,7 +195,7 @@ static void check_cores(const struct config *cfg)
 }
 
 /* The start banner: what runs and how (never the API keys themselves). Each model's own line
- * comes when its load starts (models.c). */
+ * comes when its load starts (registry.c). */
 static void log_banner(const struct config *cfg)
 {
     const struct server_config *sc = &cfg->server;

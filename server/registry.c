@@ -1,7 +1,8 @@
-/* models: see models.h. A model is reference counted: the registry holds one reference,
+/* registry: see registry.h. A model is reference counted: the registry holds one reference,
  * each call that picked it holds one until the call ends, so a model replaced by a reload
  * keeps serving the calls that already chose it. */
-#include "models.h"
+#include "registry.h"
+#include "server.h"
 
 #include <limits.h>
 #include <stdatomic.h>

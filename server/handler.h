@@ -1,35 +1,33 @@
-/* serve: the daemon's internal interfaces, shared by the HTTP front end (http.c), the
- * model registry and its reload (models.c), the per-model queue and workers (batcher.c)
- * and the API dialects (api_*.c). The engine knows nothing of this file.
+/* handler: what a route handler (api_*.c) does with its call: read the request, answer it
+ * (call_reply, or call_error with an error kind: reply.c's table says the status and the
+ * dialect's shape), or submit it to a model's batcher (call_submit) and shape the result
+ * later, or suspend it while another thread produces the answer (generation) and stream it.
+ * Implemented by the HTTP core (http.c, reply.c, stream.c; struct call is private to it,
+ * call.h).
  *
  * A request's life (docs/ARCHITECTURE.md): the HTTP core routes it, checks the key and size
  * on a polling thread, then parses the JSON body and calls the route's handler on a request
  * thread. A handler either answers at once (call_reply / call_error) or picks a model
- * (call_use_model: the call holds it) and calls call_submit, which validates and tokenizes
- * (pipeline_prepare_until) and queues the call on the model's batcher. A worker runs the call
- * in a batch and stores the pipeline's result in the call; a request thread then hands it to
- * the handler's respond function, which shapes it into the dialect's JSON. */
-#ifndef INFERD_SERVE_H
-#define INFERD_SERVE_H
+ * (call_use_model, registry.h: the call holds it) and calls call_submit, which validates and
+ * tokenizes (pipeline_prepare_until) and queues the call on the model's batcher. A worker
+ * runs the call in a batch and stores the pipeline's result in the call; a request thread
+ * then hands it to the handler's respond function, which shapes it into the dialect's JSON. */
+#ifndef INFERD_HANDLER_H
+#define INFERD_HANDLER_H
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
 #include "dialect.h"
-#include "err.h"
 #include "engine.h"
+#include "err.h"
 
-struct server;
-struct model;
 struct call;
-struct metrics;
-struct gen_sched;
-struct gen_model;
-struct tokenizer;
+struct model;
+struct server;
 
-/* ---- calls (http.c) ---- */
+/* ---- calls (http.c, reply.c) ---- */
 
 /* Turns a forwarded pipeline result into the dialect's response body. Runs on a request
  * thread; result is the pipeline's (a reference the function may steal by returning it).
@@ -86,7 +84,7 @@ int status_of_err(enum dialect d, int kind);
 int call_submit(struct call *c, struct model *m, const json_t *inputs, const json_t *parameters,
                 respond_fn respond);
 
-/* ---- calls answered from other threads (generation; http.c) ---- */
+/* ---- calls answered from other threads (generation; http.c, stream.c) ---- */
 
 /* Suspends c (the handler returns without an answer); after call_resume, on_resume(c, arg)
  * runs on a request thread and answers. */
@@ -122,94 +120,5 @@ int call_stream_write(struct call_stream *s, const char *data, size_t len);
 /* The producer is done: the body ends after what was written (ok false: the connection is
  * closed instead of ending the chunked body cleanly). Drops the producer's reference. */
 void call_stream_end(struct call_stream *s, bool ok);
-
-/* ---- models (models.c) ---- */
-
-enum model_state { MODEL_LOADING, MODEL_READY, MODEL_FAILED };
-
-/* The model called name, with a reference the caller drops with model_unref; NULL when no
- * model has that name. */
-struct model *server_model(struct server *s, const char *name);
-/* The task names a config may use: the engine's task table (task_by_name, task_list), for
- * config_load and config_single. */
-extern const struct config_tasks registry_tasks;
-/* For a route that serves some tasks (tasks: a set of TASK_BIT(enum task_id)): the
- * model called name, else (name NULL) the first configured model of one of the tasks, with a
- * reference for the caller in *out. Errors, no HTTP: ERR_NOT_FOUND (no such model, none of
- * that task), ERR_INVALID (wrong task), ERR_UNAVAILABLE (still loading, or failed). */
-int registry_pick(struct server *s, const char *name, unsigned tasks, struct model **out,
-                  struct err *e);
-/* registry_pick for a call: the call holds the model from here to its end (handlers never
- * drop it); NULL when there is none to use, the call answered (404, 422, 503; param names the
- * request field that named the model, for OpenAI errors). */
-struct model *call_use_model(struct call *c, const char *name, unsigned tasks, const char *param);
-void model_unref(struct model *m);
-
-/* Its task, resolved once from its config's name. */
-enum task_id model_task(const struct model *m);
-/* A model of a generator task (text-generation, text2text-generation): a gen_sched serves
- * it instead of a pipeline. */
-bool model_is_generation(const struct model *m);
-/* Its scheduler and loaded model (NULL unless a generation model in MODEL_READY). */
-struct gen_sched *model_gen_sched(const struct model *m);
-const struct gen_model *model_gen_model(const struct model *m);
-/* The tokenizer of either kind of model (NULL unless MODEL_READY). */
-const struct tokenizer *model_tokenizer(const struct model *m);
-/* A ready generation model's limits, the defaults resolved: max_total_tokens (prompt + new
- * tokens: gen_model_max_total_tokens) and max_input_tokens (max_input_tokens, else
- * max_total - 1). */
-size_t model_gen_max_total(const struct model *m);
-size_t model_gen_max_input(const struct model *m);
-/* Queues a prepared job on m's batcher (ERR_BUSY when full, ERR_UNAVAILABLE when m is not
- * serving). */
-struct job;
-int model_push(struct model *m, struct job *j, struct err *e);
-
-const char *model_name(const struct model *m);
-enum model_state model_state(const struct model *m);
-/* NULL unless MODEL_READY. */
-const struct pipeline *model_pipeline(const struct model *m);
-const struct model_config *model_config(const struct model *m);
-/* Its limits.* with the defaults resolved (what pipeline_prepare enforces). */
-struct pipeline_limits model_limits(const struct model *m);
-/* Unix time the model finished loading (0 before). */
-double model_loaded_at(const struct model *m);
-/* Every model's reference, in config order (call model_unref on each, free the array). */
-struct model **server_models(struct server *s, size_t *n);
-
-/* ---- the server (serve.c) ---- */
-
-struct metrics *server_metrics(struct server *s);
-const struct server_config *server_config(const struct server *s);
-/* Every model loaded (and none failed) and not draining. */
-bool server_ready(struct server *s);
-bool server_draining(const struct server *s);
-/* Unix time the server started. */
-double server_started_at(const struct server *s);
-
-/* ---- route handlers (api_*.c); http.c's route table names them ---- */
-
-typedef void (*route_fn)(struct call *c);
-
-void route_health(struct call *c);
-void route_ready(struct call *c);
-void route_metrics(struct call *c);
-void route_hf_models(struct call *c); /* POST /models/{name} */
-void route_tei_embed(struct call *c);
-void route_tei_predict(struct call *c);
-void route_tei_rerank(struct call *c);
-void route_tei_tokenize(struct call *c);
-void route_tei_decode(struct call *c);
-void route_tei_info(struct call *c);
-void route_openai_embeddings(struct call *c);
-void route_openai_models(struct call *c);
-/* The OpenAI "model" field (api_openai.c): the model it names (404 model_not_found when none),
- * else the first of tasks (a registry_pick mask); NULL when answered. */
-struct model *openai_field_model(struct call *c, unsigned tasks);
-void route_tgi_generate(struct call *c);        /* POST /generate */
-void route_tgi_generate_stream(struct call *c); /* POST /generate_stream */
-void route_tgi_compat(struct call *c);          /* POST / (stream: /generate_stream) */
-void route_openai_completions(struct call *c);  /* POST /v1/completions */
-void route_openai_chat(struct call *c);         /* POST /v1/chat/completions */
 
 #endif
