@@ -92,7 +92,8 @@ top_n_tokens stop_token_ids include_stop_str_in_output decoder_input_details res
 logit_bias tool_choice"
 # engine files that may include jansson: model files, chat template values, encoder pipelines
 # (whose Hugging Face parameters issue 13 moves out next)
-json_ok="engine/loader/hf_config.c engine/loader/safetensors.c engine/tokenizer/tok.h
+json_ok="engine/loader/hf_config.c engine/loader/hf_config_read.h engine/loader/safetensors.c
+engine/tokenizer/tok.h
 engine/tokenizer/tokenizer.c engine/models/t5.c engine/generate/gen_config.c
 engine/chat/tpl.h engine/chat/template.h engine/pipelines/pipeline.h engine/pipelines/runner.h"
 engine_src=$(git ls-files 'engine/*.c' 'engine/*.h')

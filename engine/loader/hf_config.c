@@ -1,7 +1,9 @@
-/* hf_config: config.json -> struct hf_config (model_type, sizes, labels, eps, decoder and T5
- * fields), with the per-model_type defaults of the HF config classes; see hf_config.h. */
+/* hf_config: config.json -> struct hf_config (model_type, sizes, labels, eps, encoder and T5
+ * fields), with the per-model_type defaults of the HF config classes; see hf_config.h. The
+ * decoder fields are read by loader/hf_config_decoder.c (shared reader: hf_config_read.h). */
 #include "loader/hf_config.h"
 #include "loader/files.h"
+#include "loader/hf_config_read.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -32,6 +34,11 @@ static const struct family families[] = {
     {"llama", "silu", 1e-6, 2048, 0, 0, false},
     {"mistral", "silu", 1e-6, 131072, 0, 0, false},
     {"qwen2", "silu", 1e-6, 32768, 0, 0, false},
+    {"qwen3", "silu", 1e-6, 32768, 0, 0, false},
+    {"gemma", "gelu_pytorch_tanh", 1e-6, 8192, 0, 0, false},
+    {"gemma2", "gelu_pytorch_tanh", 1e-6, 8192, 0, 0, false},
+    {"gemma3_text", "gelu_pytorch_tanh", 1e-6, 131072, 0, 0, false},
+    {"phi3", "silu", 1e-5, 4096, 0, 0, false},
     {"t5", "relu", 1e-6, 0, 0, 0, false},
 };
 
@@ -47,27 +54,16 @@ size_t hf_config_model_types(const char **out, size_t max)
 int hf_config_unsupported(struct err *e, const char *what, const char *model_type, const char *for_,
                           const char *const *names, size_t n)
 {
-    char list[200] = "";
+    char list[400] = "";
     for (size_t i = 0; i < n; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
     return err_set(e, ERR_FORMAT, "%s: model_type '%.40s' is not supported%s%s (supported: %s)",
                    what, model_type, for_ && *for_ ? " for " : "", for_ ? for_ : "", list);
 }
 
-/* Where values come from and where errors go. */
-struct reader {
-    const json_t *root;
-    const char *what; /* config.json path for messages */
-    struct err *e;
-    const struct hf_accept *accept; /* NULL: every family */
-};
-
-/* Sizes above this are surely corrupt and would overflow int arithmetic downstream. */
-#define SIZE_LIMIT INT32_MAX
-
 /* ---- typed getters: absent or null leaves *found false and returns 0 ---- */
 
-static int get_int_in(const struct reader *r, const json_t *obj, const char *key, int64_t *out,
+int get_int_in(const struct reader *r, const json_t *obj, const char *key, int64_t *out,
                       bool *found)
 {
     const json_t *v = json_object_get(obj, key);
@@ -82,7 +78,7 @@ static int get_int_in(const struct reader *r, const json_t *obj, const char *key
 }
 
 /* The first of keys (NULL-terminated) that is present. */
-static int get_int_any(const struct reader *r, const char *const *keys, int64_t *out, bool *found)
+int get_int_any(const struct reader *r, const char *const *keys, int64_t *out, bool *found)
 {
     for (; *keys; keys++) {
         int rc = get_int_in(r, r->root, *keys, out, found);
@@ -92,7 +88,7 @@ static int get_int_any(const struct reader *r, const char *const *keys, int64_t 
     return 0;
 }
 
-static int get_num_in(const struct reader *r, const json_t *obj, const char *key, double *out,
+int get_num_in(const struct reader *r, const json_t *obj, const char *key, double *out,
                       bool *found)
 {
     const json_t *v = json_object_get(obj, key);
@@ -106,7 +102,7 @@ static int get_num_in(const struct reader *r, const json_t *obj, const char *key
     return 0;
 }
 
-static int get_str_in(const struct reader *r, const json_t *obj, const char *key, char *buf,
+int get_str_in(const struct reader *r, const json_t *obj, const char *key, char *buf,
                       size_t size, bool *found)
 {
     const json_t *v = json_object_get(obj, key);
@@ -122,7 +118,7 @@ static int get_str_in(const struct reader *r, const json_t *obj, const char *key
     return 0;
 }
 
-static int get_bool(const struct reader *r, const char *key, bool *out)
+int get_bool(const struct reader *r, const char *key, bool *out)
 {
     const json_t *v = json_object_get(r->root, key);
     if (!v || json_is_null(v))
@@ -134,7 +130,7 @@ static int get_bool(const struct reader *r, const char *key, bool *out)
 }
 
 /* A required positive size under any of keys; the first key names it in messages. */
-static int get_size(const struct reader *r, const char *const *keys, int64_t *out, bool required)
+int get_size(const struct reader *r, const char *const *keys, int64_t *out, bool required)
 {
     bool found;
     int rc = get_int_any(r, keys, out, &found);
@@ -302,58 +298,6 @@ static int read_problem_type(const struct reader *r, struct hf_config *c)
         c->problem_type = HF_PROBLEM_REGRESSION;
     else
         return err_set(r->e, ERR_FORMAT, "%s: unknown 'problem_type' '%s'", r->what, s);
-    return 0;
-}
-
-/* rope_theta and the scaling object: transformers < 5 writes top-level "rope_theta" and
- * "rope_scaling" {"type" | "rope_type", "factor", ...}; transformers 5 writes both inside
- * "rope_parameters" {"rope_theta", "rope_type": "default" | ..., ...}. */
-static int read_rope(const struct reader *r, struct hf_config *c)
-{
-    bool found;
-    const json_t *params = json_object_get(r->root, "rope_parameters");
-    if (params && !json_is_null(params) && !json_is_object(params))
-        return err_set(r->e, ERR_FORMAT, "%s: 'rope_parameters' must be an object", r->what);
-    c->rope_theta = 10000.0;
-    int rc = get_num_in(r, r->root, "rope_theta", &c->rope_theta, &found);
-    if (!rc && !found && json_is_object(params))
-        rc = get_num_in(r, params, "rope_theta", &c->rope_theta, &found);
-    if (rc)
-        return rc;
-    if (!(c->rope_theta > 0))
-        return err_set(r->e, ERR_FORMAT, "%s: 'rope_theta' must be positive", r->what);
-    const json_t *s = json_object_get(r->root, "rope_scaling");
-    if (!s || json_is_null(s))
-        s = json_is_object(params) ? params : NULL;
-    if (!s)
-        return 0;
-    if (!json_is_object(s))
-        return err_set(r->e, ERR_FORMAT, "%s: 'rope_scaling' must be an object or null", r->what);
-    struct hf_rope_scaling *rs = &c->rope_scaling;
-    rc = get_str_in(r, s, "rope_type", rs->type, sizeof rs->type, &found);
-    if (!rc && !found)
-        rc = get_str_in(r, s, "type", rs->type, sizeof rs->type, &found);
-    if (rc)
-        return rc;
-    if (!found || strcmp(rs->type, "default") == 0) {
-        memset(rs, 0, sizeof *rs);
-        return 0;
-    }
-    rs->present = true;
-    int64_t orig = 0;
-    rc = get_num_in(r, s, "factor", &rs->factor, &found);
-    if (!rc)
-        rc = get_num_in(r, s, "low_freq_factor", &rs->low_freq_factor, &found);
-    if (!rc)
-        rc = get_num_in(r, s, "high_freq_factor", &rs->high_freq_factor, &found);
-    if (!rc)
-        rc = get_int_in(r, s, "original_max_position_embeddings", &orig, &found);
-    if (rc)
-        return rc;
-    rs->original_max_position_embeddings = orig;
-    rs->json = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!rs->json)
-        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
     return 0;
 }
 
@@ -531,95 +475,6 @@ static int read_ids(const struct reader *r, struct hf_config *c)
     return rc;
 }
 
-/* "layer_types": one of "full_attention" / "sliding_attention" per layer. */
-static int read_layer_types(const struct reader *r, struct hf_config *c)
-{
-    const json_t *lt = json_object_get(r->root, "layer_types");
-    if (!lt || json_is_null(lt))
-        return 0;
-    if (!json_is_array(lt) || json_array_size(lt) != (size_t)c->num_hidden_layers)
-        return err_set(r->e, ERR_FORMAT, "%s: 'layer_types' must be a list of %lld layer types",
-                       r->what, (long long)c->num_hidden_layers);
-    c->sliding_layers = calloc((size_t)c->num_hidden_layers, sizeof *c->sliding_layers);
-    if (!c->sliding_layers)
-        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
-    for (size_t i = 0; i < json_array_size(lt); i++) {
-        const char *t = json_string_value(json_array_get(lt, i));
-        if (t && strcmp(t, "sliding_attention") == 0)
-            c->sliding_layers[i] = true;
-        else if (!t || strcmp(t, "full_attention") != 0)
-            return err_set(r->e, ERR_FORMAT, "%s: 'layer_types'[%zu] is not a layer type we know",
-                           r->what, i);
-    }
-    return 0;
-}
-
-/* Sliding window: Mistral applies it to every layer (default 4096); Qwen2 only when
- * use_sliding_window (default false), to the layers from max_window_layers (default 28) on. */
-static int read_sliding_window(const struct reader *r, struct hf_config *c)
-{
-    static const char *const sw[] = {"sliding_window", NULL};
-    static const char *const mwl[] = {"max_window_layers", NULL};
-    bool qwen2 = strcmp(c->model_type, "qwen2") == 0;
-    bool found;
-    int64_t v = 0;
-    c->sliding_window = 0;
-    c->max_window_layers = 28;
-    int rc = get_int_any(r, sw, &v, &found);
-    /* absent: MistralConfig's default 4096; null: no window */
-    if (!rc && !json_object_get(r->root, "sliding_window") && strcmp(c->model_type, "mistral") == 0)
-        v = 4096;
-    else if (!rc && found && (v <= 0 || v > SIZE_LIMIT))
-        rc = err_set(r->e, ERR_FORMAT, "%s: 'sliding_window' = %lld is out of range", r->what,
-                     (long long)v);
-    bool use_sw = !qwen2;
-    if (!rc)
-        rc = get_bool(r, "use_sliding_window", &use_sw);
-    if (!rc)
-        rc = get_int_any(r, mwl, &c->max_window_layers, &found);
-    if (!rc && c->max_window_layers < 0)
-        rc = err_set(r->e, ERR_FORMAT, "%s: 'max_window_layers' must not be negative", r->what);
-    if (rc)
-        return rc;
-    c->sliding_window = use_sw ? v : 0;
-    if ((rc = read_layer_types(r, c)) != 0)
-        return rc;
-    if (qwen2 && !c->sliding_layers && c->sliding_window > 0) {
-        c->sliding_layers = calloc((size_t)c->num_hidden_layers, sizeof *c->sliding_layers);
-        if (!c->sliding_layers)
-            return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
-        for (int64_t i = c->max_window_layers; i < c->num_hidden_layers; i++)
-            c->sliding_layers[i] = true;
-    }
-    return 0;
-}
-
-static int read_decoder_fields(const struct reader *r, struct hf_config *c)
-{
-    int rc = read_rope(r, c);
-    if (!rc)
-        rc = read_sliding_window(r, c);
-    /* the LLaMA-family config classes default to an untied lm_head, GPT-2 and BERT to a tied one */
-    static const char *const untied[] = {"llama", "mistral", "qwen2"};
-    for (size_t i = 0; i < sizeof untied / sizeof untied[0]; i++)
-        if (strcmp(c->model_type, untied[i]) == 0)
-            c->tie_word_embeddings = false;
-    c->scale_attn_weights = true;
-    if (!rc)
-        rc = get_bool(r, "tie_word_embeddings", &c->tie_word_embeddings);
-    if (!rc)
-        rc = get_bool(r, "is_encoder_decoder", &c->is_encoder_decoder);
-    if (!rc)
-        rc = get_bool(r, "attention_bias", &c->attention_bias);
-    if (!rc)
-        rc = get_bool(r, "mlp_bias", &c->mlp_bias);
-    if (!rc)
-        rc = get_bool(r, "scale_attn_weights", &c->scale_attn_weights);
-    if (!rc)
-        rc = get_bool(r, "scale_attn_by_inverse_layer_idx", &c->scale_attn_by_inverse_layer_idx);
-    return rc;
-}
-
 static int read_all(const struct reader *r, struct hf_config *c)
 {
     bool found;
@@ -665,7 +520,7 @@ static int read_all(const struct reader *r, struct hf_config *c)
     if (!rc)
         rc = read_problem_type(r, c);
     if (!rc)
-        rc = read_decoder_fields(r, c);
+        rc = hf_config_read_decoder(r, c);
     if (!rc && strcmp(c->model_type, "t5") == 0)
         rc = read_t5(r, c);
     return rc;
@@ -752,6 +607,8 @@ void hf_config_fini(struct hf_config *cfg)
     free(cfg->id2label);
     free(cfg->eos_token_ids);
     free(cfg->rope_scaling.json);
+    free(cfg->rope_scaling.short_factor);
+    free(cfg->rope_scaling.long_factor);
     free(cfg->sliding_layers);
     memset(cfg, 0, sizeof *cfg);
 }

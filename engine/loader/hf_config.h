@@ -32,7 +32,12 @@ struct hf_rope_scaling {
     double factor;                            /* 0 when absent */
     double low_freq_factor;                   /* llama3; 0 when absent */
     double high_freq_factor;                  /* llama3; 0 when absent */
-    int64_t original_max_position_embeddings; /* 0 when absent */
+    int64_t original_max_position_embeddings; /* 0 when absent (longrope: also top-level) */
+    /* longrope (Phi-3): the per-frequency factors below and above the original length
+     * (n_factors each, malloc'ed), and the cos/sin multiplier (0 when absent: derived) */
+    double *short_factor, *long_factor;
+    size_t n_factors;
+    double attention_factor;
     char *json; /* the whole object as compact JSON (malloc'ed), or NULL */
 };
 
@@ -53,7 +58,7 @@ struct hf_config {
     int64_t max_position_embeddings; /* max_position_embeddings | n_positions; 0 for T5 */
     int64_t type_vocab_size;         /* 0 for models without token types */
     double layer_norm_eps;           /* layer_norm_eps | layer_norm_epsilon | rms_norm_eps */
-    bool tie_word_embeddings;        /* HF default true; false for llama, mistral, qwen2 */
+    bool tie_word_embeddings;        /* HF default true; false for llama, mistral, qwen2/3, phi3 */
 
     /* special ids: -1 when absent or null */
     int64_t pad_token_id;
@@ -83,16 +88,30 @@ struct hf_config {
     double rope_theta;           /* default 10000 */
     struct hf_rope_scaling rope_scaling;
     int64_t sliding_window; /* 0 = none (absent, null, or use_sliding_window false; Mistral's
-                               default 4096, Qwen2's use_sliding_window default false) */
+                               and Gemma 2/3's default 4096, Qwen2/3's use_sliding_window
+                               default false) */
     /* Which layers use the sliding window, from "layer_types" ("sliding_attention" or
-     * "full_attention" per layer) or, for Qwen2 without it, layers >= max_window_layers.
+     * "full_attention" per layer) or without it: for Qwen2/3 layers >= max_window_layers, for
+     * Gemma 2 every other layer from 0, for Gemma 3 all but every sliding_window_pattern-th
+     * (default 6).
      * (num_hidden_layers) flags, malloc'ed; NULL: every layer uses sliding_window. */
     bool *sliding_layers;
-    int64_t max_window_layers; /* Qwen2, default 28 */
+    int64_t max_window_layers; /* Qwen2 and Qwen3, default 28 */
     /* LLaMA: q, k, v and o projections have biases; gate, up and down have (default false) */
     bool attention_bias, mlp_bias;
     /* GPT-2: scores / sqrt(head_dim) (default true); also / (layer index + 1) (default false) */
     bool scale_attn_weights, scale_attn_by_inverse_layer_idx;
+    /* Gemma 2/3: scores scaled by query_pre_attn_scalar ** -0.5 (default 256); 0: absent, the
+     * scale is head_dim's */
+    double query_pre_attn_scalar;
+    /* Gemma 2: cap * tanh(x / cap) on attention scores (default 50) and on the final logits
+     * (default 30); 0: none (absent for other families, or null) */
+    double attn_logit_softcapping, final_logit_softcapping;
+    /* Gemma 3: the RoPE base of the sliding-window layers, which have no rope scaling
+     * (default 10000); 0: every layer uses rope_theta and rope_scaling */
+    double rope_local_base_freq;
+    /* Phi-3: the fraction of head_dim that RoPE rotates (default 1) */
+    double partial_rotary_factor;
 
     /* T5 */
     int64_t num_decoder_layers; /* default num_hidden_layers */

@@ -1,6 +1,8 @@
 /* decoder: loading GPT-2 and LLaMA-family checkpoints (config.json + safetensors) into struct
  * decoder, and the per-sequence KV caches; see models/decoder.h. The forward pass is
- * models/decoder_forward.c.
+ * models/decoder_forward.c. The architectures are the rows of variants[]: a family and the
+ * steps each adds to the LLaMA layer (struct dec_variant); what the config says (windows,
+ * RoPEs, soft-caps, scales) is read here into the model and its layers.
  *
  * Tensor names, per family (prefix "transformer." / "model." when the checkpoint has a head):
  *   GPT-2  wte (V, H), wpe (P, H), h.{l}.ln_1, attn.c_attn (H, 3H) Conv1D, attn.c_proj (H, H),
@@ -8,7 +10,10 @@
  *          Conv1D stores W as (in, out): transposed here into nn.Linear's (out, in).
  *   LLaMA  embed_tokens (V, H), layers.{l}.input_layernorm, self_attn.{q,k,v,o}_proj,
  *          post_attention_layernorm, mlp.{gate,up,down}_proj, norm; lm_head.weight (V, H)
- *          unless tie_word_embeddings. q, k, v become one linear, gate and up another. */
+ *          unless tie_word_embeddings. q, k, v become one linear, gate and up another.
+ *          qk_norm: self_attn.{q,k}_norm (head_dim). sandwich: post_attention_layernorm is
+ *          on the attention output, pre_feedforward_layernorm before the MLP,
+ *          post_feedforward_layernorm after it. fused: self_attn.qkv_proj, mlp.gate_up_proj. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +24,24 @@
 #include "models/weights.h"
 
 static const struct dec_variant variants[] = {
-    {"gpt2", DEC_GPT2, false},
-    {"llama", DEC_LLAMA, false},
-    {"mistral", DEC_LLAMA, false},
-    {"qwen2", DEC_LLAMA, true},
+    {.model_type = "gpt2", .family = DEC_GPT2},
+    {.model_type = "llama", .family = DEC_LLAMA},
+    {.model_type = "mistral", .family = DEC_LLAMA},
+    {.model_type = "qwen2", .family = DEC_LLAMA, .qkv_bias = true},
+    {.model_type = "qwen3", .family = DEC_LLAMA, .qk_norm = true},
+    {.model_type = "gemma", .family = DEC_LLAMA, .norm_plus_1 = true, .embed_scale = true},
+    {.model_type = "gemma2",
+     .family = DEC_LLAMA,
+     .norm_plus_1 = true,
+     .embed_scale = true,
+     .sandwich = true},
+    {.model_type = "gemma3_text",
+     .family = DEC_LLAMA,
+     .qk_norm = true,
+     .norm_plus_1 = true,
+     .embed_scale = true,
+     .sandwich = true},
+    {.model_type = "phi3", .family = DEC_LLAMA, .fused = true},
 };
 #define N_VARIANTS (sizeof variants / sizeof variants[0])
 
@@ -101,37 +120,90 @@ static int load_gpt2_layer(struct decoder_model *d, struct weights *w, struct dn
     return take_gpt2_linear(w, ctx, n, d->I, d->H, dt, ACT_NONE, &L->down, e);
 }
 
-static int load_llama_layer(struct decoder_model *d, struct weights *w, struct dnn_ctx *ctx, int l,
-                            enum dtype_compute dt, struct dec_layer *L, struct err *e)
+/* An RMSNorm `base` of n, with Gemma's (1 + w) folded into the weights. */
+static int load_rms(const struct decoder_model *d, struct weights *w, const char *base, int64_t n,
+                    struct norm_weights *out, struct err *e)
 {
-    char n[6][128];
-    int rc;
-    bool qkv_bias = d->v->qkv_bias || d->cfg.attention_bias, mlp_bias = d->cfg.mlp_bias;
-    snprintf(n[0], sizeof n[0], "layers.%d.input_layernorm", l);
-    if ((rc = weights_norm(w, n[0], d->H, false, &L->ln_attn, e)) != 0)
-        return rc;
+    int rc = weights_norm(w, base, n, false, out, e);
+    for (int64_t i = 0; rc == 0 && d->v->norm_plus_1 && i < n; i++)
+        out->w[i] += 1.0f; /* HF: x_normed * (1.0 + weight.float()), the same f32 sum */
+    return rc;
+}
+
+/* Layer l's norm called `name` ("layers.{l}.NAME") into out. */
+static int layer_norm_w(const struct decoder_model *d, struct weights *w, int l, const char *name,
+                        int64_t n, struct norm_weights *out, struct err *e)
+{
+    char base[128];
+    snprintf(base, sizeof base, "layers.%d.%s", l, name);
+    return load_rms(d, w, base, n, out, e);
+}
+
+/* q | k | v: three linears stacked, or Phi-3's qkv_proj as it is. */
+static int load_qkv(struct decoder_model *d, struct weights *w, struct dnn_ctx *ctx, int l,
+                    enum dtype_compute dt, struct dec_layer *L, struct err *e)
+{
+    char n[3][128];
+    bool bias = d->v->qkv_bias || d->cfg.attention_bias;
+    if (d->v->fused) {
+        snprintf(n[0], sizeof n[0], "layers.%d.self_attn.qkv_proj", l);
+        return weights_linear(w, ctx, n[0], d->H, d->qkv_dim, bias, dt, ACT_NONE, &L->qkv, e);
+    }
     static const char *const qkv_names[] = {"q_proj", "k_proj", "v_proj"};
     for (int i = 0; i < 3; i++)
         snprintf(n[i], sizeof n[i], "layers.%d.self_attn.%s", l, qkv_names[i]);
     const char *qkv[3] = {n[0], n[1], n[2]};
     int64_t qkv_out[3] = {d->q_dim, d->kv_dim, d->kv_dim};
-    if ((rc = weights_stacked(w, ctx, qkv, qkv_out, 3, d->H, qkv_bias, dt, ACT_NONE, &L->qkv, e)))
-        return rc;
-    snprintf(n[0], sizeof n[0], "layers.%d.self_attn.o_proj", l);
-    if ((rc = weights_linear(w, ctx, n[0], d->q_dim, d->H, d->cfg.attention_bias, dt, ACT_NONE,
-                             &L->o, e)))
-        return rc;
-    snprintf(n[0], sizeof n[0], "layers.%d.post_attention_layernorm", l);
-    if ((rc = weights_norm(w, n[0], d->H, false, &L->ln_mlp, e)) != 0)
-        return rc;
+    return weights_stacked(w, ctx, qkv, qkv_out, 3, d->H, bias, dt, ACT_NONE, &L->qkv, e);
+}
+
+/* gate | up: two linears stacked, or Phi-3's gate_up_proj as it is. */
+static int load_gate_up(struct decoder_model *d, struct weights *w, struct dnn_ctx *ctx, int l,
+                        enum dtype_compute dt, struct dec_layer *L, struct err *e)
+{
+    char n[2][128];
+    bool bias = d->cfg.mlp_bias;
+    if (d->v->fused) {
+        snprintf(n[0], sizeof n[0], "layers.%d.mlp.gate_up_proj", l);
+        return weights_linear(w, ctx, n[0], d->H, 2 * (int64_t)d->I, bias, dt, ACT_NONE, &L->up,
+                              e);
+    }
     snprintf(n[0], sizeof n[0], "layers.%d.mlp.gate_proj", l);
     snprintf(n[1], sizeof n[1], "layers.%d.mlp.up_proj", l);
     const char *gu[2] = {n[0], n[1]};
     int64_t gu_out[2] = {d->I, d->I};
-    if ((rc = weights_stacked(w, ctx, gu, gu_out, 2, d->H, mlp_bias, dt, ACT_NONE, &L->up, e)))
+    return weights_stacked(w, ctx, gu, gu_out, 2, d->H, bias, dt, ACT_NONE, &L->up, e);
+}
+
+static int load_llama_layer(struct decoder_model *d, struct weights *w, struct dnn_ctx *ctx, int l,
+                            enum dtype_compute dt, struct dec_layer *L, struct err *e)
+{
+    char n[128];
+    int rc;
+    const struct dec_variant *v = d->v;
+    if ((rc = layer_norm_w(d, w, l, "input_layernorm", d->H, &L->ln_attn, e)) != 0 ||
+        (rc = load_qkv(d, w, ctx, l, dt, L, e)) != 0)
         return rc;
-    snprintf(n[0], sizeof n[0], "layers.%d.mlp.down_proj", l);
-    return weights_linear(w, ctx, n[0], d->I, d->H, mlp_bias, dt, ACT_NONE, &L->down, e);
+    if (v->qk_norm &&
+        ((rc = layer_norm_w(d, w, l, "self_attn.q_norm", d->head_dim, &L->q_norm, e)) != 0 ||
+         (rc = layer_norm_w(d, w, l, "self_attn.k_norm", d->head_dim, &L->k_norm, e)) != 0))
+        return rc;
+    snprintf(n, sizeof n, "layers.%d.self_attn.o_proj", l);
+    if ((rc = weights_linear(w, ctx, n, d->q_dim, d->H, d->cfg.attention_bias, dt, ACT_NONE,
+                             &L->o, e)))
+        return rc;
+    if (v->sandwich &&
+        ((rc = layer_norm_w(d, w, l, "post_attention_layernorm", d->H, &L->post_attn, e)) != 0 ||
+         (rc = layer_norm_w(d, w, l, "pre_feedforward_layernorm", d->H, &L->ln_mlp, e)) != 0 ||
+         (rc = layer_norm_w(d, w, l, "post_feedforward_layernorm", d->H, &L->post_mlp, e)) != 0))
+        return rc;
+    if (!v->sandwich &&
+        (rc = layer_norm_w(d, w, l, "post_attention_layernorm", d->H, &L->ln_mlp, e)) != 0)
+        return rc;
+    if ((rc = load_gate_up(d, w, ctx, l, dt, L, e)) != 0)
+        return rc;
+    snprintf(n, sizeof n, "layers.%d.mlp.down_proj", l);
+    return weights_linear(w, ctx, n, d->I, d->H, d->cfg.mlp_bias, dt, ACT_NONE, &L->down, e);
 }
 
 /* Embeddings, final norm and lm_head. */
@@ -144,7 +216,8 @@ static int load_ends(struct decoder_model *d, struct weights *w, struct dnn_ctx 
     if (rc == 0 && gpt2)
         rc = weights_take(w, "wpe.weight", d->max_pos, d->H, &d->wpe, e);
     if (rc == 0)
-        rc = weights_norm(w, gpt2 ? "ln_f" : "norm", d->H, gpt2, &d->ln_f, e);
+        rc = gpt2 ? weights_norm(w, "ln_f", d->H, true, &d->ln_f, e)
+                  : load_rms(d, w, "norm", d->H, &d->ln_f, e);
     if (rc)
         return rc;
     /* lm_head.weight is outside the base model's prefix; a tied checkpoint may still carry a
@@ -180,32 +253,88 @@ static bool ignorable(const void *arg, const char *name)
 
 /* ---- config ---- */
 
+/* The global RoPE from rope_theta and rope_scaling (rotating rot_dim of each head). */
+static int global_rope(struct decoder_model *d, struct rope_params *p, struct err *e)
+{
+    const struct hf_config *c = &d->cfg;
+    const struct hf_rope_scaling *rs = &c->rope_scaling;
+    *p = (struct rope_params){
+        .type = ROPE_DEFAULT,
+        .dim = d->rot_dim,
+        .theta = c->rope_theta,
+        .factor = rs->factor,
+        .low_freq_factor = rs->low_freq_factor,
+        .high_freq_factor = rs->high_freq_factor,
+        .max_position_embeddings = c->max_position_embeddings,
+        .original_max_position_embeddings = rs->original_max_position_embeddings > 0
+                                                ? rs->original_max_position_embeddings
+                                                : c->max_position_embeddings,
+        .short_factor = rs->short_factor,
+        .long_factor = rs->long_factor,
+        .n_factors = rs->n_factors,
+        .attention_factor = 1.0,
+    };
+    int rc = rs->present ? rope_parse_type(rs->type, &p->type, e) : 0;
+    if (rc || p->type != ROPE_LONGROPE)
+        return rc;
+    /* transformers: the ratio of the lengths when the config has an original length, and
+     * sqrt(1 + ln(factor) / ln(original)) unless attention_factor is given */
+    double orig = (double)p->original_max_position_embeddings;
+    double factor = (double)c->max_position_embeddings / orig;
+    p->attention_factor = rs->attention_factor > 0 ? rs->attention_factor
+                          : factor <= 1.0          ? 1.0
+                                                   : sqrt(1.0 + log(factor) / log(orig));
+    d->rope_switch = p->original_max_position_embeddings;
+    return 0;
+}
+
+/* The RoPEs: the global one, and Gemma 3's local one (rope_local_base_freq, no scaling) for the
+ * sliding layers; their length-independent inverse frequencies. */
 static int read_rope(struct decoder_model *d, const char *dir, struct err *e)
 {
     const struct hf_config *c = &d->cfg;
-    struct rope_params *p = &d->rope;
-    p->type = ROPE_DEFAULT;
-    p->dim = d->head_dim;
-    p->theta = c->rope_theta;
-    p->factor = c->rope_scaling.factor;
-    p->low_freq_factor = c->rope_scaling.low_freq_factor;
-    p->high_freq_factor = c->rope_scaling.high_freq_factor;
-    p->max_position_embeddings = c->max_position_embeddings;
-    p->original_max_position_embeddings = c->rope_scaling.original_max_position_embeddings > 0
-                                              ? c->rope_scaling.original_max_position_embeddings
-                                              : c->max_position_embeddings;
-    int rc = 0;
-    if (c->rope_scaling.present)
-        rc = rope_parse_type(c->rope_scaling.type, &p->type, e);
-    if (rc == 0)
-        rc = rope_check(p, e);
+    int rc = global_rope(d, &d->rope[0], e);
+    d->n_ropes = 1;
+    if (rc == 0 && c->rope_local_base_freq > 0) {
+        d->rope[1] = (struct rope_params){.type = ROPE_DEFAULT,
+                                          .dim = d->rot_dim,
+                                          .theta = c->rope_local_base_freq,
+                                          .attention_factor = 1.0};
+        d->n_ropes = 2;
+    }
+    for (int i = 0; i < d->n_ropes && rc == 0; i++)
+        rc = rope_check(&d->rope[i], e);
     if (rc)
         return err_prefix(e, "%s: config.json: ", dir);
-    d->inv_freq = malloc((size_t)(d->head_dim / 2) * sizeof *d->inv_freq);
-    if (!d->inv_freq)
-        return err_set(e, ERR_NOMEM, "out of memory");
-    rope_inv_freq(p, 0, d->inv_freq);
+    for (int i = 0; i < d->n_ropes; i++) {
+        d->inv_freq[i] = malloc((size_t)(d->rot_dim / 2) * sizeof *d->inv_freq[i]);
+        if (!d->inv_freq[i])
+            return err_set(e, ERR_NOMEM, "out of memory");
+        rope_inv_freq(&d->rope[i], 0, d->inv_freq[i]);
+    }
     return 0;
+}
+
+/* The LLaMA family's gate activation, soft-caps, embedding scale and rotary width. */
+static int read_llama_extras(struct decoder_model *d, const char *dir, struct err *e)
+{
+    const struct hf_config *c = &d->cfg;
+    int rc = act_parse(c->hidden_act, &d->act, e);
+    if (rc || (d->act != ACT_SILU && d->act != ACT_GELU_TANH))
+        return err_set(e, ERR_FORMAT,
+                       "%s: config.json: hidden_act '%s' is not supported (silu, "
+                       "gelu_pytorch_tanh)",
+                       dir, c->hidden_act);
+    d->attn_softcap = (float)c->attn_logit_softcapping;
+    d->final_softcap = (float)c->final_logit_softcapping;
+    /* HF: torch.tensor(hidden_size ** 0.5, dtype=float32) */
+    d->embed_scale = d->v->embed_scale ? (float)sqrt((double)d->H) : 1.0f;
+    d->rot_dim = (int)((double)d->head_dim * c->partial_rotary_factor);
+    if (d->rot_dim <= 0 || d->rot_dim % 2 != 0)
+        return err_set(e, ERR_FORMAT, "%s: config.json: %d rotary dimensions (head_dim %d x "
+                       "partial_rotary_factor %g) must be even and positive",
+                       dir, d->rot_dim, d->head_dim, c->partial_rotary_factor);
+    return read_rope(d, dir, e);
 }
 
 /* Sizes from config.json, checked against each other. */
@@ -221,6 +350,7 @@ static int read_sizes(struct decoder_model *d, const char *dir, struct err *e)
     d->vocab = c->vocab_size;
     d->max_pos = c->max_position_embeddings;
     d->eps = (float)c->layer_norm_eps;
+    d->embed_scale = 1.0f;
     d->q_dim = d->n_heads * d->head_dim;
     d->kv_dim = d->n_kv_heads * d->head_dim;
     d->qkv_dim = d->q_dim + 2 * d->kv_dim;
@@ -238,10 +368,7 @@ static int read_sizes(struct decoder_model *d, const char *dir, struct err *e)
         int rc = act_parse(c->hidden_act, &d->act, e);
         return rc ? err_prefix(e, "%s: config.json: ", dir) : 0;
     }
-    if (strcmp(c->hidden_act, "silu") != 0 && strcmp(c->hidden_act, "swish") != 0)
-        return err_set(e, ERR_FORMAT, "%s: config.json: hidden_act '%s' is not supported (silu)",
-                       dir, c->hidden_act);
-    return read_rope(d, dir, e);
+    return read_llama_extras(d, dir, e);
 }
 
 static void set_layer_attention(struct decoder_model *d)
@@ -251,8 +378,11 @@ static void set_layer_attention(struct decoder_model *d)
         struct dec_layer *L = &d->layers[l];
         bool sliding = c->sliding_window > 0 && (!c->sliding_layers || c->sliding_layers[l]);
         L->window = sliding ? (int)c->sliding_window : 0;
-        /* HF: head_dim ** -0.5; GPT-2 may turn it off or divide by the layer number too */
-        double scale = 1.0 / sqrt((double)d->head_dim);
+        L->rope = sliding && d->n_ropes > 1 ? 1 : 0; /* Gemma 3: local layers, local RoPE */
+        /* HF: head_dim ** -0.5 (Gemma 2/3: query_pre_attn_scalar ** -0.5); GPT-2 may turn it
+         * off or divide by the layer number too */
+        double scale = 1.0 / sqrt(c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar
+                                                               : (double)d->head_dim);
         if (d->v->family == DEC_GPT2) {
             scale = c->scale_attn_weights ? scale : 1.0;
             if (c->scale_attn_by_inverse_layer_idx)
@@ -316,6 +446,10 @@ void decoder_unload(struct decoder_model *d)
         struct dec_layer *L = &d->layers[l];
         norm_weights_fini(&L->ln_attn);
         norm_weights_fini(&L->ln_mlp);
+        norm_weights_fini(&L->post_attn);
+        norm_weights_fini(&L->post_mlp);
+        norm_weights_fini(&L->q_norm);
+        norm_weights_fini(&L->k_norm);
         linear_fini(&L->qkv);
         linear_fini(&L->o);
         linear_fini(&L->up);
@@ -326,7 +460,8 @@ void decoder_unload(struct decoder_model *d)
     free(d->wpe);
     norm_weights_fini(&d->ln_f);
     linear_fini(&d->lm_head);
-    free(d->inv_freq);
+    for (int i = 0; i < DEC_MAX_ROPES; i++)
+        free(d->inv_freq[i]);
     hf_config_fini(&d->cfg);
     free(d);
 }
@@ -384,6 +519,7 @@ void decoder_seq_free(struct decoder_seq *s)
         return;
     layer_bufs_free(s->k, s->d->n_layers);
     layer_bufs_free(s->v, s->d->n_layers);
+    free(s->ids);
     free(s);
 }
 
@@ -424,6 +560,12 @@ int decoder_seq_reserve(struct decoder_seq *s, int n, struct err *e)
     if (layer_bufs_grow(s->k, d->n_layers, k_new, k_old, NULL) != 0 ||
         layer_bufs_grow(s->v, d->n_layers, v_new, v_new, NULL) != 0)
         return err_set(e, ERR_NOMEM, "out of memory for a KV cache of %d tokens", cap);
+    if (d->rope_switch > 0) {
+        int32_t *ids = realloc(s->ids, (size_t)cap * sizeof *ids);
+        if (!ids)
+            return err_set(e, ERR_NOMEM, "out of memory for a KV cache of %d tokens", cap);
+        s->ids = ids;
+    }
     s->cap = cap;
     return 0;
 }

@@ -1,7 +1,8 @@
 /* decoder: causal language models for text generation: GPT-2 and the LLaMA family (LLaMA,
- * Mistral, Qwen2: RMSNorm, rotary embeddings with default/linear/dynamic/llama3 scaling,
- * SwiGLU, grouped-query attention, optional q/k/v biases and sliding window), as one decoder
- * with per-architecture rows. It owns the weights (linears prepacked for oneDNN at load, shared
+ * Mistral, Qwen2, Qwen3, Gemma, Gemma 2, Gemma 3, Phi-3: RMSNorm, rotary embeddings with
+ * default/linear/dynamic/llama3/longrope scaling, whole or partial, SwiGLU or GeGLU,
+ * grouped-query attention, optional q/k/v biases, q/k norms, soft-capping and sliding windows,
+ * per layer), as one decoder with per-architecture rows. It owns the weights (linears prepacked for oneDNN at load, shared
  * read-only by every worker), each sequence's KV cache (struct decoder_seq) and per-worker
  * activations (struct decoder_run). It knows nothing of tokenizers, sampling or scheduling.
  *
@@ -45,8 +46,8 @@ struct decoder_model;
 struct decoder_seq;
 struct decoder_run;
 
-/* Loads DIR (config.json + model.safetensors or shards). model_type gpt2, llama, mistral or
- * qwen2; anything else is ERR_FORMAT naming it. Every tensor of the file must be used (or be
+/* Loads DIR (config.json + model.safetensors or shards). model_type one of
+ * decoder_model_types; anything else is ERR_FORMAT naming it. Every tensor of the file must be used (or be
  * one of HF's known buffers, or a tied lm_head copy); a missing tensor or one whose shape
  * disagrees with config.json is ERR_FORMAT naming the tensor. dt picks the linears' arithmetic
  * (DTYPE_COMPUTE_F32 matches transformers to ~1e-5; BF16 and INT8 as ops.h describes). */
@@ -101,7 +102,9 @@ void decoder_run_free(struct decoder_run *r);
  * valid until the next call with run. Everything is checked before any cache changes: a
  * token id outside the vocabulary, a sequence without room (ERR_TOO_LARGE), a sequence
  * listed twice or belonging to another decoder are ERR_INVALID and leave every cache as it
- * was; so does any failure later in the step (the lengths advance only on success). */
+ * was; so does any failure later in the step (the lengths advance only on success), except
+ * that a sequence crossing a LongRoPE switch (Phi-3: its cached tokens are fed again, rotated
+ * with the long factors) may have its cached keys changed: reset it after such a failure. */
 int decoder_forward(const struct decoder_model *d, struct dnn_ctx *ctx, struct decoder_run *run,
                     const struct decoder_step *step, const float **logits, struct err *e);
 

@@ -19,6 +19,8 @@ enum rope_type {
     ROPE_LINEAR,  /* "linear": inv_freq / factor */
     ROPE_DYNAMIC, /* "dynamic": NTK-aware base growing with the sequence past the maximum */
     ROPE_LLAMA3,  /* "llama3": low frequencies / factor, a smooth ramp between */
+    ROPE_LONGROPE, /* "longrope" (Phi-3): per-frequency factors, short ones up to the original
+                      length, long ones past it; cos and sin scaled by attention_factor */
 };
 
 struct rope_params {
@@ -27,8 +29,11 @@ struct rope_params {
     double theta; /* rope_theta, the base */
     double factor;
     double low_freq_factor, high_freq_factor; /* llama3 */
-    int64_t original_max_position_embeddings; /* llama3 */
+    int64_t original_max_position_embeddings; /* llama3; longrope: where the long factors start */
     int64_t max_position_embeddings;          /* dynamic: the trained length */
+    const double *short_factor, *long_factor; /* longrope: (n_factors = dim / 2) each, not owned */
+    size_t n_factors;
+    double attention_factor; /* longrope: cos and sin multiplied by it (1 for the others) */
 };
 
 /* Parses a rope_type name; ERR_FORMAT naming it for one we lack (yarn, longrope, ...). */
@@ -39,8 +44,9 @@ int rope_parse_type(const char *name, enum rope_type *out, struct err *e);
 int rope_check(const struct rope_params *p, struct err *e);
 
 /* inv_freq (dim / 2) as transformers computes it in float32, for a sequence whose highest
- * position in the current forward pass is seq_len - 1. Only ROPE_DYNAMIC depends on seq_len
- * (transformers' dynamic_rope_update: base grows once seq_len > max_position_embeddings). */
+ * position in the current forward pass is seq_len - 1. Only ROPE_DYNAMIC (transformers'
+ * dynamic_rope_update: base grows once seq_len > max_position_embeddings) and ROPE_LONGROPE
+ * (the long factors once seq_len > original_max_position_embeddings) depend on seq_len. */
 void rope_inv_freq(const struct rope_params *p, int64_t seq_len, float *inv_freq);
 
 /* cos and sin (dim / 2) of position pos: cos(pos * inv_freq[i]) in float32, as HF's
@@ -51,6 +57,10 @@ void rope_cos_sin(const float *inv_freq, int half, int64_t pos, float *cos_out, 
  * x1 = x[:dim/2], x2 = x[dim/2:], out = [x1 cos - x2 sin, x2 cos + x1 sin]), with cos, sin
  * (dim / 2) of the token's position. */
 void rope_rotate(float *x, int n_heads, int dim, const float *cos_v, const float *sin_v);
+/* The same on the first dim floats of n_heads heads stride floats apart (partial rotary
+ * embeddings: the rest of each head is left as it is). */
+void rope_rotate_strided(float *x, int n_heads, int stride, int dim, const float *cos_v,
+                         const float *sin_v);
 
 /* ---- kv_attention.c ------------------------------------------------------------------ */
 
@@ -79,6 +89,7 @@ struct kv_attn {
     int ld_out;  /* floats between consecutive output rows (>= n_heads * head_dim) */
     float scale; /* scores = (q . k) * scale */
     int window;  /* 0: full causal; else the query at position i sees keys i - window < j <= i */
+    float softcap; /* 0: none; else scores = softcap * tanh(scores / softcap) (Gemma 2) */
 };
 
 /* One sequence of a step: n_new queries at positions past .. past + n_new - 1, whose keys and
@@ -91,7 +102,7 @@ struct kv_attn_seq {
     int past, n_new;
 };
 
-/* out = softmax(q k^T * scale + causal/window mask) v per head, for every sequence, as HF's
+/* out = softmax(cap(q k^T * scale) + causal/window mask) v per head, for every sequence, as HF's
  * eager attention of a decoder with a KV cache (softmax in f32, probabilities normalized before
  * they weigh v). The work (sequence, kv head, block of queries) is spread over the calling
  * thread's OpenMP threads. ERR_NOMEM when the per-thread score rows cannot be allocated. */

@@ -6,7 +6,8 @@
  * cached key and value is read once per item. Per item:
  *   scores (rows, keys) = q . k * scale   KV_BLOCK keys at a time in head_dim vector FMAs per
  *                                         row (keys are stored transposed per block), four rows
- *                                         at a time so that one key load serves four FMAs
+ *                                         at a time so that one key load serves four FMAs;
+ *                                         soft-capped (cap tanh(x / cap)) when asked (Gemma 2)
  *   softmax per row over its own keys     causal/window mask; f32 with a vector exp (a few
  *                                         ulp of expf); normalized before weighing the values;
  *                                         zeros over the other keys of the item
@@ -220,6 +221,13 @@ VECTOR_CLONES static void softmax_row(float *sc, int n)
         sc[j] *= inv;
 }
 
+/* sc[0 .. n) = cap * tanh(sc / cap), in float32 as transformers' soft-capping. */
+static void softcap_row(float *sc, int n, float cap)
+{
+    for (int j = 0; j < n; j++)
+        sc[j] = tanhf(sc[j] / cap) * cap;
+}
+
 /* The first key the token at position pos sees. */
 static int first_key(const struct kv_attn *a, int pos)
 {
@@ -255,6 +263,8 @@ static void run_item(const struct kv_attn *a, const struct kv_attn_seq *s, const
     for (int qi = 0; qi < nq; qi++) {
         int pos = s->past + it->t0 + qi / group, first = first_key(a, pos) - base;
         float *p = sc + (size_t)qi * ld; /* (span) */
+        if (a->softcap > 0)
+            softcap_row(p + first, pos - base - first + 1, a->softcap);
         softmax_row(p + first, pos - base - first + 1);
         for (int j = 0; j < first; j++)
             p[j] = 0.0f;

@@ -1,6 +1,6 @@
 /* rope: rotary position embeddings for the LLaMA family: the inverse frequencies of
- * transformers' rope init functions (default, linear, dynamic, llama3), cos/sin of a position,
- * and the rotation of query/key heads; see ops/kv.h.
+ * transformers' rope init functions (default, linear, dynamic, llama3, longrope), cos/sin of a
+ * position, and the rotation of query/key heads (whole or partial); see ops/kv.h.
  *
  * transformers computes all of this in float32 tensors with Python floats as scalars; each step
  * below does the same float32 operation in the same order, so that positions far into a long
@@ -18,6 +18,7 @@ static const struct {
     {"linear", ROPE_LINEAR},
     {"dynamic", ROPE_DYNAMIC},
     {"llama3", ROPE_LLAMA3},
+    {"longrope", ROPE_LONGROPE},
 };
 
 int rope_parse_type(const char *name, enum rope_type *out, struct err *e)
@@ -28,7 +29,8 @@ int rope_parse_type(const char *name, enum rope_type *out, struct err *e)
             return 0;
         }
     return err_set(e, ERR_FORMAT,
-                   "rope_type '%s' is not supported (default, linear, dynamic, llama3)", name);
+                   "rope_type '%s' is not supported (default, linear, dynamic, llama3, longrope)",
+                   name);
 }
 
 int rope_check(const struct rope_params *p, struct err *e)
@@ -39,6 +41,17 @@ int rope_check(const struct rope_params *p, struct err *e)
         return err_set(e, ERR_FORMAT, "rope_theta %g must be positive", p->theta);
     if (p->type == ROPE_DEFAULT)
         return 0;
+    if (p->type == ROPE_LONGROPE) {
+        if (!p->short_factor || !p->long_factor || p->n_factors != (size_t)p->dim / 2)
+            return err_set(e, ERR_FORMAT,
+                           "longrope scaling needs 'short_factor' and 'long_factor' of %d "
+                           "numbers (the rotary dimension / 2), not %zu",
+                           p->dim / 2, p->n_factors);
+        if (p->original_max_position_embeddings <= 0)
+            return err_set(e, ERR_FORMAT,
+                           "longrope scaling needs 'original_max_position_embeddings'");
+        return 0;
+    }
     if (!(p->factor >= 1.0))
         return err_set(e, ERR_FORMAT, "rope scaling 'factor' %g must be >= 1", p->factor);
     if (p->type == ROPE_DYNAMIC && p->max_position_embeddings <= 0)
@@ -121,6 +134,16 @@ void rope_inv_freq(const struct rope_params *p, int64_t seq_len, float *inv_freq
         default_inv_freq((float)p->theta, p->dim, inv_freq);
         llama3_inv_freq(p, inv_freq);
         return;
+    case ROPE_LONGROPE: {
+        /* 1 / (ext_factors * base ** (arange(0, dim, 2).float() / dim)), all float32 */
+        const double *ext =
+            seq_len > p->original_max_position_embeddings ? p->long_factor : p->short_factor;
+        for (int i = 0; i < p->dim / 2; i++) {
+            float expo = (float)(2 * i) / (float)p->dim;
+            inv_freq[i] = 1.0f / ((float)ext[i] * powf((float)p->theta, expo));
+        }
+        return;
+    }
     }
 }
 
@@ -136,9 +159,15 @@ void rope_cos_sin(const float *inv_freq, int half, int64_t pos, float *cos_out, 
 
 void rope_rotate(float *x, int n_heads, int dim, const float *cos_v, const float *sin_v)
 {
+    rope_rotate_strided(x, n_heads, dim, dim, cos_v, sin_v);
+}
+
+void rope_rotate_strided(float *x, int n_heads, int stride, int dim, const float *cos_v,
+                         const float *sin_v)
+{
     int half = dim / 2;
     for (int h = 0; h < n_heads; h++) {
-        float *x1 = x + (size_t)h * (size_t)dim; /* (half) */
+        float *x1 = x + (size_t)h * (size_t)stride; /* (half) */
         float *x2 = x1 + half;                   /* (half) */
         for (int i = 0; i < half; i++) {
             float a = x1[i], b = x2[i];

@@ -400,7 +400,7 @@ START_TEST(kv_attention_matches_naive)
     const int LDQ = NH * HD + 3, LDKV = NKV * HD + 1, LDO = NH * HD + 2;
     const int past[3] = {0, 70, 45}, n_new[3] = {21, 1, 20};
     for (int window = 0; window <= 20; window += 10) {
-        struct kv_attn a = {NH, NKV, HD, LDQ, LDKV, LDO, 0.37f, window};
+        struct kv_attn a = {NH, NKV, HD, LDQ, LDKV, LDO, 0.37f, window, 0};
         struct kv_attn_seq seqs[3];
         float *bufs[3][4], *kblk[3];
         unsigned x = 12345;

@@ -321,10 +321,10 @@ START_TEST(run_unsupported_model_type)
     } cases[] = {
         {"gpt2-lm", "phi", "text-generation",
          "model_type 'phi' is not supported for text generation (supported: gpt2, llama, "
-         "mistral, qwen2, t5)"},
+         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
         {"gpt2-lm", "phi", "text2text-generation",
          "model_type 'phi' is not supported for text generation (supported: gpt2, llama, "
-         "mistral, qwen2, t5)"},
+         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
         {"bert-seqcls", "mpnet", "text-classification",
          "model_type 'mpnet' is not supported for the encoder tasks (supported: bert, roberta, "
          "xlm-roberta, camembert, distilbert, albert, electra)"},
@@ -333,7 +333,7 @@ START_TEST(run_unsupported_model_type)
          "xlm-roberta, camembert, distilbert, albert, electra)"},
         {"bert-seqcls", NULL, "text-generation",
          "model_type 'bert' is not supported for text generation (supported: gpt2, llama, "
-         "mistral, qwen2, t5)"},
+         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *dir = model_copy(cases[i].src, NULL, cases[i].type);
