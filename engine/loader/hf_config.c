@@ -40,6 +40,7 @@ static const struct family families[] = {
     {"gemma3_text", "gelu_pytorch_tanh", 1e-6, 131072, 0, 0, false},
     {"phi3", "silu", 1e-5, 4096, 0, 0, false},
     {"t5", "relu", 1e-6, 0, 0, 0, false},
+    {"modernbert", "gelu", 1e-5, 8192, 0, 0, false},
 };
 
 #define N_FAMILIES (sizeof families / sizeof families[0])
@@ -402,18 +403,20 @@ static int read_sizes(const struct reader *r, struct hf_config *c)
 static int read_encoder_fields(const struct reader *r, const struct family *fam,
                                struct hf_config *c)
 {
-    static const char *const act_keys[] = {"hidden_act", "activation", "activation_function"};
+    static const char *const act_keys[] = {"hidden_act", "activation", "activation_function",
+                                           "hidden_activation"};
     bool found = false;
     int rc = 0;
-    for (size_t i = 0; i < 3 && !rc && !found; i++)
+    for (size_t i = 0; i < 4 && !rc && !found; i++)
         rc = get_str_in(r, r->root, act_keys[i], c->hidden_act, sizeof c->hidden_act, &found);
     if (rc)
         return rc;
     if (!found)
         snprintf(c->hidden_act, sizeof c->hidden_act, "%s", fam->hidden_act);
-    static const char *const eps_keys[] = {"layer_norm_eps", "layer_norm_epsilon", "rms_norm_eps"};
+    static const char *const eps_keys[] = {"layer_norm_eps", "layer_norm_epsilon", "rms_norm_eps",
+                                           "norm_eps"};
     found = false;
-    for (size_t i = 0; i < 3 && !rc && !found; i++)
+    for (size_t i = 0; i < 4 && !rc && !found; i++)
         rc = get_num_in(r, r->root, eps_keys[i], &c->layer_norm_eps, &found);
     if (rc)
         return rc;
@@ -475,6 +478,63 @@ static int read_ids(const struct reader *r, struct hf_config *c)
     return rc;
 }
 
+/* ModernBertConfig: global and local RoPE bases, the local window (sliding_window) and its
+ * layers (every layer but each global_attn_every_n_layers-th, unless layer_types says), the
+ * biases and the classifier head's pooling and activation. */
+static int read_modernbert(const struct reader *r, struct hf_config *c)
+{
+    static const char *const every[] = {"global_attn_every_n_layers", NULL};
+    static const char *const local[] = {"local_attention", NULL};
+    bool found;
+    int64_t n = 3;
+    c->rope_theta = 160000.0;
+    c->local_rope_theta = 10000.0;
+    c->sliding_window = 128;
+    c->decoder_bias = true;
+    snprintf(c->classifier_pooling, sizeof c->classifier_pooling, "cls");
+    snprintf(c->classifier_activation, sizeof c->classifier_activation, "gelu");
+    int rc = get_num_in(r, r->root, "global_rope_theta", &c->rope_theta, &found);
+    if (!rc)
+        rc = get_num_in(r, r->root, "local_rope_theta", &c->local_rope_theta, &found);
+    /* transformers 5: rope_parameters {"full_attention": {"rope_theta"}, "sliding_attention"} */
+    const json_t *rp = json_object_get(r->root, "rope_parameters");
+    const json_t *full = json_object_get(rp, "full_attention");
+    const json_t *slide = json_object_get(rp, "sliding_attention");
+    if (!rc && json_is_object(full))
+        rc = get_num_in(r, full, "rope_theta", &c->rope_theta, &found);
+    if (!rc && json_is_object(slide))
+        rc = get_num_in(r, slide, "rope_theta", &c->local_rope_theta, &found);
+    if (!rc && !(c->rope_theta > 0 && c->local_rope_theta > 0))
+        rc = err_set(r->e, ERR_FORMAT, "%s: the RoPE bases must be positive", r->what);
+    if (!rc)
+        rc = get_size(r, local, &c->sliding_window, false);
+    if (!rc)
+        rc = get_size(r, every, &n, false);
+    if (!rc)
+        rc = get_bool(r, "norm_bias", &c->norm_bias);
+    if (!rc)
+        rc = get_bool(r, "classifier_bias", &c->classifier_bias);
+    if (!rc)
+        rc = get_bool(r, "decoder_bias", &c->decoder_bias);
+    if (!rc)
+        rc = get_str_in(r, r->root, "classifier_pooling", c->classifier_pooling,
+                        sizeof c->classifier_pooling, &found);
+    if (!rc)
+        rc = get_str_in(r, r->root, "classifier_activation", c->classifier_activation,
+                        sizeof c->classifier_activation, &found);
+    if (!rc && strcmp(c->classifier_pooling, "cls") != 0 && strcmp(c->classifier_pooling, "mean"))
+        rc = err_set(r->e, ERR_FORMAT, "%s: 'classifier_pooling' must be \"cls\" or \"mean\"",
+                     r->what);
+    if (rc || c->sliding_layers)
+        return rc;
+    c->sliding_layers = calloc((size_t)c->num_hidden_layers, sizeof *c->sliding_layers);
+    if (!c->sliding_layers)
+        return err_set(r->e, ERR_NOMEM, "%s: out of memory", r->what);
+    for (int64_t i = 0; i < c->num_hidden_layers; i++)
+        c->sliding_layers[i] = i % n != 0;
+    return 0;
+}
+
 static int read_all(const struct reader *r, struct hf_config *c)
 {
     bool found;
@@ -523,6 +583,8 @@ static int read_all(const struct reader *r, struct hf_config *c)
         rc = hf_config_read_decoder(r, c);
     if (!rc && strcmp(c->model_type, "t5") == 0)
         rc = read_t5(r, c);
+    if (!rc && strcmp(c->model_type, "modernbert") == 0)
+        rc = read_modernbert(r, c);
     return rc;
 }
 

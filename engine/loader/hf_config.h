@@ -82,6 +82,15 @@ struct hf_config {
     bool sinusoidal_pos_embds; /* DistilBERT */
     int64_t num_hidden_groups; /* ALBERT, else 1 */
     int64_t inner_group_num;   /* ALBERT, else 1 */
+    /* ModernBERT (rope_theta holds global_rope_theta, default 160000; sliding_window holds
+     * local_attention, default 128: a local layer's token sees the keys within
+     * local_attention / 2 on either side; sliding_layers its local layers) */
+    double local_rope_theta;        /* default 10000 */
+    bool norm_bias;                 /* LayerNorms with a bias (default false) */
+    bool classifier_bias;           /* the head's dense layer has a bias (default false) */
+    bool decoder_bias;              /* the MLM decoder has a bias (default true) */
+    char classifier_pooling[8];     /* "cls" (default) or "mean" */
+    char classifier_activation[HF_NAME_SIZE]; /* the head's activation (default "gelu") */
 
     /* decoder details */
     int64_t num_key_value_heads; /* default num_attention_heads */

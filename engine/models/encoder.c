@@ -11,7 +11,9 @@
  *   head: pooled/CLS classifier, per-token classifier, QA span logits, or the MLM
  *   transform + tied decoder.
  *
- * Variants are rows of `variants` (names of tensors and small flags), not copies. */
+ * Variants are rows of `variants` (names of tensors and small flags), not copies; a row that
+ * names a family (ModernBERT: encoder_modernbert.c) has that family load and run its passes
+ * (encoder_family.h), while the split of a batch into passes stays here. */
 #include "models/encoder.h"
 
 #include <math.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/encoder_family.h"
 #include "models/grow.h"
 #include "models/weights.h"
 
@@ -41,16 +44,18 @@ struct variant {
     enum pool_kind pool;
     bool roberta_positions; /* positions count from padding_idx + 1 over non-pad tokens */
     bool has_types;
+    const struct encoder_family *family; /* not NULL: its own layers (encoder_family.h) */
 };
 
 static const struct variant variants[] = {
-    {"bert", "bert.", LAYOUT_BERT, POOL_BERT, false, true},
-    {"roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true},
-    {"xlm-roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true},
-    {"camembert", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true},
-    {"distilbert", "distilbert.", LAYOUT_DISTILBERT, POOL_DISTIL, false, false},
-    {"albert", "albert.", LAYOUT_ALBERT, POOL_ALBERT, false, true},
-    {"electra", "electra.", LAYOUT_BERT, POOL_ELECTRA, false, true},
+    {"bert", "bert.", LAYOUT_BERT, POOL_BERT, false, true, NULL},
+    {"roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL},
+    {"xlm-roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL},
+    {"camembert", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL},
+    {"distilbert", "distilbert.", LAYOUT_DISTILBERT, POOL_DISTIL, false, false, NULL},
+    {"albert", "albert.", LAYOUT_ALBERT, POOL_ALBERT, false, true, NULL},
+    {"electra", "electra.", LAYOUT_BERT, POOL_ELECTRA, false, true, NULL},
+    {"modernbert", "model.", LAYOUT_BERT, POOL_BERT, false, false, &modernbert_family},
 };
 
 #define N_VARIANTS (sizeof variants / sizeof variants[0])
@@ -95,6 +100,7 @@ struct encoder {
     struct linear mlm_transform;
     struct norm_weights mlm_ln;
     size_t out_width;
+    void *family_model; /* a variant's family: its own weights */
 };
 
 /* A batch of several sequences is run as passes of whole sequences of at most PASS_ROWS tokens,
@@ -119,6 +125,8 @@ struct encoder_run {
     size_t cap_passes, cap_pass_order, cap_pass_ids;
     encoder_stop_fn stop; /* the cancel hook, asked between layers and passes */
     void *stop_arg;
+    void *family_run; /* a variant's family: its own activations, freed by family_run_free */
+    void (*family_run_free)(void *run);
 };
 
 /* ---- loading ---- */
@@ -314,6 +322,19 @@ static bool ignorable(const void *arg, const char *name)
            strstr(name, "vocab_projector.weight");
 }
 
+/* A variant with its own family: its tensors, then encoder.c's view of them. */
+static int load_family(struct encoder *m, struct weights *w, enum dtype_compute dt,
+                       struct dnn_ctx *ctx, struct err *e)
+{
+    const char *prefix = weights_pick_prefix(w, m->v->prefix, "embeddings.norm.weight");
+    struct encoder_facts f = {0};
+    int rc = m->v->family->load(&m->cfg, w, prefix, dt, ctx, &m->family_model, &f, e);
+    m->head = f.head;
+    m->out_width = f.out_width;
+    m->n_pos = m->cfg.max_position_embeddings;
+    return rc ? rc : weights_check_unused(w, m->cfg.architecture, ignorable, NULL, e);
+}
+
 /* config.json, then the tensors (see weights_load_fn). */
 static int load(void *model, struct weights *w, enum dtype_compute dt, struct dnn_ctx *ctx,
                 struct err *e)
@@ -349,6 +370,8 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
         return rc;
     snprintf(m->prefix, sizeof m->prefix, "%s",
              weights_pick_prefix(w, m->v->prefix, "embeddings.word_embeddings.weight"));
+    if (m->v->family)
+        return load_family(m, w, dt, ctx, e);
 
     if ((rc = load_embeddings(m, w, ctx, dt, e)) != 0)
         return rc;
@@ -404,6 +427,8 @@ void encoder_free(struct encoder *m)
 {
     if (!m)
         return;
+    if (m->v && m->v->family)
+        m->v->family->free(m->family_model);
     for (int i = 0; m->layers && i < m->n_layer_weights; i++) {
         struct layer *L = &m->layers[i];
         linear_fini(&L->qkv);
@@ -483,6 +508,8 @@ void encoder_run_free(struct encoder_run *r)
         encoder_run_free(r->sub[i]);
         dnn_ctx_free(r->sub_ctx[i]);
     }
+    if (r->family_run_free)
+        r->family_run_free(r->family_run);
     free(r);
 }
 
@@ -536,7 +563,7 @@ static int layer_forward(const struct encoder *m, const struct layer *L, struct 
                          struct encoder_run *r, const struct encoder_batch *b, struct err *e)
 {
     int M = b->batch * b->seq, H = m->H;
-    struct attn_shape s = {b->batch, b->seq, m->n_heads, m->head_dim, 3 * H, H};
+    struct attn_shape s = {b->batch, b->seq, m->n_heads, m->head_dim, 3 * H, H, 0};
     int rc = linear_forward(&L->qkv, ctx, r->x, r->qkv, M, e); /* (M, 3H) */
     if (rc == 0)
         rc = attention_forward(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att, e);
@@ -780,6 +807,12 @@ int encoder_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder
     if (b->batch > 1 && !b->lm_rows && !omp_in_parallel() &&
         (omp_get_max_threads() > 1 || (size_t)b->batch * (size_t)b->seq > PASS_ROWS))
         return split_forward(m, r, b, out, hidden, e);
+    if (m->v->family) {
+        const struct encoder_stop stop = {r->stop, r->stop_arg};
+        r->family_run_free = m->v->family->run_free;
+        return m->v->family->forward(m->family_model, ctx, &r->family_run, b, &stop, out, hidden,
+                                     e);
+    }
     size_t M = (size_t)b->batch * (size_t)b->seq;
     int rc;
     if ((rc = grow_floats(&r->x, &r->cap_x, M * (size_t)m->H, e)) ||

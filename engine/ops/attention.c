@@ -2,11 +2,13 @@
  * two batched oneDNN matmuls whose strided memory descriptors treat (batch, head) as batch
  * dimensions, so Q, K, V and the output are read and written in place (no transposes):
  *   scores (b, h, s, t) = Q K^T / sqrt(head_dim) + mask_bias (b, 1, 1, t)   matmul + post-op
+ *     (a local window: mask_bias (b, 1, s, t), built per chunk, also hides |s - t| > window)
  *   probs = softmax over t                                                   softmax primitive
  *   out (b, s, h, d) = probs V                                               matmul
  * Batches are processed in chunks so the scores stay within SCORES_BUDGET bytes. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "ops/ops.h"
 
@@ -32,7 +34,8 @@ static int scores_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb, 
     if (*out)
         return 0;
     dnnl_memory_desc_t q_md, k_md, dst_md, bias_md;
-    dnnl_dims_t dst_dims = {nb, H, S, S}, bias_dims = {nb, 1, 1, S};
+    /* masked 1: a bias per key (nb, 1, 1, S); 2: per query and key (nb, 1, S, S) */
+    dnnl_dims_t dst_dims = {nb, H, S, S}, bias_dims = {nb, 1, masked == 2 ? S : 1, S};
     dnnl_status_t st = head_view(&q_md, nb, H, S, D, s->ld_qkv, 0);
     if (st == dnnl_success)
         st = head_view(&k_md, nb, H, S, D, s->ld_qkv, 1);
@@ -112,22 +115,22 @@ static int check_shape(const struct attn_shape *s, struct err *e)
     return 0;
 }
 
-/* One chunk of nb sequences starting at sequence b0. */
+/* One chunk of nb sequences starting at sequence b0; bias: the chunk's own (its first
+ * sequence's) mask bias, per key (masked 1) or per query and key (masked 2), or NULL. */
 static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0, int nb,
                         const float *q, const float *k, const float *v, const float *bias,
-                        float *scores, float *out, struct err *e)
+                        int masked, float *scores, float *out, struct err *e)
 {
     int S = s->seq;
     size_t in_off = (size_t)b0 * (size_t)S * (size_t)s->ld_qkv;
     size_t out_off = (size_t)b0 * (size_t)S * (size_t)s->ld_out;
     struct dnn_prim *ps, *pc;
-    int rc = scores_prim(ctx, s, nb, bias != NULL, &ps, e);
+    int rc = scores_prim(ctx, s, nb, bias ? masked : 0, &ps, e);
     if (rc == 0)
         rc = context_prim(ctx, s, nb, &pc, e);
     if (rc != 0)
         return rc;
-    void *sbufs[] = {(void *)(q + in_off), (void *)(k + in_off), scores,
-                     bias ? (void *)(bias + (size_t)b0 * (size_t)S) : NULL};
+    void *sbufs[] = {(void *)(q + in_off), (void *)(k + in_off), scores, (void *)bias};
     rc = dnn_exec(ctx, ps, sbufs, e);
     if (rc == 0)
         rc = softmax_forward(ctx, scores, nb * s->n_heads * S, S, e);
@@ -135,6 +138,22 @@ static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0,
         return rc;
     void *cbufs[] = {scores, (void *)(v + in_off), out + out_off};
     return dnn_exec(ctx, pc, cbufs, e);
+}
+
+/* The (nb, S, S) bias of sequences b0 .. b0 + nb - 1 under a local window: 0 where the key
+ * is kept (|s - t| <= window and not padding), -FLT_MAX elsewhere. */
+static void window_bias(const struct attn_shape *s, int b0, int nb, const int32_t *mask,
+                        float *bias)
+{
+    int S = s->seq, W = s->window;
+    for (int b = 0; b < nb; b++) {
+        const int32_t *m = mask ? mask + (size_t)(b0 + b) * (size_t)S : NULL;
+        for (int i = 0; i < S; i++) {
+            float *row = bias + ((size_t)b * (size_t)S + (size_t)i) * (size_t)S;
+            for (int j = 0; j < S; j++)
+                row[j] = (m && !m[j]) || abs(i - j) > W ? -FLT_MAX : 0.0f;
+        }
+    }
 }
 
 int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
@@ -149,26 +168,33 @@ int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const flo
     size_t nb_max = SCORES_BUDGET / (per_seq * sizeof(float));
     int nb = nb_max < 1 ? 1 : nb_max > (size_t)B ? B : (int)nb_max;
     size_t scores_n = ((size_t)nb * per_seq + 15) & ~(size_t)15;
-    size_t bias_n = attention_mask ? (size_t)B * (size_t)S : 0;
+    if (attention_mask) { /* a mask of all ones changes nothing: skip the bias post-op */
+        size_t i = 0, n = (size_t)B * (size_t)S;
+        while (i < n && attention_mask[i])
+            i++;
+        if (i == n)
+            attention_mask = NULL;
+    }
+    /* a window shorter than the sequence: a bias per query and key, built per chunk */
+    int masked = s->window > 0 && s->window < S - 1 ? 2 : attention_mask ? 1 : 0;
+    size_t bias_n = masked == 2 ? (size_t)nb * (size_t)S * (size_t)S
+                    : masked    ? (size_t)B * (size_t)S
+                                : 0;
     float *scores = dnn_scratch(ctx, (scores_n + bias_n) * sizeof(float), e);
     if (!scores)
         return e ? e->kind : ERR_NOMEM;
-    float *bias = NULL;   /* (batch, seq): 0 for a kept key, -FLT_MAX for a masked one */
-    if (attention_mask) { /* a mask of all ones changes nothing: skip the bias post-op */
-        size_t i = 0;
-        while (i < bias_n && attention_mask[i])
-            i++;
-        if (i == bias_n)
-            attention_mask = NULL;
-    }
-    if (attention_mask) {
-        bias = scores + scores_n;
+    float *bias = masked ? scores + scores_n : NULL; /* 0 for a kept key, -FLT_MAX otherwise */
+    if (masked == 1)
         for (size_t i = 0; i < bias_n; i++)
             bias[i] = attention_mask[i] ? 0.0f : -FLT_MAX;
-    }
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
-        rc = attend_chunk(ctx, s, b0, n, q, k, v, bias, scores, out, e);
+        const float *cb = bias;
+        if (masked == 2)
+            window_bias(s, b0, n, attention_mask, bias);
+        else if (masked == 1)
+            cb = bias + (size_t)b0 * (size_t)S;
+        rc = attend_chunk(ctx, s, b0, n, q, k, v, cb, masked, scores, out, e);
         if (rc != 0)
             return rc;
     }

@@ -97,12 +97,15 @@ struct attn_shape {
     int head_dim;
     int ld_qkv; /* elements between consecutive tokens of q, k and v (>= n_heads*head_dim) */
     int ld_out; /* elements between consecutive tokens of out (>= n_heads*head_dim) */
+    int window; /* 0: every key; else query i sees only keys j with |i - j| <= window (a local,
+                   bidirectional window: ModernBERT's local layers) */
 };
 
 /* out = softmax(Q K^T / sqrt(head_dim) + mask_bias) V per head, as HF's eager attention:
  * attention_mask (batch, seq) of 0/1 (NULL: attend to all) becomes the additive bias
- * (1 - mask) * -FLT_MAX (torch.finfo(float32).min) on keys. Rows of padded queries are computed
- * like the others and are meant to be ignored. */
+ * (1 - mask) * -FLT_MAX (torch.finfo(float32).min) on keys; s->window > 0 also gives -FLT_MAX
+ * to keys farther than window from the query (HF's sliding_window_mask). Rows of padded
+ * queries are computed like the others and are meant to be ignored. */
 int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
                       const float *k, const float *v, const int32_t *attention_mask, float *out,
                       struct err *e);

@@ -327,10 +327,10 @@ START_TEST(run_unsupported_model_type)
          "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
         {"bert-seqcls", "mpnet", "text-classification",
          "model_type 'mpnet' is not supported for the encoder tasks (supported: bert, roberta, "
-         "xlm-roberta, camembert, distilbert, albert, electra)"},
+         "xlm-roberta, camembert, distilbert, albert, electra, modernbert)"},
         {"gpt2-lm", NULL, "fill-mask",
          "model_type 'gpt2' is not supported for the encoder tasks (supported: bert, roberta, "
-         "xlm-roberta, camembert, distilbert, albert, electra)"},
+         "xlm-roberta, camembert, distilbert, albert, electra, modernbert)"},
         {"bert-seqcls", NULL, "text-generation",
          "model_type 'bert' is not supported for text generation (supported: gpt2, llama, "
          "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},

@@ -421,7 +421,8 @@ START_TEST(softmax_vs_naive)
 }
 END_TEST
 
-/* Naive attention in doubles with HF's additive mask ((1 - mask) * float32 min). */
+/* Naive attention in doubles with HF's additive mask ((1 - mask) * float32 min), also on keys
+ * farther than s->window from the query when it is set. */
 static void ref_attention(const struct attn_shape *s, const float *q, const float *k,
                           const float *v, const int32_t *mask, double *out /* (B,S,H*D) */)
 {
@@ -437,7 +438,8 @@ static void ref_attention(const struct attn_shape *s, const float *q, const floa
                     double dot = 0;
                     for (int d = 0; d < D; d++)
                         dot += (double)qi[d] * kj[d];
-                    p[j] = dot / sqrt(D) + (mask && !mask[b * S + j] ? -FLT_MAX : 0.0);
+                    bool far = s->window > 0 && abs(i - j) > s->window;
+                    p[j] = dot / sqrt(D) + ((mask && !mask[b * S + j]) || far ? -FLT_MAX : 0.0);
                     mx = fmax(mx, p[j]);
                 }
                 for (int j = 0; j < S; j++) {
@@ -457,13 +459,15 @@ static void ref_attention(const struct attn_shape *s, const float *q, const floa
 }
 
 /* Q, K, V interleaved in one (B, S, 3*H*D) buffer as a fused QKV projection writes them;
- * output with a wider row stride than H*D; right padding, left padding and a full row. */
-static void run_attention(int B, int S, int H, int D, int with_mask)
+ * output with a wider row stride than H*D; right padding, left padding and a full row; a local
+ * window of window keys on either side (0: none; then only the rows of kept tokens are
+ * compared: a padded query may see no key at all). */
+static void run_attention_window(int B, int S, int H, int D, int with_mask, int window)
 {
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
     int HD = H * D;
-    struct attn_shape s = {B, S, H, D, 3 * HD, HD + 5};
+    struct attn_shape s = {B, S, H, D, 3 * HD, HD + 5, window};
     float *qkv = rnd_array((size_t)B * S * 3 * HD, -2, 2);
     float *out = calloc((size_t)B * S * s.ld_out, sizeof *out);
     double *want = malloc((size_t)B * S * HD * sizeof *want);
@@ -478,7 +482,7 @@ static void run_attention(int B, int S, int H, int D, int with_mask)
                   e.msg);
     ref_attention(&s, qkv, qkv + HD, qkv + 2 * HD, m, want);
     for (int t = 0; t < B * S; t++)
-        for (int c = 0; c < HD; c++)
+        for (int c = 0; c < HD && !(window && m && !m[t]); c++)
             ck_assert_msg(fabs(out[(size_t)t * s.ld_out + c] - want[(size_t)t * HD + c]) <=
                               TOL_F32 * fmax(1, fabs(want[(size_t)t * HD + c])),
                           "attention B%d S%d H%d D%d token %d col %d: %.9g want %.9g", B, S, H, D,
@@ -488,6 +492,11 @@ static void run_attention(int B, int S, int H, int D, int with_mask)
     free(want);
     free(mask);
     dnn_ctx_free(ctx);
+}
+
+static void run_attention(int B, int S, int H, int D, int with_mask)
+{
+    run_attention_window(B, S, H, D, with_mask, 0);
 }
 
 START_TEST(attention_padded_mask)
@@ -506,6 +515,18 @@ START_TEST(attention_chunks_batches)
 }
 END_TEST
 
+/* ModernBERT's local layers: keys within the window on either side, padding still hidden;
+ * a window as long as the sequence changes nothing; chunked batches build their own bias. */
+START_TEST(attention_local_window)
+{
+    rng_state = 19;
+    run_attention_window(3, 20, 2, 16, 1, 4);
+    run_attention_window(2, 9, 3, 8, 0, 2);
+    run_attention_window(2, 9, 3, 8, 1, 8);
+    run_attention_window(5, 300, 12, 8, 1, 64);
+}
+END_TEST
+
 START_TEST(errors_are_reported)
 {
     struct dnn_ctx *ctx = ctx_new(0);
@@ -521,7 +542,7 @@ START_TEST(errors_are_reported)
     ck_assert(y[0] == 3.0f && y[1] == 7.0f);
     linear_fini(&l);
     linear_fini(&l); /* fini twice is harmless */
-    struct attn_shape s = {1, 2, 2, 4, 7, 8};
+    struct attn_shape s = {1, 2, 2, 4, 7, 8, 0};
     ck_assert_int_eq(attention_forward(ctx, &s, x, x, x, NULL, y, &e), ERR_INVALID);
     ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, x, x, 0.0f, 1, 2, &e), ERR_INVALID);
     ck_assert_int_eq(softmax_forward(ctx, x, 0, 2, &e), ERR_INVALID);
@@ -555,6 +576,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, softmax_vs_naive);
     tcase_add_test(tc, attention_padded_mask);
     tcase_add_test(tc, attention_chunks_batches);
+    tcase_add_test(tc, attention_local_window);
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
     suite_add_tcase(s, tc);
