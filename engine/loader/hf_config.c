@@ -30,6 +30,8 @@ static const struct family families[] = {
     {"electra", "gelu", 1e-12, 512, 2, 128, false},
     {"albert", "gelu_new", 1e-12, 512, 2, 128, false},
     {"distilbert", "gelu", 1e-12, 512, 0, 0, false},
+    {"mpnet", "gelu", 1e-12, 514, 0, 0, true},
+    {"deberta-v2", "gelu", 1e-7, 512, 0, 0, false},
     {"gpt2", "gelu_new", 1e-5, 1024, 0, 0, false},
     {"llama", "silu", 1e-6, 2048, 0, 0, false},
     {"mistral", "silu", 1e-6, 131072, 0, 0, false},
@@ -342,6 +344,67 @@ static int read_t5(const struct reader *r, struct hf_config *c)
     return rc;
 }
 
+/* MPNet's relative position bias: its bucket count (MPNetConfig's default 32). */
+static int read_mpnet(const struct reader *r, struct hf_config *c)
+{
+    static const char *const buckets[] = {"relative_attention_num_buckets", NULL};
+    c->relative_attention_num_buckets = 32;
+    return get_size(r, buckets, &c->relative_attention_num_buckets, false);
+}
+
+/* DeBERTa-v2's relative attention, with DebertaV2Config's defaults; pos_att_type is a list
+ * or a "p2c|c2p" string. */
+static int read_deberta(const struct reader *r, struct hf_config *c)
+{
+    struct hf_deberta *d = &c->deberta;
+    static const char *const rel[] = {"max_relative_positions", NULL};
+    static const char *const buckets[] = {"position_buckets", NULL};
+    static const char *const conv[] = {"conv_kernel_size", NULL};
+    static const char *const pool[] = {"pooler_hidden_size", NULL};
+    bool found;
+    d->max_relative_positions = d->position_buckets = -1;
+    d->position_biased_input = true;
+    d->pooler_hidden_size = c->hidden_size;
+    strcpy(d->pooler_hidden_act, "gelu");
+    char norm[HF_NAME_SIZE] = "none", types[HF_NAME_SIZE] = "";
+    int rc = get_bool(r, "relative_attention", &d->relative_attention);
+    if (!rc)
+        rc = get_int_any(r, rel, &d->max_relative_positions, &found);
+    if (!rc)
+        rc = get_int_any(r, buckets, &d->position_buckets, &found);
+    if (!rc)
+        rc = get_int_any(r, conv, &d->conv_kernel_size, &found);
+    if (!rc)
+        rc = get_size(r, pool, &d->pooler_hidden_size, false);
+    if (!rc)
+        rc = get_bool(r, "share_att_key", &d->share_att_key);
+    if (!rc)
+        rc = get_bool(r, "position_biased_input", &d->position_biased_input);
+    if (!rc)
+        rc = get_str_in(r, r->root, "pooler_hidden_act", d->pooler_hidden_act,
+                        sizeof d->pooler_hidden_act, &found);
+    if (!rc)
+        rc = get_str_in(r, r->root, "norm_rel_ebd", norm, sizeof norm, &found);
+    const json_t *pt = json_object_get(r->root, "pos_att_type");
+    if (!rc && json_is_string(pt))
+        rc = get_str_in(r, r->root, "pos_att_type", types, sizeof types, &found);
+    for (size_t i = 0; !rc && json_is_array(pt) && i < json_array_size(pt); i++) {
+        const char *t = json_string_value(json_array_get(pt, i));
+        if (!t || strlen(types) + strlen(t) + 2 > sizeof types)
+            return err_set(r->e, ERR_FORMAT, "%s: 'pos_att_type' must be a list of names",
+                           r->what);
+        strcat(strcat(types, "|"), t);
+    }
+    if (rc)
+        return rc;
+    d->c2p = strstr(types, "c2p") != NULL;
+    d->p2c = strstr(types, "p2c") != NULL;
+    d->norm_rel_ebd = strstr(norm, "layer_norm") != NULL;
+    if (d->max_relative_positions < 1)
+        d->max_relative_positions = c->max_position_embeddings;
+    return 0;
+}
+
 /* Heads, head_dim and key/value heads must fit together. */
 static int read_heads(const struct reader *r, struct hf_config *c)
 {
@@ -436,8 +499,11 @@ static int read_encoder_fields(const struct reader *r, const struct family *fam,
     c->num_hidden_groups = 1;
     c->inner_group_num = 1;
     rc = get_size(r, pos, &c->max_position_embeddings, false);
-    if (!rc)
-        rc = get_size(r, tvs, &c->type_vocab_size, false);
+    bool tv_found = false;
+    if (!rc && (rc = get_int_any(r, tvs, &c->type_vocab_size, &tv_found)) == 0 &&
+        (c->type_vocab_size < 0 || c->type_vocab_size > SIZE_LIMIT)) /* 0: DeBERTa-v3 */
+        rc = err_set(r->e, ERR_FORMAT, "%s: 'type_vocab_size' = %lld is out of range", r->what,
+                     (long long)c->type_vocab_size);
     if (!rc)
         rc = get_size(r, emb, &c->embedding_size, false);
     if (!rc)
@@ -585,6 +651,10 @@ static int read_all(const struct reader *r, struct hf_config *c)
         rc = read_t5(r, c);
     if (!rc && strcmp(c->model_type, "modernbert") == 0)
         rc = read_modernbert(r, c);
+    if (!rc && strcmp(c->model_type, "mpnet") == 0)
+        rc = read_mpnet(r, c);
+    if (!rc && strcmp(c->model_type, "deberta-v2") == 0)
+        rc = read_deberta(r, c);
     return rc;
 }
 

@@ -122,9 +122,23 @@ struct hf_config {
     /* Phi-3: the fraction of head_dim that RoPE rotates (default 1) */
     double partial_rotary_factor;
 
+    /* DeBERTa-v2 (DebertaV2Config's defaults) */
+    struct hf_deberta {
+        bool relative_attention;        /* default false */
+        int64_t max_relative_positions; /* < 1 in the file: max_position_embeddings */
+        int64_t position_buckets;       /* <= 0: plain relative positions (default -1) */
+        bool share_att_key;             /* default false */
+        bool c2p, p2c;                  /* pos_att_type, a list or a "p2c|c2p" string */
+        bool norm_rel_ebd;              /* norm_rel_ebd names "layer_norm" */
+        bool position_biased_input;     /* default true: absolute position embeddings */
+        int64_t conv_kernel_size;       /* default 0: no convolution layer */
+        int64_t pooler_hidden_size;     /* default hidden_size */
+        char pooler_hidden_act[HF_NAME_SIZE]; /* default "gelu" */
+    } deberta;
+
     /* T5 */
     int64_t num_decoder_layers; /* default num_hidden_layers */
-    int64_t relative_attention_num_buckets;
+    int64_t relative_attention_num_buckets; /* T5, MPNet (default 32) */
     int64_t relative_attention_max_distance;
     char feed_forward_proj[HF_NAME_SIZE]; /* "relu", "gated-gelu", ... */
     bool is_gated_act;

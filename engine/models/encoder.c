@@ -5,11 +5,14 @@
  *   x     = E == H ? emb : emb W_proj^T + b                       (M, H)  ALBERT, ELECTRA
  *   per layer (ALBERT: the shared layers of its group):
  *     qkv = x W_qkv^T + b                                         (M, 3H) one fused linear
- *     att = softmax(q k^T / sqrt(d) + mask) v                     (M, H)
+ *     att = softmax(q k^T / sqrt(d) + mask [+ bias]) v            (M, H)
+ *           bias: MPNet's and DeBERTa's relative positions (encoder_relpos.c; DeBERTa also
+ *           scales by 1/sqrt(d (1 + c2p + p2c)), has no absolute positions in v3 and zeroes
+ *           the embeddings of padding)
  *     x   = LN(x + att W_o^T + b)
  *     x   = LN(x + act(x W_1^T + b1) W_2^T + b2)                  via (M, I)
- *   head: pooled/CLS classifier, per-token classifier, QA span logits, or the MLM
- *   transform + tied decoder.
+ *   head: pooled/CLS classifier (DeBERTa: ContextPooler), per-token classifier, QA span
+ *   logits, or the MLM transform + tied decoder.
  *
  * Variants are rows of `variants` (names of tensors and small flags), not copies; a row that
  * names a family (ModernBERT: encoder_modernbert.c) has that family load and run its passes
@@ -22,40 +25,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/encoder_family.h"
+#include "models/encoder_impl.h"
 #include "models/grow.h"
-#include "models/weights.h"
 
 /* ---- architecture variants ---- */
 
-enum layout { LAYOUT_BERT, LAYOUT_DISTILBERT, LAYOUT_ALBERT };
-enum pool_kind {
-    POOL_BERT,    /* {p}pooler.dense + tanh, then classifier */
-    POOL_ALBERT,  /* {p}pooler + tanh, then classifier */
-    POOL_DISTIL,  /* pre_classifier + relu, then classifier */
-    POOL_ROBERTA, /* classifier.dense + tanh, then classifier.out_proj */
-    POOL_ELECTRA, /* classifier.dense + gelu, then classifier.out_proj */
-};
-
-struct variant {
-    const char *model_type;
-    const char *prefix; /* "bert." etc.; a bare *Model checkpoint has none */
-    enum layout layout;
-    enum pool_kind pool;
-    bool roberta_positions; /* positions count from padding_idx + 1 over non-pad tokens */
-    bool has_types;
-    const struct encoder_family *family; /* not NULL: its own layers (encoder_family.h) */
-};
-
 static const struct variant variants[] = {
-    {"bert", "bert.", LAYOUT_BERT, POOL_BERT, false, true, NULL},
-    {"roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL},
-    {"xlm-roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL},
-    {"camembert", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL},
-    {"distilbert", "distilbert.", LAYOUT_DISTILBERT, POOL_DISTIL, false, false, NULL},
-    {"albert", "albert.", LAYOUT_ALBERT, POOL_ALBERT, false, true, NULL},
-    {"electra", "electra.", LAYOUT_BERT, POOL_ELECTRA, false, true, NULL},
-    {"modernbert", "model.", LAYOUT_BERT, POOL_BERT, false, false, &modernbert_family},
+    {"bert", "bert.", LAYOUT_BERT, POOL_BERT, false, true, NULL, NULL},
+    {"roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL, NULL},
+    {"xlm-roberta", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL, NULL},
+    {"camembert", "roberta.", LAYOUT_BERT, POOL_ROBERTA, true, true, NULL, NULL},
+    {"distilbert", "distilbert.", LAYOUT_DISTILBERT, POOL_DISTIL, false, false, NULL, NULL},
+    {"albert", "albert.", LAYOUT_ALBERT, POOL_ALBERT, false, true, NULL, NULL},
+    {"electra", "electra.", LAYOUT_BERT, POOL_ELECTRA, false, true, NULL, NULL},
+    {"modernbert", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &modernbert_family},
+    {"mpnet", "mpnet.", LAYOUT_MPNET, POOL_ROBERTA, true, false, &relpos_mpnet, NULL},
+    {"deberta-v2", "deberta.", LAYOUT_DEBERTA, POOL_CONTEXT, false, true, &relpos_deberta, NULL},
 };
 
 #define N_VARIANTS (sizeof variants / sizeof variants[0])
@@ -66,68 +51,6 @@ size_t encoder_model_types(const char **out, size_t max)
         out[i] = variants[i].model_type;
     return N_VARIANTS;
 }
-
-struct layer {
-    struct linear qkv, o, ffn1, ffn2;
-    struct norm_weights ln_att, ln_out;
-};
-
-struct encoder {
-    struct hf_config cfg;
-    const struct variant *v;
-    enum encoder_head head;
-    int H, I, E, n_heads, head_dim, n_layers;
-    float eps;
-    enum act act;
-    char prefix[32];
-
-    float *word, *pos, *type; /* (vocab, E), (n_pos, E), (n_type, E) */
-    int64_t vocab, n_pos, n_type;
-    struct norm_weights emb_ln;
-    bool has_proj;
-    struct linear proj; /* E -> H */
-
-    struct layer *layers; /* ALBERT: groups * inner_group_num shared layers */
-    int n_layer_weights;
-    int *schedule; /* the layer applied at each step of the forward pass (ALBERT reuses) */
-    int n_steps;
-
-    /* heads */
-    bool has_pool;
-    struct linear pool, cls; /* cls: (labels | 2 | vocab) x H */
-    enum act pool_act;       /* ACT_NONE means tanh for the pooler kinds that use it */
-    bool pool_tanh;
-    struct linear mlm_transform;
-    struct norm_weights mlm_ln;
-    size_t out_width;
-    void *family_model; /* a variant's family: its own weights */
-};
-
-/* A batch of several sequences is run as passes of whole sequences of at most PASS_ROWS tokens,
- * spread over the OpenMP threads, each pass on one thread: a core then works on activations
- * that stay in its cache, and the threads never wait for each other inside a matmul (a
- * single sequence still splits each op over every thread). At most MAX_PASS_THREADS threads. */
-#define PASS_ROWS 256
-#define PASS_ALIGN 16
-#define MAX_PASS_THREADS 64
-
-struct pass_spec;
-
-struct encoder_run {
-    float *emb, *x, *qkv, *att, *tmp, *inter, *rows, *rows2, *out;
-    size_t cap_emb, cap_x, cap_qkv, cap_att, cap_tmp, cap_inter, cap_rows, cap_rows2, cap_out;
-    /* per pass thread: its activations and its single-threaded oneDNN context */
-    struct encoder_run *sub[MAX_PASS_THREADS];
-    struct dnn_ctx *sub_ctx[MAX_PASS_THREADS];
-    struct pass_spec *passes; /* the passes of a split batch */
-    int32_t *pass_order;      /* the sequences by length, then their lengths */
-    int32_t *pass_ids;        /* a pass thread's ids, types and mask */
-    size_t cap_passes, cap_pass_order, cap_pass_ids;
-    encoder_stop_fn stop; /* the cancel hook, asked between layers and passes */
-    void *stop_arg;
-    void *family_run; /* a variant's family: its own activations, freed by family_run_free */
-    void (*family_run_free)(void *run);
-};
 
 /* ---- loading ---- */
 
@@ -157,6 +80,13 @@ static const char *const layer_names[][8] = {
                            "output_layer_norm"},
     [LAYOUT_ALBERT] = {"attention.query", "attention.key", "attention.value", "attention.dense",
                        "attention.LayerNorm", "ffn", "ffn_output", "full_layer_layer_norm"},
+    [LAYOUT_MPNET] = {"attention.attn.q", "attention.attn.k", "attention.attn.v",
+                      "attention.attn.o", "attention.LayerNorm", "intermediate.dense",
+                      "output.dense", "output.LayerNorm"},
+    [LAYOUT_DEBERTA] = {"attention.self.query_proj", "attention.self.key_proj",
+                        "attention.self.value_proj", "attention.output.dense",
+                        "attention.output.LayerNorm", "intermediate.dense", "output.dense",
+                        "output.LayerNorm"},
 };
 
 static int load_layer(struct encoder *m, struct weights *w, struct dnn_ctx *ctx, const char *lp,
@@ -227,6 +157,14 @@ static int load_head(struct encoder *m, struct weights *w, struct dnn_ctx *ctx,
             snprintf(b, sizeof b, "classifier.out_proj");
             pact = ACT_GELU_ERF;
             break;
+        case POOL_CONTEXT:
+            snprintf(a, sizeof a, "pooler.dense");
+            snprintf(b, sizeof b, "classifier");
+            if (act_parse(m->cfg.deberta.pooler_hidden_act, &pact, e) != 0) {
+                err_prefix(e, "%s: config.json: pooler_hidden_act: ", w->dir);
+                return e ? e->kind : ERR_INVALID;
+            }
+            break;
         }
         int rc = take_linear(w, ctx, a, H, H, dt, pact, &m->pool, e);
         return rc ? rc : take_linear(w, ctx, b, H, (int64_t)m->out_width, dt, ACT_NONE, &m->cls, e);
@@ -249,7 +187,8 @@ static int load_head(struct encoder *m, struct weights *w, struct dnn_ctx *ctx,
             dense = "vocab_transform", norm = "vocab_layer_norm", bias = "vocab_projector.bias";
         } else if (m->v->roberta_positions) {
             dense = "lm_head.dense", norm = "lm_head.layer_norm", bias = "lm_head.bias";
-        } else if (m->v->layout == LAYOUT_BERT && m->E == m->H) {
+        } else if ((m->v->layout == LAYOUT_BERT || m->v->layout == LAYOUT_DEBERTA) &&
+                   m->E == m->H) {
             dense = "cls.predictions.transform.dense";
             norm = "cls.predictions.transform.LayerNorm";
             bias = "cls.predictions.bias";
@@ -287,11 +226,11 @@ static int load_embeddings(struct encoder *m, struct weights *w, struct dnn_ctx 
     const char *p = m->prefix;
     snprintf(n, sizeof n, "%sembeddings.word_embeddings.weight", p);
     int rc = weights_take(w, n, m->vocab, m->E, &m->word, e);
-    /* as many positions as the file has */
+    /* as many positions as the file has (DeBERTa-v3: none, relative positions only) */
     snprintf(n, sizeof n, "%sembeddings.position_embeddings.weight", p);
     const struct tensor *pt = safetensors_get(w->st, n);
     m->n_pos = pt ? pt->shape[0] : 0;
-    if (rc == 0)
+    if (rc == 0 && (!m->v->rel || m->v->rel->abs_positions(&m->cfg)))
         rc = weights_take(w, n, m->n_pos, m->E, &m->pos, e);
     if (rc == 0 && m->v->has_types && m->cfg.type_vocab_size > 0) {
         m->n_type = m->cfg.type_vocab_size;
@@ -404,6 +343,8 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
         for (int k = 0; k < inner; k++)
             m->schedule[l * inner + k] =
                 m->v->layout == LAYOUT_ALBERT ? (l / (m->n_layers / groups)) * inner + k : l;
+    if (rc == 0 && m->v->rel)
+        rc = m->v->rel->load(m, w, ctx, e);
     if (rc == 0)
         rc = load_head(m, w, ctx, dt, e);
     return rc ? rc : weights_check_unused(w, m->cfg.architecture, ignorable, NULL, e);
@@ -440,6 +381,7 @@ void encoder_free(struct encoder *m)
     }
     free(m->layers);
     free(m->schedule);
+    free(m->rel_table);
     free(m->word);
     free(m->pos);
     free(m->type);
@@ -501,6 +443,7 @@ void encoder_run_free(struct encoder_run *r)
     free(r->rows);
     free(r->rows2);
     free(r->out);
+    free(r->bias);
     free(r->passes);
     free(r->pass_order);
     free(r->pass_ids);
@@ -534,7 +477,7 @@ static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct enco
             int64_t p = t;
             if (m->v->roberta_positions)
                 p = id != pad ? pad + ++run : pad;
-            if (p < 0 || p >= m->n_pos)
+            if (m->pos && (p < 0 || p >= m->n_pos))
                 return err_set(e, ERR_INVALID, "sequence too long: position %lld of %lld",
                                (long long)p, (long long)m->n_pos);
             int32_t tt = b->type_ids ? b->type_ids[r] : 0;
@@ -546,27 +489,38 @@ static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct enco
 #pragma omp parallel for schedule(static) if (M >= 64)
     for (int r = 0; r < M; r++) {
         int32_t tt = b->type_ids ? b->type_ids[r] : 0;
-        const float *w = m->word + (size_t)b->ids[r] * E, *pe = m->pos + (size_t)pos[r] * E;
+        const float *w = m->word + (size_t)b->ids[r] * E;
+        const float *pe = m->pos ? m->pos + (size_t)pos[r] * E : NULL;
         const float *te = m->type ? m->type + (size_t)tt * E : NULL;
         float *o = emb + (size_t)r * E;
-        if (te)
-            for (size_t k = 0; k < E; k++)
-                o[k] = w[k] + pe[k] + te[k];
-        else
-            for (size_t k = 0; k < E; k++)
-                o[k] = w[k] + pe[k];
+        memcpy(o, w, E * sizeof *o);
+        for (size_t k = 0; pe && k < E; k++)
+            o[k] += pe[k];
+        for (size_t k = 0; te && k < E; k++)
+            o[k] += te[k];
     }
-    return layernorm_forward(ctx, emb, NULL, emb, m->emb_ln.w, m->emb_ln.b, m->eps, M, m->E, e);
+    int rc = layernorm_forward(ctx, emb, NULL, emb, m->emb_ln.w, m->emb_ln.b, m->eps, M, m->E, e);
+    if (rc == 0 && m->v->rel && m->v->rel->mask_embeddings && b->mask)
+        for (int r = 0; r < M; r++)
+            if (!b->mask[r])
+                memset(emb + (size_t)r * E, 0, E * sizeof *emb);
+    return rc;
 }
 
-static int layer_forward(const struct encoder *m, const struct layer *L, struct dnn_ctx *ctx,
-                         struct encoder_run *r, const struct encoder_batch *b, struct err *e)
+/* Step li of the forward pass, with layer L. */
+static int layer_forward(const struct encoder *m, int li, const struct layer *L,
+                         struct dnn_ctx *ctx, struct encoder_run *r, const struct encoder_batch *b,
+                         struct err *e)
 {
     int M = b->batch * b->seq, H = m->H;
     struct attn_shape s = {b->batch, b->seq, m->n_heads, m->head_dim, 3 * H, H, 0};
+    struct attn_bias ab = {0};
     int rc = linear_forward(&L->qkv, ctx, r->x, r->qkv, M, e); /* (M, 3H) */
+    if (rc == 0 && m->v->rel)
+        rc = m->v->rel->layer(m, li, r, b, &ab, e);
     if (rc == 0)
-        rc = attention_forward(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att, e);
+        rc = attention_forward_biased(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask,
+                                      m->v->rel ? &ab : NULL, r->att, e);
     /* x = LN(x + att W_o + b): the residual add is the matmul's sum post-op (in place in x) */
     if (rc == 0)
         rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
@@ -747,7 +701,7 @@ static int split_forward(const struct encoder *m, struct encoder_run *r,
         /* lengths rounded up to PASS_ALIGN tokens (masked padding): a handful of shapes, so
          * the oneDNN primitives of every pass shape stay cached instead of being rebuilt */
         int L = (len[order[i]] + PASS_ALIGN - 1) / PASS_ALIGN * PASS_ALIGN;
-        if (!m->v->roberta_positions && L > m->n_pos)
+        if (!m->v->roberta_positions && m->pos && L > m->n_pos)
             L = len[order[i]]; /* padding would need positions past the table */
         int n = PASS_ROWS / L > 0 ? PASS_ROWS / L : 1;
         n = n > (int)B - i ? (int)B - i : n;
@@ -827,9 +781,11 @@ int encoder_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder
         return rc;
     if (m->has_proj && (rc = linear_forward(&m->proj, ctx, emb, r->x, (int)M, e)) != 0)
         return rc;
+    if (m->v->rel && m->v->rel->prepare && (rc = m->v->rel->prepare(m, r, b, e)) != 0)
+        return rc;
     for (int i = 0; i < m->n_steps && rc == 0; i++)
         if ((rc = check_stop(r, e)) == 0)
-            rc = layer_forward(m, &m->layers[m->schedule[i]], ctx, r, b, e);
+            rc = layer_forward(m, i, &m->layers[m->schedule[i]], ctx, r, b, e);
     if (rc)
         return rc;
     if (hidden)

@@ -1,6 +1,7 @@
-/* encoder: the BERT family (BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA)
- * as one encoder with per-architecture flags, and its task heads; architectures whose layers
- * differ (ModernBERT) as families behind the same API (models/encoder_family.h). It owns the weights:
+/* encoder: the BERT family (BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ALBERT, ELECTRA) and the
+ * relative-position encoders (MPNet, DeBERTa-v2/v3) as one encoder with per-architecture
+ * flags, and its task heads; architectures whose layers differ (ModernBERT) as families behind
+ * the same API (models/encoder_family.h). It owns the weights:
  * linears prepacked for oneDNN at load (shared read-only by every worker) and float
  * copies of embeddings and norms. Per-call activations live in a struct encoder_run
  * that each worker owns and reuses (sized on first use, grown when a batch is larger).

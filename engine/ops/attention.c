@@ -5,7 +5,9 @@
  *     (a local window: mask_bias (b, 1, s, t), built per chunk, also hides |s - t| > window)
  *   probs = softmax over t                                                   softmax primitive
  *   out (b, s, h, d) = probs V                                               matmul
- * Batches are processed in chunks so the scores stay within SCORES_BUDGET bytes. */
+ * Batches are processed in chunks so the scores stay within SCORES_BUDGET bytes.
+ * attention_forward_biased changes the scale and adds a score bias (struct attn_bias) between
+ * the scores matmul and the softmax, a plain loop over the chunk's scores. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -26,10 +28,15 @@ static dnnl_status_t head_view(dnnl_memory_desc_t *md, int nb, int H, int S, int
 
 /* scores = Q K^T * scale (+ mask bias), for a chunk of nb sequences. */
 static int scores_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb, int masked,
-                       struct dnn_prim **out, struct err *e)
+                       float scale, struct dnn_prim **out, struct err *e)
 {
     int H = s->n_heads, S = s->seq, D = s->head_dim;
-    struct dnn_key key = {.kind = DNN_KIND_ATTN_SCORES, .v = {nb, H, S, D, s->ld_qkv, masked}};
+    union {
+        float f;
+        int32_t i;
+    } bits = {scale};
+    struct dnn_key key = {.kind = DNN_KIND_ATTN_SCORES,
+                          .v = {nb, H, S, D, s->ld_qkv, masked, bits.i}};
     *out = dnn_cache_find(ctx, &key);
     if (*out)
         return 0;
@@ -53,7 +60,6 @@ static int scores_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb, 
     if (rc != 0)
         return rc;
     dnnl_post_ops_t po = NULL;
-    const float scale = 1.0f / sqrtf((float)D);
     st = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
     if (st == dnnl_success && masked) {
         st = dnnl_post_ops_create(&po);
@@ -115,23 +121,42 @@ static int check_shape(const struct attn_shape *s, struct err *e)
     return 0;
 }
 
+/* scores (nb, H, S, S) += the score bias of sequences b0 .. b0 + nb - 1. */
+static void add_score_bias(const struct attn_shape *s, const struct attn_bias *ab, int b0, int nb,
+                           float *scores)
+{
+    size_t block = (size_t)s->n_heads * (size_t)s->seq * (size_t)s->seq;
+#pragma omp parallel for schedule(static) if (nb * block >= 65536)
+    for (int i = 0; i < nb; i++) {
+        const float *a = ab->add + (ab->per_seq ? (size_t)(b0 + i) * block : 0);
+        float *o = scores + (size_t)i * block;
+        for (size_t k = 0; k < block; k++)
+            o[k] += a[k];
+    }
+}
+
 /* One chunk of nb sequences starting at sequence b0; bias: the chunk's own (its first
- * sequence's) mask bias, per key (masked 1) or per query and key (masked 2), or NULL. */
+ * sequence's) mask bias, per key (masked 1) or per query and key (masked 2), or NULL; ab: a
+ * scale and score bias (attention_forward_biased) or NULL. */
 static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0, int nb,
                         const float *q, const float *k, const float *v, const float *bias,
-                        int masked, float *scores, float *out, struct err *e)
+                        int masked, const struct attn_bias *ab, float *scores, float *out,
+                        struct err *e)
 {
     int S = s->seq;
     size_t in_off = (size_t)b0 * (size_t)S * (size_t)s->ld_qkv;
     size_t out_off = (size_t)b0 * (size_t)S * (size_t)s->ld_out;
     struct dnn_prim *ps, *pc;
-    int rc = scores_prim(ctx, s, nb, bias ? masked : 0, &ps, e);
+    float scale = ab && ab->scale > 0 ? ab->scale : 1.0f / sqrtf((float)s->head_dim);
+    int rc = scores_prim(ctx, s, nb, bias ? masked : 0, scale, &ps, e);
     if (rc == 0)
         rc = context_prim(ctx, s, nb, &pc, e);
     if (rc != 0)
         return rc;
     void *sbufs[] = {(void *)(q + in_off), (void *)(k + in_off), scores, (void *)bias};
     rc = dnn_exec(ctx, ps, sbufs, e);
+    if (rc == 0 && ab && ab->add)
+        add_score_bias(s, ab, b0, nb, scores);
     if (rc == 0)
         rc = softmax_forward(ctx, scores, nb * s->n_heads * S, S, e);
     if (rc != 0)
@@ -159,6 +184,13 @@ static void window_bias(const struct attn_shape *s, int b0, int nb, const int32_
 int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
                       const float *k, const float *v, const int32_t *attention_mask, float *out,
                       struct err *e)
+{
+    return attention_forward_biased(ctx, s, q, k, v, attention_mask, NULL, out, e);
+}
+
+int attention_forward_biased(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
+                             const float *k, const float *v, const int32_t *attention_mask,
+                             const struct attn_bias *ab, float *out, struct err *e)
 {
     int rc = check_shape(s, e);
     if (rc != 0)
@@ -194,7 +226,7 @@ int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const flo
             window_bias(s, b0, n, attention_mask, bias);
         else if (masked == 1)
             cb = bias + (size_t)b0 * (size_t)S;
-        rc = attend_chunk(ctx, s, b0, n, q, k, v, cb, masked, scores, out, e);
+        rc = attend_chunk(ctx, s, b0, n, q, k, v, cb, masked, ab, scores, out, e);
         if (rc != 0)
             return rc;
     }

@@ -7,6 +7,7 @@
 #ifndef INFERD_OPS_H
 #define INFERD_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,5 +110,20 @@ struct attn_shape {
 int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
                       const float *k, const float *v, const int32_t *attention_mask, float *out,
                       struct err *e);
+
+/* What some encoders change in the scores: the scale, and an additive bias between the scaled
+ * (masked) scores and the softmax: MPNet's relative position bias (the same block for every
+ * sequence), DeBERTa's disentangled content-to-position and position-to-content terms (a block
+ * per sequence). */
+struct attn_bias {
+    float scale;      /* scores = Q K^T * scale; 0: 1/sqrt(head_dim) */
+    const float *add; /* NULL, or (n, n_heads, seq, seq) added to the scores */
+    bool per_seq;     /* n = batch (a block per sequence); false: n = 1, shared */
+};
+
+/* attention_forward with ab's scale and bias (ab NULL: attention_forward). */
+int attention_forward_biased(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
+                             const float *k, const float *v, const int32_t *attention_mask,
+                             const struct attn_bias *ab, float *out, struct err *e);
 
 #endif

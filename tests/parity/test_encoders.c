@@ -16,7 +16,8 @@
 static const char *const models[] = {
     "bert-seqcls",       "bert-tokcls",   "bert-qa",        "bert-nli",       "distilbert-seqcls",
     "distilbert-tokcls", "distilbert-qa", "roberta-seqcls", "roberta-tokcls", "xlmr-seqcls",
-    "xlmr-tokcls",       "albert-seqcls", "electra-seqcls",
+    "xlmr-tokcls",       "albert-seqcls", "electra-seqcls", "mpnet-seqcls",   "mpnet-tokcls",
+    "mpnet-qa",          "deberta-seqcls", "deberta-nli",   "deberta-tokcls", "deberta-qa",
 };
 
 struct item {

@@ -72,9 +72,21 @@ static void write_weights(const char *dir, const char *src_dir, const struct mod
     fwrite(&len, 8, 1, fp);
     fwrite(text, 1, len, fp);
     /* data in the order of the header's offsets: the kept tensors, then the extras */
-    for (size_t i = 0; i < n; i++)
-        if (!dropped(v, safetensors_at(st, i)->name))
-            fwrite(safetensors_at(st, i)->data, 1, safetensors_at(st, i)->size_bytes, fp);
+    for (size_t i = 0; i < n; i++) {
+        const struct tensor *t = safetensors_at(st, i);
+        if (dropped(v, t->name))
+            continue;
+        if (!v->scale_matrices || t->n_dims != 2 || t->dtype != DTYPE_F32) {
+            fwrite(t->data, 1, t->size_bytes, fp);
+            continue;
+        }
+        for (size_t k = 0; k < t->size_bytes / 4; k++) {
+            float x;
+            memcpy(&x, (const char *)t->data + 4 * k, 4);
+            x *= v->scale_matrices;
+            fwrite(&x, 4, 1, fp);
+        }
+    }
     for (int i = 0; i < v->n_extra; i++) {
         const struct extra_tensor *x = &v->extra[i];
         size_t count = (size_t)(x->rows * (x->cols ? x->cols : 1));
@@ -108,7 +120,7 @@ const char *model_variant_dir(const char *src, const struct model_variant *v)
     ck_assert_int_eq(json_dump_file(cfg, path, JSON_INDENT(2)), 0);
     json_decref(cfg);
     json_decref(p);
-    bool rewrite = v->drop || v->from || v->n_extra > 0;
+    bool rewrite = v->drop || v->from || v->n_extra > 0 || v->scale_matrices;
     /* the tokenizer files when src has them, the weights unless written anew */
     static const char *const linked[] = {"tokenizer.json", "tokenizer_config.json",
                                          "model.safetensors"};

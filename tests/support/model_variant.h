@@ -1,6 +1,6 @@
 /* model_variant: model directories made from a fixture model, for tests of architecture
  * variants and of bad models: its config.json with keys changed, its weights linked or written
- * anew with tensors left out, renamed or added. */
+ * anew with tensors left out, renamed, added or scaled. */
 #ifndef INFERD_TEST_MODEL_VARIANT_H
 #define INFERD_TEST_MODEL_VARIANT_H
 
@@ -20,11 +20,12 @@ struct model_variant {
     const char *from, *to; /* in tensor names, the substring from replaced by to */
     const struct extra_tensor *extra; /* tensors added, n_extra of them */
     int n_extra;
+    float scale_matrices; /* not 0: every 2-D F32 tensor multiplied by it (a tamer model) */
 };
 
 /* A fresh directory (temp_dir) with src's config.json patched, src's tokenizer.json and
  * tokenizer_config.json linked (when src has them) and model.safetensors: src's linked, or
- * written anew when v drops, renames or adds tensors. Fails the test on any error. */
+ * written anew when v drops, renames, adds or scales tensors. Fails the test on any error. */
 const char *model_variant_dir(const char *src, const struct model_variant *v);
 
 #endif

@@ -325,12 +325,12 @@ START_TEST(run_unsupported_model_type)
         {"gpt2-lm", "phi", "text2text-generation",
          "model_type 'phi' is not supported for text generation (supported: gpt2, llama, "
          "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
-        {"bert-seqcls", "mpnet", "text-classification",
-         "model_type 'mpnet' is not supported for the encoder tasks (supported: bert, roberta, "
-         "xlm-roberta, camembert, distilbert, albert, electra, modernbert)"},
+        {"bert-seqcls", "funnel", "text-classification",
+         "model_type 'funnel' is not supported for the encoder tasks (supported: bert, roberta, "
+         "xlm-roberta, camembert, distilbert, albert, electra, modernbert, mpnet, deberta-v2)"},
         {"gpt2-lm", NULL, "fill-mask",
          "model_type 'gpt2' is not supported for the encoder tasks (supported: bert, roberta, "
-         "xlm-roberta, camembert, distilbert, albert, electra, modernbert)"},
+         "xlm-roberta, camembert, distilbert, albert, electra, modernbert, mpnet, deberta-v2)"},
         {"bert-seqcls", NULL, "text-generation",
          "model_type 'bert' is not supported for text generation (supported: gpt2, llama, "
          "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},

@@ -761,8 +761,9 @@ START_TEST(config_unsupported_model_type)
     struct err e = {0};
     ck_assert_int_eq(parse_cfg("{\"model_type\":\"phi\",\"n_embd\":8}", &c, &e), ERR_FORMAT);
     ck_assert_str_eq(e.msg, "dir/config.json: model_type 'phi' is not supported (supported: bert, "
-                            "roberta, xlm-roberta, camembert, electra, albert, distilbert, gpt2, "
-                            "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5, modernbert)");
+                            "roberta, xlm-roberta, camembert, electra, albert, distilbert, mpnet, "
+                            "deberta-v2, gpt2, llama, mistral, qwen2, qwen3, gemma, gemma2, "
+                            "gemma3_text, phi3, t5, modernbert)");
     const char *dir = fixture_model("bert-seqcls");
     static const char *const gen[] = {"gpt2", "llama"};
     const struct hf_accept accept = {gen, 2, "text generation"};

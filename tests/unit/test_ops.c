@@ -1,7 +1,8 @@
 /* test_ops: every op of engine/ops against a naive double-precision loop on random data:
  * linear (f32, bf16, int8; each activation; bias; fused residual), layer and RMS norm,
- * activations, softmax, masked attention (padding, fused QKV strides, batch chunking), the
- * primitive cache, two contexts on two threads sharing one struct linear, and error paths.
+ * activations, softmax, masked attention (padding, fused QKV strides, batch chunking; a scale
+ * and a shared or per-sequence score bias), the primitive cache, two contexts on two threads
+ * sharing one struct linear, and error paths.
  * Tolerances: an output o with reference r passes when |o - r| <= tol * scale, where scale is
  * the magnitude of the terms that produced it (sum |x_k w_k| + |b| + |residual| for a linear,
  * max(1, |r|) elsewhere): tol 1e-5 for f32, 1e-2 for bf16, 3e-2 for int8. */
@@ -422,11 +423,14 @@ START_TEST(softmax_vs_naive)
 END_TEST
 
 /* Naive attention in doubles with HF's additive mask ((1 - mask) * float32 min), also on keys
- * farther than s->window from the query when it is set. */
+ * farther than s->window from the query when it is set, and ab's scale and score bias (ab may
+ * be NULL). */
 static void ref_attention(const struct attn_shape *s, const float *q, const float *k,
-                          const float *v, const int32_t *mask, double *out /* (B,S,H*D) */)
+                          const float *v, const int32_t *mask, const struct attn_bias *ab,
+                          double *out /* (B,S,H*D) */)
 {
     int S = s->seq, D = s->head_dim, HD = s->n_heads * D;
+    double scale = ab && ab->scale > 0 ? ab->scale : 1.0 / sqrt(D);
     double *p = malloc((size_t)S * sizeof *p);
     for (int b = 0; b < s->batch; b++) {
         for (int h = 0; h < s->n_heads; h++) {
@@ -439,7 +443,10 @@ static void ref_attention(const struct attn_shape *s, const float *q, const floa
                     for (int d = 0; d < D; d++)
                         dot += (double)qi[d] * kj[d];
                     bool far = s->window > 0 && abs(i - j) > s->window;
-                    p[j] = dot / sqrt(D) + ((mask && !mask[b * S + j]) || far ? -FLT_MAX : 0.0);
+                    p[j] = dot * scale + ((mask && !mask[b * S + j]) || far ? -FLT_MAX : 0.0);
+                    if (ab && ab->add)
+                        p[j] += ab->add[(((size_t)(ab->per_seq ? b : 0) * s->n_heads + h) * S +
+                                         i) * S + j];
                     mx = fmax(mx, p[j]);
                 }
                 for (int j = 0; j < S; j++) {
@@ -461,8 +468,9 @@ static void ref_attention(const struct attn_shape *s, const float *q, const floa
 /* Q, K, V interleaved in one (B, S, 3*H*D) buffer as a fused QKV projection writes them;
  * output with a wider row stride than H*D; right padding, left padding and a full row; a local
  * window of window keys on either side (0: none; then only the rows of kept tokens are
- * compared: a padded query may see no key at all). */
-static void run_attention_window(int B, int S, int H, int D, int with_mask, int window)
+ * compared: a padded query may see no key at all); ab: a scale and score bias, or NULL. */
+static void run_attention_case(int B, int S, int H, int D, int with_mask, int window,
+                               const struct attn_bias *ab)
 {
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
@@ -478,9 +486,10 @@ static void run_attention_window(int B, int S, int H, int D, int with_mask, int 
             mask[b * S + j] = b % 3 == 2 ? j >= S - len : j < len; /* every third left-padded */
     }
     const int32_t *m = with_mask ? mask : NULL;
-    ck_assert_msg(attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e) == 0, "%s",
-                  e.msg);
-    ref_attention(&s, qkv, qkv + HD, qkv + 2 * HD, m, want);
+    int rc = ab ? attention_forward_biased(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, ab, out, &e)
+                : attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e);
+    ck_assert_msg(rc == 0, "%s", e.msg);
+    ref_attention(&s, qkv, qkv + HD, qkv + 2 * HD, m, ab, want);
     for (int t = 0; t < B * S; t++)
         for (int c = 0; c < HD && !(window && m && !m[t]); c++)
             ck_assert_msg(fabs(out[(size_t)t * s.ld_out + c] - want[(size_t)t * HD + c]) <=
@@ -496,8 +505,27 @@ static void run_attention_window(int B, int S, int H, int D, int with_mask, int 
 
 static void run_attention(int B, int S, int H, int D, int with_mask)
 {
-    run_attention_window(B, S, H, D, with_mask, 0);
+    run_attention_case(B, S, H, D, with_mask, 0, NULL);
 }
+
+/* A score bias shared by the sequences or one per sequence, with another scale (MPNet's and
+ * DeBERTa's relative positions), in one chunk and across chunks. */
+static void run_attention_bias(int B, int S, int H, int D, bool per_seq, float scale)
+{
+    float *add = rnd_array((size_t)(per_seq ? B : 1) * H * S * S, -3, 3);
+    struct attn_bias ab = {scale, add, per_seq};
+    run_attention_case(B, S, H, D, 1, 0, &ab);
+    free(add);
+}
+
+START_TEST(attention_score_bias)
+{
+    rng_state = 19;
+    run_attention_bias(3, 7, 2, 16, false, 0.0f);
+    run_attention_bias(3, 7, 2, 16, true, 0.1f);
+    run_attention_bias(5, 300, 12, 8, true, 0.2f); /* chunks of 3 and 2 sequences */
+}
+END_TEST
 
 START_TEST(attention_padded_mask)
 {
@@ -520,10 +548,10 @@ END_TEST
 START_TEST(attention_local_window)
 {
     rng_state = 19;
-    run_attention_window(3, 20, 2, 16, 1, 4);
-    run_attention_window(2, 9, 3, 8, 0, 2);
-    run_attention_window(2, 9, 3, 8, 1, 8);
-    run_attention_window(5, 300, 12, 8, 1, 64);
+    run_attention_case(3, 20, 2, 16, 1, 4, NULL);
+    run_attention_case(2, 9, 3, 8, 0, 2, NULL);
+    run_attention_case(2, 9, 3, 8, 1, 8, NULL);
+    run_attention_case(5, 300, 12, 8, 1, 64, NULL);
 }
 END_TEST
 
@@ -577,6 +605,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, attention_padded_mask);
     tcase_add_test(tc, attention_chunks_batches);
     tcase_add_test(tc, attention_local_window);
+    tcase_add_test(tc, attention_score_bias);
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
     suite_add_tcase(s, tc);
