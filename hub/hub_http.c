@@ -86,8 +86,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     else if (strcasecmp(buf, "ETag") == 0 && !r->etag[0])
         normalize_etag(v, r->etag, sizeof r->etag);
     else if (strcasecmp(buf, "X-Linked-Size") == 0)
-        r->size = atoll(v);
-    else if (strcasecmp(buf, "Content-Length") == 0 && r->size < 0)
+        r->size = atoll(v), r->size_linked = true;
+    else if (strcasecmp(buf, "Content-Length") == 0 && !r->size_linked)
         r->size = atoll(v);
     return len;
 }
@@ -282,6 +282,8 @@ int http_head(const struct hub_env *env, const char *url, struct hub_resp *r, st
             continue;
         }
         if (rc == 0 && (r->status == 200 || redirect)) {
+            if (redirect && !r->size_linked) /* a redirect's own length is not the file's */
+                r->size = -1;
             if (!r->location[0])
                 snprintf(r->location, sizeof r->location, "%s", cur);
             return 0;

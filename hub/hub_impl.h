@@ -46,6 +46,7 @@ struct hub_resp {
     char commit[64];        /* X-Repo-Commit */
     char etag[160];         /* X-Linked-Etag, else ETag, normalized (no W/, no quotes) */
     long long size;         /* X-Linked-Size, else Content-Length (not of a redirect); -1 */
+    bool size_linked;       /* size is X-Linked-Size */
     char location[2048];    /* Location */
     char error_code[64];    /* X-Error-Code */
     char error_message[160]; /* X-Error-Message */
