@@ -2,21 +2,25 @@
  * fixture models: model ids; a pull's cache laid out exactly as huggingface_hub's (refs,
  * relative symlinks to blobs named by ETag, CACHEDIR.TAG, locks, nothing else fetched), the
  * second pull fetching nothing; resuming after a dropped connection and from a previous
- * process's .incomplete; a corrupt file refused and not placed; retries on 500s; a gated repo
- * with and without HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a listing with
- * '..' refused; offline from the cache and offline without it; `inferd pull`; and the daemon
- * serving `--model ORG/NAME` and a config's hf:// model id fetched in the background; the
- * config keeping model ids (and their revision) as written. */
+ * process's .incomplete; a corrupt file refused and not placed; two processes pulling at once
+ * (the blob fetched once); retries on 500s; the progress bars; a gated repo with and without
+ * HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a listing with '..' refused;
+ * offline from the cache and offline without it; `inferd pull`; the daemon serving
+ * `--model ORG/NAME` and a config's hf:// model id fetched in the background; the config
+ * keeping model ids (and their revision) as written. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "hub.h"
+#include "hub_impl.h"
 #include "integration/serve_support.h"
 #include "suites.h"
 #include "support/mock_hub.h"
@@ -256,6 +260,61 @@ START_TEST(corrupt_refused)
 }
 END_TEST
 
+/* Two processes pulling the same repo at once: one fetches each blob, the other waits on its
+ * lock and links it; both end with the whole snapshot. */
+START_TEST(concurrent_pulls)
+{
+    struct mock_hub *h = hub_env();
+    mock_hub_slow(h, 300);
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        kids[i] = fork();
+        ck_assert_int_ge(kids[i], 0);
+        if (kids[i] == 0) {
+            char dir[4096];
+            struct err e = {0};
+            int rc = pull("org/bert-seqcls", dir, &e);
+            if (rc)
+                fprintf(stderr, "pull %d: %s\n", i, e.msg);
+            _exit(rc ? 1 : 0);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        int status = 0;
+        ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pull %d failed", i);
+    }
+    /* the blob was fetched once (the second process found it under the lock) */
+    ck_assert_int_eq(mock_hub_count(h, MOCK_STORAGE), 1);
+    char path[1200], src[1024];
+    snprintf(path, sizeof path, "%s/models--org--bert-seqcls/snapshots/%s/model.safetensors",
+             cache, mock_hub_commit(h, "org/bert-seqcls"));
+    snprintf(src, sizeof src, "%s/model.safetensors", fixture_model("bert-seqcls"));
+    ck_assert(same_bytes(path, src));
+    mock_hub_stop(h);
+}
+END_TEST
+
+/* The terminal's bars: drawn, redrawn and cleared without a fault (output discarded). */
+START_TEST(progress_bars)
+{
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDERR_FILENO);
+    struct hub_opts o = {.progress = HUB_PROGRESS_BARS};
+    struct hub_progress_state *p = progress_new(&o, false);
+    int a = progress_start(p, "model-00001-of-00002.safetensors", 1000000, 0);
+    int b = progress_start(p, "a/very/long/directory/name/for/a/file/config.json", 0, 0);
+    ck_assert_int_ne(a, b);
+    for (int i = 0; i < 100; i++)
+        progress_add(p, i % 2 ? a : b, 10000);
+    progress_log(p, "a line above the bars %d", 1);
+    progress_end(p, a);
+    progress_end(p, b);
+    progress_free(p);
+    close(devnull);
+}
+END_TEST
+
 START_TEST(retries_500)
 {
     struct mock_hub *h = hub_env();
@@ -409,6 +468,8 @@ Suite *suite_hub(void)
     tcase_add_test(tc, resume_dropped);
     tcase_add_test(tc, corrupt_refused);
     tcase_add_test(tc, retries_500);
+    tcase_add_test(tc, concurrent_pulls);
+    tcase_add_test(tc, progress_bars);
     tcase_add_test(tc, gated_and_missing);
     tcase_add_test(tc, offline);
     tcase_add_test(tc, cli_pull);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "support.h"
 
@@ -45,6 +46,7 @@ struct mock_hub {
     long long drop_after;
     int fail_next;
     char corrupt_file[256];
+    unsigned slow_us;
     int counts[MOCK_COUNTS];
     char last_range[64];
 };
@@ -270,6 +272,7 @@ struct stream {
     size_t start;
     long long drop_after; /* -1: none */
     bool corrupt;
+    unsigned slow_us;
 };
 
 static ssize_t read_stream(void *arg, uint64_t pos, char *buf, size_t max)
@@ -281,6 +284,10 @@ static ssize_t read_stream(void *arg, uint64_t pos, char *buf, size_t max)
     if (at >= s->f->size)
         return MHD_CONTENT_READER_END_OF_STREAM;
     size_t n = s->f->size - at < max ? s->f->size - at : max;
+    if (s->slow_us) {
+        usleep(s->slow_us);
+        n = n < 4096 ? n : 4096;
+    }
     if (s->drop_after >= 0 && (long long)(pos + n) > s->drop_after)
         n = (size_t)(s->drop_after - (long long)pos);
     memcpy(buf, s->f->data + at, n);
@@ -315,6 +322,7 @@ static enum MHD_Result storage(struct mock_hub *h, struct MHD_Connection *c, con
         h->drop_file[0] = 0;
     }
     s->corrupt = strcmp(h->corrupt_file, f->name) == 0;
+    s->slow_us = h->slow_us;
     pthread_mutex_unlock(&h->mu);
     unsigned status = 200;
     char cr[96];
@@ -425,6 +433,13 @@ void mock_hub_corrupt(struct mock_hub *h, const char *file)
 {
     pthread_mutex_lock(&h->mu);
     snprintf(h->corrupt_file, sizeof h->corrupt_file, "%s", file);
+    pthread_mutex_unlock(&h->mu);
+}
+
+void mock_hub_slow(struct mock_hub *h, unsigned us)
+{
+    pthread_mutex_lock(&h->mu);
+    h->slow_us = us;
     pthread_mutex_unlock(&h->mu);
 }
 

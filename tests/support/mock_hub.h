@@ -8,8 +8,8 @@
  * REV is "main" or the repo's commit (the sha1 of its id); any other is 404 RevisionNotFound,
  * an unknown repo 404 RepoNotFound, a gated repo without its token 401 GatedRepo. Faults on
  * demand: the next storage GET of a file dropped after N bytes, the next N requests
- * answered 500, a file's storage bytes corrupted (one byte flipped), an extra name in a
- * listing (e.g. "../x"). Counters of what was asked let tests check the protocol. */
+ * answered 500, a file's storage bytes corrupted (one byte flipped), slow storage, an extra
+ * name in a listing (e.g. "../x"). Counters of what was asked let tests check the protocol. */
 #ifndef INFERD_MOCK_HUB_H
 #define INFERD_MOCK_HUB_H
 
@@ -38,6 +38,8 @@ void mock_hub_drop_once(struct mock_hub *h, const char *file, long long after);
 void mock_hub_fail_next(struct mock_hub *h, int n);
 /* file's storage bytes have one byte flipped (its headers still name the true sha256). */
 void mock_hub_corrupt(struct mock_hub *h, const char *file);
+/* Storage answers sleep us microseconds per chunk of at most 4 kB (0: full speed). */
+void mock_hub_slow(struct mock_hub *h, unsigned us);
 
 /* ---- what was asked ---- */
 enum mock_count { MOCK_INFO, MOCK_RESOLVE, MOCK_STORAGE, MOCK_RANGE, MOCK_COUNTS };
