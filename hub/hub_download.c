@@ -123,8 +123,12 @@ static int fetch_blob(const struct hub_pull *p, const char *file, const struct h
         int sys_errno = 0;
         rc = http_get_file(p->env, meta->location, fd, have, count_bytes, &c, &have, &sys_errno,
                            &r, e);
-        if (rc == ERR_IO && sys_errno == ENOSPC)
-            rc = err_set(e, ERR_IO, "%s: disk full while writing %s", file, inc);
+        if (rc == ERR_IO && (sys_errno == ENOSPC || sys_errno == EDQUOT))
+            rc = err_set(e, ERR_IO, "%s: disk full while writing %s (%s); nothing was placed",
+                         file, inc, strerror(sys_errno));
+        else if (rc == ERR_IO)
+            rc = err_set(e, ERR_IO, "%s: cannot write %s: %s; nothing was placed", file, inc,
+                         strerror(sys_errno));
         *discard = rc == ERR_IO;
         bool again = (rc == 0 && have < meta->size) || (rc && rc != ERR_IO && http_retryable(&r));
         if (!again || attempt == TRIES)

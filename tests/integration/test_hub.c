@@ -5,15 +5,18 @@
  * process's .incomplete; a corrupt file refused and not placed; two processes pulling at once
  * (the blob fetched once); retries on 500s; the progress bars; a gated repo with and without
  * HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a listing with '..' refused;
- * offline from the cache and offline without it; `inferd pull`; the daemon serving
- * `--model ORG/NAME` and a config's hf:// model id fetched in the background; the config
- * keeping model ids (and their revision) as written. */
+ * a failed write leaving nothing behind; offline from the cache and offline without it;
+ * `inferd pull`; the daemon serving `--model ORG/NAME` (/ready 503 while it is fetched) and a
+ * config's hf:// model id fetched in the background; the config keeping model ids (and their
+ * revision) as written. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -315,6 +318,36 @@ START_TEST(progress_bars)
 }
 END_TEST
 
+/* A write that fails half-way (a file size limit standing in for a full disk): the pull
+ * fails saying so, and neither the snapshot nor blobs/ hold a part of the file. */
+START_TEST(write_failure)
+{
+    struct mock_hub *h = hub_env();
+    pid_t kid = fork();
+    ck_assert_int_ge(kid, 0);
+    if (kid == 0) {
+        struct rlimit lim = {200000, 200000};
+        signal(SIGXFSZ, SIG_IGN);
+        setrlimit(RLIMIT_FSIZE, &lim);
+        char dir[4096];
+        struct err e = {0};
+        int rc = pull("org/bert-seqcls", dir, &e);
+        _exit(rc == ERR_IO && strstr(e.msg, "nothing was placed") ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(kid, &status, 0), kid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the pull did not fail so");
+    char snap[1200], cmd[2600];
+    snprintf(snap, sizeof snap, "%s/models--org--bert-seqcls/snapshots/%s", cache,
+             mock_hub_commit(h, "org/bert-seqcls"));
+    ck_assert(!exists("%s/%s", snap, "model.safetensors"));
+    ck_assert(!exists("%s/%s", snap, "tokenizer.json"));
+    snprintf(cmd, sizeof cmd, "ls '%s/models--org--bert-seqcls/blobs' | grep -q incomplete", cache);
+    ck_assert_int_ne(system(cmd), 0);
+    mock_hub_stop(h);
+}
+END_TEST
+
 START_TEST(retries_500)
 {
     struct mock_hub *h = hub_env();
@@ -423,8 +456,12 @@ START_TEST(serve_model_id)
     struct daemon *d = daemon_new(NULL);
     const char *args[] = {"--model", "org/bert-seqcls", "--task", "text-classification",
                           "--host", "127.0.0.1", "--port", "0", NULL};
+    mock_hub_slow(h, 2000); /* the weights take seconds: the daemon is up meanwhile */
     daemon_exec(d, args);
     daemon_wait_listening(d, 30000);
+    struct http_reply *r = daemon_get(d, "/ready");
+    ck_assert_int_eq(r->status, 503);
+    http_reply_free(r);
     daemon_wait_ready(d, 60000);
     expect_classifies(d, "bert-seqcls");
     char *log = daemon_log(d);
@@ -469,6 +506,7 @@ Suite *suite_hub(void)
     tcase_add_test(tc, corrupt_refused);
     tcase_add_test(tc, retries_500);
     tcase_add_test(tc, concurrent_pulls);
+    tcase_add_test(tc, write_failure);
     tcase_add_test(tc, progress_bars);
     tcase_add_test(tc, gated_and_missing);
     tcase_add_test(tc, offline);
