@@ -152,6 +152,10 @@ int cli_bench(int argc, char **argv)
     struct bench_opts o;
     if (parse_opts(argc, argv, &o) != 0)
         return 2;
+    char dir[4096]; /* a model id's snapshot in the Hub cache */
+    if (cli_model_dir("bench", o.model, false, dir, sizeof dir) != 0)
+        return 1;
+    o.model = dir;
     struct err e = {0};
     if (files_check_dir(o.model, "--model", &e) != 0) {
         fprintf(stderr, "inferd bench: %s\n", e.msg);

@@ -4,6 +4,7 @@
 #define INFERD_CLI_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -35,6 +36,17 @@ void cli_print_error(FILE *out, const char *msg, const char *type);
  * [--min-seconds N] [--min-runs N] [--warmup N]`: times the encoder's forward pass on one
  * shape and prints one JSON line (bench.c). Returns the process exit status. */
 int cli_bench(int argc, char **argv);
+
+/* ---- pull.c ---- */
+
+/* `inferd pull ORG/NAME[@REVISION] [--include GLOB]... [--exclude GLOB]...`: the model's
+ * serving files into the Hub cache; prints the snapshot directory. Returns the exit status. */
+int cli_pull(int argc, char **argv);
+/* The model directory spec names into dir: a local path as it is, a model id (hf://ORG/NAME,
+ * or ORG/NAME with no such path) fetched into the Hub cache (tokenizer_only: its tokenizer
+ * files only). On failure prints "inferd CMD: why" and returns -1. */
+int cli_model_dir(const char *cmd, const char *spec, bool tokenizer_only, char *dir,
+                  size_t cap);
 
 /* ---- help.c ---- */
 

@@ -147,6 +147,10 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
     struct opts o;
     if (parse_opts(argc, argv, &o))
         return 2;
+    char dir[4096]; /* a model id's snapshot in the Hub cache */
+    if (cli_model_dir("run", o.dir, false, dir, sizeof dir) != 0)
+        return 1;
+    o.dir = dir;
     struct err e = {0};
     if (engine_check_dir(o.dir, "--model", &e) != 0) {
         fprintf(stderr, "inferd run: %s\n", e.msg);

@@ -212,6 +212,10 @@ static int run(int argc, char **argv, FILE *in, FILE *out, bool encode)
     struct opts o;
     if (parse_opts(argc, argv, &o))
         return 2;
+    char dir[4096]; /* a model id's tokenizer files in the Hub cache */
+    if (cli_model_dir(argv[0], o.dir, true, dir, sizeof dir) != 0)
+        return 1;
+    o.dir = dir;
     struct tokenizer *tk;
     struct err e = {0};
     if (tokenizer_load(o.dir, &tk, &e)) {

@@ -83,6 +83,8 @@ struct load {
 static int check_name(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int resolve_path(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int resolve_model_path(struct load *ld, const struct ytree *v, const char *keypath,
+                              char **s);
 static int check_readable(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int read_keys_file(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int read_keys_env(struct load *ld, const struct ytree *v, const char *keypath, char **s);
@@ -126,7 +128,9 @@ static const struct table limits_table = TABLE(limits_keys);
 
 static const struct key model_keys[] = {
     ROW("name", KEY_STRING, struct model_config, name, .required = true, .check = check_name),
-    ROW("path", KEY_STRING, struct model_config, path, .required = true, .check = resolve_path),
+    ROW("path", KEY_STRING, struct model_config, path, .required = true,
+        .check = resolve_model_path),
+    ROW("revision", KEY_STRING, struct model_config, revision),
     ROW("task", KEY_STRING, struct model_config, task, .required = true, .check = check_task),
     ROW("dtype", KEY_DTYPE, struct model_config, dtype, .def = CONFIG_DTYPE_FP32),
     NUM("workers", KEY_INT, struct model_config, workers, 1, 64, 1),
@@ -415,6 +419,41 @@ static int resolve_path(struct load *ld, const struct ytree *v, const char *keyp
     free(*s);
     *s = joined;
     return 0;
+}
+
+/* Whether a path has the shape of a Hub model id: hf://..., or ORG/NAME[@REV] (one '/',
+ * neither first nor last, no leading '.', no blank) naming no local path (as written, and
+ * joined to the config's directory: joined). hub/hub.h judges it further at load. */
+static bool model_id_shape(const char *p, const char *joined)
+{
+    if (strncmp(p, "hf://", 5) == 0)
+        return true;
+    const char *slash = strchr(p, '/');
+    struct stat st;
+    return slash && slash != p && slash[1] && !strchr(slash + 1, '/') && p[0] != '.' &&
+           !strpbrk(p, " \t\n") && stat(p, &st) != 0 && stat(joined, &st) != 0;
+}
+
+/* models[].path: joined to the config's directory as any path; when it has the shape of a
+ * Hub model id, model_id keeps it as written (an hf:// path stays as written too). s is the
+ * path field of the model_config being read (the only row with this check). */
+static int resolve_model_path(struct load *ld, const struct ytree *v, const char *keypath,
+                              char **s)
+{
+    struct model_config *m =
+        (struct model_config *)(void *)((char *)s - offsetof(struct model_config, path));
+    free(m->model_id);
+    m->model_id = strdup(*s);
+    if (!m->model_id)
+        return err_set(ld->e, ERR_NOMEM, "%s: out of memory", ld->name);
+    if (strncmp(*s, "hf://", 5) == 0)
+        return 0;
+    int rc = resolve_path(ld, v, keypath, s);
+    if (rc || !model_id_shape(m->model_id, *s)) {
+        free(m->model_id);
+        m->model_id = NULL;
+    }
+    return rc;
 }
 
 /* ---- files and the environment ---- */
@@ -846,12 +885,16 @@ int config_single(const char *model_dir, const char *task, const char *name,
         return err_set(e, ERR_INVALID, "unknown task '%.40s' (tasks: %s)", task,
                        task_names(tasks, list, sizeof list));
     }
-    /* The default name: the directory's last component ("models/spam/" -> "spam"). */
+    /* The default name: the directory's last component ("models/spam/" -> "spam"; a model
+     * id's name without its revision). */
     size_t end = strlen(model_dir), start;
     while (end > 1 && model_dir[end - 1] == '/')
         end--;
     for (start = end; start > 0 && model_dir[start - 1] != '/';)
         start--;
+    const char *at = memchr(model_dir + start, '@', end - start); /* ORG/NAME@REV -> NAME */
+    if (at)
+        end = (size_t)(at - model_dir);
     struct model_config *m = out->models = calloc(1, sizeof *out->models);
     if (!m)
         return err_set(e, ERR_NOMEM, "config: out of memory");
@@ -864,7 +907,9 @@ int config_single(const char *model_dir, const char *task, const char *name,
         m->path = strdup(model_dir);
         m->task = strdup(task);
         m->task_id = task_id(tasks, task);
-        if (!m->name || !m->path || !m->task)
+        bool id = model_id_shape(model_dir, model_dir);
+        m->model_id = id ? strdup(model_dir) : NULL;
+        if (!m->name || !m->path || !m->task || (id && !m->model_id))
             rc = err_set(e, ERR_NOMEM, "config: out of memory");
     }
     if (rc == 0 && !valid_name(m->name))
@@ -882,6 +927,8 @@ void config_free(struct config *c)
     for (size_t i = 0; i < c->n_models; i++) {
         free(c->models[i].name);
         free(c->models[i].path);
+        free(c->models[i].revision);
+        free(c->models[i].model_id);
         free(c->models[i].task);
     }
     free(c->models);
@@ -907,11 +954,18 @@ static bool same_task(const struct model_config *a, const struct model_config *b
     return strcmp(a->task, b->task) == 0;
 }
 
+/* Two optional strings, equal or both absent. */
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 bool model_config_same(const struct model_config *a, const struct model_config *b)
 {
     const struct batching_config *x = &a->batching, *y = &b->batching;
     const struct generation_section *g = &a->generation, *h = &b->generation;
-    return strcmp(a->path, b->path) == 0 && same_task(a, b) && a->dtype == b->dtype &&
+    return strcmp(a->path, b->path) == 0 && same_str(a->revision, b->revision) &&
+           same_str(a->model_id, b->model_id) && same_task(a, b) && a->dtype == b->dtype &&
            a->workers == b->workers && a->threads == b->threads &&
            a->max_input_tokens == b->max_input_tokens && x->max_batch_size == y->max_batch_size &&
            x->max_batch_tokens == y->max_batch_tokens &&

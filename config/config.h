@@ -50,7 +50,11 @@ struct limits_config {
 
 struct model_config {
     char *name;              /* required; [A-Za-z0-9._-]{1,64}, unique */
-    char *path;              /* required; relative paths are joined to the config file's dir */
+    char *path;              /* required; relative paths are joined to the config file's dir
+                              * (an hf:// id is kept as written) */
+    char *model_id;          /* path as written when it names a Hub model: hf://ORG/NAME[@REV],
+                              * or ORG/NAME[@REV] with no such path at load; else NULL */
+    char *revision;          /* optional: the Hub revision of a model id (branch, tag, commit) */
     char *task;              /* required; as written: a name or alias config_tasks.id takes */
     int task_id;             /* config_tasks.id(task), resolved once at load; -1 without one */
     enum config_dtype dtype; /* default fp32 */
@@ -124,8 +128,8 @@ int config_parse(const char *yaml, size_t len, const char *name, const char *bas
                  const struct config_tasks *tasks, struct config *out, struct err *e);
 
 /* One model with every default (`inferd serve --model DIR --task TASK [--name NAME]`); the
- * strings are copied. name NULL = the last component of model_dir. ERR_INVALID for an unknown
- * task or a bad name. */
+ * strings are copied. name NULL = the last component of model_dir (a model id's NAME, without
+ * @REV). ERR_INVALID for an unknown task or a bad name. */
 int config_single(const char *model_dir, const char *task, const char *name,
                   const struct config_tasks *tasks, struct config *out, struct err *e);
 

@@ -15,6 +15,9 @@
 #      "max_completion_tokens", ...), and only the files listed in json_ok include jansson:
 #      those that read model files (config.json, tokenizer.json, safetensors headers,
 #      generation_config.json), the chat template's values and the encoder pipelines.
+#   6. hub/ (the Hub client) includes nothing of engine/, server/ or config/, nor libmicrohttpd's
+#      or libyaml's, and links none of them; engine/ and config/ include nothing of hub/; and
+#      outside hub/ only hub.h is included (by server/'s registry and cli/).
 set -eu
 cd "$(dirname "$0")/.."
 bad=0
@@ -122,5 +125,25 @@ for f in $engine_src; do
     fi
 done
 
-[ "$bad" -eq 0 ] && echo "check-layers: engine/, config/ and server/ keep to their layers"
+# 6. hub/ between the layers
+hub_h=$(headers_of hub)
+forbidden="$server_h $config_h $engine_h microhttpd.h yaml.h"
+# shellcheck disable=SC2046
+check hub/ $(git ls-files 'hub/*.c' 'hub/*.h')
+forbidden="$hub_h"
+# shellcheck disable=SC2046
+check engine/ $(git ls-files 'engine/*.c' 'engine/*.h')
+# shellcheck disable=SC2046
+check config/ $(git ls-files 'config/*.c' 'config/*.h')
+forbidden=$(echo "$hub_h" | grep -vx 'hub.h')
+# shellcheck disable=SC2046
+check "server/ and cli/" $(git ls-files 'server/*.c' 'server/*.h' 'cli/*.c' 'cli/*.h')
+for dep in engine_dep engine_lib config_dep mhd_dep yaml_dep server_dep; do
+    if grep -q "$dep" hub/meson.build; then
+        echo "check-layers: hub/meson.build links $dep: the Hub client must not"
+        bad=1
+    fi
+done
+
+[ "$bad" -eq 0 ] && echo "check-layers: engine/, config/, hub/ and server/ keep to their layers"
 exit "$bad"

@@ -16,6 +16,7 @@
 #include "cpus.h"
 #include "dtypes.h"
 #include "gen_sched.h"
+#include "hub.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -28,6 +29,7 @@ struct model {
     _Atomic int state; /* enum model_state */
     char error[ERR_MSG_SIZE];
     char where[48]; /* where the path came from: "models[0].path" or "--model" */
+    char dir[PATH_MAX]; /* the model directory: the path, or a model id's Hub snapshot */
     struct pipeline *pipe; /* an encoder task's pipeline and its batcher, or */
     struct batcher *b;
     struct gen_model *gm; /* a generation task's model and scheduler */
@@ -58,10 +60,15 @@ static struct model *model_alloc(const struct model_config *cfg, struct metrics 
     m->task = (enum task_id)task;
     m->cfg.name = strdup(cfg->name);
     m->cfg.path = strdup(cfg->path);
+    m->cfg.revision = cfg->revision ? strdup(cfg->revision) : NULL;
+    m->cfg.model_id = cfg->model_id ? strdup(cfg->model_id) : NULL;
     m->cfg.task = strdup(cfg->task);
-    if (!m->cfg.name || !m->cfg.path || !m->cfg.task) {
+    if (!m->cfg.name || !m->cfg.path || !m->cfg.task || (cfg->revision && !m->cfg.revision) ||
+        (cfg->model_id && !m->cfg.model_id)) {
         free(m->cfg.name);
         free(m->cfg.path);
+        free(m->cfg.revision);
+        free(m->cfg.model_id);
         free(m->cfg.task);
         free(m);
         return NULL;
@@ -90,13 +97,13 @@ const struct config_tasks registry_tasks = {.id = task_by_name, .list = task_lis
 /* A generation model: the decoder (or T5), tokenizer and templates, then its scheduler. */
 static bool gen_load(struct model *m, struct err *e)
 {
-    if (gen_model_load_config(m->cfg.path, &m->cfg, &m->gm, e) != 0)
+    if (gen_model_load_config(m->dir, &m->cfg, &m->gm, e) != 0)
         return false;
     if (gen_model_is_encoder_decoder(m->gm) && m->task != TASK_TEXT2TEXT_GENERATION) {
         err_set(e, ERR_INVALID,
                 "model %s: %s is an encoder-decoder (T5): its task is text2text-generation, not "
                 "%s",
-                m->cfg.name, m->cfg.path, m->cfg.task);
+                m->cfg.name, m->dir, m->cfg.task);
         return false;
     }
     m->gs = gen_sched_new(m->gm, &m->cfg, m->metrics, m->cfg.name, e);
@@ -135,6 +142,39 @@ static void log_load_start(const struct model *m, const char *real)
     log_fields(LOG_INFO, msg, f, sizeof f / sizeof f[0]);
 }
 
+/* MODEL_FAILED with the reason, logged. */
+static void model_fail(struct model *m, const struct err *e)
+{
+    snprintf(m->error, sizeof m->error, "%s", e->msg);
+    atomic_store(&m->state, MODEL_FAILED);
+    log_msg(LOG_ERROR, "model %s failed to load: %s", m->cfg.name, e->msg);
+}
+
+/* A line of the Hub client (what is fetched, progress), as the model's. */
+static void on_hub_line(void *arg, const char *line)
+{
+    const struct model *m = arg;
+    log_msg(LOG_INFO, "model %s: %s", m->cfg.name, line);
+}
+
+/* m->dir: the path, or the model id the config found in it (config.h: model_id) fetched
+ * into the Hub cache (the model stays loading, so /ready answers 503, while it is fetched). */
+static int model_fetch(struct model *m, struct err *e)
+{
+    if (!m->cfg.model_id) {
+        snprintf(m->dir, sizeof m->dir, "%s", m->cfg.path);
+        return 0;
+    }
+    struct hub_ref ref;
+    int rc = hub_parse_ref(m->cfg.model_id, m->cfg.revision, &ref, e);
+    if (rc)
+        return err_prefix(e, "%s: ", m->where);
+    log_msg(LOG_INFO, "model %s fetching %s@%s from the Hub", m->cfg.name, ref.repo,
+            ref.revision);
+    struct hub_opts o = {.progress = HUB_PROGRESS_LINES, .log = on_hub_line, .log_arg = m};
+    return hub_snapshot(&ref, &o, m->dir, sizeof m->dir, e);
+}
+
 /* Opens the pipeline and starts the workers: MODEL_READY, or MODEL_FAILED with the reason. */
 static void model_load(struct model *m)
 {
@@ -142,17 +182,21 @@ static void model_load(struct model *m)
     struct err e = {0};
     bool ok;
     char real[PATH_MAX];
-    if (!realpath(m->cfg.path, real))
-        snprintf(real, sizeof real, "%s", m->cfg.path);
+    if (model_fetch(m, &e) != 0) {
+        model_fail(m, &e);
+        return;
+    }
+    if (!realpath(m->dir, real))
+        snprintf(real, sizeof real, "%s", m->dir);
     log_load_start(m, real);
     struct load_progress progress = {.name = m->cfg.name, .t0 = t0, .last = t0};
     engine_set_load_progress(on_progress, &progress);
-    if (engine_check_dir(m->cfg.path, m->where, &e) != 0) {
+    if (engine_check_dir(m->dir, m->where, &e) != 0) {
         ok = false;
     } else if (model_is_generation(m)) {
         ok = gen_load(m, &e);
     } else {
-        if (pipeline_open_task(m->cfg.path, m->task, dtype_of_config(m->cfg.dtype),
+        if (pipeline_open_task(m->dir, m->task, dtype_of_config(m->cfg.dtype),
                                m->cfg.threads, &m->pipe, &e) == 0) {
             pipeline_set_batch_tokens(m->pipe, m->cfg.batching.max_batch_tokens);
             struct pipeline_limits lim = model_limits(m);
@@ -163,9 +207,7 @@ static void model_load(struct model *m)
     }
     engine_set_load_progress(NULL, NULL);
     if (!ok) {
-        snprintf(m->error, sizeof m->error, "%s", e.msg);
-        atomic_store(&m->state, MODEL_FAILED);
-        log_msg(LOG_ERROR, "model %s failed to load: %s", m->cfg.name, e.msg);
+        model_fail(m, &e);
         return;
     }
     m->loaded_at = (double)time(NULL);
@@ -188,6 +230,8 @@ void model_unref(struct model *m)
         gen_model_free(m->gm);
     free(m->cfg.name);
     free(m->cfg.path);
+    free(m->cfg.revision);
+    free(m->cfg.model_id);
     free(m->cfg.task);
     free(m);
 }

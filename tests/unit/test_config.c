@@ -239,8 +239,8 @@ static const struct {
 } bad[] = {
     /* unknown keys */
     {MODELS "    workrs: 2\n", "t.yaml:5:5: unknown key 'workrs' in models[0] (expected one of: "
-                               "name, path, task, dtype, workers, threads, max_input_tokens, "
-                               "batching, generation, limits)"},
+                               "name, path, revision, task, dtype, workers, threads, "
+                               "max_input_tokens, batching, generation, limits)"},
     {"server:\n  prot: 1\n" MODELS, "t.yaml:2:3: unknown key 'prot' in server (expected one of: "
                                     "host, port, max_body_bytes, request_timeout_ms, api_keys, "
                                     "api_keys_file, api_keys_env, http_threads, max_connections, "
