@@ -221,11 +221,13 @@ static int load_ends(struct decoder_model *d, struct weights *w, struct dnn_ctx 
     if (rc)
         return rc;
     /* lm_head.weight is outside the base model's prefix; a tied checkpoint may still carry a
-     * copy, which transformers replaces by the embeddings (so do we) */
+     * copy, which transformers replaces by the embeddings (so do we); a backbone takes none */
     const struct tensor *head = safetensors_get(w->st, "lm_head.weight");
-    if (d->cfg.tie_word_embeddings) {
+    if (!d->has_head || d->cfg.tie_word_embeddings) {
         if (head)
             weights_mark_used(w, head);
+        if (!d->has_head)
+            return 0;
         return linear_init(&d->lm_head, ctx, d->wte, NULL, d->H, (int)d->vocab, dt, ACT_NONE, e);
     }
     char saved[sizeof w->prefix];
@@ -392,12 +394,9 @@ static void set_layer_attention(struct decoder_model *d)
     }
 }
 
-/* config.json, then the tensors (see weights_load_fn). */
-static int load(void *model, struct weights *w, enum dtype_compute dt, struct dnn_ctx *ctx,
-                struct err *e)
+/* config.json: the row, the sizes, the RoPEs. */
+static int load_config(struct decoder_model *d, const char *dir, struct err *e)
 {
-    struct decoder_model *d = model;
-    const char *dir = w->dir;
     const char *names[N_VARIANTS];
     decoder_model_types(names, N_VARIANTS);
     const struct hf_accept accept = {names, N_VARIANTS, "a decoder"};
@@ -407,8 +406,14 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
     for (size_t i = 0; i < N_VARIANTS; i++)
         if (strcmp(variants[i].model_type, d->cfg.model_type) == 0)
             d->v = &variants[i];
-    if ((rc = read_sizes(d, dir, e)) != 0 || (rc = weights_open(w, e)) != 0)
-        return rc;
+    return read_sizes(d, dir, e);
+}
+
+/* The tensors of w (open), with lm_head or without (a backbone: a checkpoint's lm_head, when
+ * it has one, is then counted as used and left out). */
+static int take_tensors(struct decoder_model *d, struct weights *w, enum dtype_compute dt,
+                        struct dnn_ctx *ctx, bool lm_head, struct err *e)
+{
     d->layers = calloc((size_t)d->n_layers, sizeof *d->layers);
     if (!d->layers)
         return err_set(e, ERR_NOMEM, "out of memory");
@@ -417,11 +422,43 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
              weights_pick_prefix(w, gpt2 ? "transformer." : "model.",
                                  gpt2 ? "wte.weight" : "embed_tokens.weight"));
     set_layer_attention(d);
-    rc = load_ends(d, w, ctx, dt, e);
+    d->has_head = lm_head;
+    int rc = load_ends(d, w, ctx, dt, e);
     for (int l = 0; l < d->n_layers && rc == 0; l++)
         rc = gpt2 ? load_gpt2_layer(d, w, ctx, l, dt, &d->layers[l], e)
                   : load_llama_layer(d, w, ctx, l, dt, &d->layers[l], e);
     return rc ? rc : weights_check_unused(w, d->cfg.model_type, ignorable, NULL, e);
+}
+
+/* config.json, then the tensors (see weights_load_fn). */
+static int load(void *model, struct weights *w, enum dtype_compute dt, struct dnn_ctx *ctx,
+                struct err *e)
+{
+    struct decoder_model *d = model;
+    int rc = load_config(d, w->dir, e);
+    if (rc == 0)
+        rc = weights_open(w, e);
+    return rc ? rc : take_tensors(d, w, dt, ctx, true, e);
+}
+
+int decoder_load_backbone(struct weights *w, enum dtype_compute dt, struct dnn_ctx *ctx,
+                          struct decoder_model **out, struct err *e)
+{
+    struct decoder_model *d = calloc(1, sizeof *d);
+    if (!d)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    char saved[sizeof w->prefix];
+    memcpy(saved, w->prefix, sizeof saved);
+    int rc = load_config(d, w->dir, e);
+    if (rc == 0)
+        rc = take_tensors(d, w, dt, ctx, false, e);
+    memcpy(w->prefix, saved, sizeof saved);
+    if (rc) {
+        decoder_unload(d);
+        d = NULL;
+    }
+    *out = d;
+    return rc;
 }
 
 static void unload(void *d)

@@ -90,6 +90,8 @@ struct decoder_step {
     const int32_t *tokens;           /* the new tokens of seqs[0], then seqs[1], ... */
     const int *n_tokens;             /* (n_seqs) new tokens per sequence, each >= 1 */
     bool all_logits;                 /* logits of every new token, not only each last one */
+    bool hidden; /* the final hidden states (after the final norm, H wide) instead of logits:
+                    the only output of a backbone without lm_head (decoder_load_backbone) */
 };
 
 /* Per-worker activation buffers, grown as steps get larger and reused (no malloc when warm). */
@@ -98,7 +100,8 @@ void decoder_run_free(struct decoder_run *r);
 
 /* Appends each sequence's new tokens to its cache and computes next-token logits: *logits
  * (n_seqs, vocab), the last new token of each sequence in order, or with all_logits
- * (sum of n_tokens, vocab), every new token in input order. *logits points into run memory,
+ * (sum of n_tokens, vocab), every new token in input order; with hidden, the same rows of the
+ * final-normed hidden states, H wide instead of vocab. *logits points into run memory,
  * valid until the next call with run. Everything is checked before any cache changes: a
  * token id outside the vocabulary, a sequence without room (ERR_TOO_LARGE), a sequence
  * listed twice or belonging to another decoder are ERR_INVALID and leave every cache as it

@@ -16,6 +16,7 @@
  *     LLaMA: x += (act(h W_gate^T) * (h W_up^T)) W_down^T    gate | up one matmul (M, 2I)
  *            act SiLU or GELU tanh; sandwich: the MLP's output normed before the add
  *   logits = cap(norm(x[last row of each sequence]) W_head^T)            (n_seqs, vocab)
+ *   (hidden: norm(x[those rows]) itself, (n_seqs or M, H), for a backbone's embeddings)
  *
  * LongRoPE (Phi-3): a sequence is rotated with the short factors while it is at most
  * original_max_position_embeddings long and with the long ones at every position after, as a
@@ -182,7 +183,7 @@ static int alloc_step(const struct decoder_model *d, struct decoder_run *r,
         (rc = grow_floats(&r->inter, &r->cap_inter, M * inter, e)) ||
         (rc = grow_floats(&r->act, &r->cap_act, M * (size_t)d->I, e)) ||
         (rc = grow_floats(&r->rows, &r->cap_rows, R * (size_t)d->H, e)) ||
-        (rc = grow_floats(&r->logits, &r->cap_logits, R * (size_t)d->vocab, e)) ||
+        (!st->hidden && (rc = grow_floats(&r->logits, &r->cap_logits, R * (size_t)d->vocab, e))) ||
         (rc = grow_floats(&r->cos, &r->cap_cos, ropes * M * half + 1, e)) ||
         (rc = grow_floats(&r->sin, &r->cap_sin, ropes * M * half + 1, e)) ||
         (rc = grow_floats(&r->inv_freq, &r->cap_inv_freq, half + 1, e)) ||
@@ -413,8 +414,9 @@ static int head(const struct decoder_model *d, struct dnn_ctx *ctx, struct decod
         out += (size_t)k;
     }
     int rc = norm(d, ctx, &d->ln_f, r->rows, r->rows, R, e);
-    if (rc == 0)
-        rc = linear_forward(&d->lm_head, ctx, r->rows, r->logits, R, e);
+    if (rc || st->hidden)
+        return rc;
+    rc = linear_forward(&d->lm_head, ctx, r->rows, r->logits, R, e);
     float cap = d->final_softcap;
     size_t all = (size_t)R * (size_t)d->vocab;
     for (size_t i = 0; rc == 0 && cap > 0 && i < all; i++)
@@ -426,6 +428,8 @@ int decoder_forward(const struct decoder_model *d, struct dnn_ctx *ctx, struct d
                     const struct decoder_step *st, const float **logits, struct err *e)
 {
     int M = 0, rc;
+    if (!st->hidden && !d->has_head)
+        return err_set(e, ERR_INVALID, "this decoder has no lm_head: ask for its hidden states");
     if ((rc = validate(d, st, &M, e)) != 0 || (rc = plan_step(d, r, st, M, e)) != 0)
         return rc;
     /* from here on, the step as run */
@@ -433,7 +437,8 @@ int decoder_forward(const struct decoder_model *d, struct dnn_ctx *ctx, struct d
                                .seqs = st->seqs,
                                .tokens = r->tokens,
                                .n_tokens = r->n,
-                               .all_logits = st->all_logits};
+                               .all_logits = st->all_logits,
+                               .hidden = st->hidden};
     int R = st->all_logits ? M : st->n_seqs; /* rows that get logits */
     if ((rc = alloc_step(d, r, &run, (size_t)r->M, (size_t)R, e)) != 0)
         return rc;
@@ -452,6 +457,6 @@ int decoder_forward(const struct decoder_model *d, struct dnn_ctx *ctx, struct d
             memcpy(s->ids + r->start[i], r->tokens + r->row0[i], (size_t)r->n[i] * sizeof(int32_t));
         s->len = r->start[i] + r->n[i];
     }
-    *logits = r->logits;
+    *logits = st->hidden ? r->rows : r->logits;
     return 0;
 }

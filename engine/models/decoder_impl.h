@@ -61,6 +61,7 @@ struct decoder_model {
     float *wpe; /* GPT-2: (max_pos, H) learned positions */
     struct dec_layer *layers;
     struct norm_weights ln_f;
+    bool has_head;         /* false: a backbone (decoder_load_backbone), no lm_head */
     struct linear lm_head; /* H -> vocab (tied: a packed copy of wte) */
 
     /* LLaMA: n_ropes RoPEs; inv_freq (rot_dim / 2) for every step that does not depend on
@@ -83,6 +84,13 @@ struct decoder_seq {
     float **k, **v; /* (n_layers) each */
     int32_t *ids;   /* (cap) the cached tokens, kept when the model has a rope_switch */
 };
+
+/* The decoder of w (its dir set, its files open) without lm_head, for what needs only the final
+ * hidden states (decoder_step.hidden): the sentence embeddings of a decoder
+ * (models/encoder_causal.c). A *ForCausalLM checkpoint's lm_head is left out, a bare *Model's
+ * (MistralModel, Qwen3Model) has none. w->prefix is kept. */
+int decoder_load_backbone(struct weights *w, enum dtype_compute dt, struct dnn_ctx *ctx,
+                          struct decoder_model **out, struct err *e);
 
 /* Grows s so that it holds at least n positions (n <= max_tokens). */
 int decoder_seq_reserve(struct decoder_seq *s, int n, struct err *e);

@@ -41,6 +41,11 @@ static const struct variant variants[] = {
     {"modernbert", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &modernbert_family},
     {"mpnet", "mpnet.", LAYOUT_MPNET, POOL_ROBERTA, true, false, &relpos_mpnet, NULL},
     {"deberta-v2", "deberta.", LAYOUT_DEBERTA, POOL_CONTEXT, false, true, &relpos_deberta, NULL},
+    /* decoders whose final hidden states are pooled into sentence embeddings */
+    {"llama", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &causal_family},
+    {"mistral", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &causal_family},
+    {"qwen2", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &causal_family},
+    {"qwen3", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &causal_family},
 };
 
 #define N_VARIANTS (sizeof variants / sizeof variants[0])

@@ -341,7 +341,7 @@ static void reference_logprobs(const struct fixture *f, const struct prompt *pr,
     struct decoder_seq *seq;
     ck_assert_int_eq(decoder_seq_new(f->gm->net, 64, &seq, &e), 0);
     int n = (int)pr->n, V = gen_model_vocab_size(f->gm);
-    struct decoder_step st = {1, &seq, pr->ids, &n, true};
+    struct decoder_step st = {1, &seq, pr->ids, &n, true, false};
     const float *logits;
     ck_assert_msg(decoder_forward(f->gm->net, ctx, run, &st, &logits, &e) == 0, "%s", e.msg);
     want[0] = NAN;

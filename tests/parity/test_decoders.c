@@ -109,14 +109,14 @@ static double run_alone(const struct decoder_model *d, struct dnn_ctx *ctx, stru
     int V = decoder_vocab_size(d);
     struct decoder_seq *s;
     ck_assert_msg(decoder_seq_new(d, p->n + p->n_greedy, &s, &e) == 0, "%s", e.msg);
-    struct decoder_step st = {1, &s, p->ids, &p->n, true};
+    struct decoder_step st = {1, &s, p->ids, &p->n, true, false};
     const float *logits;
     forward_ok(d, ctx, run, &st, &logits, "prefill");
     double worst = fmax(err_first8(logits, p), err_top20(logits + (size_t)(p->n - 1) * V, V, p));
     out[0] = decoder_argmax(logits + (size_t)(p->n - 1) * V, V);
     int one = 1;
     for (int k = 1; k < p->n_greedy; k++) {
-        struct decoder_step dec = {1, &s, &out[k - 1], &one, false};
+        struct decoder_step dec = {1, &s, &out[k - 1], &one, false, false};
         forward_ok(d, ctx, run, &dec, &logits, "decode");
         out[k] = decoder_argmax(logits, V);
     }
@@ -198,7 +198,7 @@ START_TEST(all_prompts_batched)
         steps = f.p[i].n_greedy > steps ? f.p[i].n_greedy : steps;
     }
     /* one prefill of every prompt (all logits), then decode steps of all five together */
-    struct decoder_step st = {n, seqs, tokens, n_tokens, true};
+    struct decoder_step st = {n, seqs, tokens, n_tokens, true, false};
     const float *logits;
     forward_ok(f.d, f.ctx, f.run, &st, &logits, "batched prefill");
     for (int i = 0, row = 0; i < n; row += f.p[i].n, i++) {
@@ -212,7 +212,7 @@ START_TEST(all_prompts_batched)
     for (int k = 1; k < steps; k++) {
         for (int i = 0; i < n; i++)
             tokens[i] = got[i][k - 1];
-        struct decoder_step dec = {n, seqs, tokens, n_tokens, false};
+        struct decoder_step dec = {n, seqs, tokens, n_tokens, false, false};
         forward_ok(f.d, f.ctx, f.run, &dec, &logits, "batched decode");
         for (int i = 0; i < n; i++)
             got[i][k] = decoder_argmax(logits + (size_t)i * V, V);
@@ -279,7 +279,7 @@ START_TEST(continuous_batching)
             n_tokens[n++] = k;
             M += k;
         }
-        struct decoder_step st = {n, seqs, tokens, n_tokens, false};
+        struct decoder_step st = {n, seqs, tokens, n_tokens, false, false};
         const float *logits;
         forward_ok(f.d, f.ctx, f.run, &st, &logits, "continuous step");
         for (int i = 0; i < n; i++) {
@@ -674,25 +674,25 @@ START_TEST(bad_steps_leave_caches_alone)
     const float *logits;
     int32_t bad[2] = {p->ids[0], 50257};
     int n2 = 2, n9 = 9, ones[2] = {1, 1};
-    struct decoder_step oov = {1, &a, bad, &n2, false};
+    struct decoder_step oov = {1, &a, bad, &n2, false, false};
     ck_assert_int_eq(decoder_forward(f.d, f.ctx, f.run, &oov, &logits, &e), ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(e.msg, "50257"));
     int32_t nine[9] = {0};
-    struct decoder_step big = {1, &a, nine, &n9, false};
+    struct decoder_step big = {1, &a, nine, &n9, false, false};
     ck_assert_int_eq(decoder_forward(f.d, f.ctx, f.run, &big, &logits, &e), ERR_TOO_LARGE);
     struct decoder_seq *twice[2] = {a, a};
-    struct decoder_step dup = {2, twice, nine, ones, false};
+    struct decoder_step dup = {2, twice, nine, ones, false, false};
     ck_assert_int_eq(decoder_forward(f.d, f.ctx, f.run, &dup, &logits, &e), ERR_INVALID);
     ck_assert_int_eq(decoder_seq_len(a), 0);
     /* a and b: the prompt split 3 + rest on a, whole on b, same last logits as transformers */
-    struct decoder_step first = {1, &a, p->ids, &(int){3}, false};
+    struct decoder_step first = {1, &a, p->ids, &(int){3}, false, false};
     forward_ok(f.d, f.ctx, f.run, &first, &logits, "chunk");
     struct decoder_seq *ab[2] = {a, b};
     int32_t toks[MAX_IDS * 2];
     memcpy(toks, p->ids + 3, (size_t)(p->n - 3) * sizeof *toks);
     memcpy(toks + p->n - 3, p->ids, (size_t)p->n * sizeof *toks);
     int ns[2] = {p->n - 3, p->n};
-    struct decoder_step both = {2, ab, toks, ns, false};
+    struct decoder_step both = {2, ab, toks, ns, false, false};
     forward_ok(f.d, f.ctx, f.run, &both, &logits, "rest");
     int V = decoder_vocab_size(f.d);
     ck_assert_msg(err_top20(logits, V, p) <= TOL, "chunked: %g", err_top20(logits, V, p));

@@ -103,7 +103,7 @@ static const float *forward_ok(struct fixture *f, struct decoder_seq **seqs, int
 {
     struct err e = {0};
     const float *logits = NULL;
-    struct decoder_step st = {n_seqs, seqs, tokens, n_tokens, all_logits};
+    struct decoder_step st = {n_seqs, seqs, tokens, n_tokens, all_logits, false};
     int rc = decoder_forward(f->d, f->ctx, f->run, &st, &logits, &e);
     ck_assert_msg(rc == 0, "%s", e.msg);
     return logits;
