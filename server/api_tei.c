@@ -40,9 +40,9 @@ struct model *tei_field_model(struct call *c, unsigned tasks)
     return call_use_model(c, json_string_value(v), tasks, "model");
 }
 
-/* TEI's truncation_direction (only "right" is what the pipelines do) and prompt_name (no
- * model here has prompts). */
-bool tei_fields_unsupported(struct call *c)
+/* TEI's truncation_direction (only "right" is what the pipelines do) and prompt_name (a
+ * string or null where the route takes prompts, else null). */
+bool tei_fields_unsupported(struct call *c, bool prompts)
 {
     const json_t *dir = json_object_get(call_body(c), "truncation_direction");
     const json_t *prompt = json_object_get(call_body(c), "prompt_name");
@@ -52,8 +52,12 @@ bool tei_fields_unsupported(struct call *c)
                    "`truncation_direction` must be \"right\" (left truncation is not supported)");
         return false;
     }
-    if (prompt && !json_is_null(prompt)) {
-        call_error(c, ERR_INVALID, "prompt_name", "`prompt_name` is not supported: models have no prompts");
+    if (prompts && prompt && !json_is_null(prompt) && !json_is_string(prompt)) {
+        call_error(c, ERR_INVALID, "prompt_name", "`prompt_name` must be a string");
+        return false;
+    }
+    if (!prompts && prompt && !json_is_null(prompt)) {
+        call_error(c, ERR_INVALID, "prompt_name", "`prompt_name` is not supported on this route");
         return false;
     }
     return true;
@@ -131,7 +135,7 @@ void route_tei_embed(struct call *c)
     bool truncate;
     const json_t *dims = json_object_get(call_body(c), "dimensions");
     if (!tei_field_bool(c, "normalize", true, &o.normalize) ||
-        !tei_field_bool(c, "truncate", false, &truncate) || !tei_fields_unsupported(c))
+        !tei_field_bool(c, "truncate", false, &truncate) || !tei_fields_unsupported(c, true))
         return;
     if (dims && !json_is_null(dims) && (!json_is_integer(dims) || json_integer_value(dims) <= 0)) {
         call_error(c, ERR_INVALID, "dimensions", "`dimensions` must be a positive integer");
@@ -147,7 +151,10 @@ void route_tei_embed(struct call *c)
         return;
     }
     struct embed_opts *user = malloc(sizeof *user);
-    json_t *params = json_pack("{s:b}", "normalize", o.normalize);
+    /* prompt_name: the model's prompt of that name before every input (the pipeline's) */
+    const json_t *prompt = json_object_get(call_body(c), "prompt_name");
+    json_t *params = json_pack("{s:b, s:O?}", "normalize", o.normalize, "prompt_name",
+                               json_is_string(prompt) ? prompt : NULL);
     if (!user || !params) {
         free(user);
         call_error(c, ERR_NOMEM, NULL, "out of memory");
@@ -255,7 +262,7 @@ void route_tei_predict(struct call *c)
 {
     bool raw, truncate, batch;
     if (!tei_field_bool(c, "raw_scores", false, &raw) ||
-        !tei_field_bool(c, "truncate", false, &truncate) || !tei_fields_unsupported(c))
+        !tei_field_bool(c, "truncate", false, &truncate) || !tei_fields_unsupported(c, false))
         return;
     json_t *inputs = predict_inputs(c, &batch);
     if (!inputs)
@@ -377,7 +384,7 @@ void route_tei_rerank(struct call *c)
     bool raw, truncate, return_text;
     if (!tei_field_bool(c, "raw_scores", false, &raw) ||
         !tei_field_bool(c, "truncate", false, &truncate) ||
-        !tei_field_bool(c, "return_text", false, &return_text) || !tei_fields_unsupported(c))
+        !tei_field_bool(c, "return_text", false, &return_text) || !tei_fields_unsupported(c, false))
         return;
     json_t *pairs = rerank_inputs(c);
     struct model *m = pairs ? reranker_model(c) : NULL;

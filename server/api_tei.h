@@ -17,8 +17,9 @@ bool tei_field_bool(struct call *c, const char *key, bool def, bool *out);
 /* The model named by the body's "model", else the first one of tasks (NULL: answered, 404,
  * 422 or 503 included). */
 struct model *tei_field_model(struct call *c, unsigned tasks);
-/* TEI's truncation_direction (only "right") and prompt_name (unsupported unless null). */
-bool tei_fields_unsupported(struct call *c);
+/* TEI's truncation_direction (only "right") and prompt_name: a string or null when prompts
+ * (the route passes it on: /embed), else unsupported unless null. */
+bool tei_fields_unsupported(struct call *c, bool prompts);
 /* "inputs": "text" | ["a", "b"] as a new list of strings (token ids refused); empty texts
  * are refused unless allow_empty. */
 json_t *tei_field_texts(struct call *c, bool allow_empty);

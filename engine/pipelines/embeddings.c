@@ -2,7 +2,8 @@
  * reads modules.json and the Pooling config (both the old pooling_mode_* booleans and the
  * newer "pooling_mode"), pools the last hidden state (cls, max, mean, mean_sqrt_len_tokens,
  * weightedmean, lasttoken) over the attention mask, and L2-normalizes when a Normalize
- * module follows. */
+ * module follows. Also the model's prompts (config_sentence_transformers.json) and the one a
+ * request picks, as SentenceTransformer.encode does. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -186,6 +187,77 @@ int embeddings_pool(const struct pooling_config *cfg, const float *hidden, const
             out[i] = (float)(out[i] / norm);
     }
     return 0;
+}
+
+/* ---- prompts ---- */
+
+int embeddings_load_prompts(const char *dir, struct prompts *out, struct err *e)
+{
+    *out = (struct prompts){0};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config_sentence_transformers.json", dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j)
+        return 0; /* no file (or none readable): no prompts, as sentence-transformers */
+    const json_t *prompts = json_object_get(j, "prompts");
+    const json_t *def = json_object_get(j, "default_prompt_name");
+    int rc = 0;
+    const char *key;
+    const json_t *v;
+    if (prompts && !json_is_null(prompts) && !json_is_object(prompts))
+        rc = err_set(e, ERR_FORMAT, "%s: 'prompts' must be an object of strings", path);
+    json_object_foreach((json_t *)prompts, key, v)
+        if (rc == 0 && !json_is_string(v))
+            rc = err_set(e, ERR_FORMAT, "%s: prompt '%s' is not a string", path, key);
+    if (rc == 0 && def && !json_is_null(def) && !json_is_string(def))
+        rc = err_set(e, ERR_FORMAT, "%s: 'default_prompt_name' must be a string or null", path);
+    if (rc == 0 && json_is_object(prompts)) {
+        out->by_name = json_incref((json_t *)prompts);
+        out->default_name = json_string_value(def);
+    }
+    out->file = rc == 0 ? j : NULL;
+    if (rc)
+        json_decref(j);
+    return rc;
+}
+
+void embeddings_prompts_fini(struct prompts *p)
+{
+    json_decref(p->by_name);
+    json_decref(p->file);
+    *p = (struct prompts){0};
+}
+
+int embeddings_pick_prompt(const struct prompts *p, const char *prompt_name, const char *prompt,
+                           const char **out, struct err *e)
+{
+    *out = NULL;
+    if (prompt) { /* a prompt given wins over a prompt_name */
+        *out = prompt;
+        return 0;
+    }
+    if (!prompt_name) {
+        if (p->default_name)
+            *out = json_string_value(json_object_get(p->by_name, p->default_name));
+        return 0;
+    }
+    const json_t *v = json_object_get(p->by_name, prompt_name);
+    if (v) {
+        *out = json_string_value(v);
+        return 0;
+    }
+    char keys[512] = "";
+    const char *key;
+    const json_t *any;
+    json_object_foreach((json_t *)p->by_name, key, any) {
+        size_t n = strlen(keys);
+        snprintf(keys + n, sizeof keys - n, "%s'%s'", n ? ", " : "", key);
+    }
+    return err_set(e, ERR_INVALID,
+                   "Prompt name '%.100s' not found in the configured prompts dictionary with keys "
+                   "[%s]",
+                   prompt_name, keys);
 }
 
 json_t *embeddings_to_json(const float *v, size_t n)

@@ -216,4 +216,22 @@ int embeddings_pool(const struct pooling_config *cfg, const float *hidden, const
 /* A JSON list of n floats. */
 json_t *embeddings_to_json(const float *v, size_t n);
 
+/* The prompts of config_sentence_transformers.json ("prompts": {name: text},
+ * "default_prompt_name"), as e5-mistral or Qwen3-Embedding ship them. */
+struct prompts {
+    json_t *by_name;          /* owned; NULL: none */
+    const char *default_name; /* borrowed from file; NULL: none */
+    json_t *file;             /* owned: what default_name points into */
+};
+/* Reads DIR/config_sentence_transformers.json (none: no prompts, 0); ERR_FORMAT when its
+ * prompts are not strings. */
+int embeddings_load_prompts(const char *dir, struct prompts *out, struct err *e);
+void embeddings_prompts_fini(struct prompts *p);
+/* The prompt a request asks for, as SentenceTransformer.encode picks it: prompt when given
+ * (prompt_name is then ignored), else the prompt of prompt_name (ERR_INVALID naming the
+ * prompts when there is none of that name), else the default prompt's; *out NULL (or "")
+ * means none. *out borrows from p or prompt. */
+int embeddings_pick_prompt(const struct prompts *p, const char *prompt_name, const char *prompt,
+                           const char **out, struct err *e);
+
 #endif

@@ -140,6 +140,7 @@ void pipeline_close(struct pipeline *p)
         for (size_t i = 0; i < p->out_width; i++)
             free(p->labels[i]);
     free(p->labels);
+    embeddings_prompts_fini(&p->prompts);
     encoder_free(p->m);
     tokenizer_free(p->tk);
     free(p);

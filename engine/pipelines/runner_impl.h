@@ -35,6 +35,7 @@ struct pipeline {
     struct pooling_config pooling; /* sentence-embeddings */
     const struct pooling_config *pool; /* &pooling when the task pools (its open hook), else NULL */
     size_t max_seq_length;         /* sentence-embeddings truncation length */
+    struct prompts prompts;        /* sentence-embeddings: the model's prompts */
 };
 
 /* One encoder row of a request. */

@@ -2,7 +2,7 @@
  * Inference API input forms it takes (a string, a pair, a QA example, a zero-shot object, a
  * list of them) turned into units, and the tokenizing of a unit when the plain tokenizer does
  * not do (token-classification's truncation, QA windows, zero-shot pairs, fill-mask's mask
- * check). The hooks are rows of the task table (task_table.c); runner.c calls them. */
+ * check); sentence-embeddings puts the prompt a request picks before its texts. The hooks are rows of the task table (task_table.c); runner.c calls them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +266,50 @@ int parse_feature_extraction(const struct pipeline *p, struct pipeline_request *
     return rc ? rc : strings_input(r, p->row->name, e);
 }
 
+/* v with prompt before it (a new string; v itself when it is not a string). */
+static json_t *prompted(const char *prompt, json_t *v)
+{
+    if (!json_is_string(v))
+        return json_incref(v);
+    size_t a = strlen(prompt), b = json_string_length(v);
+    char *buf = malloc(a + b + 1);
+    if (!buf)
+        return NULL;
+    memcpy(buf, prompt, a);
+    memcpy(buf + a, json_string_value(v), b);
+    json_t *out = json_stringn_nocheck(buf, a + b);
+    free(buf);
+    return out;
+}
+
+/* parameters.prompt / prompt_name, else the model's default prompt, put before every input
+ * string of r->inputs (the request's own copy), as SentenceTransformer.encode does. */
+static int apply_prompt(const struct pipeline *p, struct pipeline_request *r, struct err *e)
+{
+    const char *name = NULL, *given = NULL, *prompt = NULL;
+    int rc;
+    if ((rc = pipeline_param_string(r->parameters, "prompt_name", &name, e)) ||
+        (rc = pipeline_param_string(r->parameters, "prompt", &given, e)) ||
+        (rc = embeddings_pick_prompt(&p->prompts, name, given, &prompt, e)))
+        return rc;
+    if (!prompt || !*prompt)
+        return 0;
+    bool list = json_is_array(r->inputs);
+    size_t n = list ? json_array_size(r->inputs) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *one = prompted(prompt, list ? json_array_get(r->inputs, i) : r->inputs);
+        if (!one)
+            return err_set(e, ERR_NOMEM, "sentence-embeddings: out of memory");
+        if (!list) {
+            json_decref(r->inputs);
+            r->inputs = one;
+        } else if (json_array_set_new(r->inputs, i, one) != 0) {
+            return err_set(e, ERR_NOMEM, "sentence-embeddings: out of memory");
+        }
+    }
+    return 0;
+}
+
 int parse_sentence_embeddings(const struct pipeline *p, struct pipeline_request *r,
                               struct err *e)
 {
@@ -285,7 +329,8 @@ int parse_sentence_embeddings(const struct pipeline *p, struct pipeline_request 
         if (!json_is_null(json_object_get(r->parameters, "normalize")))
             r->normalize = norm;
     }
-    return strings_input(r, p->row->name, e);
+    int rc = apply_prompt(p, r, e);
+    return rc ? rc : strings_input(r, p->row->name, e);
 }
 
 /* ---- each task's tokenizing of a unit ---- */

@@ -13,8 +13,9 @@
 
 /* ---- open: a task's own files and what it needs beyond its head ---- */
 
-/* sentence-transformers: modules.json pooling (mean without one) and max_seq_length from
- * sentence_bert_config.json, else min(max_position_embeddings, model_max_length). */
+/* sentence-transformers: modules.json pooling (mean without one), max_seq_length from
+ * sentence_bert_config.json, else min(max_position_embeddings, model_max_length), and the
+ * prompts of config_sentence_transformers.json. */
 static int open_sentence_embeddings(struct pipeline *p, const char *dir, struct err *e)
 {
     int rc = embeddings_load_config(dir, &p->pooling, e);
@@ -40,7 +41,7 @@ static int open_sentence_embeddings(struct pipeline *p, const char *dir, struct 
         p->max_seq_length = (size_t)json_integer_value(v);
     json_decref(j);
     p->pool = &p->pooling;
-    return 0;
+    return embeddings_load_prompts(dir, &p->prompts, e);
 }
 
 static int fits_fill_mask(const struct pipeline *p, const char *dir, const char *task,
