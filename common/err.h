@@ -24,7 +24,7 @@ enum err_kind {
                            * passed or the server drains): the caller knows which */
 };
 
-#define ERR_MSG_SIZE 256
+#define ERR_MSG_SIZE 512
 
 struct err {
     int kind;

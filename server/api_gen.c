@@ -486,7 +486,7 @@ void gen_call_run(struct gen_call *g, size_t n, gen_done_fn done, const struct g
         call_suspend(c, gen_on_resume, g);
     size_t submitted = 0;
     int fail_kind = ERR_OK;
-    char fail_msg[320] = "";
+    char fail_msg[ERR_MSG_SIZE + 64] = "";
     for (size_t i = 0; i < n; i++) {
         struct gen_params p;
         struct err e = {0};

@@ -59,7 +59,7 @@ struct gen_out {
     bool done;
     enum gen_status status;
     enum gen_finish finish;
-    char error[256];
+    char error[ERR_MSG_SIZE];
     char *text; /* the final text (result.text), malloc'ed once done */
     size_t text_len;
     size_t n_generated;
@@ -122,7 +122,7 @@ struct gen_call {
     size_t n_done;
     bool submitting; /* gen_call_run's loop: the end waits for it */
     int fail_kind; /* a submit that failed, its error kind (answered once the others are done) */
-    char fail_msg[320];
+    char fail_msg[ERR_MSG_SIZE + 64];
     /* the answer */
     gen_done_fn done_fn;
     const struct gen_stream_ops *ops;

@@ -233,7 +233,7 @@ static void stream_last(struct gen_call *g, size_t i, const struct gen_token *t,
 static void stream_failed(struct gen_call *g, size_t i)
 {
     const struct gen_out *o = &g->out[i];
-    char msg[320];
+    char msg[ERR_MSG_SIZE + 64];
     switch (o->status) {
     case GEN_TIMEOUT: stream_error(g, "Request timed out during generation", "timeout"); break;
     case GEN_CANCELLED: stream_error(g, "Request cancelled", "generation"); break;

@@ -40,7 +40,7 @@ struct job {
     enum job_status status;
     json_t *result; /* JOB_OK: new reference, taken over by done's owner */
     int err_kind;
-    char error[256];
+    char error[ERR_MSG_SIZE];
     struct job *prev, *next;
 };
 

@@ -53,7 +53,7 @@ struct gen_req {
     struct gen_seq *seq; /* the generator's sequence (NULL: never admitted) */
     bool leaving;        /* leaves at the next step boundary with `status` */
     enum gen_status status;
-    char error[256]; /* GEN_FAILED */
+    char error[ERR_MSG_SIZE]; /* GEN_FAILED */
 };
 
 struct gen_sched {

@@ -103,7 +103,7 @@ enum gen_status {
 struct gen_result {
     enum gen_status status;
     enum gen_finish finish;
-    char error[256];  /* GEN_FAILED */
+    char error[ERR_MSG_SIZE]; /* GEN_FAILED */
     const char *text; /* the whole generated text, stop handling applied */
     size_t text_len;
     const int32_t *ids; /* generated ids (n_generated) */

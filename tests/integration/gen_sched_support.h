@@ -74,7 +74,7 @@ struct probe {
     long done_at;
     enum gen_status status;
     enum gen_finish finish;
-    char error[256];
+    char error[ERR_MSG_SIZE];
     char res_text[TEXT_CAP];
     size_t res_text_len;
     int32_t res_ids[MAX_GEN];

@@ -245,7 +245,7 @@ static const struct {
                                     "host, port, max_body_bytes, request_timeout_ms, api_keys, "
                                     "api_keys_file, api_keys_env, http_threads, max_connections, "
                                     "tls, work_threads, max_connections_per_ip, idle_timeout_ms, "
-                                    "...)"},
+                                    "read_timeout_ms, log_format, log_level, allow_partial_start)"},
     {"server:\n  tls: {chain: c}\n" MODELS,
      "t.yaml:2:9: unknown key 'chain' in server.tls (expected one of: cert, key)"},
     {MODELS "    batching:\n      max_delay: 5\n",
