@@ -52,6 +52,7 @@ struct tb_storage {
 
 /* ---- the zip source over the mmap ---- */
 
+/* libzip's source protocol: one command per call, answered as zip_source_function(3) says. */
 static zip_int64_t src_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
 {
     struct tb_file *f = ud;
