@@ -24,6 +24,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev make meson ninja-build pkg-config \
         libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev libdnnl-dev \
+        libzip-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . /src
@@ -40,7 +41,7 @@ FROM debian:12-slim AS runtime
 # curl serves the HEALTHCHECK (and kubectl exec debugging); libgomp1 is oneDNN's OpenMP runtime
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libjansson4 libutf8proc2 libpcre2-8-0 libyaml-0-2 libmicrohttpd12 libdnnl2 libgomp1 \
+        libjansson4 libutf8proc2 libpcre2-8-0 libyaml-0-2 libmicrohttpd12 libdnnl2 libgomp1 libzip4 \
         curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 inferd \

@@ -8,7 +8,7 @@
 set -eu
 PKGS="gcc make meson ninja-build pkg-config xz-utils ca-certificates
 libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev
-libdnnl-dev check libsubunit-dev libcurl4-openssl-dev libssl-dev"
+libdnnl-dev check libsubunit-dev libcurl4-openssl-dev libssl-dev libzip-dev"
 case "${1:-}" in
 --test) PKGS="prometheus openssl nginx valgrind" ;;
 --fuzz) PKGS="clang libclang-rt-14-dev libomp-14-dev" ;;

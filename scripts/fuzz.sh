@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build-fuzz}
 SECONDS_EACH=${2:-60}
 if [ $# -ge 2 ]; then shift 2; else shift $#; fi
-ALL="chat_template tokenizer config_yaml model_json safetensors gen_params pipeline"
+ALL="chat_template tokenizer config_yaml model_json safetensors gen_params pipeline pickle"
 HARNESSES=${*:-$ALL}
 
 # Largest input per harness, in bytes: room for the seeds and their growth, no more.

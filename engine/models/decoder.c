@@ -1,4 +1,4 @@
-/* decoder: loading GPT-2 and LLaMA-family checkpoints (config.json + safetensors) into struct
+/* decoder: loading GPT-2 and LLaMA-family checkpoints (config.json + weights) into struct
  * decoder, and the per-sequence KV caches; see models/decoder.h. The forward pass is
  * models/decoder_forward.c. The architectures are the rows of variants[]: a family and the
  * steps each adds to the LLaMA layer (struct dec_variant); what the config says (windows,
@@ -222,7 +222,7 @@ static int load_ends(struct decoder_model *d, struct weights *w, struct dnn_ctx 
         return rc;
     /* lm_head.weight is outside the base model's prefix; a tied checkpoint may still carry a
      * copy, which transformers replaces by the embeddings (so do we); a backbone takes none */
-    const struct tensor *head = safetensors_get(w->st, "lm_head.weight");
+    const struct tensor *head = checkpoint_get(w->ck, "lm_head.weight");
     if (!d->has_head || d->cfg.tie_word_embeddings) {
         if (head)
             weights_mark_used(w, head);

@@ -46,7 +46,7 @@ struct decoder_model;
 struct decoder_seq;
 struct decoder_run;
 
-/* Loads DIR (config.json + model.safetensors or shards). model_type one of
+/* Loads DIR (config.json + weights: loader/checkpoint.h). model_type one of
  * decoder_model_types; anything else is ERR_FORMAT naming it. Every tensor of the file must be used (or be
  * one of HF's known buffers, or a tied lm_head copy); a missing tensor or one whose shape
  * disagrees with config.json is ERR_FORMAT naming the tensor. dt picks the linears' arithmetic

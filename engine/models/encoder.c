@@ -233,7 +233,7 @@ static int load_embeddings(struct encoder *m, struct weights *w, struct dnn_ctx 
     int rc = weights_take(w, n, m->vocab, m->E, &m->word, e);
     /* as many positions as the file has (DeBERTa-v3: none, relative positions only) */
     snprintf(n, sizeof n, "%sembeddings.position_embeddings.weight", p);
-    const struct tensor *pt = safetensors_get(w->st, n);
+    const struct tensor *pt = checkpoint_get(w->ck, n);
     m->n_pos = pt ? pt->shape[0] : 0;
     if (rc == 0 && (!m->v->rel || m->v->rel->abs_positions(&m->cfg)))
         rc = weights_take(w, n, m->n_pos, m->E, &m->pos, e);

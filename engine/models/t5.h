@@ -55,7 +55,7 @@ struct t5_model;
 struct t5_seq;
 struct t5_run;
 
-/* Loads DIR (config.json + model.safetensors or shards), model_type "t5". Every tensor of
+/* Loads DIR (config.json + weights: loader/checkpoint.h), model_type "t5". Every tensor of
  * the file must be used (HF's tied copies encoder/decoder.embed_tokens.weight and a tied
  * lm_head.weight, and the unused EncDecAttention.relative_attention_bias of old checkpoints,
  * are accepted); a missing tensor or one whose shape disagrees with config.json is ERR_FORMAT

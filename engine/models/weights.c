@@ -9,13 +9,13 @@
 
 int weights_open(struct weights *w, struct err *e)
 {
-    w->st = NULL;
+    w->ck = NULL;
     w->used = NULL;
     w->n_used = 0;
-    int rc = safetensors_open(w->dir, &w->st, e);
+    int rc = checkpoint_open(w->dir, &w->ck, e);
     if (rc)
         return rc;
-    w->used = calloc(safetensors_count(w->st) + 1, 1);
+    w->used = calloc(checkpoint_count(w->ck) + 1, 1);
     if (!w->used) {
         weights_close(w);
         return err_set(e, ERR_NOMEM, "out of memory");
@@ -26,16 +26,16 @@ int weights_open(struct weights *w, struct err *e)
 void weights_close(struct weights *w)
 {
     free(w->used);
-    safetensors_close(w->st);
+    checkpoint_close(w->ck);
     w->used = NULL;
-    w->st = NULL;
+    w->ck = NULL;
 }
 
 const char *weights_pick_prefix(const struct weights *w, const char *prefix, const char *probe)
 {
     char name[320];
     snprintf(name, sizeof name, "%s%s", prefix, probe);
-    return safetensors_get(w->st, name) ? prefix : "";
+    return checkpoint_get(w->ck, name) ? prefix : "";
 }
 
 static _Thread_local struct {
@@ -51,12 +51,12 @@ void weights_set_progress(weights_progress_fn *fn, void *arg)
 
 void weights_mark_used(struct weights *w, const struct tensor *t)
 {
-    for (size_t i = 0; i < safetensors_count(w->st); i++)
-        if (safetensors_at(w->st, i) == t && !w->used[i]) {
+    for (size_t i = 0; i < checkpoint_count(w->ck); i++)
+        if (checkpoint_at(w->ck, i) == t && !w->used[i]) {
             w->used[i] = 1;
             w->n_used++;
             if (progress.fn)
-                progress.fn(progress.arg, w->n_used, safetensors_count(w->st));
+                progress.fn(progress.arg, w->n_used, checkpoint_count(w->ck));
         }
 }
 
@@ -74,7 +74,7 @@ int weights_take(struct weights *w, const char *name, int64_t rows, int64_t cols
 {
     char full[352]; /* prefix + name */
     snprintf(full, sizeof full, "%s%s", w->prefix, name);
-    const struct tensor *t = safetensors_get(w->st, full);
+    const struct tensor *t = checkpoint_get(w->ck, full);
     if (!t)
         return err_set(e, ERR_FORMAT, "%s: tensor '%s' is missing", w->dir, full);
     bool ok = cols ? (t->n_dims == 2 && t->shape[0] == rows && t->shape[1] == cols)
@@ -181,8 +181,8 @@ int weights_load_model(const char *dir, enum dtype_compute dt, struct dnn_ctx *c
 int weights_check_unused(const struct weights *w, const char *model,
                          weights_ignorable_fn *ignorable, const void *arg, struct err *e)
 {
-    for (size_t i = 0; i < safetensors_count(w->st); i++) {
-        const char *name = safetensors_at(w->st, i)->name;
+    for (size_t i = 0; i < checkpoint_count(w->ck); i++) {
+        const char *name = checkpoint_at(w->ck, i)->name;
         if (!w->used[i] && !(ignorable && ignorable(arg, name)))
             return err_set(e, ERR_FORMAT, "%s: tensor '%s' is not used by %s", w->dir, name, model);
     }

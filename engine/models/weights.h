@@ -1,5 +1,6 @@
 /* weights: what the model loaders (models/encoder.c, decoder.c, t5.c) share to turn a
- * checkpoint (config.json + safetensors) into their weights: the frame of a load (the model
+ * checkpoint (config.json + the weights in any format loader/checkpoint.h reads: safetensors,
+ * pytorch_model.bin) into their weights: the frame of a load (the model
  * allocated, the files opened and closed, the model freed on failure); a tensor fetched by its
  * HF name, checked against the shape config.json implies and converted to float; linears (one,
  * or several stacked along the output axis so that one matmul computes them all: q | k | v,
@@ -33,7 +34,7 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "loader/safetensors.h"
+#include "loader/checkpoint.h"
 #include "ops/ops.h"
 
 /* One checkpoint being loaded: dir is set before weights_open (weights_load_model does), prefix
@@ -41,7 +42,7 @@
 struct weights {
     const char *dir;        /* the model directory: where the files are, and for messages */
     char prefix[32];        /* put before every name asked for ("model." ...); "" by default */
-    struct safetensors *st; /* the file(s), open until weights_close */
+    struct checkpoint *ck;  /* the file(s), open until weights_close */
     char *used;             /* per tensor index: taken by the model */
     size_t n_used;          /* how many are */
 };
@@ -52,7 +53,8 @@ struct weights {
 typedef void weights_progress_fn(void *arg, size_t taken, size_t total);
 void weights_set_progress(weights_progress_fn *fn, void *arg);
 
-/* Opens dir's safetensors (see safetensors_open). On failure nothing stays open, but
+/* Opens dir's weights, whatever their format (see checkpoint_open). On failure nothing stays
+ * open, but
  * weights_close is still safe to call. */
 int weights_open(struct weights *w, struct err *e);
 
