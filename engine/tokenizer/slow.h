@@ -8,15 +8,16 @@
 #ifndef INFERD_TOKENIZER_SLOW_H
 #define INFERD_TOKENIZER_SLOW_H
 
-#include <jansson.h>
-
 #include "err.h"
+
+struct json_t; /* jansson's json_t */
 
 /* Converts the slow-tokenizer files of dir. On success *doc is a new tokenizer.json
  * document and *config the tokenizer_config.json to use with it (the file's, with the
  * special tokens filled in from special_tokens_map.json and the family's defaults); the
  * caller owns both. ERR_NOT_FOUND naming every file looked for when dir has none of
  * them; ERR_FORMAT for a malformed file. */
-int slow_tokenizer_convert(const char *dir, json_t **doc, json_t **config, struct err *e);
+int slow_tokenizer_convert(const char *dir, struct json_t **doc, struct json_t **config,
+                           struct err *e);
 
 #endif
