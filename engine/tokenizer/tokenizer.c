@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "loader/files.h"
+#include "slow.h"
 #include "tok.h"
 #include "unicode.h"
 #include "utf8.h"
@@ -1035,21 +1036,20 @@ static int parse_trunc_pad(struct tokenizer *tk, const json_t *root, struct err 
     return 0;
 }
 
-int tokenizer_from_json(const char *json, size_t len, const char *config_json, size_t config_len,
-                        struct tokenizer **out, struct err *e)
+/* Builds the tokenizer from a parsed tokenizer.json document and tokenizer_config.json
+ * (NULL when absent); takes both references. */
+static int tokenizer_from_doc(json_t *root, json_t *config, struct tokenizer **out,
+                              struct err *e)
 {
     *out = NULL;
-    json_error_t je;
-    json_t *root = json_loadb(json, len, 0, &je);
-    if (!root)
-        return err_set(e, ERR_FORMAT, "tokenizer.json: invalid JSON at line %d column %d: %s",
-                       je.line, je.column, je.text);
     struct tokenizer *tk = calloc(1, sizeof *tk);
     int rc = 0;
     if (!tk) {
         json_decref(root);
+        json_decref(config);
         return err_set(e, ERR_NOMEM, "out of memory");
     }
+    tk->config = config;
     vocab_init(&tk->added_vocab);
     tk->defaults.add_special_tokens = true;
     tk->defaults.truncate_early = true;
@@ -1081,19 +1081,8 @@ int tokenizer_from_json(const char *json, size_t len, const char *config_json, s
         (rc = decoder_new(j, &tk->decoder, e)) != 0)
         goto fail_prefix;
     if ((rc = prepare_added_patterns(tk, e)) != 0 || (rc = build_added_index(tk, e)) != 0 ||
-        (rc = mark_special(tk, e)) != 0 || (rc = parse_trunc_pad(tk, root, e)) != 0)
-        goto fail;
-    if (config_json) {
-        /* model_max_length is often a huge sentinel (1e30) that does not fit an int64. */
-        tk->config = json_loadb(config_json, config_len, JSON_DECODE_INT_AS_REAL, &je);
-        if (!json_is_object(tk->config)) {
-            rc = err_set(e, ERR_FORMAT,
-                         "tokenizer_config.json: invalid JSON at line %d column %d: %s", je.line,
-                         je.column, je.text);
-            goto fail;
-        }
-    }
-    if ((rc = resolve_pad(tk, e)) != 0)
+        (rc = mark_special(tk, e)) != 0 || (rc = parse_trunc_pad(tk, root, e)) != 0 ||
+        (rc = resolve_pad(tk, e)) != 0)
         goto fail;
     json_decref(root);
     *out = tk;
@@ -1104,6 +1093,30 @@ fail:
     json_decref(root);
     tokenizer_free(tk);
     return rc;
+}
+
+int tokenizer_from_json(const char *json, size_t len, const char *config_json, size_t config_len,
+                        struct tokenizer **out, struct err *e)
+{
+    *out = NULL;
+    json_error_t je;
+    json_t *root = json_loadb(json, len, 0, &je);
+    if (!root)
+        return err_set(e, ERR_FORMAT, "tokenizer.json: invalid JSON at line %d column %d: %s",
+                       je.line, je.column, je.text);
+    json_t *config = NULL;
+    if (config_json) {
+        /* model_max_length is often a huge sentinel (1e30) that does not fit an int64. */
+        config = json_loadb(config_json, config_len, JSON_DECODE_INT_AS_REAL, &je);
+        if (!json_is_object(config)) {
+            json_decref(root);
+            json_decref(config);
+            return err_set(e, ERR_FORMAT,
+                           "tokenizer_config.json: invalid JSON at line %d column %d: %s",
+                           je.line, je.column, je.text);
+        }
+    }
+    return tokenizer_from_doc(root, config, out, e);
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -1128,6 +1141,16 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
+/* No tokenizer.json: what transformers converts from the slow-tokenizer files. */
+static int load_slow(const char *dir, struct tokenizer **out, struct err *e)
+{
+    json_t *doc, *config;
+    int rc = slow_tokenizer_convert(dir, &doc, &config, e);
+    if (rc == 0 && (rc = tokenizer_from_doc(doc, config, out, e)) != 0)
+        err_prefix(e, "%s (converted from slow-tokenizer files): ", dir);
+    return rc;
+}
+
 int tokenizer_load(const char *dir, struct tokenizer **out, struct err *e)
 {
     char path[4096];
@@ -1135,6 +1158,8 @@ int tokenizer_load(const char *dir, struct tokenizer **out, struct err *e)
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     errno = 0;
     char *json = slurp(path, &len);
+    if (!json && errno == ENOENT)
+        return load_slow(dir, out, e);
     if (!json)
         return errno ? files_error(path, errno, e) : err_set(e, ERR_IO, "%s: cannot read", path);
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);

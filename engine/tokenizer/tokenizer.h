@@ -1,6 +1,8 @@
 /* tokenizer: Hugging Face `tokenizers` 0.23 in C. Loads a tokenizer.json (and the
  * tokenizer_config.json beside it), encodes text or text pairs to ids, token strings,
  * type ids, masks and code-point offsets exactly as HF does, and decodes ids back.
+ * A directory with only slow-tokenizer files (vocab.txt, vocab.json + merges.txt) is
+ * converted the way transformers converts it (slow.c).
  * A loaded tokenizer is immutable: encode and decode may run from many threads.
  *
  *     struct tokenizer *tk;
@@ -77,7 +79,9 @@ struct tokenizer_params {
 
 struct tokenizer;
 
-/* Loads DIR/tokenizer.json (required) and DIR/tokenizer_config.json (optional). */
+/* Loads DIR/tokenizer.json and DIR/tokenizer_config.json (optional). Without
+ * tokenizer.json, converts DIR's slow-tokenizer files as transformers does (slow.h);
+ * with neither, ERR_NOT_FOUND naming the files looked for. */
 int tokenizer_load(const char *dir, struct tokenizer **out, struct err *e);
 /* Builds a tokenizer from tokenizer.json text; config_json may be NULL. */
 int tokenizer_from_json(const char *json, size_t len, const char *config_json, size_t config_len,

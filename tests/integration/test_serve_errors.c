@@ -664,7 +664,9 @@ START_TEST(strict_start_missing_tokenizer)
     free(yaml);
     char want[1024];
     snprintf(want, sizeof want,
-             "inferd: model ner failed to load: %s/tokenizer.json: no such file\n", dir);
+             "inferd: model ner failed to load: %s/tokenizer.json: no such file, nor "
+             "slow-tokenizer files (vocab.txt, vocab.json + merges.txt)\n",
+             dir);
     expect_start_fails(d, NULL, want, "a missing tokenizer.json");
     daemon_stop(d);
 }

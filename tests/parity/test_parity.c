@@ -2,11 +2,15 @@
  * tokenizer, every refs-dev.json entry (computed by `tokenizers` 0.23.2 through
  * transformers 5.17) must match exactly: ids with and without special tokens, token
  * strings, code-point offsets and the decoded text. pairs-dev.json checks text pairs
- * with truncation only_second, stride windows and max_length padding. */
+ * with truncation only_second, stride windows and max_length padding. The same checks run
+ * on tokenizers-slow.tar.xz: the fixtures as slow-tokenizer files only (no tokenizer.json),
+ * converted at load, against transformers' references for those files. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "suites.h"
 #include "support/support.h"
@@ -65,10 +69,9 @@ static bool same_offsets(const struct encoding *enc, const json_t *want, char *w
     return true;
 }
 
-START_TEST(refs_dev)
+/* Every refs-dev.json entry of dir against its tokenizer; name labels the messages. */
+static void check_refs(const char *name, const char *dir)
 {
-    const char *name = names[_i];
-    const char *dir = fixture_tokenizer(name);
     struct tokenizer *tk;
     struct err e = {0};
     ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
@@ -140,12 +143,16 @@ START_TEST(refs_dev)
     tokenizer_free(tk);
     ck_assert_msg(failures == 0, "%s: %d entries differ; first: %s", name, failures, first);
 }
+
+START_TEST(refs_dev)
+{
+    check_refs(names[_i], fixture_tokenizer(names[_i]));
+}
 END_TEST
 
 /* Question/context pairs as the question-answering pipeline encodes them. */
-START_TEST(pairs_dev)
+static void check_pairs(const char *dir)
 {
-    const char *dir = fixture_tokenizer("bert-uncased");
     struct tokenizer *tk;
     struct err e = {0};
     ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
@@ -208,6 +215,131 @@ START_TEST(pairs_dev)
     json_decref(refs);
     tokenizer_free(tk);
 }
+
+START_TEST(pairs_dev)
+{
+    check_pairs(fixture_tokenizer("bert-uncased"));
+}
+END_TEST
+
+/* ---- tokenizers converted from slow-tokenizer files (no tokenizer.json) ---- */
+
+/* tokenizers-slow.tar.xz: the fixtures above as vocab.txt / vocab.json + merges.txt /
+ * sentencepiece models, with transformers' references for those files
+ * (tools/refgen/slow_tokenizers.py). */
+static const char *const slow_names[] = {"bert-uncased", "gpt2", "roberta"};
+
+static const char *slow_dir(const char *name)
+{
+    static char path[700];
+    snprintf(path, sizeof path, "%s/tokenizers-slow/%s", fixture_dir("tokenizers-slow.tar.xz"),
+             name);
+    return path;
+}
+
+START_TEST(slow_refs_dev)
+{
+    const char *dir = slow_dir(slow_names[_i]);
+    char path[800];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    ck_assert_msg(access(path, F_OK) != 0, "%s exists", path);
+    check_refs(slow_names[_i], dir);
+}
+END_TEST
+
+/* pairs-dev.json: text pairs without truncation (the converter's pair template). */
+START_TEST(slow_pairs_dev)
+{
+    const char *dir = slow_dir(slow_names[_i]);
+    struct tokenizer *tk;
+    struct err e = {0};
+    ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
+    json_t *refs = fixture_json(dir, "pairs-dev.json");
+    ck_assert_int_ge(json_array_size(refs), 10);
+    size_t i;
+    json_t *ref;
+    json_array_foreach(refs, i, ref)
+    {
+        const json_t *a = json_object_get(ref, "text"), *b = json_object_get(ref, "pair");
+        struct tokenizer_params p = tokenizer_params_default(tk);
+        struct encodings out = {0};
+        ck_assert_msg(tokenizer_encode(tk, json_string_value(a), json_string_length(a),
+                                       json_string_value(b), json_string_length(b), &p, &out,
+                                       &e) == 0,
+                      "%s", e.msg);
+        const struct encoding *enc = &out.v[0];
+        int32_t *types = malloc((enc->n + 1) * sizeof *types);
+        for (size_t k = 0; k < enc->n; k++)
+            types[k] = (int32_t)enc->type_ids[k];
+        char why[512];
+        ck_assert_msg(same_ids(enc->ids, enc->n, json_object_get(ref, "ids"), why, sizeof why),
+                      "%s pair %zu ids: %s", slow_names[_i], i, why);
+        ck_assert_msg(same_ids(types, enc->n, json_object_get(ref, "type_ids"), why, sizeof why),
+                      "%s pair %zu type ids: %s", slow_names[_i], i, why);
+        ck_assert_msg(same_offsets(enc, json_object_get(ref, "offsets"), why, sizeof why),
+                      "%s pair %zu: %s", slow_names[_i], i, why);
+        free(types);
+        encodings_fini(&out);
+    }
+    json_decref(refs);
+    tokenizer_free(tk);
+}
+END_TEST
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Neither tokenizer.json nor any slow file: ERR_NOT_FOUND naming what was looked for. */
+START_TEST(slow_none_is_a_clear_error)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/no-tokenizer", temp_dir());
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    write_text(dir, "tokenizer_config.json", "{\"tokenizer_class\": \"BertTokenizer\"}");
+    struct tokenizer *tk = NULL;
+    struct err e = {0};
+    ck_assert_int_eq(tokenizer_load(dir, &tk, &e), ERR_NOT_FOUND);
+    ck_assert_ptr_null(tk);
+    const char *const named[] = {"tokenizer.json", "vocab.txt", "vocab.json",
+                                        "merges.txt", dir};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        ck_assert_msg(strstr(e.msg, named[i]) != NULL, "'%s' not in: %s", named[i], e.msg);
+}
+END_TEST
+
+/* Malformed slow files are ERR_FORMAT naming the file and line. */
+START_TEST(slow_malformed_files)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/bad-merges", temp_dir());
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    write_text(dir, "vocab.json", "{\"a\": 0, \"b\": 1, \"ab\": 2}");
+    write_text(dir, "merges.txt", "#version: 0.2\na b\na b c\n");
+    struct tokenizer *tk = NULL;
+    struct err e = {0};
+    ck_assert_int_eq(tokenizer_load(dir, &tk, &e), ERR_FORMAT);
+    ck_assert_msg(strstr(e.msg, "merges.txt: line 3") != NULL, "%s", e.msg);
+    write_text(dir, "merges.txt", "a b\n");
+    write_text(dir, "vocab.json", "[1, 2]");
+    ck_assert_int_eq(tokenizer_load(dir, &tk, &e), ERR_FORMAT);
+    ck_assert_msg(strstr(e.msg, "vocab.json") != NULL, "%s", e.msg);
+    write_text(dir, "vocab.json", "{\"a\": 0, \"b\": 1, \"ab\": 2}");
+    ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
+    struct tokenizer_params p = tokenizer_params_default(tk);
+    struct encodings out = {0};
+    ck_assert_int_eq(tokenizer_encode(tk, "ab", 2, NULL, 0, &p, &out, &e), 0);
+    ck_assert_uint_eq(out.v[0].n, 1);
+    ck_assert_int_eq(out.v[0].ids[0], 2);
+    encodings_fini(&out);
+    tokenizer_free(tk);
+}
 END_TEST
 
 Suite *suite_parity(void)
@@ -217,6 +349,13 @@ Suite *suite_parity(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, refs_dev, 0, (int)(sizeof names / sizeof names[0]));
     tcase_add_test(tc, pairs_dev);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("slow_tokenizers");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, slow_refs_dev, 0, (int)(sizeof slow_names / sizeof slow_names[0]));
+    tcase_add_loop_test(tc, slow_pairs_dev, 0, (int)(sizeof slow_names / sizeof slow_names[0]));
+    tcase_add_test(tc, slow_none_is_a_clear_error);
+    tcase_add_test(tc, slow_malformed_files);
     suite_add_tcase(s, tc);
     return s;
 }

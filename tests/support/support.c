@@ -22,13 +22,13 @@
 
 const char *fixture_dir(const char *archive)
 {
-    static char dirs[8][512];
-    static char names[8][128];
+    static char dirs[12][512];
+    static char names[12][128];
     static int n;
     for (int i = 0; i < n; i++)
         if (strcmp(names[i], archive) == 0)
             return dirs[i];
-    if (n == 8) {
+    if (n == 12) {
         fprintf(stderr, "fixture_dir: too many archives\n");
         abort();
     }

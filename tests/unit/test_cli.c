@@ -285,7 +285,10 @@ START_TEST(run_bad_model_messages)
     snprintf(args, sizeof args, "run --model '%s' --task text-classification", dir);
     r = run_inferd(args, "{\"inputs\": \"a\"}\n");
     ck_assert_int_eq(r.status, 1);
-    snprintf(want, sizeof want, "inferd run: %s/tokenizer.json: no such file\n", dir);
+    snprintf(want, sizeof want,
+             "inferd run: %s/tokenizer.json: no such file, nor slow-tokenizer files (vocab.txt, "
+             "vocab.json + merges.txt)\n",
+             dir);
     ck_assert_str_eq(r.err, want);
     ran_free(&r);
     copy_free(dir);
