@@ -68,6 +68,11 @@ static void cache_reset(void *cache)
     decoder_seq_reset(cache);
 }
 
+static int cache_copy(void *dst, const void *src, struct err *e)
+{
+    return decoder_seq_copy(dst, src, e);
+}
+
 static void run_free(void *run_)
 {
     struct dec_run *r = run_;
@@ -192,6 +197,7 @@ const struct gen_kind gen_kind_decoder = {
     .cache_new = cache_new,
     .cache_free = cache_free,
     .cache_reset = cache_reset,
+    .cache_copy = cache_copy,
     .run_new = run_new,
     .run_free = run_free,
     .step = step,

@@ -28,6 +28,8 @@ struct gen_kind {
     int (*cache_new)(const struct gen_model *m, int max_total, void **out, struct err *e);
     void (*cache_free)(void *cache);
     void (*cache_reset)(void *cache);
+    /* dst becomes a copy of src's cached state (a forked beam) */
+    int (*cache_copy)(void *dst, const void *src, struct err *e);
     /* the stepping thread's buffers for lim (activations, the step's arrays) */
     void *(*run_new)(const struct generator_limits *lim);
     void (*run_free)(void *run);
@@ -79,7 +81,14 @@ struct gen_seq {
     int32_t *ids; /* (params->max_new_tokens) generated */
     size_t n_ids;
     float *prompt_logprobs; /* (n_prompt) with decoder_input_details */
+    /* a beam of a beam search (gen_beam.c): gen_seq_emit keeps its logits row there instead
+     * of sampling; no sampler, stopper or ids */
+    struct gen_beam *beam;
+    int beam_index;
 };
+
+/* gen_beam.c: where gen_seq_emit puts a beam's logits row. */
+void gen_beam_keep_row(struct gen_beam *b, int index, const float *logits);
 
 /* Samples s's next token from logits (modified in place: the step's own memory), runs it
  * through the stopper and reports it. */

@@ -72,6 +72,11 @@ static void cache_reset(void *cache)
     t5_seq_reset(cache);
 }
 
+static int cache_copy(void *dst, const void *src, struct err *e)
+{
+    return t5_seq_copy(dst, src, e);
+}
+
 static void run_free(void *run_)
 {
     struct t5_gen_run *r = run_;
@@ -205,6 +210,7 @@ const struct gen_kind gen_kind_t5 = {
     .cache_new = cache_new,
     .cache_free = cache_free,
     .cache_reset = cache_reset,
+    .cache_copy = cache_copy,
     .run_new = run_new,
     .run_free = run_free,
     .step = step,

@@ -211,6 +211,10 @@ void gen_seq_prompt_logprobs(struct gen_seq *s, const float *rows, int k, int V)
 
 void gen_seq_emit(struct generator *g, struct gen_seq *s, float *logits, double now)
 {
+    if (s->beam) {
+        gen_beam_keep_row(s->beam, s->beam_index, logits);
+        return;
+    }
     struct gen_event *ev = &g->ev;
     int32_t id = sampler_sample(s->sampler, logits, &ev->token);
     s->ids[s->n_ids++] = id;

@@ -200,4 +200,41 @@ void gen_seq_free(struct gen_seq *s);
 void generator_step(struct generator *g, struct gen_seq *const *seqs, size_t n,
                     size_t prefill_budget, gen_step_fn fn, void *arg, struct gen_step_stats *stats);
 
+/* ---- beam search (gen_beam.c) ---------------------------------------------------------- */
+
+/* A beam search request (params->num_beams > 1; greedy, beam.h's semantics) owns num_beams
+ * sequences, each with its own cache: it takes num_beams of the generator's max_seqs. Its
+ * first step runs beam 0 alone (every beam holds the same input); then all of them, every
+ * step. After each generator_step, gen_beam_advance picks the new beams and reorders the
+ * caches: a beam continued by one new beam keeps its cache (moved, no copy), one continued by
+ * several is copied into the caches of the beams nobody continues. No token events: the
+ * results come at the end (a stream has nothing to show before).
+ *
+ *     gen_beam_start(g, ids, n, &params, req, &b, &e);
+ *     while (!gen_beam_done(b)) {
+ *         size_t k = gen_beam_seqs(b, seqs);          // with other requests' sequences
+ *         generator_step(g, seqs, k, budget, fn, arg, &stats);
+ *         gen_beam_advance(g, b, &e);
+ *     }
+ *     for (i < gen_beam_n_results(b)) gen_beam_result(b, i, &ids, &n, &score);
+ *     gen_beam_retire(g, b); gen_beam_free(b); */
+struct gen_beam;
+int gen_beam_start(struct generator *g, const int32_t *prompt, size_t n_prompt,
+                   const struct gen_params *p, void *user, struct gen_beam **out,
+                   struct err *e);
+/* The sequences to give this step (up to num_beams written); 0 once done. */
+size_t gen_beam_seqs(struct gen_beam *b, struct gen_seq **out);
+/* After a step that gave gen_beam_seqs': the beam search step and the caches' reordering
+ * (no-op while the first step's prompt is still being fed). ERR_NOMEM when a fork could not
+ * be copied (the search is then done, without results). */
+int gen_beam_advance(struct generator *g, struct gen_beam *b, struct err *e);
+bool gen_beam_done(const struct gen_beam *b);
+size_t gen_beam_n_results(const struct gen_beam *b);
+/* Result i (best first): the generated ids (an encoder-decoder's without its start token)
+ * and the sequence score (transformers' sequences_scores). */
+void gen_beam_result(const struct gen_beam *b, size_t i, const int32_t **ids, size_t *n,
+                     float *score);
+void gen_beam_retire(struct generator *g, struct gen_beam *b);
+void gen_beam_free(struct gen_beam *b);
+
 #endif

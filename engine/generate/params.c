@@ -14,6 +14,11 @@ void gen_params_init(struct gen_params *p, const struct gen_config *cfg)
     p->repetition_penalty = 1.0;
     p->best_of = 1;
     p->n = 1;
+    p->num_beams = 1;
+    p->num_return_sequences = 1;
+    p->length_penalty = 1.0;
+    p->forced_bos_token_id = -1;
+    p->forced_eos_token_id = -1;
     if (cfg) {
         memcpy(p->eos_token_ids, cfg->eos_token_ids, sizeof p->eos_token_ids);
         p->n_eos_token_ids = cfg->n_eos_token_ids;

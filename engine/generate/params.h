@@ -41,6 +41,14 @@ enum gen_logprobs_mode {
     GEN_LOGPROBS_RAW,       /* log_softmax of the model's logits (vLLM's default) */
 };
 
+/* transformers' early_stopping: false (a heuristic on the current length), true (stop once
+ * num_beams hypotheses are finished), "never" (the canonical bound). */
+enum gen_early_stopping {
+    GEN_EARLY_STOP_FALSE,
+    GEN_EARLY_STOP_TRUE,
+    GEN_EARLY_STOP_NEVER,
+};
+
 /* generation_config.json: the values present in the file (has_* false when absent or null). */
 struct gen_config {
     bool has_do_sample, has_temperature, has_top_k, has_top_p, has_typical_p;
@@ -103,6 +111,17 @@ struct gen_params {
     bool watermark;     /* TGI watermark (only false: true is refused, not implemented) */
     bool stream;        /* OpenAI stream */
     bool include_usage; /* OpenAI stream_options.include_usage */
+
+    /* beam search (beam.h; transformers 4.x generate with num_beams > 1, greedy only) */
+    uint32_t num_beams;            /* 1 = no beam search */
+    uint32_t num_return_sequences; /* the best finished hypotheses returned (<= num_beams) */
+    double length_penalty;         /* a hypothesis scores sum_logprobs / length^penalty */
+    enum gen_early_stopping early_stopping;
+    uint32_t no_repeat_ngram_size; /* 0 = off; n-grams of the decoder's input_ids */
+    uint32_t min_length;           /* eos banned while input_ids are shorter; 0 = off */
+    uint32_t min_new_tokens;       /* eos banned before this many new tokens; 0 = off */
+    int32_t forced_bos_token_id;   /* -1 = off: the first generated token (encoder-decoder) */
+    int32_t forced_eos_token_id;   /* -1 = off: the token at max length */
 };
 
 /* Neutral values: greedy, every processor off (temperature, top_p, typical_p and

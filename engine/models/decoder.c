@@ -560,6 +560,25 @@ void decoder_seq_free(struct decoder_seq *s)
     free(s);
 }
 
+int decoder_seq_copy(struct decoder_seq *dst, const struct decoder_seq *src, struct err *e)
+{
+    const struct decoder_model *d = src->d;
+    int rc = decoder_seq_reserve(dst, src->len, e);
+    if (rc)
+        return rc;
+    /* the key blocks holding positions < len are a prefix of the blocked layout */
+    size_t k_n = kv_key_cache_floats(src->len, d->n_kv_heads, d->head_dim);
+    size_t v_n = (size_t)src->len * (size_t)d->kv_dim;
+    for (int l = 0; l < d->n_layers; l++) {
+        memcpy(dst->k[l], src->k[l], k_n * sizeof(float));
+        memcpy(dst->v[l], src->v[l], v_n * sizeof(float));
+    }
+    if (d->rope_switch > 0 && src->len > 0)
+        memcpy(dst->ids, src->ids, (size_t)src->len * sizeof *src->ids);
+    dst->len = src->len;
+    return 0;
+}
+
 void decoder_seq_reset(struct decoder_seq *s)
 {
     s->len = 0;

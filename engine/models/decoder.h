@@ -78,6 +78,9 @@ int decoder_seq_new(const struct decoder_model *d, int max_tokens, struct decode
 void decoder_seq_free(struct decoder_seq *s);
 /* Empties the cache (O(1), memory kept): the slot can take a new sequence. */
 void decoder_seq_reset(struct decoder_seq *s);
+/* dst becomes a copy of src's cached positions (only those: a beam forked from another);
+ * both of one model. ERR_NOMEM / ERR_TOO_LARGE when dst cannot hold them (dst unchanged). */
+int decoder_seq_copy(struct decoder_seq *dst, const struct decoder_seq *src, struct err *e);
 /* Tokens in the cache: the position the next token will take. */
 int decoder_seq_len(const struct decoder_seq *s);
 int decoder_seq_max_tokens(const struct decoder_seq *s);

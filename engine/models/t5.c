@@ -409,6 +409,21 @@ void t5_seq_free(struct t5_seq *s)
     free(s);
 }
 
+int t5_seq_copy(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
+{
+    int rc = t5_seq_reserve(dst, src->in_len, src->len, e);
+    if (rc)
+        return rc;
+    size_t row = 2 * (size_t)src->m->inner;
+    for (int l = 0; l < src->m->n_dec; l++) {
+        memcpy(dst->cross[l], src->cross[l], (size_t)src->in_len * row * sizeof(float));
+        memcpy(dst->self[l], src->self[l], (size_t)src->len * row * sizeof(float));
+    }
+    dst->in_len = src->in_len;
+    dst->len = src->len;
+    return 0;
+}
+
 void t5_seq_reset(struct t5_seq *s)
 {
     s->in_len = 0;

@@ -92,6 +92,9 @@ int t5_seq_new(const struct t5_model *m, int max_input_tokens, int max_output_to
 void t5_seq_free(struct t5_seq *s);
 /* Forgets the input and the decoder tokens (O(1), memory kept): the slot is free. */
 void t5_seq_reset(struct t5_seq *s);
+/* dst becomes a copy of src (its encoded input and cached decoder positions: a beam forked
+ * from another); ERR_NOMEM / ERR_TOO_LARGE when dst cannot hold them. */
+int t5_seq_copy(struct t5_seq *dst, const struct t5_seq *src, struct err *e);
 /* Input ids encoded (0: not encoded yet), decoder tokens cached. */
 int t5_seq_input_len(const struct t5_seq *s);
 int t5_seq_len(const struct t5_seq *s);
