@@ -19,12 +19,13 @@
 
 # ---- build stage: compilers and -dev packages, then the release binary (tests off) ----
 FROM debian:12-slim AS build
-# the build half of scripts/deps.sh's PKGS (no Check, libcurl or prometheus: tests are off)
+# the build half of scripts/deps.sh's PKGS (no Check or prometheus: tests are off; libcurl and
+# OpenSSL's libcrypto for the Hub client, libzip for pytorch_model.bin checkpoints)
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev make meson ninja-build pkg-config \
         libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev libdnnl-dev \
-        libzip-dev \
+        libzip-dev libcurl4-openssl-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . /src
@@ -42,7 +43,7 @@ FROM debian:12-slim AS runtime
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libjansson4 libutf8proc2 libpcre2-8-0 libyaml-0-2 libmicrohttpd12 libdnnl2 libgomp1 libzip4 \
-        curl \
+        libcurl4 libssl3 curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 inferd \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
