@@ -15,6 +15,7 @@
 #include "pipelines/pipeline.h"
 #include "pipelines/runner.h"
 #include "suites.h"
+#include "support/pipeline_env.h"
 #include "support/support.h"
 
 #define TOL 1e-4
@@ -102,33 +103,6 @@ START_TEST(hidden_states_alone_and_padded)
 }
 END_TEST
 
-struct env {
-    struct pipeline_worker *w;
-    struct pipeline *p;
-};
-
-static void env_open(struct env *v, const char *model, const char *task, enum dtype_compute dt)
-{
-    struct err e = {0};
-    ck_assert_msg(pipeline_worker_new(2, &v->w, &e) == 0, "%s", e.msg);
-    ck_assert_msg(pipeline_open(fixture_model(model), task, dt, 2, &v->p, &e) == 0, "%s %s: %s",
-                  model, task, e.msg);
-}
-
-static void env_close(struct env *v)
-{
-    pipeline_close(v->p);
-    pipeline_worker_free(v->w);
-}
-
-static json_t *run_ok(const struct env *v, const json_t *inputs, const json_t *params,
-                      const char *what)
-{
-    json_t *out = NULL;
-    struct err e = {0};
-    ck_assert_msg(pipeline_run(v->p, v->w, inputs, params, &out, &e) == 0, "%s: %s", what, e.msg);
-    return out;
-}
 
 /* The largest |a - b| over two JSON lists of numbers (nested once or not at all). */
 static double json_diff(const json_t *a, const json_t *b)
@@ -167,7 +141,7 @@ static json_t *texts_of(const json_t *entries, const char *pname, json_t **want)
 START_TEST(sentence_embeddings_match)
 {
     struct env v;
-    env_open(&v, "mistral-embed", "sentence-embeddings", DTYPE_COMPUTE_F32);
+    env_open_dt(&v, "mistral-embed", "sentence-embeddings", DTYPE_COMPUTE_F32);
     json_t *refs = fixture_json(fixture_model("mistral-embed"), "refs-dev.json");
     char pooling[64];
     pipeline_pooling_name(v.p, pooling, sizeof pooling);
@@ -190,7 +164,7 @@ START_TEST(sentence_embeddings_match)
         json_decref(want);
     }
     env_close(&v);
-    env_open(&v, "mistral-embed", "feature-extraction", DTYPE_COMPUTE_F32);
+    env_open_dt(&v, "mistral-embed", "feature-extraction", DTYPE_COMPUTE_F32);
     size_t i;
     json_t *x;
     json_array_foreach(json_object_get(refs, "feature_extraction_pipeline"), i, x)
@@ -212,7 +186,7 @@ END_TEST
 START_TEST(prompted_embeddings_match)
 {
     struct env v;
-    env_open(&v, "mistral-embed", "sentence-embeddings", DTYPE_COMPUTE_F32);
+    env_open_dt(&v, "mistral-embed", "sentence-embeddings", DTYPE_COMPUTE_F32);
     const char *dir = fixture_model("mistral-embed");
     json_t *refs = fixture_json(dir, "refs-dev.json");
     json_t *st = fixture_json(dir, "config_sentence_transformers.json");
@@ -310,7 +284,7 @@ static const struct {
 START_TEST(reduced_precision)
 {
     struct env v;
-    env_open(&v, "mistral-embed", "sentence-embeddings", reduced[_i].dt);
+    env_open_dt(&v, "mistral-embed", "sentence-embeddings", reduced[_i].dt);
     json_t *refs = fixture_json(fixture_model("mistral-embed"), "refs-dev.json");
     json_t *want, *texts = texts_of(json_object_get(refs, "sentence_embeddings"), NULL, &want);
     json_t *got = run_ok(&v, texts, NULL, reduced[_i].name);
@@ -332,7 +306,7 @@ START_TEST(causal_lm_checkpoint_embeds)
 {
     static const char *const names[] = {"qwen3-lm", "qwen3-lm-untied"};
     struct env v;
-    env_open(&v, names[_i], "sentence-embeddings", DTYPE_COMPUTE_F32);
+    env_open_dt(&v, names[_i], "sentence-embeddings", DTYPE_COMPUTE_F32);
     json_t *one = json_string("Hello world!");
     json_t *two = json_pack("[s, s]", "Hello world!", "a longer text than the first one is");
     json_t *a = run_ok(&v, one, NULL, "alone"), *b = run_ok(&v, two, NULL, "batch");

@@ -17,6 +17,7 @@
 #include "pipelines/runner.h"
 #include "suites.h"
 #include "support/model_variant.h"
+#include "support/pipeline_env.h"
 #include "support/support.h"
 
 /* the last one has no refs "batch" */
@@ -31,24 +32,11 @@ static const char *const models[] = {
  * states alike (see reduced_precision_runs) */
 #define TOL_REDUCED 0.1
 
-static size_t flatten(const json_t *j, float *out, size_t cap)
-{
-    if (json_is_number(j)) {
-        if (cap)
-            out[0] = (float)json_number_value(j);
-        return 1;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < json_array_size(j); i++)
-        n += flatten(json_array_get(j, i), out ? out + n : NULL, cap > n ? cap - n : 0);
-    return n;
-}
-
 /* max |got[k] - want[k]| over the flattened want (n values expected). */
 static double worst_of(const float *got, const json_t *want, size_t n)
 {
     float *w = malloc((n + 1) * sizeof *w);
-    ck_assert_uint_eq(flatten(want, w, n), n);
+    ck_assert_uint_eq(json_flatten(want, w, n), n);
     double worst = 0;
     for (size_t k = 0; k < n; k++)
         worst = fmax(worst, fabs((double)got[k] - w[k]));
@@ -93,7 +81,7 @@ static void values_add(struct values *v, const float *got, const json_t *want, s
         v->want = realloc(v->want, v->cap * sizeof *v->want);
     }
     memcpy(v->got + v->n, got, n * sizeof *got);
-    ck_assert_uint_eq(flatten(want, v->want + v->n, n), n);
+    ck_assert_uint_eq(json_flatten(want, v->want + v->n, n), n);
     v->n += n;
 }
 
@@ -281,9 +269,9 @@ START_TEST(mpnet_embed_pipelines)
             ck_assert_msg(pipeline_run(p, w, in, json_object_get(x, "parameters"), &got, &e) == 0,
                           "%s", e.msg);
             const json_t *want = json_object_get(x, runs[r].out);
-            size_t n = flatten(want, NULL, 0);
+            size_t n = json_flatten(want, NULL, 0);
             float *g = malloc(n * sizeof *g);
-            ck_assert_uint_eq(flatten(got, g, n), n);
+            ck_assert_uint_eq(json_flatten(got, g, n), n);
             double worst = worst_of(g, want, n);
             ck_assert_msg(worst <= 1e-4, "%s[%zu]: max error %.3g", runs[r].key, i, worst);
             free(g);

@@ -16,29 +16,17 @@
 #include "pipelines/pipeline.h"
 #include "pipelines/runner.h"
 #include "suites.h"
+#include "support/pipeline_env.h"
 #include "support/support.h"
 
 #define TOL 1e-4
 
-/* Flattens nested JSON arrays of numbers into out (at most cap); returns the count. */
-static size_t flatten(const json_t *j, float *out, size_t cap)
-{
-    if (json_is_number(j)) {
-        if (cap)
-            out[0] = (float)json_number_value(j);
-        return 1;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < json_array_size(j); i++)
-        n += flatten(json_array_get(j, i), out ? out + n : NULL, cap > n ? cap - n : 0);
-    return n;
-}
 
 /* The largest |got[i] - want| over the flattened want. */
 static double worst_diff(const float *got, const json_t *want, size_t expect_n)
 {
     static float w[1 << 16];
-    size_t n = flatten(want, w, sizeof w / sizeof w[0]);
+    size_t n = json_flatten(want, w, sizeof w / sizeof w[0]);
     ck_assert_uint_eq(n, expect_n);
     double worst = 0;
     for (size_t i = 0; i < n; i++)
@@ -282,33 +270,6 @@ static void assert_close(const json_t *got, const json_t *want, double tol, cons
                   why);
 }
 
-struct env {
-    struct pipeline_worker *w;
-    struct pipeline *p;
-};
-
-static void env_open(struct env *v, const char *model, const char *task, enum dtype_compute dt)
-{
-    struct err e = {0};
-    ck_assert_msg(pipeline_worker_new(2, &v->w, &e) == 0, "%s", e.msg);
-    ck_assert_msg(pipeline_open(fixture_model(model), task, dt, 2, &v->p, &e) == 0, "%s %s: %s",
-                  model, task, e.msg);
-}
-
-static void env_close(struct env *v)
-{
-    pipeline_close(v->p);
-    pipeline_worker_free(v->w);
-}
-
-static json_t *run_ok(const struct env *v, const json_t *inputs, const json_t *params,
-                      const char *what)
-{
-    json_t *out = NULL;
-    struct err e = {0};
-    ck_assert_msg(pipeline_run(v->p, v->w, inputs, params, &out, &e) == 0, "%s: %s", what, e.msg);
-    return out;
-}
 
 static const struct {
     const char *model, *task;
@@ -325,7 +286,7 @@ START_TEST(pipelines_match_transformers)
 {
     const char *model = hf_pipelines[_i].model;
     struct env v;
-    env_open(&v, model, hf_pipelines[_i].task, DTYPE_COMPUTE_F32);
+    env_open_dt(&v, model, hf_pipelines[_i].task, DTYPE_COMPUTE_F32);
     json_t *refs = fixture_json(fixture_model(model), "refs-dev.json");
     json_t *entries = json_object_get(refs, "pipeline");
     size_t n = json_array_size(entries);
@@ -363,7 +324,7 @@ END_TEST
 START_TEST(sentence_embeddings_match)
 {
     struct env v;
-    env_open(&v, "modernbert-embed", "sentence-embeddings", DTYPE_COMPUTE_F32);
+    env_open_dt(&v, "modernbert-embed", "sentence-embeddings", DTYPE_COMPUTE_F32);
     json_t *refs = fixture_json(fixture_model("modernbert-embed"), "refs-dev.json");
     static const char *const lists[] = {"sentence_embeddings", "sentence_embeddings_alone"};
     for (int l = 0; l < 2; l++) {
@@ -389,7 +350,7 @@ START_TEST(sentence_embeddings_match)
         json_decref(want);
     }
     env_close(&v);
-    env_open(&v, "modernbert-embed", "feature-extraction", DTYPE_COMPUTE_F32);
+    env_open_dt(&v, "modernbert-embed", "feature-extraction", DTYPE_COMPUTE_F32);
     size_t i;
     json_t *x;
     json_array_foreach(json_object_get(refs, "feature_extraction_pipeline"), i, x)
@@ -410,7 +371,7 @@ END_TEST
 static double min_cosine(const float *got, const json_t *want, size_t n, size_t H)
 {
     static float w[1 << 16];
-    ck_assert_uint_eq(flatten(want, w, sizeof w / sizeof w[0]), n * H);
+    ck_assert_uint_eq(json_flatten(want, w, sizeof w / sizeof w[0]), n * H);
     double worst = 1;
     for (size_t r = 0; r < n; r++) {
         double dot = 0, a = 0, b = 0;
@@ -463,7 +424,7 @@ START_TEST(reduced_precision)
     if (strstr(name, "seqcls") == NULL)
         return;
     struct env v;
-    env_open(&v, name, "text-classification", reduced[d].dt);
+    env_open_dt(&v, name, "text-classification", reduced[d].dt);
     json_t *refs = fixture_json(fixture_model(name), "refs-dev.json");
     size_t agree = 0, n = json_array_size(json_object_get(refs, "pipeline"));
     json_array_foreach(json_object_get(refs, "pipeline"), i, x)

@@ -15,6 +15,7 @@
 #include "pipelines/pipeline.h"
 #include "pipelines/runner.h"
 #include "suites.h"
+#include "support/pipeline_env.h"
 #include "support/support.h"
 
 /* ---- helpers ---- */
@@ -95,38 +96,9 @@ static void assert_close(const json_t *got, const json_t *want, double tol, cons
     ck_assert_msg(ok, "%s: %s", what, why);
 }
 
-struct env {
-    struct pipeline_worker *w;
-    struct pipeline *p;
-};
-
-static void env_open_dt(struct env *v, const char *model, const char *task, enum dtype_compute dt)
-{
-    struct err e = {0};
-    ck_assert_msg(pipeline_worker_new(2, &v->w, &e) == 0, "%s", e.msg);
-    ck_assert_msg(pipeline_open(fixture_model(model), task, dt, 2, &v->p, &e) == 0,
-                  "%s %s: %s", model, task, e.msg);
-}
-
 static void env_open(struct env *v, const char *model, const char *task)
 {
     env_open_dt(v, model, task, DTYPE_COMPUTE_F32);
-}
-
-static void env_close(struct env *v)
-{
-    pipeline_close(v->p);
-    pipeline_worker_free(v->w);
-}
-
-static json_t *run_ok(const struct env *v, const json_t *inputs, const json_t *params,
-                      const char *what)
-{
-    json_t *out = NULL;
-    struct err e = {0};
-    int rc = pipeline_run(v->p, v->w, inputs, params, &out, &e);
-    ck_assert_msg(rc == 0, "%s: %s (%s)", what, e.msg, err_kind_name(rc));
-    return out;
 }
 
 /* ---- every refs-dev.json "pipeline" entry, alone and in one mixed batch ---- */
