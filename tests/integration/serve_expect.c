@@ -489,3 +489,14 @@ struct http_multi *occupy_worker(const struct daemon *d, const char *model, cons
     ck_abort_msg("the heavy request to %s never ran in 5 attempts", path);
     return NULL;
 }
+
+void daemon_post_expect(struct daemon *d, const char *path, json_t *body, const json_t *want,
+                 json_t *(*pick)(const json_t *), const char *what)
+{
+    struct http_reply *r = daemon_post(d, path, body);
+    expect_status(r, 200, what);
+    json_t *got = pick ? pick(r->json) : json_incref(r->json);
+    expect_json(got, want, REF_TOL, what);
+    json_decref(got);
+    http_reply_free(r);
+}

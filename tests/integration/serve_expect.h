@@ -25,6 +25,10 @@ bool close_json(const json_t *got, const json_t *want, double tol, char *why, si
 void expect_json(const json_t *got, const json_t *want, double tol, const char *what);
 /* Fails unless r has this status; the message carries the body. */
 void expect_status(const struct http_reply *r, long status, const char *what);
+/* POSTs body (stolen) to path on d: 200 and the answer (or the part pick returns, a new
+ * reference; pick NULL: the whole answer) within REF_TOL of want (borrowed). */
+void daemon_post_expect(struct daemon *d, const char *path, json_t *body, const json_t *want,
+                 json_t *(*pick)(const json_t *), const char *what);
 /* status and the Hugging Face / TEI error shape {"error": "<non-empty>", "error_type": str}. */
 void expect_hf_error(const struct http_reply *r, long status, const char *what);
 /* status and the OpenAI shape {"error": {"message": "<non-empty>", "type": str, "param":

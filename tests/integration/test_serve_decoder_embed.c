@@ -29,18 +29,6 @@ static void srv_stop(void)
     srv = NULL;
 }
 
-/* POST path body (stolen): 200 and the answer (or the part pick takes) close to want. */
-static void post_expect(const char *path, json_t *body, const json_t *want,
-                        json_t *(*pick)(const json_t *), const char *what)
-{
-    struct http_reply *r = daemon_post(srv, path, body);
-    expect_status(r, 200, what);
-    json_t *got = pick ? pick(r->json) : json_incref(r->json);
-    expect_json(got, want, REF_TOL, what);
-    json_decref(got);
-    http_reply_free(r);
-}
-
 /* The texts and embeddings of a refs list (rows of prompt pname only, when not NULL). */
 static json_t *texts_of(const json_t *entries, const char *pname, json_t **want)
 {
@@ -72,7 +60,7 @@ static void post_all(const char *path, const char *key, json_t *(*pick)(const js
         }
         char what[96];
         snprintf(what, sizeof what, "POST %s, texts [%zu..]", path, i);
-        post_expect(path, json_pack("{s:o, s:s}", key, t, "model", "embed"), w, pick, what);
+        daemon_post_expect(srv, path, json_pack("{s:o, s:s}", key, t, "model", "embed"), w, pick, what);
         json_decref(w);
     }
     json_decref(texts);
@@ -91,7 +79,7 @@ START_TEST(tei_embed_with_prompts)
         ck_assert_uint_eq(json_array_size(texts), 6);
         char what[64];
         snprintf(what, sizeof what, "POST /embed, prompt_name %s", names[k]);
-        post_expect("/embed", json_pack("{s:O, s:s}", "inputs", texts, "prompt_name", names[k]),
+        daemon_post_expect(srv, "/embed", json_pack("{s:O, s:s}", "inputs", texts, "prompt_name", names[k]),
                     want, NULL, what);
         json_decref(texts);
         json_decref(want);
@@ -113,7 +101,7 @@ START_TEST(hf_route_prompt_name)
 {
     json_t *refs = model_refs("mistral-embed");
     json_t *want, *texts = texts_of(json_object_get(refs, "prompted_embeddings"), "query", &want);
-    post_expect("/models/embed",
+    daemon_post_expect(srv, "/models/embed",
                 json_pack("{s:O, s:{s:s}}", "inputs", texts, "parameters", "prompt_name", "query"),
                 want, NULL, "POST /models/embed, prompt_name query");
     json_decref(texts);

@@ -32,15 +32,6 @@ static void srv_stop(void)
     srv = NULL;
 }
 
-/* POST path body (stolen): 200 and the answer close to want (borrowed). */
-static void post_expect(const char *path, json_t *body, const json_t *want, const char *what)
-{
-    struct http_reply *r = daemon_post(srv, path, body);
-    expect_status(r, 200, what);
-    expect_json(r->json, want, REF_TOL, what);
-    http_reply_free(r);
-}
-
 static const struct {
     const char *name, *model;
     bool legacy_unwrap; /* text classification without top_k: a list answers one dict each */
@@ -69,7 +60,7 @@ START_TEST(hf_routes_match_transformers)
         if (json_object_size(params) > 0)
             json_object_set(body, "parameters", (json_t *)params);
         snprintf(what, sizeof what, "POST %s, %s pipeline[%zu]", path, hf_models[_i].model, i);
-        post_expect(path, body, out, what);
+        daemon_post_expect(srv, path, body, out, NULL, what);
         if (json_object_size(params) == 0 && json_array_size(ins) < 8) {
             json_array_append(ins, (json_t *)in);
             json_array_append(outs, hf_models[_i].legacy_unwrap ? json_array_get(out, 0)
@@ -78,7 +69,7 @@ START_TEST(hf_routes_match_transformers)
     }
     if (json_array_size(ins) > 1) {
         snprintf(what, sizeof what, "POST %s, %zu inputs in one list", path, json_array_size(ins));
-        post_expect(path, json_pack("{s:O}", "inputs", ins), outs, what);
+        daemon_post_expect(srv, path, json_pack("{s:O}", "inputs", ins), outs, NULL, what);
     }
     json_decref(ins);
     json_decref(outs);
@@ -93,7 +84,7 @@ START_TEST(tei_embed_matches_sentence_transformers)
     const json_t *se = json_object_get(refs, "sentence_embeddings");
     const json_t *x0 = json_array_get(se, 0);
     json_t *w0 = json_pack("[O]", json_object_get(x0, "embedding"));
-    post_expect("/embed", json_pack("{s:O}", "inputs", json_object_get(x0, "text")), w0,
+    daemon_post_expect(srv, "/embed", json_pack("{s:O}", "inputs", json_object_get(x0, "text")), w0, NULL,
                 "POST /embed, one text");
     json_decref(w0);
     json_t *texts = json_array(), *want = json_array();
@@ -106,7 +97,7 @@ START_TEST(tei_embed_matches_sentence_transformers)
         char what[96];
         snprintf(what, sizeof what, "POST /embed, %zu texts up to [%zu]", json_array_size(texts),
                  i);
-        post_expect("/embed", json_pack("{s:O, s:s}", "inputs", texts, "model", "embed"), want,
+        daemon_post_expect(srv, "/embed", json_pack("{s:O, s:s}", "inputs", texts, "model", "embed"), want, NULL,
                     what);
         json_array_clear(texts);
         json_array_clear(want);

@@ -49,15 +49,6 @@ static void srv_stop(void)
     srv = NULL;
 }
 
-/* POST path body (stolen), 200, the answer close to want (borrowed). */
-static void post_expect(const char *path, json_t *body, const json_t *want, const char *what)
-{
-    struct http_reply *r = daemon_post(srv, path, body);
-    expect_status(r, 200, what);
-    expect_json(r->json, want, REF_TOL, what);
-    http_reply_free(r);
-}
-
 /* POST /models/NAME {"inputs", "parameters"?} (borrowed). */
 static json_t *hf_body(const json_t *inputs, const json_t *params)
 {
@@ -79,8 +70,8 @@ static void hf_pipeline_refs(const char *name, const char *fixture)
         const json_t *x = json_array_get(entries, i);
         char what[256];
         snprintf(what, sizeof what, "POST %s, %s pipeline[%zu]", path, fixture, i);
-        post_expect(path, hf_body(json_object_get(x, "input"), json_object_get(x, "parameters")),
-                    json_object_get(x, "output"), what);
+        daemon_post_expect(srv, path, hf_body(json_object_get(x, "input"), json_object_get(x, "parameters")),
+                    json_object_get(x, "output"), NULL, what);
     }
     json_decref(refs);
 }
@@ -108,7 +99,7 @@ static void hf_question_answering(const char *name, const char *fixture)
         ck_assert(json_is_string(json_object_get(want, "answer")));
         char what[256];
         snprintf(what, sizeof what, "POST %s, %s logits[%zu]", path, fixture, i);
-        post_expect(path, hf_body(in, NULL), want, what);
+        daemon_post_expect(srv, path, hf_body(in, NULL), want, NULL, what);
         json_decref(want);
         json_decref(in);
     }
@@ -133,18 +124,18 @@ START_TEST(mpnet_served)
         if (i % 5 == 0) {
             snprintf(what, sizeof what, "POST /embed, mpnet-embed sentence_embeddings[%zu]", i);
             json_t *one = json_pack("[O]", json_object_get(x, "embedding"));
-            post_expect("/embed",
+            daemon_post_expect(srv, "/embed",
                         json_pack("{s:O, s:s}", "inputs", json_object_get(x, "text"), "model",
                                   "mpnet-embed"),
-                        one, what);
+                        one, NULL, what);
             json_decref(one);
         }
         json_array_append(texts, json_object_get(x, "text"));
         json_array_append(want, json_object_get(x, "embedding"));
         if (json_array_size(texts) == 8 || i + 1 == json_array_size(se)) {
             snprintf(what, sizeof what, "POST /embed, mpnet-embed up to [%zu] as a list", i);
-            post_expect("/embed", json_pack("{s:O, s:s}", "inputs", texts, "model", "mpnet-embed"),
-                        want, what);
+            daemon_post_expect(srv, "/embed", json_pack("{s:O, s:s}", "inputs", texts, "model", "mpnet-embed"),
+                        want, NULL, what);
             json_array_clear(texts);
             json_array_clear(want);
         }
@@ -178,8 +169,8 @@ START_TEST(deberta_served)
         snprintf(what, sizeof what, "POST /predict, deberta-seqcls %s[%zu]",
                  pair ? "pair_logits" : "logits", i);
         json_t *want = predict_expected(json_object_get(x, "logits"), labels, false);
-        post_expect("/predict", json_pack("{s:o, s:s}", "inputs", in, "model", "deberta-cls"),
-                    want, what);
+        daemon_post_expect(srv, "/predict", json_pack("{s:o, s:s}", "inputs", in, "model", "deberta-cls"),
+                    want, NULL, what);
         json_decref(want);
     }
     json_decref(logits);
