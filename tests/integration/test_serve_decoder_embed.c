@@ -60,7 +60,8 @@ static void post_all(const char *path, const char *key, json_t *(*pick)(const js
         }
         char what[96];
         snprintf(what, sizeof what, "POST %s, texts [%zu..]", path, i);
-        daemon_post_expect(srv, path, json_pack("{s:o, s:s}", key, t, "model", "embed"), w, pick, what);
+        daemon_post_expect(srv, path, json_pack("{s:o, s:s}", key, t, "model", "embed"), w, pick,
+                           what);
         json_decref(w);
     }
     json_decref(texts);
@@ -79,7 +80,8 @@ START_TEST(tei_embed_with_prompts)
         ck_assert_uint_eq(json_array_size(texts), 6);
         char what[64];
         snprintf(what, sizeof what, "POST /embed, prompt_name %s", names[k]);
-        daemon_post_expect(srv, "/embed", json_pack("{s:O, s:s}", "inputs", texts, "prompt_name", names[k]),
+        daemon_post_expect(srv, "/embed",
+                           json_pack("{s:O, s:s}", "inputs", texts, "prompt_name", names[k]),
                     want, NULL, what);
         json_decref(texts);
         json_decref(want);

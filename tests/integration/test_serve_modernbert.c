@@ -84,7 +84,8 @@ START_TEST(tei_embed_matches_sentence_transformers)
     const json_t *se = json_object_get(refs, "sentence_embeddings");
     const json_t *x0 = json_array_get(se, 0);
     json_t *w0 = json_pack("[O]", json_object_get(x0, "embedding"));
-    daemon_post_expect(srv, "/embed", json_pack("{s:O}", "inputs", json_object_get(x0, "text")), w0, NULL,
+    daemon_post_expect(srv, "/embed", json_pack("{s:O}", "inputs", json_object_get(x0, "text")),
+                       w0, NULL,
                 "POST /embed, one text");
     json_decref(w0);
     json_t *texts = json_array(), *want = json_array();
@@ -97,7 +98,8 @@ START_TEST(tei_embed_matches_sentence_transformers)
         char what[96];
         snprintf(what, sizeof what, "POST /embed, %zu texts up to [%zu]", json_array_size(texts),
                  i);
-        daemon_post_expect(srv, "/embed", json_pack("{s:O, s:s}", "inputs", texts, "model", "embed"), want, NULL,
+        daemon_post_expect(srv, "/embed",
+                           json_pack("{s:O, s:s}", "inputs", texts, "model", "embed"), want, NULL,
                     what);
         json_array_clear(texts);
         json_array_clear(want);

@@ -70,7 +70,8 @@ static void hf_pipeline_refs(const char *name, const char *fixture)
         const json_t *x = json_array_get(entries, i);
         char what[256];
         snprintf(what, sizeof what, "POST %s, %s pipeline[%zu]", path, fixture, i);
-        daemon_post_expect(srv, path, hf_body(json_object_get(x, "input"), json_object_get(x, "parameters")),
+        daemon_post_expect(srv, path,
+                           hf_body(json_object_get(x, "input"), json_object_get(x, "parameters")),
                     json_object_get(x, "output"), NULL, what);
     }
     json_decref(refs);
@@ -134,7 +135,8 @@ START_TEST(mpnet_served)
         json_array_append(want, json_object_get(x, "embedding"));
         if (json_array_size(texts) == 8 || i + 1 == json_array_size(se)) {
             snprintf(what, sizeof what, "POST /embed, mpnet-embed up to [%zu] as a list", i);
-            daemon_post_expect(srv, "/embed", json_pack("{s:O, s:s}", "inputs", texts, "model", "mpnet-embed"),
+            daemon_post_expect(srv, "/embed",
+                               json_pack("{s:O, s:s}", "inputs", texts, "model", "mpnet-embed"),
                         want, NULL, what);
             json_array_clear(texts);
             json_array_clear(want);
@@ -169,7 +171,8 @@ START_TEST(deberta_served)
         snprintf(what, sizeof what, "POST /predict, deberta-seqcls %s[%zu]",
                  pair ? "pair_logits" : "logits", i);
         json_t *want = predict_expected(json_object_get(x, "logits"), labels, false);
-        daemon_post_expect(srv, "/predict", json_pack("{s:o, s:s}", "inputs", in, "model", "deberta-cls"),
+        daemon_post_expect(srv, "/predict",
+                           json_pack("{s:o, s:s}", "inputs", in, "model", "deberta-cls"),
                     want, NULL, what);
         json_decref(want);
     }
