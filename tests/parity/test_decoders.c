@@ -69,29 +69,6 @@ static double err_first8(const float *row0, const struct prompt *p)
     return worst;
 }
 
-/* Largest error over the reference top-20 at the last position: each listed id's logit, and
- * no other id above the 20th value (ties within the tolerance aside). */
-static double err_top20(const float *last, int vocab, const struct prompt *p)
-{
-    const json_t *top = json_object_get(p->ref, "last_logits_top20");
-    const json_t *ids = json_object_get(top, "ids"), *vals = json_object_get(top, "values");
-    ck_assert_uint_eq(json_array_size(ids), 20);
-    ck_assert_uint_eq(json_array_size(vals), 20);
-    double worst = 0, floor20 = json_number_value(json_array_get(vals, 19));
-    char *listed = calloc((size_t)vocab, 1);
-    for (size_t k = 0; k < 20; k++) {
-        json_int_t id = json_integer_value(json_array_get(ids, k));
-        ck_assert(id >= 0 && id < vocab);
-        listed[id] = 1;
-        worst = fmax(worst, fabs(last[id] - json_number_value(json_array_get(vals, k))));
-    }
-    for (int v = 0; v < vocab; v++)
-        if (!listed[v] && last[v] > floor20)
-            worst = fmax(worst, last[v] - floor20);
-    free(listed);
-    return worst;
-}
-
 static void forward_ok(const struct decoder_model *d, struct dnn_ctx *ctx, struct decoder_run *run,
                        const struct decoder_step *st, const float **logits, const char *what)
 {
@@ -112,7 +89,8 @@ static double run_alone(const struct decoder_model *d, struct dnn_ctx *ctx, stru
     struct decoder_step st = {1, &s, p->ids, &p->n, true, false};
     const float *logits;
     forward_ok(d, ctx, run, &st, &logits, "prefill");
-    double worst = fmax(err_first8(logits, p), err_top20(logits + (size_t)(p->n - 1) * V, V, p));
+    double worst = fmax(err_first8(logits, p),
+                        logits_err_top20(logits + (size_t)(p->n - 1) * V, V, p->ref));
     out[0] = decoder_argmax(logits + (size_t)(p->n - 1) * V, V);
     int one = 1;
     for (int k = 1; k < p->n_greedy; k++) {
@@ -202,8 +180,9 @@ START_TEST(all_prompts_batched)
     const float *logits;
     forward_ok(f.d, f.ctx, f.run, &st, &logits, "batched prefill");
     for (int i = 0, row = 0; i < n; row += f.p[i].n, i++) {
+        const float *last = logits + (size_t)(row + f.p[i].n - 1) * V;
         double err = fmax(err_first8(logits + (size_t)row * V, &f.p[i]),
-                          err_top20(logits + (size_t)(row + f.p[i].n - 1) * V, V, &f.p[i]));
+                          logits_err_top20(last, V, f.p[i].ref));
         ck_assert_msg(err <= TOL, "%s prompt %d in a batch: max |logit error| %.3g", name, i, err);
         got[i][0] = decoder_argmax(logits + (size_t)(row + f.p[i].n - 1) * V, V);
     }
@@ -695,8 +674,10 @@ START_TEST(bad_steps_leave_caches_alone)
     struct decoder_step both = {2, ab, toks, ns, false, false};
     forward_ok(f.d, f.ctx, f.run, &both, &logits, "rest");
     int V = decoder_vocab_size(f.d);
-    ck_assert_msg(err_top20(logits, V, p) <= TOL, "chunked: %g", err_top20(logits, V, p));
-    ck_assert_msg(err_top20(logits + V, V, p) <= TOL, "whole: %g", err_top20(logits + V, V, p));
+    double chunked = logits_err_top20(logits, V, p->ref);
+    double whole = logits_err_top20(logits + V, V, p->ref);
+    ck_assert_msg(chunked <= TOL, "chunked: %g", chunked);
+    ck_assert_msg(whole <= TOL, "whole: %g", whole);
     ck_assert_int_eq(decoder_seq_len(a), p->n);
     decoder_seq_free(a);
     decoder_seq_free(b);

@@ -76,28 +76,6 @@ static double err_first8(const float *row0, const json_t *ref)
     return worst;
 }
 
-/* Largest error over the reference top-20: each listed id's logit, and no other id above the
- * 20th value. */
-static double err_top20(const float *last, int vocab, const json_t *ref)
-{
-    const json_t *top = json_object_get(ref, "last_logits_top20");
-    const json_t *ids = json_object_get(top, "ids"), *vals = json_object_get(top, "values");
-    ck_assert_uint_eq(json_array_size(ids), 20);
-    double worst = 0, floor20 = json_number_value(json_array_get(vals, 19));
-    char *listed = calloc((size_t)vocab, 1);
-    for (size_t k = 0; k < 20; k++) {
-        json_int_t id = json_integer_value(json_array_get(ids, k));
-        ck_assert(id >= 0 && id < vocab);
-        listed[id] = 1;
-        worst = fmax(worst, fabs(last[id] - json_number_value(json_array_get(vals, k))));
-    }
-    for (int v = 0; v < vocab; v++)
-        if (!listed[v] && last[v] > floor20)
-            worst = fmax(worst, last[v] - floor20);
-    free(listed);
-    return worst;
-}
-
 static const float *forward_ok(struct fixture *f, struct decoder_seq **seqs, int n_seqs,
                                const int32_t *tokens, const int *n_tokens, bool all_logits)
 {
@@ -124,7 +102,7 @@ static double prefill(struct fixture *f, struct decoder_seq *s, const int32_t *i
             worst = err_first8(logits, ref);
         *last = at == 0 ? logits + (size_t)(k - 1) * (size_t)f->V : logits;
     }
-    return fmax(worst, err_top20(*last, f->V, ref));
+    return fmax(worst, logits_err_top20(*last, f->V, ref));
 }
 
 /* Greedy tokens after a prefill: out[0] from last, then one decode step per token. */
@@ -211,7 +189,7 @@ START_TEST(batch_rows_together)
     const float *logits = forward_ok(&f, seqs, n, tokens, n_tokens, false);
     for (int i = 0; i < n; i++) {
         const json_t *row = json_array_get(rows, (size_t)i);
-        double err = err_top20(logits + (size_t)i * (size_t)f.V, f.V, row);
+        double err = logits_err_top20(logits + (size_t)i * (size_t)f.V, f.V, row);
         ck_assert_msg(err <= TOL, "%s batch row %d: max |logit error| %.3g", name, i, err);
         got[i][0] = decoder_argmax(logits + (size_t)i * (size_t)f.V, f.V);
         n_tokens[i] = 1;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,4 +331,26 @@ const char *model_link_copy(const char *parent, const char *name, const char *sr
         ck_assert_int_eq(system(cmd), 0);
     }
     return dir;
+}
+
+double logits_err_top20(const float *last, int vocab, const json_t *ref)
+{
+    const json_t *top = json_object_get(ref, "last_logits_top20");
+    const json_t *ids = json_object_get(top, "ids"), *vals = json_object_get(top, "values");
+    ck_assert_uint_eq(json_array_size(ids), 20);
+    ck_assert_uint_eq(json_array_size(vals), 20);
+    double worst = 0, floor20 = json_number_value(json_array_get(vals, 19));
+    char *listed = calloc((size_t)vocab, 1);
+    ck_assert_ptr_nonnull(listed);
+    for (size_t k = 0; k < 20; k++) {
+        json_int_t id = json_integer_value(json_array_get(ids, k));
+        ck_assert(id >= 0 && id < vocab);
+        listed[id] = 1;
+        worst = fmax(worst, fabs(last[id] - json_number_value(json_array_get(vals, k))));
+    }
+    for (int v = 0; v < vocab; v++)
+        if (!listed[v] && last[v] > floor20)
+            worst = fmax(worst, last[v] - floor20);
+    free(listed);
+    return worst;
 }

@@ -57,4 +57,10 @@ void temp_dirs_keep(void);
  * Aborts the test process with a message if xz fails. */
 const char *fixture_xz(const char *name);
 
+/* Largest error of a last-position logits row (vocab values) against a reference's
+ * "last_logits_top20" {"ids", "values"} (refs-dev.json of the decoder fixtures): each listed
+ * id's logit, and no other id above the 20th value. */
+struct json_t;
+double logits_err_top20(const float *last, int vocab, const struct json_t *ref);
+
 #endif
