@@ -539,6 +539,7 @@ int decoder_seq_new(const struct decoder_model *d, int max_tokens, struct decode
     if (!s)
         return err_set(e, ERR_NOMEM, "out of memory");
     s->d = d;
+    s->n_layers = d->n_layers;
     s->max_tokens = max_tokens;
     s->k = layer_bufs_new(d->n_layers);
     s->v = layer_bufs_new(d->n_layers);
@@ -554,8 +555,8 @@ void decoder_seq_free(struct decoder_seq *s)
 {
     if (!s)
         return;
-    layer_bufs_free(s->k, s->d->n_layers);
-    layer_bufs_free(s->v, s->d->n_layers);
+    layer_bufs_free(s->k, s->n_layers);
+    layer_bufs_free(s->v, s->n_layers);
     free(s->ids);
     free(s);
 }

@@ -78,6 +78,7 @@ struct decoder_model {
  * cap is a multiple of KV_BLOCK and may pass max_tokens by less than a block. */
 struct decoder_seq {
     const struct decoder_model *d;
+    int n_layers;   /* d's, kept so that freeing never reads d (it may be gone by then) */
     int len;        /* cached positions */
     int cap;        /* allocated positions */
     int max_tokens; /* cap may grow up to this */

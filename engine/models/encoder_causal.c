@@ -26,7 +26,8 @@
 /* Per-worker state: the decoder's activations, the sequences of a step, its tokens. */
 struct causal_run {
     struct decoder_run *run;
-    struct decoder_seq **seqs; /* (n_seqs), created on first use */
+    const struct decoder_model *d; /* the model seqs were made for: a worker may run another */
+    struct decoder_seq **seqs;     /* (n_seqs), created on first use */
     size_t n_seqs;
     int32_t *tokens; /* a step's attended tokens, row after row */
     int *n;          /* (rows of the step) tokens of each */
@@ -76,6 +77,13 @@ static bool attended(const struct encoder_batch *b, size_t row, size_t t)
 static int take_seqs(const struct decoder_model *d, struct causal_run *r, size_t n,
                      struct err *e)
 {
+    if (r->d != d) { /* sequences of another model (a worker serves any pipeline) */
+        for (size_t i = 0; i < r->n_seqs; i++) {
+            decoder_seq_free(r->seqs[i]);
+            r->seqs[i] = NULL;
+        }
+        r->d = d;
+    }
     if (n > r->n_seqs) {
         struct decoder_seq **s = realloc(r->seqs, n * sizeof *s);
         if (!s)
