@@ -22,7 +22,6 @@
 #include "../bench/gen_bench.h"
 #include "cli.h"
 #include "dtypes.h"
-#include "loader/files.h"
 #include "generate/generator.h"
 #include "models/encoder.h"
 
@@ -157,10 +156,6 @@ int cli_bench(int argc, char **argv)
         return 1;
     o.model = dir;
     struct err e = {0};
-    if (files_check_dir(o.model, "--model", &e) != 0) {
-        fprintf(stderr, "inferd bench: %s\n", e.msg);
-        return 1;
-    }
     if (is_generation_model(o.model))
         return bench_generation(&o);
     struct dnn_ctx *ctx = NULL;

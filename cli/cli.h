@@ -44,7 +44,8 @@ int cli_bench(int argc, char **argv);
 int cli_pull(int argc, char **argv);
 /* The model directory spec names into dir: a local path as it is, a model id (hf://ORG/NAME,
  * or ORG/NAME with no such path) fetched into the Hub cache (tokenizer_only: its tokenizer
- * files only). On failure prints "inferd CMD: why" and returns -1. */
+ * files only; otherwise the directory must also pass engine_check_dir as "--model"). On
+ * failure prints "inferd CMD: why" and returns -1. */
 int cli_model_dir(const char *cmd, const char *spec, bool tokenizer_only, char *dir,
                   size_t cap);
 

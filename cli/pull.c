@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "engine.h"
 #include "hub.h"
 
 #define MAX_GLOBS 32
@@ -15,7 +16,9 @@ int cli_model_dir(const char *cmd, const char *spec, bool tokenizer_only, char *
 {
     struct hub_opts o = {.files = tokenizer_only ? HUB_FILES_TOKENIZER : HUB_FILES_SERVING};
     struct err e = {0};
-    if (hub_resolve(spec, NULL, &o, dir, cap, &e) == 0)
+    /* a whole model directory (not just a tokenizer) must also be one this process reads */
+    if (hub_resolve(spec, NULL, &o, dir, cap, &e) == 0 &&
+        (tokenizer_only || engine_check_dir(dir, "--model", &e) == 0))
         return 0;
     fprintf(stderr, "inferd %s: %s\n", cmd, e.msg);
     return -1;

@@ -152,10 +152,6 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
         return 1;
     o.dir = dir;
     struct err e = {0};
-    if (engine_check_dir(o.dir, "--model", &e) != 0) {
-        fprintf(stderr, "inferd run: %s\n", e.msg);
-        return 1;
-    }
     if (task_kind((enum task_id)task_by_name(o.task)) == TASK_KIND_GENERATOR)
         return cli_run_generate(o.dir, o.task, o.dtype, o.threads, in, out);
     struct pipeline_worker *w = NULL;
