@@ -32,15 +32,6 @@ struct prompt {
     const json_t *ref; /* its refs-dev.json "generations" entry */
 };
 
-static int read_ints(const json_t *a, int32_t *out, int cap)
-{
-    int n = (int)json_array_size(a);
-    ck_assert_int_le(n, cap);
-    for (int i = 0; i < n; i++)
-        out[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
-    return n;
-}
-
 static int load_prompts(const json_t *refs, struct prompt *p)
 {
     const json_t *gens = json_object_get(refs, "generations");
@@ -50,23 +41,12 @@ static int load_prompts(const json_t *refs, struct prompt *p)
     for (int i = 0; i < n; i++) {
         const json_t *g = json_array_get(gens, (size_t)i);
         p[i].ref = g;
-        p[i].n = read_ints(json_object_get(g, "input_ids"), p[i].ids, MAX_IDS);
-        p[i].n_greedy = read_ints(json_object_get(g, "greedy_ids"), p[i].greedy, MAX_IDS);
+        p[i].n = json_read_ints(json_object_get(g, "input_ids"), p[i].ids, MAX_IDS);
+        p[i].n_greedy = json_read_ints(json_object_get(g, "greedy_ids"), p[i].greedy, MAX_IDS);
         ck_assert_int_gt(p[i].n, 0);
         ck_assert_int_gt(p[i].n_greedy, 0);
     }
     return n;
-}
-
-/* Largest |ours - transformers| over the first 8 logits of position 0. */
-static double err_first8(const float *row0, const struct prompt *p)
-{
-    const json_t *want = json_object_get(p->ref, "logits_first_position_first8");
-    ck_assert_uint_eq(json_array_size(want), 8);
-    double worst = 0;
-    for (size_t k = 0; k < 8; k++)
-        worst = fmax(worst, fabs(row0[k] - json_number_value(json_array_get(want, k))));
-    return worst;
 }
 
 static void forward_ok(const struct decoder_model *d, struct dnn_ctx *ctx, struct decoder_run *run,
@@ -89,7 +69,7 @@ static double run_alone(const struct decoder_model *d, struct dnn_ctx *ctx, stru
     struct decoder_step st = {1, &s, p->ids, &p->n, true, false};
     const float *logits;
     forward_ok(d, ctx, run, &st, &logits, "prefill");
-    double worst = fmax(err_first8(logits, p),
+    double worst = fmax(logits_err_first8(logits, p->ref),
                         logits_err_top20(logits + (size_t)(p->n - 1) * V, V, p->ref));
     out[0] = decoder_argmax(logits + (size_t)(p->n - 1) * V, V);
     int one = 1;
@@ -181,7 +161,7 @@ START_TEST(all_prompts_batched)
     forward_ok(f.d, f.ctx, f.run, &st, &logits, "batched prefill");
     for (int i = 0, row = 0; i < n; row += f.p[i].n, i++) {
         const float *last = logits + (size_t)(row + f.p[i].n - 1) * V;
-        double err = fmax(err_first8(logits + (size_t)row * V, &f.p[i]),
+        double err = fmax(logits_err_first8(logits + (size_t)row * V, f.p[i].ref),
                           logits_err_top20(last, V, f.p[i].ref));
         ck_assert_msg(err <= TOL, "%s prompt %d in a batch: max |logit error| %.3g", name, i, err);
         got[i][0] = decoder_argmax(logits + (size_t)(row + f.p[i].n - 1) * V, V);

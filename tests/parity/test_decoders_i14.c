@@ -56,26 +56,6 @@ static void fixture_close(struct fixture *f)
     dnn_ctx_free(f->ctx);
 }
 
-static int read_ints(const json_t *a, int32_t *out, int cap)
-{
-    int n = (int)json_array_size(a);
-    ck_assert_int_le(n, cap);
-    for (int i = 0; i < n; i++)
-        out[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
-    return n;
-}
-
-/* Largest |ours - transformers| over the first 8 logits of position 0. */
-static double err_first8(const float *row0, const json_t *ref)
-{
-    const json_t *want = json_object_get(ref, "logits_first_position_first8");
-    ck_assert_uint_eq(json_array_size(want), 8);
-    double worst = 0;
-    for (size_t k = 0; k < 8; k++)
-        worst = fmax(worst, fabs(row0[k] - json_number_value(json_array_get(want, k))));
-    return worst;
-}
-
 static const float *forward_ok(struct fixture *f, struct decoder_seq **seqs, int n_seqs,
                                const int32_t *tokens, const int *n_tokens, bool all_logits)
 {
@@ -88,7 +68,7 @@ static const float *forward_ok(struct fixture *f, struct decoder_seq **seqs, int
 }
 
 /* Feeds ids (n) to s in chunks of at most chunk tokens (all logits on the first chunk, whose
- * position 0 err_first8 checks when ref has it); returns the largest error and the logits of
+ * position 0 logits_err_first8 checks when ref has it); returns the largest error and the logits of
  * the last position in *last (run memory). */
 static double prefill(struct fixture *f, struct decoder_seq *s, const int32_t *ids, int n,
                       int chunk, const json_t *ref, const float **last)
@@ -99,7 +79,7 @@ static double prefill(struct fixture *f, struct decoder_seq *s, const int32_t *i
         int k = n - at < chunk ? n - at : chunk;
         const float *logits = forward_ok(f, &s, 1, ids + at, &k, at == 0);
         if (at == 0 && json_object_get(ref, "logits_first_position_first8"))
-            worst = err_first8(logits, ref);
+            worst = logits_err_first8(logits, ref);
         *last = at == 0 ? logits + (size_t)(k - 1) * (size_t)f->V : logits;
     }
     return fmax(worst, logits_err_top20(*last, f->V, ref));
@@ -134,7 +114,7 @@ static void each_prompt(const char *name, int chunk)
     for (size_t i = 0; i < json_array_size(gens); i++) {
         const json_t *g = json_array_get(gens, i);
         int32_t ids[MAX_IDS], got[MAX_IDS];
-        int n = read_ints(json_object_get(g, "input_ids"), ids, MAX_IDS);
+        int n = json_read_ints(json_object_get(g, "input_ids"), ids, MAX_IDS);
         int n_greedy = (int)json_array_size(json_object_get(g, "greedy_ids"));
         ck_assert_int_ge(n_greedy, 32);
         struct decoder_seq *s;
@@ -180,7 +160,7 @@ START_TEST(batch_rows_together)
     struct err e = {0};
     for (int i = 0; i < n; i++) {
         const json_t *row = json_array_get(rows, (size_t)i);
-        n_tokens[i] = read_ints(json_object_get(row, "input_ids"), tokens + M, MAX_IDS);
+        n_tokens[i] = json_read_ints(json_object_get(row, "input_ids"), tokens + M, MAX_IDS);
         M += n_tokens[i];
         int g = (int)json_array_size(json_object_get(row, "greedy_ids"));
         steps = g > steps ? g : steps;
@@ -259,8 +239,8 @@ START_TEST(sampling_distributions)
     for (size_t i = 0; i < json_array_size(samples); i++) {
         const json_t *smp = json_array_get(samples, i), *steps = json_object_get(smp, "steps");
         int32_t ids[MAX_IDS], sampled[MAX_IDS];
-        int n = read_ints(json_object_get(smp, "input_ids"), ids, MAX_IDS);
-        int n_s = read_ints(json_object_get(smp, "sampled_ids"), sampled, MAX_IDS);
+        int n = json_read_ints(json_object_get(smp, "input_ids"), ids, MAX_IDS);
+        int n_s = json_read_ints(json_object_get(smp, "sampled_ids"), sampled, MAX_IDS);
         struct decoder_seq *s;
         struct err e = {0};
         ck_assert_int_eq(decoder_seq_new(f.d, n + n_s, &s, &e), 0);
@@ -310,7 +290,7 @@ START_TEST(qwen3_chat_template)
         int32_t *ids = NULL, want[MAX_IDS], got[MAX_IDS];
         size_t n = 0;
         ck_assert_int_eq(gen_model_tokenize(gm, text, len, true, false, &ids, &n, &e), 0);
-        int n_want = read_ints(json_object_get(c, "input_ids"), want, MAX_IDS);
+        int n_want = json_read_ints(json_object_get(c, "input_ids"), want, MAX_IDS);
         ck_assert_int_eq((int)n, n_want);
         for (int k = 0; k < n_want; k++)
             ck_assert_int_eq(ids[k], want[k]);
@@ -340,7 +320,7 @@ START_TEST(reduced_precision_runs)
     fixture_open(&f, name, dt);
     const json_t *g = json_array_get(json_object_get(f.refs, "generations"), 0);
     int32_t ids[MAX_IDS];
-    int n = read_ints(json_object_get(g, "input_ids"), ids, MAX_IDS);
+    int n = json_read_ints(json_object_get(g, "input_ids"), ids, MAX_IDS);
     struct decoder_seq *s;
     struct err e = {0};
     ck_assert_int_eq(decoder_seq_new(f.d, n, &s, &e), 0);

@@ -46,15 +46,6 @@ struct fixture {
     char dir[1024];
 };
 
-static int read_ints(const json_t *a, int32_t *out, int cap)
-{
-    int n = (int)json_array_size(a);
-    ck_assert_int_le(n, cap);
-    for (int i = 0; i < n; i++)
-        out[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
-    return n;
-}
-
 static void fixture_open_dir(struct fixture *f, const char *dir, const char *refs_dir,
                              enum dtype_compute dt)
 {
@@ -73,8 +64,8 @@ static void fixture_open_dir(struct fixture *f, const char *dir, const char *ref
     for (int i = 0; i < f->n; i++) {
         const json_t *g = json_array_get(gens, (size_t)i);
         struct prompt *p = &f->p[i];
-        p->n = read_ints(json_object_get(g, "input_ids"), p->ids, MAX_IDS);
-        p->n_greedy = read_ints(json_object_get(g, "greedy_ids"), p->greedy, MAX_OUT);
+        p->n = json_read_ints(json_object_get(g, "input_ids"), p->ids, MAX_IDS);
+        p->n_greedy = json_read_ints(json_object_get(g, "greedy_ids"), p->greedy, MAX_OUT);
         p->text = json_string_value(json_object_get(g, "greedy_text"));
         ck_assert_int_gt(p->n, 0);
         ck_assert_int_gt(p->n_greedy, 1);

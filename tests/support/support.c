@@ -354,3 +354,22 @@ double logits_err_top20(const float *last, int vocab, const json_t *ref)
     free(listed);
     return worst;
 }
+
+double logits_err_first8(const float *row0, const json_t *ref)
+{
+    const json_t *want = json_object_get(ref, "logits_first_position_first8");
+    ck_assert_uint_eq(json_array_size(want), 8);
+    double worst = 0;
+    for (size_t k = 0; k < 8; k++)
+        worst = fmax(worst, fabs(row0[k] - json_number_value(json_array_get(want, k))));
+    return worst;
+}
+
+int json_read_ints(const json_t *a, int32_t *out, int cap)
+{
+    int n = (int)json_array_size(a);
+    ck_assert_int_le(n, cap);
+    for (int i = 0; i < n; i++)
+        out[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
+    return n;
+}

@@ -3,6 +3,7 @@
 #define INFERD_TEST_SUPPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Unpacks tests/data/<archive> (a .tar.xz) once into the build directory and
  * returns the directory it was unpacked into (static storage). Aborts the test
@@ -62,5 +63,11 @@ const char *fixture_xz(const char *name);
  * id's logit, and no other id above the 20th value. */
 struct json_t;
 double logits_err_top20(const float *last, int vocab, const struct json_t *ref);
+
+/* Largest error of position 0's first logits against a reference's
+ * "logits_first_position_first8" (8 values). */
+double logits_err_first8(const float *row0, const struct json_t *ref);
+/* A JSON list of integers into out (at most cap, else the test fails); returns the count. */
+int json_read_ints(const struct json_t *a, int32_t *out, int cap);
 
 #endif
