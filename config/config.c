@@ -82,6 +82,8 @@ struct load {
 
 static int check_name(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int check_task(struct load *ld, const struct ytree *v, const char *keypath, char **s);
+static int check_tool_parser(struct load *ld, const struct ytree *v, const char *keypath,
+                             char **s);
 static int resolve_path(struct load *ld, const struct ytree *v, const char *keypath, char **s);
 static int resolve_model_path(struct load *ld, const struct ytree *v, const char *keypath,
                               char **s);
@@ -136,6 +138,7 @@ static const struct key model_keys[] = {
     NUM("workers", KEY_INT, struct model_config, workers, 1, 64, 1),
     NUM("threads", KEY_INT, struct model_config, threads, 0, 1024, 0),
     NUM("max_input_tokens", KEY_SIZE, struct model_config, max_input_tokens, 0, NO_MAX, 0),
+    ROW("tool_parser", KEY_STRING, struct model_config, tool_parser, .check = check_tool_parser),
     ROW("batching", KEY_SECTION, struct model_config, batching, .section = &batching_table),
     ROW("generation", KEY_SECTION, struct model_config, generation, .section = &generation_table),
     ROW("limits", KEY_SECTION, struct model_config, limits, .section = &limits_table),
@@ -505,6 +508,14 @@ static int check_log_format(struct load *ld, const struct ytree *v, const char *
 static int check_log_level(struct load *ld, const struct ytree *v, const char *keypath, char **s)
 {
     static const char *const names[] = {"debug", "info", "warn", "error", NULL};
+    return check_one_of(ld, v, keypath, *s, names);
+}
+
+/* models[].tool_parser: server/tool_parse.c's parsers[] names. */
+static int check_tool_parser(struct load *ld, const struct ytree *v, const char *keypath,
+                             char **s)
+{
+    static const char *const names[] = {"llama3_json", "hermes", "mistral", NULL};
     return check_one_of(ld, v, keypath, *s, names);
 }
 
@@ -928,6 +939,7 @@ void config_free(struct config *c)
         free(c->models[i].name);
         free(c->models[i].path);
         free(c->models[i].revision);
+        free(c->models[i].tool_parser);
         free(c->models[i].model_id);
         free(c->models[i].task);
     }
@@ -967,7 +979,8 @@ bool model_config_same(const struct model_config *a, const struct model_config *
     return strcmp(a->path, b->path) == 0 && same_str(a->revision, b->revision) &&
            same_str(a->model_id, b->model_id) && same_task(a, b) && a->dtype == b->dtype &&
            a->workers == b->workers && a->threads == b->threads &&
-           a->max_input_tokens == b->max_input_tokens && x->max_batch_size == y->max_batch_size &&
+           a->max_input_tokens == b->max_input_tokens &&
+           same_str(a->tool_parser, b->tool_parser) && x->max_batch_size == y->max_batch_size &&
            x->max_batch_tokens == y->max_batch_tokens &&
            x->max_queue_delay_us == y->max_queue_delay_us &&
            x->max_queue_size == y->max_queue_size && g->max_total_tokens == h->max_total_tokens &&

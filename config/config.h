@@ -61,6 +61,9 @@ struct model_config {
     int workers;             /* default 1, 1..64 */
     int threads;             /* default 0 = auto (online CPUs / workers, at least 1); 1..1024 */
     size_t max_input_tokens; /* default 0 = the model's own maximum */
+    char *tool_parser;       /* how a chat model's tool calls are read from its text:
+                              * llama3_json | hermes | mistral; default NULL = from the chat
+                              * template (server/tool_parse.h) */
     struct batching_config batching;
     struct generation_section generation;
     struct limits_config limits;

@@ -21,6 +21,7 @@
 #include "api_gen.h"
 #include "registry.h"
 #include "routes.h"
+#include "tool_calls.h"
 
 static bool is_chat(const struct gen_call *g)
 {
@@ -93,6 +94,30 @@ static const char *finish_name(const struct gen_out *o)
     return f ? f : "length";
 }
 
+/* The route's state (g->user): the stream's copy of what the chunks repeat (the model's name:
+ * the call may be gone) and the chat's tools. */
+struct stream_state {
+    char model[128];
+    size_t offsets[GEN_MAX_CHOICES]; /* completions' text_offset so far, per choice */
+    struct tool_req tools;           /* tools.parser NULL: the text is plain content */
+    struct tool_stream ts[GEN_MAX_CHOICES];
+};
+
+static void state_fini(struct gen_call *g)
+{
+    struct stream_state *st = g->user;
+    tool_req_fini(&st->tools);
+    for (size_t i = 0; i < GEN_MAX_CHOICES; i++)
+        tool_stream_fini(&st->ts[i]);
+}
+
+/* The chat's tool requests, or NULL when its text is plain content. */
+static const struct tool_req *tools_of(const struct gen_call *g)
+{
+    const struct stream_state *st = g->user;
+    return is_chat(g) && st && st->tools.parser ? &st->tools : NULL;
+}
+
 /* ---- the whole answer ---- */
 
 static void completion_done(struct gen_call *g, struct call *c)
@@ -120,11 +145,31 @@ static void completion_done(struct gen_call *g, struct call *c)
                          "choices", choices, "usage", usage_json(g)));
 }
 
+/* Choice i's message: its text, or the tool calls read from it (*called). NULL with e set
+ * when tool_choice asked for a call the text does not make. */
+static json_t *chat_message(const struct gen_call *g, const struct gen_out *o, bool *called,
+                            struct err *e)
+{
+    const struct tool_req *tools = tools_of(g);
+    *called = false;
+    if (tools)
+        return tool_answer(tools, o->text, o->text_len, called, e);
+    return json_pack("{s:s, s:s%}", "role", "assistant", "content", o->text, o->text_len);
+}
+
 static void chat_done(struct gen_call *g, struct call *c)
 {
     json_t *choices = json_array();
     for (size_t i = 0; i < g->n; i++) {
         const struct gen_out *o = &g->out[i];
+        struct err e = {0};
+        bool called;
+        json_t *msg = chat_message(g, o, &called, &e);
+        if (!msg) {
+            json_decref(choices);
+            call_error(c, e.kind, "tool_choice", "%s", e.msg);
+            return;
+        }
         json_t *lp = json_null();
         if (g->params.logprobs) {
             json_t *content = json_array();
@@ -133,10 +178,9 @@ static void chat_done(struct gen_call *g, struct call *c)
             json_decref(lp);
             lp = json_pack("{s:o}", "content", content);
         }
-        json_array_append_new(choices, json_pack("{s:I, s:{s:s, s:s%}, s:o, s:s}", "index",
-                                                 (json_int_t)i, "message", "role", "assistant",
-                                                 "content", o->text, o->text_len, "logprobs", lp,
-                                                 "finish_reason", finish_name(o)));
+        json_array_append_new(choices, json_pack("{s:I, s:o, s:o, s:s}", "index", (json_int_t)i,
+                                                 "message", msg, "logprobs", lp, "finish_reason",
+                                                 called ? "tool_calls" : finish_name(o)));
     }
     call_reply(c, 200,
                json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", g->id, "object", "chat.completion",
@@ -146,11 +190,6 @@ static void chat_done(struct gen_call *g, struct call *c)
 
 /* ---- the stream ---- */
 
-/* The stream's copy of what the chunks repeat (the model's name: the call may be gone). */
-struct stream_state {
-    char model[128];
-    size_t offsets[GEN_MAX_CHOICES]; /* completions' text_offset so far, per choice */
-};
 
 /* A chunk with one choice (new reference). */
 static json_t *chunk(struct gen_call *g, json_t *choice)
@@ -217,9 +256,65 @@ static void emit_delta(struct gen_call *g, size_t i, const struct gen_token *t, 
     gen_emit_json(g, chunk(g, choice));
 }
 
+/* An error event (OpenAI's shape, code the status) in place of the choice's end. */
+static void emit_error(struct gen_call *g, int kind, const char *msg)
+{
+    gen_emit_json(g, json_pack("{s:{s:s, s:s, s:n, s:i}}", "error", "message", msg, "type",
+                               kind == ERR_TIMEOUT ? "timeout_error" : "server_error", "param",
+                               "code", status_of_err(DIALECT_OPENAI, kind)));
+}
+
+/* A chat chunk of choice i: delta (stolen), logprobs (stolen; NULL: null), finish (NULL:
+ * null). */
+static void emit_chat(struct gen_call *g, size_t i, json_t *delta, json_t *lp, const char *finish)
+{
+    json_t *choice = json_pack("{s:I, s:o, s:o, s:s?}", "index", (json_int_t)i, "delta", delta,
+                               "logprobs", lp ? lp : json_null(), "finish_reason", finish);
+    if (choice && !finish)
+        json_object_set_new(choice, "finish_reason", json_null());
+    gen_emit_json(g, chunk(g, choice));
+}
+
+/* A token of a chat whose text is read for tool calls: the content that cannot be part of a
+ * call goes out at once; at the end, the rest and the calls (tool_stream_end), then the
+ * finish. */
+static void tool_token(struct gen_call *g, size_t i, const struct gen_token *t, const char *delta,
+                       size_t delta_len, bool last)
+{
+    struct stream_state *st = g->user;
+    const char *out;
+    size_t n;
+    chat_role(g, i);
+    if (tool_stream_push(&st->tools, &st->ts[i], delta, delta_len, &out, &n) != 0) {
+        emit_error(g, ERR_NOMEM, "out of memory");
+        return;
+    }
+    bool lp = g->params.logprobs && t;
+    if (n > 0 || lp)
+        emit_chat(g, i, json_pack("{s:s%}", "content", out, n),
+                  lp ? json_pack("{s:[o]}", "content", chat_logprob(g, t)) : NULL, NULL);
+    if (!last)
+        return;
+    struct err e = {0};
+    bool called;
+    json_t *deltas = tool_stream_end(&st->tools, &st->ts[i], &called, &e);
+    if (!deltas) {
+        emit_error(g, e.kind, e.msg);
+        return;
+    }
+    for (size_t k = 0; k < json_array_size(deltas); k++)
+        emit_chat(g, i, json_incref(json_array_get(deltas, k)), NULL, NULL);
+    json_decref(deltas);
+    emit_chat(g, i, json_object(), NULL, called ? "tool_calls" : finish_name(&g->out[i]));
+}
+
 static void stream_token(struct gen_call *g, size_t i, const struct gen_token *t, const char *delta,
                          size_t delta_len)
 {
+    if (tools_of(g)) {
+        tool_token(g, i, t, delta, delta_len, false);
+        return;
+    }
     /* a token that completes no text yet (half a character, a held-back stop prefix) has
      * nothing to show unless its logprobs were asked for */
     if (delta_len == 0 && !g->params.logprobs)
@@ -230,19 +325,19 @@ static void stream_token(struct gen_call *g, size_t i, const struct gen_token *t
 static void stream_last(struct gen_call *g, size_t i, const struct gen_token *t, const char *delta,
                         size_t delta_len)
 {
-    emit_delta(g, i, t, delta, delta_len, finish_name(&g->out[i]));
+    if (tools_of(g))
+        tool_token(g, i, t, delta, delta_len, true);
+    else
+        emit_delta(g, i, t, delta, delta_len, finish_name(&g->out[i]));
 }
 
 static void stream_failed(struct gen_call *g, size_t i)
 {
     const struct gen_out *o = &g->out[i];
-    int kind = gen_out_kind(o);
     const char *msg = o->status == GEN_TIMEOUT     ? "Request timed out during generation"
                       : o->status == GEN_CANCELLED ? "Request cancelled"
                                                    : o->error;
-    gen_emit_json(g, json_pack("{s:{s:s, s:s, s:n, s:i}}", "error", "message", msg, "type",
-                               kind == ERR_TIMEOUT ? "timeout_error" : "server_error", "param",
-                               "code", status_of_err(DIALECT_OPENAI, kind)));
+    emit_error(g, gen_out_kind(o), msg);
 }
 
 static void stream_finish(struct gen_call *g)
@@ -343,81 +438,20 @@ static bool completion_prompts(struct gen_call *g, const json_t *prompt)
     return true;
 }
 
-/* Content as a string: text parts joined by newlines (vLLM), null kept. NULL when invalid. */
-static json_t *message_content(const json_t *content, const char **why)
-{
-    if (!content || json_is_null(content))
-        return json_null();
-    if (json_is_string(content))
-        return json_incref((json_t *)content);
-    if (!json_is_array(content)) {
-        *why = "`content` must be a string or a list of content parts";
-        return NULL;
-    }
-    size_t total = 0;
-    for (size_t i = 0; i < json_array_size(content); i++) {
-        const json_t *part = json_array_get(content, i);
-        const char *type = json_string_value(json_object_get(part, "type"));
-        const json_t *text = json_object_get(part, "text");
-        if (!type || strcmp(type, "text") != 0 || !json_is_string(text)) {
-            *why = "only text content parts ({\"type\": \"text\", \"text\": ...}) are supported";
-            return NULL;
-        }
-        total += json_string_length(text) + 1;
-    }
-    char *s = malloc(total + 1), *p = s;
-    if (!s)
-        return NULL;
-    for (size_t i = 0; i < json_array_size(content); i++) {
-        const json_t *text = json_object_get(json_array_get(content, i), "text");
-        if (i)
-            *p++ = '\n';
-        memcpy(p, json_string_value(text), json_string_length(text));
-        p += json_string_length(text);
-    }
-    json_t *v = json_stringn(s, (size_t)(p - s));
-    free(s);
-    return v;
-}
-
-/* "messages" checked and their contents flattened (new reference; NULL when answered). */
+/* "messages" checked and shaped for the chat template (tool_messages; new reference; NULL when
+ * answered). */
 static json_t *chat_messages(struct gen_call *g, const json_t *messages)
 {
-    if (!json_is_array(messages) || json_array_size(messages) == 0) {
-        gen_call_error(g, ERR_GEN_INVALID, "messages",
-                       messages ? "`messages` must be a non-empty list of messages"
-                                : "`messages` is required");
-        return NULL;
-    }
-    json_t *out = json_array();
-    for (size_t i = 0; out && i < json_array_size(messages); i++) {
-        const json_t *m = json_array_get(messages, i);
-        const char *why = NULL;
-        json_t *content = NULL;
-        if (!json_is_object(m))
-            why = "each message must be an object with `role` and `content`";
-        else if (!json_is_string(json_object_get(m, "role")))
-            why = "each message needs a `role` string";
-        else
-            content = message_content(json_object_get(m, "content"), &why);
-        if (!content) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "messages[%zu]: %s", i, why ? why : "out of memory");
-            gen_call_error(g, why ? ERR_GEN_INVALID : ERR_NOMEM, "messages", msg);
-            json_decref(out);
-            return NULL;
-        }
-        json_t *copy = json_deep_copy(m);
-        json_object_set_new(copy, "content", content);
-        json_array_append_new(out, copy);
-    }
+    struct err e = {0};
+    json_t *out = tool_messages(messages, &e);
+    if (!out)
+        gen_call_error(g, e.kind, "messages", e.msg);
     return out;
 }
 
-/* The chat template's variables: add_generation_prompt (default true), documents and
- * chat_template_kwargs' members (vLLM's extras; tools are refused before, not implemented).
- * NULL when answered. */
-static json_t *chat_extra(struct gen_call *g, const json_t *body)
+/* The chat template's variables: add_generation_prompt (default true), documents, tools and
+ * chat_template_kwargs' members (vLLM's extras). NULL when answered. */
+static json_t *chat_extra(struct gen_call *g, const json_t *body, const struct tool_req *tools)
 {
     const json_t *agp = json_object_get(body, "add_generation_prompt");
     const json_t *kw = json_object_get(body, "chat_template_kwargs");
@@ -435,7 +469,40 @@ static json_t *chat_extra(struct gen_call *g, const json_t *body)
     const json_t *docs = json_object_get(body, "documents");
     if (docs && !json_is_null(docs))
         json_object_set(extra, "documents", (json_t *)docs);
+    if (tools->tools) /* as the request has them: {"type": "function", "function": {...}} */
+        json_object_set(extra, "tools", tools->tools);
     return extra;
+}
+
+static bool mentions(const void *gm, const char *marker)
+{
+    return gen_model_chat_template_mentions(gm, marker);
+}
+
+/* tools and tool_choice read into r, and the parser of the text picked (models[].tool_parser,
+ * else the one whose markers the chat template teaches). False when answered. */
+static bool chat_tools(struct gen_call *g, const json_t *body, struct tool_req *r)
+{
+    struct err e = {0};
+    const char *param = NULL;
+    if (tool_req_read(body, r, &param, &e) != 0) {
+        gen_call_error(g, e.kind, param, e.msg);
+        return false;
+    }
+    if (r->choice == TOOL_CHOICE_NONE)
+        return true;
+    const char *name = model_config(g->model)->tool_parser;
+    r->parser = name ? tool_parser_by_name(name) : tool_parser_guess(mentions, g->gm);
+    if (r->parser)
+        return true;
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "model '%s' cannot call tools: its chat template shows no tool-call format inferd "
+             "reads (<tool_call>, [TOOL_CALLS], <|python_tag|>); set its tool_parser in the "
+             "config",
+             model_name(g->model));
+    gen_call_error(g, ERR_GEN_INVALID, "tools", msg);
+    return false;
 }
 
 static bool chat_prompt(struct gen_call *g, const json_t *body)
@@ -455,8 +522,11 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
                        "chat_template): use /v1/completions");
         return false;
     }
+    struct stream_state *st = g->user;
+    if (!chat_tools(g, body, &st->tools))
+        return false;
     json_t *messages = chat_messages(g, json_object_get(body, "messages"));
-    json_t *extra = messages ? chat_extra(g, body) : NULL;
+    json_t *extra = messages ? chat_extra(g, body, &st->tools) : NULL;
     if (!extra) {
         json_decref(messages);
         return false;
@@ -507,6 +577,14 @@ static void openai_route(struct call *c, const struct gen_api *d)
                        "(text2text-generation): its completion does not continue the prompt");
         return;
     }
+    struct stream_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
+        return;
+    }
+    snprintf(st->model, sizeof st->model, "%s", model_name(m));
+    g->user = st;
+    g->user_fini = state_fini;
     if (d == &gen_api_completions) {
         const json_t *prompt = json_object_get(body, "prompt");
         if (!prompt || json_is_null(prompt)) {
@@ -520,18 +598,10 @@ static void openai_route(struct call *c, const struct gen_api *d)
     }
     size_t n_choices = g->params.n * (g->n_prompts ? g->n_prompts : 1);
     g->record_tokens = !g->params.stream && g->params.logprobs;
-    if (!g->params.stream) {
+    if (!g->params.stream)
         gen_call_run(g, n_choices, d == &gen_api_chat ? chat_done : completion_done, NULL, NULL);
-        return;
-    }
-    struct stream_state *st = calloc(1, sizeof *st);
-    if (!st) {
-        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
-        return;
-    }
-    snprintf(st->model, sizeof st->model, "%s", model_name(m));
-    g->user = st;
-    gen_call_run(g, n_choices, NULL, &openai_stream, "text/event-stream");
+    else
+        gen_call_run(g, n_choices, NULL, &openai_stream, "text/event-stream");
 }
 
 void route_openai_completions(struct call *c)

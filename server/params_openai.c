@@ -64,8 +64,6 @@ static bool is_n(const json_t *v, const json_t *obj)
 }
 
 static const struct params_refused chat_refused[] = {
-    {"tools", NULL, "tool calling"},
-    {"tool_choice", is_none, "tool calling"},
     {"functions", NULL, "function calling"},
     {"function_call", is_none, "function calling"},
     {"continue_final_message", params_is_false, "continuing the final message"},

@@ -63,8 +63,10 @@ static struct model *model_alloc(const struct model_config *cfg, struct metrics 
     m->cfg.revision = cfg->revision ? strdup(cfg->revision) : NULL;
     m->cfg.model_id = cfg->model_id ? strdup(cfg->model_id) : NULL;
     m->cfg.task = strdup(cfg->task);
+    m->cfg.tool_parser = cfg->tool_parser ? strdup(cfg->tool_parser) : NULL;
     if (!m->cfg.name || !m->cfg.path || !m->cfg.task || (cfg->revision && !m->cfg.revision) ||
-        (cfg->model_id && !m->cfg.model_id)) {
+        (cfg->model_id && !m->cfg.model_id) || (cfg->tool_parser && !m->cfg.tool_parser)) {
+        free(m->cfg.tool_parser);
         free(m->cfg.name);
         free(m->cfg.path);
         free(m->cfg.revision);
@@ -233,6 +235,7 @@ void model_unref(struct model *m)
     free(m->cfg.revision);
     free(m->cfg.model_id);
     free(m->cfg.task);
+    free(m->cfg.tool_parser);
     free(m);
 }
 

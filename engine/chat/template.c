@@ -27,6 +27,7 @@ struct chat_template {
     struct tpl_job job; /* owns the arena holding the AST */
     struct nlist body;
     struct chat_template_budget budget; /* every field set */
+    const char *source;                 /* the template's text, in the job's arena */
 };
 
 struct chat_template_budget chat_template_budget_default(void)
@@ -78,11 +79,17 @@ int chat_template_compile_budget(const char *source, const struct chat_template_
     size_t n;
     tpl_lex(&t->job, source, len, &toks, &n);
     t->body = tpl_parse(&t->job, toks, n);
+    t->source = tpl_strndup(&t->job, source, len);
     t->job.e = NULL;
     t->job.line = t->job.col = 0;
     t->job.compiling = false;
     *out = t;
     return 0;
+}
+
+bool chat_template_mentions(const struct chat_template *t, const char *needle)
+{
+    return t && strstr(t->source, needle) != NULL;
 }
 
 void chat_template_free(struct chat_template *t)

@@ -26,6 +26,7 @@
 #define INFERD_CHAT_TEMPLATE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -57,6 +58,9 @@ int chat_template_compile(const char *source, struct chat_template **out, struct
 int chat_template_compile_budget(const char *source, const struct chat_template_budget *budget,
                                  struct chat_template **out, struct err *e);
 void chat_template_free(struct chat_template *t);
+/* Whether the template's text holds needle (t NULL: false): what a caller that must guess a
+ * model's conventions from its template (the tool-call markers it teaches) may ask. */
+bool chat_template_mentions(const struct chat_template *t, const char *needle);
 
 /* Renders with the variables transformers passes: `messages` (a JSON array of message
  * objects), `tools` and `documents` (none unless extra sets them), `add_generation_prompt`

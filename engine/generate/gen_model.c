@@ -215,6 +215,12 @@ int gen_model_render_chat(const struct gen_model *m, const struct json_t *messag
     return chat_template_set_render(&m->chat, messages, extra, out, len, e);
 }
 
+bool gen_model_chat_template_mentions(const struct gen_model *m, const char *needle)
+{
+    return chat_template_mentions(m->chat.main, needle) ||
+           chat_template_mentions(m->chat.tool_use, needle);
+}
+
 int gen_model_check_request(const struct gen_model *m, const int32_t *prompt, size_t n,
                             const struct gen_params *p, struct err *e)
 {

@@ -102,6 +102,9 @@ bool gen_model_is_named_special(const struct gen_model *m, int32_t id);
  * ERR_INVALID; ERR_INVALID too when the model has none). */
 int gen_model_render_chat(const struct gen_model *m, const struct json_t *messages,
                           const struct json_t *extra, char **out, size_t *len, struct err *e);
+/* Whether its chat templates' text (the main one or "tool_use") holds needle: e.g. the
+ * tool-call markers a template teaches its model ("<tool_call>", "[TOOL_CALLS]"). */
+bool gen_model_chat_template_mentions(const struct gen_model *m, const char *needle);
 /* What the model refuses in a request: ERR_INVALID for prompt logprobs
  * (decoder_input_details) on an encoder-decoder and for a prompt id outside the vocabulary. */
 int gen_model_check_request(const struct gen_model *m, const int32_t *prompt, size_t n,
