@@ -34,6 +34,7 @@ struct readme_daemon {
 static struct readme_daemon daemons[] = {
     {8080, "make run's config (config/inferd.yaml)", NULL},
     {8081, "the chat fixture as text-generation", NULL},
+    {8082, "the tool-calling fixture tools-qwen3 as text-generation", NULL},
 };
 #define N_DAEMONS (sizeof daemons / sizeof daemons[0])
 
@@ -51,7 +52,9 @@ static struct daemon *start_for(struct readme_daemon *rd)
         daemon_wait_ready(d, 60000);
         rd->d = d;
     } else {
-        const char *args[] = {"--model", fixture_chat_model(), "--task", "text-generation",
+        const char *model = rd->port == 8082 ? fixture_tool_model("tools-qwen3")
+                                             : fixture_chat_model();
+        const char *args[] = {"--model", model, "--task", "text-generation",
                               "--host", "127.0.0.1", "--port", "0", NULL};
         struct daemon *d = daemon_new(NULL);
         daemon_exec(d, args);

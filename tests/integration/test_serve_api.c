@@ -104,11 +104,7 @@ static json_t *chat_with(const char *key, json_t *value)
 START_TEST(openai_refuses_what_it_does_not_do)
 {
     const char *chat = "/v1/chat/completions", *cmpl = "/v1/completions";
-    expect_oai_refused(chat,
-                       chat_with("tools", json_pack("[{s:s, s:{s:s}}]", "type", "function",
-                                                    "function", "name", "get_weather")),
-                       "tools");
-    expect_oai_refused(chat, chat_with("tool_choice", json_string("auto")), "tool_choice");
+    /* tools and tool_choice are served (test_serve_tools.c); the legacy functions are not */
     expect_oai_refused(chat, chat_with("functions", json_pack("[{s:s}]", "name", "f")),
                        "functions");
     expect_oai_refused(chat, chat_with("function_call", json_pack("{s:s}", "name", "f")),

@@ -310,6 +310,22 @@ const char *fixture_chat_model(void)
 
 /* A copy of fixture model src in parent/name, its files symlinked, without `drop` (may be
  * NULL) and with config.json's model_type replaced by `type` (may be NULL). */
+const char *fixture_tool_model(const char *name)
+{
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s/models/%s", fixture_dir("tool-models.tar.xz"), name);
+    char link[1200], src[1200];
+    snprintf(link, sizeof link, "%s/tokenizer.json", dir);
+    if (strcmp(name, "tools-qwen3") == 0)
+        snprintf(src, sizeof src, "%s/tokenizer.json", fixture_model("qwen3-lm"));
+    else
+        snprintf(src, sizeof src, "%s/tokenizer.json", fixture_tokenizer("llama3"));
+    struct stat st;
+    if (lstat(link, &st) != 0)
+        ck_assert_msg(symlink(src, link) == 0, "symlink %s: %s", link, strerror(errno));
+    return dir;
+}
+
 const char *model_link_copy(const char *parent, const char *name, const char *src_name,
                               const char *drop, const char *type)
 {

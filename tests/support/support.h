@@ -25,6 +25,11 @@ const char *fixture_model(const char *name);
  * llama3 fixture tokenizer), BUILD/test-fixtures/llama-lm-chat; built once. */
 const char *fixture_chat_model(void);
 
+/* A tool-calling fixture of tests/data/tool-models.tar.xz ("tools-qwen3", "tools-llama3.1"),
+ * BUILD/test-fixtures/tool-models/models/NAME, with its tokenizer.json linked from the fixture
+ * it came from (qwen3-lm's, the llama3 tokenizer's). */
+const char *fixture_tool_model(const char *name);
+
 /* A copy of fixture model src_name in parent/name (static storage until the next call), its
  * files symlinked, without `drop` (may be NULL) and with config.json's model_type replaced by
  * `type` (may be NULL). Fails the test on any error. */

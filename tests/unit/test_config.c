@@ -240,7 +240,8 @@ static const struct {
     /* unknown keys */
     {MODELS "    workrs: 2\n", "t.yaml:5:5: unknown key 'workrs' in models[0] (expected one of: "
                                "name, path, revision, task, dtype, workers, threads, "
-                               "max_input_tokens, batching, generation, limits)"},
+                               "max_input_tokens, tool_parser, batching, generation, "
+                               "limits)"},
     {"server:\n  prot: 1\n" MODELS, "t.yaml:2:3: unknown key 'prot' in server (expected one of: "
                                     "host, port, max_body_bytes, request_timeout_ms, api_keys, "
                                     "api_keys_file, api_keys_env, http_threads, max_connections, "
@@ -437,6 +438,8 @@ static const struct {
      "t.yaml:2:14: server.log_level must be debug | info | warn | error, not 'verbose'"},
     {"server:\n  log_level: INFO\n" MODELS,
      "t.yaml:2:14: server.log_level must be debug | info | warn | error, not 'INFO'"},
+    {MODELS "    tool_parser: pythonic\n",
+     "t.yaml:5:18: models[0].tool_parser must be llama3_json | hermes | mistral, not 'pythonic'"},
 };
 
 START_TEST(errors)

@@ -159,10 +159,8 @@ START_TEST(unsupported_refused)
               "generation (JSON schema, regex)");
     parse_err(t, "{\"watermark\": true}",
               "`watermark` is not supported: inferd does not implement watermarking");
-    parse_err(c, "{\"tools\": []}",
-              "`tools` is not supported: inferd does not implement tool calling");
-    parse_err(c, "{\"tool_choice\": \"required\"}",
-              "`tool_choice` is not supported: inferd does not implement tool calling");
+    parse_err(c, "{\"functions\": []}",
+              "`functions` is not supported: inferd does not implement function calling");
     parse_err(k, "{\"response_format\": {\"type\": \"json_object\"}}",
               "`response_format` is not supported: inferd does not implement structured output "
               "(json_object, json_schema)");
@@ -180,8 +178,9 @@ START_TEST(unsupported_refused)
              "\"modalities\": [\"text\"], \"future_key\": 1}",
              NULL, &p);
     gen_params_fini(&p);
-    parse_ok(c, "{\"tool_choice\": \"none\", \"function_call\": \"none\", \"tools\": null}", NULL,
-             &p);
+    /* tools and tool_choice are the route's (tool_calls.c), not generation parameters */
+    parse_ok(c, "{\"tool_choice\": \"required\", \"function_call\": \"none\", \"tools\": [{}]}",
+             NULL, &p);
     gen_params_fini(&p);
     const char *key = NULL;
     json_t *j = J("{\"user\": \"u\", \"logit_bias\": {\"1\": 5}}");
