@@ -470,7 +470,7 @@ int tool_stream_push(const struct tool_req *r, struct tool_stream *s, const char
     *n = 0;
     if (r->choice == TOOL_CHOICE_REQUIRED || r->choice == TOOL_CHOICE_NAMED)
         return 0; /* the whole text must be the calls: nothing goes out before the end */
-    size_t held = 0, at = r->parser->start(s->buf, s->len, &held);
+    size_t held = 0, at = r->parser->start(s->buf, s->len, s->sent, &held);
     size_t upto = at < s->len ? at : s->len - held;
     if (upto > s->sent) {
         *n = upto - s->sent;

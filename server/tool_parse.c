@@ -93,9 +93,9 @@ static json_t *json_at(const char *s, size_t *i, size_t len)
 
 /* ---- hermes ---- */
 
-static size_t hermes_start(const char *text, size_t len, size_t *held)
+static size_t hermes_start(const char *text, size_t len, size_t from, size_t *held)
 {
-    size_t at = find(text, len, 0, HERMES_OPEN);
+    size_t at = find(text, len, from, HERMES_OPEN);
     *held = at < len ? 0 : partial_suffix(text, len, HERMES_OPEN);
     return at;
 }
@@ -123,8 +123,9 @@ static int hermes_calls(const char *s, size_t len, struct tool_parse *out)
 /* ---- llama3_json ---- */
 
 /* The message itself is the call: it starts (after whitespace) with { or <|python_tag|>. */
-static size_t llama3_start(const char *text, size_t len, size_t *held)
+static size_t llama3_start(const char *text, size_t len, size_t from, size_t *held)
 {
+    (void)from; /* the message itself is the call: only its beginning tells */
     size_t i = skip_space(text, 0, len);
     *held = 0;
     if (i < len && (text[i] == '{' || starts(text, i, len, PYTHON_TAG)))
@@ -157,9 +158,9 @@ static int llama3_calls(const char *s, size_t len, struct tool_parse *out)
 
 /* ---- mistral ---- */
 
-static size_t mistral_start(const char *text, size_t len, size_t *held)
+static size_t mistral_start(const char *text, size_t len, size_t from, size_t *held)
 {
-    size_t at = find(text, len, 0, MISTRAL_MARK);
+    size_t at = find(text, len, from, MISTRAL_MARK);
     size_t i = skip_space(text, 0, len);
     *held = 0;
     if (at < len)
@@ -234,7 +235,7 @@ bool tool_parse_text(const struct tool_parser *p, const char *text, size_t len,
 {
     memset(out, 0, sizeof *out);
     size_t held;
-    size_t at = p->start(text, len, &held);
+    size_t at = p->start(text, len, 0, &held);
     if (at >= len || p->calls(text + at, len - at, out) != 0) {
         tool_parse_fini(out);
         return false;

@@ -38,8 +38,9 @@ struct tool_parser {
                         refuse other ids) */
     /* Where calls start in text[0..len): an offset < len, or len when there are none so far;
      * *held: how many bytes at the end (before len) could still turn into the start as more
-     * text comes (a streamed message holds them back). */
-    size_t (*start)(const char *text, size_t len, size_t *held);
+     * text comes (a streamed message holds them back). No start lies before from (a stream's
+     * text released so far: each token's call scans only the new bytes). */
+    size_t (*start)(const char *text, size_t len, size_t from, size_t *held);
     /* The calls of text[0..len), which starts where start() said: 0, or -1 when malformed
      * (out's calls may be partly filled: the caller frees them). */
     int (*calls)(const char *text, size_t len, struct tool_parse *out);
