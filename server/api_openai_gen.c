@@ -275,36 +275,45 @@ static void emit_chat(struct gen_call *g, size_t i, json_t *delta, json_t *lp, c
     gen_emit_json(g, chunk(g, choice));
 }
 
+/* Sends deltas (a JSON array, stolen) as chunks of choice i. */
+static void emit_deltas(struct gen_call *g, size_t i, json_t *deltas)
+{
+    for (size_t k = 0; k < json_array_size(deltas); k++)
+        emit_chat(g, i, json_incref(json_array_get(deltas, k)), NULL, NULL);
+    json_decref(deltas);
+}
+
 /* A token of a chat whose text is read for tool calls: the content that cannot be part of a
- * call goes out at once; at the end, the rest and the calls (tool_stream_end), then the
- * finish. */
+ * call goes out at once, and each call once it is read (tool_stream_push); at the end, the
+ * rest (tool_stream_end), then the finish. */
 static void tool_token(struct gen_call *g, size_t i, const struct gen_token *t, const char *delta,
                        size_t delta_len, bool last)
 {
     struct stream_state *st = g->user;
-    const char *out;
-    size_t n;
     chat_role(g, i);
-    if (tool_stream_push(&st->tools, &st->ts[i], delta, delta_len, &out, &n) != 0) {
+    json_t *deltas = tool_stream_push(&st->tools, &st->ts[i], delta, delta_len);
+    if (!deltas) {
         emit_error(g, ERR_NOMEM, "out of memory");
         return;
     }
-    bool lp = g->params.logprobs && t;
-    if (n > 0 || lp)
-        emit_chat(g, i, json_pack("{s:s%}", "content", out, n),
-                  lp ? json_pack("{s:[o]}", "content", chat_logprob(g, t)) : NULL, NULL);
+    if (g->params.logprobs && t) { /* the token's logprobs ride on its first chunk */
+        json_t *first = json_array_size(deltas) ? json_incref(json_array_get(deltas, 0))
+                                                : json_pack("{s:s}", "content", "");
+        if (json_array_size(deltas))
+            json_array_remove(deltas, 0);
+        emit_chat(g, i, first, json_pack("{s:[o]}", "content", chat_logprob(g, t)), NULL);
+    }
+    emit_deltas(g, i, deltas);
     if (!last)
         return;
     struct err e = {0};
     bool called;
-    json_t *deltas = tool_stream_end(&st->tools, &st->ts[i], &called, &e);
+    deltas = tool_stream_end(&st->tools, &st->ts[i], &called, &e);
     if (!deltas) {
         emit_error(g, e.kind, e.msg);
         return;
     }
-    for (size_t k = 0; k < json_array_size(deltas); k++)
-        emit_chat(g, i, json_incref(json_array_get(deltas, k)), NULL, NULL);
-    json_decref(deltas);
+    emit_deltas(g, i, deltas);
     emit_chat(g, i, json_object(), NULL, called ? "tool_calls" : finish_name(&g->out[i]));
 }
 
@@ -537,6 +546,9 @@ static bool chat_prompt(struct gen_call *g, const json_t *body)
     int rc = gen_model_render_chat(g->gm, messages, extra, &prompt, &len, &e);
     json_decref(messages);
     json_decref(extra);
+    /* rendered: the request's tools are not needed again (the parser and tool_choice are) */
+    json_decref(st->tools.tools);
+    st->tools.tools = NULL;
     if (rc) {
         gen_call_template_error(g, rc, "messages", e.msg);
         return false;

@@ -452,34 +452,30 @@ json_t *tool_answer(const struct tool_req *r, const char *text, size_t len, bool
 
 /* ---- streaming ---- */
 
-int tool_stream_push(const struct tool_req *r, struct tool_stream *s, const char *delta,
-                     size_t len, const char **out, size_t *n)
+static bool only_space(const char *s, size_t n)
 {
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = (s->len + len + 1) * 2;
-        char *b = realloc(s->buf, cap);
-        if (!b)
-            return ERR_NOMEM;
-        s->buf = b;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, delta, len);
-    s->len += len;
-    s->buf[s->len] = '\0';
-    *out = s->buf + s->sent;
-    *n = 0;
-    if (r->choice == TOOL_CHOICE_REQUIRED || r->choice == TOOL_CHOICE_NAMED)
-        return 0; /* the whole text must be the calls: nothing goes out before the end */
-    size_t held = 0, at = r->parser->start(s->buf, s->len, s->sent, &held);
-    size_t upto = at < s->len ? at : s->len - held;
-    if (upto > s->sent) {
-        *n = upto - s->sent;
-        s->sent = upto;
-    }
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return false;
+    return true;
 }
 
-/* The stream's delta of call i: the first with its id, type and name, then its arguments. */
+/* The first occurrence of word in s[from..len), or len. */
+static size_t find_from(const char *s, size_t len, size_t from, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = from; i + n <= len; i++)
+        if (memcmp(s + i, word, n) == 0)
+            return i;
+    return len;
+}
+
+static void append_content(json_t *deltas, const char *text, size_t n)
+{
+    json_array_append_new(deltas, json_pack("{s:s%}", "content", text, n));
+}
+
+/* The stream's deltas of call i: the first with its id, type and name, then its arguments. */
 static void append_call_deltas(json_t *deltas, const struct tool_req *r, const struct tool_call *c,
                                size_t i)
 {
@@ -493,27 +489,96 @@ static void append_call_deltas(json_t *deltas, const struct tool_req *r, const s
                                     "function", "arguments", c->arguments));
 }
 
+static int stream_append(struct tool_stream *s, const char *delta, size_t len)
+{
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = (s->len + len + 1) * 2;
+        char *b = realloc(s->buf, cap);
+        if (!b)
+            return ERR_NOMEM;
+        s->buf = b;
+        s->cap = cap;
+    }
+    if (len)
+        memcpy(s->buf + s->len, delta, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    return 0;
+}
+
+/* The calls closed since the last ones sent, each read and sent; a call that does not read
+ * stops it (the end reads what is left). */
+static void stream_closed_calls(const struct tool_req *r, struct tool_stream *s, json_t *deltas)
+{
+    for (;;) {
+        size_t close = find_from(s->buf, s->len, s->sent, r->parser->close);
+        if (close == s->len)
+            return;
+        size_t end = close + strlen(r->parser->close);
+        struct tool_parse p = {0};
+        if (r->parser->calls(s->buf + s->sent, end - s->sent, &p) != 0) {
+            tool_parse_fini(&p);
+            return;
+        }
+        for (size_t i = 0; i < p.n_calls; i++)
+            append_call_deltas(deltas, r, &p.calls[i], s->n_calls++);
+        tool_parse_fini(&p);
+        s->sent = end;
+    }
+}
+
+json_t *tool_stream_push(const struct tool_req *r, struct tool_stream *s, const char *delta,
+                         size_t len)
+{
+    if (stream_append(s, delta, len) != 0)
+        return NULL;
+    json_t *deltas = json_array();
+    if (!deltas || r->choice == TOOL_CHOICE_REQUIRED || r->choice == TOOL_CHOICE_NAMED)
+        return deltas; /* the whole text must be the calls: nothing goes out before the end */
+    if (!s->in_calls) {
+        size_t held = 0, at = r->parser->start(s->buf, s->len, s->sent, &held);
+        size_t upto = at < s->len ? at : s->len - held;
+        /* whitespace alone before the calls is no content (as tool_answer reads it) */
+        bool skip = at < s->len && s->sent == 0 && only_space(s->buf, at);
+        if (upto > s->sent && !skip)
+            append_content(deltas, s->buf + s->sent, upto - s->sent);
+        s->sent = upto > s->sent ? upto : s->sent;
+        s->in_calls = at < s->len;
+    }
+    if (s->in_calls && r->parser->close)
+        stream_closed_calls(r, s, deltas);
+    return deltas;
+}
+
 json_t *tool_stream_end(const struct tool_req *r, struct tool_stream *s, bool *called,
                         struct err *e)
 {
+    const char *rest = (s->buf ? s->buf : "") + s->sent;
+    size_t n = s->len - s->sent;
     struct tool_parse p;
-    const char *text = s->buf ? s->buf : "";
-    *called = tool_parse_text(r->parser, text, s->len, &p);
-    if (!choice_met(r, *called ? &p : NULL, e)) {
-        if (*called)
+    bool ok = tool_parse_text(r->parser, rest, n, &p);
+    /* required / named: nothing was sent, rest is the whole text */
+    if (s->n_calls == 0 && !choice_met(r, ok ? &p : NULL, e)) {
+        if (ok)
             tool_parse_fini(&p);
         return NULL;
     }
     json_t *deltas = json_array();
-    /* the content not sent yet: before the calls, or all the rest when there are none */
-    size_t end = *called ? (p.content ? p.content_len : 0) : s->len;
-    if (end > s->sent)
-        json_array_append_new(deltas,
-                              json_pack("{s:s%}", "content", text + s->sent, end - s->sent));
-    for (size_t i = 0; *called && i < p.n_calls; i++)
-        append_call_deltas(deltas, r, &p.calls[i], i);
+    if (!deltas) {
+        if (ok)
+            tool_parse_fini(&p);
+        err_set(e, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (ok && p.content)
+        append_content(deltas, p.content, p.content_len);
+    else if (!ok && n > 0 && !(s->n_calls > 0 && only_space(rest, n)))
+        append_content(deltas, rest, n); /* no call, or a malformed one: all of it is content */
+    for (size_t i = 0; ok && i < p.n_calls; i++)
+        append_call_deltas(deltas, r, &p.calls[i], s->n_calls++);
+    *called = s->n_calls > 0;
     s->sent = s->len;
-    if (*called)
+    if (ok)
         tool_parse_fini(&p);
     return deltas;
 }

@@ -23,7 +23,8 @@ enum tool_choice { TOOL_CHOICE_NONE, TOOL_CHOICE_AUTO, TOOL_CHOICE_REQUIRED, TOO
 
 /* A request's tools. */
 struct tool_req {
-    json_t *tools; /* the request's `tools` (a reference), NULL without */
+    json_t *tools; /* the request's `tools` (a reference; the chat route drops it once the
+                      template is rendered), NULL without */
     enum tool_choice choice;
     char name[72];                    /* TOOL_CHOICE_NAMED: the function */
     const struct tool_parser *parser; /* reads the text; NULL: it is plain content */
@@ -52,21 +53,28 @@ json_t *tool_messages(const json_t *messages, struct err *e);
 json_t *tool_answer(const struct tool_req *r, const char *text, size_t len, bool *called,
                     struct err *e);
 
-/* Streaming one choice: the text so far, what of it went out as content. */
+/* Streaming one choice: the text so far, what of it is answered. */
 struct tool_stream {
     char *buf; /* malloc'ed */
     size_t len, cap;
-    size_t sent; /* bytes of buf sent as content */
+    size_t sent;    /* bytes of buf answered: sent as content, or read as calls */
+    size_t n_calls; /* calls sent so far (the next one's index) */
+    bool in_calls;  /* the calls started at buf[sent] */
 };
 
-/* Appends delta; *out and *n: the content that may go out now (a view into s->buf: what cannot be
- * part of a tool call; with tool_choice required or named, nothing). ERR_NOMEM. */
-int tool_stream_push(const struct tool_req *r, struct tool_stream *s, const char *delta,
-                     size_t len, const char **out, size_t *n);
-/* The end of the choice's text: the chunks' `delta` objects still to send, in order (a JSON
- * array: content not sent yet, then per call {"tool_calls": [{"index", "id", "type",
- * "function": {"name", "arguments": ""}}]} and {"tool_calls": [{"index", "function":
- * {"arguments"}}]}), *called as tool_answer. NULL with e as tool_answer. */
+/* Appends delta; returns the chunks' `delta` objects that may go out now (a new JSON array,
+ * maybe empty; NULL when out of memory): the content that cannot be part of a call, and with
+ * a parser whose calls have a closing marker (hermes) each call as soon as it is closed, as
+ * two deltas: {"tool_calls": [{"index", "id", "type", "function": {"name", "arguments": ""}}]}
+ * and {"tool_calls": [{"index", "function": {"arguments"}}]}. With tool_choice required or
+ * named, nothing goes out before the end. */
+json_t *tool_stream_push(const struct tool_req *r, struct tool_stream *s, const char *delta,
+                         size_t len);
+/* The end of the choice's text: the deltas still to send (the text not answered yet read as
+ * tool_answer reads a text: its calls, or, malformed, all of it as content), *called when the
+ * choice made calls (finish_reason "tool_calls"). NULL with e as tool_answer (tool_choice
+ * required or named not met), or ERR_NOMEM. A call already sent stays sent: a stream is
+ * all-or-nothing per call, a whole answer per text. */
 json_t *tool_stream_end(const struct tool_req *r, struct tool_stream *s, bool *called,
                         struct err *e);
 void tool_stream_fini(struct tool_stream *s);

@@ -33,6 +33,8 @@ struct tool_parse {
 struct tool_parser {
     const char *name;            /* the config's tool_parser value */
     const char *template_marker; /* a chat template mentioning it defaults to this parser */
+    const char *close; /* a call ends with this marker, and a stream reads each call (calls())
+                          as soon as it arrives; NULL: the calls are read at the end */
     unsigned id_len; /* tool-call ids: 0 = "call_" + 24 letters and digits (OpenAI's shape);
                         else exactly that many letters and digits (Mistral's templates
                         refuse other ids) */

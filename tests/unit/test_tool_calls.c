@@ -10,7 +10,9 @@
  * - parsers: hermes, llama3_json and mistral on well-formed text (one call, several, content
  *   before them, arguments printed as json.dumps prints them) and on text they must leave as
  *   content (no call, malformed JSON, no name, arguments not an object);
- * - streaming: content released as soon as it cannot start a call, the calls' deltas at the end;
+ * - streaming: content released as soon as it cannot start a call, a hermes call as soon as it
+ *   is closed (the others' at the end), a malformed rest as content, nothing before the end
+ *   with a named tool_choice;
  * - requests: tool definitions that are not JSON Schema objects, bad names and tool_choice
  *   values are refused naming the field; required / named tool_choice not met is an error. */
 #include <jansson.h>
@@ -383,59 +385,96 @@ START_TEST(required_and_named_choices_need_the_call)
 }
 END_TEST
 
-/* Streams pieces through tool_stream_push; returns the content sent on the way, and the
- * deltas of the end in *end. */
+/* Streams pieces through tool_stream_push: the content sent on the way in sent, the call
+ * deltas sent on the way in *early, the deltas of the end in *end (new references). */
 static void stream_pieces(const struct tool_req *r, const char *const *pieces, char *sent,
-                          size_t size, json_t **end, bool *called)
+                          size_t size, json_t **early, json_t **end, bool *called)
 {
     struct tool_stream s = {0};
     sent[0] = '\0';
+    *early = json_array();
     for (size_t i = 0; pieces[i]; i++) {
-        const char *out;
-        size_t n;
-        ck_assert_int_eq(tool_stream_push(r, &s, pieces[i], strlen(pieces[i]), &out, &n), 0);
-        snprintf(sent + strlen(sent), size - strlen(sent), "%.*s", (int)n, out);
+        json_t *d = tool_stream_push(r, &s, pieces[i], strlen(pieces[i]));
+        ck_assert_ptr_nonnull(d);
+        size_t k;
+        json_t *one;
+        json_array_foreach(d, k, one)
+        {
+            const char *c = json_string_value(json_object_get(one, "content"));
+            if (c)
+                snprintf(sent + strlen(sent), size - strlen(sent), "%s", c);
+            else
+                json_array_append(*early, one);
+        }
+        json_decref(d);
     }
     struct err e = {0};
     *end = tool_stream_end(r, &s, called, &e);
-    ck_assert_ptr_nonnull(*end);
+    ck_assert_msg(*end != NULL, "%s", e.msg);
     tool_stream_fini(&s);
 }
 
-START_TEST(streams_content_then_call_deltas)
+/* deltas[k] and [k + 1] are call index's header (name) and arguments. */
+static void expect_call_deltas(const json_t *deltas, size_t k, int index, const char *name,
+                               const char *args)
+{
+    json_t *head = json_array_get(json_object_get(json_array_get(deltas, k), "tool_calls"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(head, "index")), index);
+    ck_assert_str_eq(json_string_value(json_object_get(head, "type")), "function");
+    ck_assert(strncmp(json_string_value(json_object_get(head, "id")), "call_", 5) == 0);
+    json_t *f = json_object_get(head, "function");
+    ck_assert_str_eq(json_string_value(json_object_get(f, "name")), name);
+    ck_assert_str_eq(json_string_value(json_object_get(f, "arguments")), "");
+    json_t *a = json_array_get(json_object_get(json_array_get(deltas, k + 1), "tool_calls"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(a, "index")), index);
+    ck_assert_ptr_null(json_object_get(a, "id"));
+    ck_assert_ptr_null(json_object_get(json_object_get(a, "function"), "name"));
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(a, "function"),
+                                                       "arguments")),
+                     args);
+}
+
+START_TEST(streams_content_then_each_call_once_closed)
 {
     struct tool_req r = answer_req(TOOL_CHOICE_AUTO, "hermes");
     static const char *const pieces[] = {
         "Let me ", "check.\n<tool", "_call>\n{\"name\": \"get_weather\", ",
-        "\"arguments\": {\"city\": \"Paris\"}}\n</tool_call>", NULL};
+        "\"arguments\": {\"city\": \"Paris\"}}\n</tool_call>",
+        "\n<tool_call>{\"name\": \"get_time\"}</tool_call>", "\n", NULL};
     char sent[512];
-    json_t *end;
+    json_t *early, *end;
     bool called;
-    stream_pieces(&r, pieces, sent, sizeof sent, &end, &called);
-    ck_assert_str_eq(sent, "Let me check.\n"); /* "<tool" held back, then the call */
+    stream_pieces(&r, pieces, sent, sizeof sent, &early, &end, &called);
+    ck_assert_str_eq(sent, "Let me check.\n"); /* "<tool" held back, then the calls */
     ck_assert(called);
-    ck_assert_uint_eq(json_array_size(end), 2);
-    json_t *first = json_array_get(json_object_get(json_array_get(end, 0), "tool_calls"), 0);
-    ck_assert_int_eq(json_integer_value(json_object_get(first, "index")), 0);
-    ck_assert_str_eq(json_string_value(json_object_get(first, "type")), "function");
-    ck_assert_ptr_nonnull(json_object_get(first, "id"));
-    json_t *f = json_object_get(first, "function");
-    ck_assert_str_eq(json_string_value(json_object_get(f, "name")), "get_weather");
-    ck_assert_str_eq(json_string_value(json_object_get(f, "arguments")), "");
-    json_t *second = json_array_get(json_object_get(json_array_get(end, 1), "tool_calls"), 0);
-    ck_assert_ptr_null(json_object_get(second, "id"));
-    ck_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(second, "function"), "arguments")),
-        "{\"city\": \"Paris\"}");
+    ck_assert_uint_eq(json_array_size(early), 4); /* each call as soon as it closed */
+    expect_call_deltas(early, 0, 0, "get_weather", "{\"city\": \"Paris\"}");
+    expect_call_deltas(early, 2, 1, "get_time", "{}");
+    ck_assert_uint_eq(json_array_size(end), 0); /* the trailing newline is no content */
+    json_decref(early);
+    json_decref(end);
+
+    /* a second call that is malformed: the first stays sent, the rest is content */
+    static const char *const broken[] = {"<tool_call>{\"name\": \"a\"}</tool_call>",
+                                         "<tool_call>{\"name\": ", NULL};
+    stream_pieces(&r, broken, sent, sizeof sent, &early, &end, &called);
+    ck_assert(called);
+    ck_assert_uint_eq(json_array_size(early), 2);
+    ck_assert_uint_eq(json_array_size(end), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(end, 0), "content")),
+                     "<tool_call>{\"name\": ");
+    json_decref(early);
     json_decref(end);
 
     /* plain text whose end looked like a marker's start: all of it is content in the end */
     static const char *const plain[] = {"a < b and ", "b <tool", NULL};
-    stream_pieces(&r, plain, sent, sizeof sent, &end, &called);
+    stream_pieces(&r, plain, sent, sizeof sent, &early, &end, &called);
     ck_assert(!called);
     ck_assert_str_eq(sent, "a < b and b ");
+    ck_assert_uint_eq(json_array_size(early), 0);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(end, 0), "content")),
                      "<tool");
+    json_decref(early);
     json_decref(end);
 }
 END_TEST
@@ -445,27 +484,59 @@ START_TEST(llama3_stream_holds_only_a_possible_call)
     struct tool_req r = answer_req(TOOL_CHOICE_AUTO, "llama3_json");
     static const char *const text[] = {"\n", "It is", " sunny.", NULL};
     char sent[256];
-    json_t *end;
+    json_t *early, *end;
     bool called;
-    stream_pieces(&r, text, sent, sizeof sent, &end, &called);
+    stream_pieces(&r, text, sent, sizeof sent, &early, &end, &called);
     ck_assert(!called);
     ck_assert_str_eq(sent, "\nIt is sunny.");
     ck_assert_uint_eq(json_array_size(end), 0);
+    json_decref(early);
     json_decref(end);
-    static const char *const call[] = {"{\"name\": \"get_weather\", ",
+    /* the calls are read at the end; the whitespace before them is no content */
+    static const char *const call[] = {"\n", "{\"name\": \"get_weather\", ",
                                        "\"parameters\": {\"city\": \"Rome\"}}", NULL};
-    stream_pieces(&r, call, sent, sizeof sent, &end, &called);
+    stream_pieces(&r, call, sent, sizeof sent, &early, &end, &called);
     ck_assert(called);
     ck_assert_str_eq(sent, "");
+    ck_assert_uint_eq(json_array_size(early), 0);
     ck_assert_uint_eq(json_array_size(end), 2);
+    expect_call_deltas(end, 0, 0, "get_weather", "{\"city\": \"Rome\"}");
+    json_decref(early);
     json_decref(end);
     /* a broken call: its text, whole, as content at the end */
     static const char *const broken[] = {"{\"name\": ", "\"get_weather\"", NULL};
-    stream_pieces(&r, broken, sent, sizeof sent, &end, &called);
+    stream_pieces(&r, broken, sent, sizeof sent, &early, &end, &called);
     ck_assert(!called);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(end, 0), "content")),
                      "{\"name\": \"get_weather\"");
+    json_decref(early);
     json_decref(end);
+}
+END_TEST
+
+START_TEST(named_stream_sends_nothing_before_the_end)
+{
+    struct tool_req r = answer_req(TOOL_CHOICE_NAMED, "hermes");
+    static const char *const call[] = {"<tool_call>{\"name\": \"get_weather\"}</tool_call>",
+                                       NULL};
+    char sent[256];
+    json_t *early, *end;
+    bool called;
+    stream_pieces(&r, call, sent, sizeof sent, &early, &end, &called);
+    ck_assert(called);
+    ck_assert_uint_eq(json_array_size(early), 0);
+    expect_call_deltas(end, 0, 0, "get_weather", "{}");
+    json_decref(early);
+    json_decref(end);
+    /* not the named function: an error at the end, nothing sent */
+    struct tool_stream s = {0};
+    json_t *d = tool_stream_push(&r, &s, "It is sunny.", 12);
+    ck_assert_uint_eq(json_array_size(d), 0);
+    json_decref(d);
+    struct err e = {0};
+    ck_assert_ptr_null(tool_stream_end(&r, &s, &called, &e));
+    ck_assert_int_eq(e.kind, ERR_GEN_FAILED);
+    tool_stream_fini(&s);
 }
 END_TEST
 
@@ -496,8 +567,9 @@ Suite *suite_tool_calls(void)
     t = tcase_create("answers");
     tcase_add_test(t, answers_carry_tool_calls);
     tcase_add_test(t, required_and_named_choices_need_the_call);
-    tcase_add_test(t, streams_content_then_call_deltas);
+    tcase_add_test(t, streams_content_then_each_call_once_closed);
     tcase_add_test(t, llama3_stream_holds_only_a_possible_call);
+    tcase_add_test(t, named_stream_sends_nothing_before_the_end);
     suite_add_tcase(s, t);
     return s;
 }
