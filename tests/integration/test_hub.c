@@ -6,7 +6,8 @@
  * (the blob fetched once); retries on 500s; the progress bars; a gated repo with and without
  * HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a listing with '..' refused;
  * a failed write leaving nothing behind; offline from the cache and offline without it;
- * `inferd pull`; the daemon serving `--model ORG/NAME` (/ready 503 while it is fetched) and a
+ * `inferd pull`; the daemon serving `--model ORG/NAME` (/ready 503, /info and the log saying
+ * what is fetched, each file's bytes, while it is fetched) and a
  * config's hf:// model id fetched in the background; the config keeping model ids (and their
  * revision) as written. */
 #include <check.h>
@@ -450,22 +451,74 @@ static void expect_classifies(const struct daemon *d, const char *name)
     http_reply_free(r);
 }
 
+/* Whether /info says model.safetensors of org/bert-seqcls is part-way (a 503 while fetched). */
+static bool info_shows_fetching(const struct daemon *d, const struct mock_hub *h, long long size)
+{
+    struct http_reply *r = daemon_get(d, "/info");
+    const json_t *f = json_object_get(r->json, "fetching");
+    bool seen = false;
+    if (f) {
+        ck_assert_int_eq(r->status, 503);
+        ck_assert_str_eq(json_string_value(json_object_get(f, "repo")), "org/bert-seqcls");
+        ck_assert_str_eq(json_string_value(json_object_get(f, "revision")), "main");
+        ck_assert_str_eq(json_string_value(json_object_get(f, "commit")),
+                         mock_hub_commit(h, "org/bert-seqcls"));
+        /* config.json, tokenizer.json, tokenizer_config.json, model.safetensors */
+        ck_assert_int_eq(json_integer_value(json_object_get(f, "files_total")), 4);
+        ck_assert_int_lt(json_integer_value(json_object_get(f, "files_done")), 4);
+        const json_t *files = json_object_get(f, "files");
+        for (size_t i = 0; i < json_array_size(files); i++) {
+            const json_t *x = json_array_get(files, i);
+            long long done = json_integer_value(json_object_get(x, "bytes"));
+            if (strcmp(json_string_value(json_object_get(x, "file")), "model.safetensors") != 0)
+                continue;
+            ck_assert_int_eq(json_integer_value(json_object_get(x, "total")), size);
+            seen = done > 0 && done < size;
+        }
+    } else {
+        ck_assert_msg(r->status == 503, "%ld %s", r->status, r->body); /* not fetching yet */
+    }
+    http_reply_free(r);
+    return seen;
+}
+
+/* `serve --model ORG/NAME` with slow weights: the daemon is up meanwhile, /ready 503, /info a
+ * 503 naming each file being fetched with its bytes, the log a progress line every few
+ * seconds; then it serves, and /info is the model's. */
 START_TEST(serve_model_id)
 {
     struct mock_hub *h = hub_env();
     struct daemon *d = daemon_new(NULL);
     const char *args[] = {"--model", "org/bert-seqcls", "--task", "text-classification",
                           "--host", "127.0.0.1", "--port", "0", NULL};
-    mock_hub_slow(h, 2000); /* the weights take seconds: the daemon is up meanwhile */
+    char src[1024];
+    snprintf(src, sizeof src, "%s/model.safetensors", fixture_model("bert-seqcls"));
+    struct stat st;
+    ck_assert_int_eq(stat(src, &st), 0);
+    mock_hub_slow(h, 6000); /* about a thousand 4 kB chunks: the weights take over 6 s */
     daemon_exec(d, args);
     daemon_wait_listening(d, 30000);
     struct http_reply *r = daemon_get(d, "/ready");
     ck_assert_int_eq(r->status, 503);
     http_reply_free(r);
+    bool seen = false;
+    for (int i = 0; i < 500 && !seen; i++, usleep(10000))
+        seen = info_shows_fetching(d, h, (long long)st.st_size);
+    ck_assert_msg(seen, "/info never showed model.safetensors part-way");
     daemon_wait_ready(d, 60000);
     expect_classifies(d, "bert-seqcls");
+    r = daemon_get(d, "/info");
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_ptr_null(json_object_get(r->json, "fetching"));
+    ck_assert_str_eq(json_string_value(json_object_get(r->json, "model_id")), "bert-seqcls");
+    http_reply_free(r);
     char *log = daemon_log(d);
     ck_assert_msg(strstr(log, "fetching org/bert-seqcls@main"), "%s", daemon_log_tail(d));
+    /* a progress line of the weights (every 5 s): name, bytes of the total */
+    const char *line = strstr(log, "fetching model.safetensors");
+    ck_assert_msg(line, "no progress line: %s", daemon_log_tail(d));
+    size_t n = strcspn(line, "\n");
+    ck_assert_msg(memmem(line, n, "/ 4.0 MB", 8), "%.*s", (int)n, line);
     free(log);
     daemon_shutdown(d);
     daemon_stop(d);
