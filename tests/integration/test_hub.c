@@ -3,13 +3,13 @@
  * relative symlinks to blobs named by ETag, CACHEDIR.TAG, locks, nothing else fetched), the
  * second pull fetching nothing; resuming after a dropped connection and from a previous
  * process's .incomplete; a corrupt file refused and not placed; two processes pulling at once
- * (the blob fetched once); retries on 500s; the progress bars; a gated repo with and without
- * HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a listing with '..' refused;
- * a failed write leaving nothing behind; offline from the cache and offline without it;
- * `inferd pull`; the daemon serving `--model ORG/NAME` (/ready 503, /info and the log saying
- * what is fetched, each file's bytes, while it is fetched) and a
- * config's hf:// model id fetched in the background; the config keeping model ids (and their
- * revision) as written. */
+ * (the blob fetched once); retries on 500s; the progress bars; the watch (what /info shows); a
+ * gated repo with and without HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a
+ * listing with '..' refused; a failed write leaving nothing behind; offline from the cache and
+ * offline without it; `inferd pull`; the daemon serving `--model ORG/NAME` (/ready 503, /info
+ * and the log saying what is fetched, each file's bytes, while it is fetched) and a config's
+ * hf:// model id fetched in the background; the config keeping model ids (and their revision)
+ * as written. The real huggingface_hub against the same mock: test_hub_client.c. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -319,6 +319,45 @@ START_TEST(progress_bars)
 }
 END_TEST
 
+/* A watch: nothing before the plan and after the pull; meanwhile the plan, the files being
+ * fetched by their full path with their bytes (a resumed part included), the files done. */
+START_TEST(watch_reports)
+{
+    struct hub_watch *w = hub_watch_new();
+    struct hub_status *st = malloc(sizeof *st);
+    ck_assert(!hub_watch_get(w, st));
+    struct hub_opts o = {.progress = HUB_PROGRESS_NONE, .watch = w};
+    struct hub_progress_state *p = progress_new(&o, true);
+    progress_plan(p, "org/x", "v1", "0123456789012345678901234567890123456789", 3);
+    ck_assert(hub_watch_get(w, st));
+    ck_assert_str_eq(st->repo, "org/x");
+    ck_assert_str_eq(st->revision, "v1");
+    ck_assert_uint_eq(st->files_total, 3);
+    ck_assert_uint_eq(st->n, 0);
+    static const char long_name[] = "a/very/long/directory/name/for/a/file/model.safetensors";
+    int a = progress_start(p, "config.json", 0, 0);
+    int b = progress_start(p, long_name, 1000, 100);
+    progress_end(p, a);
+    progress_file_done(p);
+    progress_add(p, b, 50);
+    ck_assert(hub_watch_get(w, st));
+    ck_assert_uint_eq(st->files_done, 1);
+    ck_assert_uint_eq(st->n, 1);
+    ck_assert_str_eq(st->files[0].name, long_name);
+    ck_assert_int_eq(st->files[0].done, 150);
+    ck_assert_int_eq(st->files[0].total, 1000);
+    progress_end(p, b);
+    progress_file_done(p);
+    ck_assert(hub_watch_get(w, st));
+    ck_assert_uint_eq(st->n, 0);
+    ck_assert_uint_eq(st->files_done, 2);
+    progress_free(p);
+    ck_assert(!hub_watch_get(w, st));
+    hub_watch_free(w);
+    free(st);
+}
+END_TEST
+
 /* A write that fails half-way (a file size limit standing in for a full disk): the pull
  * fails saying so, and neither the snapshot nor blobs/ hold a part of the file. */
 START_TEST(write_failure)
@@ -561,6 +600,7 @@ Suite *suite_hub(void)
     tcase_add_test(tc, concurrent_pulls);
     tcase_add_test(tc, write_failure);
     tcase_add_test(tc, progress_bars);
+    tcase_add_test(tc, watch_reports);
     tcase_add_test(tc, gated_and_missing);
     tcase_add_test(tc, offline);
     tcase_add_test(tc, cli_pull);
