@@ -23,6 +23,8 @@ mkdir -p "$BUILD"
 VENV=$(cd "$BUILD" && pwd)/hf-client
 
 if ! command -v python3 > /dev/null || ! python3 -c 'import ensurepip, venv' 2> /dev/null; then
+    # installing system packages is make deps-test's business, never a test run's
+    [ "$install" = 1 ] || { echo "hf-client: python3-venv missing (run make deps-test)"; exit 1; }
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     echo "hf-client: installing python3 and python3-venv"
