@@ -9,7 +9,8 @@ MESON_OPTS ?=
 all: build
 
 # What building and serving need (Debian packages); the tests add nginx, prometheus, openssl,
-# valgrind and the openai npm client (deps-test). Building alone never installs anything.
+# valgrind, the openai npm client and huggingface_hub from PyPI in a venv under $(BUILD)
+# (deps-test). Building alone never installs anything.
 deps:
 	@sh scripts/deps.sh
 
@@ -17,6 +18,7 @@ deps:
 deps-test: deps
 	@sh scripts/deps.sh --test
 	@sh scripts/openai-client.sh --install
+	@sh scripts/hf-client.sh --install $(BUILD)
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) $(MESON_OPTS)

@@ -164,8 +164,10 @@ static void *worker(void *arg)
         if (i >= pool->n || atomic_load(&pool->failed))
             return NULL;
         struct err e = {0};
-        if (download_file(pool->pull, pool->files[i], &e) == 0)
+        if (download_file(pool->pull, pool->files[i], &e) == 0) {
+            progress_file_done(pool->pull->progress);
             continue;
+        }
         pthread_mutex_lock(&pool->mu);
         if (!atomic_exchange(&pool->failed, true))
             pool->first = e;
@@ -215,6 +217,7 @@ static int pull_online(const struct hub_env *env, const struct hub_ref *ref,
     if (rc >= 0) {
         progress_log(progress, "%s: fetching %zu file%s of commit %.12s into %s", what, n,
                      n == 1 ? "" : "s", l->commit, repo_dir);
+        progress_plan(progress, ref->repo, ref->revision, l->commit, n);
         cache_tag(env);
         rc = cache_write_ref(repo_dir, ref->revision, l->commit, e);
     }

@@ -50,6 +50,8 @@ struct hub_opts {
      * stderr. Called from the download threads, one line at a time. */
     void (*log)(void *arg, const char *line);
     void *log_arg;
+    /* NULL, or where the pull also reports what it fetches (see hub_watch_get). */
+    struct hub_watch *watch;
 };
 
 /* A model on the Hub: "ORG/NAME" (or "NAME") and its revision (branch, tag or commit). */
@@ -80,6 +82,31 @@ int hub_snapshot(const struct hub_ref *ref, const struct hub_opts *o, char *dir,
  * hub_is_model_id; revision as in hub_parse_ref) is fetched by hub_snapshot. */
 int hub_resolve(const char *spec, const char *revision, const struct hub_opts *o, char *dir,
                 size_t cap, struct err *e);
+
+/* ---- what a pull is fetching, for a caller that shows it elsewhere (the daemon's /info) ---- */
+
+#define HUB_STATUS_FILES 16 /* files reported at once (more than the pull fetches at once) */
+
+struct hub_file_status {
+    char name[256];       /* the file's path in the repo */
+    long long done, total; /* bytes (done counts a resumed part); total 0: unknown */
+};
+
+struct hub_status {
+    char repo[200], revision[256], commit[64];
+    size_t files_total; /* files the pull makes present in the snapshot */
+    size_t files_done;  /* of them, those present (fetched, or found in the cache) */
+    size_t n;           /* files being downloaded now, in files[] */
+    struct hub_file_status files[HUB_STATUS_FILES];
+};
+
+/* A pull given one (hub_opts.watch) reports to it from its threads until it ends; any thread
+ * may read it meanwhile. One pull at a time per watch. */
+struct hub_watch *hub_watch_new(void);
+void hub_watch_free(struct hub_watch *w);
+/* Copies what the pull reporting to w is doing into *out; false when none is (not started,
+ * offline, or ended). */
+bool hub_watch_get(struct hub_watch *w, struct hub_status *out);
 
 /* The cache directory the environment names (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HOME). */
 int hub_cache_dir(char *dir, size_t cap, struct err *e);

@@ -35,6 +35,11 @@ int progress_start(struct hub_progress_state *p, const char *name, long long tot
                    long long have);
 void progress_add(struct hub_progress_state *p, int slot, long long bytes);
 void progress_end(struct hub_progress_state *p, int slot);
+/* The pull's plan, for hub_opts.watch: n files of repo@revision (its commit). */
+void progress_plan(struct hub_progress_state *p, const char *repo, const char *revision,
+                   const char *commit, size_t n);
+/* One more file of the plan is present in the snapshot. */
+void progress_file_done(struct hub_progress_state *p);
 /* One line through hub_opts.log (or stderr), under the display's lock. */
 void progress_log(struct hub_progress_state *p, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

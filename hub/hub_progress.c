@@ -1,7 +1,9 @@
 /* hub_progress: what a pull shows while it fetches. On a terminal, a bar per file being
  * fetched (name, bytes, rate, ETA), redrawn in place at most ten times a second; otherwise
  * (or HF_HUB_DISABLE_PROGRESS_BARS, or the daemon) a line per file every LINE_EVERY seconds
- * through hub_opts.log. The download threads report under one lock. */
+ * through hub_opts.log. The download threads report under one lock; with hub_opts.watch they
+ * also keep its status (the plan, the files being fetched and their bytes) under the watch's
+ * own lock, which readers take alone. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,8 +26,18 @@ struct slot {
     double t0, last_line;
 };
 
+/* What a pull reports for others: files[i] is slot i's when used[i]. */
+struct hub_watch {
+    pthread_mutex_t mu;
+    bool active;
+    struct hub_status st;
+    bool used[SLOTS];
+};
+_Static_assert(SLOTS == HUB_STATUS_FILES, "a watch has a file per slot");
+
 struct hub_progress_state {
     pthread_mutex_t mu;
+    struct hub_watch *watch;
     enum hub_progress mode;
     void (*log)(void *arg, const char *line);
     void *log_arg;
@@ -46,8 +58,85 @@ struct hub_progress_state *progress_new(const struct hub_opts *o, bool no_bars)
                                                              : HUB_PROGRESS_LINES;
     p->log = o->log;
     p->log_arg = o->log_arg;
+    p->watch = o->watch;
     return p;
 }
+
+/* ---- the watch ---- */
+
+struct hub_watch *hub_watch_new(void)
+{
+    struct hub_watch *w = calloc(1, sizeof *w);
+    if (w)
+        pthread_mutex_init(&w->mu, NULL);
+    return w;
+}
+
+void hub_watch_free(struct hub_watch *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+bool hub_watch_get(struct hub_watch *w, struct hub_status *out)
+{
+    pthread_mutex_lock(&w->mu);
+    bool active = w->active;
+    if (active) {
+        *out = w->st;
+        out->n = 0;
+        for (int i = 0; i < SLOTS; i++)
+            if (w->used[i])
+                out->files[out->n++] = w->st.files[i];
+    }
+    pthread_mutex_unlock(&w->mu);
+    return active;
+}
+
+void progress_plan(struct hub_progress_state *p, const char *repo, const char *revision,
+                   const char *commit, size_t n)
+{
+    struct hub_watch *w = p->watch;
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    memset(&w->st, 0, sizeof w->st);
+    memset(w->used, 0, sizeof w->used);
+    snprintf(w->st.repo, sizeof w->st.repo, "%s", repo);
+    snprintf(w->st.revision, sizeof w->st.revision, "%s", revision);
+    snprintf(w->st.commit, sizeof w->st.commit, "%s", commit);
+    w->st.files_total = n;
+    w->active = true;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void progress_file_done(struct hub_progress_state *p)
+{
+    if (!p->watch)
+        return;
+    pthread_mutex_lock(&p->watch->mu);
+    p->watch->st.files_done++;
+    pthread_mutex_unlock(&p->watch->mu);
+}
+
+/* Slot's file in the watch: starts (name given) or moves on (bytes added) or ends. */
+static void watch_slot(struct hub_watch *w, int slot, const struct slot *s, const char *name)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    struct hub_file_status *f = &w->st.files[slot];
+    if (name)
+        snprintf(f->name, sizeof f->name, "%s", name);
+    f->done = s->done;
+    f->total = s->total;
+    w->used[slot] = s->used;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- the display ---- */
 
 /* "12.3 MB" */
 static void human(double bytes, char *out, size_t cap)
@@ -132,6 +221,7 @@ int progress_start(struct hub_progress_state *p, const char *name, long long tot
         s->total = total;
         s->done = s->start = have;
         s->t0 = s->last_line = now_seconds();
+        watch_slot(p->watch, slot, s, name);
     }
     if (p->mode == HUB_PROGRESS_BARS)
         draw(p, true);
@@ -146,6 +236,7 @@ void progress_add(struct hub_progress_state *p, int slot, long long bytes)
     pthread_mutex_lock(&p->mu);
     struct slot *s = &p->slots[slot];
     s->done += bytes;
+    watch_slot(p->watch, slot, s, NULL);
     double now = now_seconds();
     if (p->mode == HUB_PROGRESS_BARS) {
         draw(p, false);
@@ -165,6 +256,7 @@ void progress_end(struct hub_progress_state *p, int slot)
         return;
     pthread_mutex_lock(&p->mu);
     p->slots[slot].used = false;
+    watch_slot(p->watch, slot, &p->slots[slot], NULL);
     if (p->mode == HUB_PROGRESS_BARS)
         draw(p, true);
     pthread_mutex_unlock(&p->mu);
@@ -193,6 +285,11 @@ void progress_free(struct hub_progress_state *p)
 {
     if (!p)
         return;
+    if (p->watch) {
+        pthread_mutex_lock(&p->watch->mu);
+        p->watch->active = false;
+        pthread_mutex_unlock(&p->watch->mu);
+    }
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

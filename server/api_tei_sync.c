@@ -1,7 +1,8 @@
 /* api_tei_sync: the TEI routes answered at once on a request thread, without the queue:
  * POST /tokenize and /decode run the model's tokenizer (any task's model: "model", else the
  * first one), GET /info describes a model (?model=NAME, else the first one) in TEI's Info
- * shape with inferd's extras. */
+ * shape with inferd's extras; while the model is fetched from the Hub, a 503 saying what is
+ * being fetched (each file's bytes). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,9 +214,29 @@ static json_t *model_type_json(const struct model *m)
     }
 }
 
+/* The 503 of a model still fetched from the Hub: {"error", "error_type", "fetching": what
+ * registry_fetching says}; false when it is not being fetched. */
+static bool info_fetching(struct call *c, const char *name)
+{
+    json_t *f = registry_fetching(call_server(c), name, TEI_ALL_TASKS);
+    if (!f)
+        return false;
+    const char *model = json_string_value(json_object_get(f, "model"));
+    char msg[400];
+    snprintf(msg, sizeof msg, "Model %s is currently loading: fetching %s@%s from the Hub", model,
+             json_string_value(json_object_get(f, "repo")),
+             json_string_value(json_object_get(f, "revision")));
+    call_error_body(c, ERR_UNAVAILABLE,
+                    json_pack("{s:s, s:s, s:o}", "error", msg, "error_type", "Unhealthy",
+                              "fetching", f));
+    return true;
+}
+
 void route_tei_info(struct call *c)
 {
     struct server *s = call_server(c);
+    if (info_fetching(c, call_query(c, "model")))
+        return;
     struct model *m = call_use_model(c, call_query(c, "model"), TEI_ALL_TASKS, "model");
     if (!m)
         return;

@@ -4,6 +4,7 @@
 #include "registry.h"
 #include "server.h"
 
+#include <jansson.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ struct model {
     char error[ERR_MSG_SIZE];
     char where[48]; /* where the path came from: "models[0].path" or "--model" */
     char dir[PATH_MAX]; /* the model directory: the path, or a model id's Hub snapshot */
+    struct hub_watch *watch; /* a model id's: what its pull is fetching (NULL for a path) */
     struct pipeline *pipe; /* an encoder task's pipeline and its batcher, or */
     struct batcher *b;
     struct gen_model *gm; /* a generation task's model and scheduler */
@@ -64,8 +66,11 @@ static struct model *model_alloc(const struct model_config *cfg, struct metrics 
     m->cfg.model_id = cfg->model_id ? strdup(cfg->model_id) : NULL;
     m->cfg.task = strdup(cfg->task);
     m->cfg.tool_parser = cfg->tool_parser ? strdup(cfg->tool_parser) : NULL;
+    m->watch = cfg->model_id ? hub_watch_new() : NULL;
     if (!m->cfg.name || !m->cfg.path || !m->cfg.task || (cfg->revision && !m->cfg.revision) ||
-        (cfg->model_id && !m->cfg.model_id) || (cfg->tool_parser && !m->cfg.tool_parser)) {
+        (cfg->model_id && (!m->cfg.model_id || !m->watch)) ||
+        (cfg->tool_parser && !m->cfg.tool_parser)) {
+        hub_watch_free(m->watch);
         free(m->cfg.tool_parser);
         free(m->cfg.name);
         free(m->cfg.path);
@@ -173,7 +178,8 @@ static int model_fetch(struct model *m, struct err *e)
         return err_prefix(e, "%s: ", m->where);
     log_msg(LOG_INFO, "model %s fetching %s@%s from the Hub", m->cfg.name, ref.repo,
             ref.revision);
-    struct hub_opts o = {.progress = HUB_PROGRESS_LINES, .log = on_hub_line, .log_arg = m};
+    struct hub_opts o = {
+        .progress = HUB_PROGRESS_LINES, .log = on_hub_line, .log_arg = m, .watch = m->watch};
     return hub_snapshot(&ref, &o, m->dir, sizeof m->dir, e);
 }
 
@@ -236,6 +242,7 @@ void model_unref(struct model *m)
     free(m->cfg.model_id);
     free(m->cfg.task);
     free(m->cfg.tool_parser);
+    hub_watch_free(m->watch);
     free(m);
 }
 
@@ -365,11 +372,12 @@ static bool serves(const struct model *m, unsigned tasks)
     return (tasks & TASK_BIT(m->task)) != 0;
 }
 
-int registry_pick(struct server *s, const char *name, unsigned tasks, struct model **out,
-                  struct err *e)
+/* The model name names, else the first configured one serving one of tasks, whatever its
+ * state, with a reference for the caller. */
+static int find_model(struct server *s, const char *name, unsigned tasks, struct model **out,
+                      struct err *e)
 {
     struct model *m = NULL;
-    *out = NULL;
     if (name) {
         if (!(m = server_model(s, name)))
             return err_set(e, ERR_NOT_FOUND, "model '%s' not found", name);
@@ -392,7 +400,18 @@ int registry_pick(struct server *s, const char *name, unsigned tasks, struct mod
         if (!m)
             return err_set(e, ERR_NOT_FOUND, "no model of a task this route takes is configured");
     }
-    int rc = 0;
+    *out = m;
+    return 0;
+}
+
+int registry_pick(struct server *s, const char *name, unsigned tasks, struct model **out,
+                  struct err *e)
+{
+    struct model *m = NULL;
+    *out = NULL;
+    int rc = find_model(s, name, tasks, &m, e);
+    if (rc)
+        return rc;
     if (model_state(m) == MODEL_LOADING)
         rc = err_set(e, ERR_UNAVAILABLE, "Model %s is currently loading", m->cfg.name);
     else if (model_state(m) == MODEL_FAILED)
@@ -402,6 +421,35 @@ int registry_pick(struct server *s, const char *name, unsigned tasks, struct mod
     else
         *out = m;
     return rc;
+}
+
+/* {"file", "bytes", "total"} per file being downloaded */
+static json_t *fetching_files(const struct hub_status *st)
+{
+    json_t *files = json_array();
+    for (size_t i = 0; files && i < st->n; i++)
+        json_array_append_new(files, json_pack("{s:s, s:I, s:I}", "file", st->files[i].name,
+                                               "bytes", (json_int_t)st->files[i].done, "total",
+                                               (json_int_t)st->files[i].total));
+    return files;
+}
+
+json_t *registry_fetching(struct server *s, const char *name, unsigned tasks)
+{
+    struct model *m = NULL;
+    struct err e = {0};
+    if (find_model(s, name, tasks, &m, &e) != 0)
+        return NULL;
+    struct hub_status *st = malloc(sizeof *st);
+    json_t *j = NULL;
+    if (st && m->watch && model_state(m) == MODEL_LOADING && hub_watch_get(m->watch, st))
+        j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "model", m->cfg.name, "repo",
+                      st->repo, "revision", st->revision, "commit", st->commit, "files_done",
+                      (json_int_t)st->files_done, "files_total", (json_int_t)st->files_total,
+                      "files", fetching_files(st));
+    free(st);
+    model_unref(m);
+    return j;
 }
 
 /* ---- the registry ---- */

@@ -6,6 +6,7 @@
 #ifndef INFERD_REGISTRY_H
 #define INFERD_REGISTRY_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +43,11 @@ int registry_pick(struct server *s, const char *name, unsigned tasks, struct mod
  * request field that named the model, for OpenAI errors). */
 struct model *call_use_model(struct call *c, const char *name, unsigned tasks, const char *param);
 void model_unref(struct model *m);
+/* What the model registry_pick would take (whatever its state) is fetching from the Hub
+ * while it loads: {"model", "repo", "revision", "commit", "files_done", "files_total",
+ * "files": [{"file", "bytes", "total"}]} (the files being downloaded now); NULL when it is
+ * not fetching (a path, fetched already, offline from the cache, no such model). */
+json_t *registry_fetching(struct server *s, const char *name, unsigned tasks);
 
 /* Its task, resolved once from its config's name. */
 enum task_id model_task(const struct model *m);

@@ -3,12 +3,13 @@
  * relative symlinks to blobs named by ETag, CACHEDIR.TAG, locks, nothing else fetched), the
  * second pull fetching nothing; resuming after a dropped connection and from a previous
  * process's .incomplete; a corrupt file refused and not placed; two processes pulling at once
- * (the blob fetched once); retries on 500s; the progress bars; a gated repo with and without
- * HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a listing with '..' refused;
- * a failed write leaving nothing behind; offline from the cache and offline without it;
- * `inferd pull`; the daemon serving `--model ORG/NAME` (/ready 503 while it is fetched) and a
- * config's hf:// model id fetched in the background; the config keeping model ids (and their
- * revision) as written. */
+ * (the blob fetched once); retries on 500s; the progress bars; the watch (what /info shows); a
+ * gated repo with and without HF_TOKEN (or HF_HOME/token); unknown repos and revisions; a
+ * listing with '..' refused; a failed write leaving nothing behind; offline from the cache and
+ * offline without it; `inferd pull`; the daemon serving `--model ORG/NAME` (/ready 503, /info
+ * and the log saying what is fetched, each file's bytes, while it is fetched) and a config's
+ * hf:// model id fetched in the background; the config keeping model ids (and their revision)
+ * as written. The real huggingface_hub against the same mock: test_hub_client.c. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -318,6 +319,45 @@ START_TEST(progress_bars)
 }
 END_TEST
 
+/* A watch: nothing before the plan and after the pull; meanwhile the plan, the files being
+ * fetched by their full path with their bytes (a resumed part included), the files done. */
+START_TEST(watch_reports)
+{
+    struct hub_watch *w = hub_watch_new();
+    struct hub_status *st = malloc(sizeof *st);
+    ck_assert(!hub_watch_get(w, st));
+    struct hub_opts o = {.progress = HUB_PROGRESS_NONE, .watch = w};
+    struct hub_progress_state *p = progress_new(&o, true);
+    progress_plan(p, "org/x", "v1", "0123456789012345678901234567890123456789", 3);
+    ck_assert(hub_watch_get(w, st));
+    ck_assert_str_eq(st->repo, "org/x");
+    ck_assert_str_eq(st->revision, "v1");
+    ck_assert_uint_eq(st->files_total, 3);
+    ck_assert_uint_eq(st->n, 0);
+    static const char long_name[] = "a/very/long/directory/name/for/a/file/model.safetensors";
+    int a = progress_start(p, "config.json", 0, 0);
+    int b = progress_start(p, long_name, 1000, 100);
+    progress_end(p, a);
+    progress_file_done(p);
+    progress_add(p, b, 50);
+    ck_assert(hub_watch_get(w, st));
+    ck_assert_uint_eq(st->files_done, 1);
+    ck_assert_uint_eq(st->n, 1);
+    ck_assert_str_eq(st->files[0].name, long_name);
+    ck_assert_int_eq(st->files[0].done, 150);
+    ck_assert_int_eq(st->files[0].total, 1000);
+    progress_end(p, b);
+    progress_file_done(p);
+    ck_assert(hub_watch_get(w, st));
+    ck_assert_uint_eq(st->n, 0);
+    ck_assert_uint_eq(st->files_done, 2);
+    progress_free(p);
+    ck_assert(!hub_watch_get(w, st));
+    hub_watch_free(w);
+    free(st);
+}
+END_TEST
+
 /* A write that fails half-way (a file size limit standing in for a full disk): the pull
  * fails saying so, and neither the snapshot nor blobs/ hold a part of the file. */
 START_TEST(write_failure)
@@ -450,22 +490,74 @@ static void expect_classifies(const struct daemon *d, const char *name)
     http_reply_free(r);
 }
 
+/* Whether /info says model.safetensors of org/bert-seqcls is part-way (a 503 while fetched). */
+static bool info_shows_fetching(const struct daemon *d, const struct mock_hub *h, long long size)
+{
+    struct http_reply *r = daemon_get(d, "/info");
+    const json_t *f = json_object_get(r->json, "fetching");
+    bool seen = false;
+    if (f) {
+        ck_assert_int_eq(r->status, 503);
+        ck_assert_str_eq(json_string_value(json_object_get(f, "repo")), "org/bert-seqcls");
+        ck_assert_str_eq(json_string_value(json_object_get(f, "revision")), "main");
+        ck_assert_str_eq(json_string_value(json_object_get(f, "commit")),
+                         mock_hub_commit(h, "org/bert-seqcls"));
+        /* config.json, tokenizer.json, tokenizer_config.json, model.safetensors */
+        ck_assert_int_eq(json_integer_value(json_object_get(f, "files_total")), 4);
+        ck_assert_int_lt(json_integer_value(json_object_get(f, "files_done")), 4);
+        const json_t *files = json_object_get(f, "files");
+        for (size_t i = 0; i < json_array_size(files); i++) {
+            const json_t *x = json_array_get(files, i);
+            long long done = json_integer_value(json_object_get(x, "bytes"));
+            if (strcmp(json_string_value(json_object_get(x, "file")), "model.safetensors") != 0)
+                continue;
+            ck_assert_int_eq(json_integer_value(json_object_get(x, "total")), size);
+            seen = done > 0 && done < size;
+        }
+    } else {
+        ck_assert_msg(r->status == 503, "%ld %s", r->status, r->body); /* not fetching yet */
+    }
+    http_reply_free(r);
+    return seen;
+}
+
+/* `serve --model ORG/NAME` with slow weights: the daemon is up meanwhile, /ready 503, /info a
+ * 503 naming each file being fetched with its bytes, the log a progress line every few
+ * seconds; then it serves, and /info is the model's. */
 START_TEST(serve_model_id)
 {
     struct mock_hub *h = hub_env();
     struct daemon *d = daemon_new(NULL);
     const char *args[] = {"--model", "org/bert-seqcls", "--task", "text-classification",
                           "--host", "127.0.0.1", "--port", "0", NULL};
-    mock_hub_slow(h, 2000); /* the weights take seconds: the daemon is up meanwhile */
+    char src[1024];
+    snprintf(src, sizeof src, "%s/model.safetensors", fixture_model("bert-seqcls"));
+    struct stat st;
+    ck_assert_int_eq(stat(src, &st), 0);
+    mock_hub_slow(h, 6000); /* about a thousand 4 kB chunks: the weights take over 6 s */
     daemon_exec(d, args);
     daemon_wait_listening(d, 30000);
     struct http_reply *r = daemon_get(d, "/ready");
     ck_assert_int_eq(r->status, 503);
     http_reply_free(r);
+    bool seen = false;
+    for (int i = 0; i < 500 && !seen; i++, usleep(10000))
+        seen = info_shows_fetching(d, h, (long long)st.st_size);
+    ck_assert_msg(seen, "/info never showed model.safetensors part-way");
     daemon_wait_ready(d, 60000);
     expect_classifies(d, "bert-seqcls");
+    r = daemon_get(d, "/info");
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_ptr_null(json_object_get(r->json, "fetching"));
+    ck_assert_str_eq(json_string_value(json_object_get(r->json, "model_id")), "bert-seqcls");
+    http_reply_free(r);
     char *log = daemon_log(d);
     ck_assert_msg(strstr(log, "fetching org/bert-seqcls@main"), "%s", daemon_log_tail(d));
+    /* a progress line of the weights (every 5 s): name, bytes of the total */
+    const char *line = strstr(log, "fetching model.safetensors");
+    ck_assert_msg(line, "no progress line: %s", daemon_log_tail(d));
+    size_t n = strcspn(line, "\n");
+    ck_assert_msg(memmem(line, n, "/ 4.0 MB", 8), "%.*s", (int)n, line);
     free(log);
     daemon_shutdown(d);
     daemon_stop(d);
@@ -508,6 +600,7 @@ Suite *suite_hub(void)
     tcase_add_test(tc, concurrent_pulls);
     tcase_add_test(tc, write_failure);
     tcase_add_test(tc, progress_bars);
+    tcase_add_test(tc, watch_reports);
     tcase_add_test(tc, gated_and_missing);
     tcase_add_test(tc, offline);
     tcase_add_test(tc, cli_pull);

@@ -38,6 +38,7 @@ struct mock_repo {
 struct mock_hub {
     struct MHD_Daemon *d;
     char url[64];
+    char storage_url[64]; /* the same server under another host name, as the Hub's storage */
     pthread_mutex_t mu;
     struct mock_repo repos[MAX_REPOS];
     int n;
@@ -177,12 +178,13 @@ static enum MHD_Result error_answer(struct MHD_Connection *c, unsigned status, c
 }
 
 /* The repo a path names ("ORG/NAME/..." after a prefix), its revision checked; *rest gets
- * what follows "ORG/NAME/<sep>/REV/". NULL: answered (404 or 401) in *rc. */
+ * what follows "ORG/NAME/<sep>/REV/". sep NULL: the path is "ORG/NAME" (revision main).
+ * NULL: answered (404 or 401) in *rc. */
 static struct mock_repo *route_repo(struct mock_hub *h, struct MHD_Connection *c,
                                     const char *path, const char *sep, const char **rest,
                                     enum MHD_Result *rc)
 {
-    const char *mark = strstr(path, sep);
+    const char *mark = sep ? strstr(path, sep) : path + strlen(path);
     struct mock_repo *r = mark ? find_repo(h, path, (size_t)(mark - path)) : NULL;
     if (!r) {
         *rc = error_answer(c, 404, "RepoNotFound", "Repository not found");
@@ -194,6 +196,10 @@ static struct mock_repo *route_repo(struct mock_hub *h, struct MHD_Connection *c
     if (r->token[0] && (!auth || strcmp(auth, want) != 0)) {
         *rc = error_answer(c, 401, "GatedRepo", "Access to this gated repo is restricted");
         return NULL;
+    }
+    if (!sep) {
+        *rest = mark;
+        return r;
     }
     const char *rev = mark + strlen(sep);
     size_t n = strcspn(rev, "/");
@@ -207,24 +213,54 @@ static struct mock_repo *route_repo(struct mock_hub *h, struct MHD_Connection *c
     return r;
 }
 
+static enum MHD_Result answer_json(struct MHD_Connection *c, json_t *j)
+{
+    char *body = json_dumps(j, 0);
+    json_decref(j);
+    const char *hdr[] = {"Content-Type", "application/json", NULL};
+    enum MHD_Result rc = answer(c, 200, body, hdr);
+    free(body);
+    return rc;
+}
+
+/* The repo info (p: "ORG/NAME" or "ORG/NAME/revision/REV"). */
 static enum MHD_Result repo_info(struct mock_hub *h, struct MHD_Connection *c, const char *p)
 {
     enum MHD_Result rc;
     const char *rest;
-    struct mock_repo *r = route_repo(h, c, p, "/revision/", &rest, &rc);
+    struct mock_repo *r =
+        route_repo(h, c, p, strstr(p, "/revision/") ? "/revision/" : NULL, &rest, &rc);
     if (!r)
         return rc;
     json_t *sib = json_array();
     for (int i = 0; i < r->n; i++)
         json_array_append_new(sib, json_pack("{s:s}", "rfilename", r->files[i].name));
-    json_t *j = json_pack("{s:s, s:s, s:s, s:o}", "id", r->id, "modelId", r->id, "sha",
-                          r->commit, "siblings", sib);
-    char *body = json_dumps(j, 0);
-    json_decref(j);
-    const char *hdr[] = {"Content-Type", "application/json", NULL};
-    rc = answer(c, 200, body, hdr);
-    free(body);
-    return rc;
+    return answer_json(c, json_pack("{s:s, s:s, s:s, s:o}", "id", r->id, "modelId", r->id,
+                                    "sha", r->commit, "siblings", sib));
+}
+
+/* The whole tree (p: "ORG/NAME/tree/REV", as ?recursive=true asks): its files with their git
+ * blob sha1, size and LFS pointer, one page. */
+static enum MHD_Result repo_tree(struct mock_hub *h, struct MHD_Connection *c, const char *p)
+{
+    enum MHD_Result rc;
+    const char *rest;
+    struct mock_repo *r = route_repo(h, c, p, "/tree/", &rest, &rc);
+    if (!r)
+        return rc;
+    json_t *tree = json_array();
+    for (int i = 0; i < r->n; i++) {
+        const struct mock_file *f = &r->files[i];
+        if (f->listed_only)
+            continue;
+        json_t *e = json_pack("{s:s, s:s, s:I, s:s}", "type", "file", "oid", f->git_sha1, "size",
+                              (json_int_t)f->size, "path", f->name);
+        if (f->lfs)
+            json_object_set_new(e, "lfs", json_pack("{s:s, s:I, s:i}", "oid", f->sha256, "size",
+                                                    (json_int_t)f->size, "pointerSize", 134));
+        json_array_append_new(tree, e);
+    }
+    return answer_json(c, tree);
 }
 
 static const struct mock_file *find_file(const struct mock_repo *r, const char *name)
@@ -259,7 +295,8 @@ static enum MHD_Result resolve(struct mock_hub *h, struct MHD_Connection *c, con
     }
     snprintf(size, sizeof size, "%zu", f->size);
     snprintf(lfs_etag, sizeof lfs_etag, "\"%s\"", f->sha256);
-    snprintf(location, sizeof location, "%s/storage/%s?repo=%s", h->url, f->sha256, r->id);
+    snprintf(location, sizeof location, "%s/storage/%s?repo=%s", h->storage_url, f->sha256,
+             r->id);
     const char *hdr[] = {"X-Repo-Commit", r->commit,  "ETag",     etag,     "X-Linked-Etag",
                          lfs_etag,        "X-Linked-Size", size, "Location", location, NULL};
     return answer(c, 302, "", hdr);
@@ -374,6 +411,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     pthread_mutex_lock(&h->mu);
     h->counts[what]++;
     pthread_mutex_unlock(&h->mu);
+    if (what == MOCK_INFO && strstr(url, "/tree/"))
+        return repo_tree(h, c, url + strlen(api));
     if (what == MOCK_INFO)
         return repo_info(h, c, url + strlen(api));
     if (what == MOCK_STORAGE)
@@ -394,6 +433,7 @@ struct mock_hub *mock_hub_start(void)
     ck_assert_msg(h->d != NULL, "mock_hub: cannot start");
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     snprintf(h->url, sizeof h->url, "http://127.0.0.1:%u", (unsigned)info->port);
+    snprintf(h->storage_url, sizeof h->storage_url, "http://localhost:%u", (unsigned)info->port);
     return h;
 }
 

@@ -1,9 +1,12 @@
 /* mock_hub: a Hugging Face Hub for the tests, a real HTTP server (libmicrohttpd) on a free
  * port of 127.0.0.1 that speaks what huggingface_hub and inferd's hub/ expect of the real one:
- *   GET  /api/models/ORG/NAME/revision/REV  {"id", "sha", "siblings": [{"rfilename"}]}
+ *   GET  /api/models/ORG/NAME[/revision/REV] {"id", "sha", "siblings": [{"rfilename"}]}
+ *   GET  /api/models/ORG/NAME/tree/REV       [{"type": "file", "path", "oid", "size", "lfs"}]
+ *        (the whole tree at once, as huggingface_hub's snapshot_download lists it)
  *   HEAD|GET /ORG/NAME/resolve/REV/FILE     X-Repo-Commit, ETag (the git blob sha1), and for
- *        LFS files (*.safetensors, *.bin) a 302 to /storage/SHA256 with X-Linked-Etag (the
- *        sha256) and X-Linked-Size, as the Hub redirects to its storage host
+ *        LFS files (*.safetensors, *.bin) a 302 to http://localhost:PORT/storage/SHA256 with
+ *        X-Linked-Etag (the sha256) and X-Linked-Size, as the Hub redirects to its storage
+ *        host (another host: a client's HEAD stops at the redirect)
  *   GET  /storage/SHA256                    the bytes, with Range (206, Content-Range)
  * REV is "main" or the repo's commit (the sha1 of its id); any other is 404 RevisionNotFound,
  * an unknown repo 404 RepoNotFound, a gated repo without its token 401 GatedRepo. Faults on
