@@ -450,8 +450,9 @@ struct local_server {
 };
 
 /* The config served locally: loopback, any free port, plain HTTP, one random key of ours
- * (no other local user can use the models meanwhile), no per-address connection limit and
- * only errors logged (the job's progress is on stderr). */
+ * (no other local user can use the models meanwhile), no per-address connection limit, no
+ * request deadline short of a day (a line waits its turn behind the job's own lines, which
+ * the job bounds) and only errors logged (the job's progress is on stderr). */
 static int localize(struct config *cfg, char key[33], struct err *e)
 {
     unsigned char raw[16];
@@ -480,6 +481,7 @@ static int localize(struct config *cfg, char key[33], struct err *e)
     sc->tls.cert = sc->tls.key = NULL;
     sc->port = 0;
     sc->max_connections_per_ip = 0;
+    sc->request_timeout_ms = 86400000L;
     return 0;
 }
 
