@@ -7,6 +7,7 @@
  * lines), 1 for a job-level failure (the model, the input or output file, the daemon not
  * answering), 2 for a bad command line, 128 + N after signal N (the lines in flight are
  * written first; a rerun resumes). */
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -398,7 +399,7 @@ static int serve_and_run(const struct opts *o, struct config *cfg, struct batch_
                          const struct batch_done *d, struct job *j)
 {
     if (!(j->out = fopen(o->output, "ab")))
-        return perror(o->output), 1;
+        return fprintf(stderr, "inferd batch: %s: %s\n", o->output, strerror(errno)), 1;
     int port = 0;
     const char *key = NULL;
     struct err e = {0};

@@ -20,7 +20,8 @@ int serve_main(int argc, char **argv, void (*usage)(FILE *f));
 struct local_server;
 struct local_server *serve_local_start(struct config *cfg, int *port, const char **key,
                                        struct err *e);
-/* Waits for the calls in flight to be answered, then stops and frees (NULL: nothing). */
+/* Waits a few seconds for the calls still open to end (then ends them), stops and frees
+ * (NULL: nothing). */
 void serve_local_stop(struct local_server *l);
 
 #endif
