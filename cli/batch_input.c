@@ -146,9 +146,19 @@ static int set_body(struct item *it, const json_t *body)
     return it->body ? 0 : -1;
 }
 
+/* The url of an OpenAI batch line when the daemon serves it, else NULL. */
+static const char *openai_url(const json_t *url)
+{
+    for (size_t i = 0; json_is_string(url) && i < sizeof openai_urls / sizeof *openai_urls; i++)
+        if (strcmp(json_string_value(url), openai_urls[i]) == 0)
+            return openai_urls[i];
+    return NULL;
+}
+
 /* One OpenAI batch line into a request to its url, or its error answer. */
 static int openai_item(struct batch_reader *r, struct item *it, const char *line, size_t len)
 {
+    const char *known;
     json_error_t je;
     json_t *j = json_loadb(line, len, 0, &je);
     int rc;
@@ -176,20 +186,14 @@ static int openai_item(struct batch_reader *r, struct item *it, const char *line
     else if (json_is_true(json_object_get(body, "stream")))
         rc = answer_local(it, BATCH_OPENAI, "invalid_request",
                           "line %ld: \"stream\": true is not supported in a batch", it->line);
-    else {
+    else if (!(known = openai_url(url)))
         rc = answer_local(it, BATCH_OPENAI, "invalid_url",
                           "line %ld: \"url\" must be one of /v1/chat/completions, "
                           "/v1/completions, /v1/embeddings",
                           it->line);
-        for (size_t i = 0; json_is_string(url) && i < sizeof openai_urls / sizeof *openai_urls;
-             i++) {
-            if (strcmp(json_string_value(url), openai_urls[i]) != 0)
-                continue;
-            free(it->out);
-            it->out = NULL;
-            it->path = strdup(openai_urls[i]);
-            rc = it->path ? set_body(it, body) : -1;
-        }
+    else {
+        free(it->path);
+        rc = (it->path = strdup(known)) ? set_body(it, body) : -1;
     }
     if (it->custom_id && rc == 0 && json_object_set_new(r->ids, it->custom_id, json_true()))
         rc = -1;
