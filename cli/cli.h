@@ -1,5 +1,5 @@
-/* cli: the offline subcommands of the inferd executable (run, bench, tokenize, detokenize,
- * help, --version); main.c also starts the daemon (server/daemon.h). */
+/* cli: the offline subcommands of the inferd executable (run, batch, bench, tokenize,
+ * detokenize, help, --version); main.c also starts the daemon (server/daemon.h). */
 #ifndef INFERD_CLI_H
 #define INFERD_CLI_H
 
@@ -21,6 +21,11 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out);
  * lines in, [{"generated_text": ...}] out; exit status as cli_run. */
 int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype, int threads,
                      FILE *in, FILE *out);
+
+/* `inferd batch`: a model over a data set file (OpenAI batch format, JSONL or CSV) into an
+ * output file, through the daemon run in-process; resumable (batch.c). Returns the exit
+ * status. */
+int cli_batch(int argc, char **argv);
 
 /* ---- io.c: JSON-lines helpers ---- */
 

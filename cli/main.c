@@ -50,6 +50,7 @@ static const struct {
     {"bench", NULL, NULL, cli_bench},
     {"serve", NULL, NULL, run_serve},
     {"run", NULL, NULL, run_run},
+    {"batch", NULL, NULL, cli_batch},
     {"pull", NULL, NULL, cli_pull},
     {"version", "--version", "-V", run_version},
     {"help", "--help", "-h", run_help},

@@ -1,13 +1,16 @@
 /* serve: `inferd serve`, the daemon's main: options and config, the server state the other
  * server/ files share (struct server), signal handling (SIGTERM/SIGINT drain, SIGHUP
  * reload) on the main thread with sigwait, and the background loading of models (a model
- * that fails its first load stops the daemon, exit 1, unless server.allow_partial_start). */
+ * that fails its first load stops the daemon, exit 1, unless server.allow_partial_start).
+ * Also the in-process daemon of `inferd batch` (serve_local_start): the same server on a
+ * loopback port with a one-time API key, its models loaded before it answers. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -436,4 +439,110 @@ int serve_main(int argc, char **argv, void (*usage)(FILE *f))
     pthread_mutex_destroy(&s->reload_mu);
     free(s);
     return rc;
+}
+
+/* ---- the in-process daemon of `inferd batch` ---- */
+
+struct local_server {
+    struct server *s;
+    struct http *h;
+    char key[33];
+};
+
+/* The config served locally: loopback, any free port, plain HTTP, one random key of ours
+ * (no other local user can use the models meanwhile), no per-address connection limit, no
+ * request deadline short of a day (a line waits its turn behind the job's own lines, which
+ * the job bounds) and only errors logged (the job's progress is on stderr). */
+static int localize(struct config *cfg, char key[33], struct err *e)
+{
+    unsigned char raw[16];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return err_set(e, ERR_IO, "cannot read random bytes for the local API key");
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(key + 2 * i, 3, "%02x", raw[i]);
+    struct server_config *sc = &cfg->server;
+    char *host = strdup("127.0.0.1"), *k = strdup(key), **keys = calloc(1, sizeof *keys),
+         *level = strdup("error");
+    if (!host || !k || !keys || !level) {
+        free(host), free(k), free(keys), free(level);
+        return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < sc->n_api_keys; i++)
+        free(sc->api_keys[i]);
+    free(sc->api_keys);
+    keys[0] = k;
+    sc->api_keys = keys;
+    sc->n_api_keys = 1;
+    free(sc->host);
+    sc->host = host;
+    free(sc->log_level);
+    sc->log_level = level;
+    free(sc->tls.cert), free(sc->tls.key);
+    sc->tls.cert = sc->tls.key = NULL;
+    sc->port = 0;
+    sc->max_connections_per_ip = 0;
+    sc->request_timeout_ms = 86400000L;
+    return 0;
+}
+
+struct local_server *serve_local_start(struct config *cfg, int *port, const char **key,
+                                       struct err *e)
+{
+    struct local_server *l = calloc(1, sizeof *l);
+    struct server *s = calloc(1, sizeof *s);
+    if (!l || !s) {
+        free(l), free(s);
+        config_free(cfg);
+        err_set(e, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    *cfg = (struct config){0};
+    l->s = s;
+    s->started_at = (double)time(NULL);
+    registry_init(&s->reg);
+    pthread_mutex_init(&s->reload_mu, NULL);
+    atomic_init(&s->draining, false);
+    atomic_init(&s->start_failed, false);
+    s->main_thread = pthread_self();
+    signal(SIGPIPE, SIG_IGN);
+    if (localize(&s->cfg, l->key, e) == 0) {
+        log_configure(s->cfg.server.log_format, s->cfg.server.log_level);
+        cpus_share(&s->cfg, cpus_usable(), generation_task);
+        if (!(s->metrics = metrics_new()))
+            err_set(e, ERR_NOMEM, "out of memory");
+        else if (!registry_apply(&s->reg, &s->cfg, s->metrics, true))
+            err_set(e, ERR_INVALID, "a model failed to load (its error is above)");
+        else
+            l->h = http_start(s, &s->cfg.server, port, e);
+    }
+    if (!l->h) {
+        serve_local_stop(l);
+        return NULL;
+    }
+    *key = l->key;
+    return l;
+}
+
+void serve_local_stop(struct local_server *l)
+{
+    if (!l)
+        return;
+    struct server *s = l->s;
+    atomic_store(&s->draining, true);
+    if (l->h) {
+        http_quiesce(l->h);
+        /* the job has its answers by now: a call still open is one it gave up on */
+        if (!calls_answered(DRAIN_GRACE)) {
+            registry_abort(&s->reg);
+            calls_answered(DRAIN_ABORT_WAIT);
+        }
+        http_stop(l->h);
+    }
+    registry_clear(&s->reg);
+    metrics_free(s->metrics);
+    config_free(&s->cfg);
+    pthread_mutex_destroy(&s->reload_mu);
+    free(s);
+    free(l);
 }
