@@ -3,7 +3,8 @@
  * transformers' order of preference), the special-token resolution (tokenizer_config.json,
  * special_tokens_map.json, the family's defaults) and, per family, the component chain
  * (the families tables). The document is handed to tokenizer.c's loader unchanged, so
- * every component is the one tokenizer.json would describe. */
+ * every component is the one tokenizer.json would describe. The sentencepiece families are
+ * in slow_spm.c (the converters here name their files); slow_int.h is what they share. */
 #include "slow.h"
 
 #include <errno.h>

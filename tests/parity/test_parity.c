@@ -341,8 +341,9 @@ START_TEST(slow_none_is_a_clear_error)
     struct err e = {0};
     ck_assert_int_eq(tokenizer_load(dir, &tk, &e), ERR_NOT_FOUND);
     ck_assert_ptr_null(tk);
-    const char *const named[] = {"tokenizer.json", "vocab.txt", "vocab.json",
-                                        "merges.txt", dir};
+    const char *const named[] = {"tokenizer.json", "vocab.txt", "vocab.json", "merges.txt",
+                                 "spiece.model", "sentencepiece.bpe.model", "spm.model",
+                                 "tokenizer.model", dir};
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
         ck_assert_msg(strstr(e.msg, named[i]) != NULL, "'%s' not in: %s", named[i], e.msg);
 }

@@ -25,6 +25,7 @@ ids, type_ids, offsets. spm-dev.json records sentencepiece's own encoding of eac
 
   spm_tokenizers.py TOKENIZERS_DIR OUT_DIR [NAME ...]     (OUT_DIR/tokenizers-spm/NAME/...)
   spm_tokenizers.py --slow OUT_DIR                         (with transformers 4.x)
+  spm_tokenizers.py --seeds TOKENIZERS_DIR CORPUS_DIR      (tests/fuzz/corpus/spm)
 
 transformers 5 has no sentencepiece-backed classes any more (use_fast=False gives the same
 tokenizer), so --slow, run with transformers 4.x (tools/refgen/requirements-4x.txt), adds
@@ -228,9 +229,44 @@ def slow4(out_root):
             len(refs), sum(a["decoded"] == b["decoded"] for a, b in zip(mine, refs))))
 
 
+def fuzz_seeds(src, out):
+    """Seeds of tests/fuzz/fuzz_spm.c: the class byte (its index in the harness's list: T5,
+    ALBERT, XLM-R, DeBERTa-v2, Llama) then a small model cut from a fixture's (no charsmap:
+    the real ones are 240 kB), and one seed keeping a piece of every type."""
+    os.makedirs(out, exist_ok=True)
+    t5 = load(src, "t5-unigram")["model"]["vocab"][3:60]
+    normals = [(p, s, NORMAL) for p, s in t5]
+    seeds = {
+        "t5": (0, [("<pad>", 0.0, CONTROL), ("</s>", 0.0, CONTROL), ("<unk>", 0.0, UNKNOWN)] +
+               normals, UNIGRAM, (2, -1, 1, 0), False),
+        "albert": (1, [("<pad>", 0.0, CONTROL), ("<unk>", 0.0, UNKNOWN), ("[CLS]", 0.0, CONTROL),
+                       ("[SEP]", 0.0, CONTROL), ("[MASK]", 0.0, USER_DEFINED)] + normals,
+                   UNIGRAM, (1, 2, 3, 0), False),
+        "xlmr": (2, [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)] +
+                 normals, UNIGRAM, (0, 1, 2, -1), False),
+        "deberta-v2": (3, [("[PAD]", 0.0, CONTROL), ("[CLS]", 0.0, CONTROL),
+                           ("[SEP]", 0.0, CONTROL), ("[UNK]", 0.0, UNKNOWN)] + normals,
+                       UNIGRAM, (3, 1, 2, 0), False),
+    }
+    ll = sorted(load(src, "llama2")["model"]["vocab"].items(), key=lambda kv: kv[1])
+    pieces = [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)]
+    pieces += [("<0x%02X>" % b, 0.0, BYTE) for b in range(256)]
+    pieces += [(p, float(-(i - 259)), NORMAL) for p, i in ll[259:400]]
+    seeds["llama"] = (4, pieces, BPE, (0, 1, 2, -1), True)
+    kinds = [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("<user>", 0.0, USER_DEFINED),
+             ("<unused>", 0.0, 5), ("<0x41>", 0.0, BYTE)] + normals[:20]
+    seeds["every-type"] = (4, kinds, UNIGRAM, (0, 1, -1, -1), True)
+    for name, (cls, pcs, mt, ids, bf) in seeds.items():
+        model = model_proto(pcs, mt, ids, b"", byte_fallback=bf)
+        with open(os.path.join(out, name + ".model"), "wb") as f:
+            f.write(bytes([cls]) + model)
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "--slow":
         return slow4(argv[2])
+    if len(argv) == 4 and argv[1] == "--seeds":
+        return fuzz_seeds(argv[2], argv[3])
     if len(argv) < 3:
         sys.exit(__doc__)
     src_root, out_root = argv[1], os.path.join(argv[2], "tokenizers-spm")
