@@ -147,9 +147,12 @@ int slow_add_token(struct slow *s, const char *tok, const json_t *v, bool specia
     json_t *added = json_object_get(s->doc, "added_tokens");
     if (!added && slow_set_new(s->doc, "added_tokens", added = json_array(), e))
         return ERR_NOMEM;
-    size_t i;
-    json_t *a;
-    json_array_foreach(added, i, a) if (strcmp(token_content(a), tok) == 0) return 0;
+    if (!s->added && !(s->added = json_object()))
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if (json_object_get(s->added, tok))
+        return 0;
+    if (json_object_set_new(s->added, tok, json_true()))
+        return err_set(e, ERR_NOMEM, "out of memory");
     int32_t id = slow_vocab_id(s, tok);
     if (id < 0 && slow_add_vocab(s, tok, id = s->next_id, e))
         return ERR_NOMEM;
@@ -504,6 +507,7 @@ int slow_tokenizer_convert(const char *dir, json_t **doc, json_t **config, struc
     struct slow s = {.dir = dir};
     int rc = convert(&s, c, e);
     json_decref(s.lookup);
+    json_decref(s.added);
     if (s.spm)
         spm_model_free(s.spm);
     free(s.spm);

@@ -24,6 +24,7 @@ struct slow {
     json_t *doc;     /* the tokenizer.json being built */
     json_t *vocab;   /* token -> id: doc.model.vocab, or lookup */
     json_t *lookup;  /* owned token -> id index when the model's vocab is a list (Unigram) */
+    json_t *added;   /* owned set of the added tokens' contents (doc.added_tokens) */
     struct spm_model *spm; /* owned: the parsed sentencepiece model */
     int32_t next_id; /* 1 + the highest id so far */
 };

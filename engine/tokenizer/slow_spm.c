@@ -144,13 +144,26 @@ static int deberta_model(struct slow *s, struct err *e)
     return unigram_pieces(s, unk_id, e);
 }
 
+/* The bytes generate_merges may hash at most: each split of a piece of L bytes hashes L, so
+ * the work is the sum of L squared (Llama 2: ~2 MB). Beyond this a model's pieces are too
+ * long to be a real BPE vocabulary, and it is refused instead of loading for minutes. */
+#define MERGE_WORK_MAX ((uint64_t)1 << 30)
+
 /* transformers' generate_merges: for each piece in id order, each split into two pieces of
  * the vocabulary, left part shortest first. */
 static int generate_merges(struct slow *s, json_t *merges, struct err *e)
 {
     size_t max = 0;
-    for (size_t i = 0; i < s->spm->n_pieces; i++)
-        max = s->spm->pieces[i].len > max ? s->spm->pieces[i].len : max;
+    uint64_t work = 0;
+    for (size_t i = 0; i < s->spm->n_pieces; i++) {
+        size_t len = s->spm->pieces[i].len;
+        max = len > max ? len : max;
+        work += (uint64_t)len * len;
+    }
+    if (work > MERGE_WORK_MAX)
+        return err_set(e, ERR_FORMAT, "%s: the pieces are too long to generate BPE merges from "
+                       "(%llu bytes to hash, at most %llu)", s->file,
+                       (unsigned long long)work, (unsigned long long)MERGE_WORK_MAX);
     char *buf = malloc(max + 1);
     if (!buf)
         return nomem(e);

@@ -235,9 +235,12 @@ END_TEST
 static const char *const slow_names[] = {"bert-uncased", "gpt2", "roberta"};
 
 /* tokenizers-spm.tar.xz: sentencepiece models in the layouts of T5, ALBERT, XLM-R,
- * DeBERTa-v2 and Llama (tools/refgen/spm_tokenizers.py), with transformers' references. */
-static const char *const spm_names[] = {"t5",         "albert", "xlmr",
-                                        "deberta-v2", "llama",  "llama-legacy"};
+ * DeBERTa-v2 and Llama, some with their options changed (cased ALBERT, DeBERTa-v2 splitting
+ * punctuation, legacy Llama, T5 with a user-defined piece and no tokenizer_class)
+ * (tools/refgen/spm_tokenizers.py), with transformers' references. */
+static const char *const spm_names[] = {
+    "t5",         "t5-user",          "albert", "albert-cased", "xlmr",
+    "deberta-v2", "deberta-v2-punct", "llama",  "llama-legacy"};
 
 /* The directory of fixture name in tokenizers-KIND.tar.xz. */
 static const char *slow_dir(const char *kind, const char *name)

@@ -20,7 +20,7 @@
 /* ---- a small protobuf writer ---- */
 
 struct buf {
-    uint8_t b[4096];
+    uint8_t b[1 << 16];
     size_t n;
 };
 
@@ -57,7 +57,8 @@ static void put_float(struct buf *w, uint32_t field, float f)
 /* A SentencePiece message as field 1 of the model. */
 static void put_piece(struct buf *w, const char *piece, size_t len, float score, int type)
 {
-    struct buf p = {.n = 0};
+    static struct buf p;
+    p.n = 0;
     put_bytes(&p, 1, piece, len);
     put_float(&p, 2, score);
     put_tag(&p, 3, 0);
@@ -313,6 +314,30 @@ START_TEST(load_refuses_a_bad_model)
 }
 END_TEST
 
+/* A BPE model whose pieces would take minutes to generate merges from is refused. */
+START_TEST(load_refuses_overlong_bpe_pieces)
+{
+    char dir[700], path[800];
+    snprintf(dir, sizeof dir, "%s/long-bpe", temp_dir());
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    static struct buf w;
+    static char piece[33000];
+    memset(piece, 'a', sizeof piece);
+    w.n = 0;
+    put_piece(&w, "<unk>", 5, 0, SPM_UNKNOWN);
+    put_piece(&w, piece, sizeof piece, -1, SPM_NORMAL);
+    FILE *f = fopen(path, "wb");
+    ck_assert_uint_eq(fwrite(w.b, 1, w.n, f), w.n);
+    fclose(f);
+    struct tokenizer *tk = NULL;
+    struct err e = {0};
+    ck_assert_int_eq(tokenizer_load(dir, &tk, &e), ERR_FORMAT);
+    ck_assert_msg(strstr(e.msg, "tokenizer.model: the pieces are too long") != NULL, "%s",
+                  e.msg);
+}
+END_TEST
+
 Suite *suite_spm(void)
 {
     Suite *s = suite_create("spm");
@@ -323,6 +348,7 @@ Suite *suite_spm(void)
     tcase_add_test(tc, real_models);
     tcase_add_test(tc, hostile_models);
     tcase_add_test(tc, load_refuses_a_bad_model);
+    tcase_add_test(tc, load_refuses_overlong_bpe_pieces);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,10 @@ real repo's config) and special_tokens_map.json:
   deberta-v2  spm.model                 unigram (t5-unigram)     DebertaV2Tokenizer
   llama       tokenizer.model           BPE, byte fallback (llama2)  LlamaTokenizer
   llama-legacy  the same with "legacy": true and add_prefix_space false
+  albert-cased  ALBERT with keep_accents and without do_lower_case ("...Fast" class name)
+  t5-user       T5 with a user-defined piece <html>, no tokenizer_class: transformers takes
+                the class from config.json's model_type, inferd from the file name
+  deberta-v2-punct  DeBERTa-v2 with split_by_punct, do_lower_case, add_prefix_space false
 
 Each directory is loaded with sentencepiece itself (SentencePieceProcessor: the file must be a
 valid model) and with AutoTokenizer (transformers builds the fast tokenizer from the .model),
@@ -103,6 +107,13 @@ def t5_model(src):
     return model_proto(pieces, UNIGRAM, (2, -1, 1, 0), cmap)
 
 
+def t5_user_model(src):
+    """T5's model with a user-defined piece after the others (an added token, not special)."""
+    normals, cmap = t5_normals(src)
+    pieces = [("<pad>", 0.0, CONTROL), ("</s>", 0.0, CONTROL), ("<unk>", 0.0, UNKNOWN)] + normals
+    return model_proto(pieces + [("<html>", 0.0, USER_DEFINED)], UNIGRAM, (2, -1, 1, 0), cmap)
+
+
 def albert_model(src):
     normals, cmap = t5_normals(src)
     pieces = [("<pad>", 0.0, CONTROL), ("<unk>", 0.0, UNKNOWN), ("[CLS]", 0.0, CONTROL),
@@ -153,6 +164,14 @@ FAMILIES = {
         "mask_token": {"content": "[MASK]", "lstrip": True, "rstrip": False,
                        "normalized": False, "single_word": False},
         "model_max_length": 512}, "t5-unigram"),
+    "albert-cased": ("spiece.model", albert_model, {
+        "tokenizer_class": "AlbertTokenizerFast", "do_lower_case": False, "keep_accents": True,
+        "unk_token": "<unk>", "model_max_length": 512}, "t5-unigram"),
+    "t5-user": ("spiece.model", t5_user_model, {"extra_ids": 3, "config.json": {
+        "model_type": "t5"}}, "t5-unigram"),
+    "deberta-v2-punct": ("spm.model", deberta_model, {
+        "tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": True, "split_by_punct": True,
+        "add_prefix_space": False}, "t5-unigram"),
     "xlmr": ("sentencepiece.bpe.model", xlmr_model, {
         "tokenizer_class": "XLMRobertaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
         "sep_token": "</s>", "cls_token": "<s>", "unk_token": "<unk>", "pad_token": "<pad>",
@@ -183,6 +202,9 @@ def write_dir(src, out, name):
     fname, build, cfg, _ = FAMILIES[name]
     with open(os.path.join(out, fname), "wb") as f:
         f.write(build(src))
+    cfg = dict(cfg)
+    if "config.json" in cfg:
+        write_json(os.path.join(out, "config.json"), cfg.pop("config.json"))
     write_json(os.path.join(out, "tokenizer_config.json"), cfg)
     write_json(os.path.join(out, "special_tokens_map.json"),
                {k: cfg[k] for k in SPECIAL_KEYS if cfg.get(k) is not None})
@@ -242,7 +264,15 @@ def fuzz_seeds(src, out):
         "albert": (1, [("<pad>", 0.0, CONTROL), ("<unk>", 0.0, UNKNOWN), ("[CLS]", 0.0, CONTROL),
                        ("[SEP]", 0.0, CONTROL), ("[MASK]", 0.0, USER_DEFINED)] + normals,
                    UNIGRAM, (1, 2, 3, 0), False),
-        "xlmr": (2, [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)] +
+        "albert-cased": ("spiece.model", albert_model, {
+        "tokenizer_class": "AlbertTokenizerFast", "do_lower_case": False, "keep_accents": True,
+        "unk_token": "<unk>", "model_max_length": 512}, "t5-unigram"),
+    "t5-user": ("spiece.model", t5_user_model, {"extra_ids": 3, "config.json": {
+        "model_type": "t5"}}, "t5-unigram"),
+    "deberta-v2-punct": ("spm.model", deberta_model, {
+        "tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": True, "split_by_punct": True,
+        "add_prefix_space": False}, "t5-unigram"),
+    "xlmr": (2, [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)] +
                  normals, UNIGRAM, (0, 1, 2, -1), False),
         "deberta-v2": (3, [("[PAD]", 0.0, CONTROL), ("[CLS]", 0.0, CONTROL),
                            ("[SEP]", 0.0, CONTROL), ("[UNK]", 0.0, UNKNOWN)] + normals,
