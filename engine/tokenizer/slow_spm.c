@@ -101,7 +101,15 @@ static int t5_model(struct slow *s, struct err *e)
     }
     if (rc)
         return json_decref(list), rc;
-    return unigram(s, list, 2, e);
+    if ((rc = unigram(s, list, 2, e)) != 0)
+        return rc;
+    /* the sentinels are special tokens whatever additional_special_tokens says */
+    for (int i = 0; rc == 0 && i < (int)n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "<extra_id_%d>", i);
+        rc = slow_add_token(s, name, NULL, true, e);
+    }
+    return rc;
 }
 
 static int albert_model(struct slow *s, struct err *e)

@@ -20,7 +20,8 @@ real repo's config) and special_tokens_map.json:
 
 Each directory is loaded with sentencepiece itself (SentencePieceProcessor: the file must be a
 valid model) and with AutoTokenizer (transformers builds the fast tokenizer from the .model),
-and records for every text of the fixture's refs-dev.json: text, ids, tokens, offsets,
+and records for every text of the fixture's refs-dev.json and one text of special and added
+tokens (SPECIALS_TEXT): text, ids, tokens, offsets,
 ids_no_special, decoded (skip_special_tokens), and encoding_tokens: the fast Encoding's own
 token strings, which differ from convert_ids_to_tokens where an lstrip added token's match
 takes the space before it (' <mask>') and where Unigram gives an unknown piece's text; pairs-dev.json holds 12 text pairs: text, pair,
@@ -194,6 +195,9 @@ FAMILIES = {
         "clean_up_tokenization_spaces": False, "legacy": True, "add_prefix_space": False,
         "model_max_length": 4096}, "llama2"),
 }
+# one more text: every family's special and added tokens, between words and glued to them
+SPECIALS_TEXT = ("a <extra_id_0> b<extra_id_2>c <pad> </s> <unk> <s> <mask> [MASK] [CLS] [SEP] "
+                 "[UNK] [PAD] x<html>y  <extra_id_9>")
 SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
                 "mask_token", "additional_special_tokens")
 
@@ -309,7 +313,7 @@ def main(argv):
         assert not os.path.exists(os.path.join(out, "tokenizer.json"))
         refs = json.load(open(os.path.join(src_root, FAMILIES[name][3], "refs-dev.json"),
                               encoding="utf-8"))
-        texts = [r["text"] for r in refs]
+        texts = [r["text"] for r in refs] + [SPECIALS_TEXT]
         mine = [entry(tok, t) for t in texts]
         write_json(os.path.join(out, "refs-dev.json"), mine, None)
         spm = [{"text": t, "pieces": sp.encode(t, out_type=str), "ids": sp.encode(t)}
