@@ -233,10 +233,12 @@ static int post_cls_sep(struct slow *s, struct err *e)
     json_t *p = json_pack(
         "{s:s, s:[o,o,o], s:[o,o,o,o,o], s:{s:o, s:o}}", "type", "TemplateProcessing", "single",
         slow_piece_special(cls, 0), slow_piece_seq("A", 0), slow_piece_special(sep, 0), "pair",
-        slow_piece_special(cls, 0), slow_piece_seq("A", 0), slow_piece_special(sep, 0), slow_piece_seq("B", 1),
+        slow_piece_special(cls, 0), slow_piece_seq("A", 0), slow_piece_special(sep, 0),
+        slow_piece_seq("B", 1),
         slow_piece_special(sep, 1), "special_tokens", cls, slow_special_entry(s, cls, 2), sep,
         slow_special_entry(s, sep, 3));
-    return p ? slow_set_new(s->doc, "post_processor", p, e) : err_set(e, ERR_NOMEM, "out of memory");
+    return p ? slow_set_new(s->doc, "post_processor", p, e)
+             : err_set(e, ERR_NOMEM, "out of memory");
 }
 
 /* TemplateProcessing "[BOS:0] $A:0 [EOS:0]" / "... [BOS:1] $B:1 [EOS:1]" with add_bos_token
@@ -303,12 +305,14 @@ static int bert_components(struct slow *s, struct err *e)
 {
     json_t *strip = json_object_get(s->config, "strip_accents");
     json_t *n = json_pack("{s:s, s:b, s:b, s:O, s:b}", "type", "BertNormalizer", "clean_text", 1,
-                          "handle_chinese_chars", slow_config_bool(s, "tokenize_chinese_chars", true),
+                          "handle_chinese_chars",
+                          slow_config_bool(s, "tokenize_chinese_chars", true),
                           "strip_accents", json_is_boolean(strip) ? strip : json_null(),
                           "lowercase", slow_config_bool(s, "do_lower_case", true));
     int rc = n ? slow_set_new(s->doc, "normalizer", n, e) : err_set(e, ERR_NOMEM, "out of memory");
     if (rc == 0)
-        rc = slow_set_new(s->doc, "pre_tokenizer", json_pack("{s:s}", "type", "BertPreTokenizer"), e);
+        rc = slow_set_new(s->doc, "pre_tokenizer",
+                          json_pack("{s:s}", "type", "BertPreTokenizer"), e);
     if (rc == 0)
         rc = slow_set_new(s->doc, "decoder",
                      json_pack("{s:s, s:s, s:b}", "type", "WordPiece", "prefix", "##",
@@ -411,7 +415,8 @@ static int roberta_components(struct slow *s, struct err *e)
                           sep, (int)sep_id, "cls", cls, (int)cls_id, "trim_offsets",
                           slow_config_bool(s, "trim_offsets", true), "add_prefix_space",
                           slow_config_bool(s, "add_prefix_space", false));
-    return p ? slow_set_new(s->doc, "post_processor", p, e) : err_set(e, ERR_NOMEM, "out of memory");
+    return p ? slow_set_new(s->doc, "post_processor", p, e)
+             : err_set(e, ERR_NOMEM, "out of memory");
 }
 
 static const char *const roberta_classes[] = {"RobertaTokenizer", "BartTokenizer",
@@ -428,14 +433,14 @@ static const struct converter converters[] = {
     {{"vocab.txt", NULL}, "vocab.txt", model_wordpiece, bert_families, 1, NULL},
     {{"vocab.json", "merges.txt"}, "vocab.json + merges.txt", model_bpe, bpe_families, 2, NULL},
     /* sentencepiece models, each file name with the class whose name it is */
-    {{"spiece.model", NULL}, "spiece.model", slow_spm_model, slow_spm_families, SLOW_SPM_N_FAMILIES,
-     "T5Tokenizer"},
+    {{"spiece.model", NULL}, "spiece.model", slow_spm_model, slow_spm_families,
+     SLOW_SPM_N_FAMILIES, "T5Tokenizer"},
     {{"sentencepiece.bpe.model", NULL}, "sentencepiece.bpe.model", slow_spm_model,
      slow_spm_families, SLOW_SPM_N_FAMILIES, "XLMRobertaTokenizer"},
     {{"spm.model", NULL}, "spm.model", slow_spm_model, slow_spm_families, SLOW_SPM_N_FAMILIES,
      "DebertaV2Tokenizer"},
-    {{"tokenizer.model", NULL}, "tokenizer.model", slow_spm_model, slow_spm_families, SLOW_SPM_N_FAMILIES,
-     "LlamaTokenizer"},
+    {{"tokenizer.model", NULL}, "tokenizer.model", slow_spm_model, slow_spm_families,
+     SLOW_SPM_N_FAMILIES, "LlamaTokenizer"},
 };
 #define N_CONVERTERS (sizeof converters / sizeof converters[0])
 

@@ -60,8 +60,10 @@ static int unigram(struct slow *s, json_t *list, int32_t unk_id, struct err *e)
 {
     json_t *m = json_pack("{s:s, s:i, s:o, s:b}", "type", "Unigram", "unk_id", (int)unk_id,
                           "vocab", list, "byte_fallback", 0);
-    if (!m || !(s->lookup = json_object()))
-        return json_decref(m), nomem(e);
+    if (!m || !(s->lookup = json_object())) {
+        json_decref(m);
+        return nomem(e);
+    }
     s->vocab = s->lookup;
     s->next_id = 0;
     int rc = slow_set_new(s->doc, "model", m, e);
@@ -79,8 +81,10 @@ static int unigram_pieces(struct slow *s, int32_t unk_id, struct err *e)
 {
     json_t *list = json_array();
     int rc = list ? append_pieces(s, list, 0, e) : nomem(e);
-    if (rc)
-        return json_decref(list), rc;
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
     return unigram(s, list, unk_id, e);
 }
 
@@ -99,8 +103,10 @@ static int t5_model(struct slow *s, struct err *e)
         snprintf(name, sizeof name, "<extra_id_%d>", i);
         rc = append_scored(list, name, 0.0, e);
     }
-    if (rc)
-        return json_decref(list), rc;
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
     if ((rc = unigram(s, list, 2, e)) != 0)
         return rc;
     /* the sentinels are special tokens whatever additional_special_tokens says */
@@ -134,8 +140,10 @@ static int xlmr_model(struct slow *s, struct err *e)
         rc = slow_special(s, SP_MASK) ? append_scored(list, slow_special(s, SP_MASK), 0.0, e)
                                       : err_set(e, ERR_FORMAT,
                                                 "XLMRobertaTokenizer needs a mask_token");
-    if (rc)
-        return json_decref(list), rc;
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
     return unigram(s, list, 3, e);
 }
 
@@ -298,14 +306,17 @@ static int post_template(struct slow *s, const struct tpl *single, size_t ns,
     json_t *sp = json_object();
     for (int k = 0; sp && k < 2; k++) {
         int32_t id = ids_of[k] ? slow_vocab_id(s, ids_of[k]) : -1;
-        if (id < 0)
-            return json_decref(sp),
-                   err_set(e, ERR_FORMAT, "the post-processor's '%s' token is not in the "
+        if (id < 0) {
+            json_decref(sp);
+            return err_set(e, ERR_FORMAT, "the post-processor's '%s' token is not in the "
                            "vocabulary", ids_of[k] ? ids_of[k] : names[k]);
+        }
         json_t *entry = json_pack("{s:s, s:[i], s:[s]}", "id", names[k], "ids", (int)id,
                                   "tokens", names[k]);
-        if (!entry || json_object_set_new(sp, names[k], entry))
-            return json_decref(sp), nomem(e);
+        if (!entry || json_object_set_new(sp, names[k], entry)) {
+            json_decref(sp);
+            return nomem(e);
+        }
     }
     return set_component(s, "post_processor",
                          sp ? json_pack("{s:s, s:o, s:o, s:o}", "type", "TemplateProcessing",
@@ -359,8 +370,10 @@ static int albert_components(struct slow *s, struct err *e)
         rc = nomem(e);
     if (rc == 0)
         rc = append_precompiled(s, list, e);
-    if (rc)
-        return json_decref(list), rc;
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
     if ((rc = set_normalizers(s, list, e)) != 0)
         return rc;
     rc = whitespace_metaspace(s, slow_config_bool(s, "add_prefix_space", true) ? "always"
@@ -372,8 +385,10 @@ static int xlmr_components(struct slow *s, struct err *e)
 {
     json_t *list = json_array();
     int rc = list ? append_precompiled(s, list, e) : nomem(e);
-    if (rc)
-        return json_decref(list), rc;
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
     if ((rc = set_normalizers(s, list, e)) != 0 ||
         (rc = whitespace_metaspace(s, slow_config_bool(s, "add_prefix_space", true) ? "always"
                                                                                      : "never",
@@ -470,8 +485,10 @@ int slow_spm_model(struct slow *s, struct err *e)
     int rc = slow_slurp(s->dir, s->file, &buf, &len, e);
     if (rc)
         return rc;
-    if (!(s->spm = calloc(1, sizeof *s->spm)))
-        return free(buf), nomem(e);
+    if (!(s->spm = calloc(1, sizeof *s->spm))) {
+        free(buf);
+        return nomem(e);
+    }
     rc = spm_model_parse((const uint8_t *)buf, len, s->spm, e);
     free(buf);
     if (rc) {
