@@ -98,6 +98,7 @@ logit_bias tool_choice"
 json_ok="engine/loader/hf_config.c engine/loader/hf_config_read.h engine/loader/safetensors.c
 engine/loader/torch_bin.c
 engine/tokenizer/tok.h
+engine/tokenizer/slow_int.h engine/tokenizer/slow_spm.c
 engine/tokenizer/tokenizer.c engine/tokenizer/slow.c engine/models/t5.c engine/generate/gen_config.c
 engine/chat/tpl.h engine/chat/template.h engine/pipelines/pipeline.h engine/pipelines/runner.h"
 engine_src=$(git ls-files 'engine/*.c' 'engine/*.h')

@@ -15,14 +15,14 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build-fuzz}
 SECONDS_EACH=${2:-60}
 if [ $# -ge 2 ]; then shift 2; else shift $#; fi
-ALL="chat_template tokenizer config_yaml model_json safetensors gen_params pipeline pickle"
+ALL="chat_template tokenizer config_yaml model_json safetensors gen_params pipeline pickle spm"
 HARNESSES=${*:-$ALL}
 
 # Largest input per harness, in bytes: room for the seeds and their growth, no more.
 max_len() {
     case "$1" in
     chat_template | tokenizer) echo 16384 ;;
-    config_yaml) echo 8192 ;;
+    config_yaml | spm) echo 8192 ;;
     *) echo 4096 ;;
     esac
 }

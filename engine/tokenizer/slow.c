@@ -3,7 +3,8 @@
  * transformers' order of preference), the special-token resolution (tokenizer_config.json,
  * special_tokens_map.json, the family's defaults) and, per family, the component chain
  * (the families tables). The document is handed to tokenizer.c's loader unchanged, so
- * every component is the one tokenizer.json would describe. */
+ * every component is the one tokenizer.json would describe. The sentencepiece families are
+ * in slow_spm.c (the converters here name their files); slow_int.h is what they share. */
 #include "slow.h"
 
 #include <errno.h>
@@ -15,41 +16,17 @@
 #include <unistd.h>
 
 #include "loader/files.h"
+#include "slow_int.h"
+#include "spm_proto.h"
 
-enum special { SP_UNK, SP_BOS, SP_EOS, SP_SEP, SP_PAD, SP_CLS, SP_MASK, N_SPECIAL };
 static const char *const special_keys[N_SPECIAL] = {"unk_token", "bos_token", "eos_token",
                                                     "sep_token", "pad_token", "cls_token",
                                                     "mask_token"};
 
-struct slow {
-    const char *dir;
-    json_t *config; /* tokenizer_config.json with the special tokens resolved */
-    json_t *doc;    /* the tokenizer.json being built */
-    json_t *vocab;  /* borrowed: doc.model.vocab, token -> id */
-    int32_t next_id; /* 1 + the highest id so far */
-};
-
-/* A family: the tokenizer classes it covers (NULL-terminated; NULL list = the default of
- * its converter), the default special tokens, and the components it sets. */
-struct family {
-    const char *const *classes;
-    const char *defaults[N_SPECIAL];
-    int (*components)(struct slow *s, struct err *e);
-};
-
-/* A converter: the files it needs, how it reads the model from them, its families. */
-struct converter {
-    const char *files[2];
-    const char *what; /* for the not-found message */
-    int (*model)(struct slow *s, struct err *e);
-    const struct family *families;
-    size_t n_families;
-};
-
 /* ---- files ---- */
 
 /* dir/name into *out (malloc'ed, NUL-terminated); the file error names the path. */
-static int slurp(const char *dir, const char *name, char **out, size_t *len, struct err *e)
+int slow_slurp(const char *dir, const char *name, char **out, size_t *len, struct err *e)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -91,7 +68,7 @@ static int load_object(const char *dir, const char *name, bool required, json_t 
     }
     size_t len = 0;
     char *text;
-    int rc = slurp(dir, name, &text, &len, e);
+    int rc = slow_slurp(dir, name, &text, &len, e);
     if (rc)
         return rc;
     json_error_t je;
@@ -107,22 +84,22 @@ static int load_object(const char *dir, const char *name, bool required, json_t 
 
 /* ---- vocabulary and special tokens ---- */
 
-static int set_new(json_t *o, const char *key, json_t *v, struct err *e)
+int slow_set_new(json_t *o, const char *key, json_t *v, struct err *e)
 {
     return json_object_set_new(o, key, v) == 0 ? 0 : err_set(e, ERR_NOMEM, "out of memory");
 }
 
-static int32_t vocab_id(const struct slow *s, const char *tok)
+int32_t slow_vocab_id(const struct slow *s, const char *tok)
 {
     const json_t *v = json_object_get(s->vocab, tok);
     return json_is_number(v) ? (int32_t)json_number_value(v) : -1;
 }
 
-static int add_vocab(struct slow *s, const char *tok, int32_t id, struct err *e)
+int slow_add_vocab(struct slow *s, const char *tok, int32_t id, struct err *e)
 {
     if (id >= s->next_id)
         s->next_id = id + 1;
-    return set_new(s->vocab, tok, json_integer(id), e);
+    return slow_set_new(s->vocab, tok, json_integer(id), e);
 }
 
 /* The content of a special-token value: "tok" or {"content": "tok", ...}. */
@@ -149,39 +126,48 @@ static int resolve_specials(struct slow *s, const json_t *map, const struct fami
         if (json_object_get(s->config, key))
             continue;
         json_t *v = json_object_get(map, key);
-        if (v && set_new(s->config, key, json_incref(v), e))
+        if (v && slow_set_new(s->config, key, json_incref(v), e))
             return ERR_NOMEM;
-        if (!v && f->defaults[k] && set_new(s->config, key, json_string(f->defaults[k]), e))
+        if (!v && f->defaults[k] && slow_set_new(s->config, key, json_string(f->defaults[k]), e))
             return ERR_NOMEM;
     }
     const char *lists[] = {"additional_special_tokens", "extra_special_tokens"};
     for (size_t i = 0; i < 2; i++) {
         json_t *v = json_object_get(map, lists[i]);
         if (!json_object_get(s->config, lists[i]) && json_is_array(v) &&
-            set_new(s->config, lists[i], json_incref(v), e))
+            slow_set_new(s->config, lists[i], json_incref(v), e))
             return ERR_NOMEM;
     }
     return 0;
+}
+
+int slow_add_token(struct slow *s, const char *tok, const json_t *v, bool special,
+                   struct err *e)
+{
+    json_t *added = json_object_get(s->doc, "added_tokens");
+    if (!added && slow_set_new(s->doc, "added_tokens", added = json_array(), e))
+        return ERR_NOMEM;
+    if (!s->added && !(s->added = json_object()))
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if (json_object_get(s->added, tok))
+        return 0;
+    if (json_object_set_new(s->added, tok, json_true()))
+        return err_set(e, ERR_NOMEM, "out of memory");
+    int32_t id = slow_vocab_id(s, tok);
+    if (id < 0 && slow_add_vocab(s, tok, id = s->next_id, e))
+        return ERR_NOMEM;
+    json_t *o = json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", (int)id, "content", tok,
+                          "single_word", flag(v, "single_word", false), "lstrip",
+                          flag(v, "lstrip", false), "rstrip", flag(v, "rstrip", false),
+                          "normalized", flag(v, "normalized", false), "special", special);
+    return o && json_array_append_new(added, o) == 0 ? 0 : err_set(e, ERR_NOMEM, "out of memory");
 }
 
 /* One special token into added_tokens: its vocabulary id, or a new id after the last. */
 static int add_special(struct slow *s, const json_t *v, struct err *e)
 {
     const char *tok = token_content(v);
-    json_t *added = json_object_get(s->doc, "added_tokens");
-    if (!tok)
-        return 0;
-    size_t i;
-    json_t *a;
-    json_array_foreach(added, i, a) if (strcmp(token_content(a), tok) == 0) return 0;
-    int32_t id = vocab_id(s, tok);
-    if (id < 0 && add_vocab(s, tok, id = s->next_id, e))
-        return ERR_NOMEM;
-    json_t *o = json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", (int)id, "content", tok,
-                          "single_word", flag(v, "single_word", false), "lstrip",
-                          flag(v, "lstrip", false), "rstrip", flag(v, "rstrip", false),
-                          "normalized", flag(v, "normalized", false), "special", 1);
-    return o && json_array_append_new(added, o) == 0 ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+    return tok ? slow_add_token(s, tok, v, true, e) : 0;
 }
 
 /* transformers adds every special token (the named ones, then the extra lists) to the
@@ -189,7 +175,8 @@ static int add_special(struct slow *s, const json_t *v, struct err *e)
 static int add_specials(struct slow *s, struct err *e)
 {
     int rc;
-    if ((rc = set_new(s->doc, "added_tokens", json_array(), e)) != 0)
+    if (!json_object_get(s->doc, "added_tokens") &&
+        (rc = slow_set_new(s->doc, "added_tokens", json_array(), e)) != 0)
         return rc;
     for (int k = 0; k < N_SPECIAL; k++)
         if ((rc = add_special(s, json_object_get(s->config, special_keys[k]), e)) != 0)
@@ -207,12 +194,12 @@ static int add_specials(struct slow *s, struct err *e)
     return 0;
 }
 
-static const char *special(const struct slow *s, enum special k)
+const char *slow_special(const struct slow *s, enum special k)
 {
     return token_content(json_object_get(s->config, special_keys[k]));
 }
 
-static bool config_bool(const struct slow *s, const char *key, bool dflt)
+bool slow_config_bool(const struct slow *s, const char *key, bool dflt)
 {
     const json_t *v = json_object_get(s->config, key);
     return json_is_boolean(v) ? json_is_true(v) : dflt;
@@ -220,19 +207,19 @@ static bool config_bool(const struct slow *s, const char *key, bool dflt)
 
 /* ---- post-processors ---- */
 
-static json_t *piece_special(const char *tok, int type)
+json_t *slow_piece_special(const char *tok, int type)
 {
     return json_pack("{s:{s:s, s:i}}", "SpecialToken", "id", tok, "type_id", type);
 }
 
-static json_t *piece_seq(const char *seq, int type)
+json_t *slow_piece_seq(const char *seq, int type)
 {
     return json_pack("{s:{s:s, s:i}}", "Sequence", "id", seq, "type_id", type);
 }
 
-static json_t *special_entry(const struct slow *s, const char *tok, int32_t dflt_id)
+json_t *slow_special_entry(const struct slow *s, const char *tok, int32_t dflt_id)
 {
-    int32_t id = vocab_id(s, tok);
+    int32_t id = slow_vocab_id(s, tok);
     return json_pack("{s:s, s:[i], s:[s]}", "id", tok, "ids", (int)(id >= 0 ? id : dflt_id),
                      "tokens", tok);
 }
@@ -240,25 +227,27 @@ static json_t *special_entry(const struct slow *s, const char *tok, int32_t dflt
 /* TemplateProcessing "CLS:0 $A:0 SEP:0" / "CLS:0 $A:0 SEP:0 $B:1 SEP:1" (BertConverter). */
 static int post_cls_sep(struct slow *s, struct err *e)
 {
-    const char *cls = special(s, SP_CLS), *sep = special(s, SP_SEP);
+    const char *cls = slow_special(s, SP_CLS), *sep = slow_special(s, SP_SEP);
     if (!cls || !sep)
         return err_set(e, ERR_FORMAT, "tokenizer_config.json: cls_token and sep_token are needed");
     json_t *p = json_pack(
         "{s:s, s:[o,o,o], s:[o,o,o,o,o], s:{s:o, s:o}}", "type", "TemplateProcessing", "single",
-        piece_special(cls, 0), piece_seq("A", 0), piece_special(sep, 0), "pair",
-        piece_special(cls, 0), piece_seq("A", 0), piece_special(sep, 0), piece_seq("B", 1),
-        piece_special(sep, 1), "special_tokens", cls, special_entry(s, cls, 2), sep,
-        special_entry(s, sep, 3));
-    return p ? set_new(s->doc, "post_processor", p, e) : err_set(e, ERR_NOMEM, "out of memory");
+        slow_piece_special(cls, 0), slow_piece_seq("A", 0), slow_piece_special(sep, 0), "pair",
+        slow_piece_special(cls, 0), slow_piece_seq("A", 0), slow_piece_special(sep, 0),
+        slow_piece_seq("B", 1),
+        slow_piece_special(sep, 1), "special_tokens", cls, slow_special_entry(s, cls, 2), sep,
+        slow_special_entry(s, sep, 3));
+    return p ? slow_set_new(s->doc, "post_processor", p, e)
+             : err_set(e, ERR_NOMEM, "out of memory");
 }
 
 /* TemplateProcessing "[BOS:0] $A:0 [EOS:0]" / "... [BOS:1] $B:1 [EOS:1]" with add_bos_token
  * and add_eos_token (transformers' update_post_processor). */
-static int post_bos_eos(struct slow *s, bool dflt_bos, bool dflt_eos, struct err *e)
+int slow_post_bos_eos(struct slow *s, bool dflt_bos, bool dflt_eos, struct err *e)
 {
-    const char *bos = special(s, SP_BOS), *eos = special(s, SP_EOS);
-    bool add_bos = bos && config_bool(s, "add_bos_token", dflt_bos);
-    bool add_eos = eos && config_bool(s, "add_eos_token", dflt_eos);
+    const char *bos = slow_special(s, SP_BOS), *eos = slow_special(s, SP_EOS);
+    bool add_bos = bos && slow_config_bool(s, "add_bos_token", dflt_bos);
+    bool add_eos = eos && slow_config_bool(s, "add_eos_token", dflt_eos);
     json_t *single = json_array(), *pair = json_array(), *sp = json_object();
     json_t *p = json_pack("{s:s, s:o, s:o, s:o}", "type", "TemplateProcessing", "single", single,
                           "pair", pair, "special_tokens", sp);
@@ -268,17 +257,17 @@ static int post_bos_eos(struct slow *s, bool dflt_bos, bool dflt_eos, struct err
         json_t *arr = t == 0 ? single : pair;
         for (int k = 0; k <= t; k++) {
             if (add_bos)
-                json_array_append_new(arr, piece_special(bos, k));
-            json_array_append_new(arr, piece_seq(k ? "B" : "A", k));
+                json_array_append_new(arr, slow_piece_special(bos, k));
+            json_array_append_new(arr, slow_piece_seq(k ? "B" : "A", k));
             if (add_eos)
-                json_array_append_new(arr, piece_special(eos, k));
+                json_array_append_new(arr, slow_piece_special(eos, k));
         }
     }
     if (add_bos)
-        json_object_set_new(sp, bos, special_entry(s, bos, 0));
+        json_object_set_new(sp, bos, slow_special_entry(s, bos, 0));
     if (add_eos)
-        json_object_set_new(sp, eos, special_entry(s, eos, 0));
-    return set_new(s->doc, "post_processor", p, e);
+        json_object_set_new(sp, eos, slow_special_entry(s, eos, 0));
+    return slow_set_new(s->doc, "post_processor", p, e);
 }
 
 /* ---- BERT: vocab.txt ---- */
@@ -289,21 +278,21 @@ static int model_wordpiece(struct slow *s, struct err *e)
 {
     size_t len = 0;
     char *text;
-    int rc = slurp(s->dir, "vocab.txt", &text, &len, e);
+    int rc = slow_slurp(s->dir, "vocab.txt", &text, &len, e);
     if (rc)
         return rc;
     json_t *m = json_pack("{s:s, s:s, s:s, s:i, s:{}}", "type", "WordPiece", "unk_token",
-                          special(s, SP_UNK) ? special(s, SP_UNK) : "[UNK]",
+                          slow_special(s, SP_UNK) ? slow_special(s, SP_UNK) : "[UNK]",
                           "continuing_subword_prefix", "##", "max_input_chars_per_word", 100,
                           "vocab");
-    rc = m ? set_new(s->doc, "model", m, e) : err_set(e, ERR_NOMEM, "out of memory");
+    rc = m ? slow_set_new(s->doc, "model", m, e) : err_set(e, ERR_NOMEM, "out of memory");
     s->vocab = json_object_get(m, "vocab");
     int32_t id = 0;
     for (char *p = text; rc == 0 && p < text + len; id++) {
         char *nl = memchr(p, '\n', (size_t)(text + len - p));
         char *end = nl ? nl : text + len;
         json_t *tok = json_stringn(p, (size_t)(end - p));
-        rc = tok ? add_vocab(s, json_string_value(tok), id, e)
+        rc = tok ? slow_add_vocab(s, json_string_value(tok), id, e)
                  : err_set(e, ERR_FORMAT, "vocab.txt: line %d is not UTF-8", (int)id + 1);
         json_decref(tok);
         p = end + 1;
@@ -316,14 +305,16 @@ static int bert_components(struct slow *s, struct err *e)
 {
     json_t *strip = json_object_get(s->config, "strip_accents");
     json_t *n = json_pack("{s:s, s:b, s:b, s:O, s:b}", "type", "BertNormalizer", "clean_text", 1,
-                          "handle_chinese_chars", config_bool(s, "tokenize_chinese_chars", true),
+                          "handle_chinese_chars",
+                          slow_config_bool(s, "tokenize_chinese_chars", true),
                           "strip_accents", json_is_boolean(strip) ? strip : json_null(),
-                          "lowercase", config_bool(s, "do_lower_case", true));
-    int rc = n ? set_new(s->doc, "normalizer", n, e) : err_set(e, ERR_NOMEM, "out of memory");
+                          "lowercase", slow_config_bool(s, "do_lower_case", true));
+    int rc = n ? slow_set_new(s->doc, "normalizer", n, e) : err_set(e, ERR_NOMEM, "out of memory");
     if (rc == 0)
-        rc = set_new(s->doc, "pre_tokenizer", json_pack("{s:s}", "type", "BertPreTokenizer"), e);
+        rc = slow_set_new(s->doc, "pre_tokenizer",
+                          json_pack("{s:s}", "type", "BertPreTokenizer"), e);
     if (rc == 0)
-        rc = set_new(s->doc, "decoder",
+        rc = slow_set_new(s->doc, "decoder",
                      json_pack("{s:s, s:s, s:b}", "type", "WordPiece", "prefix", "##",
                                "cleanup", 1),
                      e);
@@ -331,7 +322,7 @@ static int bert_components(struct slow *s, struct err *e)
 }
 
 static const struct family bert_families[] = {
-    {NULL, {"[UNK]", NULL, NULL, "[SEP]", "[PAD]", "[CLS]", "[MASK]"}, bert_components},
+    {NULL, {"[UNK]", NULL, NULL, "[SEP]", "[PAD]", "[CLS]", "[MASK]"}, NULL, bert_components},
 };
 
 /* ---- GPT-2 and RoBERTa: vocab.json + merges.txt ---- */
@@ -341,7 +332,7 @@ static int read_merges(struct slow *s, json_t *merges, struct err *e)
 {
     size_t len = 0;
     char *text;
-    int rc = slurp(s->dir, "merges.txt", &text, &len, e), line = 0;
+    int rc = slow_slurp(s->dir, "merges.txt", &text, &len, e), line = 0;
     if (rc)
         return rc;
     for (char *p = text; rc == 0 && p < text + len; p++) {
@@ -376,7 +367,7 @@ static int model_bpe(struct slow *s, struct err *e)
                           "dropout", "unk_token", "continuing_subword_prefix", "",
                           "end_of_word_suffix", "", "fuse_unk", 0, "byte_fallback", 0,
                           "ignore_merges", 0, "vocab", vocab, "merges");
-    if (!m || (rc = set_new(s->doc, "model", m, e)) != 0)
+    if (!m || (rc = slow_set_new(s->doc, "model", m, e)) != 0)
         return rc ? rc : err_set(e, ERR_NOMEM, "out of memory");
     s->vocab = vocab;
     const char *k;
@@ -401,45 +392,55 @@ static json_t *byte_level(bool add_prefix_space, bool trim_offsets)
 
 static int byte_level_components(struct slow *s, struct err *e)
 {
-    int rc = set_new(s->doc, "pre_tokenizer",
-                     byte_level(config_bool(s, "add_prefix_space", false), true), e);
-    return rc ? rc : set_new(s->doc, "decoder", byte_level(true, true), e);
+    int rc = slow_set_new(s->doc, "pre_tokenizer",
+                     byte_level(slow_config_bool(s, "add_prefix_space", false), true), e);
+    return rc ? rc : slow_set_new(s->doc, "decoder", byte_level(true, true), e);
 }
 
 static int gpt2_components(struct slow *s, struct err *e)
 {
     int rc = byte_level_components(s, e);
-    return rc ? rc : post_bos_eos(s, false, false, e);
+    return rc ? rc : slow_post_bos_eos(s, false, false, e);
 }
 
 /* RobertaProcessing "<s> A </s>" / "<s> A </s></s> B </s>" with trim_offsets. */
 static int roberta_components(struct slow *s, struct err *e)
 {
     int rc = byte_level_components(s, e);
-    const char *cls = special(s, SP_CLS), *sep = special(s, SP_SEP);
+    const char *cls = slow_special(s, SP_CLS), *sep = slow_special(s, SP_SEP);
     if (rc || !cls || !sep)
         return rc ? rc : err_set(e, ERR_FORMAT, "cls_token and sep_token are needed");
-    int32_t cls_id = vocab_id(s, cls), sep_id = vocab_id(s, sep);
+    int32_t cls_id = slow_vocab_id(s, cls), sep_id = slow_vocab_id(s, sep);
     json_t *p = json_pack("{s:s, s:[s,i], s:[s,i], s:b, s:b}", "type", "RobertaProcessing", "sep",
                           sep, (int)sep_id, "cls", cls, (int)cls_id, "trim_offsets",
-                          config_bool(s, "trim_offsets", true), "add_prefix_space",
-                          config_bool(s, "add_prefix_space", false));
-    return p ? set_new(s->doc, "post_processor", p, e) : err_set(e, ERR_NOMEM, "out of memory");
+                          slow_config_bool(s, "trim_offsets", true), "add_prefix_space",
+                          slow_config_bool(s, "add_prefix_space", false));
+    return p ? slow_set_new(s->doc, "post_processor", p, e)
+             : err_set(e, ERR_NOMEM, "out of memory");
 }
 
 static const char *const roberta_classes[] = {"RobertaTokenizer", "BartTokenizer",
                                               "LongformerTokenizer", "MarkupLMTokenizer", NULL};
 static const struct family bpe_families[] = {
-    {roberta_classes, {"<unk>", "<s>", "</s>", "</s>", "<pad>", "<s>", "<mask>"},
+    {roberta_classes, {"<unk>", "<s>", "</s>", "</s>", "<pad>", "<s>", "<mask>"}, NULL,
      roberta_components},
-    {NULL, {"<|endoftext|>", "<|endoftext|>", "<|endoftext|>"}, gpt2_components},
+    {NULL, {"<|endoftext|>", "<|endoftext|>", "<|endoftext|>"}, NULL, gpt2_components},
 };
 
 /* ---- the converters, in order of preference ---- */
 
 static const struct converter converters[] = {
-    {{"vocab.txt", NULL}, "vocab.txt", model_wordpiece, bert_families, 1},
-    {{"vocab.json", "merges.txt"}, "vocab.json + merges.txt", model_bpe, bpe_families, 2},
+    {{"vocab.txt", NULL}, "vocab.txt", model_wordpiece, bert_families, 1, NULL},
+    {{"vocab.json", "merges.txt"}, "vocab.json + merges.txt", model_bpe, bpe_families, 2, NULL},
+    /* sentencepiece models, each file name with the class whose name it is */
+    {{"spiece.model", NULL}, "spiece.model", slow_spm_model, slow_spm_families,
+     SLOW_SPM_N_FAMILIES, "T5Tokenizer"},
+    {{"sentencepiece.bpe.model", NULL}, "sentencepiece.bpe.model", slow_spm_model,
+     slow_spm_families, SLOW_SPM_N_FAMILIES, "XLMRobertaTokenizer"},
+    {{"spm.model", NULL}, "spm.model", slow_spm_model, slow_spm_families, SLOW_SPM_N_FAMILIES,
+     "DebertaV2Tokenizer"},
+    {{"tokenizer.model", NULL}, "tokenizer.model", slow_spm_model, slow_spm_families,
+     SLOW_SPM_N_FAMILIES, "LlamaTokenizer"},
 };
 #define N_CONVERTERS (sizeof converters / sizeof converters[0])
 
@@ -463,10 +464,13 @@ static int not_found(const char *dir, struct err *e)
                    "%s/tokenizer.json: no such file, nor slow-tokenizer files (%s)", dir, list);
 }
 
-/* The family for tokenizer_config.json's tokenizer_class ("...Fast" too), else the last. */
+/* The family for tokenizer_config.json's tokenizer_class ("...Fast" too), else the
+ * converter's default class, else the last. */
 static const struct family *pick_family(const struct converter *c, const json_t *config)
 {
     const char *cls = json_string_value(json_object_get(config, "tokenizer_class"));
+    if (!cls)
+        cls = c->default_class;
     size_t n = cls ? strlen(cls) : 0;
     if (n > 4 && strcmp(cls + n - 4, "Fast") == 0)
         n -= 4;
@@ -484,6 +488,8 @@ static int convert(struct slow *s, const struct converter *c, struct err *e)
     if (rc == 0)
         rc = load_object(s->dir, "special_tokens_map.json", false, &map, e);
     const struct family *f = rc ? NULL : pick_family(c, s->config);
+    s->family = f;
+    s->file = c->files[0];
     if (rc == 0)
         rc = resolve_specials(s, map, f, e);
     json_decref(map);
@@ -505,6 +511,11 @@ int slow_tokenizer_convert(const char *dir, json_t **doc, json_t **config, struc
         return not_found(dir, e);
     struct slow s = {.dir = dir};
     int rc = convert(&s, c, e);
+    json_decref(s.lookup);
+    json_decref(s.added);
+    if (s.spm)
+        spm_model_free(s.spm);
+    free(s.spm);
     if (rc) {
         json_decref(s.doc);
         json_decref(s.config);

@@ -2,8 +2,10 @@
  * fast tokenizer from a repo's slow-tokenizer files (convert_slow_tokenizer, and in v5 the
  * tokenizer classes themselves); this does the same conversion, producing the
  * tokenizer.json document those converters would write, which tokenizer.c then loads like
- * any other. Supported: vocab.txt (BERT family: WordPiece) and vocab.json + merges.txt
- * (GPT-2 and RoBERTa families: byte-level BPE). Options and special tokens come from
+ * any other. Supported: vocab.txt (BERT family: WordPiece), vocab.json + merges.txt
+ * (GPT-2 and RoBERTa families: byte-level BPE) and sentencepiece models (spiece.model,
+ * sentencepiece.bpe.model, spm.model, tokenizer.model: T5, ALBERT, XLM-R, DeBERTa-v2 and Llama,
+ * slow_spm.c). Options and special tokens come from
  * tokenizer_config.json, then special_tokens_map.json, then the family's defaults. */
 #ifndef INFERD_TOKENIZER_SLOW_H
 #define INFERD_TOKENIZER_SLOW_H
