@@ -51,6 +51,7 @@ struct gen_model {
     int64_t max_positions;         /* 0: unbounded (T5) */
     int vocab_size;
     int32_t decoder_start_token_id; /* encoder-decoders; -1 otherwise */
+    struct json_t *task_params;     /* config.json's task_specific_params (NULL: none) */
     char model_id[256];
 };
 
