@@ -6,7 +6,8 @@ config.json has them, with short lengths), and `text-generation` with beam searc
 llama-lm. Records, for each task, the generation config the pipeline builds (its defaults:
 pipeline default config, the model's generation_config.json, task_specific_params) and the
 pipeline's outputs for several parameter sets (beam settings, num_return_sequences lists,
-return_tensors).
+return_tensors); and the same tasks on t5-s2s as it is ("t5_plain": the pipelines' own
+defaults, num_beams 4 and max_new_tokens 256).
 
 Usage: s2s_pipelines.py MODELS_DIR OUT_DIR
   MODELS_DIR  an unpacked tests/data/models-other.tar.xz ("models/" inside it)
@@ -62,6 +63,12 @@ CALLS = {
     "translation": [{}],
     "translation_en_to_fr": [{"max_new_tokens": 5}],
 }
+# t5-s2s as it is (no task_specific_params, generation_config.json without max_length): the
+# pipelines' own defaults (num_beams 4, max_new_tokens 256) apply
+PLAIN_CALLS = {
+    "summarization": [{}, {"max_length": 12}],
+    "translation_en_to_de": [{"num_beams": 2, "max_new_tokens": 5}],
+}
 LM_CALLS = [
     {"num_beams": 3, "max_new_tokens": 8, "num_return_sequences": 2},
     {"num_beams": 2, "max_new_tokens": 6, "return_full_text": False, "length_penalty": 0.0},
@@ -82,21 +89,23 @@ def plain(x):
     return x
 
 
-def t5_tasks(models, out):
+def t5_tasks(models, out, plain_model=False):
     d = os.path.join(models, "models", "t5-s2s")
-    cfg = json.load(open(os.path.join(d, "config.json")))
     gen = json.load(open(os.path.join(d, "generation_config.json")))
-    gen["max_length"] = GEN_MAX_LENGTH
+    if not plain_model:
+        gen["max_length"] = GEN_MAX_LENGTH
     tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(d, "tokenizer.json"),
                                   eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
                                   model_max_length=512)
-    res = {"config_task_specific_params": TASK_PARAMS, "generation_config": gen, "tasks": {}}
-    for task, calls in CALLS.items():
+    task_params = {} if plain_model else TASK_PARAMS
+    res = {"config_task_specific_params": task_params, "generation_config": gen, "tasks": {}}
+    for task, calls in (PLAIN_CALLS if plain_model else CALLS).items():
         model = AutoModelForSeq2SeqLM.from_pretrained(d).eval()
         # as beams.py: transformers 4 rescales a tied T5's decoder output, which this fixture
         # (made with 5.x, "scale_decoder_outputs": false) does not do
         model.config.tie_word_embeddings = False
-        model.config.task_specific_params = json.loads(json.dumps(TASK_PARAMS))
+        if task_params:
+            model.config.task_specific_params = json.loads(json.dumps(task_params))
         model.generation_config = transformers.GenerationConfig(**gen)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -105,7 +114,7 @@ def t5_tasks(models, out):
         entry = {"pipeline_task": pipe.task, "prefix": pipe.prefix, "generation_config": gc,
                  "calls": []}
         for params in calls:
-            for text in TEXTS:
+            for text in TEXTS[:1] if plain_model else TEXTS:
                 with torch.no_grad():
                     o = pipe(text, **params)
                 entry["calls"].append({"input": text, "parameters": params, "output": plain(o)})
@@ -134,7 +143,8 @@ def main():
     os.makedirs(os.path.join(out, "pipelines"), exist_ok=True)
     refs = {"versions": {"transformers": transformers.__version__, "torch": torch.__version__,
                          "generator": "tools/refgen/s2s_pipelines.py"},
-            "t5_tasks": t5_tasks(models, out), "llama_text_generation": llama(models)}
+            "t5_tasks": t5_tasks(models, out), "t5_plain": t5_tasks(models, out, True),
+            "llama_text_generation": llama(models)}
     json.dump(refs, open(os.path.join(out, "pipelines", "s2s.json"), "w"), indent=1)
 
 
