@@ -30,6 +30,10 @@ struct gen_kind {
     void (*cache_reset)(void *cache);
     /* dst becomes a copy of src's cached state (a forked beam) */
     int (*cache_copy)(void *dst, const void *src, struct err *e);
+    /* an encoder-decoder's: the same between two beams of one search, whose encoded inputs
+     * are already the same (the encoder output is copied once, at the first fork): only the
+     * decoder's own positions. NULL: cache_copy */
+    int (*cache_copy_decoder)(void *dst, const void *src, struct err *e);
     /* the stepping thread's buffers for lim (activations, the step's arrays) */
     void *(*run_new)(const struct generator_limits *lim);
     void (*run_free)(void *run);
