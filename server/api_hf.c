@@ -202,12 +202,15 @@ void hf_text_generation(struct call *c, struct model *m)
         gen_call_run(g, 1, pipeline_done, NULL, NULL);
 }
 
-/* ---- text2text-generation (an encoder-decoder: T5) ----
+/* ---- text2text-generation, summarization, translation (an encoder-decoder: T5) ----
  *
- * transformers' Text2TextGenerationPipeline: `inputs` a string (tokenized with the tokenizer's
- * special tokens: T5's "</s>" at the end), generate() over it, and
+ * transformers' Text2TextGenerationPipeline (and its SummarizationPipeline and
+ * TranslationPipeline subclasses: params_s2s.h gives each task's output key, prefix and
+ * generation defaults): `inputs` a string, the task's prefix before it (tokenized with the
+ * tokenizer's special tokens: T5's "</s>" at the end), generate() over it, and
  * [{"generated_text": tokenizer.decode(output_ids, skip_special_tokens=True,
- * clean_up_tokenization_spaces=...)}]: the decoder's text only. Its own parameters:
+ * clean_up_tokenization_spaces=...)}, ...] (one record per num_return_sequences; "summary_text",
+ * "translation_text"): the decoder's text only. Its own parameters:
  * return_tensors (true: [{"generated_token_ids": [decoder start, generated ids...]}] instead
  * of the text), return_text (accepted; the pipeline ignores it too),
  * clean_up_tokenization_spaces (default false), truncation (true, "longest_first" or
@@ -215,9 +218,11 @@ void hf_text_generation(struct call *c, struct model *m)
  * stop_sequence (its first token becomes the only eos id); the rest are generate()'s
  * (params_pipeline.c, the pipeline dialect). Lengths as generate() counts them for an
  * encoder-decoder: max_new_tokens, else max_length - 1 (the decoder start token is part of
- * max_length; generation_config.json's values, else max_length 20). return_full_text: true is
- * refused (the pipeline has no such parameter: generate() rejects it as an unused model
- * kwarg); a list of inputs too (one input per request here). */
+ * max_length; the task's defaults, params_s2s.h). return_tensors with beams: each sequence
+ * padded to the longest as generate() pads them. src_lang / tgt_lang (translation) are
+ * refused: no tokenizer with language codes yet. return_full_text: true is refused (the
+ * pipeline has no such parameter: generate() rejects it as an unused model kwarg); a list of
+ * inputs too (one input per request here). */
 
 struct t2t_opts {
     bool return_tensors;

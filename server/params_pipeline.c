@@ -11,7 +11,7 @@
  *
  * Beam search (transformers 4.x, the only route that offers it): num_beams, num_return_sequences,
  * length_penalty, early_stopping (true, false, "never"), no_repeat_ngram_size, min_length,
- * min_new_tokens, forced_bos_token_id, forced_eos_token_id, with generation_config.json's values
+ * min_new_tokens, forced_bos_token_id, forced_eos_token_id, bad_words_ids, with generation_config.json's values
  * as defaults and GenerationConfig.validate's messages. inferd's beam search is greedy (no beam
  * sampling), and it runs those length and n-gram processors in beam search only: asked for
  * without beams they are refused, as is a sampled num_return_sequences. See gen_api.h. */
@@ -29,10 +29,11 @@
 /* The most beams a request may ask for before the model's own limit (its max_batch_size, which
  * the scheduler checks) applies: bounds what a request makes the server allocate. */
 #define PIPELINE_MAX_BEAMS 64
+/* bad_words_ids: ids (and one length per sequence) a request may give */
+#define PIPELINE_MAX_BAD_WORDS 4096
 
 /* generate()'s arguments that inferd does not implement. */
 static const struct params_refused refused[] = {
-    {"bad_words_ids", params_is_empty, "banned words"},
     {"prefix", params_is_empty, "a prompt prefix"},
 };
 
@@ -121,6 +122,8 @@ static const char *beam_only(const struct gen_params *p)
         return "forced_bos_token_id";
     if (p->forced_eos_token_id >= 0)
         return "forced_eos_token_id";
+    if (p->bad_words_size)
+        return "bad_words_ids";
     return NULL;
 }
 
@@ -256,6 +259,46 @@ static int get_early_stopping(const json_t *o, enum gen_early_stopping *out, str
     return 0;
 }
 
+/* bad_words_ids: a non-empty list of non-empty lists of token ids (NoBadWordsLogitsProcessor's
+ * checks), kept as gen_params' length-prefixed sequences. */
+static int get_bad_words(const json_t *o, struct gen_params *p, struct err *e)
+{
+    const json_t *v = json_object_get(o, "bad_words_ids");
+    if (!v || json_is_null(v))
+        return 0;
+    size_t total = 0;
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return err_set(e, ERR_INVALID, "`bad_words_ids` has to be a non-empty list");
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *w = json_array_get(v, i);
+        if (!json_is_array(w) || json_array_size(w) == 0)
+            return err_set(e, ERR_INVALID,
+                           "`bad_words_ids` has to be a list of non-empty lists of token ids");
+        for (size_t k = 0; k < json_array_size(w); k++) {
+            const json_t *id = json_array_get(w, k);
+            if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+                json_integer_value(id) > INT32_MAX)
+                return err_set(e, ERR_INVALID,
+                               "Each list in `bad_words_ids` has to be a list of positive "
+                               "integers (`bad_words_ids`[%zu][%zu])",
+                               i, k);
+        }
+        total += 1 + json_array_size(w);
+    }
+    if (total > PIPELINE_MAX_BAD_WORDS)
+        return err_set(e, ERR_INVALID, "`bad_words_ids` holds more than %d ids",
+                       PIPELINE_MAX_BAD_WORDS);
+    int32_t buf[PIPELINE_MAX_BAD_WORDS];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        const json_t *w = json_array_get(v, i);
+        buf[n++] = (int32_t)json_array_size(w);
+        for (size_t k = 0; k < json_array_size(w); k++)
+            buf[n++] = (int32_t)json_integer_value(json_array_get(w, k));
+    }
+    return gen_params_set_bad_words(p, buf, n, e);
+}
+
 static int read_beams(const json_t *o, struct gen_params *p, struct err *e)
 {
     bool found;
@@ -277,6 +320,8 @@ static int read_beams(const json_t *o, struct gen_params *p, struct err *e)
         rc = get_token_id(o, "forced_bos_token_id", &p->forced_bos_token_id, e);
     if (!rc)
         rc = get_token_id(o, "forced_eos_token_id", &p->forced_eos_token_id, e);
+    if (!rc)
+        rc = get_bad_words(o, p, e);
     return rc;
 }
 

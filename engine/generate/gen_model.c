@@ -300,6 +300,11 @@ int gen_model_check_request(const struct gen_model *m, const int32_t *prompt, si
                        (int)(p->forced_bos_token_id >= m->vocab_size ? p->forced_bos_token_id
                                                                      : p->forced_eos_token_id),
                        m->vocab_size);
+    for (size_t i = 0; i < p->bad_words_size; i += 1 + (size_t)p->bad_words[i])
+        for (int32_t k = 1; k <= p->bad_words[i] && i + (size_t)k < p->bad_words_size; k++)
+            if (p->bad_words[i + k] >= m->vocab_size)
+                return err_set(e, ERR_INVALID, "`bad_words_ids`: id %d is not in the vocabulary (%d)",
+                               (int)p->bad_words[i + k], m->vocab_size);
     if (p->num_beams > 1 && p->decoder_input_details)
         return err_set(e, ERR_INVALID,
                        "`decoder_input_details` is not supported with beam search");

@@ -137,6 +137,10 @@ struct gen_params {
     uint32_t min_new_tokens;       /* eos banned before this many new tokens; 0 = off */
     int32_t forced_bos_token_id;   /* -1 = off: the first generated token (encoder-decoder) */
     int32_t forced_eos_token_id;   /* -1 = off: the token at max length */
+    /* bad_words_ids (NoBadWordsLogitsProcessor): each sequence's length, then its ids, back
+     * to back (bad_words_size int32s, owned; NULL = none); gen_params_set_bad_words */
+    int32_t *bad_words;
+    size_t bad_words_size;
 };
 
 /* Neutral values: greedy, every processor off (temperature, top_p, typical_p and
@@ -147,6 +151,9 @@ void gen_params_init(struct gen_params *p, const struct gen_config *cfg);
 void gen_params_fini(struct gen_params *p);
 /* Deep copy (the stop strings); dst needs gen_params_fini. */
 int gen_params_copy(struct gen_params *dst, const struct gen_params *src, struct err *e);
+/* Sets bad_words (a copy of words: each sequence's length, then its ids; n int32s). */
+int gen_params_set_bad_words(struct gen_params *p, const int32_t *words, size_t n,
+                             struct err *e);
 /* Appends a stop string (copied); ERR_INVALID when empty or over GEN_MAX_STOP. */
 int gen_params_add_stop(struct gen_params *p, const char *s, size_t len, struct err *e);
 

@@ -363,7 +363,14 @@ START_TEST(refusals)
     expect_422("de", "{\"length_penalty\": \"long\"}", "`length_penalty` must be a number");
     expect_422("de", "{\"forced_bos_token_id\": 999999}", "`forced_bos_token_id` (999999)");
     expect_422("de", "{\"forced_eos_token_id\": -3}", "`forced_eos_token_id` must be a token id");
-    expect_422("de", "{\"bad_words_ids\": [[5]]}", "`bad_words_ids` is not supported");
+    expect_422("de", "{\"bad_words_ids\": [[]]}",
+               "`bad_words_ids` has to be a list of non-empty lists");
+    expect_422("de", "{\"bad_words_ids\": [[3, -1]]}",
+               "Each list in `bad_words_ids` has to be a list of positive integers");
+    expect_422("de", "{\"bad_words_ids\": [[999999]]}",
+               "`bad_words_ids`: id 999999 is not in the vocabulary");
+    expect_422("lm", "{\"bad_words_ids\": [[5]]}",
+               "`bad_words_ids` is not supported without beam search");
     expect_422("de", "{\"src_lang\": \"en\"}", "`src_lang` is not supported");
     expect_422("lm", "{\"min_length\": 3}", "`min_length` is not supported without beam search");
     expect_422("sum", "{\"num_beams\": 1}", "`min_length` is not supported without beam search");

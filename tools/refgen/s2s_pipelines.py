@@ -54,6 +54,9 @@ CALLS = {
         {"num_beams": 4, "max_new_tokens": 6, "num_return_sequences": 3,
          "repetition_penalty": 1.3, "min_new_tokens": 4, "forced_eos_token_id": 1},
         {"num_beams": 2, "max_new_tokens": 5, "return_tensors": True, "num_return_sequences": 2},
+        # single ids, a pair, a lone eos (dropped by the processor) and a triple
+        {"num_beams": 2, "max_new_tokens": 5, "return_tensors": True, "num_return_sequences": 2,
+         "bad_words_ids": [[2061], [204, 1051], [1], [614, 614, 54]]},
     ],
     "translation_en_to_de": [
         {},
@@ -130,7 +133,10 @@ def llama(models):
     model = AutoModelForCausalLM.from_pretrained(d).eval()
     pipe = pipeline("text-generation", model=model, tokenizer=tok)
     calls = []
-    for params in LM_CALLS:
+    ids = tok("ité Select", add_special_tokens=False).input_ids
+    lm_calls = LM_CALLS + [{"num_beams": 3, "max_new_tokens": 6, "num_return_sequences": 2,
+                            "bad_words_ids": [[ids[0]], ids[:2]]}]
+    for params in lm_calls:
         for text in ("Once upon a time", "The capital of France is"):
             with torch.no_grad():
                 o = pipe(text, do_sample=False, **params)
