@@ -376,9 +376,12 @@ START_TEST(beam_config)
     ck_assert(p.num_beams == 2 && p.early_stopping == GEN_EARLY_STOP_NEVER);
     gen_params_fini(&p);
     /* without beams the processors it would need are refused, not skipped */
-    parse_err(&gen_api_pipeline, "{\"num_beams\": 1}",
-              "`min_length` is not supported without beam search: inferd applies it in beam "
-              "search only (set `num_beams` > 1)");
+    json_t *one = J("{\"num_beams\": 1}");
+    ck_assert_int_eq(gen_api_parse(&gen_api_pipeline, one, &cfg, NULL, &p, &e), ERR_INVALID);
+    ck_assert_str_eq(e.msg, "`min_length` is not supported without beam search: inferd applies "
+                            "it in beam search only (set `num_beams` > 1)");
+    gen_params_fini(&p);
+    json_decref(one);
     parse_ok(&gen_api_tgi, "{}", &cfg, &p);
     ck_assert(p.num_beams == 1 && p.min_length == 0 && p.forced_eos_token_id == -1);
     gen_params_fini(&p);
