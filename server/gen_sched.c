@@ -211,6 +211,8 @@ static void complete(struct gen_sched *s, struct gen_req *r, double now)
         if (beam_results(s, r, &res, &hyps, &e) != 0) {
             res.status = GEN_FAILED;
             snprintf(res.error, sizeof res.error, "%s", e.msg);
+            res.hyps = NULL; /* none half made */
+            res.n_hyps = 0;
         }
         r->first_token = now; /* a beam search's tokens are known at its end */
     }

@@ -17,7 +17,9 @@
  * return_full_text false), alone and beside streamed greedy /generate_stream requests that
  * keep their text.
  * "refusals": 422 with the parameter named for bad beam values and combinations; a
- * translation pair the model lacks stops its load. */
+ * translation pair the model lacks stops its load.
+ * "reset_cancels_beams": a client resetting its connection during a long beam search frees
+ * its slots at once. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,7 +227,6 @@ START_TEST(pipelines)
     }
     }
     ck_assert_uint_ge(n, 25);
-    (void)task_refs;
 }
 END_TEST
 
@@ -386,6 +387,43 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* A client that resets its connection during a long beam search cancels it: its 4 slots are
+ * free within a fraction of what the search takes (3000 tokens, eos banned: seconds). */
+START_TEST(reset_cancels_beams)
+{
+    int fd = raw_connect(srv->port);
+    char *req = raw_post_text("/models/sum", "{\"inputs\":\"Paris\",\"parameters\":{\"num_beams\""
+                                             ":4,\"max_new_tokens\":3000,\"min_length\":2990}}");
+    ck_assert(raw_send(fd, req, strlen(req)));
+    free(req);
+    const char *labels[] = {"model=\"sum\"", NULL};
+    long long t0 = now_ms();
+    double running = 0;
+    while (running < 1 && now_ms() - t0 < 10000) { /* admitted */
+        struct http_reply *r = daemon_get(srv, "/metrics");
+        running = metric_sum(r->body, "inferd_running_sequences", labels, NULL);
+        http_reply_free(r);
+    }
+    ck_assert_msg(running == 1, "the beam search never ran");
+    raw_reset(fd);
+    long long t1 = now_ms();
+    while (running > 0 && now_ms() - t1 < 10000) {
+        sleep_ms(20);
+        struct http_reply *r = daemon_get(srv, "/metrics");
+        running = metric_sum(r->body, "inferd_running_sequences", labels, NULL);
+        http_reply_free(r);
+    }
+    long long waited = now_ms() - t1;
+    ck_assert_msg(running == 0 && waited < 2000, "still running %lld ms after the reset", waited);
+    /* and the model answers as before */
+    const json_t *call = json_array_get(json_object_get(task_refs("summarization"), "calls"), 0);
+    struct http_reply *r = daemon_post(srv, "/models/sum", request(call));
+    expect_status(r, 200, "after the reset");
+    expect_json(r->json, json_object_get(call, "output"), 0, "after the reset");
+    http_reply_free(r);
+}
+END_TEST
+
 START_TEST(shutdown_is_clean)
 {
     daemon_shutdown(srv);
@@ -428,6 +466,7 @@ Suite *suite_serve_s2s(void)
     tcase_add_test(h, cli_run);
     tcase_add_test(h, lm_beams);
     tcase_add_test(h, refusals);
+    tcase_add_test(h, reset_cancels_beams);
     tcase_add_test(h, shutdown_is_clean);
     suite_add_tcase(s, h);
     TCase *load = tcase_create("load");
