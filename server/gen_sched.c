@@ -414,6 +414,14 @@ static void advance_beam(struct gen_sched *s, struct gen_req *r)
     if (gen_beam_done(r->beam)) {
         r->leaving = true;
         r->status = GEN_OK;
+        /* inferd_generated_tokens_total counts what it returns: its best hypothesis */
+        const int32_t *ids;
+        size_t n = 0;
+        float score;
+        if (gen_beam_n_results(r->beam))
+            gen_beam_result(r->beam, 0, &ids, &n, &score);
+        if (n)
+            metrics_generated(s->metrics, s->name, n);
     }
 }
 

@@ -52,8 +52,9 @@
  * admitted), inferd_requests_dropped_total (left the queue: "timeout", or "disconnect" for a
  * cancel or a closed socket), one inferd_batches_total / inferd_tokens_total /
  * inferd_batch_duration_seconds / inferd_batch_size observation per step (sequences, tokens
- * fed), inferd_generated_tokens_total, inferd_time_to_first_token_seconds and the
- * inferd_running_sequences gauge.
+ * fed), inferd_generated_tokens_total (a beam search: its best hypothesis' tokens, at its end),
+ * inferd_time_to_first_token_seconds (a beam search: its end) and the
+ * inferd_running_sequences gauge (requests, a beam search one).
  *
  *     struct gen_model *gm;
  *     gen_model_load_config("models/llama", &mcfg, &gm, &e);

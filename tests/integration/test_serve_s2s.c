@@ -324,6 +324,12 @@ START_TEST(lm_beams)
     }
     http_multi_free(m);
     http_reply_free(alone);
+    /* the beam searches count their best hypotheses' tokens beside the greedy ones' 5 * 24 */
+    struct http_reply *r = daemon_get(srv, "/metrics");
+    const char *labels[] = {"model=\"lm\"", NULL};
+    double generated = metric_sum(r->body, "inferd_generated_tokens_total", labels, NULL);
+    ck_assert_msg(generated > 5 * 24, "%g tokens generated (the greedy ones 120)", generated);
+    http_reply_free(r);
 }
 END_TEST
 
