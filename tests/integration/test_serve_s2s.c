@@ -11,7 +11,8 @@
  * task_specific_params) is what s2s_task_init + the pipeline dialect resolve, prefix included.
  * "pipelines": every recorded call (defaults, num_return_sequences lists, return_tensors,
  * no_repeat_ngram_size, length_penalty, early_stopping "never", min_new_tokens,
- * forced_eos_token_id, repetition_penalty, a greedy one) answers exactly the pipeline's output
+ * forced_eos_token_id, repetition_penalty, bad_words_ids with beams and greedy, a greedy one)
+ * answers exactly the pipeline's output
  * on POST /models/NAME; the same through `inferd run`.
  * "lm_beams": text-generation with num_beams on the HF route (num_return_sequences lists,
  * return_full_text false), alone and beside streamed greedy /generate_stream requests that
@@ -376,8 +377,8 @@ START_TEST(refusals)
                "Each list in `bad_words_ids` has to be a list of positive integers");
     expect_422("de", "{\"bad_words_ids\": [[999999]]}",
                "`bad_words_ids`: id 999999 is not in the vocabulary");
-    expect_422("lm", "{\"bad_words_ids\": [[5]]}",
-               "`bad_words_ids` is not supported without beam search");
+    expect_422("lm", "{\"bad_words_ids\": [[9999999]]}",
+               "`bad_words_ids`: id 9999999 is not in the vocabulary");
     expect_422("de", "{\"src_lang\": \"en\"}", "`src_lang` is not supported");
     expect_422("lm", "{\"min_length\": 3}", "`min_length` is not supported without beam search");
     expect_422("sum", "{\"num_beams\": 1}", "`min_length` is not supported without beam search");

@@ -57,6 +57,8 @@ CALLS = {
         # single ids, a pair, a lone eos (dropped by the processor) and a triple
         {"num_beams": 2, "max_new_tokens": 5, "return_tensors": True, "num_return_sequences": 2,
          "bad_words_ids": [[2061], [204, 1051], [1], [614, 614, 54]]},
+        {"num_beams": 1, "max_new_tokens": 6, "min_length": 0, "no_repeat_ngram_size": 0,
+         "return_tensors": True, "bad_words_ids": [[2061], [204, 1051], [614, 614]]},
     ],
     "translation_en_to_de": [
         {},
@@ -136,6 +138,12 @@ def llama(models):
     ids = tok("ité Select", add_special_tokens=False).input_ids
     lm_calls = LM_CALLS + [{"num_beams": 3, "max_new_tokens": 6, "num_return_sequences": 2,
                             "bad_words_ids": [[ids[0]], ids[:2]]}]
+    # greedy with bad words: the greedy continuation's second id banned after its first, its
+    # fourth alone
+    with torch.no_grad():
+        g = model.generate(tok("Once upon a time", return_tensors="pt").input_ids,
+                           do_sample=False, max_new_tokens=6)[0, -6:].tolist()
+    lm_calls.append({"max_new_tokens": 8, "bad_words_ids": [[g[3]], [g[0], g[1]]]})
     for params in lm_calls:
         for text in ("Once upon a time", "The capital of France is"):
             with torch.no_grad():
