@@ -1,9 +1,11 @@
-/* generate: `inferd run --task text-generation | text2text-generation`: the generation
- * model served by `serve` (gen_model_load, one gen_sched), {"inputs": "prompt", "parameters":
- * {...}} lines on stdin, one line per input on stdout: [{"generated_text": ...}] as
- * transformers.pipeline(task) answers (text-generation: the prompt and its continuation unless
- * "return_full_text": false; text2text-generation: the new text, max_length counting the
- * decoder start token as generate() does), or {"error", "error_type"}. Lines run one after the
+/* generate: `inferd run --task text-generation | text2text-generation | summarization |
+ * translation[_xx_to_yy]`: the generation model served by `serve` (gen_model_load, one
+ * gen_sched), {"inputs": "prompt", "parameters": {...}} lines on stdin, one line per input on
+ * stdout: [{"generated_text": ...}] as transformers.pipeline(task) answers (text-generation: the
+ * prompt and its continuation unless "return_full_text": false; the seq2seq tasks: the new
+ * text, under "summary_text" / "translation_text" for summarization and translation, with
+ * their defaults and prefixes (server/params_s2s.h), max_length counting the decoder start
+ * token as generate() does; one record per num_return_sequences), or {"error", "error_type"}. Lines run one after the
  * other, each with the pipeline dialect's parameters (max_new_tokens, do_sample, seed, ...). */
 #include <jansson.h>
 #include <pthread.h>
@@ -15,7 +17,11 @@
 #include "cli.h"
 #include "gen_sched.h"
 #include "gen_api.h"
+#include "params_s2s.h"
 #include "registry.h"
+
+/* slots for one line's beams (num_beams at most) */
+#define CLI_MAX_BEAMS 16
 
 /* One request's answer, filled by the scheduler's worker. */
 struct waiter {
@@ -26,17 +32,56 @@ struct waiter {
     char error[sizeof ((struct gen_result *)0)->error];
     char *text;
     size_t text_len;
+    char **hyps; /* a beam search's returned texts (n_hyps) */
+    size_t *hyp_len, n_hyps;
 };
+
+static void waiter_fini(struct waiter *w)
+{
+    free(w->text);
+    for (size_t i = 0; i < w->n_hyps; i++)
+        free(w->hyps[i]);
+    free(w->hyps);
+    free(w->hyp_len);
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *t = malloc(n + 1);
+    if (t) {
+        memcpy(t, s, n);
+        t[n] = '\0';
+    }
+    return t;
+}
+
+/* res's hypotheses into w (false when out of memory). */
+static bool keep_hyps(struct waiter *w, const struct gen_result *res)
+{
+    if (!res->n_hyps)
+        return true;
+    w->hyps = calloc(res->n_hyps, sizeof *w->hyps);
+    w->hyp_len = calloc(res->n_hyps, sizeof *w->hyp_len);
+    if (!w->hyps || !w->hyp_len)
+        return false;
+    w->n_hyps = res->n_hyps;
+    for (size_t i = 0; i < res->n_hyps; i++) {
+        if (!(w->hyps[i] = dup_n(res->hyps[i].text, res->hyps[i].text_len)))
+            return false;
+        w->hyp_len[i] = res->hyps[i].text_len;
+    }
+    return true;
+}
 
 static void on_done(void *owner, const struct gen_result *res)
 {
     struct waiter *w = owner;
-    char *text = malloc(res->text_len + 1);
-    if (text) {
-        memcpy(text, res->text, res->text_len);
-        text[res->text_len] = '\0';
-    }
+    char *text = dup_n(res->text, res->text_len);
     pthread_mutex_lock(&w->mu);
+    if (text && !keep_hyps(w, res)) {
+        free(text);
+        text = NULL;
+    }
     w->status = text ? res->status : GEN_FAILED;
     snprintf(w->error, sizeof w->error, "%s", text ? res->error : "out of memory");
     w->text = text;
@@ -51,7 +96,8 @@ struct gen_cli {
     const struct model_config *cfg;
     struct gen_model *gm;
     struct gen_sched *gs;
-    bool text2text;
+    bool text2text;        /* a seq2seq task */
+    struct s2s_task task;  /* its keys, prefix and defaults */
     size_t max_total, max_input;
 };
 
@@ -60,7 +106,8 @@ struct gen_cli {
 static int read_params(const struct gen_cli *g, const json_t *params, struct gen_params *p,
                        struct err *e)
 {
-    int rc = gen_api_parse(&gen_api_pipeline, params, gen_model_config(g->gm), NULL, p, e);
+    const struct gen_config *cfg = g->text2text ? &g->task.defaults : gen_model_config(g->gm);
+    int rc = gen_api_parse(&gen_api_pipeline, params, cfg, NULL, p, e);
     if (rc || !g->text2text)
         return rc;
     if (json_is_true(json_object_get(params, "return_full_text")))
@@ -78,27 +125,66 @@ static int read_params(const struct gen_cli *g, const json_t *params, struct gen
     return 0;
 }
 
-/* Runs one request to its end; *text (malloc'ed) is the generated text. */
+/* Runs one request to its end into w (waiter_fini after). */
 static int generate(const struct gen_cli *g, const int32_t *ids, size_t n,
-                    const struct gen_params *p, char **text, size_t *len, struct err *e)
+                    const struct gen_params *p, struct waiter *w, struct err *e)
 {
-    struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     struct gen_req_spec spec = {
-        .prompt = ids, .n_prompt = n, .params = p, .fd = -1, .on_done = on_done, .owner = &w};
+        .prompt = ids, .n_prompt = n, .params = p, .fd = -1, .on_done = on_done, .owner = w};
     int rc = gen_sched_submit(g->gs, &spec, NULL, e);
     if (rc)
         return rc;
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    if (w.status != GEN_OK) {
-        free(w.text);
-        return err_set(e, ERR_INTERNAL, "%s", w.error[0] ? w.error : "generation stopped");
-    }
-    *text = w.text;
-    *len = w.text_len;
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    if (w->status != GEN_OK)
+        return err_set(e, ERR_INTERNAL, "%s", w->error[0] ? w->error : "generation stopped");
     return 0;
+}
+
+/* The answer: one record per returned text (the prompt first when return_full_text). */
+static json_t *answer(const struct gen_cli *g, const struct gen_params *p, const json_t *inputs,
+                      const struct waiter *w)
+{
+    const char *key = g->text2text ? g->task.text_key : "generated_text";
+    size_t pre = p->return_full_text ? json_string_length(inputs) : 0;
+    size_t n = w->n_hyps ? w->n_hyps : 1;
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++) {
+        const char *t = w->n_hyps ? w->hyps[i] : w->text;
+        size_t len = w->n_hyps ? w->hyp_len[i] : w->text_len;
+        char *full = malloc(pre + len + 1);
+        json_t *rec = NULL;
+        if (full) {
+            memcpy(full, json_string_value(inputs), pre);
+            memcpy(full + pre, t, len);
+            rec = json_pack("{s:s%}", key, full, pre + len);
+        }
+        free(full);
+        if (!rec || json_array_append_new(list, rec) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return list;
+}
+
+/* The task's prefix + text, tokenized with the special tokens. */
+static int tokenize(const struct gen_cli *g, const json_t *inputs, int32_t **ids, size_t *n,
+                    struct err *e)
+{
+    const char *prefix = g->text2text ? g->task.prefix : "";
+    size_t plen = strlen(prefix), len = json_string_length(inputs);
+    char *full = malloc(plen + len + 1);
+    if (!full)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    memcpy(full, prefix, plen);
+    memcpy(full + plen, json_string_value(inputs), len);
+    full[plen + len] = '\0';
+    int rc = gen_model_tokenize(g->gm, full, plen + len, true, false, ids, n, e);
+    free(full);
+    return rc;
 }
 
 /* One input line: its answer, or the error it answers with (returned). */
@@ -115,34 +201,23 @@ static int run_line(const struct gen_cli *g, const char *line, size_t len, json_
     }
     struct gen_params p = {0};
     int32_t *ids = NULL;
-    size_t n = 0, text_len = 0;
-    char *text = NULL;
+    size_t n = 0;
+    struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     int rc = json_is_string(inputs) && json_string_length(inputs) > 0
                  ? read_params(g, json_object_get(req, "parameters"), &p, e)
                  : err_set(e, ERR_INVALID, "`inputs` must be a non-empty string");
     if (rc == 0)
-        /* with the tokenizer's special tokens, as the pipelines add them */
-        rc = gen_model_tokenize(g->gm, json_string_value(inputs), json_string_length(inputs), true,
-                                false, &ids, &n, e);
+        /* the task's prefix, with the tokenizer's special tokens, as the pipelines do */
+        rc = tokenize(g, inputs, &ids, &n, e);
     if (rc == 0 && n == 0)
         rc = err_set(e, ERR_INVALID, "The prompt is empty: it has no tokens");
     if (rc == 0)
         rc = gen_api_resolve_length(&gen_api_pipeline, &p, n, g->max_input, g->max_total, e);
     if (rc == 0)
-        rc = generate(g, ids, n, &p, &text, &text_len, e);
-    if (rc == 0) {
-        size_t pre = p.return_full_text ? json_string_length(inputs) : 0;
-        char *full = malloc(pre + text_len + 1);
-        if (full) {
-            memcpy(full, json_string_value(inputs), pre);
-            memcpy(full + pre, text, text_len);
-            *result = json_pack("[{s:s%}]", "generated_text", full, pre + text_len);
-        }
-        free(full);
-        if (!full || !*result)
-            rc = err_set(e, ERR_NOMEM, "out of memory");
-    }
-    free(text);
+        rc = generate(g, ids, n, &p, &w, e);
+    if (rc == 0 && !(*result = answer(g, &p, inputs, &w)))
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    waiter_fini(&w);
     free(ids);
     gen_params_fini(&p);
     json_decref(req);
@@ -154,14 +229,19 @@ static int open_model(const char *dir, const struct model_config *cfg, struct ge
                       struct err *e)
 {
     g->cfg = cfg;
-    g->text2text = task_by_name(cfg->task) == TASK_TEXT2TEXT_GENERATION;
+    g->text2text = task_is_seq2seq((enum task_id)task_by_name(cfg->task));
     int rc = gen_model_load_config(dir, cfg, &g->gm, e);
     if (rc)
         return rc;
-    if (gen_model_is_encoder_decoder(g->gm) && !g->text2text)
+    if (gen_model_is_encoder_decoder(g->gm) != g->text2text)
         return err_set(e, ERR_INVALID,
-                       "%s is an encoder-decoder (T5): its task is text2text-generation, not %s",
+                       g->text2text ? "%s is a decoder-only model: its task is text-generation, "
+                                      "not %s"
+                                    : "%s is an encoder-decoder (T5): its task is "
+                                      "text2text-generation, summarization or translation, not %s",
                        dir, cfg->task);
+    if (g->text2text && (rc = s2s_task_init(g->gm, cfg->task, &g->task, e)) != 0)
+        return rc;
     g->max_total = gen_model_max_total_tokens(g->gm, cfg);
     size_t in = cfg->max_input_tokens ? cfg->max_input_tokens : g->max_total - 1;
     g->max_input = in < g->max_total ? in : g->max_total - 1;
@@ -179,7 +259,8 @@ int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype,
     if (rc == 0) {
         cfg.models[0].dtype = dtype;
         cfg.models[0].threads = threads;
-        cfg.models[0].batching.max_batch_size = 1; /* one line at a time */
+        /* one line at a time: its beams take the slots */
+        cfg.models[0].batching.max_batch_size = CLI_MAX_BEAMS;
         rc = open_model(dir, &cfg.models[0], &g, &e);
     }
     if (rc)

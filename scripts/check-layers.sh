@@ -100,6 +100,7 @@ engine/loader/torch_bin.c
 engine/tokenizer/tok.h
 engine/tokenizer/slow_int.h engine/tokenizer/slow_spm.c
 engine/tokenizer/tokenizer.c engine/tokenizer/slow.c engine/models/t5.c engine/generate/gen_config.c
+engine/generate/gen_model.c
 engine/chat/tpl.h engine/chat/template.h engine/pipelines/pipeline.h engine/pipelines/runner.h"
 engine_src=$(git ls-files 'engine/*.c' 'engine/*.h')
 for w in $dialect_words; do

@@ -41,6 +41,11 @@ static void gen_unref(struct gen_call *g)
         free(o->last_delta);
         free(o->text);
         free(o->prompt_logprobs);
+        for (size_t k = 0; k < o->n_hyps; k++) {
+            free(o->hyps[k].text);
+            free(o->hyps[k].ids);
+        }
+        free(o->hyps);
     }
     if (g->stream)
         call_stream_end(g->stream, false);
@@ -407,6 +412,30 @@ static void finish_locked(struct gen_call *g)
     }
 }
 
+/* A beam search's hypotheses copied into o (none when out of memory: the choice fails). */
+static bool copy_hyps(struct gen_out *o, const struct gen_result *res)
+{
+    if (!res->n_hyps)
+        return true;
+    o->hyps = calloc(res->n_hyps, sizeof *o->hyps);
+    if (!o->hyps)
+        return false;
+    o->n_hyps = res->n_hyps;
+    for (size_t k = 0; k < res->n_hyps; k++) {
+        const struct gen_hyp *h = &res->hyps[k];
+        struct gen_out_hyp *d = &o->hyps[k];
+        d->text = dup_text(h->text, h->text_len);
+        d->ids = malloc((h->n_ids ? h->n_ids : 1) * sizeof *d->ids);
+        if (!d->text || !d->ids)
+            return false;
+        d->text_len = h->text_len;
+        memcpy(d->ids, h->ids, h->n_ids * sizeof *d->ids);
+        d->n_ids = h->n_ids;
+        d->score = h->score;
+    }
+    return true;
+}
+
 static void gen_on_done(void *owner, const struct gen_result *res)
 {
     struct gen_out *o = owner;
@@ -420,6 +449,10 @@ static void gen_on_done(void *owner, const struct gen_result *res)
     o->text = dup_text(res->text ? res->text : "", res->text_len);
     o->text_len = o->text ? res->text_len : 0;
     o->n_generated = res->n_generated;
+    if (!copy_hyps(o, res) && o->status == GEN_OK) {
+        o->status = GEN_FAILED;
+        snprintf(o->error, sizeof o->error, "out of memory");
+    }
     o->seed = res->seed;
     o->queue_seconds = res->queue_seconds;
     o->first_token_seconds = res->first_token_seconds;

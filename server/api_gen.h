@@ -49,6 +49,15 @@ struct gen_prompt {
     size_t text_len;
 };
 
+/* A beam search's hypothesis as recorded for the answer (struct gen_hyp copied). */
+struct gen_out_hyp {
+    char *text; /* malloc'ed */
+    size_t text_len;
+    int32_t *ids; /* malloc'ed (n_ids) */
+    size_t n_ids;
+    float score;
+};
+
 /* One choice (one submitted request). */
 struct gen_out {
     struct gen_call *g; /* its call (the request's owner) */
@@ -66,6 +75,8 @@ struct gen_out {
     struct gen_token *tokens; /* recorded when the dialect asks for tokens */
     size_t n_tokens, cap_tokens;
     float *prompt_logprobs; /* decoder_input_details: n_prompt, the first NaN */
+    struct gen_out_hyp *hyps; /* num_beams > 1: the returned hypotheses, best first */
+    size_t n_hyps;
     double queue_seconds, first_token_seconds, total_seconds;
     /* streaming: the token held back until the end (the last event waits for on_done) */
     bool has_last;

@@ -2,8 +2,9 @@
  * {"inputs", "parameters", "options"}: every encoder task of the named model, answered with
  * exactly what transformers.pipeline(task)(inputs, **parameters) returns (see
  * engine/pipelines/runner.h for the input forms each task takes), text-generation
- * (hf_text_generation: [{"generated_text": ...}]) and text2text-generation on an
- * encoder-decoder (T5), as transformers' Text2TextGenerationPipeline answers it. options.use_cache
+ * (hf_text_generation: [{"generated_text": ...}]) and text2text-generation, summarization and
+ * translation on an encoder-decoder (T5), as transformers 4.x's Text2TextGenerationPipeline,
+ * SummarizationPipeline and TranslationPipeline answer them (params_s2s.h). options.use_cache
  * and options.wait_for_model are accepted and have nothing to change here: results are never cached
  * and a loading model answers 503 at once. */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "api_gen.h"
 #include "handler.h"
+#include "params_s2s.h"
 #include "registry.h"
 #include "routes.h"
 
@@ -103,21 +105,31 @@ static bool is_chat(const json_t *inputs)
 
 /* The pipeline's answer: [{"generated_text": prompt + new text}] (return_full_text, the
  * default), or for a chat the messages with the assistant's reply appended. */
-static void pipeline_done(struct gen_call *g, struct call *c)
+static json_t *pipeline_record(const struct gen_call *g, const char *t, size_t len)
 {
-    const struct gen_out *o = &g->out[0];
     const json_t *chat = g->user ? *(json_t **)g->user : NULL;
     json_t *text;
     if (chat && g->params.return_full_text) {
         text = json_deep_copy(chat);
         json_array_append_new(
-            text, json_pack("{s:s, s:s%}", "role", "assistant", "content", o->text, o->text_len));
+            text, json_pack("{s:s, s:s%}", "role", "assistant", "content", t, len));
     } else {
         bool full = g->params.return_full_text;
-        text = gen_text_json(full ? g->prompt_text : NULL, full ? g->prompt_text_len : 0, o->text,
-                             o->text_len);
+        text = gen_text_json(full ? g->prompt_text : NULL, full ? g->prompt_text_len : 0, t, len);
     }
-    call_reply(c, 200, json_pack("[{s:o}]", "generated_text", text));
+    return json_pack("{s:o}", "generated_text", text);
+}
+
+/* One record per returned sequence (num_return_sequences of a beam search). */
+static void pipeline_done(struct gen_call *g, struct call *c)
+{
+    const struct gen_out *o = &g->out[0];
+    json_t *list = json_array();
+    if (!o->n_hyps)
+        json_array_append_new(list, pipeline_record(g, o->text, o->text_len));
+    for (size_t k = 0; k < o->n_hyps; k++)
+        json_array_append_new(list, pipeline_record(g, o->hyps[k].text, o->hyps[k].text_len));
+    call_reply(c, 200, list);
 }
 
 static void free_chat(struct gen_call *g)
@@ -190,12 +202,15 @@ void hf_text_generation(struct call *c, struct model *m)
         gen_call_run(g, 1, pipeline_done, NULL, NULL);
 }
 
-/* ---- text2text-generation (an encoder-decoder: T5) ----
+/* ---- text2text-generation, summarization, translation (an encoder-decoder: T5) ----
  *
- * transformers' Text2TextGenerationPipeline: `inputs` a string (tokenized with the tokenizer's
- * special tokens: T5's "</s>" at the end), generate() over it, and
+ * transformers' Text2TextGenerationPipeline (and its SummarizationPipeline and
+ * TranslationPipeline subclasses: params_s2s.h gives each task's output key, prefix and
+ * generation defaults): `inputs` a string, the task's prefix before it (tokenized with the
+ * tokenizer's special tokens: T5's "</s>" at the end), generate() over it, and
  * [{"generated_text": tokenizer.decode(output_ids, skip_special_tokens=True,
- * clean_up_tokenization_spaces=...)}]: the decoder's text only. Its own parameters:
+ * clean_up_tokenization_spaces=...)}, ...] (one record per num_return_sequences; "summary_text",
+ * "translation_text"): the decoder's text only. Its own parameters:
  * return_tensors (true: [{"generated_token_ids": [decoder start, generated ids...]}] instead
  * of the text), return_text (accepted; the pipeline ignores it too),
  * clean_up_tokenization_spaces (default false), truncation (true, "longest_first" or
@@ -203,13 +218,16 @@ void hf_text_generation(struct call *c, struct model *m)
  * stop_sequence (its first token becomes the only eos id); the rest are generate()'s
  * (params_pipeline.c, the pipeline dialect). Lengths as generate() counts them for an
  * encoder-decoder: max_new_tokens, else max_length - 1 (the decoder start token is part of
- * max_length; generation_config.json's values, else max_length 20). return_full_text: true is
- * refused (the pipeline has no such parameter: generate() rejects it as an unused model
- * kwarg); a list of inputs too (one input per request here). */
+ * max_length; the task's defaults, params_s2s.h). return_tensors with beams: each sequence
+ * padded to the longest as generate() pads them. src_lang / tgt_lang (translation) are
+ * refused: no tokenizer with language codes yet. return_full_text: true is refused (the
+ * pipeline has no such parameter: generate() rejects it as an unused model kwarg); a list of
+ * inputs too (one input per request here). */
 
 struct t2t_opts {
     bool return_tensors;
     bool clean_up;
+    struct s2s_task task; /* the task's keys, prefix and defaults */
 };
 
 /* transformers' PreTrainedTokenizerBase.clean_up_tokenization: these replacements, in order,
@@ -242,27 +260,60 @@ static char *clean_up_spaces(const char *text, size_t n, size_t *out_len)
     return s;
 }
 
+/* generate()'s output ids of one sequence: the start token first, then (beam search) padded
+ * to the longest returned sequence, as generate() returns them. */
+static json_t *t2t_ids(const struct gen_call *g, const struct gen_out *o, size_t k)
+{
+    json_t *ids = json_array();
+    json_array_append_new(ids, json_integer(gen_model_decoder_start_token_id(g->gm)));
+    if (!o->n_hyps) {
+        for (size_t i = 0; i < o->n_tokens; i++)
+            json_array_append_new(ids, json_integer(o->tokens[i].id));
+        return ids;
+    }
+    size_t longest = 0;
+    for (size_t i = 0; i < o->n_hyps; i++)
+        longest = o->hyps[i].n_ids > longest ? o->hyps[i].n_ids : longest;
+    /* generate()'s fill: `pad_token_id or eos_token_id[0]` (a pad id 0 is falsy) */
+    int64_t pad = gen_model_config(g->gm)->pad_token_id;
+    if (pad <= 0)
+        pad = g->params.n_eos_token_ids ? g->params.eos_token_ids[0] : -1;
+    for (size_t i = 0; i < longest; i++)
+        json_array_append_new(ids, json_integer(i < o->hyps[k].n_ids ? o->hyps[k].ids[i] : pad));
+    return ids;
+}
+
+static json_t *t2t_record(const struct gen_call *g, const struct gen_out *o, size_t k)
+{
+    const struct t2t_opts *opt = g->user;
+    const char *text = o->n_hyps ? o->hyps[k].text : o->text;
+    size_t len = o->n_hyps ? o->hyps[k].text_len : o->text_len;
+    if (opt->return_tensors)
+        return json_pack("{s:o}", opt->task.ids_key, t2t_ids(g, o, k));
+    if (!opt->clean_up)
+        return json_pack("{s:s%}", opt->task.text_key, text, len);
+    size_t n = 0;
+    char *t = clean_up_spaces(text, len, &n);
+    json_t *rec = t ? json_pack("{s:s%}", opt->task.text_key, t, n) : NULL;
+    free(t);
+    return rec;
+}
+
+/* [{KEY: ...}] with one record per returned sequence (num_return_sequences). */
 static void text2text_done(struct gen_call *g, struct call *c)
 {
     const struct gen_out *o = &g->out[0];
-    const struct t2t_opts *opt = g->user;
-    json_t *rec;
-    if (opt->return_tensors) { /* generate()'s output ids: the start token first */
-        json_t *ids = json_array();
-        json_array_append_new(ids, json_integer(gen_model_decoder_start_token_id(g->gm)));
-        for (size_t k = 0; k < o->n_tokens; k++)
-            json_array_append_new(ids, json_integer(o->tokens[k].id));
-        rec = json_pack("{s:o}", "generated_token_ids", ids);
-    } else if (opt->clean_up) {
-        size_t n = 0;
-        char *t = clean_up_spaces(o->text, o->text_len, &n);
-        rec = t ? json_pack("{s:s%}", "generated_text", t, n) : NULL;
-        free(t);
-    } else {
-        rec = json_pack("{s:s%}", "generated_text", o->text, o->text_len);
+    json_t *list = json_array();
+    size_t n = o->n_hyps ? o->n_hyps : 1;
+    for (size_t k = 0; list && k < n; k++) {
+        json_t *rec = t2t_record(g, o, k);
+        if (!rec || json_array_append_new(list, rec) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
     }
-    if (rec)
-        call_reply(c, 200, json_pack("[o]", rec));
+    if (list)
+        call_reply(c, 200, list);
     else
         call_error(c, ERR_NOMEM, NULL, "out of memory");
 }
@@ -336,15 +387,30 @@ static bool t2t_stop_sequence(struct gen_call *g, const json_t *params)
     return ok;
 }
 
-/* The input with the tokenizer's special tokens, cut to model_max_length when truncate. */
-static int t2t_tokenize(struct gen_call *g, const char *text, size_t len, bool truncate)
+/* The task's prefix + the input with the tokenizer's special tokens, cut to model_max_length
+ * when truncate. */
+static int t2t_tokenize(struct gen_call *g, const char *prefix, const char *text, size_t len,
+                        bool truncate)
 {
-    if (!truncate)
-        return gen_call_tokenize(g, text, len, true);
+    size_t plen = strlen(prefix);
+    char *full = malloc(plen + len + 1);
+    if (!full) {
+        gen_call_error(g, ERR_NOMEM, NULL, "out of memory");
+        return -1;
+    }
+    memcpy(full, prefix, plen);
+    memcpy(full + plen, text, len);
+    full[plen + len] = '\0';
+    if (!truncate) {
+        int rc = gen_call_tokenize(g, full, plen + len, true);
+        free(full);
+        return rc;
+    }
     int32_t *ids = NULL;
     size_t n = 0;
     struct err e = {0};
-    int rc = gen_model_tokenize(g->gm, text, len, true, true, &ids, &n, &e);
+    int rc = gen_model_tokenize(g->gm, full, plen + len, true, true, &ids, &n, &e);
+    free(full);
     if (rc) {
         gen_call_error(g, rc == ERR_NOMEM ? ERR_NOMEM : ERR_GEN_INVALID, "inputs", e.msg);
         return -1;
@@ -354,15 +420,37 @@ static int t2t_tokenize(struct gen_call *g, const char *text, size_t len, bool t
     return rc;
 }
 
+/* src_lang / tgt_lang: TranslationPipeline hands them to a tokenizer that builds translation
+ * inputs from language codes (NLLB, M2M100, mBART); inferd has no such tokenizer yet, so they
+ * are refused rather than ignored. false when answered. */
+static bool t2t_languages(struct gen_call *g, const json_t *params)
+{
+    static const char *const keys[] = {"src_lang", "tgt_lang"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(params, keys[i]);
+        if (!v || json_is_null(v))
+            continue;
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "`%s` is not supported: this model's tokenizer takes no language codes",
+                 keys[i]);
+        gen_call_error(g, ERR_GEN_INVALID, "parameters", msg);
+        return false;
+    }
+    return true;
+}
+
 static void hf_text2text(struct call *c, struct model *m)
 {
     const json_t *body = call_body(c);
     const json_t *inputs = json_object_get(body, "inputs");
     const json_t *params = json_object_get(body, "parameters");
+    const char *task = model_config(m)->task;
     if (!json_is_string(inputs) || json_string_length(inputs) == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "`inputs` must be a string for %s", task);
         call_error(c, ERR_INVALID, "inputs",
-                   json_is_string(inputs) ? "`inputs` cannot be empty"
-                                          : "`inputs` must be a string for text2text-generation");
+                   json_is_string(inputs) ? "`inputs` cannot be empty" : msg);
         return;
     }
     struct gen_call *g = gen_call_new(c, m, &gen_api_pipeline);
@@ -375,8 +463,12 @@ static void hf_text2text(struct call *c, struct model *m)
     }
     g->user = opt;
     struct err e = {0};
-    if (gen_api_parse(&gen_api_pipeline, params, gen_model_config(g->gm), NULL, &g->params,
-                      &e) != 0) {
+    if (s2s_task_init(g->gm, task, &opt->task, &e) != 0) {
+        gen_call_error(g, ERR_GEN_INVALID, NULL, e.msg);
+        return;
+    }
+    if (gen_api_parse(&gen_api_pipeline, params, &opt->task.defaults, NULL, &g->params, &e) !=
+        0) {
         gen_call_error(g, ERR_GEN_INVALID, "parameters", e.msg);
         return;
     }
@@ -391,7 +483,8 @@ static void hf_text2text(struct call *c, struct model *m)
     if (!t2t_bool(g, params, "return_tensors", &opt->return_tensors) ||
         !t2t_bool(g, params, "return_text", &return_text) ||
         !t2t_bool(g, params, "clean_up_tokenization_spaces", &opt->clean_up) ||
-        !t2t_truncation(g, params, &truncate) || !t2t_stop_sequence(g, params))
+        !t2t_truncation(g, params, &truncate) || !t2t_stop_sequence(g, params) ||
+        (opt->task.task == TASK_TRANSLATION && !t2t_languages(g, params)))
         return;
     if (g->params.max_new_tokens == 0) { /* generate(): max_length counts the start token */
         if (g->params.max_length <= 1) {
@@ -402,7 +495,8 @@ static void hf_text2text(struct call *c, struct model *m)
         }
         g->params.max_new_tokens = g->params.max_length - 1;
     }
-    if (t2t_tokenize(g, json_string_value(inputs), json_string_length(inputs), truncate) != 0 ||
+    if (t2t_tokenize(g, opt->task.prefix, json_string_value(inputs), json_string_length(inputs),
+                     truncate) != 0 ||
         gen_call_check(g) != 0)
         return;
     g->record_tokens = opt->return_tensors;

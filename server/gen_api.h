@@ -82,7 +82,7 @@ int gen_api_parse(const struct gen_api *a, const json_t *obj, const struct gen_c
 /* The first key of obj (TGI and pipeline: the `parameters` object; OpenAI: the whole body)
  * that the dialect's reference defines, inferd does not implement, and that asks for something
  * (a constraint on what is generated: TGI `grammar`, OpenAI `tools`, `response_format` other
- * than {"type": "text"}, `logit_bias`, the pipeline's `num_return_sequences`, ...): ERR_INVALID
+ * than {"type": "text"}, `logit_bias`, the pipeline's `prefix`, ...): ERR_INVALID
  * "`KEY` is not supported: inferd does not implement ...", *key (may be NULL) set to it. Null
  * and neutral values (watermark false, tool_choice "none", logit_bias {}) pass; metadata (user,
  * metadata, store) and unknown keys are not its business. gen_api_parse calls it first; the

@@ -49,8 +49,11 @@ struct gen_req {
     void *owner;
     bool cancelled; /* under s->mu */
 
+    size_t slots; /* the batch slots it takes: num_beams for a beam search, else 1 */
+
     /* the worker's, from admission on */
-    struct gen_seq *seq; /* the generator's sequence (NULL: never admitted) */
+    struct gen_seq *seq;   /* the generator's sequence (NULL: never admitted) */
+    struct gen_beam *beam; /* a beam search's sequences instead (num_beams > 1) */
     bool leaving;        /* leaves at the next step boundary with `status` */
     enum gen_status status;
     char error[ERR_MSG_SIZE]; /* GEN_FAILED */
@@ -81,6 +84,7 @@ struct gen_sched {
     struct gen_req **run;     /* (max_running) running, in admission order */
     struct gen_seq **run_seq; /* (max_running) their sequences, for the step */
     size_t n_run, reserved;
+    size_t n_slots; /* slots the running requests take (a beam search: num_beams) */
     double last_sweep;
 };
 
@@ -90,10 +94,97 @@ static void req_free(struct gen_req *r)
         return;
     gen_params_fini(&r->params);
     gen_seq_free(r->seq);
+    gen_beam_free(r->beam);
     free(r);
 }
 
 /* ---- ending a request: on_done, then it is freed (no lock held) ---- */
+
+/* A hypothesis' text as the transformers pipelines decode it (special tokens skipped): an
+ * encoder-decoder's generated ids alone; a decoder's prompt + generated ids decoded together,
+ * less the prompt's own text (TextGenerationPipeline), so that a first "▁word" keeps its
+ * space. */
+static int hyp_text(const struct gen_sched *s, const struct gen_req *r, struct gen_hyp *h,
+                    struct err *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (gen_model_is_encoder_decoder(s->m)) {
+        int rc = gen_model_decode_skip_special(s->m, h->ids, h->n_ids, &text, &len, e);
+        h->text = text;
+        h->text_len = len;
+        return rc;
+    }
+    size_t n = r->n_prompt + h->n_ids;
+    int32_t *all = malloc(n * sizeof *all);
+    char *prompt = NULL;
+    size_t plen = 0;
+    int rc = all ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+    if (rc == 0) {
+        memcpy(all, r->prompt, r->n_prompt * sizeof *all);
+        memcpy(all + r->n_prompt, h->ids, h->n_ids * sizeof *all);
+        rc = gen_model_decode_skip_special(s->m, all, n, &text, &len, e);
+    }
+    if (rc == 0)
+        rc = gen_model_decode_skip_special(s->m, r->prompt, r->n_prompt, &prompt, &plen, e);
+    if (rc == 0) {
+        size_t skip = plen < len ? plen : len;
+        memmove(text, text + skip, len - skip + 1);
+        h->text = text;
+        h->text_len = len - skip;
+        text = NULL;
+    }
+    free(all);
+    free(prompt);
+    free(text);
+    return rc;
+}
+
+static bool is_eos(const struct gen_params *p, int32_t id)
+{
+    for (size_t i = 0; i < p->n_eos_token_ids; i++)
+        if (p->eos_token_ids[i] == id)
+            return true;
+    return false;
+}
+
+/* A finished beam search's hypotheses into res (best first; *out to free after on_done). */
+static int beam_results(const struct gen_sched *s, const struct gen_req *r, struct gen_result *res,
+                        struct gen_hyp **out, struct err *e)
+{
+    size_t n = gen_beam_n_results(r->beam);
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    struct gen_hyp *h = calloc(n, sizeof *h);
+    if (!h)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    *out = h;
+    res->hyps = h;
+    for (size_t i = 0; i < n; i++) {
+        gen_beam_result(r->beam, i, &h[i].ids, &h[i].n_ids, &h[i].score);
+        h[i].finish = h[i].n_ids && is_eos(&r->params, h[i].ids[h[i].n_ids - 1])
+                          ? GEN_FINISH_EOS
+                          : GEN_FINISH_LENGTH;
+        int rc = hyp_text(s, r, &h[i], e);
+        if (rc)
+            return rc;
+        res->n_hyps = i + 1;
+    }
+    res->finish = h[0].finish;
+    res->text = h[0].text;
+    res->text_len = h[0].text_len;
+    res->ids = h[0].ids;
+    res->n_generated = h[0].n_ids;
+    return 0;
+}
+
+static void hyps_free(struct gen_hyp *h, size_t n)
+{
+    for (size_t i = 0; h && i < n; i++)
+        free((char *)h[i].text);
+    free(h);
+}
 
 static void complete(struct gen_sched *s, struct gen_req *r, double now)
 {
@@ -114,15 +205,29 @@ static void complete(struct gen_sched *s, struct gen_req *r, double now)
         res.n_generated = out.n_ids;
         res.prompt_logprobs = out.prompt_logprobs;
     }
+    struct gen_hyp *hyps = NULL;
+    if (r->beam && r->status == GEN_OK) {
+        struct err e = {0};
+        if (beam_results(s, r, &res, &hyps, &e) != 0) {
+            res.status = GEN_FAILED;
+            snprintf(res.error, sizeof res.error, "%s", e.msg);
+            res.hyps = NULL; /* none half made */
+            res.n_hyps = 0;
+        }
+        r->first_token = now; /* a beam search's tokens are known at its end */
+    }
+    size_t n_hyps = hyps ? gen_beam_n_results(r->beam) : 0;
     res.seed = r->params.seed;
     res.queue_seconds = (r->admitted > 0 ? r->admitted : now) - r->submitted;
     res.first_token_seconds = res.n_generated ? r->first_token - r->submitted : 0;
     res.total_seconds = now - r->submitted;
-    if (r->status == GEN_TIMEOUT && !r->seq)
+    bool ran = r->seq || r->beam;
+    if (r->status == GEN_TIMEOUT && !ran)
         metrics_dropped(s->metrics, s->name, "timeout");
-    else if (r->status == GEN_CANCELLED && !r->seq)
+    else if (r->status == GEN_CANCELLED && !ran)
         metrics_dropped(s->metrics, s->name, "disconnect");
     r->on_done(r->owner, &res);
+    hyps_free(hyps, n_hyps);
     req_free(r);
 }
 
@@ -199,8 +304,12 @@ static void retire(struct gen_sched *s, struct gen_req **out)
             s->run[kept++] = r;
             continue;
         }
-        gen_seq_retire(s->gen, r->seq);
+        if (r->beam)
+            gen_beam_retire(s->gen, r->beam);
+        else
+            gen_seq_retire(s->gen, r->seq);
         s->reserved -= r->reserve;
+        s->n_slots -= r->slots;
         r->next = *out;
         *out = r;
     }
@@ -213,11 +322,12 @@ static void retire(struct gen_sched *s, struct gen_req **out)
 static void admit(struct gen_sched *s, double now, struct gen_req **out, struct gen_req **left)
 {
     struct gen_req **tail = out;
-    size_t n = s->n_run;
-    while (s->head && n < s->max_running) {
+    while (s->head) {
         struct gen_req *r = s->head;
         bool expired = r->deadline > 0 && now >= r->deadline;
-        if (!r->cancelled && !expired && s->reserved + r->reserve > s->max_batch_total)
+        if (!r->cancelled && !expired &&
+            (s->n_slots + r->slots > s->max_running ||
+             s->reserved + r->reserve > s->max_batch_total))
             break;
         unlink_req(s, r);
         if (r->cancelled || expired) {
@@ -227,7 +337,7 @@ static void admit(struct gen_sched *s, double now, struct gen_req **out, struct 
             continue;
         }
         s->reserved += r->reserve;
-        n++;
+        s->n_slots += r->slots;
         *tail = r;
         tail = &r->next;
     }
@@ -246,11 +356,15 @@ static void start_admitted(struct gen_sched *s, struct gen_req *list, double now
         r->admitted = now;
         metrics_queue_time(s->metrics, s->name, now - r->submitted);
         struct err e = {0};
-        if (gen_seq_start(s->gen, r->prompt, r->n_prompt, &r->params, r, &r->seq, &e) == 0) {
+        int rc = r->slots > 1
+                     ? gen_beam_start(s->gen, r->prompt, r->n_prompt, &r->params, r, &r->beam, &e)
+                     : gen_seq_start(s->gen, r->prompt, r->n_prompt, &r->params, r, &r->seq, &e);
+        if (rc == 0) {
             s->run[s->n_run++] = r;
             continue;
         }
         s->reserved -= r->reserve; /* not running: give its reservation back */
+        s->n_slots -= r->slots;
         r->status = GEN_FAILED;
         snprintf(r->error, sizeof r->error, "%s", e.msg);
         complete(s, r, now);
@@ -286,17 +400,54 @@ static void step_event(void *arg, const struct gen_step_event *ev)
     }
 }
 
-/* One generator step over the running requests, and its metrics. */
+/* After a step: a beam search's search step and its caches' reordering; it leaves once the
+ * search is over (or failed: a beam's error was reported by the step). */
+static void advance_beam(struct gen_sched *s, struct gen_req *r)
+{
+    if (!r->beam || r->leaving)
+        return;
+    struct err e = {0};
+    if (gen_beam_advance(s->gen, r->beam, &e) != 0) {
+        fail_req(r, e.msg);
+        return;
+    }
+    if (gen_beam_done(r->beam)) {
+        r->leaving = true;
+        r->status = GEN_OK;
+        /* inferd_generated_tokens_total counts what it returns: its best hypothesis */
+        const int32_t *ids;
+        size_t n = 0;
+        float score;
+        if (gen_beam_n_results(r->beam))
+            gen_beam_result(r->beam, 0, &ids, &n, &score);
+        if (n)
+            metrics_generated(s->metrics, s->name, n);
+    }
+}
+
+/* One generator step over the running requests (a beam search's running beams each; its
+ * first step beam 0 alone), and its metrics. */
 static void step(struct gen_sched *s)
 {
-    for (size_t i = 0; i < s->n_run; i++)
-        s->run_seq[i] = s->run[i]->seq;
+    size_t k = 0, beams = 0;
+    for (size_t i = 0; i < s->n_run; i++) {
+        struct gen_req *r = s->run[i];
+        if (!r->beam) {
+            s->run_seq[k++] = r->seq;
+            continue;
+        }
+        size_t b = gen_beam_seqs(r->beam, s->run_seq + k);
+        k += b;
+        beams += b;
+    }
     struct gen_step_stats st;
-    generator_step(s->gen, s->run_seq, s->n_run, s->max_prefill, step_event, s, &st);
+    generator_step(s->gen, s->run_seq, k, s->max_prefill, step_event, s, &st);
     if (st.batch)
         metrics_batch(s->metrics, s->name, st.rows, st.tokens, st.tokens, st.seconds);
     if (st.generated)
         metrics_generated(s->metrics, s->name, st.produced);
+    for (size_t i = 0; beams && i < s->n_run; i++)
+        advance_beam(s, s->run[i]);
 }
 
 /* ---- the worker ---- */
@@ -463,6 +614,18 @@ static int make_req(struct gen_sched *s, const struct gen_req_spec *spec, struct
     if (max_new == 0) /* not resolved: whatever room is left */
         max_new = spec->n_prompt < s->max_total ? s->max_total - spec->n_prompt : 0;
     size_t total = spec->n_prompt + max_new;
+    size_t slots = spec->params->num_beams > 1 ? spec->params->num_beams : 1;
+    if (slots > s->max_running)
+        return err_set(e, ERR_INVALID,
+                       "`num_beams` must be <= %zu (this model's batching.max_batch_size: each "
+                       "beam takes a slot). Given: %zu",
+                       s->max_running, slots);
+    if (slots > 1 && max_new > 0 && total <= s->max_total && total * slots > s->max_batch_total)
+        return err_set(e, ERR_INVALID,
+                       "(`inputs` tokens + `max_new_tokens`) * `num_beams` must be <= %zu (each "
+                       "beam holds its tokens). Given: %zu `inputs` tokens, %zu "
+                       "`max_new_tokens` and %zu beams",
+                       s->max_batch_total, spec->n_prompt, max_new, slots);
     if (max_new == 0 || total > s->max_total || total > s->max_batch_total)
         return err_set(e, ERR_INVALID,
                        "`inputs` tokens + `max_new_tokens` must be <= %zu. Given: %zu `inputs` "
@@ -481,7 +644,8 @@ static int make_req(struct gen_sched *s, const struct gen_req_spec *spec, struct
     r->prompt = (int32_t *)(r + 1);
     memcpy(r->prompt, spec->prompt, spec->n_prompt * sizeof *r->prompt);
     r->n_prompt = spec->n_prompt;
-    r->reserve = total;
+    r->reserve = total * slots;
+    r->slots = slots;
     r->deadline = spec->deadline;
     r->fd = spec->fd;
     r->on_event = spec->on_event;

@@ -17,6 +17,16 @@
  * and the request hears about it at once through on_event. A finished, timed-out or cancelled
  * sequence leaves the batch at the next step boundary and its slot takes the next request.
  *
+ * Beam search (params.num_beams > 1; engine/generate/generator.h "beam search"): a request
+ * takes num_beams slots of max_batch_size and num_beams times its tokens of
+ * max_batch_total_tokens; it is admitted, first come first served like any other, once that
+ * many are free, and then steps beside the other requests (its first step feeds beam 0 alone:
+ * the beams share one prompt, one encoder pass). Between steps the engine's gen_beam_advance
+ * picks the new beams and reorders their caches (a beam continued once keeps its cache; a
+ * forked one is copied into the cache of a beam nobody continues). It streams no tokens
+ * (on_event is never called): its hypotheses come with on_done. A cancel or a deadline ends
+ * it at the next step boundary without hypotheses.
+ *
  * An encoder-decoder's request reserves its input + max_new_tokens likewise; its text is what
  * the decoder generates (no prompt before it), and prompt logprobs (decoder_input_details) are
  * refused with ERR_INVALID.
@@ -42,8 +52,9 @@
  * admitted), inferd_requests_dropped_total (left the queue: "timeout", or "disconnect" for a
  * cancel or a closed socket), one inferd_batches_total / inferd_tokens_total /
  * inferd_batch_duration_seconds / inferd_batch_size observation per step (sequences, tokens
- * fed), inferd_generated_tokens_total, inferd_time_to_first_token_seconds and the
- * inferd_running_sequences gauge.
+ * fed), inferd_generated_tokens_total (a beam search: its best hypothesis' tokens, at its end),
+ * inferd_time_to_first_token_seconds (a beam search: its end) and the
+ * inferd_running_sequences gauge (requests, a beam search one).
  *
  *     struct gen_model *gm;
  *     gen_model_load_config("models/llama", &mcfg, &gm, &e);
@@ -95,6 +106,16 @@ enum gen_status {
 /* struct gen_event (one generated token, its pointers valid during on_event only) is the
  * engine's: engine/generate/generator.h. */
 
+/* One finished hypothesis of a beam search (transformers' sequences / sequences_scores). */
+struct gen_hyp {
+    const char *text; /* decoded, special tokens skipped (a decoder's: after the prompt) */
+    size_t text_len;
+    const int32_t *ids; /* generated ids (an encoder-decoder's without its start token) */
+    size_t n_ids;
+    float score;           /* the sequence score: sum of log-probs / length^length_penalty */
+    enum gen_finish finish; /* GEN_FINISH_EOS when it ends with an eos id, else LENGTH */
+};
+
 /* Everything known when a request ends. Pointers stay valid during on_done only. A request
  * that never ran (cancelled or expired in the queue, or failed to start) has no ids (NULL),
  * text "", finish GEN_FINISH_NONE and first_token_seconds 0. One cut short (GEN_TIMEOUT,
@@ -111,6 +132,10 @@ struct gen_result {
     uint64_t seed; /* the seed used (params.seed) */
     /* params.decoder_input_details: prompt logprobs (n_prompt; the first is NaN: TGI null) */
     const float *prompt_logprobs;
+    /* params.num_beams > 1 and GEN_OK: the num_return_sequences best hypotheses (fewer when
+     * fewer finished), best first; text, ids and finish above are the first's */
+    const struct gen_hyp *hyps;
+    size_t n_hyps;
     double queue_seconds;       /* submit -> admitted into a slot (or -> dropped) */
     double first_token_seconds; /* submit -> first token; 0 without one */
     double total_seconds;       /* submit -> done */
@@ -146,7 +171,7 @@ struct gen_sched *gen_sched_new(const struct gen_model *m, const struct model_co
 /* Queues a request; *out (may be NULL) is its handle for gen_sched_cancel. Errors (nothing
  * queued, on_done not called): ERR_BUSY when max_queue_size requests wait, ERR_UNAVAILABLE
  * once stopping, ERR_INVALID when prompt + max_new_tokens can never fit max_total_tokens or
- * max_batch_total_tokens (TGI's message: "`inputs` tokens + `max_new_tokens` must be <= N.
+ * max_batch_total_tokens (times num_beams), num_beams over max_batch_size (TGI's message: "`inputs` tokens + `max_new_tokens` must be <= N.
  * Given: ..."), for a prompt id outside the vocabulary, an empty prompt, no params or no
  * on_done, and for decoder_input_details on an encoder-decoder; ERR_NOMEM. */
 int gen_sched_submit(struct gen_sched *s, const struct gen_req_spec *spec, struct gen_req **out,

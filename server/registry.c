@@ -20,6 +20,7 @@
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"
+#include "params_s2s.h"
 
 #define RETIRE_TIMEOUT 120.0 /* seconds to wait for a retired model's calls */
 #define PROGRESS_EVERY 3.0   /* seconds between a loading model's progress lines */
@@ -106,11 +107,23 @@ static bool gen_load(struct model *m, struct err *e)
 {
     if (gen_model_load_config(m->dir, &m->cfg, &m->gm, e) != 0)
         return false;
-    if (gen_model_is_encoder_decoder(m->gm) && m->task != TASK_TEXT2TEXT_GENERATION) {
+    if (gen_model_is_encoder_decoder(m->gm) && !task_is_seq2seq(m->task)) {
         err_set(e, ERR_INVALID,
-                "model %s: %s is an encoder-decoder (T5): its task is text2text-generation, not "
-                "%s",
+                "model %s: %s is an encoder-decoder (T5): its task is text2text-generation, "
+                "summarization or translation, not %s",
                 m->cfg.name, m->dir, m->cfg.task);
+        return false;
+    }
+    if (!gen_model_is_encoder_decoder(m->gm) && task_is_seq2seq(m->task)) {
+        err_set(e, ERR_INVALID,
+                "model %s: %s is a decoder-only model: %s needs an encoder-decoder; its task is "
+                "text-generation",
+                m->cfg.name, m->dir, m->cfg.task);
+        return false;
+    }
+    struct s2s_task t; /* a translation pair the model does not have, a bad task entry */
+    if (task_is_seq2seq(m->task) && s2s_task_init(m->gm, m->cfg.task, &t, e) != 0) {
+        err_prefix(e, "model %s: ", m->cfg.name);
         return false;
     }
     m->gs = gen_sched_new(m->gm, &m->cfg, m->metrics, m->cfg.name, e);

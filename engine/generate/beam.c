@@ -46,7 +46,21 @@ void beam_search_free(struct beam_search *bs)
     free(bs->gathered);
     free(bs->cands);
     free(bs->next);
+    free(bs->p.bad_words);
     free(bs);
+}
+
+/* Each sequence's length >= 1 and within n, its ids in [0, vocab). */
+static bool bad_words_valid(const int32_t *w, size_t n, size_t vocab)
+{
+    for (size_t i = 0; i < n; i += 1 + (size_t)w[i]) {
+        if (w[i] < 1 || (size_t)w[i] > n - i - 1)
+            return false;
+        for (int32_t k = 1; k <= w[i]; k++)
+            if (w[i + k] < 0 || (size_t)w[i + k] >= vocab)
+                return false;
+    }
+    return true;
 }
 
 int beam_search_new(const struct gen_params *p, size_t vocab, const int32_t *prefix,
@@ -63,6 +77,8 @@ int beam_search_new(const struct gen_params *p, size_t vocab, const int32_t *pre
     bs->p = *p;
     memset(bs->p.stop, 0, sizeof bs->p.stop);
     bs->p.n_stop = 0;
+    bs->p.bad_words = NULL; /* its own copy below */
+    bs->p.bad_words_size = 0;
     bs->B = (int)p->num_beams;
     int keep = 1 + (int)p->n_eos_token_ids;
     bs->K = (keep > 2 ? keep : 2) * bs->B;
@@ -86,6 +102,14 @@ int beam_search_new(const struct gen_params *p, size_t vocab, const int32_t *pre
         !bs->fin_score || !bs->lp || !bs->gathered || !bs->cands) {
         beam_search_free(bs);
         return err_set(e, ERR_NOMEM, "out of memory");
+    }
+    if (!bad_words_valid(p->bad_words, p->bad_words_size, vocab)) {
+        beam_search_free(bs);
+        return err_set(e, ERR_INVALID, "bad_words_ids: malformed, or an id outside the vocabulary");
+    }
+    if (gen_params_set_bad_words(&bs->p, p->bad_words, p->bad_words_size, e) != 0) {
+        beam_search_free(bs);
+        return ERR_NOMEM;
     }
     for (int b = 0; b < bs->B; b++) {
         memcpy(bs->run + (size_t)b * bs->max_len, prefix, n_prefix * sizeof *prefix);
@@ -144,6 +168,22 @@ static void no_repeat_ngram(const struct beam_search *bs, const int32_t *seq, fl
             lp[seq[i + n - 1]] = -INFINITY;
 }
 
+/* bad_words_ids: a sequence's last id is banned where seq ends with the rest of it (a single
+ * id: always); a sequence longer than seq is skipped; one of just an eos id was dropped. */
+static void bad_words(const struct beam_search *bs, const int32_t *seq, float *lp)
+{
+    const int32_t *w = bs->p.bad_words, *end = w + bs->p.bad_words_size;
+    size_t len = bs->cur_len;
+    for (; w < end; w += 1 + w[0]) {
+        size_t n = (size_t)w[0];
+        const int32_t *ids = w + 1;
+        if (n > len || (n == 1 && is_eos(bs, ids[0])))
+            continue;
+        if (n == 1 || memcmp(seq + len - (n - 1), ids, (n - 1) * sizeof *ids) == 0)
+            lp[ids[n - 1]] = -INFINITY;
+    }
+}
+
 static void force(float *lp, size_t V, int32_t id)
 {
     for (size_t i = 0; i < V; i++)
@@ -158,6 +198,8 @@ static void process(struct beam_search *bs, const int32_t *seq, float *lp)
         repetition(bs, seq, lp);
     if (p->no_repeat_ngram_size > 0)
         no_repeat_ngram(bs, seq, lp);
+    if (p->bad_words_size)
+        bad_words(bs, seq, lp);
     bool short_ = (p->min_length > 0 && bs->cur_len < p->min_length) ||
                   (p->min_new_tokens > 0 && bs->cur_len - bs->n_prefix < p->min_new_tokens);
     for (size_t i = 0; short_ && i < p->n_eos_token_ids; i++)

@@ -5,8 +5,8 @@
  * Each step, for every running beam b: log_softmax of its logits, then the processors in
  * _get_logits_processor's order on those log-probabilities with the beam's input_ids (the
  * prompt for a decoder-only model, the decoder start token for an encoder-decoder, then the
- * generated ids): repetition_penalty, no_repeat_ngram_size, min_length, min_new_tokens,
- * forced_bos (at length 1), forced_eos (at max_length - 1); plus the beam's running score. The
+ * generated ids): repetition_penalty, no_repeat_ngram_size, bad_words_ids, min_length,
+ * min_new_tokens, forced_bos (at length 1), forced_eos (at max_length - 1); plus the beam's running score. The
  * top K = max(2, 1 + n_eos) * num_beams of the num_beams * vocab candidates (ties: the lower
  * flat index first) are split: those that hit eos or max_length among the first num_beams
  * are finished hypotheses, scored sum / new_length^length_penalty, kept when among the

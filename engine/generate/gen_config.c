@@ -23,6 +23,8 @@ void gen_config_init(struct gen_config *cfg)
     cfg->bos_token_id = -1;
     cfg->pad_token_id = -1;
     cfg->decoder_start_token_id = -1;
+    cfg->forced_bos_token_id = -1;
+    cfg->forced_eos_token_id = -1;
 }
 
 /* ---- typed getters: absent or null leaves *found false ---- */
@@ -57,7 +59,6 @@ static int get_int(const struct reader *r, const char *key, int64_t *out, bool *
 static int get_id(const struct reader *r, const char *key, int64_t *out)
 {
     const json_t *v = json_object_get(r->root, key);
-    *out = -1;
     if (v && json_is_array(v))
         v = json_array_get(v, 0);
     if (!v || json_is_null(v))
@@ -72,9 +73,9 @@ static int get_id(const struct reader *r, const char *key, int64_t *out)
 static int get_eos(const struct reader *r, struct gen_config *cfg)
 {
     const json_t *v = json_object_get(r->root, "eos_token_id");
-    cfg->n_eos_token_ids = 0;
     if (!v || json_is_null(v))
         return 0;
+    cfg->n_eos_token_ids = 0;
     if (json_is_integer(v)) {
         if (json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
             return err_set(r->e, ERR_FORMAT, "%s: 'eos_token_id' must be a token id", r->what);
@@ -94,6 +95,63 @@ static int get_eos(const struct reader *r, struct gen_config *cfg)
                            i);
         cfg->eos_token_ids[cfg->n_eos_token_ids++] = (int32_t)json_integer_value(x);
     }
+    return 0;
+}
+
+/* early_stopping: true, false or "never". */
+static int get_early_stopping(const struct reader *r, struct gen_config *cfg)
+{
+    const json_t *v = json_object_get(r->root, "early_stopping");
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_is_boolean(v))
+        cfg->early_stopping = json_is_true(v) ? GEN_EARLY_STOP_TRUE : GEN_EARLY_STOP_FALSE;
+    else if (json_is_string(v) && strcmp(json_string_value(v), "never") == 0)
+        cfg->early_stopping = GEN_EARLY_STOP_NEVER;
+    else
+        return err_set(r->e, ERR_FORMAT, "%s: 'early_stopping' must be true, false or \"never\"",
+                       r->what);
+    cfg->has_early_stopping = true;
+    return 0;
+}
+
+/* Beam search and the length processors. */
+static int read_beam(const struct reader *r, struct gen_config *cfg)
+{
+    int rc = get_int(r, "num_beams", &cfg->num_beams, &cfg->has_num_beams);
+    if (!rc)
+        rc = get_int(r, "num_return_sequences", &cfg->num_return_sequences,
+                     &cfg->has_num_return_sequences);
+    if (!rc)
+        rc = get_num(r, "length_penalty", &cfg->length_penalty, &cfg->has_length_penalty);
+    if (!rc)
+        rc = get_int(r, "no_repeat_ngram_size", &cfg->no_repeat_ngram_size,
+                     &cfg->has_no_repeat_ngram_size);
+    if (!rc)
+        rc = get_int(r, "min_length", &cfg->min_length, &cfg->has_min_length);
+    if (!rc)
+        rc = get_int(r, "min_new_tokens", &cfg->min_new_tokens, &cfg->has_min_new_tokens);
+    if (!rc)
+        rc = get_early_stopping(r, cfg);
+    if (!rc)
+        rc = get_id(r, "forced_bos_token_id", &cfg->forced_bos_token_id);
+    if (!rc)
+        rc = get_id(r, "forced_eos_token_id", &cfg->forced_eos_token_id);
+    if (rc)
+        return rc;
+    if (cfg->has_num_beams && (cfg->num_beams < 1 || cfg->num_beams > 1024))
+        return err_set(r->e, ERR_FORMAT, "%s: 'num_beams' must be in [1, 1024]", r->what);
+    if (cfg->has_num_return_sequences &&
+        (cfg->num_return_sequences < 1 || cfg->num_return_sequences > 1024))
+        return err_set(r->e, ERR_FORMAT, "%s: 'num_return_sequences' must be in [1, 1024]",
+                       r->what);
+    if ((cfg->has_no_repeat_ngram_size && cfg->no_repeat_ngram_size < 0) ||
+        (cfg->has_min_length && cfg->min_length < 0) ||
+        (cfg->has_min_new_tokens && cfg->min_new_tokens < 0))
+        return err_set(r->e, ERR_FORMAT,
+                       "%s: 'no_repeat_ngram_size', 'min_length' and 'min_new_tokens' must not "
+                       "be negative",
+                       r->what);
     return 0;
 }
 
@@ -128,6 +186,8 @@ static int read_all(const struct reader *r, struct gen_config *cfg)
         rc = get_id(r, "pad_token_id", &cfg->pad_token_id);
     if (!rc)
         rc = get_id(r, "decoder_start_token_id", &cfg->decoder_start_token_id);
+    if (!rc)
+        rc = read_beam(r, cfg);
     if (rc)
         return rc;
     /* values generate() itself would refuse are refused at load, naming the file */
@@ -165,18 +225,32 @@ int gen_config_parse(const char *json, size_t len, const char *what, struct gen_
     return rc;
 }
 
-int gen_config_load(const char *dir, struct gen_config *cfg, struct err *e)
+int gen_config_update(struct gen_config *cfg, const json_t *obj, const char *what,
+                      struct err *e)
 {
-    gen_config_init(cfg);
+    if (!json_is_object(obj))
+        return err_set(e, ERR_FORMAT, "%s: not a JSON object", what);
+    struct gen_config next = *cfg;
+    struct reader r = {obj, what, e};
+    int rc = read_all(&r, &next);
+    if (rc == 0)
+        *cfg = next;
+    return rc;
+}
+
+/* DIR/NAME into cfg; *missing when there is no such file. */
+static int load_file(const char *dir, const char *name, struct gen_config *cfg, bool *missing,
+                     struct err *e)
+{
     char path[4096];
-    int n = snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    *missing = false;
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= sizeof path)
         return err_set(e, ERR_IO, "%s: path too long", dir);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        if (errno == ENOENT)
-            return 0; /* optional: transformers falls back to config.json */
-        return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+        *missing = errno == ENOENT;
+        return *missing ? 0 : err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
     }
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -205,6 +279,20 @@ int gen_config_load(const char *dir, struct gen_config *cfg, struct err *e)
         rc = gen_config_parse(buf, len, path, cfg, e);
     free(buf);
     return rc;
+}
+
+int gen_config_load(const char *dir, struct gen_config *cfg, struct err *e)
+{
+    gen_config_init(cfg);
+    bool missing;
+    int rc = load_file(dir, "generation_config.json", cfg, &missing, e);
+    if (rc || !missing)
+        return rc;
+    /* transformers builds the generation config from config.json's generation keys */
+    rc = load_file(dir, "config.json", cfg, &missing, e);
+    if (rc || missing)
+        gen_config_init(cfg);
+    return missing ? 0 : rc;
 }
 
 void gen_config_fallback_eos(struct gen_config *cfg, const int64_t *ids, size_t n)

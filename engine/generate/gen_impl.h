@@ -30,6 +30,10 @@ struct gen_kind {
     void (*cache_reset)(void *cache);
     /* dst becomes a copy of src's cached state (a forked beam) */
     int (*cache_copy)(void *dst, const void *src, struct err *e);
+    /* an encoder-decoder's: the same between two beams of one search, whose encoded inputs
+     * are already the same (the encoder output is copied once, at the first fork): only the
+     * decoder's own positions. NULL: cache_copy */
+    int (*cache_copy_decoder)(void *dst, const void *src, struct err *e);
     /* the stepping thread's buffers for lim (activations, the step's arrays) */
     void *(*run_new)(const struct generator_limits *lim);
     void (*run_free)(void *run);
@@ -51,6 +55,7 @@ struct gen_model {
     int64_t max_positions;         /* 0: unbounded (T5) */
     int vocab_size;
     int32_t decoder_start_token_id; /* encoder-decoders; -1 otherwise */
+    struct json_t *task_params;     /* config.json's task_specific_params (NULL: none) */
     char model_id[256];
 };
 

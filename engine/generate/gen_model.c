@@ -2,8 +2,10 @@
  * (which architecture runs which config.json model_type), the kind's weights prepacked on a
  * oneDNN context made for the loading thread, the tokenizer, generation_config.json with
  * config.json's eos ids as transformers' fallback, and the chat templates of
- * tokenizer_config.json / chat_template.jinja; then the facts and text operations the API
+ * tokenizer_config.json / chat_template.jinja, config.json's task_specific_params (the
+ * pipelines' per-task defaults and prefixes); then the facts and text operations the API
  * layer reads through functions. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +81,30 @@ static int load_weights(const char *dir, const struct gen_model_opts *o, struct 
     return rc;
 }
 
+/* config.json's task_specific_params (an object), kept as JSON; none is not an error. */
+static int load_task_params(const char *dir, struct gen_model *m, struct err *e)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *root = json_load_file(path, 0, NULL);
+    json_t *tp = json_object_get(root, "task_specific_params");
+    int rc = 0;
+    if (tp && !json_is_null(tp) && !json_is_object(tp))
+        rc = err_set(e, ERR_FORMAT, "%s: 'task_specific_params' must be an object", path);
+    else if (json_is_object(tp))
+        m->task_params = json_incref(tp);
+    const char *k;
+    json_t *v;
+    json_object_foreach(m->task_params, k, v)
+    {
+        if (rc == 0 && !json_is_object(v))
+            rc = err_set(e, ERR_FORMAT, "%s: task_specific_params['%s'] must be an object", path,
+                         k);
+    }
+    json_decref(root);
+    return rc;
+}
+
 int gen_model_load(const char *dir, const struct gen_model_opts *o, struct gen_model **out,
                    struct err *e)
 {
@@ -98,6 +124,8 @@ int gen_model_load(const char *dir, const struct gen_model_opts *o, struct gen_m
         rc = gen_config_load(dir, &m->gen_config, e);
     if (rc == 0)
         rc = chat_template_load_from_tokenizer_dir(dir, &m->chat, e);
+    if (rc == 0)
+        rc = load_task_params(dir, m, e);
     if (rc) {
         gen_model_free(m);
         return rc;
@@ -122,6 +150,7 @@ void gen_model_free(struct gen_model *m)
         m->kind->unload(m);
     tokenizer_free(m->tokenizer);
     chat_template_set_fini(&m->chat);
+    json_decref(m->task_params);
     free(m);
 }
 
@@ -195,6 +224,43 @@ int gen_model_decode(const struct gen_model *m, const int32_t *ids, size_t n, ch
     return tokenizer_decode(m->tokenizer, ids, n, false, text, len, e);
 }
 
+int gen_model_decode_skip_special(const struct gen_model *m, const int32_t *ids, size_t n,
+                                  char **text, size_t *len, struct err *e)
+{
+    return tokenizer_decode(m->tokenizer, ids, n, true, text, len, e);
+}
+
+size_t gen_model_task_names(const struct gen_model *m, const char *prefix, const char **names,
+                            size_t cap)
+{
+    size_t n = 0, plen = strlen(prefix);
+    const char *k;
+    json_t *v;
+    json_object_foreach(m->task_params, k, v)
+    {
+        if (strncmp(k, prefix, plen) != 0)
+            continue;
+        if (n < cap)
+            names[n] = k;
+        n++;
+    }
+    return n;
+}
+
+int gen_model_task_config(const struct gen_model *m, const char *task, struct gen_config *cfg,
+                          const char **prefix, bool *found, struct err *e)
+{
+    *prefix = NULL;
+    const json_t *tp = json_object_get(m->task_params, task);
+    *found = tp != NULL;
+    if (!tp)
+        return 0;
+    *prefix = json_string_value(json_object_get(tp, "prefix"));
+    char what[300];
+    snprintf(what, sizeof what, "config.json task_specific_params['%s']", task);
+    return gen_config_update(cfg, tp, what, e);
+}
+
 bool gen_model_is_named_special(const struct gen_model *m, int32_t id)
 {
     static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
@@ -232,5 +298,21 @@ int gen_model_check_request(const struct gen_model *m, const int32_t *prompt, si
         if (prompt[i] < 0 || prompt[i] >= m->vocab_size)
             return err_set(e, ERR_INVALID, "prompt token %zu: id %d is not in the vocabulary (%d)",
                            i, (int)prompt[i], m->vocab_size);
+    if (p->forced_bos_token_id >= m->vocab_size || p->forced_eos_token_id >= m->vocab_size)
+        return err_set(e, ERR_INVALID,
+                       "`%s` (%d) is not in the vocabulary (%d)",
+                       p->forced_bos_token_id >= m->vocab_size ? "forced_bos_token_id"
+                                                               : "forced_eos_token_id",
+                       (int)(p->forced_bos_token_id >= m->vocab_size ? p->forced_bos_token_id
+                                                                     : p->forced_eos_token_id),
+                       m->vocab_size);
+    for (size_t i = 0; i < p->bad_words_size; i += 1 + (size_t)p->bad_words[i])
+        for (int32_t k = 1; k <= p->bad_words[i] && i + (size_t)k < p->bad_words_size; k++)
+            if (p->bad_words[i + k] >= m->vocab_size)
+                return err_set(e, ERR_INVALID, "`bad_words_ids`: id %d is not in the vocabulary (%d)",
+                               (int)p->bad_words[i + k], m->vocab_size);
+    if (p->num_beams > 1 && p->decoder_input_details)
+        return err_set(e, ERR_INVALID,
+                       "`decoder_input_details` is not supported with beam search");
     return 0;
 }

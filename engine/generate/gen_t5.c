@@ -77,6 +77,11 @@ static int cache_copy(void *dst, const void *src, struct err *e)
     return t5_seq_copy(dst, src, e);
 }
 
+static int cache_copy_decoder(void *dst, const void *src, struct err *e)
+{
+    return t5_seq_copy_decoder(dst, src, e);
+}
+
 static void run_free(void *run_)
 {
     struct t5_gen_run *r = run_;
@@ -211,6 +216,7 @@ const struct gen_kind gen_kind_t5 = {
     .cache_free = cache_free,
     .cache_reset = cache_reset,
     .cache_copy = cache_copy,
+    .cache_copy_decoder = cache_copy_decoder,
     .run_new = run_new,
     .run_free = run_free,
     .step = step,

@@ -93,9 +93,25 @@ const struct tokenizer *gen_model_tokenizer(const struct gen_model *m);
  * truncate and it has one. Errors: the tokenizer's (ERR_INVALID...), ERR_NOMEM. */
 int gen_model_tokenize(const struct gen_model *m, const char *text, size_t len, bool add_special,
                        bool truncate, int32_t **ids, size_t *n, struct err *e);
-/* The text of ids, special tokens skipped (*text malloc'ed). */
+/* The text of ids, special tokens kept (*text malloc'ed). */
 int gen_model_decode(const struct gen_model *m, const int32_t *ids, size_t n, char **text,
                      size_t *len, struct err *e);
+/* The text of ids with the tokenizer's special tokens skipped (decode(skip_special_tokens=True),
+ * what the text2text pipelines return). */
+int gen_model_decode_skip_special(const struct gen_model *m, const int32_t *ids, size_t n,
+                                  char **text, size_t *len, struct err *e);
+
+/* config.json's task_specific_params: the task names starting with `prefix` ("" for all), in
+ * the file's order (at most cap written; pointers valid while m lives); returns how many. */
+size_t gen_model_task_names(const struct gen_model *m, const char *prefix, const char **names,
+                            size_t cap);
+/* config.json's task_specific_params[task] over cfg (the generation defaults a transformers
+ * pipeline of `task` has built so far: Pipeline.__init__ updates its generation config with
+ * them), and that entry's "prefix" (NULL when none; valid while m lives). *found false (cfg
+ * unchanged) when the model has no such entry. ERR_FORMAT for an entry with a malformed value
+ * (cfg unchanged). */
+int gen_model_task_config(const struct gen_model *m, const char *task, struct gen_config *cfg,
+                          const char **prefix, bool *found, struct err *e);
 /* Whether id is one of the tokenizer's named special tokens (bos, eos, unk, pad). */
 bool gen_model_is_named_special(const struct gen_model *m, int32_t id);
 /* The chat template rendered (chat_template_set_render: its budgets, raise_exception as
@@ -106,7 +122,8 @@ int gen_model_render_chat(const struct gen_model *m, const struct json_t *messag
  * tool-call markers a template teaches its model ("<tool_call>", "[TOOL_CALLS]"). */
 bool gen_model_chat_template_mentions(const struct gen_model *m, const char *needle);
 /* What the model refuses in a request: ERR_INVALID for prompt logprobs
- * (decoder_input_details) on an encoder-decoder and for a prompt id outside the vocabulary. */
+ * (decoder_input_details) on an encoder-decoder or with beam search, and for a prompt id or a
+ * forced_bos/eos_token_id outside the vocabulary. */
 int gen_model_check_request(const struct gen_model *m, const int32_t *prompt, size_t n,
                             const struct gen_params *p, struct err *e);
 

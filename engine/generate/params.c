@@ -30,6 +30,23 @@ void gen_params_fini(struct gen_params *p)
     for (size_t i = 0; i < p->n_stop; i++)
         free(p->stop[i]);
     p->n_stop = 0;
+    free(p->bad_words);
+    p->bad_words = NULL;
+    p->bad_words_size = 0;
+}
+
+int gen_params_set_bad_words(struct gen_params *p, const int32_t *words, size_t n,
+                             struct err *e)
+{
+    int32_t *c = n ? malloc(n * sizeof *c) : NULL;
+    if (n && !c)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if (n)
+        memcpy(c, words, n * sizeof *c);
+    free(p->bad_words);
+    p->bad_words = c;
+    p->bad_words_size = n;
+    return 0;
 }
 
 int gen_params_add_stop(struct gen_params *p, const char *s, size_t len, struct err *e)
@@ -52,6 +69,11 @@ int gen_params_copy(struct gen_params *dst, const struct gen_params *src, struct
 {
     *dst = *src;
     dst->n_stop = 0;
+    dst->bad_words = NULL;
+    dst->bad_words_size = 0;
+    int brc = gen_params_set_bad_words(dst, src->bad_words, src->bad_words_size, e);
+    if (brc)
+        return brc;
     for (size_t i = 0; i < src->n_stop; i++) {
         int rc = gen_params_add_stop(dst, src->stop[i], src->stop_len[i], e);
         if (rc) {

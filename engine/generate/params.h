@@ -24,6 +24,8 @@
 
 #include "err.h"
 
+struct json_t;
+
 #define GEN_MAX_STOP 16  /* storage for stop strings (a dialect may allow fewer) */
 #define GEN_MAX_EOS 16   /* end-of-sequence ids kept (generation_config + stop_token_ids) */
 #define GEN_MAX_TOP_N 20 /* alternatives per position (OpenAI's top_logprobs maximum) */
@@ -59,12 +61,20 @@ struct gen_config {
     int32_t eos_token_ids[GEN_MAX_EOS]; /* eos_token_id, an integer or a list */
     size_t n_eos_token_ids;
     int64_t bos_token_id, pad_token_id, decoder_start_token_id; /* -1 when absent */
+    /* beam search and the length processors (transformers 4.x generate) */
+    bool has_num_beams, has_num_return_sequences, has_length_penalty, has_early_stopping;
+    bool has_no_repeat_ngram_size, has_min_length, has_min_new_tokens;
+    int64_t num_beams, num_return_sequences, no_repeat_ngram_size, min_length, min_new_tokens;
+    double length_penalty;
+    enum gen_early_stopping early_stopping;
+    int64_t forced_bos_token_id, forced_eos_token_id; /* -1 when absent */
 };
 
 /* A config with nothing set (what a model without generation_config.json has). */
 void gen_config_init(struct gen_config *cfg);
-/* Reads DIR/generation_config.json; a missing file leaves cfg as gen_config_init. A malformed
- * one is ERR_FORMAT naming the file and the key. */
+/* Reads DIR/generation_config.json; without one, the generation keys of DIR/config.json (as
+ * transformers' GenerationConfig.from_model_config does); neither: cfg as gen_config_init. A
+ * malformed one is ERR_FORMAT naming the file and the key. */
 int gen_config_load(const char *dir, struct gen_config *cfg, struct err *e);
 /* Same from JSON text; `what` names the source in messages. */
 int gen_config_parse(const char *json, size_t len, const char *what, struct gen_config *cfg,
@@ -72,6 +82,11 @@ int gen_config_parse(const char *json, size_t len, const char *what, struct gen_
 /* transformers builds the generation config from config.json when generation_config.json has no
  * eos_token_id: takes config.json's ids (hf_config.eos_token_ids) in that case. */
 void gen_config_fallback_eos(struct gen_config *cfg, const int64_t *ids, size_t n);
+/* The generation keys of obj (a JSON object: config.json's task_specific_params[task], say)
+ * over cfg: what obj sets replaces cfg's (GenerationConfig.update). ERR_FORMAT as
+ * gen_config_parse, naming what. */
+int gen_config_update(struct gen_config *cfg, const struct json_t *obj, const char *what,
+                      struct err *e);
 
 struct gen_params {
     /* stopping (stop.h) */
@@ -122,6 +137,10 @@ struct gen_params {
     uint32_t min_new_tokens;       /* eos banned before this many new tokens; 0 = off */
     int32_t forced_bos_token_id;   /* -1 = off: the first generated token (encoder-decoder) */
     int32_t forced_eos_token_id;   /* -1 = off: the token at max length */
+    /* bad_words_ids (NoBadWordsLogitsProcessor): each sequence's length, then its ids, back
+     * to back (bad_words_size int32s, owned; NULL = none); gen_params_set_bad_words */
+    int32_t *bad_words;
+    size_t bad_words_size;
 };
 
 /* Neutral values: greedy, every processor off (temperature, top_p, typical_p and
@@ -132,6 +151,9 @@ void gen_params_init(struct gen_params *p, const struct gen_config *cfg);
 void gen_params_fini(struct gen_params *p);
 /* Deep copy (the stop strings); dst needs gen_params_fini. */
 int gen_params_copy(struct gen_params *dst, const struct gen_params *src, struct err *e);
+/* Sets bad_words (a copy of words: each sequence's length, then its ids; n int32s). */
+int gen_params_set_bad_words(struct gen_params *p, const int32_t *words, size_t n,
+                             struct err *e);
 /* Appends a stop string (copied); ERR_INVALID when empty or over GEN_MAX_STOP. */
 int gen_params_add_stop(struct gen_params *p, const char *s, size_t len, struct err *e);
 

@@ -449,7 +449,75 @@ struct sampler {
     size_t n_gen;
     struct logits_scratch scratch; /* when sampling with sorting warpers */
     float *raw;                    /* (n_vocab) the model's logits, for GEN_LOGPROBS_RAW */
+    /* bad_words_ids: the sequences (gen_params' layout, those of a lone eos id dropped) and the
+     * last tail_cap ids of HF's input_ids (tail[n_ids % tail_cap] the oldest once full) */
+    int32_t *bad_words;
+    size_t bad_words_size;
+    int32_t *tail;
+    size_t tail_cap, n_ids;
 };
+
+/* bad_words_ids without the sequences NoBadWordsLogitsProcessor drops (a lone eos id) into
+ * s; tail_cap: the longest sequence less one. */
+static int keep_bad_words(struct sampler *s, const struct gen_params *p, struct err *e)
+{
+    if (!p->bad_words_size)
+        return 0;
+    s->bad_words = malloc(p->bad_words_size * sizeof *s->bad_words);
+    if (!s->bad_words)
+        return err_set(e, ERR_NOMEM, "sampler: out of memory");
+    const int32_t *w = p->bad_words, *end = w + p->bad_words_size;
+    for (; w < end; w += 1 + w[0]) {
+        if (w[0] < 1 || w[0] > end - w - 1)
+            return err_set(e, ERR_INVALID, "bad_words_ids: a malformed sequence");
+        bool eos = false;
+        for (size_t i = 0; w[0] == 1 && i < p->n_eos_token_ids; i++)
+            eos |= p->eos_token_ids[i] == w[1];
+        for (int32_t k = 1; k <= w[0]; k++)
+            if (w[k] < 0 || (size_t)w[k] >= s->n_vocab)
+                return err_set(e, ERR_INVALID, "bad_words_ids: id %d is outside the vocabulary",
+                               (int)w[k]);
+        if (eos)
+            continue;
+        memcpy(s->bad_words + s->bad_words_size, w, (size_t)(1 + w[0]) * sizeof *w);
+        s->bad_words_size += (size_t)(1 + w[0]);
+        if ((size_t)w[0] - 1 > s->tail_cap)
+            s->tail_cap = (size_t)w[0] - 1;
+    }
+    if (s->tail_cap && !(s->tail = malloc(s->tail_cap * sizeof *s->tail)))
+        return err_set(e, ERR_NOMEM, "sampler: out of memory");
+    return 0;
+}
+
+static void push_tail(struct sampler *s, int32_t id)
+{
+    if (s->tail_cap)
+        s->tail[s->n_ids % s->tail_cap] = id;
+    s->n_ids++;
+}
+
+/* The id k places back (k = 1: the last one); k <= min(n_ids, tail_cap). */
+static int32_t tail_back(const struct sampler *s, size_t k)
+{
+    return s->tail[(s->n_ids - k) % s->tail_cap];
+}
+
+/* Bans each sequence's last id where the input_ids end with the rest of it (a single id:
+ * always; a sequence longer than the input_ids: skipped), as the processor does. */
+static void ban_bad_words(const struct sampler *s, float *logits)
+{
+    const int32_t *w = s->bad_words, *end = w + s->bad_words_size;
+    for (; w < end; w += 1 + w[0]) {
+        size_t n = (size_t)w[0];
+        if (n > s->n_ids)
+            continue;
+        bool match = true;
+        for (size_t k = 1; match && k < n; k++)
+            match = tail_back(s, k) == w[n - k];
+        if (match)
+            logits[w[n]] = -INFINITY;
+    }
+}
 
 static bool uses_repetition(const struct sampler *s)
 {
@@ -519,6 +587,8 @@ int sampler_new(const struct gen_params *p, size_t n_vocab, uint64_t stream, str
     s->top_n = p->top_n_tokens > GEN_MAX_TOP_N ? GEN_MAX_TOP_N : p->top_n_tokens;
     gen_rng_seed(&s->rng, p->seed, stream);
     int rc = sampler_alloc(s, e);
+    if (rc == 0)
+        rc = keep_bad_words(s, p, e);
     if (rc) {
         sampler_free(s);
         return rc;
@@ -538,6 +608,8 @@ void sampler_free(struct sampler *s)
     free(s->gen_counts);
     logits_scratch_fini(&s->scratch);
     free(s->raw);
+    free(s->bad_words);
+    free(s->tail);
     free(s);
 }
 
@@ -551,13 +623,16 @@ static void mark_seen(struct sampler *s, int32_t id)
 
 void sampler_add_prompt(struct sampler *s, const int32_t *ids, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         mark_seen(s, ids[i]);
+        push_tail(s, ids[i]);
+    }
 }
 
 static void accept(struct sampler *s, int32_t id)
 {
     mark_seen(s, id);
+    push_tail(s, id);
     if (s->count_of && id >= 0 && (size_t)id < s->n_vocab) {
         if (s->count_of[id]++ == 0)
             s->gen_ids[s->n_gen++] = id;
@@ -600,6 +675,8 @@ int32_t sampler_sample(struct sampler *s, float *logits, struct gen_choice *out)
         logits_frequency_presence(logits, n, s->gen_ids, s->gen_counts, s->n_gen,
                                   s->frequency_penalty, s->presence_penalty);
     }
+    if (s->bad_words_size)
+        ban_bad_words(s, logits);
     int32_t id;
     if (s->do_sample) {
         if (s->temperature != 1.0)

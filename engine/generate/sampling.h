@@ -6,7 +6,10 @@
  *   1. repetition_penalty over every distinct token of prompt + generated ids (HF: the
  *      decoder's input_ids): a logit < 0 is multiplied by the penalty, else divided by it;
  *   2. frequency_penalty and presence_penalty over the generated ids (OpenAI's definition:
- *      logit -= count * frequency + (count > 0) * presence);
+ *      logit -= count * frequency + (count > 0) * presence); bad_words_ids
+ *      (NoBadWordsLogitsProcessor: a sequence's last id is -inf where the input_ids end with
+ *      the rest of it, a single id always, one longer than the input_ids never; a lone eos id
+ *      is dropped);
  *   then, only when sampling (do_sample):
  *   3. temperature: logits / temperature;
  *   4. top_k: logits below the k-th largest become -inf (ties with it stay, as torch.topk);
@@ -104,13 +107,15 @@ struct gen_choice {
 struct sampler;
 
 /* A sampler for logits of n_vocab entries, with p's processing values, seeded from p->seed and
- * stream (see gen_rng_seed). Allocates its history and scratch here, never per token. */
+ * stream (see gen_rng_seed). Allocates its history and scratch here, never per token.
+ * ERR_INVALID for malformed bad_words or an id of them outside the vocabulary. */
 int sampler_new(const struct gen_params *p, size_t n_vocab, uint64_t stream, struct sampler **out,
                 struct err *e);
 void sampler_free(struct sampler *s);
 
-/* Tokens that count for repetition_penalty besides the generated ones: HF's input_ids, i.e. the
- * prompt of a decoder-only model, or the decoder start token of an encoder-decoder. */
+/* Tokens that count for repetition_penalty and bad_words besides the generated ones: HF's
+ * input_ids, i.e. the prompt of a decoder-only model, or the decoder start token of an
+ * encoder-decoder. */
 void sampler_add_prompt(struct sampler *s, const int32_t *ids, size_t n);
 
 /* Processes logits (float[n_vocab], modified in place) and picks the next token, which it then

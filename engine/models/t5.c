@@ -424,6 +424,21 @@ int t5_seq_copy(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
     return 0;
 }
 
+int t5_seq_copy_decoder(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
+{
+    if (dst->in_len != src->in_len)
+        return err_set(e, ERR_INVALID, "t5: beams with different encoded inputs (%d, %d)",
+                       dst->in_len, src->in_len);
+    int rc = t5_seq_reserve(dst, src->in_len, src->len, e);
+    if (rc)
+        return rc;
+    size_t row = 2 * (size_t)src->m->inner;
+    for (int l = 0; l < src->m->n_dec; l++)
+        memcpy(dst->self[l], src->self[l], (size_t)src->len * row * sizeof(float));
+    dst->len = src->len;
+    return 0;
+}
+
 void t5_seq_reset(struct t5_seq *s)
 {
     s->in_len = 0;

@@ -87,6 +87,9 @@ struct task_row {
     bool hidden;    /* the forward step returns the last hidden states */
     bool windows;   /* every overflow window of a unit is an item (question-answering) */
     bool mask_rows; /* the masked-LM head runs on the mask tokens' rows (fill-mask) */
+    bool seq2seq;   /* a generator task for encoder-decoders only */
+    /* other names of the task (NULL: name and alias only): translation_xx_to_yy */
+    bool (*matches)(const char *name);
     /* once the model is loaded (NULL: nothing to do): the task's own files */
     int (*open)(struct pipeline *p, const char *dir, struct err *e);
     /* what the task needs beyond its head (NULL: nothing): ERR_INVALID naming the task (as

@@ -262,7 +262,21 @@ static int finish_embedding(const struct pipeline *p, const struct pipeline_requ
 /* ---- the table ---- */
 
 #define ENCODER(t, name, alias, head, hidden) t, name, alias, TASK_KIND_ENCODER, head, hidden
-#define GENERATOR(t, n) {.task = t, .name = n, .kind = TASK_KIND_GENERATOR, .head = -1}
+#define GENERATOR(t, n) .task = t, .name = n, .kind = TASK_KIND_GENERATOR, .head = -1
+
+/* transformers' check_task: "translation_XX_to_YY" is four "_"-separated parts, the third
+ * "to" (the languages non-empty here). */
+static bool translation_pair_name(const char *name)
+{
+    const char *a = name + strlen("translation_");
+    if (strncmp(name, "translation_", strlen("translation_")) != 0)
+        return false;
+    const char *to = strchr(a, '_');
+    if (!to || to == a || strncmp(to, "_to_", 4) != 0)
+        return false;
+    const char *b = to + 4;
+    return *b && !strchr(b, '_');
+}
 
 static const struct task_row task_rows[] = {
     {ENCODER(TASK_TEXT_CLASSIFICATION, "text-classification", "sentiment-analysis", HEAD_SEQ_CLS,
@@ -288,8 +302,11 @@ static const struct task_row task_rows[] = {
     {ENCODER(TASK_SENTENCE_EMBEDDINGS, "sentence-embeddings", NULL, -1, true),
      .open = open_sentence_embeddings, .parse = parse_sentence_embeddings, .keep = keep_pooled,
      .finish = finish_embedding},
-    GENERATOR(TASK_TEXT_GENERATION, "text-generation"),
-    GENERATOR(TASK_TEXT2TEXT_GENERATION, "text2text-generation"),
+    {GENERATOR(TASK_TEXT_GENERATION, "text-generation")},
+    {GENERATOR(TASK_TEXT2TEXT_GENERATION, "text2text-generation"), .seq2seq = true},
+    {GENERATOR(TASK_SUMMARIZATION, "summarization"), .seq2seq = true},
+    {GENERATOR(TASK_TRANSLATION, "translation"), .seq2seq = true,
+     .matches = translation_pair_name},
 };
 #define N_TASKS (sizeof task_rows / sizeof task_rows[0])
 _Static_assert(N_TASKS == TASK_COUNT, "one row per task");
@@ -306,7 +323,8 @@ int task_by_name(const char *name)
 {
     for (size_t i = 0; name && i < N_TASKS; i++)
         if (strcmp(name, task_rows[i].name) == 0 ||
-            (task_rows[i].alias && strcmp(name, task_rows[i].alias) == 0))
+            (task_rows[i].alias && strcmp(name, task_rows[i].alias) == 0) ||
+            (task_rows[i].matches && task_rows[i].matches(name)))
             return (int)task_rows[i].task;
     return -1;
 }
@@ -319,6 +337,11 @@ const char *task_name(enum task_id t)
 enum task_kind task_kind(enum task_id t)
 {
     return task_row(t)->kind;
+}
+
+bool task_is_seq2seq(enum task_id t)
+{
+    return (unsigned)t < TASK_COUNT && task_row(t)->seq2seq;
 }
 
 unsigned task_set(enum task_kind kind)

@@ -11,6 +11,7 @@
 #ifndef INFERD_TASK_TABLE_H
 #define INFERD_TASK_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum task_id {
@@ -23,6 +24,8 @@ enum task_id {
     TASK_SENTENCE_EMBEDDINGS,
     TASK_TEXT_GENERATION,
     TASK_TEXT2TEXT_GENERATION,
+    TASK_SUMMARIZATION,
+    TASK_TRANSLATION, /* also "translation_xx_to_yy", as transformers' pipeline() names it */
     TASK_COUNT
 };
 
@@ -35,11 +38,15 @@ enum task_kind {
 #define TASK_BIT(t) (1u << (t))
 #define TASKS_ALL ((1u << TASK_COUNT) - 1)
 
-/* The task of a name or alias ("sentiment-analysis", "ner"); -1 if unknown. */
+/* The task of a name or alias ("sentiment-analysis", "ner", "translation_en_to_de": a row's
+ * parametrized names, split on "_" as transformers' check_task does); -1 if unknown. */
 int task_by_name(const char *name);
 /* The canonical (Hugging Face) name of a task; "unknown" out of range. */
 const char *task_name(enum task_id t);
 enum task_kind task_kind(enum task_id t);
+/* A generator task that needs an encoder-decoder (text2text-generation, summarization,
+ * translation: transformers' seq2seq pipelines). */
+bool task_is_seq2seq(enum task_id t);
 /* Every task of that kind, as a set. */
 unsigned task_set(enum task_kind kind);
 /* Every task's canonical name in table order, "text-classification, ...,

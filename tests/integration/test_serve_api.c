@@ -188,19 +188,27 @@ START_TEST(tgi_refuses_what_it_does_not_do)
 }
 END_TEST
 
-/* The pipeline route (POST /models/{name}) refuses generate() options it does not do. */
+/* The pipeline route (POST /models/{name}) refuses generate() options it does not do (beam
+ * search itself runs there: test_serve_s2s.c). */
 START_TEST(pipeline_refuses_what_it_does_not_do)
 {
-    static const char *const keys[] = {"num_return_sequences", "num_beams", "min_new_tokens"};
-    for (size_t i = 0; i < 3; i++) {
+    static const struct {
+        const char *key, *want;
+    } cases[] = {
+        {"num_return_sequences", "Greedy methods without beam search do not support "
+                                 "`num_return_sequences` different than 1 (got 3)."},
+        {"min_new_tokens", "`min_new_tokens` is not supported without beam search"},
+        {"prefix", "`prefix` is not supported: inferd does not implement a prompt prefix"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *params = json_pack("{s:i}", "max_new_tokens", 4);
-        json_object_set_new(params, keys[i], json_integer(3));
+        json_object_set_new(params, cases[i].key,
+                            strcmp(cases[i].key, "prefix") ? json_integer(3) : json_string("x"));
         struct http_reply *r = daemon_post(
             srv, "/models/gpt2", json_pack("{s:s, s:o}", "inputs", "Hello", "parameters", params));
-        expect_hf_error(r, 422, keys[i]);
-        char want[80];
-        snprintf(want, sizeof want, "`%s` is not supported", keys[i]);
-        ck_assert_msg(strstr(str(r->json, "error"), want), "%s: %s", keys[i], r->body);
+        expect_hf_error(r, 422, cases[i].key);
+        ck_assert_msg(strstr(str(r->json, "error"), cases[i].want), "%s: %s", cases[i].key,
+                      r->body);
         http_reply_free(r);
     }
     struct http_reply *r = daemon_post(

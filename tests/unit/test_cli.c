@@ -197,7 +197,8 @@ START_TEST(help_every_command)
             expect_has(r.out,
                        "tasks: text-classification, token-classification, question-answering, "
                        "fill-mask, zero-shot-classification, feature-extraction, "
-                       "sentence-embeddings, text-generation, text2text-generation\n",
+                       "sentence-embeddings, text-generation, text2text-generation, summarization, "
+                       "translation\n",
                        cases[i].args);
         ran_free(&r);
     }
@@ -358,14 +359,15 @@ END_TEST
 START_TEST(run_unknown_task)
 {
     char args[1024];
-    snprintf(args, sizeof args, "run --model '%s' --task summarization",
+    snprintf(args, sizeof args, "run --model '%s' --task image-to-text",
              fixture_model("bert-seqcls"));
     struct ran r = run_inferd(args, "");
     ck_assert_int_eq(r.status, 2);
-    ck_assert_str_eq(r.err, "inferd run: unknown task 'summarization' (tasks: "
+    ck_assert_str_eq(r.err, "inferd run: unknown task 'image-to-text' (tasks: "
                             "text-classification, token-classification, question-answering, "
                             "fill-mask, zero-shot-classification, feature-extraction, "
-                            "sentence-embeddings, text-generation, text2text-generation)\n");
+                            "sentence-embeddings, text-generation, text2text-generation, "
+                            "summarization, translation)\n");
     ran_free(&r);
 }
 END_TEST

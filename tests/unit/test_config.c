@@ -325,10 +325,11 @@ static const struct {
      "t.yaml:5:12: models[0].dtype must be fp32, bf16 or int8, not 'fp64'"},
     {MODELS "    dtype: [fp32]\n",
      "t.yaml:5:12: models[0].dtype must be fp32, bf16 or int8, not a list"},
-    {"models:\n  - {name: a, path: b, task: translation}\n",
-     "t.yaml:2:30: models[0].task 'translation' is not a task (text-classification, "
+    {"models:\n  - {name: a, path: b, task: image-to-text}\n",
+     "t.yaml:2:30: models[0].task 'image-to-text' is not a task (text-classification, "
      "token-classification, question-answering, fill-mask, zero-shot-classification, "
-     "feature-extraction, sentence-embeddings, text-generation, text2text-generation)"},
+     "feature-extraction, sentence-embeddings, text-generation, text2text-generation, "
+     "summarization, translation)"},
     {"models:\n  - {name: a b, path: b, task: ner}\n",
      "t.yaml:2:12: models[0].name must be 1 to 64 letters, digits, '.', '_' or '-', not 'a b'"},
     {"models:\n  - {name: a/b, path: b, task: ner}\n",
@@ -534,11 +535,12 @@ START_TEST(single)
     ck_assert_int_eq(config_single("/m/x", "ner", "custom", &tasks, &c, &e), 0);
     ck_assert_str_eq(c.models[0].name, "custom");
     config_free(&c);
-    ck_assert_int_eq(config_single("/m/x", "translation", NULL, &tasks, &c, &e), ERR_INVALID);
-    ck_assert_str_eq(e.msg, "unknown task 'translation' (tasks: text-classification, "
+    ck_assert_int_eq(config_single("/m/x", "image-to-text", NULL, &tasks, &c, &e), ERR_INVALID);
+    ck_assert_str_eq(e.msg, "unknown task 'image-to-text' (tasks: text-classification, "
                             "token-classification, question-answering, fill-mask, "
                             "zero-shot-classification, feature-extraction, sentence-embeddings, "
-                            "text-generation, text2text-generation)");
+                            "text-generation, text2text-generation, summarization, "
+                            "translation)");
     ck_assert_ptr_null(c.models);
     ck_assert_int_eq(config_single("/m/x", "ner", "a b", &tasks, &c, &e), ERR_INVALID);
     ck_assert_str_eq(e.msg, "model name 'a b' must be 1 to 64 letters, digits, '.', '_' or '-'");

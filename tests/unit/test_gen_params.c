@@ -350,6 +350,70 @@ START_TEST(pipeline_params)
 }
 END_TEST
 
+/* Beam defaults: bart-s2s's generation_config.json as transformers 4.57 saved it (like
+ * distilbart-cnn's), config.json's generation keys when there is no generation_config.json
+ * (GenerationConfig.from_model_config), task_specific_params over them; the pipeline takes
+ * them, TGI and OpenAI do not. */
+START_TEST(beam_config)
+{
+    struct gen_config cfg;
+    struct err e = {0};
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/models/bart-s2s", fixture_dir("models-issue16-beams.tar.xz"));
+    ck_assert_msg(gen_config_load(dir, &cfg, &e) == 0, "%s", e.msg);
+    ck_assert(cfg.has_num_beams && cfg.num_beams == 4 && cfg.length_penalty == 2.0);
+    ck_assert(cfg.min_length == 5 && cfg.no_repeat_ngram_size == 3);
+    ck_assert_int_eq(cfg.early_stopping, GEN_EARLY_STOP_TRUE);
+    ck_assert(cfg.forced_bos_token_id == 0 && cfg.forced_eos_token_id == 2);
+    struct gen_params p;
+    parse_ok(&gen_api_pipeline, "{}", &cfg, &p);
+    ck_assert(p.num_beams == 4 && p.length_penalty == 2.0 && p.min_length == 5);
+    ck_assert(p.no_repeat_ngram_size == 3 && p.early_stopping == GEN_EARLY_STOP_TRUE);
+    ck_assert(p.forced_bos_token_id == 0 && p.forced_eos_token_id == 2);
+    gen_params_fini(&p);
+    parse_ok(&gen_api_pipeline, "{\"num_beams\": 2, \"early_stopping\": \"never\"}", &cfg, &p);
+    ck_assert(p.num_beams == 2 && p.early_stopping == GEN_EARLY_STOP_NEVER);
+    gen_params_fini(&p);
+    /* without beams the processors it would need are refused, not skipped */
+    json_t *one = J("{\"num_beams\": 1}");
+    ck_assert_int_eq(gen_api_parse(&gen_api_pipeline, one, &cfg, NULL, &p, &e), ERR_INVALID);
+    ck_assert_str_eq(e.msg, "`min_length` is not supported without beam search: inferd applies "
+                            "it in beam search only (set `num_beams` > 1)");
+    gen_params_fini(&p);
+    json_decref(one);
+    parse_ok(&gen_api_tgi, "{}", &cfg, &p);
+    ck_assert(p.num_beams == 1 && p.min_length == 0 && p.forced_eos_token_id == -1);
+    gen_params_fini(&p);
+    parse_ok(&gen_api_chat, "{}", &cfg, &p);
+    ck_assert(p.num_beams == 1 && p.no_repeat_ngram_size == 0);
+    gen_params_fini(&p);
+    /* config.json's keys when there is no generation_config.json */
+    const char *tmp = temp_dir();
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    FILE *f = fopen(path, "w");
+    ck_assert(f);
+    fputs("{\"model_type\": \"x\", \"num_beams\": 3, \"early_stopping\": \"never\", "
+          "\"eos_token_id\": 7, \"task_specific_params\": {}}",
+          f);
+    fclose(f);
+    ck_assert_msg(gen_config_load(tmp, &cfg, &e) == 0, "%s", e.msg);
+    ck_assert(cfg.num_beams == 3 && cfg.early_stopping == GEN_EARLY_STOP_NEVER);
+    ck_assert(cfg.n_eos_token_ids == 1 && cfg.eos_token_ids[0] == 7);
+    /* task_specific_params over it: only what the entry sets changes */
+    json_t *task = J("{\"num_beams\": 5, \"min_length\": 30, \"prefix\": \"summarize: \"}");
+    ck_assert_int_eq(gen_config_update(&cfg, task, "task", &e), 0);
+    ck_assert(cfg.num_beams == 5 && cfg.min_length == 30);
+    ck_assert(cfg.early_stopping == GEN_EARLY_STOP_NEVER && cfg.eos_token_ids[0] == 7);
+    json_decref(task);
+    task = J("{\"early_stopping\": \"sometimes\"}");
+    ck_assert_int_eq(gen_config_update(&cfg, task, "task", &e), ERR_FORMAT);
+    ck_assert_str_eq(e.msg, "task: 'early_stopping' must be true, false or \"never\"");
+    ck_assert(cfg.num_beams == 5); /* unchanged */
+    json_decref(task);
+}
+END_TEST
+
 /* The finish_reason each dialect gives a finished sequence. */
 START_TEST(finish_names)
 {
@@ -371,6 +435,7 @@ TCase *tcase_gen_params(void)
     tcase_add_test(tc, openai_params);
     tcase_add_test(tc, config_defaults);
     tcase_add_test(tc, pipeline_params);
+    tcase_add_test(tc, beam_config);
     tcase_add_test(tc, finish_names);
     return tc;
 }
