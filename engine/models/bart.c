@@ -205,14 +205,16 @@ static int load_head(struct bart_model *m, struct weights *w, struct dnn_ctx *ct
     return rc;
 }
 
-/* Copies of tied weights transformers saves and does not load. arg: the model. */
+/* Copies of tied weights transformers saves and does not load (and Marian's unused
+ * model.shared when the stacks have their own embeddings). arg: the model. */
 static bool ignorable(const void *arg, const char *name)
 {
     const struct bart_model *m = arg;
-    if (strstr(name, "encoder.embed_tokens.weight"))
+    if (m->dec_embed)
+        return strstr(name, "shared.weight") ||
+               (m->cfg.tie_word_embeddings && strcmp(name, "lm_head.weight") == 0);
+    if (strstr(name, "encoder.embed_tokens.weight") || strstr(name, "decoder.embed_tokens.weight"))
         return true;
-    if (strstr(name, "decoder.embed_tokens.weight"))
-        return m->dec_embed == NULL;
     return m->cfg.tie_word_embeddings && strcmp(name, "lm_head.weight") == 0;
 }
 
@@ -266,9 +268,13 @@ static int load_tensors(struct bart_model *m, struct weights *w, enum dtype_comp
     int rc = read_sizes(m, w->dir, e);
     if (rc)
         return rc;
-    snprintf(w->prefix, sizeof w->prefix, "%s", weights_pick_prefix(w, "model.", "shared.weight"));
-    rc = weights_take(w, "shared.weight", m->vocab, m->D, &m->shared, e);
-    if (rc == 0 && !m->cfg.s2s.share_encoder_decoder_embeddings)
+    /* Marian without shared embeddings: each stack's own copy (transformers deep-copies
+     * model.shared into both and leaves model.shared itself unused) */
+    bool shared = m->cfg.s2s.share_encoder_decoder_embeddings;
+    const char *embed = shared ? "shared.weight" : "encoder.embed_tokens.weight";
+    snprintf(w->prefix, sizeof w->prefix, "%s", weights_pick_prefix(w, "model.", embed));
+    rc = weights_take(w, embed, m->vocab, m->D, &m->shared, e);
+    if (rc == 0 && !shared)
         rc = weights_take(w, "decoder.embed_tokens.weight", m->vocab, m->D, &m->dec_embed, e);
     if (rc)
         return rc;

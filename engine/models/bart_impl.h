@@ -62,8 +62,9 @@ struct bart_model {
     float eps, embed_scale, attn_scale_enc, attn_scale_dec;
     enum act act;
     int32_t start_token;
-    float *shared;            /* (vocab, D) model.shared.weight */
-    float *dec_embed;         /* Marian without shared embeddings: its own, else NULL */
+    float *shared;            /* (vocab, D) model.shared.weight (the encoder's own copy when
+                                 Marian's stacks do not share) */
+    float *dec_embed;         /* Marian without shared embeddings: the decoder's, else NULL */
     struct bart_stack enc, dec;
     struct linear lm_head;    /* D -> vocab */
     float *final_logits_bias; /* (vocab) or NULL */

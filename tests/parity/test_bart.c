@@ -22,8 +22,9 @@
 #include "support/pipeline_env.h"
 #include "support/support.h"
 
-static const char *const gen_names[] = {"s2s-bart",    "s2s-mbart", "s2s-marian",
-                                        "s2s-m2m100", "s2s-pegasus", "s2s-mt5"};
+static const char *const gen_names[] = {"s2s-bart",   "s2s-mbart",   "s2s-marian",
+                                        "s2s-marian-unshared", "s2s-m2m100", "s2s-pegasus",
+                                        "s2s-mt5"};
 #define N_GEN (sizeof gen_names / sizeof gen_names[0])
 
 static json_t *refs_of(const char *name)
@@ -364,6 +365,60 @@ START_TEST(mnli_zero_shot)
 }
 END_TEST
 
+/* Bad models fail at load naming the tensor or key; bad calls are refused before any state
+ * changes (the sequence still decodes as before). */
+START_TEST(bad_input)
+{
+    static const struct {
+        struct model_variant v;
+        const char *want;
+    } models[] = {
+        {{.drop = "decoder.layers.1.fc2.weight"}, "'model.decoder.layers.1.fc2.weight' is missing"},
+        {{.patch = "{\"max_position_embeddings\": 64}"}, "embed_positions.weight' has shape"},
+        {{.patch = "{\"activation_function\": \"foo\"}"}, "foo"},
+        {{.patch = "{\"decoder_attention_heads\": 5}"}, "decoder_attention_heads"},
+        {{.from = "final_logits_bias", .to = "final_logits_bias2"}, "final_logits_bias2"},
+    };
+    struct dnn_ctx *ctx = dnn_ctx_new(1, NULL);
+    struct err e = {0};
+    struct bart_model *m = NULL;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        const char *dir = model_variant_dir(fixture_model("s2s-bart"), &models[i].v);
+        ck_assert_int_ne(bart_load(dir, DTYPE_COMPUTE_F32, ctx, &m, &e), 0);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(e.msg, models[i].want), "case %zu: %s", i, e.msg);
+    }
+    ck_assert_int_eq(bart_load(fixture_model("s2s-bart"), DTYPE_COMPUTE_F32, ctx, &m, &e), 0);
+    struct bart_run *run = bart_run_new();
+    struct bart_seq *s = NULL;
+    ck_assert_int_eq(bart_seq_new(m, 512, 512, &s, &e), 0);
+    int32_t ids[200] = {0};
+    int n = 200; /* more than the 128 positions */
+    struct bart_encode_batch b = {1, &s, ids, &n};
+    ck_assert_int_eq(bart_encode(m, ctx, run, &b, NULL, &e), ERR_TOO_LARGE);
+    n = 3;
+    ids[1] = bart_vocab_size(m);
+    ck_assert_int_eq(bart_encode(m, ctx, run, &b, NULL, &e), ERR_INVALID);
+    ck_assert_int_eq(bart_seq_input_len(s), 0);
+    ids[1] = 5;
+    ck_assert_int_eq(bart_encode(m, ctx, run, &b, NULL, &e), 0);
+    int32_t tok = -1;
+    int one = 1;
+    struct bart_step st = {.n_seqs = 1, .seqs = &s, .tokens = &tok, .n_tokens = &one};
+    const float *out;
+    ck_assert_int_eq(bart_forward(m, ctx, run, &st, &out, &e), ERR_INVALID);
+    ck_assert_int_eq(bart_seq_len(s), 0);
+    tok = bart_decoder_start_token_id(m);
+    ck_assert_int_eq(bart_forward(m, ctx, run, &st, &out, &e), 0);
+    ck_assert_int_eq(bart_seq_len(s), 1);
+    ck_assert_int_eq(bart_classify(m, ctx, run, out, 1, &out, &e), ERR_INVALID);
+    bart_seq_free(s);
+    bart_run_free(run);
+    bart_unload(m);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_bart(void)
 {
     Suite *s = suite_create("bart");
@@ -374,6 +429,7 @@ Suite *suite_bart(void)
     tcase_add_loop_test(tc, greedy_ids, 0, (int)N_GEN);
     tcase_add_test(tc, mnli_logits);
     tcase_add_test(tc, mnli_zero_shot);
+    tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -178,8 +178,9 @@ START_TEST(beams_bart_s2s)
 }
 END_TEST
 
-static const char *const s2s_names[] = {"s2s-bart",    "s2s-mbart", "s2s-marian",
-                                        "s2s-m2m100", "s2s-pegasus", "s2s-mt5"};
+static const char *const s2s_names[] = {"s2s-bart",   "s2s-mbart",   "s2s-marian",
+                                        "s2s-marian-unshared", "s2s-m2m100", "s2s-pegasus",
+                                        "s2s-mt5"};
 
 START_TEST(beams_s2s)
 {
