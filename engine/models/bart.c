@@ -423,6 +423,7 @@ int bart_seq_new(const struct bart_model *m, int max_input_tokens, int max_outpu
     if (!s)
         return err_set(e, ERR_NOMEM, "out of memory");
     s->m = m;
+    s->n_layers = m->dec.n_layers;
     s->max_input = max_input_tokens;
     s->max_tokens = max_output_tokens;
     s->cross = layer_bufs_new(m->dec.n_layers);
@@ -439,8 +440,8 @@ void bart_seq_free(struct bart_seq *s)
 {
     if (!s)
         return;
-    layer_bufs_free(s->cross, s->m->dec.n_layers);
-    layer_bufs_free(s->self, s->m->dec.n_layers);
+    layer_bufs_free(s->cross, s->n_layers);
+    layer_bufs_free(s->self, s->n_layers);
     free(s);
 }
 

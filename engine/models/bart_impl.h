@@ -76,7 +76,8 @@ struct bart_model {
 /* One sequence (as t5_seq): per decoder layer, cross[l] (in_cap, 2 D) the cross k | v of each
  * input position and self[l] (cap, 2 D) the self k | v of each decoder position. */
 struct bart_seq {
-    const struct bart_model *m;
+    const struct bart_model *m; /* valid while the model is: freeing reads only n_layers */
+    int n_layers;               /* the decoder's, for freeing after the model is gone */
     int in_len, in_cap, max_input;
     int len, cap, max_tokens;
     float **cross, **self;

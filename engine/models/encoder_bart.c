@@ -20,7 +20,8 @@
 /* Per-worker state: the model's activations and a step's sequences and tokens. */
 struct bart_cls_run {
     struct bart_run *run;
-    const struct bart_model *m; /* the model seqs were made for */
+    const struct bart_model *m; /* the model seqs were made for (a worker may run another; the
+                                   sequences are freed without it) */
     struct bart_seq **seqs;
     size_t n_seqs;
     int32_t *enc_ids, *dec_ids;
