@@ -457,7 +457,7 @@ static const struct arch *pick_arch(const char *dir, struct err *e)
     struct hf_config hc;
     if (hf_config_load(dir, &hc, e) != 0)
         return NULL;
-    bool t5 = strcmp(hc.model_type, T5_MODEL_TYPE) == 0;
+    bool t5 = strcmp(hc.model_type, "t5") == 0 || strcmp(hc.model_type, "mt5") == 0;
     hf_config_fini(&hc);
     return t5 ? &t5_arch : &decoder_arch;
 }

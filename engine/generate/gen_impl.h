@@ -44,6 +44,7 @@ struct gen_kind {
 
 extern const struct gen_kind gen_kind_decoder; /* gen_decoder.c */
 extern const struct gen_kind gen_kind_t5;      /* gen_t5.c */
+extern const struct gen_kind gen_kind_bart;    /* gen_bart.c */
 
 struct gen_model {
     const struct gen_kind *kind;

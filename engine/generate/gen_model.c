@@ -16,7 +16,7 @@
 #define MAX_TYPES 16
 
 /* The architecture kinds, in the order their model types are listed. */
-static const struct gen_kind *const kinds[] = {&gen_kind_decoder, &gen_kind_t5};
+static const struct gen_kind *const kinds[] = {&gen_kind_decoder, &gen_kind_t5, &gen_kind_bart};
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
 size_t gen_model_types(const char **names, size_t cap)

@@ -1,5 +1,5 @@
 /* gen_t5: the encoder-decoder generation kind for T5 (engine/models/t5.h, config.json
- * model_type "t5"). A sequence's prompt is the encoder input; its cache holds the
+ * model_types "t5" and "mt5"). A sequence's prompt is the encoder input; its cache holds the
  * cross-attention keys and values of that input and the decoder's self-attention cache.
  *
  * A step first encodes the inputs of the sequences not encoded yet, oldest first, in one
@@ -28,10 +28,7 @@ struct t5_gen_run {
 
 static size_t model_types(const char **names, size_t cap)
 {
-    if (cap == 0)
-        return 0;
-    names[0] = T5_MODEL_TYPE;
-    return 1;
+    return t5_model_types(names, cap);
 }
 
 static int load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct gen_model *m,

@@ -42,7 +42,14 @@ static const struct family families[] = {
     {"gemma3_text", "gelu_pytorch_tanh", 1e-6, 131072, 0, 0, false},
     {"phi3", "silu", 1e-5, 4096, 0, 0, false},
     {"t5", "relu", 1e-6, 0, 0, 0, false},
+    {"mt5", "gelu_new", 1e-6, 0, 0, 0, false},
     {"modernbert", "gelu", 1e-5, 8192, 0, 0, false},
+    /* the BART-like seq2seq classes (their LayerNorms are nn.LayerNorm's 1e-5) */
+    {"bart", "gelu", 1e-5, 1024, 0, 0, false},
+    {"mbart", "gelu", 1e-5, 1024, 0, 0, false},
+    {"marian", "gelu", 1e-5, 1024, 0, 0, false},
+    {"m2m_100", "relu", 1e-5, 1024, 0, 0, false},
+    {"pegasus", "gelu", 1e-5, 1024, 0, 0, false},
 };
 
 #define N_FAMILIES (sizeof families / sizeof families[0])
@@ -312,8 +319,8 @@ static int read_t5(const struct reader *r, struct hf_config *c)
                         sizeof c->feed_forward_proj, &found);
     if (rc)
         return rc;
-    if (!found)
-        strcpy(c->feed_forward_proj, "relu");
+    if (!found) /* T5Config's default; MT5Config's is gated-gelu */
+        strcpy(c->feed_forward_proj, strcmp(c->model_type, "mt5") == 0 ? "gated-gelu" : "relu");
     const char *act = c->feed_forward_proj;
     if (strncmp(act, "gated-", 6) == 0) {
         c->is_gated_act = true;
@@ -439,11 +446,12 @@ static int read_sizes(const struct reader *r, struct hf_config *c)
 {
     static const char *const vocab[] = {"vocab_size", NULL};
     static const char *const hidden[] = {"hidden_size", "dim", "n_embd", "d_model", NULL};
-    static const char *const layers[] = {"num_hidden_layers", "n_layers", "n_layer", "num_layers",
-                                         NULL};
+    static const char *const layers[] = {"num_hidden_layers", "n_layers",       "n_layer",
+                                         "num_layers",        "encoder_layers", NULL};
     static const char *const heads[] = {"num_attention_heads", "n_heads", "n_head", "num_heads",
-                                        NULL};
-    static const char *const inter[] = {"intermediate_size", "hidden_dim", "n_inner", "d_ff", NULL};
+                                        "encoder_attention_heads", NULL};
+    static const char *const inter[] = {"intermediate_size", "hidden_dim",      "n_inner",
+                                        "d_ff",              "encoder_ffn_dim", NULL};
     int rc = get_size(r, vocab, &c->vocab_size, true);
     if (!rc)
         rc = get_size(r, hidden, &c->hidden_size, true);
@@ -647,8 +655,10 @@ static int read_all(const struct reader *r, struct hf_config *c)
         rc = read_problem_type(r, c);
     if (!rc)
         rc = hf_config_read_decoder(r, c);
-    if (!rc && strcmp(c->model_type, "t5") == 0)
+    if (!rc && (strcmp(c->model_type, "t5") == 0 || strcmp(c->model_type, "mt5") == 0))
         rc = read_t5(r, c);
+    if (!rc)
+        rc = hf_config_read_seq2seq(r, c);
     if (!rc && strcmp(c->model_type, "modernbert") == 0)
         rc = read_modernbert(r, c);
     if (!rc && strcmp(c->model_type, "mpnet") == 0)

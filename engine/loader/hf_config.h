@@ -144,6 +144,16 @@ struct hf_config {
     bool is_gated_act;
     bool is_encoder_decoder;
     int scale_decoder_outputs; /* transformers 5's flag: 1 true, 0 false, -1 absent or null */
+
+    /* BART-like encoder-decoders (bart, mbart, marian, m2m100, pegasus); the encoder's sizes
+     * are the generic ones (encoder_layers, encoder_attention_heads, encoder_ffn_dim), the
+     * decoder's layer count is num_decoder_layers (decoder_layers) */
+    struct hf_seq2seq {
+        int64_t decoder_attention_heads; /* default: the config class's */
+        int64_t decoder_ffn_dim;         /* default: the config class's */
+        bool scale_embedding;            /* embeddings * sqrt(d_model) */
+        bool share_encoder_decoder_embeddings; /* Marian (default true); others always */
+    } s2s;
 };
 
 /* Reads DIR/config.json into cfg (which need not be initialized). On failure cfg holds

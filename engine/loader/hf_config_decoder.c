@@ -35,6 +35,7 @@ static const struct dec_defaults dec_defaults[] = {
     {"gemma2", true, WINDOW_EVERY_OTHER, 4096, 256, "hidden_activation", 256, 50, 30, 0},
     {"gemma3_text", true, WINDOW_PATTERN, 4096, 256, "hidden_activation", 256, 0, 0, 10000},
     {"phi3", false, WINDOW_ALL, 0, 0, NULL, 0, 0, 0, 0},
+    {"mt5", false, WINDOW_ALL, 0, 0, NULL, 0, 0, 0, 0}, /* MT5Config: an untied lm_head */
 };
 static const struct dec_defaults other_defaults = {"", true, WINDOW_ALL, 0, 0, NULL, 0, 0, 0, 0};
 

@@ -41,4 +41,9 @@ int get_size(const struct reader *r, const char *const *keys, int64_t *out, bool
  * defaults of c->model_type's config class: loader/hf_config_decoder.c. */
 int hf_config_read_decoder(const struct reader *r, struct hf_config *c);
 
+/* The BART-like encoder-decoders' fields (decoder sizes, scale_embedding, Marian's shared
+ * decoder embeddings) with each config class's defaults: loader/hf_config_seq2seq.c; nothing
+ * for other model_types. */
+int hf_config_read_seq2seq(const struct reader *r, struct hf_config *c);
+
 #endif

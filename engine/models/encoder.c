@@ -46,6 +46,8 @@ static const struct variant variants[] = {
     {"mistral", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &causal_family},
     {"qwen2", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &causal_family},
     {"qwen3", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &causal_family},
+    /* an encoder-decoder whose eos-pooled decoder states are classified (bart-large-mnli) */
+    {"bart", "model.", LAYOUT_BERT, POOL_BERT, false, false, NULL, &bart_cls_family},
 };
 
 #define N_VARIANTS (sizeof variants / sizeof variants[0])

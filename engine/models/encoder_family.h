@@ -46,5 +46,7 @@ struct encoder_family {
 extern const struct encoder_family modernbert_family;
 /* A decoder's final hidden states (encoder_causal.c): LLaMA, Mistral, Qwen2, Qwen3 embeddings. */
 extern const struct encoder_family causal_family;
+/* BartForSequenceClassification (encoder_bart.c): eos-pooled decoder states, bart-large-mnli. */
+extern const struct encoder_family bart_cls_family;
 
 #endif

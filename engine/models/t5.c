@@ -223,6 +223,15 @@ static bool ignorable(const void *arg, const char *name)
 
 /* ---- config ---- */
 
+size_t t5_model_types(const char **names, size_t cap)
+{
+    static const char *const types[] = {"t5", "mt5"};
+    size_t n = 0;
+    for (; n < cap && n < sizeof types / sizeof types[0]; n++)
+        names[n] = types[n];
+    return n;
+}
+
 static int read_sizes(struct t5_model *m, const char *dir, struct err *e)
 {
     const struct hf_config *c = &m->cfg;
@@ -267,8 +276,8 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
 {
     struct t5_model *m = model;
     const char *dir = w->dir;
-    const char *names[] = {T5_MODEL_TYPE};
-    const struct hf_accept accept = {names, 1, "an encoder-decoder"};
+    const char *names[2];
+    const struct hf_accept accept = {names, t5_model_types(names, 2), "an encoder-decoder"};
     int rc = hf_config_load_for(dir, &accept, &m->cfg, e);
     if (rc)
         return rc;

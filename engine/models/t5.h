@@ -64,8 +64,9 @@ struct t5_run;
  * when config.json's "scale_decoder_outputs" (transformers 5) is true or, without that key,
  * when the embeddings are tied (transformers 4: original T5 scales, T5 v1.1 does not).
  * dt picks the linears' arithmetic as in ops.h. */
-/* The config.json model_type t5_load runs. */
-#define T5_MODEL_TYPE "t5"
+/* The config.json model_types t5_load runs ("t5"; "mt5": the T5 v1.1 layout, gated-GELU and
+ * an untied head by MT5Config's defaults): up to cap into names; returns how many. */
+size_t t5_model_types(const char **names, size_t cap);
 
 int t5_load(const char *dir, enum dtype_compute dt, struct dnn_ctx *ctx, struct t5_model **out,
             struct err *e);

@@ -685,7 +685,7 @@ START_TEST(strict_start_unsupported_type)
     snprintf(want, sizeof want,
              "inferd: model phi failed to load: %s/config.json: model_type 'phi' is not "
              "supported for text generation (supported: gpt2, llama, mistral, qwen2, qwen3, gemma, "
-             "gemma2, gemma3_text, phi3, t5)\n",
+             "gemma2, gemma3_text, phi3, t5, mt5, bart, mbart, marian, m2m_100, pegasus)\n",
              dir);
     expect_start_fails(d, NULL, want, "model_type phi");
     daemon_stop(d);

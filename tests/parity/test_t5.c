@@ -673,7 +673,7 @@ START_TEST(bad_models_fail_cleanly)
         {"{\"tie_word_embeddings\": false}", NULL, "'lm_head.weight' is missing"},
         /* the config itself */
         {"{\"model_type\": \"bart\"}", NULL,
-         "model_type 'bart' is not supported for an encoder-decoder (supported: t5)"},
+         "model_type 'bart' is not supported for an encoder-decoder (supported: t5, mt5)"},
         {"{\"feed_forward_proj\": \"gated-foo\"}", NULL, "foo"},
         {"{\"relative_attention_max_distance\": 8}", NULL, "relative_attention_max_distance"},
         {"{\"scale_decoder_outputs\": 1}", NULL, "scale_decoder_outputs"},

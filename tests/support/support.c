@@ -187,6 +187,8 @@ static const struct {
     {"gemma", "models-issue14-decoders.tar.xz"},
     {"phi3-", "models-issue14-decoders.tar.xz"},
     {"mistral-embed", "models-issue14-decoders.tar.xz"},
+    {"s2s-", "models-issue16-bart.tar.xz"},
+    {"bart-s2s", "models-issue16-beams.tar.xz"},
     {"", "models-other.tar.xz"},
 };
 

@@ -1,7 +1,9 @@
 /* test_beam: beam search (engine/generate/beam.c, gen_beam.c) against transformers 4.57.6's
- * generate on the llama-lm and t5-s2s fixtures: every recorded setting of
- * tests/data/models-issue16-beams.tar.xz (tools/refgen/beams.py), ids exact, sequence scores
- * within 1e-4, with the caches forked by gen_beam's reordering. */
+ * generate on the llama-lm, t5-s2s and bart-s2s fixtures (every recorded setting of
+ * tests/data/models-issue16-beams.tar.xz, tools/refgen/beams.py) and on the issue-16
+ * architectures s2s-{bart,mbart,marian,m2m100,pegasus,mt5} (each family's own generation config
+ * and shared settings, tests/data/models-issue16-bart.tar.xz, tools/refgen/bart_family.py): ids
+ * exact, sequence scores within 1e-4, with the caches forked by gen_beam's reordering. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,10 +20,10 @@ static void on_event(void *arg, const struct gen_step_event *ev)
 }
 
 /* The settings of one recorded row over p. */
-static void apply(struct gen_params *p, const json_t *row)
+static void apply(struct gen_params *p, const json_t *row, uint32_t max_new)
 {
     const json_t *kw = json_object_get(row, "params");
-    p->max_new_tokens = 12;
+    p->max_new_tokens = max_new;
     p->num_beams = (uint32_t)json_integer_value(json_object_get(kw, "num_beams"));
     const json_t *v;
     if ((v = json_object_get(kw, "length_penalty")))
@@ -52,11 +54,12 @@ static void apply(struct gen_params *p, const json_t *row)
 
 /* Runs one setting and compares it with the row; returns the number of mismatches. */
 static int run_row(struct generator *g, const struct gen_model *m, const int32_t *prompt,
-                   size_t n_prompt, const json_t *row, bool enc_dec, const char *what)
+                   size_t n_prompt, const json_t *row, uint32_t max_new, bool enc_dec,
+                   const char *what)
 {
     struct gen_params p;
     gen_params_init(&p, gen_model_config(m));
-    apply(&p, row);
+    apply(&p, row, max_new);
     struct gen_beam *b = NULL;
     struct err e = {0};
     char failed[256] = "";
@@ -105,7 +108,8 @@ static int run_row(struct generator *g, const struct gen_model *m, const int32_t
     return bad;
 }
 
-static void check_model(const char *name)
+/* Every setting of refs (a file of dir) on the model fixture name. */
+static void check_refs(const char *name, const char *dir, const char *file)
 {
     struct gen_model *m = NULL;
     struct err e = {0};
@@ -116,11 +120,9 @@ static void check_model(const char *name)
         &e);
     ck_assert_ptr_nonnull(g);
     ck_assert_msg(generator_prepare(g, &e) == 0 && generator_open(g, &e) == 0, "%s", e.msg);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/beams", fixture_dir("models-issue16-beams.tar.xz"));
-    char file[64];
-    snprintf(file, sizeof file, "%s.json", name);
-    json_t *refs = fixture_json(path, file);
+    json_t *refs = fixture_json(dir, file);
+    const json_t *mn = json_object_get(refs, "beam_new_tokens");
+    uint32_t max_new = mn ? (uint32_t)json_integer_value(mn) : 12;
     bool enc_dec = gen_model_is_encoder_decoder(m);
     int bad = 0, rows = 0;
     const json_t *inputs = json_object_get(refs, "inputs");
@@ -133,12 +135,29 @@ static void check_model(const char *name)
             prompt[j] = (int32_t)json_integer_value(json_array_get(ids, j));
         const json_t *beams = json_object_get(in, "beams");
         for (size_t k = 0; k < json_array_size(beams); k++, rows++)
-            bad += run_row(g, m, prompt, n, json_array_get(beams, k), enc_dec, name);
+            bad += run_row(g, m, prompt, n, json_array_get(beams, k), max_new, enc_dec, name);
     }
     ck_assert_msg(bad == 0, "%s: %d of %d beam settings differ (see stderr)", name, bad, rows);
     json_decref(refs);
     generator_free(g);
     gen_model_free(m);
+}
+
+static void check_model(const char *name)
+{
+    char path[1024], file[64];
+    snprintf(path, sizeof path, "%s/beams", fixture_dir("models-issue16-beams.tar.xz"));
+    snprintf(file, sizeof file, "%s.json", name);
+    check_refs(name, path, file);
+}
+
+/* An issue-16 architecture fixture (models-issue16-bart.tar.xz). */
+static void check_s2s(const char *name)
+{
+    char path[1024], file[64];
+    snprintf(path, sizeof path, "%s/refs", fixture_dir("models-issue16-bart.tar.xz"));
+    snprintf(file, sizeof file, "%s.json", name);
+    check_refs(name, path, file);
 }
 
 START_TEST(beams_llama)
@@ -153,6 +172,22 @@ START_TEST(beams_t5)
 }
 END_TEST
 
+START_TEST(beams_bart_s2s)
+{
+    check_model("bart-s2s");
+}
+END_TEST
+
+static const char *const s2s_names[] = {"s2s-bart",   "s2s-mbart",   "s2s-marian",
+                                        "s2s-marian-unshared", "s2s-m2m100", "s2s-pegasus",
+                                        "s2s-mt5"};
+
+START_TEST(beams_s2s)
+{
+    check_s2s(s2s_names[_i]);
+}
+END_TEST
+
 Suite *suite_beam(void)
 {
     Suite *s = suite_create("beam");
@@ -160,6 +195,8 @@ Suite *suite_beam(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, beams_llama);
     tcase_add_test(tc, beams_t5);
+    tcase_add_test(tc, beams_bart_s2s);
+    tcase_add_loop_test(tc, beams_s2s, 0, (int)(sizeof s2s_names / sizeof s2s_names[0]));
     suite_add_tcase(s, tc);
     return s;
 }

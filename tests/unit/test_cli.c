@@ -326,21 +326,24 @@ START_TEST(run_unsupported_model_type)
     } cases[] = {
         {"gpt2-lm", "phi", "text-generation",
          "model_type 'phi' is not supported for text generation (supported: gpt2, llama, "
-         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
+         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5, mt5, bart, mbart, "
+         "marian, m2m_100, pegasus)"},
         {"gpt2-lm", "phi", "text2text-generation",
          "model_type 'phi' is not supported for text generation (supported: gpt2, llama, "
-         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
+         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5, mt5, bart, mbart, "
+         "marian, m2m_100, pegasus)"},
         {"bert-seqcls", "funnel", "text-classification",
          "model_type 'funnel' is not supported for the encoder tasks (supported: bert, roberta, "
          "xlm-roberta, camembert, distilbert, albert, electra, modernbert, mpnet, deberta-v2, "
-         "llama, mistral, qwen2, qwen3)"},
+         "llama, mistral, qwen2, qwen3, bart)"},
         {"gpt2-lm", NULL, "fill-mask",
          "model_type 'gpt2' is not supported for the encoder tasks (supported: bert, roberta, "
          "xlm-roberta, camembert, distilbert, albert, electra, modernbert, mpnet, deberta-v2, "
-         "llama, mistral, qwen2, qwen3)"},
+         "llama, mistral, qwen2, qwen3, bart)"},
         {"bert-seqcls", NULL, "text-generation",
          "model_type 'bert' is not supported for text generation (supported: gpt2, llama, "
-         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5)"},
+         "mistral, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, t5, mt5, bart, mbart, "
+         "marian, m2m_100, pegasus)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *dir = model_copy(cases[i].src, NULL, cases[i].type);

@@ -763,7 +763,8 @@ START_TEST(config_unsupported_model_type)
     ck_assert_str_eq(e.msg, "dir/config.json: model_type 'phi' is not supported (supported: bert, "
                             "roberta, xlm-roberta, camembert, electra, albert, distilbert, mpnet, "
                             "deberta-v2, gpt2, llama, mistral, qwen2, qwen3, gemma, gemma2, "
-                            "gemma3_text, phi3, t5, modernbert)");
+                            "gemma3_text, phi3, t5, mt5, modernbert, bart, mbart, marian, "
+                            "m2m_100, pegasus)");
     const char *dir = fixture_model("bert-seqcls");
     static const char *const gen[] = {"gpt2", "llama"};
     const struct hf_accept accept = {gen, 2, "text generation"};

@@ -1,0 +1,55 @@
+/* hf_config_seq2seq: the config.json fields of the BART-like encoder-decoders (BartConfig,
+ * MBartConfig, MarianConfig, M2M100Config, PegasusConfig: decoder sizes, scale_embedding,
+ * Marian's share_encoder_decoder_embeddings) with each config class's defaults, a row per
+ * model_type in s2s_defaults[]. The encoder's sizes are read as the generic ones (hf_config.c's
+ * aliases encoder_layers, encoder_attention_heads, encoder_ffn_dim). See hf_config.h. */
+#include <string.h>
+
+#include "loader/hf_config_read.h"
+
+/* A config class's defaults for the decoder keys a file may omit. */
+struct s2s_defaults {
+    const char *model_type;
+    int64_t decoder_layers, decoder_attention_heads, decoder_ffn_dim;
+    bool scale_embedding;
+};
+
+static const struct s2s_defaults s2s_defaults[] = {
+    {"bart", 12, 16, 4096, false},   {"mbart", 12, 16, 4096, false},
+    {"marian", 6, 8, 2048, false},   {"m2m_100", 12, 16, 4096, true},
+    {"pegasus", 12, 16, 4096, false},
+};
+
+int hf_config_read_seq2seq(const struct reader *r, struct hf_config *c)
+{
+    const struct s2s_defaults *d = NULL;
+    for (size_t i = 0; i < sizeof s2s_defaults / sizeof s2s_defaults[0]; i++)
+        if (strcmp(s2s_defaults[i].model_type, c->model_type) == 0)
+            d = &s2s_defaults[i];
+    if (!d)
+        return 0;
+    static const char *const layers[] = {"decoder_layers", NULL};
+    static const char *const heads[] = {"decoder_attention_heads", NULL};
+    static const char *const ffn[] = {"decoder_ffn_dim", NULL};
+    struct hf_seq2seq *s = &c->s2s;
+    c->is_encoder_decoder = true;
+    c->num_decoder_layers = d->decoder_layers;
+    s->decoder_attention_heads = d->decoder_attention_heads;
+    s->decoder_ffn_dim = d->decoder_ffn_dim;
+    s->scale_embedding = d->scale_embedding;
+    s->share_encoder_decoder_embeddings = true;
+    int rc = get_size(r, layers, &c->num_decoder_layers, false);
+    if (!rc)
+        rc = get_size(r, heads, &s->decoder_attention_heads, false);
+    if (!rc)
+        rc = get_size(r, ffn, &s->decoder_ffn_dim, false);
+    if (!rc)
+        rc = get_bool(r, "scale_embedding", &s->scale_embedding);
+    if (!rc)
+        rc = get_bool(r, "share_encoder_decoder_embeddings", &s->share_encoder_decoder_embeddings);
+    if (!rc && c->hidden_size % s->decoder_attention_heads != 0)
+        rc = err_set(r->e, ERR_FORMAT,
+                     "%s: 'd_model' %lld is not a multiple of 'decoder_attention_heads' %lld",
+                     r->what, (long long)c->hidden_size, (long long)s->decoder_attention_heads);
+    return rc;
+}
