@@ -2,6 +2,8 @@
  * API dialects that fill it from a request live in server/ (params_*.c); see params.h. */
 #include "generate/params.h"
 
+#include "generate/grammar.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +32,8 @@ void gen_params_fini(struct gen_params *p)
     for (size_t i = 0; i < p->n_stop; i++)
         free(p->stop[i]);
     p->n_stop = 0;
+    grammar_unref(p->grammar);
+    p->grammar = NULL;
 }
 
 int gen_params_add_stop(struct gen_params *p, const char *s, size_t len, struct err *e)
@@ -52,6 +56,7 @@ int gen_params_copy(struct gen_params *dst, const struct gen_params *src, struct
 {
     *dst = *src;
     dst->n_stop = 0;
+    grammar_ref(dst->grammar);
     for (size_t i = 0; i < src->n_stop; i++) {
         int rc = gen_params_add_stop(dst, src->stop[i], src->stop_len[i], e);
         if (rc) {

@@ -73,6 +73,8 @@ int gen_config_parse(const char *json, size_t len, const char *what, struct gen_
  * eos_token_id: takes config.json's ids (hf_config.eos_token_ids) in that case. */
 void gen_config_fallback_eos(struct gen_config *cfg, const int64_t *ids, size_t n);
 
+struct grammar;
+
 struct gen_params {
     /* stopping (stop.h) */
     uint32_t max_new_tokens;  /* 0 = not given: the dialect resolves it (prompt known) */
@@ -122,6 +124,10 @@ struct gen_params {
     uint32_t min_new_tokens;       /* eos banned before this many new tokens; 0 = off */
     int32_t forced_bos_token_id;   /* -1 = off: the first generated token (encoder-decoder) */
     int32_t forced_eos_token_id;   /* -1 = off: the token at max length */
+
+    /* constrained decoding (grammar.h): the output must match it; NULL = none. Owned: one
+     * reference, dropped by gen_params_fini and taken again by gen_params_copy. */
+    struct grammar *grammar;
 };
 
 /* Neutral values: greedy, every processor off (temperature, top_p, typical_p and
