@@ -28,6 +28,8 @@
  *   - oneOf is generated as anyOf (its branches should not overlap). */
 #include "schema_regex.h"
 
+#include "engine.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -71,6 +73,13 @@ static char *fmt(struct ctx *c, const char *f, ...)
     va_end(ap);
     if (!s && !c->rc)
         c->rc = err_set(c->e, ERR_NOMEM, "out of memory");
+    if (s && strlen(s) > GRAMMAR_MAX_REGEX) { /* nested objects multiply: stop early */
+        free(s);
+        s = NULL;
+        if (!c->rc)
+            c->rc = err_set(c->e, ERR_INVALID, "JSON schema too complex (its regex is over %zu "
+                                               "bytes)", GRAMMAR_MAX_REGEX);
+    }
     return s;
 }
 
@@ -157,6 +166,13 @@ static char *alt(struct ctx *c, char **parts, size_t n)
     if (out && !any) {
         free(out);
         return UNSAT;
+    }
+    if (out && strlen(out) > GRAMMAR_MAX_REGEX) {
+        free(out);
+        if (!c->rc)
+            c->rc = err_set(c->e, ERR_INVALID, "JSON schema too complex (its regex is over %zu "
+                                               "bytes)", GRAMMAR_MAX_REGEX);
+        return NULL;
     }
     return out;
 }

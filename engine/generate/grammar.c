@@ -604,6 +604,7 @@ struct closure {
     int32_t *seen; /* the states marked, to unmark them after */
     uint8_t *mark;
     int32_t fin;
+    size_t work; /* states visited so far (bounded by GRAMMAR_MAX_WORK) */
 };
 
 static size_t closure_of(struct closure *c, const struct nfa *a, const int32_t *seed, size_t n_seed,
@@ -629,6 +630,7 @@ static size_t closure_of(struct closure *c, const struct nfa *a, const int32_t *
     }
     for (size_t i = 0; i < n_seen; i++)
         c->mark[c->seen[i]] = 0;
+    c->work += n_seen;
     qsort(out, n, sizeof *out, cmp_i32);
     return n;
 }
@@ -695,94 +697,77 @@ static void builder_free(struct builder *b)
     free(b->table);
 }
 
-/* Fills g->trans / g->accept from the NFA (start 0, final fin). */
-static int determinize(struct grammar *g, const struct nfa *a, int32_t fin, struct err *e)
+/* The epsilon edges as adjacency lists: the targets of state i are adj[off[i] .. off[i+1]). */
+static int eps_adjacency(const struct nfa *a, size_t **off_out, int32_t **adj_out, struct err *e)
 {
-    int rc = 0;
     size_t N = a->n;
-    size_t *off = calloc(N + 1, sizeof *off);
+    size_t *off = calloc(N + 1, sizeof *off), *fill = calloc(N, sizeof *fill);
     int32_t *adj = malloc((a->n_eps ? a->n_eps : 1) * sizeof *adj);
-    int32_t *stack = malloc(N * sizeof *stack), *seed = malloc(N * sizeof *seed);
-    int32_t *seen = malloc(N * sizeof *seen);
-    int32_t *cur = malloc(N * sizeof *cur);
-    uint8_t *mark = calloc(N, 1);
-    struct builder b = {0};
-    b.cap_ds = GRAMMAR_MAX_STATES;
-    b.table_cap = 1u << 16; /* > 2 * GRAMMAR_MAX_STATES */
-    b.ds = malloc(b.cap_ds * sizeof *b.ds);
-    b.table = malloc(b.table_cap * sizeof *b.table);
-    size_t tcap = 1024;
-    g->trans = malloc(tcap * (size_t)g->n_classes * sizeof *g->trans);
-    if (!off || !adj || !stack || !seed || !seen || !cur || !mark || !b.ds || !b.table || !g->trans) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        goto done;
+    if (!off || !fill || !adj) {
+        free(off);
+        free(fill);
+        free(adj);
+        return err_set(e, ERR_NOMEM, "out of memory");
     }
-    memset(b.table, 0xff, b.table_cap * sizeof *b.table);
     for (size_t k = 0; k < a->n_eps; k++)
         off[a->eps[k].from + 1]++;
     for (size_t i = 0; i < N; i++)
         off[i + 1] += off[i];
-    {
-        size_t *fill = calloc(N, sizeof *fill);
-        if (!fill) {
-            rc = err_set(e, ERR_NOMEM, "out of memory");
-            goto done;
+    for (size_t k = 0; k < a->n_eps; k++)
+        adj[off[a->eps[k].from] + fill[a->eps[k].from]++] = a->eps[k].to;
+    free(fill);
+    *off_out = off;
+    *adj_out = adj;
+    return 0;
+}
+
+/* The subset construction's scratch, NFA-sized. */
+struct subset {
+    struct closure c;
+    int32_t *seed, *cur;
+    int rep[256]; /* a byte of each class */
+};
+
+/* Row d of g->trans: for each byte class, the DFA state its bytes lead to (new ones added to
+ * b), -1 when none. */
+static int subset_row(struct grammar *g, const struct nfa *a, struct builder *b,
+                      struct subset *w, size_t d, struct err *e)
+{
+    for (int k = 0; k < g->n_classes; k++) {
+        int by = w->rep[k];
+        size_t ns = 0;
+        const struct dstate *D = &b->ds[d];
+        for (size_t i = 0; i < D->n; i++) {
+            const struct nfa_state *s = &a->st[D->set[i]];
+            if (s->next >= 0 && ((s->set[by >> 6] >> (by & 63)) & 1))
+                w->seed[ns++] = s->next;
         }
-        for (size_t k = 0; k < a->n_eps; k++)
-            adj[off[a->eps[k].from] + fill[a->eps[k].from]++] = a->eps[k].to;
-        free(fill);
-    }
-    struct closure c = {off, adj, stack, seen, mark, fin};
-    /* the rep byte of each class */
-    int rep[256];
-    for (int by = 255; by >= 0; by--)
-        rep[g->cls[by]] = by;
-    int32_t start = 0;
-    size_t n = closure_of(&c, a, &start, 1, cur);
-    bool added;
-    if ((rc = find_or_add(&b, cur, n, &added, e)) < 0)
-        goto done;
-    rc = 0;
-    for (size_t d = 0; d < b.n_ds; d++) {
-        if (d + 1 > tcap) {
-            tcap *= 2;
-            int32_t *nt = realloc(g->trans, tcap * (size_t)g->n_classes * sizeof *nt);
-            if (!nt) {
-                rc = err_set(e, ERR_NOMEM, "out of memory");
-                goto done;
-            }
-            g->trans = nt;
+        int32_t to = -1;
+        bool added;
+        if (w->c.work > GRAMMAR_MAX_WORK)
+            return err_set(e, ERR_INVALID, "the grammar is too complex (its automaton takes too "
+                                           "long to build)");
+        if (ns > 0) {
+            size_t n = closure_of(&w->c, a, w->seed, ns, w->cur);
+            to = find_or_add(b, w->cur, n, &added, e);
+            if (to < 0)
+                return to;
         }
-        for (int k = 0; k < g->n_classes; k++) {
-            int by = rep[k];
-            size_t ns = 0;
-            const struct dstate *D = &b.ds[d];
-            for (size_t i = 0; i < D->n; i++) {
-                const struct nfa_state *s = &a->st[D->set[i]];
-                if (s->next >= 0 && ((s->set[by >> 6] >> (by & 63)) & 1))
-                    seed[ns++] = s->next;
-            }
-            int32_t to = -1;
-            if (ns > 0) {
-                n = closure_of(&c, a, seed, ns, cur);
-                to = find_or_add(&b, cur, n, &added, e);
-                if (to < 0) {
-                    rc = to;
-                    goto done;
-                }
-            }
-            g->trans[d * (size_t)g->n_classes + (size_t)k] = to;
-        }
+        g->trans[d * (size_t)g->n_classes + (size_t)k] = to;
     }
-    g->n_states = b.n_ds;
-    g->accept = calloc(b.n_ds, 1);
-    g->complete = calloc(b.n_ds, 1);
-    if (!g->accept || !g->complete) {
-        rc = err_set(e, ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t d = 0; d < b.n_ds; d++) {
-        const struct dstate *D = &b.ds[d];
+    return 0;
+}
+
+/* g->accept (holds the final NFA state) and g->complete (accepts, no way on). */
+static int final_states(struct grammar *g, const struct builder *b, int32_t fin, struct err *e)
+{
+    g->n_states = b->n_ds;
+    g->accept = calloc(b->n_ds, 1);
+    g->complete = calloc(b->n_ds, 1);
+    if (!g->accept || !g->complete)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    for (size_t d = 0; d < b->n_ds; d++) {
+        const struct dstate *D = &b->ds[d];
         for (size_t i = 0; i < D->n; i++)
             if (D->set[i] == fin)
                 g->accept[d] = 1;
@@ -791,21 +776,72 @@ static int determinize(struct grammar *g, const struct nfa *a, int32_t fin, stru
             out |= g->trans[d * (size_t)g->n_classes + (size_t)k] >= 0;
         g->complete[d] = g->accept[d] && !out;
     }
-done:
+    return 0;
+}
+
+/* Fills g->trans, g->accept and g->complete from the NFA (start 0, final fin). */
+static int determinize(struct grammar *g, const struct nfa *a, int32_t fin, struct err *e)
+{
+    size_t N = a->n, tcap = 1024;
+    struct subset w = {.c = {.fin = fin}};
+    struct builder b = {.cap_ds = GRAMMAR_MAX_STATES, .table_cap = 1u << 16}; /* > 2 x states */
+    size_t *off = NULL;
+    int32_t *adj = NULL;
+    int rc = eps_adjacency(a, &off, &adj, e);
+    w.c.adj_off = off;
+    w.c.adj = adj;
+    w.c.stack = malloc(N * sizeof *w.c.stack);
+    w.c.seen = malloc(N * sizeof *w.c.seen);
+    w.c.mark = calloc(N, 1);
+    w.seed = malloc(N * sizeof *w.seed);
+    w.cur = malloc(N * sizeof *w.cur);
+    b.ds = malloc(b.cap_ds * sizeof *b.ds);
+    b.table = malloc(b.table_cap * sizeof *b.table);
+    g->trans = malloc(tcap * (size_t)g->n_classes * sizeof *g->trans);
+    if (!rc && (!w.c.stack || !w.c.seen || !w.c.mark || !w.seed || !w.cur || !b.ds || !b.table ||
+                !g->trans))
+        rc = err_set(e, ERR_NOMEM, "out of memory");
+    if (!rc) {
+        memset(b.table, 0xff, b.table_cap * sizeof *b.table);
+        for (int by = 255; by >= 0; by--)
+            w.rep[g->cls[by]] = by;
+        int32_t start = 0;
+        bool added;
+        size_t n = closure_of(&w.c, a, &start, 1, w.cur);
+        int32_t first = find_or_add(&b, w.cur, n, &added, e);
+        rc = first < 0 ? first : 0;
+    }
+    for (size_t d = 0; !rc && d < b.n_ds; d++) {
+        if (d + 1 > tcap) {
+            tcap *= 2;
+            int32_t *nt = realloc(g->trans, tcap * (size_t)g->n_classes * sizeof *nt);
+            if (!nt) {
+                rc = err_set(e, ERR_NOMEM, "out of memory");
+                break;
+            }
+            g->trans = nt;
+        }
+        rc = subset_row(g, a, &b, &w, d, e);
+    }
+    if (!rc)
+        rc = final_states(g, &b, fin, e);
     builder_free(&b);
     free(off);
     free(adj);
-    free(stack);
-    free(seed);
-    free(seen);
-    free(cur);
-    free(mark);
+    free(w.c.stack);
+    free(w.c.seen);
+    free(w.c.mark);
+    free(w.seed);
+    free(w.cur);
     return rc;
 }
 
 int grammar_compile(const char *re, size_t len, struct grammar **out, struct err *e)
 {
     *out = NULL;
+    if (len > GRAMMAR_MAX_REGEX)
+        return err_set(e, ERR_INVALID, "the grammar is too complex (a regex of %zu bytes, over %zu)",
+                       len, GRAMMAR_MAX_REGEX);
     struct parser p = {(const unsigned char *)re, len, 0, e, 0, 0};
     if (p.n > 0 && p.s[0] == '^')
         p.i++;

@@ -34,7 +34,9 @@
 
 #include "err.h"
 
+#define GRAMMAR_MAX_REGEX ((size_t)512 << 10) /* bytes of regex text */
 #define GRAMMAR_MAX_NFA 400000  /* NFA states a regex may expand to (counted repetitions) */
+#define GRAMMAR_MAX_WORK 50000000 /* NFA states visited by the subset construction */
 #define GRAMMAR_MAX_STATES 20000 /* automaton states; more is "too complex" */
 #define GRAMMAR_MASK_BUDGET ((size_t)256 << 20) /* cached mask bytes per grammar */
 
@@ -43,8 +45,9 @@ struct gram_vocab;
 struct tokenizer;
 
 /* Compiles re (len bytes, need not be NUL-terminated). ERR_INVALID with a message naming the
- * position or the construct for a bad or unsupported regex, or one whose automaton would be
- * over GRAMMAR_MAX_STATES; ERR_NOMEM. *out has one reference. */
+ * position or the construct for a bad or unsupported regex, or one over the bounds above (its
+ * text, its NFA, its automaton, or the work of building it: a request cannot make the compiler
+ * run long or grow large); ERR_NOMEM. *out has one reference. */
 int grammar_compile(const char *re, size_t len, struct grammar **out, struct err *e);
 struct grammar *grammar_ref(struct grammar *g);
 void grammar_unref(struct grammar *g); /* NULL passes */

@@ -205,6 +205,24 @@ START_TEST(schema_refuses)
                    "no value can satisfy");
     schema_refused("{\"type\":\"string\",\"pattern\":\"(?=a)\"}", "lookaround");
     schema_refused("{\"type\":\"array\",\"items\":[{\"type\":\"string\"}]}", "tuples");
+    /* what a request could use to make the compiler run long or grow large: objects of 12
+     * optional properties nested 3 deep (their regex would be gigabytes); 2^20 DFA states */
+    static char big[65536], next[65536];
+    strcpy(big, "{\"type\":\"string\"}");
+    for (int depth = 0; depth < 3; depth++) {
+        strcpy(next, "{\"type\":\"object\",\"properties\":{");
+        for (int k = 0; k < 12; k++) {
+            size_t l = strlen(next);
+            snprintf(next + l, sizeof next - l, "%s\"p%d\":%s", k ? "," : "", k, big);
+            ck_assert(strlen(next) < sizeof next - 64);
+        }
+        strcat(next, "}}");
+        if (strlen(next) >= sizeof big)
+            break;
+        strcpy(big, next);
+    }
+    schema_refused(big, "too complex");
+    refuses("(?:[ab]*a[ab]{19})|x", "too complex");
 }
 END_TEST
 
