@@ -58,7 +58,7 @@ check config/ $(git ls-files 'config/*.c' 'config/*.h')
 forbidden=$(echo "$engine_h" | grep -vx 'engine.h')
 # shellcheck disable=SC2046
 check server/ $(git ls-files 'server/*.c' 'server/*.h')
-facade="engine.h dtype.h generate/generator.h generate/params.h generate/sampling.h
+facade="engine.h dtype.h generate/generator.h generate/grammar.h generate/params.h generate/sampling.h
 generate/stop.h pipelines/runner.h pipelines/task_table.h tokenizer/tokenizer.h tokenizer/nstr.h"
 for h in $facade; do
     for inc in $(includes "engine/$h"); do

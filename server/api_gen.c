@@ -123,7 +123,8 @@ struct gen_call *gen_call_new(struct call *c, struct model *m, const struct gen_
 /* A refused request, not a failure: TGI's message starts "Input validation error: ". */
 static bool is_validation(int kind)
 {
-    return kind == ERR_GEN_INVALID || kind == ERR_INVALID || kind == ERR_INPUT;
+    return kind == ERR_GEN_INVALID || kind == ERR_GEN_SCHEMA || kind == ERR_INVALID ||
+           kind == ERR_INPUT;
 }
 
 void gen_call_error(struct gen_call *g, int kind, const char *param, const char *msg)

@@ -579,7 +579,9 @@ static void openai_route(struct call *c, const struct gen_api *d)
     const char *key = NULL;
     if (gen_api_unsupported(d, body, &key, &e) != 0 ||
         gen_api_parse(d, body, gen_model_config(g->gm), &lim, &g->params, &e) != 0) {
-        gen_call_error(g, ERR_GEN_INVALID, key, e.msg);
+        bool schema = e.kind == ERR_GEN_SCHEMA;
+        gen_call_error(g, schema ? ERR_GEN_SCHEMA : ERR_GEN_INVALID,
+                       schema ? "response_format" : key, e.msg);
         return;
     }
     if (gen_model_is_encoder_decoder(g->gm) && d == &gen_api_completions &&

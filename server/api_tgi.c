@@ -287,7 +287,8 @@ static struct gen_call *tgi_prepare(struct call *c, bool stream, bool compat)
     const json_t *params = json_object_get(body, "parameters");
     if (gen_api_parse(&gen_api_tgi, params, gen_model_config(g->gm), &lim, &g->params, &e) != 0 ||
         (stream && tgi_check_stream(&g->params, &e) != 0)) {
-        gen_call_error(g, ERR_GEN_INVALID, "parameters", e.msg);
+        gen_call_error(g, e.kind == ERR_GEN_SCHEMA ? ERR_GEN_SCHEMA : ERR_GEN_INVALID,
+                       "parameters", e.msg);
         return NULL;
     }
     const json_t *full = json_object_get(params, "return_full_text");

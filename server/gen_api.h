@@ -74,15 +74,15 @@ void gen_api_init(const struct gen_api *a, struct gen_params *p, const struct ge
  * request body; pipeline: the `parameters` object or NULL). cfg may be NULL (no
  * generation_config.json); lim NULL is gen_limits_default(). Keys gen_api_unsupported refuses
  * are ERR_INVALID; unknown keys are ignored, as the reference servers do; JSON null is absent.
- * A wrong type or an invalid value is ERR_INVALID with a message naming the field. out needs
- * gen_params_fini afterwards, also on failure. */
+ * A wrong type or an invalid value is ERR_INVALID with a message naming the field; an output
+ * constraint (OpenAI response_format, TGI grammar) that cannot be compiled is ERR_GEN_SCHEMA
+ * (constraint.h). out needs gen_params_fini afterwards, also on failure. */
 int gen_api_parse(const struct gen_api *a, const json_t *obj, const struct gen_config *cfg,
                   const struct gen_limits *lim, struct gen_params *out, struct err *e);
 
 /* The first key of obj (TGI and pipeline: the `parameters` object; OpenAI: the whole body)
  * that the dialect's reference defines, inferd does not implement, and that asks for something
- * (a constraint on what is generated: TGI `grammar`, OpenAI `tools`, `response_format` other
- * than {"type": "text"}, `logit_bias`, the pipeline's `prefix`, ...): ERR_INVALID
+ * (OpenAI `logit_bias`, the pipeline's `prefix`, ...): ERR_INVALID
  * "`KEY` is not supported: inferd does not implement ...", *key (may be NULL) set to it. Null
  * and neutral values (watermark false, tool_choice "none", logit_bias {}) pass; metadata (user,
  * metadata, store) and unknown keys are not its business. gen_api_parse calls it first; the

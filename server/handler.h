@@ -63,6 +63,8 @@ enum http_err_kind {
     ERR_GEN_INVALID = -104,  /* a generation request its dialect's rules refuse (parameters,
                               * prompt, messages, template, the scheduler's limits) */
     ERR_GEN_FAILED = -105,   /* a generation that failed once started */
+    ERR_GEN_SCHEMA = -106,   /* an output constraint (JSON schema, regex) that cannot be compiled:
+                              * the unsupported keyword, the malformed regex */
 };
 
 /* Answers now with an error in the route's dialect: kind (enum err_kind or enum

@@ -13,9 +13,11 @@
  * those of the raw logits (vLLM's default logprobs mode). Length errors are vLLM's ("This
  * model's maximum context length is ..."). Finish reasons: "length", "stop". The model,
  * messages or prompt and the other fields that are not generation parameters are the routes'
- * business (api_openai_gen.c). See gen_api.h. */
+ * business (api_openai_gen.c). response_format json_object / json_schema constrains the output
+ * (constraint.h). See gen_api.h. */
 #include <string.h>
 
+#include "constraint.h"
 #include "engine.h"
 #include "gen_api.h"
 
@@ -31,14 +33,6 @@ static bool is_none(const json_t *v, const json_t *obj)
 {
     (void)obj;
     return json_is_string(v) && strcmp(json_string_value(v), "none") == 0;
-}
-
-/* response_format {"type": "text"}: plain text, what is generated anyway */
-static bool is_text_format(const json_t *v, const json_t *obj)
-{
-    (void)obj;
-    const char *t = json_string_value(json_object_get(v, "type"));
-    return json_is_object(v) && t && strcmp(t, "text") == 0;
 }
 
 /* modalities ["text"] */
@@ -79,7 +73,6 @@ static const struct params_refused completions_refused[] = {
 
 /* Both routes' (checked after the route's own). */
 static const struct params_refused openai_refused[] = {
-    {"response_format", is_text_format, "structured output (json_object, json_schema)"},
     {"logit_bias", params_is_empty, "logit bias"},
     {"modalities", is_text_only, "output modalities other than text"},
     {"audio", NULL, "audio output"},
@@ -325,6 +318,40 @@ static int openai_stream_stop(bool completions, const json_t *o, const struct ge
     return rc ? rc : openai_stop_ids(o, p, e);
 }
 
+/* response_format: {"type": "text"} (no constraint), {"type": "json_object"} (any JSON object)
+ * or {"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}: the
+ * output constraint (constraint.h; its errors are ERR_GEN_SCHEMA). */
+static int openai_response_format(const json_t *o, struct gen_params *p, struct err *e)
+{
+    const json_t *rf = json_object_get(o, "response_format");
+    if (!rf || json_is_null(rf))
+        return 0;
+    const char *t = json_string_value(json_object_get(rf, "type"));
+    if (!json_is_object(rf) || !t)
+        return err_set(e, ERR_INVALID, "`response_format` must be an object with a `type`");
+    if (strcmp(t, "text") == 0)
+        return 0;
+    int rc;
+    if (strcmp(t, "json_object") == 0) {
+        rc = constraint_schema(NULL, &p->grammar, e);
+    } else if (strcmp(t, "json_schema") == 0) {
+        const json_t *js = json_object_get(rf, "json_schema");
+        const json_t *strict = json_object_get(js, "strict");
+        if (!json_is_object(js) || !json_is_string(json_object_get(js, "name")))
+            return err_set(e, ERR_INVALID, "`response_format.json_schema` must be an object "
+                                           "with a `name`");
+        if (strict && !json_is_boolean(strict) && !json_is_null(strict))
+            return err_set(e, ERR_INVALID, "`response_format.json_schema.strict` must be a "
+                                           "boolean");
+        const json_t *schema = json_object_get(js, "schema");
+        rc = constraint_schema(schema && !json_is_null(schema) ? schema : NULL, &p->grammar, e);
+    } else {
+        return err_set(e, ERR_INVALID, "`response_format.type` must be \"text\", "
+                                       "\"json_object\" or \"json_schema\"");
+    }
+    return rc ? err_prefix(e, "`response_format`: ") : 0;
+}
+
 static int openai_read(bool completions, const json_t *o, const struct gen_limits *lim,
                        struct gen_params *p, struct err *e)
 {
@@ -337,6 +364,8 @@ static int openai_read(bool completions, const json_t *o, const struct gen_limit
         rc = openai_logprobs(completions, o, p, e);
     if (!rc)
         rc = openai_stream_stop(completions, o, lim, p, e);
+    if (!rc)
+        rc = openai_response_format(o, p, e);
     return rc;
 }
 

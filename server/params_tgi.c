@@ -12,15 +12,15 @@
  * the processed distribution (after penalties and warpers). Absent max_new_tokens: up to
  * max_total_tokens - prompt (resolved once the prompt is known). return_full_text defaults to
  * false (/generate's default). `presence_penalty` is accepted too (range [-2, 2]), an
- * extension. Finish reasons: "length", "eos_token", "stop_sequence". See gen_api.h. */
+ * extension. `grammar` (json or regex) constrains the output (constraint.h). Finish reasons: "length", "eos_token", "stop_sequence". See gen_api.h. */
 #include <string.h>
 
+#include "constraint.h"
 #include "engine.h"
 #include "gen_api.h"
 
 /* Keys TGI defines and inferd does not implement. */
 static const struct params_refused refused[] = {
-    {"grammar", NULL, "grammar-constrained generation (JSON schema, regex)"},
     {"watermark", params_is_false, "watermarking"},
     {"adapter_id", NULL, "LoRA adapters"},
 };
@@ -179,6 +179,39 @@ static int tgi_rest(const struct tgi_raw *r, const struct gen_limits *lim, struc
     return 0;
 }
 
+/* grammar: {"type": "json", "value": a schema (or its text)} or {"type": "regex", "value":
+ * "..."}: the output constraint (constraint.h; its errors are ERR_GEN_SCHEMA). */
+static int tgi_grammar(const json_t *obj, struct gen_params *p, struct err *e)
+{
+    const json_t *g = json_object_get(obj, "grammar");
+    if (!g || json_is_null(g))
+        return 0;
+    const char *t = json_string_value(json_object_get(g, "type"));
+    const json_t *v = json_object_get(g, "value");
+    if (!json_is_object(g) || !t || !v)
+        return err_set(e, ERR_INVALID, "`grammar` must be {\"type\": \"json\" or \"regex\", "
+                                       "\"value\": ...}");
+    int rc;
+    if (strcmp(t, "regex") == 0) {
+        if (!json_is_string(v))
+            return err_set(e, ERR_INVALID, "`grammar.value` must be a string for type regex");
+        rc = constraint_regex(json_string_value(v), json_string_length(v), &p->grammar, e);
+    } else if (strcmp(t, "json") == 0 || strcmp(t, "json_schema") == 0) {
+        json_t *parsed = NULL;
+        if (json_is_string(v)) { /* TGI takes the schema as JSON text too */
+            parsed = json_loadb(json_string_value(v), json_string_length(v), 0, NULL);
+            if (!parsed)
+                return err_set(e, ERR_INVALID, "`grammar.value` is not a JSON schema");
+            v = parsed;
+        }
+        rc = constraint_schema(v, &p->grammar, e);
+        json_decref(parsed);
+    } else {
+        return err_set(e, ERR_INVALID, "`grammar.type` must be \"json\" or \"regex\"");
+    }
+    return rc ? err_prefix(e, "`grammar`: ") : 0;
+}
+
 static int tgi_read(const json_t *obj, const struct gen_limits *lim, struct gen_params *p,
                     struct err *e)
 {
@@ -199,6 +232,8 @@ static int tgi_read(const json_t *obj, const struct gen_limits *lim, struct gen_
         rc = tgi_sampling(&r, p, e);
     if (!rc)
         rc = tgi_rest(&r, lim, p, e);
+    if (!rc)
+        rc = tgi_grammar(obj, p, e);
     return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "batcher.h"
+#include "constraint.h"
 #include "daemon.h"
 #include "cpus.h"
 #include "http.h"
@@ -436,6 +437,7 @@ int serve_main(int argc, char **argv, void (*usage)(FILE *f))
     }
     metrics_free(s->metrics);
     config_free(&s->cfg);
+    constraint_cache_clear(); /* the compiled output constraints (the models are gone) */
     pthread_mutex_destroy(&s->reload_mu);
     free(s);
     return rc;

@@ -9,7 +9,10 @@
 #ifndef INFERD_GEN_IMPL_H
 #define INFERD_GEN_IMPL_H
 
+#include <pthread.h>
+
 #include "chat/template.h"
+#include "generate/grammar.h"
 #include "generate/generator.h"
 #include "ops/dnnl.h"
 #include "tokenizer/tokenizer.h"
@@ -58,7 +61,13 @@ struct gen_model {
     int32_t decoder_start_token_id; /* encoder-decoders; -1 otherwise */
     struct json_t *task_params;     /* config.json's task_specific_params (NULL: none) */
     char model_id[256];
+    /* constrained decoding's view of the vocabulary, made on first use (gen_model_gram_vocab) */
+    struct gram_vocab *gvocab;
+    pthread_mutex_t gvocab_mu;
 };
+
+/* The model's gram_vocab (made on the first call); NULL with e set when that failed. */
+const struct gram_vocab *gen_model_gram_vocab(const struct gen_model *m, struct err *e);
 
 struct generator {
     const struct gen_model *m;
@@ -91,6 +100,11 @@ struct gen_seq {
      * of sampling; no sampler, stopper or ids */
     struct gen_beam *beam;
     int beam_index;
+    /* constrained decoding (params->grammar): the automaton's state after the ids so far,
+     * the model's vocabulary view, and a mask the grammar's cache could not keep */
+    int32_t gstate;
+    const struct gram_vocab *gvocab;
+    uint64_t *gscratch;
 };
 
 /* gen_beam.c: where gen_seq_emit puts a beam's logits row. */

@@ -117,6 +117,7 @@ int gen_model_load(const char *dir, const struct gen_model_opts *o, struct gen_m
         return err_set(e, ERR_NOMEM, "out of memory");
     gen_config_init(&m->gen_config);
     m->decoder_start_token_id = -1;
+    pthread_mutex_init(&m->gvocab_mu, NULL);
     int rc = load_weights(dir, o, m, e);
     if (rc == 0)
         rc = tokenizer_load(dir, &m->tokenizer, e);
@@ -151,7 +152,22 @@ void gen_model_free(struct gen_model *m)
     tokenizer_free(m->tokenizer);
     chat_template_set_fini(&m->chat);
     json_decref(m->task_params);
+    gram_vocab_free(m->gvocab);
+    pthread_mutex_destroy(&m->gvocab_mu);
     free(m);
+}
+
+/* The vocabulary as constrained decoding sees it: made by the first request with a grammar
+ * (a decode per token: well under a second for 150,000 tokens), then kept with the model. */
+const struct gram_vocab *gen_model_gram_vocab(const struct gen_model *m, struct err *e)
+{
+    struct gen_model *mm = (struct gen_model *)m; /* the lazily made cache only */
+    pthread_mutex_lock(&mm->gvocab_mu);
+    if (!mm->gvocab)
+        gram_vocab_new(m->tokenizer, (size_t)m->vocab_size, &mm->gvocab, e);
+    const struct gram_vocab *v = mm->gvocab;
+    pthread_mutex_unlock(&mm->gvocab_mu);
+    return v;
 }
 
 /* ---- facts ---- */
@@ -294,6 +310,8 @@ int gen_model_check_request(const struct gen_model *m, const int32_t *prompt, si
         return err_set(e, ERR_INVALID,
                        "`decoder_input_details` is not supported by an encoder-decoder model "
                        "(text2text-generation): its input is encoded, not decoded");
+    if (p->grammar && p->num_beams > 1)
+        return err_set(e, ERR_INVALID, "an output constraint is not supported with beam search");
     for (size_t i = 0; i < n; i++)
         if (prompt[i] < 0 || prompt[i] >= m->vocab_size)
             return err_set(e, ERR_INVALID, "prompt token %zu: id %d is not in the vocabulary (%d)",

@@ -86,6 +86,7 @@ void gen_seq_free(struct gen_seq *s)
     stopper_free(s->stopper);
     free(s->ids);
     free(s->prompt_logprobs);
+    free(s->gscratch);
     free(s);
 }
 
@@ -107,6 +108,14 @@ static int seq_init(const struct gen_model *m, struct gen_seq *s, struct err *e)
     if (rc)
         return rc;
     sampler_add_prompt(s->sampler, seen, n_seen);
+    if (s->params->grammar) {
+        s->gvocab = gen_model_gram_vocab(m, e);
+        if (!s->gvocab)
+            return e && e->kind ? e->kind : ERR_NOMEM;
+        s->gscratch = malloc(((size_t)m->vocab_size + 63) / 64 * sizeof *s->gscratch);
+        if (!s->gscratch)
+            return err_set(e, ERR_NOMEM, "out of memory");
+    }
     s->ids = malloc(s->params->max_new_tokens * sizeof *s->ids);
     if (!s->ids)
         return err_set(e, ERR_NOMEM, "out of memory");
@@ -209,11 +218,69 @@ void gen_seq_prompt_logprobs(struct gen_seq *s, const float *rows, int k, int V)
     }
 }
 
+/* Constrained decoding: the tokens the grammar refuses in s's state get -inf; the eos ids
+ * stay only in an accepting state. NULL when fine, else why s cannot go on. */
+static const char *grammar_constrain(const struct gen_model *m, struct gen_seq *s, float *logits)
+{
+    const struct gen_params *p = s->params;
+    const uint64_t *mask = grammar_mask(p->grammar, s->gvocab, s->gstate, s->gscratch);
+    if (!mask)
+        return "out of memory";
+    size_t V = (size_t)m->vocab_size, words = (V + 63) / 64;
+    float eos[GEN_MAX_EOS];
+    for (size_t k = 0; k < p->n_eos_token_ids; k++) {
+        int32_t id = p->eos_token_ids[k];
+        eos[k] = id >= 0 && (size_t)id < V ? logits[id] : -INFINITY;
+    }
+    bool any = false;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t bits = mask[w];
+        any |= bits != 0;
+        if (bits == ~(uint64_t)0)
+            continue;
+        size_t end = w * 64 + 64 < V ? w * 64 + 64 : V;
+        for (size_t i = w * 64; i < end; i++)
+            if (!((bits >> (i & 63)) & 1))
+                logits[i] = -INFINITY;
+    }
+    if (grammar_accepting(p->grammar, s->gstate) && !p->ignore_eos) {
+        for (size_t k = 0; k < p->n_eos_token_ids; k++) {
+            int32_t id = p->eos_token_ids[k];
+            if (id >= 0 && (size_t)id < V) {
+                logits[id] = eos[k];
+                any = true;
+            }
+        }
+    }
+    return any ? NULL : "the output constraint cannot be continued with this model's vocabulary";
+}
+
+/* The grammar's state after id; false when the token does not fit (never, after the mask). */
+static bool grammar_advance(const struct gen_params *p, struct gen_seq *s, int32_t id)
+{
+    for (size_t k = 0; k < p->n_eos_token_ids; k++)
+        if (p->eos_token_ids[k] == id)
+            return true;
+    size_t len = 0;
+    const char *t = gram_vocab_text(s->gvocab, id, &len);
+    if (t)
+        s->gstate = grammar_step(p->grammar, s->gstate, t, len);
+    return t && s->gstate >= 0;
+}
+
 void gen_seq_emit(struct generator *g, struct gen_seq *s, float *logits, double now)
 {
     if (s->beam) {
         gen_beam_keep_row(s->beam, s->beam_index, logits);
         return;
+    }
+    const struct gen_params *p = s->params;
+    if (p->grammar) {
+        const char *why = grammar_constrain(g->m, s, logits);
+        if (why) {
+            gen_seq_fail(g, s, why);
+            return;
+        }
     }
     struct gen_event *ev = &g->ev;
     int32_t id = sampler_sample(s->sampler, logits, &ev->token);
@@ -221,7 +288,15 @@ void gen_seq_emit(struct generator *g, struct gen_seq *s, float *logits, double 
     ev->index = (uint32_t)(s->n_ids - 1);
     struct gen_step st;
     struct err e = {0};
-    if (stopper_push(s->stopper, id, &st, &e) != 0) {
+    if (p->grammar && !grammar_advance(p, s, id)) {
+        gen_seq_fail(g, s, "the sampled token does not fit the output constraint");
+        return;
+    }
+    /* a complete output ends here, as if the only token left (eos) had been generated */
+    int rc = p->grammar && grammar_complete(p->grammar, s->gstate)
+                 ? stopper_push_last(s->stopper, id, GEN_FINISH_EOS, &st, &e)
+                 : stopper_push(s->stopper, id, &st, &e);
+    if (rc != 0) {
         s->done = true;
         g->fn(g->arg, &(struct gen_step_event){.user = s->user, .token = ev, .error = e.msg,
                                                .now = now});

@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "generate/grammar.h"
 #include "generate/params.h"
 #include "generate/sampling.h"
 #include "generate/stop.h"

@@ -2,6 +2,8 @@
  * API dialects that fill it from a request live in server/ (params_*.c); see params.h. */
 #include "generate/params.h"
 
+#include "generate/grammar.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,8 @@ void gen_params_fini(struct gen_params *p)
     free(p->bad_words);
     p->bad_words = NULL;
     p->bad_words_size = 0;
+    grammar_unref(p->grammar);
+    p->grammar = NULL;
 }
 
 int gen_params_set_bad_words(struct gen_params *p, const int32_t *words, size_t n,
@@ -69,11 +73,14 @@ int gen_params_copy(struct gen_params *dst, const struct gen_params *src, struct
 {
     *dst = *src;
     dst->n_stop = 0;
+    grammar_ref(dst->grammar);
     dst->bad_words = NULL;
     dst->bad_words_size = 0;
     int brc = gen_params_set_bad_words(dst, src->bad_words, src->bad_words_size, e);
-    if (brc)
+    if (brc) {
+        gen_params_fini(dst);
         return brc;
+    }
     for (size_t i = 0; i < src->n_stop; i++) {
         int rc = gen_params_add_stop(dst, src->stop[i], src->stop_len[i], e);
         if (rc) {

@@ -88,6 +88,8 @@ void gen_config_fallback_eos(struct gen_config *cfg, const int64_t *ids, size_t 
 int gen_config_update(struct gen_config *cfg, const struct json_t *obj, const char *what,
                       struct err *e);
 
+struct grammar;
+
 struct gen_params {
     /* stopping (stop.h) */
     uint32_t max_new_tokens;  /* 0 = not given: the dialect resolves it (prompt known) */
@@ -141,6 +143,10 @@ struct gen_params {
      * to back (bad_words_size int32s, owned; NULL = none); gen_params_set_bad_words */
     int32_t *bad_words;
     size_t bad_words_size;
+
+    /* constrained decoding (grammar.h): the output must match it; NULL = none. Owned: one
+     * reference, dropped by gen_params_fini and taken again by gen_params_copy. */
+    struct grammar *grammar;
 };
 
 /* Neutral values: greedy, every processor off (temperature, top_p, typical_p and

@@ -17,6 +17,7 @@ struct stopper {
     size_t tok_cap;
     size_t n_tokens;
     enum gen_finish finish;
+    enum gen_finish last; /* stopper_push_last's reason for the push in progress */
 };
 
 int stopper_new(const struct gen_params *p, const struct tokenizer *tk, const int32_t *context,
@@ -222,6 +223,8 @@ int stopper_push(struct stopper *st, int32_t id, struct gen_step *step, struct e
     size_t stop_at = 0;
     int stop_index;
     enum gen_finish f = decide(st, id, &stop_index, &stop_at);
+    if (f == GEN_FINISH_NONE)
+        f = st->last;
     if (f == GEN_FINISH_LENGTH || f == GEN_FINISH_EOS)
         rc = flush(st, e); /* the last token's text takes what the detokenizer held */
     if (!rc)
@@ -262,4 +265,13 @@ int stopper_finish(struct stopper *st, enum gen_finish why, struct gen_step *ste
     step->finish = st->finish = why;
     release(st, st->len, step);
     return 0;
+}
+
+int stopper_push_last(struct stopper *st, int32_t id, enum gen_finish why, struct gen_step *step,
+                      struct err *e)
+{
+    st->last = why == GEN_FINISH_STOP ? GEN_FINISH_EOS : why; /* STOP needs a stop string */
+    int rc = stopper_push(st, id, step, e);
+    st->last = GEN_FINISH_NONE;
+    return rc;
 }

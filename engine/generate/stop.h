@@ -69,6 +69,12 @@ void stopper_free(struct stopper *st);
  * finish, further pushes are ERR_INTERNAL. */
 int stopper_push(struct stopper *st, int32_t id, struct gen_step *step, struct err *e);
 
+/* stopper_push of the last token (a grammar's output is complete): when no check ends the
+ * generation first, it ends with why (GEN_FINISH_LENGTH or GEN_FINISH_EOS), the held-back text
+ * released with this step. */
+int stopper_push_last(struct stopper *st, int32_t id, enum gen_finish why, struct gen_step *step,
+                      struct err *e);
+
 /* Ends the generation from outside (a budget, a cancel) with reason `why` (not NONE), releasing
  * the text still held back. A no-op (empty step with the earlier reason) once finished. */
 int stopper_finish(struct stopper *st, enum gen_finish why, struct gen_step *step, struct err *e);

@@ -1,7 +1,7 @@
 /* test_serve_api: what the generation dialects refuse, the OpenAI list prompt, TGI's POST /
  * and the newline that ends JSON bodies, on the real daemon with the gpt2-lm and t5-s2s
  * fixtures. Parameters the reference APIs define and inferd does not implement (OpenAI tools,
- * response_format json, logit_bias, suffix, best_of; TGI grammar, watermark, adapter_id) are
+ * logit_bias, suffix, best_of; TGI watermark, adapter_id) are
  * refused naming the key (OpenAI 400 invalid_request_error with param, TGI 422 validation),
  * their neutral values and metadata accepted; so are the pipeline route's (num_return_sequences,
  * num_beams, min_new_tokens). A list prompt on /v1/completions answers each
@@ -109,14 +109,6 @@ START_TEST(openai_refuses_what_it_does_not_do)
                        "functions");
     expect_oai_refused(chat, chat_with("function_call", json_pack("{s:s}", "name", "f")),
                        "function_call");
-    expect_oai_refused(chat,
-                       chat_with("response_format", json_pack("{s:s}", "type", "json_object")),
-                       "response_format");
-    expect_oai_refused(cmpl,
-                       completion_with("response_format",
-                                       json_pack("{s:s, s:{s:s, s:{}}}", "type", "json_schema",
-                                                 "json_schema", "name", "x", "schema")),
-                       "response_format");
     expect_oai_refused(cmpl, completion_with("logit_bias", json_pack("{s:i}", "50256", -100)),
                        "logit_bias");
     expect_oai_refused(cmpl, completion_with("suffix", json_string(" the end")), "suffix");
@@ -167,10 +159,6 @@ START_TEST(tgi_refuses_what_it_does_not_do)
 {
     static const char *const paths[] = {"/generate", "/generate_stream", "/"};
     for (size_t i = 0; i < 3; i++) {
-        expect_tgi_refused(paths[i],
-                           json_pack("{s:s, s:{s:{s:s, s:{s:s}}}}", "inputs", "Hi", "parameters",
-                                     "grammar", "type", "json", "value", "type", "object"),
-                           "grammar");
         expect_tgi_refused(
             paths[i], json_pack("{s:s, s:{s:b}}", "inputs", "Hi", "parameters", "watermark", 1),
             "watermark");

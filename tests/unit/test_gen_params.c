@@ -154,16 +154,10 @@ END_TEST
 START_TEST(unsupported_refused)
 {
     const struct gen_api *t = &gen_api_tgi, *c = &gen_api_chat, *k = &gen_api_completions;
-    parse_err(t, "{\"grammar\": {\"type\": \"regex\", \"value\": \"a+\"}}",
-              "`grammar` is not supported: inferd does not implement grammar-constrained "
-              "generation (JSON schema, regex)");
     parse_err(t, "{\"watermark\": true}",
               "`watermark` is not supported: inferd does not implement watermarking");
     parse_err(c, "{\"functions\": []}",
               "`functions` is not supported: inferd does not implement function calling");
-    parse_err(k, "{\"response_format\": {\"type\": \"json_object\"}}",
-              "`response_format` is not supported: inferd does not implement structured output "
-              "(json_object, json_schema)");
     parse_err(k, "{\"best_of\": 2, \"n\": 1}",
               "`best_of` is not supported: inferd does not implement best_of other than n");
     /* chat's keys are not completions' and the reverse (tools there is an unknown key) */
