@@ -328,7 +328,17 @@ START_TEST(cancel_and_limits)
     struct model_ctx c;
     ctx_open(&c, "t5-s2s");
     const json_t *in = json_array_get(json_object_get(c.refs, "inputs"), 0);
-    struct gen_sched *s = sched(&c, 4, 64);
+    /* room for a beam search that cannot end before the checks below (16000 steps of 4
+     * beams; this tiny T5 steps in about 0.1 ms, so 200 steps could end within the wait) */
+    struct model_config scfg = {.threads = 1, .dtype = CONFIG_DTYPE_FP32};
+    scfg.batching.max_batch_size = 4;
+    scfg.batching.max_queue_size = MAX_REQS;
+    scfg.generation.max_batch_prefill_tokens = 64;
+    scfg.generation.max_batch_total_tokens = 4 * 16400;
+    scfg.generation.max_total_tokens = 16400;
+    struct err se = {0};
+    struct gen_sched *s = gen_sched_new(c.gm, &scfg, NULL, "beam", &se);
+    ck_assert_msg(s != NULL, "%s", se.msg);
     static struct job j[5];
     for (int i = 0; i < 5; i++) {
         memset(&j[i], 0, sizeof j[i]);
@@ -339,7 +349,7 @@ START_TEST(cancel_and_limits)
     }
     /* 0: 4 beams, long, no eos: cancelled while it runs; 1: greedy, waits for its slots */
     j[0].params.num_beams = 4;
-    j[0].params.max_new_tokens = 200;
+    j[0].params.max_new_tokens = 16000;
     j[0].params.n_eos_token_ids = 0;
     j[1].params.max_new_tokens = (uint32_t)c.max_new;
     j[1].greedy = json_object_get(in, "greedy_ids");
@@ -349,7 +359,12 @@ START_TEST(cancel_and_limits)
     for (int i = 0; i < 200 && gen_sched_running(s) == 0; i++)
         nanosleep(&(struct timespec){0, 5000000}, NULL);
     nanosleep(&(struct timespec){0, 20000000}, NULL);
-    ck_assert_uint_eq(gen_sched_queued(s), 1); /* the greedy one waits: 4 slots taken */
+    size_t queued = gen_sched_queued(s);
+    pthread_mutex_lock(&j[0].probe.mu);
+    int done0 = j[0].probe.done, st0 = (int)j[0].probe.status;
+    pthread_mutex_unlock(&j[0].probe.mu);
+    ck_assert_msg(queued == 1, "queued %zu, running %zu, beams done %d (status %d)", queued,
+                  gen_sched_running(s), done0, st0); /* the greedy one waits: 4 slots taken */
     gen_sched_cancel(r0);
     wait_done(&j[0].probe, "cancelled beams");
     ck_assert_int_eq(j[0].probe.status, GEN_CANCELLED);
