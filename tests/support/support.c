@@ -21,15 +21,18 @@
 #define INFERD_BUILD_DIR "build"
 #endif
 
+/* room for every archive of tests/data (15 now) and more */
+#define MAX_ARCHIVES 48
+
 const char *fixture_dir(const char *archive)
 {
-    static char dirs[12][512];
-    static char names[12][128];
+    static char dirs[MAX_ARCHIVES][512];
+    static char names[MAX_ARCHIVES][128];
     static int n;
     for (int i = 0; i < n; i++)
         if (strcmp(names[i], archive) == 0)
             return dirs[i];
-    if (n == 12) {
+    if (n == MAX_ARCHIVES) {
         fprintf(stderr, "fixture_dir: too many archives\n");
         abort();
     }
