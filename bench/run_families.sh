@@ -12,8 +12,10 @@
 #   qwen3-0.6b           Qwen3ForCausalLM (596M, tied)
 #   gemma-3-1b           Gemma3ForCausalLM, gemma3_text (1000M, tied, 262144 vocabulary)
 #   phi-3.5-mini-8l      Phi3ForCausalLM, Phi-3.5-mini's shape and LongRoPE, 8 of its 32 layers
-# checks that bench-generate and transformers compute the same logits on each decoder (after
-# the prefill and after one decode step, within 1e-3 x the largest logit; stops otherwise),
+# checks that inferd and transformers compute the same model (encoders: `inferd run`'s
+# pipeline answer against transformers.pipeline's, within 1e-4; decoders: bench-generate's
+# logits after the prefill and after one decode step, within 1e-3 x the largest logit; stops
+# otherwise),
 # then for ROUNDS rounds runs, interleaved (the order rotates per round):
 #   encoders  inferd bench (DTYPES) and torch_families.py encoder, per SHAPES shape
 #   decoders  bench-generate (DTYPES) and torch_families.py decoder: prefill of a PROMPT-token
@@ -97,9 +99,28 @@ for m in $(echo "$MODELS" | tr ',' ' '); do
         "$(stat -c %s "$MODEL_DIR/$m/model.safetensors")" >> "$OUT"
 done
 
-# 2. Both implementations compute the same decoder: inferd's logits against transformers'.
+# 2. Both implementations compute the same model: on each encoder, `inferd run`'s pipeline
+#    answer against transformers.pipeline's (within 1e-4); on each decoder, inferd's logits
+#    against transformers' (within 1e-3 x the largest logit).
+REQUEST='{"inputs": "The quick brown fox jumps over the lazy dog near the river bank.", "parameters": {"top_k": null}}'
 for m in $(echo "$MODELS" | tr ',' ' '); do
-    is_decoder "$m" || continue
+    if ! is_decoder "$m"; then
+        task=text-classification req=$REQUEST
+        case $m in *mpnet*) task=feature-extraction req='{"inputs": "The quick brown fox."}' ;; esac
+        check=$OUT_DIR/families-$STAMP-check-$m.json
+        echo "run_families: checking inferd against transformers on $m ($task)" >&2
+        echo "$req" | "$BUILD/inferd" run --model "$MODEL_DIR/$m" --task "$task" \
+            --threads "$THREADS" > "$check"
+        if ! "$PYTHON" "$TORCH" encoder --model "$MODEL_DIR/$m" --threads "$THREADS" \
+            --check "$check" --task "$task" --request "$req" > "$check.out"; then
+            tag 0 < "$check.out"
+            echo "run_families: inferd and transformers disagree on $m (see $check.out)" >&2
+            exit 1
+        fi
+        tag 0 < "$check.out"
+        rm -f "$check" "$check.out"
+        continue
+    fi
     check=$OUT_DIR/families-$STAMP-check-$m.json
     echo "run_families: checking inferd against transformers on $m" >&2
     "$BENCH" --model "$MODEL_DIR/$m" --threads "$THREADS" --metrics "" --context "$PROMPT" \

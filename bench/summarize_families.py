@@ -101,6 +101,10 @@ def main(paths):
     for k in sorted(versions):
         print(f"  {k}: {versions[k]}")
     for c in {c["model"]: c for c in checks}.values():
+        if "task" in c:
+            print(f"  check {c['model']}: inferd run vs transformers.pipeline('{c['task']}'), "
+                  f"max |difference| {c['max_abs_diff']:.1e} ({'ok' if c['ok'] else 'FAILED'})")
+            continue
         print(f"  check {c['model']}: inferd vs transformers, max |logit difference| after the "
               f"{c['prompt']}-token prefill {c['prefill_max_abs_diff']:.1e}, after one decode step "
               f"{c['decode_max_abs_diff']:.1e} (largest |logit| {c['max_abs_logit']:.2f}); greedy "

@@ -35,6 +35,11 @@ transformers (tools/refgen/requirements.txt's pins; run_families.sh uses /work/v
       greedy ids agree, as one "metric":"check" line; exit status 1 when a difference is above
       the tolerance (default 1e-3 x the largest |logit|).
 
+  encoder --model DIR --check FILE --task TASK --request JSON [--tolerance 1e-4]
+      transformers.pipeline(TASK) of the model on the request ({"inputs", "parameters"})
+      against FILE, `inferd run --task TASK`'s answer to it: the labels equal and the largest
+      |difference| of the numbers as one "metric":"check" line; exit status 1 otherwise.
+
 attn_implementation is transformers' default for the class on CPU (sdpa where the class has
 it), the way a user's from_pretrained runs it; "attn" in every line says which.
 """
@@ -287,11 +292,48 @@ def bench_rand01(state):
     return ((t ^ (t >> 14)) & M32) / 4294967296.0
 
 
+def max_diff(a, b):
+    """The largest |difference| of two pipeline answers' numbers; inf when their shape,
+    labels or other strings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return float("inf")
+        return max((max_diff(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        return max((max_diff(x, y) for x, y in zip(a, b)), default=0.0)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(float(a) - float(b))
+    return 0.0 if a == b else float("inf")
+
+
+def check_encoder(args, model, cfg, load_ms, attn):
+    from transformers import AutoTokenizer, pipeline
+
+    req = json.loads(args.request)
+    p = pipeline(args.task, model=model, tokenizer=AutoTokenizer.from_pretrained(args.model),
+                 device="cpu")
+    want = json.loads(json.dumps(p(req["inputs"], **req.get("parameters", {})),
+                                 default=lambda x: x.tolist() if hasattr(x, "tolist") else float(x)))
+    with open(args.check) as f:
+        got = json.load(f)
+    d = max_diff(got, want)
+    tol = args.tolerance if args.tolerance is not None else 1e-4
+    line = base_line(args, cfg, load_ms, attn)
+    line.update({"metric": "check", "task": args.task, "max_abs_diff": d, "tolerance": tol,
+                 "ok": d <= tol})
+    print(json.dumps(line), flush=True)
+    return line["ok"]
+
+
 def encoder(args):
     import torch
 
     torch.set_num_threads(args.threads)
     model, cfg, load_ms, attn = load(args.model)
+    if args.check:
+        sys.exit(0 if check_encoder(args, model, cfg, load_ms, attn) else 1)
     pooled = cfg["architectures"][0].endswith("Model")
     for shape in args.shapes.split(","):
         b, s = (int(x) for x in shape.split("x"))
@@ -449,6 +491,10 @@ def main():
         s.add_argument("--min-seconds", type=float, default=5 if name == "encoder" else 3)
     e = sub.choices["encoder"]
     e.add_argument("--shapes", default="1x128,8x128")
+    e.add_argument("--check")
+    e.add_argument("--task")
+    e.add_argument("--request")
+    e.add_argument("--tolerance", type=float)
     dec = sub.choices["decoder"]
     dec.add_argument("--metrics", default="prefill,decode")
     dec.add_argument("--prompts", default="128")
