@@ -1,4 +1,4 @@
-# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | format
+# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | bench-generate | bench-families | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -79,6 +79,13 @@ bench-load: deps build
 bench-generate: deps build
 	@sh bench/run_generate.sh $(BUILD)
 
+# The issue-14 families at realistic sizes next to PyTorch eager (bench/run_families.sh):
+# deberta-v3-base, all-mpnet-base-v2, modernbert-base, Qwen3-0.6B, Gemma-3-1B, Phi-3.5-mini
+# (8 layers); needs a venv with torch + transformers (PYTHON=, default /work/venv-refgen).
+.PHONY: bench-families
+bench-families: build
+	@sh bench/run_families.sh $(BUILD)
+
 # The deployment files (scripts/check-deploy.sh): Kubernetes manifests against the API schemas
 # (npm validators installed once into /var/cache/inferd-ci), the ConfigMap's config on the
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
@@ -123,6 +130,7 @@ help:
 	@echo "  bench           tokenizer speed (bench/run_tokenizer.sh)"
 	@echo "  bench-load      the daemon under HTTP load (bench/run_load.sh)"
 	@echo "  bench-generate  text generation next to PyTorch (bench/run_generate.sh)"
+	@echo "  bench-families  the issue-14 families at real sizes next to PyTorch (bench/run_families.sh)"
 	@echo "  format          clang-format every C file in place"
 	@echo "  format-check    clang-format --dry-run: fails on any difference"
 	@echo "  fuzz            the libFuzzer harnesses, FUZZ_SECONDS each (clang installed when missing)"

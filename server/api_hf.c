@@ -103,6 +103,26 @@ static bool is_chat(const json_t *inputs)
     return true;
 }
 
+/* The new text as transformers 5's TextGenerationPipeline makes it: tokenizer.decode of the
+ * new ids alone, special tokens skipped (not the streamed text, which keeps the leading space
+ * a Metaspace tokenizer drops at the start of a text: "time" + "▁anche" is "timeanche" there).
+ * Its clean_up_tokenization_spaces=True is skipped for BPE tokenizers, every decoder's here.
+ * NULL when out of memory (or the ids do not decode). */
+static char *pipeline_new_text(const struct gen_call *g, const struct gen_out *o, size_t *len)
+{
+    int32_t *ids = malloc((o->n_tokens ? o->n_tokens : 1) * sizeof *ids);
+    if (!ids)
+        return NULL;
+    for (size_t k = 0; k < o->n_tokens; k++)
+        ids[k] = o->tokens[k].id;
+    char *text = NULL;
+    struct err e = {0};
+    if (gen_model_decode(g->gm, ids, o->n_tokens, &text, len, &e) != 0)
+        text = NULL;
+    free(ids);
+    return text;
+}
+
 /* The pipeline's answer: [{"generated_text": prompt + new text}] (return_full_text, the
  * default), or for a chat the messages with the assistant's reply appended. */
 static json_t *pipeline_record(const struct gen_call *g, const char *t, size_t len)
@@ -125,8 +145,17 @@ static void pipeline_done(struct gen_call *g, struct call *c)
 {
     const struct gen_out *o = &g->out[0];
     json_t *list = json_array();
-    if (!o->n_hyps)
-        json_array_append_new(list, pipeline_record(g, o->text, o->text_len));
+    if (!o->n_hyps) {
+        size_t len = 0;
+        char *new_text = pipeline_new_text(g, o, &len);
+        if (!new_text) {
+            json_decref(list);
+            call_error(c, ERR_NOMEM, NULL, "out of memory");
+            return;
+        }
+        json_array_append_new(list, pipeline_record(g, new_text, len));
+        free(new_text);
+    }
     for (size_t k = 0; k < o->n_hyps; k++)
         json_array_append_new(list, pipeline_record(g, o->hyps[k].text, o->hyps[k].text_len));
     call_reply(c, 200, list);
@@ -198,6 +227,7 @@ void hf_text_generation(struct call *c, struct model *m)
             gen_call_set_prompt_text(g, text, len) != 0)
             return;
     }
+    g->record_tokens = true; /* pipeline_done decodes the new ids */
     if (gen_call_check(g) == 0)
         gen_call_run(g, 1, pipeline_done, NULL, NULL);
 }

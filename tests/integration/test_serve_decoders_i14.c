@@ -4,7 +4,12 @@
  * fed 4 tokens a step, max_batch_prefill_tokens 4, so chunked prefill crosses them too), and
  * OpenAI /v1/chat/completions renders Qwen3's chat template with chat_template_kwargs'
  * enable_thinking: the prompt's token count is the refs' and the answer is the text of the
- * refs' chat greedy ids (TGI /generate on the refs' rendered text, ids checked). */
+ * refs' chat greedy ids (TGI /generate on the refs' rendered text, ids checked). The HF route
+ * POST /models/NAME gives pipeline("text-generation")'s generated_text exactly; for Phi-3, whose
+ * pipeline prompts plus 16 new tokens cross the LongRoPE switch where transformers' generate()
+ * drops the context (tools/refgen/refgen.py), the reference is the pipeline's own postprocess of
+ * the recompute-everything greedy ids (greedy_output), and the real pipeline output is checked
+ * over the tokens before the switch. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +89,90 @@ START_TEST(tgi_generate_greedy)
 }
 END_TEST
 
+/* POST /models/NAME of a refs pipeline entry with its parameters, max_new_tokens replaced by
+ * max_new when not negative; the reply's generated_text (a copy). */
+static char *hf_pipeline(const char *model, const json_t *entry, int max_new, const char *what)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/models/%s", model);
+    json_t *params = json_deep_copy(json_object_get(entry, "parameters"));
+    if (max_new >= 0)
+        json_object_set_new(params, "max_new_tokens", json_integer(max_new));
+    struct http_reply *r = daemon_post(
+        srv, path, json_pack("{s:O, s:o}", "inputs", json_object_get(entry, "input"), "parameters",
+                             params));
+    expect_status(r, 200, what);
+    const json_t *out = json_array_get(r->json, 0);
+    ck_assert_msg(json_is_array(r->json) && json_array_size(r->json) == 1 &&
+                      json_object_size(out) == 1,
+                  "%s: not [{generated_text}]", what);
+    const char *text = json_string_value(json_object_get(out, "generated_text"));
+    ck_assert_msg(text != NULL, "%s: no generated_text", what);
+    char *copy = strdup(text);
+    http_reply_free(r);
+    return copy;
+}
+
+/* The number of leading greedy ids of the prompt's generations row that transformers'
+ * generate() returns too (before Phi-3's LongRoPE switch drops its context). */
+static size_t ids_agreeing(const json_t *refs, const char *prompt)
+{
+    const json_t *gens = json_object_get(refs, "generations");
+    for (size_t i = 0; i < json_array_size(gens); i++) {
+        const json_t *g = json_array_get(gens, i);
+        if (strcmp(json_string_value(json_object_get(g, "prompt")), prompt) != 0)
+            continue;
+        const json_t *a = json_object_get(g, "greedy_ids"),
+                     *b = json_object_get(g, "hf_generate_greedy_ids");
+        size_t n = 0;
+        while (n < json_array_size(a) && n < json_array_size(b) &&
+               json_integer_value(json_array_get(a, n)) == json_integer_value(json_array_get(b, n)))
+            n++;
+        return n;
+    }
+    ck_abort_msg("no generations row for %s", prompt);
+    return 0;
+}
+
+START_TEST(hf_pipeline_text_generation)
+{
+    json_t *refs = model_refs(lms[_i]);
+    const json_t *pipe = json_object_get(refs, "pipeline");
+    ck_assert_int_eq(json_array_size(pipe), 3);
+    size_t crossing = 0;
+    for (size_t i = 0; i < json_array_size(pipe); i++) {
+        const json_t *p = json_array_get(pipe, i);
+        char what[128];
+        snprintf(what, sizeof what, "%s pipeline %zu", lms[_i], i);
+        const json_t *exact = json_object_get(p, "greedy_output");
+        const json_t *want = exact ? exact : json_object_get(p, "output");
+        char *text = hf_pipeline(served[_i], p, -1, what);
+        ck_assert_str_eq(text, json_string_value(
+                                   json_object_get(json_array_get(want, 0), "generated_text")));
+        free(text);
+        if (!exact)
+            continue;
+        /* Phi-3: the pipeline's own output, over the new tokens generate() gets right */
+        ck_assert(json_is_true(json_object_get(p, "crosses_longrope_switch")));
+        crossing++;
+        const char *input = json_string_value(json_object_get(p, "input"));
+        size_t n = ids_agreeing(refs, input);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_lt(n, 16);
+        text = hf_pipeline(served[_i], p, (int)n, what);
+        const char *real = json_string_value(
+            json_object_get(json_array_get(json_object_get(p, "output"), 0), "generated_text"));
+        ck_assert_msg(strlen(text) > strlen(input) && strncmp(real, text, strlen(text)) == 0,
+                      "%s: %d tokens: '%s' does not begin the pipeline's '%s'", what, (int)n, text,
+                      real);
+        free(text);
+    }
+    /* the Phi-3 fixture's pipeline prompts all cross the switch; the others have none */
+    ck_assert_int_eq(crossing, strcmp(lms[_i], "phi3-lm") == 0 ? 3 : 0);
+    json_decref(refs);
+}
+END_TEST
+
 START_TEST(openai_chat_enable_thinking)
 {
     json_t *refs = model_refs("qwen3-lm");
@@ -129,6 +218,7 @@ Suite *suite_serve_decoders_i14(void)
     tcase_add_unchecked_fixture(tc, srv_start, srv_stop);
     tcase_add_checked_fixture(tc, NULL, serve_teardown);
     tcase_add_loop_test(tc, tgi_generate_greedy, 0, (int)N_LMS);
+    tcase_add_loop_test(tc, hf_pipeline_text_generation, 0, (int)N_LMS);
     tcase_add_test(tc, openai_chat_enable_thinking);
     suite_add_tcase(s, tc);
     return s;

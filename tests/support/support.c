@@ -43,8 +43,11 @@ const char *fixture_dir(const char *archive)
         *dot = '\0';
     char stamp[600];
     snprintf(stamp, sizeof stamp, "%s/.unpacked", dir);
-    struct stat st;
-    if (stat(stamp, &st) != 0) {
+    char src[600];
+    snprintf(src, sizeof src, "%s/tests/data/%s", INFERD_SOURCE_DIR, archive);
+    struct stat st, src_st;
+    /* unpacked again when the archive changed since (a pull that updates refs) */
+    if (stat(stamp, &st) != 0 || (stat(src, &src_st) == 0 && src_st.st_mtime > st.st_mtime)) {
         char cmd[4096];
         snprintf(
             cmd, sizeof cmd,

@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Unpacks tests/data/<archive> (a .tar.xz) once into the build directory and
- * returns the directory it was unpacked into (static storage). Aborts the test
- * process with a message if tar fails. */
+/* Unpacks tests/data/<archive> (a .tar.xz) into the build directory (again when the
+ * archive is newer than the last unpacking) and returns the directory it was unpacked
+ * into (static storage). Aborts the test process with a message if tar fails. */
 const char *fixture_dir(const char *archive);
 
 /* Path of a tokenizer fixture directory, e.g. fixture_tokenizer("bert-uncased"). */

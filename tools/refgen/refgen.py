@@ -475,7 +475,24 @@ def decoder_refs(name, model, tok, extra):
     refs["pipeline"] = []
     for pr in INPUTS["prompts"][:3]:
         params = {"max_new_tokens": 16, "do_sample": False}
-        refs["pipeline"].append({"input": pr, "parameters": params, "output": clean(p(pr, **params))})
+        entry = {"input": pr, "parameters": params, "output": clean(p(pr, **params))}
+        if is_phi3(model):
+            # the pipeline runs generate(), which loses the context past the LongRoPE switch
+            # (see above); greedy_output is the pipeline's own postprocess of the reference
+            # greedy ids (full forward every step), what the pipeline returns without that loss
+            ids = tok(pr, return_tensors="pt")["input_ids"]
+            g, _ = greedy_nocache(model, ids, params["max_new_tokens"])
+            seq = torch.cat([ids, g], 1).unsqueeze(0)
+            entry["greedy_output"] = clean(p.postprocess(
+                {"generated_sequence": seq, "input_ids": ids, "prompt_text": pr}))
+            entry["crosses_longrope_switch"] = (
+                ids.shape[1] + params["max_new_tokens"] > model.config.original_max_position_embeddings)
+        refs["pipeline"].append(entry)
+    if is_phi3(model):
+        refs["pipeline_note"] = (
+            "output: what pipeline('text-generation') of this transformers version returns (its generate() "
+            "loses the context past original_max_position_embeddings, see generations_note); greedy_output: "
+            "the pipeline's postprocess of greedy_ids, the definition inferd serves.")
     return refs
 
 
