@@ -108,19 +108,23 @@ static bool is_chat(const json_t *inputs)
  * a Metaspace tokenizer drops at the start of a text: "time" + "▁anche" is "timeanche" there).
  * Its clean_up_tokenization_spaces=True is skipped for BPE tokenizers, every decoder's here.
  * NULL when out of memory (or the ids do not decode). */
-static char *pipeline_new_text(const struct gen_call *g, const struct gen_out *o, size_t *len)
+static char *pipeline_new_text(const struct gen_call *g, const int32_t *ids, size_t n,
+                               size_t *len)
 {
-    int32_t *ids = malloc((o->n_tokens ? o->n_tokens : 1) * sizeof *ids);
-    if (!ids)
-        return NULL;
-    for (size_t k = 0; k < o->n_tokens; k++)
-        ids[k] = o->tokens[k].id;
     char *text = NULL;
     struct err e = {0};
-    if (gen_model_decode(g->gm, ids, o->n_tokens, &text, len, &e) != 0)
-        text = NULL;
-    free(ids);
+    if (gen_model_decode(g->gm, ids, n, &text, len, &e) != 0)
+        return NULL;
     return text;
+}
+
+/* The recorded tokens' ids of a greedy or sampled answer (malloc'ed; NULL when out of memory). */
+static int32_t *out_ids(const struct gen_out *o)
+{
+    int32_t *ids = malloc((o->n_tokens ? o->n_tokens : 1) * sizeof *ids);
+    for (size_t k = 0; ids && k < o->n_tokens; k++)
+        ids[k] = o->tokens[k].id;
+    return ids;
 }
 
 /* The pipeline's answer: [{"generated_text": prompt + new text}] (return_full_text, the
@@ -145,19 +149,26 @@ static void pipeline_done(struct gen_call *g, struct call *c)
 {
     const struct gen_out *o = &g->out[0];
     json_t *list = json_array();
-    if (!o->n_hyps) {
+    int32_t *ids = o->n_hyps ? NULL : out_ids(o);
+    size_t n_seq = o->n_hyps ? o->n_hyps : 1;
+    for (size_t k = 0; k < n_seq && list; k++) {
         size_t len = 0;
-        char *new_text = pipeline_new_text(g, o, &len);
-        if (!new_text) {
+        char *t = o->n_hyps ? pipeline_new_text(g, o->hyps[k].ids, o->hyps[k].n_ids, &len)
+                  : ids     ? pipeline_new_text(g, ids, o->n_tokens, &len)
+                            : NULL;
+        if (!t) {
             json_decref(list);
-            call_error(c, ERR_NOMEM, NULL, "out of memory");
-            return;
+            list = NULL;
+            break;
         }
-        json_array_append_new(list, pipeline_record(g, new_text, len));
-        free(new_text);
+        json_array_append_new(list, pipeline_record(g, t, len));
+        free(t);
     }
-    for (size_t k = 0; k < o->n_hyps; k++)
-        json_array_append_new(list, pipeline_record(g, o->hyps[k].text, o->hyps[k].text_len));
+    free(ids);
+    if (!list) {
+        call_error(c, ERR_NOMEM, NULL, "out of memory");
+        return;
+    }
     call_reply(c, 200, list);
 }
 

@@ -155,6 +155,16 @@ def llama(models):
 def main():
     models, out = sys.argv[1:3]
     os.makedirs(os.path.join(out, "pipelines"), exist_ok=True)
+    if sys.argv[3:] == ["--llama"]:
+        # the text-generation pipeline as transformers 5 makes it (the new text decoded alone),
+        # over the file the transformers 4 run wrote (its seq2seq pipelines are gone in 5)
+        path = os.path.join(out, "pipelines", "s2s.json")
+        refs = json.load(open(path))
+        refs["llama_text_generation"] = llama(models)
+        refs["versions_llama_text_generation"] = {"transformers": transformers.__version__,
+                                                  "torch": torch.__version__}
+        json.dump(refs, open(path, "w"), indent=1)
+        return
     refs = {"versions": {"transformers": transformers.__version__, "torch": torch.__version__,
                          "generator": "tools/refgen/s2s_pipelines.py"},
             "t5_tasks": t5_tasks(models, out), "t5_plain": t5_tasks(models, out, True),
