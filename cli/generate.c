@@ -34,6 +34,9 @@ struct waiter {
     size_t text_len;
     char **hyps; /* a beam search's returned texts (n_hyps) */
     size_t *hyp_len, n_hyps;
+    /* a decoder-only model's: the texts are its new ids decoded alone, as transformers 5's
+     * text-generation pipeline makes them (NULL: the result's text, a seq2seq model's) */
+    const struct gen_model *decode_alone;
 };
 
 static void waiter_fini(struct waiter *w)
@@ -55,6 +58,21 @@ static char *dup_n(const char *s, size_t n)
     return t;
 }
 
+/* A returned text: ids decoded alone (w->decode_alone), else text; *len set. NULL when out of
+ * memory. */
+static char *result_text(const struct waiter *w, const char *text, size_t text_len,
+                         const int32_t *ids, size_t n_ids, size_t *len)
+{
+    *len = text_len;
+    if (!w->decode_alone)
+        return dup_n(text, text_len);
+    char *t = NULL;
+    struct err e = {0};
+    if (gen_model_decode(w->decode_alone, ids, n_ids, &t, len, &e) != 0)
+        return NULL;
+    return t;
+}
+
 /* res's hypotheses into w (false when out of memory). */
 static bool keep_hyps(struct waiter *w, const struct gen_result *res)
 {
@@ -66,9 +84,9 @@ static bool keep_hyps(struct waiter *w, const struct gen_result *res)
         return false;
     w->n_hyps = res->n_hyps;
     for (size_t i = 0; i < res->n_hyps; i++) {
-        if (!(w->hyps[i] = dup_n(res->hyps[i].text, res->hyps[i].text_len)))
+        const struct gen_hyp *h = &res->hyps[i];
+        if (!(w->hyps[i] = result_text(w, h->text, h->text_len, h->ids, h->n_ids, &w->hyp_len[i])))
             return false;
-        w->hyp_len[i] = res->hyps[i].text_len;
     }
     return true;
 }
@@ -76,7 +94,12 @@ static bool keep_hyps(struct waiter *w, const struct gen_result *res)
 static void on_done(void *owner, const struct gen_result *res)
 {
     struct waiter *w = owner;
-    char *text = dup_n(res->text, res->text_len);
+    size_t len = 0;
+    char *text = res->status == GEN_OK
+                     ? result_text(w, res->text, res->text_len, res->ids, res->n_generated, &len)
+                     : dup_n(res->text, res->text_len);
+    if (res->status != GEN_OK)
+        len = res->text_len;
     pthread_mutex_lock(&w->mu);
     if (text && !keep_hyps(w, res)) {
         free(text);
@@ -85,7 +108,7 @@ static void on_done(void *owner, const struct gen_result *res)
     w->status = text ? res->status : GEN_FAILED;
     snprintf(w->error, sizeof w->error, "%s", text ? res->error : "out of memory");
     w->text = text;
-    w->text_len = text ? res->text_len : 0;
+    w->text_len = text ? len : 0;
     w->done = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -202,7 +225,8 @@ static int run_line(const struct gen_cli *g, const char *line, size_t len, json_
     struct gen_params p = {0};
     int32_t *ids = NULL;
     size_t n = 0;
-    struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+                       .decode_alone = g->text2text ? NULL : g->gm};
     int rc = json_is_string(inputs) && json_string_length(inputs) > 0
                  ? read_params(g, json_object_get(req, "parameters"), &p, e)
                  : err_set(e, ERR_INVALID, "`inputs` must be a non-empty string");
