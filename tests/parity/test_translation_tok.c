@@ -1,6 +1,9 @@
-/* test_marian_tok: the MarianTokenizer directory of tests/data/tokenizers-marian.tar.xz
- * (source.spm, target.spm, vocab.json; tools/refgen/marian_tokenizer.py) against
- * transformers 4.57's MarianTokenizer: ids of every recorded text and decoded text. */
+/* test_translation_tok: the translators' tokenizers against transformers 4.57: the
+ * MarianTokenizer directory of tests/data/tokenizers-marian.tar.xz (source.spm, target.spm,
+ * vocab.json; tools/refgen/marian_tokenizer.py): ids of every recorded text and decoded
+ * text; and tokenizers-lang.tar.xz (NLLB, mBART, mBART-50 with language codes;
+ * tools/refgen/lang_tokenizers.py): the translation inputs and forced BOS id for src_lang /
+ * tgt_lang pairs, and unknown or missing codes refused. */
 #include <check.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -118,14 +121,84 @@ START_TEST(bad_vocab)
 }
 END_TEST
 
-Suite *suite_marian_tok(void)
+static const char *const lang_names[] = {"nllb", "nllb-legacy", "mbart", "mbart50"};
+
+START_TEST(language_codes)
 {
-    Suite *s = suite_create("marian_tok");
-    TCase *tc = tcase_create("marian_tok");
+    char dir[900];
+    snprintf(dir, sizeof dir, "%s/tokenizers-lang/%s", fixture_dir("tokenizers-lang.tar.xz"),
+             lang_names[_i]);
+    struct tokenizer *tk = NULL;
+    struct err e = {0};
+    ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
+    ck_assert(tokenizer_has_language_codes(tk));
+    json_t *refs = fixture_json(dir, "refs.json");
+    const json_t *list = json_object_get(refs, "translation");
+    ck_assert_uint_ge(json_array_size(list), 10);
+    size_t i;
+    const json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        const json_t *t = json_object_get(r, "text");
+        int32_t *ids = NULL, bos = -1;
+        size_t n = 0, nw;
+        ck_assert_msg(tokenizer_translation_encode(
+                          tk, json_string_value(t), json_string_length(t),
+                          json_string_value(json_object_get(r, "src_lang")),
+                          json_string_value(json_object_get(r, "tgt_lang")), 0, &ids, &n, &bos,
+                          &e) == 0,
+                      "%s", e.msg);
+        int32_t *want = ids_of(json_object_get(r, "ids"), &nw);
+        ck_assert_msg(n == nw, "%s entry %zu: %zu ids, want %zu", lang_names[_i], i, n, nw);
+        for (size_t k = 0; k < n; k++)
+            ck_assert_msg(ids[k] == want[k], "%s entry %zu: id %zu is %d, want %d",
+                          lang_names[_i], i, k, ids[k], want[k]);
+        ck_assert_int_eq(bos, json_integer_value(json_object_get(r, "forced_bos_token_id")));
+        free(want);
+        free(ids);
+    }
+    json_decref(refs);
+    int32_t *ids = NULL, bos;
+    size_t n;
+    ck_assert_int_eq(tokenizer_translation_encode(tk, "a", 1, "xx_YY", "fra_Latn", 0, &ids, &n,
+                                                  &bos, &e),
+                     ERR_INVALID);
+    ck_assert_msg(strstr(e.msg, "`src_lang` 'xx_YY'") != NULL, "%s", e.msg);
+    ck_assert_int_eq(tokenizer_translation_encode(tk, "a", 1, "eng_Latn", "<unk>", 0, &ids, &n,
+                                                  &bos, &e),
+                     ERR_INVALID);
+    ck_assert_int_eq(tokenizer_translation_encode(tk, "a", 1, "en_XX", NULL, 0, &ids, &n, &bos,
+                                                  &e),
+                     ERR_INVALID);
+    ck_assert_ptr_null(ids);
+    tokenizer_free(tk);
+}
+END_TEST
+
+/* A tokenizer without language codes (Marian's) says so. */
+START_TEST(no_language_codes)
+{
+    struct tokenizer *tk = load();
+    ck_assert(!tokenizer_has_language_codes(tk));
+    int32_t *ids = NULL, bos;
+    size_t n;
+    struct err e = {0};
+    ck_assert_int_eq(tokenizer_translation_encode(tk, "a", 1, "en", "de", 0, &ids, &n, &bos, &e),
+                     ERR_INVALID);
+    tokenizer_free(tk);
+}
+END_TEST
+
+Suite *suite_translation_tok(void)
+{
+    Suite *s = suite_create("translation_tok");
+    TCase *tc = tcase_create("translation_tok");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, encode_ids);
     tcase_add_test(tc, decode_target);
     tcase_add_test(tc, bad_vocab);
+    tcase_add_loop_test(tc, language_codes, 0, sizeof lang_names / sizeof lang_names[0]);
+    tcase_add_test(tc, no_language_codes);
     suite_add_tcase(s, tc);
     return s;
 }
