@@ -7,8 +7,9 @@
  *   M2M100Tokenizer   "[__src__] $A </s>" (the code is the language wrapped in "__")
  *   MBartTokenizer    "$A </s> [src]"
  *   MBart50Tokenizer  "[src] $A </s>"
- * transformers maps an unknown code to the unk id without a word; here it is an error
- * naming the parameter. */
+ * A code must be a special token of the tokenizer (the classes add their codes so):
+ * transformers takes any token, and an unknown one as the unk id, without a word; here
+ * those are errors naming the parameter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,21 @@ bool tokenizer_has_language_codes(const struct tokenizer *tk)
     return family_of(tk) != NULL;
 }
 
-/* The id of language `lang` (parameter `param`): ERR_INVALID when it is no token. */
+/* Whether tok is one of the named special tokens (</s>, <pad>, ...), no language. */
+static bool named_special(const struct tokenizer *tk, const char *tok)
+{
+    static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                       "pad_token", "cls_token", "mask_token"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = tokenizer_config_str(tk, keys[i]);
+        if (v && strcmp(v, tok) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The id of language `lang` (parameter `param`): ERR_INVALID when its code is no special
+ * token of the tokenizer or one of the named ones. */
 static int lang_id(const struct tokenizer *tk, const struct lang_family *f, const char *param,
                    const char *lang, int32_t *id, struct err *e)
 {
@@ -60,7 +75,7 @@ static int lang_id(const struct tokenizer *tk, const struct lang_family *f, cons
                        "Translation requires a `src_lang` and a `tgt_lang` for this model");
     int w = snprintf(tok, sizeof tok, f->fmt, lang);
     *id = w > 0 && (size_t)w < sizeof tok && lang[0] ? tokenizer_token_to_id(tk, tok) : -1;
-    if (*id < 0 || *id == unk)
+    if (*id < 0 || *id == unk || !tokenizer_is_special(tk, *id) || named_special(tk, tok))
         return err_set(e, ERR_INVALID, "`%s` '%.60s' is not a language code of this model's "
                        "tokenizer", param, lang);
     return 0;
