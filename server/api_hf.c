@@ -220,9 +220,9 @@ void hf_text_generation(struct call *c, struct model *m)
  * encoder-decoder: max_new_tokens, else max_length - 1 (the decoder start token is part of
  * max_length; the task's defaults, params_s2s.h). return_tensors with beams: each sequence
  * padded to the longest as generate() pads them. src_lang / tgt_lang (translation): the
- * language-code tokenizers' inputs and forced BOS (t2t_languages). return_full_text: true is refused (the
- * pipeline has no such parameter: generate() rejects it as an unused model kwarg); a list of
- * inputs too (one input per request here). */
+ * language-code tokenizers' inputs and forced BOS (t2t_languages). return_full_text: true is
+ * refused (the pipeline has no such parameter: generate() rejects it as an unused model
+ * kwarg); a list of inputs too (one input per request here). */
 
 struct t2t_opts {
     bool return_tensors;

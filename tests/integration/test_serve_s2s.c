@@ -507,8 +507,8 @@ START_TEST(language_codes)
         json_error_t je;
         json_t *p = json_loads(bad[i][0], 0, &je);
         ck_assert_msg(p, "%s", je.text);
-        struct http_reply *rep =
-            daemon_post(d, "/models/nllb", json_pack("{s:s, s:o}", "inputs", "Hi", "parameters", p));
+        struct http_reply *rep = daemon_post(
+            d, "/models/nllb", json_pack("{s:s, s:o}", "inputs", "Hi", "parameters", p));
         expect_hf_error(rep, 422, bad[i][0]);
         const char *msg = json_string_value(json_object_get(rep->json, "error"));
         ck_assert_msg(msg && strstr(msg, bad[i][1]), "%s: '%s' does not say '%s'", bad[i][0],

@@ -66,7 +66,8 @@ START_TEST(encode_ids)
         const char *text = json_string_value(json_object_get(r, "text"));
         struct encodings enc = {0};
         struct err e = {0};
-        ck_assert_msg(tokenizer_encode(tk, text, json_string_length(json_object_get(r, "text")), NULL, 0, &p, &enc, &e) == 0,
+        size_t len = json_string_length(json_object_get(r, "text"));
+        ck_assert_msg(tokenizer_encode(tk, text, len, NULL, 0, &p, &enc, &e) == 0,
                       "%s", e.msg);
         size_t n;
         int32_t *want = ids_of(json_object_get(r, "ids"), &n);
@@ -107,7 +108,8 @@ START_TEST(bad_vocab)
     snprintf(dir, sizeof dir, "%s/marian-bad", fixture_dir("tokenizers-marian.tar.xz"));
     mkdir(dir, 0755);
     char cmd[3000];
-    snprintf(cmd, sizeof cmd, "cp %s/source.spm %s/ && printf '{\"</s>\": 0, \"a\": 0}' > %s/vocab.json",
+    snprintf(cmd, sizeof cmd,
+             "cp %s/source.spm %s/ && printf '{\"</s>\": 0, \"a\": 0}' > %s/vocab.json",
              marian_dir(), dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     struct tokenizer *tk = NULL;
