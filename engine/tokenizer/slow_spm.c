@@ -588,13 +588,23 @@ int slow_marian_model(struct slow *s, struct err *e)
         json_decref(unmatched);
         return rc;
     }
-    rc = unigram(s, list, unk_id, e);
-    if (rc == 0)
-        rc = slow_set_new(json_object_get(s->doc, "model"), "inferd_unmatched", unmatched, e);
-    if (rc == 0)
-        rc = slow_set_new(json_object_get(s->doc, "model"), "inferd_float_scores", json_true(), e);
-    else
+    if ((rc = unigram(s, list, unk_id, e)) != 0) {
         json_decref(unmatched);
+        return rc;
+    }
+    json_t *model = json_object_get(s->doc, "model");
+    rc = slow_set_new(model, "inferd_unmatched", unmatched, e); /* taken either way */
+    if (rc == 0)
+        rc = slow_set_new(model, "inferd_float_scores", json_true(), e);
+    /* >>xx<< target-language codes: MarianTokenizer takes a leading one whole, before
+     * sentencepiece; as plain added tokens they are matched anywhere (a superset). */
+    const json_t *vocab = json_object_get(model, "vocab");
+    for (i = 0; rc == 0 && i < json_array_size(vocab); i++) {
+        const char *tok = json_string_value(json_array_get(json_array_get(vocab, i), 0));
+        size_t l = strlen(tok);
+        if (l > 4 && strncmp(tok, ">>", 2) == 0 && strcmp(tok + l - 2, "<<") == 0)
+            rc = slow_add_token(s, tok, NULL, false, e);
+    }
     return rc;
 }
 

@@ -11,7 +11,7 @@ Marian's converter lays it out: </s> 0, <unk> 1, the source pieces, the target p
 already there, two language codes (>>fr<< >>de<<), <pad> last.
 
 refs.json: for every text (the refs-dev texts plus edge cases: unknown characters, literal
-special tokens, extra whitespace), MarianTokenizer's ids (with </s>), tokens and decoded
+special tokens, extra whitespace, a leading >>xx<< target-language code), MarianTokenizer's ids (with </s>), tokens and decoded
 text (skip_special_tokens both ways) of the ids; and for decode-only checks the decoding
 of id sequences made of target pieces.
 
@@ -37,6 +37,8 @@ EXTRA = [
     "Tabs\tand\nnewlines",
     "ALL CAPS TEXT 12345",
     "caf\u00e9 na\u00efve \uff21\uff22\uff23 \u2460",
+    ">>fr<< Hello world!",
+    ">>de<<The quick brown fox",
 ]
 
 
