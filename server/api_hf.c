@@ -260,14 +260,17 @@ void hf_text_generation(struct call *c, struct model *m)
  * (params_pipeline.c, the pipeline dialect). Lengths as generate() counts them for an
  * encoder-decoder: max_new_tokens, else max_length - 1 (the decoder start token is part of
  * max_length; the task's defaults, params_s2s.h). return_tensors with beams: each sequence
- * padded to the longest as generate() pads them. src_lang / tgt_lang (translation) are
- * refused: no tokenizer with language codes yet. return_full_text: true is refused (the
- * pipeline has no such parameter: generate() rejects it as an unused model kwarg); a list of
- * inputs too (one input per request here). */
+ * padded to the longest as generate() pads them. src_lang / tgt_lang (translation): the
+ * language-code tokenizers' inputs and forced BOS (t2t_languages). return_full_text: true is
+ * refused (the pipeline has no such parameter: generate() rejects it as an unused model
+ * kwarg); a list of inputs too (one input per request here). */
 
 struct t2t_opts {
     bool return_tensors;
     bool clean_up;
+    bool codes;             /* the tokenizer takes language codes */
+    const char *src, *tgt;  /* src_lang / tgt_lang (NULL: none) */
+    char task_langs[2][32]; /* a translation_xx_to_yy task's languages */
     struct s2s_task task; /* the task's keys, prefix and defaults */
 };
 
@@ -428,11 +431,33 @@ static bool t2t_stop_sequence(struct gen_call *g, const json_t *params)
     return ok;
 }
 
+/* Translation inputs from language codes (frees full); tgt_lang's id becomes
+ * forced_bos_token_id, as the pipeline passes it to generate(). */
+static int t2t_tokenize_languages(struct gen_call *g, const struct t2t_opts *opt, char *full,
+                                  size_t len, bool truncate)
+{
+    int32_t *ids = NULL, bos = -1;
+    size_t n = 0;
+    struct err e = {0};
+    int rc = gen_model_tokenize_translation(g->gm, full, len, opt->src, opt->tgt, truncate, &ids,
+                                            &n, &bos, &e);
+    free(full);
+    if (rc) {
+        gen_call_error(g, rc == ERR_NOMEM ? ERR_NOMEM : ERR_GEN_INVALID, "parameters", e.msg);
+        return -1;
+    }
+    g->params.forced_bos_token_id = bos;
+    rc = gen_call_set_ids(g, ids, n);
+    free(ids);
+    return rc;
+}
+
 /* The task's prefix + the input with the tokenizer's special tokens, cut to model_max_length
  * when truncate. */
-static int t2t_tokenize(struct gen_call *g, const char *prefix, const char *text, size_t len,
-                        bool truncate)
+static int t2t_tokenize(struct gen_call *g, const struct t2t_opts *opt, const char *text,
+                        size_t len, bool truncate)
 {
+    const char *prefix = opt->task.prefix;
     size_t plen = strlen(prefix);
     char *full = malloc(plen + len + 1);
     if (!full) {
@@ -442,6 +467,8 @@ static int t2t_tokenize(struct gen_call *g, const char *prefix, const char *text
     memcpy(full, prefix, plen);
     memcpy(full + plen, text, len);
     full[plen + len] = '\0';
+    if (opt->codes) /* the languages' translation inputs, tgt_lang's code forced first */
+        return t2t_tokenize_languages(g, opt, full, plen + len, truncate);
     if (!truncate) {
         int rc = gen_call_tokenize(g, full, plen + len, true);
         free(full);
@@ -461,23 +488,54 @@ static int t2t_tokenize(struct gen_call *g, const char *prefix, const char *text
     return rc;
 }
 
+/* A "translation_xx_to_yy" task's languages into opt (xx and yy without '_'). */
+static void t2t_task_languages(const char *task, struct t2t_opts *opt)
+{
+    const char *pre = "translation_", *from = task + strlen(pre);
+    const char *to = strstr(task, "_to_");
+    if (strncmp(task, pre, strlen(pre)) != 0 || !to || to <= from)
+        return;
+    size_t n0 = (size_t)(to - from), n1 = strlen(to + 4);
+    if (n0 >= sizeof opt->task_langs[0] || n1 == 0 || n1 >= sizeof opt->task_langs[1] ||
+        memchr(from, '_', n0) || strchr(to + 4, '_'))
+        return;
+    memcpy(opt->task_langs[0], from, n0);
+    opt->task_langs[0][n0] = '\0';
+    memcpy(opt->task_langs[1], to + 4, n1 + 1);
+    opt->src = opt->task_langs[0];
+    opt->tgt = opt->task_langs[1];
+}
+
 /* src_lang / tgt_lang: TranslationPipeline hands them to a tokenizer that builds translation
- * inputs from language codes (NLLB, M2M100, mBART); inferd has no such tokenizer yet, so they
- * are refused rather than ignored. false when answered. */
-static bool t2t_languages(struct gen_call *g, const json_t *params)
+ * inputs from language codes (NLLB, M2M100, mBART: gen_model_tokenize_translation); when
+ * neither is given it takes a "translation_xx_to_yy" task name's. A tokenizer without
+ * language codes ignores them in transformers; here they are refused rather than ignored.
+ * opt->src / opt->tgt borrow the request's strings or opt->task_langs. false when answered. */
+static bool t2t_languages(struct gen_call *g, const json_t *params, const char *task,
+                          struct t2t_opts *opt)
 {
     static const char *const keys[] = {"src_lang", "tgt_lang"};
+    const char **out[2] = {&opt->src, &opt->tgt};
+    bool codes = gen_model_has_language_codes(g->gm), given = false;
     for (size_t i = 0; i < 2; i++) {
         const json_t *v = json_object_get(params, keys[i]);
         if (!v || json_is_null(v))
             continue;
         char msg[200];
         snprintf(msg, sizeof msg,
-                 "`%s` is not supported: this model's tokenizer takes no language codes",
+                 codes ? "`%s` must be a string"
+                       : "`%s` is not supported: this model's tokenizer takes no language codes",
                  keys[i]);
-        gen_call_error(g, ERR_GEN_INVALID, "parameters", msg);
-        return false;
+        if (!codes || !json_is_string(v)) {
+            gen_call_error(g, ERR_GEN_INVALID, "parameters", msg);
+            return false;
+        }
+        *out[i] = json_string_value(v);
+        given = true;
     }
+    opt->codes = codes;
+    if (codes && !given)
+        t2t_task_languages(task, opt);
     return true;
 }
 
@@ -525,7 +583,7 @@ static void hf_text2text(struct call *c, struct model *m)
         !t2t_bool(g, params, "return_text", &return_text) ||
         !t2t_bool(g, params, "clean_up_tokenization_spaces", &opt->clean_up) ||
         !t2t_truncation(g, params, &truncate) || !t2t_stop_sequence(g, params) ||
-        (opt->task.task == TASK_TRANSLATION && !t2t_languages(g, params)))
+        (opt->task.task == TASK_TRANSLATION && !t2t_languages(g, params, task, opt)))
         return;
     if (g->params.max_new_tokens == 0) { /* generate(): max_length counts the start token */
         if (g->params.max_length <= 1) {
@@ -536,8 +594,8 @@ static void hf_text2text(struct call *c, struct model *m)
         }
         g->params.max_new_tokens = g->params.max_length - 1;
     }
-    if (t2t_tokenize(g, opt->task.prefix, json_string_value(inputs), json_string_length(inputs),
-                     truncate) != 0 ||
+    if (t2t_tokenize(g, opt, json_string_value(inputs), json_string_length(inputs), truncate) !=
+            0 ||
         gen_call_check(g) != 0)
         return;
     g->record_tokens = opt->return_tensors;

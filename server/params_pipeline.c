@@ -13,9 +13,9 @@
  * length_penalty, early_stopping (true, false, "never"), no_repeat_ngram_size, min_length,
  * min_new_tokens, forced_bos_token_id, forced_eos_token_id, bad_words_ids, with generation_config.json's values
  * as defaults and GenerationConfig.validate's messages. inferd's beam search is greedy (no beam
- * sampling), and it runs those length, n-gram and forced-token processors in beam search only:
- * asked for without beams they are refused, as is a sampled num_return_sequences
- * (bad_words_ids runs in every mode). See gen_api.h. */
+ * sampling), and it runs those length and n-gram processors in beam search only: asked for
+ * without beams they are refused, as is a sampled num_return_sequences (bad_words_ids and the
+ * forced BOS / EOS tokens run in every mode: sampling.c). See gen_api.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,10 +119,6 @@ static const char *beam_only(const struct gen_params *p)
         return "min_new_tokens";
     if (p->no_repeat_ngram_size > 0)
         return "no_repeat_ngram_size";
-    if (p->forced_bos_token_id >= 0)
-        return "forced_bos_token_id";
-    if (p->forced_eos_token_id >= 0)
-        return "forced_eos_token_id";
     return NULL;
 }
 

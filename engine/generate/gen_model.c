@@ -234,6 +234,21 @@ int gen_model_tokenize(const struct gen_model *m, const char *text, size_t len, 
     return rc;
 }
 
+bool gen_model_has_language_codes(const struct gen_model *m)
+{
+    return tokenizer_has_language_codes(m->tokenizer);
+}
+
+int gen_model_tokenize_translation(const struct gen_model *m, const char *text, size_t len,
+                                   const char *src_lang, const char *tgt_lang, bool truncate,
+                                   int32_t **ids, size_t *n, int32_t *forced_bos,
+                                   struct err *e)
+{
+    size_t max = truncate ? tokenizer_model_max_length(m->tokenizer) : 0;
+    return tokenizer_translation_encode(m->tokenizer, text, len, src_lang, tgt_lang, max, ids, n,
+                                        forced_bos, e);
+}
+
 int gen_model_decode(const struct gen_model *m, const int32_t *ids, size_t n, char **text,
                      size_t *len, struct err *e)
 {

@@ -94,6 +94,13 @@ const struct tokenizer *gen_model_tokenizer(const struct gen_model *m);
  * truncate and it has one. Errors: the tokenizer's (ERR_INVALID...), ERR_NOMEM. */
 int gen_model_tokenize(const struct gen_model *m, const char *text, size_t len, bool add_special,
                        bool truncate, int32_t **ids, size_t *n, struct err *e);
+/* Translation inputs from language codes (tokenizer_translation_encode), cut to the
+ * tokenizer's model_max_length when truncate; *forced_bos the target language's id. */
+bool gen_model_has_language_codes(const struct gen_model *m);
+int gen_model_tokenize_translation(const struct gen_model *m, const char *text, size_t len,
+                                   const char *src_lang, const char *tgt_lang, bool truncate,
+                                   int32_t **ids, size_t *n, int32_t *forced_bos,
+                                   struct err *e);
 /* The text of ids, special tokens kept (*text malloc'ed). */
 int gen_model_decode(const struct gen_model *m, const int32_t *ids, size_t n, char **text,
                      size_t *len, struct err *e);

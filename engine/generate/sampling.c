@@ -455,6 +455,12 @@ struct sampler {
     size_t bad_words_size;
     int32_t *tail;
     size_t tail_cap, n_ids;
+    /* forced_bos_token_id: the only choice while HF's input_ids hold one token (cur_len 1) */
+    int32_t forced_bos;
+    size_t cur_len; /* prompt + generated ids so far */
+    /* forced_eos_token_id: the only choice for the last of max_new_tokens */
+    int32_t forced_eos;
+    size_t n_new, max_new; /* generated so far; max_new_tokens (0: none) */
 };
 
 /* bad_words_ids without the sequences NoBadWordsLogitsProcessor drops (a lone eos id) into
@@ -585,6 +591,13 @@ int sampler_new(const struct gen_params *p, size_t n_vocab, uint64_t stream, str
     s->presence_penalty = p->presence_penalty;
     s->logprobs_mode = p->logprobs_mode;
     s->top_n = p->top_n_tokens > GEN_MAX_TOP_N ? GEN_MAX_TOP_N : p->top_n_tokens;
+    s->forced_bos = p->forced_bos_token_id >= 0 && (size_t)p->forced_bos_token_id < n_vocab
+                        ? p->forced_bos_token_id
+                        : -1;
+    s->forced_eos = p->forced_eos_token_id >= 0 && (size_t)p->forced_eos_token_id < n_vocab
+                        ? p->forced_eos_token_id
+                        : -1;
+    s->max_new = p->max_new_tokens > 0 ? (size_t)p->max_new_tokens : 0;
     gen_rng_seed(&s->rng, p->seed, stream);
     int rc = sampler_alloc(s, e);
     if (rc == 0)
@@ -627,10 +640,13 @@ void sampler_add_prompt(struct sampler *s, const int32_t *ids, size_t n)
         mark_seen(s, ids[i]);
         push_tail(s, ids[i]);
     }
+    s->cur_len += n;
 }
 
 static void accept(struct sampler *s, int32_t id)
 {
+    s->cur_len++;
+    s->n_new++;
     mark_seen(s, id);
     push_tail(s, id);
     if (s->count_of && id >= 0 && (size_t)id < s->n_vocab) {
@@ -677,6 +693,16 @@ int32_t sampler_sample(struct sampler *s, float *logits, struct gen_choice *out)
     }
     if (s->bad_words_size)
         ban_bad_words(s, logits);
+    if (s->forced_bos >= 0 && s->cur_len == 1) { /* ForcedBOSTokenLogitsProcessor */
+        for (size_t i = 0; i < n; i++)
+            logits[i] = -INFINITY;
+        logits[s->forced_bos] = 0.0f;
+    }
+    if (s->forced_eos >= 0 && s->max_new && s->n_new + 1 == s->max_new) { /* ForcedEOS... */
+        for (size_t i = 0; i < n; i++)
+            logits[i] = -INFINITY;
+        logits[s->forced_eos] = 0.0f;
+    }
     int32_t id;
     if (s->do_sample) {
         if (s->temperature != 1.0)

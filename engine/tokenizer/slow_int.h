@@ -55,6 +55,9 @@ struct converter {
 int slow_spm_model(struct slow *s, struct err *e);
 #define SLOW_SPM_N_FAMILIES 5
 extern const struct family slow_spm_families[SLOW_SPM_N_FAMILIES];
+/* slow_spm.c: MarianTokenizer (source.spm + vocab.json), one family. */
+int slow_marian_model(struct slow *s, struct err *e);
+extern const struct family slow_marian_families[1];
 
 /* dir/name into *out (malloc'ed, NUL-terminated); the file error names the path. */
 int slow_slurp(const char *dir, const char *name, char **out, size_t *len, struct err *e);

@@ -478,7 +478,8 @@ const struct family slow_spm_families[SLOW_SPM_N_FAMILIES] = {
     {llama_classes, {"<unk>", "<s>", "</s>"}, llama_model, llama_components},
 };
 
-int slow_spm_model(struct slow *s, struct err *e)
+/* Reads the converter's file into s->spm. */
+static int parse_spm(struct slow *s, struct err *e)
 {
     char *buf;
     size_t len = 0;
@@ -491,11 +492,15 @@ int slow_spm_model(struct slow *s, struct err *e)
     }
     rc = spm_model_parse((const uint8_t *)buf, len, s->spm, e);
     free(buf);
-    if (rc) {
+    if (rc)
         err_prefix(e, "%s: ", s->file);
-        return rc;
-    }
-    if ((rc = s->family->model(s, e)) != 0)
+    return rc;
+}
+
+int slow_spm_model(struct slow *s, struct err *e)
+{
+    int rc = parse_spm(s, e);
+    if (rc || (rc = s->family->model(s, e)) != 0)
         return rc;
     for (size_t i = 0; rc == 0 && i < s->spm->n_pieces; i++) {
         const struct spm_piece *p = &s->spm->pieces[i];
@@ -504,3 +509,141 @@ int slow_spm_model(struct slow *s, struct err *e)
     }
     return rc;
 }
+
+/* ---- MarianTokenizer: source.spm segments, vocab.json numbers ---- */
+
+/* vocab.json (token -> id, ids dense from 0) as the list of its tokens by id. */
+static int marian_tokens(struct slow *s, json_t **out, struct err *e)
+{
+    char *text;
+    size_t len = 0;
+    int rc = slow_slurp(s->dir, "vocab.json", &text, &len, e);
+    if (rc)
+        return rc;
+    json_error_t je;
+    json_t *v = json_loadb(text, len, 0, &je);
+    free(text);
+    size_t n = json_is_object(v) ? json_object_size(v) : 0;
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n; i++)
+        json_array_append_new(list, json_null());
+    rc = !json_is_object(v) ? err_set(e, ERR_FORMAT, "vocab.json: not a JSON object of token -> id")
+         : !list || json_array_size(list) != n ? nomem(e)
+                                               : 0;
+    const char *tok;
+    json_t *id;
+    json_object_foreach(v, tok, id)
+    {
+        json_int_t k = json_is_integer(id) ? json_integer_value(id) : -1;
+        if (rc == 0 && (k < 0 || (size_t)k >= n || !json_is_null(json_array_get(list, (size_t)k))))
+            rc = err_set(e, ERR_FORMAT, "vocab.json: the id of '%s' is not one of 0..%zu, each "
+                         "once", tok, n ? n - 1 : 0);
+        if (rc == 0 && json_array_set_new(list, (size_t)k, json_string(tok)))
+            rc = nomem(e);
+    }
+    json_decref(v);
+    if (rc)
+        json_decref(list);
+    *out = rc ? NULL : list;
+    return rc;
+}
+
+/* Unigram numbered by vocab.json: a token that is a normal piece of source.spm has its
+ * score; every other one (target-side pieces, specials, language codes) keeps its id but
+ * is never matched, as MarianTokenizer segments with source.spm alone. A source piece
+ * missing from vocab.json cannot be produced (real Marian vocabularies hold them all). */
+int slow_marian_model(struct slow *s, struct err *e)
+{
+    json_t *tokens = NULL, *index = json_object(), *list = json_array(), *unmatched = json_array();
+    int rc = index && list && unmatched ? parse_spm(s, e) : nomem(e);
+    if (rc == 0)
+        rc = marian_tokens(s, &tokens, e);
+    for (size_t i = 0; rc == 0 && i < s->spm->n_pieces; i++)
+        if (s->spm->pieces[i].type == SPM_NORMAL &&
+            json_object_set_new(index, s->spm->pieces[i].text, json_integer((json_int_t)i)))
+            rc = nomem(e);
+    size_t i;
+    json_t *t;
+    json_array_foreach(tokens, i, t)
+    {
+        const json_t *p = json_object_get(index, json_string_value(t));
+        double score = p ? s->spm->pieces[json_integer_value(p)].score : 0.0;
+        if (rc == 0)
+            rc = append_scored(list, json_string_value(t), score, e);
+        if (rc == 0 && !p && json_array_append_new(unmatched, json_integer((json_int_t)i)))
+            rc = nomem(e);
+    }
+    json_decref(tokens);
+    json_decref(index);
+    const char *unk = slow_special(s, SP_UNK);
+    int32_t unk_id = -1;
+    for (i = 0; rc == 0 && unk && i < json_array_size(list); i++)
+        if (strcmp(json_string_value(json_array_get(json_array_get(list, i), 0)), unk) == 0)
+            unk_id = (int32_t)i;
+    if (rc == 0 && unk_id < 0)
+        rc = err_set(e, ERR_FORMAT, "vocab.json: the unk token '%s' is not in the vocabulary",
+                     unk ? unk : "(none)");
+    if (rc) {
+        json_decref(list);
+        json_decref(unmatched);
+        return rc;
+    }
+    if ((rc = unigram(s, list, unk_id, e)) != 0) {
+        json_decref(unmatched);
+        return rc;
+    }
+    json_t *model = json_object_get(s->doc, "model");
+    rc = slow_set_new(model, "inferd_unmatched", unmatched, e); /* taken either way */
+    if (rc == 0)
+        rc = slow_set_new(model, "inferd_float_scores", json_true(), e);
+    /* >>xx<< target-language codes: MarianTokenizer takes a leading one whole, before
+     * sentencepiece; as plain added tokens they are matched anywhere (a superset). */
+    const json_t *vocab = json_object_get(model, "vocab");
+    for (i = 0; rc == 0 && i < json_array_size(vocab); i++) {
+        const char *tok = json_string_value(json_array_get(json_array_get(vocab, i), 0));
+        size_t l = strlen(tok);
+        if (l > 4 && strncmp(tok, ">>", 2) == 0 && strcmp(tok + l - 2, "<<") == 0)
+            rc = slow_add_token(s, tok, NULL, false, e);
+    }
+    return rc;
+}
+
+/* sentencepiece's own encoding: the charsmap, runs of spaces collapsed and both ends
+ * stripped (remove_extra_whitespaces), one Metaspace'd string for the whole text (the
+ * lattice spans the sentence: its float path scores decide ties as sentencepiece's do);
+ * "$A </s>" / "$A $B </s>"; the Metaspace decoder (target.spm decodes pieces the same
+ * way), then the pieces fused and every space at either end stripped (MarianTokenizer
+ * strips its decoded string). */
+static int marian_components(struct slow *s, struct err *e)
+{
+    json_t *list = json_array();
+    int rc = list ? append_precompiled(s, list, e) : nomem(e);
+    if (rc == 0 && (json_array_append_new(list, replace("Regex", " {2,}", " ")) ||
+                    json_array_append_new(list, json_pack("{s:s, s:b, s:b}", "type", "Strip",
+                                                          "strip_left", 1, "strip_right", 1))))
+        rc = nomem(e);
+    if (rc == 0)
+        rc = set_normalizers(s, list, e);
+    else
+        json_decref(list);
+    if (rc == 0)
+        rc = set_component(s, "pre_tokenizer", metaspace("always", false), e);
+    if (rc == 0)
+        rc = set_component(s, "decoder",
+                           json_pack("{s:s, s:[o, {s:s}, {s:s, s:s, s:i, s:i}]}", "type",
+                                     "Sequence", "decoders", metaspace("always", false), "type",
+                                     "Fuse", "type", "Strip", "content", " ", "start", 1 << 20,
+                                     "stop", 1 << 20),
+                           e);
+    const struct tpl single[] = {{"$A", 0}, {"</s>", 0}};
+    const struct tpl pair[] = {{"$A", 0}, {"$B", 0}, {"</s>", 0}};
+    const char *const names[2] = {"</s>", "</s>"};
+    const char *const ids_of[2] = {slow_special(s, SP_EOS), slow_special(s, SP_EOS)};
+    return rc ? rc : post_template(s, single, 2, pair, 3, names, ids_of, e);
+}
+
+static const char *const marian_classes[] = {"MarianTokenizer", NULL};
+
+const struct family slow_marian_families[1] = {
+    {marian_classes, {"<unk>", NULL, "</s>", NULL, "<pad>"}, NULL, marian_components},
+};

@@ -871,6 +871,12 @@ const char *tokenizer_config_str(const struct tokenizer *tk, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+bool tokenizer_config_bool(const struct tokenizer *tk, const char *key, bool dflt)
+{
+    json_t *v = tk->config ? json_object_get(tk->config, key) : NULL;
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
 size_t tokenizer_model_max_length(const struct tokenizer *tk)
 {
     json_t *v = tk->config ? json_object_get(tk->config, "model_max_length") : NULL;

@@ -122,5 +122,16 @@ size_t tokenizer_num_special_tokens(const struct tokenizer *tk, bool pair);
 /* tokenizer_config.json values used by pipelines (NULL / 0 when absent). */
 const char *tokenizer_config_str(const struct tokenizer *tk, const char *key);
 size_t tokenizer_model_max_length(const struct tokenizer *tk);
+bool tokenizer_config_bool(const struct tokenizer *tk, const char *key, bool dflt);
+
+/* langcodes.c: whether the tokenizer's class builds translation inputs from language codes
+ * (NLLB, M2M100, mBART, mBART-50), and those inputs: text's ids (cut to max_length with the
+ * codes when max_length > 2) with src_lang's code and </s> placed as the class places them,
+ * and *forced_bos the id of tgt_lang's code (*ids malloc'ed). ERR_INVALID names the
+ * parameter: a missing or unknown code, a tokenizer without codes. */
+bool tokenizer_has_language_codes(const struct tokenizer *tk);
+int tokenizer_translation_encode(const struct tokenizer *tk, const char *text, size_t len,
+                                 const char *src_lang, const char *tgt_lang, size_t max_length,
+                                 int32_t **ids, size_t *n, int32_t *forced_bos, struct err *e);
 
 #endif

@@ -3,7 +3,13 @@
  * each position extends every vocab piece that starts there, found by a byte trie;
  * a char no single piece covers gets the unknown token at min_score - 10.
  * Consecutive unknowns are fused into one token, and a segment not in the vocab
- * falls back to <0xXX> byte tokens when byte_fallback is set. */
+ * falls back to <0xXX> byte tokens when byte_fallback is set.
+ * inferd's own optional field "inferd_unmatched" (ids; written only by the slow Marian
+ * converter, whose vocabulary holds target-side pieces the source model lacks) names pieces
+ * that keep their id <-> token mapping but are never matched in the text nor counted in
+ * min_score; and "inferd_float_scores" (true) sums path scores in single precision as
+ * sentencepiece's own EncodeOptimized does (HF sums doubles), which decides ties such as
+ * 15+16 vs 16+15 repeated characters the way the slow sentencepiece tokenizer does. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +42,8 @@ struct unigram {
     int32_t unk_id; /* -1: none */
     bool byte_fallback;
     int32_t byte_ids[256];
+    bool *unmatched; /* piece id -> never matched; NULL: every piece matches */
+    bool float_scores; /* sum path scores as floats (sentencepiece) */
 };
 
 /* murmur3 fmix64: every key bit reaches the low bits the mask keeps. */
@@ -99,6 +107,7 @@ static void unigram_free(void *state)
     free(u->scores);
     free(u->leaf_id);
     free(u->edges);
+    free(u->unmatched);
     free(u);
 }
 
@@ -154,7 +163,7 @@ static int build(struct unigram *u, const json_t *vocab, size_t pool_size, struc
         u->piece_off[id] = (uint32_t)off;
         off += len + 1;
         u->scores[id] = score;
-        if (score < u->min_score)
+        if (score < u->min_score && !(u->unmatched && u->unmatched[id]))
             u->min_score = score;
         uint32_t node = 0;
         for (size_t k = 0; k < len; k++) {
@@ -163,6 +172,30 @@ static int build(struct unigram *u, const json_t *vocab, size_t pool_size, struc
         }
         if (len > 0) /* HF's trie never reports the empty piece */
             u->leaf_id[node] = (int32_t)id;
+    }
+    return 0;
+}
+
+/* The optional "inferd_unmatched" id list into u->unmatched. */
+static int parse_unmatched(struct unigram *u, const json_t *ids, size_t n, struct err *e)
+{
+    if (!ids || json_is_null(ids))
+        return 0;
+    if (!json_is_array(ids))
+        return err_set(e, ERR_FORMAT, "model Unigram: field 'inferd_unmatched' must be an array");
+    if (!(u->unmatched = calloc(n ? n : 1, sizeof *u->unmatched)))
+        return err_set(e, ERR_NOMEM, "out of memory");
+    size_t i;
+    const json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        double d = json_number_value(v);
+        if (!json_is_number(v) || d != floor(d) || d < 0 || d >= (double)n)
+            return err_set(e, ERR_FORMAT,
+                           "model Unigram: field 'inferd_unmatched': entry %zu is not an index "
+                           "of the vocab",
+                           i);
+        u->unmatched[(size_t)d] = true;
     }
     return 0;
 }
@@ -191,6 +224,10 @@ static int unigram_parse(const json_t *j, void **state, struct err *e)
                      "%s: field 'unk_id' (%lld) is not an index of the vocab "
                      "(size %zu)",
                      where, unk, json_array_size(vocab));
+    if (rc == 0)
+        rc = tokj_bool(j, "inferd_float_scores", false, &u->float_scores, where, e);
+    if (rc == 0)
+        rc = parse_unmatched(u, json_object_get(j, "inferd_unmatched"), json_array_size(vocab), e);
     if (rc == 0)
         rc = build(u, vocab, pool_size, e);
     if (rc != 0) {
@@ -225,7 +262,8 @@ struct segment {
 static int viterbi(const struct unigram *u, const char *s, size_t len, struct best *best,
                    struct err *e)
 {
-    double unk_score = u->min_score - UNK_PENALTY;
+    double unk_score = u->float_scores ? (double)((float)u->min_score - (float)UNK_PENALTY)
+                                       : u->min_score - UNK_PENALTY;
     for (size_t i = 0; i <= len; i++)
         best[i] = (struct best){.score = 0.0, .id = 0, .start = -1};
     for (size_t start = 0; start < len;) {
@@ -237,10 +275,11 @@ static int viterbi(const struct unigram *u, const char *s, size_t len, struct be
             if (!(node = trie_child(u, node, (unsigned char)s[k])))
                 break;
             int32_t id = u->leaf_id[node];
-            if (id < 0)
+            if (id < 0 || (u->unmatched && u->unmatched[id]))
                 continue;
             struct best *t = &best[k + 1];
-            double cand = u->scores[id] + till;
+            double cand = u->float_scores ? (double)((float)u->scores[id] + (float)till)
+                                          : u->scores[id] + till;
             if (t->start < 0 || cand > t->score)
                 *t = (struct best){.score = cand, .id = id, .start = (int32_t)start};
             if (k + 1 - start == mblen)
@@ -248,7 +287,8 @@ static int viterbi(const struct unigram *u, const char *s, size_t len, struct be
         }
         if (!has_single) {
             struct best *t = &best[start + mblen];
-            double cand = unk_score + till;
+            double cand = u->float_scores ? (double)((float)unk_score + (float)till)
+                                          : unk_score + till;
             if (t->start < 0 || cand > t->score) {
                 if (u->unk_id < 0)
                     return err_set(e, ERR_INPUT,
@@ -294,6 +334,8 @@ static int emit(const struct unigram *u, const char *s, const struct segment *g,
                 struct token_vec *out, struct err *e)
 {
     int32_t id = g->id >= 0 ? g->id : trie_find(u, s + g->start, g->end - g->start);
+    if (id >= 0 && u->unmatched && u->unmatched[id])
+        id = -1;
     if (id < 0 && u->byte_fallback) {
         bool all = true;
         for (uint32_t i = g->start; i < g->end && all; i++)

@@ -459,6 +459,66 @@ START_TEST(missing_pair_refused)
 }
 END_TEST
 
+/* Translators whose tokenizers take language codes (tests/data/models-issue16-lang.tar.xz,
+ * tools/refgen/lang_pipelines.py: an M2M100 with NLLB's tokenizer, an mBART with mBART's)
+ * answer transformers 4.57's pipeline("translation", src_lang=..., tgt_lang=...) exactly:
+ * the source code around the input, the target code forced first (return_tensors shows it);
+ * a missing or unknown code is a 422 naming the parameter. */
+START_TEST(language_codes)
+{
+    const char *root = fixture_dir("models-issue16-lang.tar.xz");
+    char nllb[900], mbart[900];
+    snprintf(nllb, sizeof nllb, "%s/models-lang/s2s-nllb", root);
+    snprintf(mbart, sizeof mbart, "%s/models-lang/s2s-mbart-lang", root);
+    char *yaml = yaml_config(NULL, yaml_model("nllb", nllb, "translation", NULL),
+                             yaml_model("mbart", mbart, "translation", NULL), NULL);
+    struct daemon *d = daemon_start(yaml, NULL);
+    free(yaml);
+    char dir[900];
+    snprintf(dir, sizeof dir, "%s/models-lang", root);
+    json_t *r = fixture_json(dir, "pipelines.json");
+    static const char *const names[][2] = {{"s2s-nllb", "/models/nllb"},
+                                           {"s2s-mbart-lang", "/models/mbart"}};
+    size_t n = 0;
+    for (size_t m = 0; m < 2; m++) {
+        const json_t *calls = json_object_get(json_object_get(r, names[m][0]), "calls");
+        for (size_t i = 0; i < json_array_size(calls); i++, n++) {
+            const json_t *call = json_array_get(calls, i);
+            char what[256];
+            char *params = json_dumps(json_object_get(call, "parameters"), JSON_COMPACT);
+            snprintf(what, sizeof what, "%s %s", names[m][0], params);
+            free(params);
+            struct http_reply *rep = daemon_post(d, names[m][1], request(call));
+            expect_status(rep, 200, what);
+            expect_json(rep->json, json_object_get(call, "output"), 0, what);
+            http_reply_free(rep);
+        }
+    }
+    ck_assert_uint_ge(n, 24);
+    json_decref(r);
+    static const char *const bad[][2] = {
+        {"{\"src_lang\": \"eng_Latn\"}", "requires a `src_lang` and a `tgt_lang`"},
+        {"{\"src_lang\": \"eng_Latn\", \"tgt_lang\": \"</s>\"}", "`tgt_lang` '</s>'"},
+        {"{\"src_lang\": \"xx_Latn\", \"tgt_lang\": \"fra_Latn\"}", "`src_lang` 'xx_Latn'"},
+        {"{\"src_lang\": \"eng_Latn\", \"tgt_lang\": \"zz\"}", "`tgt_lang` 'zz'"},
+        {"{\"src_lang\": 3, \"tgt_lang\": \"fra_Latn\"}", "`src_lang` must be a string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_error_t je;
+        json_t *p = json_loads(bad[i][0], 0, &je);
+        ck_assert_msg(p, "%s", je.text);
+        struct http_reply *rep = daemon_post(
+            d, "/models/nllb", json_pack("{s:s, s:o}", "inputs", "Hi", "parameters", p));
+        expect_hf_error(rep, 422, bad[i][0]);
+        const char *msg = json_string_value(json_object_get(rep->json, "error"));
+        ck_assert_msg(msg && strstr(msg, bad[i][1]), "%s: '%s' does not say '%s'", bad[i][0],
+                      msg ? msg : rep->body, bad[i][1]);
+        http_reply_free(rep);
+    }
+    daemon_stop(d);
+}
+END_TEST
+
 Suite *suite_serve_s2s(void)
 {
     Suite *s = suite_create("serve_s2s");
@@ -480,6 +540,7 @@ Suite *suite_serve_s2s(void)
     tcase_set_timeout(load, 120);
     tcase_add_checked_fixture(load, NULL, serve_teardown);
     tcase_add_test(load, missing_pair_refused);
+    tcase_add_test(load, language_codes);
     suite_add_tcase(s, load);
     return s;
 }
