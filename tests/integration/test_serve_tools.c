@@ -256,16 +256,23 @@ START_TEST(tool_choice_none_required_and_named)
         expect_call(json_object_get(choice, "message"), cas, "required / named");
         http_reply_free(r);
     }
-    /* not met: the model calls get_weather, or writes no whole call */
-    r = with_choice("qwen", named("get_time"), 32, false);
-    expect_openai_error(r, 500, "named, not called");
-    ck_assert(strstr(str_at(r->json, "error", "message"), "'get_time'"));
+    /* named get_time, which the model would not call: the grammar makes the call (no
+     * parameters: {}) */
+    r = with_choice("qwen", named("get_time"), 100, false);
+    expect_status(r, 200, "named get_time");
+    choice = json_array_get(json_object_get(r->json, "choices"), 0);
+    ck_assert_str_eq(str_at(choice, "finish_reason", NULL), "tool_calls");
+    const json_t *calls = json_object_get(json_object_get(choice, "message"), "tool_calls");
+    ck_assert_uint_eq(json_array_size(calls), 1);
+    ck_assert_str_eq(str_at(json_array_get(calls, 0), "function", "name"), "get_time");
+    ck_assert_str_eq(str_at(json_array_get(calls, 0), "function", "arguments"), "{}");
     http_reply_free(r);
+    /* not met: cut by max_tokens before the call is whole, whole and streamed */
     r = with_choice("qwen", json_string("required"), 3, false);
     expect_openai_error(r, 500, "required, cut");
     http_reply_free(r);
-    r = with_choice("qwen", named("get_time"), 32, true);
-    expect_status(r, 200, "named, not called, streamed");
+    r = with_choice("qwen", named("get_time"), 3, true);
+    expect_status(r, 200, "named, cut, streamed");
     json_t *ev = sse_events(r->body, "named stream");
     const json_t *last = json_array_get(ev, json_array_size(ev) - 1);
     ck_assert(strstr(str_at(last, "error", "message"), "'get_time'"));
