@@ -323,12 +323,12 @@ static int bert_components(struct slow *s, struct err *e)
 
 /* transformers' BertConverter classes (BertTokenizer's defaults) */
 static const char *const bert_classes[] = {
-    "BertTokenizer",        "DistilBertTokenizer",        "ElectraTokenizer",
-    "ConvBertTokenizer",    "LayoutLMTokenizer",          "LxmertTokenizer",
-    "MobileBertTokenizer",  "SqueezeBertTokenizer",       "DPRReaderTokenizer",
-    "DPRQuestionEncoderTokenizer", "DPRContextEncoderTokenizer", NULL};
+    "BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer", "ConvBertTokenizer",
+    "LayoutLMTokenizer", "LxmertTokenizer", "MobileBertTokenizer", "SqueezeBertTokenizer",
+    "DPRReaderTokenizer", "DPRQuestionEncoderTokenizer", "DPRContextEncoderTokenizer", NULL};
 static const struct family bert_families[] = {
-    {bert_classes, {"[UNK]", NULL, NULL, "[SEP]", "[PAD]", "[CLS]", "[MASK]"}, NULL, bert_components},
+    {bert_classes, {"[UNK]", NULL, NULL, "[SEP]", "[PAD]", "[CLS]", "[MASK]"}, NULL,
+     bert_components},
 };
 
 /* ---- GPT-2 and RoBERTa: vocab.json + merges.txt ---- */
