@@ -31,13 +31,15 @@ static char *re_literal(const char *s)
 
 /* The arguments' regex of tool i: its parameters schema as an object (a schema without
  * "type" would let the compiler make any value; the parsers want an object). A function
- * declaring no parameters ("properties": {} without additionalProperties) is called with {}:
- * schema_regex.c would read it as a map of any keys, which a model may never close. */
+ * without parameters, or declaring none ("properties": {} without additionalProperties), is
+ * called with {}: schema_regex.c would read the latter as a map of any keys, which a model
+ * may never close. */
 static int args_regex(const json_t *fn, size_t i, char **out, struct err *e)
 {
     const json_t *p = json_object_get(fn, "parameters");
+    /* OpenAI: "omitting parameters defines a function with an empty parameter list" */
     if (!p || json_is_null(p))
-        return schema_any_object_regex(out, e);
+        return (*out = strdup("\\{\\}")) ? 0 : err_set(e, ERR_NOMEM, "out of memory");
     json_t *obj = json_copy((json_t *)p);
     const json_t *props = json_object_get(obj, "properties");
     bool none = json_is_object(props) && json_object_size(props) == 0 &&

@@ -294,7 +294,7 @@ START_TEST(tool_choice_none_required_and_named)
 END_TEST
 
 /* Tools whose arguments a random model finishes in few tokens (enums, bounded integers), one
- * with a $ref, one without parameters. */
+ * with a $ref, one declaring no parameters, one without `parameters` (OpenAI: none). */
 static const char *const forced_tools =
     "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
     "{\"type\": \"object\", \"properties\": {\"city\": {\"enum\": [\"Paris\", \"Lyon\"]}, "
@@ -306,25 +306,28 @@ static const char *const forced_tools =
     "{\"type\": \"function\", \"function\": {\"name\": \"set-alarm_2\", \"parameters\": "
     "{\"properties\": {\"on\": {\"type\": \"boolean\"}, \"at\": {\"anyOf\": "
     "[{\"type\": \"null\"}, {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 23}]}}, "
-    "\"required\": [\"on\", \"at\"], \"additionalProperties\": false}}}]";
+    "\"required\": [\"on\", \"at\"], \"additionalProperties\": false}}}, "
+    "{\"type\": \"function\", \"function\": {\"name\": \"ping\"}}]";
 
 /* The arguments of a call to name validate against that tool's parameters (json_check, a
  * validator independent of the schema compiler). */
 static void expect_valid_args(const json_t *tools, const char *name, const char *args,
                               const char *what)
 {
-    const json_t *params = NULL;
+    const json_t *fn = NULL, *params = NULL;
     for (size_t i = 0; i < json_array_size(tools); i++) {
-        const json_t *fn = json_object_get(json_array_get(tools, i), "function");
-        if (strcmp(str_at(fn, "name", NULL), name) == 0)
-            params = json_object_get(fn, "parameters");
+        const json_t *f = json_object_get(json_array_get(tools, i), "function");
+        if (strcmp(str_at(f, "name", NULL), name) == 0)
+            fn = f;
     }
-    ck_assert_msg(params, "%s: a call to '%s', which is no tool", what, name);
+    ck_assert_msg(fn, "%s: a call to '%s', which is no tool", what, name);
+    params = json_object_get(fn, "parameters");
     json_t *doc = json_loads(args, 0, NULL);
     ck_assert_msg(json_is_object(doc), "%s: arguments not a JSON object: %s", what, args);
     char why[256] = "";
-    ck_assert_msg(json_check(params, params, doc, why, sizeof why), "%s: %s: %s", what, why, args);
-    if (json_object_size(json_object_get(params, "properties")) == 0)
+    ck_assert_msg(!params || json_check(params, params, doc, why, sizeof why), "%s: %s: %s", what,
+                  why, args);
+    if (!params || json_object_size(json_object_get(params, "properties")) == 0)
         ck_assert_msg(json_object_size(doc) == 0, "%s: arguments of a function without "
                       "parameters: %s", what, args);
     json_decref(doc);
@@ -380,11 +383,11 @@ static json_t *choice_call(const struct http_reply *r, bool stream, const char *
 START_TEST(forced_calls_on_random_weights)
 {
     static const char *const models[] = {"rand-hermes", "rand-llama3", "rand-mistral"};
-    static const char *const names[] = {NULL, "get_weather", "get_time", "set-alarm_2"};
+    static const char *const names[] = {NULL, "get_weather", "get_time", "set-alarm_2", "ping"};
     json_t *tools = json_loads(forced_tools, 0, NULL);
     ck_assert(tools);
     for (size_t m = 0; m < 3; m++)
-        for (size_t k = 0; k < 4; k++)
+        for (size_t k = 0; k < 5; k++)
             for (int seed = 1; seed <= 3; seed++) {
                 bool stream = seed == 2;
                 char what[128];
