@@ -22,6 +22,7 @@
 #include "registry.h"
 #include "routes.h"
 #include "tool_calls.h"
+#include "tool_grammar.h"
 
 static bool is_chat(const struct gen_call *g)
 {
@@ -488,6 +489,26 @@ static bool mentions(const void *gm, const char *marker)
     return gen_model_chat_template_mentions(gm, marker);
 }
 
+/* tool_choice "required" or a named function: the call forced by a grammar in the parser's
+ * syntax (tool_grammar.h); choice_met still checks the answer (a cut one fails). False when
+ * answered. */
+static bool chat_force_call(struct gen_call *g, const struct tool_req *r)
+{
+    if (r->choice != TOOL_CHOICE_REQUIRED && r->choice != TOOL_CHOICE_NAMED)
+        return true;
+    if (g->params.grammar) {
+        gen_call_error(g, ERR_GEN_INVALID, "response_format",
+                       "`response_format` cannot be combined with `tool_choice` \"required\" "
+                       "or a named function: the answer is the tool call");
+        return false;
+    }
+    struct err e = {0};
+    if (tool_grammar(r, &g->params.grammar, &e) == 0)
+        return true;
+    gen_call_error(g, e.kind, "tools", e.msg);
+    return false;
+}
+
 /* tools and tool_choice read into r, and the parser of the text picked (models[].tool_parser,
  * else the one whose markers the chat template teaches). False when answered. */
 static bool chat_tools(struct gen_call *g, const json_t *body, struct tool_req *r)
@@ -503,7 +524,7 @@ static bool chat_tools(struct gen_call *g, const json_t *body, struct tool_req *
     const char *name = model_config(g->model)->tool_parser;
     r->parser = name ? tool_parser_by_name(name) : tool_parser_guess(mentions, g->gm);
     if (r->parser)
-        return true;
+        return chat_force_call(g, r);
     char msg[300];
     snprintf(msg, sizeof msg,
              "model '%s' cannot call tools: its chat template shows no tool-call format inferd "

@@ -1,9 +1,9 @@
 /* constraint: the output constraints a generation request may carry (OpenAI response_format,
- * TGI parameters.grammar; tool_choice "required" / a named function will reuse it) turned into
- * the engine's compiled grammar (engine/generate/grammar.h), through a bounded cache keyed by
- * the hash of the constraint's canonical text, so a schema is compiled once however many
- * requests use it. Errors are ERR_GEN_SCHEMA (422 in every dialect) with a message naming
- * what is wrong (the unsupported keyword, the regex position). */
+ * TGI parameters.grammar; tool_choice "required" / a named function through tool_grammar.c)
+ * turned into the engine's compiled grammar (engine/generate/grammar.h), through a bounded
+ * cache keyed by the hash of the constraint's canonical text, so a schema is compiled once
+ * however many requests use it. Errors are ERR_GEN_SCHEMA (422 in every dialect) with a
+ * message naming what is wrong (the unsupported keyword, the regex position). */
 #ifndef INFERD_CONSTRAINT_H
 #define INFERD_CONSTRAINT_H
 

@@ -5,9 +5,9 @@
  * template (each call's `arguments` JSON string decoded to the object the templates print, as
  * vLLM does before transformers' apply_chat_template); and the answer: the generated text read
  * by the model's tool parser (tool_parse.h) into `message.tool_calls` with finish_reason
- * "tool_calls", or, streaming, into `delta.tool_calls` chunks. No constraint steers the model
- * (docs/DECISIONS.md: where constrained decoding plugs in): with tool_choice required or named,
- * a text without the call is answered as an error. */
+ * "tool_calls", or, streaming, into `delta.tool_calls` chunks. With tool_choice required or
+ * named, a grammar forces the call (tool_grammar.h); a text without it (cut by max_tokens) is
+ * still answered as an error. */
 #ifndef INFERD_TOOL_CALLS_H
 #define INFERD_TOOL_CALLS_H
 

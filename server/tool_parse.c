@@ -195,9 +195,11 @@ static int mistral_calls(const char *s, size_t len, struct tool_parse *out)
 /* ---- the table ---- */
 
 static const struct tool_parser parsers[] = {
-    {"hermes", HERMES_OPEN, HERMES_CLOSE, 0, hermes_start, hermes_calls},
-    {"mistral", MISTRAL_MARK, NULL, 9, mistral_start, mistral_calls},
-    {"llama3_json", PYTHON_TAG, NULL, 0, llama3_start, llama3_calls},
+    {"hermes", HERMES_OPEN, HERMES_CLOSE, "<tool_call>\\n?", "\\n?</tool_call>", "arguments", 0,
+     hermes_start, hermes_calls},
+    {"mistral", MISTRAL_MARK, NULL, "\\[", "\\]", "arguments", 9, mistral_start,
+     mistral_calls},
+    {"llama3_json", PYTHON_TAG, NULL, "", "", "parameters", 0, llama3_start, llama3_calls},
 };
 
 #define N_PARSERS (sizeof parsers / sizeof parsers[0])

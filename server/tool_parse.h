@@ -35,6 +35,13 @@ struct tool_parser {
     const char *template_marker; /* a chat template mentioning it defaults to this parser */
     const char *close; /* a call ends with this marker, and a stream reads each call (calls())
                           as soon as it arrives; NULL: the calls are read at the end */
+    /* The call syntax tool_choice "required" / a named function forces (tool_grammar.c), as
+     * decoded text: force_open + {"name": ..., "<args_key>": {...}} + force_close (regexes,
+     * grammar.h's syntax: hermes' newlines around the JSON are optional, as its parser
+     * reads them). A marker
+     * that is a special token (mistral's [TOOL_CALLS], llama's <|python_tag|>) has no decoded
+     * text and is left out: the parser reads the message without it. */
+    const char *force_open, *force_close, *args_key;
     unsigned id_len; /* tool-call ids: 0 = "call_" + 24 letters and digits (OpenAI's shape);
                         else exactly that many letters and digits (Mistral's templates
                         refuse other ids) */

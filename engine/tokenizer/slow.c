@@ -321,8 +321,14 @@ static int bert_components(struct slow *s, struct err *e)
     return rc ? rc : post_cls_sep(s, e);
 }
 
+/* transformers' BertConverter classes (BertTokenizer's defaults) */
+static const char *const bert_classes[] = {
+    "BertTokenizer", "DistilBertTokenizer", "ElectraTokenizer", "ConvBertTokenizer",
+    "LayoutLMTokenizer", "LxmertTokenizer", "MobileBertTokenizer", "SqueezeBertTokenizer",
+    "DPRReaderTokenizer", "DPRQuestionEncoderTokenizer", "DPRContextEncoderTokenizer", NULL};
 static const struct family bert_families[] = {
-    {NULL, {"[UNK]", NULL, NULL, "[SEP]", "[PAD]", "[CLS]", "[MASK]"}, NULL, bert_components},
+    {bert_classes, {"[UNK]", NULL, NULL, "[SEP]", "[PAD]", "[CLS]", "[MASK]"}, NULL,
+     bert_components},
 };
 
 /* ---- GPT-2 and RoBERTa: vocab.json + merges.txt ---- */
@@ -421,10 +427,13 @@ static int roberta_components(struct slow *s, struct err *e)
 
 static const char *const roberta_classes[] = {"RobertaTokenizer", "BartTokenizer",
                                               "LongformerTokenizer", "MarkupLMTokenizer", NULL};
+/* Qwen2Tokenizer has vocab.json + merges.txt too, but NFC and its own split pattern: not the
+ * GPT-2 family, so not a class here (its tokenizer.json is needed) */
+static const char *const gpt2_classes[] = {"GPT2Tokenizer", NULL};
 static const struct family bpe_families[] = {
     {roberta_classes, {"<unk>", "<s>", "</s>", "</s>", "<pad>", "<s>", "<mask>"}, NULL,
      roberta_components},
-    {NULL, {"<|endoftext|>", "<|endoftext|>", "<|endoftext|>"}, NULL, gpt2_components},
+    {gpt2_classes, {"<|endoftext|>", "<|endoftext|>", "<|endoftext|>"}, NULL, gpt2_components},
 };
 
 /* ---- the converters, in order of preference ---- */
@@ -466,21 +475,42 @@ static int not_found(const char *dir, struct err *e)
                    "%s/tokenizer.json: no such file, nor slow-tokenizer files (%s)", dir, list);
 }
 
+/* The supported classes of c, "A, B, ..." in buf. */
+static void class_list(const struct converter *c, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t f = 0; f < c->n_families; f++)
+        for (const char *const *k = c->families[f].classes; k && *k && at < size; k++)
+            at += (size_t)snprintf(buf + at, size - at, "%s%s", at ? ", " : "", *k);
+}
+
 /* The family for tokenizer_config.json's tokenizer_class ("...Fast" too), else the
- * converter's default class, else the last. */
-static const struct family *pick_family(const struct converter *c, const json_t *config)
+ * converter's default class, else the last family. A class no family lists is an error
+ * naming it: another converter (Qwen2Tokenizer's NFC and split pattern) would give other ids,
+ * never silently the nearest family's. */
+static const struct family *pick_family(const struct converter *c, const json_t *config,
+                                        struct err *e)
 {
     const char *cls = json_string_value(json_object_get(config, "tokenizer_class"));
     if (!cls)
         cls = c->default_class;
-    size_t n = cls ? strlen(cls) : 0;
+    if (!cls)
+        return &c->families[c->n_families - 1];
+    size_t n = strlen(cls);
     if (n > 4 && strcmp(cls + n - 4, "Fast") == 0)
         n -= 4;
-    for (size_t f = 0; cls && f < c->n_families; f++)
+    for (size_t f = 0; f < c->n_families; f++)
         for (const char *const *k = c->families[f].classes; k && *k; k++)
             if (strlen(*k) == n && strncmp(*k, cls, n) == 0)
                 return &c->families[f];
-    return &c->families[c->n_families - 1];
+    char list[1024];
+    class_list(c, list, sizeof list);
+    err_set(e, ERR_FORMAT,
+            "tokenizer_config.json's tokenizer_class \"%.80s\" is not supported from these "
+            "files (supported: %s); give the model's tokenizer.json",
+            cls, list);
+    return NULL;
 }
 
 static int convert(struct slow *s, const struct converter *c, struct err *e)
@@ -489,7 +519,9 @@ static int convert(struct slow *s, const struct converter *c, struct err *e)
     int rc = load_object(s->dir, "tokenizer_config.json", false, &s->config, e);
     if (rc == 0)
         rc = load_object(s->dir, "special_tokens_map.json", false, &map, e);
-    const struct family *f = rc ? NULL : pick_family(c, s->config);
+    const struct family *f = rc ? NULL : pick_family(c, s->config, e);
+    if (rc == 0 && !f)
+        rc = ERR_FORMAT;
     s->family = f;
     s->file = c->files[0];
     if (rc == 0)

@@ -9,8 +9,12 @@
  * message.tool_calls with finish_reason "tool_calls", whole and streamed as OpenAI streams it
  * (delta.tool_calls: id, type and name first, then the arguments). The call's text cut short by
  * max_tokens is plain content, never an error; tool_choice none leaves the text alone, required
- * and named accept the call, and a named function the model does not call is an error (no
- * constraint steers it yet); a tool_parser from the config replaces the template's. Bad tool
+ * and named accept the call, a named function the model would not call is called all the same
+ * (the grammar of tool_grammar.c), and a forced call cut by max_tokens is an error. On the
+ * random-weight Llama 3 chat fixture read as hermes, llama3_json and mistral, required and
+ * named, sampled over seeds, whole and streamed, always give one call of the right tool whose
+ * arguments validate (support/json_check.c); a parameters keyword the schema compiler lacks is
+ * 422 naming the tool. A tool_parser from the config replaces the template's. Bad tool
  * definitions are 422 naming the field, bad tool_choice values and tool messages 400, and a
  * model whose template teaches no tool-call format refuses tools. */
 #include <jansson.h>
@@ -21,6 +25,7 @@
 #include "integration/serve_expect.h"
 #include "integration/serve_support.h"
 #include "suites.h"
+#include "support/json_check.h"
 #include "support/support.h"
 
 static struct daemon *srv;
@@ -35,6 +40,12 @@ static void srv_start(void)
                              yaml_model("qwen-as-mistral", q, "text-generation",
                                         "tool_parser: mistral\n"),
                              yaml_model("plain", fixture_chat_model(), "text-generation", NULL),
+                             yaml_model("rand-hermes", fixture_chat_model(), "text-generation",
+                                        "tool_parser: hermes\n"),
+                             yaml_model("rand-llama3", fixture_chat_model(), "text-generation",
+                                        "tool_parser: llama3_json\n"),
+                             yaml_model("rand-mistral", fixture_chat_model(), "text-generation",
+                                        "tool_parser: mistral\n"),
                              NULL);
     srv = daemon_start_shared(yaml);
 }
@@ -256,22 +267,180 @@ START_TEST(tool_choice_none_required_and_named)
         expect_call(json_object_get(choice, "message"), cas, "required / named");
         http_reply_free(r);
     }
-    /* not met: the model calls get_weather, or writes no whole call */
-    r = with_choice("qwen", named("get_time"), 32, false);
-    expect_openai_error(r, 500, "named, not called");
-    ck_assert(strstr(str_at(r->json, "error", "message"), "'get_time'"));
+    /* named get_time, which the model would not call: the grammar makes the call (no
+     * parameters: {}) */
+    r = with_choice("qwen", named("get_time"), 100, false);
+    expect_status(r, 200, "named get_time");
+    choice = json_array_get(json_object_get(r->json, "choices"), 0);
+    ck_assert_str_eq(str_at(choice, "finish_reason", NULL), "tool_calls");
+    const json_t *calls = json_object_get(json_object_get(choice, "message"), "tool_calls");
+    ck_assert_uint_eq(json_array_size(calls), 1);
+    ck_assert_str_eq(str_at(json_array_get(calls, 0), "function", "name"), "get_time");
+    ck_assert_str_eq(str_at(json_array_get(calls, 0), "function", "arguments"), "{}");
     http_reply_free(r);
+    /* not met: cut by max_tokens before the call is whole, whole and streamed */
     r = with_choice("qwen", json_string("required"), 3, false);
     expect_openai_error(r, 500, "required, cut");
     http_reply_free(r);
-    r = with_choice("qwen", named("get_time"), 32, true);
-    expect_status(r, 200, "named, not called, streamed");
+    r = with_choice("qwen", named("get_time"), 3, true);
+    expect_status(r, 200, "named, cut, streamed");
     json_t *ev = sse_events(r->body, "named stream");
     const json_t *last = json_array_get(ev, json_array_size(ev) - 1);
     ck_assert(strstr(str_at(last, "error", "message"), "'get_time'"));
     json_decref(ev);
     http_reply_free(r);
     json_decref(refs);
+}
+END_TEST
+
+/* Tools whose arguments a random model finishes in few tokens (enums, bounded integers), one
+ * with a $ref, one declaring no parameters, one without `parameters` (OpenAI: none). */
+static const char *const forced_tools =
+    "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
+    "{\"type\": \"object\", \"properties\": {\"city\": {\"enum\": [\"Paris\", \"Lyon\"]}, "
+    "\"days\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 7}, \"unit\": {\"$ref\": "
+    "\"#/$defs/unit\"}}, \"required\": [\"city\", \"days\"], \"$defs\": {\"unit\": "
+    "{\"enum\": [\"c\", \"f\"]}}}}}, "
+    "{\"type\": \"function\", \"function\": {\"name\": \"get_time\", \"parameters\": "
+    "{\"type\": \"object\", \"properties\": {}}}}, "
+    "{\"type\": \"function\", \"function\": {\"name\": \"set-alarm_2\", \"parameters\": "
+    "{\"properties\": {\"on\": {\"type\": \"boolean\"}, \"at\": {\"anyOf\": "
+    "[{\"type\": \"null\"}, {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 23}]}}, "
+    "\"required\": [\"on\", \"at\"], \"additionalProperties\": false}}}, "
+    "{\"type\": \"function\", \"function\": {\"name\": \"ping\"}}]";
+
+/* The arguments of a call to name validate against that tool's parameters (json_check, a
+ * validator independent of the schema compiler). */
+static void expect_valid_args(const json_t *tools, const char *name, const char *args,
+                              const char *what)
+{
+    const json_t *fn = NULL, *params = NULL;
+    for (size_t i = 0; i < json_array_size(tools); i++) {
+        const json_t *f = json_object_get(json_array_get(tools, i), "function");
+        if (strcmp(str_at(f, "name", NULL), name) == 0)
+            fn = f;
+    }
+    ck_assert_msg(fn, "%s: a call to '%s', which is no tool", what, name);
+    params = json_object_get(fn, "parameters");
+    json_t *doc = json_loads(args, 0, NULL);
+    ck_assert_msg(json_is_object(doc), "%s: arguments not a JSON object: %s", what, args);
+    char why[256] = "";
+    ck_assert_msg(!params || json_check(params, params, doc, why, sizeof why), "%s: %s: %s", what,
+                  why, args);
+    if (!params || json_object_size(json_object_get(params, "properties")) == 0)
+        ck_assert_msg(json_object_size(doc) == 0, "%s: arguments of a function without "
+                      "parameters: %s", what, args);
+    json_decref(doc);
+}
+
+/* The one call of a choice, whole or gathered from a stream's deltas: {"name", "arguments"}. */
+static json_t *choice_call(const struct http_reply *r, bool stream, const char *what)
+{
+    if (!stream) {
+        const json_t *c = json_array_get(json_object_get(r->json, "choices"), 0);
+        ck_assert_msg(strcmp(str_at(c, "finish_reason", NULL), "tool_calls") == 0,
+                      "%s: finish %s: %s", what, str_at(c, "finish_reason", NULL), r->body);
+        const json_t *calls = json_object_get(json_object_get(c, "message"), "tool_calls");
+        ck_assert_msg(json_array_size(calls) == 1, "%s: %s", what, r->body);
+        const json_t *f = json_object_get(json_array_get(calls, 0), "function");
+        return json_pack("{s:s, s:s}", "name", str_at(f, "name", NULL), "arguments",
+                         str_at(f, "arguments", NULL));
+    }
+    json_t *ev = sse_events(r->body, what);
+    json_t *call = json_pack("{s:s, s:s}", "name", "", "arguments", "");
+    const char *finish = NULL;
+    for (size_t k = 0; k < json_array_size(ev); k++) {
+        const json_t *c = json_array_get(json_object_get(json_array_get(ev, k), "choices"), 0);
+        ck_assert_msg(c, "%s: an event without a choice: %s", what, r->body);
+        const json_t *d = json_object_get(c, "delta");
+        ck_assert_msg(!str_at(d, "content", NULL) || !*str_at(d, "content", NULL),
+                      "%s: content beside the call: %s", what, r->body);
+        const json_t *tc = json_array_get(json_object_get(d, "tool_calls"), 0);
+        if (tc) {
+            ck_assert_int_eq(json_integer_value(json_object_get(tc, "index")), 0);
+            const json_t *f = json_object_get(tc, "function");
+            for (const char *const *key = (const char *const[]){"name", "arguments", NULL}; *key;
+                 key++)
+                if (str_at(f, *key, NULL)) {
+                    char *both = NULL;
+                    ck_assert(asprintf(&both, "%s%s", str_at(call, *key, NULL),
+                                       str_at(f, *key, NULL)) >= 0);
+                    json_object_set_new(call, *key, json_string(both));
+                    free(both);
+                }
+        }
+        if (str_at(c, "finish_reason", NULL))
+            finish = str_at(c, "finish_reason", NULL);
+    }
+    ck_assert_msg(finish && strcmp(finish, "tool_calls") == 0, "%s: %s", what, r->body);
+    json_decref(ev);
+    return call;
+}
+
+/* tool_choice required and named on the random-weight Llama 3 chat fixture read by each
+ * parser family, sampled over seeds, whole and streamed: always exactly one call, of a defined
+ * tool (the named one), whose arguments validate; tool_choice none leaves it a text. */
+START_TEST(forced_calls_on_random_weights)
+{
+    static const char *const models[] = {"rand-hermes", "rand-llama3", "rand-mistral"};
+    static const char *const names[] = {NULL, "get_weather", "get_time", "set-alarm_2", "ping"};
+    json_t *tools = json_loads(forced_tools, 0, NULL);
+    ck_assert(tools);
+    for (size_t m = 0; m < 3; m++)
+        for (size_t k = 0; k < 5; k++)
+            for (int seed = 1; seed <= 3; seed++) {
+                bool stream = seed == 2;
+                char what[128];
+                snprintf(what, sizeof what, "%s %s seed %d%s", models[m],
+                         names[k] ? names[k] : "required", seed, stream ? " streamed" : "");
+                json_t *body = json_pack(
+                    "{s:s, s:[{s:s, s:s}], s:O, s:o, s:i, s:i, s:f, s:b}", "model", models[m],
+                    "messages", "role", "user", "content", "Weather in Paris?", "tools", tools,
+                    "tool_choice", names[k] ? named(names[k]) : json_string("required"),
+                    "max_tokens", 150, "seed", seed, "temperature", 1.0, "stream", stream);
+                struct http_reply *r = daemon_post(srv, "/v1/chat/completions", body);
+                expect_status(r, 200, what);
+                json_t *call = choice_call(r, stream, what);
+                const char *name = str_at(call, "name", NULL);
+                if (names[k])
+                    ck_assert_msg(strcmp(name, names[k]) == 0, "%s: called %s", what, name);
+                expect_valid_args(tools, name, str_at(call, "arguments", NULL), what);
+                json_decref(call);
+                http_reply_free(r);
+            }
+    /* none: the same request is answered as text, never a call */
+    struct http_reply *r = daemon_post(
+        srv, "/v1/chat/completions",
+        json_pack("{s:s, s:[{s:s, s:s}], s:O, s:s, s:i, s:i}", "model", "rand-hermes",
+                  "messages", "role", "user", "content", "Weather?", "tools", tools,
+                  "tool_choice", "none", "max_tokens", 8, "seed", 1));
+    expect_status(r, 200, "none");
+    const json_t *c = json_array_get(json_object_get(r->json, "choices"), 0);
+    ck_assert_str_eq(str_at(c, "finish_reason", NULL), "length");
+    ck_assert_ptr_null(json_object_get(json_object_get(c, "message"), "tool_calls"));
+    http_reply_free(r);
+    /* a parameters keyword the compiler lacks, and response_format beside a forced call */
+    json_object_set_new(json_object_get(json_object_get(json_array_get(tools, 1), "function"),
+                                        "parameters"),
+                        "minProperties", json_integer(1));
+    r = daemon_post(srv, "/v1/chat/completions",
+                    json_pack("{s:s, s:[{s:s, s:s}], s:O, s:s}", "model", "rand-hermes",
+                              "messages", "role", "user", "content", "hi", "tools", tools,
+                              "tool_choice", "required"));
+    expect_openai_error(r, 422, "unsupported keyword");
+    ck_assert_str_eq(str_at(r->json, "error", "param"), "tools");
+    ck_assert(strstr(str_at(r->json, "error", "message"), "tools[1].function.parameters"));
+    ck_assert(strstr(str_at(r->json, "error", "message"), "minProperties"));
+    http_reply_free(r);
+    r = daemon_post(srv, "/v1/chat/completions",
+                    json_pack("{s:s, s:[{s:s, s:s}], s:O, s:o, s:{s:s}}", "model", "rand-hermes",
+                              "messages", "role", "user", "content", "hi", "tools", tools,
+                              "tool_choice", named("get_weather"), "response_format", "type",
+                              "json_object"));
+    expect_openai_error(r, 400, "response_format and a forced call");
+    ck_assert_str_eq(str_at(r->json, "error", "param"), "response_format");
+    http_reply_free(r);
+    json_decref(tools);
 }
 END_TEST
 
@@ -348,6 +517,7 @@ Suite *suite_serve_tools(void)
     tcase_add_test(t, llama31_streams_tool_calls);
     tcase_add_test(t, a_cut_call_is_content);
     tcase_add_test(t, tool_choice_none_required_and_named);
+    tcase_add_test(t, forced_calls_on_random_weights);
     tcase_add_test(t, config_tool_parser_replaces_the_templates);
     tcase_add_test(t, bad_tools_are_refused);
     suite_add_tcase(s, t);

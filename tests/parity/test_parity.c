@@ -380,6 +380,45 @@ START_TEST(slow_malformed_files)
 }
 END_TEST
 
+/* A tokenizer_class no slow family covers (Qwen2Tokenizer's vocab.json + merges.txt need NFC
+ * and its own split pattern) is ERR_FORMAT naming the class and the supported ones, never the
+ * GPT-2 family's other ids; a listed class ("Fast" or not) and no class at all still load. */
+START_TEST(slow_unknown_class_is_refused)
+{
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s/qwen2-slow", temp_dir());
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    write_text(dir, "vocab.json", "{\"a\": 0, \"b\": 1, \"ab\": 2}");
+    write_text(dir, "merges.txt", "a b\n");
+    write_text(dir, "tokenizer_config.json", "{\"tokenizer_class\": \"Qwen2Tokenizer\"}");
+    struct tokenizer *tk = NULL;
+    struct err e = {0};
+    ck_assert_int_eq(tokenizer_load(dir, &tk, &e), ERR_FORMAT);
+    ck_assert_ptr_null(tk);
+    const char *const named[] = {"\"Qwen2Tokenizer\"", "GPT2Tokenizer", "RobertaTokenizer",
+                                 "tokenizer.json"};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        ck_assert_msg(strstr(e.msg, named[i]) != NULL, "'%s' not in: %s", named[i], e.msg);
+    const char *const ok[] = {"{\"tokenizer_class\": \"GPT2TokenizerFast\"}", "{}"};
+    for (size_t i = 0; i < 2; i++) {
+        write_text(dir, "tokenizer_config.json", ok[i]);
+        ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s: %s", ok[i], e.msg);
+        tokenizer_free(tk);
+        tk = NULL;
+    }
+    snprintf(dir, sizeof dir, "%s/mpnet-slow", temp_dir());
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    write_text(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n");
+    write_text(dir, "tokenizer_config.json", "{\"tokenizer_class\": \"MPNetTokenizer\"}");
+    ck_assert_int_eq(tokenizer_load(dir, &tk, &e), ERR_FORMAT);
+    ck_assert_msg(strstr(e.msg, "\"MPNetTokenizer\"") && strstr(e.msg, "BertTokenizer"), "%s",
+                  e.msg);
+    write_text(dir, "tokenizer_config.json", "{\"tokenizer_class\": \"DistilBertTokenizer\"}");
+    ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
+    tokenizer_free(tk);
+}
+END_TEST
+
 Suite *suite_parity(void)
 {
     Suite *s = suite_create("parity");
@@ -394,6 +433,7 @@ Suite *suite_parity(void)
     tcase_add_loop_test(tc, slow_pairs_dev, 0, (int)(sizeof slow_names / sizeof slow_names[0]));
     tcase_add_test(tc, slow_none_is_a_clear_error);
     tcase_add_test(tc, slow_malformed_files);
+    tcase_add_test(tc, slow_unknown_class_is_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("spm_tokenizers");
     tcase_set_timeout(tc, 300);

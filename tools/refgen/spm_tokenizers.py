@@ -268,15 +268,7 @@ def fuzz_seeds(src, out):
         "albert": (1, [("<pad>", 0.0, CONTROL), ("<unk>", 0.0, UNKNOWN), ("[CLS]", 0.0, CONTROL),
                        ("[SEP]", 0.0, CONTROL), ("[MASK]", 0.0, USER_DEFINED)] + normals,
                    UNIGRAM, (1, 2, 3, 0), False),
-        "albert-cased": ("spiece.model", albert_model, {
-        "tokenizer_class": "AlbertTokenizerFast", "do_lower_case": False, "keep_accents": True,
-        "unk_token": "<unk>", "model_max_length": 512}, "t5-unigram"),
-    "t5-user": ("spiece.model", t5_user_model, {"extra_ids": 3, "config.json": {
-        "model_type": "t5"}}, "t5-unigram"),
-    "deberta-v2-punct": ("spm.model", deberta_model, {
-        "tokenizer_class": "DebertaV2Tokenizer", "do_lower_case": True, "split_by_punct": True,
-        "add_prefix_space": False}, "t5-unigram"),
-    "xlmr": (2, [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)] +
+        "xlmr": (2, [("<unk>", 0.0, UNKNOWN), ("<s>", 0.0, CONTROL), ("</s>", 0.0, CONTROL)] +
                  normals, UNIGRAM, (0, 1, 2, -1), False),
         "deberta-v2": (3, [("[PAD]", 0.0, CONTROL), ("[CLS]", 0.0, CONTROL),
                            ("[SEP]", 0.0, CONTROL), ("[UNK]", 0.0, UNKNOWN)] + normals,
