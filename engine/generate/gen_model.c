@@ -226,7 +226,7 @@ int gen_model_tokenize(const struct gen_model *m, const char *text, size_t len, 
         *ids = malloc((x->n ? x->n : 1) * sizeof **ids);
         if (!*ids)
             rc = err_set(e, ERR_NOMEM, "out of memory");
-        else
+        else if (x->n)
             memcpy(*ids, x->ids, x->n * sizeof **ids);
         *n = *ids ? x->n : 0;
     }

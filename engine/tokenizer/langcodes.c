@@ -119,7 +119,8 @@ int tokenizer_translation_encode(const struct tokenizer *tk, const char *text, s
     size_t k = 0;
     if (!suffix)
         out[k++] = src;
-    memcpy(out + k, x->ids, x->n * sizeof *out);
+    if (x->n) /* an empty text has no ids (x->ids may be NULL) */
+        memcpy(out + k, x->ids, x->n * sizeof *out);
     k += x->n;
     out[k++] = eos;
     if (suffix)
