@@ -80,6 +80,15 @@ static char *path_in(const char *dir, const char *name)
     return p;
 }
 
+/* The file NAME of dir, read whole (read_file), *len set. */
+static char *read_in(const char *dir, const char *name, size_t *len)
+{
+    char *path = path_in(dir, name);
+    char *text = read_file(path, len);
+    free(path);
+    return text;
+}
+
 static void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -235,7 +244,7 @@ START_TEST(spam_matches_hf_run_and_daemon)
     /* a rerun finds everything answered */
     ck_assert_int_eq(batch_run(dir, args), 0);
     ck_assert_int_eq(count_lines(out), (long)n);
-    char *log = read_file(path_in(dir, "stderr.log"), &len);
+    char *log = read_in(dir, "stderr.log", &len);
     ck_assert_msg(strstr(log, "done: 0 lines (0 ok, 0 errors), 80 skipped"), "%s", log);
     free(log);
     json_decref(run);
@@ -367,7 +376,7 @@ START_TEST(bad_lines_answered_in_place)
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(spam, 0), "label")), "spam");
     json_decref(spam);
     size_t len;
-    char *log = read_file(path_in(dir, "stderr.log"), &len);
+    char *log = read_in(dir, "stderr.log", &len);
     ck_assert_msg(strstr(log, "done: 8 lines (3 ok, 5 errors)"), "%s", log);
     free(log);
     /* job-level failures: no input file (1), bad options (2) */
@@ -431,7 +440,7 @@ START_TEST(interrupted_job_resumes)
     ck_assert_msg(len_out == len_ref && memcmp(got, want, len_ref) == 0,
                   "resumed after SIGTERM: %zu bytes, uninterrupted %zu", len_out, len_ref);
     size_t len;
-    char *log = read_file(path_in(dir, "stderr.log"), &len);
+    char *log = read_in(dir, "stderr.log", &len);
     ck_assert_msg(strstr(log, "interrupted: "), "%s", log);
     free(log);
     free(got);
