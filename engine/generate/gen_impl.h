@@ -1,5 +1,5 @@
 /* gen_impl: the inside of generator.h, shared by gen_model.c, generator.c and the kinds'
- * files (gen_decoder.c, gen_t5.c); nothing outside engine/generate/ includes it (but tests).
+ * files (gen_decoder.c, gen_t5.c, gen_bart.c, gen_s2s.c); nothing outside engine/generate/ includes it (but tests).
  *
  * Adding an architecture kind (an encoder-decoder such as BART, say): one file that fills a
  * struct gen_kind (its model types, load/unload, its caches, its run buffers and its step),

@@ -414,23 +414,14 @@ int bart_seq_new(const struct bart_model *m, int max_input_tokens, int max_outpu
                  struct bart_seq **out, struct err *e)
 {
     *out = NULL;
-    if (max_input_tokens <= 0 || max_output_tokens <= 0)
-        return err_set(e, ERR_INVALID,
-                       "a sequence needs room for at least one input and one output token, "
-                       "not %d and %d",
-                       max_input_tokens, max_output_tokens);
     struct bart_seq *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(e, ERR_NOMEM, "out of memory");
     s->m = m;
-    s->n_layers = m->dec.n_layers;
-    s->max_input = max_input_tokens;
-    s->max_tokens = max_output_tokens;
-    s->cross = layer_bufs_new(m->dec.n_layers);
-    s->self = layer_bufs_new(m->dec.n_layers);
-    if (!s->cross || !s->self) {
-        bart_seq_free(s);
-        return err_set(e, ERR_NOMEM, "out of memory");
+    int rc = s2s_kv_init(&s->kv, m->dec.n_layers, m->D, max_input_tokens, max_output_tokens, e);
+    if (rc) {
+        free(s);
+        return rc;
     }
     *out = s;
     return 0;
@@ -440,77 +431,26 @@ void bart_seq_free(struct bart_seq *s)
 {
     if (!s)
         return;
-    layer_bufs_free(s->cross, s->n_layers);
-    layer_bufs_free(s->self, s->n_layers);
+    s2s_kv_fini(&s->kv);
     free(s);
 }
 
 void bart_seq_reset(struct bart_seq *s)
 {
-    s->in_len = 0;
-    s->len = 0;
+    s2s_kv_reset(&s->kv);
 }
 
 int bart_seq_input_len(const struct bart_seq *s)
 {
-    return s->in_len;
+    return s->kv.in_len;
 }
 
 int bart_seq_len(const struct bart_seq *s)
 {
-    return s->len;
+    return s->kv.len;
 }
 
 int bart_seq_copy(struct bart_seq *dst, const struct bart_seq *src, struct err *e)
 {
-    int rc = bart_seq_reserve(dst, src->in_len, src->len, e);
-    if (rc)
-        return rc;
-    size_t row = 2 * (size_t)src->m->D;
-    for (int l = 0; l < src->m->dec.n_layers; l++) {
-        memcpy(dst->cross[l], src->cross[l], (size_t)src->in_len * row * sizeof(float));
-        memcpy(dst->self[l], src->self[l], (size_t)src->len * row * sizeof(float));
-    }
-    dst->in_len = src->in_len;
-    dst->len = src->len;
-    return 0;
-}
-
-static int grow_to(int cap, int n, int max)
-{
-    cap = cap ? cap : 16;
-    while (cap < n)
-        cap = cap > max / 2 ? max : cap * 2;
-    return cap;
-}
-
-static int grow_layers(const struct bart_model *m, float **bufs, int cap, struct err *e)
-{
-    size_t n = (size_t)cap * 2 * (size_t)m->D;
-    if (layer_bufs_grow(bufs, m->dec.n_layers, n, n, NULL) != 0)
-        return err_set(e, ERR_NOMEM, "out of memory for a sequence of %d positions", cap);
-    return 0;
-}
-
-int bart_seq_reserve(struct bart_seq *s, int n_in, int n, struct err *e)
-{
-    if (n_in > s->max_input || n > s->max_tokens)
-        return err_set(e, ERR_TOO_LARGE,
-                       "%d input and %d decoder tokens exceed the room for %d and %d", n_in, n,
-                       s->max_input, s->max_tokens);
-    if (n_in > s->in_cap) {
-        int cap = grow_to(s->in_cap, n_in, s->max_input);
-        int rc = grow_layers(s->m, s->cross, cap, e);
-        if (rc)
-            return rc;
-        s->in_cap = cap;
-    }
-    if (n > s->cap) {
-        int cap = grow_to(s->cap, n, s->max_tokens);
-        int rc = grow_layers(s->m, s->self, cap, e);
-        if (rc)
-            return rc;
-        s->cap = cap;
-    }
-    return 0;
+    return s2s_kv_copy(&dst->kv, &src->kv, e);
 }

@@ -10,8 +10,8 @@
  * config.json says: scale_embedding (embeddings * sqrt(d_model)), tied or untied head,
  * final_logits_bias (when the checkpoint has it), decoder_start_token_id.
  *
- * The API mirrors models/t5.h, so that the generation kind (generate/gen_bart.c) steps it as
- * gen_t5.c steps T5: bart_encode runs the encoder over whole inputs and keeps per decoder
+ * The API mirrors models/t5.h, so that the generation kind (generate/gen_bart.c) steps it
+ * through gen_s2s.c as gen_t5.c steps T5: bart_encode runs the encoder over whole inputs and keeps per decoder
  * layer the cross-attention keys and values of each input position; bart_forward steps any
  * mix of sequences, each with its new decoder tokens, appending to its self-attention cache,
  * and returns next-token logits (or, with hidden, the decoder's final hidden states, which the

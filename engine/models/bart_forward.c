@@ -232,9 +232,9 @@ static int validate_encode(const struct bart_model *m, const struct bart_encode_
         int n = b->n_ids[i];
         if (n <= 0)
             return err_set(e, ERR_INVALID, "sequence %d has %d input ids", i, n);
-        if (n > s->max_input || n > m->enc.n_pos - m->enc.pos_offset)
+        if (n > s->kv.max_input || n > m->enc.n_pos - m->enc.pos_offset)
             return err_set(e, ERR_TOO_LARGE, "sequence %d: %d input ids exceed its room for %d", i,
-                           n, s->max_input < m->max_pos ? s->max_input : (int)m->max_pos);
+                           n, s->kv.max_input < m->max_pos ? s->kv.max_input : (int)m->max_pos);
         *max_n = n > *max_n ? n : *max_n;
         M += n;
         if (M > INT32_MAX / 8)
@@ -287,7 +287,7 @@ int bart_encode(const struct bart_model *m, struct dnn_ctx *ctx, struct bart_run
         (rc = ensure_seqs(r, b->n_seqs, b->n_ids, e)))
         return rc;
     for (int i = 0; i < b->n_seqs; i++)
-        if ((rc = bart_seq_reserve(b->seqs[i], b->n_ids[i], 0, e)) != 0)
+        if ((rc = s2s_kv_reserve(&b->seqs[i]->kv, b->n_ids[i], 0, e)) != 0)
             return rc;
     if ((rc = embed(m, ctx, &m->enc, b->ids, r->row0, b->n_seqs, NULL, r->x, e)) != 0)
         return rc;
@@ -306,10 +306,10 @@ int bart_encode(const struct bart_model *m, struct dnn_ctx *ctx, struct bart_run
     for (int i = 0; i < b->n_seqs; i++) {
         struct bart_seq *s = b->seqs[i];
         for (int l = 0; l < m->dec.n_layers; l++)
-            memcpy(s->cross[l], r->cross + (size_t)l * per_layer + (size_t)r->row0[i] * row,
+            memcpy(s->kv.cross[l], r->cross + (size_t)l * per_layer + (size_t)r->row0[i] * row,
                    (size_t)b->n_ids[i] * row * sizeof(float));
-        s->in_len = b->n_ids[i];
-        s->len = 0;
+        s->kv.in_len = b->n_ids[i];
+        s->kv.len = 0;
     }
     if (enc_out)
         *enc_out = r->x;
@@ -332,17 +332,17 @@ static int validate_step(const struct bart_model *m, const struct bart_step *st,
         for (int j = 0; j < i; j++)
             if (st->seqs[j] == s)
                 return err_set(e, ERR_INVALID, "sequence %d is listed twice in one step", i);
-        if (s->in_len == 0)
+        if (s->kv.in_len == 0)
             return err_set(e, ERR_INVALID, "sequence %d has not been encoded", i);
         int n = st->n_tokens[i];
         if (n <= 0)
             return err_set(e, ERR_INVALID, "sequence %d has %d new tokens", i, n);
-        if ((int64_t)s->len + n > s->max_tokens ||
-            (int64_t)s->len + n > m->dec.n_pos - m->dec.pos_offset)
+        if ((int64_t)s->kv.len + n > s->kv.max_tokens ||
+            (int64_t)s->kv.len + n > m->dec.n_pos - m->dec.pos_offset)
             return err_set(e, ERR_TOO_LARGE,
                            "sequence %d: %d cached + %d new tokens exceed its room for %d", i,
-                           s->len, n, s->max_tokens < m->max_pos ? s->max_tokens : (int)m->max_pos);
-        int keys = s->len + n > s->in_len ? s->len + n : s->in_len;
+                           s->kv.len, n, s->kv.max_tokens < m->max_pos ? s->kv.max_tokens : (int)m->max_pos);
+        int keys = s->kv.len + n > s->kv.in_len ? s->kv.len + n : s->kv.in_len;
         *max_keys = keys > *max_keys ? keys : *max_keys;
         M += n;
         if (M > INT32_MAX / 8)
@@ -372,15 +372,15 @@ static int decoder_self(const struct bart_model *m, struct dnn_ctx *ctx, struct 
         const struct bart_seq *s = st->seqs[i];
         const float *q = r->qkv + (size_t)r->row0[i] * (size_t)ld;
         for (int t = 0; t < st->n_tokens[i]; t++) /* k | v of each new token into the cache */
-            memcpy(s->self[l] + (size_t)(s->len + t) * row, q + (size_t)t * (size_t)ld + D,
+            memcpy(s->kv.self[l] + (size_t)(s->kv.len + t) * row, q + (size_t)t * (size_t)ld + D,
                    row * sizeof(float));
         r->job[i] = (struct bart_job){.q = q,
-                                      .k = s->self[l],
-                                      .v = s->self[l] + D,
+                                      .k = s->kv.self[l],
+                                      .v = s->kv.self[l] + D,
                                       .out = r->att + (size_t)r->row0[i] * (size_t)D,
                                       .n_q = st->n_tokens[i],
-                                      .n_k = s->len + st->n_tokens[i],
-                                      .pos0 = s->len};
+                                      .n_k = s->kv.len + st->n_tokens[i],
+                                      .pos0 = s->kv.len};
     }
     struct bart_geom g = {m->dec.n_heads, m->dec.head_dim, ld, (int)row, D, true,
                           m->attn_scale_dec};
@@ -402,11 +402,11 @@ static int decoder_cross(const struct bart_model *m, struct dnn_ctx *ctx, struct
     for (int i = 0; i < st->n_seqs; i++) {
         const struct bart_seq *s = st->seqs[i];
         r->job[i] = (struct bart_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)D,
-                                      .k = s->cross[l],
-                                      .v = s->cross[l] + D,
+                                      .k = s->kv.cross[l],
+                                      .v = s->kv.cross[l] + D,
                                       .out = r->att + (size_t)r->row0[i] * (size_t)D,
                                       .n_q = st->n_tokens[i],
-                                      .n_k = s->in_len};
+                                      .n_k = s->kv.in_len};
     }
     struct bart_geom g = {m->dec.n_heads, m->dec.head_dim, D, 2 * D, D, false, m->attn_scale_dec};
     attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
@@ -464,11 +464,11 @@ int bart_forward(const struct bart_model *m, struct dnn_ctx *ctx, struct bart_ru
         return rc;
     for (int i = 0; i < st->n_seqs; i++) {
         struct bart_seq *s = st->seqs[i];
-        if ((rc = bart_seq_reserve(s, s->in_len, s->len + st->n_tokens[i], e)) != 0)
+        if ((rc = s2s_kv_reserve(&s->kv, s->kv.in_len, s->kv.len + st->n_tokens[i], e)) != 0)
             return rc;
     }
     for (int i = 0; i < st->n_seqs; i++) /* its first new position: its cached length */
-        r->pos0[i] = st->seqs[i]->len;
+        r->pos0[i] = st->seqs[i]->kv.len;
     if ((rc = embed(m, ctx, &m->dec, st->tokens, r->row0, st->n_seqs, r->pos0, r->x, e)) != 0)
         return rc;
     for (int l = 0; l < m->dec.n_layers; l++) {
@@ -480,7 +480,7 @@ int bart_forward(const struct bart_model *m, struct dnn_ctx *ctx, struct bart_ru
     if ((rc = finish(m, ctx, r, st, M, out, e)) != 0)
         return rc;
     for (int i = 0; i < st->n_seqs; i++)
-        st->seqs[i]->len += st->n_tokens[i];
+        st->seqs[i]->kv.len += st->n_tokens[i];
     return 0;
 }
 

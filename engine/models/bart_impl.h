@@ -5,6 +5,7 @@
 #define INFERD_BART_IMPL_H
 
 #include "models/bart.h"
+#include "models/s2s_kv.h"
 
 /* Where position embeddings come from. */
 enum bart_pos {
@@ -76,13 +77,8 @@ struct bart_model {
 /* One sequence (as t5_seq): per decoder layer, cross[l] (in_cap, 2 D) the cross k | v of each
  * input position and self[l] (cap, 2 D) the self k | v of each decoder position. */
 struct bart_seq {
-    const struct bart_model *m; /* valid while the model is: freeing reads only n_layers */
-    int n_layers;               /* the decoder's, for freeing after the model is gone */
-    int in_len, in_cap, max_input;
-    int len, cap, max_tokens;
-    float **cross, **self;
+    const struct bart_model *m;
+    struct s2s_kv kv; /* its n_layers: the decoder's, for freeing after the model is gone */
 };
-
-int bart_seq_reserve(struct bart_seq *s, int n_in, int n, struct err *e);
 
 #endif

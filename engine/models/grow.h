@@ -1,6 +1,6 @@
 /* grow: the buffers models keep and grow: the arrays of a per-worker run (struct encoder_run,
  * decoder_run, t5_run), grown to the largest call so far and never shrunk so that a warm
- * worker does not allocate; and a sequence's per-layer caches (decoder_seq, t5_seq), grown as
+ * worker does not allocate; and a sequence's per-layer caches (decoder_seq, s2s_kv), grown as
  * it gets longer. A failure leaves every buffer valid, its contents kept. */
 #ifndef INFERD_GROW_H
 #define INFERD_GROW_H

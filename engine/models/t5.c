@@ -388,22 +388,14 @@ int t5_seq_new(const struct t5_model *m, int max_input_tokens, int max_output_to
                struct t5_seq **out, struct err *e)
 {
     *out = NULL;
-    if (max_input_tokens <= 0 || max_output_tokens <= 0)
-        return err_set(e, ERR_INVALID,
-                       "a sequence needs room for at least one input and one output token, "
-                       "not %d and %d",
-                       max_input_tokens, max_output_tokens);
     struct t5_seq *s = calloc(1, sizeof *s);
     if (!s)
         return err_set(e, ERR_NOMEM, "out of memory");
     s->m = m;
-    s->max_input = max_input_tokens;
-    s->max_tokens = max_output_tokens;
-    s->cross = layer_bufs_new(m->n_dec);
-    s->self = layer_bufs_new(m->n_dec);
-    if (!s->cross || !s->self) {
-        t5_seq_free(s);
-        return err_set(e, ERR_NOMEM, "out of memory");
+    int rc = s2s_kv_init(&s->kv, m->n_dec, m->inner, max_input_tokens, max_output_tokens, e);
+    if (rc) {
+        free(s);
+        return rc;
     }
     *out = s;
     return 0;
@@ -413,105 +405,44 @@ void t5_seq_free(struct t5_seq *s)
 {
     if (!s)
         return;
-    layer_bufs_free(s->cross, s->m->n_dec);
-    layer_bufs_free(s->self, s->m->n_dec);
+    s2s_kv_fini(&s->kv);
     free(s);
 }
 
 int t5_seq_copy(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
 {
-    int rc = t5_seq_reserve(dst, src->in_len, src->len, e);
-    if (rc)
-        return rc;
-    size_t row = 2 * (size_t)src->m->inner;
-    for (int l = 0; l < src->m->n_dec; l++) {
-        memcpy(dst->cross[l], src->cross[l], (size_t)src->in_len * row * sizeof(float));
-        memcpy(dst->self[l], src->self[l], (size_t)src->len * row * sizeof(float));
-    }
-    dst->in_len = src->in_len;
-    dst->len = src->len;
-    return 0;
+    return s2s_kv_copy(&dst->kv, &src->kv, e);
 }
 
 int t5_seq_copy_decoder(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
 {
-    if (dst->in_len != src->in_len)
+    if (dst->kv.in_len != src->kv.in_len)
         return err_set(e, ERR_INVALID, "t5: beams with different encoded inputs (%d, %d)",
-                       dst->in_len, src->in_len);
-    int rc = t5_seq_reserve(dst, src->in_len, src->len, e);
-    if (rc)
-        return rc;
-    size_t row = 2 * (size_t)src->m->inner;
-    for (int l = 0; l < src->m->n_dec; l++)
-        memcpy(dst->self[l], src->self[l], (size_t)src->len * row * sizeof(float));
-    dst->len = src->len;
-    return 0;
+                       dst->kv.in_len, src->kv.in_len);
+    return s2s_kv_copy_decoder(&dst->kv, &src->kv, e);
 }
 
 void t5_seq_reset(struct t5_seq *s)
 {
-    s->in_len = 0;
-    s->len = 0;
+    s2s_kv_reset(&s->kv);
 }
 
 int t5_seq_input_len(const struct t5_seq *s)
 {
-    return s->in_len;
+    return s->kv.in_len;
 }
 
 int t5_seq_len(const struct t5_seq *s)
 {
-    return s->len;
+    return s->kv.len;
 }
 
 int t5_seq_max_input_tokens(const struct t5_seq *s)
 {
-    return s->max_input;
+    return s->kv.max_input;
 }
 
 int t5_seq_max_tokens(const struct t5_seq *s)
 {
-    return s->max_tokens;
-}
-
-/* The next capacity for n rows: doubling from 16 up to max. */
-static int grow_to(int cap, int n, int max)
-{
-    cap = cap ? cap : 16;
-    while (cap < n)
-        cap = cap > max / 2 ? max : cap * 2;
-    return cap;
-}
-
-/* Grows every layer's buffer in bufs to cap rows of 2 inner floats; a failure leaves each
- * valid at >= its old size. */
-static int grow_layers(const struct t5_model *m, float **bufs, int cap, struct err *e)
-{
-    size_t n = (size_t)cap * 2 * (size_t)m->inner;
-    if (layer_bufs_grow(bufs, m->n_dec, n, n, NULL) != 0)
-        return err_set(e, ERR_NOMEM, "out of memory for a sequence of %d positions", cap);
-    return 0;
-}
-
-int t5_seq_reserve(struct t5_seq *s, int n_in, int n, struct err *e)
-{
-    if (n_in > s->max_input || n > s->max_tokens)
-        return err_set(e, ERR_TOO_LARGE,
-                       "%d input and %d decoder tokens exceed the room for %d and %d", n_in, n,
-                       s->max_input, s->max_tokens);
-    if (n_in > s->in_cap) {
-        int cap = grow_to(s->in_cap, n_in, s->max_input);
-        int rc = grow_layers(s->m, s->cross, cap, e);
-        if (rc)
-            return rc;
-        s->in_cap = cap;
-    }
-    if (n > s->cap) {
-        int cap = grow_to(s->cap, n, s->max_tokens);
-        int rc = grow_layers(s->m, s->self, cap, e);
-        if (rc)
-            return rc;
-        s->cap = cap;
-    }
-    return 0;
+    return s->kv.max_tokens;
 }

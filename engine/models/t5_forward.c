@@ -242,9 +242,9 @@ static int validate_encode(const struct t5_model *m, const struct t5_encode_batc
         int n = b->n_ids[i];
         if (n <= 0)
             return err_set(e, ERR_INVALID, "sequence %d has %d input ids", i, n);
-        if (n > s->max_input)
+        if (n > s->kv.max_input)
             return err_set(e, ERR_TOO_LARGE, "sequence %d: %d input ids exceed its room for %d", i,
-                           n, s->max_input);
+                           n, s->kv.max_input);
         *max_n = n > *max_n ? n : *max_n;
         M += n;
         if (M > INT32_MAX / 4)
@@ -303,7 +303,7 @@ int t5_encode(const struct t5_model *m, struct dnn_ctx *ctx, struct t5_run *r,
         (rc = ensure_seqs(r, b->n_seqs, b->n_ids, e)))
         return rc;
     for (int i = 0; i < b->n_seqs; i++)
-        if ((rc = t5_seq_reserve(b->seqs[i], b->n_ids[i], 0, e)) != 0)
+        if ((rc = s2s_kv_reserve(&b->seqs[i]->kv, b->n_ids[i], 0, e)) != 0)
             return rc;
     embed(m, b->ids, M, r->x);
     for (int l = 0; l < m->n_enc; l++)
@@ -320,10 +320,10 @@ int t5_encode(const struct t5_model *m, struct dnn_ctx *ctx, struct t5_run *r,
     for (int i = 0; i < b->n_seqs; i++) {
         struct t5_seq *s = b->seqs[i];
         for (int l = 0; l < m->n_dec; l++)
-            memcpy(s->cross[l], r->cross + (size_t)l * per_layer + (size_t)r->row0[i] * row,
+            memcpy(s->kv.cross[l], r->cross + (size_t)l * per_layer + (size_t)r->row0[i] * row,
                    (size_t)b->n_ids[i] * row * sizeof(float));
-        s->in_len = b->n_ids[i];
-        s->len = 0;
+        s->kv.in_len = b->n_ids[i];
+        s->kv.len = 0;
     }
     return 0;
 }
@@ -344,16 +344,16 @@ static int validate_step(const struct t5_model *m, const struct t5_step *st, int
         for (int j = 0; j < i; j++)
             if (st->seqs[j] == s)
                 return err_set(e, ERR_INVALID, "sequence %d is listed twice in one step", i);
-        if (s->in_len == 0)
+        if (s->kv.in_len == 0)
             return err_set(e, ERR_INVALID, "sequence %d has not been encoded", i);
         int n = st->n_tokens[i];
         if (n <= 0)
             return err_set(e, ERR_INVALID, "sequence %d has %d new tokens", i, n);
-        if ((int64_t)s->len + n > s->max_tokens)
+        if ((int64_t)s->kv.len + n > s->kv.max_tokens)
             return err_set(e, ERR_TOO_LARGE,
                            "sequence %d: %d cached + %d new tokens exceed its room for %d", i,
-                           s->len, n, s->max_tokens);
-        int keys = s->len + n > s->in_len ? s->len + n : s->in_len;
+                           s->kv.len, n, s->kv.max_tokens);
+        int keys = s->kv.len + n > s->kv.in_len ? s->kv.len + n : s->kv.in_len;
         *max_keys = keys > *max_keys ? keys : *max_keys;
         M += n;
         if (M > INT32_MAX / 4)
@@ -382,15 +382,15 @@ static int decoder_self(const struct t5_model *m, struct dnn_ctx *ctx, struct t5
         const struct t5_seq *s = st->seqs[i];
         const float *q = r->qkv + (size_t)r->row0[i] * (size_t)ld;
         for (int t = 0; t < st->n_tokens[i]; t++) /* k | v of each new token into the cache */
-            memcpy(s->self[l] + (size_t)(s->len + t) * row, q + (size_t)t * (size_t)ld + inner,
+            memcpy(s->kv.self[l] + (size_t)(s->kv.len + t) * row, q + (size_t)t * (size_t)ld + inner,
                    row * sizeof(float));
         r->job[i] = (struct t5_attn_job){.q = q,
-                                         .k = s->self[l],
-                                         .v = s->self[l] + inner,
+                                         .k = s->kv.self[l],
+                                         .v = s->kv.self[l] + inner,
                                          .out = r->att + (size_t)r->row0[i] * (size_t)inner,
                                          .n_q = st->n_tokens[i],
-                                         .n_k = s->len + st->n_tokens[i],
-                                         .pos0 = s->len};
+                                         .n_k = s->kv.len + st->n_tokens[i],
+                                         .pos0 = s->kv.len};
     }
     struct t5_attn_geom g = {.n_heads = m->n_heads,
                              .d_kv = m->d_kv,
@@ -417,11 +417,11 @@ static int decoder_cross(const struct t5_model *m, struct dnn_ctx *ctx, struct t
     for (int i = 0; i < st->n_seqs; i++) {
         const struct t5_seq *s = st->seqs[i];
         r->job[i] = (struct t5_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)inner,
-                                         .k = s->cross[l],
-                                         .v = s->cross[l] + inner,
+                                         .k = s->kv.cross[l],
+                                         .v = s->kv.cross[l] + inner,
                                          .out = r->att + (size_t)r->row0[i] * (size_t)inner,
                                          .n_q = st->n_tokens[i],
-                                         .n_k = s->in_len,
+                                         .n_k = s->kv.in_len,
                                          .pos0 = 0};
     }
     struct t5_attn_geom g = {.n_heads = m->n_heads,
@@ -447,7 +447,7 @@ int t5_forward(const struct t5_model *m, struct dnn_ctx *ctx, struct t5_run *r,
         return rc;
     for (int i = 0; i < st->n_seqs; i++) {
         struct t5_seq *s = st->seqs[i];
-        if ((rc = t5_seq_reserve(s, s->in_len, s->len + st->n_tokens[i], e)) != 0)
+        if ((rc = s2s_kv_reserve(&s->kv, s->kv.in_len, s->kv.len + st->n_tokens[i], e)) != 0)
             return rc;
     }
     embed(m, st->tokens, M, r->x);
@@ -473,7 +473,7 @@ int t5_forward(const struct t5_model *m, struct dnn_ctx *ctx, struct t5_run *r,
     if ((rc = linear_forward(&m->lm_head, ctx, r->rows, r->logits, R, e)) != 0)
         return rc;
     for (int i = 0; i < st->n_seqs; i++)
-        st->seqs[i]->len += st->n_tokens[i];
+        st->seqs[i]->kv.len += st->n_tokens[i];
     *logits = r->logits;
     return 0;
 }

@@ -4,6 +4,7 @@
 #ifndef INFERD_T5_IMPL_H
 #define INFERD_T5_IMPL_H
 
+#include "models/s2s_kv.h"
 #include "models/t5.h"
 
 /* An attention block's projections; T5 linears have no biases. */
@@ -62,13 +63,7 @@ struct t5_model {
  * position; self[l] (cap, 2 inner) the self-attention k | v of each decoder position. */
 struct t5_seq {
     const struct t5_model *m;
-    int in_len, in_cap, max_input; /* in_len 0: not encoded */
-    int len, cap, max_tokens;
-    float **cross, **self; /* (n_dec) each */
+    struct s2s_kv kv;
 };
-
-/* Grows s so that it holds n_in input positions and n decoder positions (within its room);
- * what it holds stays valid, also on failure. */
-int t5_seq_reserve(struct t5_seq *s, int n_in, int n, struct err *e);
 
 #endif

@@ -1,6 +1,8 @@
 /* support: see support.h. */
 #include "support.h"
 
+#include "generate/params.h"
+
 #include <check.h>
 #include <errno.h>
 #include <ftw.h>
@@ -396,4 +398,36 @@ int json_read_ints(const json_t *a, int32_t *out, int cap)
     for (int i = 0; i < n; i++)
         out[i] = (int32_t)json_integer_value(json_array_get(a, (size_t)i));
     return n;
+}
+
+void beam_params_from_row(struct gen_params *p, const json_t *row, uint32_t max_new)
+{
+    const json_t *kw = json_object_get(row, "params");
+    p->max_new_tokens = max_new;
+    p->num_beams = (uint32_t)json_integer_value(json_object_get(kw, "num_beams"));
+    const json_t *v;
+    if ((v = json_object_get(kw, "length_penalty")))
+        p->length_penalty = json_number_value(v);
+    if ((v = json_object_get(kw, "early_stopping")))
+        p->early_stopping = json_is_string(v) ? GEN_EARLY_STOP_NEVER
+                            : json_is_true(v) ? GEN_EARLY_STOP_TRUE
+                                              : GEN_EARLY_STOP_FALSE;
+    if ((v = json_object_get(kw, "no_repeat_ngram_size")))
+        p->no_repeat_ngram_size = (uint32_t)json_integer_value(v);
+    if ((v = json_object_get(kw, "num_return_sequences")))
+        p->num_return_sequences = (uint32_t)json_integer_value(v);
+    if ((v = json_object_get(kw, "repetition_penalty")))
+        p->repetition_penalty = json_number_value(v);
+    if ((v = json_object_get(kw, "min_length")))
+        p->min_length = (uint32_t)json_integer_value(v);
+    if ((v = json_object_get(kw, "forced_bos_token_id")))
+        p->forced_bos_token_id = (int32_t)json_integer_value(v);
+    if ((v = json_object_get(kw, "forced_eos_token_id")))
+        p->forced_eos_token_id = (int32_t)json_integer_value(v);
+    v = json_object_get(row, "eos_token_id");
+    p->n_eos_token_ids = 0;
+    if (json_is_integer(v))
+        p->eos_token_ids[p->n_eos_token_ids++] = (int32_t)json_integer_value(v);
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++)
+        p->eos_token_ids[p->n_eos_token_ids++] = (int32_t)json_integer_value(json_array_get(v, i));
 }

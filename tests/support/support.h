@@ -75,4 +75,9 @@ double logits_err_first8(const float *row0, const struct json_t *ref);
 /* A JSON list of integers into out (at most cap, else the test fails); returns the count. */
 int json_read_ints(const struct json_t *a, int32_t *out, int cap);
 
+/* A recorded beam-search setting (transformers' generate kwargs: row's "params", and its
+ * "eos_token_id") over p, with max_new new tokens (tools/refgen/beams.py, bart_family.py). */
+struct gen_params;
+void beam_params_from_row(struct gen_params *p, const struct json_t *row, uint32_t max_new);
+
 #endif

@@ -19,39 +19,6 @@ static void on_event(void *arg, const struct gen_step_event *ev)
         snprintf(arg, 256, "%s", ev->error);
 }
 
-/* The settings of one recorded row over p. */
-static void apply(struct gen_params *p, const json_t *row, uint32_t max_new)
-{
-    const json_t *kw = json_object_get(row, "params");
-    p->max_new_tokens = max_new;
-    p->num_beams = (uint32_t)json_integer_value(json_object_get(kw, "num_beams"));
-    const json_t *v;
-    if ((v = json_object_get(kw, "length_penalty")))
-        p->length_penalty = json_number_value(v);
-    if ((v = json_object_get(kw, "early_stopping")))
-        p->early_stopping = json_is_string(v) ? GEN_EARLY_STOP_NEVER
-                            : json_is_true(v) ? GEN_EARLY_STOP_TRUE
-                                              : GEN_EARLY_STOP_FALSE;
-    if ((v = json_object_get(kw, "no_repeat_ngram_size")))
-        p->no_repeat_ngram_size = (uint32_t)json_integer_value(v);
-    if ((v = json_object_get(kw, "num_return_sequences")))
-        p->num_return_sequences = (uint32_t)json_integer_value(v);
-    if ((v = json_object_get(kw, "repetition_penalty")))
-        p->repetition_penalty = json_number_value(v);
-    if ((v = json_object_get(kw, "min_length")))
-        p->min_length = (uint32_t)json_integer_value(v);
-    if ((v = json_object_get(kw, "forced_bos_token_id")))
-        p->forced_bos_token_id = (int32_t)json_integer_value(v);
-    if ((v = json_object_get(kw, "forced_eos_token_id")))
-        p->forced_eos_token_id = (int32_t)json_integer_value(v);
-    v = json_object_get(row, "eos_token_id");
-    p->n_eos_token_ids = 0;
-    if (json_is_integer(v))
-        p->eos_token_ids[p->n_eos_token_ids++] = (int32_t)json_integer_value(v);
-    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++)
-        p->eos_token_ids[p->n_eos_token_ids++] = (int32_t)json_integer_value(json_array_get(v, i));
-}
-
 /* Runs one setting and compares it with the row; returns the number of mismatches. */
 static int run_row(struct generator *g, const struct gen_model *m, const int32_t *prompt,
                    size_t n_prompt, const json_t *row, uint32_t max_new, bool enc_dec,
@@ -59,7 +26,7 @@ static int run_row(struct generator *g, const struct gen_model *m, const int32_t
 {
     struct gen_params p;
     gen_params_init(&p, gen_model_config(m));
-    apply(&p, row, max_new);
+    beam_params_from_row(&p, row, max_new);
     struct gen_beam *b = NULL;
     struct err e = {0};
     char failed[256] = "";
