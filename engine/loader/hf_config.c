@@ -154,6 +154,15 @@ int get_size(const struct reader *r, const char *const *keys, int64_t *out, bool
     return 0;
 }
 
+int get_layers(const struct reader *r, const char *const *keys, int64_t *out, bool required)
+{
+    int rc = get_size(r, keys, out, required);
+    if (!rc && *out > LAYER_LIMIT)
+        return err_set(r->e, ERR_FORMAT, "%s: '%s' = %lld is over %d layers", r->what, keys[0],
+                       (long long)*out, LAYER_LIMIT);
+    return rc;
+}
+
 /* An optional token id: absent or null -> -1; a list keeps its first element. */
 static int get_token_id(const struct reader *r, const char *key, int64_t *out)
 {
@@ -338,7 +347,7 @@ static int read_t5(const struct reader *r, struct hf_config *c)
     c->num_decoder_layers = c->num_hidden_layers;
     c->relative_attention_num_buckets = 32;
     c->relative_attention_max_distance = 128;
-    rc = get_size(r, dec, &c->num_decoder_layers, false);
+    rc = get_layers(r, dec, &c->num_decoder_layers, false);
     if (!rc)
         rc = get_size(r, buckets, &c->relative_attention_num_buckets, false);
     if (!rc)
@@ -456,7 +465,7 @@ static int read_sizes(const struct reader *r, struct hf_config *c)
     if (!rc)
         rc = get_size(r, hidden, &c->hidden_size, true);
     if (!rc)
-        rc = get_size(r, layers, &c->num_hidden_layers, true);
+        rc = get_layers(r, layers, &c->num_hidden_layers, true);
     if (!rc)
         rc = get_size(r, heads, &c->num_attention_heads, true);
     if (rc)

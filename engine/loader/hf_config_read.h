@@ -23,6 +23,9 @@ struct reader {
 
 /* Sizes above this are surely corrupt and would overflow int arithmetic downstream. */
 #define SIZE_LIMIT INT32_MAX
+/* The most layers a stack may have (the largest published models have ~130): a config asking for
+ * more is refused before anything is sized by it. */
+#define LAYER_LIMIT 1024
 
 int get_int_in(const struct reader *r, const json_t *obj, const char *key, int64_t *out,
                bool *found);
@@ -36,6 +39,8 @@ int get_str_in(const struct reader *r, const json_t *obj, const char *key, char 
 int get_bool(const struct reader *r, const char *key, bool *out);
 /* A positive size under any of keys (the first names it in messages); required: absent fails. */
 int get_size(const struct reader *r, const char *const *keys, int64_t *out, bool required);
+/* get_size for a layer count: at most LAYER_LIMIT. */
+int get_layers(const struct reader *r, const char *const *keys, int64_t *out, bool required);
 
 /* The decoder fields (rope, sliding window, tied head, biases, soft-capping, ...) with the
  * defaults of c->model_type's config class: loader/hf_config_decoder.c. */

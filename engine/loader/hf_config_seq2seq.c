@@ -38,7 +38,7 @@ int hf_config_read_seq2seq(const struct reader *r, struct hf_config *c)
     s->decoder_ffn_dim = d->decoder_ffn_dim;
     s->scale_embedding = d->scale_embedding;
     s->share_encoder_decoder_embeddings = true;
-    int rc = get_size(r, layers, &c->num_decoder_layers, false);
+    int rc = get_layers(r, layers, &c->num_decoder_layers, false);
     if (!rc)
         rc = get_size(r, heads, &s->decoder_attention_heads, false);
     if (!rc)

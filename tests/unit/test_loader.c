@@ -782,6 +782,27 @@ START_TEST(config_unsupported_model_type)
 }
 END_TEST
 
+/* A layer count sizes per-layer tables before any weight is read: fuzz_model_json found a
+ * ModernBERT config with n_layer 2144444444 allocating 2 GB (its sliding-layer flags). */
+START_TEST(config_layers_bounded)
+{
+    expect_cfg_fails("{\"dim\":32, \"hidden_dim\":1,\"model_type\":\"modernbert\",\"n_head\":4,"
+                     "\"n_layer\":2144444444,\"vocab_size\":3}",
+                     "'num_hidden_layers' = 2144444444 is over 1024 layers");
+    expect_cfg_fails("{\"model_type\":\"t5\",\"vocab_size\":10,\"d_model\":8,\"num_layers\":1,"
+                     "\"num_heads\":2,\"d_ff\":16,\"d_kv\":4,\"num_decoder_layers\":5000}",
+                     "'num_decoder_layers' = 5000 is over 1024 layers");
+    struct hf_config c;
+    struct err e = {0};
+    ck_assert_int_eq(parse_cfg("{\"model_type\":\"bert\",\"vocab_size\":10,\"hidden_size\":8,"
+                               "\"num_hidden_layers\":1024,\"num_attention_heads\":2,"
+                               "\"intermediate_size\":16}",
+                               &c, &e),
+                     0);
+    hf_config_fini(&c);
+}
+END_TEST
+
 START_TEST(config_errors)
 {
     struct hf_config c;
@@ -930,6 +951,7 @@ Suite *suite_loader(void)
     tcase_add_test(tc, config_bert_labels);
     tcase_add_test(tc, config_unified_names);
     tcase_add_test(tc, config_errors);
+    tcase_add_test(tc, config_layers_bounded);
     tcase_add_test(tc, config_unsupported_model_type);
     tcase_add_test(tc, config_decoder_fields);
     suite_add_tcase(s, tc);
