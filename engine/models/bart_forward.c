@@ -17,7 +17,6 @@
  *
  * Linears run once over all tokens of all sequences; attention per (sequence, head) on the
  * OpenMP threads, over each sequence's own tokens (no padding). */
-#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -25,6 +24,7 @@
 
 #include "models/bart_impl.h"
 #include "models/grow.h"
+#include "models/s2s_attn.h"
 
 struct bart_run {
     float *x, *h, *qkv, *att, *tmp, *inter, *cross, *rows, *out, *scratch;
@@ -32,24 +32,12 @@ struct bart_run {
         cap_scratch;
     int *row0; /* (n_seqs + 1) first row of each sequence, then M */
     int *pos0; /* (n_seqs) a decoder step's first new position of each sequence */
-    struct bart_job *job;
+    struct s2s_attn_job *job;
     size_t cap_row0, cap_pos0, cap_job;
 };
 
 /* One sequence's attention (as t5_forward's): n_q queries at positions pos0 .. over n_k keys;
  * causal: query p sees keys 0 .. p. */
-struct bart_job {
-    const float *q, *k, *v;
-    float *out;
-    int n_q, n_k, pos0;
-};
-
-struct bart_geom {
-    int n_heads, hd, ld_q, ld_kv, ld_out;
-    bool causal;
-    float scale;
-};
-
 struct bart_run *bart_run_new(void)
 {
     return calloc(1, sizeof(struct bart_run));
@@ -104,56 +92,6 @@ static int alloc_common(const struct bart_model *m, struct bart_run *r, size_t M
         (rc = grow_floats(&r->scratch, &r->cap_scratch, threads * ((size_t)max_keys + 16), e)))
         return rc;
     return 0;
-}
-
-/* ---- attention ---- */
-
-static void attend_one(const struct bart_geom *g, const struct bart_job *j, int h, float *sc)
-{
-    const int hd = g->hd;
-    for (int t = 0; t < j->n_q; t++) {
-        int pos = j->pos0 + t, nk = g->causal ? pos + 1 : j->n_k;
-        const float *q = j->q + (size_t)t * (size_t)g->ld_q + (size_t)h * (size_t)hd;
-        float mx = -FLT_MAX;
-        for (int i = 0; i < nk; i++) {
-            const float *k = j->k + (size_t)i * (size_t)g->ld_kv + (size_t)h * (size_t)hd;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int d = 0; d < hd; d++)
-                s += q[d] * k[d];
-            sc[i] = s * g->scale;
-            mx = sc[i] > mx ? sc[i] : mx;
-        }
-        float sum = 0.0f;
-        for (int i = 0; i < nk; i++)
-            sum += sc[i] = expf(sc[i] - mx);
-        float inv = 1.0f / sum;
-        float *o = j->out + (size_t)t * (size_t)g->ld_out + (size_t)h * (size_t)hd;
-        memset(o, 0, (size_t)hd * sizeof *o);
-        for (int i = 0; i < nk; i++) {
-            const float *v = j->v + (size_t)i * (size_t)g->ld_kv + (size_t)h * (size_t)hd;
-            float p = sc[i] * inv;
-            for (int d = 0; d < hd; d++)
-                o[d] += p * v[d];
-        }
-    }
-}
-
-static void attend(const struct bart_geom *g, const struct bart_job *jobs, int n_jobs,
-                   float *scratch, int max_keys)
-{
-    int n_items = n_jobs * g->n_heads;
-    size_t per_thread = (size_t)max_keys + 16;
-    long work = 0;
-    for (int i = 0; i < n_jobs; i++)
-        work += (long)jobs[i].n_q * jobs[i].n_k;
-#pragma omp parallel if (n_items > 1 && work * g->n_heads * g->hd >= 32768)
-    {
-        float *sc = scratch + (size_t)omp_get_thread_num() * per_thread;
-#pragma omp for schedule(dynamic)
-        for (int it = 0; it < n_items; it++)
-            attend_one(g, &jobs[it / g->n_heads], it % g->n_heads, sc);
-    }
 }
 
 /* ---- shared pieces ---- */
@@ -262,15 +200,15 @@ static int encoder_layer(const struct bart_model *m, struct dnn_ctx *ctx, struct
         return rc;
     for (int i = 0; i < b->n_seqs; i++) {
         const float *q = r->qkv + (size_t)r->row0[i] * (size_t)ld;
-        r->job[i] = (struct bart_job){.q = q,
+        r->job[i] = (struct s2s_attn_job){.q = q,
                                       .k = q + D,
                                       .v = q + 2 * D,
                                       .out = r->att + (size_t)r->row0[i] * (size_t)D,
                                       .n_q = b->n_ids[i],
                                       .n_k = b->n_ids[i]};
     }
-    struct bart_geom g = {m->enc.n_heads, m->enc.head_dim, ld, ld, D, false, m->attn_scale_enc};
-    attend(&g, r->job, b->n_seqs, r->scratch, max_n);
+    struct s2s_attn_geom g = {m->enc.n_heads, m->enc.head_dim, ld, ld, D, false, m->attn_scale_enc, NULL, 0};
+    s2s_attend(&g, r->job, b->n_seqs, r->scratch, max_n);
     rc = block_out(m, ctx, r, &L->self.o, r->att, &L->self.ln, M, e);
     return rc ? rc : feed_forward(m, ctx, r, &L->ff, M, e);
 }
@@ -374,7 +312,7 @@ static int decoder_self(const struct bart_model *m, struct dnn_ctx *ctx, struct 
         for (int t = 0; t < st->n_tokens[i]; t++) /* k | v of each new token into the cache */
             memcpy(s->kv.self[l] + (size_t)(s->kv.len + t) * row, q + (size_t)t * (size_t)ld + D,
                    row * sizeof(float));
-        r->job[i] = (struct bart_job){.q = q,
+        r->job[i] = (struct s2s_attn_job){.q = q,
                                       .k = s->kv.self[l],
                                       .v = s->kv.self[l] + D,
                                       .out = r->att + (size_t)r->row0[i] * (size_t)D,
@@ -382,9 +320,9 @@ static int decoder_self(const struct bart_model *m, struct dnn_ctx *ctx, struct 
                                       .n_k = s->kv.len + st->n_tokens[i],
                                       .pos0 = s->kv.len};
     }
-    struct bart_geom g = {m->dec.n_heads, m->dec.head_dim, ld, (int)row, D, true,
-                          m->attn_scale_dec};
-    attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
+    struct s2s_attn_geom g = {m->dec.n_heads, m->dec.head_dim, ld, (int)row, D, true,
+                              m->attn_scale_dec, NULL, 0};
+    s2s_attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
     return block_out(m, ctx, r, &L->self.o, r->att, &L->self.ln, M, e);
 }
 
@@ -401,15 +339,15 @@ static int decoder_cross(const struct bart_model *m, struct dnn_ctx *ctx, struct
         return rc;
     for (int i = 0; i < st->n_seqs; i++) {
         const struct bart_seq *s = st->seqs[i];
-        r->job[i] = (struct bart_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)D,
+        r->job[i] = (struct s2s_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)D,
                                       .k = s->kv.cross[l],
                                       .v = s->kv.cross[l] + D,
                                       .out = r->att + (size_t)r->row0[i] * (size_t)D,
                                       .n_q = st->n_tokens[i],
                                       .n_k = s->kv.in_len};
     }
-    struct bart_geom g = {m->dec.n_heads, m->dec.head_dim, D, 2 * D, D, false, m->attn_scale_dec};
-    attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
+    struct s2s_attn_geom g = {m->dec.n_heads, m->dec.head_dim, D, 2 * D, D, false, m->attn_scale_dec, NULL, 0};
+    s2s_attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
     return block_out(m, ctx, r, &L->cross.o, r->att, &L->cross.ln, M, e);
 }
 

@@ -22,7 +22,6 @@
  * rms is T5LayerNorm: x / sqrt(mean(x^2) + eps) * w (ops' rmsnorm_forward). Scores are not
  * scaled by 1/sqrt(d_kv) (T5 folds that into its initialization). Linears run once over all
  * tokens of all sequences; attention runs per (sequence, head) on the OpenMP threads. */
-#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 
 #include "models/grow.h"
 #include "models/t5_impl.h"
+#include "models/s2s_attn.h"
 
 struct t5_run {
     float *x;       /* (M, D) the residual stream */
@@ -45,25 +45,8 @@ struct t5_run {
     size_t cap_x, cap_h, cap_qkv, cap_att, cap_ff, cap_act, cap_cross, cap_rows, cap_logits,
         cap_scratch;
     int *row0;               /* (n_seqs + 1) first row of each sequence, then M */
-    struct t5_attn_job *job; /* (n_seqs) */
+    struct s2s_attn_job *job; /* (n_seqs) */
     size_t cap_row0, cap_job;
-};
-
-/* One sequence's attention: n_q queries at positions pos0 .. pos0 + n_q - 1 over n_k keys at
- * positions 0 .. n_k - 1; causal: query p sees keys 0 .. p. Head h of row t of q at
- * q + t ld_q + h d_kv; of key (value) row j at k (v) + j ld_kv + h d_kv. */
-struct t5_attn_job {
-    const float *q, *k, *v;
-    float *out;
-    int n_q, n_k, pos0;
-};
-
-/* What the jobs of one call share. */
-struct t5_attn_geom {
-    int n_heads, d_kv, ld_q, ld_kv, ld_out;
-    bool causal;
-    const float *rel; /* NULL, or (n_heads, 2R + 1): the bias of key - query position */
-    int R;
 };
 
 struct t5_run *t5_run_new(void)
@@ -120,63 +103,6 @@ static int alloc_common(const struct t5_model *m, struct t5_run *r, size_t M, in
         (rc = grow_floats(&r->scratch, &r->cap_scratch, threads * ((size_t)max_keys + 16), e)))
         return rc;
     return 0;
-}
-
-/* ---- attention ---- */
-
-static void attend_one(const struct t5_attn_geom *g, const struct t5_attn_job *j, int h, float *sc)
-{
-    const int hd = g->d_kv, R = g->R;
-    const float *rel = g->rel ? g->rel + (size_t)h * (size_t)(2 * R + 1) + R : NULL;
-    for (int t = 0; t < j->n_q; t++) {
-        int pos = j->pos0 + t, nk = g->causal ? pos + 1 : j->n_k;
-        const float *q = j->q + (size_t)t * (size_t)g->ld_q + (size_t)h * (size_t)hd;
-        float mx = -FLT_MAX;
-        for (int i = 0; i < nk; i++) {
-            const float *k = j->k + (size_t)i * (size_t)g->ld_kv + (size_t)h * (size_t)hd;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int d = 0; d < hd; d++)
-                s += q[d] * k[d];
-            if (rel) {
-                int r = i - pos;
-                s += rel[r < -R ? -R : r > R ? R : r];
-            }
-            sc[i] = s;
-            mx = s > mx ? s : mx;
-        }
-        float sum = 0.0f;
-        for (int i = 0; i < nk; i++)
-            sum += sc[i] = expf(sc[i] - mx);
-        float inv = 1.0f / sum;
-        float *o = j->out + (size_t)t * (size_t)g->ld_out + (size_t)h * (size_t)hd;
-        memset(o, 0, (size_t)hd * sizeof *o);
-        for (int i = 0; i < nk; i++) {
-            const float *v = j->v + (size_t)i * (size_t)g->ld_kv + (size_t)h * (size_t)hd;
-            float p = sc[i] * inv;
-            for (int d = 0; d < hd; d++)
-                o[d] += p * v[d];
-        }
-    }
-}
-
-/* Every (job, head) pair on the OpenMP threads; scratch holds max_keys + 16 floats per
- * thread of the team (omp_get_max_threads()). */
-static void attend(const struct t5_attn_geom *g, const struct t5_attn_job *jobs, int n_jobs,
-                   float *scratch, int max_keys)
-{
-    int n_items = n_jobs * g->n_heads;
-    size_t per_thread = (size_t)max_keys + 16;
-    long work = 0;
-    for (int i = 0; i < n_jobs; i++)
-        work += (long)jobs[i].n_q * jobs[i].n_k;
-#pragma omp parallel if (n_items > 1 && work * g->n_heads * g->d_kv >= 32768)
-    {
-        float *sc = scratch + (size_t)omp_get_thread_num() * per_thread;
-#pragma omp for schedule(dynamic)
-        for (int it = 0; it < n_items; it++)
-            attend_one(g, &jobs[it / g->n_heads], it % g->n_heads, sc);
-    }
 }
 
 /* ---- shared pieces ---- */
@@ -270,7 +196,7 @@ static int encoder_layer(const struct t5_model *m, struct dnn_ctx *ctx, struct t
         return rc;
     for (int i = 0; i < b->n_seqs; i++) {
         const float *q = r->qkv + (size_t)r->row0[i] * (size_t)ld;
-        r->job[i] = (struct t5_attn_job){.q = q,
+        r->job[i] = (struct s2s_attn_job){.q = q,
                                          .k = q + inner,
                                          .v = q + 2 * inner,
                                          .out = r->att + (size_t)r->row0[i] * (size_t)inner,
@@ -278,15 +204,16 @@ static int encoder_layer(const struct t5_model *m, struct dnn_ctx *ctx, struct t
                                          .n_k = b->n_ids[i],
                                          .pos0 = 0};
     }
-    struct t5_attn_geom g = {.n_heads = m->n_heads,
-                             .d_kv = m->d_kv,
+    struct s2s_attn_geom g = {.n_heads = m->n_heads,
+                             .hd = m->d_kv,
+                             .scale = 1.0f,
                              .ld_q = ld,
                              .ld_kv = ld,
                              .ld_out = inner,
                              .causal = false,
                              .rel = m->enc_rel,
                              .R = m->max_distance};
-    attend(&g, r->job, b->n_seqs, r->scratch, max_n);
+    s2s_attend(&g, r->job, b->n_seqs, r->scratch, max_n);
     rc = linear_forward_add(&L->self.o, ctx, r->att, r->x, M, e);
     return rc ? rc : feed_forward(m, ctx, r, &L->ff, M, e);
 }
@@ -384,7 +311,7 @@ static int decoder_self(const struct t5_model *m, struct dnn_ctx *ctx, struct t5
         for (int t = 0; t < st->n_tokens[i]; t++) /* k | v of each new token into the cache */
             memcpy(s->kv.self[l] + (size_t)(s->kv.len + t) * row, q + (size_t)t * (size_t)ld + inner,
                    row * sizeof(float));
-        r->job[i] = (struct t5_attn_job){.q = q,
+        r->job[i] = (struct s2s_attn_job){.q = q,
                                          .k = s->kv.self[l],
                                          .v = s->kv.self[l] + inner,
                                          .out = r->att + (size_t)r->row0[i] * (size_t)inner,
@@ -392,15 +319,16 @@ static int decoder_self(const struct t5_model *m, struct dnn_ctx *ctx, struct t5
                                          .n_k = s->kv.len + st->n_tokens[i],
                                          .pos0 = s->kv.len};
     }
-    struct t5_attn_geom g = {.n_heads = m->n_heads,
-                             .d_kv = m->d_kv,
+    struct s2s_attn_geom g = {.n_heads = m->n_heads,
+                             .hd = m->d_kv,
+                             .scale = 1.0f,
                              .ld_q = ld,
                              .ld_kv = (int)row,
                              .ld_out = inner,
                              .causal = true,
                              .rel = m->dec_rel,
                              .R = m->max_distance};
-    attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
+    s2s_attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
     return linear_forward_add(&L->self.o, ctx, r->att, r->x, M, e);
 }
 
@@ -416,7 +344,7 @@ static int decoder_cross(const struct t5_model *m, struct dnn_ctx *ctx, struct t
         return rc;
     for (int i = 0; i < st->n_seqs; i++) {
         const struct t5_seq *s = st->seqs[i];
-        r->job[i] = (struct t5_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)inner,
+        r->job[i] = (struct s2s_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)inner,
                                          .k = s->kv.cross[l],
                                          .v = s->kv.cross[l] + inner,
                                          .out = r->att + (size_t)r->row0[i] * (size_t)inner,
@@ -424,12 +352,13 @@ static int decoder_cross(const struct t5_model *m, struct dnn_ctx *ctx, struct t
                                          .n_k = s->kv.in_len,
                                          .pos0 = 0};
     }
-    struct t5_attn_geom g = {.n_heads = m->n_heads,
-                             .d_kv = m->d_kv,
+    struct s2s_attn_geom g = {.n_heads = m->n_heads,
+                             .hd = m->d_kv,
+                             .scale = 1.0f,
                              .ld_q = inner,
                              .ld_kv = 2 * inner,
                              .ld_out = inner}; /* no bias, not causal */
-    attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
+    s2s_attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
     return linear_forward_add(&L->cross.o, ctx, r->att, r->x, M, e);
 }
 
