@@ -1,13 +1,16 @@
 #!/bin/sh
-# hf-client: the real Hugging Face Hub client, `huggingface_hub` from PyPI (pinned in
-# tests/integration/hf-client/requirements.txt), for the hub_client suite's cross-checks
-# against inferd's hub/ (tests/integration/hf_client.py). It lives in a virtual environment
-# under the build directory, BUILD/hf-client, made once with Debian's python3 (python3-venv
-# comes from apt when missing) and `pip install --no-deps` of the pinned list; later runs are
-# offline. `make run` never installs it.
+# hf-client: the real Python clients from PyPI, pinned in tests/integration/hf-client/
+# requirements.txt: `huggingface_hub` (the Hub client, for the hub_client suite's cross-checks
+# against inferd's hub/, tests/integration/hf_client.py; and its InferenceClient), `openai` and
+# LangChain's `langchain-openai`, for the clients suite against a running inferd
+# (tests/integration/clients.py). One virtual environment under the build directory,
+# BUILD/hf-client, made once with Debian's python3 (python3-venv comes from apt when missing)
+# and `pip install --no-deps` of the pinned list; later runs are offline. `make run` never
+# installs it.
 #
-# Usage: scripts/hf-client.sh --install BUILD    (make deps-test)
-#        scripts/hf-client.sh BUILD ARGS...      (the hub_client suite: hf_client.py ARGS)
+# Usage: scripts/hf-client.sh --install BUILD         (make deps-test)
+#        scripts/hf-client.sh BUILD hub ARGS...       (the hub_client suite: hf_client.py ARGS)
+#        scripts/hf-client.sh BUILD clients ARGS...   (the clients suite: clients.py ARGS)
 set -eu
 cd "$(dirname "$0")/.."
 REQ=tests/integration/hf-client/requirements.txt
@@ -16,7 +19,7 @@ if [ "${1:-}" = "--install" ]; then
     install=1
     shift
 fi
-[ $# -ge 1 ] || { echo "usage: $0 [--install] BUILD [ARGS...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 [--install] BUILD [hub|clients ARGS...]" >&2; exit 2; }
 BUILD=$1
 shift
 mkdir -p "$BUILD"
@@ -35,7 +38,7 @@ if ! command -v python3 > /dev/null || ! python3 -c 'import ensurepip, venv' 2> 
 fi
 
 if ! { [ -f "$VENV/.installed" ] && cmp -s "$REQ" "$VENV/requirements.txt"; }; then
-    echo "hf-client: huggingface_hub into $VENV (once)"
+    echo "hf-client: huggingface_hub, openai and langchain-openai into $VENV (once)"
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     cp "$REQ" "$VENV/requirements.txt"
@@ -45,4 +48,8 @@ if ! { [ -f "$VENV/.installed" ] && cmp -s "$REQ" "$VENV/requirements.txt"; }; t
     touch "$VENV/.installed"
 fi
 [ "$install" = 1 ] && exit 0
-exec "$VENV/bin/python" tests/integration/hf_client.py "$@"
+case "${1:-}" in
+hub) shift; exec "$VENV/bin/python" tests/integration/hf_client.py "$@" ;;
+clients) shift; exec "$VENV/bin/python" tests/integration/clients.py "$@" ;;
+*) echo "usage: $0 BUILD hub|clients [ARGS...]" >&2; exit 2 ;;
+esac

@@ -4,7 +4,11 @@
  * engine/pipelines/runner.h for the input forms each task takes), text-generation
  * (hf_text_generation: [{"generated_text": ...}]) and text2text-generation, summarization and
  * translation on an encoder-decoder (T5), as transformers 4.x's Text2TextGenerationPipeline,
- * SummarizationPipeline and TranslationPipeline answer them (params_s2s.h). options.use_cache
+ * SummarizationPipeline and TranslationPipeline answer them (params_s2s.h). One exception, for
+ * huggingface_hub's InferenceClient: zero-shot with text inputs and parameters.candidate_labels
+ * (the Inference API's form) answers as the API does, [{"label", "score"}] best first
+ * (respond_zero_shot_api); {"sequence", "candidate_labels"} inputs keep the pipeline's
+ * {"sequence", "labels", "scores"}. options.use_cache
  * and options.wait_for_model are accepted and have nothing to change here: results are never cached
  * and a loading model answers 503 at once. */
 #include <stdio.h>
@@ -24,6 +28,55 @@ static json_t *respond_pipeline(struct call *c, json_t *result, struct err *e)
     (void)c;
     (void)e;
     return result;
+}
+
+/* One pipeline answer {"sequence", "labels", "scores"} as the Inference API's zero-shot output,
+ * [{"label", "score"}] best first (huggingface_hub's InferenceClient reads only that); NULL when
+ * it is not that shape. */
+static json_t *zero_shot_pairs(const json_t *one)
+{
+    const json_t *labels = json_object_get(one, "labels"), *scores = json_object_get(one, "scores");
+    if (!json_is_array(labels) || json_array_size(labels) != json_array_size(scores))
+        return NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < json_array_size(labels); i++)
+        if (json_array_append_new(out, json_pack("{s:O, s:O}", "label", json_array_get(labels, i),
+                                                 "score", json_array_get(scores, i))) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    return out;
+}
+
+/* Zero-shot in the Inference API's form (`inputs` a string or a list of them, the labels in
+ * parameters.candidate_labels): each answer as zero_shot_pairs, a list of them for a list. */
+static json_t *respond_zero_shot_api(struct call *c, json_t *result, struct err *e)
+{
+    (void)c;
+    json_t *out = json_is_array(result) ? json_array() : zero_shot_pairs(result);
+    for (size_t i = 0; out && json_is_array(result) && i < json_array_size(result); i++)
+        if (json_array_append_new(out, zero_shot_pairs(json_array_get(result, i))) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    json_decref(result);
+    if (!out)
+        err_set(e, ERR_NOMEM, "out of memory");
+    return out;
+}
+
+/* The Inference API's zero-shot form: text inputs (the pipeline's form has
+ * {"sequence", "candidate_labels"} objects and keeps transformers' answer). */
+static bool zero_shot_api_form(const struct model *m, const json_t *inputs)
+{
+    if (model_task(m) != TASK_ZERO_SHOT_CLASSIFICATION)
+        return false;
+    if (json_is_string(inputs))
+        return true;
+    for (size_t i = 0; json_is_array(inputs) && i < json_array_size(inputs); i++)
+        if (!json_is_string(json_array_get(inputs, i)))
+            return false;
+    return json_is_array(inputs) && json_array_size(inputs) > 0;
 }
 
 static bool check_options(struct call *c, const json_t *options)
@@ -85,7 +138,8 @@ void route_hf_models(struct call *c)
         call_error(c, ERR_INVALID, "inputs", "`inputs` cannot be empty");
         return;
     }
-    call_submit(c, m, inputs, parameters, respond_pipeline);
+    call_submit(c, m, inputs, parameters,
+                zero_shot_api_form(m, inputs) ? respond_zero_shot_api : respond_pipeline);
 }
 
 /* ---- text-generation ---- */

@@ -318,9 +318,24 @@ static int openai_stream_stop(bool completions, const json_t *o, const struct ge
     return rc ? rc : openai_stop_ids(o, p, e);
 }
 
+/* TGI's form of response_format, {"type": "json_object" or "json", "value": a schema or its
+ * JSON text} (what huggingface_hub's InferenceClient sends for a json_schema): the schema's
+ * constraint. */
+static int tgi_response_format(const json_t *v, struct gen_params *p, struct err *e)
+{
+    json_t *parsed = NULL;
+    if (json_is_string(v) &&
+        !(v = parsed = json_loadb(json_string_value(v), json_string_length(v), 0, NULL)))
+        return err_set(e, ERR_INVALID, "`response_format.value` is not a JSON schema");
+    int rc = constraint_schema(v, &p->grammar, e);
+    json_decref(parsed);
+    return rc;
+}
+
 /* response_format: {"type": "text"} (no constraint), {"type": "json_object"} (any JSON object)
  * or {"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}: the
- * output constraint (constraint.h; its errors are ERR_GEN_SCHEMA). */
+ * output constraint (constraint.h; its errors are ERR_GEN_SCHEMA); TGI's {"type", "value"}
+ * as tgi_response_format. */
 static int openai_response_format(const json_t *o, struct gen_params *p, struct err *e)
 {
     const json_t *rf = json_object_get(o, "response_format");
@@ -332,7 +347,11 @@ static int openai_response_format(const json_t *o, struct gen_params *p, struct 
     if (strcmp(t, "text") == 0)
         return 0;
     int rc;
-    if (strcmp(t, "json_object") == 0) {
+    const json_t *value = json_object_get(rf, "value");
+    if ((strcmp(t, "json_object") == 0 || strcmp(t, "json") == 0) && value &&
+        !json_is_null(value)) {
+        rc = tgi_response_format(value, p, e);
+    } else if (strcmp(t, "json_object") == 0) {
         rc = constraint_schema(NULL, &p->grammar, e);
     } else if (strcmp(t, "json_schema") == 0) {
         const json_t *js = json_object_get(rf, "json_schema");

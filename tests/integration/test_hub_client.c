@@ -48,7 +48,7 @@ static void hf_client(const char *args, char **out)
 {
     char log[700], cmd[8192];
     snprintf(log, sizeof log, "%s/hf-client.log", home);
-    snprintf(cmd, sizeof cmd, "sh '%s/scripts/hf-client.sh' '%s' %s > '%s' 2>&1",
+    snprintf(cmd, sizeof cmd, "sh '%s/scripts/hf-client.sh' '%s' hub %s > '%s' 2>&1",
              INFERD_SOURCE_DIR, INFERD_BUILD_DIR, args, log);
     int rc = system(cmd);
     size_t n = 0;

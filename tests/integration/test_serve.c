@@ -165,13 +165,21 @@ START_TEST(hf_zero_shot)
 {
     /* the refs' {"sequence", "candidate_labels"} inputs as they are */
     check_pipeline_refs("nli", "bert-nli", false, false);
-    /* the Inference API's usual form: inputs a string, candidate_labels a parameter; and a
-     * list of sequences sharing the labels */
+    /* the Inference API's usual form: inputs a string, candidate_labels a parameter, answered
+     * as the API answers it ([{label, score}] best first, what huggingface_hub reads); and a
+     * list of sequences sharing the labels, a list of those */
     json_t *refs = model_refs("bert-nli");
     const json_t *entries = json_object_get(refs, "pipeline");
     for (size_t i = 0; i < json_array_size(entries); i++) {
         const json_t *x = json_array_get(entries, i);
-        const json_t *in = json_object_get(x, "input"), *out = json_object_get(x, "output");
+        const json_t *in = json_object_get(x, "input"), *ref = json_object_get(x, "output");
+        json_t *out = json_array();
+        for (size_t k = 0; k < json_array_size(json_object_get(ref, "labels")); k++)
+            json_array_append_new(
+                out, json_pack("{s:O, s:O}", "label",
+                               json_array_get(json_object_get(ref, "labels"), k), "score",
+                               json_array_get(json_object_get(ref, "scores"), k)));
+        ck_assert_uint_gt(json_array_size(out), 1);
         json_t *params = json_deep_copy(json_object_get(x, "parameters"));
         json_object_set(params, "candidate_labels", json_object_get(in, "candidate_labels"));
         char what[160];
@@ -186,6 +194,7 @@ START_TEST(hf_zero_shot)
         json_decref(two);
         json_decref(want);
         json_decref(params);
+        json_decref(out);
     }
     json_decref(refs);
 }

@@ -2,7 +2,8 @@
  * response_format (json_schema on /v1/chat/completions with the Llama 3 chat fixture,
  * json_object on /v1/completions) and TGI parameters.grammar (json and regex on /generate and
  * /generate_stream) with the random-weight gpt2-lm and llama-lm fixtures, sampled over several
- * seeds, streamed and not: every output parses and validates (support/json_check.c, a
+ * seeds, streamed and not, and TGI's {"type": "json_object", "value": schema} form of
+ * response_format: every output parses and validates (support/json_check.c, a
  * validator independent of the compiler; PCRE2 for regexes), and the streamed deltas add up to
  * a valid document. Bad schemas and regexes are 422 in both dialects, naming the keyword. */
 #include <jansson.h>
@@ -205,6 +206,43 @@ START_TEST(tgi_grammar)
 }
 END_TEST
 
+/* TGI's response_format on /v1/chat/completions, {"type": "json_object" or "json", "value": a
+ * schema or its text} (what huggingface_hub's InferenceClient sends for a json_schema): the
+ * schema constrains the output, as json_schema does; an unparsable value is 400. */
+START_TEST(openai_tgi_response_format)
+{
+    json_t *schema = json_loads(schema_text, 0, NULL);
+    static const char *const types[] = {"json_object", "json"};
+    for (uint64_t seed = 1; seed <= 2; seed++) {
+        char what[64];
+        snprintf(what, sizeof what, "TGI response_format seed %d", (int)seed);
+        json_t *value = seed == 1 ? json_incref(schema) : json_string(schema_text);
+        struct http_reply *r = daemon_post(
+            srv, "/v1/chat/completions",
+            json_pack("{s:s, s:[{s:s, s:s}], s:i, s:I, s:f, s:{s:s, s:o}}", "model", "chat",
+                      "messages", "role", "user", "content", "Weather?", "max_tokens", 150, "seed",
+                      (json_int_t)seed, "temperature", 1.0, "response_format", "type",
+                      types[seed - 1], "value", value));
+        expect_status(r, 200, what);
+        const json_t *c0 = json_array_get(json_object_get(r->json, "choices"), 0);
+        ck_assert_str_eq(json_string_value(json_object_get(c0, "finish_reason")), "stop");
+        expect_valid(schema,
+                     json_string_value(json_object_get(json_object_get(c0, "message"), "content")),
+                     what);
+        http_reply_free(r);
+    }
+    json_decref(schema);
+    struct http_reply *r = daemon_post(
+        srv, "/v1/chat/completions",
+        json_pack("{s:s, s:[{s:s, s:s}], s:{s:s, s:s}}", "model", "chat", "messages", "role",
+                  "user", "content", "Hi", "response_format", "type", "json_object", "value",
+                  "{not json"));
+    expect_openai_error(r, 400, "an unparsable value");
+    ck_assert_msg(strstr(r->body, "`response_format.value` is not a JSON schema"), "%s", r->body);
+    http_reply_free(r);
+}
+END_TEST
+
 /* 422 in both dialects, naming what is wrong. */
 START_TEST(bad_constraints_422)
 {
@@ -253,6 +291,7 @@ Suite *suite_serve_struct(void)
     tcase_add_checked_fixture(tc, NULL, serve_teardown);
     tcase_add_test(tc, openai_json_schema);
     tcase_add_test(tc, openai_json_object);
+    tcase_add_test(tc, openai_tgi_response_format);
     tcase_add_test(tc, tgi_grammar);
     tcase_add_test(tc, bad_constraints_422);
     suite_add_tcase(s, tc);
