@@ -333,8 +333,40 @@ void route_tgi_generate_stream(struct call *c)
     tgi_generate_stream(c, false);
 }
 
+/* TEI serves POST / too, with the route of its one model's kind (huggingface_hub's
+ * InferenceClient(URL).feature_extraction posts there). When no generation model is configured
+ * and the body names none, POST / is TEI's: the first configured embeddings or classification
+ * model says which route; NULL when POST / stays TGI's. */
+static void (*tei_root(struct call *c))(struct call *)
+{
+    const json_t *mv = json_object_get(call_body(c), "model");
+    if (mv && !json_is_null(mv))
+        return NULL;
+    const unsigned gen = task_set(TASK_KIND_GENERATOR);
+    const unsigned emb = TASK_BIT(TASK_SENTENCE_EMBEDDINGS),
+                   cls = TASK_BIT(TASK_TEXT_CLASSIFICATION);
+    size_t n;
+    struct model **all = server_models(call_server(c), &n);
+    void (*route)(struct call *) = NULL;
+    bool generator = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned t = TASK_BIT(model_task(all[i]));
+        generator |= (t & gen) != 0;
+        if (!route && (t & (emb | cls)))
+            route = (t & emb) ? route_tei_embed : route_tei_predict;
+        model_unref(all[i]);
+    }
+    free(all);
+    return generator ? NULL : route;
+}
+
 void route_tgi_compat(struct call *c)
 {
+    void (*tei)(struct call *) = tei_root(c);
+    if (tei) {
+        tei(c);
+        return;
+    }
     const json_t *stream = json_object_get(call_body(c), "stream");
     if (stream && !json_is_null(stream) && !json_is_boolean(stream)) {
         call_error(c, ERR_INVALID, "stream", "Input validation error: `stream` must be true or false");

@@ -14,6 +14,8 @@ transformers references (refs-dev.json, refs.json), never against inferd's own a
       (/models/NAME: text, token and zero-shot classification, fill-mask, question answering,
       feature extraction), TGI's (POST /: text_generation with details, streamed), OpenAI chat
       (chat_completion with tools, streamed, response_format) and TEI's (/embed, /predict).
+  clients.py tei URL embed=DIR              InferenceClient(URL).feature_extraction: POST / of
+      a daemon serving only bert-embed (TEI's root), the sentence-transformers embeddings.
   clients.py langchain URL FIXTURE=DIR...   LangChain's ChatOpenAI with a tool (bind_tools):
       the AIMessage's parsed tool_calls, the tool's result sent back, streamed chunks merged.
 
@@ -374,10 +376,22 @@ def run_langchain(url, fix):
             merged = chunk if merged is None else merged + chunk
         assert [(c["name"], c["args"]) for c in merged.tool_calls] == \
             [(call["name"], call["args"])], merged
-    return f"langchain-openai {langchain_openai.__version__ if hasattr(langchain_openai, '__version__') else ''}".strip()
+    return "langchain-openai " + getattr(langchain_openai, "__version__", "")
 
 
-RUNS = {"openai": run_openai, "hf": run_hf, "langchain": run_langchain}
+def run_tei_root(url, fix):
+    """InferenceClient(URL), as TEI's docs use it: POST / of a daemon serving embeddings only."""
+    import huggingface_hub
+    from huggingface_hub import InferenceClient
+    tei = InferenceClient(model=url, token=KEY)
+    for x in refs(fix, "embed")["sentence_embeddings"][:3]:
+        got = tei.feature_extraction(x["text"])
+        assert got.dtype.name == "float32" and got.shape == (1, len(x["embedding"])), got.shape
+        close_all(got[0], x["embedding"], "TEI POST /")
+    return f"huggingface_hub {huggingface_hub.__version__} on TEI's root"
+
+
+RUNS = {"openai": run_openai, "hf": run_hf, "langchain": run_langchain, "tei": run_tei_root}
 
 
 def main(argv):

@@ -7,7 +7,8 @@
  * (and TEI's /embed, /predict). Each test runs one client's checks, which compare its parsed
  * result objects with the fixtures' transformers references (clients.py says which); the
  * client missing (no Python venv, PyPI unreachable) fails the test with pip's words, as in the
- * hub_client suite. The Hub is never asked: HF_ENDPOINT is a closed local port. */
+ * hub_client suite. A second daemon, serving bert-embed alone, is TEI as InferenceClient(URL)
+ * reaches it: POST /. The Hub is never asked: HF_ENDPOINT is a closed local port. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ static void srv_stop(void)
 /* clients.py CLIENT against the daemon; fails the test unless it ends with "clients: ok". */
 static void run_client(const char *client)
 {
+    ck_assert_ptr_nonnull(srv);
     char log[400];
     static char cmd[8192];
     snprintf(log, sizeof log, "%s/%s.log", srv->dir, client);
@@ -118,6 +120,25 @@ START_TEST(shutdown_is_clean)
 }
 END_TEST
 
+/* TEI's root: a daemon serving embeddings only answers POST / as TEI does (api_tgi.c). */
+static void tei_start(void)
+{
+    char *yaml = yaml_config("api_keys: [\"" KEY "\"]\n",
+                             yaml_model("embed", "bert-embed", "sentence-embeddings", NULL), NULL);
+    srv = daemon_start(yaml, KEY);
+    free(yaml);
+    daemon_persist(srv);
+    fixtures[0] = '\0';
+    add_fixture("embed", fixture_model("bert-embed"));
+}
+
+START_TEST(hf_inference_client_tei_root)
+{
+    run_client("tei");
+    daemon_shutdown(srv);
+}
+END_TEST
+
 Suite *suite_clients(void)
 {
     Suite *s = suite_create("clients");
@@ -130,5 +151,11 @@ Suite *suite_clients(void)
     tcase_add_test(tc, langchain_chat_openai);
     tcase_add_test(tc, shutdown_is_clean);
     suite_add_tcase(s, tc);
+    TCase *tei = tcase_create("tei_root");
+    tcase_set_timeout(tei, 300);
+    tcase_add_unchecked_fixture(tei, tei_start, srv_stop);
+    tcase_add_checked_fixture(tei, NULL, serve_teardown);
+    tcase_add_test(tei, hf_inference_client_tei_root);
+    suite_add_tcase(s, tei);
     return s;
 }

@@ -1,6 +1,6 @@
 /* test_serve_tei: the Text Embeddings Inference routes and OpenAI's /v1/embeddings of the
  * real daemon against the fixtures' references: /predict (every label, softmax of the refs'
- * logits, sorted), /rerank on a one-label classifier built from bert-seqcls (its logit is the
+ * logits, sorted; and POST /, TEI's root, with no generation model configured), /rerank on a one-label classifier built from bert-seqcls (its logit is the
  * refs' logit 0; sigmoid scores, order, index, return_text), /embed (bert-embed's
  * sentence-transformers embeddings), /tokenize (the bert-uncased tokenizer refs' ids, byte
  * offsets, special flags), /decode, /info, and /v1/embeddings (float and base64, usage = the
@@ -62,6 +62,9 @@ START_TEST(tei_predict)
         json_t *want = predict_expected(l, seqcls_labels, false);
         snprintf(what, sizeof what, "POST /predict, bert-seqcls logits[%zu]", i);
         http_reply_free(post_expect("/predict", json_pack("{s:O}", "inputs", text), want, what));
+        /* no generation model: POST / is TEI's, the route of the first model (seqcls) */
+        snprintf(what, sizeof what, "POST / (TEI's root), bert-seqcls logits[%zu]", i);
+        http_reply_free(post_expect("/", json_pack("{s:O}", "inputs", text), want, what));
         if (i < 6) {
             json_array_append_new(batch, json_pack("[O]", text));
             json_array_append(batch_want, want);
