@@ -9,8 +9,8 @@ MESON_OPTS ?=
 all: build
 
 # What building and serving need (Debian packages); the tests add nginx, prometheus, openssl,
-# valgrind, the openai npm client and huggingface_hub from PyPI in a venv under $(BUILD)
-# (deps-test). Building alone never installs anything.
+# valgrind, the openai npm client and the Python clients (huggingface_hub, openai,
+# langchain-openai) from PyPI in a venv under $(BUILD) (deps-test). Building alone never installs anything.
 deps:
 	@sh scripts/deps.sh
 
@@ -119,7 +119,7 @@ help:
 	@echo "make targets (BUILD=$(BUILD); CONFIG=FILE for run):"
 	@echo "  all             = build"
 	@echo "  deps            install the Debian packages building and serving need (scripts/deps.sh)"
-	@echo "  deps-test       also what the tests need: nginx, prometheus, openssl, valgrind, the openai npm client"
+	@echo "  deps-test       also what the tests need: nginx, prometheus, openssl, valgrind, the openai npm client, the Python clients (venv in $(BUILD)/hf-client)"
 	@echo "  build           meson setup + ninja in $(BUILD): build/inferd, the tests, the benchmarks (installs nothing)"
 	@echo "  test            every test suite in one Check runner (ends 'N passed, N failed')"
 	@echo "  test-asan       the tests under AddressSanitizer + UBSan ($(ASAN_BUILD))"
