@@ -76,6 +76,22 @@ def openai_completions(c, fix):
         assert chunks > n // 2 and usage == r.usage, (chunks, usage)
 
 
+def openai_chat(c, fix):
+    msgs = [{"role": "user", "content": "Hello!"}]
+    r = c.chat.completions.create(model="chat", messages=msgs, max_tokens=12, temperature=0)
+    m = r.choices[0].message
+    assert r.object == "chat.completion" and m.role == "assistant" and m.content, r
+    assert r.usage.completion_tokens == 12 and r.choices[0].finish_reason == "length", r
+    text, roles, finish = "", [], None
+    for ch in c.chat.completions.create(model="chat", messages=msgs, max_tokens=12,
+                                        temperature=0, stream=True):
+        d = ch.choices[0].delta
+        roles += [d.role] if d.role else []
+        text += d.content or ""
+        finish = ch.choices[0].finish_reason or finish
+    assert (text, roles, finish) == (m.content, ["assistant"], "length"), (text, roles, finish)
+
+
 def openai_tools(c, fix):
     import openai
     for model in ("qwen", "llama"):
@@ -171,7 +187,8 @@ def openai_errors(c, fix):
 def run_openai(url, fix):
     import openai
     c = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=60)
-    for f in (openai_completions, openai_tools, openai_schema, openai_embeddings, openai_errors):
+    for f in (openai_completions, openai_chat, openai_tools, openai_schema, openai_embeddings,
+              openai_errors):
         f(c, fix)
     return f"openai {openai.__version__}"
 
@@ -185,10 +202,11 @@ def hf_pipelines(url, fix):
     def client(name):
         return InferenceClient(model=f"{url}/models/{name}", token=KEY)
 
-    seqcls = client("seqcls")
+    seqcls, ran = client("seqcls"), {}
     for x in refs(fix, "seqcls")["pipeline"]:
         if x["parameters"] or not isinstance(x["input"], str):
             continue
+        ran["text_classification"] = ran.get("text_classification", 0) + 1
         # inferd answers transformers' [{label, score}] (the top label); the client gives the
         # first element (DECISIONS.md)
         got = seqcls.text_classification(x["input"])
@@ -200,6 +218,7 @@ def hf_pipelines(url, fix):
     for x in refs(fix, "tokcls")["pipeline"][:8]:
         if set(x["parameters"]) - {"aggregation_strategy"} or not isinstance(x["input"], str):
             continue
+        ran["token_classification"] = ran.get("token_classification", 0) + 1
         got = tok.token_classification(x["input"], **x["parameters"])
         assert len(got) == len(x["output"]), (got, x["output"])
         for g, w in zip(got, x["output"]):
@@ -211,6 +230,7 @@ def hf_pipelines(url, fix):
     for x in refs(fix, "mlm")["pipeline"]:
         if x["parameters"] or not isinstance(x["input"], str):
             continue
+        ran["fill_mask"] = ran.get("fill_mask", 0) + 1
         got = mlm.fill_mask(x["input"])
         assert [(g.token, g.token_str, g.sequence) for g in got] == \
             [(w["token"], w["token_str"], w["sequence"]) for w in x["output"]], got
@@ -219,6 +239,7 @@ def hf_pipelines(url, fix):
     nli = client("nli")
     for x in refs(fix, "nli")["pipeline"]:
         i, p = x["input"], x["parameters"]
+        ran["zero_shot"] = ran.get("zero_shot", 0) + 1
         got = nli.zero_shot_classification(i["sequence"], i["candidate_labels"],
                                            multi_label=p.get("multi_label"),
                                            hypothesis_template=p.get("hypothesis_template"))
@@ -230,6 +251,7 @@ def hf_pipelines(url, fix):
         got = qa.question_answering(question=x["question"], context=x["context"])
         assert isinstance(got, T.QuestionAnsweringOutputElement), got
         assert got.answer == x["context"][got.start:got.end] and 0 <= got.score <= 1, got
+    assert len(ran) == 4 and min(ran.values()) >= 2, ran  # no check skipped wholesale
     embed = refs(fix, "embed")
     feats = client("features")
     for x in embed["token_features"]:
