@@ -10,7 +10,8 @@ all: build
 
 # What building and serving need (Debian packages); the tests add nginx, prometheus, openssl,
 # valgrind, the openai npm client and the Python clients (huggingface_hub, openai,
-# langchain-openai) from PyPI in a venv under $(BUILD) (deps-test). Building alone never installs anything.
+# langchain-openai) from PyPI in a venv under $(BUILD) (deps-test). Building alone never
+# installs anything.
 deps:
 	@sh scripts/deps.sh
 

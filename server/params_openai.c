@@ -326,7 +326,7 @@ static int tgi_response_format(const json_t *v, struct gen_params *p, struct err
     json_t *parsed = NULL;
     if (json_is_string(v) &&
         !(v = parsed = json_loadb(json_string_value(v), json_string_length(v), 0, NULL)))
-        return err_set(e, ERR_INVALID, "`response_format.value` is not a JSON schema");
+        return err_set(e, ERR_INVALID, "`value` is not a JSON schema");
     int rc = constraint_schema(v, &p->grammar, e);
     json_decref(parsed);
     return rc;

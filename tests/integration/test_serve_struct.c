@@ -238,7 +238,8 @@ START_TEST(openai_tgi_response_format)
                   "user", "content", "Hi", "response_format", "type", "json_object", "value",
                   "{not json"));
     expect_openai_error(r, 400, "an unparsable value");
-    ck_assert_msg(strstr(r->body, "`response_format.value` is not a JSON schema"), "%s", r->body);
+    ck_assert_msg(strstr(r->body, "`response_format`: `value` is not a JSON schema"), "%s",
+                  r->body);
     http_reply_free(r);
 }
 END_TEST

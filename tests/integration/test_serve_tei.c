@@ -1,10 +1,11 @@
 /* test_serve_tei: the Text Embeddings Inference routes and OpenAI's /v1/embeddings of the
  * real daemon against the fixtures' references: /predict (every label, softmax of the refs'
- * logits, sorted; and POST /, TEI's root, with no generation model configured), /rerank on a one-label classifier built from bert-seqcls (its logit is the
- * refs' logit 0; sigmoid scores, order, index, return_text), /embed (bert-embed's
- * sentence-transformers embeddings), /tokenize (the bert-uncased tokenizer refs' ids, byte
- * offsets, special flags), /decode, /info, and /v1/embeddings (float and base64, usage = the
- * refs' input_ids counts). One daemon is shared by the tests (unchecked fixture). */
+ * logits, sorted; and POST /, TEI's root, with no generation model configured), /rerank on a
+ * one-label classifier built from bert-seqcls (its logit is the refs' logit 0; sigmoid scores,
+ * order, index, return_text), /embed (bert-embed's sentence-transformers embeddings),
+ * /tokenize (the bert-uncased tokenizer refs' ids, byte offsets, special flags), /decode, /info,
+ * and /v1/embeddings (float and base64, usage = the refs' input_ids counts). One daemon is
+ * shared by the tests (unchecked fixture). */
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>

@@ -270,6 +270,22 @@ START_TEST(openai_params)
     ck_assert(p.logprobs && p.top_n_tokens == 3 && p.return_full_text);
     gen_params_fini(&p);
     parse_err(&gen_api_completions, "{\"logprobs\": 6}", "`logprobs` must be >= 0 and <= 5");
+    /* response_format: TGI's {"type", "value"} (huggingface_hub's chat_completion) is the
+     * schema, as an object or its text; plain json_object has a grammar too */
+    static const char *const tgi_forms[] = {
+        "{\"response_format\": {\"type\": \"json_object\", "
+        "\"value\": {\"type\": \"integer\"}}}",
+        "{\"response_format\": {\"type\": \"json\", "
+        "\"value\": \"{\\\"type\\\": \\\"boolean\\\"}\"}}",
+        "{\"response_format\": {\"type\": \"json_object\"}}",
+    };
+    for (size_t i = 0; i < sizeof tgi_forms / sizeof tgi_forms[0]; i++) {
+        parse_ok(c, tgi_forms[i], NULL, &p);
+        ck_assert_msg(p.grammar != NULL, "%s: no grammar", tgi_forms[i]);
+        gen_params_fini(&p);
+    }
+    parse_err(c, "{\"response_format\": {\"type\": \"json_object\", \"value\": \"{x\"}}",
+              "`response_format`: `value` is not a JSON schema");
 }
 END_TEST
 
