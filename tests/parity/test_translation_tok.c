@@ -3,7 +3,9 @@
  * vocab.json; tools/refgen/marian_tokenizer.py): ids of every recorded text and decoded
  * text; and tokenizers-lang.tar.xz (NLLB, mBART, mBART-50 with language codes;
  * tools/refgen/lang_tokenizers.py): the translation inputs and forced BOS id for src_lang /
- * tgt_lang pairs, and unknown or missing codes refused. */
+ * tgt_lang pairs, and unknown or missing codes refused; and tokenizers-m2m100.tar.xz
+ * (M2M100Tokenizer's slow files; tools/refgen/m2m100_tokenizer.py): ids and decoded text of
+ * every recorded text, the translation inputs, bad configurations refused. */
 #include <check.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -123,13 +125,91 @@ START_TEST(bad_vocab)
 }
 END_TEST
 
-static const char *const lang_names[] = {"nllb", "nllb-legacy", "mbart", "mbart50"};
+/* tokenizers-m2m100.tar.xz (tools/refgen/m2m100_tokenizer.py): M2M100Tokenizer's slow files
+ * (sentencepiece.bpe.model + vocab.json), the codes special (listed) or plain (wmt21). */
+static const char *const m2m100_names[] = {"m2m100", "m2m100-wmt21"};
+
+static void m2m100_dir(char *dir, size_t size, const char *name)
+{
+    snprintf(dir, size, "%s/tokenizers-m2m100/%s", fixture_dir("tokenizers-m2m100.tar.xz"),
+             name);
+}
+
+/* Every recorded text: ids with "[__src__] ... </s>", and the decoded text. */
+START_TEST(m2m100_encode)
+{
+    char dir[900];
+    m2m100_dir(dir, sizeof dir, m2m100_names[_i]);
+    struct tokenizer *tk = NULL;
+    struct err e = {0};
+    ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
+    json_t *refs = fixture_json(dir, "refs.json");
+    const json_t *list = json_object_get(refs, "encode");
+    ck_assert_uint_gt(json_array_size(list), 100);
+    struct tokenizer_params p = tokenizer_params_default(tk);
+    size_t i;
+    const json_t *r;
+    json_array_foreach(list, i, r)
+    {
+        const json_t *t = json_object_get(r, "text");
+        struct encodings enc = {0};
+        ck_assert_msg(tokenizer_encode(tk, json_string_value(t), json_string_length(t), NULL, 0,
+                                       &p, &enc, &e) == 0,
+                      "%s", e.msg);
+        size_t n;
+        int32_t *want = ids_of(json_object_get(r, "ids"), &n);
+        ck_assert_msg(enc.v[0].n == n, "%s entry %zu ('%.40s'): %zu ids, want %zu",
+                      m2m100_names[_i], i, json_string_value(t), enc.v[0].n, n);
+        for (size_t k = 0; k < n; k++)
+            ck_assert_msg(enc.v[0].ids[k] == want[k], "%s entry %zu ('%.40s'): id %zu is %d, "
+                          "want %d", m2m100_names[_i], i, json_string_value(t), k,
+                          enc.v[0].ids[k], want[k]);
+        free(want);
+        encodings_fini(&enc);
+        expect_decoded(tk, r, i);
+    }
+    json_decref(refs);
+    tokenizer_free(tk);
+}
+END_TEST
+
+/* An unknown language_codes set and a src_lang that is none of its codes are refused. */
+START_TEST(m2m100_bad_config)
+{
+    char dir[900], bad[900], cmd[6000];
+    m2m100_dir(dir, sizeof dir, "m2m100");
+    m2m100_dir(bad, sizeof bad, "m2m100-bad");
+    const char *configs[] = {"{\"tokenizer_class\": \"M2M100Tokenizer\", "
+                             "\"language_codes\": \"m2m200\"}",
+                             "{\"tokenizer_class\": \"M2M100Tokenizer\", "
+                             "\"src_lang\": \"xx\"}"};
+    const char *says[] = {"language_codes 'm2m200'", "src_lang 'xx'"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p %s && cp %s/sentencepiece.bpe.model %s/vocab.json %s/ && "
+                 "printf '%%s' '%s' > %s/tokenizer_config.json",
+                 bad, dir, dir, bad, configs[k], bad);
+        ck_assert_int_eq(system(cmd), 0);
+        struct tokenizer *tk = NULL;
+        struct err e = {0};
+        ck_assert_int_eq(tokenizer_load(bad, &tk, &e), ERR_FORMAT);
+        ck_assert_msg(strstr(e.msg, says[k]) != NULL, "%s", e.msg);
+    }
+}
+END_TEST
+
+/* The language-code tokenizers: tokenizers-lang.tar.xz's and tokenizers-m2m100.tar.xz's. */
+static const char *const lang_names[] = {"nllb", "nllb-legacy", "mbart", "mbart50", "m2m100",
+                                         "m2m100-wmt21"};
 
 START_TEST(language_codes)
 {
     char dir[900];
-    snprintf(dir, sizeof dir, "%s/tokenizers-lang/%s", fixture_dir("tokenizers-lang.tar.xz"),
-             lang_names[_i]);
+    if (strncmp(lang_names[_i], "m2m100", 6) == 0)
+        m2m100_dir(dir, sizeof dir, lang_names[_i]);
+    else
+        snprintf(dir, sizeof dir, "%s/tokenizers-lang/%s",
+                 fixture_dir("tokenizers-lang.tar.xz"), lang_names[_i]);
     struct tokenizer *tk = NULL;
     struct err e = {0};
     ck_assert_msg(tokenizer_load(dir, &tk, &e) == 0, "%s", e.msg);
@@ -200,6 +280,8 @@ Suite *suite_translation_tok(void)
     tcase_add_test(tc, decode_target);
     tcase_add_test(tc, bad_vocab);
     tcase_add_loop_test(tc, language_codes, 0, sizeof lang_names / sizeof lang_names[0]);
+    tcase_add_loop_test(tc, m2m100_encode, 0, sizeof m2m100_names / sizeof m2m100_names[0]);
+    tcase_add_test(tc, m2m100_bad_config);
     tcase_add_test(tc, no_language_codes);
     suite_add_tcase(s, tc);
     return s;
