@@ -288,8 +288,8 @@ START_TEST(run_bad_model_messages)
     ck_assert_int_eq(r.status, 1);
     snprintf(want, sizeof want,
              "inferd run: %s/tokenizer.json: no such file, nor slow-tokenizer files (vocab.txt, "
-             "source.spm + vocab.json, vocab.json + merges.txt, spiece.model, sentencepiece.bpe.model, spm.model, "
-             "tokenizer.model)\n",
+             "source.spm + vocab.json, sentencepiece.bpe.model + vocab.json, vocab.json + "
+             "merges.txt, spiece.model, sentencepiece.bpe.model, spm.model, tokenizer.model)\n",
              dir);
     ck_assert_str_eq(r.err, want);
     ran_free(&r);
