@@ -517,12 +517,12 @@ int slow_spm_model(struct slow *s, struct err *e)
 
 /* ---- MarianTokenizer: source.spm segments, vocab.json numbers ---- */
 
-/* vocab.json (token -> id, ids dense from 0) as the list of its tokens by id. */
-static int marian_tokens(struct slow *s, json_t **out, struct err *e)
+/* File `name` (vocab.json: token -> id, ids dense from 0) as the list of its tokens by id. */
+static int vocab_file_tokens(struct slow *s, const char *name, json_t **out, struct err *e)
 {
     char *text;
     size_t len = 0;
-    int rc = slow_slurp(s->dir, "vocab.json", &text, &len, e);
+    int rc = slow_slurp(s->dir, name, &text, &len, e);
     if (rc)
         return rc;
     json_error_t je;
@@ -532,7 +532,7 @@ static int marian_tokens(struct slow *s, json_t **out, struct err *e)
     json_t *list = json_array();
     for (size_t i = 0; list && i < n; i++)
         json_array_append_new(list, json_null());
-    rc = !json_is_object(v) ? err_set(e, ERR_FORMAT, "vocab.json: not a JSON object of token -> id")
+    rc = !json_is_object(v) ? err_set(e, ERR_FORMAT, "%s: not a JSON object of token -> id", name)
          : !list || json_array_size(list) != n ? nomem(e)
                                                : 0;
     const char *tok;
@@ -541,8 +541,8 @@ static int marian_tokens(struct slow *s, json_t **out, struct err *e)
     {
         json_int_t k = json_is_integer(id) ? json_integer_value(id) : -1;
         if (rc == 0 && (k < 0 || (size_t)k >= n || !json_is_null(json_array_get(list, (size_t)k))))
-            rc = err_set(e, ERR_FORMAT, "vocab.json: the id of '%s' is not one of 0..%zu, each "
-                         "once", tok, n ? n - 1 : 0);
+            rc = err_set(e, ERR_FORMAT, "%s: the id of '%s' is not one of 0..%zu, each once",
+                         name, tok, n ? n - 1 : 0);
         if (rc == 0 && json_array_set_new(list, (size_t)k, json_string(tok)))
             rc = nomem(e);
     }
@@ -551,6 +551,22 @@ static int marian_tokens(struct slow *s, json_t **out, struct err *e)
         json_decref(list);
     *out = rc ? NULL : list;
     return rc;
+}
+
+static int marian_tokens(struct slow *s, json_t **out, struct err *e)
+{
+    return vocab_file_tokens(s, "vocab.json", out, e);
+}
+
+/* MarianTokenizer with separate_vocabs: ids decode through target_vocab.json (the document's
+ * inferd-only "inferd_decode_vocab", tokens by id), while vocab.json numbers the inputs. */
+static int marian_target_vocab(struct slow *s, struct err *e)
+{
+    if (!slow_config_bool(s, "separate_vocabs", false))
+        return 0;
+    json_t *tokens = NULL;
+    int rc = vocab_file_tokens(s, "target_vocab.json", &tokens, e);
+    return rc ? rc : slow_set_new(s->doc, "inferd_decode_vocab", tokens, e);
 }
 
 /* Unigram numbered by vocab.json: a token that is a normal piece of source.spm has its
@@ -601,6 +617,8 @@ int slow_marian_model(struct slow *s, struct err *e)
     rc = slow_set_new(model, "inferd_unmatched", unmatched, e); /* taken either way */
     if (rc == 0)
         rc = slow_set_new(model, "inferd_float_scores", json_true(), e);
+    if (rc == 0)
+        rc = marian_target_vocab(s, e);
     /* >>xx<< target-language codes: MarianTokenizer takes a leading one whole, before
      * sentencepiece; as plain added tokens they are matched anywhere (a superset). */
     const json_t *vocab = json_object_get(model, "vocab");
