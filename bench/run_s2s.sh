@@ -27,8 +27,12 @@
 #      at most NEW_TOKENS new tokens each (random weights never stop early: every engine
 #      generates NEW_TOKENS; "mean_generated" in each line shows it), after an untimed
 #      warm-up of two sentences, THREADS threads each. PyTorch runs fp32 only.
-# Every JSON line goes to $BUILD/bench-results/s2s-<time>.jsonl; the table at the end gives
-# each engine's sentences/s and the ratios inferd/ct2 and inferd/torch (> 1: inferd faster).
+#      Each line also has the CPU seconds spent (the anchor's process; the daemon's for inferd)
+#      and sentences per CPU second: on a machine busy with other work, wall time mostly
+#      measures the scheduler.
+# Every JSON line goes to $BUILD/bench-results/s2s-<time>.jsonl; the tables at the end give
+# each engine's sentences per second and per CPU second and the ratios inferd/ct2 and
+# inferd/torch (> 1: inferd faster).
 # Not part of `make test`.
 #
 # usage: bench/run_s2s.sh [BUILD_DIR (default: build)]

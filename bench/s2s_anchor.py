@@ -51,8 +51,11 @@ ctranslate2 (pinned in run_s2s.sh: CT2_VERSION); run_s2s.sh uses /work/venv-refg
       B (the sentences cut into consecutive groups of B, each padded to its longest as the
       pipelines pad), K beams (1: greedy), at most N new tokens, after an untimed warm-up
       batch of the first two sentences; tokenization excluded (the ids are made before the clock starts; for
-      CTranslate2, its token strings). One JSON line with sentences/s and the mean number of
-      generated tokens per sentence.
+      CTranslate2, its token strings). One JSON line with sentences/s, the CPU seconds spent
+      (user + system of every thread: the anchor's own process; for inferd the daemon's, from
+      /proc) and sentences per CPU second (on a busy machine wall time mostly measures the
+      scheduler; CPU time what the engine needed, spin-waiting threads included), and the
+      mean number of generated tokens per sentence.
 """
 
 import argparse
@@ -242,17 +245,31 @@ def batches(items, b):
     return [items[i:i + b] for i in range(0, len(items), b)]
 
 
-def timed(run_batch, groups):
-    run_batch(groups[0][:2])  # warm-up: the first two sentences
-    t0 = time.perf_counter()
+def cpu_seconds(pid=None):
+    """CPU time (user + system, every thread) of this process, or of process pid."""
+    if pid is None:
+        import resource
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        return u.ru_utime + u.ru_stime
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(run_batch, groups, pid=None):
+    """Wall seconds, generated tokens and CPU seconds (this process's, or pid's) of
+    run_batch over groups, after a warm-up on the first two sentences."""
+    run_batch(groups[0][:2])
+    c0, t0 = cpu_seconds(pid), time.perf_counter()
     tokens = sum(run_batch(g) for g in groups)
-    return time.perf_counter() - t0, tokens
+    return time.perf_counter() - t0, tokens, cpu_seconds(pid) - c0
 
 
-def report(engine, a, n, seconds, tokens, **extra):
+def report(engine, a, n, seconds, tokens, cpu, **extra):
     line = {"engine": engine, "model": os.path.basename(a.hf or a.model), "batch": a.batch,
             "beams": a.beams, "new_tokens": a.new_tokens, "sentences": n,
             "seconds": round(seconds, 3), "sent_per_s": round(n / seconds, 3),
+            "cpu_seconds": round(cpu, 3), "sent_per_cpu_s": round(n / max(cpu, 1e-3), 3),
             "mean_generated": round(tokens / n, 2), "threads": a.threads}
     line.update(extra)
     print(json.dumps(line))
@@ -268,8 +285,8 @@ def cmd_torch(a):
         out = hf_generate(tok, model, group, a.beams, a.new_tokens)
         return sum(len(strip_ids(r, pad, None)) for r in out)
 
-    seconds, tokens = timed(run, batches(texts, a.batch))
-    report("torch", a, len(texts), seconds, tokens, dtype="fp32")
+    seconds, tokens, cpu = timed(run, batches(texts, a.batch))
+    report("torch", a, len(texts), seconds, tokens, cpu, dtype="fp32")
 
 
 def cmd_ct2(a):
@@ -287,15 +304,16 @@ def cmd_ct2(a):
         # CTranslate2's hypotheses leave the eos out: count it where the output stopped early
         return sum(len(r.hypotheses[0]) + (len(r.hypotheses[0]) < a.new_tokens) for r in res)
 
-    seconds, tokens = timed(run, batches(toks, a.batch))
-    report("ct2", a, len(texts), seconds, tokens,
+    seconds, tokens, cpu = timed(run, batches(toks, a.batch))
+    report("ct2", a, len(texts), seconds, tokens, cpu,
            dtype="int8" if a.compute_type == "int8" else "fp32",
            ct2=ctranslate2.__version__)
 
 
 def cmd_inferd(a):
     """The daemon at a.url (inferd serve): a.batch requests in flight (a closed loop of that
-    many clients, as continuous batching serves them), one untimed warm-up round first."""
+    many clients, as continuous batching serves them), an untimed warm-up first; CPU time is
+    the daemon's."""
     import concurrent.futures
     texts = sentences(a.sentences)
     params = {"num_beams": a.beams, "max_new_tokens": a.new_tokens, "return_tensors": True}
@@ -303,26 +321,46 @@ def cmd_inferd(a):
     def post(text):
         return len(post_inferd(a.url, text, params)[0]["generated_token_ids"]) - 1
 
+    pid = daemon_pid(a.url)
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.batch) as pool:
-        list(pool.map(post, texts[:min(a.batch, 2)]))
-        t0 = time.perf_counter()
-        tokens = sum(pool.map(post, texts))
-        seconds = time.perf_counter() - t0
-    report("inferd", a, len(texts), seconds, tokens, dtype=a.compute_type)
+        seconds, tokens, cpu = timed(lambda group: sum(pool.map(post, group)), [texts], pid)
+    report("inferd", a, len(texts), seconds, tokens, cpu, dtype=a.compute_type)
+
+
+def daemon_pid(url):
+    """The pid of the process listening on url's port (ss -ltnp)."""
+    import re
+    import subprocess
+    import urllib.parse
+    port = urllib.parse.urlparse(url).port
+    out = subprocess.run(["ss", "-Hltnp", "sport = :%d" % port], capture_output=True,
+                         text=True, check=True).stdout
+    return int(re.search(r"pid=(\d+)", out).group(1))
 
 
 def cmd_summarize(a):
-    """Medians over rounds of sentences/s per model, batch, beams and engine, as Markdown."""
-    import statistics
+    """Medians over rounds of sentences per wall second and per CPU second, per model,
+    batch, beams and engine, as Markdown tables with the ratios."""
+    cols = ["torch-fp32", "ct2-fp32", "inferd-fp32", "ct2-int8", "inferd-int8"]
+    for metric in ("sent_per_s", "sent_per_cpu_s"):
+        print("\n%s (median over rounds)\n" % metric)
+        table(rows_of(a.files, metric), cols)
+
+
+def rows_of(files, metric):
     rows = {}
-    for path in a.files:
+    for path in files:
         for line in open(path):
             r = json.loads(line)
-            if r.get("engine") in ("torch", "ct2", "inferd"):
+            if r.get("engine") in ("torch", "ct2", "inferd") and metric in r:
                 key = (r["model"], r["batch"], r["beams"])
                 rows.setdefault(key, {}).setdefault(r["engine"] + "-" + r["dtype"], []).append(
-                    r["sent_per_s"])
-    cols = ["torch-fp32", "ct2-fp32", "inferd-fp32", "ct2-int8", "inferd-int8"]
+                    r[metric])
+    return rows
+
+
+def table(rows, cols):
+    import statistics
     print("| model | batch | beams | " + " | ".join(cols) +
           " | inferd/ct2 fp32 | inferd/torch fp32 | inferd/ct2 int8 |")
     print("|" + " --- |" * (len(cols) + 6))
