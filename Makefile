@@ -1,4 +1,4 @@
-# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | bench-generate | bench-families | format
+# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | bench-generate | bench-families | bench-s2s | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -87,6 +87,14 @@ bench-generate: deps build
 bench-families: build
 	@sh bench/run_families.sh $(BUILD)
 
+# Summarization / translation next to CTranslate2 and PyTorch eager (bench/run_s2s.sh):
+# random-weight distilbart-cnn-12-6- and opus-mt-en-de-shaped models, greedy and 4 beams,
+# batch 1 and 16, fp32 and int8; needs a venv with torch, transformers 4.x and ctranslate2
+# (PYTHON=, default /work/venv-refgen4).
+.PHONY: bench-s2s
+bench-s2s: build
+	@sh bench/run_s2s.sh $(BUILD)
+
 # The deployment files (scripts/check-deploy.sh): Kubernetes manifests against the API schemas
 # (npm validators installed once into /var/cache/inferd-ci), the ConfigMap's config on the
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
@@ -132,6 +140,7 @@ help:
 	@echo "  bench-load      the daemon under HTTP load (bench/run_load.sh)"
 	@echo "  bench-generate  text generation next to PyTorch (bench/run_generate.sh)"
 	@echo "  bench-families  the issue-14 families at real sizes next to PyTorch (bench/run_families.sh)"
+	@echo "  bench-s2s       summarization/translation next to CTranslate2 and PyTorch (bench/run_s2s.sh)"
 	@echo "  format          clang-format every C file in place"
 	@echo "  format-check    clang-format --dry-run: fails on any difference"
 	@echo "  fuzz            the libFuzzer harnesses, FUZZ_SECONDS each (clang installed when missing)"

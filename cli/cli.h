@@ -18,9 +18,10 @@ int cli_detokenize(int argc, char **argv, FILE *in, FILE *out);
  * result (or an error object) per line out. Returns the process exit status. */
 int cli_run(int argc, char **argv, FILE *in, FILE *out);
 /* `inferd run` for text-generation and text2text-generation (generate.c): the same
- * lines in, [{"generated_text": ...}] out; exit status as cli_run. */
+ * lines in, [{"generated_text": ...}] out; exit status as cli_run. langs: --src-lang and
+ * --tgt-lang (NULL: not given), each line's defaults for a translation task. */
 int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype, int threads,
-                     FILE *in, FILE *out);
+                     const char *const langs[2], FILE *in, FILE *out);
 
 /* `inferd batch`: a model over a data set file (OpenAI batch format, JSONL or CSV) into an
  * output file, through the daemon run in-process; resumable (batch.c). Returns the exit

@@ -6,7 +6,10 @@
  * text, under "summary_text" / "translation_text" for summarization and translation, with
  * their defaults and prefixes (server/params_s2s.h), max_length counting the decoder start
  * token as generate() does; one record per num_return_sequences), or {"error", "error_type"}. Lines run one after the
- * other, each with the pipeline dialect's parameters (max_new_tokens, do_sample, seed, ...). */
+ * other, each with the pipeline dialect's parameters (max_new_tokens, do_sample, seed, ...).
+ * Translation with a language-code tokenizer (NLLB, M2M100, mBART): each line's src_lang /
+ * tgt_lang parameters, else --src-lang / --tgt-lang, else a translation_xx_to_yy task's, build
+ * the inputs and force tgt_lang's code first, as the server's HF route does. */
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -122,7 +125,36 @@ struct gen_cli {
     bool text2text;        /* a seq2seq task */
     struct s2s_task task;  /* its keys, prefix and defaults */
     size_t max_total, max_input;
+    bool codes;            /* translation with a language-code tokenizer (NLLB, M2M100, mBART) */
+    const char *langs[2];  /* src_lang / tgt_lang by default: --src-lang / --tgt-lang, else a
+                            * translation_xx_to_yy task's (NULL: none) */
+    char task_langs[2][32];
 };
+
+static const char *const lang_keys[2] = {"src_lang", "tgt_lang"};
+
+/* A translation line's src_lang / tgt_lang into langs: its parameters' (strings), else
+ * g->langs. Without language codes they are refused, as the server's HF route refuses them;
+ * other tasks ignore them, as it does. */
+static int line_languages(const struct gen_cli *g, const json_t *params, const char *langs[2],
+                          struct err *e)
+{
+    if (!g->text2text || g->task.task != TASK_TRANSLATION)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(params, lang_keys[i]);
+        langs[i] = g->langs[i];
+        if (!v || json_is_null(v))
+            continue;
+        if (!g->codes)
+            return err_set(e, ERR_INVALID, "`%s` is not supported: this model's tokenizer "
+                           "takes no language codes", lang_keys[i]);
+        if (!json_is_string(v))
+            return err_set(e, ERR_INVALID, "`%s` must be a string", lang_keys[i]);
+        langs[i] = json_string_value(v);
+    }
+    return 0;
+}
 
 /* Parameters as the pipeline reads them; text2text: the new text only, and max_length (which
  * counts the decoder start token) when max_new_tokens is not given. */
@@ -193,9 +225,10 @@ static json_t *answer(const struct gen_cli *g, const struct gen_params *p, const
     return list;
 }
 
-/* The task's prefix + text, tokenized with the special tokens. */
-static int tokenize(const struct gen_cli *g, const json_t *inputs, int32_t **ids, size_t *n,
-                    struct err *e)
+/* The task's prefix + text, tokenized with the special tokens; a language-code tokenizer's
+ * translation inputs for langs, tgt_lang's code forced first (*p's forced_bos_token_id). */
+static int tokenize(const struct gen_cli *g, const json_t *inputs, const char *const langs[2],
+                    struct gen_params *p, int32_t **ids, size_t *n, struct err *e)
 {
     const char *prefix = g->text2text ? g->task.prefix : "";
     size_t plen = strlen(prefix), len = json_string_length(inputs);
@@ -205,8 +238,13 @@ static int tokenize(const struct gen_cli *g, const json_t *inputs, int32_t **ids
     memcpy(full, prefix, plen);
     memcpy(full + plen, json_string_value(inputs), len);
     full[plen + len] = '\0';
-    int rc = gen_model_tokenize(g->gm, full, plen + len, true, false, ids, n, e);
+    int32_t bos = -1;
+    int rc = g->codes ? gen_model_tokenize_translation(g->gm, full, plen + len, langs[0],
+                                                       langs[1], false, ids, n, &bos, e)
+                      : gen_model_tokenize(g->gm, full, plen + len, true, false, ids, n, e);
     free(full);
+    if (rc == 0 && g->codes)
+        p->forced_bos_token_id = bos;
     return rc;
 }
 
@@ -225,14 +263,17 @@ static int run_line(const struct gen_cli *g, const char *line, size_t len, json_
     struct gen_params p = {0};
     int32_t *ids = NULL;
     size_t n = 0;
+    const char *langs[2] = {NULL, NULL};
     struct waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
                        .decode_alone = g->text2text ? NULL : g->gm};
     int rc = json_is_string(inputs) && json_string_length(inputs) > 0
                  ? read_params(g, json_object_get(req, "parameters"), &p, e)
                  : err_set(e, ERR_INVALID, "`inputs` must be a non-empty string");
     if (rc == 0)
+        rc = line_languages(g, json_object_get(req, "parameters"), langs, e);
+    if (rc == 0)
         /* the task's prefix, with the tokenizer's special tokens, as the pipelines do */
-        rc = tokenize(g, inputs, &ids, &n, e);
+        rc = tokenize(g, inputs, langs, &p, &ids, &n, e);
     if (rc == 0 && n == 0)
         rc = err_set(e, ERR_INVALID, "The prompt is empty: it has no tokens");
     if (rc == 0)
@@ -246,6 +287,40 @@ static int run_line(const struct gen_cli *g, const char *line, size_t len, json_
     gen_params_fini(&p);
     json_decref(req);
     return rc;
+}
+
+/* A "translation_xx_to_yy" task's languages into g->task_langs (xx and yy without '_'). */
+static void task_languages(const char *task, struct gen_cli *g)
+{
+    const char *pre = "translation_", *from = task + strlen(pre), *to = strstr(task, "_to_");
+    if (strncmp(task, pre, strlen(pre)) != 0 || !to || to <= from)
+        return;
+    size_t n0 = (size_t)(to - from), n1 = strlen(to + 4);
+    if (n0 >= sizeof g->task_langs[0] || n1 == 0 || n1 >= sizeof g->task_langs[1] ||
+        memchr(from, '_', n0) || strchr(to + 4, '_'))
+        return;
+    memcpy(g->task_langs[0], from, n0);
+    memcpy(g->task_langs[1], to + 4, n1 + 1);
+    g->langs[0] = g->task_langs[0];
+    g->langs[1] = g->task_langs[1];
+}
+
+/* The default languages: the flags, else the task name's; flags on a model or task without
+ * language codes are an error. */
+static int default_languages(struct gen_cli *g, const char *const flags[2], struct err *e)
+{
+    g->codes = g->text2text && g->task.task == TASK_TRANSLATION &&
+               gen_model_has_language_codes(g->gm);
+    if (!g->codes && (flags[0] || flags[1]))
+        return err_set(e, ERR_INVALID, "--%s is for translation with a language-code tokenizer "
+                       "(NLLB, M2M100, mBART); this model or task takes none",
+                       flags[0] ? "src-lang" : "tgt-lang");
+    if (g->codes && !flags[0] && !flags[1])
+        task_languages(g->cfg->task, g);
+    for (int i = 0; i < 2; i++)
+        if (flags[i])
+            g->langs[i] = flags[i];
+    return 0;
 }
 
 /* Loads the model and starts its scheduler (one sequence at a time). */
@@ -274,7 +349,7 @@ static int open_model(const char *dir, const struct model_config *cfg, struct ge
 }
 
 int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype, int threads,
-                     FILE *in, FILE *out)
+                     const char *const langs[2], FILE *in, FILE *out)
 {
     struct config cfg = {0};
     struct err e = {0};
@@ -287,6 +362,8 @@ int cli_run_generate(const char *dir, const char *task, enum config_dtype dtype,
         cfg.models[0].batching.max_batch_size = CLI_MAX_BEAMS;
         rc = open_model(dir, &cfg.models[0], &g, &e);
     }
+    if (rc == 0)
+        rc = default_languages(&g, langs, &e);
     if (rc)
         fprintf(stderr, "inferd run: %s\n", e.msg);
     bool failed = rc != 0;

@@ -44,7 +44,7 @@ static const struct usage usages[] = {
      "tasks: %TASKS%\n"},
     {"run", "a model over JSON lines, as transformers.pipeline(TASK)",
      "usage: inferd run --model DIR --task TASK [--dtype fp32|bf16|int8] [--threads T]\n"
-     "                  [--batch N]\n"
+     "                  [--batch N] [--src-lang L] [--tgt-lang L]\n"
      "Reads {\"inputs\": ..., \"parameters\": {...}} JSON lines on stdin and writes the\n"
      "pipeline's result for each on stdout (or {\"error\", \"error_type\"}); exit status 1\n"
      "when a line failed or the model cannot load, 2 for a bad command line. The\n"
@@ -55,6 +55,8 @@ static const struct usage usages[] = {
      "  --dtype D             fp32 (default), bf16 or int8\n"
      "  --threads T           oneDNN threads, 1..1024 (default: every CPU)\n"
      "  --batch N             encoder tasks: lines forwarded together, 1..4096 (default 1)\n"
+     "  --src-lang L, --tgt-lang L  translation with language codes (NLLB, M2M100, mBART):\n"
+     "                        every line's src_lang / tgt_lang unless its parameters give them\n"
      "tasks: %TASKS%\n"},
     {"batch", "a model over a data set file, resumable, at full throughput",
      "usage: inferd batch --model DIR --task TASK --input FILE --output FILE [OPTIONS]\n"

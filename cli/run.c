@@ -25,6 +25,7 @@ struct opts {
     enum config_dtype dtype;
     int threads;
     int batch; /* lines prepared and forwarded together */
+    const char *langs[2]; /* --src-lang / --tgt-lang (translation) */
 };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -36,6 +37,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->dir = v;
         } else if (strcmp(a, "--task") == 0 && v) {
             o->task = v;
+        } else if (strcmp(a, "--src-lang") == 0 && v) {
+            o->langs[0] = v;
+        } else if (strcmp(a, "--tgt-lang") == 0 && v) {
+            o->langs[1] = v;
         } else if (strcmp(a, "--dtype") == 0 && v) {
             if (dtype_option(v, &o->dtype)) {
                 fprintf(stderr, "inferd run: --dtype must be fp32, bf16 or int8, not '%s'\n", v);
@@ -152,8 +157,13 @@ int cli_run(int argc, char **argv, FILE *in, FILE *out)
         return 1;
     o.dir = dir;
     struct err e = {0};
+    if (task_kind((enum task_id)task_by_name(o.task)) != TASK_KIND_GENERATOR &&
+        (o.langs[0] || o.langs[1])) {
+        fprintf(stderr, "inferd run: --src-lang and --tgt-lang are for translation\n");
+        return 2;
+    }
     if (task_kind((enum task_id)task_by_name(o.task)) == TASK_KIND_GENERATOR)
-        return cli_run_generate(o.dir, o.task, o.dtype, o.threads, in, out);
+        return cli_run_generate(o.dir, o.task, o.dtype, o.threads, o.langs, in, out);
     struct pipeline_worker *w = NULL;
     if (pipeline_worker_new(o.threads, &w, &e) != 0) {
         fprintf(stderr, "inferd run: %s\n", e.msg);

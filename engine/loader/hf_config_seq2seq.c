@@ -47,6 +47,18 @@ int hf_config_read_seq2seq(const struct reader *r, struct hf_config *c)
         rc = get_bool(r, "scale_embedding", &s->scale_embedding);
     if (!rc)
         rc = get_bool(r, "share_encoder_decoder_embeddings", &s->share_encoder_decoder_embeddings);
+    /* MarianConfig's decoder_vocab_size (separate target vocabularies): the decoder's
+     * embedding and head would be another size; refused until the model reads them */
+    static const char *const dec_vocab[] = {"decoder_vocab_size", NULL};
+    int64_t dv = c->vocab_size;
+    if (!rc)
+        rc = get_size(r, dec_vocab, &dv, false);
+    if (!rc && dv != c->vocab_size)
+        rc = err_set(r->e, ERR_FORMAT,
+                     "%s: 'decoder_vocab_size' %lld differs from 'vocab_size' %lld: a separate "
+                     "target vocabulary is not supported for the model yet (the tokenizer's "
+                     "separate_vocabs is)",
+                     r->what, (long long)dv, (long long)c->vocab_size);
     if (!rc && c->hidden_size % s->decoder_attention_heads != 0)
         rc = err_set(r->e, ERR_FORMAT,
                      "%s: 'd_model' %lld is not a multiple of 'decoder_attention_heads' %lld",

@@ -7,9 +7,10 @@
  *   M2M100Tokenizer   "[__src__] $A </s>" (the code is the language wrapped in "__")
  *   MBartTokenizer    "$A </s> [src]"
  *   MBart50Tokenizer  "[src] $A </s>"
- * A code must be a special token of the tokenizer (the classes add their codes so):
- * transformers takes any token, and an unknown one as the unk id, without a word; here
- * those are errors naming the parameter. */
+ * A code must be a special token of the tokenizer (the classes add their codes so; M2M100's
+ * slow tokenizer makes them special only when additional_special_tokens lists them, so there
+ * any "__xx__" token of the vocabulary): transformers takes any token, and an unknown one as
+ * the unk id, without a word; here those are errors naming the parameter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,14 @@ struct lang_family {
     const char *fmt;          /* the code token of a language */
     bool suffix;              /* the source code after </s> rather than before the text */
     const char *legacy_key;   /* a config flag that moves it after </s> (NULL: none) */
+    bool plain;               /* a code may be a plain token (not special) */
 };
 
 static const struct lang_family lang_families[] = {
-    {"NllbTokenizer", "%s", false, "legacy_behaviour"},
-    {"M2M100Tokenizer", "__%s__", false, NULL},
-    {"MBartTokenizer", "%s", true, NULL},
-    {"MBart50Tokenizer", "%s", false, NULL},
+    {"NllbTokenizer", "%s", false, "legacy_behaviour", false},
+    {"M2M100Tokenizer", "__%s__", false, NULL, true},
+    {"MBartTokenizer", "%s", true, NULL, false},
+    {"MBart50Tokenizer", "%s", false, NULL, false},
 };
 
 static const struct lang_family *family_of(const struct tokenizer *tk)
@@ -75,7 +77,8 @@ static int lang_id(const struct tokenizer *tk, const struct lang_family *f, cons
                        "Translation requires a `src_lang` and a `tgt_lang` for this model");
     int w = snprintf(tok, sizeof tok, f->fmt, lang);
     *id = w > 0 && (size_t)w < sizeof tok && lang[0] ? tokenizer_token_to_id(tk, tok) : -1;
-    if (*id < 0 || *id == unk || !tokenizer_is_special(tk, *id) || named_special(tk, tok))
+    if (*id < 0 || *id == unk || (!f->plain && !tokenizer_is_special(tk, *id)) ||
+        named_special(tk, tok))
         return err_set(e, ERR_INVALID, "`%s` '%.60s' is not a language code of this model's "
                        "tokenizer", param, lang);
     return 0;

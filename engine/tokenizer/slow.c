@@ -442,6 +442,8 @@ static const struct converter converters[] = {
     {{"vocab.txt", NULL}, "vocab.txt", model_wordpiece, bert_families, 1, NULL},
     {{"source.spm", "vocab.json"}, "source.spm + vocab.json", slow_marian_model,
      slow_marian_families, 1, "MarianTokenizer"},
+    {{"sentencepiece.bpe.model", "vocab.json"}, "sentencepiece.bpe.model + vocab.json",
+     slow_m2m100_model, slow_m2m100_families, 1, "M2M100Tokenizer"},
     {{"vocab.json", "merges.txt"}, "vocab.json + merges.txt", model_bpe, bpe_families, 2, NULL},
     /* sentencepiece models, each file name with the class whose name it is */
     {{"spiece.model", NULL}, "spiece.model", slow_spm_model, slow_spm_families,

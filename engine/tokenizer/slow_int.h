@@ -58,6 +58,9 @@ extern const struct family slow_spm_families[SLOW_SPM_N_FAMILIES];
 /* slow_spm.c: MarianTokenizer (source.spm + vocab.json), one family. */
 int slow_marian_model(struct slow *s, struct err *e);
 extern const struct family slow_marian_families[1];
+/* slow_spm.c: M2M100Tokenizer (sentencepiece.bpe.model + vocab.json), one family. */
+int slow_m2m100_model(struct slow *s, struct err *e);
+extern const struct family slow_m2m100_families[1];
 
 /* dir/name into *out (malloc'ed, NUL-terminated); the file error names the path. */
 int slow_slurp(const char *dir, const char *name, char **out, size_t *len, struct err *e);

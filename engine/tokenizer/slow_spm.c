@@ -13,6 +13,9 @@
  *                        punctuation split; Metaspace; "[CLS] $A [SEP]"
  *   LlamaTokenizer       BPE with byte fallback, merges generated from the vocabulary;
  *                        Metaspace (legacy / add_prefix_space); add_bos_token/add_eos_token
+ * and the two whose pieces vocab.json numbers (their own converters, slow.c's table):
+ *   MarianTokenizer      source.spm + vocab.json: Unigram, sentencepiece's float lattice
+ *   M2M100Tokenizer      sentencepiece.bpe.model + vocab.json: BPE, "__xx__" language codes
  * The model file is read by spm_proto.c; the model type is the class's (as in transformers,
  * a Unigram class reads a BPE file's pieces as a Unigram vocabulary and Llama the reverse).
  * Control pieces become special added tokens and user-defined pieces plain added tokens,
@@ -186,6 +189,8 @@ static int generate_merges(struct slow *s, json_t *merges, struct err *e)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < s->spm->n_pieces; i++) {
         const struct spm_piece *p = &s->spm->pieces[i];
+        if (!json_object_get(s->vocab, p->text)) /* M2M100: not in vocab.json */
+            continue;
         for (size_t k = utf8_len((unsigned char)p->text[0]); rc == 0 && k < p->len;
              k += utf8_len((unsigned char)p->text[k])) {
             memcpy(buf, p->text, k);
@@ -512,12 +517,12 @@ int slow_spm_model(struct slow *s, struct err *e)
 
 /* ---- MarianTokenizer: source.spm segments, vocab.json numbers ---- */
 
-/* vocab.json (token -> id, ids dense from 0) as the list of its tokens by id. */
-static int marian_tokens(struct slow *s, json_t **out, struct err *e)
+/* File `name` (vocab.json: token -> id, ids dense from 0) as the list of its tokens by id. */
+static int vocab_file_tokens(struct slow *s, const char *name, json_t **out, struct err *e)
 {
     char *text;
     size_t len = 0;
-    int rc = slow_slurp(s->dir, "vocab.json", &text, &len, e);
+    int rc = slow_slurp(s->dir, name, &text, &len, e);
     if (rc)
         return rc;
     json_error_t je;
@@ -527,7 +532,7 @@ static int marian_tokens(struct slow *s, json_t **out, struct err *e)
     json_t *list = json_array();
     for (size_t i = 0; list && i < n; i++)
         json_array_append_new(list, json_null());
-    rc = !json_is_object(v) ? err_set(e, ERR_FORMAT, "vocab.json: not a JSON object of token -> id")
+    rc = !json_is_object(v) ? err_set(e, ERR_FORMAT, "%s: not a JSON object of token -> id", name)
          : !list || json_array_size(list) != n ? nomem(e)
                                                : 0;
     const char *tok;
@@ -536,8 +541,8 @@ static int marian_tokens(struct slow *s, json_t **out, struct err *e)
     {
         json_int_t k = json_is_integer(id) ? json_integer_value(id) : -1;
         if (rc == 0 && (k < 0 || (size_t)k >= n || !json_is_null(json_array_get(list, (size_t)k))))
-            rc = err_set(e, ERR_FORMAT, "vocab.json: the id of '%s' is not one of 0..%zu, each "
-                         "once", tok, n ? n - 1 : 0);
+            rc = err_set(e, ERR_FORMAT, "%s: the id of '%s' is not one of 0..%zu, each once",
+                         name, tok, n ? n - 1 : 0);
         if (rc == 0 && json_array_set_new(list, (size_t)k, json_string(tok)))
             rc = nomem(e);
     }
@@ -546,6 +551,22 @@ static int marian_tokens(struct slow *s, json_t **out, struct err *e)
         json_decref(list);
     *out = rc ? NULL : list;
     return rc;
+}
+
+static int marian_tokens(struct slow *s, json_t **out, struct err *e)
+{
+    return vocab_file_tokens(s, "vocab.json", out, e);
+}
+
+/* MarianTokenizer with separate_vocabs: ids decode through target_vocab.json (the document's
+ * inferd-only "inferd_decode_vocab", tokens by id), while vocab.json numbers the inputs. */
+static int marian_target_vocab(struct slow *s, struct err *e)
+{
+    if (!slow_config_bool(s, "separate_vocabs", false))
+        return 0;
+    json_t *tokens = NULL;
+    int rc = vocab_file_tokens(s, "target_vocab.json", &tokens, e);
+    return rc ? rc : slow_set_new(s->doc, "inferd_decode_vocab", tokens, e);
 }
 
 /* Unigram numbered by vocab.json: a token that is a normal piece of source.spm has its
@@ -596,6 +617,8 @@ int slow_marian_model(struct slow *s, struct err *e)
     rc = slow_set_new(model, "inferd_unmatched", unmatched, e); /* taken either way */
     if (rc == 0)
         rc = slow_set_new(model, "inferd_float_scores", json_true(), e);
+    if (rc == 0)
+        rc = marian_target_vocab(s, e);
     /* >>xx<< target-language codes: MarianTokenizer takes a leading one whole, before
      * sentencepiece; as plain added tokens they are matched anywhere (a superset). */
     const json_t *vocab = json_object_get(model, "vocab");
@@ -641,6 +664,120 @@ static int marian_components(struct slow *s, struct err *e)
     const char *const ids_of[2] = {slow_special(s, SP_EOS), slow_special(s, SP_EOS)};
     return rc ? rc : post_template(s, single, 2, pair, 3, names, ids_of, e);
 }
+
+/* ---- M2M100Tokenizer: sentencepiece.bpe.model segments, vocab.json numbers ---- */
+
+/* fairseq's language codes of M2M100Tokenizer's language_codes, in id order (the token of
+ * code c is "__c__", numbered from len(vocab.json) on). */
+static const char *const m2m100_codes[] = {
+    "af", "am", "ar", "ast", "az", "ba", "be", "bg", "bn", "br", "bs", "ca", "ceb", "cs", "cy",
+    "da", "de", "el", "en", "es", "et", "fa", "ff", "fi", "fr", "fy", "ga", "gd", "gl", "gu",
+    "ha", "he", "hi", "hr", "ht", "hu", "hy", "id", "ig", "ilo", "is", "it", "ja", "jv", "ka",
+    "kk", "km", "kn", "ko", "lb", "lg", "ln", "lo", "lt", "lv", "mg", "mk", "ml", "mn", "mr",
+    "ms", "my", "ne", "nl", "no", "ns", "oc", "or", "pa", "pl", "ps", "pt", "ro", "ru", "sd",
+    "si", "sk", "sl", "so", "sq", "sr", "ss", "su", "sv", "sw", "ta", "th", "tl", "tn", "tr",
+    "uk", "ur", "uz", "vi", "wo", "xh", "yi", "yo", "zh", "zu", NULL,
+};
+static const char *const wmt21_codes[] = {"en", "ha", "is", "ja", "cs", "ru", "zh", "de", NULL};
+
+/* The codes tokenizer_config.json's language_codes names (default "m2m100"). */
+static const char *const *m2m100_code_list(const struct slow *s, struct err *e)
+{
+    const json_t *v = json_object_get(s->config, "language_codes");
+    const char *name = json_is_string(v) ? json_string_value(v) : "m2m100";
+    if (strcmp(name, "m2m100") == 0)
+        return m2m100_codes;
+    if (strcmp(name, "wmt21") == 0)
+        return wmt21_codes;
+    err_set(e, ERR_FORMAT, "tokenizer_config.json: language_codes '%.40s' is not one of "
+            "m2m100, wmt21", name);
+    return NULL;
+}
+
+/* BPE over the vocab.json tokens (their ids) with merges generated from the model's pieces
+ * in the model's order, as the Llama family's; unknown characters one fused unk, no byte
+ * fallback (sentencepiece's BPE encoding). Then each language's "__xx__" at len(vocab.json)
+ * + i: a plain vocabulary entry the merges never make, found only as the inputs' prefix;
+ * the codes additional_special_tokens lists become special tokens (add_specials), as in
+ * transformers 4.57, which leaves the others plain tokens. A piece missing from vocab.json
+ * is never made (real fairseq dictionaries hold them all); a unigram model is refused. */
+int slow_m2m100_model(struct slow *s, struct err *e)
+{
+    json_t *tokens = NULL, *vocab = json_object(), *merges = json_array();
+    int rc = vocab && merges ? parse_spm(s, e) : nomem(e);
+    if (rc == 0 && s->spm->model_type != SPM_BPE)
+        rc = err_set(e, ERR_FORMAT, "%s: M2M100Tokenizer needs a BPE sentencepiece model, "
+                     "this one is unigram", s->file);
+    const char *const *codes = rc ? NULL : m2m100_code_list(s, e);
+    if (rc == 0 && !codes)
+        rc = ERR_FORMAT;
+    if (rc == 0)
+        rc = marian_tokens(s, &tokens, e);
+    const char *unk = slow_special(s, SP_UNK);
+    json_t *m = rc ? NULL
+                   : json_pack("{s:s, s:n, s:s?, s:n, s:n, s:b, s:b, s:b, s:O, s:O}", "type",
+                               "BPE", "dropout", "unk_token", unk, "continuing_subword_prefix",
+                               "end_of_word_suffix", "fuse_unk", 1, "byte_fallback", 0,
+                               "ignore_merges", 0, "vocab", vocab, "merges", merges);
+    if (rc == 0)
+        rc = m ? slow_set_new(s->doc, "model", m, e) : nomem(e);
+    json_decref(merges);
+    json_decref(vocab);
+    if (rc) {
+        json_decref(tokens);
+        return rc;
+    }
+    s->vocab = vocab; /* owned by the document now */
+    size_t i;
+    json_t *t;
+    json_array_foreach(tokens, i, t)
+    {
+        if (rc == 0)
+            rc = slow_add_vocab(s, json_string_value(t), (int32_t)i, e);
+    }
+    size_t n = json_array_size(tokens);
+    json_decref(tokens);
+    if (rc == 0 && (!unk || slow_vocab_id(s, unk) < 0))
+        rc = err_set(e, ERR_FORMAT, "vocab.json: the unk token '%s' is not in the vocabulary",
+                     unk ? unk : "(none)");
+    for (size_t k = 0; rc == 0 && codes[k]; k++) {
+        char tok[16];
+        snprintf(tok, sizeof tok, "__%s__", codes[k]);
+        rc = slow_vocab_id(s, tok) >= 0
+                 ? err_set(e, ERR_FORMAT, "vocab.json: the language code %s is in it (the "
+                           "tokenizer numbers the codes after it)", tok)
+                 : slow_add_vocab(s, tok, (int32_t)(n + k), e);
+    }
+    json_t *model = json_object_get(s->doc, "model");
+    return rc ? rc : generate_merges(s, json_object_get(model, "merges"), e);
+}
+
+/* sentencepiece's normalization and decoding as Marian's (marian_components); the words
+ * split at each U+2581 (no piece of a whitespace-split model crosses one); "[__src__] $A
+ * </s>" / "[__src__] $A $B </s>" with src_lang from tokenizer_config.json (default "en"). */
+static int m2m100_components(struct slow *s, struct err *e)
+{
+    int rc = marian_components(s, e);
+    if (rc == 0)
+        rc = set_component(s, "pre_tokenizer", metaspace("always", true), e);
+    const json_t *v = json_object_get(s->config, "src_lang");
+    char src[64];
+    int w = snprintf(src, sizeof src, "__%s__", json_is_string(v) ? json_string_value(v) : "en");
+    if (rc == 0 && (w <= 0 || (size_t)w >= sizeof src || slow_vocab_id(s, src) < 0))
+        rc = err_set(e, ERR_FORMAT, "tokenizer_config.json: src_lang '%.40s' is not one of "
+                     "the language codes", json_string_value(v));
+    const struct tpl single[] = {{src, 0}, {"$A", 0}, {"</s>", 0}};
+    const struct tpl pair[] = {{src, 0}, {"$A", 0}, {"$B", 0}, {"</s>", 0}};
+    const char *const names[2] = {src, "</s>"};
+    const char *const ids_of[2] = {src, slow_special(s, SP_EOS)};
+    return rc ? rc : post_template(s, single, 3, pair, 4, names, ids_of, e);
+}
+
+static const char *const m2m100_classes[] = {"M2M100Tokenizer", NULL};
+
+const struct family slow_m2m100_families[1] = {
+    {m2m100_classes, {"<unk>", "<s>", "</s>", "</s>", "<pad>"}, NULL, m2m100_components},
+};
 
 static const char *const marian_classes[] = {"MarianTokenizer", NULL};
 

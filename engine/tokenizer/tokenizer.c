@@ -50,6 +50,9 @@ struct tokenizer {
     struct tokenizer_params defaults;
     json_t *config;      /* tokenizer_config.json, or NULL */
     bool subword_prefix; /* the model has a non-empty continuing_subword_prefix */
+    /* inferd-only "inferd_decode_vocab" (a slow Marian tokenizer with separate_vocabs): the
+     * tokens ids decode to, by id, instead of the model's (NULL: the model's) */
+    json_t *decode_vocab;
 };
 
 /* ---- JSON helpers shared by the component parsers ---- */
@@ -383,6 +386,36 @@ static const char *id_to_token(const struct tokenizer *tk, int32_t id)
 {
     const char *t = vocab_token(&tk->added_vocab, id);
     return t ? t : tk->model->ops->id_to_token(tk->model->state, id);
+}
+
+/* The token id decodes to: an added token's, else the decode vocabulary's when there is one
+ * (as MarianTokenizer decodes through target_vocab.json), else the model's. */
+static const char *decode_token(const struct tokenizer *tk, int32_t id)
+{
+    const char *t = vocab_token(&tk->added_vocab, id);
+    if (t || !tk->decode_vocab)
+        return t ? t : tk->model->ops->id_to_token(tk->model->state, id);
+    return id >= 0 ? json_string_value(json_array_get(tk->decode_vocab, (size_t)id)) : NULL;
+}
+
+/* The optional "inferd_decode_vocab": an array of token strings. */
+static int parse_decode_vocab(struct tokenizer *tk, json_t *v, struct err *e)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    size_t i;
+    json_t *t;
+    if (!json_is_array(v))
+        return err_set(e, ERR_FORMAT, "tokenizer.json: field 'inferd_decode_vocab' must be an "
+                       "array of tokens");
+    json_array_foreach(v, i, t)
+    {
+        if (!json_is_string(t))
+            return err_set(e, ERR_FORMAT, "tokenizer.json: field 'inferd_decode_vocab': entry "
+                           "%zu is not a string", i);
+    }
+    tk->decode_vocab = json_incref(v);
+    return 0;
 }
 
 #define NO_LIMIT SIZE_MAX
@@ -767,7 +800,7 @@ int tokenizer_decode(const struct tokenizer *tk, const int32_t *ids, size_t n,
     struct strvec toks = {0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *t = id_to_token(tk, ids[i]);
+        const char *t = decode_token(tk, ids[i]);
         if (!t || (skip_special_tokens && is_special_content(tk, t)))
             continue;
         rc = strvec_push(&toks, t, strlen(t));
@@ -1086,6 +1119,8 @@ static int tokenizer_from_doc(json_t *root, json_t *config, struct tokenizer **o
     if ((j = json_object_get(root, "decoder")) && !json_is_null(j) &&
         (rc = decoder_new(j, &tk->decoder, e)) != 0)
         goto fail_prefix;
+    if ((rc = parse_decode_vocab(tk, json_object_get(root, "inferd_decode_vocab"), e)) != 0)
+        goto fail;
     if ((rc = prepare_added_patterns(tk, e)) != 0 || (rc = build_added_index(tk, e)) != 0 ||
         (rc = mark_special(tk, e)) != 0 || (rc = parse_trunc_pad(tk, root, e)) != 0 ||
         (rc = resolve_pad(tk, e)) != 0)
@@ -1198,5 +1233,6 @@ void tokenizer_free(struct tokenizer *tk)
     postprocessor_free(tk->post);
     decoder_free(tk->decoder);
     json_decref(tk->config);
+    json_decref(tk->decode_vocab);
     free(tk);
 }

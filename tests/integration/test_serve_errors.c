@@ -665,7 +665,8 @@ START_TEST(strict_start_missing_tokenizer)
     char want[1024];
     snprintf(want, sizeof want,
              "inferd: model ner failed to load: %s/tokenizer.json: no such file, nor "
-             "slow-tokenizer files (vocab.txt, source.spm + vocab.json, vocab.json + merges.txt, spiece.model, "
+             "slow-tokenizer files (vocab.txt, source.spm + vocab.json, "
+             "sentencepiece.bpe.model + vocab.json, vocab.json + merges.txt, spiece.model, "
              "sentencepiece.bpe.model, spm.model, tokenizer.model)\n",
              dir);
     expect_start_fails(d, NULL, want, "a missing tokenizer.json");

@@ -288,8 +288,8 @@ START_TEST(run_bad_model_messages)
     ck_assert_int_eq(r.status, 1);
     snprintf(want, sizeof want,
              "inferd run: %s/tokenizer.json: no such file, nor slow-tokenizer files (vocab.txt, "
-             "source.spm + vocab.json, vocab.json + merges.txt, spiece.model, sentencepiece.bpe.model, spm.model, "
-             "tokenizer.model)\n",
+             "source.spm + vocab.json, sentencepiece.bpe.model + vocab.json, vocab.json + "
+             "merges.txt, spiece.model, sentencepiece.bpe.model, spm.model, tokenizer.model)\n",
              dir);
     ck_assert_str_eq(r.err, want);
     ran_free(&r);
@@ -522,6 +522,117 @@ START_TEST(run_text2text_generation)
 }
 END_TEST
 
+/* Translation with language codes (tests/data/models-issue16-lang.tar.xz: an M2M100 with
+ * NLLB's tokenizer, an mBART; transformers 4.57's pipeline("translation") outputs): each
+ * line's src_lang / tgt_lang, or --src-lang / --tgt-lang for lines without them; unknown
+ * codes answered as error lines; the flags refused where no language codes exist. */
+START_TEST(run_translation_languages)
+{
+    const char *root = fixture_dir("models-issue16-lang.tar.xz");
+    char path[900];
+    snprintf(path, sizeof path, "%s/models-lang", root);
+    json_t *refs = fixture_json(path, "pipelines.json");
+    static const char *const names[] = {"s2s-nllb", "s2s-mbart-lang"};
+    for (size_t m = 0; m < 2; m++) {
+        const json_t *calls = json_object_get(json_object_get(refs, names[m]), "calls");
+        size_t cap = 1 << 16, len = 0, n = 0;
+        char *input = malloc(cap), *flagged = malloc(cap);
+        size_t flen = 0;
+        json_t *want = json_array();
+        char src[32] = "", tgt[32] = "";
+        for (size_t i = 0; i < json_array_size(calls); i++) {
+            const json_t *c = json_array_get(calls, i);
+            json_t *params = json_deep_copy(json_object_get(c, "parameters"));
+            if (json_object_get(params, "return_tensors")) { /* not an inferd run output */
+                json_decref(params);
+                continue;
+            }
+            json_t *line = json_pack("{s:O, s:O}", "inputs", json_object_get(c, "input"),
+                                     "parameters", params);
+            char *text = json_dumps(line, JSON_COMPACT);
+            len += (size_t)snprintf(input + len, cap - len, "%s\n", text);
+            free(text);
+            json_array_append(want, json_object_get(c, "output"));
+            n++;
+            /* the first pair's lines again, their languages from the flags */
+            if (!src[0]) {
+                snprintf(src, sizeof src, "%s",
+                         json_string_value(json_object_get(params, "src_lang")));
+                snprintf(tgt, sizeof tgt, "%s",
+                         json_string_value(json_object_get(params, "tgt_lang")));
+            }
+            if (strcmp(src, json_string_value(json_object_get(params, "src_lang"))) == 0 &&
+                strcmp(tgt, json_string_value(json_object_get(params, "tgt_lang"))) == 0) {
+                json_object_del(params, "src_lang");
+                json_object_del(params, "tgt_lang");
+                text = json_dumps(line, JSON_COMPACT);
+                flen += (size_t)snprintf(flagged + flen, cap - flen, "%s\n", text);
+                free(text);
+            }
+            json_decref(line);
+            json_decref(params);
+        }
+        ck_assert_uint_ge(n, 6);
+        snprintf(path, sizeof path, "%s/models-lang/%s", root, names[m]);
+        char args[2048];
+        snprintf(args, sizeof args, "run --task translation --threads 1 --model '%s'", path);
+        int status;
+        json_t *out = run_cli(args, input, &status);
+        ck_assert_int_eq(status, 0);
+        ck_assert_uint_eq(json_array_size(out), n);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(json_equal(json_array_get(out, i), json_array_get(want, i)),
+                          "%s line %zu: %s", names[m], i, json_dumps(json_array_get(out, i), 0));
+        json_decref(out);
+        /* the flags: the same answers as the lines that named the first pair */
+        snprintf(args, sizeof args,
+                 "run --task translation --threads 1 --model '%s' --src-lang %s --tgt-lang %s",
+                 path, src, tgt);
+        out = run_cli(args, flagged, &status);
+        ck_assert_int_eq(status, 0);
+        ck_assert_uint_ge(json_array_size(out), 2);
+        for (size_t i = 0; i < json_array_size(out); i++)
+            ck_assert_msg(json_equal(json_array_get(out, i), json_array_get(want, i)),
+                          "%s flagged line %zu: %s", names[m], i,
+                          json_dumps(json_array_get(out, i), 0));
+        json_decref(out);
+        /* a line's own languages win over the flags; an unknown code is an error line */
+        struct ran r = run_inferd(args, "{\"inputs\": \"Hello\", \"parameters\": "
+                                        "{\"src_lang\": \"xx_Zzzz\"}}\n"
+                                        "{\"inputs\": \"Hello\", \"parameters\": "
+                                        "{\"tgt_lang\": 7}}\n");
+        ck_assert_int_eq(r.status, 1);
+        expect_has(r.out, "`src_lang` 'xx_Zzzz' is not a language code", names[m]);
+        expect_has(r.out, "`tgt_lang` must be a string", names[m]);
+        ran_free(&r);
+        json_decref(want);
+        free(input);
+        free(flagged);
+    }
+    json_decref(refs);
+    /* no language codes: T5's tokenizer; and an encoder task */
+    char args[1024];
+    snprintf(args, sizeof args, "run --task translation --model '%s' --src-lang en",
+             fixture_model("t5-s2s"));
+    struct ran r = run_inferd(args, "");
+    ck_assert_int_eq(r.status, 1);
+    expect_has(r.err, "--src-lang is for translation with a language-code tokenizer", args);
+    ran_free(&r);
+    snprintf(args, sizeof args, "run --task translation --model '%s'", fixture_model("t5-s2s"));
+    r = run_inferd(args, "{\"inputs\": \"Hello\", \"parameters\": {\"tgt_lang\": \"de\"}}\n");
+    ck_assert_int_eq(r.status, 1);
+    expect_has(r.out, "`tgt_lang` is not supported: this model's tokenizer takes no language "
+                      "codes", args);
+    ran_free(&r);
+    snprintf(args, sizeof args, "run --task ner --model '%s' --tgt-lang de",
+             fixture_model("t5-s2s"));
+    r = run_inferd(args, "");
+    ck_assert_int_eq(r.status, 2);
+    expect_has(r.err, "--src-lang and --tgt-lang are for translation", args);
+    ran_free(&r);
+}
+END_TEST
+
 /* `inferd bench` on a decoder and on T5: bench-generate's prefill, ttft and decode lines. */
 START_TEST(bench_generation_models)
 {
@@ -579,6 +690,7 @@ Suite *suite_cli(void)
     tcase_set_timeout(gen, 300);
     tcase_add_test(gen, run_text_generation);
     tcase_add_test(gen, run_text2text_generation);
+    tcase_add_test(gen, run_translation_languages);
     tcase_add_test(gen, bench_generation_models);
     suite_add_tcase(s, gen);
     return s;

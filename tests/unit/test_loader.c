@@ -841,6 +841,14 @@ START_TEST(config_errors)
     expect_cfg_fails("{" BASE_CFG ",\"rope_scaling\":[1]}", "rope_scaling");
     expect_cfg_fails("{" BASE_CFG ",\"num_key_value_heads\":3}", "num_key_value_heads");
     expect_cfg_fails("[1]", "object");
+#define MARIAN_CFG                                                                              \
+    "\"model_type\":\"marian\",\"vocab_size\":10,\"d_model\":8,\"encoder_layers\":1,"           \
+    "\"encoder_attention_heads\":2,\"encoder_ffn_dim\":16,\"decoder_layers\":1,"                  \
+    "\"decoder_attention_heads\":2,\"decoder_ffn_dim\":16"
+    ck_assert_int_eq(parse_cfg("{" MARIAN_CFG ",\"decoder_vocab_size\":10}", &c, &e), 0);
+    hf_config_fini(&c);
+    expect_cfg_fails("{" MARIAN_CFG ",\"decoder_vocab_size\":20}",
+                     "'decoder_vocab_size' 20 differs from 'vocab_size' 10");
 
     /* a wrong type in a real file on disk */
     const char *dir = temp_dir();

@@ -143,7 +143,8 @@ START_TEST(missing_directory)
     struct err e = {0};
     ck_assert_int_eq(tokenizer_load("/nonexistent/tok", &tk, &e), ERR_NOT_FOUND);
     ck_assert_str_eq(e.msg, "/nonexistent/tok/tokenizer.json: no such file, nor slow-tokenizer "
-                            "files (vocab.txt, source.spm + vocab.json, vocab.json + "
+                            "files (vocab.txt, source.spm + vocab.json, sentencepiece.bpe.model + "
+                            "vocab.json, vocab.json + "
                             "merges.txt, spiece.model, sentencepiece.bpe.model, spm.model, "
                             "tokenizer.model)");
     ck_assert_ptr_null(tk);

@@ -95,6 +95,45 @@ def main():
         json.dump({"versions": versions, "encode": refs, "decode": decodes}, f,
                   ensure_ascii=False, indent=1)
     print(f"{len(vocab)} tokens, {len(refs)} texts, {len(decodes)} decodes", file=sys.stderr)
+    separate(out, d, src, tgt, texts, tgt_texts, versions)
+
+
+def separate(out, shared_dir, src, tgt, texts, tgt_texts, versions):
+    """marian-separate: the same spm models with separate_vocabs: vocab.json numbers the
+    source pieces, target_vocab.json the target pieces (</s> 0, <unk> 1, pieces, <pad> last
+    in each); encoding uses the first, decoding the second."""
+    import shutil
+    d = os.path.join(out, "tokenizers-marian", "marian-separate")
+    os.makedirs(d, exist_ok=True)
+    for f in ("source.spm", "target.spm"):
+        shutil.copy(os.path.join(shared_dir, f), d)
+    vocabs = []
+    for sp, name in ((src, "vocab.json"), (tgt, "target_vocab.json")):
+        v = {"</s>": 0, "<unk>": 1}
+        for i in range(sp.get_piece_size()):
+            p = sp.id_to_piece(i)
+            if not (sp.is_control(i) or sp.is_unknown(i)) and p not in v:
+                v[p] = len(v)
+        v["<pad>"] = len(v)
+        with open(os.path.join(d, name), "w", encoding="utf-8") as f:
+            json.dump(v, f, ensure_ascii=False, indent=2)
+        vocabs.append(v)
+    with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"tokenizer_class": "MarianTokenizer", "source_lang": "en", "target_lang": "xx",
+                   "model_max_length": 512, "separate_vocabs": True}, f, indent=2)
+    tok = MarianTokenizer.from_pretrained(d)
+    assert tok.separate_vocabs
+    refs = [{"text": t, "ids": tok(t)["input_ids"]} for t in texts + EXTRA]
+    decodes = []
+    for t in tgt_texts[:40]:
+        ids = [vocabs[1].get(p, 1) for p in tgt.encode(t, out_type=str)] + [0]
+        decodes.append({"ids": ids, "decoded": tok.decode(ids, skip_special_tokens=True),
+                        "decoded_special": tok.decode(ids, skip_special_tokens=False)})
+    with open(os.path.join(d, "refs.json"), "w", encoding="utf-8") as f:
+        json.dump({"versions": versions, "encode": refs, "decode": decodes}, f,
+                  ensure_ascii=False, indent=1)
+    print(f"separate: {len(vocabs[0])} + {len(vocabs[1])} tokens, {len(refs)} texts, "
+          f"{len(decodes)} decodes", file=sys.stderr)
 
 
 if __name__ == "__main__":
