@@ -73,6 +73,16 @@ static int cache_copy(void *dst, const void *src, struct err *e)
     return decoder_seq_copy(dst, src, e);
 }
 
+static int cache_len(const void *cache)
+{
+    return decoder_seq_len(cache);
+}
+
+static int cache_prefix(void *dst, const void *src, int n, struct err *e)
+{
+    return decoder_seq_copy_prefix(dst, src, n, e);
+}
+
 static void run_free(void *run_)
 {
     struct dec_run *r = run_;
@@ -198,6 +208,8 @@ const struct gen_kind gen_kind_decoder = {
     .cache_free = cache_free,
     .cache_reset = cache_reset,
     .cache_copy = cache_copy,
+    .cache_len = cache_len,
+    .cache_prefix = cache_prefix,
     .run_new = run_new,
     .run_free = run_free,
     .step = step,
