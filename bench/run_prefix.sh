@@ -16,7 +16,7 @@
 # prompt and cached tokens of turn 2. Not part of `make test`.
 #
 # usage: bench/run_prefix.sh [BUILD_DIR (default: build)]
-# environment: THREADS (2), ROUNDS (5), PREFIX_WORDS (520: ~1,000 tokens with the template),
+# environment: THREADS (2), ROUNDS (5), PREFIX_WORDS (570: ~1,000 tokens with the template),
 #              MAX_TOKENS (16), PREFIX_CACHE (true), PORT (8093)
 set -eu
 
@@ -24,7 +24,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-5}
-PREFIX_WORDS=${PREFIX_WORDS:-520}
+PREFIX_WORDS=${PREFIX_WORDS:-570}
 MAX_TOKENS=${MAX_TOKENS:-16}
 PREFIX_CACHE=${PREFIX_CACHE:-true}
 PORT=${PORT:-8093}

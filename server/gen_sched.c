@@ -9,7 +9,8 @@
  *     reserved stay within max_batch_total_tokens (the head waits for room rather than being
  *     overtaken, so a big request is never starved);
  *   without the lock: on_done of whatever left, a generator sequence for each admitted
- *     request, then one generator_step over the running sequences with a budget of
+ *     request (starting from its cached prefix, gen_cache.c; then the pooled caches trimmed
+ *     to what the running requests leave of max_batch_total_tokens), then one generator_step over the running sequences with a budget of
  *     max_batch_prefill_tokens prompt tokens; its events (step_event) stream each token
  *     through on_event and mark the requests that finished or failed.
  *

@@ -3,7 +3,8 @@
  * is in its cache with prompt chunks of the sequences still prefilling, oldest first, at most
  * the step's prefill budget of prompt tokens, so a long prompt is spread over several steps
  * and never stalls the decodes; a sequence's first token comes in the step that feeds the
- * last of its prompt.
+ * last of its prompt. A sequence that found a cached prefix (gen_cache.c) starts with n_fed
+ * past it: only the rest of its prompt is fed.
  *
  * A sequence whose prompt logprobs are wanted (decoder_input_details) needs the logits of
  * every prompt position: its chunks run in steps with all_logits, alongside the decodes (one
