@@ -51,7 +51,9 @@ mkdir -p "$CHAT"
 ln -sf "$RAW/config.json" "$CHAT/config.json"
 ln -sf "$RAW/model.safetensors" "$CHAT/model.safetensors"
 cp -L "$CHAT_FIXTURE/tokenizer.json" "$CHAT_FIXTURE/tokenizer_config.json" "$CHAT/"
-[ -f "$CHAT_FIXTURE/generation_config.json" ] && cp -L "$CHAT_FIXTURE/generation_config.json" "$CHAT/"
+if [ -f "$CHAT_FIXTURE/generation_config.json" ]; then
+    cp -L "$CHAT_FIXTURE/generation_config.json" "$CHAT/"
+fi
 
 OUT_DIR=$BUILD/bench-results
 mkdir -p "$OUT_DIR"

@@ -10,9 +10,10 @@
  *     overtaken, so a big request is never starved);
  *   without the lock: on_done of whatever left, a generator sequence for each admitted
  *     request (starting from its cached prefix, gen_cache.c; then the pooled caches trimmed
- *     to what the running requests leave of max_batch_total_tokens), then one generator_step over the running sequences with a budget of
- *     max_batch_prefill_tokens prompt tokens; its events (step_event) stream each token
- *     through on_event and mark the requests that finished or failed.
+ *     to what the running requests leave of max_batch_total_tokens), then one
+ *     generator_step over the running sequences with a budget of max_batch_prefill_tokens
+ *     prompt tokens; its events (step_event) stream each token through on_event and mark
+ *     the requests that finished or failed.
  *
  * How a step spends its prompt budget is the generator's (it depends on the architecture:
  * prompt chunks for a decoder, whole encoder passes for T5); who runs is the scheduler's.
@@ -56,7 +57,7 @@ struct gen_req {
     struct gen_seq *seq;   /* the generator's sequence (NULL: never admitted) */
     struct gen_beam *beam; /* a beam search's sequences instead (num_beams > 1) */
     size_t cached;         /* prompt tokens taken from the prefix cache */
-    bool leaving;        /* leaves at the next step boundary with `status` */
+    bool leaving;          /* leaves at the next step boundary with `status` */
     enum gen_status status;
     char error[ERR_MSG_SIZE]; /* GEN_FAILED */
 };
