@@ -117,6 +117,7 @@ static const struct key generation_keys[] = {
         NO_MAX, 16384),
     NUM("max_batch_prefill_tokens", KEY_SIZE, struct generation_section, max_batch_prefill_tokens,
         1, 1048576, 512),
+    NUM("prefix_cache", KEY_BOOL, struct generation_section, prefix_cache, 0, 1, 1),
 };
 static const struct table generation_table = TABLE(generation_keys);
 
@@ -986,6 +987,7 @@ bool model_config_same(const struct model_config *a, const struct model_config *
            x->max_queue_size == y->max_queue_size && g->max_total_tokens == h->max_total_tokens &&
            g->max_batch_total_tokens == h->max_batch_total_tokens &&
            g->max_batch_prefill_tokens == h->max_batch_prefill_tokens &&
+           g->prefix_cache == h->prefix_cache &&
            memcmp(&a->limits, &b->limits, sizeof a->limits) == 0;
 }
 

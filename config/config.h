@@ -34,6 +34,8 @@ struct generation_section {
     size_t max_batch_total_tokens;   /* tokens reserved (prompt + max_new_tokens) by all
                                         running sequences together; default 16384, >= 1 */
     size_t max_batch_prefill_tokens; /* prompt tokens fed per step; default 512, 1..1048576 */
+    bool prefix_cache; /* keep finished requests' KV caches and reuse the longest common
+                          prompt prefix (decoders); default true */
 };
 
 /* limits: what one request to an encoder model may ask for (422 naming the key beyond it),

@@ -455,6 +455,7 @@ static void gen_on_done(void *owner, const struct gen_result *res)
         snprintf(o->error, sizeof o->error, "out of memory");
     }
     o->seed = res->seed;
+    o->cached_tokens = res->cached_tokens;
     o->queue_seconds = res->queue_seconds;
     o->first_token_seconds = res->first_token_seconds;
     o->total_seconds = res->total_seconds;
@@ -630,6 +631,15 @@ void gen_emit_json(struct gen_call *g, json_t *v)
     }
     free(line);
     free(text);
+}
+
+size_t gen_call_cached_tokens(const struct gen_call *g)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n; i++) /* each prompt once: its first choice's */
+        if (i == 0 || g->out[i].prompt_i != g->out[i - 1].prompt_i)
+            n += g->out[i].cached_tokens;
+    return n;
 }
 
 size_t gen_call_completion_tokens(const struct gen_call *g)

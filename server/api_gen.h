@@ -72,6 +72,7 @@ struct gen_out {
     char *text; /* the final text (result.text), malloc'ed once done */
     size_t text_len;
     size_t n_generated;
+    size_t cached_tokens; /* prompt tokens taken from the prefix cache */
     struct gen_token *tokens; /* recorded when the dialect asks for tokens */
     size_t n_tokens, cap_tokens;
     float *prompt_logprobs; /* decoder_input_details: n_prompt, the first NaN */
@@ -193,6 +194,9 @@ int gen_out_kind(const struct gen_out *o);
 
 /* Sum of generated tokens over the choices. */
 size_t gen_call_completion_tokens(const struct gen_call *g);
+/* Prompt tokens taken from the prefix cache over all the call's prompts, each prompt counted
+ * once as in usage.prompt_tokens (its first choice's): usage.prompt_tokens_details. */
+size_t gen_call_cached_tokens(const struct gen_call *g);
 
 /* Answers c with the error of the first choice that did not end normally; false when all
  * did. */

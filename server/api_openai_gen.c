@@ -1,19 +1,19 @@
-/* api_openai_gen: OpenAI's generation routes as vLLM serves them. POST /v1/completions
- * ("prompt": a string or token ids, or a list of them: each prompt its own n choices, index
- * prompt * n + j, usage summed; echo, logprobs as a count) and POST /v1/chat/completions
- * ("messages" rendered with the model's chat template, add_generation_prompt true, the prompt
- * tokenized without adding special tokens again; logprobs + top_logprobs). Both take n
- * (choice i samples with seed + i), stop, seed, max_tokens / max_completion_tokens and the
- * sampling fields of params_openai.c, and answer either the whole object (text_completion /
- * chat.completion with usage) or, with "stream": true, Server-Sent Events "data: {chunk}\n\n"
- * (text_completion / chat.completion.chunk; the chat's first chunk of a choice carries
- * role "assistant", the last one its finish_reason), then, with
- * stream_options.include_usage, a chunk with no choices and the usage (every other chunk then
- * has "usage": null), then "data: [DONE]\n\n". Invalid requests are 400 with OpenAI's error
- * object naming the field; a failure once streaming is an event {"error": {...}} before
+/* api_openai_gen: OpenAI's generation routes as vLLM serves them. POST /v1/completions ("prompt":
+ * a string or token ids, or a list of them: each prompt its own n choices, index prompt * n + j,
+ * usage summed; echo, logprobs as a count) and POST /v1/chat/completions ("messages" rendered with
+ * the model's chat template, add_generation_prompt true, the prompt tokenized without adding
+ * special tokens again; logprobs + top_logprobs). Both take n (choice i samples with seed + i),
+ * stop, seed, max_tokens / max_completion_tokens and the sampling fields of params_openai.c, and
+ * answer either the whole object (text_completion / chat.completion with usage) or, with "stream":
+ * true, Server-Sent Events "data: {chunk}\n\n" (text_completion / chat.completion.chunk; the
+ * chat's first chunk of a choice carries role "assistant", the last one its finish_reason), then,
+ * with stream_options.include_usage, a chunk with no choices and the usage (every other chunk then
+ * has "usage": null), then "data: [DONE]\n\n". usage.prompt_tokens_details.cached_tokens: the
+ * prompt tokens taken from the prefix cache (gen_sched.h). Invalid requests are 400 with OpenAI's
+ * error object naming the field; a failure once streaming is an event {"error": {...}} before
  * [DONE]. /v1/completions also serves an encoder-decoder (T5, text2text-generation): the
- * completion is what its decoder generates from the prompt (echo is refused); chat on one is
- * a 400 (no chat template). */
+ * completion is what its decoder generates from the prompt (echo is refused); chat on one is a 400
+ * (no chat template). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +85,10 @@ static json_t *completion_logprobs(const struct gen_call *g, const struct gen_to
 static json_t *usage_json(const struct gen_call *g)
 {
     size_t out = gen_call_completion_tokens(g), in = gen_call_prompt_tokens(g);
-    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)in, "completion_tokens",
-                     (json_int_t)out, "total_tokens", (json_int_t)(in + out));
+    size_t cached = gen_call_cached_tokens(g);
+    return json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)in,
+                     "completion_tokens", (json_int_t)out, "total_tokens", (json_int_t)(in + out),
+                     "prompt_tokens_details", "cached_tokens", (json_int_t)cached);
 }
 
 static const char *finish_name(const struct gen_out *o)

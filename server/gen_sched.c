@@ -9,9 +9,11 @@
  *     reserved stay within max_batch_total_tokens (the head waits for room rather than being
  *     overtaken, so a big request is never starved);
  *   without the lock: on_done of whatever left, a generator sequence for each admitted
- *     request, then one generator_step over the running sequences with a budget of
- *     max_batch_prefill_tokens prompt tokens; its events (step_event) stream each token
- *     through on_event and mark the requests that finished or failed.
+ *     request (starting from its cached prefix, gen_cache.c; then the pooled caches trimmed
+ *     to what the running requests leave of max_batch_total_tokens), then one
+ *     generator_step over the running sequences with a budget of max_batch_prefill_tokens
+ *     prompt tokens; its events (step_event) stream each token through on_event and mark
+ *     the requests that finished or failed.
  *
  * How a step spends its prompt budget is the generator's (it depends on the architecture:
  * prompt chunks for a decoder, whole encoder passes for T5); who runs is the scheduler's.
@@ -54,7 +56,8 @@ struct gen_req {
     /* the worker's, from admission on */
     struct gen_seq *seq;   /* the generator's sequence (NULL: never admitted) */
     struct gen_beam *beam; /* a beam search's sequences instead (num_beams > 1) */
-    bool leaving;        /* leaves at the next step boundary with `status` */
+    size_t cached;         /* prompt tokens taken from the prefix cache */
+    bool leaving;          /* leaves at the next step boundary with `status` */
     enum gen_status status;
     char error[ERR_MSG_SIZE]; /* GEN_FAILED */
 };
@@ -218,6 +221,7 @@ static void complete(struct gen_sched *s, struct gen_req *r, double now)
     }
     size_t n_hyps = hyps ? gen_beam_n_results(r->beam) : 0;
     res.seed = r->params.seed;
+    res.cached_tokens = r->cached;
     res.queue_seconds = (r->admitted > 0 ? r->admitted : now) - r->submitted;
     res.first_token_seconds = res.n_generated ? r->first_token - r->submitted : 0;
     res.total_seconds = now - r->submitted;
@@ -359,6 +363,11 @@ static void start_admitted(struct gen_sched *s, struct gen_req *list, double now
         int rc = r->slots > 1
                      ? gen_beam_start(s->gen, r->prompt, r->n_prompt, &r->params, r, &r->beam, &e)
                      : gen_seq_start(s->gen, r->prompt, r->n_prompt, &r->params, r, &r->seq, &e);
+        size_t cached = 0;
+        if (rc == 0 && r->seq && gen_seq_prefix_cached(r->seq, &cached)) {
+            r->cached = cached;
+            metrics_prefix_cache(s->metrics, s->name, cached);
+        }
         if (rc == 0) {
             s->run[s->n_run++] = r;
             continue;
@@ -369,6 +378,8 @@ static void start_admitted(struct gen_sched *s, struct gen_req *list, double now
         snprintf(r->error, sizeof r->error, "%s", e.msg);
         complete(s, r, now);
     }
+    /* the pooled caches' tokens within what the running requests leave of the KV budget */
+    generator_trim(s->gen, s->max_batch_total - s->reserved);
 }
 
 static void fail_req(struct gen_req *r, const char *msg)
@@ -485,7 +496,8 @@ static void worker_loop(struct gen_sched *s)
         pthread_mutex_unlock(&s->mu);
 
         complete_list(s, left);
-        start_admitted(s, admitted, now);
+        if (admitted)
+            start_admitted(s, admitted, now);
         if (s->n_run)
             step(s);
         pthread_mutex_lock(&s->mu);
@@ -567,7 +579,8 @@ struct gen_sched *gen_sched_new(const struct gen_model *m, const struct model_co
     struct generator_limits lim = {.max_seqs = s->max_running,
                                    .max_total = s->max_total,
                                    .max_prefill = s->max_prefill,
-                                   .threads = s->n_threads};
+                                   .threads = s->n_threads,
+                                   .prefix_cache = cfg->generation.prefix_cache};
     if (s->run && s->run_seq)
         s->gen = generator_new(m, &lim, e);
     if (!s->gen) {

@@ -27,6 +27,14 @@
  * (on_event is never called): its hypotheses come with on_done. A cancel or a deadline ends
  * it at the next step boundary without hypotheses.
  *
+ * Prefix caching (cfg->generation.prefix_cache, a decoder; engine/generate/gen_cache.c): a
+ * finished request's KV cache stays in the generator's pool with the tokens it holds, and a
+ * request starts from the longest prefix of its prompt cached there or in a running request's
+ * cache (at most n_prompt - 1 tokens; gen_result.cached_tokens says how many). After each
+ * admission the pooled caches are trimmed, least recently used first, to what the running
+ * requests leave of max_batch_total_tokens. Requests that want prompt logprobs and beam
+ * searches reuse nothing.
+ *
  * An encoder-decoder's request reserves its input + max_new_tokens likewise; its text is what
  * the decoder generates (no prompt before it), and prompt logprobs (decoder_input_details) are
  * refused with ERR_INVALID.
@@ -53,8 +61,10 @@
  * cancel or a closed socket), one inferd_batches_total / inferd_tokens_total /
  * inferd_batch_duration_seconds / inferd_batch_size observation per step (sequences, tokens
  * fed), inferd_generated_tokens_total (a beam search: its best hypothesis' tokens, at its end),
- * inferd_time_to_first_token_seconds (a beam search: its end) and the
- * inferd_running_sequences gauge (requests, a beam search one).
+ * inferd_time_to_first_token_seconds (a beam search: its end), the
+ * inferd_running_sequences gauge (requests, a beam search one) and, for each request that
+ * looked for a cached prefix, inferd_prefix_cache_hits_total or _misses_total and
+ * inferd_prefix_cache_tokens_total (prompt tokens reused).
  *
  *     struct gen_model *gm;
  *     gen_model_load_config("models/llama", &mcfg, &gm, &e);
@@ -130,6 +140,7 @@ struct gen_result {
     const int32_t *ids; /* generated ids (n_generated) */
     size_t n_prompt, n_generated;
     uint64_t seed; /* the seed used (params.seed) */
+    size_t cached_tokens; /* prompt tokens taken from the prefix cache (not computed again) */
     /* params.decoder_input_details: prompt logprobs (n_prompt; the first is NaN: TGI null) */
     const float *prompt_logprobs;
     /* params.num_beams > 1 and GEN_OK: the num_return_sequences best hypotheses (fewer when

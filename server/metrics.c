@@ -36,6 +36,9 @@ enum metric {
     METRIC_GENERATED_TOKENS,
     METRIC_TIME_TO_FIRST_TOKEN,
     METRIC_RUNNING_SEQUENCES,
+    METRIC_PREFIX_HITS,
+    METRIC_PREFIX_MISSES,
+    METRIC_PREFIX_TOKENS,
     METRIC_START_TIME,
     METRIC_BUILD_INFO,
     METRIC_COUNT
@@ -105,6 +108,16 @@ static const struct family FAMILIES[METRIC_COUNT] = {
     [METRIC_RUNNING_SEQUENCES] = {"inferd_running_sequences", "gauge",
                                   "Sequences being generated (continuous batching slots in use).",
                                   LABELS(L_MODEL), NULL, 0},
+    [METRIC_PREFIX_HITS] = {"inferd_prefix_cache_hits_total", "counter",
+                            "Generation requests that started from a cached prompt prefix.",
+                            LABELS(L_MODEL), NULL, 0},
+    [METRIC_PREFIX_MISSES] = {"inferd_prefix_cache_misses_total", "counter",
+                              "Generation requests that looked for a cached prompt prefix and "
+                              "found none.",
+                              LABELS(L_MODEL), NULL, 0},
+    [METRIC_PREFIX_TOKENS] = {"inferd_prefix_cache_tokens_total", "counter",
+                              "Prompt tokens taken from the prefix cache instead of computed.",
+                              LABELS(L_MODEL), NULL, 0},
     [METRIC_START_TIME] = {"inferd_start_time_seconds", "gauge",
                            "Start time of the process since the unix epoch.", NULL, 0, NULL, 0},
     [METRIC_BUILD_INFO] = {"inferd_build_info", "gauge", "Always 1; the labels name the build.",
@@ -316,6 +329,15 @@ void metrics_first_token(struct metrics *m, const char *model, double seconds)
     pthread_mutex_lock(&m->lock);
     histogram_observe(m, METRIC_TIME_TO_FIRST_TOKEN, &model, clamp_seconds(seconds));
     pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_prefix_cache(struct metrics *m, const char *model, size_t cached_tokens)
+{
+    if (!m)
+        return;
+    value_update(m, cached_tokens ? METRIC_PREFIX_HITS : METRIC_PREFIX_MISSES, &model, 1, false);
+    /* the token counter exists from the first lookup on, hit or miss */
+    value_update(m, METRIC_PREFIX_TOKENS, &model, (double)cached_tokens, false);
 }
 
 void metrics_running(struct metrics *m, const char *model, long running)

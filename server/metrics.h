@@ -49,6 +49,9 @@ void metrics_dropped(struct metrics *m, const char *model, const char *reason);
 void metrics_generated(struct metrics *m, const char *model, size_t tokens);
 void metrics_first_token(struct metrics *m, const char *model, double seconds);
 void metrics_running(struct metrics *m, const char *model, long running);
+/* A generation request that looked for a cached prefix of its prompt (prefix caching): a hit
+ * when cached_tokens > 0 (added to inferd_prefix_cache_tokens_total), else a miss. */
+void metrics_prefix_cache(struct metrics *m, const char *model, size_t cached_tokens);
 
 /* Every family in the Prometheus text format 0.0.4 (HELP and TYPE lines even for a family with
  * no series yet). Returns malloc'ed NUL-terminated text, its length in *len (len may be NULL);

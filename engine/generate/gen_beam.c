@@ -73,11 +73,7 @@ static int beam_seq(struct generator *g, struct gen_beam *b, int i, const int32_
     b->seqs[i] = s;
     *s = (struct gen_seq){.prompt = prompt, .n_prompt = n_prompt, .params = p, .user = user,
                           .beam = b, .beam_index = i};
-    if (g->n_pool > 0) {
-        s->cache = g->pool[--g->n_pool];
-        return 0;
-    }
-    return g->m->kind->cache_new(g->m, (int)g->lim.max_total, &s->cache, e);
+    return gen_cache_take(g, s, e); /* a beam reuses no prefix */
 }
 
 int gen_beam_start(struct generator *g, const int32_t *prompt, size_t n_prompt,

@@ -3,7 +3,8 @@
  * is in its cache with prompt chunks of the sequences still prefilling, oldest first, at most
  * the step's prefill budget of prompt tokens, so a long prompt is spread over several steps
  * and never stalls the decodes; a sequence's first token comes in the step that feeds the
- * last of its prompt.
+ * last of its prompt. A sequence that found a cached prefix (gen_cache.c) starts with n_fed
+ * past it: only the rest of its prompt is fed.
  *
  * A sequence whose prompt logprobs are wanted (decoder_input_details) needs the logits of
  * every prompt position: its chunks run in steps with all_logits, alongside the decodes (one
@@ -71,6 +72,16 @@ static void cache_reset(void *cache)
 static int cache_copy(void *dst, const void *src, struct err *e)
 {
     return decoder_seq_copy(dst, src, e);
+}
+
+static int cache_len(const void *cache)
+{
+    return decoder_seq_len(cache);
+}
+
+static int cache_prefix(void *dst, const void *src, int n, struct err *e)
+{
+    return decoder_seq_copy_prefix(dst, src, n, e);
 }
 
 static void run_free(void *run_)
@@ -198,6 +209,8 @@ const struct gen_kind gen_kind_decoder = {
     .cache_free = cache_free,
     .cache_reset = cache_reset,
     .cache_copy = cache_copy,
+    .cache_len = cache_len,
+    .cache_prefix = cache_prefix,
     .run_new = run_new,
     .run_free = run_free,
     .step = step,

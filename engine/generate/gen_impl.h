@@ -1,5 +1,6 @@
 /* gen_impl: the inside of generator.h, shared by gen_model.c, generator.c and the kinds'
- * files (gen_decoder.c, gen_t5.c, gen_bart.c, gen_s2s.c); nothing outside engine/generate/ includes it (but tests).
+ * files (gen_decoder.c, gen_t5.c, gen_bart.c, gen_s2s.c) and the cache pool (gen_cache.c);
+ * nothing outside engine/generate/ includes it (but tests).
  *
  * Adding an architecture kind (an encoder-decoder such as BART, say): one file that fills a
  * struct gen_kind (its model types, load/unload, its caches, its run buffers and its step),
@@ -33,6 +34,11 @@ struct gen_kind {
     void (*cache_reset)(void *cache);
     /* dst becomes a copy of src's cached state (a forked beam) */
     int (*cache_copy)(void *dst, const void *src, struct err *e);
+    /* prefix caching (gen_cache.c; NULL for a kind that opts out: the encoder-decoders, whose
+     * decoder caches follow an encoded input): the positions a cache holds, and dst holding
+     * src's first n of them (dst == src: cut in place), ERR_INVALID when it cannot be cut there */
+    int (*cache_len)(const void *cache);
+    int (*cache_prefix)(void *dst, const void *src, int n, struct err *e);
     /* an encoder-decoder's: the same between two beams of one search, whose encoded inputs
      * are already the same (the encoder output is copied once, at the first fork): only the
      * decoder's own positions. NULL: cache_copy */
@@ -69,13 +75,26 @@ struct gen_model {
 /* The model's gram_vocab (made on the first call); NULL with e set when that failed. */
 const struct gram_vocab *gen_model_gram_vocab(const struct gen_model *m, struct err *e);
 
+/* A cache no sequence holds (gen_cache.c), with the tokens it still holds for a later
+ * sequence that starts with them (prefix caching); n_ids 0 once reset. */
+struct gen_cached {
+    void *cache;
+    int32_t *ids; /* (cap) the tokens in the cache, in order */
+    size_t n_ids, cap;
+    uint64_t used; /* the generator's tick when last retired or reused: LRU */
+};
+
 struct generator {
     const struct gen_model *m;
     struct generator_limits lim;
-    struct dnn_ctx *ctx; /* generator_open's */
-    void *run;           /* the kind's run buffers */
-    void **pool;         /* (max_seqs) free caches, reset */
+    struct dnn_ctx *ctx;     /* generator_open's */
+    void *run;               /* the kind's run buffers */
+    struct gen_cached *pool; /* (max_seqs) the caches no sequence holds; [n_pool, max_seqs)
+                                keep their ids buffers for the next retire */
     size_t n_pool;
+    size_t n_caches;       /* caches alive: pooled + held by sequences */
+    uint64_t tick;         /* LRU clock */
+    struct gen_seq *live;  /* the sequences holding a cache (not beams): prefixes to copy */
     /* the step in progress */
     gen_step_fn fn;
     void *arg;
@@ -100,12 +119,26 @@ struct gen_seq {
      * of sampling; no sampler, stopper or ids */
     struct gen_beam *beam;
     int beam_index;
+    /* prefix caching (gen_cache.c): on g->live while it holds its cache; the prompt tokens its
+     * cache started with (n_fed starts there); whether it looked for them; failed: its cache
+     * is not kept */
+    struct gen_seq *live_prev, *live_next;
+    size_t n_cached;
+    bool looked_up, failed;
     /* constrained decoding (params->grammar): the automaton's state after the ids so far,
      * the model's vocabulary view, and a mask the grammar's cache could not keep */
     int32_t gstate;
     const struct gram_vocab *gvocab;
     uint64_t *gscratch;
 };
+
+/* gen_cache.c: a cache for s from the pool (with its prompt's longest cached prefix when s
+ * may reuse one: n_cached, n_fed set), or a new one; s->cache set. */
+int gen_cache_take(struct generator *g, struct gen_seq *s, struct err *e);
+/* s's cache back to the pool, keeping the tokens it holds unless s failed or is a beam. */
+void gen_cache_give(struct generator *g, struct gen_seq *s);
+/* Frees every pooled cache and the pool. */
+void gen_cache_free_pool(struct generator *g);
 
 /* gen_beam.c: where gen_seq_emit puts a beam's logits row. */
 void gen_beam_keep_row(struct gen_beam *b, int index, const float *logits);

@@ -1,4 +1,5 @@
-/* generator: see generator.h. What every kind shares: the pool of caches (reset and reused),
+/* generator: see generator.h. What every kind shares: the pool of caches (gen_cache.c: kept
+ * with the tokens they hold, for prefix caching),
  * the stepping thread's oneDNN context and run buffers, a sequence's sampler, stopper and
  * generated ids from start to result, and gen_seq_emit, which turns one logits row into a
  * token event. The kinds' files (gen_decoder.c, gen_t5.c) compose and run the steps.
@@ -31,6 +32,7 @@ struct generator *generator_new(const struct gen_model *m, const struct generato
     }
     g->m = m;
     g->lim = *lim;
+    g->lim.max_seqs = cap;
     return g;
 }
 
@@ -38,8 +40,10 @@ int generator_prepare(struct generator *g, struct err *e)
 {
     void *cache = NULL;
     int rc = g->m->kind->cache_new(g->m, (int)g->lim.max_total, &cache, e);
-    if (rc == 0)
-        g->pool[g->n_pool++] = cache;
+    if (rc == 0) {
+        g->pool[g->n_pool++].cache = cache;
+        g->n_caches++;
+    }
     return rc;
 }
 
@@ -70,9 +74,7 @@ void generator_free(struct generator *g)
     if (!g)
         return;
     generator_close(g);
-    for (size_t i = 0; i < g->n_pool; i++)
-        g->m->kind->cache_free(g->pool[i]);
-    free(g->pool);
+    gen_cache_free_pool(g);
     free(g);
 }
 
@@ -141,10 +143,8 @@ int gen_seq_start(struct generator *g, const int32_t *prompt, size_t n_prompt,
     s->params = p;
     s->user = user;
     int rc = seq_init(g->m, s, e);
-    if (rc == 0 && g->n_pool > 0)
-        s->cache = g->pool[--g->n_pool];
-    else if (rc == 0)
-        rc = g->m->kind->cache_new(g->m, (int)g->lim.max_total, &s->cache, e);
+    if (rc == 0)
+        rc = gen_cache_take(g, s, e);
     if (rc) {
         gen_seq_free(s);
         return rc;
@@ -157,9 +157,7 @@ void gen_seq_retire(struct generator *g, struct gen_seq *s)
 {
     if (!s || !s->cache)
         return;
-    g->m->kind->cache_reset(s->cache);
-    g->pool[g->n_pool++] = s->cache;
-    s->cache = NULL;
+    gen_cache_give(g, s);
 }
 
 int gen_seq_result(struct gen_seq *s, struct gen_seq_result *out, struct err *e)
@@ -203,6 +201,7 @@ void gen_step_arrays_free(struct gen_seq **st, int *n, int32_t *tokens)
 void gen_seq_fail(struct generator *g, struct gen_seq *s, const char *msg)
 {
     s->done = true;
+    s->failed = true; /* its cache may be half written (a LongRoPE re-feed): not kept */
     g->fn(g->arg, &(struct gen_step_event){.user = s->user, .error = msg, .now = now_seconds()});
 }
 

@@ -183,6 +183,9 @@ struct generator_limits {
     size_t max_total;   /* tokens per sequence: prompt + generated (<= INT32_MAX) */
     size_t max_prefill; /* the largest per-step prompt budget generator_step will be given */
     int threads;        /* oneDNN threads of generator_open (> 0) */
+    /* prefix caching (gen_cache.c): a sequence starts from the longest cached prefix of its
+     * prompt (a retired sequence's cache kept with its tokens, or a running one's prompt) */
+    bool prefix_cache;
 };
 
 /* A generator for m (which must outlive it): no cache, no oneDNN context yet. NULL with
@@ -204,8 +207,21 @@ void generator_free(struct generator *g);
  * is kept. */
 int gen_seq_start(struct generator *g, const int32_t *prompt, size_t n_prompt,
                   const struct gen_params *p, void *user, struct gen_seq **out, struct err *e);
-/* The sequence left the batch: its cache goes back to the pool (its text and ids stay). */
+/* The sequence left the batch: its cache goes back to the pool (its text and ids stay), with
+ * the tokens it holds when prefix caching is on. Every started sequence is retired before
+ * gen_seq_free. */
 void gen_seq_retire(struct generator *g, struct gen_seq *s);
+/* Whether s looked for a cached prefix of its prompt (prefix caching on, a decoder, no prompt
+ * logprobs, not a beam), and the prompt tokens it reused (*n_cached, <= n_prompt - 1: they are
+ * not fed again). */
+bool gen_seq_prefix_cached(const struct gen_seq *s, size_t *n_cached);
+
+/* Prefix caching's budget: resets the least recently used pooled caches until those still
+ * holding tokens hold at most max_tokens (the caller's KV budget minus what the running
+ * sequences reserve). */
+void generator_trim(struct generator *g, size_t max_tokens);
+/* The tokens the pooled caches hold. */
+size_t generator_cached_tokens(const struct generator *g);
 
 struct gen_seq_result {
     enum gen_finish finish; /* GEN_FINISH_LENGTH when cut short */

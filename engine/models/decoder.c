@@ -563,20 +563,40 @@ void decoder_seq_free(struct decoder_seq *s)
 
 int decoder_seq_copy(struct decoder_seq *dst, const struct decoder_seq *src, struct err *e)
 {
+    return decoder_seq_copy_prefix(dst, src, src->len, e);
+}
+
+int decoder_seq_copy_prefix(struct decoder_seq *dst, const struct decoder_seq *src, int n,
+                            struct err *e)
+{
     const struct decoder_model *d = src->d;
-    int rc = decoder_seq_reserve(dst, src->len, e);
+    if (n < 0 || n > src->len || dst->d != d)
+        return err_set(e, ERR_INVALID, "cannot keep %d of a sequence's %d cached positions", n,
+                       src->len);
+    /* past a LongRoPE switch every cached key was rotated with the long factors: a sequence
+     * of n <= switch tokens has them rotated with the short ones */
+    if (d->rope_switch > 0 && src->len > d->rope_switch && n <= d->rope_switch)
+        return err_set(e, ERR_INVALID,
+                       "the cached keys were rotated for more than %lld positions: they cannot "
+                       "be cut to %d",
+                       (long long)d->rope_switch, n);
+    if (dst == src) {
+        dst->len = n;
+        return 0;
+    }
+    int rc = decoder_seq_reserve(dst, n, e);
     if (rc)
         return rc;
-    /* the key blocks holding positions < len are a prefix of the blocked layout */
-    size_t k_n = kv_key_cache_floats(src->len, d->n_kv_heads, d->head_dim);
-    size_t v_n = (size_t)src->len * (size_t)d->kv_dim;
+    /* the key blocks holding positions < n are a prefix of the blocked layout */
+    size_t k_n = kv_key_cache_floats(n, d->n_kv_heads, d->head_dim);
+    size_t v_n = (size_t)n * (size_t)d->kv_dim;
     for (int l = 0; l < d->n_layers; l++) {
         memcpy(dst->k[l], src->k[l], k_n * sizeof(float));
         memcpy(dst->v[l], src->v[l], v_n * sizeof(float));
     }
-    if (d->rope_switch > 0 && src->len > 0)
-        memcpy(dst->ids, src->ids, (size_t)src->len * sizeof *src->ids);
-    dst->len = src->len;
+    if (d->rope_switch > 0 && n > 0)
+        memcpy(dst->ids, src->ids, (size_t)n * sizeof *src->ids);
+    dst->len = n;
     return 0;
 }
 

@@ -81,6 +81,13 @@ void decoder_seq_reset(struct decoder_seq *s);
 /* dst becomes a copy of src's cached positions (only those: a beam forked from another);
  * both of one model. ERR_NOMEM / ERR_TOO_LARGE when dst cannot hold them (dst unchanged). */
 int decoder_seq_copy(struct decoder_seq *dst, const struct decoder_seq *src, struct err *e);
+/* dst holds src's first n cached positions (0 <= n <= src's length), what a sequence whose
+ * tokens start with those n needs (prefix caching); dst == src cuts src in place (O(1)).
+ * ERR_INVALID when they cannot be cut there: a LongRoPE model (Phi-3) whose cache passed the
+ * switch has every key rotated with the long factors, which a sequence of n <= switch tokens
+ * would not have. ERR_NOMEM / ERR_TOO_LARGE as decoder_seq_copy (dst unchanged). */
+int decoder_seq_copy_prefix(struct decoder_seq *dst, const struct decoder_seq *src, int n,
+                            struct err *e);
 /* Tokens in the cache: the position the next token will take. */
 int decoder_seq_len(const struct decoder_seq *s);
 int decoder_seq_max_tokens(const struct decoder_seq *s);

@@ -74,6 +74,7 @@ struct model_config gs_cfg(size_t max_running, size_t max_queue, size_t prefill,
     c.batching.max_queue_size = max_queue;
     c.generation.max_batch_prefill_tokens = prefill;
     c.generation.max_batch_total_tokens = batch_total;
+    c.generation.prefix_cache = true; /* the configuration's default */
     return c;
 }
 
@@ -126,8 +127,10 @@ void gs_on_event(void *owner, const struct gen_event *ev)
         p->bad_index++;
     if (p->n_events == 0)
         p->first_event_at = atomic_fetch_add(&callback_clock, 1);
-    if (p->n_events < MAX_GEN)
+    if (p->n_events < MAX_GEN) {
         p->ids[p->n_events] = ev->token.id;
+        p->lps[p->n_events] = ev->token.logprob;
+    }
     p->n_events++;
     if (p->text_len + ev->text_len < TEXT_CAP) {
         memcpy(p->text + p->text_len, ev->text, ev->text_len);
@@ -170,6 +173,7 @@ void gs_on_done(void *owner, const struct gen_result *res)
     else if (res->n_generated > MAX_GEN)
         p->overflow++;
     p->seed = res->seed;
+    p->cached_tokens = res->cached_tokens;
     p->has_plp = res->prompt_logprobs != NULL;
     if (res->prompt_logprobs && res->n_prompt <= MAX_IDS)
         memcpy(p->plp, res->prompt_logprobs, res->n_prompt * sizeof *p->plp);

@@ -64,6 +64,7 @@ struct probe {
     /* events */
     size_t n_events;
     int32_t ids[MAX_GEN];
+    float lps[MAX_GEN]; /* each event's token logprob */
     char text[TEXT_CAP];
     size_t text_len;
     int bad_index, finish_events, after_done, overflow, special_events;
@@ -80,6 +81,7 @@ struct probe {
     int32_t res_ids[MAX_GEN];
     size_t n_generated, n_prompt;
     uint64_t seed;
+    size_t cached_tokens;
     bool has_plp;
     float plp[MAX_IDS];
     double queue_seconds, first_token_seconds, total_seconds;

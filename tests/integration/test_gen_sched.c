@@ -100,10 +100,16 @@ static void staggered(struct fixture *f, size_t slots)
         gs_expect_greedy(f, i, &p[i], lengths[i], how);
     }
     gen_sched_free(s);
-    /* every prompt token was fed once, every generated token but the last of each */
+    /* every prompt token was fed once but those a prompt found cached (the prefix cache: a
+     * llama prompt's BOS, kept by the first cache; each request looked once), every generated
+     * token but the last of each */
     double fed = gs_metric(m, "inferd_tokens_total{model=\"t\"}");
     double steps = gs_metric(m, "inferd_batches_total{model=\"t\"}");
-    ck_assert_double_eq(fed, (double)(prompt_tokens + gen_tokens - f->n));
+    double cached = gs_metric(m, "inferd_prefix_cache_tokens_total{model=\"t\"}");
+    double hits = gs_metric(m, "inferd_prefix_cache_hits_total{model=\"t\"}");
+    double misses = gs_metric(m, "inferd_prefix_cache_misses_total{model=\"t\"}");
+    ck_assert_double_eq(fmax(hits, 0) + fmax(misses, 0), (double)f->n);
+    ck_assert_double_eq(fed, (double)(prompt_tokens + gen_tokens - f->n) - cached);
     ck_assert_double_eq(gs_metric(m, "inferd_generated_tokens_total{model=\"t\"}"),
                         (double)gen_tokens);
     ck_assert_double_eq(gs_metric(m, "inferd_time_to_first_token_seconds_count{model=\"t\"}"),

@@ -242,11 +242,20 @@ START_TEST(openai_list_prompt)
         ck_assert_msg(strcmp(str(c, "text"), str(gens[i / N], "greedy_text")) == 0,
                       "choice %zu: %s", i, str(c, "text"));
     }
+    /* cached_tokens: each prompt once (its first choice's), whatever earlier tests left in
+     * the prefix cache, at most all but one token of each */
+    json_t *got = json_deep_copy(json_object_get(r->json, "usage"));
+    const json_t *det = json_object_get(got, "prompt_tokens_details");
+    json_int_t cached = json_integer_value(json_object_get(det, "cached_tokens"));
+    ck_assert(json_is_integer(json_object_get(det, "cached_tokens")) && cached >= 0 &&
+              cached <= (json_int_t)(n_in - N_PROMPTS));
+    json_object_del(got, "prompt_tokens_details");
     json_t *usage = json_pack("{s:i, s:i, s:i}", "prompt_tokens", (int)n_in, "completion_tokens",
                               N_PROMPTS * N * MAX_NEW, "total_tokens",
                               (int)n_in + N_PROMPTS * N * MAX_NEW);
-    expect_json(json_object_get(r->json, "usage"), usage, 0, "usage");
+    expect_json(got, usage, 0, "usage");
     json_decref(usage);
+    json_decref(got);
     http_reply_free(r);
 
     /* token id lists, with echo: each choice starts with its own prompt */
@@ -303,6 +312,11 @@ START_TEST(openai_list_prompt)
     ck_assert_int_eq(json_integer_value(json_object_get(u, "prompt_tokens")),
                      (json_int_t)(json_array_size(json_object_get(gens[0], "input_ids")) +
                                   json_array_size(json_object_get(gens[2], "input_ids"))));
+    /* both prompts ran above: all but their last tokens come from the prefix cache */
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_object_get(u, "prompt_tokens_details"), "cached_tokens")),
+                     (json_int_t)(json_array_size(json_object_get(gens[0], "input_ids")) - 1 +
+                                  json_array_size(json_object_get(gens[2], "input_ids")) - 1));
     json_decref(last);
     free(text[0].p);
     free(text[1].p);

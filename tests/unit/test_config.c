@@ -64,6 +64,7 @@ static void assert_defaults(const struct config *c)
         ck_assert_uint_eq(m->generation.max_total_tokens, 0);
         ck_assert_uint_eq(m->generation.max_batch_total_tokens, 16384);
         ck_assert_uint_eq(m->generation.max_batch_prefill_tokens, 512);
+        ck_assert(m->generation.prefix_cache);
         ck_assert_uint_eq(m->limits.max_client_batch_size, 32);
         ck_assert_uint_eq(m->limits.max_request_tokens, 0);
         ck_assert_uint_eq(m->limits.max_results, 1024);
@@ -160,6 +161,7 @@ START_TEST(every_key_set)
                        "      max_total_tokens: 1048576\n"
                        "      max_batch_total_tokens: 1\n"
                        "      max_batch_prefill_tokens: 3\n"
+                       "      prefix_cache: false\n"
                        "...\n";
     struct config c;
     struct err e = {0};
@@ -201,6 +203,8 @@ START_TEST(every_key_set)
     ck_assert_uint_eq(b->generation.max_batch_total_tokens, 1);
     ck_assert_uint_eq(b->generation.max_batch_prefill_tokens, 3);
     ck_assert_uint_eq(a->generation.max_batch_prefill_tokens, 512);
+    ck_assert(!b->generation.prefix_cache);
+    ck_assert(a->generation.prefix_cache);
     ck_assert_int_eq(b->line, 13);
     config_free(&c);
 }
@@ -254,7 +258,7 @@ static const struct {
      "max_batch_size, max_batch_tokens, max_queue_delay_us, max_queue_size)"},
     {MODELS "    generation:\n      max_new_tokens: 5\n",
      "t.yaml:6:7: unknown key 'max_new_tokens' in models[0].generation (expected one of: "
-     "max_total_tokens, max_batch_total_tokens, max_batch_prefill_tokens)"},
+     "max_total_tokens, max_batch_total_tokens, max_batch_prefill_tokens, prefix_cache)"},
     {MODELS "model: x\n",
      "t.yaml:5:1: unknown key 'model' at the top level (expected one of: server, models)"},
     /* integers */
@@ -318,6 +322,8 @@ static const struct {
     {MODELS "    generation:\n      max_batch_prefill_tokens: 2000000\n",
      "t.yaml:6:33: models[0].generation.max_batch_prefill_tokens must be an integer in "
      "1..1048576, not '2000000'"},
+    {MODELS "    generation:\n      prefix_cache: 1\n",
+     "t.yaml:6:21: models[0].generation.prefix_cache must be true or false, not '1'"},
     {MODELS "    generation: 512\n",
      "t.yaml:5:17: models[0].generation must be a mapping, not '512'"},
     /* strings and names */
