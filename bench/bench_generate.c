@@ -27,7 +27,7 @@
  * prefill and after the first decode step and the first greedy ids, as one JSON object, for
  * torch_decoder.py --check (which validates both implementations against each other).
  *
- * usage: bench-generate --model DIR [--threads 2] [--dtype fp32|bf16|int8]
+ * usage: bench-generate --model DIR [--threads 2] [--dtype fp32|bf16|int8|int4]
  *          [--metrics prefill,ttft,decode] [--prompts 128,512] [--context 128]
  *          [--streams 1,16] [--steps 64] [--warmup 2] [--min-runs 3] [--min-seconds 3]
  *          [--dump-check FILE]
@@ -83,7 +83,7 @@ static int parse_metrics(const char *s, struct gen_bench_opts *o)
 
 static int usage(void)
 {
-    fputs("usage: bench-generate --model DIR [--threads 2] [--dtype fp32|bf16|int8]\n"
+    fputs("usage: bench-generate --model DIR [--threads 2] [--dtype fp32|bf16|int8|int4]\n"
           "         [--metrics prefill,ttft,decode] [--prompts 128,512] [--context 128]\n"
           "         [--streams 1,16] [--steps 64] [--warmup 2] [--min-runs 3]\n"
           "         [--min-seconds 3] [--dump-check FILE]\n",
@@ -124,6 +124,8 @@ static int parse_opts(int argc, char **argv, struct gen_bench_opts *o)
                 o->dt = DTYPE_COMPUTE_BF16;
             else if (strcmp(v, "int8") == 0)
                 o->dt = DTYPE_COMPUTE_INT8;
+            else if (strcmp(v, "int4") == 0)
+                o->dt = DTYPE_COMPUTE_INT4;
             else
                 bad = 1;
         } else if (strcmp(a, "--prompts") == 0)

@@ -56,7 +56,10 @@ struct bench {
 
 static const char *dtype_name(enum dtype_compute dt)
 {
-    return dt == DTYPE_COMPUTE_BF16 ? "bf16" : dt == DTYPE_COMPUTE_INT8 ? "int8" : "fp32";
+    static const char *const names[DTYPE_COMPUTE_COUNT] = {
+        [DTYPE_COMPUTE_F32] = "fp32", [DTYPE_COMPUTE_BF16] = "bf16",
+        [DTYPE_COMPUTE_INT8] = "int8", [DTYPE_COMPUTE_INT4] = "int4"};
+    return (unsigned)dt < DTYPE_COMPUTE_COUNT ? names[dt] : "fp32";
 }
 
 struct gen_bench_opts gen_bench_defaults(void)

@@ -139,7 +139,7 @@ static int load_config(const struct opts *o, struct config *cfg)
         return 0;
     struct model_config *m = &cfg->models[0];
     if (o->dtype && config_dtype_by_name(o->dtype, &m->dtype) != 0)
-        return fprintf(stderr, "inferd batch: --dtype must be fp32, bf16 or int8\n"), -1;
+        return fprintf(stderr, "inferd batch: --dtype must be fp32, bf16, int8 or int4\n"), -1;
     if (o->workers)
         m->workers = (int)o->workers;
     if (o->threads)

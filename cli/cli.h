@@ -38,7 +38,7 @@ void cli_print_json(FILE *out, const json_t *j);
 /* Writes {"error": msg, "error_type": type} as one line. */
 void cli_print_error(FILE *out, const char *msg, const char *type);
 
-/* `inferd bench --model DIR --batch B --seq S --threads T [--dtype fp32|bf16|int8]
+/* `inferd bench --model DIR --batch B --seq S --threads T [--dtype fp32|bf16|int8|int4]
  * [--min-seconds N] [--min-runs N] [--warmup N]`: times the encoder's forward pass on one
  * shape and prints one JSON line (bench.c). Returns the process exit status. */
 int cli_bench(int argc, char **argv);

@@ -25,7 +25,7 @@ static const struct usage usages[] = {
     {"serve", "the HTTP daemon",
      "usage: inferd serve --config FILE [--host H] [--port P]\n"
      "       inferd serve --model DIR --task TASK [--name NAME] [--host H] [--port P]\n"
-     "                    [--dtype fp32|bf16|int8] [--workers W] [--threads T]\n"
+     "                    [--dtype fp32|bf16|int8|int4] [--workers W] [--threads T]\n"
      "                    [--max-batch-size N]\n"
      "Serves the models over HTTP until SIGTERM (drains, then exits 0); SIGHUP reloads\n"
      "the config file. Port 0 picks a free port. A model that fails to load at start\n"
@@ -37,13 +37,13 @@ static const struct usage usages[] = {
      "  --task TASK           its task (below)\n"
      "  --name NAME           its name in the routes (default: the directory's name)\n"
      "  --host H, --port P    address and port to listen on (override the config's)\n"
-     "  --dtype D             fp32 (default), bf16 or int8 (with --model)\n"
+     "  --dtype D             fp32 (default), bf16, int8 or int4 (with --model)\n"
      "  --workers W           model replicas (with --model; default 1)\n"
      "  --threads T           oneDNN threads per worker (with --model; default CPUs/workers)\n"
      "  --max-batch-size N    encoder rows per batch (with --model; default 32)\n"
      "tasks: %TASKS%\n"},
     {"run", "a model over JSON lines, as transformers.pipeline(TASK)",
-     "usage: inferd run --model DIR --task TASK [--dtype fp32|bf16|int8] [--threads T]\n"
+     "usage: inferd run --model DIR --task TASK [--dtype fp32|bf16|int8|int4] [--threads T]\n"
      "                  [--batch N] [--src-lang L] [--tgt-lang L]\n"
      "Reads {\"inputs\": ..., \"parameters\": {...}} JSON lines on stdin and writes the\n"
      "pipeline's result for each on stdout (or {\"error\", \"error_type\"}); exit status 1\n"
@@ -52,7 +52,7 @@ static const struct usage usages[] = {
      "(max_new_tokens, do_sample, seed, return_full_text, ...).\n"
      "  --model DIR           the model directory (Hugging Face layout) or a Hub model id\n"
      "  --task TASK           the task (below)\n"
-     "  --dtype D             fp32 (default), bf16 or int8\n"
+     "  --dtype D             fp32 (default), bf16, int8 or int4\n"
      "  --threads T           oneDNN threads, 1..1024 (default: every CPU)\n"
      "  --batch N             encoder tasks: lines forwarded together, 1..4096 (default 1)\n"
      "  --src-lang L, --tgt-lang L  translation with language codes (NLLB, M2M100, mBART):\n"
@@ -97,7 +97,7 @@ static const struct usage usages[] = {
      "tasks: %TASKS%\n"},
     {"bench", "forward-pass speed of a model, as JSON lines",
      "usage: inferd bench --model DIR [--batch B] [--seq S] [--threads T]\n"
-     "                    [--dtype fp32|bf16|int8] [--min-seconds N] [--min-runs N]\n"
+     "                    [--dtype fp32|bf16|int8|int4] [--min-seconds N] [--min-runs N]\n"
      "                    [--max-runs N] [--warmup N] [--steps N]\n"
      "An encoder: one forward pass of B rows of S tokens, timed; one JSON line with\n"
      "seq_per_s and the median, p90 and fastest run. A decoder (text-generation): prefill of\n"
@@ -108,7 +108,7 @@ static const struct usage usages[] = {
      "  --batch B             rows (encoder) or sequences decoding together (default 1)\n"
      "  --seq S               tokens per row or prompt (default 128)\n"
      "  --threads T           oneDNN threads, 0 = every CPU (default 2)\n"
-     "  --dtype D             fp32 (default), bf16 or int8\n"
+     "  --dtype D             fp32 (default), bf16, int8 or int4\n"
      "  --min-seconds N       time for at least N seconds (default 5)\n"
      "  --min-runs N, --max-runs N   runs timed at least / at most (default 5 / 2000)\n"
      "  --warmup N            untimed runs first (default 2)\n"
@@ -183,7 +183,7 @@ int cli_usage(FILE *f, const char *command)
     return command ? -1 : 0;
 }
 
-/* "native dtypes: fp32 bf16 int8", then a line per dtype this CPU has no instructions for. */
+/* "native dtypes: fp32 bf16 int8 int4", then a line per dtype this CPU has no instructions for. */
 static void print_dtypes(FILE *f)
 {
     static const struct {
@@ -193,6 +193,7 @@ static void print_dtypes(FILE *f)
         {CONFIG_DTYPE_FP32, ""},
         {CONFIG_DTYPE_BF16, "AVX512-BF16 or AMX"},
         {CONFIG_DTYPE_INT8, "VNNI"},
+        {CONFIG_DTYPE_INT4, "AVX2 and FMA"},
     };
     fputs("native dtypes:", f);
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)

@@ -43,7 +43,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->langs[1] = v;
         } else if (strcmp(a, "--dtype") == 0 && v) {
             if (dtype_option(v, &o->dtype)) {
-                fprintf(stderr, "inferd run: --dtype must be fp32, bf16 or int8, not '%s'\n", v);
+                fprintf(stderr, "inferd run: --dtype must be fp32, bf16, int8 or int4, not '%s'\n", v);
                 return -1;
             }
         } else if (strcmp(a, "--threads") == 0 && v) {

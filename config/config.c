@@ -184,7 +184,7 @@ static const struct key top_keys[] = {
 };
 static const struct table top_table = TABLE(top_keys);
 
-static const char *const dtype_names[] = {"fp32", "bf16", "int8"};
+static const char *const dtype_names[] = {"fp32", "bf16", "int8", "int4"};
 
 /* ---- messages ---- */
 
@@ -348,7 +348,7 @@ static int get_dtype(struct load *ld, const struct ytree *v, const char *keypath
         return 0;
     }
     char buf[96];
-    return fail(ld, v, "%s must be fp32, bf16 or int8, not %s", keypath, shown(v, buf, sizeof buf));
+    return fail(ld, v, "%s must be fp32, bf16, int8 or int4, not %s", keypath, shown(v, buf, sizeof buf));
 }
 
 /* A plain true or false (YAML 1.1's yes/no/on/off are refused: they read as strings elsewhere). */

@@ -13,7 +13,7 @@
 
 #include "err.h"
 
-enum config_dtype { CONFIG_DTYPE_FP32, CONFIG_DTYPE_BF16, CONFIG_DTYPE_INT8 };
+enum config_dtype { CONFIG_DTYPE_FP32, CONFIG_DTYPE_BF16, CONFIG_DTYPE_INT8, CONFIG_DTYPE_INT4 };
 
 struct batching_config {
     size_t max_batch_size;   /* encoder rows per batch; default 32 (>= 1) */
@@ -123,7 +123,7 @@ struct config_tasks {
 /* Parses and validates FILE into *out (zeroed first; left zeroed on error). Errors: ERR_IO
  * when FILE cannot be read ("FILE: cannot read: reason"), ERR_INVALID for bad content with
  * "FILE:LINE:COL: message" (1-based line and column of the offending key or value), e.g.
- * "inferd.yaml:9:14: models[0].dtype must be fp32, bf16 or int8, not 'fp64'"; ERR_NOMEM. */
+ * "inferd.yaml:9:14: models[0].dtype must be fp32, bf16, int8 or int4, not 'fp64'"; ERR_NOMEM. */
 int config_load(const char *path, const struct config_tasks *tasks, struct config *out,
                 struct err *e);
 

@@ -96,7 +96,7 @@ logit_bias tool_choice"
 # engine files that may include jansson: model files, chat template values, encoder pipelines
 # (whose Hugging Face parameters issue 13 moves out next)
 json_ok="engine/loader/hf_config.c engine/loader/hf_config_read.h engine/loader/safetensors.c
-engine/loader/torch_bin.c
+engine/loader/torch_bin.c engine/models/q4_checkpoint.c
 engine/tokenizer/tok.h
 engine/tokenizer/slow_int.h engine/tokenizer/slow_spm.c
 engine/tokenizer/tokenizer.c engine/tokenizer/slow.c engine/models/t5.c engine/generate/gen_config.c

@@ -15,6 +15,7 @@ static inline enum dtype_compute dtype_of_config(enum config_dtype d)
         [CONFIG_DTYPE_FP32] = DTYPE_COMPUTE_F32,
         [CONFIG_DTYPE_BF16] = DTYPE_COMPUTE_BF16,
         [CONFIG_DTYPE_INT8] = DTYPE_COMPUTE_INT8,
+        [CONFIG_DTYPE_INT4] = DTYPE_COMPUTE_INT4,
     };
     return (unsigned)d < sizeof map / sizeof map[0] ? map[d] : DTYPE_COMPUTE_F32;
 }

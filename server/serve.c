@@ -161,7 +161,7 @@ static int load_config(const struct opts *o, struct config *cfg)
         struct model_config *m = &cfg->models[0];
         if (o->dtype) {
             if (config_dtype_by_name(o->dtype, &m->dtype) != 0) {
-                fprintf(stderr, "inferd serve: --dtype must be fp32, bf16 or int8\n");
+                fprintf(stderr, "inferd serve: --dtype must be fp32, bf16, int8 or int4\n");
                 return -1;
             }
         }

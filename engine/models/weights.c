@@ -6,13 +6,16 @@
 #include <string.h>
 
 #include "loader/tensor.h"
+#include "models/q4_checkpoint.h"
 
 int weights_open(struct weights *w, struct err *e)
 {
     w->ck = NULL;
     w->used = NULL;
     w->n_used = 0;
-    int rc = checkpoint_open(w->dir, &w->ck, e);
+    int rc = q4_config_read(w->dir, &w->q4, e);
+    if (rc == 0)
+        rc = checkpoint_open(w->dir, &w->ck, e);
     if (rc)
         return rc;
     w->used = calloc(checkpoint_count(w->ck) + 1, 1);
@@ -116,10 +119,77 @@ int weights_norm(struct weights *w, const char *base, int64_t n, bool has_bias,
     return rc || !has_bias ? rc : weights_take(w, name, n, 0, &out->b, e);
 }
 
+/* The biases `bases[i]`.bias stacked into b (sum outs). */
+static int take_biases(struct weights *w, const char *const *bases, const int64_t *outs, int n,
+                       float *b, struct err *e)
+{
+    int rc = 0;
+    for (int i = 0, row = 0; i < n && rc == 0; row += (int)outs[i], i++) {
+        char name[320];
+        float *bi = NULL;
+        snprintf(name, sizeof name, "%s.bias", bases[i]);
+        rc = weights_take(w, name, outs[i], 0, &bi, e);
+        if (rc == 0)
+            memcpy(b + row, bi, (size_t)outs[i] * sizeof *b);
+        free(bi);
+    }
+    return rc;
+}
+
+/* weights_stacked for pre-quantized parts: their rows stacked into one struct q4_rows, packed
+ * as they are at INT4, else dequantized and packed for dt. */
+static int stacked_q4(struct weights *w, struct dnn_ctx *ctx, const char *const *bases,
+                      const int64_t *outs, int n, int64_t in, bool has_bias, enum dtype_compute dt,
+                      enum act act, struct linear *l, struct err *e)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += outs[i];
+    struct q4_rows all = {0}, part = {0};
+    float *b = has_bias ? malloc((size_t)total * sizeof *b) : NULL, *wf = NULL;
+    int rc = has_bias && !b ? err_set(e, ERR_NOMEM, "out of memory") : 0;
+    for (int i = 0, row = 0; i < n && rc == 0; row += (int)outs[i], i++) {
+        if (!q4_is_quantized(w, bases[i]))
+            rc = err_set(e, ERR_FORMAT, "%s: %s checkpoint: '%s' is not quantized but '%s' is",
+                         w->dir, w->q4.format->name, bases[i], bases[0]);
+        if (rc == 0)
+            rc = q4_take(w, bases[i], outs[i], in, &part, e);
+        if (rc == 0 && i == 0)
+            rc = q4_rows_alloc(&all, (int)total, (int)in, part.group, e);
+        if (rc == 0) {
+            size_t ng = (size_t)(in / part.group);
+            memcpy(all.q + (size_t)row * in, part.q, (size_t)(outs[i] * in));
+            memcpy(all.scale + row * ng, part.scale, (size_t)outs[i] * ng * sizeof *all.scale);
+            memcpy(all.zero + row * ng, part.zero, (size_t)outs[i] * ng);
+        }
+        q4_rows_fini(&part);
+    }
+    if (rc == 0 && has_bias)
+        rc = take_biases(w, bases, outs, n, b, e);
+    if (rc == 0 && dt == DTYPE_COMPUTE_INT4) {
+        rc = linear_init_q4(l, &all, b, act, e);
+    } else if (rc == 0) {
+        wf = malloc((size_t)(total * in) * sizeof *wf);
+        rc = wf ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+        if (rc == 0) {
+            q4_dequantize(&all, wf);
+            rc = linear_init(l, ctx, wf, b, (int)in, (int)total, dt, act, e);
+        }
+    }
+    q4_rows_fini(&all);
+    free(wf);
+    free(b);
+    return rc;
+}
+
 int weights_stacked(struct weights *w, struct dnn_ctx *ctx, const char *const *bases,
                     const int64_t *outs, int n, int64_t in, bool has_bias, enum dtype_compute dt,
                     enum act act, struct linear *l, struct err *e)
 {
+    if (q4_is_quantized(w, bases[0]))
+        return stacked_q4(w, ctx, bases, outs, n, in, has_bias, dt, act, l, e);
+    if (w->q4.format && dt == DTYPE_COMPUTE_INT4)
+        dt = DTYPE_COMPUTE_F32; /* what a 4-bit checkpoint left unquantized (lm_head) stays so */
     int64_t total = 0;
     for (int i = 0; i < n; i++)
         total += outs[i];

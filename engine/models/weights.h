@@ -37,6 +37,15 @@
 #include "loader/checkpoint.h"
 #include "ops/ops.h"
 
+typedef struct json_t json_t;
+
+/* A pre-quantized checkpoint's quantization_config (models/q4_checkpoint.c). */
+struct q4_config {
+    const struct q4_format *format; /* NULL: the checkpoint is not pre-quantized */
+    int group;                      /* group_size; -1: one group per input row */
+    int zero_plus_one;              /* GPTQ v1: stored zero points are one less */
+};
+
 /* One checkpoint being loaded: dir is set before weights_open (weights_load_model does), prefix
  * whenever the names need one; the rest is weights_open's. */
 struct weights {
@@ -45,6 +54,7 @@ struct weights {
     struct checkpoint *ck;  /* the file(s), open until weights_close */
     char *used;             /* per tensor index: taken by the model */
     size_t n_used;          /* how many are */
+    struct q4_config q4;    /* config.json's quantization_config, if any */
 };
 
 /* Load progress: fn(arg, taken, total) each time a loader on this thread takes one more tensor
@@ -88,7 +98,9 @@ int weights_norm(struct weights *w, const char *base, int64_t n, bool has_bias,
 
 /* Linear parts stacked along the output axis: `bases[i]`.weight (outs[i], in) and, when
  * has_bias, `bases[i]`.bias (outs[i]) concatenated into one linear (sum outs, in) prepacked for
- * oneDNN in dt with act fused. */
+ * oneDNN in dt with act fused. A pre-quantized checkpoint's linears (`bases[i]`.qweight, ...:
+ * models/q4_checkpoint.h) are taken as they are at INT4 and dequantized for the other dtypes;
+ * the linears such a checkpoint left unquantized (lm_head) stay f32 at INT4. */
 int weights_stacked(struct weights *w, struct dnn_ctx *ctx, const char *const *bases,
                     const int64_t *outs, int n, int64_t in, bool has_bias, enum dtype_compute dt,
                     enum act act, struct linear *l, struct err *e);

@@ -90,6 +90,8 @@ static const struct {
     {DTYPE_COMPUTE_INT8,
      {dnnl_cpu_isa_avx512_core_vnni & ~dnnl_cpu_isa_avx512_core,
       dnnl_cpu_isa_avx2_vnni & ~dnnl_cpu_isa_avx2}},
+    /* inferd's own 4-bit kernel (ops/matmul_q4.c): AVX2 + FMA, else a plain loop */
+    {DTYPE_COMPUTE_INT4, {dnnl_cpu_isa_avx2 & ~dnnl_cpu_isa_avx, 0}},
 };
 
 bool dnn_dtype_native(enum dtype_compute dt)

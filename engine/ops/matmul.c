@@ -1,11 +1,13 @@
-/* matmul: struct linear, an HF nn.Linear y = act(x W^T + b) on weights prepacked once into the
- * layout oneDNN's matmul prefers (f32, bf16 or int8), with bias, activation and an optional
- * residual add fused into the primitive as post-ops. One primitive per (M, shape, flags) is
- * created on first use and cached in the caller's struct dnn_ctx. */
+/* matmul: struct linear, an HF nn.Linear y = act(x W^T + b): the table of weight kinds per
+ * compute type (ops/linear_kind.h) and its first kind, weights prepacked once into the layout
+ * oneDNN's matmul prefers (f32, bf16 or int8), with bias, activation and an optional residual
+ * add fused into the primitive as post-ops. One primitive per (M, shape, flags) is created on
+ * first use and cached in the caller's struct dnn_ctx. INT4 is matmul_q4.c's. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/linear_kind.h"
 #include "ops/ops.h"
 
 /* The token count the packed layout is chosen at. oneDNN 2.6 picks the same blocked layout
@@ -173,8 +175,15 @@ static void quantize_weights(const float *w, int in, int out, float *w_scales, i
     }
 }
 
-int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
-                int out, enum dtype_compute dt, enum act act, struct err *e)
+static const struct linear_kind *const kinds[DTYPE_COMPUTE_COUNT] = {
+    [DTYPE_COMPUTE_F32] = &linear_kind_dnnl,
+    [DTYPE_COMPUTE_BF16] = &linear_kind_dnnl,
+    [DTYPE_COMPUTE_INT8] = &linear_kind_dnnl,
+    [DTYPE_COMPUTE_INT4] = &linear_kind_q4,
+};
+
+int linear_begin(struct linear *l, const float *b, int in, int out, enum dtype_compute dt,
+                 enum act act, struct err *e)
 {
     memset(l, 0, sizeof *l);
     if (in <= 0 || out <= 0)
@@ -185,6 +194,31 @@ int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const flo
     l->out_features = out;
     l->dt = dt;
     l->act = act;
+    if (b) {
+        l->bias = malloc((size_t)out * sizeof *l->bias);
+        if (!l->bias)
+            return err_set(e, ERR_NOMEM, "linear_init: out of memory for (%d, %d) weights", out,
+                           in);
+        memcpy(l->bias, b, (size_t)out * sizeof *l->bias);
+    }
+    return 0;
+}
+
+int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
+                int out, enum dtype_compute dt, enum act act, struct err *e)
+{
+    int rc = linear_begin(l, b, in, out, dt, act, e);
+    if (rc == 0)
+        rc = kinds[dt]->init(l, ctx, w, e);
+    if (rc != 0)
+        linear_fini(l);
+    return rc;
+}
+
+static int matmul_init(struct linear *l, struct dnn_ctx *ctx, const float *w, struct err *e)
+{
+    int in = l->in_features, out = l->out_features;
+    enum dtype_compute dt = l->dt;
     int8_t *q = NULL; /* INT8: (in, out) quantized W^T */
     dnnl_primitive_desc_t pd = NULL;
     int scales_po, bias_po;
@@ -195,33 +229,23 @@ int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const flo
     dnnl_primitive_desc_destroy(pd);
     size_t w_bytes = (dnnl_memory_desc_get_size(&l->w_md) + 63) & ~(size_t)63;
     l->w_packed = aligned_alloc(64, w_bytes);
-    if (b)
-        l->bias = malloc((size_t)out * sizeof *l->bias);
     if (dt == DTYPE_COMPUTE_INT8) {
         l->w_scales = malloc((size_t)out * sizeof *l->w_scales);
         q = malloc((size_t)out * (size_t)in);
     }
-    if (!l->w_packed || (b && !l->bias) || (dt == DTYPE_COMPUTE_INT8 && (!l->w_scales || !q))) {
+    if (!l->w_packed || (dt == DTYPE_COMPUTE_INT8 && (!l->w_scales || !q))) {
         rc = err_set(e, ERR_NOMEM, "linear_init: out of memory for (%d, %d) weights", out, in);
         goto fail;
     }
     memset(l->w_packed, 0, w_bytes); /* padding of blocked layouts must be zero */
-    if (b)
-        memcpy(l->bias, b, (size_t)out * sizeof *l->bias);
     if (q) {
         quantize_weights(w, in, out, l->w_scales, q);
         rc = pack_weights(l, ctx, q, dnnl_s8, dnnl_ab, e);
     } else {
         rc = pack_weights(l, ctx, w, dnnl_f32, dnnl_ba, e);
     }
-    if (rc != 0)
-        goto fail;
-    free(q);
-    return 0;
-
 fail:
     free(q);
-    linear_fini(l);
     return rc;
 }
 
@@ -232,6 +256,7 @@ void linear_fini(struct linear *l)
     free(l->w_packed);
     free(l->bias);
     free(l->w_scales);
+    free(l->w_zeros);
     memset(l, 0, sizeof *l);
 }
 
@@ -364,13 +389,9 @@ static float quantize_s8(const float *x, int8_t *q, size_t n)
     return sx;
 }
 
-static int forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
-                   int add, struct err *e)
+static int matmul_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
+                        int M, int add, struct err *e)
 {
-    if (M <= 0)
-        return err_set(e, ERR_INVALID, "linear_forward: M = %d tokens", M);
-    if (!l->w_packed)
-        return err_set(e, ERR_INVALID, "linear_forward: linear not initialized");
     int K = l->in_features, N = l->out_features;
     struct dnn_key key = {.kind = DNN_KIND_MATMUL,
                           .v = {M, K, N, l->dt, l->act, l->bias != NULL, add}};
@@ -425,6 +446,18 @@ static int forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, 
         bufs[4] = l->bias;
     }
     return dnn_exec(ctx, p, bufs, e);
+}
+
+const struct linear_kind linear_kind_dnnl = {matmul_init, matmul_forward};
+
+static int forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
+                   int add, struct err *e)
+{
+    if (M <= 0)
+        return err_set(e, ERR_INVALID, "linear_forward: M = %d tokens", M);
+    if (!l->w_packed || l->dt < 0 || l->dt >= DTYPE_COMPUTE_COUNT)
+        return err_set(e, ERR_INVALID, "linear_forward: linear not initialized");
+    return kinds[l->dt]->forward(l, ctx, x, y, M, add, e);
 }
 
 int linear_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,

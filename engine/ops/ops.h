@@ -50,9 +50,13 @@ struct linear {
     enum dtype_compute dt;
     enum act act;
     dnnl_memory_desc_t w_md; /* the packed layout of W^T: logical (in_features, out_features) */
-    void *w_packed;          /* owned, 64-byte aligned, dnnl_memory_desc_get_size(&w_md) bytes */
+    void *w_packed;          /* owned, 64-byte aligned, dnnl_memory_desc_get_size(&w_md) bytes;
+                                INT4: (out, in / 2) bytes of nibbles (matmul_q4.c's layout) */
     float *bias;             /* (out_features), owned; NULL without bias */
-    float *w_scales;         /* INT8: (out_features) per-output-channel weight scales, owned */
+    float *w_scales;         /* INT8: (out_features) per-output-channel weight scales, owned;
+                                INT4: (out, in / group) scale per group */
+    uint8_t *w_zeros;        /* INT4: (out, in / group) zero point per group, owned */
+    int group;               /* INT4: weights along in_features sharing a scale and zero */
 };
 
 /* Prepacks an HF nn.Linear: w (out, in) row-major f32, b (out) or NULL. ctx is only used for
@@ -63,6 +67,41 @@ struct linear {
 int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
                 int out, enum dtype_compute dt, enum act act, struct err *e);
 void linear_fini(struct linear *l);
+
+/* ---- matmul_q4.c: 4-bit weights ------------------------------------------------------- */
+
+/* The weights per scale (along in_features) when linear_init quantizes to INT4. */
+#define Q4_GROUP 128
+
+/* A 4-bit weight (out, in) unpacked, one value per byte: w[n, k] = scale[n, g] * (q[n, k] -
+ * zero[n, g]) with g = k / group: what a pre-quantized checkpoint (AWQ, GPTQ) or inferd's own
+ * quantizer becomes before packing. group divides in and is a multiple of 32. */
+struct q4_rows {
+    int out, in, group;
+    uint8_t *q;    /* (out, in), values 0..15 */
+    float *scale;  /* (out, in / group) */
+    uint8_t *zero; /* (out, in / group), 0..16 (GPTQ's stored zero + 1 may reach 16) */
+};
+
+/* Allocates r's arrays for (out, in) in groups of group (ERR_INVALID naming the shape unless
+ * group is a multiple of 32 dividing in); q4_rows_fini frees them. */
+int q4_rows_alloc(struct q4_rows *r, int out, int in, int group, struct err *e);
+void q4_rows_fini(struct q4_rows *r);
+
+/* Round-to-nearest asymmetric quantization of w (out, in) row-major per group of r->group:
+ * scale = (max - min) / 15, zero = round(-min / scale) (the range always holds 0), q = clamp(
+ * round(w / scale) + zero, 0, 15); an all-equal-zero group gets scale 1, zero 8. */
+void q4_quantize(const float *w, struct q4_rows *r);
+
+/* w (out, in) = scale * (q - zero), the dequantized weight. */
+void q4_dequantize(const struct q4_rows *r, float *w);
+
+/* A linear on pre-quantized weights r (shape taken from r), b (out) or NULL: INT4. */
+int linear_init_q4(struct linear *l, const struct q4_rows *r, const float *b, enum act act,
+                   struct err *e);
+
+/* Tests: on = 1 makes every INT4 linear use the plain C loop instead of AVX2 (process-wide). */
+void q4_set_plain(int on);
 
 /* y = act(x W^T + b). x: (M, in), y: (M, out), not overlapping. The primitive for each M is
  * created on first use and cached in ctx. */

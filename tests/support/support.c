@@ -196,6 +196,8 @@ static const struct {
     {"phi3-", "models-issue14-decoders.tar.xz"},
     {"mistral-embed", "models-issue14-decoders.tar.xz"},
     {"s2s-", "models-issue16-bart.tar.xz"},
+    {"awq-", "models-issue18-q4.tar.xz"},
+    {"gptq-", "models-issue18-q4.tar.xz"},
     {"bart-s2s", "models-issue16-beams.tar.xz"},
     {"", "models-other.tar.xz"},
 };

@@ -328,9 +328,9 @@ static const struct {
      "t.yaml:5:17: models[0].generation must be a mapping, not '512'"},
     /* strings and names */
     {MODELS "    dtype: fp64\n",
-     "t.yaml:5:12: models[0].dtype must be fp32, bf16 or int8, not 'fp64'"},
+     "t.yaml:5:12: models[0].dtype must be fp32, bf16, int8 or int4, not 'fp64'"},
     {MODELS "    dtype: [fp32]\n",
-     "t.yaml:5:12: models[0].dtype must be fp32, bf16 or int8, not a list"},
+     "t.yaml:5:12: models[0].dtype must be fp32, bf16, int8 or int4, not a list"},
     {"models:\n  - {name: a, path: b, task: image-to-text}\n",
      "t.yaml:2:30: models[0].task 'image-to-text' is not a task (text-classification, "
      "token-classification, question-answering, fill-mask, zero-shot-classification, "

@@ -1,0 +1,25 @@
+/* linear_kind: how a struct linear (ops.h) stores and multiplies its weights, one row per
+ * compute type in matmul.c's table: oneDNN's matmul on packed f32/bf16/s8 weights (matmul.c)
+ * or inferd's own 4-bit weight-only kernel (matmul_q4.c). For engine/ops/ only. */
+#ifndef INFERD_OPS_LINEAR_KIND_H
+#define INFERD_OPS_LINEAR_KIND_H
+
+#include "ops/ops.h"
+
+struct linear_kind {
+    /* Packs w (out, in) row-major f32 into l (shape, dt, act and bias already set). */
+    int (*init)(struct linear *l, struct dnn_ctx *ctx, const float *w, struct err *e);
+    /* y = act(x W^T + b), or y += it when add. M >= 1 and l initialized (checked). */
+    int (*forward)(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
+                   int add, struct err *e);
+};
+
+/* Zeroes l and sets its shape, dt and act, with a copy of b (out) when not NULL; ERR_INVALID
+ * for a bad shape, dt or act. linear_fini undoes it. */
+int linear_begin(struct linear *l, const float *b, int in, int out, enum dtype_compute dt,
+                 enum act act, struct err *e);
+
+extern const struct linear_kind linear_kind_dnnl; /* matmul.c */
+extern const struct linear_kind linear_kind_q4;   /* matmul_q4.c */
+
+#endif

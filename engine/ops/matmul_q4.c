@@ -1,0 +1,329 @@
+/* matmul_q4: the INT4 weight kind of struct linear (ops/linear_kind.h): 4-bit weights with a
+ * scale and an integer zero point per group of in_features (weight-only; activations stay f32),
+ * quantized here from f32 (round to nearest, asymmetric) or taken pre-quantized (AWQ, GPTQ:
+ * models/q4_checkpoint.c), packed, and multiplied by inferd's own kernel: each group of 32
+ * weights is widened to f32 in registers and FMA'd with x (AVX2 + FMA; a plain loop elsewhere).
+ * oneDNN 2.6 has no 4-bit weights (docs/DECISIONS.md).
+ *
+ * Packed layout, per output row n (in / 2 bytes): blocks of 32 weights k0..k0+31, 16 bytes
+ * each, byte j holding q[k0 + j] in its low nibble and q[k0 + 16 + j] in its high one; scales
+ * (out, in / group) f32 and zero points (out, in / group) u8 beside it. Per weight: 4 bits +
+ * 40 bits per group (0.54 bytes at group 128, int8's 1 byte). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/linear_kind.h"
+#include "ops/ops.h"
+
+#define Q4_BLOCK 32
+#define ROWS_PER_TASK 16   /* output rows a thread takes at a time (their weights stay in L2) */
+#define PAR_MIN_WORK 65536 /* M * N * K / 32 below which one thread does it all */
+
+int q4_rows_alloc(struct q4_rows *r, int out, int in, int group, struct err *e)
+{
+    memset(r, 0, sizeof *r);
+    if (out <= 0 || in <= 0 || group <= 0 || group % Q4_BLOCK != 0 || in % group != 0)
+        return err_set(e, ERR_INVALID,
+                       "4-bit weights (%d, %d) in groups of %d: the group size must be a multiple "
+                       "of %d dividing in_features %d",
+                       out, in, group, Q4_BLOCK, in);
+    size_t n = (size_t)out * (size_t)in, ng = (size_t)out * (size_t)(in / group);
+    r->out = out;
+    r->in = in;
+    r->group = group;
+    r->q = malloc(n);
+    r->scale = malloc(ng * sizeof *r->scale);
+    r->zero = malloc(ng);
+    if (!r->q || !r->scale || !r->zero) {
+        q4_rows_fini(r);
+        return err_set(e, ERR_NOMEM, "out of memory for 4-bit weights (%d, %d)", out, in);
+    }
+    return 0;
+}
+
+void q4_rows_fini(struct q4_rows *r)
+{
+    free(r->q);
+    free(r->scale);
+    free(r->zero);
+    memset(r, 0, sizeof *r);
+}
+
+/* One group of n weights: scale, zero and q as q4_quantize says. */
+static void quantize_group(const float *w, int n, uint8_t *q, float *scale, uint8_t *zero)
+{
+    float lo = 0.0f, hi = 0.0f;
+    for (int k = 0; k < n; k++) {
+        lo = fminf(lo, w[k]);
+        hi = fmaxf(hi, w[k]);
+    }
+    float s = (hi - lo) / 15.0f;
+    if (!(s > 0.0f)) {
+        *scale = 1.0f;
+        *zero = 8;
+        memset(q, 8, (size_t)n);
+        return;
+    }
+    float z = fminf(fmaxf(rintf(-lo / s), 0.0f), 15.0f);
+    for (int k = 0; k < n; k++)
+        q[k] = (uint8_t)fminf(fmaxf(rintf(w[k] / s) + z, 0.0f), 15.0f);
+    *scale = s;
+    *zero = (uint8_t)z;
+}
+
+void q4_quantize(const float *w, struct q4_rows *r)
+{
+    int ng = r->in / r->group;
+    for (int n = 0; n < r->out; n++)
+        for (int g = 0; g < ng; g++) {
+            size_t at = (size_t)n * (size_t)r->in + (size_t)g * (size_t)r->group;
+            size_t sg = (size_t)n * (size_t)ng + (size_t)g;
+            quantize_group(w + at, r->group, r->q + at, r->scale + sg, r->zero + sg);
+        }
+}
+
+void q4_dequantize(const struct q4_rows *r, float *w)
+{
+    int ng = r->in / r->group;
+    for (int n = 0; n < r->out; n++)
+        for (int k = 0; k < r->in; k++) {
+            size_t at = (size_t)n * (size_t)r->in + (size_t)k;
+            size_t sg = (size_t)n * (size_t)ng + (size_t)(k / r->group);
+            w[at] = r->scale[sg] * (float)((int)r->q[at] - (int)r->zero[sg]);
+        }
+}
+
+/* The largest of 128, 64, 32 dividing in (0: none does). */
+static int group_for(int in)
+{
+    for (int g = Q4_GROUP; g >= Q4_BLOCK; g /= 2)
+        if (in % g == 0)
+            return g;
+    return 0;
+}
+
+/* r into l's packed nibbles, scales and zeros (l's shape set, r's matching). */
+static int pack(struct linear *l, const struct q4_rows *r, struct err *e)
+{
+    size_t n = (size_t)r->out * (size_t)r->in, ng = (size_t)r->out * (size_t)(r->in / r->group);
+    for (size_t i = 0; i < n; i++)
+        if (r->q[i] > 15)
+            return err_set(e, ERR_FORMAT, "4-bit weight value %u at (%zu, %zu) is over 15",
+                           (unsigned)r->q[i], i / (size_t)r->in, i % (size_t)r->in);
+    for (size_t i = 0; i < ng; i++)
+        if (r->zero[i] > 16 || !isfinite(r->scale[i]))
+            return err_set(e, ERR_FORMAT, "4-bit group %zu: zero point %u or scale %g out of range",
+                           i, (unsigned)r->zero[i], (double)r->scale[i]);
+    l->group = r->group;
+    l->w_packed = aligned_alloc(64, (n / 2 + 63) & ~(size_t)63);
+    l->w_scales = malloc(ng * sizeof *l->w_scales);
+    l->w_zeros = malloc(ng);
+    if (!l->w_packed || !l->w_scales || !l->w_zeros)
+        return err_set(e, ERR_NOMEM, "out of memory for 4-bit weights (%d, %d)", r->out, r->in);
+    uint8_t *p = l->w_packed;
+    for (size_t b = 0; b < n / Q4_BLOCK; b++) {
+        const uint8_t *q = r->q + b * Q4_BLOCK;
+        for (int j = 0; j < Q4_BLOCK / 2; j++)
+            p[b * (Q4_BLOCK / 2) + (size_t)j] = (uint8_t)(q[j] | q[j + Q4_BLOCK / 2] << 4);
+    }
+    memcpy(l->w_scales, r->scale, ng * sizeof *l->w_scales);
+    memcpy(l->w_zeros, r->zero, ng);
+    return 0;
+}
+
+static int q4_init(struct linear *l, struct dnn_ctx *ctx, const float *w, struct err *e)
+{
+    (void)ctx;
+    int group = group_for(l->in_features);
+    if (!group)
+        return err_set(e, ERR_INVALID,
+                       "int4: in_features %d of a (%d, %d) linear is not a multiple of %d",
+                       l->in_features, l->out_features, l->in_features, Q4_BLOCK);
+    struct q4_rows r;
+    int rc = q4_rows_alloc(&r, l->out_features, l->in_features, group, e);
+    if (rc != 0)
+        return rc;
+    q4_quantize(w, &r);
+    rc = pack(l, &r, e);
+    q4_rows_fini(&r);
+    return rc;
+}
+
+int linear_init_q4(struct linear *l, const struct q4_rows *r, const float *b, enum act act,
+                   struct err *e)
+{
+    int rc = linear_begin(l, b, r->in, r->out, DTYPE_COMPUTE_INT4, act, e);
+    if (rc == 0 && (r->group <= 0 || r->group % Q4_BLOCK != 0 || r->in % r->group != 0))
+        rc = err_set(e, ERR_INVALID, "4-bit weights (%d, %d): group size %d", r->out, r->in,
+                     r->group);
+    if (rc == 0)
+        rc = pack(l, r, e);
+    if (rc != 0)
+        linear_fini(l);
+    return rc;
+}
+
+/* ---- the kernel: y[m, n] for rows m of x and output rows [n0, n1) ---- */
+
+/* One block of 32 packed weights as floats minus the zero point, w[0..31] (plain loop). */
+static void unpack_block(const uint8_t *p, float z, float *w)
+{
+    for (int j = 0; j < Q4_BLOCK / 2; j++) {
+        w[j] = (float)(p[j] & 15) - z;
+        w[j + Q4_BLOCK / 2] = (float)(p[j] >> 4) - z;
+    }
+}
+
+static void rows_plain(const struct linear *l, const float *x, float *y, int M, int n0, int n1)
+{
+    int K = l->in_features, N = l->out_features, G = l->group, ng = K / G;
+    float w[Q4_BLOCK];
+    for (int n = n0; n < n1; n++) {
+        const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
+        for (int m = 0; m < M; m++) {
+            const float *xm = x + (size_t)m * (size_t)K;
+            float acc = 0.0f;
+            for (int g = 0; g < ng; g++) {
+                float z = (float)l->w_zeros[(size_t)n * (size_t)ng + (size_t)g], ga = 0.0f;
+                for (int b = g * G; b < (g + 1) * G; b += Q4_BLOCK) {
+                    unpack_block(qr + b / 2, z, w);
+                    for (int j = 0; j < Q4_BLOCK; j++)
+                        ga += xm[b + j] * w[j];
+                }
+                acc += l->w_scales[(size_t)n * (size_t)ng + (size_t)g] * ga;
+            }
+            y[(size_t)m * (size_t)N + (size_t)n] = acc;
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+
+AVX2 float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Row n against MB (1 or 2) rows of x at xm (stride K): four accumulators per x row within a
+ * group (independent FMA chains), scaled into acc at the group's end. */
+AVX2 void dot_avx2(const struct linear *l, int n, const float *xm, float *out, const int MB)
+{
+    int K = l->in_features, G = l->group, ng = K / G;
+    const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
+    const float *sc = l->w_scales + (size_t)n * (size_t)ng;
+    const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)ng;
+    const __m128i mask = _mm_set1_epi8(15);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int g = 0; g < ng; g++) {
+        const __m256 z = _mm256_set1_ps((float)zr[g]);
+        __m256 a[2][4];
+        for (int m = 0; m < MB; m++)
+            for (int j = 0; j < 4; j++)
+                a[m][j] = _mm256_setzero_ps();
+        for (int b = g * G; b < (g + 1) * G; b += Q4_BLOCK) {
+            __m128i raw = _mm_loadu_si128((const __m128i *)(qr + b / 2));
+            __m128i lo = _mm_and_si128(raw, mask), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+            __m256 w[4] = {
+                _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), z),
+                _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), z),
+                _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), z),
+                _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), z),
+            };
+            for (int m = 0; m < MB; m++)
+                for (int j = 0; j < 4; j++)
+                    a[m][j] = _mm256_fmadd_ps(_mm256_loadu_ps(xm + (size_t)m * (size_t)K + b + 8 * j),
+                                              w[j], a[m][j]);
+        }
+        const __m256 s = _mm256_set1_ps(sc[g]);
+        for (int m = 0; m < MB; m++)
+            acc[m] = _mm256_fmadd_ps(
+                s, _mm256_add_ps(_mm256_add_ps(a[m][0], a[m][1]), _mm256_add_ps(a[m][2], a[m][3])),
+                acc[m]);
+    }
+    for (int m = 0; m < MB; m++)
+        out[m] = hsum(acc[m]);
+}
+
+__attribute__((target("avx2,fma"))) static void rows_avx2(const struct linear *l, const float *x,
+                                                          float *y, int M, int n0, int n1)
+{
+    int K = l->in_features, N = l->out_features;
+    float out[2] = {0.0f, 0.0f};
+    for (int m = 0; m < M; m += 2) {
+        const float *xm = x + (size_t)m * (size_t)K;
+        for (int n = n0; n < n1; n++) {
+            if (M - m >= 2)
+                dot_avx2(l, n, xm, out, 2);
+            else
+                dot_avx2(l, n, xm, out, 1);
+            for (int i = 0; i < 2 && m + i < M; i++)
+                y[(size_t)(m + i) * (size_t)N + (size_t)n] = out[i];
+        }
+    }
+}
+
+static int have_avx2(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    return have;
+}
+#endif
+
+/* Forces the plain loop (tests compare the two). */
+static int plain_only;
+
+void q4_set_plain(int on)
+{
+    plain_only = on;
+}
+
+/* y (M, N) = x (M, K) W^T, output rows split over the context's OpenMP threads. */
+static void q4_matmul(const struct linear *l, const float *x, float *y, int M)
+{
+    int N = l->out_features;
+    int n_tasks = (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    double work = (double)M * N * (l->in_features / Q4_BLOCK);
+    void (*rows)(const struct linear *, const float *, float *, int, int, int) = rows_plain;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!plain_only && have_avx2())
+        rows = rows_avx2;
+#endif
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+    for (int t = 0; t < n_tasks; t++) {
+        int n0 = t * ROWS_PER_TASK, n1 = n0 + ROWS_PER_TASK < N ? n0 + ROWS_PER_TASK : N;
+        rows(l, x, y, M, n0, n1);
+    }
+}
+
+static int q4_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
+                      int M, int add, struct err *e)
+{
+    size_t n = (size_t)M * (size_t)l->out_features;
+    float *out = y;
+    if (add && !(out = dnn_scratch(ctx, n * sizeof *out, e)))
+        return e ? e->kind : ERR_NOMEM;
+    q4_matmul(l, x, out, M);
+    if (l->bias)
+        for (size_t i = 0; i < n; i++)
+            out[i] += l->bias[i % (size_t)l->out_features];
+    if (l->act != ACT_NONE) {
+        int rc = act_forward(ctx, l->act, out, n, e);
+        if (rc != 0)
+            return rc;
+    }
+    if (add)
+        for (size_t i = 0; i < n; i++)
+            y[i] += out[i];
+    return 0;
+}
+
+const struct linear_kind linear_kind_q4 = {q4_init, q4_forward};

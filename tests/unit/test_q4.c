@@ -1,0 +1,231 @@
+/* test_q4: the INT4 weight kind (ops/matmul_q4.c): the quantizer's round trip (every weight
+ * within half a step of its group's scale, zero exact), the AVX2 kernel and the plain loop
+ * against a naive double loop over the dequantized weights (shapes with M 1..5, groups of 32,
+ * 64 and 128, bias, activation, fused residual), pre-quantized weights taken as given, and bad
+ * input (group sizes, K not a multiple of 32, codes over 15). */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "suites.h"
+
+static uint64_t rng_state;
+
+static float rnd(float lo, float hi)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    double u = (double)(rng_state >> 11) / 9007199254740992.0;
+    return (float)(lo + (hi - lo) * u);
+}
+
+static float *rnd_array(size_t n, float lo, float hi)
+{
+    float *a = malloc(n * sizeof *a);
+    ck_assert_ptr_nonnull(a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = rnd(lo, hi);
+    return a;
+}
+
+START_TEST(quantize_round_trip)
+{
+    rng_state = 7;
+    int out = 9, in = 256, group = 64, ng = in / group;
+    float *w = rnd_array((size_t)out * in, -0.3f, 0.8f), *back = malloc((size_t)out * in * 4);
+    ck_assert_ptr_nonnull(back);
+    for (int k = 0; k < group; k++)
+        w[k] = 0.0f; /* an all-zero group */
+    w[200] = 0.0f;
+    struct q4_rows r;
+    struct err e = {0};
+    ck_assert_int_eq(q4_rows_alloc(&r, out, in, group, &e), 0);
+    q4_quantize(w, &r);
+    q4_dequantize(&r, back);
+    for (int n = 0; n < out; n++)
+        for (int k = 0; k < in; k++) {
+            size_t i = (size_t)n * in + k;
+            float s = r.scale[n * ng + k / group];
+            ck_assert_uint_le(r.q[i], 15);
+            ck_assert_msg(fabsf(back[i] - w[i]) <= 0.5f * s * (1 + 1e-5f) + 1e-7f,
+                          "(%d, %d): %g -> %g (scale %g)", n, k, w[i], back[i], s);
+        }
+    ck_assert_float_eq(back[0], 0.0f);
+    ck_assert_float_eq(back[200], 0.0f);
+    /* a group's range is its min..max (0 included): the extremes land on codes 0 and 15 */
+    uint8_t lo = 15, hi = 0;
+    for (int k = group; k < 2 * group; k++) {
+        lo = r.q[k] < lo ? r.q[k] : lo;
+        hi = r.q[k] > hi ? r.q[k] : hi;
+    }
+    ck_assert_uint_eq(lo, 0);
+    ck_assert_uint_eq(hi, 15);
+    q4_rows_fini(&r);
+    free(w);
+    free(back);
+}
+END_TEST
+
+/* y = act(x dequant(W)^T + b) (+ residual) in double. */
+static void naive(const float *x, const float *wd, const float *b, int M, int K, int N, enum act a,
+                  const float *res, double *y)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double s = b ? b[n] : 0.0;
+            for (int k = 0; k < K; k++)
+                s += (double)x[(size_t)m * K + k] * wd[(size_t)n * K + k];
+            if (a == ACT_SILU)
+                s = s / (1.0 + exp(-s));
+            else if (a == ACT_GELU_ERF)
+                s = 0.5 * s * (1.0 + erf(s / sqrt(2.0)));
+            y[(size_t)m * N + n] = s + (res ? res[(size_t)m * N + n] : 0.0);
+        }
+}
+
+static const struct {
+    int M, K, N, group;
+    enum act act;
+    int bias, add;
+} shapes[] = {
+    {1, 32, 1, 32, ACT_NONE, 0, 0},     {1, 256, 40, 128, ACT_NONE, 0, 0},
+    {2, 192, 17, 64, ACT_SILU, 1, 0},   {3, 128, 33, 32, ACT_NONE, 1, 1},
+    {5, 384, 70, 128, ACT_GELU_ERF, 0, 0}, {4, 1024, 96, 128, ACT_NONE, 0, 1},
+};
+
+/* Pre-quantized random codes (so the kernel is tested on weights exactly as given), both
+ * paths against the naive loop within 1e-5 of the terms' magnitude. */
+START_TEST(kernel_vs_naive)
+{
+    rng_state = 100 + (uint64_t)_i;
+    int M = shapes[_i].M, K = shapes[_i].K, N = shapes[_i].N, G = shapes[_i].group;
+    struct q4_rows r;
+    struct err e = {0};
+    ck_assert_int_eq(q4_rows_alloc(&r, N, K, G, &e), 0);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        r.q[i] = (uint8_t)((int)rnd(0, 16) & 15);
+    for (size_t i = 0; i < (size_t)N * (K / G); i++) {
+        r.scale[i] = rnd(0.001f, 0.05f);
+        r.zero[i] = (uint8_t)(int)rnd(0, 16.99f);
+    }
+    float *wd = malloc((size_t)N * K * sizeof *wd);
+    float *x = rnd_array((size_t)M * K, -2, 2), *b = shapes[_i].bias ? rnd_array(N, -1, 1) : NULL;
+    float *res = shapes[_i].add ? rnd_array((size_t)M * N, -1, 1) : NULL;
+    float *y = malloc((size_t)M * N * sizeof *y);
+    double *ref = malloc((size_t)M * N * sizeof *ref);
+    ck_assert(wd && y && ref);
+    q4_dequantize(&r, wd);
+    naive(x, wd, b, M, K, N, shapes[_i].act, res, ref);
+    struct linear l;
+    ck_assert_msg(linear_init_q4(&l, &r, b, shapes[_i].act, &e) == 0, "%s", e.msg);
+    ck_assert_int_eq(l.dt, DTYPE_COMPUTE_INT4);
+    struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
+    ck_assert_ptr_nonnull(ctx);
+    for (int plain = 0; plain < 2; plain++) {
+        q4_set_plain(plain);
+        if (res)
+            memcpy(y, res, (size_t)M * N * sizeof *y);
+        int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
+        ck_assert_msg(rc == 0, "%s", e.msg);
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double mag = 1.0;
+                for (int k = 0; k < K; k++)
+                    mag += fabs((double)x[(size_t)m * K + k] * wd[(size_t)n * K + k]);
+                size_t i = (size_t)m * N + n;
+                ck_assert_msg(fabs(y[i] - ref[i]) <= 1e-5 * mag,
+                              "shape %d %s (%d, %d): %.7g vs %.7g", _i, plain ? "plain" : "simd", m,
+                              n, y[i], ref[i]);
+            }
+    }
+    q4_set_plain(0);
+    linear_fini(&l);
+    dnn_ctx_free(ctx);
+    q4_rows_fini(&r);
+    free(wd);
+    free(x);
+    free(b);
+    free(res);
+    free(y);
+    free(ref);
+}
+END_TEST
+
+/* linear_init at INT4 quantizes f32 weights in groups of 128 (or the largest of 64, 32 that
+ * divides in) and computes with the dequantized weights. */
+START_TEST(linear_init_quantizes)
+{
+    rng_state = 3;
+    int M = 3, K = 192, N = 24; /* 192: groups of 64 */
+    float *w = rnd_array((size_t)N * K, -0.5f, 0.5f), *x = rnd_array((size_t)M * K, -1, 1);
+    float *y = malloc((size_t)M * N * sizeof *y), *wd = malloc((size_t)N * K * sizeof *wd);
+    double *ref = malloc((size_t)M * N * sizeof *ref);
+    ck_assert(y && wd && ref);
+    struct err e = {0};
+    struct dnn_ctx *ctx = dnn_ctx_new(1, &e);
+    struct linear l;
+    ck_assert_msg(linear_init(&l, ctx, w, NULL, K, N, DTYPE_COMPUTE_INT4, ACT_NONE, &e) == 0, "%s",
+                  e.msg);
+    ck_assert_int_eq(l.group, 64);
+    struct q4_rows r;
+    ck_assert_int_eq(q4_rows_alloc(&r, N, K, 64, &e), 0);
+    q4_quantize(w, &r);
+    q4_dequantize(&r, wd);
+    naive(x, wd, NULL, M, K, N, ACT_NONE, NULL, ref);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    for (size_t i = 0; i < (size_t)M * N; i++)
+        ck_assert_msg(fabs(y[i] - ref[i]) <= 1e-4, "%zu: %g vs %g", i, y[i], ref[i]);
+    q4_rows_fini(&r);
+    linear_fini(&l);
+    dnn_ctx_free(ctx);
+    free(w);
+    free(x);
+    free(y);
+    free(wd);
+    free(ref);
+}
+END_TEST
+
+START_TEST(bad_input_is_refused)
+{
+    struct err e = {0};
+    struct q4_rows r;
+    ck_assert_int_eq(q4_rows_alloc(&r, 4, 96, 64, &e), ERR_INVALID); /* 64 does not divide 96 */
+    ck_assert_ptr_nonnull(strstr(e.msg, "dividing in_features 96"));
+    ck_assert_int_eq(q4_rows_alloc(&r, 4, 96, 48, &e), ERR_INVALID); /* not a multiple of 32 */
+    ck_assert_ptr_null(r.q);
+    struct dnn_ctx *ctx = dnn_ctx_new(1, &e);
+    float w[4 * 40] = {0};
+    struct linear l;
+    ck_assert_int_eq(linear_init(&l, ctx, w, NULL, 40, 4, DTYPE_COMPUTE_INT4, ACT_NONE, &e),
+                     ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(e.msg, "in_features 40"));
+    ck_assert_ptr_null(l.w_packed);
+    ck_assert_int_eq(q4_rows_alloc(&r, 2, 32, 32, &e), 0);
+    memset(r.q, 3, 64);
+    memset(r.zero, 8, 2);
+    r.scale[0] = r.scale[1] = 1.0f;
+    r.q[37] = 16;
+    ck_assert_int_eq(linear_init_q4(&l, &r, NULL, ACT_NONE, &e), ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "(1, 5) is over 15"));
+    r.q[37] = 1;
+    r.zero[1] = 17;
+    ck_assert_int_eq(linear_init_q4(&l, &r, NULL, ACT_NONE, &e), ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(e.msg, "zero point 17"));
+    q4_rows_fini(&r);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+Suite *suite_q4(void)
+{
+    Suite *s = suite_create("q4");
+    TCase *tc = tcase_create("q4");
+    tcase_add_test(tc, quantize_round_trip);
+    tcase_add_loop_test(tc, kernel_vs_naive, 0, (int)(sizeof shapes / sizeof shapes[0]));
+    tcase_add_test(tc, linear_init_quantizes);
+    tcase_add_test(tc, bad_input_is_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
