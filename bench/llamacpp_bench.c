@@ -427,10 +427,22 @@ static int parse_metrics(const char *s, struct opts *o)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.name = "model", .type = "?", .kv = "f32", .fa = "auto", .threads = 2,
-                       .context = 128, .steps = 64, .warmup = 2, .min_runs = 3,
-                       .min_seconds = 3.0, .prompts = {128, 512}, .n_prompts = 2,
-                       .streams = {1, 16}, .n_streams = 2, .prefill = true, .ttft = true,
+    *o = (struct opts){.name = "model",
+                       .type = "?",
+                       .kv = "f32",
+                       .fa = "auto",
+                       .threads = 2,
+                       .context = 128,
+                       .steps = 64,
+                       .warmup = 2,
+                       .min_runs = 3,
+                       .min_seconds = 3.0,
+                       .prompts = {128, 512},
+                       .n_prompts = 2,
+                       .streams = {1, 16},
+                       .n_streams = 2,
+                       .prefill = true,
+                       .ttft = true,
                        .decode = true};
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

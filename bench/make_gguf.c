@@ -55,15 +55,8 @@ struct out_type {
     const char *name;
     enum ggml_type_id ggml;
     uint32_t file_type;
-    size_t block, block_bytes; /* values per block and its bytes */
-};
-
-static const struct out_type out_types[] = {
-    {"F32", GT_F32, 0, 1, 4},
-    {"F16", GT_F16, 1, 1, 2},
-    {"BF16", GT_BF16, 32, 1, 2},
-    {"Q8_0", GT_Q8_0, 7, QBLOCK, 2 + QBLOCK},
-    {"Q4_0", GT_Q4_0, 2, QBLOCK, 2 + QBLOCK / 2},
+    size_t block, block_bytes;                        /* values per block and its bytes */
+    void (*encode)(const float *block, uint8_t *out); /* one block */
 };
 
 /* GGUF value types used here. */
@@ -74,9 +67,9 @@ struct plan {
     char name[96];
     const struct tensor *src;
     const struct out_type *type;
-    int64_t rows, cols;  /* cols 0: a vector of rows values */
-    int permute_heads;   /* > 0: reorder the rows of this many heads for llama.cpp's RoPE */
-    uint64_t offset;     /* in the data section */
+    int64_t rows, cols; /* cols 0: a vector of rows values */
+    int permute_heads;  /* > 0: reorder the rows of this many heads for llama.cpp's RoPE */
+    uint64_t offset;    /* in the data section */
 };
 
 struct writer {
@@ -106,9 +99,9 @@ static uint16_t f32_to_f16(float x)
         return (uint16_t)(sign | 0x7c00u);
     int e = (int)(a >> 23) - 127;
     uint32_t mant = (a & 0x7fffffu) | 0x800000u; /* 24 bits with the implicit one */
-    int shift;                                    /* bits of mant dropped */
-    uint32_t base;                                /* exponent field of the result */
-    if (e < -14) {                                /* binary16 subnormal (or zero) */
+    int shift;                                   /* bits of mant dropped */
+    uint32_t base;                               /* exponent field of the result */
+    if (e < -14) {                               /* binary16 subnormal (or zero) */
         if (e < -25)
             return sign;
         shift = 13 + (-14 - e);
@@ -168,32 +161,36 @@ static void encode_q4_0(const float *x, uint8_t *out)
     }
 }
 
+static void encode_f32(const float *x, uint8_t *out)
+{
+    memcpy(out, x, 4);
+}
+
+static void encode_f16(const float *x, uint8_t *out)
+{
+    put_f16(out, x[0]);
+}
+
+static void encode_bf16(const float *x, uint8_t *out)
+{
+    uint16_t b = f32_to_bf16(x[0]);
+    out[0] = (uint8_t)(b & 0xff);
+    out[1] = (uint8_t)(b >> 8);
+}
+
+static const struct out_type out_types[] = {
+    {"F32", GT_F32, 0, 1, 4, encode_f32},
+    {"F16", GT_F16, 1, 1, 2, encode_f16},
+    {"BF16", GT_BF16, 32, 1, 2, encode_bf16},
+    {"Q8_0", GT_Q8_0, 7, QBLOCK, 2 + QBLOCK, encode_q8_0},
+    {"Q4_0", GT_Q4_0, 2, QBLOCK, 2 + QBLOCK / 2, encode_q4_0},
+};
+
 /* n values (a multiple of the type's block) of x encoded as type t into out. */
 static void encode(const struct out_type *t, const float *x, size_t n, uint8_t *out)
 {
-    for (size_t i = 0; i < n; i += t->block) {
-        uint8_t *o = out + i / t->block * t->block_bytes;
-        switch (t->ggml) {
-        case GT_F32:
-            memcpy(o, &x[i], 4);
-            break;
-        case GT_F16:
-            put_f16(o, x[i]);
-            break;
-        case GT_BF16: {
-            uint16_t b = f32_to_bf16(x[i]);
-            o[0] = (uint8_t)(b & 0xff);
-            o[1] = (uint8_t)(b >> 8);
-            break;
-        }
-        case GT_Q8_0:
-            encode_q8_0(&x[i], o);
-            break;
-        case GT_Q4_0:
-            encode_q4_0(&x[i], o);
-            break;
-        }
-    }
+    for (size_t i = 0; i < n; i += t->block)
+        t->encode(&x[i], out + i / t->block * t->block_bytes);
 }
 
 static size_t encoded_bytes(const struct plan *p)

@@ -132,10 +132,13 @@ run_one() { # round, what (inferd-DTYPE | llamacpp-TYPE | llama-bench-TYPE)
     llamacpp-*)
         # shellcheck disable=SC2086
         "$DRIVER" --model "$GGUF_DIR/${what#llamacpp-}.gguf" --name "$MODEL" \
-            --type "${what#llamacpp-}" --kv "$KV" --flash-attn "$FLASH_ATTN" $COMMON | tag "$r" ;;
+            --type "${what#llamacpp-}" --kv "$KV" --flash-attn "$FLASH_ATTN" $COMMON \
+            > "$OUT_DIR/llamacpp-$STAMP.tmp"
+        tag "$r" < "$OUT_DIR/llamacpp-$STAMP.tmp" ;;
     llama-bench-*)
         "$LLAMA_BENCH_EXE" -m "$GGUF_DIR/${what#llama-bench-}.gguf" -p "$PROMPTS" -n "$STEPS" \
-            -t "$THREADS" -r "$MIN_RUNS" -o jsonl 2> /dev/null | tag "$r" llama-bench ;;
+            -t "$THREADS" -r "$MIN_RUNS" -o jsonl > "$OUT_DIR/llamacpp-$STAMP.tmp" 2> /dev/null
+        tag "$r" llama-bench < "$OUT_DIR/llamacpp-$STAMP.tmp" ;;
     esac
 }
 
