@@ -1,4 +1,4 @@
-# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | bench-generate | bench-families | bench-s2s | format
+# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | bench-generate | bench-llamacpp | bench-families | bench-s2s | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -79,6 +79,16 @@ bench-load: deps build
 .PHONY: bench-generate
 bench-generate: deps build
 	@sh bench/run_generate.sh $(BUILD)
+
+# inferd next to llama.cpp on the generation benchmark's random LLaMA (bench/run_llamacpp.sh):
+# llama.cpp built from its source into $(BUILD)/bench-llamacpp (bench/llamacpp.sh; cmake from
+# scripts/deps.sh --llamacpp), the model as GGUF, greedy ids and logits checked, then
+# fp32-F32, bf16-BF16, int8-Q8_0, int4-Q4_0 in interleaved rounds.
+.PHONY: bench-llamacpp
+bench-llamacpp: deps build
+	@sh scripts/deps.sh --llamacpp
+	@sh bench/llamacpp.sh $(BUILD)
+	@sh bench/run_llamacpp.sh $(BUILD)
 
 # The issue-14 families at realistic sizes next to PyTorch eager (bench/run_families.sh):
 # deberta-v3-base, all-mpnet-base-v2, modernbert-base, Qwen3-0.6B, Gemma-3-1B, Phi-3.5-mini

@@ -3,8 +3,9 @@
 # serving need (make deps: `make run`), and with --test what the test suites add on top
 # (make deps-test: nginx in front of daemons, promtool for /metrics, openssl for TLS
 # certificates, valgrind), and with --fuzz what make fuzz needs (clang, the compiler-rt
-# package that holds libclang_rt.fuzzer, clang's OpenMP runtime for the oneDNN code). Runs
-# apt-get as root, or through sudo when available.
+# package that holds libclang_rt.fuzzer, clang's OpenMP runtime for the oneDNN code), and with
+# --llamacpp what building llama.cpp for make bench-llamacpp needs (cmake, g++, pip; never
+# make build). Runs apt-get as root, or through sudo when available.
 set -eu
 PKGS="gcc make meson ninja-build pkg-config xz-utils ca-certificates
 libjansson-dev libutf8proc-dev libpcre2-dev libyaml-dev libmicrohttpd-dev
@@ -12,6 +13,7 @@ libdnnl-dev check libsubunit-dev libcurl4-openssl-dev libssl-dev libzip-dev"
 case "${1:-}" in
 --test) PKGS="prometheus openssl nginx valgrind" ;;
 --fuzz) PKGS="clang libclang-rt-14-dev libomp-14-dev" ;;
+--llamacpp) PKGS="cmake g++ ninja-build python3-pip" ;;
 esac
 missing=""
 for p in $PKGS; do
