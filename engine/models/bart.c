@@ -198,8 +198,8 @@ static int load_head(struct bart_model *m, struct weights *w, struct dnn_ctx *ct
             rc = weights_linear(w, ctx, "lm_head", m->D, m->vocab, false, dt, ACT_NONE,
                                 &m->lm_head, e);
         else if (rc == 0)
-            rc = linear_init(&m->lm_head, ctx, m->dec.embed, NULL, m->D, (int)m->vocab, dt,
-                             ACT_NONE, e);
+            rc = linear_init_tied(&m->lm_head, ctx, emb_table_f32(m->dec.embed), NULL, m->D,
+                                  (int)m->vocab, dt, ACT_NONE, e);
     }
     memcpy(w->prefix, saved, sizeof saved);
     return rc;
@@ -210,7 +210,7 @@ static int load_head(struct bart_model *m, struct weights *w, struct dnn_ctx *ct
 static bool ignorable(const void *arg, const char *name)
 {
     const struct bart_model *m = arg;
-    if (m->dec_embed)
+    if (m->dec_embed.rows)
         return strstr(name, "shared.weight") ||
                (m->cfg.tie_word_embeddings && strcmp(name, "lm_head.weight") == 0);
     if (strstr(name, "encoder.embed_tokens.weight") || strstr(name, "decoder.embed_tokens.weight"))
@@ -273,18 +273,26 @@ static int load_tensors(struct bart_model *m, struct weights *w, enum dtype_comp
     bool shared = m->cfg.s2s.share_encoder_decoder_embeddings;
     const char *embed = shared ? "shared.weight" : "encoder.embed_tokens.weight";
     snprintf(w->prefix, sizeof w->prefix, "%s", weights_pick_prefix(w, "model.", embed));
-    rc = weights_take(w, embed, m->vocab, m->D, &m->shared, e);
-    if (rc == 0 && !shared)
-        rc = weights_take(w, "decoder.embed_tokens.weight", m->vocab, m->D, &m->dec_embed, e);
+    float *t = NULL;
+    if ((rc = weights_take(w, embed, m->vocab, m->D, &t, e)) == 0)
+        emb_table_take(&m->shared, t, m->vocab, m->D);
+    if (rc == 0 && !shared &&
+        (rc = weights_take(w, "decoder.embed_tokens.weight", m->vocab, m->D, &t, e)) == 0)
+        emb_table_take(&m->dec_embed, t, m->vocab, m->D);
     if (rc)
         return rc;
-    m->enc.embed = m->shared;
-    m->dec.embed = m->dec_embed ? m->dec_embed : m->shared;
+    m->enc.embed = &m->shared;
+    m->dec.embed = m->dec_embed.rows ? &m->dec_embed : &m->shared;
     rc = load_stack(m, w, ctx, "encoder", &m->enc, dt, e);
     if (rc == 0)
         rc = load_stack(m, w, ctx, "decoder", &m->dec, dt, e);
     if (rc == 0)
         rc = load_head(m, w, ctx, dt, e);
+    /* after load_head: a tied lm_head is packed from the f32 rows */
+    if (rc == 0)
+        rc = emb_table_compact(&m->shared, dt, e);
+    if (rc == 0)
+        rc = emb_table_compact(&m->dec_embed, dt, e);
     return rc ? rc : weights_check_unused(w, m->cfg.model_type, ignorable, m, e);
 }
 
@@ -373,8 +381,8 @@ void bart_unload(struct bart_model *m)
         return;
     stack_fini(&m->enc);
     stack_fini(&m->dec);
-    free(m->shared);
-    free(m->dec_embed);
+    emb_table_fini(&m->shared);
+    emb_table_fini(&m->dec_embed);
     free(m->final_logits_bias);
     linear_fini(&m->lm_head);
     linear_fini(&m->cls_dense);

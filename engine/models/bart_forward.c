@@ -105,12 +105,12 @@ static int embed(const struct bart_model *m, struct dnn_ctx *ctx, const struct b
     const size_t D = (size_t)m->D;
     for (int i = 0; i < n_seqs; i++)
         for (int r = row0[i]; r < row0[i + 1]; r++) {
-            const float *t = s->embed + (size_t)ids[r] * D;
             const float *p =
                 s->pos + (size_t)(s->pos_offset + (pos0 ? pos0[i] : 0) + r - row0[i]) * D;
             float *o = x + (size_t)r * D;
+            emb_table_row(s->embed, ids[r], o);
             for (size_t d = 0; d < D; d++)
-                o[d] = t[d] * m->embed_scale + p[d];
+                o[d] = o[d] * m->embed_scale + p[d];
         }
     int M = row0[n_seqs];
     if (!m->v->ln_embedding)

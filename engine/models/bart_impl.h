@@ -6,6 +6,7 @@
 
 #include "models/bart.h"
 #include "models/s2s_kv.h"
+#include "ops/emb_table.h"
 
 /* Where position embeddings come from. */
 enum bart_pos {
@@ -44,8 +45,8 @@ struct bart_layer {
 
 /* One stack's embedding side and layers. */
 struct bart_stack {
-    float *embed;                 /* (vocab, D) its token embeddings (the shared ones, or
-                                     Marian's own decoder embeddings) */
+    const struct emb_table *embed; /* (vocab, D) its token embeddings (the shared ones, or
+                                      Marian's own decoder embeddings) */
     float *pos;                   /* (n_pos, D) rows by position id (offset included) */
     int64_t n_pos;
     int pos_offset;               /* row of position 0 */
@@ -63,9 +64,10 @@ struct bart_model {
     float eps, embed_scale, attn_scale_enc, attn_scale_dec;
     enum act act;
     int32_t start_token;
-    float *shared;            /* (vocab, D) model.shared.weight (the encoder's own copy when
-                                 Marian's stacks do not share) */
-    float *dec_embed;         /* Marian without shared embeddings: the decoder's, else NULL */
+    struct emb_table shared;    /* (vocab, D) model.shared.weight (the encoder's own copy when
+                                   Marian's stacks do not share), in the compute dtype */
+    struct emb_table dec_embed; /* Marian without shared embeddings: the decoder's (rows 0:
+                                   none) */
     struct bart_stack enc, dec;
     struct linear lm_head;    /* D -> vocab */
     float *final_logits_bias; /* (vocab) or NULL */

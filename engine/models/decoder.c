@@ -211,8 +211,10 @@ static int load_ends(struct decoder_model *d, struct weights *w, struct dnn_ctx 
                      enum dtype_compute dt, struct err *e)
 {
     bool gpt2 = d->v->family == DEC_GPT2;
-    int rc =
-        weights_take(w, gpt2 ? "wte.weight" : "embed_tokens.weight", d->vocab, d->H, &d->wte, e);
+    float *wte = NULL;
+    int rc = weights_take(w, gpt2 ? "wte.weight" : "embed_tokens.weight", d->vocab, d->H, &wte, e);
+    if (rc == 0)
+        emb_table_take(&d->wte, wte, d->vocab, d->H);
     if (rc == 0 && gpt2)
         rc = weights_take(w, "wpe.weight", d->max_pos, d->H, &d->wpe, e);
     if (rc == 0)
@@ -228,7 +230,8 @@ static int load_ends(struct decoder_model *d, struct weights *w, struct dnn_ctx 
             weights_mark_used(w, head);
         if (!d->has_head)
             return 0;
-        return linear_init(&d->lm_head, ctx, d->wte, NULL, d->H, (int)d->vocab, dt, ACT_NONE, e);
+        return linear_init_tied(&d->lm_head, ctx, emb_table_f32(&d->wte), NULL, d->H,
+                                (int)d->vocab, dt, ACT_NONE, e);
     }
     char saved[sizeof w->prefix];
     memcpy(saved, w->prefix, sizeof saved);
@@ -424,6 +427,8 @@ static int take_tensors(struct decoder_model *d, struct weights *w, enum dtype_c
     set_layer_attention(d);
     d->has_head = lm_head;
     int rc = load_ends(d, w, ctx, dt, e);
+    if (rc == 0) /* a tied lm_head is packed: the f32 rows go */
+        rc = emb_table_compact(&d->wte, dt, e);
     for (int l = 0; l < d->n_layers && rc == 0; l++)
         rc = gpt2 ? load_gpt2_layer(d, w, ctx, l, dt, &d->layers[l], e)
                   : load_llama_layer(d, w, ctx, l, dt, &d->layers[l], e);
@@ -493,7 +498,7 @@ void decoder_unload(struct decoder_model *d)
         linear_fini(&L->down);
     }
     free(d->layers);
-    free(d->wte);
+    emb_table_fini(&d->wte);
     free(d->wpe);
     norm_weights_fini(&d->ln_f);
     linear_fini(&d->lm_head);

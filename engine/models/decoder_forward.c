@@ -229,16 +229,14 @@ static void embed(const struct decoder_model *d, struct decoder_run *r,
             size_t row = (size_t)r->row0[i] + (size_t)t;
             int pos = r->start[i] + t;
             float *x = r->x + row * H; /* (H) */
-            const float *w = d->wte + (size_t)st->tokens[row] * H;
+            emb_table_row(&d->wte, st->tokens[row], x);
             if (d->wpe) {
                 const float *p = d->wpe + (size_t)pos * H;
                 for (size_t k = 0; k < H; k++)
-                    x[k] = w[k] + p[k];
+                    x[k] += p[k];
             } else if (d->embed_scale != 1.0f) {
                 for (size_t k = 0; k < H; k++)
-                    x[k] = w[k] * d->embed_scale;
-            } else {
-                memcpy(x, w, H * sizeof *x);
+                    x[k] *= d->embed_scale;
             }
         }
         for (int k = 0; d->v->family == DEC_LLAMA && k < d->n_ropes; k++)

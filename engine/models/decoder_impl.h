@@ -6,6 +6,7 @@
 
 #include "models/decoder.h"
 #include "models/weights.h"
+#include "ops/emb_table.h"
 #include "ops/kv.h"
 
 /* What differs between architectures, beyond what config.json says. */
@@ -57,7 +58,7 @@ struct decoder_model {
     float attn_softcap;  /* 0 or Gemma 2's attn_logit_softcapping */
     float final_softcap; /* 0 or Gemma 2's final_logit_softcapping */
 
-    float *wte; /* (vocab, H) token embeddings */
+    struct emb_table wte; /* (vocab, H) token embeddings in the compute dtype */
     float *wpe; /* GPT-2: (max_pos, H) learned positions */
     struct dec_layer *layers;
     struct norm_weights ln_f;

@@ -213,7 +213,8 @@ static int load_head(struct encoder *m, struct weights *w, struct dnn_ctx *ctx,
         if (rc == 0)
             rc = weights_take(w, bias, m->vocab, 0, &bv, e);
         if (rc == 0)
-            rc = linear_init(&m->cls, ctx, m->word, bv, (int)H, (int)m->vocab, dt, ACT_NONE, e);
+            rc = linear_init_tied(&m->cls, ctx, emb_table_f32(&m->word), bv, (int)H,
+                                  (int)m->vocab, dt, ACT_NONE, e);
         free(bv);
         return rc;
     }
@@ -232,7 +233,10 @@ static int load_embeddings(struct encoder *m, struct weights *w, struct dnn_ctx 
     char n[256];
     const char *p = m->prefix;
     snprintf(n, sizeof n, "%sembeddings.word_embeddings.weight", p);
-    int rc = weights_take(w, n, m->vocab, m->E, &m->word, e);
+    float *word = NULL;
+    int rc = weights_take(w, n, m->vocab, m->E, &word, e);
+    if (rc == 0)
+        emb_table_take(&m->word, word, m->vocab, m->E);
     /* as many positions as the file has (DeBERTa-v3: none, relative positions only) */
     snprintf(n, sizeof n, "%sembeddings.position_embeddings.weight", p);
     const struct tensor *pt = checkpoint_get(w->ck, n);
@@ -354,6 +358,8 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
         rc = m->v->rel->load(m, w, ctx, e);
     if (rc == 0)
         rc = load_head(m, w, ctx, dt, e);
+    if (rc == 0) /* after load_head: an MLM decoder is packed from the f32 rows */
+        rc = emb_table_compact(&m->word, dt, e);
     return rc ? rc : weights_check_unused(w, m->cfg.architecture, ignorable, NULL, e);
 }
 
@@ -389,7 +395,7 @@ void encoder_free(struct encoder *m)
     free(m->layers);
     free(m->schedule);
     free(m->rel_table);
-    free(m->word);
+    emb_table_fini(&m->word);
     free(m->pos);
     free(m->type);
     norm_weights_fini(&m->emb_ln);
@@ -496,11 +502,10 @@ static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct enco
 #pragma omp parallel for schedule(static) if (M >= 64)
     for (int r = 0; r < M; r++) {
         int32_t tt = b->type_ids ? b->type_ids[r] : 0;
-        const float *w = m->word + (size_t)b->ids[r] * E;
         const float *pe = m->pos ? m->pos + (size_t)pos[r] * E : NULL;
         const float *te = m->type ? m->type + (size_t)tt * E : NULL;
         float *o = emb + (size_t)r * E;
-        memcpy(o, w, E * sizeof *o);
+        emb_table_row(&m->word, b->ids[r], o);
         for (size_t k = 0; pe && k < E; k++)
             o[k] += pe[k];
         for (size_t k = 0; te && k < E; k++)

@@ -7,6 +7,7 @@
 #include "models/encoder.h"
 #include "models/encoder_family.h"
 #include "models/weights.h"
+#include "ops/emb_table.h"
 
 enum layout { LAYOUT_BERT, LAYOUT_DISTILBERT, LAYOUT_ALBERT, LAYOUT_MPNET, LAYOUT_DEBERTA };
 enum pool_kind {
@@ -64,7 +65,8 @@ struct encoder {
     enum act act;
     char prefix[32];
 
-    float *word, *pos, *type; /* (vocab, E), (n_pos, E), (n_type, E) */
+    struct emb_table word;    /* (vocab, E) in the compute dtype (ops/emb_table.h) */
+    float *pos, *type;        /* (n_pos, E), (n_type, E) */
     int64_t vocab, n_pos, n_type;
     struct norm_weights emb_ln;
     bool has_proj;

@@ -25,6 +25,7 @@
 
 #include "models/encoder_family.h"
 #include "models/grow.h"
+#include "ops/emb_table.h"
 #include "ops/kv.h"
 
 struct mb_layer {
@@ -37,7 +38,7 @@ struct mb {
     int H, I, n_heads, head_dim, n_layers, window;
     float eps;
     int64_t vocab, pad;
-    float *tok; /* (vocab, H) */
+    struct emb_table tok; /* (vocab, H) in the compute dtype */
     struct norm_weights emb_norm, final_norm, head_norm;
     struct mb_layer *layers;
     float *inv_freq[2]; /* global, local: (head_dim / 2) each */
@@ -170,7 +171,8 @@ static int load_head(struct mb *m, const struct hf_config *cfg, struct weights *
     if (cfg->decoder_bias)
         rc = weights_take(w, "decoder.bias", m->vocab, 0, &bv, e);
     if (rc == 0)
-        rc = linear_init(&m->cls, ctx, m->tok, bv, m->H, (int)m->vocab, dt, ACT_NONE, e);
+        rc = linear_init_tied(&m->cls, ctx, emb_table_f32(&m->tok), bv, m->H, (int)m->vocab, dt,
+                              ACT_NONE, e);
     free(bv);
     return rc;
 }
@@ -191,7 +193,7 @@ static void mb_free(void *model)
         norm_weights_fini(&L->mlp_norm);
     }
     free(m->layers);
-    free(m->tok);
+    emb_table_fini(&m->tok);
     free(m->inv_freq[0]);
     free(m->inv_freq[1]);
     norm_weights_fini(&m->emb_norm);
@@ -240,8 +242,9 @@ static int mb_load(const struct hf_config *cfg, struct weights *w, const char *p
         rc = load_rope(m, cfg, e);
     char n[256];
     snprintf(n, sizeof n, "%sembeddings.tok_embeddings.weight", prefix);
-    if (rc == 0)
-        rc = weights_take(w, n, m->vocab, m->H, &m->tok, e);
+    float *tok = NULL;
+    if (rc == 0 && (rc = weights_take(w, n, m->vocab, m->H, &tok, e)) == 0)
+        emb_table_take(&m->tok, tok, m->vocab, m->H);
     snprintf(n, sizeof n, "%sembeddings.norm", prefix);
     if (rc == 0)
         rc = take_norm(w, n, m->H, cfg->norm_bias, &m->emb_norm, e);
@@ -254,6 +257,8 @@ static int mb_load(const struct hf_config *cfg, struct weights *w, const char *p
         rc = load_layer(m, cfg, w, ctx, prefix, l, dt, act, e);
     if (rc == 0)
         rc = load_head(m, cfg, w, ctx, dt, e);
+    if (rc == 0) /* after load_head: a masked-LM decoder is packed from the f32 rows */
+        rc = emb_table_compact(&m->tok, dt, e);
     facts->head = m->head;
     facts->out_width = m->out_width;
     return rc;
@@ -290,7 +295,7 @@ static int embed(const struct mb *m, struct dnn_ctx *ctx, const struct encoder_b
             return err_set(e, ERR_INVALID, "token id %d out of the vocabulary (%lld)", b->ids[r],
                            (long long)m->vocab);
     for (int r = 0; r < M; r++)
-        memcpy(x + (size_t)r * H, m->tok + (size_t)b->ids[r] * H, H * sizeof *x);
+        emb_table_row(&m->tok, b->ids[r], x + (size_t)r * H);
     return layernorm_forward(ctx, x, NULL, x, m->emb_norm.w, m->emb_norm.b, m->eps, M, m->H, e);
 }
 

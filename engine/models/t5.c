@@ -188,7 +188,10 @@ static int load_dec_layer(struct t5_model *m, struct weights *w, struct dnn_ctx 
 static int load_ends(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx,
                      enum dtype_compute dt, struct err *e)
 {
-    int rc = weights_take(w, "shared.weight", m->vocab, m->D, &m->shared, e);
+    float *shared = NULL;
+    int rc = weights_take(w, "shared.weight", m->vocab, m->D, &shared, e);
+    if (rc == 0)
+        emb_table_take(&m->shared, shared, m->vocab, m->D);
     if (rc == 0)
         rc = weights_take(w, "encoder.final_layer_norm.weight", m->D, 0, &m->enc_final_ln, e);
     if (rc == 0)
@@ -200,8 +203,12 @@ static int load_ends(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx,
     if (rc)
         return rc;
     if (!m->cfg.tie_word_embeddings)
-        return take_linear(w, ctx, "lm_head", "", m->D, m->vocab, dt, ACT_NONE, &m->lm_head, e);
-    return linear_init(&m->lm_head, ctx, m->shared, NULL, m->D, (int)m->vocab, dt, ACT_NONE, e);
+        rc = take_linear(w, ctx, "lm_head", "", m->D, m->vocab, dt, ACT_NONE, &m->lm_head, e);
+    else
+        rc = linear_init_tied(&m->lm_head, ctx, emb_table_f32(&m->shared), NULL, m->D,
+                              (int)m->vocab, dt, ACT_NONE, e);
+    /* the tied head is built: rows other dtypes packed go */
+    return rc ? rc : emb_table_compact(&m->shared, dt, e);
 }
 
 /* Tensors transformers accepts and does not load: copies of tied weights (the stacks'
@@ -342,7 +349,7 @@ void t5_unload(struct t5_model *m)
     }
     free(m->enc);
     free(m->dec);
-    free(m->shared);
+    emb_table_fini(&m->shared);
     free(m->enc_final_ln);
     free(m->dec_final_ln);
     free(m->enc_rel);

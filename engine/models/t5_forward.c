@@ -110,8 +110,7 @@ static int alloc_common(const struct t5_model *m, struct t5_run *r, size_t M, in
 static void embed(const struct t5_model *m, const int32_t *ids, int M, float *x)
 {
     for (int r = 0; r < M; r++)
-        memcpy(x + (size_t)r * (size_t)m->D, m->shared + (size_t)ids[r] * (size_t)m->D,
-               (size_t)m->D * sizeof *x);
+        emb_table_row(&m->shared, ids[r], x + (size_t)r * (size_t)m->D);
 }
 
 static float act_scalar(enum act a, float x)

@@ -6,6 +6,7 @@
 
 #include "models/s2s_kv.h"
 #include "models/t5.h"
+#include "ops/emb_table.h"
 
 /* An attention block's projections; T5 linears have no biases. */
 struct t5_attn {
@@ -46,7 +47,7 @@ struct t5_model {
     float output_scale;
     int32_t start_token;
 
-    float *shared; /* (vocab, D) the embeddings of both stacks */
+    struct emb_table shared; /* (vocab, D) the embeddings of both stacks, compute dtype */
     struct t5_enc_layer *enc;
     struct t5_dec_layer *dec;
     float *enc_final_ln, *dec_final_ln; /* (D) */

@@ -1,6 +1,7 @@
 /* weights: see weights.h. */
 #include "models/weights.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,10 @@ int weights_load_model(const char *dir, enum dtype_compute dt, struct dnn_ctx *c
     struct weights w = {.dir = dir};
     int rc = load(model, &w, dt, ctx, e);
     weights_close(&w);
+    /* loading churned the heap with f32 conversions of every tensor; glibc keeps the freed
+     * pages of blocks under its (by then raised) mmap threshold: hand them back (bert-base int8:
+     * 28 MB, docs/DECISIONS.md) */
+    malloc_trim(0);
     if (rc) {
         unload(model);
         return rc;

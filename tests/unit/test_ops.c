@@ -2,7 +2,8 @@
  * linear (f32, bf16, int8; each activation; bias; fused residual), layer and RMS norm,
  * activations, softmax, masked attention (padding, fused QKV strides, batch chunking; a scale
  * and a shared or per-sequence score bias), the primitive cache, two contexts on two threads
- * sharing one struct linear, and error paths.
+ * sharing one struct linear, error paths, and embedding tables in each dtype (f32 kept
+ * bit for bit, bf16 rounded to nearest even, int8 models' rows bf16 too).
  * Tolerances: an output o with reference r passes when |o - r| <= tol * scale, where scale is
  * the magnitude of the terms that produced it (sum |x_k w_k| + |b| + |residual| for a linear,
  * max(1, |r|) elsewhere): tol 1e-5 for f32, 1e-2 for bf16, 3e-2 for int8. */
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/emb_table.h"
 #include "ops/ops.h"
 #include "suites.h"
 
@@ -579,6 +581,66 @@ START_TEST(errors_are_reported)
 }
 END_TEST
 
+/* A table of 37 rows x 50 cols in dt, with a zero row and rows of exact bf16 ties. */
+static struct emb_table table_of(enum dtype_compute dt, float **copy)
+{
+    size_t R = 37, C = 50;
+    float *w = rnd_array(R * C, -3.0f, 3.0f);
+    memset(w + 5 * C, 0, C * sizeof *w); /* row 5: zeros */
+    w[7 * C + 0] = 1.0f + 0x1p-8f;       /* ties: to even (1.0), to even (1 + 2^-6) */
+    w[7 * C + 1] = 1.0f + 3 * 0x1p-8f;
+    *copy = malloc(R * C * sizeof **copy);
+    ck_assert_ptr_nonnull(*copy);
+    memcpy(*copy, w, R * C * sizeof *w);
+    struct emb_table t;
+    emb_table_take(&t, w, (int64_t)R, (int64_t)C);
+    struct err e = {0};
+    ck_assert_int_eq(emb_table_compact(&t, dt, &e), 0);
+    return t;
+}
+
+START_TEST(emb_table_f32_bf16)
+{
+    rng_state = 77;
+    float *src, row[50];
+    struct emb_table t = table_of(DTYPE_COMPUTE_F32, &src);
+    ck_assert_ptr_eq(emb_table_f32(&t), t.f32);
+    for (int r = 0; r < 37; r++) {
+        emb_table_row(&t, r, row);
+        ck_assert_int_eq(memcmp(row, src + r * 50, sizeof row), 0);
+    }
+    ck_assert_uint_eq(emb_table_bytes(&t), 37 * 50 * sizeof(float));
+    emb_table_fini(&t);
+    free(src);
+
+    t = table_of(DTYPE_COMPUTE_BF16, &src);
+    ck_assert_ptr_null(emb_table_f32(&t));
+    ck_assert_uint_eq(emb_table_bytes(&t), 37 * 50 * 2);
+    for (int r = 0; r < 37; r++) {
+        emb_table_row(&t, r, row);
+        for (int c = 0; c < 50; c++) {
+            uint32_t u;
+            memcpy(&u, &row[c], sizeof u);
+            ck_assert_uint_eq(u & 0xffffu, 0); /* a bf16 value */
+            ck_assert(fabsf(row[c] - src[r * 50 + c]) <= 0x1p-8f * fabsf(src[r * 50 + c]));
+        }
+    }
+    emb_table_row(&t, 7, row);
+    ck_assert(row[0] == 1.0f && row[1] == 1.0f + 0x1p-6f);
+    emb_table_fini(&t);
+    free(src);
+
+    t = table_of(DTYPE_COMPUTE_INT8, &src); /* int8 models keep bf16 rows */
+    ck_assert_uint_eq(emb_table_bytes(&t), 37 * 50 * 2);
+    ck_assert_int_eq(t.dt, DTYPE_COMPUTE_BF16);
+    emb_table_row(&t, 5, row);
+    for (int c = 0; c < 50; c++)
+        ck_assert(row[c] == 0.0f);
+    emb_table_fini(&t);
+    free(src);
+}
+END_TEST
+
 START_TEST(runtime_is_reported)
 {
     ck_assert_str_eq(dnn_runtime_name(), "OpenMP");
@@ -608,6 +670,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, attention_score_bias);
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
+    tcase_add_test(tc, emb_table_f32_bf16);
     suite_add_tcase(s, tc);
     return s;
 }
