@@ -151,6 +151,7 @@ help:
 	@echo "  bench-generate  text generation next to PyTorch (bench/run_generate.sh)"
 	@echo "  bench-families  the issue-14 families at real sizes next to PyTorch (bench/run_families.sh)"
 	@echo "  bench-s2s       summarization/translation next to CTranslate2 and PyTorch (bench/run_s2s.sh)"
+	@echo "  bench-llamacpp  text generation next to llama.cpp built from source (bench/run_llamacpp.sh)"
 	@echo "  format          clang-format every C file in place"
 	@echo "  format-check    clang-format --dry-run: fails on any difference"
 	@echo "  fuzz            the libFuzzer harnesses, FUZZ_SECONDS each (clang installed when missing)"
