@@ -198,7 +198,7 @@ static int load_head(struct bart_model *m, struct weights *w, struct dnn_ctx *ct
             rc = weights_linear(w, ctx, "lm_head", m->D, m->vocab, false, dt, ACT_NONE,
                                 &m->lm_head, e);
         else if (rc == 0)
-            rc = linear_init_tied(&m->lm_head, ctx, emb_table_f32(m->dec.embed), NULL, m->D,
+            rc = linear_init(&m->lm_head, ctx, emb_table_f32(m->dec.embed), NULL, m->D,
                                   (int)m->vocab, dt, ACT_NONE, e);
     }
     memcpy(w->prefix, saved, sizeof saved);

@@ -230,7 +230,7 @@ static int load_ends(struct decoder_model *d, struct weights *w, struct dnn_ctx 
             weights_mark_used(w, head);
         if (!d->has_head)
             return 0;
-        return linear_init_tied(&d->lm_head, ctx, emb_table_f32(&d->wte), NULL, d->H,
+        return linear_init(&d->lm_head, ctx, emb_table_f32(&d->wte), NULL, d->H,
                                 (int)d->vocab, dt, ACT_NONE, e);
     }
     char saved[sizeof w->prefix];

@@ -213,7 +213,7 @@ static int load_head(struct encoder *m, struct weights *w, struct dnn_ctx *ctx,
         if (rc == 0)
             rc = weights_take(w, bias, m->vocab, 0, &bv, e);
         if (rc == 0)
-            rc = linear_init_tied(&m->cls, ctx, emb_table_f32(&m->word), bv, (int)H,
+            rc = linear_init(&m->cls, ctx, emb_table_f32(&m->word), bv, (int)H,
                                   (int)m->vocab, dt, ACT_NONE, e);
         free(bv);
         return rc;

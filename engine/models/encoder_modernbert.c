@@ -171,7 +171,7 @@ static int load_head(struct mb *m, const struct hf_config *cfg, struct weights *
     if (cfg->decoder_bias)
         rc = weights_take(w, "decoder.bias", m->vocab, 0, &bv, e);
     if (rc == 0)
-        rc = linear_init_tied(&m->cls, ctx, emb_table_f32(&m->tok), bv, m->H, (int)m->vocab, dt,
+        rc = linear_init(&m->cls, ctx, emb_table_f32(&m->tok), bv, m->H, (int)m->vocab, dt,
                               ACT_NONE, e);
     free(bv);
     return rc;

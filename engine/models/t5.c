@@ -205,9 +205,9 @@ static int load_ends(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx,
     if (!m->cfg.tie_word_embeddings)
         rc = take_linear(w, ctx, "lm_head", "", m->D, m->vocab, dt, ACT_NONE, &m->lm_head, e);
     else
-        rc = linear_init_tied(&m->lm_head, ctx, emb_table_f32(&m->shared), NULL, m->D,
+        rc = linear_init(&m->lm_head, ctx, emb_table_f32(&m->shared), NULL, m->D,
                               (int)m->vocab, dt, ACT_NONE, e);
-    /* the tied head is built: rows other dtypes packed go */
+    /* the tied head is packed: the f32 rows go */
     return rc ? rc : emb_table_compact(&m->shared, dt, e);
 }
 

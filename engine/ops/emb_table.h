@@ -1,13 +1,14 @@
 /* emb_table: an embedding table (rows x cols) kept at most as wide as the model's compute
  * dtype, read back one row at a time as f32. A loader takes the table in f32
- * (emb_table_take), builds whatever is tied to it (an lm_head, an MLM decoder: see
- * linear_init_tied) from emb_table_f32, then compacts it once (emb_table_compact): FP32 keeps
+ * (emb_table_take), packs whatever is tied to it (an lm_head, an MLM decoder) from
+ * emb_table_f32, then compacts it once (emb_table_compact): FP32 keeps
  * the f32 rows; every narrower dtype rounds them to bf16 (round to nearest even, as
  * torch's .to(torch.bfloat16)). INT8 and INT4 keep bf16 rows, not s8: Q8_0-like int8 rows
  * (groups of 32) broke the int8 parity tolerance of two issue-14 fixtures (Qwen3 logits 1.29
  * off for a tolerance of 0.91, against 0.80 with bf16 rows; docs/DECISIONS.md, issue 18).
- * The f32 copy beside packed weights is what goes: a served model's memory is its weights at
- * the serving dtype, its embeddings at bf16.
+ * The f32 copy beside packed weights is what goes (but at FP32 a tied head's packed copy
+ * stays: DECISIONS): a served model's memory is its weights at the serving dtype, its
+ * embeddings at bf16.
  * Read-only after compaction: any thread may read rows. */
 #ifndef INFERD_EMB_TABLE_H
 #define INFERD_EMB_TABLE_H

@@ -249,31 +249,11 @@ fail:
     return rc;
 }
 
-int linear_init_tied(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
-                     int out, enum dtype_compute dt, enum act act, struct err *e)
-{
-    if (dt != DTYPE_COMPUTE_F32 || in <= 0 || out <= 0 || act < 0 || act >= ACT_COUNT)
-        return linear_init(l, ctx, w, b, in, out, dt, act, e);
-    memset(l, 0, sizeof *l);
-    *l = (struct linear){.in_features = in, .out_features = out, .dt = dt, .act = act};
-    dnnl_dims_t dims = {in, out};
-    if (dnnl_memory_desc_init_by_tag(&l->w_md, 2, dims, dnnl_f32, dnnl_ba) != dnnl_success)
-        return err_set(e, ERR_INTERNAL, "linear_init_tied: memory desc (%d, %d)", out, in);
-    if (b && !(l->bias = malloc((size_t)out * sizeof *l->bias)))
-        return err_set(e, ERR_NOMEM, "linear_init_tied: out of memory for (%d) bias", out);
-    if (b)
-        memcpy(l->bias, b, (size_t)out * sizeof *l->bias);
-    l->w_packed = (void *)w;
-    l->tied = true;
-    return 0;
-}
-
 void linear_fini(struct linear *l)
 {
     if (!l)
         return;
-    if (!l->tied)
-        free(l->w_packed);
+    free(l->w_packed);
     free(l->bias);
     free(l->w_scales);
     free(l->w_zeros);

@@ -51,9 +51,7 @@ struct linear {
     enum act act;
     dnnl_memory_desc_t w_md; /* the packed layout of W^T: logical (in_features, out_features) */
     void *w_packed;          /* owned, 64-byte aligned, dnnl_memory_desc_get_size(&w_md) bytes;
-                                INT4: (out, in / 2) bytes of nibbles (matmul_q4.c's layout);
-                                or, tied (linear_init_tied at FP32), the caller's rows */
-    bool tied;               /* w_packed is borrowed, not freed */
+                                INT4: (out, in / 2) bytes of nibbles (matmul_q4.c's layout) */
     float *bias;             /* (out_features), owned; NULL without bias */
     float *w_scales;         /* INT8: (out_features) per-output-channel weight scales, owned;
                                 INT4: (out, in / group) scale per group */
@@ -68,12 +66,6 @@ struct linear {
  * per tensor (max |x| / 127), s32 accumulation, output f32. */
 int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
                 int out, enum dtype_compute dt, enum act act, struct err *e);
-/* A linear tied to an embedding table w (out, in) row-major that outlives l (a tied lm_head or
- * MLM decoder). FP32: no packed copy, oneDNN reads W^T from the rows as they are (a plain
- * transposed layout: the copy would double the table's memory, 622 MB for Qwen3-0.6B, for no
- * measured gain on the rows it computes; DECISIONS); other dtypes pack as linear_init. */
-int linear_init_tied(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
-                     int out, enum dtype_compute dt, enum act act, struct err *e);
 void linear_fini(struct linear *l);
 
 /* ---- matmul_q4.c: 4-bit weights ------------------------------------------------------- */
