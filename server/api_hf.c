@@ -59,8 +59,7 @@ static json_t *respond_zero_shot_api(struct call *c, json_t *result, struct err 
             json_decref(out);
             out = NULL;
         }
-    json_decref(result);
-    if (!out)
+    if (!out) /* result stays the caller's (respond_fn) */
         err_set(e, ERR_NOMEM, "out of memory");
     return out;
 }
