@@ -47,7 +47,7 @@ $(TSAN_BUILD)/build.ninja:
 # The daemon's integration suites (and any abuse suite in tests/suites.def) under
 # ThreadSanitizer; tests/tsan.supp names only the uninstrumented libgomp and oneDNN. setarch -R:
 # GCC 12's TSan fails to map its shadow memory on kernels with vm.mmap_rnd_bits above 28.
-TSAN_SUITES = serve serve_tei serve_errors serve_load serve_generate gen_sched serve_t5 \
+TSAN_SUITES = serve serve_tei serve_errors serve_load serve_generate gen_sched gen_sched_prefix serve_t5 \
 	$(shell sed -n 's/^SUITE(\(.*abuse.*\))$$/\1/p' tests/suites.def)
 test-tsan: deps-test $(TSAN_BUILD)/build.ninja
 	ninja -C $(TSAN_BUILD)
