@@ -13,9 +13,10 @@ ceiling of the same dtype.
 usage: summarize_encoder.py FILE.jsonl ...
 """
 
-import json
 import statistics
 import sys
+
+import bench_jsonl
 
 H, F, LAYERS, LABELS = 768, 3072, 12, 2
 DISTURBED = 0.02
@@ -53,24 +54,18 @@ def key_of(r):
 
 def main(paths):
     rows, gemm, machine, versions = [], [], {}, {}
-    for p in paths:
-        with open(p) as f:
-            for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
-                    continue
-                r = json.loads(line)
-                e = r.get("engine")
-                if e == "onednn" or e == "memory":
-                    gemm.append(r)
-                elif e == "machine":
-                    machine = r
-                elif key_of(r):
-                    rows.append(r)
-                    k = key_of(r)
-                    versions[k] = r.get("version") or r.get("onednn") or ""
-                    if r.get("blas"):
-                        versions[k] += " blas=" + r["blas"]
+    for r in bench_jsonl.records(paths):
+        e = r.get("engine")
+        if e == "onednn" or e == "memory":
+            gemm.append(r)
+        elif e == "machine":
+            machine = r
+        elif key_of(r):
+            rows.append(r)
+            k = key_of(r)
+            versions[k] = r.get("version") or r.get("onednn") or ""
+            if r.get("blas"):
+                versions[k] += " blas=" + r["blas"]
 
     # (key, B, S) -> list of (round, median_ms, foreign)
     series = {}

@@ -14,9 +14,10 @@ processes only ever slow a round down). Standard library only.
 usage: summarize_families.py FILE.jsonl ...
 """
 
-import json
 import statistics
 import sys
+
+import bench_jsonl
 
 DISTURBED = 0.02
 
@@ -39,25 +40,19 @@ def measure_of(r):
 
 def load(paths):
     rows, checks, machine, models, versions = [], [], {}, {}, {}
-    for p in paths:
-        with open(p) as f:
-            for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
-                    continue
-                r = json.loads(line)
-                e = r.get("engine")
-                if e == "machine":
-                    machine = r
-                elif e == "model":
-                    models[r["model"]] = r
-                elif r.get("metric") == "check":
-                    checks.append(r)
-                elif key_of(r):
-                    rows.append(r)
-                    k = key_of(r)
-                    versions[k] = r.get("onednn") or (
-                        f"torch {r.get('torch', '?')}, transformers {r.get('transformers', '?')}")
+    for r in bench_jsonl.records(paths):
+        e = r.get("engine")
+        if e == "machine":
+            machine = r
+        elif e == "model":
+            models[r["model"]] = r
+        elif r.get("metric") == "check":
+            checks.append(r)
+        elif key_of(r):
+            rows.append(r)
+            k = key_of(r)
+            versions[k] = r.get("onednn") or (
+                f"torch {r.get('torch', '?')}, transformers {r.get('transformers', '?')}")
     return rows, checks, machine, models, versions
 
 

@@ -17,9 +17,10 @@ the memory bandwidth it reaches (shown as GB/s).
 usage: summarize_generate.py FILE.jsonl ...
 """
 
-import json
 import statistics
 import sys
+
+import bench_jsonl
 
 DISTURBED = 0.02
 TARGET_BATCHING = 4.0
@@ -36,26 +37,20 @@ def key_of(r):
 
 def load(paths):
     rows, checks, machine, models, versions = [], [], {}, {}, {}
-    for p in paths:
-        with open(p) as f:
-            for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
-                    continue
-                r = json.loads(line)
-                e = r.get("engine")
-                if e == "machine":
-                    machine = r
-                elif e == "model":
-                    models[r["model"]] = r
-                elif r.get("metric") == "check":
-                    checks.append(r)
-                elif key_of(r):
-                    rows.append(r)
-                    k = key_of(r)
-                    versions[k] = r.get("onednn") or ("torch " + r.get("version", "?"))
-                    if r.get("blas"):
-                        versions[k] += " blas=" + r["blas"]
+    for r in bench_jsonl.records(paths):
+        e = r.get("engine")
+        if e == "machine":
+            machine = r
+        elif e == "model":
+            models[r["model"]] = r
+        elif r.get("metric") == "check":
+            checks.append(r)
+        elif key_of(r):
+            rows.append(r)
+            k = key_of(r)
+            versions[k] = r.get("onednn") or ("torch " + r.get("version", "?"))
+            if r.get("blas"):
+                versions[k] += " blas=" + r["blas"]
     return rows, checks, machine, models, versions
 
 

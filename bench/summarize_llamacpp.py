@@ -16,10 +16,11 @@ inferd lines (int4 before `dtype: int4` lands) prints n/a.
 usage: summarize_llamacpp.py FILE.jsonl ...
 """
 
-import json
 import os
 import statistics
 import sys
+
+import bench_jsonl
 
 DISTURBED = 0.02
 PAIRS = [("fp32", "F32"), ("bf16", "BF16"), ("int8", "Q8_0"), ("int4", "Q4_0")]
@@ -37,32 +38,26 @@ def llama_bench_row(r):
 
 def load(paths):
     series, checks, machine, models, versions = {}, [], {}, {}, {}
-    for p in paths:
-        with open(p) as f:
-            for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
-                    continue
-                r = json.loads(line)
-                e = r.get("engine")
-                if e == "machine":
-                    machine = r
-                elif e == "model":
-                    models[r["dtype"]] = r["bytes"]
-                elif r.get("metric") == "check":
-                    checks.append(r)
-                elif e == "llama-bench":
-                    t, metric, s, prompt, ms = llama_bench_row(r)
-                    versions["llama-bench"] = f"build {r.get('build_commit', '?')}"
-                    key = ("llama-bench", t, metric, s, prompt)
-                    series.setdefault(key, []).append((r["round"], ms, 0.0))
-                elif e in ("inferd", "llamacpp"):
-                    key = (e, r["dtype"], r["metric"], r["streams"], r["prompt"])
-                    series.setdefault(key, []).append(
-                        (r["round"], r["median_ms"], r.get("foreign_cpu") or 0.0))
-                    versions[e] = r.get("onednn") or r.get("version", "?")
-                    if e == "llamacpp":
-                        versions[e] += f" (KV {r.get('kv')}, flash attention {r.get('flash_attn')})"
+    for r in bench_jsonl.records(paths):
+        e = r.get("engine")
+        if e == "machine":
+            machine = r
+        elif e == "model":
+            models[r["dtype"]] = r["bytes"]
+        elif r.get("metric") == "check":
+            checks.append(r)
+        elif e == "llama-bench":
+            t, metric, s, prompt, ms = llama_bench_row(r)
+            versions["llama-bench"] = f"build {r.get('build_commit', '?')}"
+            key = ("llama-bench", t, metric, s, prompt)
+            series.setdefault(key, []).append((r["round"], ms, 0.0))
+        elif e in ("inferd", "llamacpp"):
+            key = (e, r["dtype"], r["metric"], r["streams"], r["prompt"])
+            series.setdefault(key, []).append(
+                (r["round"], r["median_ms"], r.get("foreign_cpu") or 0.0))
+            versions[e] = r.get("onednn") or r.get("version", "?")
+            if e == "llamacpp":
+                versions[e] += f" (KV {r.get('kv')}, flash attention {r.get('flash_attn')})"
     return series, checks, machine, models, versions
 
 
