@@ -81,82 +81,6 @@ struct gen_bench_opts gen_bench_defaults(void)
                                    .decode = true};
 }
 
-/* ---- timing ---- */
-
-double bench_own_cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-double bench_machine_busy_s(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return -1.0;
-    unsigned long long v[8] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (n != 8)
-        return -1.0;
-    double ticks = sysconf(_SC_CLK_TCK) > 0 ? (double)sysconf(_SC_CLK_TCK) : 100.0;
-    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / ticks; /* minus idle, iowait */
-}
-
-/* The machine's and this process's CPU clocks at the start of a measurement. */
-struct cpu_mark {
-    double busy, own, wall;
-};
-
-static struct cpu_mark cpu_mark(void)
-{
-    return (struct cpu_mark){bench_machine_busy_s(), bench_own_cpu_s(), now_seconds()};
-}
-
-/* The share of the machine other processes took since m, or -1 when unknown. */
-static double foreign_since(struct cpu_mark m)
-{
-    double busy = bench_machine_busy_s(), wall = now_seconds() - m.wall;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (m.busy < 0.0 || busy < 0.0 || wall <= 0.0 || ncpu <= 0)
-        return -1.0;
-    double f = (busy - m.busy - (bench_own_cpu_s() - m.own)) / wall / (double)ncpu;
-    return f < 0.0 ? 0.0 : f;
-}
-
-int bench_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-double bench_percentile(const double *sorted, int n, double p)
-{
-    int i = (int)((p * n) + 0.999999) - 1;
-    i = i < 0 ? 0 : i >= n ? n - 1 : i;
-    return sorted[i];
-}
-
-/* ---- prompts ---- */
-
-double bench_rand01(uint32_t *state)
-{
-    uint32_t t = (*state += 0x6d2b79f5u);
-    t = (t ^ (t >> 15)) * (t | 1u);
-    t ^= t + (t ^ (t >> 7)) * (t | 61u);
-    return (double)(t ^ (t >> 14)) / 4294967296.0;
-}
-
-/* Stream s's prompt of n tokens: ids in 100 .. vocab - 101. */
-static void prompt_ids(int stream, int n, int vocab, int32_t *out)
-{
-    uint32_t state = (uint32_t)(stream + 1) * 0x9e3779b1u;
-    for (int i = 0; i < n; i++)
-        out[i] = 100 + (int32_t)(bench_rand01(&state) * (double)(vocab - 200));
-}
-
 /* ---- decoders ---- */
 
 static int dec_load(struct bench *b, struct err *e)
@@ -302,7 +226,7 @@ static int step(struct bench *b, int n_streams, const float **logits, struct err
 static int prefill_streams(struct bench *b, int n, int len, const float **logits, struct err *e)
 {
     for (int i = 0; i < n; i++)
-        prompt_ids(i, len, b->vocab, b->tokens + (size_t)i * (size_t)len);
+        bench_prompt_ids(i, len, b->vocab, b->tokens + (size_t)i * (size_t)len);
     return b->arch->prefill(b, n, len, logits, e);
 }
 
@@ -339,7 +263,8 @@ static void print_line(struct bench *b, const char *metric, int streams, int pro
            "\"min_ms\":%.3f,\"load_ms\":%.0f,\"foreign_cpu\":%s%s,\"onednn\":\"%s\"}\n",
            b->name, b->arch->config(b)->model_type, dtype_name(b->o->dt), b->o->threads, metric,
            streams, prompt, steps, runs, tokens / (median * 1e-3), median,
-           bench_percentile(times, runs, 0.9), times[0], b->load_ms, foreign_s, ids_s, dnn_describe());
+           bench_percentile(times, runs, 0.9), times[0], b->load_ms,
+           foreign_s, ids_s, dnn_describe());
     fflush(b->out);
 }
 
@@ -353,10 +278,10 @@ static int measure_prefill(struct bench *b, int len, bool ttft, struct err *e)
         if (prefill_streams(b, 1, len, &logits, e) != 0)
             return -1;
     int runs = 0;
-    struct cpu_mark m = cpu_mark();
+    struct bench_cpu_mark m = bench_cpu_mark();
     double elapsed = 0.0;
     while ((runs < o->min_runs || elapsed < o->min_seconds) && runs < o->max_runs) {
-        prompt_ids(0, len, b->vocab, b->tokens);
+        bench_prompt_ids(0, len, b->vocab, b->tokens);
         double t0 = now_seconds();
         if (b->arch->prefill(b, 1, len, &logits, e) != 0)
             return -1;
@@ -366,7 +291,8 @@ static int measure_prefill(struct bench *b, int len, bool ttft, struct err *e)
         b->times[runs++] = (t1 - t0) * 1e3;
         elapsed = t1 - m.wall;
     }
-    print_line(b, ttft ? "ttft" : "prefill", 1, len, 0, b->times, runs, foreign_since(m), NULL, 0);
+    print_line(b, ttft ? "ttft" : "prefill", 1, len, 0, b->times, runs,
+               bench_foreign_since(m), NULL, 0);
     return 0;
 }
 
@@ -388,7 +314,7 @@ static int measure_decode(struct bench *b, int n, struct err *e)
         if (n_ids < GREEDY_IDS)
             ids[n_ids++] = b->next[0];
     }
-    struct cpu_mark m = cpu_mark();
+    struct bench_cpu_mark m = bench_cpu_mark();
     for (int s = 0; s < o->steps; s++) {
         double t0 = now_seconds();
         if (step(b, n, &logits, e) != 0)
@@ -398,8 +324,8 @@ static int measure_decode(struct bench *b, int n, struct err *e)
         if (n_ids < GREEDY_IDS)
             ids[n_ids++] = b->next[0];
     }
-    print_line(b, "decode", n, o->context, o->steps, b->times, o->steps, foreign_since(m), ids,
-               n_ids);
+    print_line(b, "decode", n, o->context, o->steps, b->times, o->steps,
+               bench_foreign_since(m), ids, n_ids);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "bench_stats.h" /* the clocks, percentiles and prompts every benchmark shares */
 #include "err.h"
 #include "ops/dnnl.h"
 
@@ -37,16 +38,5 @@ struct gen_bench_opts gen_bench_defaults(void);
 /* Loads o->model (a decoder, or T5 when its config.json says model_type "t5"), runs the
  * metrics o asks for and prints one JSON line per measurement to out. */
 int gen_bench_run(const struct gen_bench_opts *o, FILE *out, struct err *e);
-
-/* Shared by the benchmarks (inferd bench too): qsort's order for doubles; the anchors'
- * percentile (the ceil(p n)-th smallest of sorted); mulberry32 (as ort_bert.js and
- * torch_decoder.py), uniform in [0, 1). */
-int bench_cmp_double(const void *a, const void *b);
-double bench_percentile(const double *sorted, int n, double p);
-double bench_rand01(uint32_t *state);
-/* This process's CPU seconds; the seconds the whole machine's cores were busy (-1 without
- * /proc/stat): the "other processes" of a measurement. */
-double bench_own_cpu_s(void);
-double bench_machine_busy_s(void);
 
 #endif

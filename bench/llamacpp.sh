@@ -94,10 +94,11 @@ ninja -C "$OUT" -j "$JOBS" $targets > "$DIR/ninja.log" 2>&1 || {
 LIB=$(dirname "$(find "$OUT" -name 'libllama.so' | head -n 1)")
 COMMIT=$(git -C "$SRC" rev-parse --short HEAD 2> /dev/null || echo unknown)
 if [ ! -x "$DRIVER" ] || [ "$ROOT/bench/llamacpp_bench.c" -nt "$DRIVER" ] ||
+    [ "$ROOT/bench/bench_stats.c" -nt "$DRIVER" ] ||
     [ "$LIB/libllama.so" -nt "$DRIVER" ]; then
     cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -I"$SRC/include" -I"$SRC/ggml/include" \
         -DLLAMACPP_VERSION="\"llama-cpp-python $VERSION, llama.cpp $COMMIT\"" \
-        "$ROOT/bench/llamacpp_bench.c" -o "$DRIVER" -L"$LIB" -lllama -lggml -lggml-base \
+        "$ROOT/bench/llamacpp_bench.c" "$ROOT/bench/bench_stats.c" -o "$DRIVER" -L"$LIB" -lllama -lggml -lggml-base \
         -Wl,-rpath,"$LIB"
 fi
 echo "llamacpp: ready: $DRIVER$( [ "$LLAMA_BENCH" = 0 ] || echo ", $LIB/llama-bench")" >&2

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_stats.h"
 #include "llama.h"
 
 #ifndef LLAMACPP_VERSION
@@ -63,84 +64,7 @@ struct bench {
     double load_ms;
 };
 
-/* ---- clocks, prompts and percentiles: the same as bench/gen_bench.c's ---- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double own_cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Seconds the machine's cores were busy (-1 without /proc/stat). */
-static double machine_busy_s(void)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return -1.0;
-    unsigned long long v[8] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    double ticks = sysconf(_SC_CLK_TCK) > 0 ? (double)sysconf(_SC_CLK_TCK) : 100.0;
-    return n == 8 ? (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / ticks : -1.0;
-}
-
-struct cpu_mark {
-    double busy, own, wall;
-};
-
-static struct cpu_mark cpu_mark(void)
-{
-    return (struct cpu_mark){machine_busy_s(), own_cpu_s(), now_s()};
-}
-
-/* The share of the machine other processes took since m, or -1 when unknown. */
-static double foreign_since(struct cpu_mark m)
-{
-    double busy = machine_busy_s(), wall = now_s() - m.wall;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (m.busy < 0.0 || busy < 0.0 || wall <= 0.0 || ncpu <= 0)
-        return -1.0;
-    double f = (busy - m.busy - (own_cpu_s() - m.own)) / wall / (double)ncpu;
-    return f < 0.0 ? 0.0 : f;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double percentile(const double *sorted, int n, double p)
-{
-    int i = (int)((p * n) + 0.999999) - 1;
-    i = i < 0 ? 0 : i >= n ? n - 1 : i;
-    return sorted[i];
-}
-
-static double rand01(uint32_t *state)
-{
-    uint32_t t = (*state += 0x6d2b79f5u);
-    t = (t ^ (t >> 15)) * (t | 1u);
-    t ^= t + (t ^ (t >> 7)) * (t | 61u);
-    return (double)(t ^ (t >> 14)) / 4294967296.0;
-}
-
-/* Stream s's prompt of n tokens: ids in 100 .. vocab - 101. */
-static void prompt_ids(int stream, int n, int vocab, int32_t *out)
-{
-    uint32_t state = (uint32_t)(stream + 1) * 0x9e3779b1u;
-    for (int i = 0; i < n; i++)
-        out[i] = 100 + (int32_t)(rand01(&state) * (double)(vocab - 200));
-}
+/* ---- clocks, prompts and percentiles: bench_stats.h, shared with bench-generate ---- */
 
 /* The first index of the largest value (as decoder_argmax). */
 static int32_t argmax(const float *x, int n)
@@ -179,7 +103,7 @@ static int feed_prompt(struct bench *b, int seq, const int32_t *ids, int n)
 static int prefill(struct bench *b, int seq, int len, const float **logits)
 {
     static int32_t ids[1 << 16];
-    prompt_ids(seq, len, b->vocab, ids);
+    bench_prompt_ids(seq, len, b->vocab, ids);
     llama_memory_seq_rm(llama_get_memory(b->ctx), seq, -1, -1);
     if (feed_prompt(b, seq, ids, len) != 0)
         return -1;
@@ -218,8 +142,8 @@ static void print_line(struct bench *b, const char *metric, int streams, int pro
                        double *times, int runs, double foreign, const int32_t *ids, int n_ids)
 {
     const struct opts *o = b->o;
-    qsort(times, (size_t)runs, sizeof *times, cmp_double);
-    double median = percentile(times, runs, 0.5);
+    qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
+    double median = bench_percentile(times, runs, 0.5);
     double tokens = strcmp(metric, "decode") == 0 ? streams
                     : strcmp(metric, "ttft") == 0 ? 1
                                                   : prompt;
@@ -238,7 +162,8 @@ static void print_line(struct bench *b, const char *metric, int streams, int pro
            "\"min_ms\":%.3f,\"load_ms\":%.0f,\"foreign_cpu\":%s%s,\"kv\":\"%s\","
            "\"flash_attn\":\"%s\",\"version\":\"%s\"}\n",
            o->name, o->type, o->threads, metric, streams, prompt, steps, runs,
-           tokens / (median * 1e-3), median, percentile(times, runs, 0.9), times[0], b->load_ms,
+           tokens / (median * 1e-3), median,
+           bench_percentile(times, runs, 0.9), times[0], b->load_ms,
            foreign_s, ids_s, o->kv, o->fa, LLAMACPP_VERSION);
     fflush(stdout);
 }
@@ -251,19 +176,20 @@ static int measure_prefill(struct bench *b, int len, bool ttft)
         if (prefill(b, 0, len, &logits) != 0)
             return -1;
     int runs = 0;
-    struct cpu_mark m = cpu_mark();
+    struct bench_cpu_mark m = bench_cpu_mark();
     double elapsed = 0.0;
     while ((runs < o->min_runs || elapsed < o->min_seconds) && runs < MAX_RUNS) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (prefill(b, 0, len, &logits) != 0)
             return -1;
         if (ttft)
             b->next[0] = argmax(logits, b->vocab);
-        double t1 = now_s();
+        double t1 = bench_now_s();
         b->times[runs++] = (t1 - t0) * 1e3;
         elapsed = t1 - m.wall;
     }
-    print_line(b, ttft ? "ttft" : "prefill", 1, len, 0, b->times, runs, foreign_since(m), NULL, 0);
+    print_line(b, ttft ? "ttft" : "prefill", 1, len, 0, b->times, runs,
+               bench_foreign_since(m), NULL, 0);
     return 0;
 }
 
@@ -285,17 +211,17 @@ static int measure_decode(struct bench *b, int n)
         if (n_ids < GREEDY_IDS)
             ids[n_ids++] = b->next[0];
     }
-    struct cpu_mark m = cpu_mark();
+    struct bench_cpu_mark m = bench_cpu_mark();
     for (int s = 0; s < o->steps; s++, pos++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (step(b, n, pos, NULL) != 0)
             return -1;
-        b->times[s] = (now_s() - t0) * 1e3;
+        b->times[s] = (bench_now_s() - t0) * 1e3;
         if (n_ids < GREEDY_IDS)
             ids[n_ids++] = b->next[0];
     }
-    print_line(b, "decode", n, o->context, o->steps, b->times, o->steps, foreign_since(m), ids,
-               n_ids);
+    print_line(b, "decode", n, o->context, o->steps, b->times, o->steps,
+               bench_foreign_since(m), ids, n_ids);
     return 0;
 }
 
@@ -366,7 +292,7 @@ static int setup(struct bench *b)
     llama_backend_init();
     struct llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
-    double t = now_s();
+    double t = bench_now_s();
     if (!(b->model = llama_model_load_from_file(o->model, mp))) {
         fprintf(stderr, "llamacpp-bench: cannot load %s\n", o->model);
         return -1;
@@ -384,7 +310,7 @@ static int setup(struct bench *b)
         fprintf(stderr, "llamacpp-bench: cannot create a context for %s\n", o->model);
         return -1;
     }
-    b->load_ms = (now_s() - t) * 1e3;
+    b->load_ms = (bench_now_s() - t) * 1e3;
     b->vocab = llama_vocab_n_tokens(llama_model_get_vocab(b->model));
     if (b->vocab <= 200 || max_prompt > (1 << 16)) {
         fprintf(stderr, "llamacpp-bench: vocabulary %d or prompts out of range\n", b->vocab);

@@ -200,7 +200,8 @@ int cli_bench(int argc, char **argv)
             goto fail;
 
     int runs = 0;
-    double busy0 = bench_machine_busy_s(), own0 = bench_own_cpu_s(), start = now_seconds(), elapsed = 0.0;
+    struct bench_cpu_mark mark = bench_cpu_mark();
+    double start = now_seconds(), elapsed = 0.0;
     while ((runs < o.min_runs || elapsed < o.min_seconds) && runs < o.max_runs) {
         double a = now_seconds();
         if (encoder_forward(m, ctx, run, &batch, &out, NULL, &e) != 0)
@@ -209,13 +210,7 @@ int cli_bench(int argc, char **argv)
         times[runs++] = (b - a) * 1e3;
         elapsed = b - start;
     }
-    double busy1 = bench_machine_busy_s();
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    double foreign = -1.0;
-    if (busy0 >= 0.0 && busy1 >= 0.0 && elapsed > 0.0 && ncpu > 0) {
-        foreign = (busy1 - busy0 - (bench_own_cpu_s() - own0)) / elapsed / (double)ncpu;
-        foreign = foreign < 0.0 ? 0.0 : foreign;
-    }
+    double foreign = bench_foreign_since(mark);
     qsort(times, (size_t)runs, sizeof *times, bench_cmp_double);
     double median = bench_percentile(times, runs, 0.5);
     char foreign_s[32];
