@@ -41,28 +41,6 @@
 
 /* ---- options ---- */
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-/* "128,512" into list (at most GEN_BENCH_MAX_LIST values in lo .. hi). */
-static int parse_list(const char *s, int lo, int hi, int *list, int *n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    *n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (*n >= GEN_BENCH_MAX_LIST || parse_int(t, lo, hi, &list[(*n)++]) != 0)
-            return -1;
-    return *n > 0 ? 0 : -1;
-}
-
 static int parse_metrics(const char *s, struct gen_bench_opts *o)
 {
     char buf[256];
@@ -104,15 +82,15 @@ static int parse_opts(int argc, char **argv, struct gen_bench_opts *o)
         else if (strcmp(a, "--dump-check") == 0)
             o->dump_check = v;
         else if (strcmp(a, "--threads") == 0)
-            bad = parse_int(v, 0, 1024, &o->threads);
+            bad = bench_parse_int(v, 0, 1024, &o->threads);
         else if (strcmp(a, "--context") == 0)
-            bad = parse_int(v, 1, 1 << 20, &o->context);
+            bad = bench_parse_int(v, 1, 1 << 20, &o->context);
         else if (strcmp(a, "--steps") == 0)
-            bad = parse_int(v, 1, 100000, &o->steps);
+            bad = bench_parse_int(v, 1, 100000, &o->steps);
         else if (strcmp(a, "--warmup") == 0)
-            bad = parse_int(v, 0, 100000, &o->warmup);
+            bad = bench_parse_int(v, 0, 100000, &o->warmup);
         else if (strcmp(a, "--min-runs") == 0)
-            bad = parse_int(v, 1, o->max_runs, &o->min_runs);
+            bad = bench_parse_int(v, 1, o->max_runs, &o->min_runs);
         else if (strcmp(a, "--min-seconds") == 0) {
             char *end;
             o->min_seconds = strtod(v, &end);
@@ -129,9 +107,10 @@ static int parse_opts(int argc, char **argv, struct gen_bench_opts *o)
             else
                 bad = 1;
         } else if (strcmp(a, "--prompts") == 0)
-            bad = parse_list(v, 1, 1 << 20, o->prompts, &o->n_prompts);
+            bad = bench_parse_list(v, 1, 1 << 20, GEN_BENCH_MAX_LIST, o->prompts, &o->n_prompts);
         else if (strcmp(a, "--streams") == 0)
-            bad = parse_list(v, 1, GEN_BENCH_MAX_STREAMS, o->streams, &o->n_streams);
+            bad = bench_parse_list(v, 1, GEN_BENCH_MAX_STREAMS, GEN_BENCH_MAX_LIST, o->streams,
+                                   &o->n_streams);
         else if (strcmp(a, "--metrics") == 0)
             bad = parse_metrics(v, o);
         else

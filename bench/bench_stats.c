@@ -2,6 +2,8 @@
 #include "bench_stats.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,4 +77,25 @@ void bench_prompt_ids(int stream, int n, int vocab, int32_t *out)
     uint32_t state = (uint32_t)(stream + 1) * 0x9e3779b1u;
     for (int i = 0; i < n; i++)
         out[i] = 100 + (int32_t)(bench_rand01(&state) * (double)(vocab - 200));
+}
+
+int bench_parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int bench_parse_list(const char *s, int lo, int hi, int max, int *list, int *n)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (*n >= max || bench_parse_int(t, lo, hi, &list[(*n)++]) != 0)
+            return -1;
+    return *n > 0 ? 0 : -1;
 }

@@ -1,8 +1,9 @@
 /* bench_stats: what the generation benchmarks share to measure alike, with no dependency on
  * inferd (bench/llamacpp_bench.c is compiled against libllama alone, by bench/llamacpp.sh):
  * clocks (wall, this process's CPU, the machine's busy CPU from /proc/stat), the share of the
- * machine other processes took during a measurement, percentiles, and the prompts' token ids
- * (mulberry32 seeded per stream, so every engine gets the same ids). */
+ * machine other processes took during a measurement, percentiles, the prompts' token ids
+ * (mulberry32 seeded per stream, so every engine gets the same ids), and their command lines'
+ * numbers. */
 #ifndef INFERD_BENCH_STATS_H
 #define INFERD_BENCH_STATS_H
 
@@ -31,5 +32,10 @@ double bench_percentile(const double *sorted, int n, double p);
 double bench_rand01(uint32_t *state);
 /* Stream s's prompt of n tokens: ids in 100 .. vocab - 101. */
 void bench_prompt_ids(int stream, int n, int vocab, int32_t *out);
+
+/* A decimal int in lo .. hi into *out: 0, or -1 (out unchanged). */
+int bench_parse_int(const char *s, int lo, int hi, int *out);
+/* "128,512" into list: at most max values, each in lo .. hi; 0, or -1. */
+int bench_parse_list(const char *s, int lo, int hi, int max, int *list, int *n);
 
 #endif

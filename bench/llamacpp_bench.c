@@ -322,27 +322,6 @@ static int setup(struct bench *b)
 
 /* ---- options ---- */
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_list(const char *s, int lo, int hi, int *list, int *n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    *n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (*n >= MAX_LIST || parse_int(t, lo, hi, &list[(*n)++]) != 0)
-            return -1;
-    return *n > 0 ? 0 : -1;
-}
-
 static int parse_metrics(const char *s, struct opts *o)
 {
     o->prefill = strstr(s, "prefill") != NULL;
@@ -388,23 +367,23 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         else if (strcmp(a, "--flash-attn") == 0)
             bad = strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off") ? 1 : (o->fa = v, 0);
         else if (strcmp(a, "--threads") == 0)
-            bad = parse_int(v, 1, 1024, &o->threads);
+            bad = bench_parse_int(v, 1, 1024, &o->threads);
         else if (strcmp(a, "--context") == 0)
-            bad = parse_int(v, 1, 1 << 16, &o->context);
+            bad = bench_parse_int(v, 1, 1 << 16, &o->context);
         else if (strcmp(a, "--steps") == 0)
-            bad = parse_int(v, 1, MAX_RUNS, &o->steps);
+            bad = bench_parse_int(v, 1, MAX_RUNS, &o->steps);
         else if (strcmp(a, "--warmup") == 0)
-            bad = parse_int(v, 0, 1000, &o->warmup);
+            bad = bench_parse_int(v, 0, 1000, &o->warmup);
         else if (strcmp(a, "--min-runs") == 0)
-            bad = parse_int(v, 1, MAX_RUNS, &o->min_runs);
+            bad = bench_parse_int(v, 1, MAX_RUNS, &o->min_runs);
         else if (strcmp(a, "--min-seconds") == 0) {
             char *end;
             o->min_seconds = strtod(v, &end);
             bad = *end != '\0' || o->min_seconds < 0;
         } else if (strcmp(a, "--prompts") == 0)
-            bad = parse_list(v, 1, 1 << 16, o->prompts, &o->n_prompts);
+            bad = bench_parse_list(v, 1, 1 << 16, MAX_LIST, o->prompts, &o->n_prompts);
         else if (strcmp(a, "--streams") == 0)
-            bad = parse_list(v, 1, MAX_STREAMS, o->streams, &o->n_streams);
+            bad = bench_parse_list(v, 1, MAX_STREAMS, MAX_LIST, o->streams, &o->n_streams);
         else if (strcmp(a, "--metrics") == 0)
             bad = parse_metrics(v, o);
         else

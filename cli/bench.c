@@ -33,16 +33,6 @@ struct bench_opts {
     enum dtype_compute dt;   /* dtype_of_config(dtype) */
 };
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct bench_opts *o)
 {
     *o = (struct bench_opts){.batch = 1,
@@ -63,19 +53,19 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         } else if (strcmp(a, "--model") == 0) {
             o->model = v;
         } else if (strcmp(a, "--batch") == 0) {
-            bad = parse_int(v, 1, 4096, &o->batch);
+            bad = bench_parse_int(v, 1, 4096, &o->batch);
         } else if (strcmp(a, "--seq") == 0) {
-            bad = parse_int(v, 1, 65536, &o->seq);
+            bad = bench_parse_int(v, 1, 65536, &o->seq);
         } else if (strcmp(a, "--threads") == 0) {
-            bad = parse_int(v, 0, 1024, &o->threads);
+            bad = bench_parse_int(v, 0, 1024, &o->threads);
         } else if (strcmp(a, "--steps") == 0) {
-            bad = parse_int(v, 1, 100000, &o->steps);
+            bad = bench_parse_int(v, 1, 100000, &o->steps);
         } else if (strcmp(a, "--warmup") == 0) {
-            bad = parse_int(v, 0, 1000, &o->warmup);
+            bad = bench_parse_int(v, 0, 1000, &o->warmup);
         } else if (strcmp(a, "--min-runs") == 0) {
-            bad = parse_int(v, 1, 1000000, &o->min_runs);
+            bad = bench_parse_int(v, 1, 1000000, &o->min_runs);
         } else if (strcmp(a, "--max-runs") == 0) {
-            bad = parse_int(v, 1, 1000000, &o->max_runs);
+            bad = bench_parse_int(v, 1, 1000000, &o->max_runs);
         } else if (strcmp(a, "--min-seconds") == 0) {
             char *end;
             o->min_seconds = strtod(v, &end);
