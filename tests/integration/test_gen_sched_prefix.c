@@ -156,6 +156,17 @@ static void pair_free(struct pair *p)
     metrics_free(p->m);
 }
 
+/* The end of a two-turn case: its four probes (warm and cold per turn), params, pair, fixture. */
+static void two_turns_fini(struct fixture *f, struct pair *s, struct gen_params *gp,
+                           struct probe *const probes[4])
+{
+    for (int i = 0; i < 4; i++)
+        gs_probe_fini(probes[i]);
+    gen_params_fini(gp);
+    pair_free(s);
+    gs_close(f);
+}
+
 static double metric(struct metrics *m, const char *family)
 {
     char series[128];
@@ -203,13 +214,7 @@ START_TEST(two_turns)
     ck_assert_double_eq(metric(s.m, "inferd_prefix_cache_tokens_total"), 165);
     double fed = (double)(t1.n + 15 + t2.n - 165 + 15);
     ck_assert_double_eq(metric(s.m, "inferd_tokens_total"), fed);
-    gs_probe_fini(&w1);
-    gs_probe_fini(&c1);
-    gs_probe_fini(&w2);
-    gs_probe_fini(&c2);
-    gen_params_fini(&gp);
-    pair_free(&s);
-    gs_close(&f);
+    two_turns_fini(&f, &s, &gp, (struct probe *[]){&w1, &c1, &w2, &c2});
 }
 END_TEST
 
@@ -395,13 +400,7 @@ START_TEST(seeded)
     run(s.cold, &t2, &gp, &c2, "sampled turn 2 cold");
     expect_cached(&f, &w2, 120 + 11, "sampled turn 2");
     expect_same(&f, &w2, &c2, "sampled turn 2");
-    gs_probe_fini(&w1);
-    gs_probe_fini(&c1);
-    gs_probe_fini(&w2);
-    gs_probe_fini(&c2);
-    gen_params_fini(&gp);
-    pair_free(&s);
-    gs_close(&f);
+    two_turns_fini(&f, &s, &gp, (struct probe *[]){&w1, &c1, &w2, &c2});
 }
 END_TEST
 
