@@ -9,8 +9,10 @@
  * token), among the pooled caches and the caches of running sequences (their prompt tokens
  * fed so far: requests that arrive together with a cached system prompt); then:
  *
- *   - a pooled cache whose every token is reused (the previous turn of a chat) is taken and
- *     cut to the common prefix: no copy;
+ *   - a pooled cache whose every token is reused, or all but a short tail (the previous turn
+ *     of a chat, whose answer re-tokenizes differently once the client sends it back as text),
+ *     is taken and cut to the common prefix: no copy; what it loses is the tail no other
+ *     prompt is likely to continue (SHORT_TAIL_SHARE);
  *   - otherwise the prefix is copied (decoder_seq_copy_prefix) into the cache the sequence
  *     would get anyway, so the source stays for the next request: an empty pooled cache, a
  *     new one while fewer than max_seqs exist, else the least recently used pooled cache;
@@ -26,6 +28,11 @@
 #include <string.h>
 
 #include "gen_impl.h"
+
+/* A pooled cache whose tokens past the common prefix are at most 1/SHORT_TAIL_SHARE of it is
+ * taken rather than copied: the previous chat turn's answer and the template tokens around
+ * it. A longer tail is another conversation on a shared system prompt: it stays. */
+#define SHORT_TAIL_SHARE 4
 
 static bool kind_caches_prefixes(const struct generator *g)
 {
@@ -186,18 +193,19 @@ int gen_cache_take(struct generator *g, struct gen_seq *s, struct err *e)
     struct match m = {.len = 0, .pooled = -1, .run = NULL};
     if (s->looked_up && s->n_prompt > 1)
         m = best_match(g, s);
-    bool whole = m.pooled >= 0 && g->pool[m.pooled].n_ids == m.len;
+    bool take = m.pooled >= 0 && m.len > 0 &&
+                g->pool[m.pooled].n_ids - m.len <= m.len / SHORT_TAIL_SHARE;
     /* the source's cache: target() may move pool entries */
     const void *src = m.pooled >= 0 ? g->pool[m.pooled].cache : m.run ? m.run->cache : NULL;
     void *cache = NULL;
     int rc = 0;
-    if (!whole)
+    if (!take)
         rc = target(g, m.pooled, &cache, e);
     if (rc)
         return rc;
     if (m.pooled >= 0)
         m.pooled = pool_find(g, src);
-    if (whole || (!cache && m.pooled >= 0)) {
+    if (take || (!cache && m.pooled >= 0)) {
         take_pooled(g, s, &m);
     } else {
         s->cache = cache;

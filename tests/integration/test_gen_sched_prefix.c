@@ -218,6 +218,41 @@ START_TEST(two_turns)
 }
 END_TEST
 
+/* Turn 2 of a chat whose client sent turn 1's answer back as text that re-tokenizes
+ * differently: all but its last 6 tokens match turn 1's cache, which is taken and cut, not
+ * copied; a prompt continuing turn 1's whole cache then finds only turn 2's. */
+START_TEST(retokenized_answer)
+{
+    struct fixture f;
+    gs_open(&f, _i);
+    struct pair s = pair_new(&f, 4, 16384);
+    struct gen_params gp;
+    greedy(&f, 16, &gp);
+    struct seq t1, t2, held, other;
+    random_ids(&f, 8, 150, true, &t1);
+    struct probe w1, w2, c2, w3;
+    run(s.warm, &t1, &gp, &w1, "turn 1");
+    held_after(&t1, &w1, &held); /* 150 + 15 tokens */
+    t2 = held;
+    t2.n -= 6;
+    random_ids(&f, 9, 20, false, &other);
+    append(&t2, other.ids, other.n);
+    size_t want = reuse(&held, &t2);
+    ck_assert_uint_ge(want, 159);
+    run(s.warm, &t2, &gp, &w2, "turn 2");
+    run(s.cold, &t2, &gp, &c2, "turn 2 cold");
+    expect_cached(&f, &w2, want, "turn 2");
+    expect_same(&f, &w2, &c2, "turn 2");
+    /* turn 1's tail went with the taken cache: its continuation finds turn 2's prefix */
+    struct seq again = held;
+    append(&again, other.ids, 4);
+    run(s.warm, &again, &gp, &w3, "turn 1 continued");
+    expect_cached(&f, &w3, reuse(&t2, &again), "turn 1 continued");
+    ck_assert_double_eq(metric(s.m, "inferd_prefix_cache_hits_total"), 2);
+    two_turns_fini(&f, &s, &gp, (struct probe *[]){&w1, &w2, &c2, &w3});
+}
+END_TEST
+
 /* A prompt longer than the cached prefix, then one sharing only part of it (copied: the
  * longer entry stays and serves the longer prompt again). */
 START_TEST(longer_and_shorter)
@@ -488,6 +523,7 @@ Suite *suite_gen_sched_prefix(void)
     TCase *tc = tcase_create("prefix");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, two_turns, 0, GS_N_MODELS);
+    tcase_add_loop_test(tc, retokenized_answer, 0, GS_N_MODELS);
     tcase_add_loop_test(tc, longer_and_shorter, 0, GS_N_MODELS);
     tcase_add_loop_test(tc, evicted, 0, GS_N_MODELS);
     tcase_add_loop_test(tc, concurrent, 0, GS_N_MODELS);
