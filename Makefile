@@ -1,4 +1,4 @@
-# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | bench-generate | bench-llamacpp | bench-families | bench-s2s | format
+# inferd front door: make deps | deps-test | build | test | test-asan | test-tsan | test-valgrind | fuzz | run | bench | bench-load | bench-generate | bench-llamacpp | bench-families | bench-s2s | bench-memory | format
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -105,6 +105,12 @@ bench-families: build
 bench-s2s: build
 	@sh bench/run_s2s.sh $(BUILD)
 
+# A served model's resident memory and start-up time next to its weights' bytes at each dtype
+# (bench/run_memory.sh): the bundled classifier (the fixed cost), bert-base and the 124M LLaMA.
+.PHONY: bench-memory
+bench-memory: build
+	@sh bench/run_memory.sh $(BUILD)
+
 # The deployment files (scripts/check-deploy.sh): Kubernetes manifests against the API schemas
 # (npm validators installed once into /var/cache/inferd-ci), the ConfigMap's config on the
 # daemon, the systemd unit, and the Dockerfile built and run in Debian 12 chroots (as root,
@@ -152,6 +158,7 @@ help:
 	@echo "  bench-families  the issue-14 families at real sizes next to PyTorch (bench/run_families.sh)"
 	@echo "  bench-s2s       summarization/translation next to CTranslate2 and PyTorch (bench/run_s2s.sh)"
 	@echo "  bench-llamacpp  text generation next to llama.cpp built from source (bench/run_llamacpp.sh)"
+	@echo "  bench-memory    a served model's memory and start-up time per dtype (bench/run_memory.sh)"
 	@echo "  format          clang-format every C file in place"
 	@echo "  format-check    clang-format --dry-run: fails on any difference"
 	@echo "  fuzz            the libFuzzer harnesses, FUZZ_SECONDS each (clang installed when missing)"
