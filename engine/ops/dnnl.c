@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
 #include <omp.h>
@@ -247,6 +248,22 @@ static int grow(void **buf, size_t *have, size_t want)
     *buf = p;
     *have = size;
     return 0;
+}
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *dnn_weights_alloc(size_t size_bytes)
+{
+    void *p = NULL;
+    size_t align = size_bytes >= HUGE_PAGE ? HUGE_PAGE : 64;
+    if (posix_memalign(&p, align, size_bytes ? size_bytes : 1) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    /* advice only: a kernel without transparent huge pages keeps 4 KiB pages */
+    if (align == HUGE_PAGE)
+        (void)madvise(p, size_bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
+    return p;
 }
 
 int dnn_cache_add(struct dnn_ctx *ctx, const struct dnn_key *key, dnnl_primitive_desc_t pd,

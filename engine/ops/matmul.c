@@ -228,7 +228,7 @@ static int matmul_init(struct linear *l, struct dnn_ctx *ctx, const float *w, st
     l->w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(pd);
     size_t w_bytes = (dnnl_memory_desc_get_size(&l->w_md) + 63) & ~(size_t)63;
-    l->w_packed = aligned_alloc(64, w_bytes);
+    l->w_packed = dnn_weights_alloc(w_bytes); /* 2 MiB pages when large */
     if (dt == DTYPE_COMPUTE_INT8) {
         l->w_scales = malloc((size_t)out * sizeof *l->w_scales);
         q = malloc((size_t)out * (size_t)in);
