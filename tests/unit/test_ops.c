@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/bf16.h"
 #include "ops/emb_table.h"
 #include "ops/ops.h"
 #include "suites.h"
@@ -641,6 +642,87 @@ START_TEST(emb_table_f32_bf16)
 }
 END_TEST
 
+/* oneDNN's own f32 -> bf16 reorder of x (n), the conversion the bf16 matmul used to run. */
+static void onednn_bf16(const float *x, uint16_t *y, size_t n)
+{
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    dnnl_memory_desc_t f_md, b_md;
+    dnnl_dims_t dims = {(dnnl_dim_t)n};
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t p;
+    dnnl_memory_t src, dst;
+    ck_assert_int_eq(dnnl_engine_create(&eng, dnnl_cpu, 0), dnnl_success);
+    ck_assert_int_eq(dnnl_stream_create(&st, eng, dnnl_stream_default_flags), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_desc_init_by_tag(&f_md, 1, dims, dnnl_f32, dnnl_a), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_desc_init_by_tag(&b_md, 1, dims, dnnl_bf16, dnnl_a), dnnl_success);
+    ck_assert_int_eq(dnnl_reorder_primitive_desc_create(&pd, &f_md, eng, &b_md, eng, NULL),
+                     dnnl_success);
+    ck_assert_int_eq(dnnl_primitive_create(&p, pd), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_create(&src, &f_md, eng, (void *)x), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_create(&dst, &b_md, eng, y), dnnl_success);
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    ck_assert_int_eq(dnnl_primitive_execute(p, st, 2, args), dnnl_success);
+    ck_assert_int_eq(dnnl_stream_wait(st), dnnl_success);
+    dnnl_memory_destroy(dst);
+    dnnl_memory_destroy(src);
+    dnnl_primitive_destroy(p);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_stream_destroy(st);
+    dnnl_engine_destroy(eng);
+}
+
+static float from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* bf16_from_f32 gives oneDNN's reorder bit for bit (NaN: a NaN), on the vector path and its
+ * masked tail, the plain rule, the threaded split (n past 64K), ties, infinities, subnormals. */
+START_TEST(bf16_matches_onednn_reorder)
+{
+    static const uint32_t special[] = {
+        0x3f808000u, /* 1 + 2^-8: a tie, rounds down to the even 1.0 */
+        0x3f818000u, /* a tie rounding up to even */
+        0x3f80c000u, 0x3f807fffu, 0x7f7fffffu, /* FLT_MAX rounds to inf */
+        0x7f800000u, 0xff800000u, 0x00000001u, 0x80000001u, 0x007fffffu, 0x80000000u, 0,
+        0x7fc00000u, 0xffc00001u, 0x7f800001u, /* NaNs, one signalling */
+    };
+    size_t sizes[] = {37, 1000, 70001};
+    rng_state = 99;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        float *x = malloc(n * sizeof *x);
+        uint16_t *got = malloc(n * 2), *want = malloc(n * 2);
+        ck_assert(x && got && want);
+        for (size_t i = 0; i < n; i++) {
+            rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+            x[i] = from_bits((uint32_t)(rng_state >> 32)); /* every exponent and sign */
+        }
+        for (size_t i = 0; i < sizeof special / sizeof special[0] && i < n; i++)
+            x[i * 3 % n] = from_bits(special[i]);
+        bf16_from_f32(x, got, n);
+        onednn_bf16(x, want, n);
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_uint_eq(bf16_round(x[i]), got[i]);
+            if (isnan(x[i]))
+                ck_assert_msg((got[i] & 0x7fffu) > 0x7f80u && (want[i] & 0x7fffu) > 0x7f80u,
+                              "NaN -> %04x / %04x", (unsigned)got[i], (unsigned)want[i]);
+            else
+                ck_assert_msg(got[i] == want[i], "n %zu, x[%zu] = %a: %04x, oneDNN %04x", n, i,
+                              (double)x[i], (unsigned)got[i], (unsigned)want[i]);
+        }
+        free(x);
+        free(got);
+        free(want);
+    }
+    ck_assert_uint_eq(bf16_round(from_bits(0x3f808000u)), 0x3f80u);
+    ck_assert_uint_eq(bf16_round(from_bits(0x3f818000u)), 0x3f82u);
+}
+END_TEST
+
 START_TEST(runtime_is_reported)
 {
     ck_assert_str_eq(dnn_runtime_name(), "OpenMP");
@@ -671,6 +753,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
     tcase_add_test(tc, emb_table_f32_bf16);
+    tcase_add_test(tc, bf16_matches_onednn_reorder);
     suite_add_tcase(s, tc);
     return s;
 }
