@@ -723,6 +723,41 @@ START_TEST(bf16_matches_onednn_reorder)
 }
 END_TEST
 
+/* The primitive cache past its capacity (512): the least recently used shape goes, the others
+ * are still found (no new primitive), and an evicted shape is created again when it returns. */
+START_TEST(primitive_cache_evicts_lru)
+{
+    struct dnn_ctx *ctx = ctx_new(1);
+    struct err e = {0};
+    enum { N = 8, MAX_M = 600 };
+    float *x = rnd_array((size_t)MAX_M * N, -1, 1), *y = malloc((size_t)MAX_M * N * sizeof *y);
+    float g[N], b[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = 1.0f;
+        b[i] = 0.0f;
+    }
+    for (int M = 1; M <= MAX_M; M++) /* one layer-norm primitive per M */
+        ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, M, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M);
+    ck_assert_int_eq(dnn_cache_size(ctx), 512);
+    for (int M = MAX_M; M > MAX_M - 512; M--) /* the last 512 are all still there */
+        ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, M, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M);
+    ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, 1, N, &e), 0); /* evicted */
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M + 1);
+    ck_assert_int_eq(dnn_cache_size(ctx), 512);
+    /* the loop above went downwards, so M = 1 took the place of M = MAX_M, used least
+     * recently; M = MAX_M - 1 stays */
+    ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, MAX_M - 1, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M + 1);
+    ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, MAX_M, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M + 2);
+    free(x);
+    free(y);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(runtime_is_reported)
 {
     ck_assert_str_eq(dnn_runtime_name(), "OpenMP");
@@ -754,6 +789,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, runtime_is_reported);
     tcase_add_test(tc, emb_table_f32_bf16);
     tcase_add_test(tc, bf16_matches_onednn_reorder);
+    tcase_add_test(tc, primitive_cache_evicts_lru);
     suite_add_tcase(s, tc);
     return s;
 }
