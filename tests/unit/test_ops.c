@@ -10,6 +10,7 @@
 #include <check.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -758,6 +759,61 @@ START_TEST(primitive_cache_evicts_lru)
 }
 END_TEST
 
+/* dnn_serial_begin: one thread until dnn_serial_end, which restores the count; a primitive
+ * made under one count is not reused under another (oneDNN may size per-thread scratch when
+ * it creates one); an op too large for it (a 64 x 1024 layer norm) leaves the count alone. */
+START_TEST(serial_small_ops)
+{
+    int orig = omp_get_max_threads();
+    dnn_set_threads(2);
+    struct dnn_ctx *ctx = ctx_new(2);
+    struct err e = {0};
+    rng_state = 5;
+    int M = 5, K = 64, N = 48;
+    float *w = rnd_array((size_t)N * K, -1, 1), *x = rnd_array((size_t)M * K, -1, 1);
+    float *y = malloc((size_t)M * N * sizeof *y);
+    struct linear l;
+    ck_assert_int_eq(linear_init(&l, ctx, w, NULL, K, N, DTYPE_COMPUTE_F32, ACT_NONE, &e), 0);
+
+    int saved = dnn_serial_begin(false);
+    ck_assert_int_eq(saved, 0);
+    dnn_serial_end(saved);
+    ck_assert_int_eq(omp_get_max_threads(), 2);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    long created = dnn_cache_created(ctx);
+
+    saved = dnn_serial_begin(true);
+    ck_assert_int_eq(saved, 2);
+    ck_assert_int_eq(omp_get_max_threads(), 1);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), created + 1); /* its own one-thread primitive */
+    check_linear(x, w, NULL, NULL, y, M, K, N, ACT_NONE, TOL_F32, "one thread");
+    dnn_serial_end(saved);
+    ck_assert_int_eq(omp_get_max_threads(), 2);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), created + 1); /* the two-thread one, found */
+    check_linear(x, w, NULL, NULL, y, M, K, N, ACT_NONE, TOL_F32, "two threads");
+
+    enum { LM = 64, LN = 1024 };
+    float *big = rnd_array((size_t)LM * LN, -1, 1), *out = malloc((size_t)LM * LN * sizeof *out);
+    float *g = rnd_array(LN, 1, 1.5f), *b = rnd_array(LN, -1, 1);
+    ck_assert_int_eq(layernorm_forward(ctx, big, NULL, out, g, b, 1e-5f, LM, LN, &e), 0);
+    ck_assert_int_eq(omp_get_max_threads(), 2);
+    ck_assert_int_eq(layernorm_forward(ctx, big, NULL, out, g, b, 1e-5f, 2, 16, &e), 0);
+    ck_assert_int_eq(omp_get_max_threads(), 2); /* a small one restores the count */
+    linear_fini(&l);
+    free(w);
+    free(x);
+    free(y);
+    free(big);
+    free(out);
+    free(g);
+    free(b);
+    dnn_ctx_free(ctx);
+    dnn_set_threads(orig);
+}
+END_TEST
+
 START_TEST(runtime_is_reported)
 {
     ck_assert_str_eq(dnn_runtime_name(), "OpenMP");
@@ -790,6 +846,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, emb_table_f32_bf16);
     tcase_add_test(tc, bf16_matches_onednn_reorder);
     tcase_add_test(tc, primitive_cache_evicts_lru);
+    tcase_add_test(tc, serial_small_ops);
     suite_add_tcase(s, tc);
     return s;
 }
