@@ -188,6 +188,15 @@ int attention_forward(struct dnn_ctx *ctx, const struct attn_shape *s, const flo
     return attention_forward_biased(ctx, s, q, k, v, attention_mask, NULL, out, e);
 }
 
+/* Up to this many multiply-adds (QK^T and PV over all heads: 16 tokens of bert-base's 12
+ * heads of 64) attention runs on the calling thread, as one op: a fork and barrier per
+ * primitive cost more (see dnn_serial_begin). */
+#define SERIAL_MAX_MACS ((size_t)1 << 19)
+
+static int attend(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q, const float *k,
+                  const float *v, const int32_t *attention_mask, const struct attn_bias *ab,
+                  float *out, struct err *e);
+
 int attention_forward_biased(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
                              const float *k, const float *v, const int32_t *attention_mask,
                              const struct attn_bias *ab, float *out, struct err *e)
@@ -195,6 +204,20 @@ int attention_forward_biased(struct dnn_ctx *ctx, const struct attn_shape *s, co
     int rc = check_shape(s, e);
     if (rc != 0)
         return rc;
+    size_t macs = 2 * (size_t)s->batch * (size_t)s->n_heads * (size_t)s->seq * (size_t)s->seq *
+                  (size_t)s->head_dim;
+    int serial = dnn_serial_begin(macs <= SERIAL_MAX_MACS);
+    rc = attend(ctx, s, q, k, v, attention_mask, ab, out, e);
+    dnn_serial_end(serial);
+    return rc;
+}
+
+/* attention_forward_biased on a checked shape. */
+static int attend(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q, const float *k,
+                  const float *v, const int32_t *attention_mask, const struct attn_bias *ab,
+                  float *out, struct err *e)
+{
+    int rc;
     int B = s->batch, S = s->seq;
     size_t per_seq = (size_t)s->n_heads * (size_t)S * (size_t)S; /* scores of one sequence */
     size_t nb_max = SCORES_BUDGET / (per_seq * sizeof(float));

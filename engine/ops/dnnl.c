@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
 #include <omp.h>
@@ -46,6 +47,25 @@ void dnn_set_threads(int n_threads)
 #else
     (void)n_threads;
 #endif
+}
+
+int dnn_serial_begin(bool small)
+{
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+    int n = omp_get_max_threads();
+    if (!small || n <= 1)
+        return 0;
+    omp_set_num_threads(1);
+    return n;
+#else
+    (void)small;
+    return 0;
+#endif
+}
+
+void dnn_serial_end(int saved)
+{
+    dnn_set_threads(saved);
 }
 
 const char *dnn_runtime_name(void)
@@ -197,10 +217,21 @@ static int key_equal(const struct dnn_key *a, const struct dnn_key *b)
     return 1;
 }
 
+/* The calling thread's intra-op thread count (1 without OpenMP). */
+static int current_threads(void)
+{
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 struct dnn_prim *dnn_cache_find(struct dnn_ctx *ctx, const struct dnn_key *key)
 {
+    int n_threads = current_threads();
     for (int i = 0; i < ctx->n_cached; i++) {
-        if (key_equal(&ctx->cache[i].key, key)) {
+        if (ctx->cache[i].n_threads == n_threads && key_equal(&ctx->cache[i].key, key)) {
             ctx->cache[i].last_use = ++ctx->clock;
             return &ctx->cache[i];
         }
@@ -249,11 +280,27 @@ static int grow(void **buf, size_t *have, size_t want)
     return 0;
 }
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *dnn_weights_alloc(size_t size_bytes)
+{
+    void *p = NULL;
+    size_t align = size_bytes >= HUGE_PAGE ? HUGE_PAGE : 64;
+    if (posix_memalign(&p, align, size_bytes ? size_bytes : 1) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    /* advice only: a kernel without transparent huge pages keeps 4 KiB pages */
+    if (align == HUGE_PAGE)
+        (void)madvise(p, size_bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 int dnn_cache_add(struct dnn_ctx *ctx, const struct dnn_key *key, dnnl_primitive_desc_t pd,
                   const int *arg_ids, const dnnl_memory_desc_t *const *arg_mds, int n_args,
                   struct dnn_prim **out, struct err *e)
 {
-    struct dnn_prim p = {.key = *key, .n_args = n_args};
+    struct dnn_prim p = {.key = *key, .n_args = n_args, .n_threads = current_threads()};
     int rc = 0;
     dnnl_status_t s = dnnl_primitive_create(&p.prim, pd);
     if (s != dnnl_success) {

@@ -27,6 +27,14 @@ void dnn_ctx_free(struct dnn_ctx *ctx);
 /* Sets the calling thread's intra-op thread count (OpenMP: omp_set_num_threads). */
 void dnn_set_threads(int n_threads);
 
+/* For a tiny op (a few microseconds of work: a 16-token layer norm or attention), an OpenMP
+ * fork and barrier cost as much as the op, and far more when another process holds a core:
+ * dnn_serial_begin(true) makes oneDNN create and run the primitives that follow on the
+ * calling thread alone, and returns what dnn_serial_end restores (false: nothing changes).
+ * The op must decide from its shape, so one cached primitive always meets one thread count. */
+int dnn_serial_begin(bool small);
+void dnn_serial_end(int saved);
+
 /* "OpenMP", "TBB", "threadpool" or "sequential": the CPU runtime oneDNN was built with. */
 const char *dnn_runtime_name(void);
 
@@ -44,6 +52,13 @@ int dnn_cache_size(const struct dnn_ctx *ctx);
 long dnn_cache_created(const struct dnn_ctx *ctx);
 
 /* ---- For the ops in engine/ops/ only ------------------------------------------------- */
+
+/* A buffer for packed weights (free it with free()): 64-byte aligned; one of at least 2 MiB
+ * starts on a 2 MiB boundary and its whole 2 MiB blocks are advised for transparent huge
+ * pages (madvise, before the caller first touches them), so a forward pass that streams
+ * every weight takes a TLB miss per 2 MiB instead of per 4 KiB. Costs no resident memory:
+ * only blocks inside the buffer are advised. NULL when out of memory. */
+void *dnn_weights_alloc(size_t size_bytes);
 
 /* What a cached primitive is found by: the op kind and up to DNN_KEY_WORDS shape/flag words.
  * Unused words must be zero (build keys with designated initializers). */
@@ -76,11 +91,13 @@ struct dnn_prim {
     dnnl_memory_t scratchpad; /* NULL when the primitive needs none */
     size_t scratchpad_bytes;
     uint64_t last_use; /* LRU stamp */
+    int n_threads;     /* the calling thread's OpenMP thread count when it was created */
 };
 
 dnnl_engine_t dnn_engine(struct dnn_ctx *ctx);
 
-/* The cached primitive for key, or NULL. */
+/* The cached primitive for key created under the calling thread's current thread count (some
+ * oneDNN implementations size per-thread scratch at creation; see dnn_serial_begin), or NULL. */
 struct dnn_prim *dnn_cache_find(struct dnn_ctx *ctx, const struct dnn_key *key);
 
 /* Creates the primitive of pd and caches it under key (evicting the least recently used one

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/bf16.h"
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
 
@@ -228,7 +229,7 @@ static int matmul_init(struct linear *l, struct dnn_ctx *ctx, const float *w, st
     l->w_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_primitive_desc_destroy(pd);
     size_t w_bytes = (dnnl_memory_desc_get_size(&l->w_md) + 63) & ~(size_t)63;
-    l->w_packed = aligned_alloc(64, w_bytes);
+    l->w_packed = dnn_weights_alloc(w_bytes); /* 2 MiB pages when large */
     if (dt == DTYPE_COMPUTE_INT8) {
         l->w_scales = malloc((size_t)out * sizeof *l->w_scales);
         q = malloc((size_t)out * (size_t)in);
@@ -258,33 +259,6 @@ void linear_fini(struct linear *l)
     free(l->w_scales);
     free(l->w_zeros);
     memset(l, 0, sizeof *l);
-}
-
-/* The f32 -> bf16 reorder of x (M, K), cached per M. */
-static int to_bf16_prim(struct dnn_ctx *ctx, int M, int K, struct dnn_prim **out, struct err *e)
-{
-    struct dnn_key key = {.kind = DNN_KIND_REORDER, .v = {M, K, dnnl_f32, dnnl_bf16}};
-    *out = dnn_cache_find(ctx, &key);
-    if (*out)
-        return 0;
-    dnnl_memory_desc_t f_md, b_md;
-    dnnl_dims_t dims = {M, K};
-    dnnl_primitive_attr_t attr;
-    int rc = dnn_attr_new(&attr, e);
-    if (rc != 0)
-        return rc;
-    dnnl_primitive_desc_t pd;
-    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&f_md, 2, dims, dnnl_f32, dnnl_ab);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(&b_md, 2, dims, dnnl_bf16, dnnl_ab);
-    if (s == dnnl_success)
-        s = dnnl_reorder_primitive_desc_create(&pd, &f_md, dnn_engine(ctx), &b_md, dnn_engine(ctx),
-                                               attr);
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success)
-        return dnn_fail(s, e, "bf16 reorder desc");
-    static const int args[] = {DNNL_ARG_FROM, DNNL_ARG_TO};
-    return dnn_cache_add(ctx, &key, pd, args, NULL, 2, out, e);
 }
 
 /* Element counts below this run on the calling thread alone (an OpenMP fork costs more). */
@@ -419,17 +393,10 @@ static int matmul_forward(const struct linear *l, struct dnn_ctx *ctx, const flo
     void *bufs[DNN_MAX_ARGS] = {(void *)x, l->w_packed, y, l->bias};
     size_t n_x = (size_t)M * (size_t)K;
     if (l->dt == DTYPE_COMPUTE_BF16) {
-        struct dnn_prim *cvt;
-        rc = to_bf16_prim(ctx, M, K, &cvt, e);
-        if (rc != 0)
-            return rc;
-        void *xb = dnn_scratch(ctx, n_x * 2, e); /* (M, K) bf16 */
+        uint16_t *xb = dnn_scratch(ctx, n_x * 2, e); /* (M, K) bf16 */
         if (!xb)
             return e ? e->kind : ERR_NOMEM;
-        void *cvt_bufs[] = {(void *)x, xb};
-        rc = dnn_exec(ctx, cvt, cvt_bufs, e);
-        if (rc != 0)
-            return rc;
+        bf16_from_f32(x, xb, n_x); /* no reorder primitive: no execution, no fork when small */
         bufs[0] = xb;
     } else if (l->dt == DTYPE_COMPUTE_INT8) {
         size_t q_bytes = (n_x + 63) & ~(size_t)63;

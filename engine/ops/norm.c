@@ -7,6 +7,10 @@
 
 #include "ops/ops.h"
 
+/* Up to this many elements (16 tokens of 1024) a layer norm runs on the calling thread: a
+ * fork and barrier cost more (see dnn_serial_begin). */
+#define SERIAL_MAX_ELEMS 16384
+
 /* The layer-norm primitive for (M, N, eps), created on first use. */
 static int layernorm_prim(struct dnn_ctx *ctx, int M, int N, float eps, struct dnn_prim **out,
                           struct err *e)
@@ -42,9 +46,10 @@ int layernorm_forward(struct dnn_ctx *ctx, const float *x, const float *residual
     if (!(eps > 0.0f))
         return err_set(e, ERR_INVALID, "layernorm_forward: eps %g", (double)eps);
     struct dnn_prim *p;
+    int serial = dnn_serial_begin((size_t)M * (size_t)N <= SERIAL_MAX_ELEMS);
     int rc = layernorm_prim(ctx, M, N, eps, &p, e);
     if (rc != 0)
-        return rc;
+        goto done;
     if (residual) {
         /* y = x + residual (M, N), then normalize y in place (oneDNN allows src == dst). */
         size_t n = (size_t)M * (size_t)N;
@@ -53,7 +58,10 @@ int layernorm_forward(struct dnn_ctx *ctx, const float *x, const float *residual
         x = y;
     }
     void *bufs[] = {(void *)x, y, (void *)gamma, (void *)beta};
-    return dnn_exec(ctx, p, bufs, e);
+    rc = dnn_exec(ctx, p, bufs, e);
+done:
+    dnn_serial_end(serial);
+    return rc;
 }
 
 int rmsnorm_forward(const float *x, float *y, const float *weight, float eps, int M, int N,

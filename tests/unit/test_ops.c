@@ -10,10 +10,12 @@
 #include <check.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/bf16.h"
 #include "ops/emb_table.h"
 #include "ops/ops.h"
 #include "suites.h"
@@ -641,6 +643,177 @@ START_TEST(emb_table_f32_bf16)
 }
 END_TEST
 
+/* oneDNN's own f32 -> bf16 reorder of x (n), the conversion the bf16 matmul used to run. */
+static void onednn_bf16(const float *x, uint16_t *y, size_t n)
+{
+    dnnl_engine_t eng;
+    dnnl_stream_t st;
+    dnnl_memory_desc_t f_md, b_md;
+    dnnl_dims_t dims = {(dnnl_dim_t)n};
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t p;
+    dnnl_memory_t src, dst;
+    ck_assert_int_eq(dnnl_engine_create(&eng, dnnl_cpu, 0), dnnl_success);
+    ck_assert_int_eq(dnnl_stream_create(&st, eng, dnnl_stream_default_flags), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_desc_init_by_tag(&f_md, 1, dims, dnnl_f32, dnnl_a), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_desc_init_by_tag(&b_md, 1, dims, dnnl_bf16, dnnl_a), dnnl_success);
+    ck_assert_int_eq(dnnl_reorder_primitive_desc_create(&pd, &f_md, eng, &b_md, eng, NULL),
+                     dnnl_success);
+    ck_assert_int_eq(dnnl_primitive_create(&p, pd), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_create(&src, &f_md, eng, (void *)x), dnnl_success);
+    ck_assert_int_eq(dnnl_memory_create(&dst, &b_md, eng, y), dnnl_success);
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    ck_assert_int_eq(dnnl_primitive_execute(p, st, 2, args), dnnl_success);
+    ck_assert_int_eq(dnnl_stream_wait(st), dnnl_success);
+    dnnl_memory_destroy(dst);
+    dnnl_memory_destroy(src);
+    dnnl_primitive_destroy(p);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_stream_destroy(st);
+    dnnl_engine_destroy(eng);
+}
+
+static float from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* bf16_from_f32 gives oneDNN's reorder bit for bit (NaN: a NaN), on the vector path and its
+ * masked tail, the plain rule, the threaded split (n past 64K), ties, infinities, subnormals. */
+START_TEST(bf16_matches_onednn_reorder)
+{
+    static const uint32_t special[] = {
+        0x3f808000u, /* 1 + 2^-8: a tie, rounds down to the even 1.0 */
+        0x3f818000u, /* a tie rounding up to even */
+        0x3f80c000u, 0x3f807fffu, 0x7f7fffffu, /* FLT_MAX rounds to inf */
+        0x7f800000u, 0xff800000u, 0x00000001u, 0x80000001u, 0x007fffffu, 0x80000000u, 0,
+        0x7fc00000u, 0xffc00001u, 0x7f800001u, /* NaNs, one signalling */
+    };
+    size_t sizes[] = {37, 1000, 70001};
+    rng_state = 99;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        float *x = malloc(n * sizeof *x);
+        uint16_t *got = malloc(n * 2), *want = malloc(n * 2);
+        ck_assert(x && got && want);
+        for (size_t i = 0; i < n; i++) {
+            rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+            x[i] = from_bits((uint32_t)(rng_state >> 32)); /* every exponent and sign */
+        }
+        for (size_t i = 0; i < sizeof special / sizeof special[0] && i < n; i++)
+            x[i * 3 % n] = from_bits(special[i]);
+        bf16_from_f32(x, got, n);
+        onednn_bf16(x, want, n);
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_uint_eq(bf16_round(x[i]), got[i]);
+            if (isnan(x[i]))
+                ck_assert_msg((got[i] & 0x7fffu) > 0x7f80u && (want[i] & 0x7fffu) > 0x7f80u,
+                              "NaN -> %04x / %04x", (unsigned)got[i], (unsigned)want[i]);
+            else
+                ck_assert_msg(got[i] == want[i], "n %zu, x[%zu] = %a: %04x, oneDNN %04x", n, i,
+                              (double)x[i], (unsigned)got[i], (unsigned)want[i]);
+        }
+        free(x);
+        free(got);
+        free(want);
+    }
+    ck_assert_uint_eq(bf16_round(from_bits(0x3f808000u)), 0x3f80u);
+    ck_assert_uint_eq(bf16_round(from_bits(0x3f818000u)), 0x3f82u);
+}
+END_TEST
+
+/* The primitive cache past its capacity (512): the least recently used shape goes, the others
+ * are still found (no new primitive), and an evicted shape is created again when it returns. */
+START_TEST(primitive_cache_evicts_lru)
+{
+    struct dnn_ctx *ctx = ctx_new(1);
+    struct err e = {0};
+    enum { N = 8, MAX_M = 600 };
+    float *x = rnd_array((size_t)MAX_M * N, -1, 1), *y = malloc((size_t)MAX_M * N * sizeof *y);
+    float g[N], b[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = 1.0f;
+        b[i] = 0.0f;
+    }
+    for (int M = 1; M <= MAX_M; M++) /* one layer-norm primitive per M */
+        ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, M, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M);
+    ck_assert_int_eq(dnn_cache_size(ctx), 512);
+    for (int M = MAX_M; M > MAX_M - 512; M--) /* the last 512 are all still there */
+        ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, M, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M);
+    ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, 1, N, &e), 0); /* evicted */
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M + 1);
+    ck_assert_int_eq(dnn_cache_size(ctx), 512);
+    /* the loop above went downwards, so M = 1 took the place of M = MAX_M, used least
+     * recently; M = MAX_M - 1 stays */
+    ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, MAX_M - 1, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M + 1);
+    ck_assert_int_eq(layernorm_forward(ctx, x, NULL, y, g, b, 1e-5f, MAX_M, N, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), MAX_M + 2);
+    free(x);
+    free(y);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+/* dnn_serial_begin: one thread until dnn_serial_end, which restores the count; a primitive
+ * made under one count is not reused under another (oneDNN may size per-thread scratch when
+ * it creates one); an op too large for it (a 64 x 1024 layer norm) leaves the count alone. */
+START_TEST(serial_small_ops)
+{
+    int orig = omp_get_max_threads();
+    dnn_set_threads(2);
+    struct dnn_ctx *ctx = ctx_new(2);
+    struct err e = {0};
+    rng_state = 5;
+    int M = 5, K = 64, N = 48;
+    float *w = rnd_array((size_t)N * K, -1, 1), *x = rnd_array((size_t)M * K, -1, 1);
+    float *y = malloc((size_t)M * N * sizeof *y);
+    struct linear l;
+    ck_assert_int_eq(linear_init(&l, ctx, w, NULL, K, N, DTYPE_COMPUTE_F32, ACT_NONE, &e), 0);
+
+    int saved = dnn_serial_begin(false);
+    ck_assert_int_eq(saved, 0);
+    dnn_serial_end(saved);
+    ck_assert_int_eq(omp_get_max_threads(), 2);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    long created = dnn_cache_created(ctx);
+
+    saved = dnn_serial_begin(true);
+    ck_assert_int_eq(saved, 2);
+    ck_assert_int_eq(omp_get_max_threads(), 1);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), created + 1); /* its own one-thread primitive */
+    check_linear(x, w, NULL, NULL, y, M, K, N, ACT_NONE, TOL_F32, "one thread");
+    dnn_serial_end(saved);
+    ck_assert_int_eq(omp_get_max_threads(), 2);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    ck_assert_int_eq(dnn_cache_created(ctx), created + 1); /* the two-thread one, found */
+    check_linear(x, w, NULL, NULL, y, M, K, N, ACT_NONE, TOL_F32, "two threads");
+
+    enum { LM = 64, LN = 1024 };
+    float *big = rnd_array((size_t)LM * LN, -1, 1), *out = malloc((size_t)LM * LN * sizeof *out);
+    float *g = rnd_array(LN, 1, 1.5f), *b = rnd_array(LN, -1, 1);
+    ck_assert_int_eq(layernorm_forward(ctx, big, NULL, out, g, b, 1e-5f, LM, LN, &e), 0);
+    ck_assert_int_eq(omp_get_max_threads(), 2);
+    ck_assert_int_eq(layernorm_forward(ctx, big, NULL, out, g, b, 1e-5f, 2, 16, &e), 0);
+    ck_assert_int_eq(omp_get_max_threads(), 2); /* a small one restores the count */
+    linear_fini(&l);
+    free(w);
+    free(x);
+    free(y);
+    free(big);
+    free(out);
+    free(g);
+    free(b);
+    dnn_ctx_free(ctx);
+    dnn_set_threads(orig);
+}
+END_TEST
+
 START_TEST(runtime_is_reported)
 {
     ck_assert_str_eq(dnn_runtime_name(), "OpenMP");
@@ -671,6 +844,9 @@ Suite *suite_ops(void)
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
     tcase_add_test(tc, emb_table_f32_bf16);
+    tcase_add_test(tc, bf16_matches_onednn_reorder);
+    tcase_add_test(tc, primitive_cache_evicts_lru);
+    tcase_add_test(tc, serial_small_ops);
     suite_add_tcase(s, tc);
     return s;
 }
