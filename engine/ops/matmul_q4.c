@@ -3,7 +3,9 @@
  * quantized here from f32 (round to nearest, asymmetric) or taken pre-quantized (AWQ, GPTQ:
  * models/q4_checkpoint.c), packed, and multiplied by inferd's own kernel: each group of 32
  * weights is widened to f32 in registers and FMA'd with x (AVX2 + FMA; a plain loop elsewhere).
- * oneDNN 2.6 has no 4-bit weights (docs/DECISIONS.md).
+ * From Q4_GEMM_MIN_M tokens on (prefill) matmul_q4_gemm.c's path runs instead: the weights
+ * widened to s8 a tile at a time and oneDNN's int8 matmul. oneDNN 2.6 has no 4-bit weights
+ * (docs/DECISIONS.md).
  *
  * Packed layout, per output row n (in / 2 bytes): blocks of 32 weights k0..k0+31, 16 bytes
  * each, byte j holding q[k0 + j] in its low nibble and q[k0 + 16 + j] in its high one; scales
@@ -19,6 +21,7 @@
 #define Q4_BLOCK 32
 #define ROWS_PER_TASK 16   /* output rows a thread takes at a time (their weights stay in L2) */
 #define PAR_MIN_WORK 65536 /* M * N * K / 32 below which one thread does it all */
+#define Q4_GEMM_MIN_M 32   /* tokens from which the s8 GEMM path beats the f32 kernel */
 
 int q4_rows_alloc(struct q4_rows *r, int out, int in, int group, struct err *e)
 {
@@ -280,10 +283,18 @@ static int have_avx2(void)
 
 /* Forces the plain loop (tests compare the two). */
 static int plain_only;
+/* Whether many-token calls take the s8 GEMM path (the perplexity tool turns it off to score
+ * the weight-only arithmetic). */
+static int gemm_on = 1;
 
 void q4_set_plain(int on)
 {
     plain_only = on;
+}
+
+void q4_set_gemm(int on)
+{
+    gemm_on = on;
 }
 
 /* y (M, N) = x (M, K) W^T, output rows split over the context's OpenMP threads. */
@@ -307,6 +318,8 @@ static void q4_matmul(const struct linear *l, const float *x, float *y, int M)
 static int q4_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
                       int M, int add, struct err *e)
 {
+    if (gemm_on && !plain_only && M >= Q4_GEMM_MIN_M)
+        return q4_gemm_forward(l, ctx, x, y, M, add, e);
     size_t n = (size_t)M * (size_t)l->out_features;
     float *out = y;
     if (add && !(out = dnn_scratch(ctx, n * sizeof *out, e)))
