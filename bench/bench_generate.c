@@ -30,7 +30,10 @@
  * usage: bench-generate --model DIR [--threads 2] [--dtype fp32|bf16|int8|int4]
  *          [--metrics prefill,ttft,decode] [--prompts 128,512] [--context 128]
  *          [--streams 1,16] [--steps 64] [--warmup 2] [--min-runs 3] [--min-seconds 3]
- *          [--dump-check FILE]
+ *          [--dump-check FILE] [--q4-gemm 1|0]
+ * --q4-gemm 0 keeps INT4 on its f32 weight-only kernel at every token count (ops.h
+ * q4_set_gemm), the arithmetic before the s8 prefill path, for before/after runs
+ * (bench/run_int4.sh).
  * A T5 model directory (model_type "t5") is measured the same way (bench/gen_bench.h). The
  * measurements live in bench/gen_bench.c, which `inferd bench` shares. */
 #include <stdio.h>
@@ -38,6 +41,7 @@
 #include <string.h>
 
 #include "gen_bench.h"
+#include "ops/ops.h"
 
 /* ---- options ---- */
 
@@ -64,7 +68,7 @@ static int usage(void)
     fputs("usage: bench-generate --model DIR [--threads 2] [--dtype fp32|bf16|int8|int4]\n"
           "         [--metrics prefill,ttft,decode] [--prompts 128,512] [--context 128]\n"
           "         [--streams 1,16] [--steps 64] [--warmup 2] [--min-runs 3]\n"
-          "         [--min-seconds 3] [--dump-check FILE]\n",
+          "         [--min-seconds 3] [--dump-check FILE] [--q4-gemm 1|0]\n",
           stderr);
     return 2;
 }
@@ -83,6 +87,11 @@ static int parse_opts(int argc, char **argv, struct gen_bench_opts *o)
             o->dump_check = v;
         else if (strcmp(a, "--threads") == 0)
             bad = bench_parse_int(v, 0, 1024, &o->threads);
+        else if (strcmp(a, "--q4-gemm") == 0) {
+            int on = 1;
+            bad = bench_parse_int(v, 0, 1, &on);
+            q4_set_gemm(on);
+        }
         else if (strcmp(a, "--context") == 0)
             bad = bench_parse_int(v, 1, 1 << 20, &o->context);
         else if (strcmp(a, "--steps") == 0)

@@ -22,4 +22,9 @@ int linear_begin(struct linear *l, const float *b, int in, int out, enum dtype_c
 extern const struct linear_kind linear_kind_dnnl; /* matmul.c */
 extern const struct linear_kind linear_kind_q4;   /* matmul_q4.c */
 
+/* INT4's many-token forward (matmul_q4_gemm.c): y = act(x W^T + b) (+ y when add) through
+ * s8-widened weight tiles and oneDNN's int8 matmul, activations quantized per token. */
+int q4_gemm_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
+                    int add, struct err *e);
+
 #endif

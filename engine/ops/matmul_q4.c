@@ -3,7 +3,9 @@
  * quantized here from f32 (round to nearest, asymmetric) or taken pre-quantized (AWQ, GPTQ:
  * models/q4_checkpoint.c), packed, and multiplied by inferd's own kernel: each group of 32
  * weights is widened to f32 in registers and FMA'd with x (AVX2 + FMA; a plain loop elsewhere).
- * oneDNN 2.6 has no 4-bit weights (docs/DECISIONS.md).
+ * From Q4_GEMM_MIN_M tokens on (prefill) matmul_q4_gemm.c's path runs instead: the weights
+ * widened to s8 a tile at a time and oneDNN's int8 matmul. oneDNN 2.6 has no 4-bit weights
+ * (docs/DECISIONS.md).
  *
  * Packed layout, per output row n (in / 2 bytes): blocks of 32 weights k0..k0+31, 16 bytes
  * each, byte j holding q[k0 + j] in its low nibble and q[k0 + 16 + j] in its high one; scales
@@ -19,6 +21,7 @@
 #define Q4_BLOCK 32
 #define ROWS_PER_TASK 16   /* output rows a thread takes at a time (their weights stay in L2) */
 #define PAR_MIN_WORK 65536 /* M * N * K / 32 below which one thread does it all */
+#define Q4_GEMM_MIN_M 32   /* tokens from which the s8 GEMM path beats the f32 kernel */
 
 int q4_rows_alloc(struct q4_rows *r, int out, int in, int group, struct err *e)
 {
@@ -175,8 +178,10 @@ static void unpack_block(const uint8_t *p, float z, float *w)
     }
 }
 
-static void rows_plain(const struct linear *l, const float *x, float *y, int M, int n0, int n1)
+static void rows_plain(const struct linear *l, const float *x, const float *xs, float *y, int M,
+                       int n0, int n1)
 {
+    (void)xs;
     int K = l->in_features, N = l->out_features, G = l->group, ng = K / G;
     float w[Q4_BLOCK];
     for (int n = n0; n < n1; n++) {
@@ -252,8 +257,10 @@ AVX2 void dot_avx2(const struct linear *l, int n, const float *xm, float *out, c
 }
 
 __attribute__((target("avx2,fma"))) static void rows_avx2(const struct linear *l, const float *x,
-                                                          float *y, int M, int n0, int n1)
+                                                          const float *xs, float *y, int M, int n0,
+                                                          int n1)
 {
+    (void)xs;
     int K = l->in_features, N = l->out_features;
     float out[2] = {0.0f, 0.0f};
     for (int m = 0; m < M; m += 2) {
@@ -276,42 +283,156 @@ static int have_avx2(void)
         have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
     return have;
 }
+
+/* The AVX-512 kernel takes the zero point out of the inner loop: per group,
+ * sum_k x_k s (q_k - z) = s (sum_k x_k q_k - z sum_k x_k), with the sums of x per group (xs,
+ * (M, K / group)) made once per call. 16 codes become 16 floats in one widening and one
+ * conversion: half the instructions per weight of the AVX2 loop, which is bound by them, not
+ * by memory, at one or two tokens. */
+#define AVX512 __attribute__((target("avx512f"), always_inline)) static inline
+
+/* Row n against MB (1 or 2) rows of x at xm (stride K), group sums at xsm (stride ng). */
+AVX512 void dot_avx512(const struct linear *l, int n, const float *xm, const float *xsm,
+                       float *out, const int MB)
+{
+    int K = l->in_features, G = l->group, ng = K / G;
+    const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
+    const float *sc = l->w_scales + (size_t)n * (size_t)ng;
+    const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)ng;
+    const __m128i mask = _mm_set1_epi8(15);
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    float corr[2] = {0.0f, 0.0f}; /* sum over groups of s z sum(x) */
+    for (int g = 0; g < ng; g++) {
+        __m512 a[2][2] = {{_mm512_setzero_ps(), _mm512_setzero_ps()},
+                          {_mm512_setzero_ps(), _mm512_setzero_ps()}};
+        for (int b = g * G; b < (g + 1) * G; b += Q4_BLOCK) {
+            __m128i raw = _mm_loadu_si128((const __m128i *)(qr + b / 2));
+            __m128i lo = _mm_and_si128(raw, mask), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+            __m512 wl = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)); /* q[b .. b+15] */
+            __m512 wh = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)); /* q[b+16 .. b+31] */
+            for (int m = 0; m < MB; m++) {
+                const float *xr = xm + (size_t)m * (size_t)K + b;
+                a[m][0] = _mm512_fmadd_ps(_mm512_loadu_ps(xr), wl, a[m][0]);
+                a[m][1] = _mm512_fmadd_ps(_mm512_loadu_ps(xr + 16), wh, a[m][1]);
+            }
+        }
+        const __m512 s = _mm512_set1_ps(sc[g]);
+        for (int m = 0; m < MB; m++) {
+            acc[m] = _mm512_fmadd_ps(s, _mm512_add_ps(a[m][0], a[m][1]), acc[m]);
+            corr[m] += sc[g] * (float)zr[g] * xsm[(size_t)m * (size_t)ng + (size_t)g];
+        }
+    }
+    for (int m = 0; m < MB; m++)
+        out[m] = _mm512_reduce_add_ps(acc[m]) - corr[m];
+}
+
+__attribute__((target("avx512f"))) static void rows_avx512(const struct linear *l,
+                                                           const float *x, const float *xs,
+                                                           float *y, int M, int n0, int n1)
+{
+    int K = l->in_features, N = l->out_features, ng = K / l->group;
+    float out[2] = {0.0f, 0.0f};
+    for (int m = 0; m < M; m += 2) {
+        const float *xm = x + (size_t)m * (size_t)K, *xsm = xs + (size_t)m * (size_t)ng;
+        for (int n = n0; n < n1; n++) {
+            if (M - m >= 2)
+                dot_avx512(l, n, xm, xsm, out, 2);
+            else
+                dot_avx512(l, n, xm, xsm, out, 1);
+            for (int i = 0; i < 2 && m + i < M; i++)
+                y[(size_t)(m + i) * (size_t)N + (size_t)n] = out[i];
+        }
+    }
+}
+
+static int have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return have;
+}
 #endif
 
 /* Forces the plain loop (tests compare the two). */
 static int plain_only;
+/* Whether many-token calls take the s8 GEMM path (the perplexity tool turns it off to score
+ * the weight-only arithmetic). */
+static int gemm_on = 1;
 
 void q4_set_plain(int on)
 {
     plain_only = on;
 }
 
-/* y (M, N) = x (M, K) W^T, output rows split over the context's OpenMP threads. */
-static void q4_matmul(const struct linear *l, const float *x, float *y, int M)
+void q4_set_gemm(int on)
+{
+    gemm_on = on;
+}
+
+/* xs (M, K / group): the sums of x over each group, for the AVX-512 kernel. */
+static void group_sums(const struct linear *l, const float *x, float *xs, int M)
+{
+    int K = l->in_features, G = l->group, ng = K / G;
+    for (int m = 0; m < M; m++)
+        for (int g = 0; g < ng; g++) {
+            const float *xg = x + (size_t)m * (size_t)K + (size_t)g * (size_t)G;
+            float sum = 0.0f;
+            for (int k = 0; k < G; k++)
+                sum += xg[k];
+            xs[(size_t)m * (size_t)ng + (size_t)g] = sum;
+        }
+}
+
+typedef void (*rows_fn)(const struct linear *l, const float *x, const float *xs, float *y, int M,
+                        int n0, int n1);
+
+/* The kernel this CPU runs (plain when the tests ask for it); *sums: it needs group_sums. */
+static rows_fn pick_rows(int *sums)
+{
+    *sums = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!plain_only && have_avx512()) {
+        *sums = 1;
+        return rows_avx512;
+    }
+    if (!plain_only && have_avx2())
+        return rows_avx2;
+#endif
+    return rows_plain;
+}
+
+/* y (M, N) = x (M, K) W^T, output rows split over the context's OpenMP threads; xs as
+ * group_sums made it when the kernel needs it. */
+static void q4_matmul(const struct linear *l, rows_fn rows, const float *x, const float *xs,
+                      float *y, int M)
 {
     int N = l->out_features;
     int n_tasks = (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
     double work = (double)M * N * (l->in_features / Q4_BLOCK);
-    void (*rows)(const struct linear *, const float *, float *, int, int, int) = rows_plain;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (!plain_only && have_avx2())
-        rows = rows_avx2;
-#endif
 #pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
     for (int t = 0; t < n_tasks; t++) {
         int n0 = t * ROWS_PER_TASK, n1 = n0 + ROWS_PER_TASK < N ? n0 + ROWS_PER_TASK : N;
-        rows(l, x, y, M, n0, n1);
+        rows(l, x, xs, y, M, n0, n1);
     }
 }
 
 static int q4_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
                       int M, int add, struct err *e)
 {
+    if (gemm_on && !plain_only && M >= Q4_GEMM_MIN_M)
+        return q4_gemm_forward(l, ctx, x, y, M, add, e);
     size_t n = (size_t)M * (size_t)l->out_features;
-    float *out = y;
-    if (add && !(out = dnn_scratch(ctx, n * sizeof *out, e)))
+    size_t n_out = add ? (n + 15) & ~(size_t)15 : 0, n_xs = (size_t)M * (size_t)(l->in_features / l->group);
+    int sums;
+    rows_fn rows = pick_rows(&sums);
+    float *buf = NULL; /* (n_out) the product before the residual add, then (M, ng) group sums */
+    if ((n_out || sums) && !(buf = dnn_scratch(ctx, (n_out + n_xs) * sizeof *buf, e)))
         return e ? e->kind : ERR_NOMEM;
-    q4_matmul(l, x, out, M);
+    float *out = add ? buf : y, *xs = sums ? buf + n_out : NULL;
+    if (xs)
+        group_sums(l, x, xs, M);
+    q4_matmul(l, rows, x, xs, out, M);
     if (l->bias)
         for (size_t i = 0; i < n; i++)
             out[i] += l->bias[i % (size_t)l->out_features];

@@ -102,6 +102,10 @@ int linear_init_q4(struct linear *l, const struct q4_rows *r, const float *b, en
 
 /* Tests: on = 1 makes every INT4 linear use the plain C loop instead of AVX2 (process-wide). */
 void q4_set_plain(int on);
+/* on = 0 keeps every INT4 linear on the f32 weight-only kernel at any token count; on = 1 (the
+ * default) sends calls of 32 tokens or more to the s8 GEMM path (matmul_q4_gemm.c), which
+ * also quantizes the activations per token (process-wide). */
+void q4_set_gemm(int on);
 
 /* y = act(x W^T + b). x: (M, in), y: (M, out), not overlapping. The primitive for each M is
  * created on first use and cached in ctx. */

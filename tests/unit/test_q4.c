@@ -1,8 +1,10 @@
 /* test_q4: the INT4 weight kind (ops/matmul_q4.c): the quantizer's round trip (every weight
  * within half a step of its group's scale, zero exact), the AVX2 kernel and the plain loop
  * against a naive double loop over the dequantized weights (shapes with M 1..5, groups of 32,
- * 64 and 128, bias, activation, fused residual), pre-quantized weights taken as given, and bad
- * input (group sizes, K not a multiple of 32, codes over 15). */
+ * 64 and 128, bias, activation, fused residual), pre-quantized weights taken as given, the
+ * many-token s8 GEMM path (matmul_q4_gemm.c) within the bound its two roundings allow and the
+ * f32 kernel at the same M when that path is off, and bad input (group sizes, K not a multiple
+ * of 32, codes over 15). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -152,6 +154,103 @@ START_TEST(kernel_vs_naive)
 }
 END_TEST
 
+/* Random codes, scales and zeros for (N, K) in groups of G, and their dequantized weights. */
+static void random_codes(struct q4_rows *r, float *wd, int N, int K, int G)
+{
+    struct err e = {0};
+    ck_assert_int_eq(q4_rows_alloc(r, N, K, G, &e), 0);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        r->q[i] = (uint8_t)((int)rnd(0, 16) & 15);
+    for (size_t i = 0; i < (size_t)N * (K / G); i++) {
+        r->scale[i] = rnd(0.001f, 0.05f);
+        r->zero[i] = (uint8_t)(int)rnd(0, 16.99f);
+    }
+    q4_dequantize(r, wd);
+}
+
+static const struct {
+    int M, K, N, group;
+    enum act act;
+    int bias, add;
+} gemm_shapes[] = {
+    {32, 256, 64, 128, ACT_NONE, 0, 0},
+    {40, 192, 70, 64, ACT_SILU, 1, 0},
+    {33, 128, 17, 32, ACT_NONE, 1, 1},
+    {64, 1024, 96, 128, ACT_NONE, 0, 1},
+};
+
+/* From 32 tokens on, the s8 path: x rounded per token to sx = max |x_m| / 127 and the weights
+ * per row to s_n = max_g scale * max(z, 15 - z) / 127 move each term by a rounding error
+ * uniform in +-sx / 2 times |w^| (<= |w| + s_n / 2) plus |x| times one in +-s_n / 2; their sum
+ * over K has variance sum (sx^2 |w^|^2 + x^2 s_n^2) / 12, and the output must stay within 6 of
+ * its standard deviations (times 1.1 for SiLU's slope) of the naive loop (measured: at most
+ * 4.6; the table truncating instead of rounding: 5.9 and a failure). A wrong layout misses it
+ * by far. With the path off (q4_set_gemm(0)) the same M runs
+ * the f32 kernel: within 1e-5 of the terms' magnitude. */
+START_TEST(gemm_path_within_rounding)
+{
+    rng_state = 200 + (uint64_t)_i;
+    int M = gemm_shapes[_i].M, K = gemm_shapes[_i].K, N = gemm_shapes[_i].N;
+    int G = gemm_shapes[_i].group, ng = K / G;
+    struct q4_rows r;
+    float *wd = malloc((size_t)N * K * sizeof *wd);
+    ck_assert_ptr_nonnull(wd);
+    random_codes(&r, wd, N, K, G);
+    float *x = rnd_array((size_t)M * K, -2, 2);
+    float *b = gemm_shapes[_i].bias ? rnd_array(N, -1, 1) : NULL;
+    float *res = gemm_shapes[_i].add ? rnd_array((size_t)M * N, -1, 1) : NULL;
+    float *y = malloc((size_t)M * N * sizeof *y);
+    double *ref = malloc((size_t)M * N * sizeof *ref);
+    ck_assert(y && ref);
+    naive(x, wd, b, M, K, N, gemm_shapes[_i].act, res, ref);
+    struct err e = {0};
+    struct linear l;
+    ck_assert_msg(linear_init_q4(&l, &r, b, gemm_shapes[_i].act, &e) == 0, "%s", e.msg);
+    struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
+    ck_assert_ptr_nonnull(ctx);
+    for (int gemm = 1; gemm >= 0; gemm--) {
+        q4_set_gemm(gemm);
+        if (res)
+            memcpy(y, res, (size_t)M * N * sizeof *y);
+        int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
+        ck_assert_msg(rc == 0, "%s", e.msg);
+        for (int m = 0; m < M; m++) {
+            double sx = 0.0;
+            for (int k = 0; k < K; k++)
+                sx = fmax(sx, fabs(x[(size_t)m * K + k]));
+            sx /= 127.0;
+            for (int n = 0; n < N; n++) {
+                double sn = 0.0, mag = 1.0, var = 0.0;
+                for (int g = 0; g < ng; g++) {
+                    int z = r.zero[(size_t)n * ng + g];
+                    sn = fmax(sn, r.scale[(size_t)n * ng + g] * (z > 15 - z ? z : 15 - z));
+                }
+                sn /= 127.0;
+                for (int k = 0; k < K; k++) {
+                    double xk = fabs(x[(size_t)m * K + k]), wk = fabs(wd[(size_t)n * K + k]);
+                    mag += xk * wk;
+                    var += sx * sx / 12 * (wk + sn / 2) * (wk + sn / 2) + xk * xk * sn * sn / 12;
+                }
+                double tol = gemm ? 1.1 * 6 * sqrt(var) + 1e-5 * mag : 1e-5 * mag;
+                size_t i = (size_t)m * N + n;
+                ck_assert_msg(fabs(y[i] - ref[i]) <= tol, "shape %d gemm %d (%d, %d): %.7g vs %.7g",
+                              _i, gemm, m, n, y[i], ref[i]);
+            }
+        }
+    }
+    q4_set_gemm(1);
+    linear_fini(&l);
+    dnn_ctx_free(ctx);
+    q4_rows_fini(&r);
+    free(wd);
+    free(x);
+    free(b);
+    free(res);
+    free(y);
+    free(ref);
+}
+END_TEST
+
 /* linear_init at INT4 quantizes f32 weights in groups of 128 (or the largest of 64, 32 that
  * divides in) and computes with the dequantized weights. */
 START_TEST(linear_init_quantizes)
@@ -224,6 +323,8 @@ Suite *suite_q4(void)
     TCase *tc = tcase_create("q4");
     tcase_add_test(tc, quantize_round_trip);
     tcase_add_loop_test(tc, kernel_vs_naive, 0, (int)(sizeof shapes / sizeof shapes[0]));
+    tcase_add_loop_test(tc, gemm_path_within_rounding, 0,
+                        (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]));
     tcase_add_test(tc, linear_init_quantizes);
     tcase_add_test(tc, bad_input_is_refused);
     suite_add_tcase(s, tc);
