@@ -538,10 +538,8 @@ static int layer_forward(const struct encoder *m, int li, const struct layer *L,
         rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
     if (rc == 0)
         rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_att.w, L->ln_att.b, m->eps, M, H, e);
-    if (rc == 0)
-        rc = linear_forward(&L->ffn1, ctx, r->x, r->inter, M, e); /* (M, I) */
-    if (rc == 0)
-        rc = linear_forward_add(&L->ffn2, ctx, r->inter, r->x, M, e);
+    if (rc == 0) /* x += ffn2(ffn1(x)) through inter (M, I) */
+        rc = linear_ffn_forward(&L->ffn1, &L->ffn2, ctx, r->x, r->inter, r->x, M, e);
     if (rc == 0)
         rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_out.w, L->ln_out.b, m->eps, M, H, e);
     return rc;

@@ -1,5 +1,6 @@
 /* test_ops: every op of engine/ops against a naive double-precision loop on random data:
- * linear (f32, bf16, int8; each activation; bias; fused residual), layer and RMS norm,
+ * linear (f32, bf16, int8; each activation; bias; fused residual; int8's plain loops and its
+ * activations over a wide range), the feed-forward pair, layer and RMS norm,
  * activations, softmax, masked attention (padding, fused QKV strides, batch chunking; a scale
  * and a shared or per-sequence score bias), the primitive cache, two contexts on two threads
  * sharing one struct linear, error paths, and embedding tables in each dtype (f32 kept
@@ -134,6 +135,94 @@ END_TEST
 START_TEST(linear_int8)
 {
     run_linear_case(DTYPE_COMPUTE_INT8, TOL_INT8, "int8");
+}
+END_TEST
+
+/* INT8 through the plain C quantize and epilogue (CPUs without AVX-512) instead of AVX-512. */
+START_TEST(linear_int8_plain)
+{
+    int8_set_plain(1);
+    run_linear_case(DTYPE_COMPUTE_INT8, TOL_INT8, "int8 plain");
+    int8_set_plain(0);
+}
+END_TEST
+
+/* INT8's own activations over a wide range: x = (m - 127) c with max |x| = 127 c and one
+ * weight of 1 quantize exactly, so y = act(x + b) up to rounding, checked against doubles for
+ * pre-activations in [-203, 203] (GELU's tails, where a careless exp goes denormal), AVX-512
+ * and plain. */
+START_TEST(linear_int8_act_range)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    int M = 255, N = 2;
+    float x[255], w[2] = {1.0f, -1.0f}, b[2] = {0.0f, 0.25f}, y[255 * 2];
+    float c = 1.6f;
+    for (int m = 0; m < M; m++)
+        x[m] = (float)(m - 127) * c;
+    for (int plain = 0; plain < 2; plain++) {
+        int8_set_plain(plain);
+        for (int a = ACT_NONE; a < ACT_COUNT; a++) {
+            struct linear l;
+            ck_assert_msg(linear_init(&l, ctx, w, b, 1, N, DTYPE_COMPUTE_INT8, (enum act)a, &e) ==
+                              0,
+                          "%s", e.msg);
+            ck_assert_msg(linear_forward(&l, ctx, x, y, M, &e) == 0, "%s", e.msg);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double want = ref_act((enum act)a, (double)x[m] * w[n] + b[n]);
+                    double got = y[m * N + n];
+                    ck_assert_msg(fabs(got - want) <= 2e-6 * fmax(1.0, fabs(want)),
+                                  "act %s plain %d: x %g -> %.9g, want %.9g", act_name((enum act)a),
+                                  plain, (double)x[m] * w[n] + b[n], got, want);
+                }
+            linear_fini(&l);
+        }
+    }
+    int8_set_plain(0);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+/* linear_ffn_forward gives exactly linear_forward(up) then linear_forward_add(down), for each
+ * compute type (INT8's fused path included), and changes y. */
+START_TEST(linear_ffn_matches_two_calls)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 11;
+    int M = 33, H = 64, I = 96;
+    for (int dt = 0; dt <= DTYPE_COMPUTE_INT8; dt++) {
+        float *x = rnd_array((size_t)M * H, -1, 1), *r = rnd_array((size_t)M * H, -3, 3);
+        float *w1 = rnd_array((size_t)I * H, -1, 1), *b1 = rnd_array((size_t)I, -1, 1);
+        float *w2 = rnd_array((size_t)H * I, -1, 1), *b2 = rnd_array((size_t)H, -1, 1);
+        float *inter = malloc((size_t)M * I * sizeof *inter);
+        float *y1 = malloc((size_t)M * H * sizeof *y1), *y2 = malloc((size_t)M * H * sizeof *y2);
+        memcpy(y1, r, (size_t)M * H * sizeof *y1);
+        memcpy(y2, r, (size_t)M * H * sizeof *y2);
+        struct linear up, down;
+        enum dtype_compute d = (enum dtype_compute)dt;
+        ck_assert_msg(linear_init(&up, ctx, w1, b1, H, I, d, ACT_GELU_ERF, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_init(&down, ctx, w2, b2, I, H, d, ACT_NONE, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_forward(&up, ctx, x, inter, M, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_forward_add(&down, ctx, inter, y1, M, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_ffn_forward(&up, &down, ctx, x, inter, y2, M, &e) == 0, "%s", e.msg);
+        ck_assert_msg(memcmp(y1, y2, (size_t)M * H * sizeof *y1) == 0, "dtype %d: ffn differs",
+                      dt);
+        ck_assert_msg(memcmp(y1, r, (size_t)M * H * sizeof *y1) != 0, "dtype %d: y unchanged", dt);
+        linear_fini(&up);
+        linear_fini(&down);
+        free(x);
+        free(r);
+        free(w1);
+        free(b1);
+        free(w2);
+        free(b2);
+        free(inter);
+        free(y1);
+        free(y2);
+    }
+    dnn_ctx_free(ctx);
 }
 END_TEST
 
@@ -656,6 +745,9 @@ Suite *suite_ops(void)
     tcase_add_test(tc, linear_f32);
     tcase_add_test(tc, linear_bf16);
     tcase_add_test(tc, linear_int8);
+    tcase_add_test(tc, linear_int8_plain);
+    tcase_add_test(tc, linear_int8_act_range);
+    tcase_add_test(tc, linear_ffn_matches_two_calls);
     tcase_add_test(tc, linear_residual_add);
     tcase_add_test(tc, linear_cache_reuse);
     tcase_add_test(tc, linear_two_threads_share_weights);
