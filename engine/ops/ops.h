@@ -174,4 +174,13 @@ int attention_forward_biased(struct dnn_ctx *ctx, const struct attn_shape *s, co
                              const float *k, const float *v, const int32_t *attention_mask,
                              const struct attn_bias *ab, float *out, struct err *e);
 
+/* ---- attention_bf16.c ---------------------------------------------------------------- */
+
+/* attention_forward with Q, K, V and the probabilities rounded to bf16 (f32 scores and output):
+ * INT8 encoders' attention. Runs attention_forward instead for a local window or on a CPU
+ * without native bf16. */
+int attention_forward_bf16(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
+                           const float *k, const float *v, const int32_t *attention_mask,
+                           float *out, struct err *e);
+
 #endif
