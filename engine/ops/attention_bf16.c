@@ -3,7 +3,7 @@
  * AVX512-BF16). Per chunk of nb sequences:
  *   qb, kb, vb (nb, H, S, D) bf16 = the heads of Q, K, V, gathered and rounded   own loop
  *   scores (nb, H, S, S) f32 = qb kb^T / sqrt(D) + mask_bias (nb, 1, 1, S)        matmul
- *   probs (nb, H, S, S) bf16 = softmax over the keys                             softmax
+ *   probs (nb, H, S, S) bf16 = softmax over the keys                             own loop
  *   out (nb, S, H, D) f32, in place in the (batch, seq, ld_out) view = probs vb   matmul
  * oneDNN 2.6 runs bf16 matmuls on contiguous heads with brgemm (AMX), while attention.c's f32
  * ones on strided views fall to gemm:jit: 3-4x less time for the two products at BERT-base
@@ -48,6 +48,50 @@ __attribute__((target("avx512f"))) static void row_avx512(const float *x, uint16
     }
 }
 
+/* e^x for x <= 0, 0 below -87 (masked keys: -FLT_MAX): 2^n e^r, |r| <= ln2 / 2, e^r by its
+ * degree-6 Taylor polynomial (relative error ~2e-7). */
+__attribute__((target("avx512f"))) static inline __m512 exp_neg(__m512 x)
+{
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+}
+
+/* y (n) bf16 = softmax(x (n)); x is overwritten with e^(x - max). */
+__attribute__((target("avx512f"))) static void softmax_row_avx512(float *x, uint16_t *y, int n)
+{
+    __m512 m = _mm512_set1_ps(-FLT_MAX), sum = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, x + i));
+    }
+    __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vmax));
+        e = _mm512_maskz_mov_ps(k, e);
+        sum = _mm512_add_ps(sum, e);
+        _mm512_mask_storeu_ps(x + i, k, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+    }
+    row_avx512(x, y, n);
+}
+
 static int have_avx512(void)
 {
     static int have = -1;
@@ -56,6 +100,38 @@ static int have_avx512(void)
     return have;
 }
 #endif
+
+/* softmax_row_avx512 in plain C. */
+static void softmax_row_plain(float *x, uint16_t *y, int n)
+{
+    float m = -FLT_MAX, sum = 0.0f;
+    for (int i = 0; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++)
+        x[i] /= sum;
+    row_plain(x, y, n);
+}
+
+/* probs (rows, S) bf16 = softmax of scores (rows, S) over the last axis (scores overwritten). */
+static void softmax_bf16(float *scores, uint16_t *probs, int rows, int S)
+{
+#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)S >= 65536)
+    for (int r = 0; r < rows; r++) {
+        float *x = scores + (size_t)r * (size_t)S;
+        uint16_t *y = probs + (size_t)r * (size_t)S;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (have_avx512()) {
+            softmax_row_avx512(x, y, S);
+            continue;
+        }
+#endif
+        softmax_row_plain(x, y, S);
+    }
+}
 
 static void to_bf16(const float *x, uint16_t *y, int n)
 {
@@ -138,33 +214,6 @@ static int scores_prim(struct dnn_ctx *ctx, int nb, int H, int S, int D, int mas
     return dnn_cache_add(ctx, &key, pd, args, NULL, masked ? 4 : 3, out, e);
 }
 
-/* probs (rows, S) bf16 = softmax of scores (rows, S) f32 over the last axis. */
-static int softmax_prim(struct dnn_ctx *ctx, int rows, int S, struct dnn_prim **out,
-                        struct err *e)
-{
-    struct dnn_key key = {.kind = DNN_KIND_SOFTMAX, .v = {rows, S, 1}};
-    *out = dnn_cache_find(ctx, &key);
-    if (*out)
-        return 0;
-    dnnl_memory_desc_t src_md, dst_md;
-    dnnl_dims_t dims = {rows, S};
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&src_md, 2, dims, dnnl_f32, dnnl_ab);
-    if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&dst_md, 2, dims, dnnl_bf16, dnnl_ab);
-    dnnl_softmax_v2_desc_t desc;
-    if (st == dnnl_success)
-        st = dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference,
-                                               dnnl_softmax_accurate, &src_md, &dst_md, 1);
-    if (st != dnnl_success)
-        return dnn_fail(st, e, "bf16 softmax desc");
-    dnnl_primitive_desc_t pd;
-    int rc = dnn_pd_plain(ctx, &desc, "bf16 softmax primitive desc", &pd, e);
-    if (rc != 0)
-        return rc;
-    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_DST};
-    return dnn_cache_add(ctx, &key, pd, args, NULL, 2, out, e);
-}
-
 /* out (nb, S, H, D) f32 in the (nb, S, ld_out) view = probs (nb, H, S, S) vb (nb, H, S, D). */
 static int context_prim(struct dnn_ctx *ctx, int nb, int H, int S, int D, int ld_out,
                         struct dnn_prim **out, struct err *e)
@@ -213,18 +262,15 @@ static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0,
     gather_heads(q + in_off, nb, H, S, D, s->ld_qkv, cb->q);
     gather_heads(k + in_off, nb, H, S, D, s->ld_qkv, cb->k);
     gather_heads(v + in_off, nb, H, S, D, s->ld_qkv, cb->v);
-    struct dnn_prim *ps, *pm, *pc;
+    struct dnn_prim *ps, *pc;
     int rc = scores_prim(ctx, nb, H, S, D, bias != NULL, 1.0f / sqrtf((float)D), &ps, e);
-    if (rc == 0)
-        rc = softmax_prim(ctx, nb * H * S, S, &pm, e);
     if (rc == 0)
         rc = context_prim(ctx, nb, H, S, D, s->ld_out, &pc, e);
     void *sbufs[] = {cb->q, cb->k, cb->scores, (void *)bias};
     if (rc == 0)
         rc = dnn_exec(ctx, ps, sbufs, e);
-    void *mbufs[] = {cb->scores, cb->probs};
     if (rc == 0)
-        rc = dnn_exec(ctx, pm, mbufs, e);
+        softmax_bf16(cb->scores, cb->probs, nb * H * S, S);
     void *cbufs[] = {cb->probs, cb->v, out + (size_t)b0 * (size_t)S * (size_t)s->ld_out};
     return rc == 0 ? dnn_exec(ctx, pc, cbufs, e) : rc;
 }

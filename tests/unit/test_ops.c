@@ -1,6 +1,7 @@
 /* test_ops: every op of engine/ops against a naive double-precision loop on random data:
  * linear (f32, bf16, int8; each activation; bias; fused residual; int8's plain loops and its
- * activations over a wide range), the feed-forward pair, layer and RMS norm,
+ * activations over a wide range), the feed-forward pair, layer and RMS norm, the bf16
+ * attention of int8 encoders (to the int8 tolerance),
  * activations, softmax, masked attention (padding, fused QKV strides, batch chunking; a scale
  * and a shared or per-sequence score bias), the primitive cache, two contexts on two threads
  * sharing one struct linear, error paths, and embedding tables in each dtype (f32 kept
@@ -560,6 +561,10 @@ static void ref_attention(const struct attn_shape *s, const float *q, const floa
  * output with a wider row stride than H*D; right padding, left padding and a full row; a local
  * window of window keys on either side (0: none; then only the rows of kept tokens are
  * compared: a padded query may see no key at all); ab: a scale and score bias, or NULL. */
+/* 1: run_attention_case runs attention_forward_bf16 (INT8 encoders' attention) instead, to
+ * the INT8 tolerance. */
+static int attn_bf16;
+
 static void run_attention_case(int B, int S, int H, int D, int with_mask, int window,
                                const struct attn_bias *ab)
 {
@@ -577,14 +582,17 @@ static void run_attention_case(int B, int S, int H, int D, int with_mask, int wi
             mask[b * S + j] = b % 3 == 2 ? j >= S - len : j < len; /* every third left-padded */
     }
     const int32_t *m = with_mask ? mask : NULL;
-    int rc = ab ? attention_forward_biased(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, ab, out, &e)
-                : attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e);
+    int rc = ab          ? attention_forward_biased(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, ab,
+                                                        out, &e)
+             : attn_bf16 ? attention_forward_bf16(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e)
+                         : attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e);
+    double tol = attn_bf16 ? TOL_INT8 : TOL_F32;
     ck_assert_msg(rc == 0, "%s", e.msg);
     ref_attention(&s, qkv, qkv + HD, qkv + 2 * HD, m, ab, want);
     for (int t = 0; t < B * S; t++)
         for (int c = 0; c < HD && !(window && m && !m[t]); c++)
             ck_assert_msg(fabs(out[(size_t)t * s.ld_out + c] - want[(size_t)t * HD + c]) <=
-                              TOL_F32 * fmax(1, fabs(want[(size_t)t * HD + c])),
+                              tol * fmax(1, fabs(want[(size_t)t * HD + c])),
                           "attention B%d S%d H%d D%d token %d col %d: %.9g want %.9g", B, S, H, D,
                           t, c, (double)out[(size_t)t * s.ld_out + c], want[(size_t)t * HD + c]);
     free(qkv);
@@ -643,6 +651,22 @@ START_TEST(attention_local_window)
     run_attention_case(2, 9, 3, 8, 0, 2, NULL);
     run_attention_case(2, 9, 3, 8, 1, 8, NULL);
     run_attention_case(5, 300, 12, 8, 1, 64, NULL);
+}
+END_TEST
+
+/* The bf16 attention of INT8 encoders: padding, one token, no mask, chunked batches; a local
+ * window goes to the f32 attention. */
+START_TEST(attention_bf16_vs_naive)
+{
+    rng_state = 23;
+    attn_bf16 = 1;
+    run_attention(3, 7, 2, 16, 1);
+    run_attention(1, 1, 2, 16, 1);
+    run_attention(4, 9, 3, 8, 0);
+    run_attention(2, 128, 12, 64, 1); /* BERT-base heads */
+    run_attention(5, 300, 12, 8, 1);
+    run_attention_case(3, 20, 2, 16, 1, 4, NULL);
+    attn_bf16 = 0;
 }
 END_TEST
 
@@ -760,6 +784,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, attention_chunks_batches);
     tcase_add_test(tc, attention_local_window);
     tcase_add_test(tc, attention_score_bias);
+    tcase_add_test(tc, attention_bf16_vs_naive);
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
     tcase_add_test(tc, emb_table_f32_bf16);
