@@ -15,8 +15,10 @@
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
 
-/* Element counts below this run on the calling thread alone (an OpenMP fork costs more). */
-#define PAR_MIN_ELEMS 16384
+/* Element counts up to this run on the calling thread alone: an OpenMP fork and join costs
+ * more, and a decode step of 16 streams (M = 16) would pay one per quantize and epilogue on
+ * top of the matmuls' own (fp32 and bf16 have none), each a wait on the other thread. */
+#define PAR_MIN_ELEMS 65537
 #define QUANT_BLOCK 4096
 
 /* Bytes of n elements of size sz, rounded up to a cache line (scratch carving). */
