@@ -530,7 +530,11 @@ static int layer_forward(const struct encoder *m, int li, const struct layer *L,
     int rc = linear_forward(&L->qkv, ctx, r->x, r->qkv, M, e); /* (M, 3H) */
     if (rc == 0 && m->v->rel)
         rc = m->v->rel->layer(m, li, r, b, &ab, e);
-    if (rc == 0)
+    /* INT8: attention in bf16 (ops/attention_bf16.c), unless a relative-position bias */
+    if (rc == 0 && L->qkv.dt == DTYPE_COMPUTE_INT8 && !m->v->rel)
+        rc = attention_forward_bf16(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att,
+                                    e);
+    else if (rc == 0)
         rc = attention_forward_biased(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask,
                                       m->v->rel ? &ab : NULL, r->att, e);
     /* x = LN(x + att W_o + b): the residual add is the matmul's sum post-op (in place in x) */
@@ -538,10 +542,8 @@ static int layer_forward(const struct encoder *m, int li, const struct layer *L,
         rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
     if (rc == 0)
         rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_att.w, L->ln_att.b, m->eps, M, H, e);
-    if (rc == 0)
-        rc = linear_forward(&L->ffn1, ctx, r->x, r->inter, M, e); /* (M, I) */
-    if (rc == 0)
-        rc = linear_forward_add(&L->ffn2, ctx, r->inter, r->x, M, e);
+    if (rc == 0) /* x += ffn2(ffn1(x)) through inter (M, I) */
+        rc = linear_ffn_forward(&L->ffn1, &L->ffn2, ctx, r->x, r->inter, r->x, M, e);
     if (rc == 0)
         rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_out.w, L->ln_out.b, m->eps, M, H, e);
     return rc;

@@ -1,6 +1,7 @@
 /* linear_kind: how a struct linear (ops.h) stores and multiplies its weights, one row per
- * compute type in matmul.c's table: oneDNN's matmul on packed f32/bf16/s8 weights (matmul.c)
- * or inferd's own 4-bit weight-only kernel (matmul_q4.c). For engine/ops/ only. */
+ * compute type in matmul.c's table: oneDNN's matmul on packed f32/bf16 weights (matmul.c), on
+ * packed s8 weights with inferd's own quantize and epilogue around it (matmul_int8.c), or
+ * inferd's own 4-bit weight-only kernel (matmul_q4.c). For engine/ops/ only. */
 #ifndef INFERD_OPS_LINEAR_KIND_H
 #define INFERD_OPS_LINEAR_KIND_H
 
@@ -19,7 +20,16 @@ struct linear_kind {
 int linear_begin(struct linear *l, const float *b, int in, int out, enum dtype_compute dt,
                  enum act act, struct err *e);
 
+/* matmul.c's init for the oneDNN kinds: quantizes (INT8) and packs w (out, in) into l. */
+int linear_dnnl_init(struct linear *l, struct dnn_ctx *ctx, const float *w, struct err *e);
+
+/* The matmul primitive descriptor of l for M rows on weights in w_md (no residual sum);
+ * INT8: s8 x s8 -> s32 with no bias and no post-ops. */
+int linear_matmul_pd(const struct linear *l, struct dnn_ctx *ctx, int M,
+                     const dnnl_memory_desc_t *w_md, dnnl_primitive_desc_t *pd, struct err *e);
+
 extern const struct linear_kind linear_kind_dnnl; /* matmul.c */
+extern const struct linear_kind linear_kind_int8; /* matmul_int8.c */
 extern const struct linear_kind linear_kind_q4;   /* matmul_q4.c */
 
 /* INT4's many-token forward (matmul_q4_gemm.c): y = act(x W^T + b) (+ y when add) through

@@ -63,7 +63,7 @@ struct linear {
  * the one-time reorder (any context works: the packed buffer is context-free).
  * BF16: weights rounded to bf16, activations converted per call, output f32.
  * INT8: weights quantized symmetric s8 per output channel, activations per call symmetric s8
- * per tensor (max |x| / 127), s32 accumulation, output f32. */
+ * per tensor (max |x| / 127), s32 accumulation, output f32 (ops/matmul_int8.c). */
 int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
                 int out, enum dtype_compute dt, enum act act, struct err *e);
 void linear_fini(struct linear *l);
@@ -115,6 +115,15 @@ int linear_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, 
 /* y += act(x W^T + b): the residual add fused as a sum post-op. y: (M, out) holds the residual. */
 int linear_forward_add(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
                        struct err *e);
+
+/* y += down(up(x)), a feed-forward block with the residual in y: x (M, up.in), y (M, down.out),
+ * inter (M, up.out) the intermediate. Equal to linear_forward(up) then linear_forward_add(down)
+ * through inter; two INT8 linears save a pass (up's epilogue finds inter's scale). */
+int linear_ffn_forward(const struct linear *up, const struct linear *down, struct dnn_ctx *ctx,
+                       const float *x, float *inter, float *y, int M, struct err *e);
+
+/* Tests: on = 1 makes the INT8 quantize and epilogue use plain C loops (process-wide). */
+void int8_set_plain(int on);
 
 /* ---- norm.c -------------------------------------------------------------------------- */
 
@@ -168,5 +177,14 @@ struct attn_bias {
 int attention_forward_biased(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
                              const float *k, const float *v, const int32_t *attention_mask,
                              const struct attn_bias *ab, float *out, struct err *e);
+
+/* ---- attention_bf16.c ---------------------------------------------------------------- */
+
+/* attention_forward with Q, K, V and the probabilities rounded to bf16 (f32 scores and output):
+ * INT8 encoders' attention. Runs attention_forward instead for a local window or on a CPU
+ * without native bf16. */
+int attention_forward_bf16(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
+                           const float *k, const float *v, const int32_t *attention_mask,
+                           float *out, struct err *e);
 
 #endif

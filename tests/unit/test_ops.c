@@ -1,5 +1,7 @@
 /* test_ops: every op of engine/ops against a naive double-precision loop on random data:
- * linear (f32, bf16, int8; each activation; bias; fused residual), layer and RMS norm,
+ * linear (f32, bf16, int8; each activation; bias; fused residual; int8's plain loops and its
+ * activations over a wide range), the feed-forward pair, layer and RMS norm, the bf16
+ * attention of int8 encoders (to the int8 tolerance),
  * activations, softmax, masked attention (padding, fused QKV strides, batch chunking; a scale
  * and a shared or per-sequence score bias), the primitive cache, two contexts on two threads
  * sharing one struct linear, error paths, and embedding tables in each dtype (f32 kept
@@ -136,6 +138,94 @@ END_TEST
 START_TEST(linear_int8)
 {
     run_linear_case(DTYPE_COMPUTE_INT8, TOL_INT8, "int8");
+}
+END_TEST
+
+/* INT8 through the plain C quantize and epilogue (CPUs without AVX-512) instead of AVX-512. */
+START_TEST(linear_int8_plain)
+{
+    int8_set_plain(1);
+    run_linear_case(DTYPE_COMPUTE_INT8, TOL_INT8, "int8 plain");
+    int8_set_plain(0);
+}
+END_TEST
+
+/* INT8's own activations over a wide range: x = (m - 127) c with max |x| = 127 c and one
+ * weight of 1 quantize exactly, so y = act(x + b) up to rounding, checked against doubles for
+ * pre-activations in [-203, 203] (GELU's tails, where a careless exp goes denormal), AVX-512
+ * and plain. */
+START_TEST(linear_int8_act_range)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    int M = 255, N = 2;
+    float x[255], w[2] = {1.0f, -1.0f}, b[2] = {0.0f, 0.25f}, y[255 * 2];
+    float c = 1.6f;
+    for (int m = 0; m < M; m++)
+        x[m] = (float)(m - 127) * c;
+    for (int plain = 0; plain < 2; plain++) {
+        int8_set_plain(plain);
+        for (int a = ACT_NONE; a < ACT_COUNT; a++) {
+            struct linear l;
+            ck_assert_msg(linear_init(&l, ctx, w, b, 1, N, DTYPE_COMPUTE_INT8, (enum act)a, &e) ==
+                              0,
+                          "%s", e.msg);
+            ck_assert_msg(linear_forward(&l, ctx, x, y, M, &e) == 0, "%s", e.msg);
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double want = ref_act((enum act)a, (double)x[m] * w[n] + b[n]);
+                    double got = y[m * N + n];
+                    ck_assert_msg(fabs(got - want) <= 2e-6 * fmax(1.0, fabs(want)),
+                                  "act %s plain %d: x %g -> %.9g, want %.9g", act_name((enum act)a),
+                                  plain, (double)x[m] * w[n] + b[n], got, want);
+                }
+            linear_fini(&l);
+        }
+    }
+    int8_set_plain(0);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
+/* linear_ffn_forward gives exactly linear_forward(up) then linear_forward_add(down), for each
+ * compute type (INT8's fused path included), and changes y. */
+START_TEST(linear_ffn_matches_two_calls)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct err e = {0};
+    rng_state = 11;
+    int M = 33, H = 64, I = 96;
+    for (int dt = 0; dt <= DTYPE_COMPUTE_INT8; dt++) {
+        float *x = rnd_array((size_t)M * H, -1, 1), *r = rnd_array((size_t)M * H, -3, 3);
+        float *w1 = rnd_array((size_t)I * H, -1, 1), *b1 = rnd_array((size_t)I, -1, 1);
+        float *w2 = rnd_array((size_t)H * I, -1, 1), *b2 = rnd_array((size_t)H, -1, 1);
+        float *inter = malloc((size_t)M * I * sizeof *inter);
+        float *y1 = malloc((size_t)M * H * sizeof *y1), *y2 = malloc((size_t)M * H * sizeof *y2);
+        memcpy(y1, r, (size_t)M * H * sizeof *y1);
+        memcpy(y2, r, (size_t)M * H * sizeof *y2);
+        struct linear up, down;
+        enum dtype_compute d = (enum dtype_compute)dt;
+        ck_assert_msg(linear_init(&up, ctx, w1, b1, H, I, d, ACT_GELU_ERF, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_init(&down, ctx, w2, b2, I, H, d, ACT_NONE, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_forward(&up, ctx, x, inter, M, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_forward_add(&down, ctx, inter, y1, M, &e) == 0, "%s", e.msg);
+        ck_assert_msg(linear_ffn_forward(&up, &down, ctx, x, inter, y2, M, &e) == 0, "%s", e.msg);
+        ck_assert_msg(memcmp(y1, y2, (size_t)M * H * sizeof *y1) == 0, "dtype %d: ffn differs",
+                      dt);
+        ck_assert_msg(memcmp(y1, r, (size_t)M * H * sizeof *y1) != 0, "dtype %d: y unchanged", dt);
+        linear_fini(&up);
+        linear_fini(&down);
+        free(x);
+        free(r);
+        free(w1);
+        free(b1);
+        free(w2);
+        free(b2);
+        free(inter);
+        free(y1);
+        free(y2);
+    }
+    dnn_ctx_free(ctx);
 }
 END_TEST
 
@@ -473,6 +563,10 @@ static void ref_attention(const struct attn_shape *s, const float *q, const floa
  * output with a wider row stride than H*D; right padding, left padding and a full row; a local
  * window of window keys on either side (0: none; then only the rows of kept tokens are
  * compared: a padded query may see no key at all); ab: a scale and score bias, or NULL. */
+/* 1: run_attention_case runs attention_forward_bf16 (INT8 encoders' attention) instead, to
+ * the INT8 tolerance. */
+static int attn_bf16;
+
 static void run_attention_case(int B, int S, int H, int D, int with_mask, int window,
                                const struct attn_bias *ab)
 {
@@ -490,14 +584,17 @@ static void run_attention_case(int B, int S, int H, int D, int with_mask, int wi
             mask[b * S + j] = b % 3 == 2 ? j >= S - len : j < len; /* every third left-padded */
     }
     const int32_t *m = with_mask ? mask : NULL;
-    int rc = ab ? attention_forward_biased(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, ab, out, &e)
-                : attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e);
+    int rc = ab          ? attention_forward_biased(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, ab,
+                                                        out, &e)
+             : attn_bf16 ? attention_forward_bf16(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e)
+                         : attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e);
+    double tol = attn_bf16 ? TOL_INT8 : TOL_F32;
     ck_assert_msg(rc == 0, "%s", e.msg);
     ref_attention(&s, qkv, qkv + HD, qkv + 2 * HD, m, ab, want);
     for (int t = 0; t < B * S; t++)
         for (int c = 0; c < HD && !(window && m && !m[t]); c++)
             ck_assert_msg(fabs(out[(size_t)t * s.ld_out + c] - want[(size_t)t * HD + c]) <=
-                              TOL_F32 * fmax(1, fabs(want[(size_t)t * HD + c])),
+                              tol * fmax(1, fabs(want[(size_t)t * HD + c])),
                           "attention B%d S%d H%d D%d token %d col %d: %.9g want %.9g", B, S, H, D,
                           t, c, (double)out[(size_t)t * s.ld_out + c], want[(size_t)t * HD + c]);
     free(qkv);
@@ -556,6 +653,22 @@ START_TEST(attention_local_window)
     run_attention_case(2, 9, 3, 8, 0, 2, NULL);
     run_attention_case(2, 9, 3, 8, 1, 8, NULL);
     run_attention_case(5, 300, 12, 8, 1, 64, NULL);
+}
+END_TEST
+
+/* The bf16 attention of INT8 encoders: padding, one token, no mask, chunked batches; a local
+ * window goes to the f32 attention. */
+START_TEST(attention_bf16_vs_naive)
+{
+    rng_state = 23;
+    attn_bf16 = 1;
+    run_attention(3, 7, 2, 16, 1);
+    run_attention(1, 1, 2, 16, 1);
+    run_attention(4, 9, 3, 8, 0);
+    run_attention(2, 128, 12, 64, 1); /* BERT-base heads */
+    run_attention(5, 300, 12, 8, 1);
+    run_attention_case(3, 20, 2, 16, 1, 4, NULL);
+    attn_bf16 = 0;
 }
 END_TEST
 
@@ -829,6 +942,9 @@ Suite *suite_ops(void)
     tcase_add_test(tc, linear_f32);
     tcase_add_test(tc, linear_bf16);
     tcase_add_test(tc, linear_int8);
+    tcase_add_test(tc, linear_int8_plain);
+    tcase_add_test(tc, linear_int8_act_range);
+    tcase_add_test(tc, linear_ffn_matches_two_calls);
     tcase_add_test(tc, linear_residual_add);
     tcase_add_test(tc, linear_cache_reuse);
     tcase_add_test(tc, linear_two_threads_share_weights);
@@ -841,6 +957,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, attention_chunks_batches);
     tcase_add_test(tc, attention_local_window);
     tcase_add_test(tc, attention_score_bias);
+    tcase_add_test(tc, attention_bf16_vs_naive);
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
     tcase_add_test(tc, emb_table_f32_bf16);

@@ -1,0 +1,368 @@
+/* matmul_int8: the INT8 kind of struct linear (ops/linear_kind.h). Weights are s8, symmetric,
+ * a scale per output channel, packed by matmul.c; activations are quantized per call, symmetric
+ * s8 per tensor: q = round(x / sx) with sx = max |x| / 127. oneDNN runs the plain
+ * s8 x s8 -> s32 matmul (no post-ops) and inferd's own epilogue finishes each row in one pass:
+ *   y[m, n] = act(acc[m, n] * sx * sw[n] + b[n])  (+ y[m, n] for the fused residual)
+ * and notes max |y| on the way. oneDNN 2.6's brgemm runs the per-channel binary post-ops this
+ * used to need (runtime output scales push it off brgemm) and GELU at 0.5-1x the matmul's own
+ * time (docs/DECISIONS.md). linear_ffn_forward chains two INT8 linears: the first one's
+ * epilogue hands its max to the second, which skips a pass over the (M, I) activation.
+ * AVX-512 where the CPU has it, a plain loop elsewhere (and for GELU-tanh and SiLU). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/linear_kind.h"
+#include "ops/ops.h"
+
+/* Element counts up to this run on the calling thread alone: an OpenMP fork and join costs
+ * more, and a decode step of 16 streams (M = 16) would pay one per quantize and epilogue on
+ * top of the matmuls' own (fp32 and bf16 have none), each a wait on the other thread. */
+#define PAR_MIN_ELEMS 65537
+#define QUANT_BLOCK 4096
+
+/* Bytes of n elements of size sz, rounded up to a cache line (scratch carving). */
+static size_t lines(size_t n, size_t sz)
+{
+    return (n * sz + 63) & ~(size_t)63;
+}
+
+/* ---- scalar rows (any CPU) ------------------------------------------------------------ */
+
+static float act_scalar(enum act a, float v)
+{
+    switch (a) {
+    case ACT_GELU_ERF: return 0.5f * v * (1.0f + erff(v * 0.707106781f));
+    case ACT_GELU_TANH:
+        return 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+    case ACT_RELU: return v > 0.0f ? v : 0.0f;
+    case ACT_SILU: return v / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
+static float absmax_plain(const float *x, int n)
+{
+    float m = 0.0f;
+    for (int i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(x[i]));
+    return m;
+}
+
+/* q = clamp(round_half_away(x * inv), -127, 127) over (n). */
+static void quant_plain(const float *x, int8_t *q, int n, float inv)
+{
+    for (int i = 0; i < n; i++) {
+        float v = fminf(fmaxf(x[i] * inv, -127.0f), 127.0f);
+        q[i] = (int8_t)(v + (v >= 0.0f ? 0.5f : -0.5f));
+    }
+}
+
+/* out (n) = act(acc * s * sw + b) (+ res); returns max |out|. */
+static float row_out_plain(const int32_t *acc, const float *sw, const float *b, float s, int n,
+                           enum act a, const float *res, float *out)
+{
+    float m = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float v = act_scalar(a, (float)acc[i] * (s * sw[i]) + (b ? b[i] : 0.0f));
+        if (res)
+            v += res[i];
+        out[i] = v;
+        m = fmaxf(m, fabsf(v));
+    }
+    return m;
+}
+
+/* ---- AVX-512 rows ----------------------------------------------------------------------- */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+
+#define AVX512 __attribute__((target("avx512f")))
+
+static inline AVX512 __mmask16 tail_mask(int left)
+{
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* max |x| over (n). */
+AVX512 static float absmax_avx512(const float *x, int n)
+{
+    __m512 m = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16)
+        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(n - i), x + i)));
+    return _mm512_reduce_max_ps(m);
+}
+
+/* quant_plain, 16 at a time. */
+AVX512 static void quant_avx512(const float *x, int8_t *q, int n, float inv)
+{
+    const __m512 vinv = _mm512_set1_ps(inv), hi = _mm512_set1_ps(127.0f),
+                 lo = _mm512_set1_ps(-127.0f);
+    const __m512i half = _mm512_castps_si512(_mm512_set1_ps(0.5f)),
+                  sign = _mm512_set1_epi32((int)0x80000000u);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv);
+        v = _mm512_max_ps(_mm512_min_ps(v, hi), lo);
+        __m512i h = _mm512_or_si512(half, _mm512_and_si512(_mm512_castps_si512(v), sign));
+        v = _mm512_add_ps(v, _mm512_castsi512_ps(h));
+        _mm512_mask_cvtsepi32_storeu_epi8(q + i, k, _mm512_cvttps_epi32(v));
+    }
+}
+
+/* exp(x) for -87 <= x <= 0 (smaller x are taken as -87: results stay normal floats, as a
+ * denormal costs a microcode assist per instruction): 2^n e^r with |r| <= ln2 / 2, e^r by its
+ * degree-6 Taylor polynomial (relative error ~2e-7). */
+AVX512 static inline __m512 exp_neg_avx512(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* GELU (erf): with e = x/2 erfc(|x|/sqrt 2), gelu(x) = e for x < 0 and x - e for x >= 0;
+ * erfc(z) = t P(t) exp(-z^2), t = 1 / (1 + p z) (Abramowitz-Stegun 7.1.26, |error| <= 1.5e-7,
+ * so |gelu error| <= 1e-7 |x|). z is capped at 8.9 (z^2 = 80), where erfc is below 1e-35
+ * already: e stays a normal float (no denormal assists) and is off by less than 1e-34 |x|. */
+AVX512 static inline __m512 gelu_erf_avx512(__m512 x)
+{
+    __m512 z = _mm512_min_ps(_mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.707106781f)),
+                             _mm512_set1_ps(8.94427191f));
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                             _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    __m512 erfc = _mm512_mul_ps(p, exp_neg_avx512(_mm512_mul_ps(_mm512_mul_ps(z, z),
+                                                                 _mm512_set1_ps(-1.0f))));
+    __m512 e = _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), erfc);
+    __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+    return _mm512_mask_sub_ps(e, pos, x, e);
+}
+
+/* row_out_plain, 16 at a time, for a compile-time act once inlined (each caller below gets
+ * its own tight loop); GELU-tanh and SiLU go through act_scalar per element. */
+AVX512 static inline __attribute__((always_inline)) float
+row_out_k(const int32_t *acc, const float *sw, const float *b, float s, int n, enum act a,
+          const float *res, float *out)
+{
+    const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps();
+    __m512 m = zero;
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, acc + i));
+        v = _mm512_mul_ps(v, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, sw + i)));
+        if (b)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b + i));
+        if (a == ACT_GELU_ERF) {
+            v = gelu_erf_avx512(v);
+        } else if (a == ACT_RELU) {
+            v = _mm512_max_ps(v, zero);
+        } else if (a != ACT_NONE) {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, v);
+            for (int j = 0; j < 16; j++)
+                tmp[j] = act_scalar(a, tmp[j]);
+            v = _mm512_loadu_ps(tmp);
+        }
+        if (res)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, res + i));
+        _mm512_mask_storeu_ps(out + i, k, v);
+        m = _mm512_mask_max_ps(m, k, m, _mm512_abs_ps(v));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+AVX512 static float row_out_avx512(const int32_t *acc, const float *sw, const float *b, float s,
+                                   int n, enum act a, const float *res, float *out)
+{
+    switch (a) {
+    case ACT_NONE: return row_out_k(acc, sw, b, s, n, ACT_NONE, res, out);
+    case ACT_GELU_ERF: return row_out_k(acc, sw, b, s, n, ACT_GELU_ERF, res, out);
+    case ACT_RELU: return row_out_k(acc, sw, b, s, n, ACT_RELU, res, out);
+    default: return row_out_k(acc, sw, b, s, n, a, res, out);
+    }
+}
+
+static int have_avx512(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return have;
+}
+#else
+#define HAVE_X86 0
+static int have_avx512(void)
+{
+    return 0;
+}
+#endif
+
+/* Tests: 1 forces the plain loops (process-wide). */
+static int force_plain;
+
+void int8_set_plain(int on)
+{
+    force_plain = on;
+}
+
+static int simd(void)
+{
+    return !force_plain && have_avx512();
+}
+
+static float absmax_row(const float *x, int n)
+{
+#if HAVE_X86
+    if (simd())
+        return absmax_avx512(x, n);
+#endif
+    return absmax_plain(x, n);
+}
+
+static void quant_row(const float *x, int8_t *q, int n, float inv)
+{
+#if HAVE_X86
+    if (simd()) {
+        quant_avx512(x, q, n, inv);
+        return;
+    }
+#endif
+    quant_plain(x, q, n, inv);
+}
+
+static float row_out(const int32_t *acc, const float *sw, const float *b, float s, int n,
+                     enum act a, const float *res, float *out)
+{
+#if HAVE_X86
+    if (simd())
+        return row_out_avx512(acc, sw, b, s, n, a, res, out);
+#endif
+    return row_out_plain(acc, sw, b, s, n, a, res, out);
+}
+
+/* ---- whole matrices ------------------------------------------------------------------- */
+
+/* max |x| over x (n), blocks of QUANT_BLOCK over the context's OpenMP threads. */
+static float absmax_all(const float *x, size_t n)
+{
+    size_t n_blocks = (n + QUANT_BLOCK - 1) / QUANT_BLOCK;
+    float m = 0.0f;
+#pragma omp parallel for reduction(max : m) schedule(static) if (n >= PAR_MIN_ELEMS)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t off = b * QUANT_BLOCK, len = n - off < QUANT_BLOCK ? n - off : QUANT_BLOCK;
+        float bm = absmax_row(x + off, (int)len);
+        m = bm > m ? bm : m;
+    }
+    return m;
+}
+
+/* q (n) = x quantized with the scale of max |x| = mx (max / 127, 1 for a zero x); returns it. */
+static float quantize_all(const float *x, int8_t *q, size_t n, float mx)
+{
+    size_t n_blocks = (n + QUANT_BLOCK - 1) / QUANT_BLOCK;
+    float sx = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / sx;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN_ELEMS)
+    for (size_t b = 0; b < n_blocks; b++) {
+        size_t off = b * QUANT_BLOCK, len = n - off < QUANT_BLOCK ? n - off : QUANT_BLOCK;
+        quant_row(x + off, q + off, (int)len, inv);
+    }
+    return sx;
+}
+
+/* y (M, N) = act(acc * sx * sw[n] + b[n]), plus y's old value when add; returns max |y|. */
+static float epilogue(const struct linear *l, const int32_t *acc, float sx, float *y, int M,
+                      int add)
+{
+    size_t N = (size_t)l->out_features;
+    float mx = 0.0f;
+#pragma omp parallel for reduction(max : mx) schedule(static) if ((size_t)M * N >= PAR_MIN_ELEMS)
+    for (int m = 0; m < M; m++) {
+        float *ym = y + (size_t)m * N;
+        float rm = row_out(acc + (size_t)m * N, l->w_scales, l->bias, sx, (int)N, l->act,
+                           add ? ym : NULL, ym);
+        mx = rm > mx ? rm : mx;
+    }
+    return mx;
+}
+
+/* The s8 x s8 -> s32 matmul for M rows of l, cached per (M, K, N). */
+static int s32_prim(const struct linear *l, struct dnn_ctx *ctx, int M, struct dnn_prim **out,
+                    struct err *e)
+{
+    struct dnn_key key = {.kind = DNN_KIND_MATMUL,
+                          .v = {M, l->in_features, l->out_features, DTYPE_COMPUTE_INT8}};
+    *out = dnn_cache_find(ctx, &key);
+    if (*out)
+        return 0;
+    dnnl_primitive_desc_t pd;
+    int rc = linear_matmul_pd(l, ctx, M, &l->w_md, &pd, e);
+    if (rc != 0)
+        return rc;
+    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+    return dnn_cache_add(ctx, &key, pd, args, NULL, 3, out, e);
+}
+
+/* y (+)= act(x W^T + b) for M rows; x_max: max |x| when the caller knows it, else < 0;
+ * *y_max (when not NULL) gets max |y| (the next INT8 linear's scale). */
+static int run(const struct linear *l, struct dnn_ctx *ctx, const float *x, float x_max, float *y,
+               int M, int add, float *y_max, struct err *e)
+{
+    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
+    size_t q_bytes = lines(m * K, 1);
+    char *buf = dnn_scratch(ctx, q_bytes + lines(m * N, sizeof(int32_t)), e);
+    if (!buf)
+        return e ? e->kind : ERR_NOMEM;
+    int8_t *xq = (int8_t *)buf;             /* (M, K) */
+    int32_t *acc = (int32_t *)(buf + q_bytes); /* (M, N) */
+    float sx = quantize_all(x, xq, m * K, x_max >= 0.0f ? x_max : absmax_all(x, m * K));
+    struct dnn_prim *p;
+    int rc = s32_prim(l, ctx, M, &p, e);
+    void *bufs[] = {xq, l->w_packed, acc};
+    if (rc == 0)
+        rc = dnn_exec(ctx, p, bufs, e);
+    if (rc != 0)
+        return rc;
+    float mx = epilogue(l, acc, sx, y, M, add);
+    if (y_max)
+        *y_max = mx;
+    return 0;
+}
+
+static int int8_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
+                        int M, int add, struct err *e)
+{
+    return run(l, ctx, x, -1.0f, y, M, add, NULL, e);
+}
+
+const struct linear_kind linear_kind_int8 = {linear_dnnl_init, int8_forward};
+
+int linear_ffn_forward(const struct linear *up, const struct linear *down, struct dnn_ctx *ctx,
+                       const float *x, float *inter, float *y, int M, struct err *e)
+{
+    int fused = up->dt == DTYPE_COMPUTE_INT8 && down->dt == DTYPE_COMPUTE_INT8 && up->w_packed &&
+                down->w_packed && up->out_features == down->in_features && M > 0;
+    if (!fused) {
+        int rc = linear_forward(up, ctx, x, inter, M, e);
+        return rc != 0 ? rc : linear_forward_add(down, ctx, inter, y, M, e);
+    }
+    float h_max;
+    int rc = run(up, ctx, x, -1.0f, inter, M, 0, &h_max, e);
+    return rc != 0 ? rc : run(down, ctx, inter, h_max, y, M, 1, NULL, e);
+}
