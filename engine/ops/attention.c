@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "ops/attention_impl.h"
 #include "ops/ops.h"
 
 #define SCORES_BUDGET ((size_t)16 << 20)
@@ -26,33 +27,21 @@ static dnnl_status_t head_view(dnnl_memory_desc_t *md, int nb, int H, int S, int
     return dnnl_memory_desc_init_by_strides(md, 4, dims, dnnl_f32, strides);
 }
 
-/* scores = Q K^T * scale (+ mask bias), for a chunk of nb sequences. */
-static int scores_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb, int masked,
-                       float scale, struct dnn_prim **out, struct err *e)
+/* scores (nb, H, S, S) f32 = q k^T * scale (+ a bias (nb, 1, bias_rows, S) when masked), over
+ * the caller's q and k^T views, created and cached under key: attention_bf16.c's too. */
+int attn_scores_prim(struct dnn_ctx *ctx, const struct dnn_key *key, const dnnl_memory_desc_t *q_md,
+                     const dnnl_memory_desc_t *k_md, int bias_rows, int masked, float scale,
+                     struct dnn_prim **out, struct err *e)
 {
-    int H = s->n_heads, S = s->seq, D = s->head_dim;
-    union {
-        float f;
-        int32_t i;
-    } bits = {scale};
-    struct dnn_key key = {.kind = DNN_KIND_ATTN_SCORES,
-                          .v = {nb, H, S, D, s->ld_qkv, masked, bits.i}};
-    *out = dnn_cache_find(ctx, &key);
-    if (*out)
-        return 0;
-    dnnl_memory_desc_t q_md, k_md, dst_md, bias_md;
-    /* masked 1: a bias per key (nb, 1, 1, S); 2: per query and key (nb, 1, S, S) */
-    dnnl_dims_t dst_dims = {nb, H, S, S}, bias_dims = {nb, 1, masked == 2 ? S : 1, S};
-    dnnl_status_t st = head_view(&q_md, nb, H, S, D, s->ld_qkv, 0);
-    if (st == dnnl_success)
-        st = head_view(&k_md, nb, H, S, D, s->ld_qkv, 1);
-    if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_abcd);
+    dnnl_memory_desc_t dst_md, bias_md;
+    const dnnl_dim_t *q = q_md->dims;
+    dnnl_dims_t dst_dims = {q[0], q[1], q[2], q[2]}, bias_dims = {q[0], 1, bias_rows, q[2]};
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_abcd);
     if (st == dnnl_success)
         st = dnnl_memory_desc_init_by_tag(&bias_md, 4, bias_dims, dnnl_f32, dnnl_abcd);
     dnnl_matmul_desc_t desc;
     if (st == dnnl_success)
-        st = dnnl_matmul_desc_init(&desc, &q_md, &k_md, NULL, &dst_md);
+        st = dnnl_matmul_desc_init(&desc, q_md, k_md, NULL, &dst_md);
     if (st != dnnl_success)
         return dnn_fail(st, e, "attention scores desc");
     dnnl_primitive_attr_t attr;
@@ -77,7 +66,31 @@ static int scores_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb, 
         return dnn_fail(st, e, "attention scores primitive desc");
     static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST,
                                DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1};
-    return dnn_cache_add(ctx, &key, pd, args, NULL, masked ? 4 : 3, out, e);
+    return dnn_cache_add(ctx, key, pd, args, NULL, masked ? 4 : 3, out, e);
+}
+
+/* scores = Q K^T * scale (+ mask bias), for a chunk of nb sequences. */
+static int scores_prim(struct dnn_ctx *ctx, const struct attn_shape *s, int nb, int masked,
+                       float scale, struct dnn_prim **out, struct err *e)
+{
+    int H = s->n_heads, S = s->seq, D = s->head_dim;
+    union {
+        float f;
+        int32_t i;
+    } bits = {scale};
+    struct dnn_key key = {.kind = DNN_KIND_ATTN_SCORES,
+                          .v = {nb, H, S, D, s->ld_qkv, masked, bits.i}};
+    *out = dnn_cache_find(ctx, &key);
+    if (*out)
+        return 0;
+    dnnl_memory_desc_t q_md, k_md;
+    dnnl_status_t st = head_view(&q_md, nb, H, S, D, s->ld_qkv, 0);
+    if (st == dnnl_success)
+        st = head_view(&k_md, nb, H, S, D, s->ld_qkv, 1);
+    if (st != dnnl_success)
+        return dnn_fail(st, e, "attention scores views");
+    /* masked 1: a bias per key (nb, 1, 1, S); 2: per query and key (nb, 1, S, S) */
+    return attn_scores_prim(ctx, &key, &q_md, &k_md, masked == 2 ? S : 1, masked, scale, out, e);
 }
 
 /* out = probs V, for a chunk of nb sequences. */

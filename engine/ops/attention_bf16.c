@@ -14,58 +14,22 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/attention_impl.h"
+#include "ops/bf16.h"
 #include "ops/ops.h"
 
 #define SCORES_BUDGET ((size_t)16 << 20)
 
-/* ---- f32 -> bf16 gathers (round to nearest even; inputs are finite) --------------------- */
-
-static uint16_t bf16_plain(float f)
-{
-    uint32_t b;
-    memcpy(&b, &f, sizeof b);
-    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-}
-
-static void row_plain(const float *x, uint16_t *y, int n)
-{
-    for (int i = 0; i < n; i++)
-        y[i] = bf16_plain(x[i]);
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-__attribute__((target("avx512f"))) static void row_avx512(const float *x, uint16_t *y, int n)
-{
-    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
-    for (int i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512i b = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, x + i));
-        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(b, 16), one);
-        b = _mm512_srli_epi32(_mm512_add_epi32(b, _mm512_add_epi32(lsb, bias)), 16);
-        _mm512_mask_cvtepi32_storeu_epi16(y + i, k, b);
-    }
-}
+#include "ops/simd_exp.h"
 
-/* e^x for x <= 0, 0 below -87 (masked keys: -FLT_MAX): 2^n e^r, |r| <= ln2 / 2, e^r by its
- * degree-6 Taylor polynomial (relative error ~2e-7). */
+/* e^x for x <= 0, 0 below -87 (masked keys: -FLT_MAX). */
 __attribute__((target("avx512f"))) static inline __m512 exp_neg(__m512 x)
 {
     __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+    return _mm512_maskz_mov_ps(live, exp_neg_avx512(x));
 }
 
 /* y (n) bf16 = softmax(x (n)); x is overwritten with e^(x - max). */
@@ -89,7 +53,7 @@ __attribute__((target("avx512f"))) static void softmax_row_avx512(float *x, uint
         __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
     }
-    row_avx512(x, y, n);
+    bf16_from_f32(x, y, (size_t)n);
 }
 
 static int have_avx512(void)
@@ -113,7 +77,7 @@ static void softmax_row_plain(float *x, uint16_t *y, int n)
     }
     for (int i = 0; i < n; i++)
         x[i] /= sum;
-    row_plain(x, y, n);
+    bf16_from_f32(x, y, (size_t)n);
 }
 
 /* probs (rows, S) bf16 = softmax of scores (rows, S) over the last axis (scores overwritten). */
@@ -133,17 +97,6 @@ static void softmax_bf16(float *scores, uint16_t *probs, int rows, int S)
     }
 }
 
-static void to_bf16(const float *x, uint16_t *y, int n)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (have_avx512()) {
-        row_avx512(x, y, n);
-        return;
-    }
-#endif
-    row_plain(x, y, n);
-}
-
 /* dst (nb, H, S, D) bf16 = the heads of src, a (nb, S, ld) f32 view: head h of token t is
  * src[t * ld + h * D .. + D]. */
 static void gather_heads(const float *src, int nb, int H, int S, int D, int ld, uint16_t *dst)
@@ -154,7 +107,7 @@ static void gather_heads(const float *src, int nb, int H, int S, int D, int ld, 
         int b = r / S, t = r % S;
         const float *x = src + (size_t)r * (size_t)ld;
         for (int h = 0; h < H; h++)
-            to_bf16(x + (size_t)h * (size_t)D,
+            bf16_from_f32(x + (size_t)h * (size_t)D,
                     dst + (((size_t)b * (size_t)H + (size_t)h) * (size_t)S + (size_t)t) * (size_t)D,
                     D);
     }
@@ -174,44 +127,14 @@ static int scores_prim(struct dnn_ctx *ctx, int nb, int H, int S, int D, int mas
     *out = dnn_cache_find(ctx, &key);
     if (*out)
         return 0;
-    dnnl_memory_desc_t q_md, k_md, dst_md, bias_md;
-    dnnl_dims_t q_dims = {nb, H, S, D}, k_dims = {nb, H, D, S}, dst_dims = {nb, H, S, S},
-                bias_dims = {nb, 1, 1, S};
+    dnnl_memory_desc_t q_md, k_md;
+    dnnl_dims_t q_dims = {nb, H, S, D}, k_dims = {nb, H, D, S};
     dnnl_status_t st = dnnl_memory_desc_init_by_tag(&q_md, 4, q_dims, dnnl_bf16, dnnl_abcd);
     if (st == dnnl_success) /* K^T over K's (nb, H, S, D) memory */
         st = dnnl_memory_desc_init_by_tag(&k_md, 4, k_dims, dnnl_bf16, dnnl_abdc);
-    if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_abcd);
-    if (st == dnnl_success)
-        st = dnnl_memory_desc_init_by_tag(&bias_md, 4, bias_dims, dnnl_f32, dnnl_abcd);
-    dnnl_matmul_desc_t desc;
-    if (st == dnnl_success)
-        st = dnnl_matmul_desc_init(&desc, &q_md, &k_md, NULL, &dst_md);
     if (st != dnnl_success)
-        return dnn_fail(st, e, "bf16 attention scores desc");
-    dnnl_primitive_attr_t attr;
-    int rc = dnn_attr_new(&attr, e);
-    if (rc != 0)
-        return rc;
-    dnnl_post_ops_t po = NULL;
-    st = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
-    if (st == dnnl_success && masked) {
-        st = dnnl_post_ops_create(&po);
-        if (st == dnnl_success)
-            st = dnnl_post_ops_append_binary(po, dnnl_binary_add, &bias_md);
-        if (st == dnnl_success)
-            st = dnnl_primitive_attr_set_post_ops(attr, po);
-        dnnl_post_ops_destroy(po);
-    }
-    dnnl_primitive_desc_t pd = NULL;
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, &desc, attr, dnn_engine(ctx), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (st != dnnl_success)
-        return dnn_fail(st, e, "bf16 attention scores primitive desc");
-    static const int args[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST,
-                               DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1};
-    return dnn_cache_add(ctx, &key, pd, args, NULL, masked ? 4 : 3, out, e);
+        return dnn_fail(st, e, "bf16 attention scores views");
+    return attn_scores_prim(ctx, &key, &q_md, &k_md, 1, masked, scale, out, e);
 }
 
 /* out (nb, S, H, D) f32 in the (nb, S, ld_out) view = probs (nb, H, S, S) vb (nb, H, S, D). */

@@ -81,6 +81,8 @@ static float row_out_plain(const int32_t *acc, const float *sw, const float *b, 
 
 #define AVX512 __attribute__((target("avx512f")))
 
+#include "ops/simd_exp.h"
+
 static inline AVX512 __mmask16 tail_mask(int left)
 {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
@@ -110,26 +112,6 @@ AVX512 static void quant_avx512(const float *x, int8_t *q, int n, float inv)
         v = _mm512_add_ps(v, _mm512_castsi512_ps(h));
         _mm512_mask_cvtsepi32_storeu_epi8(q + i, k, _mm512_cvttps_epi32(v));
     }
-}
-
-/* exp(x) for -87 <= x <= 0 (smaller x are taken as -87: results stay normal floats, as a
- * denormal costs a microcode assist per instruction): 2^n e^r with |r| <= ln2 / 2, e^r by its
- * degree-6 Taylor polynomial (relative error ~2e-7). */
-AVX512 static inline __m512 exp_neg_avx512(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
 }
 
 /* GELU (erf): with e = x/2 erfc(|x|/sqrt 2), gelu(x) = e for x < 0 and x - e for x >= 0;
