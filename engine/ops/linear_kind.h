@@ -25,6 +25,12 @@ int linear_dnnl_init(struct linear *l, struct dnn_ctx *ctx, const float *w, stru
 
 /* The matmul primitive descriptor of l for M rows on weights in w_md (no residual sum);
  * INT8: s8 x s8 -> s32 with no bias and no post-ops. */
+/* The common tail of a kind's matmul post-ops: l's activation, then the residual sum when
+ * add, appended to po (s: the status so far), set on *attr; po destroyed, *attr destroyed and
+ * NULL on failure ("what" names it in the error). */
+int linear_finish_attr(const struct linear *l, int add, dnnl_post_ops_t po, dnnl_status_t s,
+                       dnnl_primitive_attr_t *attr, const char *what, struct err *e);
+
 int linear_matmul_pd(const struct linear *l, struct dnn_ctx *ctx, int M,
                      const dnnl_memory_desc_t *w_md, dnnl_primitive_desc_t *pd, struct err *e);
 

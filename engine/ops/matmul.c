@@ -22,6 +22,33 @@ static dnnl_data_type_t src_type(enum dtype_compute dt)
     return dt == DTYPE_COMPUTE_BF16 ? dnnl_bf16 : dt == DTYPE_COMPUTE_INT8 ? dnnl_s8 : dnnl_f32;
 }
 
+/* Appends l's activation and, when add, the residual sum to po (after whatever the kind put
+ * first), sets po on *attr; po destroyed, *attr too on failure. */
+int linear_finish_attr(const struct linear *l, int add, dnnl_post_ops_t po, dnnl_status_t s,
+                       dnnl_primitive_attr_t *attr, const char *what, struct err *e)
+{
+    int rc = 0;
+    if (s == dnnl_success && l->act != ACT_NONE) {
+        dnnl_alg_kind_t alg = dnnl_alg_kind_undef;
+        float alpha;
+        rc = act_dnnl_alg(l->act, &alg, &alpha, e);
+        if (rc == 0)
+            s = dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, 0.0f);
+    }
+    if (rc == 0 && s == dnnl_success && add)
+        s = dnnl_post_ops_append_sum(po, 1.0f);
+    if (rc == 0 && s == dnnl_success)
+        s = dnnl_primitive_attr_set_post_ops(*attr, po);
+    if (rc == 0 && s != dnnl_success)
+        rc = dnn_fail(s, e, what);
+    dnnl_post_ops_destroy(po);
+    if (rc != 0) {
+        dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+    }
+    return rc;
+}
+
 /* Post-ops in application order (F32, BF16): the activation, then the residual sum. INT8
  * has none (matmul_int8.c's epilogue does it all). */
 static int build_attr(const struct linear *l, int add, dnnl_primitive_attr_t *attr, struct err *e)
@@ -31,27 +58,7 @@ static int build_attr(const struct linear *l, int add, dnnl_primitive_attr_t *at
     if (rc != 0 || l->dt == DTYPE_COMPUTE_INT8)
         return rc;
     dnnl_status_t s = dnnl_post_ops_create(&po);
-    if (s == dnnl_success && l->act != ACT_NONE) {
-        dnnl_alg_kind_t alg = dnnl_alg_kind_undef;
-        float alpha;
-        rc = act_dnnl_alg(l->act, &alg, &alpha, e);
-        if (rc != 0)
-            goto fail;
-        s = dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, 0.0f);
-    }
-    if (s == dnnl_success && add)
-        s = dnnl_post_ops_append_sum(po, 1.0f);
-    if (s == dnnl_success)
-        s = dnnl_primitive_attr_set_post_ops(*attr, po);
-    if (s != dnnl_success)
-        rc = dnn_fail(s, e, "matmul attributes");
-fail:
-    dnnl_post_ops_destroy(po);
-    if (rc != 0) {
-        dnnl_primitive_attr_destroy(*attr);
-        *attr = NULL;
-    }
-    return rc;
+    return linear_finish_attr(l, add, po, s, attr, "matmul attributes", e);
 }
 
 /* The matmul primitive descriptor for M tokens; weights in w_md (format any when NULL).

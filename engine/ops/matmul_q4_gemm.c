@@ -162,27 +162,7 @@ static int gemm_attr(const struct linear *l, int M, int add, dnnl_primitive_attr
         s = dnnl_post_ops_append_binary(po, dnnl_binary_mul, &row_md);
     if (s == dnnl_success && l->bias)
         s = dnnl_post_ops_append_binary(po, dnnl_binary_add, &row_md);
-    if (s == dnnl_success && l->act != ACT_NONE) {
-        dnnl_alg_kind_t alg = dnnl_alg_kind_undef;
-        float alpha;
-        rc = act_dnnl_alg(l->act, &alg, &alpha, e);
-        if (rc != 0)
-            goto fail;
-        s = dnnl_post_ops_append_eltwise(po, 1.0f, alg, alpha, 0.0f);
-    }
-    if (s == dnnl_success && add)
-        s = dnnl_post_ops_append_sum(po, 1.0f);
-    if (s == dnnl_success)
-        s = dnnl_primitive_attr_set_post_ops(*attr, po);
-    if (s != dnnl_success)
-        rc = dnn_fail(s, e, "int4 matmul attributes");
-fail:
-    dnnl_post_ops_destroy(po);
-    if (rc != 0) {
-        dnnl_primitive_attr_destroy(*attr);
-        *attr = NULL;
-    }
-    return rc;
+    return linear_finish_attr(l, add, po, s, attr, "int4 matmul attributes", e);
 }
 
 /* The cached s8 matmul (M, K) x (K, N) -> (M, N) f32, weights plain: W^T columns contiguous,
