@@ -42,7 +42,8 @@
 # environment: THREADS (2), ROUNDS (1), MODELS (bart,marian), BATCHES (1,16), BEAMS (1,4),
 #              DTYPES (fp32,int8), NEW_TOKENS (32), LINES_B1 (8), LINES_B16 (32), CHECK (3),
 #              PYTHON (/work/venv-refgen4/bin/python: torch, transformers 4.x,
-#              ctranslate2 == CT2_VERSION), CT2_VERSION (4.8.5), BASE_BUILD (none)
+#              ctranslate2 == CT2_VERSION), CT2_VERSION (4.8.5), BASE_BUILD (none),
+#              TORCH (1; 0 leaves PyTorch out: the slowest engine, not needed for inferd/ct2)
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +63,7 @@ CT2_VERSION=${CT2_VERSION:-4.8.5}
 ANCHOR=$ROOT/bench/s2s_anchor.py
 INFERD=$BUILD/inferd
 BASE_BUILD=${BASE_BUILD:-}
+TORCH=${TORCH:-1}
 
 [ -x "$INFERD" ] || { echo "run_s2s: $INFERD missing (build first: ninja -C $BUILD)" >&2; exit 1; }
 [ -z "$BASE_BUILD" ] || [ -x "$BASE_BUILD/inferd" ] ||
@@ -188,7 +190,8 @@ for m in $(echo "$MODELS" | tr ',' ' '); do
         exit 1
     fi
     tag 0 < "$WORK/check.out"
-    engines="torch"
+    engines=
+    [ "$TORCH" = 0 ] || engines="torch"
     for d in $(echo "$DTYPES" | tr ',' ' '); do
         engines="$engines ct2-$d inferd-$d"
         [ -z "$BASE_BUILD" ] || engines="$engines base-$d"
