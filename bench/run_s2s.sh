@@ -30,16 +30,20 @@
 #      Each line also has the CPU seconds spent (the anchor's process; the daemon's for inferd)
 #      and sentences per CPU second: on a machine busy with other work, wall time mostly
 #      measures the scheduler.
+#      With BASE_BUILD set (another build directory of inferd, e.g. main's before a change), a
+#      second daemon from it serves the same models and runs as inferd-base-fp32 and
+#      inferd-base-int8 in the same rotation: a change's before and after in one run.
 # Every JSON line goes to $BUILD/bench-results/s2s-<time>.jsonl; the tables at the end give
-# each engine's sentences per second and per CPU second and the ratios inferd/ct2 and
-# inferd/torch (> 1: inferd faster).
+# each engine's sentences per second and per CPU second and the ratios inferd/ct2,
+# inferd/torch and inferd/inferd-base (> 1: inferd faster).
 # Not part of `make test`.
 #
 # usage: bench/run_s2s.sh [BUILD_DIR (default: build)]
 # environment: THREADS (2), ROUNDS (1), MODELS (bart,marian), BATCHES (1,16), BEAMS (1,4),
 #              DTYPES (fp32,int8), NEW_TOKENS (32), LINES_B1 (8), LINES_B16 (32), CHECK (3),
 #              PYTHON (/work/venv-refgen4/bin/python: torch, transformers 4.x,
-#              ctranslate2 == CT2_VERSION), CT2_VERSION (4.8.5)
+#              ctranslate2 == CT2_VERSION), CT2_VERSION (4.8.5), BASE_BUILD (none),
+#              TORCH (1; 0 leaves PyTorch out: the slowest engine, not needed for inferd/ct2)
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,8 +62,12 @@ PYTHON=${PYTHON:-/work/venv-refgen4/bin/python}
 CT2_VERSION=${CT2_VERSION:-4.8.5}
 ANCHOR=$ROOT/bench/s2s_anchor.py
 INFERD=$BUILD/inferd
+BASE_BUILD=${BASE_BUILD:-}
+TORCH=${TORCH:-1}
 
 [ -x "$INFERD" ] || { echo "run_s2s: $INFERD missing (build first: ninja -C $BUILD)" >&2; exit 1; }
+[ -z "$BASE_BUILD" ] || [ -x "$BASE_BUILD/inferd" ] ||
+    { echo "run_s2s: $BASE_BUILD/inferd missing" >&2; exit 1; }
 "$PYTHON" -c "import torch, transformers, ctranslate2, sys
 sys.exit(ctranslate2.__version__ != '$CT2_VERSION' or transformers.__version__[0] != '4')" || {
     echo "run_s2s: $PYTHON needs torch, transformers 4.x and ctranslate2==$CT2_VERSION" \
@@ -95,12 +103,16 @@ echo "run_s2s: writing $OUT" >&2
 "$PYTHON" "$ANCHOR" sentences "$LINES_B16" "$WORK/lines-bn.jsonl"
 
 SERVER_PID=
+BASE_PID=
 stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    for p in $SERVER_PID $BASE_PID; do
+        if kill -0 "$p" 2>/dev/null; then
+            kill -TERM "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        fi
+    done
     SERVER_PID=
+    BASE_PID=
 }
 cleanup() {
     stop_server
@@ -111,7 +123,8 @@ trap 'exit 130' INT TERM
 
 # Starts `inferd serve` with model $1 once per dtype of fp32 + DTYPES, named $1-DTYPE (an idle
 # one costs no CPU; an hour's request timeout: the default 30 s is too short for a batch of
-# beams on a busy machine); BASE set to its address (POST $BASE/models/$1-DTYPE).
+# beams on a busy machine); BASE set to its address (POST $BASE/models/$1-DTYPE). With
+# BASE_BUILD, the same from that build too, its address in BASE_OLD.
 start_server() {
     max_b=$(echo "$BATCHES" | tr ',' '\n' | sort -n | tail -n 1)
     max_k=$(echo "$BEAMS" | tr ',' '\n' | sort -n | tail -n 1)
@@ -126,20 +139,31 @@ start_server() {
     done
     "$INFERD" serve --config "$WORK/serve.yaml" 2> "$WORK/serve.log" &
     SERVER_PID=$!
-    BASE=
+    BASE=$(wait_ready "$SERVER_PID" "$WORK/serve.log" "$1") || exit 1
+    BASE_OLD=
+    [ -n "$BASE_BUILD" ] || return 0
+    "$BASE_BUILD/inferd" serve --config "$WORK/serve.yaml" 2> "$WORK/serve-base.log" &
+    BASE_PID=$!
+    BASE_OLD=$(wait_ready "$BASE_PID" "$WORK/serve-base.log" "$1") || exit 1
+}
+
+# Prints the address of daemon $1 (its log $2) once it is ready.
+wait_ready() {
+    url=
     i=0
     while [ $i -lt 2400 ]; do
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
-        [ -n "$BASE" ] || BASE=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$WORK/serve.log" | head -n 1)
-        if [ -n "$BASE" ] && curl -sf "$BASE/ready" >/dev/null 2>&1; then
+        kill -0 "$1" 2>/dev/null || { cat "$2" >&2; return 1; }
+        [ -n "$url" ] || url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$2" | head -n 1)
+        if [ -n "$url" ] && curl -sf "$url/ready" >/dev/null 2>&1; then
+            echo "$url"
             return 0
         fi
         sleep 0.5
         i=$((i + 1))
     done
-    echo "run_s2s: the daemon did not get ready on $1" >&2
-    cat "$WORK/serve.log" >&2
-    exit 1
+    echo "run_s2s: the daemon did not get ready on $3" >&2
+    cat "$2" >&2
+    return 1
 }
 
 tag() { # round
@@ -166,9 +190,11 @@ for m in $(echo "$MODELS" | tr ',' ' '); do
         exit 1
     fi
     tag 0 < "$WORK/check.out"
-    engines="torch"
+    engines=
+    [ "$TORCH" = 0 ] || engines="torch"
     for d in $(echo "$DTYPES" | tr ',' ' '); do
         engines="$engines ct2-$d inferd-$d"
+        [ -z "$BASE_BUILD" ] || engines="$engines base-$d"
     done
     n=$(echo "$engines" | wc -w)
     r=1
@@ -195,6 +221,11 @@ for m in $(echo "$MODELS" | tr ',' ' '); do
                         # shellcheck disable=SC2086
                         "$PYTHON" "$ANCHOR" inferd --url "$BASE/models/$m-${e#inferd-}" \
                             --model "$m" --compute-type "${e#inferd-}" $common | tag "$r" ;;
+                    base-*)
+                        # shellcheck disable=SC2086
+                        "$PYTHON" "$ANCHOR" inferd --url "$BASE_OLD/models/$m-${e#base-}" \
+                            --model "$m" --compute-type "${e#base-}" --label inferd-base \
+                            $common | tag "$r" ;;
                     esac
                 done
             done

@@ -34,16 +34,18 @@ ctranslate2 (pinned in run_s2s.sh: CT2_VERSION); run_s2s.sh uses /work/venv-refg
       (reported, not required: its beam search is not transformers'). One JSON line
       {"metric":"check",...}; exit status 1 when inferd differs.
 
-  inferd --url URL --model NAME --compute-type fp32|int8 (the options below)
+  inferd --url URL --model NAME --compute-type fp32|int8 [--label inferd-base] (the options below)
       The same sentences through `inferd serve`'s POST /models/NAME (the daemon started by
       run_s2s.sh with the model's dtype), B requests in flight, each {"inputs": sentence,
       "parameters": {"num_beams": K, "max_new_tokens": N, "return_tensors": true}}; timed as
       a client sees it (tokenization, HTTP and JSON included), after an untimed warm-up (the
-      first two sentences). Standard library only.
+      first two sentences). Standard library only. --label names the engine in the line
+      (run_s2s.sh's BASE_BUILD daemon: inferd-base).
 
   summarize FILE.jsonl ...
       The median sentences/s over rounds per model, batch, beams and engine, and the ratios
-      inferd/ct2 (fp32, int8) and inferd/torch (fp32), as a Markdown table.
+      inferd/ct2 (fp32, int8) and inferd/torch (fp32), as a Markdown table; with
+      inferd-base lines (run_s2s.sh's BASE_BUILD), inferd/inferd-base too.
 
   torch --model DIR --sentences FILE --batch B --beams K --new-tokens N [--threads 2]
   ct2   --model CT2_DIR --hf DIR --compute-type float32|int8 (same options)
@@ -324,7 +326,7 @@ def cmd_inferd(a):
     pid = daemon_pid(a.url)
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.batch) as pool:
         seconds, tokens, cpu = timed(lambda group: sum(pool.map(post, group)), [texts], pid)
-    report("inferd", a, len(texts), seconds, tokens, cpu, dtype=a.compute_type)
+    report(a.label, a, len(texts), seconds, tokens, cpu, dtype=a.compute_type)
 
 
 def daemon_pid(url):
@@ -344,7 +346,9 @@ def cmd_summarize(a):
     cols = ["torch-fp32", "ct2-fp32", "inferd-fp32", "ct2-int8", "inferd-int8"]
     for metric in ("sent_per_s", "sent_per_cpu_s"):
         print("\n%s (median over rounds)\n" % metric)
-        table(rows_of(a.files, metric), cols)
+        rows = rows_of(a.files, metric)
+        base = any(c.startswith("inferd-base") for r in rows.values() for c in r)
+        table(rows, cols + (["inferd-base-fp32", "inferd-base-int8"] if base else []), base)
 
 
 def rows_of(files, metric):
@@ -352,18 +356,19 @@ def rows_of(files, metric):
     for path in files:
         for line in open(path):
             r = json.loads(line)
-            if r.get("engine") in ("torch", "ct2", "inferd") and metric in r:
+            if r.get("engine") in ("torch", "ct2", "inferd", "inferd-base") and metric in r:
                 key = (r["model"], r["batch"], r["beams"])
                 rows.setdefault(key, {}).setdefault(r["engine"] + "-" + r["dtype"], []).append(
                     r[metric])
     return rows
 
 
-def table(rows, cols):
+def table(rows, cols, base=False):
     import statistics
+    extra = " inferd/base fp32 | inferd/base int8 |" if base else ""
     print("| model | batch | beams | " + " | ".join(cols) +
-          " | inferd/ct2 fp32 | inferd/torch fp32 | inferd/ct2 int8 |")
-    print("|" + " --- |" * (len(cols) + 6))
+          " | inferd/ct2 fp32 | inferd/torch fp32 | inferd/ct2 int8 |" + extra)
+    print("|" + " --- |" * (len(cols) + 6 + (2 if base else 0)))
     for key in sorted(rows):
         med = {c: statistics.median(v) for c, v in rows[key].items()}
 
@@ -373,7 +378,9 @@ def table(rows, cols):
               " | ".join("%.2f" % med[c] if c in med else "-" for c in cols) +
               " | %s | %s | %s |" % (ratio("inferd-fp32", "ct2-fp32"),
                                      ratio("inferd-fp32", "torch-fp32"),
-                                     ratio("inferd-int8", "ct2-int8")))
+                                     ratio("inferd-int8", "ct2-int8")) +
+              (" %s | %s |" % (ratio("inferd-fp32", "inferd-base-fp32"),
+                               ratio("inferd-int8", "inferd-base-int8")) if base else ""))
 
 
 def main():
@@ -404,6 +411,7 @@ def main():
         s.add_argument("--ct2")
         s.add_argument("--compute-type", default="float32")
         s.add_argument("--url")
+        s.add_argument("--label", default="inferd")
     a = p.parse_args()
     return {"make": cmd_make, "sentences": cmd_sentences, "convert": cmd_convert, "check": cmd_check, "torch": cmd_torch,
             "ct2": cmd_ct2, "inferd": cmd_inferd,

@@ -63,6 +63,11 @@ static int cache_copy(void *dst, const void *src, struct err *e)
     return bart_seq_copy(dst, src, e);
 }
 
+static int cache_fork(void *dst, const void *src, struct err *e)
+{
+    return bart_seq_fork(dst, src, e);
+}
+
 static void model_run_free(void *run_)
 {
     struct bart_gen_run *r = run_;
@@ -137,6 +142,7 @@ const struct gen_kind gen_kind_bart = {
     .cache_free = cache_free,
     .cache_reset = cache_reset,
     .cache_copy = cache_copy,
+    .cache_fork = cache_fork,
     .run_new = run_new,
     .run_free = gen_s2s_run_free,
     .step = gen_s2s_step,

@@ -139,10 +139,10 @@ static int reorder(struct generator *g, struct gen_beam *b, struct err *e)
             next[j] = old[p];
         } else {
             next[j] = free_caches[--n_free];
-            /* after the first step every beam holds the encoder output already */
+            /* an encoder-decoder's beams share the one encoded input */
             const struct gen_kind *k = g->m->kind;
-            int rc = b->started && k->cache_copy_decoder ? k->cache_copy_decoder(next[j], old[p], e)
-                                                        : k->cache_copy(next[j], old[p], e);
+            int rc = k->cache_fork ? k->cache_fork(next[j], old[p], e)
+                                   : k->cache_copy(next[j], old[p], e);
             if (rc)
                 return rc;
         }

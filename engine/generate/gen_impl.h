@@ -39,10 +39,10 @@ struct gen_kind {
      * src's first n of them (dst == src: cut in place), ERR_INVALID when it cannot be cut there */
     int (*cache_len)(const void *cache);
     int (*cache_prefix)(void *dst, const void *src, int n, struct err *e);
-    /* an encoder-decoder's: the same between two beams of one search, whose encoded inputs
-     * are already the same (the encoder output is copied once, at the first fork): only the
-     * decoder's own positions. NULL: cache_copy */
-    int (*cache_copy_decoder)(void *dst, const void *src, struct err *e);
+    /* an encoder-decoder's: dst becomes a beam forked from src (both of one search): src's
+     * decoder positions copied, the encoded input shared (read from the cache that encoded
+     * it, never copied; the search's caches are retired together). NULL: cache_copy */
+    int (*cache_fork)(void *dst, const void *src, struct err *e);
     /* the stepping thread's buffers for lim (activations, the step's arrays) */
     void *(*run_new)(const struct generator_limits *lim);
     void (*run_free)(void *run);

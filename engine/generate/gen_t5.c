@@ -68,9 +68,9 @@ static int cache_copy(void *dst, const void *src, struct err *e)
     return t5_seq_copy(dst, src, e);
 }
 
-static int cache_copy_decoder(void *dst, const void *src, struct err *e)
+static int cache_fork(void *dst, const void *src, struct err *e)
 {
-    return t5_seq_copy_decoder(dst, src, e);
+    return t5_seq_fork(dst, src, e);
 }
 
 static void model_run_free(void *run_)
@@ -147,7 +147,7 @@ const struct gen_kind gen_kind_t5 = {
     .cache_free = cache_free,
     .cache_reset = cache_reset,
     .cache_copy = cache_copy,
-    .cache_copy_decoder = cache_copy_decoder,
+    .cache_fork = cache_fork,
     .run_new = run_new,
     .run_free = gen_s2s_run_free,
     .step = gen_s2s_step,

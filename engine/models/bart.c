@@ -462,3 +462,8 @@ int bart_seq_copy(struct bart_seq *dst, const struct bart_seq *src, struct err *
 {
     return s2s_kv_copy(&dst->kv, &src->kv, e);
 }
+
+int bart_seq_fork(struct bart_seq *dst, const struct bart_seq *src, struct err *e)
+{
+    return s2s_kv_fork(&dst->kv, &src->kv, e);
+}

@@ -79,6 +79,10 @@ void bart_seq_free(struct bart_seq *s);
 void bart_seq_reset(struct bart_seq *s);
 /* dst becomes a copy of src (a forked beam). */
 int bart_seq_copy(struct bart_seq *dst, const struct bart_seq *src, struct err *e);
+/* dst becomes a beam forked from src, of the same search: src's decoder positions copied, its
+ * encoded input read from the sequence that encoded it (which the search keeps until its
+ * end), not copied. */
+int bart_seq_fork(struct bart_seq *dst, const struct bart_seq *src, struct err *e);
 int bart_seq_input_len(const struct bart_seq *s);
 int bart_seq_len(const struct bart_seq *s);
 

@@ -225,7 +225,7 @@ int bart_encode(const struct bart_model *m, struct dnn_ctx *ctx, struct bart_run
         (rc = ensure_seqs(r, b->n_seqs, b->n_ids, e)))
         return rc;
     for (int i = 0; i < b->n_seqs; i++)
-        if ((rc = s2s_kv_reserve(&b->seqs[i]->kv, b->n_ids[i], 0, e)) != 0)
+        if ((rc = s2s_kv_own_input(&b->seqs[i]->kv, b->n_ids[i], e)) != 0)
             return rc;
     if ((rc = embed(m, ctx, &m->enc, b->ids, r->row0, b->n_seqs, NULL, r->x, e)) != 0)
         return rc;
@@ -337,17 +337,25 @@ static int decoder_cross(const struct bart_model *m, struct dnn_ctx *ctx, struct
         rc = linear_forward(&L->cross.q, ctx, in, r->qkv, M, e); /* (M, D) */
     if (rc)
         return rc;
+    /* consecutive sequences reading one input (the beams of a search) make one job: their
+     * query rows follow each other and meet each cross key once */
+    int n_jobs = 0;
     for (int i = 0; i < st->n_seqs; i++) {
         const struct bart_seq *s = st->seqs[i];
-        r->job[i] = (struct s2s_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)D,
-                                      .k = s->kv.cross[l],
-                                      .v = s->kv.cross[l] + D,
-                                      .out = r->att + (size_t)r->row0[i] * (size_t)D,
-                                      .n_q = st->n_tokens[i],
-                                      .n_k = s->kv.in_len};
+        const float *kv = s2s_kv_cross(&s->kv, l);
+        if (n_jobs > 0 && r->job[n_jobs - 1].k == kv) {
+            r->job[n_jobs - 1].n_q += st->n_tokens[i];
+            continue;
+        }
+        r->job[n_jobs++] = (struct s2s_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)D,
+                                                 .k = kv,
+                                                 .v = kv + D,
+                                                 .out = r->att + (size_t)r->row0[i] * (size_t)D,
+                                                 .n_q = st->n_tokens[i],
+                                                 .n_k = s->kv.in_len};
     }
     struct s2s_attn_geom g = {m->dec.n_heads, m->dec.head_dim, D, 2 * D, D, false, m->attn_scale_dec, NULL, 0};
-    s2s_attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
+    s2s_attend(&g, r->job, n_jobs, r->scratch, max_keys);
     return block_out(m, ctx, r, &L->cross.o, r->att, &L->cross.ln, M, e);
 }
 

@@ -1,5 +1,7 @@
 /* s2s_attn: the encoder-decoder models' attention (s2s_attn.h), shared by t5_forward.c and
- * bart_forward.c. */
+ * bart_forward.c. The per-head kernel is plain C compiled for AVX-512, AVX2 and baseline
+ * x86-64 (target_clones picks one when the library loads, as ops/kv_attention.c): its dot
+ * products and value sums are head_dim-long vector loops. */
 #include "models/s2s_attn.h"
 
 #include <float.h>
@@ -8,7 +10,15 @@
 #include <stddef.h>
 #include <string.h>
 
-static void attend_one(const struct s2s_attn_geom *g, const struct s2s_attn_job *j, int h,
+/* Not under ThreadSanitizer (see ops/kv_attention.c). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                           \
+    !defined(__SANITIZE_THREAD__)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+VECTOR_CLONES static void attend_one(const struct s2s_attn_geom *g, const struct s2s_attn_job *j, int h,
                        float *sc)
 {
     const int hd = g->hd, R = g->R;
@@ -40,6 +50,7 @@ static void attend_one(const struct s2s_attn_geom *g, const struct s2s_attn_job 
         for (int i = 0; i < nk; i++) {
             const float *v = j->v + (size_t)i * (size_t)g->ld_kv + (size_t)h * (size_t)hd;
             float p = sc[i] * inv;
+#pragma omp simd
             for (int d = 0; d < hd; d++)
                 o[d] += p * v[d];
         }

@@ -38,6 +38,7 @@ void s2s_kv_reset(struct s2s_kv *kv)
 {
     kv->in_len = 0;
     kv->len = 0;
+    kv->input_of = NULL;
 }
 
 /* The next capacity for n rows: doubling from 16 up to max. */
@@ -65,7 +66,7 @@ int s2s_kv_reserve(struct s2s_kv *kv, int n_in, int n, struct err *e)
         return err_set(e, ERR_TOO_LARGE,
                        "%d input and %d decoder tokens exceed the room for %d and %d", n_in, n,
                        kv->max_input, kv->max_tokens);
-    if (n_in > kv->in_cap) {
+    if (n_in > kv->in_cap && !kv->input_of) {
         int cap = grow_to(kv->in_cap, n_in, kv->max_input);
         int rc = grow_layers(kv, kv->cross, cap, e);
         if (rc)
@@ -82,13 +83,23 @@ int s2s_kv_reserve(struct s2s_kv *kv, int n_in, int n, struct err *e)
     return 0;
 }
 
+int s2s_kv_own_input(struct s2s_kv *kv, int n_in, struct err *e)
+{
+    kv->input_of = NULL;
+    return s2s_kv_reserve(kv, n_in, 0, e);
+}
+
 int s2s_kv_copy(struct s2s_kv *dst, const struct s2s_kv *src, struct err *e)
 {
-    int rc = s2s_kv_reserve(dst, src->in_len, src->len, e);
+    if (dst == src)
+        return 0;
+    int rc = s2s_kv_own_input(dst, src->in_len, e);
+    if (rc == 0)
+        rc = s2s_kv_reserve(dst, src->in_len, src->len, e);
     if (rc)
         return rc;
     for (int l = 0; l < src->n_layers; l++) {
-        memcpy(dst->cross[l], src->cross[l], (size_t)src->in_len * src->row * sizeof(float));
+        memcpy(dst->cross[l], s2s_kv_cross(src, l), (size_t)src->in_len * src->row * sizeof(float));
         memcpy(dst->self[l], src->self[l], (size_t)src->len * src->row * sizeof(float));
     }
     dst->in_len = src->in_len;
@@ -96,13 +107,18 @@ int s2s_kv_copy(struct s2s_kv *dst, const struct s2s_kv *src, struct err *e)
     return 0;
 }
 
-int s2s_kv_copy_decoder(struct s2s_kv *dst, const struct s2s_kv *src, struct err *e)
+int s2s_kv_fork(struct s2s_kv *dst, const struct s2s_kv *src, struct err *e)
 {
-    int rc = s2s_kv_reserve(dst, src->in_len, src->len, e);
+    if (dst == src)
+        return 0;
+    const struct s2s_kv *owner = src->input_of ? src->input_of : src;
+    dst->input_of = owner == dst ? NULL : owner; /* dst may be the one that encoded it */
+    int rc = s2s_kv_reserve(dst, 0, src->len, e);
     if (rc)
         return rc;
     for (int l = 0; l < src->n_layers; l++)
         memcpy(dst->self[l], src->self[l], (size_t)src->len * src->row * sizeof(float));
+    dst->in_len = src->in_len;
     dst->len = src->len;
     return 0;
 }

@@ -421,12 +421,9 @@ int t5_seq_copy(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
     return s2s_kv_copy(&dst->kv, &src->kv, e);
 }
 
-int t5_seq_copy_decoder(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
+int t5_seq_fork(struct t5_seq *dst, const struct t5_seq *src, struct err *e)
 {
-    if (dst->kv.in_len != src->kv.in_len)
-        return err_set(e, ERR_INVALID, "t5: beams with different encoded inputs (%d, %d)",
-                       dst->kv.in_len, src->kv.in_len);
-    return s2s_kv_copy_decoder(&dst->kv, &src->kv, e);
+    return s2s_kv_fork(&dst->kv, &src->kv, e);
 }
 
 void t5_seq_reset(struct t5_seq *s)

@@ -96,9 +96,10 @@ void t5_seq_reset(struct t5_seq *s);
 /* dst becomes a copy of src (its encoded input and cached decoder positions: a beam forked
  * from another); ERR_NOMEM / ERR_TOO_LARGE when dst cannot hold them. */
 int t5_seq_copy(struct t5_seq *dst, const struct t5_seq *src, struct err *e);
-/* The same for two beams of one search, whose encoded inputs are already the same: only the
- * decoder positions are copied (ERR_INVALID when the encoded lengths differ). */
-int t5_seq_copy_decoder(struct t5_seq *dst, const struct t5_seq *src, struct err *e);
+/* dst becomes a beam forked from src, of the same search: src's decoder positions copied, its
+ * encoded input read from the sequence that encoded it (which the search keeps until its
+ * end), not copied. */
+int t5_seq_fork(struct t5_seq *dst, const struct t5_seq *src, struct err *e);
 /* Input ids encoded (0: not encoded yet), decoder tokens cached. */
 int t5_seq_input_len(const struct t5_seq *s);
 int t5_seq_len(const struct t5_seq *s);

@@ -229,7 +229,7 @@ int t5_encode(const struct t5_model *m, struct dnn_ctx *ctx, struct t5_run *r,
         (rc = ensure_seqs(r, b->n_seqs, b->n_ids, e)))
         return rc;
     for (int i = 0; i < b->n_seqs; i++)
-        if ((rc = s2s_kv_reserve(&b->seqs[i]->kv, b->n_ids[i], 0, e)) != 0)
+        if ((rc = s2s_kv_own_input(&b->seqs[i]->kv, b->n_ids[i], e)) != 0)
             return rc;
     embed(m, b->ids, M, r->x);
     for (int l = 0; l < m->n_enc; l++)
@@ -341,15 +341,21 @@ static int decoder_cross(const struct t5_model *m, struct dnn_ctx *ctx, struct t
         rc = linear_forward(&L->cross.q, ctx, r->h, r->qkv, M, e); /* (M, inner) */
     if (rc)
         return rc;
+    int n_jobs = 0; /* the beams of a search make one job, as in bart_forward.c */
     for (int i = 0; i < st->n_seqs; i++) {
         const struct t5_seq *s = st->seqs[i];
-        r->job[i] = (struct s2s_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)inner,
-                                         .k = s->kv.cross[l],
-                                         .v = s->kv.cross[l] + inner,
-                                         .out = r->att + (size_t)r->row0[i] * (size_t)inner,
-                                         .n_q = st->n_tokens[i],
-                                         .n_k = s->kv.in_len,
-                                         .pos0 = 0};
+        const float *kv = s2s_kv_cross(&s->kv, l);
+        if (n_jobs > 0 && r->job[n_jobs - 1].k == kv) {
+            r->job[n_jobs - 1].n_q += st->n_tokens[i];
+            continue;
+        }
+        r->job[n_jobs++] = (struct s2s_attn_job){.q = r->qkv + (size_t)r->row0[i] * (size_t)inner,
+                                                 .k = kv,
+                                                 .v = kv + inner,
+                                                 .out = r->att + (size_t)r->row0[i] * (size_t)inner,
+                                                 .n_q = st->n_tokens[i],
+                                                 .n_k = s->kv.in_len,
+                                                 .pos0 = 0};
     }
     struct s2s_attn_geom g = {.n_heads = m->n_heads,
                              .hd = m->d_kv,
@@ -357,7 +363,7 @@ static int decoder_cross(const struct t5_model *m, struct dnn_ctx *ctx, struct t
                              .ld_q = inner,
                              .ld_kv = 2 * inner,
                              .ld_out = inner}; /* no bias, not causal */
-    s2s_attend(&g, r->job, st->n_seqs, r->scratch, max_keys);
+    s2s_attend(&g, r->job, n_jobs, r->scratch, max_keys);
     return linear_forward_add(&L->cross.o, ctx, r->att, r->x, M, e);
 }
 
