@@ -27,8 +27,10 @@ struct beam_search {
     float *fin_score;
     int n_fin;
     bool unsatisfied; /* the early-stop heuristic still sees room to improve */
-    float *lp;        /* (V) scratch: one beam's processed log-probabilities */
-    float *gathered;  /* (max_len) scratch for the repetition penalty */
+    float *lp;        /* (B, V) scratch: each beam's processed log-probabilities */
+    float *gathered;  /* (B, max_len) scratch for the repetition penalty */
+    struct cand *local; /* (B, K) each beam's own top candidates (scored in parallel) */
+    int *n_local;       /* (B) */
     struct cand *cands; /* (K) the step's top candidates, best first */
     struct cand *next;  /* (B) the running beams chosen among them */
 };
@@ -45,6 +47,8 @@ void beam_search_free(struct beam_search *bs)
     free(bs->fin_score);
     free(bs->lp);
     free(bs->gathered);
+    free(bs->local);
+    free(bs->n_local);
     free(bs->cands);
     free(bs->next);
     free(bs->p.bad_words);
@@ -95,12 +99,14 @@ int beam_search_new(const struct gen_params *p, size_t vocab, const int32_t *pre
     bs->fin = calloc(seqs, sizeof *bs->fin);
     bs->fin_len = calloc((size_t)bs->B, sizeof *bs->fin_len);
     bs->fin_score = calloc((size_t)bs->B, sizeof *bs->fin_score);
-    bs->lp = malloc(vocab * sizeof *bs->lp);
-    bs->gathered = malloc(bs->max_len * sizeof *bs->gathered);
+    bs->lp = malloc((size_t)bs->B * vocab * sizeof *bs->lp);
+    bs->gathered = malloc((size_t)bs->B * bs->max_len * sizeof *bs->gathered);
+    bs->local = calloc((size_t)bs->B * (size_t)bs->K, sizeof *bs->local);
+    bs->n_local = calloc((size_t)bs->B, sizeof *bs->n_local);
     bs->cands = calloc((size_t)bs->K, sizeof *bs->cands);
     bs->next = calloc((size_t)bs->B, sizeof *bs->next);
     if (!bs->next || !bs->run || !bs->run_next || !bs->run_score || !bs->fin || !bs->fin_len ||
-        !bs->fin_score || !bs->lp || !bs->gathered || !bs->cands) {
+        !bs->fin_score || !bs->lp || !bs->gathered || !bs->cands || !bs->local || !bs->n_local) {
         beam_search_free(bs);
         return err_set(e, ERR_NOMEM, "out of memory");
     }
@@ -142,15 +148,16 @@ static void log_softmax(const float *x, float *out, size_t n)
 
 /* RepetitionPenaltyLogitsProcessor: gather every input id's score, penalize, scatter (a
  * repeated id gets one penalty). */
-static void repetition(struct beam_search *bs, const int32_t *seq, float *lp)
+static void repetition(const struct beam_search *bs, const int32_t *seq, float *lp,
+                       float *gathered)
 {
     float pen = (float)bs->p.repetition_penalty;
     for (size_t i = 0; i < bs->cur_len; i++) {
         float s = lp[seq[i]];
-        bs->gathered[i] = s < 0 ? s * pen : s / pen;
+        gathered[i] = s < 0 ? s * pen : s / pen;
     }
     for (size_t i = 0; i < bs->cur_len; i++)
-        lp[seq[i]] = bs->gathered[i];
+        lp[seq[i]] = gathered[i];
 }
 
 /* NoRepeatNGramLogitsProcessor: the token after every earlier occurrence of the last n-1
@@ -189,11 +196,11 @@ static void force(float *lp, size_t V, int32_t id)
     lp[id] = 0.0f;
 }
 
-static void process(struct beam_search *bs, const int32_t *seq, float *lp)
+static void process(const struct beam_search *bs, const int32_t *seq, float *lp, float *gathered)
 {
     const struct gen_params *p = &bs->p;
     if (p->repetition_penalty != 1.0)
-        repetition(bs, seq, lp);
+        repetition(bs, seq, lp, gathered);
     if (p->no_repeat_ngram_size > 0)
         no_repeat_ngram(bs, seq, lp);
     if (p->bad_words_size)
@@ -248,16 +255,35 @@ static void finish(struct beam_search *bs, const struct cand *c, float score)
         bs->n_fin++;
 }
 
-/* The top K candidates over every beam's processed, accumulated log-probabilities. */
+/* Beam b's own top K candidates (its processed log-probabilities plus its score), into
+ * bs->local's row b: the beams touch only their own rows, so they run in parallel. */
+static void beam_candidates(struct beam_search *bs, const float *row, int b)
+{
+    const int32_t *seq = bs->run + (size_t)b * bs->max_len;
+    float *lp = bs->lp + (size_t)b * bs->V;
+    struct cand *top = bs->local + (size_t)b * (size_t)bs->K;
+    log_softmax(row, lp, bs->V);
+    process(bs, seq, lp, bs->gathered + (size_t)b * bs->max_len);
+    int n = 0;
+    for (size_t t = 0; t < bs->V; t++)
+        top_insert(top, bs->K, &n, lp[t] + bs->run_score[b], b, (int32_t)t);
+    bs->n_local[b] = n;
+}
+
+/* The top K candidates over every beam's processed, accumulated log-probabilities: each
+ * beam's own top K (on the calling thread's OpenMP team: a fork per step), merged
+ * in beam order, each best first, so ties still go to the lower beam, then the lower token,
+ * as one pass over (beam, token) in order gives them. */
 static void candidates(struct beam_search *bs, const float *const *rows)
 {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < bs->B; b++)
+        beam_candidates(bs, rows[b], b);
     int n = 0;
     for (int b = 0; b < bs->B; b++) {
-        const int32_t *seq = bs->run + (size_t)b * bs->max_len;
-        log_softmax(rows[b], bs->lp, bs->V);
-        process(bs, seq, bs->lp);
-        for (size_t t = 0; t < bs->V; t++)
-            top_insert(bs->cands, bs->K, &n, bs->lp[t] + bs->run_score[b], b, (int32_t)t);
+        const struct cand *top = bs->local + (size_t)b * (size_t)bs->K;
+        for (int i = 0; i < bs->n_local[b]; i++)
+            top_insert(bs->cands, bs->K, &n, top[i].score, top[i].beam, top[i].token);
     }
     for (int k = 0; k < bs->K; k++)
         bs->cands[k].hit = is_eos(bs, bs->cands[k].token) || bs->cur_len + 1 >= bs->max_len;
