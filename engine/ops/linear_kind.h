@@ -25,6 +25,10 @@ int linear_dnnl_init(struct linear *l, struct dnn_ctx *ctx, const float *w, stru
 
 /* The matmul primitive descriptor of l for M rows on weights in w_md (no residual sum);
  * INT8: s8 x s8 -> s32 with no bias and no post-ops. */
+/* x (n) to s8 q on its own scale max |x| / 127 (1 for an all-zero row), rounded half away from
+ * zero as INT8's activations are (matmul_int8.c); returns the scale. */
+float int8_quantize_row(const float *x, int8_t *q, int n);
+
 /* The common tail of a kind's matmul post-ops: l's activation, then the residual sum when
  * add, appended to po (s: the status so far), set on *attr; po destroyed, *attr destroyed and
  * NULL on failure ("what" names it in the error). */

@@ -229,6 +229,14 @@ static void quant_row(const float *x, int8_t *q, int n, float inv)
     quant_plain(x, q, n, inv);
 }
 
+float int8_quantize_row(const float *x, int8_t *q, int n)
+{
+    float m = absmax_row(x, n);
+    float s = m > 0.0f ? m / 127.0f : 1.0f;
+    quant_row(x, q, n, 1.0f / s);
+    return s;
+}
+
 static float row_out(const int32_t *acc, const float *sw, const float *b, float s, int n,
                      enum act a, const float *res, float *out)
 {

@@ -68,18 +68,6 @@ static void widen_row_plain(const struct linear *l, int n, float sn, int8_t *w8)
     }
 }
 
-/* x row (K) to s8 on its own scale; returns it (1 for an all-zero row). */
-static float quant_row_plain(const float *x, int8_t *q, int K)
-{
-    float m = 0.0f;
-    for (int k = 0; k < K; k++)
-        m = fmaxf(m, fabsf(x[k]));
-    float s = m > 0.0f ? m / 127.0f : 1.0f, inv = 1.0f / s;
-    for (int k = 0; k < K; k++)
-        q[k] = (int8_t)lrintf(fminf(fmaxf(x[k] * inv, -127.0f), 127.0f));
-    return s;
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -105,28 +93,6 @@ AVX512 static void widen_row_avx512(const struct linear *l, int n, float sn, int
             _mm_storeu_si128((__m128i *)(w8 + b + Q4_BLOCK / 2), _mm_shuffle_epi8(t, hi));
         }
     }
-}
-
-/* quant_row_plain with AVX-512 (the same rounding: nearest even). */
-AVX512 static float quant_row_avx512(const float *x, int8_t *q, int K)
-{
-    __m512 m = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 16 <= K; k += 16)
-        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + k)));
-    float mx = _mm512_reduce_max_ps(m);
-    for (; k < K; k++)
-        mx = fmaxf(mx, fabsf(x[k]));
-    float s = mx > 0.0f ? mx / 127.0f : 1.0f;
-    const __m512 inv = _mm512_set1_ps(1.0f / s), hi = _mm512_set1_ps(127.0f),
-                 lo = _mm512_set1_ps(-127.0f);
-    for (k = 0; k + 16 <= K; k += 16) {
-        __m512 v = _mm512_max_ps(_mm512_min_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k), inv), hi), lo);
-        _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
-    }
-    for (; k < K; k++)
-        q[k] = (int8_t)lrintf(fminf(fmaxf(x[k] / s, -127.0f), 127.0f));
-    return s;
 }
 
 static int have_avx512bw(void)
@@ -226,24 +192,12 @@ static void widen(const struct linear *l, const float *sn, int8_t *w8)
     }
 }
 
-/* x (M, K) to s8 rows xq with their scales sx (M). */
+/* x (M, K) to s8 rows xq with their scales sx (M): INT8's row quantizer, per token. */
 static void quantize_rows(const float *x, int8_t *xq, float *sx, int M, int K)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    int simd = have_avx512bw();
-#endif
 #pragma omp parallel for schedule(static) if ((size_t)M * (size_t)K >= PAR_MIN_ELEMS)
-    for (int m = 0; m < M; m++) {
-        const float *xm = x + (size_t)m * (size_t)K;
-        int8_t *qm = xq + (size_t)m * (size_t)K;
-#if defined(__x86_64__) && defined(__GNUC__)
-        if (simd) {
-            sx[m] = quant_row_avx512(xm, qm, K);
-            continue;
-        }
-#endif
-        sx[m] = quant_row_plain(xm, qm, K);
-    }
+    for (int m = 0; m < M; m++)
+        sx[m] = int8_quantize_row(x + (size_t)m * (size_t)K, xq + (size_t)m * (size_t)K, K);
 }
 
 #define ALIGN64(n) (((n) + 63) & ~(size_t)63)
