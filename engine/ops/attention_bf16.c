@@ -16,6 +16,7 @@
 
 #include "ops/attention_impl.h"
 #include "ops/bf16.h"
+#include "ops/cpu.h"
 #include "ops/ops.h"
 
 #define SCORES_BUDGET ((size_t)16 << 20)
@@ -56,13 +57,6 @@ __attribute__((target("avx512f"))) static void softmax_row_avx512(float *x, uint
     bf16_from_f32(x, y, (size_t)n);
 }
 
-static int have_avx512(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return have;
-}
 #endif
 
 /* softmax_row_avx512 in plain C. */
@@ -88,7 +82,7 @@ static void softmax_bf16(float *scores, uint16_t *probs, int rows, int S)
         float *x = scores + (size_t)r * (size_t)S;
         uint16_t *y = probs + (size_t)r * (size_t)S;
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (have_avx512()) {
+        if (cpu_avx512f()) {
             softmax_row_avx512(x, y, S);
             continue;
         }

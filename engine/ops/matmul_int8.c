@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/linear_kind.h"
+#include "ops/cpu.h"
 #include "ops/ops.h"
 
 /* Element counts up to this run on the calling thread alone: an OpenMP fork and join costs
@@ -181,19 +182,8 @@ AVX512 static float row_out_avx512(const int32_t *acc, const float *sw, const fl
     }
 }
 
-static int have_avx512(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return have;
-}
 #else
 #define HAVE_X86 0
-static int have_avx512(void)
-{
-    return 0;
-}
 #endif
 
 /* Tests: 1 forces the plain loops (process-wide). */
@@ -206,7 +196,7 @@ void int8_set_plain(int on)
 
 static int simd(void)
 {
-    return !force_plain && have_avx512();
+    return !force_plain && cpu_avx512f();
 }
 
 static float absmax_row(const float *x, int n)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ops/linear_kind.h"
+#include "ops/cpu.h"
 #include "ops/ops.h"
 
 #define Q4_BLOCK 32
@@ -345,13 +346,6 @@ __attribute__((target("avx512f"))) static void rows_avx512(const struct linear *
     }
 }
 
-static int have_avx512(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    return have;
-}
 #endif
 
 /* Forces the plain loop (tests compare the two). */
@@ -392,7 +386,7 @@ static rows_fn pick_rows(int *sums)
 {
     *sums = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (!plain_only && have_avx512()) {
+    if (!plain_only && cpu_avx512f()) {
         *sums = 1;
         return rows_avx512;
     }
