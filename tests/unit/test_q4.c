@@ -98,6 +98,16 @@ static const struct {
 
 /* Pre-quantized random codes (so the kernel is tested on weights exactly as given), both
  * paths against the naive loop within 1e-5 of the terms' magnitude. */
+/* The end of a kernel case: its linear, context, codes and six buffers. */
+static void case_fini(struct linear *l, struct dnn_ctx *ctx, struct q4_rows *r, void *bufs[6])
+{
+    linear_fini(l);
+    dnn_ctx_free(ctx);
+    q4_rows_fini(r);
+    for (int i = 0; i < 6; i++)
+        free(bufs[i]);
+}
+
 START_TEST(kernel_vs_naive)
 {
     rng_state = 100 + (uint64_t)_i;
@@ -142,15 +152,7 @@ START_TEST(kernel_vs_naive)
             }
     }
     q4_set_plain(0);
-    linear_fini(&l);
-    dnn_ctx_free(ctx);
-    q4_rows_fini(&r);
-    free(wd);
-    free(x);
-    free(b);
-    free(res);
-    free(y);
-    free(ref);
+    case_fini(&l, ctx, &r, (void *[]){wd, x, b, res, y, ref});
 }
 END_TEST
 
@@ -239,15 +241,7 @@ START_TEST(gemm_path_within_rounding)
         }
     }
     q4_set_gemm(1);
-    linear_fini(&l);
-    dnn_ctx_free(ctx);
-    q4_rows_fini(&r);
-    free(wd);
-    free(x);
-    free(b);
-    free(res);
-    free(y);
-    free(ref);
+    case_fini(&l, ctx, &r, (void *[]){wd, x, b, res, y, ref});
 }
 END_TEST
 
