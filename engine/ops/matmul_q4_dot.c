@@ -73,21 +73,25 @@ static size_t perm_at(int k)
 }
 
 /* One group of G values of x: its xq at their permuted places (row xp), sx and the sum of xq.
- * A non-finite max |x| gives sx = that value and xq = 0, so the output is not finite either. */
+ * A group holding an inf or NaN gets xq = 0 and sx = NaN, so its outputs are NaN (as the f32
+ * product's would be inf or NaN) and no NaN meets an int conversion. */
 static void quantize_group(const float *x, int k0, int G, int8_t *xp, float *sx, int32_t *sq)
 {
     float amax = 0.0f;
-    for (int k = 0; k < G; k++)
+    int finite = 1;
+    for (int k = 0; k < G; k++) {
+        finite &= isfinite(x[k0 + k]) ? 1 : 0;
         amax = fmaxf(amax, fabsf(x[k0 + k]));
-    float inv = amax > 0.0f && isfinite(amax) ? 127.0f / amax : 0.0f;
+    }
+    float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
     for (int k = 0; k < G; k++) {
-        float v = rintf(x[k0 + k] * inv);
+        float v = finite ? rintf(x[k0 + k] * inv) : 0.0f;
         int qv = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
         xp[perm_at(k0 + k)] = (int8_t)qv;
         sum += qv;
     }
-    *sx = isfinite(amax) ? amax / 127.0f : amax;
+    *sx = finite ? amax / 127.0f : NAN;
     *sq = sum;
 }
 
@@ -232,7 +236,7 @@ static int have_avx2(void)
 #define VNNI                                                                                       \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline)) static inline
 
-/* Row n against rows m0 .. m0 + mb - 1 of x; G 32 or 64 (a chunk holds 4 or 2 groups: idx
+/* Row n against rows m0 .. m0 + mb - 1 of x, the zero points' term included; G 32 or 64 (a chunk holds 4 or 2 groups: idx
  * spreads their scales over the lanes) or a multiple of 128 (one group a chunk). */
 VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, float *out,
                    const int mb)
@@ -271,6 +275,16 @@ VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, fl
             acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[m]);
         }
     }
+    /* the zero points' term, 16 groups a step, into the same accumulators */
+    const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)ng;
+    for (int g = 0; g < ng; g += 16) {
+        __mmask16 k = ng - g >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (ng - g)) - 1);
+        __m512 swz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sw + g),
+                                   _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, zr + g))));
+        for (int m = 0; m < mb; m++)
+            acc[m] = _mm512_fnmadd_ps(
+                swz, _mm512_maskz_loadu_ps(k, q->xz + (size_t)(m0 + m) * (size_t)ng + (size_t)g), acc[m]);
+    }
     for (int m = 0; m < mb; m++)
         out[m] = _mm512_reduce_add_ps(acc[m]);
 }
@@ -290,7 +304,7 @@ rows_vnni(const struct linear *l, const struct xq *q, float *y, int n0, int n1)
             default: dot_vnni(l, q, n, m0, out, 4); break;
             }
             for (int i = 0; i < mb; i++)
-                y[(size_t)(m0 + i) * (size_t)N + (size_t)n] = out[i] - zero_term(l, q, n, m0 + i);
+                y[(size_t)(m0 + i) * (size_t)N + (size_t)n] = out[i];
         }
     }
 }
