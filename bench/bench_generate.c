@@ -31,9 +31,9 @@
  *          [--metrics prefill,ttft,decode] [--prompts 128,512] [--context 128]
  *          [--streams 1,16] [--steps 64] [--warmup 2] [--min-runs 3] [--min-seconds 3]
  *          [--dump-check FILE] [--q4-gemm 1|0]
- * --q4-gemm 0 keeps INT4 on its f32 weight-only kernel at every token count (ops.h
- * q4_set_gemm), the arithmetic before the s8 prefill path, for before/after runs
- * (bench/run_int4.sh).
+ * --q4-gemm 0 keeps INT4 on its exact f32 weight-only kernel at every token count (ops.h
+ * q4_set_gemm and q4_set_exact), the arithmetic before the s8 prefill path and the s8 decode
+ * kernel, for before/after runs (bench/run_int4.sh).
  * A T5 model directory (model_type "t5") is measured the same way (bench/gen_bench.h). The
  * measurements live in bench/gen_bench.c, which `inferd bench` shares. */
 #include <stdio.h>
@@ -91,6 +91,7 @@ static int parse_opts(int argc, char **argv, struct gen_bench_opts *o)
             int on = 1;
             bad = bench_parse_int(v, 0, 1, &on);
             q4_set_gemm(on);
+            q4_set_exact(!on);
         }
         else if (strcmp(a, "--context") == 0)
             bad = bench_parse_int(v, 1, 1 << 20, &o->context);

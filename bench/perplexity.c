@@ -6,7 +6,7 @@
  * first token of the text is never scored. Perplexity = exp(mean negative log-likelihood),
  * log-softmax in double over every scored position's logits (decoder_step.all_logits). Each
  * window is one fresh prefill step, so at INT4 it runs the many-token path (ops.h q4_set_gemm;
- * --q4-gemm 0 scores the f32 weight-only kernel instead).
+ * --q4-gemm 0 scores the exact f32 weight-only kernel instead, at every step: q4_set_exact).
  *
  * Output, one JSON line:
  *   {"model":"tiny-llama-vim","dtype":"int4","q4_gemm":1,"max_length":256,"stride":128,
@@ -200,6 +200,7 @@ static int run(const struct opts *o, struct err *e)
         rc = err_set(e, ERR_INPUT, "%s has fewer than 2 tokens", o->text);
     if (rc == 0) {
         q4_set_gemm(o->q4_gemm);
+        q4_set_exact(!o->q4_gemm);
         double nll, t0 = bench_now_s();
         long scored;
         rc = score(o, enc.v[0].ids, (int)enc.v[0].n, &nll, &scored, e);

@@ -47,4 +47,12 @@ extern const struct linear_kind linear_kind_q4;   /* matmul_q4.c */
 int q4_gemm_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
                     int add, struct err *e);
 
+/* INT4's few-token kernel (matmul_q4_dot.c), s8 activations per group and integer dot
+ * products: q4_dot_quantize fills a scratch of q4_dot_scratch(l, M) bytes from x (M, in), then
+ * q4_dot_rows writes y[m, n] = x W^T (no bias) for output rows [n0, n1) (threads may share the
+ * scratch, each its own rows). */
+size_t q4_dot_scratch(const struct linear *l, int M);
+void q4_dot_quantize(const struct linear *l, const float *x, int M, void *scratch);
+void q4_dot_rows(const struct linear *l, const void *scratch, int M, float *y, int n0, int n1);
+
 #endif

@@ -1,11 +1,12 @@
 /* matmul_q4: the INT4 weight kind of struct linear (ops/linear_kind.h): 4-bit weights with a
- * scale and an integer zero point per group of in_features (weight-only; activations stay f32),
- * quantized here from f32 (round to nearest, asymmetric) or taken pre-quantized (AWQ, GPTQ:
- * models/q4_checkpoint.c), packed, and multiplied by inferd's own kernel: each group of 32
- * weights is widened to f32 in registers and FMA'd with x (AVX2 + FMA; a plain loop elsewhere).
- * From Q4_GEMM_MIN_M tokens on (prefill) matmul_q4_gemm.c's path runs instead: the weights
- * widened to s8 a tile at a time and oneDNN's int8 matmul. oneDNN 2.6 has no 4-bit weights
- * (docs/DECISIONS.md).
+ * scale and an integer zero point per group of in_features, quantized here from f32 (round to
+ * nearest, asymmetric) or taken pre-quantized (AWQ, GPTQ: models/q4_checkpoint.c), packed, and
+ * multiplied: below Q4_GEMM_MIN_M tokens by matmul_q4_dot.c (activations to s8 per group,
+ * integer dot products: VNNI / AVX2 / plain), or with q4_set_exact(1) by this file's exact
+ * weight-only kernel (each group of 32 weights widened to f32 in registers and FMA'd with f32 x:
+ * AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on (prefill) by
+ * matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6 has no
+ * 4-bit weights (docs/DECISIONS.md).
  *
  * Packed layout, per output row n (in / 2 bytes): blocks of 32 weights k0..k0+31, 16 bytes
  * each, byte j holding q[k0 + j] in its low nibble and q[k0 + 16 + j] in its high one; scales
@@ -364,6 +365,15 @@ void q4_set_gemm(int on)
     gemm_on = on;
 }
 
+/* Whether few-token calls keep the f32 weight-only kernel (exact "dequantize then f32") instead
+ * of matmul_q4_dot.c's s8 activations. */
+static int exact_on;
+
+void q4_set_exact(int on)
+{
+    exact_on = on;
+}
+
 /* xs (M, K / group): the sums of x over each group, for the AVX-512 kernel. */
 static void group_sums(const struct linear *l, const float *x, float *xs, int M)
 {
@@ -380,6 +390,14 @@ static void group_sums(const struct linear *l, const float *x, float *xs, int M)
 
 typedef void (*rows_fn)(const struct linear *l, const float *x, const float *xs, float *y, int M,
                         int n0, int n1);
+
+/* matmul_q4_dot.c's rows: xs is its scratch (q4_dot_quantize made it from x). */
+static void rows_dot(const struct linear *l, const float *x, const float *xs, float *y, int M,
+                     int n0, int n1)
+{
+    (void)x;
+    q4_dot_rows(l, xs, M, y, n0, n1);
+}
 
 /* The kernel this CPU runs (plain when the tests ask for it); *sums: it needs group_sums. */
 static rows_fn pick_rows(int *sums)
@@ -404,7 +422,11 @@ static void q4_matmul(const struct linear *l, rows_fn rows, const float *x, cons
     int N = l->out_features;
     int n_tasks = (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
     double work = (double)M * N * (l->in_features / Q4_BLOCK);
-#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+    /* the s8 kernel is near the memory bound at one token: both threads' bandwidth helps from
+     * the smallest of a decoder's linears on */
+    int par = rows == rows_dot ? N >= 2 * ROWS_PER_TASK && work >= PAR_MIN_WORK / 8
+                               : work >= PAR_MIN_WORK;
+#pragma omp parallel for schedule(static) if (par)
     for (int t = 0; t < n_tasks; t++) {
         int n0 = t * ROWS_PER_TASK, n1 = n0 + ROWS_PER_TASK < N ? n0 + ROWS_PER_TASK : N;
         rows(l, x, xs, y, M, n0, n1);
@@ -418,13 +440,17 @@ static int q4_forward(const struct linear *l, struct dnn_ctx *ctx, const float *
         return q4_gemm_forward(l, ctx, x, y, M, add, e);
     size_t n = (size_t)M * (size_t)l->out_features;
     size_t n_out = add ? (n + 15) & ~(size_t)15 : 0, n_xs = (size_t)M * (size_t)(l->in_features / l->group);
-    int sums;
-    rows_fn rows = pick_rows(&sums);
-    float *buf = NULL; /* (n_out) the product before the residual add, then (M, ng) group sums */
-    if ((n_out || sums) && !(buf = dnn_scratch(ctx, (n_out + n_xs) * sizeof *buf, e)))
+    int sums = 0, dot = !exact_on;
+    rows_fn rows = dot ? rows_dot : pick_rows(&sums);
+    size_t n_aux = dot ? (q4_dot_scratch(l, M) + sizeof(float) - 1) / sizeof(float) : sums ? n_xs : 0;
+    float *buf = NULL; /* (n_out) the product before the residual add, then (M, ng) group sums
+                          or the s8 kernel's scratch */
+    if ((n_out || n_aux) && !(buf = dnn_scratch(ctx, (n_out + n_aux) * sizeof *buf, e)))
         return e ? e->kind : ERR_NOMEM;
-    float *out = add ? buf : y, *xs = sums ? buf + n_out : NULL;
-    if (xs)
+    float *out = add ? buf : y, *xs = n_aux ? buf + n_out : NULL;
+    if (dot)
+        q4_dot_quantize(l, x, M, xs);
+    else if (xs)
         group_sums(l, x, xs, M);
     q4_matmul(l, rows, x, xs, out, M);
     if (l->bias)

@@ -106,6 +106,13 @@ void q4_set_plain(int on);
  * default) sends calls of 32 tokens or more to the s8 GEMM path (matmul_q4_gemm.c), which
  * also quantizes the activations per token (process-wide). */
 void q4_set_gemm(int on);
+/* on = 1 keeps calls under 32 tokens on the f32 weight-only kernel (exactly x times the
+ * dequantized weights: the oracle tests against transformers); on = 0 (the default) runs them
+ * on matmul_q4_dot.c's kernel, activations quantized to s8 per group (process-wide). */
+void q4_set_exact(int on);
+/* Tests: the highest kernel matmul_q4_dot.c may pick: 0 plain C, 1 AVX2, 2 AVX512-VNNI (the
+ * default; each only where the CPU has it). */
+void q4_dot_set_isa(int cap);
 
 /* y = act(x W^T + b). x: (M, in), y: (M, out), not overlapping. The primitive for each M is
  * created on first use and cached in ctx. */

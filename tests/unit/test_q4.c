@@ -3,7 +3,9 @@
  * against a naive double loop over the dequantized weights (shapes with M 1..5, groups of 32,
  * 64 and 128, bias, activation, fused residual), pre-quantized weights taken as given, the
  * many-token s8 GEMM path (matmul_q4_gemm.c) within the bound its two roundings allow and the
- * f32 kernel at the same M when that path is off, and bad input (group sizes, K not a multiple
+ * f32 kernel at the same M when that path is off, the few-token s8-activation kernel
+ * (matmul_q4_dot.c, AVX512-VNNI / AVX2 / plain) against a naive loop of its own arithmetic with
+ * exact integer sums, and bad input (group sizes, K not a multiple
  * of 32, codes over 15). */
 #include <check.h>
 #include <math.h>
@@ -134,6 +136,7 @@ START_TEST(kernel_vs_naive)
     ck_assert_int_eq(l.dt, DTYPE_COMPUTE_INT4);
     struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
     ck_assert_ptr_nonnull(ctx);
+    q4_set_exact(1);
     for (int plain = 0; plain < 2; plain++) {
         q4_set_plain(plain);
         if (res)
@@ -152,6 +155,7 @@ START_TEST(kernel_vs_naive)
             }
     }
     q4_set_plain(0);
+    q4_set_exact(0);
     case_fini(&l, ctx, &r, (void *[]){wd, x, b, res, y, ref});
 }
 END_TEST
@@ -212,6 +216,7 @@ START_TEST(gemm_path_within_rounding)
     ck_assert_ptr_nonnull(ctx);
     for (int gemm = 1; gemm >= 0; gemm--) {
         q4_set_gemm(gemm);
+        q4_set_exact(!gemm);
         if (res)
             memcpy(y, res, (size_t)M * N * sizeof *y);
         int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
@@ -241,7 +246,117 @@ START_TEST(gemm_path_within_rounding)
         }
     }
     q4_set_gemm(1);
+    q4_set_exact(0);
     case_fini(&l, ctx, &r, (void *[]){wd, x, b, res, y, ref});
+}
+END_TEST
+
+/* The s8-activation kernel (matmul_q4_dot.c, calls under 32 tokens by default) against a
+ * naive loop of the same arithmetic: x quantized per group (sx = max |x| / 127, xq =
+ * rint(x * 127 / max |x|)), exact s32 sums of q xq and of xq per group, then in double
+ * sum_g scale sx (sum q xq - z sum xq), bias, activation, residual. What is left is the
+ * kernel's f32 accumulation: within 1e-5 of the terms' magnitude. Every kernel this CPU has
+ * (plain, AVX2, AVX512-VNNI), groups of 32, 64, 96 (not a divisor of the kernels' 128-weight
+ * step), 128 and 256, K not a multiple of 128, M 1..31 (the kernels take 4 rows of x a pass),
+ * and an all-zero row of x. */
+static const struct {
+    int M, K, N, group;
+    enum act act;
+    int bias, add;
+} dot_shapes[] = {
+    {1, 32, 1, 32, ACT_NONE, 0, 0},       {1, 768, 40, 128, ACT_NONE, 0, 0},
+    {2, 192, 17, 64, ACT_SILU, 1, 0},     {3, 160, 33, 32, ACT_NONE, 1, 1},
+    {5, 288, 20, 96, ACT_GELU_ERF, 0, 0}, {7, 1024, 24, 256, ACT_NONE, 0, 1},
+    {31, 320, 9, 64, ACT_NONE, 1, 0},     {16, 2048, 19, 128, ACT_SILU, 0, 0},
+    {2, 1280, 11, 32, ACT_NONE, 0, 0}, /* 40 groups: the zero points' term 16 groups a step */
+};
+
+static void naive_s8(const struct q4_rows *r, const float *x, const float *b, int M, enum act a,
+                     const float *res, double *y, double *mag)
+{
+    int K = r->in, N = r->out, G = r->group, ng = K / G;
+    int *xq = malloc((size_t)K * sizeof *xq);
+    double *sx = malloc((size_t)ng * sizeof *sx);
+    ck_assert(xq && sx);
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * K;
+        for (int g = 0; g < ng; g++) {
+            float amax = 0.0f;
+            for (int k = g * G; k < (g + 1) * G; k++)
+                amax = fmaxf(amax, fabsf(xm[k]));
+            float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+            for (int k = g * G; k < (g + 1) * G; k++)
+                xq[k] = (int)rintf(xm[k] * inv);
+            sx[g] = amax / 127.0f;
+        }
+        for (int n = 0; n < N; n++) {
+            double s = b ? b[n] : 0.0, t = 1.0;
+            for (int g = 0; g < ng; g++) {
+                int32_t dot = 0, sum = 0;
+                for (int k = g * G; k < (g + 1) * G; k++) {
+                    dot += r->q[(size_t)n * K + k] * xq[k];
+                    sum += xq[k];
+                }
+                double d = (double)r->scale[(size_t)n * ng + g] * sx[g];
+                int z = r->zero[(size_t)n * ng + g];
+                s += d * (dot - z * sum);
+                t += fabs(d) * (abs(dot) + z * abs(sum));
+            }
+            if (a == ACT_SILU)
+                s = s / (1.0 + exp(-s));
+            else if (a == ACT_GELU_ERF)
+                s = 0.5 * s * (1.0 + erf(s / sqrt(2.0)));
+            y[(size_t)m * N + n] = s + (res ? res[(size_t)m * N + n] : 0.0);
+            mag[(size_t)m * N + n] = t;
+        }
+    }
+    free(xq);
+    free(sx);
+}
+
+START_TEST(dot_vs_naive)
+{
+    rng_state = 300 + (uint64_t)_i;
+    int M = dot_shapes[_i].M, K = dot_shapes[_i].K, N = dot_shapes[_i].N, G = dot_shapes[_i].group;
+    struct q4_rows r;
+    float *wd = malloc((size_t)N * K * sizeof *wd);
+    ck_assert_ptr_nonnull(wd);
+    random_codes(&r, wd, N, K, G);
+    float *x = rnd_array((size_t)M * K, -2, 2), *b = dot_shapes[_i].bias ? rnd_array(N, -1, 1) : NULL;
+    if (M > 2)
+        memset(x + K, 0, (size_t)K * sizeof *x); /* row 1: zero */
+    float *res = dot_shapes[_i].add ? rnd_array((size_t)M * N, -1, 1) : NULL;
+    float *y = malloc((size_t)M * N * sizeof *y);
+    double *ref = malloc((size_t)M * N * sizeof *ref), *mag = malloc((size_t)M * N * sizeof *mag),
+           *exact = malloc((size_t)M * N * sizeof *exact);
+    ck_assert(y && ref && mag && exact);
+    naive_s8(&r, x, b, M, dot_shapes[_i].act, res, ref, mag);
+    naive(x, wd, b, M, K, N, dot_shapes[_i].act, res, exact);
+    struct err e = {0};
+    struct linear l;
+    ck_assert_msg(linear_init_q4(&l, &r, b, dot_shapes[_i].act, &e) == 0, "%s", e.msg);
+    struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
+    ck_assert_ptr_nonnull(ctx);
+    for (int isa = 2; isa >= 0; isa--) {
+        q4_dot_set_isa(isa);
+        if (res)
+            memcpy(y, res, (size_t)M * N * sizeof *y);
+        int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
+        ck_assert_msg(rc == 0, "%s", e.msg);
+        double worst = 0.0;
+        for (size_t i = 0; i < (size_t)M * N; i++) {
+            ck_assert_msg(fabs(y[i] - ref[i]) <= 1e-5 * mag[i], "shape %d isa %d (%zu, %zu): %.7g vs %.7g",
+                          _i, isa, i / N, i % N, y[i], ref[i]);
+            worst = fmax(worst, fabs(y[i] - exact[i]));
+        }
+        /* and it is not the exact kernel: the s8 rounding of x shows (a test that cannot tell
+         * them apart would pass on the f32 kernel too) */
+        ck_assert_msg(worst > 1e-6, "shape %d isa %d: the s8 kernel matches f32 exactly", _i, isa);
+    }
+    q4_dot_set_isa(2);
+    case_fini(&l, ctx, &r, (void *[]){wd, x, b, res, y, ref});
+    free(mag);
+    free(exact);
 }
 END_TEST
 
@@ -266,7 +381,9 @@ START_TEST(linear_init_quantizes)
     q4_quantize(w, &r);
     q4_dequantize(&r, wd);
     naive(x, wd, NULL, M, K, N, ACT_NONE, NULL, ref);
+    q4_set_exact(1);
     ck_assert_int_eq(linear_forward(&l, ctx, x, y, M, &e), 0);
+    q4_set_exact(0);
     for (size_t i = 0; i < (size_t)M * N; i++)
         ck_assert_msg(fabs(y[i] - ref[i]) <= 1e-4, "%zu: %g vs %g", i, y[i], ref[i]);
     q4_rows_fini(&r);
@@ -319,6 +436,7 @@ Suite *suite_q4(void)
     tcase_add_loop_test(tc, kernel_vs_naive, 0, (int)(sizeof shapes / sizeof shapes[0]));
     tcase_add_loop_test(tc, gemm_path_within_rounding, 0,
                         (int)(sizeof gemm_shapes / sizeof gemm_shapes[0]));
+    tcase_add_loop_test(tc, dot_vs_naive, 0, (int)(sizeof dot_shapes / sizeof dot_shapes[0]));
     tcase_add_test(tc, linear_init_quantizes);
     tcase_add_test(tc, bad_input_is_refused);
     suite_add_tcase(s, tc);

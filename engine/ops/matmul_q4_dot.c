@@ -1,0 +1,353 @@
+/* matmul_q4_dot: INT4's few-token forward (below Q4_GEMM_MIN_M tokens a step, i.e. decoding),
+ * llama.cpp's arithmetic: each row of x quantized to s8 per group of the weight's group size
+ * (sx = max |x| / 127 over the group, xq = rint(x * 127 / max |x|)), the group's sum of xq kept
+ * for the zero-point term, then per output row integer dot products of the u4 codes with xq
+ * (AVX512-VNNI vpdpbusd; AVX2 vpmaddubsw + vpmaddwd without VNNI; a plain loop elsewhere and in
+ * the tests), each group's s32 sums scaled by scale_w * sx into an f32 accumulator:
+ *   y[m, n] = sum_g scale_w[n, g] sx[m, g] (sum_{k in g} q[n, k] xq[m, k] - z[n, g] sum_{k in g} xq[m, k]).
+ * The M rows of x share each load of the codes. The f32 weight-only kernel (matmul_q4.c) stays
+ * for q4_set_exact(1) (the oracle tests against transformers).
+ *
+ * The codes' layout (matmul_q4.c): per 32 weights 16 bytes, byte j holding q[j] low and q[16 + j]
+ * high. The kernels take 128 weights (64 bytes) a chunk: the low nibbles are the 4 blocks' first
+ * halves, the high ones their second halves, so x is permuted once per call to match: per chunk
+ * 64 bytes of xq for the low nibbles (block j's x[0..15] at j * 16), then 64 for the high ones.
+ * Every 128-bit lane of a vpdpbusd result then holds one block's partial sums, scaled by that
+ * block's scale_w * sx (sxv: sx expanded per lane, made once per call). */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ops/linear_kind.h"
+#include "ops/ops.h"
+
+#define CHUNK 128 /* weights per kernel step: 64 bytes of codes */
+#define MB 4      /* rows of x per pass over a weight row */
+
+/* The per-call scratch, carved from one 64-byte aligned buffer. */
+struct xq {
+    int M, K, G, ng, nch;
+    float *sxv;  /* (M, nch, 16): sx of the block each 32-bit lane of a chunk's result holds */
+    float *sx;   /* (M, ng) */
+    float *xz;   /* (M, ng): sx * the group's sum of xq (the zero point's term) */
+    int32_t *sq; /* (M, ng): the group's sum of xq */
+    int8_t *xp;  /* (M, nch * 128): xq permuted as the codes are packed */
+};
+
+static size_t align64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+size_t q4_dot_scratch(const struct linear *l, int M)
+{
+    size_t nch = (size_t)(l->in_features + CHUNK - 1) / CHUNK, ng = (size_t)(l->in_features / l->group);
+    return align64((size_t)M * nch * 16 * sizeof(float)) + 3 * align64((size_t)M * ng * 4) +
+           align64((size_t)M * nch * CHUNK) + 64;
+}
+
+static void carve(struct xq *q, const struct linear *l, int M, void *scratch)
+{
+    q->M = M;
+    q->K = l->in_features;
+    q->G = l->group;
+    q->ng = q->K / q->G;
+    q->nch = (q->K + CHUNK - 1) / CHUNK;
+    char *p = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    q->sxv = (float *)p;
+    p += align64((size_t)M * (size_t)q->nch * 16 * sizeof(float));
+    q->sx = (float *)p;
+    p += align64((size_t)M * (size_t)q->ng * 4);
+    q->xz = (float *)p;
+    p += align64((size_t)M * (size_t)q->ng * 4);
+    q->sq = (int32_t *)p;
+    p += align64((size_t)M * (size_t)q->ng * 4);
+    q->xp = (int8_t *)p;
+}
+
+/* Where x[k] of a row goes in its permuted row. */
+static size_t perm_at(int k)
+{
+    int c = k / CHUNK, r = k % CHUNK, j = r / 32, t = r % 32;
+    return (size_t)c * CHUNK + (size_t)(t < 16 ? j * 16 + t : 64 + j * 16 + t - 16);
+}
+
+/* One group of G values of x: its xq at their permuted places (row xp), sx and the sum of xq.
+ * A group holding an inf or NaN gets xq = 0 and sx = NaN, so its outputs are NaN (as the f32
+ * product's would be inf or NaN) and no NaN meets an int conversion. */
+static void quantize_group(const float *x, int k0, int G, int8_t *xp, float *sx, int32_t *sq)
+{
+    float amax = 0.0f;
+    int finite = 1;
+    for (int k = 0; k < G; k++) {
+        finite &= isfinite(x[k0 + k]) ? 1 : 0;
+        amax = fmaxf(amax, fabsf(x[k0 + k]));
+    }
+    float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (int k = 0; k < G; k++) {
+        float v = finite ? rintf(x[k0 + k] * inv) : 0.0f;
+        int qv = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
+        xp[perm_at(k0 + k)] = (int8_t)qv;
+        sum += qv;
+    }
+    *sx = finite ? amax / 127.0f : NAN;
+    *sq = sum;
+}
+
+void q4_dot_quantize(const struct linear *l, const float *x, int M, void *scratch)
+{
+    struct xq q;
+    carve(&q, l, M, scratch);
+    size_t kp = (size_t)q.nch * CHUNK;
+    memset(q.xp, 0, (size_t)M * kp); /* the last chunk's tail past K */
+    for (int m = 0; m < M; m++) {
+        const float *xm = x + (size_t)m * (size_t)q.K;
+        float *sx = q.sx + (size_t)m * (size_t)q.ng;
+        for (int g = 0; g < q.ng; g++) {
+            size_t i = (size_t)m * (size_t)q.ng + (size_t)g;
+            quantize_group(xm, g * q.G, q.G, q.xp + (size_t)m * kp, sx + g, q.sq + i);
+            q.xz[i] = sx[g] * (float)q.sq[i];
+        }
+        for (int c = 0; c < q.nch; c++)
+            for (int lane = 0; lane < 16; lane++) {
+                int blk = c * 4 + lane / 4;
+                q.sxv[((size_t)m * (size_t)q.nch + (size_t)c) * 16 + (size_t)lane] =
+                    blk * 32 < q.K ? sx[blk * 32 / q.G] : 0.0f;
+            }
+    }
+}
+
+/* sum over groups of scale_w z sx sum(xq), for row n and x row m. */
+static float zero_term(const struct linear *l, const struct xq *q, int n, int m)
+{
+    const float *sw = l->w_scales + (size_t)n * (size_t)q->ng, *xz = q->xz + (size_t)m * (size_t)q->ng;
+    const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)q->ng;
+    float corr = 0.0f;
+    for (int g = 0; g < q->ng; g++)
+        corr += sw[g] * (float)zr[g] * xz[g];
+    return corr;
+}
+
+static void rows_plain(const struct linear *l, const struct xq *q, float *y, int n0, int n1)
+{
+    int K = q->K, G = q->G, ng = q->ng, N = l->out_features;
+    size_t kp = (size_t)q->nch * CHUNK;
+    for (int n = n0; n < n1; n++) {
+        const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
+        const float *sw = l->w_scales + (size_t)n * (size_t)ng;
+        for (int m = 0; m < q->M; m++) {
+            const int8_t *xp = q->xp + (size_t)m * kp;
+            float acc = 0.0f;
+            for (int g = 0; g < ng; g++) {
+                int32_t dot = 0;
+                for (int k = g * G; k < (g + 1) * G; k++) {
+                    int b = k / 32, t = k % 32;
+                    uint8_t byte = qr[b * 16 + t % 16];
+                    dot += (t < 16 ? byte & 15 : byte >> 4) * xp[perm_at(k)];
+                }
+                acc += sw[g] * q->sx[(size_t)m * (size_t)ng + (size_t)g] * (float)dot;
+            }
+            y[(size_t)m * (size_t)N + (size_t)n] = acc - zero_term(l, q, n, m);
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* ---- AVX2: vpmaddubsw (u8 x s8 -> s16 pairs, at most 2 * 15 * 127: no saturation) ---- */
+
+#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+
+AVX2 float hsum256(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Row n against rows m0 .. m0 + mb - 1 of x. */
+AVX2 void dot_avx2(const struct linear *l, const struct xq *q, int n, int m0, float *out,
+                   const int mb)
+{
+    int K = q->K, G = q->G, nb = K / 32;
+    size_t kp = (size_t)q->nch * CHUNK;
+    const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
+    const float *sw = l->w_scales + (size_t)n * (size_t)q->ng;
+    const __m256i mask = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 acc[MB];
+    for (int m = 0; m < mb; m++)
+        acc[m] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b += 2) { /* two blocks: 32 bytes of codes */
+        __m256i raw = b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(qr + b * 16))
+                                 : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(qr + b * 16)));
+        __m256i lo = _mm256_and_si256(raw, mask), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+        int ga = b * 32 / G, gb = b + 1 < nb ? (b + 1) * 32 / G : ga;
+        __m256 swv = _mm256_set_m128(_mm_set1_ps(sw[gb]), _mm_set1_ps(sw[ga]));
+        size_t at = (size_t)(b / 4) * CHUNK + (size_t)(b % 4) * 16; /* b is even: 0 or 2 in its chunk */
+        size_t sat = (size_t)(b / 4) * 16 + (size_t)(b % 4) * 4;
+        for (int m = 0; m < mb; m++) {
+            const int8_t *xp = q->xp + (size_t)(m0 + m) * kp + at;
+            __m256i s16 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 64))));
+            __m256 d = _mm256_mul_ps(
+                swv, _mm256_loadu_ps(q->sxv + (size_t)(m0 + m) * (size_t)q->nch * 16 + sat));
+            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones)), d, acc[m]);
+        }
+    }
+    for (int m = 0; m < mb; m++)
+        out[m] = hsum256(acc[m]);
+}
+
+__attribute__((target("avx2,fma"))) static void rows_avx2(const struct linear *l,
+                                                          const struct xq *q, float *y, int n0,
+                                                          int n1)
+{
+    int N = l->out_features;
+    float out[MB];
+    for (int m0 = 0; m0 < q->M; m0 += MB) {
+        int mb = q->M - m0 < MB ? q->M - m0 : MB;
+        for (int n = n0; n < n1; n++) {
+            switch (mb) { /* constant mb: the accumulators stay in registers */
+            case 1: dot_avx2(l, q, n, m0, out, 1); break;
+            case 2: dot_avx2(l, q, n, m0, out, 2); break;
+            case 3: dot_avx2(l, q, n, m0, out, 3); break;
+            default: dot_avx2(l, q, n, m0, out, 4); break;
+            }
+            for (int i = 0; i < mb; i++)
+                y[(size_t)(m0 + i) * (size_t)N + (size_t)n] = out[i] - zero_term(l, q, n, m0 + i);
+        }
+    }
+}
+
+static int have_avx2(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    return have;
+}
+
+/* ---- AVX512-VNNI: vpdpbusd, 128 weights per step ---- */
+
+#define VNNI                                                                                       \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline)) static inline
+
+/* Row n against rows m0 .. m0 + mb - 1 of x, the zero points' term included; G 32 or 64 (a chunk holds 4 or 2 groups: idx
+ * spreads their scales over the lanes) or a multiple of 128 (one group a chunk). */
+VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, float *out,
+                   const int mb)
+{
+    int K = q->K, G = q->G, ng = q->ng, nch = q->nch;
+    size_t kp = (size_t)nch * CHUNK;
+    const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
+    const float *sw = l->w_scales + (size_t)n * (size_t)ng;
+    const __m512i mask = _mm512_set1_epi8(15);
+    const int gpc = G < CHUNK ? CHUNK / G : 1;
+    const __m512i idx = G == 32   ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                        : G == 64 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                                  : _mm512_setzero_si512();
+    __m512 acc[MB];
+    for (int m = 0; m < mb; m++)
+        acc[m] = _mm512_setzero_ps();
+    for (int c = 0; c < nch; c++) {
+        int bytes = (K - c * CHUNK) / 2;
+        __m512i raw = bytes >= 64 ? _mm512_loadu_si512(qr + (size_t)c * 64)
+                                  : _mm512_maskz_loadu_epi8(((__mmask64)1 << bytes) - 1, qr + (size_t)c * 64);
+        __m512i lo = _mm512_and_si512(raw, mask), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+        __m512 swv;
+        if (gpc == 1) {
+            swv = _mm512_set1_ps(sw[(size_t)c * CHUNK / (size_t)G]);
+        } else {
+            int cnt = ng - c * gpc < gpc ? ng - c * gpc : gpc;
+            __m128 s4 = _mm_maskz_loadu_ps((__mmask8)((1u << cnt) - 1), sw + (size_t)c * (size_t)gpc);
+            swv = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s4));
+        }
+        for (int m = 0; m < mb; m++) {
+            const int8_t *xp = q->xp + (size_t)(m0 + m) * kp + (size_t)c * CHUNK;
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xp));
+            s = _mm512_dpbusd_epi32(s, hi, _mm512_load_si512(xp + 64));
+            __m512 d = _mm512_mul_ps(
+                swv, _mm512_load_ps(q->sxv + ((size_t)(m0 + m) * (size_t)nch + (size_t)c) * 16));
+            acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[m]);
+        }
+    }
+    /* the zero points' term, 16 groups a step, into the same accumulators */
+    const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)ng;
+    for (int g = 0; g < ng; g += 16) {
+        __mmask16 k = ng - g >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (ng - g)) - 1);
+        __m512 swz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sw + g),
+                                   _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, zr + g))));
+        for (int m = 0; m < mb; m++)
+            acc[m] = _mm512_fnmadd_ps(
+                swz, _mm512_maskz_loadu_ps(k, q->xz + (size_t)(m0 + m) * (size_t)ng + (size_t)g), acc[m]);
+    }
+    for (int m = 0; m < mb; m++)
+        out[m] = _mm512_reduce_add_ps(acc[m]);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void
+rows_vnni(const struct linear *l, const struct xq *q, float *y, int n0, int n1)
+{
+    int N = l->out_features;
+    float out[MB];
+    for (int m0 = 0; m0 < q->M; m0 += MB) {
+        int mb = q->M - m0 < MB ? q->M - m0 : MB;
+        for (int n = n0; n < n1; n++) {
+            switch (mb) {
+            case 1: dot_vnni(l, q, n, m0, out, 1); break;
+            case 2: dot_vnni(l, q, n, m0, out, 2); break;
+            case 3: dot_vnni(l, q, n, m0, out, 3); break;
+            default: dot_vnni(l, q, n, m0, out, 4); break;
+            }
+            for (int i = 0; i < mb; i++)
+                y[(size_t)(m0 + i) * (size_t)N + (size_t)n] = out[i];
+        }
+    }
+}
+
+static int have_vnni(void)
+{
+    static int have = -1;
+    if (have < 0)
+        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")
+                   ? 1
+                   : 0;
+    return have;
+}
+#endif
+
+/* The highest kernel the tests allow (q4_dot_set_isa): 0 plain, 1 AVX2, 2 VNNI. */
+static int isa_cap = 2;
+
+void q4_dot_set_isa(int cap)
+{
+    isa_cap = cap;
+}
+
+typedef void (*rows_fn)(const struct linear *l, const struct xq *q, float *y, int n0, int n1);
+
+static rows_fn pick(const struct linear *l)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    int g = l->group;
+    if (isa_cap >= 2 && have_vnni() && (g == 32 || g == 64 || g % CHUNK == 0))
+        return rows_vnni;
+    if (isa_cap >= 1 && have_avx2())
+        return rows_avx2;
+#else
+    (void)l;
+#endif
+    return rows_plain;
+}
+
+void q4_dot_rows(const struct linear *l, const void *scratch, int M, float *y, int n0, int n1)
+{
+    struct xq q;
+    carve(&q, l, M, (void *)scratch);
+    pick(l)(l, &q, y, n0, n1);
+}
