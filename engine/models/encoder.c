@@ -519,34 +519,50 @@ static int embed(const struct encoder *m, struct dnn_ctx *ctx, const struct enco
     return rc;
 }
 
+/* The layer after its attention r->att: x = LN(x + att W_o + b) (the residual add is the
+ * matmul's sum post-op, in place in x), then x = LN(x + ffn2(ffn1(x))) through inter (M, I). */
+static int layer_rest(const struct encoder *m, const struct layer *L, struct dnn_ctx *ctx,
+                      struct encoder_run *r, int M, struct err *e)
+{
+    int H = m->H;
+    int rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
+    if (rc == 0)
+        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_att.w, L->ln_att.b, m->eps, M, H, e);
+    if (rc == 0)
+        rc = linear_ffn_forward(&L->ffn1, &L->ffn2, ctx, r->x, r->inter, r->x, M, e);
+    if (rc == 0)
+        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_out.w, L->ln_out.b, m->eps, M, H, e);
+    return rc;
+}
+
 /* Step li of the forward pass, with layer L. */
 static int layer_forward(const struct encoder *m, int li, const struct layer *L,
                          struct dnn_ctx *ctx, struct encoder_run *r, const struct encoder_batch *b,
                          struct err *e)
 {
-    int M = b->batch * b->seq, H = m->H;
+    int M = b->batch * b->seq, H = m->H, rc;
     struct attn_shape s = {b->batch, b->seq, m->n_heads, m->head_dim, 3 * H, H, 0};
     struct attn_bias ab = {0};
-    int rc = linear_forward(&L->qkv, ctx, r->x, r->qkv, M, e); /* (M, 3H) */
+    if (L->qkv.dt == DTYPE_COMPUTE_INT8 && !m->v->rel && attention_bf16_native(&s)) {
+        /* INT8: QKV straight into bf16 heads (in r->qkv's memory), attention in bf16 on them */
+        uint16_t *heads = (uint16_t *)(void *)r->qkv;
+        rc = linear_forward_heads(&L->qkv, ctx, r->x, &s, heads, e);
+        if (rc == 0)
+            rc = attention_forward_heads(ctx, &s, heads, b->mask, r->att, e);
+        return rc != 0 ? rc : layer_rest(m, L, ctx, r, M, e);
+    }
+    rc = linear_forward(&L->qkv, ctx, r->x, r->qkv, M, e); /* (M, 3H) */
     if (rc == 0 && m->v->rel)
         rc = m->v->rel->layer(m, li, r, b, &ab, e);
-    /* INT8: attention in bf16 (ops/attention_bf16.c), unless a relative-position bias */
+    /* INT8: attention in bf16 (ops/attention_bf16.c; f32 without native bf16), unless a
+     * relative-position bias */
     if (rc == 0 && L->qkv.dt == DTYPE_COMPUTE_INT8 && !m->v->rel)
         rc = attention_forward_bf16(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att,
                                     e);
     else if (rc == 0)
         rc = attention_forward_biased(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask,
                                       m->v->rel ? &ab : NULL, r->att, e);
-    /* x = LN(x + att W_o + b): the residual add is the matmul's sum post-op (in place in x) */
-    if (rc == 0)
-        rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
-    if (rc == 0)
-        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_att.w, L->ln_att.b, m->eps, M, H, e);
-    if (rc == 0) /* x += ffn2(ffn1(x)) through inter (M, I) */
-        rc = linear_ffn_forward(&L->ffn1, &L->ffn2, ctx, r->x, r->inter, r->x, M, e);
-    if (rc == 0)
-        rc = layernorm_forward(ctx, r->x, NULL, r->x, L->ln_out.w, L->ln_out.b, m->eps, M, H, e);
-    return rc;
+    return rc != 0 ? rc : layer_rest(m, L, ctx, r, M, e);
 }
 
 static int head_forward(const struct encoder *m, struct dnn_ctx *ctx, struct encoder_run *r,

@@ -9,7 +9,8 @@
  * ones on strided views fall to gemm:jit: 3-4x less time for the two products at BERT-base
  * shapes (docs/DECISIONS.md). bf16 rounding (2^-9 relative) sits well inside INT8's own error
  * (per-tensor activations, 1/254 of the largest). Windows and score biases go to
- * attention.c. */
+ * attention.c. attention_forward_heads takes the heads as matmul_int8.c's
+ * linear_forward_heads wrote them (the QKV epilogue's store), skipping the gathers. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -169,16 +170,13 @@ struct chunk_bufs {
     uint16_t *probs;     /* (nb, H, S, S) bf16 */
 };
 
-/* Sequences b0 .. b0 + nb - 1; bias: their (nb, S) mask bias or NULL. */
+/* Sequences b0 .. b0 + nb - 1 with their heads in cb (q, k, v); bias: their (nb, S) mask bias
+ * or NULL. */
 static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0, int nb,
-                        const float *q, const float *k, const float *v, const float *bias,
-                        const struct chunk_bufs *cb, float *out, struct err *e)
+                        const float *bias, const struct chunk_bufs *cb, float *out,
+                        struct err *e)
 {
     int H = s->n_heads, S = s->seq, D = s->head_dim;
-    size_t in_off = (size_t)b0 * (size_t)S * (size_t)s->ld_qkv;
-    gather_heads(q + in_off, nb, H, S, D, s->ld_qkv, cb->q);
-    gather_heads(k + in_off, nb, H, S, D, s->ld_qkv, cb->k);
-    gather_heads(v + in_off, nb, H, S, D, s->ld_qkv, cb->v);
     struct dnn_prim *ps, *pc;
     int rc = scores_prim(ctx, nb, H, S, D, bias != NULL, 1.0f / sqrtf((float)D), &ps, e);
     if (rc == 0)
@@ -192,16 +190,20 @@ static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0,
     return rc == 0 ? dnn_exec(ctx, pc, cbufs, e) : rc;
 }
 
-int attention_forward_bf16(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
-                           const float *k, const float *v, const int32_t *attention_mask,
-                           float *out, struct err *e)
+int attention_bf16_native(const struct attn_shape *s)
 {
-    if (s->window > 0 || !dnn_dtype_native(DTYPE_COMPUTE_BF16) || s->batch <= 0 || s->seq <= 0 ||
-        s->n_heads <= 0 || s->head_dim <= 0)
-        return attention_forward(ctx, s, q, k, v, attention_mask, out, e);
+    return s->window <= 0 && dnn_dtype_native(DTYPE_COMPUTE_BF16) && s->batch > 0 && s->seq > 0 &&
+           s->n_heads > 0 && s->head_dim > 0 && s->ld_qkv >= s->n_heads * s->head_dim &&
+           s->ld_out >= s->n_heads * s->head_dim;
+}
+
+/* The whole attention: heads (3, B, H, S, D) bf16 when given, else gathered chunk by chunk
+ * from the f32 views q, k, v. */
+static int attend(struct dnn_ctx *ctx, const struct attn_shape *s, const uint16_t *heads,
+                  const float *q, const float *k, const float *v, const int32_t *attention_mask,
+                  float *out, struct err *e)
+{
     int B = s->batch, S = s->seq, H = s->n_heads, D = s->head_dim;
-    if (s->ld_qkv < H * D || s->ld_out < H * D)
-        return attention_forward(ctx, s, q, k, v, attention_mask, out, e); /* its error */
     size_t per_seq = (size_t)H * (size_t)S * (size_t)S; /* scores of one sequence */
     size_t nb_max = SCORES_BUDGET / (per_seq * sizeof(float));
     int nb = nb_max < 1 ? 1 : nb_max > (size_t)B ? B : (int)nb_max;
@@ -212,24 +214,54 @@ int attention_forward_bf16(struct dnn_ctx *ctx, const struct attn_shape *s, cons
         if (i == n)
             attention_mask = NULL;
     }
-    size_t heads = ((size_t)nb * (size_t)H * (size_t)S * (size_t)D + 31) & ~(size_t)31;
+    size_t seq_heads = (size_t)H * (size_t)S * (size_t)D; /* one sequence's heads of Q */
+    size_t hd = heads ? 0 : ((size_t)nb * seq_heads + 31) & ~(size_t)31;
     size_t sc = ((size_t)nb * per_seq + 31) & ~(size_t)31;
     size_t bias_n = attention_mask ? ((size_t)B * (size_t)S + 15) & ~(size_t)15 : 0;
-    char *buf = dnn_scratch(ctx, 3 * heads * 2 + sc * 4 + sc * 2 + bias_n * 4, e);
+    char *buf = dnn_scratch(ctx, 3 * hd * 2 + sc * 4 + sc * 2 + bias_n * 4, e);
     if (!buf)
         return e ? e->kind : ERR_NOMEM;
-    struct chunk_bufs cb = {(uint16_t *)buf, (uint16_t *)buf + heads, (uint16_t *)buf + 2 * heads,
-                            (float *)(buf + 3 * heads * 2),
-                            (uint16_t *)(buf + 3 * heads * 2 + sc * 4)};
-    float *bias = attention_mask ? (float *)(buf + 3 * heads * 2 + sc * 6) : NULL;
+    struct chunk_bufs cb = {(uint16_t *)buf, (uint16_t *)buf + hd, (uint16_t *)buf + 2 * hd,
+                            (float *)(buf + 3 * hd * 2), (uint16_t *)(buf + 3 * hd * 2 + sc * 4)};
+    float *bias = attention_mask ? (float *)(buf + 3 * hd * 2 + sc * 6) : NULL;
     for (size_t i = 0; bias && i < (size_t)B * (size_t)S; i++)
         bias[i] = attention_mask[i] ? 0.0f : -FLT_MAX;
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
-        int rc = attend_chunk(ctx, s, b0, n, q, k, v, bias ? bias + (size_t)b0 * (size_t)S : NULL,
-                              &cb, out, e);
+        if (heads) {
+            size_t off = (size_t)b0 * seq_heads, part = (size_t)B * seq_heads;
+            cb.q = (uint16_t *)heads + off;
+            cb.k = (uint16_t *)heads + part + off;
+            cb.v = (uint16_t *)heads + 2 * part + off;
+        } else {
+            size_t in_off = (size_t)b0 * (size_t)S * (size_t)s->ld_qkv;
+            gather_heads(q + in_off, n, H, S, D, s->ld_qkv, cb.q);
+            gather_heads(k + in_off, n, H, S, D, s->ld_qkv, cb.k);
+            gather_heads(v + in_off, n, H, S, D, s->ld_qkv, cb.v);
+        }
+        int rc = attend_chunk(ctx, s, b0, n, bias ? bias + (size_t)b0 * (size_t)S : NULL, &cb,
+                              out, e);
         if (rc != 0)
             return rc;
     }
     return 0;
+}
+
+int attention_forward_bf16(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
+                           const float *k, const float *v, const int32_t *attention_mask,
+                           float *out, struct err *e)
+{
+    if (!attention_bf16_native(s)) /* attention_forward's answer or its error */
+        return attention_forward(ctx, s, q, k, v, attention_mask, out, e);
+    return attend(ctx, s, NULL, q, k, v, attention_mask, out, e);
+}
+
+int attention_forward_heads(struct dnn_ctx *ctx, const struct attn_shape *s,
+                            const uint16_t *heads, const int32_t *attention_mask, float *out,
+                            struct err *e)
+{
+    if (!attention_bf16_native(s) || !heads)
+        return err_set(e, ERR_INVALID, "attention_forward_heads: no bf16 attention for this "
+                       "shape here (attention_bf16_native)");
+    return attend(ctx, s, heads, NULL, NULL, NULL, attention_mask, out, e);
 }

@@ -6,14 +6,17 @@
  * and notes max |y| on the way. oneDNN 2.6's brgemm runs the per-channel binary post-ops this
  * used to need (runtime output scales push it off brgemm) and GELU at 0.5-1x the matmul's own
  * time (docs/DECISIONS.md). linear_ffn_forward chains two INT8 linears: the first one's
- * epilogue hands its max to the second, which skips a pass over the (M, I) activation.
+ * epilogue hands its max to the second, which skips a pass over the (M, I) activation;
+ * linear_forward_heads writes an encoder's QKV projection as the bf16 heads attention_bf16.c
+ * reads, never as f32 rows.
  * AVX-512 where the CPU has it, a plain loop elsewhere (and for GELU-tanh and SiLU). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/linear_kind.h"
+#include "ops/bf16.h"
 #include "ops/cpu.h"
+#include "ops/linear_kind.h"
 #include "ops/ops.h"
 
 /* Element counts up to this run on the calling thread alone: an OpenMP fork and join costs
@@ -332,6 +335,59 @@ static int int8_forward(const struct linear *l, struct dnn_ctx *ctx, const float
 }
 
 const struct linear_kind linear_kind_int8 = {linear_dnnl_init, int8_forward};
+
+/* ---- QKV straight into bf16 heads ------------------------------------------------------ */
+
+/* out (n) bf16 = act(acc * s * sw + b) rounded as bf16_from_f32 rounds row_out's f32 values:
+ * the same bits as the f32 row gathered by attention_bf16.c, without the row in memory. */
+static void row_bf16(const int32_t *acc, const float *sw, const float *b, float s, int n,
+                     enum act a, uint16_t *out)
+{
+    float tmp[64];
+    for (int i = 0; i < n; i += 64) {
+        int len = n - i < 64 ? n - i : 64;
+        row_out(acc + i, sw + i, b ? b + i : NULL, s, len, a, NULL, tmp);
+        bf16_from_f32(tmp, out + i, (size_t)len);
+    }
+}
+
+int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const float *x,
+                         const struct attn_shape *sh, uint16_t *heads, struct err *e)
+{
+    int B = sh->batch, S = sh->seq, NH = sh->n_heads, D = sh->head_dim;
+    if (l->dt != DTYPE_COMPUTE_INT8 || !l->w_packed || B <= 0 || S <= 0 || NH <= 0 || D <= 0 ||
+        l->out_features != 3 * NH * D)
+        return err_set(e, ERR_INVALID, "linear_forward_heads: an INT8 (%d, 3 x %d x %d) linear "
+                       "wanted, not (%d, %d)", l->in_features, NH, D, l->in_features,
+                       l->out_features);
+    int M = B * S;
+    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
+    size_t q_bytes = lines(m * K, 1), part = (size_t)B * NH * S * D;
+    char *buf = dnn_scratch(ctx, q_bytes + lines(m * N, sizeof(int32_t)), e);
+    if (!buf)
+        return e ? e->kind : ERR_NOMEM;
+    int8_t *xq = (int8_t *)buf;                /* (M, K) */
+    int32_t *acc = (int32_t *)(buf + q_bytes); /* (M, N) */
+    float sx = quantize_all(x, xq, m * K, absmax_all(x, m * K));
+    struct dnn_prim *p;
+    int rc = s32_prim(l, ctx, M, &p, e);
+    void *bufs[] = {xq, l->w_packed, acc};
+    if (rc == 0)
+        rc = dnn_exec(ctx, p, bufs, e);
+    if (rc != 0)
+        return rc;
+#pragma omp parallel for schedule(static) if (m * N >= PAR_MIN_ELEMS)
+    for (int r = 0; r < M; r++) {
+        size_t bi = (size_t)(r / S), t = (size_t)(r % S);
+        for (int c = 0; c < 3 * NH; c++) { /* c: part c / NH (q, k, v), head c % NH */
+            size_t n0 = (size_t)c * D, h = (size_t)(c % NH);
+            uint16_t *dst = heads + (size_t)(c / NH) * part + ((bi * NH + h) * S + t) * D;
+            row_bf16(acc + (size_t)r * N + n0, l->w_scales + n0, l->bias ? l->bias + n0 : NULL,
+                     sx, D, l->act, dst);
+        }
+    }
+    return 0;
+}
 
 int linear_ffn_forward(const struct linear *up, const struct linear *down, struct dnn_ctx *ctx,
                        const float *x, float *inter, float *y, int M, struct err *e)

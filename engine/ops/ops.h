@@ -129,6 +129,14 @@ int linear_forward_add(const struct linear *l, struct dnn_ctx *ctx, const float 
 int linear_ffn_forward(const struct linear *up, const struct linear *down, struct dnn_ctx *ctx,
                        const float *x, float *inter, float *y, int M, struct err *e);
 
+/* An encoder's fused QKV projection l (INT8, out_features 3 * n_heads * head_dim) over x
+ * (batch * seq, in) written as heads (3, batch, n_heads, seq, head_dim) bf16 (Q, K, V), the
+ * layout attention_forward_heads reads: the values attention_forward_bf16 would gather from
+ * linear_forward's f32 output, without that output. ERR_INVALID for another linear. */
+struct attn_shape;
+int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const float *x,
+                         const struct attn_shape *s, uint16_t *heads, struct err *e);
+
 /* Tests: on = 1 makes the INT8 quantize and epilogue use plain C loops (process-wide). */
 void int8_set_plain(int on);
 
@@ -193,5 +201,15 @@ int attention_forward_biased(struct dnn_ctx *ctx, const struct attn_shape *s, co
 int attention_forward_bf16(struct dnn_ctx *ctx, const struct attn_shape *s, const float *q,
                            const float *k, const float *v, const int32_t *attention_mask,
                            float *out, struct err *e);
+
+/* 1 when attention_forward_bf16 runs in bf16 for s (no window, native bf16): then
+ * linear_forward_heads and attention_forward_heads may replace the QKV linear and it. */
+int attention_bf16_native(const struct attn_shape *s);
+
+/* attention_forward_bf16 on heads (3, batch, n_heads, seq, head_dim) bf16 (Q, K, V) that
+ * linear_forward_heads wrote: the same result, without gathering them. */
+int attention_forward_heads(struct dnn_ctx *ctx, const struct attn_shape *s,
+                            const uint16_t *heads, const int32_t *attention_mask, float *out,
+                            struct err *e);
 
 #endif

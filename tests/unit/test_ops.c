@@ -187,44 +187,73 @@ START_TEST(linear_int8_act_range)
 }
 END_TEST
 
+/* One linear_ffn_case: up's activation, and its weights scaled by w_scale with shift added to
+ * its bias (moving the pre-activations where GELU's negative side decides INT8's scale). */
+struct ffn_case {
+    enum act act;
+    float w_scale, shift;
+};
+
+static void ffn_case(struct dnn_ctx *ctx, enum dtype_compute d, struct ffn_case c)
+{
+    struct err e = {0};
+    int M = 33, H = 64, I = 96;
+    float *x = rnd_array((size_t)M * H, -1, 1), *r = rnd_array((size_t)M * H, -3, 3);
+    float *w1 = rnd_array((size_t)I * H, -1, 1), *b1 = rnd_array((size_t)I, -1, 1);
+    float *w2 = rnd_array((size_t)H * I, -1, 1), *b2 = rnd_array((size_t)H, -1, 1);
+    for (int i = 0; i < I * H; i++)
+        w1[i] *= c.w_scale;
+    for (int i = 0; i < I; i++)
+        b1[i] = b1[i] * c.w_scale + c.shift;
+    float *inter = malloc((size_t)M * I * sizeof *inter);
+    float *y1 = malloc((size_t)M * H * sizeof *y1), *y2 = malloc((size_t)M * H * sizeof *y2);
+    memcpy(y1, r, (size_t)M * H * sizeof *y1);
+    memcpy(y2, r, (size_t)M * H * sizeof *y2);
+    struct linear up, down;
+    ck_assert_msg(linear_init(&up, ctx, w1, b1, H, I, d, c.act, &e) == 0, "%s", e.msg);
+    ck_assert_msg(linear_init(&down, ctx, w2, b2, I, H, d, ACT_NONE, &e) == 0, "%s", e.msg);
+    ck_assert_msg(linear_forward(&up, ctx, x, inter, M, &e) == 0, "%s", e.msg);
+    ck_assert_msg(linear_forward_add(&down, ctx, inter, y1, M, &e) == 0, "%s", e.msg);
+    ck_assert_msg(linear_ffn_forward(&up, &down, ctx, x, inter, y2, M, &e) == 0, "%s", e.msg);
+    ck_assert_msg(memcmp(y1, y2, (size_t)M * H * sizeof *y1) == 0,
+                  "dtype %d act %s shift %g: ffn differs", (int)d, act_name(c.act),
+                  (double)c.shift);
+    ck_assert_msg(memcmp(y1, r, (size_t)M * H * sizeof *y1) != 0, "dtype %d: y unchanged", (int)d);
+    linear_fini(&up);
+    linear_fini(&down);
+    free(x);
+    free(r);
+    free(w1);
+    free(b1);
+    free(w2);
+    free(b2);
+    free(inter);
+    free(y1);
+    free(y2);
+}
+
 /* linear_ffn_forward gives exactly linear_forward(up) then linear_forward_add(down), for each
- * compute type (INT8's fused path included), and changes y. */
+ * compute type and changes y. INT8's fused path writes the intermediate in s8 directly, its
+ * scale from the range of the pre-activations: checked for the activations it takes (GELU with
+ * pre-activations spanning zero, all in (-0.75, 0) and all below -0.75, ReLU, none), one it
+ * leaves to two calls (GELU-tanh), with the AVX-512 and the plain loops. */
 START_TEST(linear_ffn_matches_two_calls)
 {
+    static const struct ffn_case cases[] = {
+        {ACT_GELU_ERF, 1.0f, 0.0f},    {ACT_GELU_ERF, 0.002f, -0.4f},
+        {ACT_GELU_ERF, 0.002f, -2.0f}, {ACT_RELU, 1.0f, 0.0f},
+        {ACT_NONE, 1.0f, 0.0f},        {ACT_GELU_TANH, 1.0f, 0.0f},
+    };
     struct dnn_ctx *ctx = ctx_new(0);
-    struct err e = {0};
     rng_state = 11;
-    int M = 33, H = 64, I = 96;
     for (int dt = 0; dt <= DTYPE_COMPUTE_INT8; dt++) {
-        float *x = rnd_array((size_t)M * H, -1, 1), *r = rnd_array((size_t)M * H, -3, 3);
-        float *w1 = rnd_array((size_t)I * H, -1, 1), *b1 = rnd_array((size_t)I, -1, 1);
-        float *w2 = rnd_array((size_t)H * I, -1, 1), *b2 = rnd_array((size_t)H, -1, 1);
-        float *inter = malloc((size_t)M * I * sizeof *inter);
-        float *y1 = malloc((size_t)M * H * sizeof *y1), *y2 = malloc((size_t)M * H * sizeof *y2);
-        memcpy(y1, r, (size_t)M * H * sizeof *y1);
-        memcpy(y2, r, (size_t)M * H * sizeof *y2);
-        struct linear up, down;
-        enum dtype_compute d = (enum dtype_compute)dt;
-        ck_assert_msg(linear_init(&up, ctx, w1, b1, H, I, d, ACT_GELU_ERF, &e) == 0, "%s", e.msg);
-        ck_assert_msg(linear_init(&down, ctx, w2, b2, I, H, d, ACT_NONE, &e) == 0, "%s", e.msg);
-        ck_assert_msg(linear_forward(&up, ctx, x, inter, M, &e) == 0, "%s", e.msg);
-        ck_assert_msg(linear_forward_add(&down, ctx, inter, y1, M, &e) == 0, "%s", e.msg);
-        ck_assert_msg(linear_ffn_forward(&up, &down, ctx, x, inter, y2, M, &e) == 0, "%s", e.msg);
-        ck_assert_msg(memcmp(y1, y2, (size_t)M * H * sizeof *y1) == 0, "dtype %d: ffn differs",
-                      dt);
-        ck_assert_msg(memcmp(y1, r, (size_t)M * H * sizeof *y1) != 0, "dtype %d: y unchanged", dt);
-        linear_fini(&up);
-        linear_fini(&down);
-        free(x);
-        free(r);
-        free(w1);
-        free(b1);
-        free(w2);
-        free(b2);
-        free(inter);
-        free(y1);
-        free(y2);
+        for (int plain = 0; plain < (dt == DTYPE_COMPUTE_INT8 ? 2 : 1); plain++) {
+            int8_set_plain(plain);
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                ffn_case(ctx, (enum dtype_compute)dt, cases[i]);
+        }
     }
+    int8_set_plain(0);
     dnn_ctx_free(ctx);
 }
 END_TEST
@@ -672,6 +701,65 @@ START_TEST(attention_bf16_vs_naive)
 }
 END_TEST
 
+/* An INT8 QKV linear written straight into bf16 heads, then attention on them, gives exactly
+ * linear_forward then attention_forward_bf16 (which gathers the same heads from f32 rows), for
+ * shapes with and without a mask, more sequences than one scores chunk holds, a head_dim not a
+ * multiple of 16, AVX-512 and plain loops; another linear is refused. */
+static void heads_case(struct dnn_ctx *ctx, int B, int S, int NH, int D, int masked)
+{
+    struct err e = {0};
+    int K = 48, HD = NH * D, M = B * S;
+    float *x = rnd_array((size_t)M * K, -1, 1), *w = rnd_array((size_t)3 * HD * K, -1, 1);
+    float *b = rnd_array((size_t)3 * HD, -1, 1), *qkv = malloc((size_t)M * 3 * HD * sizeof *qkv);
+    float *o1 = malloc((size_t)M * HD * sizeof *o1), *o2 = malloc((size_t)M * HD * sizeof *o2);
+    uint16_t *heads = malloc((size_t)M * 3 * HD * sizeof *heads);
+    int32_t *mask = malloc((size_t)M * sizeof *mask);
+    for (int i = 0; i < M; i++)
+        mask[i] = !masked || i % S < S - (i / S) % 3;
+    struct linear l;
+    struct attn_shape s = {B, S, NH, D, 3 * HD, HD, 0};
+    ck_assert_int_eq(linear_init(&l, ctx, w, b, K, 3 * HD, DTYPE_COMPUTE_INT8, ACT_NONE, &e), 0);
+    ck_assert_int_eq(linear_forward(&l, ctx, x, qkv, M, &e), 0);
+    ck_assert_int_eq(attention_forward_bf16(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, mask, o1, &e), 0);
+    ck_assert_int_eq(linear_forward_heads(&l, ctx, x, &s, heads, &e), 0);
+    ck_assert_int_eq(attention_forward_heads(ctx, &s, heads, mask, o2, &e), 0);
+    ck_assert_msg(memcmp(o1, o2, (size_t)M * HD * sizeof *o1) == 0,
+                  "B=%d S=%d heads %d x %d: heads path differs", B, S, NH, D);
+    struct attn_shape wrong = s;
+    wrong.head_dim = D + 1;
+    ck_assert_int_eq(linear_forward_heads(&l, ctx, x, &wrong, heads, &e), ERR_INVALID);
+    linear_fini(&l);
+    free(x);
+    free(w);
+    free(b);
+    free(qkv);
+    free(o1);
+    free(o2);
+    free(heads);
+    free(mask);
+}
+
+START_TEST(attention_heads_match_gathered)
+{
+    struct dnn_ctx *ctx = ctx_new(0);
+    struct attn_shape probe = {1, 1, 1, 16, 48, 16, 0};
+    if (!attention_bf16_native(&probe)) { /* no native bf16: nothing to compare here */
+        dnn_ctx_free(ctx);
+        return;
+    }
+    rng_state = 31;
+    for (int plain = 0; plain < 2; plain++) {
+        int8_set_plain(plain);
+        heads_case(ctx, 3, 7, 2, 16, 1);
+        heads_case(ctx, 2, 9, 3, 8, 0);
+        heads_case(ctx, 2, 5, 2, 20, 1);
+        heads_case(ctx, 4, 300, 12, 8, 1); /* 12 x 300 x 300 scores per sequence: chunks of 3 */
+    }
+    int8_set_plain(0);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(errors_are_reported)
 {
     struct dnn_ctx *ctx = ctx_new(0);
@@ -945,6 +1033,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, linear_int8_plain);
     tcase_add_test(tc, linear_int8_act_range);
     tcase_add_test(tc, linear_ffn_matches_two_calls);
+    tcase_add_test(tc, attention_heads_match_gathered);
     tcase_add_test(tc, linear_residual_add);
     tcase_add_test(tc, linear_cache_reuse);
     tcase_add_test(tc, linear_two_threads_share_weights);
