@@ -40,7 +40,6 @@ static int compact_bf16(struct emb_table *t, struct err *e)
     return 0;
 }
 
-/* The squared error of row x (n) rounded to multiples of s (at most 127 of them). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 /* s8_error, 16 at a time (the sum in another order: a candidate's error, not a result). */
@@ -64,6 +63,7 @@ __attribute__((target("avx512f"))) static float s8_error_avx512(const float *x, 
 #define HAVE_S8_AVX512 0
 #endif
 
+/* The squared error of row x (n) rounded to multiples of s (at most 127 of them). */
 static float s8_error(const float *x, int64_t n, float s)
 {
 #if HAVE_S8_AVX512
@@ -82,7 +82,10 @@ static float s8_error(const float *x, int64_t n, float s)
  * k in [S8_MIN_LEVELS, 127] with the least squared error (the largest k on ties), not always
  * max / 127: rows whose values sit on a coarser grid than max / 127 (a checkpoint's rounded
  * weights: the issue-14 fixtures hold multiples of 0.5 up to 2, which max / 127 moves 0.8% up
- * every one, in the same direction) keep them exactly, any other row loses no more. */
+ * every one, in the same direction) keep them exactly when the grid has 1 to 8 steps to the
+ * maximum (120 or 126 is a multiple of each), and any other row loses no more (max / 127 is a
+ * candidate). Eight candidates, AVX-512 where the CPU has it: the 124M LLaMA's 32000 x 768
+ * table in 0.17 s (bf16 rows: 0.09 s; 2 threads of a loaded machine). */
 #define S8_MIN_LEVELS 120
 static void row_to_s8(const float *x, int64_t n, int8_t *q, float *scale)
 {
