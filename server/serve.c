@@ -4,6 +4,7 @@
  * that fails its first load stops the daemon, exit 1, unless server.allow_partial_start).
  * Also the in-process daemon of `inferd batch` (serve_local_start): the same server on a
  * loopback port with a one-time API key, its models loaded before it answers. */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -294,6 +295,10 @@ static void *load_main(void *arg)
             initial_load(j.s);
         else if (!server_draining(j.s))
             reload_once(j.s);
+        /* weights_load_model trims after the weights; a pipeline's tokenizer and the rest load
+         * after them, and what they freed stayed resident in this thread's arena (the 124M
+         * LLaMA: 22 MB, docs/DECISIONS.md): handed back once all is loaded */
+        malloc_trim(0);
         again = take_pending();
     }
     pthread_mutex_unlock(&j.s->reload_mu);

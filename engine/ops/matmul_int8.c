@@ -9,7 +9,7 @@
  * epilogue hands its max to the second, which skips a pass over the (M, I) activation;
  * linear_forward_heads writes an encoder's QKV projection as the bf16 heads attention_bf16.c
  * reads, never as f32 rows.
- * AVX-512 where the CPU has it, a plain loop elsewhere (and for GELU-tanh and SiLU). */
+ * AVX-512 where the CPU has it (every activation), a plain loop elsewhere. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,8 +141,30 @@ AVX512 static inline __m512 gelu_erf_avx512(__m512 x)
     return _mm512_mask_sub_ps(e, pos, x, e);
 }
 
+/* sigmoid(t) = 1 / (1 + e^-t), from e = e^-|t| (never above 1, so never overflowing):
+ * 1 / (1 + e) for t >= 0, e / (1 + e) below; relative error that of exp_neg_avx512 (~2e-7)
+ * plus a division's. */
+AVX512 static inline __m512 sigmoid_avx512(__m512 t)
+{
+    __m512 na = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(t), _mm512_set1_epi32((int)0x80000000u))); /* -|t| */
+    __m512 e = exp_neg_avx512(na);
+    __m512 d = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __mmask16 neg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mul_ps(d, neg, d, e);
+}
+
+/* GELU (tanh): x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). */
+AVX512 static inline __m512 gelu_tanh_avx512(__m512 x)
+{
+    __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 u = _mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x);
+    return _mm512_mul_ps(x, sigmoid_avx512(_mm512_mul_ps(u, _mm512_set1_ps(2.0f * 0.7978845608f))));
+}
+
 /* row_out_plain, 16 at a time, for a compile-time act once inlined (each caller below gets
- * its own tight loop); GELU-tanh and SiLU go through act_scalar per element. */
+ * its own tight loop). GELU-tanh and SiLU were libm's tanhf / expf per element: at 16 decode
+ * streams GPT-2's c_fc epilogue (16 x 3072 a layer) cost more than its matmul. */
 AVX512 static inline __attribute__((always_inline)) float
 row_out_k(const int32_t *acc, const float *sw, const float *b, float s, int n, enum act a,
           const float *res, float *out)
@@ -157,14 +179,12 @@ row_out_k(const int32_t *acc, const float *sw, const float *b, float s, int n, e
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b + i));
         if (a == ACT_GELU_ERF) {
             v = gelu_erf_avx512(v);
+        } else if (a == ACT_GELU_TANH) {
+            v = gelu_tanh_avx512(v);
+        } else if (a == ACT_SILU) {
+            v = _mm512_mul_ps(v, sigmoid_avx512(v));
         } else if (a == ACT_RELU) {
             v = _mm512_max_ps(v, zero);
-        } else if (a != ACT_NONE) {
-            float tmp[16];
-            _mm512_storeu_ps(tmp, v);
-            for (int j = 0; j < 16; j++)
-                tmp[j] = act_scalar(a, tmp[j]);
-            v = _mm512_loadu_ps(tmp);
         }
         if (res)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, res + i));
@@ -180,8 +200,10 @@ AVX512 static float row_out_avx512(const int32_t *acc, const float *sw, const fl
     switch (a) {
     case ACT_NONE: return row_out_k(acc, sw, b, s, n, ACT_NONE, res, out);
     case ACT_GELU_ERF: return row_out_k(acc, sw, b, s, n, ACT_GELU_ERF, res, out);
+    case ACT_GELU_TANH: return row_out_k(acc, sw, b, s, n, ACT_GELU_TANH, res, out);
+    case ACT_SILU: return row_out_k(acc, sw, b, s, n, ACT_SILU, res, out);
     case ACT_RELU: return row_out_k(acc, sw, b, s, n, ACT_RELU, res, out);
-    default: return row_out_k(acc, sw, b, s, n, a, res, out);
+    default: return row_out_k(acc, sw, b, s, n, ACT_NONE, res, out);
     }
 }
 

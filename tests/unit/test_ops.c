@@ -833,14 +833,67 @@ START_TEST(emb_table_f32_bf16)
     emb_table_fini(&t);
     free(src);
 
-    t = table_of(DTYPE_COMPUTE_INT8, &src); /* int8 models keep bf16 rows */
-    ck_assert_uint_eq(emb_table_bytes(&t), 37 * 50 * 2);
-    ck_assert_int_eq(t.dt, DTYPE_COMPUTE_BF16);
-    emb_table_row(&t, 5, row);
-    for (int c = 0; c < 50; c++)
-        ck_assert(row[c] == 0.0f);
+}
+END_TEST
+
+/* INT8 and INT4 tables: s8 rows with an f32 scale each, read back as q * scale (the dequantized
+ * reference): every value within half a step of the source, the step
+ * at most max |row| / 120 and at least max |row| / 127 with |q| <= 127; the zero row stays zero;
+ * a row on a grid coarser than max / 127 (multiples of 0.5 up to 2, as the issue-14 fixtures
+ * hold) comes back exactly, where max / 127 would move each 0.5 by 0.8%. */
+START_TEST(emb_table_s8_rows)
+{
+    rng_state = 78;
+    for (int dt = DTYPE_COMPUTE_INT8; dt <= DTYPE_COMPUTE_INT4; dt++) {
+        float *src, row[50];
+        struct emb_table t = table_of((enum dtype_compute)dt, &src);
+        ck_assert_int_eq(t.dt, DTYPE_COMPUTE_INT8);
+        ck_assert_ptr_null(emb_table_f32(&t));
+        ck_assert_uint_eq(emb_table_bytes(&t), 37 * 50 + 37 * sizeof(float));
+        for (int r = 0; r < 37; r++) {
+            const float *x = src + r * 50;
+            float mx = 0.0f;
+            for (int c = 0; c < 50; c++)
+                mx = fmaxf(mx, fabsf(x[c]));
+            float sc = t.s8_scale[r];
+            if (mx > 0.0f)
+                ck_assert_msg(sc >= mx / 127.0f * (1 - 1e-6f) && sc <= mx / 120.0f * (1 + 1e-6f),
+                              "row %d: scale %g for max %g", r, (double)sc, (double)mx);
+            emb_table_row(&t, r, row);
+            for (int c = 0; c < 50; c++) {
+                int q = t.s8[r * 50 + c];
+                ck_assert(q >= -127 && q <= 127);
+                ck_assert(row[c] == (float)q * sc);
+                ck_assert_msg(fabs((double)row[c] - x[c]) <= 0.5 * sc * (1 + 1e-5),
+                              "row %d col %d: %g for %g", r, c, (double)row[c], (double)x[c]);
+            }
+        }
+        emb_table_row(&t, 5, row);
+        for (int c = 0; c < 50; c++)
+            ck_assert(row[c] == 0.0f);
+        emb_table_fini(&t);
+        free(src);
+    }
+    float *grid = malloc(3 * 16 * sizeof *grid);
+    ck_assert_ptr_nonnull(grid);
+    for (int i = 0; i < 3 * 16; i++)
+        grid[i] = 0.5f * (float)((i * 7) % 9 - 4); /* -2 .. 2 in steps of 0.5 */
+    grid[0] = 2.0f;
+    grid[16] = -2.0f;
+    grid[32] = 1.0f; /* row 2: max 1.5 or less */
+    float want[3 * 16], row[16];
+    memcpy(want, grid, sizeof want);
+    struct emb_table t;
+    emb_table_take(&t, grid, 3, 16);
+    struct err e = {0};
+    ck_assert_int_eq(emb_table_compact(&t, DTYPE_COMPUTE_INT8, &e), 0);
+    for (int r = 0; r < 3; r++) {
+        emb_table_row(&t, r, row);
+        for (int c = 0; c < 16; c++)
+            ck_assert_msg(row[c] == want[r * 16 + c], "grid row %d col %d: %.9g, not %g", r, c,
+                          (double)row[c], (double)want[r * 16 + c]);
+    }
     emb_table_fini(&t);
-    free(src);
 }
 END_TEST
 
@@ -1050,6 +1103,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, errors_are_reported);
     tcase_add_test(tc, runtime_is_reported);
     tcase_add_test(tc, emb_table_f32_bf16);
+    tcase_add_test(tc, emb_table_s8_rows);
     tcase_add_test(tc, bf16_matches_onednn_reorder);
     tcase_add_test(tc, primitive_cache_evicts_lru);
     tcase_add_test(tc, serial_small_ops);
