@@ -29,6 +29,7 @@
 
 #define CHUNK 128 /* weights per kernel step: 64 bytes of codes */
 #define MB 4      /* rows of x per pass over a weight row */
+#define PF_ROWS 8 /* rows of codes the M = 1 kernel prefetches ahead (bench-q4: 10-20% faster) */
 
 /* The per-call scratch, carved from one 64-byte aligned buffer. */
 struct xq {
@@ -332,6 +333,69 @@ static int have_avx2(void)
 #define VNNI                                                                                       \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"), always_inline)) static inline
 
+/* The scale_w of each 32-bit lane of chunk c's result (sw: one output row's scales). */
+VNNI __m512 chunk_scales(const float *sw, int c, int G, int ng, __m512i idx)
+{
+    const int gpc = G < CHUNK ? CHUNK / G : 1;
+    if (gpc == 1)
+        return _mm512_set1_ps(sw[(size_t)c * CHUNK / (size_t)G]);
+    int cnt = ng - c * gpc < gpc ? ng - c * gpc : gpc;
+    __m128 s4 = _mm_maskz_loadu_ps((__mmask8)((1u << cnt) - 1), sw + (size_t)c * (size_t)gpc);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s4));
+}
+
+VNNI __m512i chunk_index(int G)
+{
+    return G == 32   ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+           : G == 64 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                     : _mm512_setzero_si512();
+}
+
+/* One row of x (M = 1) against output rows n .. n + 3: the loads of x and sx shared by four
+ * rows of codes, four independent accumulators. */
+VNNI void dot_vnni_n4(const struct linear *l, const struct xq *q, int n, float *out)
+{
+    int K = q->K, G = q->G, ng = q->ng, nch = q->nch;
+    size_t rb = (size_t)(K / 2);
+    const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * rb;
+    const float *sw = l->w_scales + (size_t)n * (size_t)ng;
+    const __m512i mask = _mm512_set1_epi8(15), idx = chunk_index(G);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    for (int c = 0; c < nch; c++) {
+        int bytes = (K - c * CHUNK) / 2;
+        __mmask64 km = bytes >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << bytes) - 1;
+        __m512i x0 = _mm512_load_si512(q->xp + (size_t)c * CHUNK);
+        __m512i x1 = _mm512_load_si512(q->xp + (size_t)c * CHUNK + 64);
+        __m512 sx = _mm512_load_ps(q->sxv + (size_t)c * 16);
+        for (int r = 0; r < 4; r++) {
+            /* PF_ROWS rows ahead (past the last row the hint reads nothing: no fault, and the
+             * address is made as an integer, not a pointer past the weights) */
+            _mm_prefetch((const char *)((uintptr_t)qr + (size_t)(r + PF_ROWS) * rb + (size_t)c * 64),
+                         _MM_HINT_T0);
+            __m512i raw = _mm512_maskz_loadu_epi8(km, qr + (size_t)r * rb + (size_t)c * 64);
+            __m512i lo = _mm512_and_si512(raw, mask), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+            __m512i sd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x0);
+            sd = _mm512_dpbusd_epi32(sd, hi, x1);
+            __m512 d = _mm512_mul_ps(chunk_scales(sw + (size_t)r * (size_t)ng, c, G, ng, idx), sx);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sd), d, acc[r]);
+        }
+    }
+    const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)ng;
+    for (int g = 0; g < ng; g += 16) {
+        __mmask16 k = ng - g >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (ng - g)) - 1);
+        __m512 xz = _mm512_maskz_loadu_ps(k, q->xz + (size_t)g);
+        for (int r = 0; r < 4; r++) {
+            size_t at = (size_t)r * (size_t)ng + (size_t)g;
+            __m512 swz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sw + at),
+                                       _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, zr + at))));
+            acc[r] = _mm512_fnmadd_ps(swz, xz, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 /* Row n against rows m0 .. m0 + mb - 1 of x, the zero points' term included; G 32 or 64 (a chunk holds 4 or 2 groups: idx
  * spreads their scales over the lanes) or a multiple of 128 (one group a chunk). */
 VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, float *out,
@@ -342,10 +406,7 @@ VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, fl
     const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
     const float *sw = l->w_scales + (size_t)n * (size_t)ng;
     const __m512i mask = _mm512_set1_epi8(15);
-    const int gpc = G < CHUNK ? CHUNK / G : 1;
-    const __m512i idx = G == 32   ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
-                        : G == 64 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-                                  : _mm512_setzero_si512();
+    const __m512i idx = chunk_index(G);
     __m512 acc[MB];
     for (int m = 0; m < mb; m++)
         acc[m] = _mm512_setzero_ps();
@@ -354,14 +415,7 @@ VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, fl
         __m512i raw = bytes >= 64 ? _mm512_loadu_si512(qr + (size_t)c * 64)
                                   : _mm512_maskz_loadu_epi8(((__mmask64)1 << bytes) - 1, qr + (size_t)c * 64);
         __m512i lo = _mm512_and_si512(raw, mask), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
-        __m512 swv;
-        if (gpc == 1) {
-            swv = _mm512_set1_ps(sw[(size_t)c * CHUNK / (size_t)G]);
-        } else {
-            int cnt = ng - c * gpc < gpc ? ng - c * gpc : gpc;
-            __m128 s4 = _mm_maskz_loadu_ps((__mmask8)((1u << cnt) - 1), sw + (size_t)c * (size_t)gpc);
-            swv = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s4));
-        }
+        __m512 swv = chunk_scales(sw, c, G, ng, idx);
         for (int m = 0; m < mb; m++) {
             const int8_t *xp = q->xp + (size_t)(m0 + m) * kp + (size_t)c * CHUNK;
             __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(xp));
@@ -390,6 +444,14 @@ rows_vnni(const struct linear *l, const struct xq *q, float *y, int n0, int n1)
 {
     int N = l->out_features;
     float out[MB];
+    if (q->M == 1) { /* four output rows a pass */
+        int n = n0;
+        for (; n + 4 <= n1; n += 4)
+            dot_vnni_n4(l, q, n, y + n);
+        for (; n < n1; n++)
+            dot_vnni(l, q, n, 0, y + n, 1);
+        return;
+    }
     for (int m0 = 0; m0 < q->M; m0 += MB) {
         int mb = q->M - m0 < MB ? q->M - m0 : MB;
         for (int n = n0; n < n1; n++) {

@@ -273,6 +273,9 @@ static const struct {
      * rows not a multiple of its 16 */
     {24, 768, 40, 128, ACT_SILU, 1, 1},   {17, 384, 16, 128, ACT_NONE, 0, 0},
     {31, 512, 33, 256, ACT_NONE, 1, 0},
+    /* one row of x: the VNNI kernel takes four output rows a pass (groups of 32 and 64, the
+     * last chunk partial, output rows not a multiple of four) */
+    {1, 160, 9, 32, ACT_NONE, 0, 0},      {1, 192, 13, 64, ACT_NONE, 1, 1},
 };
 
 static void naive_s8(const struct q4_rows *r, const float *x, const float *b, int M, enum act a,
