@@ -2,9 +2,9 @@
  * scale and an integer zero point per group of in_features, quantized here from f32 (round to
  * nearest, asymmetric) or taken pre-quantized (AWQ, GPTQ: models/q4_checkpoint.c), packed, and
  * multiplied: below Q4_GEMM_MIN_M tokens by matmul_q4_dot.c (activations to s8 per group,
- * integer dot products: VNNI / AVX2 / plain), or with q4_set_exact(1) by this file's exact
- * weight-only kernel (each group of 32 weights widened to f32 in registers and FMA'd with f32 x:
- * AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on (prefill) by
+ * integer dot products: AMX from 3 tokens, VNNI / AVX2 / plain), or with q4_set_exact(1) by
+ * this file's exact weight-only kernel (each group of 32 weights widened to f32 in registers
+ * and FMA'd with f32 x: AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on (prefill) by
  * matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6 has no
  * 4-bit weights (docs/DECISIONS.md).
  *

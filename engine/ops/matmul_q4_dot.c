@@ -3,9 +3,12 @@
  * (sx = max |x| / 127 over the group, xq = rint(x * 127 / max |x|)), the group's sum of xq kept
  * for the zero-point term, then per output row integer dot products of the u4 codes with xq
  * (AVX512-VNNI vpdpbusd; AVX2 vpmaddubsw + vpmaddwd without VNNI; a plain loop elsewhere and in
- * the tests), each group's s32 sums scaled by scale_w * sx into an f32 accumulator:
+ * the tests; from Q4_AMX_MIN_M rows of x on, AMX tdpbusd tiles of 16 output rows by 16 rows of
+ * x, groups of multiples of 128), each group's s32 sums scaled by scale_w * sx into an f32
+ * accumulator:
  *   y[m, n] = sum_g scale_w[n, g] sx[m, g] (sum_{k in g} q[n, k] xq[m, k] - z[n, g] sum_{k in g} xq[m, k]).
- * The M rows of x share each load of the codes. The f32 weight-only kernel (matmul_q4.c) stays
+ * The M rows of x share each load of the codes (one row of x: four rows of codes share each
+ * load of x). The f32 weight-only kernel (matmul_q4.c) stays
  * for q4_set_exact(1) (the oracle tests against transformers).
  *
  * The codes' layout (matmul_q4.c): per 32 weights 16 bytes, byte j holding q[j] low and q[16 + j]
@@ -579,7 +582,8 @@ AMX static void rows_amx16(const struct linear *l, const struct xq *q, float *y,
             _tile_zero(7);
             for (int ch = g * cpg; ch < (g + 1) * cpg; ch++) {
                 amx_unpack(qr, row_bytes, r0, ch, ab[0]);
-                amx_unpack(qr + 16 * row_bytes, row_bytes, r1, ch, ab[1]);
+                if (r1 > 0) /* (no pointer past the weights' last row) */
+                    amx_unpack(qr + 16 * row_bytes, row_bytes, r1, ch, ab[1]);
                 const int8_t *xb = q->xb + (size_t)ch * 2048;
                 _tile_loadd(4, xb, 64);
                 _tile_loadd(5, xb + 1024, 64);
