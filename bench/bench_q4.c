@@ -1,12 +1,12 @@
 /* bench_q4: INT4's few-token paths against INT8 on the linears of the random 124M LLaMA
  * (bench/make_random_decoder.c: hidden 768, qkv 768 -> 1280, o 768 -> 768, gate+up 768 -> 4096,
- * down 2048 -> 768, lm_head 768 -> 32000), at M tokens a call: what sets matmul_q4.c's switch
- * from the dot kernel (matmul_q4_dot.c: VNNI or AMX rows) to the s8-widened oneDNN path (matmul_q4_gemm.c).
+ * down 2048 -> 768, lm_head 768 -> 32000), at M tokens a call: what sets where each path takes
+ * over (matmul_q4_dot.c's VNNI and AMX rows, matmul_q4_gemm.c's s8-widened oneDNN matmul).
  * usage: bench-q4 [threads=2] [seconds-per-case=0.3] [rounds=3] [M,M,...=1,2,4,8,16,24,32]
  * Each shape is held in enough copies (about 24 MB of 4-bit weights) that a call reads its
  * weights from beyond L2, as a decode step does; calls rotate through the copies. Per round the
- * four paths (int8; int4 on the dot kernel's VNNI rows, on its AMX rows, on the s8 gemm) are timed back to back at each shape and M, and one
- * JSON line per case gives the median microseconds per call. */
+ * four paths (int8; int4 on the VNNI rows, on the AMX rows, on the s8 gemm) are timed back to
+ * back at each shape and M, and one JSON line per case gives the median microseconds a call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,8 +4,8 @@
  * multiplied: below Q4_GEMM_MIN_M tokens by matmul_q4_dot.c (activations to s8 per group,
  * integer dot products: AMX from 3 tokens, VNNI / AVX2 / plain), or with q4_set_exact(1) by
  * this file's exact weight-only kernel (each group of 32 weights widened to f32 in registers
- * and FMA'd with f32 x: AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on (prefill) by
- * matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6 has no
+ * and FMA'd with f32 x: AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on
+ * (prefill) by matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6 has no
  * 4-bit weights (docs/DECISIONS.md).
  *
  * Packed layout, per output row n (in / 2 bytes): blocks of 32 weights k0..k0+31, 16 bytes

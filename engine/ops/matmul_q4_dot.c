@@ -8,8 +8,8 @@
  * accumulator:
  *   y[m, n] = sum_g scale_w[n, g] sx[m, g] (sum_{k in g} q[n, k] xq[m, k] - z[n, g] sum_{k in g} xq[m, k]).
  * The M rows of x share each load of the codes (one row of x: four rows of codes share each
- * load of x). The f32 weight-only kernel (matmul_q4.c) stays
- * for q4_set_exact(1) (the oracle tests against transformers).
+ * load of x). The f32 weight-only kernel (matmul_q4.c) stays for q4_set_exact(1) (the oracle
+ * tests against transformers).
  *
  * The codes' layout (matmul_q4.c): per 32 weights 16 bytes, byte j holding q[j] low and q[16 + j]
  * high. The kernels take 128 weights (64 bytes) a chunk: the low nibbles are the 4 blocks' first
@@ -374,10 +374,11 @@ VNNI void dot_vnni_n4(const struct linear *l, const struct xq *q, int n, float *
         for (int r = 0; r < 4; r++) {
             /* PF_ROWS rows ahead (past the last row the hint reads nothing: no fault, and the
              * address is made as an integer, not a pointer past the weights) */
-            _mm_prefetch((const char *)((uintptr_t)qr + (size_t)(r + PF_ROWS) * rb + (size_t)c * 64),
-                         _MM_HINT_T0);
+            uintptr_t ahead = (uintptr_t)qr + (size_t)(r + PF_ROWS) * rb + (size_t)c * 64;
+            _mm_prefetch((const char *)ahead, _MM_HINT_T0);
             __m512i raw = _mm512_maskz_loadu_epi8(km, qr + (size_t)r * rb + (size_t)c * 64);
-            __m512i lo = _mm512_and_si512(raw, mask), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+            __m512i lo = _mm512_and_si512(raw, mask);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
             __m512i sd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x0);
             sd = _mm512_dpbusd_epi32(sd, hi, x1);
             __m512 d = _mm512_mul_ps(chunk_scales(sw + (size_t)r * (size_t)ng, c, G, ng, idx), sx);
@@ -390,8 +391,8 @@ VNNI void dot_vnni_n4(const struct linear *l, const struct xq *q, int n, float *
         __m512 xz = _mm512_maskz_loadu_ps(k, q->xz + (size_t)g);
         for (int r = 0; r < 4; r++) {
             size_t at = (size_t)r * (size_t)ng + (size_t)g;
-            __m512 swz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sw + at),
-                                       _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, zr + at))));
+            __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, zr + at)));
+            __m512 swz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sw + at), z);
             acc[r] = _mm512_fnmadd_ps(swz, xz, acc[r]);
         }
     }
@@ -548,6 +549,21 @@ AMX static inline void amx_store(const struct xq *q, const __m512 *acc, int rows
             y[(size_t)(b * 16 + mm) * (size_t)N + (size_t)(nt + i)] = out[i][mm];
 }
 
+/* The bytes of the next block of `step` rows of codes after row nt (0: none before n1). */
+static inline size_t next_block(int nt, int n1, int step, size_t row_bytes)
+{
+    int rows = n1 - nt - step < step ? n1 - nt - step : step;
+    return rows > 0 ? (size_t)rows * row_bytes : 0;
+}
+
+/* Group g's share of prefetching the `bytes` at p (the next block's codes, read next pass). */
+AMX static inline void prefetch_share(const uint8_t *p, size_t bytes, int g, int ng)
+{
+    size_t lines = bytes / 64, per_g = (lines + (size_t)ng - 1) / (size_t)ng;
+    for (size_t li = (size_t)g * per_g; li < (size_t)(g + 1) * per_g && li < lines; li++)
+        _mm_prefetch((const char *)(p + li * 64), _MM_HINT_T0);
+}
+
 /* Up to 16 rows of x: two tiles of 16 output rows a pass share the B tiles (0-1 and 2-3 the
  * two A tiles' low and high nibbles, 4-5 B, 6-7 C), and the codes are unpacked into buffers
  * alternating by group, so that one group's tile stores and f32 scaling overlap the next
@@ -571,13 +587,11 @@ AMX static void rows_amx16(const struct linear *l, const struct xq *q, float *y,
                 acc[t][i] = _mm512_setzero_ps();
         /* the next pair of tiles' codes (32 rows, contiguous), a share per group: the 32
          * strided rows read here are not a pattern the hardware prefetcher follows */
-        size_t next = nt + 32 < n1 ? (size_t)(n1 - nt - 32 < 32 ? n1 - nt - 32 : 32) * row_bytes : 0;
-        size_t per_g = (next / 64 + (size_t)q->ng - 1) / (size_t)q->ng;
+        size_t next = next_block(nt, n1, 32, row_bytes);
         for (int g = 0; g < q->ng; g++) {
             uint8_t(*ab)[2048] = a[g & 1];
             int32_t(*cb)[256] = c[g & 1];
-            for (size_t li = (size_t)g * per_g; li < (size_t)(g + 1) * per_g && li * 64 < next; li++)
-                _mm_prefetch((const char *)(qr + 32 * row_bytes + li * 64), _MM_HINT_T0);
+            prefetch_share(qr + (next ? 32 * row_bytes : 0), next, g, q->ng);
             _tile_zero(6);
             _tile_zero(7);
             for (int ch = g * cpg; ch < (g + 1) * cpg; ch++) {
@@ -623,11 +637,9 @@ AMX static void rows_amx32(const struct linear *l, const struct xq *q, float *y,
         for (int b = 0; b < 2; b++)
             for (int i = 0; i < 16; i++)
                 acc[b][i] = _mm512_setzero_ps();
-        size_t next = nt + 16 < n1 ? (size_t)(n1 - nt - 16 < 16 ? n1 - nt - 16 : 16) * row_bytes : 0;
-        size_t per_g = (next / 64 + (size_t)q->ng - 1) / (size_t)q->ng;
+        size_t next = next_block(nt, n1, 16, row_bytes);
         for (int g = 0; g < q->ng; g++) {
-            for (size_t li = (size_t)g * per_g; li < (size_t)(g + 1) * per_g && li * 64 < next; li++)
-                _mm_prefetch((const char *)(qr + 16 * row_bytes + li * 64), _MM_HINT_T0);
+            prefetch_share(qr + (next ? 16 * row_bytes : 0), next, g, q->ng);
             _tile_zero(4);
             _tile_zero(7);
             for (int ch = g * cpg; ch < (g + 1) * cpg; ch++) {
