@@ -2,10 +2,10 @@
  * scale and an integer zero point per group of in_features, quantized here from f32 (round to
  * nearest, asymmetric) or taken pre-quantized (AWQ, GPTQ: models/q4_checkpoint.c), packed, and
  * multiplied: below Q4_GEMM_MIN_M tokens by matmul_q4_dot.c (activations to s8 per group,
- * integer dot products: VNNI / AVX2 / plain), or with q4_set_exact(1) by this file's exact
- * weight-only kernel (each group of 32 weights widened to f32 in registers and FMA'd with f32 x:
- * AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on (prefill) by
- * matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6 has no
+ * integer dot products: AMX from 3 tokens, VNNI / AVX2 / plain), or with q4_set_exact(1) by
+ * this file's exact weight-only kernel (each group of 32 weights widened to f32 in registers
+ * and FMA'd with f32 x: AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on
+ * (prefill) by matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6 has no
  * 4-bit weights (docs/DECISIONS.md).
  *
  * Packed layout, per output row n (in / 2 bytes): blocks of 32 weights k0..k0+31, 16 bytes
@@ -13,6 +13,7 @@
  * (out, in / group) f32 and zero points (out, in / group) u8 beside it. Per weight: 4 bits +
  * 40 bits per group (0.54 bytes at group 128, int8's 1 byte). */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,6 +366,13 @@ void q4_set_gemm(int on)
     gemm_on = on;
 }
 
+static int gemm_min_m = Q4_GEMM_MIN_M;
+
+void q4_set_gemm_min(int m)
+{
+    gemm_min_m = m;
+}
+
 /* Whether few-token calls keep the f32 weight-only kernel (exact "dequantize then f32") instead
  * of matmul_q4_dot.c's s8 activations. */
 static int exact_on;
@@ -426,17 +434,22 @@ static void q4_matmul(const struct linear *l, rows_fn rows, const float *x, cons
      * the smallest of a decoder's linears on */
     int par = rows == rows_dot ? N >= 2 * ROWS_PER_TASK && work >= PAR_MIN_WORK / 8
                                : work >= PAR_MIN_WORK;
-#pragma omp parallel for schedule(static) if (par)
-    for (int t = 0; t < n_tasks; t++) {
-        int n0 = t * ROWS_PER_TASK, n1 = n0 + ROWS_PER_TASK < N ? n0 + ROWS_PER_TASK : N;
-        rows(l, x, xs, y, M, n0, n1);
+    /* one contiguous run of tasks per thread, in one call (the AMX kernel configures its
+     * tiles once a call) */
+#pragma omp parallel if (par)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int t0 = n_tasks * id / nt, t1 = n_tasks * (id + 1) / nt;
+        int n1 = t1 * ROWS_PER_TASK < N ? t1 * ROWS_PER_TASK : N;
+        if (t1 > t0)
+            rows(l, x, xs, y, M, t0 * ROWS_PER_TASK, n1);
     }
 }
 
 static int q4_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
                       int M, int add, struct err *e)
 {
-    if (gemm_on && !plain_only && M >= Q4_GEMM_MIN_M)
+    if (gemm_on && !plain_only && M >= gemm_min_m)
         return q4_gemm_forward(l, ctx, x, y, M, add, e);
     size_t n = (size_t)M * (size_t)l->out_features;
     size_t n_out = add ? (n + 15) & ~(size_t)15 : 0, n_xs = (size_t)M * (size_t)(l->in_features / l->group);

@@ -106,13 +106,21 @@ void q4_set_plain(int on);
  * default) sends calls of 32 tokens or more to the s8 GEMM path (matmul_q4_gemm.c), which
  * also quantizes the activations per token (process-wide). */
 void q4_set_gemm(int on);
+/* The token count from which q4_set_gemm's s8 GEMM path takes a call (default Q4_GEMM_MIN_M in
+ * matmul_q4.c); bench-q4 moves it to time both paths at the same M (process-wide). */
+void q4_set_gemm_min(int m);
 /* on = 1 keeps calls under 32 tokens on the f32 weight-only kernel (exactly x times the
  * dequantized weights: the oracle tests against transformers); on = 0 (the default) runs them
  * on matmul_q4_dot.c's kernel, activations quantized to s8 per group (process-wide). */
 void q4_set_exact(int on);
-/* Tests: the highest kernel matmul_q4_dot.c may pick: 0 plain C, 1 AVX2, 2 AVX512-VNNI (the
- * default; each only where the CPU has it). */
+/* Tests: the highest kernel matmul_q4_dot.c may pick: 0 plain C, 1 AVX2, 2 AVX512-VNNI, 3 AMX
+ * (the default; each only where the CPU has it, AMX for groups of multiples of 128 from
+ * q4_dot_set_amx_min tokens to 32). */
 void q4_dot_set_isa(int cap);
+/* The token count from which the AMX kernel takes a call (default Q4_AMX_MIN_M, measured by
+ * bench-q4; tests and bench-q4 move it; process-wide). */
+#define Q4_AMX_MIN_M 3
+void q4_dot_set_amx_min(int m);
 
 /* y = act(x W^T + b). x: (M, in), y: (M, out), not overlapping. The primitive for each M is
  * created on first use and cached in ctx. */

@@ -256,7 +256,7 @@ END_TEST
  * rint(x * 127 / max |x|)), exact s32 sums of q xq and of xq per group, then in double
  * sum_g scale sx (sum q xq - z sum xq), bias, activation, residual. What is left is the
  * kernel's f32 accumulation: within 1e-5 of the terms' magnitude. Every kernel this CPU has
- * (plain, AVX2, AVX512-VNNI), groups of 32, 64, 96 (not a divisor of the kernels' 128-weight
+ * (plain, AVX2, AVX512-VNNI, AMX at every M), groups of 32, 64, 96 (not a divisor of the kernels' 128-weight
  * step), 128 and 256, K not a multiple of 128, M 1..31 (the kernels take 4 rows of x a pass),
  * and an all-zero row of x. */
 static const struct {
@@ -269,6 +269,13 @@ static const struct {
     {5, 288, 20, 96, ACT_GELU_ERF, 0, 0}, {7, 1024, 24, 256, ACT_NONE, 0, 1},
     {31, 320, 9, 64, ACT_NONE, 1, 0},     {16, 2048, 19, 128, ACT_SILU, 0, 0},
     {2, 1280, 11, 32, ACT_NONE, 0, 0}, /* 40 groups: the zero points' term 16 groups a step */
+    /* the AMX kernel (groups of multiples of 128): rows of x past 16 (a second C tile), output
+     * rows not a multiple of its 16 */
+    {24, 768, 40, 128, ACT_SILU, 1, 1},   {17, 384, 16, 128, ACT_NONE, 0, 0},
+    {31, 512, 33, 256, ACT_NONE, 1, 0},
+    /* one row of x: the VNNI kernel takes four output rows a pass (groups of 32 and 64, the
+     * last chunk partial, output rows not a multiple of four) */
+    {1, 160, 9, 32, ACT_NONE, 0, 0},      {1, 192, 13, 64, ACT_NONE, 1, 1},
 };
 
 static void naive_s8(const struct q4_rows *r, const float *x, const float *b, int M, enum act a,
@@ -337,8 +344,9 @@ START_TEST(dot_vs_naive)
     ck_assert_msg(linear_init_q4(&l, &r, b, dot_shapes[_i].act, &e) == 0, "%s", e.msg);
     struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
     ck_assert_ptr_nonnull(ctx);
-    for (int isa = 2; isa >= 0; isa--) {
+    for (int isa = 3; isa >= 0; isa--) {
         q4_dot_set_isa(isa);
+        q4_dot_set_amx_min(1); /* at isa 3 the AMX kernel (where the CPU has it) at any M */
         if (res)
             memcpy(y, res, (size_t)M * N * sizeof *y);
         int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
@@ -353,7 +361,8 @@ START_TEST(dot_vs_naive)
          * them apart would pass on the f32 kernel too) */
         ck_assert_msg(worst > 1e-6, "shape %d isa %d: the s8 kernel matches f32 exactly", _i, isa);
     }
-    q4_dot_set_isa(2);
+    q4_dot_set_isa(3);
+    q4_dot_set_amx_min(Q4_AMX_MIN_M);
     case_fini(&l, ctx, &r, (void *[]){wd, x, b, res, y, ref});
     free(mag);
     free(exact);
