@@ -7,22 +7,9 @@
  * (M/128, 128) tokens with 12 heads of 64 (GFLOP/s = 4*B*H*S*S*D). Median of samples. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "bench_stats.h"
 #include "ops/ops.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* One timed case: calls run(arg) repeatedly; returns the median seconds per call. */
 struct bench_case {
@@ -55,25 +42,25 @@ static int run_attention(struct bench_case *c)
 
 static double time_case(struct bench_case *c, double seconds)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int warm = 0;
-    while (now_s() - t0 < seconds / 5 || warm < 3) {
+    while (bench_now_s() - t0 < seconds / 5 || warm < 3) {
         if (c->run(c) != 0)
             return -1;
         warm++;
     }
-    double per_call = (now_s() - t0) / warm;
+    double per_call = (bench_now_s() - t0) / warm;
     int reps = per_call > 0.05 ? 1 : (int)(0.05 / per_call) + 1;
     double samples[256];
     int n = 0;
-    double start = now_s();
-    while (n < 256 && (n < 5 || now_s() - start < seconds * 4 / 5)) {
-        double s = now_s();
+    double start = bench_now_s();
+    while (n < 256 && (n < 5 || bench_now_s() - start < seconds * 4 / 5)) {
+        double s = bench_now_s();
         for (int r = 0; r < reps; r++)
             c->run(c);
-        samples[n++] = (now_s() - s) / reps;
+        samples[n++] = (bench_now_s() - s) / reps;
     }
-    qsort(samples, (size_t)n, sizeof *samples, cmp_double);
+    qsort(samples, (size_t)n, sizeof *samples, bench_cmp_double);
     return samples[n / 2];
 }
 

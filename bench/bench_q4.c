@@ -10,24 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_stats.h"
 #include "ops/ops.h"
 
 #define MAX_COPIES 64
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 struct set {
     struct linear l[MAX_COPIES];
@@ -43,14 +30,14 @@ static double time_set(struct set *s, struct dnn_ctx *ctx, const float *x, float
             return -1;
     double samples[512];
     int n = 0, at = 0;
-    double start = now_s();
-    while (n < 512 && (n < 9 || now_s() - start < seconds)) {
-        double t = now_s();
+    double start = bench_now_s();
+    while (n < 512 && (n < 9 || bench_now_s() - start < seconds)) {
+        double t = bench_now_s();
         linear_forward(&s->l[at], ctx, x, y, M, NULL);
-        samples[n++] = now_s() - t;
+        samples[n++] = bench_now_s() - t;
         at = (at + 1) % s->n;
     }
-    qsort(samples, (size_t)n, sizeof *samples, cmp_double);
+    qsort(samples, (size_t)n, sizeof *samples, bench_cmp_double);
     return samples[n / 2];
 }
 
