@@ -25,7 +25,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#include "ops/simd_exp.h"
+#include "ops/simd.h"
 
 /* e^x for x <= 0, 0 below -87 (masked keys: -FLT_MAX). */
 __attribute__((target("avx512f"))) static inline __m512 exp_neg(__m512 x)

@@ -85,7 +85,7 @@ static float row_out_plain(const int32_t *acc, const float *sw, const float *b, 
 
 #define AVX512 __attribute__((target("avx512f")))
 
-#include "ops/simd_exp.h"
+#include "ops/simd.h"
 
 static inline AVX512 __mmask16 tail_mask(int left)
 {

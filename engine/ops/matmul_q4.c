@@ -209,15 +209,9 @@ static void rows_plain(const struct linear *l, const float *x, const float *xs, 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+#include "ops/simd.h"
 
-AVX2 float hsum(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
 
 /* Row n against MB (1 or 2) rows of x at xm (stride K): four accumulators per x row within a
  * group (independent FMA chains), scaled into acc at the group's end. */
@@ -256,7 +250,7 @@ AVX2 void dot_avx2(const struct linear *l, int n, const float *xm, float *out, c
                 acc[m]);
     }
     for (int m = 0; m < MB; m++)
-        out[m] = hsum(acc[m]);
+        out[m] = hsum_avx2(acc[m]);
 }
 
 __attribute__((target("avx2,fma"))) static void rows_avx2(const struct linear *l, const float *x,

@@ -256,17 +256,11 @@ static void rows_plain(const struct linear *l, const struct xq *q, float *y, int
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+#include "ops/simd.h"
+
 /* ---- AVX2: vpmaddubsw (u8 x s8 -> s16 pairs, at most 2 * 15 * 127: no saturation) ---- */
 
 #define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
-
-AVX2 float hsum256(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* Row n against rows m0 .. m0 + mb - 1 of x. */
 AVX2 void dot_avx2(const struct linear *l, const struct xq *q, int n, int m0, float *out,
@@ -299,7 +293,7 @@ AVX2 void dot_avx2(const struct linear *l, const struct xq *q, int n, int m0, fl
         }
     }
     for (int m = 0; m < mb; m++)
-        out[m] = hsum256(acc[m]);
+        out[m] = hsum_avx2(acc[m]);
 }
 
 __attribute__((target("avx2,fma"))) static void rows_avx2(const struct linear *l,

@@ -1,8 +1,9 @@
-/* simd_exp: e^x over an AVX-512 vector for the kernels of engine/ops/ that need it on negative
- * arguments (matmul_int8.c's GELU tail, attention_bf16.c's softmax). x86-64 with GCC/clang
- * only; include it where <immintrin.h> is. */
-#ifndef INFERD_OPS_SIMD_EXP_H
-#define INFERD_OPS_SIMD_EXP_H
+/* simd: the vector helpers more than one kernel of engine/ops/ needs: e^x over an AVX-512
+ * vector on negative arguments (matmul_int8.c's GELU tail, attention_bf16.c's softmax) and an
+ * AVX2 horizontal sum (the int4 kernels, matmul_q4.c and matmul_q4_dot.c). x86-64 with
+ * GCC/clang only; include it where <immintrin.h> is. */
+#ifndef INFERD_OPS_SIMD_H
+#define INFERD_OPS_SIMD_H
 
 #include <immintrin.h>
 
@@ -24,6 +25,15 @@ __attribute__((target("avx512f"))) static inline __m512 exp_neg_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
+}
+
+/* The sum of v's eight lanes. */
+__attribute__((target("avx2"), always_inline)) static inline float hsum_avx2(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 #endif
