@@ -9,7 +9,9 @@
  * epilogue hands its max to the second, which skips a pass over the (M, I) activation;
  * linear_forward_heads writes an encoder's QKV projection as the bf16 heads attention_bf16.c
  * reads, never as f32 rows.
- * AVX-512 where the CPU has it (every activation), a plain loop elsewhere. */
+ * AVX-512 where the CPU has it (every activation), a plain loop elsewhere. On CPUs with AMX,
+ * from INT8_AMX_MIN_M rows, matmul_int8_amx.c's kernel replaces the matmul and runs the same
+ * epilogue per 32 x 32 block of accumulators (int8_block_out) instead of a pass over (M, N). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,12 @@
  * top of the matmuls' own (fp32 and bf16 have none), each a wait on the other thread. */
 #define PAR_MIN_ELEMS 65537
 #define QUANT_BLOCK 4096
+
+/* The AMX kernel (matmul_int8_amx.c): on unless INFERD_INT8_AMX=0, from this many rows. */
+#ifndef INT8_AMX_DEFAULT
+#define INT8_AMX_DEFAULT 1
+#endif
+#define INT8_AMX_MIN_M 32
 
 /* Bytes of n elements of size sz, rounded up to a cache line (scratch carving). */
 static size_t lines(size_t n, size_t sz)
@@ -262,6 +270,48 @@ static float row_out(const int32_t *acc, const float *sw, const float *b, float 
     return row_out_plain(acc, sw, b, s, n, a, res, out);
 }
 
+float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw,
+                     const float *b, float s, enum act a, float *y, size_t ldy, int add)
+{
+    float mx = 0.0f;
+    for (int i = 0; i < rows; i++) {
+        float *yi = y + (size_t)i * ldy;
+        float rm = row_out(c + (size_t)i * (size_t)ldc, sw, b, s, cols, a, add ? yi : NULL, yi);
+        mx = rm > mx ? rm : mx;
+    }
+    return mx;
+}
+
+/* ---- AMX switch ------------------------------------------------------------------------ */
+
+static int amx_mode = -1;
+
+void int8_set_amx(int mode)
+{
+    amx_mode = mode != 0;
+}
+
+int int8_amx_mode(void)
+{
+    if (amx_mode < 0) {
+        const char *env = getenv("INFERD_INT8_AMX");
+        amx_mode = env && *env ? atoi(env) != 0 : INT8_AMX_DEFAULT;
+    }
+    return amx_mode;
+}
+
+int int8_has_amx(const struct linear *l)
+{
+    return l && l->w_amx != NULL;
+}
+
+/* The AMX kernel takes this call (its weights, the switch, enough rows, not the plain loops
+ * the tests force). */
+static int use_amx(const struct linear *l, int M)
+{
+    return l->w_amx && M >= INT8_AMX_MIN_M && int8_amx_mode() && !force_plain;
+}
+
 /* ---- whole matrices ------------------------------------------------------------------- */
 
 /* max |x| over x (n), blocks of QUANT_BLOCK over the context's OpenMP threads. */
@@ -324,27 +374,59 @@ static int s32_prim(const struct linear *l, struct dnn_ctx *ctx, int M, struct d
     return dnn_cache_add(ctx, &key, pd, args, NULL, 3, out, e);
 }
 
+/* xq (int8_amx_rows(M) or M, K) = x quantized (the AMX kernel's padding rows zero) in the
+ * context's scratch, with room for an (M, N) s32 matrix after it (*acc) when want_acc; returns
+ * the scale, < 0 out of memory. */
+static float quantize_in(const struct linear *l, struct dnn_ctx *ctx, const float *x, float x_max,
+                         int M, int amx, int want_acc, int8_t **xq, int32_t **acc, struct err *e)
+{
+    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
+    size_t rows = amx ? int8_amx_rows(M) : m, q_bytes = lines(rows * K, 1);
+    char *buf = dnn_scratch(ctx, q_bytes + (want_acc ? lines(m * N, sizeof(int32_t)) : 0), e);
+    if (!buf)
+        return -1.0f;
+    *xq = (int8_t *)buf;
+    if (acc)
+        *acc = (int32_t *)(buf + q_bytes);
+    float sx = quantize_all(x, *xq, m * K, x_max >= 0.0f ? x_max : absmax_all(x, m * K));
+    memset(*xq + m * K, 0, (rows - m) * K);
+    return sx;
+}
+
+/* acc (M, N) = xq W^T in s32: the AMX kernel's or oneDNN's. */
+static int s32_matmul(const struct linear *l, struct dnn_ctx *ctx, const int8_t *xq, int M,
+                      int amx, int32_t *acc, struct err *e)
+{
+    if (amx) {
+        int8_amx_forward(l, xq, M, 1.0f, NULL, 0, acc);
+        return 0;
+    }
+    struct dnn_prim *p;
+    int rc = s32_prim(l, ctx, M, &p, e);
+    void *bufs[] = {(void *)xq, l->w_packed, acc};
+    return rc != 0 ? rc : dnn_exec(ctx, p, bufs, e);
+}
+
 /* y (+)= act(x W^T + b) for M rows; x_max: max |x| when the caller knows it, else < 0;
  * *y_max (when not NULL) gets max |y| (the next INT8 linear's scale). */
 static int run(const struct linear *l, struct dnn_ctx *ctx, const float *x, float x_max, float *y,
                int M, int add, float *y_max, struct err *e)
 {
-    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
-    size_t q_bytes = lines(m * K, 1);
-    char *buf = dnn_scratch(ctx, q_bytes + lines(m * N, sizeof(int32_t)), e);
-    if (!buf)
+    int amx = use_amx(l, M);
+    int8_t *xq;
+    int32_t *acc = NULL;
+    float sx = quantize_in(l, ctx, x, x_max, M, amx, !amx, &xq, amx ? NULL : &acc, e);
+    if (sx < 0.0f)
         return e ? e->kind : ERR_NOMEM;
-    int8_t *xq = (int8_t *)buf;             /* (M, K) */
-    int32_t *acc = (int32_t *)(buf + q_bytes); /* (M, N) */
-    float sx = quantize_all(x, xq, m * K, x_max >= 0.0f ? x_max : absmax_all(x, m * K));
-    struct dnn_prim *p;
-    int rc = s32_prim(l, ctx, M, &p, e);
-    void *bufs[] = {xq, l->w_packed, acc};
-    if (rc == 0)
-        rc = dnn_exec(ctx, p, bufs, e);
-    if (rc != 0)
-        return rc;
-    float mx = epilogue(l, acc, sx, y, M, add);
+    float mx;
+    if (amx) {
+        mx = int8_amx_forward(l, xq, M, sx, y, add, NULL);
+    } else {
+        int rc = s32_matmul(l, ctx, xq, M, 0, acc, e);
+        if (rc != 0)
+            return rc;
+        mx = epilogue(l, acc, sx, y, M, add);
+    }
     if (y_max)
         *y_max = mx;
     return 0;
@@ -382,20 +464,14 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
         return err_set(e, ERR_INVALID, "linear_forward_heads: an INT8 (%d, 3 x %d x %d) linear "
                        "wanted, not (%d, %d)", l->in_features, NH, D, l->in_features,
                        l->out_features);
-    int M = B * S;
-    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
-    size_t q_bytes = lines(m * K, 1), part = (size_t)B * NH * S * D;
-    char *buf = dnn_scratch(ctx, q_bytes + lines(m * N, sizeof(int32_t)), e);
-    if (!buf)
+    int M = B * S, amx = use_amx(l, M);
+    size_t N = (size_t)l->out_features, m = (size_t)M, part = (size_t)B * NH * S * D;
+    int8_t *xq;
+    int32_t *acc; /* (M, N) */
+    float sx = quantize_in(l, ctx, x, -1.0f, M, amx, 1, &xq, &acc, e);
+    if (sx < 0.0f)
         return e ? e->kind : ERR_NOMEM;
-    int8_t *xq = (int8_t *)buf;                /* (M, K) */
-    int32_t *acc = (int32_t *)(buf + q_bytes); /* (M, N) */
-    float sx = quantize_all(x, xq, m * K, absmax_all(x, m * K));
-    struct dnn_prim *p;
-    int rc = s32_prim(l, ctx, M, &p, e);
-    void *bufs[] = {xq, l->w_packed, acc};
-    if (rc == 0)
-        rc = dnn_exec(ctx, p, bufs, e);
+    int rc = s32_matmul(l, ctx, xq, M, amx, acc, e);
     if (rc != 0)
         return rc;
 #pragma omp parallel for schedule(static) if (m * N >= PAR_MIN_ELEMS)

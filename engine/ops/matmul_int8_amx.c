@@ -1,0 +1,153 @@
+/* matmul_int8_amx: INT8 linears on Intel AMX (tdpbssd, s8 x s8 -> s32) with the epilogue on
+ * each 32 x 32 block of accumulators while it is in L1, instead of oneDNN's matmul followed by
+ * matmul_int8.c's pass over the whole (M, N) s32 matrix. The weights are packed once at load
+ * (int8_amx_pack) in the tile layout: per 16 output columns and per 64 values of k, 16 rows of
+ * 64 bytes (row r: the 4 values k = 64 c + 4 r .. + 3 of each of the 16 columns), N padded
+ * with zero columns to a multiple of 32. Activations are matmul_int8.c's s8 rows (stride K),
+ * M padded with zero rows to a multiple of 32 by the caller. Tiles: 0-3 the 2 x 2 accumulators
+ * (32 rows by 32 columns), 4-5 A (rows 0-15, 16-31), 6-7 B (columns 0-15, 16-31). K must be a
+ * multiple of 64 (int8_amx_pack returns NULL otherwise: oneDNN's path takes those). */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/amx.h"
+#include "ops/linear_kind.h"
+#include "ops/ops.h"
+
+#define BLK 32                 /* rows and columns of one accumulator block */
+#define KSTEP 64               /* bytes of k per tile row */
+#define TILE_BYTES 1024        /* one packed B tile: 16 rows of 64 bytes */
+#define CHUNK_BYTES (512 << 10) /* packed weights a thread walks per pass over its rows (L2) */
+
+static size_t pad32(int n)
+{
+    return ((size_t)n + BLK - 1) / BLK * BLK;
+}
+
+size_t int8_amx_rows(int M)
+{
+    return pad32(M);
+}
+
+int8_t *int8_amx_pack(const int8_t *q, int K, int N)
+{
+    if (K <= 0 || N <= 0 || K % KSTEP != 0 || !amx_int8_available())
+        return NULL;
+    size_t np = pad32(N), nk = (size_t)K / KSTEP, bytes = np / 16 * nk * TILE_BYTES;
+    int8_t *p = aligned_alloc(64, bytes);
+    if (!p)
+        return NULL;
+    for (size_t nb = 0; nb < np / 16; nb++)
+        for (size_t c = 0; c < nk; c++) {
+            int8_t *t = p + (nb * nk + c) * TILE_BYTES;
+            for (int r = 0; r < 16; r++)
+                for (int j = 0; j < 16; j++)
+                    for (int i = 0; i < 4; i++) {
+                        size_t n = nb * 16 + (size_t)j, k = c * KSTEP + (size_t)(4 * r + i);
+                        t[r * 64 + j * 4 + i] = n < (size_t)N ? q[k * (size_t)N + n] : 0;
+                    }
+        }
+    return p;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define AMX __attribute__((target("avx512f,amx-tile,amx-int8")))
+
+/* Every tile 16 rows of 64 bytes. A constant in memory: GCC 12 may drop the stores of a
+ * configuration built on the stack before ldtilecfg (int4dec's note). */
+static const struct amx_cfg cfg16 = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+/* c (32, 32) s32 = xq rows m0 .. m0 + 31 times packed column blocks nb, nb + 1 (16 each). */
+AMX static inline void block(const int8_t *xq, size_t K, size_t m0, const int8_t *w0,
+                             const int8_t *w1, size_t nk, int32_t *c)
+{
+    const int8_t *a = xq + m0 * K;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (size_t k = 0; k < nk; k++) {
+        _tile_loadd(4, a + k * KSTEP, K);
+        _tile_loadd(5, a + 16 * K + k * KSTEP, K);
+        _tile_loadd(6, w0 + k * TILE_BYTES, 64);
+        _tile_loadd(7, w1 + k * TILE_BYTES, 64);
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        _tile_dpbssd(2, 5, 6);
+        _tile_dpbssd(3, 5, 7);
+    }
+    _tile_stored(0, c, BLK * 4);
+    _tile_stored(1, c + 16, BLK * 4);
+    _tile_stored(2, c + 16 * BLK, BLK * 4);
+    _tile_stored(3, c + 16 * BLK + 16, BLK * 4);
+}
+
+/* Column blocks [b0, b1) (32 columns each) for every row block: per chunk of column blocks
+ * (packed weights that stay in L2), every row block, then its epilogue or its s32 copy. */
+AMX static float thread_part(const struct linear *l, const int8_t *xq, int M, float sx,
+                             float *y, int add, int32_t *acc, int b0, int b1)
+{
+    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, nk = K / KSTEP;
+    size_t blk_bytes = 2 * nk * TILE_BYTES;
+    int per_chunk = (int)(CHUNK_BYTES / blk_bytes) > 0 ? (int)(CHUNK_BYTES / blk_bytes) : 1;
+    _Alignas(64) int32_t c[BLK * BLK];
+    float mx = 0.0f;
+    _tile_loadconfig(&cfg16);
+    for (int cb = b0; cb < b1; cb += per_chunk) {
+        int ce = cb + per_chunk < b1 ? cb + per_chunk : b1;
+        for (int m0 = 0; m0 < M; m0 += BLK) {
+            int rows = M - m0 < BLK ? M - m0 : BLK;
+            for (int b = cb; b < ce; b++) {
+                const int8_t *w0 = l->w_amx + (size_t)b * blk_bytes;
+                block(xq, K, (size_t)m0, w0, w0 + nk * TILE_BYTES, nk, c);
+                size_t n0 = (size_t)b * BLK;
+                int cols = N - n0 < BLK ? (int)(N - n0) : BLK;
+                if (acc) {
+                    for (int i = 0; i < rows; i++)
+                        memcpy(acc + (size_t)(m0 + i) * N + n0, c + i * BLK,
+                               (size_t)cols * sizeof *acc);
+                    continue;
+                }
+                float bm = int8_block_out(c, BLK, rows, cols, l->w_scales + n0,
+                                          l->bias ? l->bias + n0 : NULL, sx, l->act,
+                                          y + (size_t)m0 * N + n0, N, add);
+                mx = bm > mx ? bm : mx;
+            }
+        }
+    }
+    _tile_release();
+    return mx;
+}
+
+float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,
+                       int add, int32_t *acc)
+{
+    int n_blk = (int)(pad32(l->out_features) / BLK);
+    int par = (double)M * l->out_features * l->in_features >= 4.0e6 && n_blk >= 2;
+    float mx = 0.0f;
+#pragma omp parallel reduction(max : mx) if (par)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int b0 = n_blk * id / nt, b1 = n_blk * (id + 1) / nt;
+        if (b1 > b0) {
+            float t = thread_part(l, xq, M, sx, y, add, acc, b0, b1);
+            mx = t > mx ? t : mx;
+        }
+    }
+    return mx;
+}
+#else
+float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,
+                       int add, int32_t *acc)
+{
+    (void)l, (void)xq, (void)M, (void)sx, (void)y, (void)add, (void)acc;
+    return 0.0f; /* never called: int8_amx_pack gives no weights off x86-64 */
+}
+#endif
