@@ -170,6 +170,20 @@ AVX512 static inline __m512 gelu_tanh_avx512(__m512 x)
     return _mm512_mul_ps(x, sigmoid_avx512(_mm512_mul_ps(u, _mm512_set1_ps(2.0f * 0.7978845608f))));
 }
 
+/* act on 16 values, a compile-time constant once inlined. */
+AVX512 static inline __attribute__((always_inline)) __m512 act_k(__m512 v, enum act a)
+{
+    if (a == ACT_GELU_ERF)
+        return gelu_erf_avx512(v);
+    if (a == ACT_GELU_TANH)
+        return gelu_tanh_avx512(v);
+    if (a == ACT_SILU)
+        return _mm512_mul_ps(v, sigmoid_avx512(v));
+    if (a == ACT_RELU)
+        return _mm512_max_ps(v, _mm512_setzero_ps());
+    return v;
+}
+
 /* row_out_plain, 16 at a time, for a compile-time act once inlined (each caller below gets
  * its own tight loop). GELU-tanh and SiLU were libm's tanhf / expf per element: at 16 decode
  * streams GPT-2's c_fc epilogue (16 x 3072 a layer) cost more than its matmul. */
@@ -185,21 +199,60 @@ row_out_k(const int32_t *acc, const float *sw, const float *b, float s, int n, e
         v = _mm512_mul_ps(v, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, sw + i)));
         if (b)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b + i));
-        if (a == ACT_GELU_ERF) {
-            v = gelu_erf_avx512(v);
-        } else if (a == ACT_GELU_TANH) {
-            v = gelu_tanh_avx512(v);
-        } else if (a == ACT_SILU) {
-            v = _mm512_mul_ps(v, sigmoid_avx512(v));
-        } else if (a == ACT_RELU) {
-            v = _mm512_max_ps(v, zero);
-        }
+        v = act_k(v, a);
         if (res)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, res + i));
         _mm512_mask_storeu_ps(out + i, k, v);
         m = _mm512_mask_max_ps(m, k, m, _mm512_abs_ps(v));
     }
     return _mm512_reduce_max_ps(m);
+}
+
+/* int8_block_out's rows, the same arithmetic as row_out_k per element (the same bits), with the
+ * scales and bias of each 16 columns loaded once a block and one max reduction a block. */
+AVX512 static inline __attribute__((always_inline)) float
+block_out_k(const int32_t *c, int ldc, int rows, int cols, const float *sw, const float *b,
+            float s, enum act a, float *y, size_t ldy, int add)
+{
+    const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps();
+    __m512 m = zero;
+    for (int j = 0; j < cols; j += 16) {
+        __mmask16 k = tail_mask(cols - j);
+        __m512 ws = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, sw + j));
+        __m512 vb = b ? _mm512_maskz_loadu_ps(k, b + j) : zero;
+        for (int i = 0; i < rows; i++) {
+            float *yi = y + (size_t)i * ldy + j;
+            __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, c + (size_t)i * ldc + j));
+            v = _mm512_mul_ps(v, ws);
+            if (b)
+                v = _mm512_add_ps(v, vb);
+            v = act_k(v, a);
+            if (add)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, yi));
+            _mm512_mask_storeu_ps(yi, k, v);
+            m = _mm512_mask_max_ps(m, k, m, _mm512_abs_ps(v));
+        }
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+#define BLOCK_OUT(A)                                                                           \
+    (b ? (add ? block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 1)                        \
+              : block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 0))                       \
+       : (add ? block_out_k(c, ldc, rows, cols, sw, NULL, s, A, y, ldy, 1)                     \
+              : block_out_k(c, ldc, rows, cols, sw, NULL, s, A, y, ldy, 0)))
+
+AVX512 static float block_out_avx512(const int32_t *c, int ldc, int rows, int cols,
+                                     const float *sw, const float *b, float s, enum act a,
+                                     float *y, size_t ldy, int add)
+{
+    switch (a) {
+    case ACT_GELU_ERF: return BLOCK_OUT(ACT_GELU_ERF);
+    case ACT_GELU_TANH: return BLOCK_OUT(ACT_GELU_TANH);
+    case ACT_SILU: return BLOCK_OUT(ACT_SILU);
+    case ACT_RELU: return BLOCK_OUT(ACT_RELU);
+    default: return BLOCK_OUT(ACT_NONE);
+    }
 }
 
 AVX512 static float row_out_avx512(const int32_t *acc, const float *sw, const float *b, float s,
@@ -273,6 +326,10 @@ static float row_out(const int32_t *acc, const float *sw, const float *b, float 
 float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw,
                      const float *b, float s, enum act a, float *y, size_t ldy, int add)
 {
+#if HAVE_X86
+    if (simd())
+        return block_out_avx512(c, ldc, rows, cols, sw, b, s, a, y, ldy, add);
+#endif
     float mx = 0.0f;
     for (int i = 0; i < rows; i++) {
         float *yi = y + (size_t)i * ldy;

@@ -64,9 +64,9 @@ static const struct amx_cfg cfg16 = {
     .rows = {16, 16, 16, 16, 16, 16, 16, 16},
 };
 
-/* c (32, 32) s32 = xq rows m0 .. m0 + 31 times packed column blocks nb, nb + 1 (16 each). */
+/* Tiles 0-3 = xq rows m0 .. m0 + 31 times packed column blocks w0, w1 (16 columns each). */
 AMX static inline void block(const int8_t *xq, size_t K, size_t m0, const int8_t *w0,
-                             const int8_t *w1, size_t nk, int32_t *c)
+                             const int8_t *w1, size_t nk)
 {
     const int8_t *a = xq + m0 * K;
     _tile_zero(0);
@@ -83,46 +83,71 @@ AMX static inline void block(const int8_t *xq, size_t K, size_t m0, const int8_t
         _tile_dpbssd(2, 5, 6);
         _tile_dpbssd(3, 5, 7);
     }
+}
+
+/* c (32, 32) = tiles 0-3. */
+AMX static inline void store(int32_t *c)
+{
     _tile_stored(0, c, BLK * 4);
     _tile_stored(1, c + 16, BLK * 4);
     _tile_stored(2, c + 16 * BLK, BLK * 4);
     _tile_stored(3, c + 16 * BLK + 16, BLK * 4);
 }
 
-/* Column blocks [b0, b1) (32 columns each) for every row block: per chunk of column blocks
- * (packed weights that stay in L2), every row block, then its epilogue or its s32 copy. */
-AMX static float thread_part(const struct linear *l, const int8_t *xq, int M, float sx,
-                             float *y, int add, int32_t *acc, int b0, int b1)
+struct part {
+    const struct linear *l;
+    int M, add;
+    float sx, *y;
+    int32_t *acc;
+};
+
+/* The block at rows m0, column block b, in c: its epilogue or its s32 copy; returns max |y|. */
+static float finish(const struct part *p, const int32_t *c, int m0, int b)
 {
-    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, nk = K / KSTEP;
+    size_t N = (size_t)p->l->out_features, n0 = (size_t)b * BLK;
+    int rows = p->M - m0 < BLK ? p->M - m0 : BLK, cols = N - n0 < BLK ? (int)(N - n0) : BLK;
+    if (p->acc) {
+        for (int i = 0; i < rows; i++)
+            memcpy(p->acc + (size_t)(m0 + i) * N + n0, c + i * BLK, (size_t)cols * sizeof *c);
+        return 0.0f;
+    }
+    const struct linear *l = p->l;
+    return int8_block_out(c, BLK, rows, cols, l->w_scales + n0, l->bias ? l->bias + n0 : NULL,
+                          p->sx, l->act, p->y + (size_t)m0 * N + n0, N, p->add);
+}
+
+/* Column blocks [b0, b1) (32 columns each) for every row block: per chunk of column blocks
+ * (packed weights that stay in L2), every row block. Software-pipelined: a block's tile
+ * products are issued before the previous block's epilogue, which the vector units run while
+ * the tile unit works. */
+AMX static float thread_part(const struct part *p, const int8_t *xq, int b0, int b1)
+{
+    size_t K = (size_t)p->l->in_features, nk = K / KSTEP;
     size_t blk_bytes = 2 * nk * TILE_BYTES;
     int per_chunk = (int)(CHUNK_BYTES / blk_bytes) > 0 ? (int)(CHUNK_BYTES / blk_bytes) : 1;
     _Alignas(64) int32_t c[BLK * BLK];
     float mx = 0.0f;
+    int pm = -1, pb = -1; /* the block waiting in c */
     _tile_loadconfig(&cfg16);
     for (int cb = b0; cb < b1; cb += per_chunk) {
         int ce = cb + per_chunk < b1 ? cb + per_chunk : b1;
-        for (int m0 = 0; m0 < M; m0 += BLK) {
-            int rows = M - m0 < BLK ? M - m0 : BLK;
+        for (int m0 = 0; m0 < p->M; m0 += BLK)
             for (int b = cb; b < ce; b++) {
-                const int8_t *w0 = l->w_amx + (size_t)b * blk_bytes;
-                block(xq, K, (size_t)m0, w0, w0 + nk * TILE_BYTES, nk, c);
-                size_t n0 = (size_t)b * BLK;
-                int cols = N - n0 < BLK ? (int)(N - n0) : BLK;
-                if (acc) {
-                    for (int i = 0; i < rows; i++)
-                        memcpy(acc + (size_t)(m0 + i) * N + n0, c + i * BLK,
-                               (size_t)cols * sizeof *acc);
-                    continue;
+                const int8_t *w0 = p->l->w_amx + (size_t)b * blk_bytes;
+                block(xq, K, (size_t)m0, w0, w0 + nk * TILE_BYTES, nk);
+                if (pm >= 0) {
+                    float bm = finish(p, c, pm, pb);
+                    mx = bm > mx ? bm : mx;
                 }
-                float bm = int8_block_out(c, BLK, rows, cols, l->w_scales + n0,
-                                          l->bias ? l->bias + n0 : NULL, sx, l->act,
-                                          y + (size_t)m0 * N + n0, N, add);
-                mx = bm > mx ? bm : mx;
+                store(c);
+                pm = m0, pb = b;
             }
-        }
     }
     _tile_release();
+    if (pm >= 0) {
+        float bm = finish(p, c, pm, pb);
+        mx = bm > mx ? bm : mx;
+    }
     return mx;
 }
 
@@ -137,7 +162,8 @@ float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int b0 = n_blk * id / nt, b1 = n_blk * (id + 1) / nt;
         if (b1 > b0) {
-            float t = thread_part(l, xq, M, sx, y, add, acc, b0, b1);
+            struct part p = {l, M, add, sx, y, acc};
+            float t = thread_part(&p, xq, b0, b1);
             mx = t > mx ? t : mx;
         }
     }
