@@ -450,14 +450,10 @@ static float quantize_in(const struct linear *l, struct dnn_ctx *ctx, const floa
     return sx;
 }
 
-/* acc (M, N) = xq W^T in s32: the AMX kernel's or oneDNN's. */
+/* acc (M, N) = xq W^T in s32 (oneDNN). */
 static int s32_matmul(const struct linear *l, struct dnn_ctx *ctx, const int8_t *xq, int M,
-                      int amx, int32_t *acc, struct err *e)
+                      int32_t *acc, struct err *e)
 {
-    if (amx) {
-        int8_amx_forward(l, xq, M, 1.0f, NULL, 0, acc);
-        return 0;
-    }
     struct dnn_prim *p;
     int rc = s32_prim(l, ctx, M, &p, e);
     void *bufs[] = {(void *)xq, l->w_packed, acc};
@@ -477,9 +473,9 @@ static int run(const struct linear *l, struct dnn_ctx *ctx, const float *x, floa
         return e ? e->kind : ERR_NOMEM;
     float mx;
     if (amx) {
-        mx = int8_amx_forward(l, xq, M, sx, y, add, NULL);
+        mx = int8_amx_forward(l, xq, M, sx, y, add, NULL, NULL);
     } else {
-        int rc = s32_matmul(l, ctx, xq, M, 0, acc, e);
+        int rc = s32_matmul(l, ctx, xq, M, acc, e);
         if (rc != 0)
             return rc;
         mx = epilogue(l, acc, sx, y, M, add);
@@ -521,14 +517,18 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
         return err_set(e, ERR_INVALID, "linear_forward_heads: an INT8 (%d, 3 x %d x %d) linear "
                        "wanted, not (%d, %d)", l->in_features, NH, D, l->in_features,
                        l->out_features);
-    int M = B * S, amx = use_amx(l, M);
+    int M = B * S, amx = use_amx(l, M) && int8_amx_heads_ok(sh);
     size_t N = (size_t)l->out_features, m = (size_t)M, part = (size_t)B * NH * S * D;
     int8_t *xq;
-    int32_t *acc; /* (M, N) */
-    float sx = quantize_in(l, ctx, x, -1.0f, M, amx, 1, &xq, &acc, e);
+    int32_t *acc = NULL; /* (M, N) */
+    float sx = quantize_in(l, ctx, x, -1.0f, M, amx, !amx, &xq, amx ? NULL : &acc, e);
     if (sx < 0.0f)
         return e ? e->kind : ERR_NOMEM;
-    int rc = s32_matmul(l, ctx, xq, M, amx, acc, e);
+    if (amx) {
+        int8_amx_forward(l, xq, M, sx, NULL, 0, sh, heads);
+        return 0;
+    }
+    int rc = s32_matmul(l, ctx, xq, M, acc, e);
     if (rc != 0)
         return rc;
 #pragma omp parallel for schedule(static) if (m * N >= PAR_MIN_ELEMS)

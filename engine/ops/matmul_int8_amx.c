@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/amx.h"
+#include "ops/bf16.h"
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
 
@@ -28,6 +29,11 @@ static size_t pad32(int n)
 size_t int8_amx_rows(int M)
 {
     return pad32(M);
+}
+
+int int8_amx_heads_ok(const struct attn_shape *sh)
+{
+    return sh->head_dim % BLK == 0;
 }
 
 int8_t *int8_amx_pack(const int8_t *q, int K, int N)
@@ -98,17 +104,38 @@ struct part {
     const struct linear *l;
     int M, add;
     float sx, *y;
-    int32_t *acc;
+    const struct attn_shape *sh; /* with heads: bf16 heads instead of y */
+    uint16_t *heads;
 };
+
+/* The block's f32 values (int8_block_out's, so the bits of matmul_int8.c's row_bf16) rounded
+ * to bf16 into the attention's heads: q, k, v parts of (B, NH, S, D) each; the block's 32
+ * columns lie in one head (head_dim a multiple of 32, int8_amx_heads_ok). */
+static void finish_heads(const struct part *p, const int32_t *c, int m0, int rows, size_t n0,
+                         int cols)
+{
+    const struct linear *l = p->l;
+    int S = p->sh->seq, NH = p->sh->n_heads, D = p->sh->head_dim;
+    size_t part = (size_t)p->sh->batch * NH * S * D, ch = n0 / (size_t)D;
+    size_t h = ch % (size_t)NH;
+    uint16_t *base = p->heads + ch / (size_t)NH * part + n0 % (size_t)D;
+    _Alignas(64) float t[BLK * BLK];
+    int8_block_out(c, BLK, rows, cols, l->w_scales + n0, l->bias ? l->bias + n0 : NULL, p->sx,
+                   l->act, t, BLK, 0);
+    for (int i = 0; i < rows; i++) {
+        size_t r = (size_t)(m0 + i), bi = r / (size_t)S, tt = r % (size_t)S;
+        bf16_from_f32(t + i * BLK, base + ((bi * (size_t)NH + h) * (size_t)S + tt) * (size_t)D,
+                      (size_t)cols);
+    }
+}
 
 /* The block at rows m0, column block b, in c: its epilogue or its s32 copy; returns max |y|. */
 static float finish(const struct part *p, const int32_t *c, int m0, int b)
 {
     size_t N = (size_t)p->l->out_features, n0 = (size_t)b * BLK;
     int rows = p->M - m0 < BLK ? p->M - m0 : BLK, cols = N - n0 < BLK ? (int)(N - n0) : BLK;
-    if (p->acc) {
-        for (int i = 0; i < rows; i++)
-            memcpy(p->acc + (size_t)(m0 + i) * N + n0, c + i * BLK, (size_t)cols * sizeof *c);
+    if (p->heads) {
+        finish_heads(p, c, m0, rows, n0, cols);
         return 0.0f;
     }
     const struct linear *l = p->l;
@@ -152,7 +179,7 @@ AMX static float thread_part(const struct part *p, const int8_t *xq, int b0, int
 }
 
 float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,
-                       int add, int32_t *acc)
+                       int add, const struct attn_shape *sh, uint16_t *heads)
 {
     int n_blk = (int)(pad32(l->out_features) / BLK);
     int par = (double)M * l->out_features * l->in_features >= 4.0e6 && n_blk >= 2;
@@ -162,7 +189,7 @@ float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int b0 = n_blk * id / nt, b1 = n_blk * (id + 1) / nt;
         if (b1 > b0) {
-            struct part p = {l, M, add, sx, y, acc};
+            struct part p = {l, M, add, sx, y, sh, heads};
             float t = thread_part(&p, xq, b0, b1);
             mx = t > mx ? t : mx;
         }
@@ -171,9 +198,9 @@ float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx
 }
 #else
 float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,
-                       int add, int32_t *acc)
+                       int add, const struct attn_shape *sh, uint16_t *heads)
 {
-    (void)l, (void)xq, (void)M, (void)sx, (void)y, (void)add, (void)acc;
+    (void)l, (void)xq, (void)M, (void)sx, (void)y, (void)add, (void)sh, (void)heads;
     return 0.0f; /* never called: int8_amx_pack gives no weights off x86-64 */
 }
 #endif

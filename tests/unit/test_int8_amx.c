@@ -5,7 +5,7 @@
  * |residual|) (the float epilogue's rounding and GELU's ~1e-7 approximations). Shapes with M
  * not a multiple of 16 or 32 and N not a multiple of 32, every activation, bias and residual
  * on and off, one and two threads; and the AMX path bit for bit equal to oneDNN's path (same
- * s32, same epilogue), the feed-forward pair too. Skipped (passes) on CPUs without AMX. */
+ * s32, same epilogue), the feed-forward pair and the QKV heads too. Skipped (passes) on CPUs without AMX. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -181,6 +181,43 @@ START_TEST(amx_ffn_and_fallback)
 }
 END_TEST
 
+/* An encoder's QKV projection written as bf16 heads (linear_forward_heads): the AMX kernel's
+ * per-block heads and oneDNN's path give the same bits (B = 3, S = 27: M = 81, head_dim 64;
+ * head_dim 48 is not a multiple of 32 and takes oneDNN's path, same bits too). */
+START_TEST(amx_heads_match_onednn)
+{
+    if (!amx_int8_available())
+        return;
+    struct err e = {0};
+    struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
+    ck_assert_msg(ctx != NULL, "%s", e.msg);
+    rng = 13;
+    static const int dims[] = {64, 48};
+    for (int di = 0; di < 2; di++) {
+        int B = 3, S = 27, NH = 2, D = dims[di], H = NH * D, K = 128, M = B * S;
+        struct attn_shape sh = {B, S, NH, D, 3 * H, H, 0};
+        float *x = rnd_array((size_t)M * K, -2, 2), *w = rnd_array((size_t)3 * H * K, -0.3f, 0.3f);
+        float *b = rnd_array((size_t)3 * H, -1, 1);
+        uint16_t *heads[2];
+        for (int amx = 0; amx < 2; amx++) {
+            struct linear l;
+            int8_set_amx(amx);
+            ck_assert(linear_init(&l, ctx, w, b, K, 3 * H, DTYPE_COMPUTE_INT8, ACT_NONE, &e) == 0);
+            ck_assert_int_eq(int8_has_amx(&l), amx);
+            heads[amx] = calloc((size_t)3 * M * H, sizeof *heads[amx]);
+            ck_assert_ptr_nonnull(heads[amx]);
+            ck_assert_msg(linear_forward_heads(&l, ctx, x, &sh, heads[amx], &e) == 0, "%s", e.msg);
+            linear_fini(&l);
+        }
+        ck_assert_msg(memcmp(heads[0], heads[1], (size_t)3 * M * H * sizeof *heads[0]) == 0,
+                      "head_dim %d: AMX and oneDNN heads differ", D);
+        free(x), free(w), free(b), free(heads[0]), free(heads[1]);
+    }
+    int8_set_amx(1);
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
 Suite *suite_int8_amx(void)
 {
     Suite *s = suite_create("int8_amx");
@@ -189,6 +226,7 @@ Suite *suite_int8_amx(void)
     tcase_add_test(tc, amx_vs_naive_one_thread);
     tcase_add_test(tc, amx_vs_naive_two_threads);
     tcase_add_test(tc, amx_ffn_and_fallback);
+    tcase_add_test(tc, amx_heads_match_onednn);
     suite_add_tcase(s, tc);
     return s;
 }
