@@ -9,7 +9,6 @@
  * multiple of 64 (int8_amx_pack returns NULL otherwise: oneDNN's path takes those). */
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "ops/amx.h"
 #include "ops/bf16.h"
