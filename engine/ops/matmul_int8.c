@@ -9,7 +9,9 @@
  * epilogue hands its max to the second, which skips a pass over the (M, I) activation;
  * linear_forward_heads writes an encoder's QKV projection as the bf16 heads attention_bf16.c
  * reads, never as f32 rows.
- * AVX-512 where the CPU has it (every activation), a plain loop elsewhere. */
+ * AVX-512 where the CPU has it (every activation), a plain loop elsewhere. On CPUs with AMX,
+ * from INT8_AMX_MIN_M rows, matmul_int8_amx.c's kernel replaces the matmul and runs the same
+ * epilogue per 32 x 32 block of accumulators (int8_block_out) instead of a pass over (M, N). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,12 @@
  * top of the matmuls' own (fp32 and bf16 have none), each a wait on the other thread. */
 #define PAR_MIN_ELEMS 65537
 #define QUANT_BLOCK 4096
+
+/* The AMX kernel (matmul_int8_amx.c): on unless INFERD_INT8_AMX=0, from this many rows. */
+#ifndef INT8_AMX_DEFAULT
+#define INT8_AMX_DEFAULT 1
+#endif
+#define INT8_AMX_MIN_M 32
 
 /* Bytes of n elements of size sz, rounded up to a cache line (scratch carving). */
 static size_t lines(size_t n, size_t sz)
@@ -162,6 +170,20 @@ AVX512 static inline __m512 gelu_tanh_avx512(__m512 x)
     return _mm512_mul_ps(x, sigmoid_avx512(_mm512_mul_ps(u, _mm512_set1_ps(2.0f * 0.7978845608f))));
 }
 
+/* act on 16 values, a compile-time constant once inlined. */
+AVX512 static inline __attribute__((always_inline)) __m512 act_k(__m512 v, enum act a)
+{
+    if (a == ACT_GELU_ERF)
+        return gelu_erf_avx512(v);
+    if (a == ACT_GELU_TANH)
+        return gelu_tanh_avx512(v);
+    if (a == ACT_SILU)
+        return _mm512_mul_ps(v, sigmoid_avx512(v));
+    if (a == ACT_RELU)
+        return _mm512_max_ps(v, _mm512_setzero_ps());
+    return v;
+}
+
 /* row_out_plain, 16 at a time, for a compile-time act once inlined (each caller below gets
  * its own tight loop). GELU-tanh and SiLU were libm's tanhf / expf per element: at 16 decode
  * streams GPT-2's c_fc epilogue (16 x 3072 a layer) cost more than its matmul. */
@@ -177,21 +199,60 @@ row_out_k(const int32_t *acc, const float *sw, const float *b, float s, int n, e
         v = _mm512_mul_ps(v, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, sw + i)));
         if (b)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b + i));
-        if (a == ACT_GELU_ERF) {
-            v = gelu_erf_avx512(v);
-        } else if (a == ACT_GELU_TANH) {
-            v = gelu_tanh_avx512(v);
-        } else if (a == ACT_SILU) {
-            v = _mm512_mul_ps(v, sigmoid_avx512(v));
-        } else if (a == ACT_RELU) {
-            v = _mm512_max_ps(v, zero);
-        }
+        v = act_k(v, a);
         if (res)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, res + i));
         _mm512_mask_storeu_ps(out + i, k, v);
         m = _mm512_mask_max_ps(m, k, m, _mm512_abs_ps(v));
     }
     return _mm512_reduce_max_ps(m);
+}
+
+/* int8_block_out's rows, the same arithmetic as row_out_k per element (the same bits), with the
+ * scales and bias of each 16 columns loaded once a block and one max reduction a block. */
+AVX512 static inline __attribute__((always_inline)) float
+block_out_k(const int32_t *c, int ldc, int rows, int cols, const float *sw, const float *b,
+            float s, enum act a, float *y, size_t ldy, int add)
+{
+    const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps();
+    __m512 m = zero;
+    for (int j = 0; j < cols; j += 16) {
+        __mmask16 k = tail_mask(cols - j);
+        __m512 ws = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, sw + j));
+        __m512 vb = b ? _mm512_maskz_loadu_ps(k, b + j) : zero;
+        for (int i = 0; i < rows; i++) {
+            float *yi = y + (size_t)i * ldy + j;
+            __m512 v = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, c + (size_t)i * ldc + j));
+            v = _mm512_mul_ps(v, ws);
+            if (b)
+                v = _mm512_add_ps(v, vb);
+            v = act_k(v, a);
+            if (add)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, yi));
+            _mm512_mask_storeu_ps(yi, k, v);
+            m = _mm512_mask_max_ps(m, k, m, _mm512_abs_ps(v));
+        }
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+#define BLOCK_OUT(A)                                                                           \
+    (b ? (add ? block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 1)                        \
+              : block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 0))                       \
+       : (add ? block_out_k(c, ldc, rows, cols, sw, NULL, s, A, y, ldy, 1)                     \
+              : block_out_k(c, ldc, rows, cols, sw, NULL, s, A, y, ldy, 0)))
+
+AVX512 static float block_out_avx512(const int32_t *c, int ldc, int rows, int cols,
+                                     const float *sw, const float *b, float s, enum act a,
+                                     float *y, size_t ldy, int add)
+{
+    switch (a) {
+    case ACT_GELU_ERF: return BLOCK_OUT(ACT_GELU_ERF);
+    case ACT_GELU_TANH: return BLOCK_OUT(ACT_GELU_TANH);
+    case ACT_SILU: return BLOCK_OUT(ACT_SILU);
+    case ACT_RELU: return BLOCK_OUT(ACT_RELU);
+    default: return BLOCK_OUT(ACT_NONE);
+    }
 }
 
 AVX512 static float row_out_avx512(const int32_t *acc, const float *sw, const float *b, float s,
@@ -262,6 +323,52 @@ static float row_out(const int32_t *acc, const float *sw, const float *b, float 
     return row_out_plain(acc, sw, b, s, n, a, res, out);
 }
 
+float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw,
+                     const float *b, float s, enum act a, float *y, size_t ldy, int add)
+{
+#if HAVE_X86
+    if (simd())
+        return block_out_avx512(c, ldc, rows, cols, sw, b, s, a, y, ldy, add);
+#endif
+    float mx = 0.0f;
+    for (int i = 0; i < rows; i++) {
+        float *yi = y + (size_t)i * ldy;
+        float rm = row_out(c + (size_t)i * (size_t)ldc, sw, b, s, cols, a, add ? yi : NULL, yi);
+        mx = rm > mx ? rm : mx;
+    }
+    return mx;
+}
+
+/* ---- AMX switch ------------------------------------------------------------------------ */
+
+static int amx_mode = -1;
+
+void int8_set_amx(int mode)
+{
+    amx_mode = mode != 0;
+}
+
+int int8_amx_mode(void)
+{
+    if (amx_mode < 0) {
+        const char *env = getenv("INFERD_INT8_AMX");
+        amx_mode = env && *env ? atoi(env) != 0 : INT8_AMX_DEFAULT;
+    }
+    return amx_mode;
+}
+
+int int8_has_amx(const struct linear *l)
+{
+    return l && l->w_amx != NULL;
+}
+
+/* The AMX kernel takes this call (its weights, the switch, enough rows, not the plain loops
+ * the tests force). */
+static int use_amx(const struct linear *l, int M)
+{
+    return l->w_amx && M >= INT8_AMX_MIN_M && int8_amx_mode() && !force_plain;
+}
+
 /* ---- whole matrices ------------------------------------------------------------------- */
 
 /* max |x| over x (n), blocks of QUANT_BLOCK over the context's OpenMP threads. */
@@ -324,27 +431,55 @@ static int s32_prim(const struct linear *l, struct dnn_ctx *ctx, int M, struct d
     return dnn_cache_add(ctx, &key, pd, args, NULL, 3, out, e);
 }
 
+/* xq (int8_amx_rows(M) or M, K) = x quantized (the AMX kernel's padding rows zero) in the
+ * context's scratch, with room for an (M, N) s32 matrix after it (*acc) when want_acc; returns
+ * the scale, < 0 out of memory. */
+static float quantize_in(const struct linear *l, struct dnn_ctx *ctx, const float *x, float x_max,
+                         int M, int amx, int want_acc, int8_t **xq, int32_t **acc, struct err *e)
+{
+    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
+    size_t rows = amx ? int8_amx_rows(M) : m, q_bytes = lines(rows * K, 1);
+    char *buf = dnn_scratch(ctx, q_bytes + (want_acc ? lines(m * N, sizeof(int32_t)) : 0), e);
+    if (!buf)
+        return -1.0f;
+    *xq = (int8_t *)buf;
+    if (acc)
+        *acc = (int32_t *)(buf + q_bytes);
+    float sx = quantize_all(x, *xq, m * K, x_max >= 0.0f ? x_max : absmax_all(x, m * K));
+    memset(*xq + m * K, 0, (rows - m) * K);
+    return sx;
+}
+
+/* acc (M, N) = xq W^T in s32 (oneDNN). */
+static int s32_matmul(const struct linear *l, struct dnn_ctx *ctx, const int8_t *xq, int M,
+                      int32_t *acc, struct err *e)
+{
+    struct dnn_prim *p;
+    int rc = s32_prim(l, ctx, M, &p, e);
+    void *bufs[] = {(void *)xq, l->w_packed, acc};
+    return rc != 0 ? rc : dnn_exec(ctx, p, bufs, e);
+}
+
 /* y (+)= act(x W^T + b) for M rows; x_max: max |x| when the caller knows it, else < 0;
  * *y_max (when not NULL) gets max |y| (the next INT8 linear's scale). */
 static int run(const struct linear *l, struct dnn_ctx *ctx, const float *x, float x_max, float *y,
                int M, int add, float *y_max, struct err *e)
 {
-    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
-    size_t q_bytes = lines(m * K, 1);
-    char *buf = dnn_scratch(ctx, q_bytes + lines(m * N, sizeof(int32_t)), e);
-    if (!buf)
+    int amx = use_amx(l, M);
+    int8_t *xq;
+    int32_t *acc = NULL;
+    float sx = quantize_in(l, ctx, x, x_max, M, amx, !amx, &xq, amx ? NULL : &acc, e);
+    if (sx < 0.0f)
         return e ? e->kind : ERR_NOMEM;
-    int8_t *xq = (int8_t *)buf;             /* (M, K) */
-    int32_t *acc = (int32_t *)(buf + q_bytes); /* (M, N) */
-    float sx = quantize_all(x, xq, m * K, x_max >= 0.0f ? x_max : absmax_all(x, m * K));
-    struct dnn_prim *p;
-    int rc = s32_prim(l, ctx, M, &p, e);
-    void *bufs[] = {xq, l->w_packed, acc};
-    if (rc == 0)
-        rc = dnn_exec(ctx, p, bufs, e);
-    if (rc != 0)
-        return rc;
-    float mx = epilogue(l, acc, sx, y, M, add);
+    float mx;
+    if (amx) {
+        mx = int8_amx_forward(l, xq, M, sx, y, add, NULL, NULL);
+    } else {
+        int rc = s32_matmul(l, ctx, xq, M, acc, e);
+        if (rc != 0)
+            return rc;
+        mx = epilogue(l, acc, sx, y, M, add);
+    }
     if (y_max)
         *y_max = mx;
     return 0;
@@ -382,20 +517,18 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
         return err_set(e, ERR_INVALID, "linear_forward_heads: an INT8 (%d, 3 x %d x %d) linear "
                        "wanted, not (%d, %d)", l->in_features, NH, D, l->in_features,
                        l->out_features);
-    int M = B * S;
-    size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
-    size_t q_bytes = lines(m * K, 1), part = (size_t)B * NH * S * D;
-    char *buf = dnn_scratch(ctx, q_bytes + lines(m * N, sizeof(int32_t)), e);
-    if (!buf)
+    int M = B * S, amx = use_amx(l, M) && int8_amx_heads_ok(sh);
+    size_t N = (size_t)l->out_features, m = (size_t)M, part = (size_t)B * NH * S * D;
+    int8_t *xq;
+    int32_t *acc = NULL; /* (M, N) */
+    float sx = quantize_in(l, ctx, x, -1.0f, M, amx, !amx, &xq, amx ? NULL : &acc, e);
+    if (sx < 0.0f)
         return e ? e->kind : ERR_NOMEM;
-    int8_t *xq = (int8_t *)buf;                /* (M, K) */
-    int32_t *acc = (int32_t *)(buf + q_bytes); /* (M, N) */
-    float sx = quantize_all(x, xq, m * K, absmax_all(x, m * K));
-    struct dnn_prim *p;
-    int rc = s32_prim(l, ctx, M, &p, e);
-    void *bufs[] = {xq, l->w_packed, acc};
-    if (rc == 0)
-        rc = dnn_exec(ctx, p, bufs, e);
+    if (amx) {
+        int8_amx_forward(l, xq, M, sx, NULL, 0, sh, heads);
+        return 0;
+    }
+    int rc = s32_matmul(l, ctx, xq, M, acc, e);
     if (rc != 0)
         return rc;
 #pragma omp parallel for schedule(static) if (m * N >= PAR_MIN_ELEMS)

@@ -57,6 +57,8 @@ struct linear {
                                 INT4: (out, in / group) scale per group */
     uint8_t *w_zeros;        /* INT4: (out, in / group) zero point per group, owned */
     int group;               /* INT4: weights along in_features sharing a scale and zero */
+    int8_t *w_amx;           /* INT8 on AMX: W^T s8 in tile layout (matmul_int8_amx.c), owned;
+                                NULL when the CPU or the shape has no AMX path */
 };
 
 /* Prepacks an HF nn.Linear: w (out, in) row-major f32, b (out) or NULL. ctx is only used for
@@ -147,6 +149,16 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
 
 /* Tests: on = 1 makes the INT8 quantize and epilogue use plain C loops (process-wide). */
 void int8_set_plain(int on);
+
+/* INT8 linears on AMX with the epilogue in the kernel (matmul_int8_amx.c) from INT8_AMX_MIN_M
+ * rows: mode 0 off (oneDNN's matmul then matmul_int8.c's epilogue), 1 on where the CPU has AMX
+ * and K is a multiple of 64. Process-wide; the default is INT8_AMX_DEFAULT, or the
+ * environment's INFERD_INT8_AMX (0 or 1) read at the first INT8 linear_init. Weights are
+ * packed for AMX at linear_init only when the mode is on then. */
+void int8_set_amx(int mode);
+int int8_amx_mode(void);
+/* 1 when l's weights were packed for AMX (tests: which path ran). */
+int int8_has_amx(const struct linear *l);
 
 /* ---- norm.c -------------------------------------------------------------------------- */
 
