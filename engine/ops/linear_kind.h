@@ -38,13 +38,13 @@ int linear_finish_attr(const struct linear *l, int add, dnnl_post_ops_t po, dnnl
 int linear_matmul_pd(const struct linear *l, struct dnn_ctx *ctx, int M,
                      const dnnl_memory_desc_t *w_md, dnnl_primitive_desc_t *pd, struct err *e);
 
-/* INT8 on AMX (matmul_int8_amx.c). int8_amx_pack: q (K, N) = W^T s8 in the tile layout
- * (aligned_alloc, free()), NULL when K is not a multiple of 64, without AMX or out of memory
- * (oneDNN's path then). int8_amx_rows: the rows of the s8 activations the kernel reads (M
+/* INT8 on AMX (matmul_int8_amx.c). int8_amx_layout_ok: 1 when the kernel can read the
+ * weights oneDNN packed as md (K, N) (its AMX layout, K a multiple of 64, the CPU and the
+ * process allowed AMX); else oneDNN's path runs. int8_amx_rows: the rows of the s8 activations the kernel reads (M
  * padded to 32; the padding rows zero). int8_amx_forward: with heads NULL, y (M, N) (+)=
  * act(xq W^T * sx * sw + b) and returns max |y|; with heads, those values as
  * linear_forward_heads writes them (bf16 q, k, v heads of shape sh; int8_amx_heads_ok). */
-int8_t *int8_amx_pack(const int8_t *q, int K, int N);
+int int8_amx_layout_ok(const dnnl_memory_desc_t *md, int K, int N);
 size_t int8_amx_rows(int M);
 int int8_amx_heads_ok(const struct attn_shape *sh);
 float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,

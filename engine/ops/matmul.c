@@ -239,8 +239,7 @@ int linear_dnnl_init(struct linear *l, struct dnn_ctx *ctx, const float *w, stru
     if (q) {
         quantize_weights(w, in, out, l->w_scales, q);
         rc = pack_weights(l, ctx, q, dnnl_s8, dnnl_ab, e);
-        if (rc == 0 && int8_amx_mode())
-            l->w_amx = int8_amx_pack(q, in, out); /* NULL: oneDNN's path only */
+        l->amx = rc == 0 && int8_amx_mode() && int8_amx_layout_ok(&l->w_md, in, out);
     } else {
         rc = pack_weights(l, ctx, w, dnnl_f32, dnnl_ba, e);
     }
@@ -257,7 +256,6 @@ void linear_fini(struct linear *l)
     free(l->bias);
     free(l->w_scales);
     free(l->w_zeros);
-    free(l->w_amx);
     memset(l, 0, sizeof *l);
 }
 

@@ -359,14 +359,14 @@ int int8_amx_mode(void)
 
 int int8_has_amx(const struct linear *l)
 {
-    return l && l->w_amx != NULL;
+    return l && l->amx;
 }
 
 /* The AMX kernel takes this call (its weights, the switch, enough rows, not the plain loops
  * the tests force). */
 static int use_amx(const struct linear *l, int M)
 {
-    return l->w_amx && M >= INT8_AMX_MIN_M && int8_amx_mode() && !force_plain;
+    return l->amx && M >= INT8_AMX_MIN_M && int8_amx_mode() && !force_plain;
 }
 
 /* ---- whole matrices ------------------------------------------------------------------- */

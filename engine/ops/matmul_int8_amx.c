@@ -1,12 +1,14 @@
 /* matmul_int8_amx: INT8 linears on Intel AMX (tdpbssd, s8 x s8 -> s32) with the epilogue on
  * each 32 x 32 block of accumulators while it is in L1, instead of oneDNN's matmul followed by
- * matmul_int8.c's pass over the whole (M, N) s32 matrix. The weights are packed once at load
- * (int8_amx_pack) in the tile layout: per 16 output columns and per 64 values of k, 16 rows of
- * 64 bytes (row r: the 4 values k = 64 c + 4 r .. + 3 of each of the 16 columns), N padded
- * with zero columns to a multiple of 32. Activations are matmul_int8.c's s8 rows (stride K),
- * M padded with zero rows to a multiple of 32 by the caller. Tiles: 0-3 the 2 x 2 accumulators
- * (32 rows by 32 columns), 4-5 A (rows 0-15, 16-31), 6-7 B (columns 0-15, 16-31). K must be a
- * multiple of 64 (int8_amx_pack returns NULL otherwise: oneDNN's path takes those). */
+ * matmul_int8.c's pass over the whole (M, N) s32 matrix. The kernel reads the weights oneDNN
+ * packed for its own matmul (one copy): on AMX, oneDNN 2.6's brgemm lays an s8 (K, N) weight
+ * out as BA16a64b4a, blocks of 64 k by 64 columns (column blocks outer), each 16 rows of
+ * (64 columns x 4 k): 16 columns of a block at one k block are an AMX B tile as they lie,
+ * rows 256 bytes apart. int8_amx_layout_ok checks the packed layout is exactly that (and K a
+ * multiple of 64); else oneDNN's path runs. Activations are matmul_int8.c's s8 rows (stride
+ * K), M padded with zero rows to a multiple of 32 by the caller. Tiles: 0-3 the 2 x 2
+ * accumulators (32 rows by 32 columns), 4-5 A (rows 0-15, 16-31), 6-7 B (columns 0-15,
+ * 16-31). */
 #include <omp.h>
 #include <stdlib.h>
 
@@ -17,7 +19,8 @@
 
 #define BLK 32                 /* rows and columns of one accumulator block */
 #define KSTEP 64               /* bytes of k per tile row */
-#define TILE_BYTES 1024        /* one packed B tile: 16 rows of 64 bytes */
+#define KBLK_BYTES 4096        /* one oneDNN block: 64 k by 64 columns */
+#define B_STRIDE 256           /* bytes between a B tile's rows inside a block */
 #define CHUNK_BYTES (512 << 10) /* packed weights a thread walks per pass over its rows (L2) */
 
 static size_t pad32(int n)
@@ -35,25 +38,15 @@ int int8_amx_heads_ok(const struct attn_shape *sh)
     return sh->head_dim % BLK == 0;
 }
 
-int8_t *int8_amx_pack(const int8_t *q, int K, int N)
+int int8_amx_layout_ok(const dnnl_memory_desc_t *md, int K, int N)
 {
     if (K <= 0 || N <= 0 || K % KSTEP != 0 || !amx_int8_available())
-        return NULL;
-    size_t np = pad32(N), nk = (size_t)K / KSTEP, bytes = np / 16 * nk * TILE_BYTES;
-    int8_t *p = aligned_alloc(64, bytes);
-    if (!p)
-        return NULL;
-    for (size_t nb = 0; nb < np / 16; nb++)
-        for (size_t c = 0; c < nk; c++) {
-            int8_t *t = p + (nb * nk + c) * TILE_BYTES;
-            for (int r = 0; r < 16; r++)
-                for (int j = 0; j < 16; j++)
-                    for (int i = 0; i < 4; i++) {
-                        size_t n = nb * 16 + (size_t)j, k = c * KSTEP + (size_t)(4 * r + i);
-                        t[r * 64 + j * 4 + i] = n < (size_t)N ? q[k * (size_t)N + n] : 0;
-                    }
-        }
-    return p;
+        return 0;
+    dnnl_memory_desc_t want;
+    dnnl_dims_t dims = {K, N};
+    return dnnl_memory_desc_init_by_tag(&want, 2, dims, dnnl_s8, dnnl_BA16a64b4a) ==
+               dnnl_success &&
+           dnnl_memory_desc_equal(&want, md);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -146,8 +139,8 @@ AMX static inline float block(const int8_t *xq, size_t K, size_t m0, const int8_
     for (size_t k = 0; k < nk; k++) {
         _tile_loadd(4, a + k * KSTEP, K);
         _tile_loadd(5, a + 16 * K + k * KSTEP, K);
-        _tile_loadd(6, w0 + k * TILE_BYTES, 64);
-        _tile_loadd(7, w1 + k * TILE_BYTES, 64);
+        _tile_loadd(6, w0 + k * KBLK_BYTES, B_STRIDE);
+        _tile_loadd(7, w1 + k * KBLK_BYTES, B_STRIDE);
         _tile_dpbssd(0, 4, 6);
         _tile_dpbssd(1, 4, 7);
         _tile_dpbssd(2, 5, 6);
@@ -168,7 +161,7 @@ AMX static inline float block(const int8_t *xq, size_t K, size_t m0, const int8_
 AMX static float thread_part(const struct part *p, const int8_t *xq, int b0, int b1)
 {
     size_t K = (size_t)p->l->in_features, nk = K / KSTEP;
-    size_t blk_bytes = 2 * nk * TILE_BYTES;
+    size_t blk_bytes = nk * KBLK_BYTES / 2; /* a column block's half of its 64 columns */
     int per_chunk = (int)(CHUNK_BYTES / blk_bytes) > 0 ? (int)(CHUNK_BYTES / blk_bytes) : 1;
     _Alignas(64) int32_t c[BLK * BLK];
     float mx = 0.0f;
@@ -183,8 +176,9 @@ AMX static float thread_part(const struct part *p, const int8_t *xq, int b0, int
         int ce = cb + per_chunk < b1 ? cb + per_chunk : b1;
         for (int m0 = 0; m0 < p->M; m0 += BLK)
             for (int b = cb; b < ce; b++) {
-                const int8_t *w0 = p->l->w_amx + (size_t)b * blk_bytes;
-                float bm = block(xq, K, (size_t)m0, w0, w0 + nk * TILE_BYTES, nk, p, c,
+                const int8_t *w0 = (const int8_t *)p->l->w_packed +
+                                   (size_t)(b / 2) * nk * KBLK_BYTES + (size_t)(b % 2) * 128;
+                float bm = block(xq, K, (size_t)m0, w0, w0 + 64, nk, p, c,
                                  inter ? pm : -1, pb);
                 if (!inter && pm >= 0) {
                     float t = finish(p, c, pm, pb, 0, BLK);
@@ -226,6 +220,6 @@ float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx
                        int add, const struct attn_shape *sh, uint16_t *heads)
 {
     (void)l, (void)xq, (void)M, (void)sx, (void)y, (void)add, (void)sh, (void)heads;
-    return 0.0f; /* never called: int8_amx_pack gives no weights off x86-64 */
+    return 0.0f; /* never called: int8_amx_layout_ok is 0 off x86-64 */
 }
 #endif

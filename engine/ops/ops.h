@@ -57,8 +57,8 @@ struct linear {
                                 INT4: (out, in / group) scale per group */
     uint8_t *w_zeros;        /* INT4: (out, in / group) zero point per group, owned */
     int group;               /* INT4: weights along in_features sharing a scale and zero */
-    int8_t *w_amx;           /* INT8 on AMX: W^T s8 in tile layout (matmul_int8_amx.c), owned;
-                                NULL when the CPU or the shape has no AMX path */
+    int amx;                 /* INT8: 1 when matmul_int8_amx.c's kernel reads w_packed (oneDNN's
+                                AMX layout); 0 when the CPU or the shape has no AMX path */
 };
 
 /* Prepacks an HF nn.Linear: w (out, in) row-major f32, b (out) or NULL. ctx is only used for
