@@ -1,7 +1,13 @@
 /* amx: the CPU and kernel check for Intel AMX (ops/amx.h): CPUID leaf 7 EDX bits 24
  * (AMX-TILE) and 25 (AMX-INT8), then arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
- * once per process. 0 off x86-64 Linux. */
+ * once per process (0 off x86-64 Linux); the tile configuration both kernels load. */
 #include "ops/amx.h"
+
+const struct amx_cfg amx_cfg_16x64 = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
 #include <cpuid.h>

@@ -54,14 +54,6 @@ int int8_amx_layout_ok(const dnnl_memory_desc_t *md, int K, int N)
 
 #define AMX __attribute__((target("avx512f,amx-tile,amx-int8")))
 
-/* Every tile 16 rows of 64 bytes. A constant in memory: GCC 12 may drop the stores of a
- * configuration built on the stack before ldtilecfg (int4dec's note). */
-static const struct amx_cfg cfg16 = {
-    .palette = 1,
-    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
-};
-
 /* c (32, 32) = tiles 0-3. */
 AMX static inline void store(int32_t *c)
 {
@@ -171,7 +163,7 @@ AMX static float thread_part(const struct part *p, const int8_t *xq, int b0, int
      * 1.10-1.15 after; without activation after was as fast or faster) */
     enum act a = p->l->act;
     int inter = a == ACT_GELU_ERF || a == ACT_GELU_TANH || a == ACT_SILU;
-    _tile_loadconfig(&cfg16);
+    _tile_loadconfig(&amx_cfg_16x64);
     for (int cb = b0; cb < b1; cb += per_chunk) {
         int ce = cb + per_chunk < b1 ? cb + per_chunk : b1;
         for (int m0 = 0; m0 < p->M; m0 += BLK)

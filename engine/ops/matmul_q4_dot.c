@@ -20,12 +20,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <cpuid.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
 
+#include "ops/amx.h"
 #include "ops/cpu.h"
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
@@ -483,13 +479,6 @@ static int have_vnni(void)
  * (16 rows of x side by side) is scaled in f32: acc[n] += scale_w (sx cvt(C) - z xz). Groups of
  * multiples of 128 only (a chunk then holds one group). Tiles: 0, 1 A (low, high nibbles); 2, 3
  * B for rows 0..15 of x, 5, 6 for rows 16..31; 4, 7 C. */
-struct amx_cfg {
-    uint8_t palette, start;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-};
-
 #define AMX __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-int8")))
 
 /* Rows nt .. nt + rows - 1 of the codes, chunk ch, into a (low nibbles) and a + 1024 (high). */
@@ -518,17 +507,9 @@ AMX static inline void amx_scale(const struct linear *l, const struct xq *q, int
     }
 }
 
-/* Every tile 16 rows of 64 bytes. A constant in memory: GCC 12 drops the stores of a
- * configuration built on the stack before ldtilecfg (it does not see the builtin read them). */
-static const struct amx_cfg amx_cfg16 = {
-    .palette = 1,
-    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
-};
-
 AMX static inline void amx_config(void)
 {
-    _tile_loadconfig(&amx_cfg16);
+    _tile_loadconfig(&amx_cfg_16x64);
 }
 
 /* y[m][nt + i] = acc[i][m] for the rows of one C tile (rows of x b * 16 ..). */
@@ -666,18 +647,10 @@ AMX static void rows_amx32(const struct linear *l, const struct xq *q, float *y,
     _tile_release();
 }
 
-/* AMX-TILE and AMX-INT8 (CPUID 7.0 EDX bits 24, 25) and the kernel's leave to use the tile data
- * (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, once per process, as oneDNN asks it too). */
+/* The AMX kernel's CPU: VNNI (its activation quantization) and AMX (ops/amx.h). */
 static int have_amx(void)
 {
-    static int have = -1;
-    if (have < 0) {
-        unsigned a = 0, b = 0, c = 0, d = 0;
-        int ok = have_vnni() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) &&
-                 (d >> 25 & 1);
-        have = ok && syscall(SYS_arch_prctl, 0x1023, 18) == 0 ? 1 : 0;
-    }
-    return have;
+    return have_vnni() && amx_int8_available();
 }
 #endif
 
