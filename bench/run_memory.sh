@@ -14,22 +14,25 @@
 #           text-classification with the bert-uncased fixture tokenizer (same 30522 ids)
 #   llama   bench-models/llama-lm-random (make-random-decoder, run_generate.sh; 124M, untied
 #           head), served as text-generation with the llama2 fixture tokenizer (32000 ids)
+#   gpt2    bench-models/gpt2-lm-random (make-random-decoder, run_generate.sh; 124M, its head
+#           tied to the token embeddings, counted once), with the gpt2 fixture tokenizer
 # Every JSON line goes to $BUILD/bench-results/memory-<time>.jsonl; the table is printed as
 # Markdown. Not part of `make test`.
 #
 # usage: bench/run_memory.sh [BUILD_DIR (default: build)]
-# environment: MODELS (tiny,bert,llama), DTYPES_tiny (fp32),
-#              DTYPES_bert (fp32,bf16,int8), DTYPES_llama
+# environment: MODELS (tiny,bert,llama,gpt2), DTYPES_tiny (fp32),
+#              DTYPES_bert (fp32,bf16,int8), DTYPES_llama and DTYPES_gpt2
 #              (fp32,bf16,int8,int4), WORKERS (1), THREADS (2), ROUNDS (2: start-up is the
 #              median), SETTLE (1)
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
-MODELS=${MODELS:-tiny,bert,llama}
+MODELS=${MODELS:-tiny,bert,llama,gpt2}
 DTYPES_tiny=${DTYPES_tiny:-fp32}
 DTYPES_bert=${DTYPES_bert:-fp32,bf16,int8}
 DTYPES_llama=${DTYPES_llama:-fp32,bf16,int8,int4}
+DTYPES_gpt2=${DTYPES_gpt2:-fp32,bf16,int8,int4}
 WORKERS=${WORKERS:-1}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-2}
@@ -64,6 +67,8 @@ mv "$WORK/models/spam-bert-tiny" "$WORK/models/tiny"
     "$BUILD/tools/make-random-bert" "$MODEL_DIR/bert-base-random"
 [ -s "$MODEL_DIR/llama-lm-random/model.safetensors" ] ||
     "$BUILD/bench/make-random-decoder" llama "$MODEL_DIR/llama-lm-random"
+[ -s "$MODEL_DIR/gpt2-lm-random/model.safetensors" ] ||
+    "$BUILD/bench/make-random-decoder" gpt2 "$MODEL_DIR/gpt2-lm-random"
 serving_dir() { # name raw tokenizer
     d=$WORK/models/$1
     mkdir -p "$d"
@@ -73,6 +78,7 @@ serving_dir() { # name raw tokenizer
 }
 serving_dir bert bert-base-random bert-uncased
 serving_dir llama llama-lm-random llama2
+serving_dir gpt2 gpt2-lm-random gpt2
 
 OUT_DIR=$BUILD/bench-results
 mkdir -p "$OUT_DIR"

@@ -427,10 +427,15 @@ static int take_tensors(struct decoder_model *d, struct weights *w, enum dtype_c
     set_layer_attention(d);
     d->has_head = lm_head;
     int rc = load_ends(d, w, ctx, dt, e);
-    /* a tied lm_head is packed: the f32 rows go. A pre-quantized checkpoint's embeddings are
-     * 16-bit in it (what transformers runs): bf16 rows, not inferd's own s8 ones */
-    if (rc == 0)
-        rc = emb_table_compact(&d->wte, w->q4.format ? DTYPE_COMPUTE_BF16 : dt, e);
+    /* a tied lm_head is packed: the f32 rows go, the rows read back from the head's packed
+     * weights (emb_table_share: one copy). A pre-quantized checkpoint's embeddings are 16-bit
+     * in it (what transformers runs): bf16 rows, not inferd's own s8 ones */
+    if (rc == 0 && w->q4.format)
+        rc = emb_table_compact(&d->wte, DTYPE_COMPUTE_BF16, e);
+    else if (rc == 0 && d->has_head && d->cfg.tie_word_embeddings)
+        rc = emb_table_share(&d->wte, &d->lm_head, dt, e);
+    else if (rc == 0)
+        rc = emb_table_compact(&d->wte, dt, e);
     for (int l = 0; l < d->n_layers && rc == 0; l++)
         rc = gpt2 ? load_gpt2_layer(d, w, ctx, l, dt, &d->layers[l], e)
                   : load_llama_layer(d, w, ctx, l, dt, &d->layers[l], e);

@@ -1,6 +1,7 @@
 /* emb_table: see emb_table.h. */
 #include "ops/emb_table.h"
 #include "ops/cpu.h"
+#include "ops/ops.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -87,7 +88,7 @@ static float s8_error(const float *x, int64_t n, float s)
  * candidate). Eight candidates, AVX-512 where the CPU has it: the 124M LLaMA's 32000 x 768
  * table in 0.17 s (bf16 rows: 0.09 s; 2 threads of a loaded machine). */
 #define S8_MIN_LEVELS 120
-static void row_to_s8(const float *x, int64_t n, int8_t *q, float *scale)
+void s8_row_quantize(const float *x, int64_t n, int8_t *q, float *scale)
 {
     float m = 0.0f;
     for (int64_t k = 0; k < n; k++)
@@ -122,7 +123,7 @@ static int compact_s8(struct emb_table *t, struct err *e)
     }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < t->rows; r++)
-        row_to_s8(t->f32 + (size_t)r * (size_t)t->cols, t->cols, q + (size_t)r * (size_t)t->cols,
+        s8_row_quantize(t->f32 + (size_t)r * (size_t)t->cols, t->cols, q + (size_t)r * (size_t)t->cols,
                   &sc[r]);
     t->s8 = q;
     t->s8_scale = sc;
@@ -143,9 +144,26 @@ int emb_table_compact(struct emb_table *t, enum dtype_compute dt, struct err *e)
     return 0;
 }
 
+int emb_table_share(struct emb_table *t, const struct linear *l, enum dtype_compute dt,
+                    struct err *e)
+{
+    if (dt == DTYPE_COMPUTE_INT4 || !t->f32 || t->dt != DTYPE_COMPUTE_F32 || l->dt != dt ||
+        l->out_features != t->rows || l->in_features != t->cols || !l->w_packed)
+        return emb_table_compact(t, dt, e);
+    free(t->f32);
+    t->f32 = NULL;
+    t->dt = dt;
+    t->shared = l;
+    return 0;
+}
+
 void emb_table_row(const struct emb_table *t, int64_t r, float *dst)
 {
     size_t off = (size_t)r * (size_t)t->cols, n = (size_t)t->cols;
+    if (t->shared) {
+        linear_weight_row(t->shared, r, dst, NULL); /* r < rows = the linear's outputs */
+        return;
+    }
     if (t->f32) {
         memcpy(dst, t->f32 + off, n * sizeof *dst);
         return;
@@ -167,6 +185,8 @@ void emb_table_row(const struct emb_table *t, int64_t r, float *dst)
 size_t emb_table_bytes(const struct emb_table *t)
 {
     size_t n = (size_t)t->rows * (size_t)t->cols;
+    if (t->shared)
+        return 0; /* the tied linear's bytes */
     if (t->f32)
         return n * sizeof(float);
     if (t->s8)

@@ -19,6 +19,8 @@
 #include "dtype.h"
 #include "err.h"
 
+struct linear;
+
 struct emb_table {
     int64_t rows;
     int64_t cols;
@@ -27,6 +29,7 @@ struct emb_table {
     uint16_t *bf16;        /* BF16 storage; owned */
     int8_t *s8;            /* INT8 storage: (rows, cols) s8, row r = s8 * s8_scale[r]; owned */
     float *s8_scale;       /* (rows) */
+    const struct linear *shared; /* emb_table_share: rows read from this tied linear */
 };
 
 /* t takes ownership of w (rows x cols f32, malloc'd); FP32 storage until compacted. */
@@ -36,6 +39,16 @@ const float *emb_table_f32(const struct emb_table *t);
 /* For any dt but FP32, converts the rows to bf16 (BF16) or s8 (INT8, INT4) and frees the f32
  * ones. ERR_NOMEM leaves t unchanged. A table never taken (rows 0) stays empty. */
 int emb_table_compact(struct emb_table *t, enum dtype_compute dt, struct err *e);
+/* For a table tied to linear l (packed from emb_table_f32, (cols -> rows)) at FP32, BF16 or
+ * INT8: frees the f32 rows and reads rows back from l's packed weights (linear_weight_row:
+ * the same values a compacted table would hold, as INT8 linears quantize on
+ * s8_row_quantize's scales), so the model holds its embeddings once. Otherwise (INT4, or l
+ * not of the table's shape and dtype) emb_table_compact(t, dt). l must outlive t. */
+int emb_table_share(struct emb_table *t, const struct linear *l, enum dtype_compute dt,
+                    struct err *e);
+/* Row x (n) to s8 q on one scale: max |x| / k for the k in 120..127 with the least squared
+ * error (emb_table.c); INT8 linears' weights use it per output channel too (matmul.c). */
+void s8_row_quantize(const float *x, int64_t n, int8_t *q, float *scale);
 /* dst[0..cols) = row r as f32. */
 void emb_table_row(const struct emb_table *t, int64_t r, float *dst);
 /* Storage bytes. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ops/bf16.h"
+#include "ops/emb_table.h"
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
 
@@ -154,17 +155,23 @@ static int pack_weights(struct linear *l, struct dnn_ctx *ctx, const void *w, dn
 
 /* INT8: per output channel n, w_scales[n] = max_k |w[n, k]| / 127 (1 for an all-zero row) and
  * q (in, out) row-major = round(w[n, k] / w_scales[n]), i.e. W^T quantized. */
+/* Per output channel, on the scale s8_row_quantize picks (emb_table.h: the least squared
+ * error among max / k, k 120..127), so that an embedding table tied to this linear reads
+ * exactly its own s8 rows back from the packed weights (emb_table_share). */
 static void quantize_weights(const float *w, int in, int out, float *w_scales, int8_t *q)
 {
-    for (int n = 0; n < out; n++) {
-        const float *row = w + (size_t)n * (size_t)in; /* (in) */
-        float m = 0.0f;
-        for (int k = 0; k < in; k++)
-            m = fmaxf(m, fabsf(row[k]));
-        w_scales[n] = m > 0.0f ? m / 127.0f : 1.0f;
-        float inv = 1.0f / w_scales[n];
-        for (int k = 0; k < in; k++)
-            q[(size_t)k * (size_t)out + (size_t)n] = (int8_t)lrintf(row[k] * inv);
+#pragma omp parallel
+    {
+        int8_t *row_q = malloc((size_t)in);
+#pragma omp for schedule(static)
+        for (int n = 0; n < out; n++) {
+            if (!row_q)
+                continue;
+            s8_row_quantize(w + (size_t)n * (size_t)in, in, row_q, &w_scales[n]);
+            for (int k = 0; k < in; k++)
+                q[(size_t)k * (size_t)out + (size_t)n] = row_q[k];
+        }
+        free(row_q);
     }
 }
 
@@ -246,6 +253,45 @@ int linear_dnnl_init(struct linear *l, struct dnn_ctx *ctx, const float *w, stru
 fail:
     free(q);
     return rc;
+}
+
+/* Element (i0, i1) of a 2-D oneDNN blocked layout: its index in elements (inner blocks
+ * innermost first, then the outer block indices by their strides). */
+static size_t blocked_index(const dnnl_memory_desc_t *md, int64_t i0, int64_t i1)
+{
+    const dnnl_blocking_desc_t *bd = &md->format_desc.blocking;
+    int64_t idx[2] = {i0, i1};
+    size_t off = 0, inner = 1;
+    for (int i = bd->inner_nblks - 1; i >= 0; i--) {
+        int d = (int)bd->inner_idxs[i];
+        int64_t b = bd->inner_blks[i];
+        off += (size_t)(idx[d] % b) * inner;
+        idx[d] /= b;
+        inner *= (size_t)b;
+    }
+    return (size_t)md->offset0 + off + (size_t)idx[0] * (size_t)bd->strides[0] +
+           (size_t)idx[1] * (size_t)bd->strides[1];
+}
+
+int linear_weight_row(const struct linear *l, int64_t n, float *dst, struct err *e)
+{
+    if (!l->w_packed || l->dt == DTYPE_COMPUTE_INT4 || n < 0 || n >= l->out_features ||
+        l->w_md.format_kind != dnnl_blocked || l->w_md.ndims != 2)
+        return err_set(e, ERR_INVALID, "linear_weight_row: row %lld of a (%d, %d) %s linear",
+                       (long long)n, l->out_features, l->in_features,
+                       l->dt == DTYPE_COMPUTE_INT4 ? "int4" : "unpacked");
+    for (int k = 0; k < l->in_features; k++) { /* W^T (in, out): element (k, n) */
+        size_t at = blocked_index(&l->w_md, k, n);
+        if (l->dt == DTYPE_COMPUTE_INT8) {
+            dst[k] = (float)((const int8_t *)l->w_packed)[at] * l->w_scales[n];
+        } else if (l->dt == DTYPE_COMPUTE_BF16) {
+            uint32_t u = (uint32_t)((const uint16_t *)l->w_packed)[at] << 16;
+            memcpy(&dst[k], &u, sizeof u);
+        } else {
+            dst[k] = ((const float *)l->w_packed)[at];
+        }
+    }
+    return 0;
 }
 
 void linear_fini(struct linear *l)

@@ -69,6 +69,10 @@ struct linear {
 int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
                 int out, enum dtype_compute dt, enum act act, struct err *e);
 void linear_fini(struct linear *l);
+/* dst (in_features) = row n of the weight as the linear computes with it (FP32 exact, BF16
+ * rounded, INT8 q * scale), read back from the packed weights: what lets a table tied to the
+ * linear (emb_table_share) hold no copy of its own. ERR_INVALID for INT4 or n out of range. */
+int linear_weight_row(const struct linear *l, int64_t n, float *dst, struct err *e);
 
 /* ---- matmul_q4.c: 4-bit weights ------------------------------------------------------- */
 

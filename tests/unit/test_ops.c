@@ -897,6 +897,61 @@ START_TEST(emb_table_s8_rows)
 }
 END_TEST
 
+/* A table tied to a linear (an lm_head packed from its rows) at FP32, BF16 and INT8 keeps no
+ * rows of its own (emb_table_share): every row read back from the packed weights, through
+ * oneDNN's blocked layout (shapes not multiples of its blocks, and one that is), equals bit for
+ * bit the row a table compacted on its own holds (itself checked against the source above).
+ * INT4 falls back to compacting (s8 rows); linear_weight_row refuses INT4 and rows out of
+ * range. */
+START_TEST(emb_table_shares_tied_linear)
+{
+    static const int shapes[][2] = {{37, 96}, {300, 128}}; /* int4: inputs a multiple of 32 */
+    struct dnn_ctx *ctx = ctx_new(2);
+    struct err e = {0};
+    rng_state = 79;
+    for (int si = 0; si < 2; si++)
+        for (int dt = DTYPE_COMPUTE_F32; dt <= DTYPE_COMPUTE_INT4; dt++) {
+            int R = shapes[si][0], C = shapes[si][1];
+            float *w = rnd_array((size_t)R * C, -3.0f, 3.0f);
+            float *w2 = malloc((size_t)R * C * sizeof *w2);
+            float *got = malloc((size_t)C * sizeof *got), *want = malloc((size_t)C * sizeof *want);
+            ck_assert(w2 && got && want);
+            memcpy(w2, w, (size_t)R * C * sizeof *w);
+            struct emb_table t, ref;
+            emb_table_take(&t, w, R, C);
+            emb_table_take(&ref, w2, R, C);
+            ck_assert_int_eq(emb_table_compact(&ref, (enum dtype_compute)dt, &e), 0);
+            struct linear l;
+            ck_assert_msg(linear_init(&l, ctx, emb_table_f32(&t), NULL, C, R,
+                                      (enum dtype_compute)dt, ACT_NONE, &e) == 0, "%s", e.msg);
+            ck_assert_int_eq(emb_table_share(&t, &l, (enum dtype_compute)dt, &e), 0);
+            ck_assert_ptr_null(emb_table_f32(&t));
+            if (dt == DTYPE_COMPUTE_INT4) {
+                ck_assert_ptr_null(t.shared);
+                ck_assert_int_eq(t.dt, DTYPE_COMPUTE_INT8);
+                ck_assert_int_eq(linear_weight_row(&l, 0, got, &e), ERR_INVALID);
+            } else {
+                ck_assert_ptr_eq(t.shared, &l);
+                ck_assert_uint_eq(emb_table_bytes(&t), 0);
+                ck_assert_int_eq(linear_weight_row(&l, R, got, &e), ERR_INVALID);
+            }
+            for (int r = 0; r < R; r++) {
+                emb_table_row(&t, r, got);
+                emb_table_row(&ref, r, want);
+                ck_assert_msg(memcmp(got, want, (size_t)C * sizeof *got) == 0,
+                              "dtype %d, %d x %d: row %d differs from the compacted table's", dt,
+                              R, C, r);
+            }
+            emb_table_fini(&t);
+            emb_table_fini(&ref);
+            linear_fini(&l);
+            free(got);
+            free(want);
+        }
+    dnn_ctx_free(ctx);
+}
+END_TEST
+
 /* oneDNN's own f32 -> bf16 reorder of x (n), the conversion the bf16 matmul used to run. */
 static void onednn_bf16(const float *x, uint16_t *y, size_t n)
 {
@@ -1104,6 +1159,7 @@ Suite *suite_ops(void)
     tcase_add_test(tc, runtime_is_reported);
     tcase_add_test(tc, emb_table_f32_bf16);
     tcase_add_test(tc, emb_table_s8_rows);
+    tcase_add_test(tc, emb_table_shares_tied_linear);
     tcase_add_test(tc, bf16_matches_onednn_reorder);
     tcase_add_test(tc, primitive_cache_evicts_lru);
     tcase_add_test(tc, serial_small_ops);
