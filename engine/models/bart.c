@@ -288,11 +288,16 @@ static int load_tensors(struct bart_model *m, struct weights *w, enum dtype_comp
         rc = load_stack(m, w, ctx, "decoder", &m->dec, dt, e);
     if (rc == 0)
         rc = load_head(m, w, ctx, dt, e);
-    /* after load_head: a tied lm_head is packed from the f32 rows */
+    /* after load_head: a tied lm_head is packed from the f32 rows, which are then read back
+     * from it (one copy) */
+    const struct emb_table *tied =
+        m->cfg.tie_word_embeddings && m->lm_head.w_packed ? m->dec.embed : NULL;
     if (rc == 0)
-        rc = emb_table_compact(&m->shared, dt, e);
+        rc = tied == &m->shared ? emb_table_share(&m->shared, &m->lm_head, dt, e)
+                                : emb_table_compact(&m->shared, dt, e);
     if (rc == 0)
-        rc = emb_table_compact(&m->dec_embed, dt, e);
+        rc = tied == &m->dec_embed ? emb_table_share(&m->dec_embed, &m->lm_head, dt, e)
+                                   : emb_table_compact(&m->dec_embed, dt, e);
     return rc ? rc : weights_check_unused(w, m->cfg.model_type, ignorable, m, e);
 }
 

@@ -358,8 +358,9 @@ static int load(void *model, struct weights *w, enum dtype_compute dt, struct dn
         rc = m->v->rel->load(m, w, ctx, e);
     if (rc == 0)
         rc = load_head(m, w, ctx, dt, e);
-    if (rc == 0) /* after load_head: an MLM decoder is packed from the f32 rows */
-        rc = emb_table_compact(&m->word, dt, e);
+    if (rc == 0) /* after load_head: an MLM decoder is packed from the f32 rows (one copy) */
+        rc = m->head == HEAD_MASKED_LM ? emb_table_share(&m->word, &m->cls, dt, e)
+                                       : emb_table_compact(&m->word, dt, e);
     return rc ? rc : weights_check_unused(w, m->cfg.architecture, ignorable, NULL, e);
 }
 

@@ -257,8 +257,9 @@ static int mb_load(const struct hf_config *cfg, struct weights *w, const char *p
         rc = load_layer(m, cfg, w, ctx, prefix, l, dt, act, e);
     if (rc == 0)
         rc = load_head(m, cfg, w, ctx, dt, e);
-    if (rc == 0) /* after load_head: a masked-LM decoder is packed from the f32 rows */
-        rc = emb_table_compact(&m->tok, dt, e);
+    if (rc == 0) /* after load_head: a masked-LM decoder is packed from the f32 rows (one copy) */
+        rc = m->head == HEAD_MASKED_LM ? emb_table_share(&m->tok, &m->cls, dt, e)
+                                       : emb_table_compact(&m->tok, dt, e);
     facts->head = m->head;
     facts->out_width = m->out_width;
     return rc;

@@ -207,7 +207,9 @@ static int load_ends(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx,
     else
         rc = linear_init(&m->lm_head, ctx, emb_table_f32(&m->shared), NULL, m->D,
                               (int)m->vocab, dt, ACT_NONE, e);
-    /* the tied head is packed: the f32 rows go */
+    /* the tied head is packed: the f32 rows go, read back from it (one copy) */
+    if (rc == 0 && m->cfg.tie_word_embeddings)
+        return emb_table_share(&m->shared, &m->lm_head, dt, e);
     return rc ? rc : emb_table_compact(&m->shared, dt, e);
 }
 

@@ -150,10 +150,18 @@ int emb_table_share(struct emb_table *t, const struct linear *l, enum dtype_comp
     if (dt == DTYPE_COMPUTE_INT4 || !t->f32 || t->dt != DTYPE_COMPUTE_F32 || l->dt != dt ||
         l->out_features != t->rows || l->in_features != t->cols || !l->w_packed)
         return emb_table_compact(t, dt, e);
+    size_t *off = malloc((size_t)t->cols * sizeof *off);
+    if (!off)
+        return err_set(e, ERR_NOMEM, "out of memory");
+    if (linear_row_offsets(l, off, NULL) != 0) {
+        free(off);
+        return emb_table_compact(t, dt, e);
+    }
     free(t->f32);
     t->f32 = NULL;
     t->dt = dt;
     t->shared = l;
+    t->share_off = off;
     return 0;
 }
 
@@ -161,7 +169,7 @@ void emb_table_row(const struct emb_table *t, int64_t r, float *dst)
 {
     size_t off = (size_t)r * (size_t)t->cols, n = (size_t)t->cols;
     if (t->shared) {
-        linear_weight_row(t->shared, r, dst, NULL); /* r < rows = the linear's outputs */
+        linear_read_row(t->shared, t->share_off, r, dst); /* r < rows: the linear's outputs */
         return;
     }
     if (t->f32) {
@@ -200,5 +208,6 @@ void emb_table_fini(struct emb_table *t)
     free(t->bf16);
     free(t->s8);
     free(t->s8_scale);
+    free(t->share_off);
     *t = (struct emb_table){0};
 }

@@ -6,9 +6,10 @@
  * keep s8 rows, symmetric, an f32 scale per row chosen for the least squared error among
  * max |row| / k, k in 120..127 (max / 127 alone broke the int8 tolerance of two issue-14 fixtures
  * whose embeddings are multiples of 0.5: it moved every one of them the same way;
- * docs/DECISIONS.md, issue 18). The f32 copy beside packed weights is what goes (but at FP32 a
- * tied head's packed copy stays: DECISIONS): a served model's memory is its weights at the
- * serving dtype, its embeddings at 2 bytes (BF16) or 1 (INT8, INT4).
+ * docs/DECISIONS.md, issue 18). The f32 copy beside packed weights is what goes, and a table
+ * tied to a packed linear (emb_table_share) keeps no rows at all: they are read back from the
+ * linear's packed weights. A served model's memory is its weights at the serving dtype, its
+ * embeddings at 4 bytes (FP32), 2 (BF16) or 1 (INT8, INT4), once.
  * Read-only after compaction: any thread may read rows. */
 #ifndef INFERD_EMB_TABLE_H
 #define INFERD_EMB_TABLE_H
@@ -30,6 +31,7 @@ struct emb_table {
     int8_t *s8;            /* INT8 storage: (rows, cols) s8, row r = s8 * s8_scale[r]; owned */
     float *s8_scale;       /* (rows) */
     const struct linear *shared; /* emb_table_share: rows read from this tied linear */
+    size_t *share_off;           /* (cols) its linear_row_offsets; owned */
 };
 
 /* t takes ownership of w (rows x cols f32, malloc'd); FP32 storage until compacted. */
@@ -40,7 +42,7 @@ const float *emb_table_f32(const struct emb_table *t);
  * ones. ERR_NOMEM leaves t unchanged. A table never taken (rows 0) stays empty. */
 int emb_table_compact(struct emb_table *t, enum dtype_compute dt, struct err *e);
 /* For a table tied to linear l (packed from emb_table_f32, (cols -> rows)) at FP32, BF16 or
- * INT8: frees the f32 rows and reads rows back from l's packed weights (linear_weight_row:
+ * INT8: frees the f32 rows and reads rows back from l's packed weights (linear_read_row:
  * the same values a compacted table would hold, as INT8 linears quantize on
  * s8_row_quantize's scales), so the model holds its embeddings once. Otherwise (INT4, or l
  * not of the table's shape and dtype) emb_table_compact(t, dt). l must outlive t. */

@@ -273,25 +273,39 @@ static size_t blocked_index(const dnnl_memory_desc_t *md, int64_t i0, int64_t i1
            (size_t)idx[1] * (size_t)bd->strides[1];
 }
 
-int linear_weight_row(const struct linear *l, int64_t n, float *dst, struct err *e)
+int linear_row_offsets(const struct linear *l, size_t *k_off, struct err *e)
 {
-    if (!l->w_packed || l->dt == DTYPE_COMPUTE_INT4 || n < 0 || n >= l->out_features ||
-        l->w_md.format_kind != dnnl_blocked || l->w_md.ndims != 2)
-        return err_set(e, ERR_INVALID, "linear_weight_row: row %lld of a (%d, %d) %s linear",
-                       (long long)n, l->out_features, l->in_features,
+    if (!l->w_packed || l->dt == DTYPE_COMPUTE_INT4 || l->w_md.format_kind != dnnl_blocked ||
+        l->w_md.ndims != 2)
+        return err_set(e, ERR_INVALID, "linear_row_offsets: a (%d, %d) %s linear",
+                       l->out_features, l->in_features,
                        l->dt == DTYPE_COMPUTE_INT4 ? "int4" : "unpacked");
-    for (int k = 0; k < l->in_features; k++) { /* W^T (in, out): element (k, n) */
-        size_t at = blocked_index(&l->w_md, k, n);
-        if (l->dt == DTYPE_COMPUTE_INT8) {
-            dst[k] = (float)((const int8_t *)l->w_packed)[at] * l->w_scales[n];
-        } else if (l->dt == DTYPE_COMPUTE_BF16) {
-            uint32_t u = (uint32_t)((const uint16_t *)l->w_packed)[at] << 16;
-            memcpy(&dst[k], &u, sizeof u);
-        } else {
-            dst[k] = ((const float *)l->w_packed)[at];
-        }
-    }
+    size_t base = blocked_index(&l->w_md, 0, 0); /* W^T (in, out): element (k, n) */
+    for (int k = 0; k < l->in_features; k++)
+        k_off[k] = blocked_index(&l->w_md, k, 0) - base;
     return 0;
+}
+
+void linear_read_row(const struct linear *l, const size_t *k_off, int64_t n, float *dst)
+{
+    size_t at = blocked_index(&l->w_md, 0, n); /* a blocked index is a sum over the dims */
+    int K = l->in_features;
+    if (l->dt == DTYPE_COMPUTE_INT8) {
+        const int8_t *q = (const int8_t *)l->w_packed + at;
+        float sc = l->w_scales[n];
+        for (int k = 0; k < K; k++)
+            dst[k] = (float)q[k_off[k]] * sc;
+    } else if (l->dt == DTYPE_COMPUTE_BF16) {
+        const uint16_t *b = (const uint16_t *)l->w_packed + at;
+        for (int k = 0; k < K; k++) {
+            uint32_t u = (uint32_t)b[k_off[k]] << 16;
+            memcpy(&dst[k], &u, sizeof u);
+        }
+    } else {
+        const float *f = (const float *)l->w_packed + at;
+        for (int k = 0; k < K; k++)
+            dst[k] = f[k_off[k]];
+    }
 }
 
 void linear_fini(struct linear *l)

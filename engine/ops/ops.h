@@ -69,10 +69,13 @@ struct linear {
 int linear_init(struct linear *l, struct dnn_ctx *ctx, const float *w, const float *b, int in,
                 int out, enum dtype_compute dt, enum act act, struct err *e);
 void linear_fini(struct linear *l);
-/* dst (in_features) = row n of the weight as the linear computes with it (FP32 exact, BF16
- * rounded, INT8 q * scale), read back from the packed weights: what lets a table tied to the
- * linear (emb_table_share) hold no copy of its own. ERR_INVALID for INT4 or n out of range. */
-int linear_weight_row(const struct linear *l, int64_t n, float *dst, struct err *e);
+/* Rows of the weight read back from the packed weights, as the linear computes with them
+ * (FP32 exact, BF16 rounded, INT8 q * scale): what lets a table tied to the linear
+ * (emb_table_share) hold no copy of its own. The packed layout puts element (n, k) at
+ * k_off[k] + (that of (n, 0)): linear_row_offsets fills k_off (in_features), ERR_INVALID for
+ * INT4 or an unpacked linear; linear_read_row writes row n (< out_features) into dst. */
+int linear_row_offsets(const struct linear *l, size_t *k_off, struct err *e);
+void linear_read_row(const struct linear *l, const size_t *k_off, int64_t n, float *dst);
 
 /* ---- matmul_q4.c: 4-bit weights ------------------------------------------------------- */
 
