@@ -15,35 +15,7 @@
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
 #include "suites.h"
-
-static uint64_t rng;
-
-static float rnd(float lo, float hi)
-{
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)(lo + (hi - lo) * ((double)(rng >> 11) / 9007199254740992.0));
-}
-
-static float *rnd_array(size_t n, float lo, float hi)
-{
-    float *a = malloc(n * sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    for (size_t i = 0; i < n; i++)
-        a[i] = rnd(lo, hi);
-    return a;
-}
-
-static double ref_act(enum act a, double x)
-{
-    switch (a) {
-    case ACT_GELU_ERF: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
-    case ACT_GELU_TANH:
-        return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-    case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_SILU: return x / (1.0 + exp(-x));
-    default: return x;
-    }
-}
+#include "test_rand.h"
 
 static const int shapes[][3] = {
     /* M, K, N: M at the kernel's minimum (32), M = 33, 45, 70 (not multiples of 16 / 32),
@@ -70,7 +42,7 @@ static void check_naive(const struct linear *l, const float *w, const float *x, 
             for (int k = 0; k < K; k++)
                 acc += (int32_t)xq[(size_t)m * K + k] * wq[(size_t)n * K + k];
             double pre = (double)acc * ((double)sx * l->w_scales[n]) + (l->bias ? l->bias[n] : 0);
-            double r = res ? res[(size_t)m * N + n] : 0.0, want = ref_act(l->act, pre) + r;
+            double r = res ? res[(size_t)m * N + n] : 0.0, want = test_ref_act(l->act, pre) + r;
             double got = y[(size_t)m * N + n];
             ck_assert_msg(fabs(got - want) <= 4e-6 * (1.0 + fabs(pre) + fabs(r)),
                           "M=%d K=%d N=%d act %s: y[%d,%d] = %.9g, want %.9g", M, K, N,
@@ -84,9 +56,9 @@ static void check_naive(const struct linear *l, const float *w, const float *x, 
 static void run_case(struct dnn_ctx *ctx, int M, int K, int N, enum act a, int bias, int add)
 {
     struct err e = {0};
-    float *x = rnd_array((size_t)M * K, -1, 1), *w = rnd_array((size_t)N * K, -0.5f, 0.5f);
-    float *b = bias ? rnd_array((size_t)N, -1, 1) : NULL;
-    float *y0 = rnd_array((size_t)M * N, -3, 3), *y1 = malloc((size_t)M * N * sizeof *y1),
+    float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)N * K, -0.5f, 0.5f);
+    float *b = bias ? test_rnd_array((size_t)N, -1, 1) : NULL;
+    float *y0 = test_rnd_array((size_t)M * N, -3, 3), *y1 = malloc((size_t)M * N * sizeof *y1),
           *y2 = malloc((size_t)M * N * sizeof *y2);
     ck_assert(y1 && y2);
     memcpy(y1, y0, (size_t)M * N * sizeof *y1);
@@ -116,7 +88,7 @@ static void run_all(int n_threads)
     struct err e = {0};
     struct dnn_ctx *ctx = dnn_ctx_new(n_threads, &e);
     ck_assert_msg(ctx != NULL, "%s", e.msg);
-    rng = 7;
+    test_rng = 7;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int a = ACT_NONE; a < ACT_COUNT; a++)
             for (int v = 0; v < 4; v++)
@@ -150,10 +122,10 @@ START_TEST(amx_ffn_and_fallback)
     struct err e = {0};
     struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
     ck_assert_msg(ctx != NULL, "%s", e.msg);
-    rng = 11;
+    test_rng = 11;
     int M = 77, H = 128, I = 320;
-    float *x = rnd_array((size_t)M * H, -2, 2), *wu = rnd_array((size_t)I * H, -0.3f, 0.3f);
-    float *wd = rnd_array((size_t)H * I, -0.3f, 0.3f), *bu = rnd_array((size_t)I, -1, 1);
+    float *x = test_rnd_array((size_t)M * H, -2, 2), *wu = test_rnd_array((size_t)I * H, -0.3f, 0.3f);
+    float *wd = test_rnd_array((size_t)H * I, -0.3f, 0.3f), *bu = test_rnd_array((size_t)I, -1, 1);
     float *out[2], *inter = malloc((size_t)M * I * sizeof *inter);
     ck_assert_ptr_nonnull(inter);
     for (int amx = 0; amx < 2; amx++) {
@@ -191,13 +163,13 @@ START_TEST(amx_heads_match_onednn)
     struct err e = {0};
     struct dnn_ctx *ctx = dnn_ctx_new(2, &e);
     ck_assert_msg(ctx != NULL, "%s", e.msg);
-    rng = 13;
+    test_rng = 13;
     static const int dims[] = {64, 48};
     for (int di = 0; di < 2; di++) {
         int B = 3, S = 27, NH = 2, D = dims[di], H = NH * D, K = 128, M = B * S;
         struct attn_shape sh = {B, S, NH, D, 3 * H, H, 0};
-        float *x = rnd_array((size_t)M * K, -2, 2), *w = rnd_array((size_t)3 * H * K, -0.3f, 0.3f);
-        float *b = rnd_array((size_t)3 * H, -1, 1);
+        float *x = test_rnd_array((size_t)M * K, -2, 2), *w = test_rnd_array((size_t)3 * H * K, -0.3f, 0.3f);
+        float *b = test_rnd_array((size_t)3 * H, -1, 1);
         uint16_t *heads[2];
         for (int amx = 0; amx < 2; amx++) {
             struct linear l;

@@ -21,41 +21,11 @@
 #include "ops/emb_table.h"
 #include "ops/ops.h"
 #include "suites.h"
+#include "test_rand.h"
 
 #define TOL_F32 1e-5
 #define TOL_BF16 1e-2
 #define TOL_INT8 3e-2
-
-static uint64_t rng_state;
-
-/* Uniform in [lo, hi) from a fixed-seed LCG (reproducible across runs). */
-static float rnd(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    double u = (double)(rng_state >> 11) / 9007199254740992.0;
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *rnd_array(size_t n, float lo, float hi)
-{
-    float *a = malloc(n * sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    for (size_t i = 0; i < n; i++)
-        a[i] = rnd(lo, hi);
-    return a;
-}
-
-static double ref_act(enum act a, double x)
-{
-    switch (a) {
-    case ACT_GELU_ERF: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
-    case ACT_GELU_TANH:
-        return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-    case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_SILU: return x / (1.0 + exp(-x));
-    default: return x;
-    }
-}
 
 static struct dnn_ctx *ctx_new(int n_threads)
 {
@@ -78,7 +48,7 @@ static void check_linear(const float *x, const float *w, const float *b, const f
                 acc += t;
                 mag += fabs(t);
             }
-            double want = ref_act(a, acc);
+            double want = test_ref_act(a, acc);
             if (residual) {
                 want += residual[(size_t)m * N + n];
                 mag += fabs(residual[(size_t)m * N + n]);
@@ -99,14 +69,14 @@ static void run_linear_case(enum dtype_compute dt, double tol, const char *what)
 {
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
-    rng_state = 42;
+    test_rng = 42;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
         for (int a = ACT_NONE; a < ACT_COUNT; a++) {
             for (int with_bias = 0; with_bias < 2; with_bias++) {
-                float *x = rnd_array((size_t)M * K, -1, 1), *w = rnd_array((size_t)N * K, -1, 1);
-                float *b = with_bias ? rnd_array((size_t)N, -1, 1) : NULL;
-                float *y = rnd_array((size_t)M * N, -5, 5);
+                float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)N * K, -1, 1);
+                float *b = with_bias ? test_rnd_array((size_t)N, -1, 1) : NULL;
+                float *y = test_rnd_array((size_t)M * N, -5, 5);
                 struct linear l;
                 ck_assert_msg(linear_init(&l, ctx, w, b, K, N, dt, (enum act)a, &e) == 0, "%s",
                               e.msg);
@@ -173,7 +143,7 @@ START_TEST(linear_int8_act_range)
             ck_assert_msg(linear_forward(&l, ctx, x, y, M, &e) == 0, "%s", e.msg);
             for (int m = 0; m < M; m++)
                 for (int n = 0; n < N; n++) {
-                    double want = ref_act((enum act)a, (double)x[m] * w[n] + b[n]);
+                    double want = test_ref_act((enum act)a, (double)x[m] * w[n] + b[n]);
                     double got = y[m * N + n];
                     ck_assert_msg(fabs(got - want) <= 2e-6 * fmax(1.0, fabs(want)),
                                   "act %s plain %d: x %g -> %.9g, want %.9g", act_name((enum act)a),
@@ -198,9 +168,9 @@ static void ffn_case(struct dnn_ctx *ctx, enum dtype_compute d, struct ffn_case 
 {
     struct err e = {0};
     int M = 33, H = 64, I = 96;
-    float *x = rnd_array((size_t)M * H, -1, 1), *r = rnd_array((size_t)M * H, -3, 3);
-    float *w1 = rnd_array((size_t)I * H, -1, 1), *b1 = rnd_array((size_t)I, -1, 1);
-    float *w2 = rnd_array((size_t)H * I, -1, 1), *b2 = rnd_array((size_t)H, -1, 1);
+    float *x = test_rnd_array((size_t)M * H, -1, 1), *r = test_rnd_array((size_t)M * H, -3, 3);
+    float *w1 = test_rnd_array((size_t)I * H, -1, 1), *b1 = test_rnd_array((size_t)I, -1, 1);
+    float *w2 = test_rnd_array((size_t)H * I, -1, 1), *b2 = test_rnd_array((size_t)H, -1, 1);
     for (int i = 0; i < I * H; i++)
         w1[i] *= c.w_scale;
     for (int i = 0; i < I; i++)
@@ -245,7 +215,7 @@ START_TEST(linear_ffn_matches_two_calls)
         {ACT_NONE, 1.0f, 0.0f},        {ACT_GELU_TANH, 1.0f, 0.0f},
     };
     struct dnn_ctx *ctx = ctx_new(0);
-    rng_state = 11;
+    test_rng = 11;
     for (int dt = 0; dt <= DTYPE_COMPUTE_INT8; dt++) {
         for (int plain = 0; plain < (dt == DTYPE_COMPUTE_INT8 ? 2 : 1); plain++) {
             int8_set_plain(plain);
@@ -264,12 +234,12 @@ START_TEST(linear_residual_add)
     static const double tols[] = {TOL_F32, TOL_BF16, TOL_INT8};
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
-    rng_state = 7;
+    test_rng = 7;
     int M = 7, K = 37, N = 32;
     for (int dt = 0; dt <= DTYPE_COMPUTE_INT8; dt++) { /* INT4: test_q4 */
         for (int a = ACT_NONE; a <= ACT_GELU_ERF; a++) {
-            float *x = rnd_array((size_t)M * K, -1, 1), *w = rnd_array((size_t)N * K, -1, 1);
-            float *b = rnd_array((size_t)N, -1, 1), *r = rnd_array((size_t)M * N, -3, 3);
+            float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)N * K, -1, 1);
+            float *b = test_rnd_array((size_t)N, -1, 1), *r = test_rnd_array((size_t)M * N, -3, 3);
             float *y = malloc((size_t)M * N * sizeof *y);
             memcpy(y, r, (size_t)M * N * sizeof *y);
             struct linear l;
@@ -296,10 +266,10 @@ START_TEST(linear_cache_reuse)
 {
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
-    rng_state = 9;
+    test_rng = 9;
     int K = 64, N = 48;
-    float *w = rnd_array((size_t)N * K, -1, 1), *b = rnd_array((size_t)N, -1, 1);
-    float *x = rnd_array((size_t)9 * K, -1, 1);
+    float *w = test_rnd_array((size_t)N * K, -1, 1), *b = test_rnd_array((size_t)N, -1, 1);
+    float *x = test_rnd_array((size_t)9 * K, -1, 1);
     float *y1 = calloc((size_t)9 * N, sizeof *y1), *y2 = calloc((size_t)9 * N, sizeof *y2);
     struct linear l;
     ck_assert_int_eq(linear_init(&l, ctx, w, b, K, N, DTYPE_COMPUTE_F32, ACT_GELU_ERF, &e), 0);
@@ -355,7 +325,7 @@ static void *worker(void *p)
                     acc += t;
                     mag += fabs(t);
                 }
-                a->ok = fabs(y[(size_t)m * a->N + n] - ref_act(ACT_RELU, acc)) <= TOL_BF16 * mag;
+                a->ok = fabs(y[(size_t)m * a->N + n] - test_ref_act(ACT_RELU, acc)) <= TOL_BF16 * mag;
             }
         }
     }
@@ -368,10 +338,10 @@ START_TEST(linear_two_threads_share_weights)
 {
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
-    rng_state = 11;
+    test_rng = 11;
     int M = 16, K = 37, N = 40; /* N padded in the packed layout: padding is shared too */
-    float *w = rnd_array((size_t)N * K, -1, 1), *b = rnd_array((size_t)N, -1, 1);
-    float *x = rnd_array((size_t)M * K, -1, 1);
+    float *w = test_rnd_array((size_t)N * K, -1, 1), *b = test_rnd_array((size_t)N, -1, 1);
+    float *x = test_rnd_array((size_t)M * K, -1, 1);
     for (int dt = 0; dt <= DTYPE_COMPUTE_INT8; dt++) { /* INT4: test_q4 */
         struct linear l;
         ck_assert_int_eq(linear_init(&l, ctx, w, b, K, N, (enum dtype_compute)dt, ACT_RELU, &e), 0);
@@ -413,12 +383,12 @@ START_TEST(layernorm_vs_naive)
     static const int ln_shapes[][2] = {{1, 32}, {7, 37}, {5, 768}, {64, 1024}};
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
-    rng_state = 5;
+    test_rng = 5;
     for (size_t si = 0; si < sizeof ln_shapes / sizeof ln_shapes[0]; si++) {
         int M = ln_shapes[si][0], N = ln_shapes[si][1];
         for (int variant = 0; variant < 3; variant++) { /* out of place, residual, in place */
-            float *x = rnd_array((size_t)M * N, -2, 3), *r = rnd_array((size_t)M * N, -1, 1);
-            float *g = rnd_array((size_t)N, 0.5f, 1.5f), *bt = rnd_array((size_t)N, -1, 1);
+            float *x = test_rnd_array((size_t)M * N, -2, 3), *r = test_rnd_array((size_t)M * N, -1, 1);
+            float *g = test_rnd_array((size_t)N, 0.5f, 1.5f), *bt = test_rnd_array((size_t)N, -1, 1);
             float *y = calloc((size_t)M * N, sizeof *y);
             double *row = malloc((size_t)N * sizeof *row), *want = malloc((size_t)N * sizeof *want);
             const float *res = variant == 1 ? r : NULL;
@@ -454,9 +424,9 @@ END_TEST
 START_TEST(rmsnorm_vs_naive)
 {
     struct err e = {0};
-    rng_state = 6;
+    test_rng = 6;
     int M = 3, N = 37;
-    float *x = rnd_array((size_t)M * N, -2, 2), *w = rnd_array((size_t)N, 0.5f, 1.5f);
+    float *x = test_rnd_array((size_t)M * N, -2, 2), *w = test_rnd_array((size_t)N, 0.5f, 1.5f);
     float *y = calloc((size_t)M * N, sizeof *y);
     ck_assert_int_eq(rmsnorm_forward(x, y, w, 1e-6f, M, N, &e), 0);
     for (int m = 0; m < M; m++) {
@@ -486,7 +456,7 @@ START_TEST(activations_vs_naive)
             x[i] = -8.0f + 16.0f * (float)i / (float)(n - 1);
         ck_assert_msg(act_forward(ctx, (enum act)a, x, n, &e) == 0, "%s", e.msg);
         for (size_t i = 0; i < n; i++) {
-            double want = ref_act((enum act)a, (double)(-8.0f + 16.0f * (float)i / (float)(n - 1)));
+            double want = test_ref_act((enum act)a, (double)(-8.0f + 16.0f * (float)i / (float)(n - 1)));
             ck_assert_msg(fabs(x[i] - want) <= TOL_F32 * fmax(1, fabs(want)),
                           "%s(%g) = %.9g want %.9g", act_name((enum act)a),
                           -8.0 + 16.0 * (double)i / (double)(n - 1), (double)x[i], want);
@@ -522,9 +492,9 @@ START_TEST(softmax_vs_naive)
 {
     struct dnn_ctx *ctx = ctx_new(0);
     struct err e = {0};
-    rng_state = 3;
+    test_rng = 3;
     int rows = 13, cols = 37;
-    float *x = rnd_array((size_t)rows * cols, -10, 10);
+    float *x = test_rnd_array((size_t)rows * cols, -10, 10);
     float *x0 = malloc((size_t)rows * cols * sizeof *x0);
     memcpy(x0, x, (size_t)rows * cols * sizeof *x);
     ck_assert_int_eq(softmax_forward(ctx, x, rows, cols, &e), 0);
@@ -603,7 +573,7 @@ static void run_attention_case(int B, int S, int H, int D, int with_mask, int wi
     struct err e = {0};
     int HD = H * D;
     struct attn_shape s = {B, S, H, D, 3 * HD, HD + 5, window};
-    float *qkv = rnd_array((size_t)B * S * 3 * HD, -2, 2);
+    float *qkv = test_rnd_array((size_t)B * S * 3 * HD, -2, 2);
     float *out = calloc((size_t)B * S * s.ld_out, sizeof *out);
     double *want = malloc((size_t)B * S * HD * sizeof *want);
     int32_t *mask = malloc((size_t)B * S * sizeof *mask);
@@ -642,7 +612,7 @@ static void run_attention(int B, int S, int H, int D, int with_mask)
  * DeBERTa's relative positions), in one chunk and across chunks. */
 static void run_attention_bias(int B, int S, int H, int D, bool per_seq, float scale)
 {
-    float *add = rnd_array((size_t)(per_seq ? B : 1) * H * S * S, -3, 3);
+    float *add = test_rnd_array((size_t)(per_seq ? B : 1) * H * S * S, -3, 3);
     struct attn_bias ab = {scale, add, per_seq};
     run_attention_case(B, S, H, D, 1, 0, &ab);
     free(add);
@@ -650,7 +620,7 @@ static void run_attention_bias(int B, int S, int H, int D, bool per_seq, float s
 
 START_TEST(attention_score_bias)
 {
-    rng_state = 19;
+    test_rng = 19;
     run_attention_bias(3, 7, 2, 16, false, 0.0f);
     run_attention_bias(3, 7, 2, 16, true, 0.1f);
     run_attention_bias(5, 300, 12, 8, true, 0.2f); /* chunks of 3 and 2 sequences */
@@ -659,7 +629,7 @@ END_TEST
 
 START_TEST(attention_padded_mask)
 {
-    rng_state = 13;
+    test_rng = 13;
     run_attention(3, 7, 2, 16, 1); /* hidden 32 like the fixtures */
     run_attention(1, 1, 2, 16, 1);
     run_attention(4, 9, 3, 8, 0);
@@ -668,7 +638,7 @@ END_TEST
 
 START_TEST(attention_chunks_batches)
 {
-    rng_state = 17;
+    test_rng = 17;
     run_attention(5, 300, 12, 8, 1); /* 4.3 MB of scores per sequence: chunks of 3 and 2 */
 }
 END_TEST
@@ -677,7 +647,7 @@ END_TEST
  * a window as long as the sequence changes nothing; chunked batches build their own bias. */
 START_TEST(attention_local_window)
 {
-    rng_state = 19;
+    test_rng = 19;
     run_attention_case(3, 20, 2, 16, 1, 4, NULL);
     run_attention_case(2, 9, 3, 8, 0, 2, NULL);
     run_attention_case(2, 9, 3, 8, 1, 8, NULL);
@@ -689,7 +659,7 @@ END_TEST
  * window goes to the f32 attention. */
 START_TEST(attention_bf16_vs_naive)
 {
-    rng_state = 23;
+    test_rng = 23;
     attn_bf16 = 1;
     run_attention(3, 7, 2, 16, 1);
     run_attention(1, 1, 2, 16, 1);
@@ -709,8 +679,8 @@ static void heads_case(struct dnn_ctx *ctx, int B, int S, int NH, int D, int mas
 {
     struct err e = {0};
     int K = 48, HD = NH * D, M = B * S;
-    float *x = rnd_array((size_t)M * K, -1, 1), *w = rnd_array((size_t)3 * HD * K, -1, 1);
-    float *b = rnd_array((size_t)3 * HD, -1, 1), *qkv = malloc((size_t)M * 3 * HD * sizeof *qkv);
+    float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)3 * HD * K, -1, 1);
+    float *b = test_rnd_array((size_t)3 * HD, -1, 1), *qkv = malloc((size_t)M * 3 * HD * sizeof *qkv);
     float *o1 = malloc((size_t)M * HD * sizeof *o1), *o2 = malloc((size_t)M * HD * sizeof *o2);
     uint16_t *heads = malloc((size_t)M * 3 * HD * sizeof *heads);
     int32_t *mask = malloc((size_t)M * sizeof *mask);
@@ -747,7 +717,7 @@ START_TEST(attention_heads_match_gathered)
         dnn_ctx_free(ctx);
         return;
     }
-    rng_state = 31;
+    test_rng = 31;
     for (int plain = 0; plain < 2; plain++) {
         int8_set_plain(plain);
         heads_case(ctx, 3, 7, 2, 16, 1);
@@ -788,7 +758,7 @@ END_TEST
 static struct emb_table table_of(enum dtype_compute dt, float **copy)
 {
     size_t R = 37, C = 50;
-    float *w = rnd_array(R * C, -3.0f, 3.0f);
+    float *w = test_rnd_array(R * C, -3.0f, 3.0f);
     memset(w + 5 * C, 0, C * sizeof *w); /* row 5: zeros */
     w[7 * C + 0] = 1.0f + 0x1p-8f;       /* ties: to even (1.0), to even (1 + 2^-6) */
     w[7 * C + 1] = 1.0f + 3 * 0x1p-8f;
@@ -804,7 +774,7 @@ static struct emb_table table_of(enum dtype_compute dt, float **copy)
 
 START_TEST(emb_table_f32_bf16)
 {
-    rng_state = 77;
+    test_rng = 77;
     float *src, row[50];
     struct emb_table t = table_of(DTYPE_COMPUTE_F32, &src);
     ck_assert_ptr_eq(emb_table_f32(&t), t.f32);
@@ -843,7 +813,7 @@ END_TEST
  * hold) comes back exactly, where max / 127 would move each 0.5 by 0.8%. */
 START_TEST(emb_table_s8_rows)
 {
-    rng_state = 78;
+    test_rng = 78;
     for (int dt = DTYPE_COMPUTE_INT8; dt <= DTYPE_COMPUTE_INT4; dt++) {
         float *src, row[50];
         struct emb_table t = table_of((enum dtype_compute)dt, &src);
@@ -907,11 +877,11 @@ START_TEST(emb_table_shares_tied_linear)
     static const int shapes[][2] = {{37, 96}, {300, 128}}; /* int4: inputs a multiple of 32 */
     struct dnn_ctx *ctx = ctx_new(2);
     struct err e = {0};
-    rng_state = 79;
+    test_rng = 79;
     for (int si = 0; si < 2; si++)
         for (int dt = DTYPE_COMPUTE_F32; dt <= DTYPE_COMPUTE_INT4; dt++) {
             int R = shapes[si][0], C = shapes[si][1];
-            float *w = rnd_array((size_t)R * C, -3.0f, 3.0f);
+            float *w = test_rnd_array((size_t)R * C, -3.0f, 3.0f);
             float *w2 = malloc((size_t)R * C * sizeof *w2);
             float *got = malloc((size_t)C * sizeof *got), *want = malloc((size_t)C * sizeof *want);
             ck_assert(w2 && got && want);
@@ -1000,15 +970,15 @@ START_TEST(bf16_matches_onednn_reorder)
         0x7fc00000u, 0xffc00001u, 0x7f800001u, /* NaNs, one signalling */
     };
     size_t sizes[] = {37, 1000, 70001};
-    rng_state = 99;
+    test_rng = 99;
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         size_t n = sizes[si];
         float *x = malloc(n * sizeof *x);
         uint16_t *got = malloc(n * 2), *want = malloc(n * 2);
         ck_assert(x && got && want);
         for (size_t i = 0; i < n; i++) {
-            rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-            x[i] = from_bits((uint32_t)(rng_state >> 32)); /* every exponent and sign */
+            test_rng = test_rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            x[i] = from_bits((uint32_t)(test_rng >> 32)); /* every exponent and sign */
         }
         for (size_t i = 0; i < sizeof special / sizeof special[0] && i < n; i++)
             x[i * 3 % n] = from_bits(special[i]);
@@ -1039,7 +1009,7 @@ START_TEST(primitive_cache_evicts_lru)
     struct dnn_ctx *ctx = ctx_new(1);
     struct err e = {0};
     enum { N = 8, MAX_M = 600 };
-    float *x = rnd_array((size_t)MAX_M * N, -1, 1), *y = malloc((size_t)MAX_M * N * sizeof *y);
+    float *x = test_rnd_array((size_t)MAX_M * N, -1, 1), *y = malloc((size_t)MAX_M * N * sizeof *y);
     float g[N], b[N];
     for (int i = 0; i < N; i++) {
         g[i] = 1.0f;
@@ -1076,9 +1046,9 @@ START_TEST(serial_small_ops)
     dnn_set_threads(2);
     struct dnn_ctx *ctx = ctx_new(2);
     struct err e = {0};
-    rng_state = 5;
+    test_rng = 5;
     int M = 5, K = 64, N = 48;
-    float *w = rnd_array((size_t)N * K, -1, 1), *x = rnd_array((size_t)M * K, -1, 1);
+    float *w = test_rnd_array((size_t)N * K, -1, 1), *x = test_rnd_array((size_t)M * K, -1, 1);
     float *y = malloc((size_t)M * N * sizeof *y);
     struct linear l;
     ck_assert_int_eq(linear_init(&l, ctx, w, NULL, K, N, DTYPE_COMPUTE_F32, ACT_NONE, &e), 0);
@@ -1103,8 +1073,8 @@ START_TEST(serial_small_ops)
     check_linear(x, w, NULL, NULL, y, M, K, N, ACT_NONE, TOL_F32, "two threads");
 
     enum { LM = 64, LN = 1024 };
-    float *big = rnd_array((size_t)LM * LN, -1, 1), *out = malloc((size_t)LM * LN * sizeof *out);
-    float *g = rnd_array(LN, 1, 1.5f), *b = rnd_array(LN, -1, 1);
+    float *big = test_rnd_array((size_t)LM * LN, -1, 1), *out = malloc((size_t)LM * LN * sizeof *out);
+    float *g = test_rnd_array(LN, 1, 1.5f), *b = test_rnd_array(LN, -1, 1);
     ck_assert_int_eq(layernorm_forward(ctx, big, NULL, out, g, b, 1e-5f, LM, LN, &e), 0);
     ck_assert_int_eq(omp_get_max_threads(), 2);
     ck_assert_int_eq(layernorm_forward(ctx, big, NULL, out, g, b, 1e-5f, 2, 16, &e), 0);

@@ -14,30 +14,13 @@
 
 #include "ops/ops.h"
 #include "suites.h"
-
-static uint64_t rng_state;
-
-static float rnd(float lo, float hi)
-{
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    double u = (double)(rng_state >> 11) / 9007199254740992.0;
-    return (float)(lo + (hi - lo) * u);
-}
-
-static float *rnd_array(size_t n, float lo, float hi)
-{
-    float *a = malloc(n * sizeof *a);
-    ck_assert_ptr_nonnull(a);
-    for (size_t i = 0; i < n; i++)
-        a[i] = rnd(lo, hi);
-    return a;
-}
+#include "test_rand.h"
 
 START_TEST(quantize_round_trip)
 {
-    rng_state = 7;
+    test_rng = 7;
     int out = 9, in = 256, group = 64, ng = in / group;
-    float *w = rnd_array((size_t)out * in, -0.3f, 0.8f), *back = malloc((size_t)out * in * 4);
+    float *w = test_rnd_array((size_t)out * in, -0.3f, 0.8f), *back = malloc((size_t)out * in * 4);
     ck_assert_ptr_nonnull(back);
     for (int k = 0; k < group; k++)
         w[k] = 0.0f; /* an all-zero group */
@@ -112,20 +95,20 @@ static void case_fini(struct linear *l, struct dnn_ctx *ctx, struct q4_rows *r, 
 
 START_TEST(kernel_vs_naive)
 {
-    rng_state = 100 + (uint64_t)_i;
+    test_rng = 100 + (uint64_t)_i;
     int M = shapes[_i].M, K = shapes[_i].K, N = shapes[_i].N, G = shapes[_i].group;
     struct q4_rows r;
     struct err e = {0};
     ck_assert_int_eq(q4_rows_alloc(&r, N, K, G, &e), 0);
     for (size_t i = 0; i < (size_t)N * K; i++)
-        r.q[i] = (uint8_t)((int)rnd(0, 16) & 15);
+        r.q[i] = (uint8_t)((int)test_rnd(0, 16) & 15);
     for (size_t i = 0; i < (size_t)N * (K / G); i++) {
-        r.scale[i] = rnd(0.001f, 0.05f);
-        r.zero[i] = (uint8_t)(int)rnd(0, 16.99f);
+        r.scale[i] = test_rnd(0.001f, 0.05f);
+        r.zero[i] = (uint8_t)(int)test_rnd(0, 16.99f);
     }
     float *wd = malloc((size_t)N * K * sizeof *wd);
-    float *x = rnd_array((size_t)M * K, -2, 2), *b = shapes[_i].bias ? rnd_array(N, -1, 1) : NULL;
-    float *res = shapes[_i].add ? rnd_array((size_t)M * N, -1, 1) : NULL;
+    float *x = test_rnd_array((size_t)M * K, -2, 2), *b = shapes[_i].bias ? test_rnd_array(N, -1, 1) : NULL;
+    float *res = shapes[_i].add ? test_rnd_array((size_t)M * N, -1, 1) : NULL;
     float *y = malloc((size_t)M * N * sizeof *y);
     double *ref = malloc((size_t)M * N * sizeof *ref);
     ck_assert(wd && y && ref);
@@ -166,10 +149,10 @@ static void random_codes(struct q4_rows *r, float *wd, int N, int K, int G)
     struct err e = {0};
     ck_assert_int_eq(q4_rows_alloc(r, N, K, G, &e), 0);
     for (size_t i = 0; i < (size_t)N * K; i++)
-        r->q[i] = (uint8_t)((int)rnd(0, 16) & 15);
+        r->q[i] = (uint8_t)((int)test_rnd(0, 16) & 15);
     for (size_t i = 0; i < (size_t)N * (K / G); i++) {
-        r->scale[i] = rnd(0.001f, 0.05f);
-        r->zero[i] = (uint8_t)(int)rnd(0, 16.99f);
+        r->scale[i] = test_rnd(0.001f, 0.05f);
+        r->zero[i] = (uint8_t)(int)test_rnd(0, 16.99f);
     }
     q4_dequantize(r, wd);
 }
@@ -195,16 +178,16 @@ static const struct {
  * the f32 kernel: within 1e-5 of the terms' magnitude. */
 START_TEST(gemm_path_within_rounding)
 {
-    rng_state = 200 + (uint64_t)_i;
+    test_rng = 200 + (uint64_t)_i;
     int M = gemm_shapes[_i].M, K = gemm_shapes[_i].K, N = gemm_shapes[_i].N;
     int G = gemm_shapes[_i].group, ng = K / G;
     struct q4_rows r;
     float *wd = malloc((size_t)N * K * sizeof *wd);
     ck_assert_ptr_nonnull(wd);
     random_codes(&r, wd, N, K, G);
-    float *x = rnd_array((size_t)M * K, -2, 2);
-    float *b = gemm_shapes[_i].bias ? rnd_array(N, -1, 1) : NULL;
-    float *res = gemm_shapes[_i].add ? rnd_array((size_t)M * N, -1, 1) : NULL;
+    float *x = test_rnd_array((size_t)M * K, -2, 2);
+    float *b = gemm_shapes[_i].bias ? test_rnd_array(N, -1, 1) : NULL;
+    float *res = gemm_shapes[_i].add ? test_rnd_array((size_t)M * N, -1, 1) : NULL;
     float *y = malloc((size_t)M * N * sizeof *y);
     double *ref = malloc((size_t)M * N * sizeof *ref);
     ck_assert(y && ref);
@@ -323,16 +306,16 @@ static void naive_s8(const struct q4_rows *r, const float *x, const float *b, in
 
 START_TEST(dot_vs_naive)
 {
-    rng_state = 300 + (uint64_t)_i;
+    test_rng = 300 + (uint64_t)_i;
     int M = dot_shapes[_i].M, K = dot_shapes[_i].K, N = dot_shapes[_i].N, G = dot_shapes[_i].group;
     struct q4_rows r;
     float *wd = malloc((size_t)N * K * sizeof *wd);
     ck_assert_ptr_nonnull(wd);
     random_codes(&r, wd, N, K, G);
-    float *x = rnd_array((size_t)M * K, -2, 2), *b = dot_shapes[_i].bias ? rnd_array(N, -1, 1) : NULL;
+    float *x = test_rnd_array((size_t)M * K, -2, 2), *b = dot_shapes[_i].bias ? test_rnd_array(N, -1, 1) : NULL;
     if (M > 2)
         memset(x + K, 0, (size_t)K * sizeof *x); /* row 1: zero */
-    float *res = dot_shapes[_i].add ? rnd_array((size_t)M * N, -1, 1) : NULL;
+    float *res = dot_shapes[_i].add ? test_rnd_array((size_t)M * N, -1, 1) : NULL;
     float *y = malloc((size_t)M * N * sizeof *y);
     double *ref = malloc((size_t)M * N * sizeof *ref), *mag = malloc((size_t)M * N * sizeof *mag),
            *exact = malloc((size_t)M * N * sizeof *exact);
@@ -373,9 +356,9 @@ END_TEST
  * divides in) and computes with the dequantized weights. */
 START_TEST(linear_init_quantizes)
 {
-    rng_state = 3;
+    test_rng = 3;
     int M = 3, K = 192, N = 24; /* 192: groups of 64 */
-    float *w = rnd_array((size_t)N * K, -0.5f, 0.5f), *x = rnd_array((size_t)M * K, -1, 1);
+    float *w = test_rnd_array((size_t)N * K, -0.5f, 0.5f), *x = test_rnd_array((size_t)M * K, -1, 1);
     float *y = malloc((size_t)M * N * sizeof *y), *wd = malloc((size_t)N * K * sizeof *wd);
     double *ref = malloc((size_t)M * N * sizeof *ref);
     ck_assert(y && wd && ref);
