@@ -92,8 +92,7 @@ static int parse_opts(int argc, char **argv, struct gen_bench_opts *o)
             bad = bench_parse_int(v, 0, 1, &on);
             q4_set_gemm(on);
             q4_set_exact(!on);
-        }
-        else if (strcmp(a, "--context") == 0)
+        } else if (strcmp(a, "--context") == 0)
             bad = bench_parse_int(v, 1, 1 << 20, &o->context);
         else if (strcmp(a, "--steps") == 0)
             bad = bench_parse_int(v, 1, 100000, &o->steps);

@@ -132,17 +132,20 @@ static int int8_ab(struct dnn_ctx *ctx, int M, double seconds, int rounds)
                 int p = (r + i) % 2; /* the order alternates per round */
                 int8_set_amx(p);
                 struct bench_case c = {.run = shapes[s][3] ? run_linear_add : run_linear,
-                                       .ctx = ctx, .l = &l[p], .x = x, .y = y, .M = M};
+                                       .ctx = ctx,
+                                       .l = &l[p],
+                                       .x = x,
+                                       .y = y,
+                                       .M = M};
                 time_both(&c, seconds, &wall[p], &cpu[p]);
             }
             printf("{\"op\":\"int8_ab\",\"M\":%d,\"K\":%d,\"N\":%d,\"act\":\"%s\","
                    "\"residual\":%d,\"round\":%d,\"onednn_ms\":%.3f,\"amx_ms\":%.3f,"
                    "\"onednn_cpu_ms\":%.3f,\"amx_cpu_ms\":%.3f,\"wall_ratio\":%.3f,"
                    "\"cpu_ratio\":%.3f,\"amx_gflops\":%.1f}\n",
-                   M, shapes[s][0], shapes[s][1], act_name((enum act)shapes[s][2]), shapes[s][3],
-                   r, wall[0] * 1e3, wall[1] * 1e3, cpu[0] * 1e3, cpu[1] * 1e3,
-                   wall[0] / wall[1], cpu[0] / cpu[1],
-                   2.0 * M * shapes[s][0] * shapes[s][1] / wall[1] / 1e9);
+                   M, shapes[s][0], shapes[s][1], act_name((enum act)shapes[s][2]), shapes[s][3], r,
+                   wall[0] * 1e3, wall[1] * 1e3, cpu[0] * 1e3, cpu[1] * 1e3, wall[0] / wall[1],
+                   cpu[0] / cpu[1], 2.0 * M * shapes[s][0] * shapes[s][1] / wall[1] / 1e9);
             fflush(stdout);
         }
         linear_fini(&l[0]);

@@ -76,8 +76,11 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int K, N;
-    } shapes[] = {{"qkv", 768, 1280}, {"o", 768, 768}, {"gate_up", 768, 4096},
-                  {"down", 2048, 768}, {"lm_head", 768, 32000}};
+    } shapes[] = {{"qkv", 768, 1280},
+                  {"o", 768, 768},
+                  {"gate_up", 768, 4096},
+                  {"down", 2048, 768},
+                  {"lm_head", 768, 32000}};
     enum { N_SHAPES = sizeof shapes / sizeof shapes[0] };
     size_t wmax = (size_t)32000 * 768;
     float *w = malloc(wmax * sizeof *w), *x = malloc((size_t)64 * 2048 * sizeof *x);
@@ -95,10 +98,10 @@ int main(int argc, char **argv)
         int copies = (int)((24u << 20) / q4_bytes);
         copies = copies < 1 ? 1 : copies > MAX_COPIES ? MAX_COPIES : copies;
         for (int c = 0; c < copies; c++) {
-            if (linear_init(&i8[s].l[c], ctx, w, NULL, shapes[s].K, shapes[s].N,
-                            DTYPE_COMPUTE_INT8, ACT_NONE, &e) != 0 ||
-                linear_init(&i4[s].l[c], ctx, w, NULL, shapes[s].K, shapes[s].N,
-                            DTYPE_COMPUTE_INT4, ACT_NONE, &e) != 0) {
+            if (linear_init(&i8[s].l[c], ctx, w, NULL, shapes[s].K, shapes[s].N, DTYPE_COMPUTE_INT8,
+                            ACT_NONE, &e) != 0 ||
+                linear_init(&i4[s].l[c], ctx, w, NULL, shapes[s].K, shapes[s].N, DTYPE_COMPUTE_INT4,
+                            ACT_NONE, &e) != 0) {
                 fprintf(stderr, "bench-q4: %s\n", e.msg);
                 return 1;
             }

@@ -60,8 +60,12 @@ static int parse_dtype(const char *v, struct opts *o)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    *o = (struct opts){.dt = DTYPE_COMPUTE_F32, .dt_name = "fp32", .max_length = 256,
-                       .stride = 128, .threads = 2, .q4_gemm = 1};
+    *o = (struct opts){.dt = DTYPE_COMPUTE_F32,
+                       .dt_name = "fp32",
+                       .max_length = 256,
+                       .stride = 128,
+                       .threads = 2,
+                       .q4_gemm = 1};
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = !v;
@@ -210,8 +214,8 @@ static int run(const struct opts *o, struct err *e)
                    "\"stride\":%d,\"tokens\":%zu,\"scored\":%ld,\"nll\":%.9g,\"perplexity\":%.9g,"
                    "\"seconds\":%.1f}\n",
                    name && name[1] ? name + 1 : o->model, o->dt_name, o->q4_gemm, o->max_length,
-                   o->stride, enc.v[0].n, scored, nll / (double)scored,
-                   exp(nll / (double)scored), bench_now_s() - t0);
+                   o->stride, enc.v[0].n, scored, nll / (double)scored, exp(nll / (double)scored),
+                   bench_now_s() - t0);
     }
     encodings_fini(&enc);
     tokenizer_free(tk);

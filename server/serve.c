@@ -17,8 +17,8 @@
 
 #include "batcher.h"
 #include "constraint.h"
-#include "daemon.h"
 #include "cpus.h"
+#include "daemon.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"

@@ -110,9 +110,8 @@ static int take_ln(struct weights *w, const char *base, const char *part, int D,
     return weights_norm(w, n, D, true, ln, e);
 }
 
-static int load_attn(struct bart_model *m, struct weights *w, struct dnn_ctx *ctx,
-                     const char *base, bool cross, enum dtype_compute dt, struct bart_attn *a,
-                     struct err *e)
+static int load_attn(struct bart_model *m, struct weights *w, struct dnn_ctx *ctx, const char *base,
+                     bool cross, enum dtype_compute dt, struct bart_attn *a, struct err *e)
 {
     char n[3][192];
     const char *bases[3];
@@ -123,8 +122,7 @@ static int load_attn(struct bart_model *m, struct weights *w, struct dnn_ctx *ct
         bases[i] = n[i];
     }
     int rc = cross ? weights_linear(w, ctx, bases[0], m->D, m->D, true, dt, ACT_NONE, &a->q, e)
-                   : weights_stacked(w, ctx, bases, outs, 3, m->D, true, dt, ACT_NONE, &a->qkv,
-                                     e);
+                   : weights_stacked(w, ctx, bases, outs, 3, m->D, true, dt, ACT_NONE, &a->qkv, e);
     if (rc == 0 && cross)
         rc = weights_stacked(w, ctx, bases + 1, outs, 2, m->D, true, dt, ACT_NONE, &a->kv, e);
     snprintf(n[0], sizeof n[0], "%s.out_proj", base);
@@ -158,8 +156,7 @@ static int load_layer(struct bart_model *m, struct weights *w, struct dnn_ctx *c
 }
 
 static int load_stack(struct bart_model *m, struct weights *w, struct dnn_ctx *ctx,
-                      const char *stack, struct bart_stack *s, enum dtype_compute dt,
-                      struct err *e)
+                      const char *stack, struct bart_stack *s, enum dtype_compute dt, struct err *e)
 {
     int rc = take_positions(m, w, stack, s, e);
     if (rc == 0 && m->v->ln_embedding)
@@ -189,17 +186,17 @@ static int load_head(struct bart_model *m, struct weights *w, struct dnn_ctx *ct
         rc = weights_linear(w, ctx, "classification_head.dense", m->D, m->D, true, dt, ACT_NONE,
                             &m->cls_dense, e);
         if (rc == 0)
-            rc = weights_linear(w, ctx, "classification_head.out_proj", m->D, m->num_labels,
-                                true, dt, ACT_NONE, &m->cls_out, e);
+            rc = weights_linear(w, ctx, "classification_head.out_proj", m->D, m->num_labels, true,
+                                dt, ACT_NONE, &m->cls_out, e);
     } else {
         if (checkpoint_get(w->ck, "final_logits_bias"))
             rc = weights_take(w, "final_logits_bias", 1, m->vocab, &m->final_logits_bias, e);
         if (rc == 0 && !m->cfg.tie_word_embeddings)
-            rc = weights_linear(w, ctx, "lm_head", m->D, m->vocab, false, dt, ACT_NONE,
-                                &m->lm_head, e);
+            rc = weights_linear(w, ctx, "lm_head", m->D, m->vocab, false, dt, ACT_NONE, &m->lm_head,
+                                e);
         else if (rc == 0)
             rc = linear_init(&m->lm_head, ctx, emb_table_f32(m->dec.embed), NULL, m->D,
-                                  (int)m->vocab, dt, ACT_NONE, e);
+                             (int)m->vocab, dt, ACT_NONE, e);
     }
     memcpy(w->prefix, saved, sizeof saved);
     return rc;

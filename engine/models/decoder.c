@@ -165,8 +165,7 @@ static int load_gate_up(struct decoder_model *d, struct weights *w, struct dnn_c
     bool bias = d->cfg.mlp_bias;
     if (d->v->fused) {
         snprintf(n[0], sizeof n[0], "layers.%d.mlp.gate_up_proj", l);
-        return weights_linear(w, ctx, n[0], d->H, 2 * (int64_t)d->I, bias, dt, ACT_NONE, &L->up,
-                              e);
+        return weights_linear(w, ctx, n[0], d->H, 2 * (int64_t)d->I, bias, dt, ACT_NONE, &L->up, e);
     }
     snprintf(n[0], sizeof n[0], "layers.%d.mlp.gate_proj", l);
     snprintf(n[1], sizeof n[1], "layers.%d.mlp.up_proj", l);
@@ -189,8 +188,8 @@ static int load_llama_layer(struct decoder_model *d, struct weights *w, struct d
          (rc = layer_norm_w(d, w, l, "self_attn.k_norm", d->head_dim, &L->k_norm, e)) != 0))
         return rc;
     snprintf(n, sizeof n, "layers.%d.self_attn.o_proj", l);
-    if ((rc = weights_linear(w, ctx, n, d->q_dim, d->H, d->cfg.attention_bias, dt, ACT_NONE,
-                             &L->o, e)))
+    if ((rc = weights_linear(w, ctx, n, d->q_dim, d->H, d->cfg.attention_bias, dt, ACT_NONE, &L->o,
+                             e)))
         return rc;
     if (v->sandwich &&
         ((rc = layer_norm_w(d, w, l, "post_attention_layernorm", d->H, &L->post_attn, e)) != 0 ||
@@ -230,8 +229,8 @@ static int load_ends(struct decoder_model *d, struct weights *w, struct dnn_ctx 
             weights_mark_used(w, head);
         if (!d->has_head)
             return 0;
-        return linear_init(&d->lm_head, ctx, emb_table_f32(&d->wte), NULL, d->H,
-                                (int)d->vocab, dt, ACT_NONE, e);
+        return linear_init(&d->lm_head, ctx, emb_table_f32(&d->wte), NULL, d->H, (int)d->vocab, dt,
+                           ACT_NONE, e);
     }
     char saved[sizeof w->prefix];
     memcpy(saved, w->prefix, sizeof saved);
@@ -336,7 +335,8 @@ static int read_llama_extras(struct decoder_model *d, const char *dir, struct er
     d->embed_scale = d->v->embed_scale ? (float)sqrt((double)d->H) : 1.0f;
     d->rot_dim = (int)((double)d->head_dim * c->partial_rotary_factor);
     if (d->rot_dim <= 0 || d->rot_dim % 2 != 0)
-        return err_set(e, ERR_FORMAT, "%s: config.json: %d rotary dimensions (head_dim %d x "
+        return err_set(e, ERR_FORMAT,
+                       "%s: config.json: %d rotary dimensions (head_dim %d x "
                        "partial_rotary_factor %g) must be even and positive",
                        dir, d->rot_dim, d->head_dim, c->partial_rotary_factor);
     return read_rope(d, dir, e);

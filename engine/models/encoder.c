@@ -213,8 +213,8 @@ static int load_head(struct encoder *m, struct weights *w, struct dnn_ctx *ctx,
         if (rc == 0)
             rc = weights_take(w, bias, m->vocab, 0, &bv, e);
         if (rc == 0)
-            rc = linear_init(&m->cls, ctx, emb_table_f32(&m->word), bv, (int)H,
-                                  (int)m->vocab, dt, ACT_NONE, e);
+            rc = linear_init(&m->cls, ctx, emb_table_f32(&m->word), bv, (int)H, (int)m->vocab, dt,
+                             ACT_NONE, e);
         free(bv);
         return rc;
     }
@@ -558,8 +558,8 @@ static int layer_forward(const struct encoder *m, int li, const struct layer *L,
     /* INT8: attention in bf16 (ops/attention_bf16.c; f32 without native bf16), unless a
      * relative-position bias */
     if (rc == 0 && L->qkv.dt == DTYPE_COMPUTE_INT8 && !m->v->rel)
-        rc = attention_forward_bf16(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att,
-                                    e);
+        rc =
+            attention_forward_bf16(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att, e);
     else if (rc == 0)
         rc = attention_forward_biased(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask,
                                       m->v->rel ? &ab : NULL, r->att, e);

@@ -144,8 +144,8 @@ static int load_head(struct mb *m, const struct hf_config *cfg, struct weights *
     while (i < n && !(ends_with(arch, heads[i].suffix) || (!arch[0] && heads[i].head == HEAD_NONE)))
         i++;
     if (i == n)
-        return err_set(e, ERR_FORMAT, "%s: config.json: architecture '%s' is not supported",
-                       w->dir, arch);
+        return err_set(e, ERR_FORMAT, "%s: config.json: architecture '%s' is not supported", w->dir,
+                       arch);
     m->head = heads[i].head;
     m->mean_pool = strcmp(cfg->classifier_pooling, "mean") == 0;
     m->out_width = m->head == HEAD_NONE        ? (size_t)m->H
@@ -159,8 +159,8 @@ static int load_head(struct mb *m, const struct hf_config *cfg, struct weights *
         err_prefix(e, "%s: config.json: classifier_activation: ", w->dir);
         return rc;
     }
-    rc = weights_linear(w, ctx, "head.dense", m->H, m->H, cfg->classifier_bias, dt, act,
-                        &m->dense, e);
+    rc = weights_linear(w, ctx, "head.dense", m->H, m->H, cfg->classifier_bias, dt, act, &m->dense,
+                        e);
     if (rc == 0)
         rc = take_norm(w, "head.norm", m->H, cfg->norm_bias, &m->head_norm, e);
     if (rc || m->head != HEAD_MASKED_LM)
@@ -172,7 +172,7 @@ static int load_head(struct mb *m, const struct hf_config *cfg, struct weights *
         rc = weights_take(w, "decoder.bias", m->vocab, 0, &bv, e);
     if (rc == 0)
         rc = linear_init(&m->cls, ctx, emb_table_f32(&m->tok), bv, m->H, (int)m->vocab, dt,
-                              ACT_NONE, e);
+                         ACT_NONE, e);
     free(bv);
     return rc;
 }
@@ -330,8 +330,8 @@ static int layer_forward(const struct mb *m, const struct mb_layer *L, struct dn
     int M = b->batch * b->seq, H = m->H, rc = 0;
     const float *in = r->x;
     if (L->attn_norm.w) {
-        rc = layernorm_forward(ctx, r->x, NULL, r->h, L->attn_norm.w, L->attn_norm.b, m->eps, M,
-                               H, e);
+        rc = layernorm_forward(ctx, r->x, NULL, r->h, L->attn_norm.w, L->attn_norm.b, m->eps, M, H,
+                               e);
         in = r->h;
     }
     if (rc == 0)
@@ -339,14 +339,14 @@ static int layer_forward(const struct mb *m, const struct mb_layer *L, struct dn
     if (rc)
         return rc;
     rotate_qk(m, b, r->rope, L->local, r->qkv);
-    struct attn_shape s = {b->batch, b->seq, m->n_heads, m->head_dim, 3 * H, H,
-                           L->local ? m->window : 0};
+    struct attn_shape s = {
+        b->batch, b->seq, m->n_heads, m->head_dim, 3 * H, H, L->local ? m->window : 0};
     rc = attention_forward(ctx, &s, r->qkv, r->qkv + H, r->qkv + 2 * H, b->mask, r->att, e);
     if (rc == 0)
         rc = linear_forward_add(&L->o, ctx, r->att, r->x, M, e);
     if (rc == 0)
-        rc = layernorm_forward(ctx, r->x, NULL, r->h, L->mlp_norm.w, L->mlp_norm.b, m->eps, M, H,
-                               e);
+        rc =
+            layernorm_forward(ctx, r->x, NULL, r->h, L->mlp_norm.w, L->mlp_norm.b, m->eps, M, H, e);
     if (rc == 0)
         rc = linear_forward(&L->wi_in, ctx, r->h, r->a, M, e);
     if (rc == 0)
@@ -390,7 +390,9 @@ static int head_rows(const struct mb *m, const struct encoder_batch *b, struct m
 {
     int M = b->batch * b->seq;
     size_t H = (size_t)m->H;
-    *n = m->head == HEAD_SEQ_CLS ? b->batch : m->head == HEAD_MASKED_LM && b->lm_rows ? b->n_lm_rows : M;
+    *n = m->head == HEAD_SEQ_CLS                   ? b->batch
+         : m->head == HEAD_MASKED_LM && b->lm_rows ? b->n_lm_rows
+                                                   : M;
     if (*n <= 0)
         return err_set(e, ERR_INVALID, "no rows to predict");
     int rc = grow_floats(&r->rows, &r->cap_rows, (size_t)*n * H, e);

@@ -205,8 +205,8 @@ static int load_ends(struct t5_model *m, struct weights *w, struct dnn_ctx *ctx,
     if (!m->cfg.tie_word_embeddings)
         rc = take_linear(w, ctx, "lm_head", "", m->D, m->vocab, dt, ACT_NONE, &m->lm_head, e);
     else
-        rc = linear_init(&m->lm_head, ctx, emb_table_f32(&m->shared), NULL, m->D,
-                              (int)m->vocab, dt, ACT_NONE, e);
+        rc = linear_init(&m->lm_head, ctx, emb_table_f32(&m->shared), NULL, m->D, (int)m->vocab, dt,
+                         ACT_NONE, e);
     /* the tied head is packed: the f32 rows go, read back from it (one copy) */
     if (rc == 0 && m->cfg.tie_word_embeddings)
         return emb_table_share(&m->shared, &m->lm_head, dt, e);
@@ -272,8 +272,8 @@ static int read_sizes(struct t5_model *m, const char *dir, struct err *e)
         return err_set(e, ERR_FORMAT, "%s: config.json: decoder_start_token_id %lld >= vocab %lld",
                        dir, (long long)start, (long long)m->vocab);
     m->start_token = (int32_t)start;
-    m->scale_output = c->scale_decoder_outputs >= 0 ? c->scale_decoder_outputs == 1
-                                                    : c->tie_word_embeddings;
+    m->scale_output =
+        c->scale_decoder_outputs >= 0 ? c->scale_decoder_outputs == 1 : c->tie_word_embeddings;
     m->output_scale = (float)pow((double)m->D, -0.5);
     int rc = act_parse(c->hidden_act, &m->act, e);
     return rc ? err_prefix(e, "%s: config.json: feed_forward_proj: ", dir) : 0;

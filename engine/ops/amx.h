@@ -1,8 +1,8 @@
 /* amx: may this process use Intel AMX's tiles (AMX-TILE and AMX-INT8), and the tile
- * configuration engine/ops' AMX kernels load (matmul_int8_amx.c, matmul_q4_dot.c). The permission to use the
- * tile data (Linux arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA) is asked once per process,
- * as oneDNN asks it too; each thread then loads a configuration (ldtilecfg) before its first
- * tile instruction and releases it after its last. */
+ * configuration engine/ops' AMX kernels load (matmul_int8_amx.c, matmul_q4_dot.c). The permission
+ * to use the tile data (Linux arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA) is asked once per
+ * process, as oneDNN asks it too; each thread then loads a configuration (ldtilecfg) before its
+ * first tile instruction and releases it after its last. */
 #ifndef INFERD_OPS_AMX_H
 #define INFERD_OPS_AMX_H
 

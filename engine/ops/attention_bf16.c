@@ -102,9 +102,9 @@ static void gather_heads(const float *src, int nb, int H, int S, int D, int ld, 
         int b = r / S, t = r % S;
         const float *x = src + (size_t)r * (size_t)ld;
         for (int h = 0; h < H; h++)
-            bf16_from_f32(x + (size_t)h * (size_t)D,
-                    dst + (((size_t)b * (size_t)H + (size_t)h) * (size_t)S + (size_t)t) * (size_t)D,
-                    D);
+            bf16_from_f32(
+                x + (size_t)h * (size_t)D,
+                dst + (((size_t)b * (size_t)H + (size_t)h) * (size_t)S + (size_t)t) * (size_t)D, D);
     }
 }
 
@@ -173,8 +173,7 @@ struct chunk_bufs {
 /* Sequences b0 .. b0 + nb - 1 with their heads in cb (q, k, v); bias: their (nb, S) mask bias
  * or NULL. */
 static int attend_chunk(struct dnn_ctx *ctx, const struct attn_shape *s, int b0, int nb,
-                        const float *bias, const struct chunk_bufs *cb, float *out,
-                        struct err *e)
+                        const float *bias, const struct chunk_bufs *cb, float *out, struct err *e)
 {
     int H = s->n_heads, S = s->seq, D = s->head_dim;
     struct dnn_prim *ps, *pc;
@@ -239,8 +238,8 @@ static int attend(struct dnn_ctx *ctx, const struct attn_shape *s, const uint16_
             gather_heads(k + in_off, n, H, S, D, s->ld_qkv, cb.k);
             gather_heads(v + in_off, n, H, S, D, s->ld_qkv, cb.v);
         }
-        int rc = attend_chunk(ctx, s, b0, n, bias ? bias + (size_t)b0 * (size_t)S : NULL, &cb,
-                              out, e);
+        int rc =
+            attend_chunk(ctx, s, b0, n, bias ? bias + (size_t)b0 * (size_t)S : NULL, &cb, out, e);
         if (rc != 0)
             return rc;
     }
@@ -256,12 +255,12 @@ int attention_forward_bf16(struct dnn_ctx *ctx, const struct attn_shape *s, cons
     return attend(ctx, s, NULL, q, k, v, attention_mask, out, e);
 }
 
-int attention_forward_heads(struct dnn_ctx *ctx, const struct attn_shape *s,
-                            const uint16_t *heads, const int32_t *attention_mask, float *out,
-                            struct err *e)
+int attention_forward_heads(struct dnn_ctx *ctx, const struct attn_shape *s, const uint16_t *heads,
+                            const int32_t *attention_mask, float *out, struct err *e)
 {
     if (!attention_bf16_native(s) || !heads)
-        return err_set(e, ERR_INVALID, "attention_forward_heads: no bf16 attention for this "
+        return err_set(e, ERR_INVALID,
+                       "attention_forward_heads: no bf16 attention for this "
                        "shape here (attention_bf16_native)");
     return attend(ctx, s, heads, NULL, NULL, NULL, attention_mask, out, e);
 }

@@ -44,8 +44,7 @@ static int compact_bf16(struct emb_table *t, struct err *e)
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 /* s8_error, 16 at a time (the sum in another order: a candidate's error, not a result). */
-__attribute__((target("avx512f"))) static float s8_error_avx512(const float *x, int64_t n,
-                                                                 float s)
+__attribute__((target("avx512f"))) static float s8_error_avx512(const float *x, int64_t n, float s)
 {
     const __m512 vinv = _mm512_set1_ps(1.0f / s), vs = _mm512_set1_ps(s);
     __m512 acc = _mm512_setzero_ps();
@@ -123,8 +122,8 @@ static int compact_s8(struct emb_table *t, struct err *e)
     }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < t->rows; r++)
-        s8_row_quantize(t->f32 + (size_t)r * (size_t)t->cols, t->cols, q + (size_t)r * (size_t)t->cols,
-                  &sc[r]);
+        s8_row_quantize(t->f32 + (size_t)r * (size_t)t->cols, t->cols,
+                        q + (size_t)r * (size_t)t->cols, &sc[r]);
     t->s8 = q;
     t->s8_scale = sc;
     return 0;

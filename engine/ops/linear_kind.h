@@ -40,20 +40,20 @@ int linear_matmul_pd(const struct linear *l, struct dnn_ctx *ctx, int M,
 
 /* INT8 on AMX (matmul_int8_amx.c). int8_amx_layout_ok: 1 when the kernel can read the
  * weights oneDNN packed as md (K, N) (its AMX layout, K a multiple of 64, the CPU and the
- * process allowed AMX); else oneDNN's path runs. int8_amx_rows: the rows of the s8 activations the kernel reads (M
- * padded to 32; the padding rows zero). int8_amx_forward: with heads NULL, y (M, N) (+)=
- * act(xq W^T * sx * sw + b) and returns max |y|; with heads, those values as
+ * process allowed AMX); else oneDNN's path runs. int8_amx_rows: the rows of the s8 activations the
+ * kernel reads (M padded to 32; the padding rows zero). int8_amx_forward: with heads NULL, y (M, N)
+ * (+)= act(xq W^T * sx * sw + b) and returns max |y|; with heads, those values as
  * linear_forward_heads writes them (bf16 q, k, v heads of shape sh; int8_amx_heads_ok). */
 int int8_amx_layout_ok(const dnnl_memory_desc_t *md, int K, int N);
 size_t int8_amx_rows(int M);
 int int8_amx_heads_ok(const struct attn_shape *sh);
-float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,
-                       int add, const struct attn_shape *sh, uint16_t *heads);
+float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y, int add,
+                       const struct attn_shape *sh, uint16_t *heads);
 
 /* matmul_int8.c's epilogue on a block: y[i, j] (+)= act(c[i, j] * s * sw[j] + b[j]) for rows
  * i < rows (stride ldc in c, ldy in y), columns j < cols; returns max |y| of the block. */
-float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw,
-                     const float *b, float s, enum act a, float *y, size_t ldy, int add);
+float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw, const float *b,
+                     float s, enum act a, float *y, size_t ldy, int add);
 
 extern const struct linear_kind linear_kind_dnnl; /* matmul.c */
 extern const struct linear_kind linear_kind_int8; /* matmul_int8.c */

@@ -277,9 +277,8 @@ int linear_row_offsets(const struct linear *l, size_t *k_off, struct err *e)
 {
     if (!l->w_packed || l->dt == DTYPE_COMPUTE_INT4 || l->w_md.format_kind != dnnl_blocked ||
         l->w_md.ndims != 2)
-        return err_set(e, ERR_INVALID, "linear_row_offsets: a (%d, %d) %s linear",
-                       l->out_features, l->in_features,
-                       l->dt == DTYPE_COMPUTE_INT4 ? "int4" : "unpacked");
+        return err_set(e, ERR_INVALID, "linear_row_offsets: a (%d, %d) %s linear", l->out_features,
+                       l->in_features, l->dt == DTYPE_COMPUTE_INT4 ? "int4" : "unpacked");
     size_t base = blocked_index(&l->w_md, 0, 0); /* W^T (in, out): element (k, n) */
     for (int k = 0; k < l->in_features; k++)
         k_off[k] = blocked_index(&l->w_md, k, 0) - base;
@@ -320,7 +319,7 @@ void linear_fini(struct linear *l)
 }
 
 static int matmul_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
-                        int M, int add, struct err *e)
+                          int M, int add, struct err *e)
 {
     int K = l->in_features, N = l->out_features;
     struct dnn_key key = {.kind = DNN_KIND_MATMUL,

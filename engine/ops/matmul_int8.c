@@ -142,8 +142,8 @@ AVX512 static inline __m512 gelu_erf_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
     p = _mm512_mul_ps(p, t);
-    __m512 erfc = _mm512_mul_ps(p, exp_neg_avx512(_mm512_mul_ps(_mm512_mul_ps(z, z),
-                                                                 _mm512_set1_ps(-1.0f))));
+    __m512 erfc =
+        _mm512_mul_ps(p, exp_neg_avx512(_mm512_mul_ps(_mm512_mul_ps(z, z), _mm512_set1_ps(-1.0f))));
     __m512 e = _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), erfc);
     __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
     return _mm512_mask_sub_ps(e, pos, x, e);
@@ -154,8 +154,8 @@ AVX512 static inline __m512 gelu_erf_avx512(__m512 x)
  * plus a division's. */
 AVX512 static inline __m512 sigmoid_avx512(__m512 t)
 {
-    __m512 na = _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_castps_si512(t), _mm512_set1_epi32((int)0x80000000u))); /* -|t| */
+    __m512 na = _mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(t), _mm512_set1_epi32((int)0x80000000u))); /* -|t| */
     __m512 e = exp_neg_avx512(na);
     __m512 d = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
     __mmask16 neg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ);
@@ -187,9 +187,10 @@ AVX512 static inline __attribute__((always_inline)) __m512 act_k(__m512 v, enum 
 /* row_out_plain, 16 at a time, for a compile-time act once inlined (each caller below gets
  * its own tight loop). GELU-tanh and SiLU were libm's tanhf / expf per element: at 16 decode
  * streams GPT-2's c_fc epilogue (16 x 3072 a layer) cost more than its matmul. */
-AVX512 static inline __attribute__((always_inline)) float
-row_out_k(const int32_t *acc, const float *sw, const float *b, float s, int n, enum act a,
-          const float *res, float *out)
+AVX512 static inline __attribute__((always_inline)) float row_out_k(const int32_t *acc,
+                                                                    const float *sw, const float *b,
+                                                                    float s, int n, enum act a,
+                                                                    const float *res, float *out)
 {
     const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps();
     __m512 m = zero;
@@ -211,8 +212,8 @@ row_out_k(const int32_t *acc, const float *sw, const float *b, float s, int n, e
 /* int8_block_out's rows, the same arithmetic as row_out_k per element (the same bits), with the
  * scales and bias of each 16 columns loaded once a block and one max reduction a block. */
 AVX512 static inline __attribute__((always_inline)) float
-block_out_k(const int32_t *c, int ldc, int rows, int cols, const float *sw, const float *b,
-            float s, enum act a, float *y, size_t ldy, int add)
+block_out_k(const int32_t *c, int ldc, int rows, int cols, const float *sw, const float *b, float s,
+            enum act a, float *y, size_t ldy, int add)
 {
     const __m512 vs = _mm512_set1_ps(s), zero = _mm512_setzero_ps();
     __m512 m = zero;
@@ -236,15 +237,15 @@ block_out_k(const int32_t *c, int ldc, int rows, int cols, const float *sw, cons
     return _mm512_reduce_max_ps(m);
 }
 
-#define BLOCK_OUT(A)                                                                           \
-    (b ? (add ? block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 1)                        \
-              : block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 0))                       \
-       : (add ? block_out_k(c, ldc, rows, cols, sw, NULL, s, A, y, ldy, 1)                     \
+#define BLOCK_OUT(A)                                                                               \
+    (b ? (add ? block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 1)                            \
+              : block_out_k(c, ldc, rows, cols, sw, b, s, A, y, ldy, 0))                           \
+       : (add ? block_out_k(c, ldc, rows, cols, sw, NULL, s, A, y, ldy, 1)                         \
               : block_out_k(c, ldc, rows, cols, sw, NULL, s, A, y, ldy, 0)))
 
-AVX512 static float block_out_avx512(const int32_t *c, int ldc, int rows, int cols,
-                                     const float *sw, const float *b, float s, enum act a,
-                                     float *y, size_t ldy, int add)
+AVX512 static float block_out_avx512(const int32_t *c, int ldc, int rows, int cols, const float *sw,
+                                     const float *b, float s, enum act a, float *y, size_t ldy,
+                                     int add)
 {
     switch (a) {
     case ACT_GELU_ERF: return BLOCK_OUT(ACT_GELU_ERF);
@@ -323,8 +324,8 @@ static float row_out(const int32_t *acc, const float *sw, const float *b, float 
     return row_out_plain(acc, sw, b, s, n, a, res, out);
 }
 
-float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw,
-                     const float *b, float s, enum act a, float *y, size_t ldy, int add)
+float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw, const float *b,
+                     float s, enum act a, float *y, size_t ldy, int add)
 {
 #if HAVE_X86
     if (simd())
@@ -514,9 +515,10 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
     int B = sh->batch, S = sh->seq, NH = sh->n_heads, D = sh->head_dim;
     if (l->dt != DTYPE_COMPUTE_INT8 || !l->w_packed || B <= 0 || S <= 0 || NH <= 0 || D <= 0 ||
         l->out_features != 3 * NH * D)
-        return err_set(e, ERR_INVALID, "linear_forward_heads: an INT8 (%d, 3 x %d x %d) linear "
-                       "wanted, not (%d, %d)", l->in_features, NH, D, l->in_features,
-                       l->out_features);
+        return err_set(e, ERR_INVALID,
+                       "linear_forward_heads: an INT8 (%d, 3 x %d x %d) linear "
+                       "wanted, not (%d, %d)",
+                       l->in_features, NH, D, l->in_features, l->out_features);
     int M = B * S, amx = use_amx(l, M) && int8_amx_heads_ok(sh);
     size_t N = (size_t)l->out_features, m = (size_t)M, part = (size_t)B * NH * S * D;
     int8_t *xq;
@@ -537,8 +539,8 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
         for (int c = 0; c < 3 * NH; c++) { /* c: part c / NH (q, k, v), head c % NH */
             size_t n0 = (size_t)c * D, h = (size_t)(c % NH);
             uint16_t *dst = heads + (size_t)(c / NH) * part + ((bi * NH + h) * S + t) * D;
-            row_bf16(acc + (size_t)r * N + n0, l->w_scales + n0, l->bias ? l->bias + n0 : NULL,
-                     sx, D, l->act, dst);
+            row_bf16(acc + (size_t)r * N + n0, l->w_scales + n0, l->bias ? l->bias + n0 : NULL, sx,
+                     D, l->act, dst);
         }
     }
     return 0;

@@ -17,10 +17,10 @@
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
 
-#define BLK 32                 /* rows and columns of one accumulator block */
-#define KSTEP 64               /* bytes of k per tile row */
-#define KBLK_BYTES 4096        /* one oneDNN block: 64 k by 64 columns */
-#define B_STRIDE 256           /* bytes between a B tile's rows inside a block */
+#define BLK 32                  /* rows and columns of one accumulator block */
+#define KSTEP 64                /* bytes of k per tile row */
+#define KBLK_BYTES 4096         /* one oneDNN block: 64 k by 64 columns */
+#define B_STRIDE 256            /* bytes between a B tile's rows inside a block */
 #define CHUNK_BYTES (512 << 10) /* packed weights a thread walks per pass over its rows (L2) */
 
 static size_t pad32(int n)
@@ -44,8 +44,7 @@ int int8_amx_layout_ok(const dnnl_memory_desc_t *md, int K, int N)
         return 0;
     dnnl_memory_desc_t want;
     dnnl_dims_t dims = {K, N};
-    return dnnl_memory_desc_init_by_tag(&want, 2, dims, dnnl_s8, dnnl_BA16a64b4a) ==
-               dnnl_success &&
+    return dnnl_memory_desc_init_by_tag(&want, 2, dims, dnnl_s8, dnnl_BA16a64b4a) == dnnl_success &&
            dnnl_memory_desc_equal(&want, md);
 }
 
@@ -116,8 +115,8 @@ static float finish(const struct part *p, const int32_t *c, int m0, int b, int r
  * pb, in c; pm < 0: none): its vector work interleaved with the tile instructions, so that
  * neither waits for the other to retire. */
 AMX static inline float block(const int8_t *xq, size_t K, size_t m0, const int8_t *w0,
-                              const int8_t *w1, size_t nk, const struct part *p,
-                              const int32_t *c, int pm, int pb)
+                              const int8_t *w1, size_t nk, const struct part *p, const int32_t *c,
+                              int pm, int pb)
 {
     const int8_t *a = xq + m0 * K;
     /* the epilogue in up to 16 pieces of 2+ rows, spread evenly over the k steps */
@@ -170,8 +169,7 @@ AMX static float thread_part(const struct part *p, const int8_t *xq, int b0, int
             for (int b = cb; b < ce; b++) {
                 const int8_t *w0 = (const int8_t *)p->l->w_packed +
                                    (size_t)(b / 2) * nk * KBLK_BYTES + (size_t)(b % 2) * 128;
-                float bm = block(xq, K, (size_t)m0, w0, w0 + 64, nk, p, c,
-                                 inter ? pm : -1, pb);
+                float bm = block(xq, K, (size_t)m0, w0, w0 + 64, nk, p, c, inter ? pm : -1, pb);
                 if (!inter && pm >= 0) {
                     float t = finish(p, c, pm, pb, 0, BLK);
                     bm = t > bm ? t : bm;
@@ -189,8 +187,8 @@ AMX static float thread_part(const struct part *p, const int8_t *xq, int b0, int
     return mx;
 }
 
-float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,
-                       int add, const struct attn_shape *sh, uint16_t *heads)
+float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y, int add,
+                       const struct attn_shape *sh, uint16_t *heads)
 {
     int n_blk = (int)(pad32(l->out_features) / BLK);
     int par = (double)M * l->out_features * l->in_features >= 4.0e6 && n_blk >= 2;
@@ -208,8 +206,8 @@ float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx
     return mx;
 }
 #else
-float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y,
-                       int add, const struct attn_shape *sh, uint16_t *heads)
+float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y, int add,
+                       const struct attn_shape *sh, uint16_t *heads)
 {
     (void)l, (void)xq, (void)M, (void)sx, (void)y, (void)add, (void)sh, (void)heads;
     return 0.0f; /* never called: int8_amx_layout_ok is 0 off x86-64 */

@@ -5,8 +5,8 @@
  * integer dot products: AMX from 3 tokens, VNNI / AVX2 / plain), or with q4_set_exact(1) by
  * this file's exact weight-only kernel (each group of 32 weights widened to f32 in registers
  * and FMA'd with f32 x: AVX-512, AVX2 + FMA, a plain loop); from Q4_GEMM_MIN_M tokens on
- * (prefill) by matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6 has no
- * 4-bit weights (docs/DECISIONS.md).
+ * (prefill) by matmul_q4_gemm.c (the weights widened to s8 and oneDNN's int8 matmul). oneDNN 2.6
+ * has no 4-bit weights (docs/DECISIONS.md).
  *
  * Packed layout, per output row n (in / 2 bytes): blocks of 32 weights k0..k0+31, 16 bytes
  * each, byte j holding q[k0 + j] in its low nibble and q[k0 + 16 + j] in its high one; scales
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/linear_kind.h"
 #include "ops/cpu.h"
+#include "ops/linear_kind.h"
 #include "ops/ops.h"
 
 #define Q4_BLOCK 32
@@ -240,8 +240,8 @@ AVX2 void dot_avx2(const struct linear *l, int n, const float *xm, float *out, c
             };
             for (int m = 0; m < MB; m++)
                 for (int j = 0; j < 4; j++)
-                    a[m][j] = _mm256_fmadd_ps(_mm256_loadu_ps(xm + (size_t)m * (size_t)K + b + 8 * j),
-                                              w[j], a[m][j]);
+                    a[m][j] = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(xm + (size_t)m * (size_t)K + b + 8 * j), w[j], a[m][j]);
         }
         const __m256 s = _mm256_set1_ps(sc[g]);
         for (int m = 0; m < MB; m++)
@@ -253,9 +253,8 @@ AVX2 void dot_avx2(const struct linear *l, int n, const float *xm, float *out, c
         out[m] = hsum_avx2(acc[m]);
 }
 
-__attribute__((target("avx2,fma"))) static void rows_avx2(const struct linear *l, const float *x,
-                                                          const float *xs, float *y, int M, int n0,
-                                                          int n1)
+__attribute__((target("avx2,fma"))) static void
+rows_avx2(const struct linear *l, const float *x, const float *xs, float *y, int M, int n0, int n1)
 {
     (void)xs;
     int K = l->in_features, N = l->out_features;
@@ -289,8 +288,8 @@ static int have_avx2(void)
 #define AVX512 __attribute__((target("avx512f"), always_inline)) static inline
 
 /* Row n against MB (1 or 2) rows of x at xm (stride K), group sums at xsm (stride ng). */
-AVX512 void dot_avx512(const struct linear *l, int n, const float *xm, const float *xsm,
-                       float *out, const int MB)
+AVX512 void dot_avx512(const struct linear *l, int n, const float *xm, const float *xsm, float *out,
+                       const int MB)
 {
     int K = l->in_features, G = l->group, ng = K / G;
     const uint8_t *qr = (const uint8_t *)l->w_packed + (size_t)n * (size_t)(K / 2);
@@ -323,9 +322,9 @@ AVX512 void dot_avx512(const struct linear *l, int n, const float *xm, const flo
         out[m] = _mm512_reduce_add_ps(acc[m]) - corr[m];
 }
 
-__attribute__((target("avx512f"))) static void rows_avx512(const struct linear *l,
-                                                           const float *x, const float *xs,
-                                                           float *y, int M, int n0, int n1)
+__attribute__((target("avx512f"))) static void rows_avx512(const struct linear *l, const float *x,
+                                                           const float *xs, float *y, int M, int n0,
+                                                           int n1)
 {
     int K = l->in_features, N = l->out_features, ng = K / l->group;
     float out[2] = {0.0f, 0.0f};
@@ -440,16 +439,19 @@ static void q4_matmul(const struct linear *l, rows_fn rows, const float *x, cons
     }
 }
 
-static int q4_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y,
-                      int M, int add, struct err *e)
+static int q4_forward(const struct linear *l, struct dnn_ctx *ctx, const float *x, float *y, int M,
+                      int add, struct err *e)
 {
     if (gemm_on && !plain_only && M >= gemm_min_m)
         return q4_gemm_forward(l, ctx, x, y, M, add, e);
     size_t n = (size_t)M * (size_t)l->out_features;
-    size_t n_out = add ? (n + 15) & ~(size_t)15 : 0, n_xs = (size_t)M * (size_t)(l->in_features / l->group);
+    size_t n_out = add ? (n + 15) & ~(size_t)15 : 0,
+           n_xs = (size_t)M * (size_t)(l->in_features / l->group);
     int sums = 0, dot = !exact_on;
     rows_fn rows = dot ? rows_dot : pick_rows(&sums);
-    size_t n_aux = dot ? (q4_dot_scratch(l, M) + sizeof(float) - 1) / sizeof(float) : sums ? n_xs : 0;
+    size_t n_aux = dot    ? (q4_dot_scratch(l, M) + sizeof(float) - 1) / sizeof(float)
+                   : sums ? n_xs
+                          : 0;
     float *buf = NULL; /* (n_out) the product before the residual add, then (M, ng) group sums
                           or the s8 kernel's scratch */
     if ((n_out || n_aux) && !(buf = dnn_scratch(ctx, (n_out + n_aux) * sizeof *buf, e)))

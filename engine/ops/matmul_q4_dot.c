@@ -6,9 +6,9 @@
  * the tests; from Q4_AMX_MIN_M rows of x on, AMX tdpbusd tiles of 16 output rows by 16 rows of
  * x, groups of multiples of 128), each group's s32 sums scaled by scale_w * sx into an f32
  * accumulator:
- *   y[m, n] = sum_g scale_w[n, g] sx[m, g] (sum_{k in g} q[n, k] xq[m, k] - z[n, g] sum_{k in g} xq[m, k]).
- * The M rows of x share each load of the codes (one row of x: four rows of codes share each
- * load of x). The f32 weight-only kernel (matmul_q4.c) stays for q4_set_exact(1) (the oracle
+ *   y[m, n] = sum_g scale_w[n, g] sx[m, g] (sum_{k in g} q[n, k] xq[m, k] - z[n, g] sum_{k in g}
+ * xq[m, k]). The M rows of x share each load of the codes (one row of x: four rows of codes share
+ * each load of x). The f32 weight-only kernel (matmul_q4.c) stays for q4_set_exact(1) (the oracle
  * tests against transformers).
  *
  * The codes' layout (matmul_q4.c): per 32 weights 16 bytes, byte j holding q[j] low and q[16 + j]
@@ -50,7 +50,8 @@ static size_t align64(size_t n)
 
 size_t q4_dot_scratch(const struct linear *l, int M)
 {
-    size_t nch = (size_t)(l->in_features + CHUNK - 1) / CHUNK, ng = (size_t)(l->in_features / l->group);
+    size_t nch = (size_t)(l->in_features + CHUNK - 1) / CHUNK,
+           ng = (size_t)(l->in_features / l->group);
     return align64((size_t)M * nch * 16 * sizeof(float)) + 3 * align64((size_t)M * ng * 4) +
            align64((size_t)M * nch * CHUNK) + (size_t)(M + 15) / 16 * (nch * 2048 + ng * 128) + 64;
 }
@@ -117,9 +118,8 @@ static void quantize_group(const float *x, int k0, int G, int8_t *xp, float *sx,
 /* quantize_group with AVX-512, 16 values a step (G a multiple of 32, so each run of 16 lands
  * contiguous in the permuted row): the same xq, sx and sum bit for bit (vcvtps2dq rounds to
  * nearest even as rintf does in the default rounding mode). */
-__attribute__((target("avx512f"))) static void quantize_group_avx512(const float *x, int k0,
-                                                                       int G, int8_t *xp,
-                                                                       float *sx, int32_t *sq)
+__attribute__((target("avx512f"))) static void
+quantize_group_avx512(const float *x, int k0, int G, int8_t *xp, float *sx, int32_t *sq)
 {
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
     const __m512 inf = _mm512_set1_ps(INFINITY);
@@ -217,7 +217,8 @@ void q4_dot_quantize(const struct linear *l, const float *x, int M, void *scratc
 /* sum over groups of scale_w z sx sum(xq), for row n and x row m. */
 static float zero_term(const struct linear *l, const struct xq *q, int n, int m)
 {
-    const float *sw = l->w_scales + (size_t)n * (size_t)q->ng, *xz = q->xz + (size_t)m * (size_t)q->ng;
+    const float *sw = l->w_scales + (size_t)n * (size_t)q->ng,
+                *xz = q->xz + (size_t)m * (size_t)q->ng;
     const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)q->ng;
     float corr = 0.0f;
     for (int g = 0; g < q->ng; g++)
@@ -271,12 +272,15 @@ AVX2 void dot_avx2(const struct linear *l, const struct xq *q, int n, int m0, fl
     for (int m = 0; m < mb; m++)
         acc[m] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b += 2) { /* two blocks: 32 bytes of codes */
-        __m256i raw = b + 1 < nb ? _mm256_loadu_si256((const __m256i *)(qr + b * 16))
-                                 : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(qr + b * 16)));
-        __m256i lo = _mm256_and_si256(raw, mask), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+        __m256i raw = b + 1 < nb
+                          ? _mm256_loadu_si256((const __m256i *)(qr + b * 16))
+                          : _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)(qr + b * 16)));
+        __m256i lo = _mm256_and_si256(raw, mask),
+                hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
         int ga = b * 32 / G, gb = b + 1 < nb ? (b + 1) * 32 / G : ga;
         __m256 swv = _mm256_set_m128(_mm_set1_ps(sw[gb]), _mm_set1_ps(sw[ga]));
-        size_t at = (size_t)(b / 4) * CHUNK + (size_t)(b % 4) * 16; /* b is even: 0 or 2 in its chunk */
+        size_t at =
+            (size_t)(b / 4) * CHUNK + (size_t)(b % 4) * 16; /* b is even: 0 or 2 in its chunk */
         size_t sat = (size_t)(b / 4) * 16 + (size_t)(b % 4) * 4;
         for (int m = 0; m < mb; m++) {
             const int8_t *xp = q->xp + (size_t)(m0 + m) * kp + at;
@@ -292,9 +296,8 @@ AVX2 void dot_avx2(const struct linear *l, const struct xq *q, int n, int m0, fl
         out[m] = hsum_avx2(acc[m]);
 }
 
-__attribute__((target("avx2,fma"))) static void rows_avx2(const struct linear *l,
-                                                          const struct xq *q, float *y, int n0,
-                                                          int n1)
+__attribute__((target("avx2,fma"))) static void
+rows_avx2(const struct linear *l, const struct xq *q, float *y, int n0, int n1)
 {
     int N = l->out_features;
     float out[MB];
@@ -390,8 +393,9 @@ VNNI void dot_vnni_n4(const struct linear *l, const struct xq *q, int n, float *
         out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-/* Row n against rows m0 .. m0 + mb - 1 of x, the zero points' term included; G 32 or 64 (a chunk holds 4 or 2 groups: idx
- * spreads their scales over the lanes) or a multiple of 128 (one group a chunk). */
+/* Row n against rows m0 .. m0 + mb - 1 of x, the zero points' term included; G 32 or 64 (a chunk
+ * holds 4 or 2 groups: idx spreads their scales over the lanes) or a multiple of 128 (one group a
+ * chunk). */
 VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, float *out,
                    const int mb)
 {
@@ -406,9 +410,11 @@ VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, fl
         acc[m] = _mm512_setzero_ps();
     for (int c = 0; c < nch; c++) {
         int bytes = (K - c * CHUNK) / 2;
-        __m512i raw = bytes >= 64 ? _mm512_loadu_si512(qr + (size_t)c * 64)
-                                  : _mm512_maskz_loadu_epi8(((__mmask64)1 << bytes) - 1, qr + (size_t)c * 64);
-        __m512i lo = _mm512_and_si512(raw, mask), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+        __m512i raw =
+            bytes >= 64 ? _mm512_loadu_si512(qr + (size_t)c * 64)
+                        : _mm512_maskz_loadu_epi8(((__mmask64)1 << bytes) - 1, qr + (size_t)c * 64);
+        __m512i lo = _mm512_and_si512(raw, mask),
+                hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
         __m512 swv = chunk_scales(sw, c, G, ng, idx);
         for (int m = 0; m < mb; m++) {
             const int8_t *xp = q->xp + (size_t)(m0 + m) * kp + (size_t)c * CHUNK;
@@ -423,11 +429,13 @@ VNNI void dot_vnni(const struct linear *l, const struct xq *q, int n, int m0, fl
     const uint8_t *zr = l->w_zeros + (size_t)n * (size_t)ng;
     for (int g = 0; g < ng; g += 16) {
         __mmask16 k = ng - g >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (ng - g)) - 1);
-        __m512 swz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sw + g),
-                                   _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, zr + g))));
+        __m512 swz = _mm512_mul_ps(
+            _mm512_maskz_loadu_ps(k, sw + g),
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, zr + g))));
         for (int m = 0; m < mb; m++)
             acc[m] = _mm512_fnmadd_ps(
-                swz, _mm512_maskz_loadu_ps(k, q->xz + (size_t)(m0 + m) * (size_t)ng + (size_t)g), acc[m]);
+                swz, _mm512_maskz_loadu_ps(k, q->xz + (size_t)(m0 + m) * (size_t)ng + (size_t)g),
+                acc[m]);
     }
     for (int m = 0; m < mb; m++)
         out[m] = _mm512_reduce_add_ps(acc[m]);
@@ -482,8 +490,7 @@ static int have_vnni(void)
 #define AMX __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-int8")))
 
 /* Rows nt .. nt + rows - 1 of the codes, chunk ch, into a (low nibbles) and a + 1024 (high). */
-AMX static inline void amx_unpack(const uint8_t *qr, size_t row_bytes, int rows, int ch,
-                                  uint8_t *a)
+AMX static inline void amx_unpack(const uint8_t *qr, size_t row_bytes, int rows, int ch, uint8_t *a)
 {
     const __m512i mask = _mm512_set1_epi8(15);
     for (int i = 0; i < rows; i++) {

@@ -235,8 +235,7 @@ int attention_bf16_native(const struct attn_shape *s);
 
 /* attention_forward_bf16 on heads (3, batch, n_heads, seq, head_dim) bf16 (Q, K, V) that
  * linear_forward_heads wrote: the same result, without gathering them. */
-int attention_forward_heads(struct dnn_ctx *ctx, const struct attn_shape *s,
-                            const uint16_t *heads, const int32_t *attention_mask, float *out,
-                            struct err *e);
+int attention_forward_heads(struct dnn_ctx *ctx, const struct attn_shape *s, const uint16_t *heads,
+                            const int32_t *attention_mask, float *out, struct err *e);
 
 #endif

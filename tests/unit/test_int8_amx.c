@@ -5,7 +5,8 @@
  * |residual|) (the float epilogue's rounding and GELU's ~1e-7 approximations). Shapes with M
  * not a multiple of 16 or 32 and N not a multiple of 32, every activation, bias and residual
  * on and off, one and two threads; and the AMX path bit for bit equal to oneDNN's path (same
- * s32, same epilogue), the feed-forward pair and the QKV heads too. Skipped (passes) on CPUs without AMX. */
+ * s32, same epilogue), the feed-forward pair and the QKV heads too. Skipped (passes) on CPUs
+ * without AMX. */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -56,7 +57,8 @@ static void check_naive(const struct linear *l, const float *w, const float *x, 
 static void run_case(struct dnn_ctx *ctx, int M, int K, int N, enum act a, int bias, int add)
 {
     struct err e = {0};
-    float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)N * K, -0.5f, 0.5f);
+    float *x = test_rnd_array((size_t)M * K, -1, 1),
+          *w = test_rnd_array((size_t)N * K, -0.5f, 0.5f);
     float *b = bias ? test_rnd_array((size_t)N, -1, 1) : NULL;
     float *y0 = test_rnd_array((size_t)M * N, -3, 3), *y1 = malloc((size_t)M * N * sizeof *y1),
           *y2 = malloc((size_t)M * N * sizeof *y2);
@@ -71,7 +73,8 @@ static void run_case(struct dnn_ctx *ctx, int M, int K, int N, enum act a, int b
     ck_assert_msg(linear_init(&ld, ctx, w, b, K, N, DTYPE_COMPUTE_INT8, a, &e) == 0, "%s", e.msg);
     ck_assert(!int8_has_amx(&ld));
     int8_set_amx(1);
-    int rc = add ? linear_forward_add(&la, ctx, x, y1, M, &e) : linear_forward(&la, ctx, x, y1, M, &e);
+    int rc =
+        add ? linear_forward_add(&la, ctx, x, y1, M, &e) : linear_forward(&la, ctx, x, y1, M, &e);
     ck_assert_msg(rc == 0, "%s", e.msg);
     rc = add ? linear_forward_add(&ld, ctx, x, y2, M, &e) : linear_forward(&ld, ctx, x, y2, M, &e);
     ck_assert_msg(rc == 0, "%s", e.msg);
@@ -124,7 +127,8 @@ START_TEST(amx_ffn_and_fallback)
     ck_assert_msg(ctx != NULL, "%s", e.msg);
     test_rng = 11;
     int M = 77, H = 128, I = 320;
-    float *x = test_rnd_array((size_t)M * H, -2, 2), *wu = test_rnd_array((size_t)I * H, -0.3f, 0.3f);
+    float *x = test_rnd_array((size_t)M * H, -2, 2),
+          *wu = test_rnd_array((size_t)I * H, -0.3f, 0.3f);
     float *wd = test_rnd_array((size_t)H * I, -0.3f, 0.3f), *bu = test_rnd_array((size_t)I, -1, 1);
     float *out[2], *inter = malloc((size_t)M * I * sizeof *inter);
     ck_assert_ptr_nonnull(inter);
@@ -168,7 +172,8 @@ START_TEST(amx_heads_match_onednn)
     for (int di = 0; di < 2; di++) {
         int B = 3, S = 27, NH = 2, D = dims[di], H = NH * D, K = 128, M = B * S;
         struct attn_shape sh = {B, S, NH, D, 3 * H, H, 0};
-        float *x = test_rnd_array((size_t)M * K, -2, 2), *w = test_rnd_array((size_t)3 * H * K, -0.3f, 0.3f);
+        float *x = test_rnd_array((size_t)M * K, -2, 2),
+              *w = test_rnd_array((size_t)3 * H * K, -0.3f, 0.3f);
         float *b = test_rnd_array((size_t)3 * H, -1, 1);
         uint16_t *heads[2];
         for (int amx = 0; amx < 2; amx++) {

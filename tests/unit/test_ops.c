@@ -74,7 +74,8 @@ static void run_linear_case(enum dtype_compute dt, double tol, const char *what)
         int M = shapes[si][0], K = shapes[si][1], N = shapes[si][2];
         for (int a = ACT_NONE; a < ACT_COUNT; a++) {
             for (int with_bias = 0; with_bias < 2; with_bias++) {
-                float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)N * K, -1, 1);
+                float *x = test_rnd_array((size_t)M * K, -1, 1),
+                      *w = test_rnd_array((size_t)N * K, -1, 1);
                 float *b = with_bias ? test_rnd_array((size_t)N, -1, 1) : NULL;
                 float *y = test_rnd_array((size_t)M * N, -5, 5);
                 struct linear l;
@@ -210,9 +211,8 @@ static void ffn_case(struct dnn_ctx *ctx, enum dtype_compute d, struct ffn_case 
 START_TEST(linear_ffn_matches_two_calls)
 {
     static const struct ffn_case cases[] = {
-        {ACT_GELU_ERF, 1.0f, 0.0f},    {ACT_GELU_ERF, 0.002f, -0.4f},
-        {ACT_GELU_ERF, 0.002f, -2.0f}, {ACT_RELU, 1.0f, 0.0f},
-        {ACT_NONE, 1.0f, 0.0f},        {ACT_GELU_TANH, 1.0f, 0.0f},
+        {ACT_GELU_ERF, 1.0f, 0.0f}, {ACT_GELU_ERF, 0.002f, -0.4f}, {ACT_GELU_ERF, 0.002f, -2.0f},
+        {ACT_RELU, 1.0f, 0.0f},     {ACT_NONE, 1.0f, 0.0f},        {ACT_GELU_TANH, 1.0f, 0.0f},
     };
     struct dnn_ctx *ctx = ctx_new(0);
     test_rng = 11;
@@ -238,7 +238,8 @@ START_TEST(linear_residual_add)
     int M = 7, K = 37, N = 32;
     for (int dt = 0; dt <= DTYPE_COMPUTE_INT8; dt++) { /* INT4: test_q4 */
         for (int a = ACT_NONE; a <= ACT_GELU_ERF; a++) {
-            float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)N * K, -1, 1);
+            float *x = test_rnd_array((size_t)M * K, -1, 1),
+                  *w = test_rnd_array((size_t)N * K, -1, 1);
             float *b = test_rnd_array((size_t)N, -1, 1), *r = test_rnd_array((size_t)M * N, -3, 3);
             float *y = malloc((size_t)M * N * sizeof *y);
             memcpy(y, r, (size_t)M * N * sizeof *y);
@@ -325,7 +326,8 @@ static void *worker(void *p)
                     acc += t;
                     mag += fabs(t);
                 }
-                a->ok = fabs(y[(size_t)m * a->N + n] - test_ref_act(ACT_RELU, acc)) <= TOL_BF16 * mag;
+                a->ok =
+                    fabs(y[(size_t)m * a->N + n] - test_ref_act(ACT_RELU, acc)) <= TOL_BF16 * mag;
             }
         }
     }
@@ -387,8 +389,10 @@ START_TEST(layernorm_vs_naive)
     for (size_t si = 0; si < sizeof ln_shapes / sizeof ln_shapes[0]; si++) {
         int M = ln_shapes[si][0], N = ln_shapes[si][1];
         for (int variant = 0; variant < 3; variant++) { /* out of place, residual, in place */
-            float *x = test_rnd_array((size_t)M * N, -2, 3), *r = test_rnd_array((size_t)M * N, -1, 1);
-            float *g = test_rnd_array((size_t)N, 0.5f, 1.5f), *bt = test_rnd_array((size_t)N, -1, 1);
+            float *x = test_rnd_array((size_t)M * N, -2, 3),
+                  *r = test_rnd_array((size_t)M * N, -1, 1);
+            float *g = test_rnd_array((size_t)N, 0.5f, 1.5f),
+                  *bt = test_rnd_array((size_t)N, -1, 1);
             float *y = calloc((size_t)M * N, sizeof *y);
             double *row = malloc((size_t)N * sizeof *row), *want = malloc((size_t)N * sizeof *want);
             const float *res = variant == 1 ? r : NULL;
@@ -456,7 +460,8 @@ START_TEST(activations_vs_naive)
             x[i] = -8.0f + 16.0f * (float)i / (float)(n - 1);
         ck_assert_msg(act_forward(ctx, (enum act)a, x, n, &e) == 0, "%s", e.msg);
         for (size_t i = 0; i < n; i++) {
-            double want = test_ref_act((enum act)a, (double)(-8.0f + 16.0f * (float)i / (float)(n - 1)));
+            double want =
+                test_ref_act((enum act)a, (double)(-8.0f + 16.0f * (float)i / (float)(n - 1)));
             ck_assert_msg(fabs(x[i] - want) <= TOL_F32 * fmax(1, fabs(want)),
                           "%s(%g) = %.9g want %.9g", act_name((enum act)a),
                           -8.0 + 16.0 * (double)i / (double)(n - 1), (double)x[i], want);
@@ -538,8 +543,9 @@ static void ref_attention(const struct attn_shape *s, const float *q, const floa
                     bool far = s->window > 0 && abs(i - j) > s->window;
                     p[j] = dot * scale + ((mask && !mask[b * S + j]) || far ? -FLT_MAX : 0.0);
                     if (ab && ab->add)
-                        p[j] += ab->add[(((size_t)(ab->per_seq ? b : 0) * s->n_heads + h) * S +
-                                         i) * S + j];
+                        p[j] +=
+                            ab->add[(((size_t)(ab->per_seq ? b : 0) * s->n_heads + h) * S + i) * S +
+                                    j];
                     mx = fmax(mx, p[j]);
                 }
                 for (int j = 0; j < S; j++) {
@@ -583,8 +589,7 @@ static void run_attention_case(int B, int S, int H, int D, int with_mask, int wi
             mask[b * S + j] = b % 3 == 2 ? j >= S - len : j < len; /* every third left-padded */
     }
     const int32_t *m = with_mask ? mask : NULL;
-    int rc = ab          ? attention_forward_biased(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, ab,
-                                                        out, &e)
+    int rc = ab ? attention_forward_biased(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, ab, out, &e)
              : attn_bf16 ? attention_forward_bf16(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e)
                          : attention_forward(ctx, &s, qkv, qkv + HD, qkv + 2 * HD, m, out, &e);
     double tol = attn_bf16 ? TOL_INT8 : TOL_F32;
@@ -680,7 +685,8 @@ static void heads_case(struct dnn_ctx *ctx, int B, int S, int NH, int D, int mas
     struct err e = {0};
     int K = 48, HD = NH * D, M = B * S;
     float *x = test_rnd_array((size_t)M * K, -1, 1), *w = test_rnd_array((size_t)3 * HD * K, -1, 1);
-    float *b = test_rnd_array((size_t)3 * HD, -1, 1), *qkv = malloc((size_t)M * 3 * HD * sizeof *qkv);
+    float *b = test_rnd_array((size_t)3 * HD, -1, 1),
+          *qkv = malloc((size_t)M * 3 * HD * sizeof *qkv);
     float *o1 = malloc((size_t)M * HD * sizeof *o1), *o2 = malloc((size_t)M * HD * sizeof *o2);
     uint16_t *heads = malloc((size_t)M * 3 * HD * sizeof *heads);
     int32_t *mask = malloc((size_t)M * sizeof *mask);
@@ -802,7 +808,6 @@ START_TEST(emb_table_f32_bf16)
     ck_assert(row[0] == 1.0f && row[1] == 1.0f + 0x1p-6f);
     emb_table_fini(&t);
     free(src);
-
 }
 END_TEST
 
@@ -892,7 +897,8 @@ START_TEST(emb_table_shares_tied_linear)
             ck_assert_int_eq(emb_table_compact(&ref, (enum dtype_compute)dt, &e), 0);
             struct linear l;
             ck_assert_msg(linear_init(&l, ctx, emb_table_f32(&t), NULL, C, R,
-                                      (enum dtype_compute)dt, ACT_NONE, &e) == 0, "%s", e.msg);
+                                      (enum dtype_compute)dt, ACT_NONE, &e) == 0,
+                          "%s", e.msg);
             ck_assert_int_eq(emb_table_share(&t, &l, (enum dtype_compute)dt, &e), 0);
             ck_assert_ptr_null(emb_table_f32(&t));
             if (dt == DTYPE_COMPUTE_INT4) {
@@ -908,8 +914,8 @@ START_TEST(emb_table_shares_tied_linear)
                 emb_table_row(&t, r, got);
                 emb_table_row(&ref, r, want);
                 ck_assert_msg(memcmp(got, want, (size_t)C * sizeof *got) == 0,
-                              "dtype %d, %d x %d: row %d differs from the compacted table's", dt,
-                              R, C, r);
+                              "dtype %d, %d x %d: row %d differs from the compacted table's", dt, R,
+                              C, r);
             }
             emb_table_fini(&t);
             emb_table_fini(&ref);
@@ -963,11 +969,11 @@ static float from_bits(uint32_t u)
 START_TEST(bf16_matches_onednn_reorder)
 {
     static const uint32_t special[] = {
-        0x3f808000u, /* 1 + 2^-8: a tie, rounds down to the even 1.0 */
-        0x3f818000u, /* a tie rounding up to even */
+        0x3f808000u,                           /* 1 + 2^-8: a tie, rounds down to the even 1.0 */
+        0x3f818000u,                           /* a tie rounding up to even */
         0x3f80c000u, 0x3f807fffu, 0x7f7fffffu, /* FLT_MAX rounds to inf */
-        0x7f800000u, 0xff800000u, 0x00000001u, 0x80000001u, 0x007fffffu, 0x80000000u, 0,
-        0x7fc00000u, 0xffc00001u, 0x7f800001u, /* NaNs, one signalling */
+        0x7f800000u, 0xff800000u, 0x00000001u, 0x80000001u, 0x007fffffu,
+        0x80000000u, 0,           0x7fc00000u, 0xffc00001u, 0x7f800001u, /* NaNs, one signalling */
     };
     size_t sizes[] = {37, 1000, 70001};
     test_rng = 99;
@@ -1073,7 +1079,8 @@ START_TEST(serial_small_ops)
     check_linear(x, w, NULL, NULL, y, M, K, N, ACT_NONE, TOL_F32, "two threads");
 
     enum { LM = 64, LN = 1024 };
-    float *big = test_rnd_array((size_t)LM * LN, -1, 1), *out = malloc((size_t)LM * LN * sizeof *out);
+    float *big = test_rnd_array((size_t)LM * LN, -1, 1),
+          *out = malloc((size_t)LM * LN * sizeof *out);
     float *g = test_rnd_array(LN, 1, 1.5f), *b = test_rnd_array(LN, -1, 1);
     ck_assert_int_eq(layernorm_forward(ctx, big, NULL, out, g, b, 1e-5f, LM, LN, &e), 0);
     ck_assert_int_eq(omp_get_max_threads(), 2);

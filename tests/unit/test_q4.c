@@ -76,8 +76,8 @@ static const struct {
     enum act act;
     int bias, add;
 } shapes[] = {
-    {1, 32, 1, 32, ACT_NONE, 0, 0},     {1, 256, 40, 128, ACT_NONE, 0, 0},
-    {2, 192, 17, 64, ACT_SILU, 1, 0},   {3, 128, 33, 32, ACT_NONE, 1, 1},
+    {1, 32, 1, 32, ACT_NONE, 0, 0},        {1, 256, 40, 128, ACT_NONE, 0, 0},
+    {2, 192, 17, 64, ACT_SILU, 1, 0},      {3, 128, 33, 32, ACT_NONE, 1, 1},
     {5, 384, 70, 128, ACT_GELU_ERF, 0, 0}, {4, 1024, 96, 128, ACT_NONE, 0, 1},
 };
 
@@ -107,7 +107,8 @@ START_TEST(kernel_vs_naive)
         r.zero[i] = (uint8_t)(int)test_rnd(0, 16.99f);
     }
     float *wd = malloc((size_t)N * K * sizeof *wd);
-    float *x = test_rnd_array((size_t)M * K, -2, 2), *b = shapes[_i].bias ? test_rnd_array(N, -1, 1) : NULL;
+    float *x = test_rnd_array((size_t)M * K, -2, 2),
+          *b = shapes[_i].bias ? test_rnd_array(N, -1, 1) : NULL;
     float *res = shapes[_i].add ? test_rnd_array((size_t)M * N, -1, 1) : NULL;
     float *y = malloc((size_t)M * N * sizeof *y);
     double *ref = malloc((size_t)M * N * sizeof *ref);
@@ -124,7 +125,8 @@ START_TEST(kernel_vs_naive)
         q4_set_plain(plain);
         if (res)
             memcpy(y, res, (size_t)M * N * sizeof *y);
-        int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
+        int rc =
+            res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
         ck_assert_msg(rc == 0, "%s", e.msg);
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) {
@@ -202,7 +204,8 @@ START_TEST(gemm_path_within_rounding)
         q4_set_exact(!gemm);
         if (res)
             memcpy(y, res, (size_t)M * N * sizeof *y);
-        int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
+        int rc =
+            res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
         ck_assert_msg(rc == 0, "%s", e.msg);
         for (int m = 0; m < M; m++) {
             double sx = 0.0;
@@ -239,26 +242,32 @@ END_TEST
  * rint(x * 127 / max |x|)), exact s32 sums of q xq and of xq per group, then in double
  * sum_g scale sx (sum q xq - z sum xq), bias, activation, residual. What is left is the
  * kernel's f32 accumulation: within 1e-5 of the terms' magnitude. Every kernel this CPU has
- * (plain, AVX2, AVX512-VNNI, AMX at every M), groups of 32, 64, 96 (not a divisor of the kernels' 128-weight
- * step), 128 and 256, K not a multiple of 128, M 1..31 (the kernels take 4 rows of x a pass),
- * and an all-zero row of x. */
+ * (plain, AVX2, AVX512-VNNI, AMX at every M), groups of 32, 64, 96 (not a divisor of the kernels'
+ * 128-weight step), 128 and 256, K not a multiple of 128, M 1..31 (the kernels take 4 rows of x a
+ * pass), and an all-zero row of x. */
 static const struct {
     int M, K, N, group;
     enum act act;
     int bias, add;
 } dot_shapes[] = {
-    {1, 32, 1, 32, ACT_NONE, 0, 0},       {1, 768, 40, 128, ACT_NONE, 0, 0},
-    {2, 192, 17, 64, ACT_SILU, 1, 0},     {3, 160, 33, 32, ACT_NONE, 1, 1},
-    {5, 288, 20, 96, ACT_GELU_ERF, 0, 0}, {7, 1024, 24, 256, ACT_NONE, 0, 1},
-    {31, 320, 9, 64, ACT_NONE, 1, 0},     {16, 2048, 19, 128, ACT_SILU, 0, 0},
+    {1, 32, 1, 32, ACT_NONE, 0, 0},
+    {1, 768, 40, 128, ACT_NONE, 0, 0},
+    {2, 192, 17, 64, ACT_SILU, 1, 0},
+    {3, 160, 33, 32, ACT_NONE, 1, 1},
+    {5, 288, 20, 96, ACT_GELU_ERF, 0, 0},
+    {7, 1024, 24, 256, ACT_NONE, 0, 1},
+    {31, 320, 9, 64, ACT_NONE, 1, 0},
+    {16, 2048, 19, 128, ACT_SILU, 0, 0},
     {2, 1280, 11, 32, ACT_NONE, 0, 0}, /* 40 groups: the zero points' term 16 groups a step */
     /* the AMX kernel (groups of multiples of 128): rows of x past 16 (a second C tile), output
      * rows not a multiple of its 16 */
-    {24, 768, 40, 128, ACT_SILU, 1, 1},   {17, 384, 16, 128, ACT_NONE, 0, 0},
+    {24, 768, 40, 128, ACT_SILU, 1, 1},
+    {17, 384, 16, 128, ACT_NONE, 0, 0},
     {31, 512, 33, 256, ACT_NONE, 1, 0},
     /* one row of x: the VNNI kernel takes four output rows a pass (groups of 32 and 64, the
      * last chunk partial, output rows not a multiple of four) */
-    {1, 160, 9, 32, ACT_NONE, 0, 0},      {1, 192, 13, 64, ACT_NONE, 1, 1},
+    {1, 160, 9, 32, ACT_NONE, 0, 0},
+    {1, 192, 13, 64, ACT_NONE, 1, 1},
 };
 
 static void naive_s8(const struct q4_rows *r, const float *x, const float *b, int M, enum act a,
@@ -312,7 +321,8 @@ START_TEST(dot_vs_naive)
     float *wd = malloc((size_t)N * K * sizeof *wd);
     ck_assert_ptr_nonnull(wd);
     random_codes(&r, wd, N, K, G);
-    float *x = test_rnd_array((size_t)M * K, -2, 2), *b = dot_shapes[_i].bias ? test_rnd_array(N, -1, 1) : NULL;
+    float *x = test_rnd_array((size_t)M * K, -2, 2),
+          *b = dot_shapes[_i].bias ? test_rnd_array(N, -1, 1) : NULL;
     if (M > 2)
         memset(x + K, 0, (size_t)K * sizeof *x); /* row 1: zero */
     float *res = dot_shapes[_i].add ? test_rnd_array((size_t)M * N, -1, 1) : NULL;
@@ -332,12 +342,14 @@ START_TEST(dot_vs_naive)
         q4_dot_set_amx_min(1); /* at isa 3 the AMX kernel (where the CPU has it) at any M */
         if (res)
             memcpy(y, res, (size_t)M * N * sizeof *y);
-        int rc = res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
+        int rc =
+            res ? linear_forward_add(&l, ctx, x, y, M, &e) : linear_forward(&l, ctx, x, y, M, &e);
         ck_assert_msg(rc == 0, "%s", e.msg);
         double worst = 0.0;
         for (size_t i = 0; i < (size_t)M * N; i++) {
-            ck_assert_msg(fabs(y[i] - ref[i]) <= 1e-5 * mag[i], "shape %d isa %d (%zu, %zu): %.7g vs %.7g",
-                          _i, isa, i / N, i % N, y[i], ref[i]);
+            ck_assert_msg(fabs(y[i] - ref[i]) <= 1e-5 * mag[i],
+                          "shape %d isa %d (%zu, %zu): %.7g vs %.7g", _i, isa, i / N, i % N, y[i],
+                          ref[i]);
             worst = fmax(worst, fabs(y[i] - exact[i]));
         }
         /* and it is not the exact kernel: the s8 rounding of x shows (a test that cannot tell
@@ -358,7 +370,8 @@ START_TEST(linear_init_quantizes)
 {
     test_rng = 3;
     int M = 3, K = 192, N = 24; /* 192: groups of 64 */
-    float *w = test_rnd_array((size_t)N * K, -0.5f, 0.5f), *x = test_rnd_array((size_t)M * K, -1, 1);
+    float *w = test_rnd_array((size_t)N * K, -0.5f, 0.5f),
+          *x = test_rnd_array((size_t)M * K, -1, 1);
     float *y = malloc((size_t)M * N * sizeof *y), *wd = malloc((size_t)N * K * sizeof *wd);
     double *ref = malloc((size_t)M * N * sizeof *ref);
     ck_assert(y && wd && ref);
