@@ -71,11 +71,15 @@ static void naive(const float *x, const float *wd, const float *b, int M, int K,
         }
 }
 
-static const struct {
+/* One kernel case: M tokens of K inputs to N outputs, the weights' group size, the fused
+ * activation, bias and residual on or off. */
+struct q4_shape {
     int M, K, N, group;
     enum act act;
     int bias, add;
-} shapes[] = {
+};
+
+static const struct q4_shape shapes[] = {
     {1, 32, 1, 32, ACT_NONE, 0, 0},        {1, 256, 40, 128, ACT_NONE, 0, 0},
     {2, 192, 17, 64, ACT_SILU, 1, 0},      {3, 128, 33, 32, ACT_NONE, 1, 1},
     {5, 384, 70, 128, ACT_GELU_ERF, 0, 0}, {4, 1024, 96, 128, ACT_NONE, 0, 1},
@@ -159,11 +163,7 @@ static void random_codes(struct q4_rows *r, float *wd, int N, int K, int G)
     q4_dequantize(r, wd);
 }
 
-static const struct {
-    int M, K, N, group;
-    enum act act;
-    int bias, add;
-} gemm_shapes[] = {
+static const struct q4_shape gemm_shapes[] = {
     {32, 256, 64, 128, ACT_NONE, 0, 0},
     {40, 192, 70, 64, ACT_SILU, 1, 0},
     {33, 128, 17, 32, ACT_NONE, 1, 1},
@@ -245,11 +245,7 @@ END_TEST
  * (plain, AVX2, AVX512-VNNI, AMX at every M), groups of 32, 64, 96 (not a divisor of the kernels'
  * 128-weight step), 128 and 256, K not a multiple of 128, M 1..31 (the kernels take 4 rows of x a
  * pass), and an all-zero row of x. */
-static const struct {
-    int M, K, N, group;
-    enum act act;
-    int bias, add;
-} dot_shapes[] = {
+static const struct q4_shape dot_shapes[] = {
     {1, 32, 1, 32, ACT_NONE, 0, 0},
     {1, 768, 40, 128, ACT_NONE, 0, 0},
     {2, 192, 17, 64, ACT_SILU, 1, 0},
