@@ -2,6 +2,7 @@
  * (AMX-TILE) and 25 (AMX-INT8), then arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
  * once per process (0 off x86-64 Linux); the tile configuration both kernels load. */
 #include "ops/amx.h"
+#include "ops/cpu.h"
 
 const struct amx_cfg amx_cfg_16x64 = {
     .palette = 1,
@@ -23,7 +24,7 @@ int amx_int8_available(void)
     if (have < 0) {
         unsigned a = 0, b = 0, c = 0, d = 0;
         int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 24 & 1) && (d >> 25 & 1) &&
-                 __builtin_cpu_supports("avx512f");
+                 cpu_avx512f();
         have = ok && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
     }
     return have;

@@ -1,6 +1,7 @@
 /* bf16: f32 -> bf16 rounding (see ops/bf16.h): AVX512-BF16's vcvtneps2bf16 where the CPU has
  * it, else the same rule in plain C; blocks spread over the OpenMP team only when large. */
 #include "ops/bf16.h"
+#include "ops/cpu.h"
 
 #include <string.h>
 
@@ -46,12 +47,6 @@ convert_avx512bf16(const float *x, uint16_t *y, size_t n)
     }
 }
 
-/* Asked per call (a read of libgcc's CPU model): no cached flag shared between threads. */
-static int have_bf16(void)
-{
-    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-}
 #endif
 
 static void convert_block(const float *x, uint16_t *y, size_t n, int simd)
@@ -70,7 +65,7 @@ static void convert_block(const float *x, uint16_t *y, size_t n, int simd)
 void bf16_from_f32(const float *x, uint16_t *y, size_t n)
 {
 #ifdef HAVE_BF16_PATH
-    int simd = have_bf16();
+    int simd = cpu_avx512_bf16();
 #else
     int simd = 0;
 #endif

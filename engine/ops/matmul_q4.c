@@ -272,14 +272,6 @@ rows_avx2(const struct linear *l, const float *x, const float *xs, float *y, int
     }
 }
 
-static int have_avx2(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-    return have;
-}
-
 /* The AVX-512 kernel takes the zero point out of the inner loop: per group,
  * sum_k x_k s (q_k - z) = s (sum_k x_k q_k - z sum_k x_k), with the sums of x per group (xs,
  * (M, K / group)) made once per call. 16 codes become 16 floats in one widening and one
@@ -409,7 +401,7 @@ static rows_fn pick_rows(int *sums)
         *sums = 1;
         return rows_avx512;
     }
-    if (!plain_only && have_avx2())
+    if (!plain_only && cpu_avx2_fma())
         return rows_avx2;
 #endif
     return rows_plain;

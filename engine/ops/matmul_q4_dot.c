@@ -316,14 +316,6 @@ rows_avx2(const struct linear *l, const struct xq *q, float *y, int n0, int n1)
     }
 }
 
-static int have_avx2(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-    return have;
-}
-
 /* ---- AVX512-VNNI: vpdpbusd, 128 weights per step ---- */
 
 #define VNNI                                                                                       \
@@ -469,16 +461,6 @@ rows_vnni(const struct linear *l, const struct xq *q, float *y, int n0, int n1)
     }
 }
 
-static int have_vnni(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")
-                   ? 1
-                   : 0;
-    return have;
-}
 /* ---- AMX: tdpbusd, 16 output rows by up to 32 rows of x by 128 weights per step ---- */
 
 /* The codes are tdpbusd's unsigned operand, so they are A (rows: output rows n, 64 bytes of k
@@ -657,7 +639,7 @@ AMX static void rows_amx32(const struct linear *l, const struct xq *q, float *y,
 /* The AMX kernel's CPU: VNNI (its activation quantization) and AMX (ops/amx.h). */
 static int have_amx(void)
 {
-    return have_vnni() && amx_int8_available();
+    return cpu_avx512_vnni() && amx_int8_available();
 }
 #endif
 
@@ -696,9 +678,9 @@ static rows_fn pick(const struct linear *l, int M)
     int g = l->group;
     if (uses_amx(l, M))
         return M <= 16 ? rows_amx16 : rows_amx32;
-    if (isa_cap >= 2 && have_vnni() && (g == 32 || g == 64 || g % CHUNK == 0))
+    if (isa_cap >= 2 && cpu_avx512_vnni() && (g == 32 || g == 64 || g % CHUNK == 0))
         return rows_vnni;
-    if (isa_cap >= 1 && have_avx2())
+    if (isa_cap >= 1 && cpu_avx2_fma())
         return rows_avx2;
 #else
     (void)l;

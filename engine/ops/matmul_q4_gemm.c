@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/cpu.h"
 #include "ops/linear_kind.h"
 #include "ops/ops.h"
 
@@ -95,13 +96,6 @@ AVX512 static void widen_row_avx512(const struct linear *l, int n, float sn, int
     }
 }
 
-static int have_avx512bw(void)
-{
-    static int have = -1;
-    if (have < 0)
-        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? 1 : 0;
-    return have;
-}
 #endif
 
 /* ---- the matmul ---- */
@@ -166,7 +160,9 @@ static int gemm_prim(const struct linear *l, struct dnn_ctx *ctx, int M, int add
         return err_set(e, s == dnnl_unimplemented ? ERR_INVALID : ERR_INTERNAL,
                        "oneDNN has no s8 matmul for int4 (%d, %d) x (%d, %d) (status %d)", M, K, K,
                        N, (int)s);
-    int args[DNN_MAX_ARGS] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST,
+    int args[DNN_MAX_ARGS] = {DNNL_ARG_SRC,
+                              DNNL_ARG_WEIGHTS,
+                              DNNL_ARG_DST,
                               DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                               DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
                               DNNL_ARG_ATTR_MULTIPLE_POST_OP(2) | DNNL_ARG_SRC_1};
@@ -179,7 +175,7 @@ static void widen(const struct linear *l, const float *sn, int8_t *w8)
     size_t K = (size_t)l->in_features;
     int N = l->out_features;
 #if defined(__x86_64__) && defined(__GNUC__)
-    int simd = have_avx512bw();
+    int simd = cpu_avx512bw();
 #endif
 #pragma omp parallel for schedule(static) if ((size_t)N * K >= PAR_MIN_ELEMS)
     for (int n = 0; n < N; n++) {
