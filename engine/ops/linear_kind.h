@@ -50,6 +50,17 @@ int int8_amx_heads_ok(const struct attn_shape *sh);
 float int8_amx_forward(const struct linear *l, const int8_t *xq, int M, float sx, float *y, int add,
                        const struct attn_shape *sh, uint16_t *heads);
 
+/* Where linear_forward_heads puts output row r's columns of head channel c (c = column /
+ * head_dim: part c / n_heads of q, k, v, head c % n_heads): the start of that head's row in
+ * the (3, batch, n_heads, seq, head_dim) bf16 heads. Both INT8 paths write through it. */
+static inline uint16_t *int8_head_row(const struct attn_shape *sh, uint16_t *heads, size_t r,
+                                      size_t c)
+{
+    size_t S = (size_t)sh->seq, NH = (size_t)sh->n_heads, D = (size_t)sh->head_dim;
+    size_t part = (size_t)sh->batch * NH * S * D;
+    return heads + c / NH * part + ((r / S * NH + c % NH) * S + r % S) * D;
+}
+
 /* matmul_int8.c's epilogue on a block: y[i, j] (+)= act(c[i, j] * s * sw[j] + b[j]) for rows
  * i < rows (stride ldc in c, ldy in y), columns j < cols; returns max |y| of the block. */
 float int8_block_out(const int32_t *c, int ldc, int rows, int cols, const float *sw, const float *b,

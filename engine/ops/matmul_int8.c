@@ -433,18 +433,18 @@ static int s32_prim(const struct linear *l, struct dnn_ctx *ctx, int M, struct d
 }
 
 /* xq (int8_amx_rows(M) or M, K) = x quantized (the AMX kernel's padding rows zero) in the
- * context's scratch, with room for an (M, N) s32 matrix after it (*acc) when want_acc; returns
- * the scale, < 0 out of memory. */
+ * context's scratch; without AMX also room for oneDNN's (M, N) s32 matrix after it (*acc;
+ * acc stays untouched with AMX). Returns the scale, < 0 out of memory. */
 static float quantize_in(const struct linear *l, struct dnn_ctx *ctx, const float *x, float x_max,
-                         int M, int amx, int want_acc, int8_t **xq, int32_t **acc, struct err *e)
+                         int M, int amx, int8_t **xq, int32_t **acc, struct err *e)
 {
     size_t K = (size_t)l->in_features, N = (size_t)l->out_features, m = (size_t)M;
     size_t rows = amx ? int8_amx_rows(M) : m, q_bytes = lines(rows * K, 1);
-    char *buf = dnn_scratch(ctx, q_bytes + (want_acc ? lines(m * N, sizeof(int32_t)) : 0), e);
+    char *buf = dnn_scratch(ctx, q_bytes + (amx ? 0 : lines(m * N, sizeof(int32_t))), e);
     if (!buf)
         return -1.0f;
     *xq = (int8_t *)buf;
-    if (acc)
+    if (!amx)
         *acc = (int32_t *)(buf + q_bytes);
     float sx = quantize_all(x, *xq, m * K, x_max >= 0.0f ? x_max : absmax_all(x, m * K));
     memset(*xq + m * K, 0, (rows - m) * K);
@@ -469,7 +469,7 @@ static int run(const struct linear *l, struct dnn_ctx *ctx, const float *x, floa
     int amx = use_amx(l, M);
     int8_t *xq;
     int32_t *acc = NULL;
-    float sx = quantize_in(l, ctx, x, x_max, M, amx, !amx, &xq, amx ? NULL : &acc, e);
+    float sx = quantize_in(l, ctx, x, x_max, M, amx, &xq, &acc, e);
     if (sx < 0.0f)
         return e ? e->kind : ERR_NOMEM;
     float mx;
@@ -520,10 +520,10 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
                        "wanted, not (%d, %d)",
                        l->in_features, NH, D, l->in_features, l->out_features);
     int M = B * S, amx = use_amx(l, M) && int8_amx_heads_ok(sh);
-    size_t N = (size_t)l->out_features, m = (size_t)M, part = (size_t)B * NH * S * D;
+    size_t N = (size_t)l->out_features, m = (size_t)M;
     int8_t *xq;
     int32_t *acc = NULL; /* (M, N) */
-    float sx = quantize_in(l, ctx, x, -1.0f, M, amx, !amx, &xq, amx ? NULL : &acc, e);
+    float sx = quantize_in(l, ctx, x, -1.0f, M, amx, &xq, &acc, e);
     if (sx < 0.0f)
         return e ? e->kind : ERR_NOMEM;
     if (amx) {
@@ -534,15 +534,12 @@ int linear_forward_heads(const struct linear *l, struct dnn_ctx *ctx, const floa
     if (rc != 0)
         return rc;
 #pragma omp parallel for schedule(static) if (m * N >= PAR_MIN_ELEMS)
-    for (int r = 0; r < M; r++) {
-        size_t bi = (size_t)(r / S), t = (size_t)(r % S);
+    for (int r = 0; r < M; r++)
         for (int c = 0; c < 3 * NH; c++) { /* c: part c / NH (q, k, v), head c % NH */
-            size_t n0 = (size_t)c * D, h = (size_t)(c % NH);
-            uint16_t *dst = heads + (size_t)(c / NH) * part + ((bi * NH + h) * S + t) * D;
+            size_t n0 = (size_t)c * D;
             row_bf16(acc + (size_t)r * N + n0, l->w_scales + n0, l->bias ? l->bias + n0 : NULL, sx,
-                     D, l->act, dst);
+                     D, l->act, int8_head_row(sh, heads, (size_t)r, (size_t)c));
         }
-    }
     return 0;
 }
 

@@ -77,18 +77,13 @@ static void finish_heads(const struct part *p, const int32_t *c, int m0, int row
                          int cols)
 {
     const struct linear *l = p->l;
-    int S = p->sh->seq, NH = p->sh->n_heads, D = p->sh->head_dim;
-    size_t part = (size_t)p->sh->batch * NH * S * D, ch = n0 / (size_t)D;
-    size_t h = ch % (size_t)NH;
-    uint16_t *base = p->heads + ch / (size_t)NH * part + n0 % (size_t)D;
+    size_t D = (size_t)p->sh->head_dim, ch = n0 / D;
     _Alignas(64) float t[BLK * BLK];
     int8_block_out(c, BLK, rows, cols, l->w_scales + n0, l->bias ? l->bias + n0 : NULL, p->sx,
                    l->act, t, BLK, 0);
-    for (int i = 0; i < rows; i++) {
-        size_t r = (size_t)(m0 + i), bi = r / (size_t)S, tt = r % (size_t)S;
-        bf16_from_f32(t + i * BLK, base + ((bi * (size_t)NH + h) * (size_t)S + tt) * (size_t)D,
+    for (int i = 0; i < rows; i++) /* the block's columns lie in one head: n0 % D on */
+        bf16_from_f32(t + i * BLK, int8_head_row(p->sh, p->heads, (size_t)(m0 + i), ch) + n0 % D,
                       (size_t)cols);
-    }
 }
 
 /* Rows [r0, r1) of the block at rows m0, column block b, in c: their epilogue (f32 rows or
